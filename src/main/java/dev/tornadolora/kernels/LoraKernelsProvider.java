@@ -1,0 +1,21 @@
+package dev.tornadolora.kernels;
+
+import java.util.List;
+
+/** A backend that lives outside the core jar (TornadoVM), found with {@link java.util.ServiceLoader}. */
+public interface LoraKernelsProvider {
+    /** The device-name prefix it answers to, e.g. {@code tornado}. */
+    String prefix();
+
+    /** Whether its runtime is present and has at least one device. */
+    boolean available();
+
+    /** Why {@link #available()} is false, for the user. */
+    String unavailableReason();
+
+    /** Its device names, e.g. {@code tornado:0:0}. */
+    List<String> deviceNames();
+
+    /** Kernels for {@code device} (the bare prefix means the runtime's default device). */
+    LoraKernels open(String device);
+}

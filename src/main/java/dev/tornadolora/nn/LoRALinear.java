@@ -1,0 +1,411 @@
+package dev.tornadolora.nn;
+
+import dev.tornadolora.kernels.Backends;
+import dev.tornadolora.kernels.LoraKernels;
+import dev.tornadolora.kernels.LoraParams;
+import dev.tornadolora.tensor.BaseWeight;
+import dev.tornadolora.tensor.DenseWeight;
+import dev.tornadolora.tensor.Shapes;
+import dev.tornadolora.tensor.Tensor;
+
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.SplittableRandom;
+
+/**
+ * LoRA linear layer as introduced in <a href="https://arxiv.org/abs/2106.09685">LoRA: Low-Rank Adaptation of
+ * Large Language Models</a>, with torchtune's {@code LoRALinear} semantics.
+ *
+ * <p>LoRA perturbs a frozen linear projection W [out, in] by a low-rank product B·A, A [rank, in], B [out, rank]:
+ * <pre>
+ *   y = x·Wᵀ + b + (alpha / rank) · (dropout(x) · Aᵀ) · Bᵀ
+ * </pre>
+ * Dropout (inverted: kept values scaled by 1/(1-p)) acts on the LoRA branch only, and only in training mode.
+ * Only A and B ({@link #adapterParams()}) receive gradients; W and b are frozen. With {@code quantizeBase} the
+ * base weight is kept only as NF4 (QLoRA), dequantized tile by tile inside the kernels.
+ *
+ * <p>Parameters carry torchtune's names: {@code weight}, {@code bias}, {@code lora_a.weight},
+ * {@code lora_b.weight}. The computation runs on a {@link LoraKernels} backend (JVM by default).
+ *
+ * <p>Threads: {@code forward} in eval mode may be called from many threads at once. Training (forward with
+ * dropout, then {@code backward}) belongs to one thread at a time: the layer keeps the last forward's
+ * activations for backward, as autograd would.
+ */
+public final class LoRALinear implements LoraParams {
+
+    public static final List<String> ADAPTER_PARAMS = List.of("lora_a.weight", "lora_b.weight");
+
+    private final int inDim;
+    private final int outDim;
+    private final int rank;
+    private final float alpha;
+    private final float dropout;
+    private final boolean useBias;
+    private final boolean quantizeBase;
+    private final Map<String, Object> quantizationKwargs;
+
+    private BaseWeight weight;
+    private float[] bias;
+    private float[] loraA;
+    private float[] loraB;
+    private float[] gradA;
+    private float[] gradB;
+    private long adapterVersion;
+
+    private boolean training = true;
+    private boolean disabled;
+    private final SplittableRandom dropoutRng;
+    private final long seed;
+    private LoraKernels kernels = Backends.jvm();
+    private volatile Saved saved;
+
+    /** The activations autograd would keep between forward and backward. */
+    private record Saved(Tensor x, float[] dropMultiplier, float[] h, boolean adapters) {}
+
+    /** torchtune's constructor; the weights are initialised from seed 0 (see {@link #builder}). */
+    public LoRALinear(int inDim, int outDim, int rank, float alpha, float dropout, boolean useBias,
+                      boolean quantizeBase, Map<String, ?> quantizationKwargs) {
+        this(inDim, outDim, rank, alpha, dropout, useBias, quantizeBase, quantizationKwargs, 0L);
+    }
+
+    public LoRALinear(int inDim, int outDim, int rank, float alpha) {
+        this(inDim, outDim, rank, alpha, 0f, false, false, Map.of());
+    }
+
+    private LoRALinear(int inDim, int outDim, int rank, float alpha, float dropout, boolean useBias,
+                       boolean quantizeBase, Map<String, ?> quantizationKwargs, long seed) {
+        if (inDim <= 0 || outDim <= 0) {
+            throw new IllegalArgumentException("in_dim and out_dim must be positive, got in_dim=" + inDim + ", out_dim=" + outDim);
+        }
+        if (rank <= 0) {
+            throw new IllegalArgumentException("rank must be positive, got " + rank);
+        }
+        if (!Float.isFinite(alpha)) {
+            throw new IllegalArgumentException("alpha must be finite, got " + alpha);
+        }
+        if (!(dropout >= 0f && dropout < 1f)) {
+            throw new IllegalArgumentException("dropout must be in [0, 1), got " + dropout);
+        }
+        Map<String, Object> kwargs = quantizationKwargs == null ? Map.of() : new LinkedHashMap<>(quantizationKwargs);
+        if (!quantizeBase && kwargs.values().stream().anyMatch(LoRALinear::truthy)) {
+            // torchtune raises ValueError with this text.
+            throw new IllegalArgumentException(
+                    "quantize_base is False, but received the following quantization arguments: " + kwargs);
+        }
+        this.inDim = inDim;
+        this.outDim = outDim;
+        this.rank = rank;
+        this.alpha = alpha;
+        this.dropout = dropout;
+        this.useBias = useBias;
+        this.quantizeBase = quantizeBase;
+        this.quantizationKwargs = Map.copyOf(kwargs);
+        this.seed = seed;
+        this.dropoutRng = new SplittableRandom(seed).split();
+        initialize(new SplittableRandom(seed));
+    }
+
+    /**
+     * torchtune's initialisation. The base as {@code nn.Linear}: weight and bias ~ U(±1/√in). {@code lora_a}:
+     * kaiming-uniform with a = √5, which is U(±1/√in) as well. {@code lora_b}: zeros, so the layer starts equal
+     * to its base.
+     */
+    private void initialize(SplittableRandom rng) {
+        float bound = (float) (1.0 / Math.sqrt(inDim));
+        float[] w = uniform(rng, Shapes.numel(outDim, inDim), bound);
+        bias = useBias ? uniform(rng, outDim, bound) : null;
+        weight = quantizeBase ? quantize(w) : new DenseWeight(outDim, inDim, w);
+        initializeAdapters(rng);
+    }
+
+    /** Re-initialises A and B (torchtune's {@code initialize_parameters}); the base stays as it is. */
+    public void initializeParameters() {
+        initializeAdapters(new SplittableRandom(seed).split().split());
+    }
+
+    private void initializeAdapters(SplittableRandom rng) {
+        loraA = uniform(rng, Shapes.numel(rank, inDim), (float) (1.0 / Math.sqrt(inDim)));
+        loraB = new float[Shapes.numel(outDim, rank)];
+        gradA = new float[loraA.length];
+        gradB = new float[loraB.length];
+        adapterVersion++;
+    }
+
+    private BaseWeight quantize(float[] w) {
+        throw new UnsupportedOperationException("quantize_base=True needs the NF4 base, not built yet");
+    }
+
+    private static float[] uniform(SplittableRandom rng, int n, float bound) {
+        float[] a = new float[n];
+        for (int i = 0; i < n; i++) {
+            a[i] = (float) ((rng.nextDouble() * 2 - 1) * bound);
+        }
+        return a;
+    }
+
+    private static boolean truthy(Object v) {
+        return v != null && !(v instanceof Boolean b && !b) && !(v instanceof Number n && n.doubleValue() == 0)
+                && !(v instanceof String s && s.isEmpty());
+    }
+
+    // ---------------------------------------------------------------- computation
+
+    /** y = x·Wᵀ + b + (alpha/rank)·(dropout(x)·Aᵀ)·Bᵀ for x of shape (..., in); returns (..., out). */
+    public Tensor forward(Tensor x) {
+        int[] shape = x.shape();
+        Shapes.requireLast("x", shape, inDim);
+        int tokens = Shapes.leadingRows(shape);
+        float[] m = training && dropout > 0 && !disabled ? dropMultiplier(tokens * inDim) : null;
+        return forward(x, m);
+    }
+
+    /**
+     * Forward with a given dropout multiplier (0 or 1/(1-p) per element of x), e.g. a mask stored in a
+     * fixture; null for none.
+     */
+    public Tensor forward(Tensor x, float[] dropMultiplier) {
+        int[] shape = x.shape();
+        Shapes.requireLast("x", shape, inDim);
+        int tokens = Shapes.leadingRows(shape);
+        if (dropMultiplier != null && dropMultiplier.length != x.numel()) {
+            throw new IllegalArgumentException("dropout mask: expected " + x.numel() + " values but got " + dropMultiplier.length);
+        }
+        boolean adapters = !disabled;
+        float[] h = adapters ? new float[tokens * rank] : null;
+        float[] y = new float[tokens * outDim];
+        kernels.forward(this, x.data(), dropMultiplier, tokens, h, y);
+        saved = new Saved(x, dropMultiplier, h, adapters);
+        return new Tensor(Shapes.withLast(shape, outDim), y);
+    }
+
+    /**
+     * Backward of the last forward: returns dx (..., in) and accumulates the gradients of {@code lora_a.weight}
+     * and {@code lora_b.weight} (none when the adapters were disabled). The base receives no gradient.
+     */
+    public Tensor backward(Tensor dy) {
+        Saved s = saved;
+        if (s == null) {
+            throw new IllegalStateException("backward called before forward");
+        }
+        Shapes.requireEqual("dy", dy.shape(), Shapes.withLast(s.x.shape(), outDim));
+        int tokens = Shapes.leadingRows(s.x.shape());
+        float[] dx = new float[s.x.numel()];
+        kernels.backward(this, s.x.data(), s.dropMultiplier, tokens, s.h, dy.data(), dx,
+                s.adapters ? gradA : null, s.adapters ? gradB : null);
+        return new Tensor(s.x.shape(), dx);
+    }
+
+    private float[] dropMultiplier(int n) {
+        float keep = 1f / (1f - dropout);
+        float[] m = new float[n];
+        synchronized (dropoutRng) {
+            for (int i = 0; i < n; i++) {
+                m[i] = dropoutRng.nextDouble() < dropout ? 0f : keep;
+            }
+        }
+        return m;
+    }
+
+    // ---------------------------------------------------------------- parameters
+
+    /** torchtune's {@code adapter_params()}: the names of the trainable parameters. */
+    public List<String> adapterParams() {
+        return ADAPTER_PARAMS;
+    }
+
+    /** Parameters by torchtune name; {@code weight} is the dequantized fp32 base when the base is NF4. */
+    public Map<String, Tensor> stateDict() {
+        Map<String, Tensor> sd = new LinkedHashMap<>();
+        sd.put("weight", new Tensor(new int[] {outDim, inDim}, weight.dequantize()));
+        if (bias != null) {
+            sd.put("bias", new Tensor(new int[] {outDim}, bias.clone()));
+        }
+        sd.putAll(adapterStateDict());
+        return sd;
+    }
+
+    /** The adapters, copied: {@code lora_a.weight} [rank, in] and {@code lora_b.weight} [out, rank]. */
+    public Map<String, Tensor> adapterStateDict() {
+        Map<String, Tensor> sd = new LinkedHashMap<>();
+        sd.put("lora_a.weight", new Tensor(new int[] {rank, inDim}, loraA.clone()));
+        sd.put("lora_b.weight", new Tensor(new int[] {outDim, rank}, loraB.clone()));
+        return sd;
+    }
+
+    /** Gradients of the adapters by parameter name (live arrays, accumulated by backward). */
+    public Map<String, Tensor> adapterGradients() {
+        Map<String, Tensor> g = new LinkedHashMap<>();
+        g.put("lora_a.weight", new Tensor(new int[] {rank, inDim}, gradA));
+        g.put("lora_b.weight", new Tensor(new int[] {outDim, rank}, gradB));
+        return g;
+    }
+
+    /**
+     * Copies a parameter in by name, checking its shape: {@code weight}, {@code bias}, {@code lora_a.weight},
+     * {@code lora_b.weight}.
+     */
+    public void load(String name, Tensor value) {
+        switch (name) {
+            case "weight" -> {
+                Shapes.requireEqual("weight", value.shape(), outDim, inDim);
+                weight = quantizeBase ? quantize(value.data().clone()) : new DenseWeight(outDim, inDim, value.data().clone());
+            }
+            case "bias" -> {
+                if (!useBias) {
+                    throw new IllegalArgumentException("bias: this layer was built without bias (use_bias=false)");
+                }
+                Shapes.requireEqual("bias", value.shape(), outDim);
+                bias = value.data().clone();
+            }
+            case "lora_a.weight" -> {
+                Shapes.requireEqual("lora_a.weight", value.shape(), rank, inDim);
+                System.arraycopy(value.data(), 0, loraA, 0, loraA.length);
+                adapterVersion++;
+            }
+            case "lora_b.weight" -> {
+                Shapes.requireEqual("lora_b.weight", value.shape(), outDim, rank);
+                System.arraycopy(value.data(), 0, loraB, 0, loraB.length);
+                adapterVersion++;
+            }
+            default -> throw new IllegalArgumentException("unknown parameter '" + name
+                    + "'; expected one of weight, bias, lora_a.weight, lora_b.weight");
+        }
+    }
+
+    /** Replaces the base weight (e.g. an NF4 record read from a checkpoint); its shape must be [out, in]. */
+    public void setBase(BaseWeight base) {
+        if (base.rows() != outDim || base.cols() != inDim) {
+            throw new IllegalArgumentException("weight: expected shape " + Shapes.format(outDim, inDim)
+                    + " but got " + Shapes.format(base.rows(), base.cols()));
+        }
+        this.weight = base;
+    }
+
+    /** Zeroes the adapter gradients. */
+    public void zeroGrad() {
+        java.util.Arrays.fill(gradA, 0f);
+        java.util.Arrays.fill(gradB, 0f);
+    }
+
+    /** Tells backends holding device copies that the adapter arrays were written in place (optimizer step). */
+    public void markAdaptersUpdated() {
+        adapterVersion++;
+    }
+
+    /**
+     * torchtune's {@code to_empty}: gives the adapters new, uninitialised storage for {@code device} without
+     * copying, and leaves the base untouched. The JVM cannot hand out uninitialised arrays, so the new storage
+     * reads as zeros; call {@link #initializeParameters()} to fill it.
+     */
+    public void toEmpty(String device) {
+        LoraKernels k = Backends.forDevice(device);
+        loraA = new float[loraA.length];
+        loraB = new float[loraB.length];
+        gradA = new float[gradA.length];
+        gradB = new float[gradB.length];
+        kernels = k;
+        adapterVersion++;
+        saved = null;
+    }
+
+    // ---------------------------------------------------------------- modes and accessors
+
+    public LoRALinear train(boolean mode) {
+        training = mode;
+        return this;
+    }
+
+    public LoRALinear eval() {
+        return train(false);
+    }
+
+    public boolean isTraining() {
+        return training;
+    }
+
+    /** torchtune's {@code disabled}: when true, forward returns the base output alone. */
+    public void setDisabled(boolean disabled) {
+        this.disabled = disabled;
+    }
+
+    public boolean isDisabled() {
+        return disabled;
+    }
+
+    public LoRALinear to(String device) {
+        kernels = Backends.forDevice(device);
+        return this;
+    }
+
+    public LoRALinear kernels(LoraKernels k) {
+        kernels = k;
+        return this;
+    }
+
+    public LoraKernels kernels() {
+        return kernels;
+    }
+
+    @Override public int inDim() { return inDim; }
+    @Override public int outDim() { return outDim; }
+    @Override public int rank() { return rank; }
+    public float alpha() { return alpha; }
+    public float dropout() { return dropout; }
+    public boolean useBias() { return useBias; }
+    public boolean quantizeBase() { return quantizeBase; }
+    public Map<String, Object> quantizationKwargs() { return quantizationKwargs; }
+    @Override public float scale() { return alpha / rank; }
+    @Override public BaseWeight base() { return weight; }
+    @Override public float[] bias() { return bias; }
+    @Override public float[] loraA() { return loraA; }
+    @Override public float[] loraB() { return loraB; }
+    @Override public long adapterVersion() { return adapterVersion; }
+
+    @Override
+    public String toString() {
+        return "LoRALinear(in_dim=" + inDim + ", out_dim=" + outDim + ", rank=" + rank + ", alpha=" + alpha
+                + ", dropout=" + dropout + ", use_bias=" + useBias + ", quantize_base=" + quantizeBase + ")";
+    }
+
+    // ---------------------------------------------------------------- builder
+
+    public static Builder builder(int inDim, int outDim) {
+        return new Builder(inDim, outDim);
+    }
+
+    /** {@code LoRALinear.builder(4096, 4096).rank(16).alpha(32).dropout(0.05f).seed(7).build()}. */
+    public static final class Builder {
+        private final int inDim;
+        private final int outDim;
+        private int rank = 8;
+        private float alpha = 16f;
+        private float dropout;
+        private boolean useBias;
+        private boolean quantizeBase;
+        private final Map<String, Object> quantizationKwargs = new LinkedHashMap<>();
+        private long seed;
+        private String device;
+
+        private Builder(int inDim, int outDim) {
+            this.inDim = inDim;
+            this.outDim = outDim;
+        }
+
+        public Builder rank(int rank) { this.rank = rank; return this; }
+        public Builder alpha(float alpha) { this.alpha = alpha; return this; }
+        public Builder dropout(float dropout) { this.dropout = dropout; return this; }
+        public Builder bias(boolean useBias) { this.useBias = useBias; return this; }
+        public Builder quantizeBase(boolean quantizeBase) { this.quantizeBase = quantizeBase; return this; }
+        public Builder quantizationKwarg(String key, Object value) { quantizationKwargs.put(key, value); return this; }
+        /** Seeds initialisation and dropout masks: the same seed gives the same layer and masks. */
+        public Builder seed(long seed) { this.seed = seed; return this; }
+        public Builder device(String device) { this.device = device; return this; }
+
+        public LoRALinear build() {
+            LoRALinear l = new LoRALinear(inDim, outDim, rank, alpha, dropout, useBias, quantizeBase,
+                    quantizationKwargs, seed);
+            return device == null ? l : l.to(device);
+        }
+    }
+}
