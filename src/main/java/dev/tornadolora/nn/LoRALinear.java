@@ -3,6 +3,7 @@ package dev.tornadolora.nn;
 import dev.tornadolora.kernels.Backends;
 import dev.tornadolora.kernels.LoraKernels;
 import dev.tornadolora.kernels.LoraParams;
+import dev.tornadolora.nf4.Nf4Tensor;
 import dev.tornadolora.tensor.BaseWeight;
 import dev.tornadolora.tensor.DenseWeight;
 import dev.tornadolora.tensor.Shapes;
@@ -35,6 +36,8 @@ import java.util.SplittableRandom;
 public final class LoRALinear implements LoraParams {
 
     public static final List<String> ADAPTER_PARAMS = List.of("lora_a.weight", "lora_b.weight");
+    /** The NF4 arguments of torchao's {@code to_nf4}, accepted with {@code quantizeBase}. */
+    public static final List<String> QUANTIZATION_KWARGS = List.of("block_size", "scaler_block_size");
 
     private final int inDim;
     private final int outDim;
@@ -100,6 +103,14 @@ public final class LoRALinear implements LoraParams {
         this.dropout = dropout;
         this.useBias = useBias;
         this.quantizeBase = quantizeBase;
+        if (quantizeBase) {
+            for (String key : kwargs.keySet()) {
+                if (!QUANTIZATION_KWARGS.contains(key)) {
+                    throw new IllegalArgumentException("unknown quantization argument '" + key
+                            + "'; expected one of " + QUANTIZATION_KWARGS);
+                }
+            }
+        }
         this.quantizationKwargs = Map.copyOf(kwargs);
         this.seed = seed;
         this.dropoutRng = new SplittableRandom(seed).split();
@@ -132,8 +143,18 @@ public final class LoRALinear implements LoraParams {
         adapterVersion++;
     }
 
+    /** The NF4 base of QLoRA: only the quantized record is kept, the fp32 weight is dropped. */
     private BaseWeight quantize(float[] w) {
-        throw new UnsupportedOperationException("quantize_base=True needs the NF4 base, not built yet");
+        return Nf4Tensor.quantize(w, outDim, inDim,
+                intKwarg("block_size", Nf4Tensor.DEFAULT_BLOCK_SIZE),
+                intKwarg("scaler_block_size", Nf4Tensor.DEFAULT_SCALER_BLOCK_SIZE));
+    }
+
+    private int intKwarg(String key, int dflt) {
+        Object v = quantizationKwargs.get(key);
+        if (v == null) return dflt;
+        if (v instanceof Number n && n.doubleValue() == n.intValue()) return n.intValue();
+        throw new IllegalArgumentException("quantization argument " + key + " must be an integer, got " + v);
     }
 
     private static float[] uniform(SplittableRandom rng, int n, float bound) {
