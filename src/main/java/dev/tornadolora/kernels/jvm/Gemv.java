@@ -1,0 +1,98 @@
+package dev.tornadolora.kernels.jvm;
+
+import dev.tornadolora.nf4.Nf4Tensor;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.VectorOperators;
+
+import static dev.tornadolora.kernels.jvm.Gemm.F;
+import static dev.tornadolora.kernels.jvm.Gemm.L;
+
+/**
+ * Matrix-vector products for a few tokens (decoding): each row of W is read once, straight from its storage,
+ * and dotted with every token. Such calls are bound by reading W, not by arithmetic, so no packing is worth
+ * it; for NF4 the codes are decoded into registers and multiplied there (one token) or decoded once into a row
+ * buffer that all tokens reuse.
+ */
+final class Gemv {
+    private static final ThreadLocal<float[]> ROW = ThreadLocal.withInitial(() -> new float[0]);
+
+    private Gemv() {}
+
+    /** Σ_i a[aOff + i]·b[bOff + i] for i &lt; n, in fp32 vector lanes. */
+    static float dot(float[] a, int aOff, float[] b, int bOff, int n) {
+        FloatVector s0 = FloatVector.zero(F), s1 = s0, s2 = s0, s3 = s0;
+        int i = 0;
+        for (; i <= n - 4 * L; i += 4 * L) {
+            s0 = FloatVector.fromArray(F, a, aOff + i).fma(FloatVector.fromArray(F, b, bOff + i), s0);
+            s1 = FloatVector.fromArray(F, a, aOff + i + L).fma(FloatVector.fromArray(F, b, bOff + i + L), s1);
+            s2 = FloatVector.fromArray(F, a, aOff + i + 2 * L).fma(FloatVector.fromArray(F, b, bOff + i + 2 * L), s2);
+            s3 = FloatVector.fromArray(F, a, aOff + i + 3 * L).fma(FloatVector.fromArray(F, b, bOff + i + 3 * L), s3);
+        }
+        for (; i <= n - L; i += L) {
+            s0 = FloatVector.fromArray(F, a, aOff + i).fma(FloatVector.fromArray(F, b, bOff + i), s0);
+        }
+        float sum = s0.add(s1).add(s2.add(s3)).reduceLanes(VectorOperators.ADD);
+        for (; i < n; i++) {
+            sum += a[aOff + i] * b[bOff + i];
+        }
+        return sum;
+    }
+
+    /**
+     * out[t·outStride + j] = Σ_i W[j, i]·x[t·in + i] for rows j in [j0, j1) and t &lt; tokens, W fp32 [*, in].
+     */
+    static void rows(float[] w, int in, float[] x, int tokens, int j0, int j1, float[] out, int outStride) {
+        for (int j = j0; j < j1; j++) {
+            for (int t = 0; t < tokens; t++) {
+                out[t * outStride + j] = dot(w, j * in, x, t * in, in);
+            }
+        }
+    }
+
+    /** The same for an NF4 W. */
+    static void rows(Nf4Tensor w, float[] x, int tokens, int j0, int j1, float[] out, int outStride) {
+        int in = w.cols();
+        if (tokens == 1 && Nf4Decoder.vectorizable(w) && in % w.blockSize() == 0) {
+            for (int j = j0; j < j1; j++) {
+                out[j] = dotDecoded(w, j, x);
+            }
+            return;
+        }
+        float[] row = ROW.get();
+        if (row.length < in) {
+            row = new float[in];
+            ROW.set(row);
+        }
+        for (int j = j0; j < j1; j++) {
+            Nf4Decoder.decode(w, j * in, in, row, 0);
+            for (int t = 0; t < tokens; t++) {
+                out[t * outStride + j] = dot(row, 0, x, t * in, in);
+            }
+        }
+    }
+
+    /**
+     * Row j of an NF4 W (rows of whole blocks) dotted with x[0, in), decoded in registers. Codes are multiplied by x within a block
+     * and the block's scale is applied once to the block's partial sum.
+     */
+    private static float dotDecoded(Nf4Tensor w, int j, float[] x) {
+        int in = w.cols(), blockSize = w.blockSize();
+        byte[] packed = w.packedCodes();
+        float[] scales = w.blockScales();
+        FloatVector acc0 = FloatVector.zero(F), acc1 = acc0;
+        int e0 = j * in;
+        for (int i0 = 0; i0 < in; i0 += blockSize) {
+            FloatVector part0 = FloatVector.zero(F), part1 = part0;
+            for (int i = i0; i < i0 + blockSize; i += Nf4Decoder.UNIT) {
+                IntVector bytes = Nf4Decoder.loadUnit(packed, (e0 + i) >> 1);
+                part0 = Nf4Decoder.low(bytes).fma(FloatVector.fromArray(F, x, i), part0);
+                part1 = Nf4Decoder.high(bytes).fma(FloatVector.fromArray(F, x, i + L), part1);
+            }
+            FloatVector scale = FloatVector.broadcast(F, scales[(e0 + i0) / blockSize]);
+            acc0 = part0.fma(scale, acc0);
+            acc1 = part1.fma(scale, acc1);
+        }
+        return acc0.add(acc1).reduceLanes(VectorOperators.ADD);
+    }
+}

@@ -1,0 +1,197 @@
+package dev.tornadolora.kernels.jvm;
+
+import dev.tornadolora.kernels.LoraParams;
+import dev.tornadolora.kernels.ScalarLoraKernels;
+import dev.tornadolora.nf4.Nf4Tensor;
+import dev.tornadolora.tensor.BaseWeight;
+import dev.tornadolora.tensor.DenseWeight;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.MethodSource;
+
+import java.util.SplittableRandom;
+import java.util.stream.Stream;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** The fast JVM backend against the scalar reference, over shapes that do not fit its vectors and tiles. */
+class JvmLoraKernelsTest {
+    static final double TOLERANCE = 1e-5;
+    private final JvmLoraKernels fast = new JvmLoraKernels();
+
+    record Params(int inDim, int outDim, int rank, float scale, BaseWeight base, float[] bias, float[] loraA,
+                  float[] loraB) implements LoraParams {
+        @Override
+        public long adapterVersion() {
+            return 0;
+        }
+    }
+
+    enum Base { FP32, NF4 }
+
+    /** A case: the base kind and sizes, and which optional parts are on. */
+    record Case(Base base, int in, int out, int rank, int tokens, boolean bias, boolean dropout, boolean adapters,
+                boolean dx, int blockSize) {
+        @Override
+        public String toString() {
+            return base + " in=" + in + " out=" + out + " r=" + rank + " T=" + tokens + (bias ? " bias" : "")
+                    + (dropout ? " dropout" : "") + (adapters ? "" : " disabled") + (dx ? "" : " no-dx")
+                    + (base == Base.NF4 ? " block=" + blockSize : "");
+        }
+    }
+
+    static Stream<Case> cases() {
+        return Stream.of(
+                // odd sizes: no multiple of the vector length, the 6-row tile or the panel
+                new Case(Base.FP32, 37, 53, 3, 1, false, false, true, true, 0),
+                new Case(Base.FP32, 37, 53, 3, 7, true, true, true, true, 0),
+                new Case(Base.FP32, 37, 53, 3, 8, true, false, true, true, 0),
+                new Case(Base.FP32, 37, 53, 3, 9, true, true, true, true, 0),
+                new Case(Base.FP32, 101, 67, 1, 13, false, true, true, true, 0),
+                new Case(Base.FP32, 129, 250, 64, 31, true, false, true, true, 0),
+                new Case(Base.FP32, 300, 70, 16, 600, true, true, true, true, 0),
+                new Case(Base.FP32, 70, 300, 5, 600, false, false, true, false, 0),
+                new Case(Base.FP32, 1, 1, 1, 11, true, true, true, true, 0),
+                new Case(Base.FP32, 65, 17, 2, 2, false, false, false, true, 0),
+                new Case(Base.FP32, 65, 17, 2, 20, true, true, false, true, 0),
+                new Case(Base.FP32, 65, 17, 2, 20, true, true, true, false, 0),
+                new Case(Base.FP32, 512, 520, 8, 1100, true, true, true, true, 0),
+                // NF4, vectorized layout (rows and blocks are whole 2L-element units)
+                new Case(Base.NF4, 256, 96, 16, 1, false, false, true, true, 64),
+                new Case(Base.NF4, 256, 96, 16, 5, true, true, true, true, 64),
+                new Case(Base.NF4, 256, 96, 16, 77, true, true, true, true, 64),
+                new Case(Base.NF4, 512, 130, 64, 9, false, false, true, true, 64),
+                new Case(Base.NF4, 192, 70, 4, 1, true, false, true, true, 128),
+                new Case(Base.NF4, 1024, 128, 8, 3, true, false, true, true, 32),
+                new Case(Base.NF4, 64, 40, 1, 1, false, false, false, true, 64),
+                new Case(Base.NF4, 320, 64, 7, 130, false, true, false, false, 64),
+                // NF4, layouts the vector decoder refuses: blocks across rows, odd widths
+                new Case(Base.NF4, 96, 50, 3, 1, true, false, true, true, 64),
+                new Case(Base.NF4, 10, 6, 2, 4, true, true, true, true, 4),
+                new Case(Base.NF4, 33, 20, 5, 25, false, true, true, true, 2),
+                new Case(Base.NF4, 48, 31, 9, 40, true, false, true, true, 16));
+    }
+
+    @ParameterizedTest
+    @MethodSource("cases")
+    void matchesReference(Case c) {
+        SplittableRandom rnd = new SplittableRandom(c.hashCode());
+        int in = c.in(), out = c.out(), r = c.rank(), t = c.tokens();
+        float[] w = uniform(rnd, in * out, 1f / (float) Math.sqrt(in));
+        BaseWeight base = c.base() == Base.FP32 ? new DenseWeight(out, in, w)
+                : Nf4Tensor.quantize(w, out, in, c.blockSize(), 1);
+        Params p = new Params(in, out, r, 2f / r, base, c.bias() ? uniform(rnd, out, 0.5f) : null,
+                uniform(rnd, r * in, 0.3f), uniform(rnd, out * r, 0.3f));
+        // The reference sees the NF4 weight dequantized element by element, by the format's definition.
+        Params ref = new Params(in, out, r, p.scale(), dequantized(base), p.bias(), p.loraA(), p.loraB());
+        float[] x = uniform(rnd, t * in, 1f);
+        float[] m = c.dropout() ? dropMultiplier(rnd, t * in, 0.3f) : null;
+        float[] dy = uniform(rnd, t * out, 1f);
+
+        float[] hRef = c.adapters() ? new float[t * r] : null, yRef = new float[t * out];
+        float[] h = c.adapters() ? new float[t * r] : null, y = filled(t * out, Float.NaN);
+        ScalarLoraKernels.INSTANCE.forward(ref, x, m, t, hRef, yRef);
+        fast.forward(p, x, m, t, h, y);
+        assertClose("y", yRef, y);
+        if (c.adapters()) {
+            assertClose("h", hRef, h);
+        }
+
+        float[] dxRef = c.dx() ? new float[t * in] : null, dx = c.dx() ? filled(t * in, Float.NaN) : null;
+        float[] gaRef = null, gbRef = null, ga = null, gb = null;
+        if (c.adapters()) {  // gradients accumulate onto what is there
+            gaRef = uniform(new SplittableRandom(1), r * in, 1f);
+            gbRef = uniform(new SplittableRandom(2), out * r, 1f);
+            ga = gaRef.clone();
+            gb = gbRef.clone();
+        }
+        ScalarLoraKernels.INSTANCE.backward(ref, x, m, t, hRef, dy, dxRef, gaRef, gbRef);
+        fast.backward(p, x, m, t, hRef, dy, dx, ga, gb);
+        if (c.dx()) {
+            assertClose("dx", dxRef, dx);
+        }
+        if (c.adapters()) {
+            assertClose("lora_a.weight.grad", gaRef, ga);
+            assertClose("lora_b.weight.grad", gbRef, gb);
+        }
+    }
+
+    @Test
+    void threadCountDoesNotChangeResults() {
+        SplittableRandom rnd = new SplittableRandom(7);
+        int in = 160, out = 96, r = 4, t = 50;
+        Params p = new Params(in, out, r, 0.5f, Nf4Tensor.quantize(uniform(rnd, in * out, 0.1f), out, in, 64, 4),
+                null, uniform(rnd, r * in, 0.3f), uniform(rnd, out * r, 0.3f));
+        float[] x = uniform(rnd, t * in, 1f);
+        float[] y1 = new float[t * out], yN = new float[t * out];
+        int before = Parallel.threads();
+        try {
+            Parallel.setThreads(1);
+            fast.forward(p, x, null, t, new float[t * r], y1);
+            Parallel.setThreads(3);
+            fast.forward(p, x, null, t, new float[t * r], yN);
+        } finally {
+            Parallel.setThreads(before);
+        }
+        assertArrayEquals(y1, yN);
+    }
+
+    @Test
+    void rejectsZeroThreads() {
+        IllegalArgumentException e = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
+                () -> Parallel.setThreads(0));
+        assertEquals("threads must be at least 1, got 0", e.getMessage());
+    }
+
+    /** NF4[code(e)] · scale[e / blockSize] for every element; a dense weight as it is. */
+    static DenseWeight dequantized(BaseWeight w) {
+        if (w instanceof DenseWeight d) {
+            return d;
+        }
+        Nf4Tensor q = (Nf4Tensor) w;
+        float[] data = new float[q.numel()];
+        for (int e = 0; e < data.length; e++) {
+            data[e] = Nf4Tensor.codebook(q.code(e)) * q.blockScales()[e / q.blockSize()];
+        }
+        return new DenseWeight(q.rows(), q.cols(), data);
+    }
+
+    static void assertClose(String what, float[] expected, float[] actual) {
+        assertEquals(expected.length, actual.length, what + ": length");
+        double maxRef = 0, maxDiff = 0;
+        for (int i = 0; i < expected.length; i++) {
+            maxRef = Math.max(maxRef, Math.abs(expected[i]));
+            maxDiff = Math.max(maxDiff, Math.abs((double) expected[i] - actual[i]));
+            if (Float.isNaN(actual[i])) {
+                maxDiff = Double.POSITIVE_INFINITY;
+            }
+        }
+        double rel = maxDiff / Math.max(maxRef, Float.MIN_NORMAL);
+        assertTrue(rel <= TOLERANCE, what + ": max|a-b|/max|b| = " + rel + " > " + TOLERANCE);
+    }
+
+    static float[] uniform(SplittableRandom rnd, int n, float bound) {
+        float[] a = new float[n];
+        for (int i = 0; i < n; i++) {
+            a[i] = (float) rnd.nextDouble(-bound, bound);
+        }
+        return a;
+    }
+
+    static float[] dropMultiplier(SplittableRandom rnd, int n, float p) {
+        float[] m = new float[n];
+        for (int i = 0; i < n; i++) {
+            m[i] = rnd.nextDouble() < p ? 0f : 1f / (1f - p);
+        }
+        return m;
+    }
+
+    static float[] filled(int n, float v) {
+        float[] a = new float[n];
+        java.util.Arrays.fill(a, v);
+        return a;
+    }
+}
