@@ -78,6 +78,14 @@ final class Gemm {
          * nn in [nLen, NRL). Called from several threads at once.
          */
         void fill(int k0, int kLen, int n0, int nLen, float[] dst);
+
+        /**
+         * Non-null when B is held packed already: panel p is {@code packed()[p·K·NRL ..]}, k-major, NRL wide,
+         * zero-padded, and the micro-kernel reads it in place instead of calling {@link #fill}.
+         */
+        default float[] packed() {
+            return null;
+        }
     }
 
     /** One product A·B with inner dimension k. */
@@ -128,18 +136,25 @@ final class Gemm {
 
     /** dst[k·MR + r] = A(row0 + r, k); rows past the end are zero. */
     private static void packBlock(Left a, int row0, int rows, int k, float[] dst, int off) {
-        for (int r = 0; r < MR; r++) {
-            if (r >= rows) {
-                for (int kk = 0; kk < k; kk++) {
-                    dst[off + kk * MR + r] = 0f;
-                }
-            } else if (a.mul() == null && a.kStride() == 1 && a.scale() == 1f) {
-                float[] src = a.a();
+        if (rows < MR) {
+            java.util.Arrays.fill(dst, off, off + k * MR, 0f);
+        }
+        if (a.mul() == null && a.kStride() == 1 && a.scale() == 1f) {
+            float[] src = a.a();
+            for (int r = 0; r < rows; r++) {
                 int s = a.off() + (row0 + r) * a.rowStride();
                 for (int kk = 0; kk < k; kk++) {
                     dst[off + kk * MR + r] = src[s + kk];
                 }
-            } else {
+            }
+        } else if (a.kStride() > a.rowStride()) {  // a transpose: rows are adjacent in memory, k is far apart
+            for (int kk = 0; kk < k; kk++) {
+                for (int r = 0; r < rows; r++) {
+                    dst[off + kk * MR + r] = a.at(row0 + r, kk);
+                }
+            }
+        } else {
+            for (int r = 0; r < rows; r++) {
                 for (int kk = 0; kk < k; kk++) {
                     dst[off + kk * MR + r] = a.at(row0 + r, kk);
                 }
@@ -175,10 +190,16 @@ final class Gemm {
                 for (int p = p0; p < p1; p++) {
                     int n0 = p * NRL;
                     int cols = Math.min(NRL, n - n0);
-                    t.b().fill(k0, kLen, n0, cols, panel);
+                    float[] bp = t.b().packed();
+                    int bOff = (p * t.k() + k0) * NRL;
+                    if (bp == null) {
+                        t.b().fill(k0, kLen, n0, cols, panel);
+                        bp = panel;
+                        bOff = 0;
+                    }
                     for (int b = b0; b < b1; b++) {
                         int row0 = m0 + b * MR;
-                        kernel(packed, (b * kTotal + kg + k0) * MR, panel, kLen,
+                        kernel(packed, (b * kTotal + kg + k0) * MR, bp, bOff, kLen,
                                 c, ldc, g, row0, Math.min(MR, m0 + rows - row0), n0, cols, tile);
                     }
                 }
@@ -188,7 +209,7 @@ final class Gemm {
     }
 
     /** The 6 × 4-vector register tile: C[row0.., n0..] += Σ_k A(k) ⊗ B(k) over one K block. */
-    private static void kernel(float[] ap, int aOff, float[] bp, int kLen, float[] c, int ldc, float[] g,
+    private static void kernel(float[] ap, int aOff, float[] bp, int bOff, int kLen, float[] c, int ldc, float[] g,
                                int row0, int rows, int n0, int cols, float[] tile) {
         FloatVector z = FloatVector.zero(F);
         FloatVector c00 = z, c01 = z, c02 = z, c03 = z;
@@ -197,7 +218,7 @@ final class Gemm {
         FloatVector c30 = z, c31 = z, c32 = z, c33 = z;
         FloatVector c40 = z, c41 = z, c42 = z, c43 = z;
         FloatVector c50 = z, c51 = z, c52 = z, c53 = z;
-        for (int k = 0, a = aOff, b = 0; k < kLen; k++, a += MR, b += NRL) {
+        for (int k = 0, a = aOff, b = bOff; k < kLen; k++, a += MR, b += NRL) {
             FloatVector b0 = FloatVector.fromArray(F, bp, b);
             FloatVector b1 = FloatVector.fromArray(F, bp, b + L);
             FloatVector b2 = FloatVector.fromArray(F, bp, b + 2 * L);
@@ -215,50 +236,33 @@ final class Gemm {
             x = FloatVector.broadcast(F, ap[a + 5]);
             c50 = b0.fma(x, c50); c51 = b1.fma(x, c51); c52 = b2.fma(x, c52); c53 = b3.fma(x, c53);
         }
-        if (rows == MR && cols == NRL) {
-            int o = row0 * ldc + n0;
-            addRow(c, g, o, c00, c01, c02, c03);
-            addRow(c, g, o + ldc, c10, c11, c12, c13);
-            addRow(c, g, o + 2 * ldc, c20, c21, c22, c23);
-            addRow(c, g, o + 3 * ldc, c30, c31, c32, c33);
-            addRow(c, g, o + 4 * ldc, c40, c41, c42, c43);
-            addRow(c, g, o + 5 * ldc, c50, c51, c52, c53);
-        } else {
-            storeRow(tile, 0, c00, c01, c02, c03);
-            storeRow(tile, NRL, c10, c11, c12, c13);
-            storeRow(tile, 2 * NRL, c20, c21, c22, c23);
-            storeRow(tile, 3 * NRL, c30, c31, c32, c33);
-            storeRow(tile, 4 * NRL, c40, c41, c42, c43);
-            storeRow(tile, 5 * NRL, c50, c51, c52, c53);
-            for (int r = 0; r < rows; r++) {
-                int o = (row0 + r) * ldc + n0;
-                for (int j = 0; j < cols; j++) {
-                    float v = tile[r * NRL + j];
-                    c[o + j] += g == null ? v : v * g[o + j];
+        // Vectors handed to a method C2 does not inline get boxed, so the tile leaves registers right here.
+        c00.intoArray(tile, 0); c01.intoArray(tile, L); c02.intoArray(tile, 2 * L); c03.intoArray(tile, 3 * L);
+        c10.intoArray(tile, NRL); c11.intoArray(tile, NRL + L); c12.intoArray(tile, NRL + 2 * L); c13.intoArray(tile, NRL + 3 * L);
+        c20.intoArray(tile, 2 * NRL); c21.intoArray(tile, 2 * NRL + L); c22.intoArray(tile, 2 * NRL + 2 * L); c23.intoArray(tile, 2 * NRL + 3 * L);
+        c30.intoArray(tile, 3 * NRL); c31.intoArray(tile, 3 * NRL + L); c32.intoArray(tile, 3 * NRL + 2 * L); c33.intoArray(tile, 3 * NRL + 3 * L);
+        c40.intoArray(tile, 4 * NRL); c41.intoArray(tile, 4 * NRL + L); c42.intoArray(tile, 4 * NRL + 2 * L); c43.intoArray(tile, 4 * NRL + 3 * L);
+        c50.intoArray(tile, 5 * NRL); c51.intoArray(tile, 5 * NRL + L); c52.intoArray(tile, 5 * NRL + 2 * L); c53.intoArray(tile, 5 * NRL + 3 * L);
+        addTile(tile, c, ldc, g, row0, rows, n0, cols);
+    }
+
+    /** C[row0 + r, n0 + j] += tile[r, j] (⊙ G) for the tile's valid rows and columns. */
+    private static void addTile(float[] tile, float[] c, int ldc, float[] g, int row0, int rows, int n0, int cols) {
+        for (int r = 0; r < rows; r++) {
+            int o = (row0 + r) * ldc + n0;
+            int t = r * NRL;
+            int j = 0;
+            for (; j <= cols - L; j += L) {
+                FloatVector v = FloatVector.fromArray(F, tile, t + j);
+                if (g != null) {
+                    v = v.mul(FloatVector.fromArray(F, g, o + j));
                 }
+                v.add(FloatVector.fromArray(F, c, o + j)).intoArray(c, o + j);
+            }
+            for (; j < cols; j++) {
+                c[o + j] += g == null ? tile[t + j] : tile[t + j] * g[o + j];
             }
         }
-    }
-
-    private static void addRow(float[] c, float[] g, int o, FloatVector v0, FloatVector v1, FloatVector v2,
-                               FloatVector v3) {
-        if (g != null) {
-            v0 = v0.mul(FloatVector.fromArray(F, g, o));
-            v1 = v1.mul(FloatVector.fromArray(F, g, o + L));
-            v2 = v2.mul(FloatVector.fromArray(F, g, o + 2 * L));
-            v3 = v3.mul(FloatVector.fromArray(F, g, o + 3 * L));
-        }
-        v0.add(FloatVector.fromArray(F, c, o)).intoArray(c, o);
-        v1.add(FloatVector.fromArray(F, c, o + L)).intoArray(c, o + L);
-        v2.add(FloatVector.fromArray(F, c, o + 2 * L)).intoArray(c, o + 2 * L);
-        v3.add(FloatVector.fromArray(F, c, o + 3 * L)).intoArray(c, o + 3 * L);
-    }
-
-    private static void storeRow(float[] t, int o, FloatVector v0, FloatVector v1, FloatVector v2, FloatVector v3) {
-        v0.intoArray(t, o);
-        v1.intoArray(t, o + L);
-        v2.intoArray(t, o + 2 * L);
-        v3.intoArray(t, o + 3 * L);
     }
 
     static int roundUp(int v, int multiple) {

@@ -160,7 +160,7 @@ public final class JvmLoraKernels implements LoraKernels {
 
     /** Wᵀ [in × out] as a GEMM right operand (forward). */
     private static Gemm.Right transposed(BaseWeight w) {
-        return w instanceof DenseWeight d ? Panels.transposed(d.data(), d.cols()) : Panels.nf4Transposed((Nf4Tensor) w);
+        return w instanceof DenseWeight d ? Panels.transposedPacked(d.data(), d.cols()) : Panels.nf4Transposed((Nf4Tensor) w);
     }
 
     /** W [out × in] as a GEMM right operand (backward). */

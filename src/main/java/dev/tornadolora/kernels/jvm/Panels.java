@@ -4,6 +4,9 @@ import dev.tornadolora.nf4.Nf4Tensor;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorMask;
 
+import java.util.Map;
+import java.util.WeakHashMap;
+
 import static dev.tornadolora.kernels.jvm.Gemm.F;
 import static dev.tornadolora.kernels.jvm.Gemm.KB;
 import static dev.tornadolora.kernels.jvm.Gemm.L;
@@ -17,7 +20,63 @@ import static dev.tornadolora.kernels.jvm.Gemm.NRL;
 final class Panels {
     private static final ThreadLocal<float[]> ROWS = ThreadLocal.withInitial(() -> new float[NRL * KB]);
 
+    /**
+     * fp32 weights packed as Wᵀ panels, kept while the weight's array lives (weak keys by identity). The forward
+     * pass would otherwise transpose every panel on every call; the price is one more copy of each fp32 base.
+     * {@code -Dtornadolora.packedWeights=false} turns the cache off.
+     */
+    private static final Map<float[], float[]> PACKED = new WeakHashMap<>();
+    private static final boolean CACHE = Boolean.parseBoolean(System.getProperty("tornadolora.packedWeights", "true"));
+
     private Panels() {}
+
+    /** Wᵀ for an fp32 W [N × rowLen], packed once per weight and then read in place. */
+    static Gemm.Right transposedPacked(float[] w, int rowLen) {
+        if (!CACHE) {
+            return transposed(w, rowLen);
+        }
+        float[] packed;
+        synchronized (PACKED) {
+            packed = PACKED.get(w);
+        }
+        if (packed == null) {
+            packed = packTransposed(w, rowLen);
+            synchronized (PACKED) {
+                PACKED.putIfAbsent(w, packed);
+            }
+        }
+        float[] panels = packed;
+        Gemm.Right fallback = transposed(w, rowLen);
+        return new Gemm.Right() {
+            @Override
+            public void fill(int k0, int kLen, int n0, int nLen, float[] dst) {
+                fallback.fill(k0, kLen, n0, nLen, dst);
+            }
+
+            @Override
+            public float[] packed() {
+                return panels;
+            }
+        };
+    }
+
+    private static float[] packTransposed(float[] w, int rowLen) {
+        int n = w.length / rowLen;
+        int panels = (n + NRL - 1) / NRL;
+        float[] packed = new float[panels * rowLen * NRL];
+        Gemm.Right src = transposed(w, rowLen);
+        Parallel.forRange(panels, 1, (p0, p1) -> {
+            float[] panel = new float[KB * NRL];
+            for (int p = p0; p < p1; p++) {
+                for (int k0 = 0; k0 < rowLen; k0 += KB) {
+                    int kLen = Math.min(KB, rowLen - k0);
+                    src.fill(k0, kLen, p * NRL, Math.min(NRL, n - p * NRL), panel);
+                    System.arraycopy(panel, 0, packed, (p * rowLen + k0) * NRL, kLen * NRL);
+                }
+            }
+        });
+        return packed;
+    }
 
     /** B = src [K × rowLen] (times mul at the same index when not null): B[k][n] = src[k·rowLen + n]. */
     static Gemm.Right rows(float[] src, int rowLen, float[] mul) {
