@@ -30,7 +30,7 @@ final class Gemm {
     /** Columns of a B panel. */
     static final int NRL = NR * L;
     /** Rows of a B panel (K block); a multiple of 2L so NF4 panels start on whole units. */
-    static final int KB = roundUp(Integer.getInteger("tornadolora.kb", 256), 2 * L);
+    static final int KB = roundUp(Integer.getInteger("tornadolora.kb", 512), 2 * L);
     /** Panels that one thread sweeps per K block while the packed A block stays in cache. */
     static final int PANEL_GROUP = Integer.getInteger("tornadolora.panelGroup", 8);
     /** Rows of A packed at a time, bounding the packed copy for very many tokens. */

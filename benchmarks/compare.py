@@ -1,0 +1,346 @@
+#!/usr/bin/python3
+"""Side-by-side comparison: PyTorch (Debian python3-torch, OpenBLAS) vs tornado-lora's JVM backend.
+
+Run it through the build script, which builds the benchmark jar first:
+
+    ./build compare [--seconds S] [--blas auto|default|CORE] [--json FILE] [--threads N] [WORKLOAD ...]
+
+Workloads are BASE-PASS-DIMxTOKENS with BASE fp32|nf4, PASS fwd|fwdbwd (forward + backward), e.g.
+nf4-fwd-4096x1; the default set is every combination of fp32/nf4, fwd/fwdbwd, 4096/1024 and 1/512 tokens,
+rank 16, alpha 32. Both sides run the same layer math:
+
+  y  = x·Wᵀ + (alpha/rank)·(x·Aᵀ)·Bᵀ           (torchtune's LoRALinear, no bias, no dropout)
+  fwdbwd: y, then backward of sum(y·dy): dx, dA, dB (W frozen)
+
+PyTorch's QLoRA baseline does what torchao's linear_nf4 does: dequantize the whole NF4 weight (codes ->
+code book -> times the double-quantized block scale), then F.linear; its backward dequantizes again and
+computes dy @ W.  PyTorch's forward-only runs under no_grad (its fastest path); the JVM forward keeps the
+activations for backward, as in training.
+
+Timing protocol, identical on both sides: warm up for a third of the budget (at least 3 runs), then repeat
+until the budget (--seconds, default 2) and at least 5 runs; the table shows the median.  Both sides use the
+same number of threads (default: all cores; PyTorch via torch.set_num_threads, the JVM via
+-Dtornadolora.threads).
+
+OpenBLAS: Debian's OpenBLAS 0.3.21 does not recognise every current CPU and then falls back to its generic
+SSE3 "Prescott" kernels, which are several times slower than its AVX-512 ones; some machines also set
+OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE in the environment.  With --blas auto (the default) the harness runs
+PyTorch on the best OpenBLAS kernel for the CPU's flags (SkylakeX with AVX-512, Haswell with AVX2), with
+OPENBLAS_L2_SIZE unset, after checking that kernel's results against float64; --blas default keeps the
+environment as it is; --blas NAME forces a core.  The core that ran is printed and stored in the JSON.
+
+Also measured: the machine's fp32 peak (a register-only FMA loop in the JVM on all threads); the table shows
+the share of it each side reaches.  Results go to benchmarks/target/compare.json (or --json).
+"""
+import argparse
+import ctypes
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+RANK, ALPHA = 16, 32.0
+DEFAULT_WORKLOADS = [f"{b}-{p}-{d}x{t}" for d in (4096, 1024) for b in ("fp32", "nf4")
+                     for p in ("fwd", "fwdbwd") for t in (512, 1)]
+# (label, workload, kind, target): kind "speedup" = PyTorch ms / JVM ms >= target;
+# "decode" = JVM NF4 1-token ms <= target x PyTorch fp32 1-token ms.
+TARGETS = [
+    ("fp32 forward, 512 tokens", "fp32-fwd-4096x512", "speedup", 1.0),
+    ("NF4 forward, 512 tokens", "nf4-fwd-4096x512", "speedup", 2.0),
+    ("NF4 decode, 1 token (vs PyTorch fp32)", "nf4-fwd-4096x1", "decode", 0.25),
+    ("fp32 forward + backward, 512 tokens", "fp32-fwdbwd-4096x512", "speedup", 1.0),
+    ("NF4 forward + backward, 512 tokens", "nf4-fwdbwd-4096x512", "speedup", 1.5),
+]
+
+
+def parse_args():
+    ap = argparse.ArgumentParser(description="PyTorch vs tornado-lora, side by side")
+    ap.add_argument("workloads", nargs="*", default=DEFAULT_WORKLOADS)
+    ap.add_argument("--seconds", type=float, default=2.0, help="measuring budget per workload and side")
+    ap.add_argument("--blas", default="auto", help="auto | default | an OPENBLAS_CORETYPE name")
+    ap.add_argument("--threads", type=int, default=os.cpu_count())
+    ap.add_argument("--jar", default=str(HERE / "target" / "benchmarks.jar"))
+    ap.add_argument("--java", default=os.path.join(os.environ.get("JAVA_HOME", "/usr"), "bin", "java"))
+    ap.add_argument("--json", default=str(HERE / "target" / "compare.json"))
+    ap.add_argument("--skip-blas-check", action="store_true", help=argparse.SUPPRESS)
+    return ap.parse_args()
+
+
+# ---------------------------------------------------------------- OpenBLAS kernel choice (before torch loads)
+
+def best_core():
+    flags = ""
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("flags"):
+                flags = line.split(":", 1)[1].split()
+                break
+    except OSError:
+        return None
+    if "avx512f" in flags and "avx512bw" in flags and "avx512vl" in flags:
+        return "SkylakeX"
+    if "avx2" in flags and "fma" in flags:
+        return "Haswell"
+    return None
+
+
+def choose_blas(args):
+    """Re-executes this script once with the OpenBLAS environment the --blas choice asks for."""
+    if os.environ.get("_TL_COMPARE_BLAS_SET"):
+        return
+    env = dict(os.environ, _TL_COMPARE_BLAS_SET="1")
+    if args.blas != "default":
+        core = best_core() if args.blas == "auto" else args.blas
+        env.pop("OPENBLAS_L2_SIZE", None)
+        if core:
+            env["OPENBLAS_CORETYPE"] = core
+        else:
+            env.pop("OPENBLAS_CORETYPE", None)
+    os.execve(sys.executable, [sys.executable] + sys.argv, env)
+
+
+def openblas_core():
+    for line in open("/proc/self/maps"):
+        path = line.split()[-1] if len(line.split()) >= 6 else ""
+        if "openblas" in path and ".so" in path:
+            try:
+                lib = ctypes.CDLL(path)
+                fn = lib.openblas_get_corename
+                fn.restype = ctypes.c_char_p
+                return fn().decode()
+            except (OSError, AttributeError):
+                continue
+    return "unknown (no OpenBLAS loaded)"
+
+
+# ---------------------------------------------------------------- PyTorch side
+
+def pytorch_side(args):
+    import torch
+    import torch.nn.functional as F
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+
+    # Refuse a BLAS kernel that computes wrong results (the reason some machines pin OPENBLAS_CORETYPE).
+    a, b = torch.randn(200, 300), torch.randn(170, 300)
+    err = ((F.linear(a, b).double() - a.double() @ b.double().t()).abs().max() / (a.double() @ b.double().t()).abs().max()).item()
+    if err > 1e-4 and args.blas == "auto" and not args.skip_blas_check:
+        print(f"OpenBLAS core {openblas_core()} gives relative error {err:.2e}; using the environment's default",
+              file=sys.stderr)
+        env = dict(os.environ)
+        env.pop("OPENBLAS_CORETYPE", None)
+        os.execve(sys.executable, [sys.executable] + sys.argv + ["--blas", "default"], env)
+
+    nf4_table = torch.tensor([-1.0, -0.6961928009986877, -0.5250730514526367, -0.39491748809814453,
+                              -0.28444138169288635, -0.18477343022823334, -0.09105003625154495, 0.0,
+                              0.07958029955625534, 0.16093020141124725, 0.24611230194568634, 0.33791524171829224,
+                              0.44070982933044434, 0.5626170039176941, 0.7229568362236023, 1.0])
+
+    class Nf4:
+        """An NF4 record in torchao's layout (block 64, scaler block 256): packed codes, int8 scalers, factors, mean."""
+
+        def __init__(self, rows, cols, block=64, scaler_block=256):
+            n = rows * cols
+            self.shape, self.block, self.scaler_block = (rows, cols), block, scaler_block
+            self.codes = torch.randint(0, 256, (n // 2,), dtype=torch.uint8)
+            self.scalers = torch.randint(-128, 128, (n // block,), dtype=torch.int8)
+            self.factor = torch.rand(n // block // scaler_block) * 100 + 1000
+            self.mean = torch.tensor(0.02)
+
+        def dequantize(self):
+            # torchao's get_original_weight: double-dequantize the scalers, unpack nibbles, look up, scale.
+            scales = (self.scalers.float().view(-1, self.scaler_block) / self.factor.view(-1, 1)).flatten() + self.mean
+            codes = torch.stack([self.codes >> 4, self.codes & 0xF], dim=-1).flatten().long()
+            w = nf4_table[codes].view(-1, self.block) * scales.view(-1, 1)
+            return w.view(self.shape)
+
+    class LinearNf4(torch.autograd.Function):
+        """torchao's linear_nf4: forward and backward each dequantize the whole weight."""
+
+        @staticmethod
+        def forward(ctx, x, w):
+            ctx.w = w
+            return F.linear(x, w.dequantize())
+
+        @staticmethod
+        def backward(ctx, dy):
+            return dy @ ctx.w.dequantize(), None
+
+    def make(name):
+        base, kind, size = name.split("-")
+        dim, tokens = (int(v) for v in size.split("x"))
+        g = torch.Generator().manual_seed(1)
+        w = Nf4(dim, dim) if base == "nf4" else torch.rand(dim, dim, generator=g) * 2 / dim ** 0.5 - 1 / dim ** 0.5
+        a = (torch.rand(RANK, dim, generator=g) - 0.5) * 0.02
+        b = (torch.rand(dim, RANK, generator=g) - 0.5) * 0.02
+        a.requires_grad_(True)
+        b.requires_grad_(True)
+        x = torch.rand(tokens, dim, generator=g) * 2 - 1
+        dy = torch.rand(tokens, dim, generator=g) * 2 - 1
+        scale = ALPHA / RANK
+
+        def layer(inp):
+            base_out = LinearNf4.apply(inp, w) if base == "nf4" else F.linear(inp, w)
+            return base_out + F.linear(F.linear(inp, a), b) * scale
+
+        if kind == "fwd":
+            def run():
+                with torch.no_grad():
+                    return layer(x)
+        else:
+            xg = x.clone().requires_grad_(True)
+
+            def run():
+                y = layer(xg)
+                y.backward(dy)
+                return xg.grad
+        return run
+
+    results = {}
+    for name in args.workloads:
+        run = make(name)
+        ms = time_runs(run, args.seconds)
+        results[name] = {"ms": statistics.median(ms), "ms_min": min(ms), "runs": len(ms)}
+        print(f"  torch {name:22s} {statistics.median(ms):9.3f} ms  ({len(ms)} runs)", file=sys.stderr, flush=True)
+    return results, torch.__version__
+
+
+def time_runs(run, seconds):
+    start = time.perf_counter()
+    i = 0
+    while i < 3 or time.perf_counter() - start < seconds / 3:
+        run()
+        i += 1
+    ms = []
+    start = time.perf_counter()
+    while (len(ms) < 5 or time.perf_counter() - start < seconds) and len(ms) < 1000:
+        t0 = time.perf_counter()
+        run()
+        ms.append((time.perf_counter() - t0) * 1e3)
+    return ms
+
+
+# ---------------------------------------------------------------- JVM side
+
+def jvm_side(args):
+    if not Path(args.jar).is_file():
+        sys.exit(f"compare: {args.jar} not found; run ./build compare (it builds the jar)")
+    cmd = [args.java, "--add-modules", "jdk.incubator.vector", "-XX:+UseParallelGC", "-Xmx8g",
+           f"-Dtornadolora.threads={args.threads}", "-cp", args.jar, "dev.tornadolora.bench.Compare",
+           "--seconds", str(args.seconds)] + args.workloads
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in proc.stderr.splitlines():
+        if "incubator modules" not in line:
+            print(line, file=sys.stderr)
+    if proc.returncode != 0:
+        sys.exit(f"compare: the JVM side failed (exit {proc.returncode})")
+    return json.loads(proc.stdout)
+
+
+# ---------------------------------------------------------------- report
+
+def flops(name):
+    base, kind, size = name.split("-")
+    d, t = (float(v) for v in size.split("x"))
+    fwd = 2 * t * d * d + 2 * t * RANK * (d + d)
+    bwd = 2 * t * d * d + 8 * t * RANK * d
+    return fwd + (bwd if kind == "fwdbwd" else 0)
+
+
+def main():
+    args = parse_args()
+    if args.blas != "default":
+        choose_blas(args)
+    load = os.getloadavg()[0]
+    print(f"compare: {len(args.workloads)} workloads, {args.threads} threads, {args.seconds:g} s each; "
+          f"load average {load:.2f}", file=sys.stderr, flush=True)
+    torch_results, torch_version = pytorch_side(args)
+    core = openblas_core()
+    jvm = jvm_side(args)
+    peak = jvm.get("peak_gflops")
+    jvm_results = {w["name"]: w for w in jvm["workloads"]}
+    load_after = os.getloadavg()[0]
+
+    rows = []
+    for name in args.workloads:
+        t, j = torch_results[name], jvm_results[name]
+        gf = flops(name) / 1e9
+        rows.append({
+            "workload": name, "gflop": gf,
+            "torch_ms": t["ms"], "torch_gflops": gf / t["ms"] * 1e3,
+            "jvm_ms": j["ms"], "jvm_gflops": gf / j["ms"] * 1e3,
+            "speedup": t["ms"] / j["ms"],
+            "torch_peak_share": gf / t["ms"] * 1e3 / peak if peak else None,
+            "jvm_peak_share": gf / j["ms"] * 1e3 / peak if peak else None,
+        })
+
+    print()
+    print(f"PyTorch {torch_version} (OpenBLAS core {core}, OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', 'unset')})"
+          f" vs tornado-lora JVM ({jvm['java']}, {jvm['vector_lanes']} float lanes), {args.threads} threads")
+    if peak:
+        print(f"measured fp32 peak: {peak:.1f} GFLOP/s (register-only FMA loop, all threads)")
+    print(f"load average: {load:.2f} before, {load_after:.2f} after")
+    print()
+    hdr = f"{'workload':22s} {'torch ms':>10s} {'GFLOP/s':>8s} {'%peak':>6s} {'jvm ms':>10s} {'GFLOP/s':>8s} {'%peak':>6s} {'speedup':>8s}"
+    print(hdr)
+    print("-" * len(hdr))
+    for r in rows:
+        tp = f"{100 * r['torch_peak_share']:5.1f}%" if peak else "     -"
+        jp = f"{100 * r['jvm_peak_share']:5.1f}%" if peak else "     -"
+        print(f"{r['workload']:22s} {r['torch_ms']:10.3f} {r['torch_gflops']:8.1f} {tp} "
+              f"{r['jvm_ms']:10.3f} {r['jvm_gflops']:8.1f} {jp} {r['speedup']:7.2f}x")
+
+    print()
+    print("targets (issue 4; in = out = 4096, rank 16):")
+    targets = []
+    by_name = {r["workload"]: r for r in rows}
+    for label, name, kind, goal in TARGETS:
+        if kind == "speedup" and name in by_name:
+            value = by_name[name]["speedup"]
+            ok = value >= goal
+            text = f"{value:.2f}x PyTorch (target >= {goal:g}x)"
+        elif kind == "decode" and name in by_name and "fp32-fwd-4096x1" in by_name:
+            value = by_name[name]["jvm_ms"] / by_name["fp32-fwd-4096x1"]["torch_ms"]
+            ok = value <= goal
+            text = (f"{by_name[name]['jvm_ms']:.3f} ms = {value:.3f} of PyTorch fp32 1-token "
+                    f"{by_name['fp32-fwd-4096x1']['torch_ms']:.3f} ms (target <= {goal:g})")
+        else:
+            continue
+        targets.append({"target": label, "workload": name, "value": value, "goal": goal, "met": ok})
+        print(f"  {'MET   ' if ok else 'MISSED'} {label:40s} {text}")
+
+    report = {
+        "machine": {"cpu": cpu_name(), "cores": os.cpu_count(), "platform": platform.platform(),
+                    "load_before": load, "load_after": load_after},
+        "pytorch": {"version": torch_version, "openblas_core": core,
+                    "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE"), "blas_choice": args.blas},
+        "jvm": {k: v for k, v in jvm.items() if k != "workloads"},
+        "threads": args.threads, "seconds": args.seconds, "peak_gflops": peak,
+        "rows": rows, "targets": targets,
+    }
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(args.json + ".tmp")
+    tmp.write_text(json.dumps(report, indent=2))
+    tmp.replace(args.json)
+    print(f"\nJSON: {args.json}")
+
+
+def cpu_name():
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+if __name__ == "__main__":
+    main()
