@@ -24,9 +24,9 @@ final class Gemm {
     static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
     static final int L = F.length();
     /** Rows of C in a micro-tile. */
-    static final int MR = 6;
+    static final int MR = 12;
     /** Vectors of C per micro-tile row; even, so a panel is whole NF4 decoding units. */
-    static final int NR = 4;
+    static final int NR = 2;
     /** Columns of a B panel. */
     static final int NRL = NR * L;
     /** Rows of a B panel (K block); a multiple of 2L so NF4 panels start on whole units. */
@@ -208,41 +208,60 @@ final class Gemm {
         }
     }
 
-    /** The 6 × 4-vector register tile: C[row0.., n0..] += Σ_k A(k) ⊗ B(k) over one K block. */
+    /**
+     * The 12 × 2-vector register tile: C[row0.., n0..] += Σ_k A(k) ⊗ B(k) over one K block. Per k: two vector
+     * loads of B, twelve broadcasts of A, 24 FMAs. (Measured on AVX-512: 12×2 beat 6×4, 8×3, 5×5 and 14×2.)
+     */
     private static void kernel(float[] ap, int aOff, float[] bp, int bOff, int kLen, float[] c, int ldc, float[] g,
                                int row0, int rows, int n0, int cols, float[] tile) {
         FloatVector z = FloatVector.zero(F);
-        FloatVector c00 = z, c01 = z, c02 = z, c03 = z;
-        FloatVector c10 = z, c11 = z, c12 = z, c13 = z;
-        FloatVector c20 = z, c21 = z, c22 = z, c23 = z;
-        FloatVector c30 = z, c31 = z, c32 = z, c33 = z;
-        FloatVector c40 = z, c41 = z, c42 = z, c43 = z;
-        FloatVector c50 = z, c51 = z, c52 = z, c53 = z;
+        FloatVector c00 = z, c01 = z, c10 = z, c11 = z;
+        FloatVector c20 = z, c21 = z, c30 = z, c31 = z;
+        FloatVector c40 = z, c41 = z, c50 = z, c51 = z;
+        FloatVector c60 = z, c61 = z, c70 = z, c71 = z;
+        FloatVector c80 = z, c81 = z, c90 = z, c91 = z;
+        FloatVector c100 = z, c101 = z, c110 = z, c111 = z;
         for (int k = 0, a = aOff, b = bOff; k < kLen; k++, a += MR, b += NRL) {
             FloatVector b0 = FloatVector.fromArray(F, bp, b);
             FloatVector b1 = FloatVector.fromArray(F, bp, b + L);
-            FloatVector b2 = FloatVector.fromArray(F, bp, b + 2 * L);
-            FloatVector b3 = FloatVector.fromArray(F, bp, b + 3 * L);
-            FloatVector x = FloatVector.broadcast(F, ap[a]);
-            c00 = b0.fma(x, c00); c01 = b1.fma(x, c01); c02 = b2.fma(x, c02); c03 = b3.fma(x, c03);
-            x = FloatVector.broadcast(F, ap[a + 1]);
-            c10 = b0.fma(x, c10); c11 = b1.fma(x, c11); c12 = b2.fma(x, c12); c13 = b3.fma(x, c13);
-            x = FloatVector.broadcast(F, ap[a + 2]);
-            c20 = b0.fma(x, c20); c21 = b1.fma(x, c21); c22 = b2.fma(x, c22); c23 = b3.fma(x, c23);
-            x = FloatVector.broadcast(F, ap[a + 3]);
-            c30 = b0.fma(x, c30); c31 = b1.fma(x, c31); c32 = b2.fma(x, c32); c33 = b3.fma(x, c33);
-            x = FloatVector.broadcast(F, ap[a + 4]);
-            c40 = b0.fma(x, c40); c41 = b1.fma(x, c41); c42 = b2.fma(x, c42); c43 = b3.fma(x, c43);
-            x = FloatVector.broadcast(F, ap[a + 5]);
-            c50 = b0.fma(x, c50); c51 = b1.fma(x, c51); c52 = b2.fma(x, c52); c53 = b3.fma(x, c53);
+            FloatVector a0 = FloatVector.broadcast(F, ap[a + 0]);
+            c00 = b0.fma(a0, c00); c01 = b1.fma(a0, c01);
+            FloatVector a1 = FloatVector.broadcast(F, ap[a + 1]);
+            c10 = b0.fma(a1, c10); c11 = b1.fma(a1, c11);
+            FloatVector a2 = FloatVector.broadcast(F, ap[a + 2]);
+            c20 = b0.fma(a2, c20); c21 = b1.fma(a2, c21);
+            FloatVector a3 = FloatVector.broadcast(F, ap[a + 3]);
+            c30 = b0.fma(a3, c30); c31 = b1.fma(a3, c31);
+            FloatVector a4 = FloatVector.broadcast(F, ap[a + 4]);
+            c40 = b0.fma(a4, c40); c41 = b1.fma(a4, c41);
+            FloatVector a5 = FloatVector.broadcast(F, ap[a + 5]);
+            c50 = b0.fma(a5, c50); c51 = b1.fma(a5, c51);
+            FloatVector a6 = FloatVector.broadcast(F, ap[a + 6]);
+            c60 = b0.fma(a6, c60); c61 = b1.fma(a6, c61);
+            FloatVector a7 = FloatVector.broadcast(F, ap[a + 7]);
+            c70 = b0.fma(a7, c70); c71 = b1.fma(a7, c71);
+            FloatVector a8 = FloatVector.broadcast(F, ap[a + 8]);
+            c80 = b0.fma(a8, c80); c81 = b1.fma(a8, c81);
+            FloatVector a9 = FloatVector.broadcast(F, ap[a + 9]);
+            c90 = b0.fma(a9, c90); c91 = b1.fma(a9, c91);
+            FloatVector a10 = FloatVector.broadcast(F, ap[a + 10]);
+            c100 = b0.fma(a10, c100); c101 = b1.fma(a10, c101);
+            FloatVector a11 = FloatVector.broadcast(F, ap[a + 11]);
+            c110 = b0.fma(a11, c110); c111 = b1.fma(a11, c111);
         }
         // Vectors handed to a method C2 does not inline get boxed, so the tile leaves registers right here.
-        c00.intoArray(tile, 0); c01.intoArray(tile, L); c02.intoArray(tile, 2 * L); c03.intoArray(tile, 3 * L);
-        c10.intoArray(tile, NRL); c11.intoArray(tile, NRL + L); c12.intoArray(tile, NRL + 2 * L); c13.intoArray(tile, NRL + 3 * L);
-        c20.intoArray(tile, 2 * NRL); c21.intoArray(tile, 2 * NRL + L); c22.intoArray(tile, 2 * NRL + 2 * L); c23.intoArray(tile, 2 * NRL + 3 * L);
-        c30.intoArray(tile, 3 * NRL); c31.intoArray(tile, 3 * NRL + L); c32.intoArray(tile, 3 * NRL + 2 * L); c33.intoArray(tile, 3 * NRL + 3 * L);
-        c40.intoArray(tile, 4 * NRL); c41.intoArray(tile, 4 * NRL + L); c42.intoArray(tile, 4 * NRL + 2 * L); c43.intoArray(tile, 4 * NRL + 3 * L);
-        c50.intoArray(tile, 5 * NRL); c51.intoArray(tile, 5 * NRL + L); c52.intoArray(tile, 5 * NRL + 2 * L); c53.intoArray(tile, 5 * NRL + 3 * L);
+        c00.intoArray(tile, 0 * NRL); c01.intoArray(tile, 0 * NRL + L);
+        c10.intoArray(tile, 1 * NRL); c11.intoArray(tile, 1 * NRL + L);
+        c20.intoArray(tile, 2 * NRL); c21.intoArray(tile, 2 * NRL + L);
+        c30.intoArray(tile, 3 * NRL); c31.intoArray(tile, 3 * NRL + L);
+        c40.intoArray(tile, 4 * NRL); c41.intoArray(tile, 4 * NRL + L);
+        c50.intoArray(tile, 5 * NRL); c51.intoArray(tile, 5 * NRL + L);
+        c60.intoArray(tile, 6 * NRL); c61.intoArray(tile, 6 * NRL + L);
+        c70.intoArray(tile, 7 * NRL); c71.intoArray(tile, 7 * NRL + L);
+        c80.intoArray(tile, 8 * NRL); c81.intoArray(tile, 8 * NRL + L);
+        c90.intoArray(tile, 9 * NRL); c91.intoArray(tile, 9 * NRL + L);
+        c100.intoArray(tile, 10 * NRL); c101.intoArray(tile, 10 * NRL + L);
+        c110.intoArray(tile, 11 * NRL); c111.intoArray(tile, 11 * NRL + L);
         addTile(tile, c, ldc, g, row0, rows, n0, cols);
     }
 
