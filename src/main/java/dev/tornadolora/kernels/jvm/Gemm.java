@@ -139,12 +139,13 @@ final class Gemm {
         if (rows < MR) {
             java.util.Arrays.fill(dst, off, off + k * MR, 0f);
         }
-        if (a.mul() == null && a.kStride() == 1 && a.scale() == 1f) {
+        if (a.mul() == null && a.kStride() == 1 && a.scale() == 1f && rows == MR) {
+            // The common case (tokens of x or dy): written in order, read from MR sequential streams.
             float[] src = a.a();
-            for (int r = 0; r < rows; r++) {
-                int s = a.off() + (row0 + r) * a.rowStride();
-                for (int kk = 0; kk < k; kk++) {
-                    dst[off + kk * MR + r] = src[s + kk];
+            int s = a.off() + row0 * a.rowStride(), rs = a.rowStride();
+            for (int kk = 0, d = off; kk < k; kk++, d += MR) {
+                for (int r = 0; r < MR; r++) {
+                    dst[d + r] = src[s + r * rs + kk];
                 }
             }
         } else if (a.kStride() > a.rowStride()) {  // a transpose: rows are adjacent in memory, k is far apart

@@ -53,12 +53,6 @@ final class Gemv {
     /** The same for an NF4 W. */
     static void rows(Nf4Tensor w, float[] x, int tokens, int j0, int j1, float[] out, int outStride) {
         int in = w.cols();
-        if (tokens == 1 && Nf4Decoder.vectorizable(w) && in % w.blockSize() == 0) {
-            for (int j = j0; j < j1; j++) {
-                out[j] = dotDecoded(w, j, x);
-            }
-            return;
-        }
         float[] row = ROW.get();
         if (row.length < in) {
             row = new float[in];
@@ -72,27 +66,35 @@ final class Gemv {
         }
     }
 
+    /** Whether {@link #rowsDecoded} applies: vector decoding, and rows made of whole blocks. */
+    static boolean decodesInRegisters(Nf4Tensor w) {
+        return Nf4Decoder.vectorizable(w) && w.cols() % w.blockSize() == 0;
+    }
+
     /**
-     * Row j of an NF4 W (rows of whole blocks) dotted with x[0, in), decoded in registers. Codes are multiplied by x within a block
-     * and the block's scale is applied once to the block's partial sum.
+     * out[j] = Σ_i W[j, i]·x[i] for one token and rows [j0, j1), the codes decoded in registers and multiplied
+     * there; xd is x {@linkplain Nf4Decoder#deinterleave deinterleaved}. Within a block the codes are multiplied
+     * by x; the block's scale is applied once to the block's partial sums.
      */
-    private static float dotDecoded(Nf4Tensor w, int j, float[] x) {
+    static void rowsDecoded(Nf4Tensor w, float[] xd, int j0, int j1, float[] out) {
         int in = w.cols(), blockSize = w.blockSize();
         byte[] packed = w.packedCodes();
         float[] scales = w.blockScales();
-        FloatVector acc0 = FloatVector.zero(F), acc1 = acc0;
-        int e0 = j * in;
-        for (int i0 = 0; i0 < in; i0 += blockSize) {
-            FloatVector part0 = FloatVector.zero(F), part1 = part0;
-            for (int i = i0; i < i0 + blockSize; i += Nf4Decoder.UNIT) {
-                IntVector bytes = Nf4Decoder.loadUnit(packed, (e0 + i) >> 1);
-                part0 = Nf4Decoder.low(bytes).fma(FloatVector.fromArray(F, x, i), part0);
-                part1 = Nf4Decoder.high(bytes).fma(FloatVector.fromArray(F, x, i + L), part1);
+        for (int j = j0; j < j1; j++) {
+            FloatVector acc0 = FloatVector.zero(F), acc1 = acc0;
+            int e0 = j * in, block = e0 / blockSize;
+            for (int i0 = 0; i0 < in; i0 += blockSize, block++) {
+                FloatVector even = FloatVector.zero(F), odd = even;
+                for (int i = i0; i < i0 + blockSize; i += Nf4Decoder.UNIT) {
+                    IntVector bytes = Nf4Decoder.loadUnit(packed, (e0 + i) >> 1);
+                    even = Nf4Decoder.evens(bytes).fma(FloatVector.fromArray(F, xd, i), even);
+                    odd = Nf4Decoder.odds(bytes).fma(FloatVector.fromArray(F, xd, i + L), odd);
+                }
+                FloatVector scale = FloatVector.broadcast(F, scales[block]);
+                acc0 = even.fma(scale, acc0);
+                acc1 = odd.fma(scale, acc1);
             }
-            FloatVector scale = FloatVector.broadcast(F, scales[(e0 + i0) / blockSize]);
-            acc0 = part0.fma(scale, acc0);
-            acc1 = part1.fma(scale, acc1);
+            out[j] = acc0.add(acc1).reduceLanes(VectorOperators.ADD);
         }
-        return acc0.add(acc1).reduceLanes(VectorOperators.ADD);
     }
 }

@@ -122,9 +122,13 @@ public final class JvmLoraKernels implements LoraKernels {
         BaseWeight w = p.base();
         float[] bias = p.bias(), b = p.loraB();
         float s = p.scale();
+        boolean inRegisters = tokens == 1 && w instanceof Nf4Tensor q && Gemv.decodesInRegisters(q);
+        float[] xd = inRegisters ? Nf4Decoder.deinterleave(x, 0, in) : null;
         Parallel.forRange(out, 64, (j0, j1) -> {
             if (w instanceof DenseWeight d) {
                 Gemv.rows(d.data(), in, x, tokens, j0, j1, y, out);
+            } else if (inRegisters) {
+                Gemv.rowsDecoded((Nf4Tensor) w, xd, j0, j1, y);
             } else {
                 Gemv.rows((Nf4Tensor) w, x, tokens, j0, j1, y, out);
             }

@@ -71,6 +71,31 @@ final class Nf4Decoder {
         return half(unitBytes.rearrange(HIGH_HALF));
     }
 
+    /** Code book values of the even elements 0, 2, .., 2L−2 of a unit (the high nibbles), in lane order. */
+    static FloatVector evens(IntVector unitBytes) {
+        return lookup(unitBytes.lanewise(VectorOperators.ASHR, 4).and(0xF)).reinterpretAsFloats();
+    }
+
+    /** Code book values of the odd elements 1, 3, .., 2L−1 of a unit (the low nibbles), in lane order. */
+    static FloatVector odds(IntVector unitBytes) {
+        return lookup(unitBytes.and(0xF)).reinterpretAsFloats();
+    }
+
+    /**
+     * x reordered to match {@link #evens} and {@link #odds}: per unit of 2L elements, the even elements, then the
+     * odd ones. A dot product with a row then needs no interleaving of the decoded codes.
+     */
+    static float[] deinterleave(float[] x, int off, int n) {
+        float[] d = new float[n];
+        for (int u = 0; u < n; u += UNIT) {
+            for (int l = 0; l < L; l++) {
+                d[u + l] = x[off + u + 2 * l];
+                d[u + L + l] = x[off + u + 2 * l + 1];
+            }
+        }
+        return d;
+    }
+
     private static FloatVector half(IntVector pairedBytes) {
         IntVector codes = pairedBytes.lanewise(VectorOperators.ASHR, NIBBLE_SHIFT).and(0xF);
         return lookup(codes).reinterpretAsFloats();
