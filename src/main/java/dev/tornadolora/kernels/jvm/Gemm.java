@@ -250,6 +250,45 @@ final class Gemm {
             FloatVector a11 = FloatVector.broadcast(F, ap[a + 11]);
             c110 = b0.fma(a11, c110); c111 = b1.fma(a11, c111);
         }
+        if (rows == MR && cols == NRL && g == null) {  // the common case: straight into C
+            int o = row0 * ldc + n0;
+            c00.add(FloatVector.fromArray(F, c, o)).intoArray(c, o);
+            c01.add(FloatVector.fromArray(F, c, o + L)).intoArray(c, o + L);
+            o += ldc;
+            c10.add(FloatVector.fromArray(F, c, o)).intoArray(c, o);
+            c11.add(FloatVector.fromArray(F, c, o + L)).intoArray(c, o + L);
+            o += ldc;
+            c20.add(FloatVector.fromArray(F, c, o)).intoArray(c, o);
+            c21.add(FloatVector.fromArray(F, c, o + L)).intoArray(c, o + L);
+            o += ldc;
+            c30.add(FloatVector.fromArray(F, c, o)).intoArray(c, o);
+            c31.add(FloatVector.fromArray(F, c, o + L)).intoArray(c, o + L);
+            o += ldc;
+            c40.add(FloatVector.fromArray(F, c, o)).intoArray(c, o);
+            c41.add(FloatVector.fromArray(F, c, o + L)).intoArray(c, o + L);
+            o += ldc;
+            c50.add(FloatVector.fromArray(F, c, o)).intoArray(c, o);
+            c51.add(FloatVector.fromArray(F, c, o + L)).intoArray(c, o + L);
+            o += ldc;
+            c60.add(FloatVector.fromArray(F, c, o)).intoArray(c, o);
+            c61.add(FloatVector.fromArray(F, c, o + L)).intoArray(c, o + L);
+            o += ldc;
+            c70.add(FloatVector.fromArray(F, c, o)).intoArray(c, o);
+            c71.add(FloatVector.fromArray(F, c, o + L)).intoArray(c, o + L);
+            o += ldc;
+            c80.add(FloatVector.fromArray(F, c, o)).intoArray(c, o);
+            c81.add(FloatVector.fromArray(F, c, o + L)).intoArray(c, o + L);
+            o += ldc;
+            c90.add(FloatVector.fromArray(F, c, o)).intoArray(c, o);
+            c91.add(FloatVector.fromArray(F, c, o + L)).intoArray(c, o + L);
+            o += ldc;
+            c100.add(FloatVector.fromArray(F, c, o)).intoArray(c, o);
+            c101.add(FloatVector.fromArray(F, c, o + L)).intoArray(c, o + L);
+            o += ldc;
+            c110.add(FloatVector.fromArray(F, c, o)).intoArray(c, o);
+            c111.add(FloatVector.fromArray(F, c, o + L)).intoArray(c, o + L);
+            return;
+        }
         // Vectors handed to a method C2 does not inline get boxed, so the tile leaves registers right here.
         c00.intoArray(tile, 0 * NRL); c01.intoArray(tile, 0 * NRL + L);
         c10.intoArray(tile, 1 * NRL); c11.intoArray(tile, 1 * NRL + L);

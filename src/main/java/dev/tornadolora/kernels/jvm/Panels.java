@@ -128,17 +128,14 @@ final class Panels {
 
     /** dst[kk·NRL + nn] = src[off + nn·stride + kk] for nn &lt; nLen, zero for nn in [nLen, NRL). */
     private static void transpose(float[] src, int off, int stride, int nLen, int kLen, float[] dst) {
-        for (int nn = 0; nn < nLen; nn++) {
-            int s = off + nn * stride;
-            for (int kk = 0; kk < kLen; kk++) {
-                dst[kk * NRL + nn] = src[s + kk];
+        // Written in order, read from nLen sequential streams: the panel is bigger than L1, its rows are not.
+        for (int kk = 0; kk < kLen; kk++) {
+            int d = kk * NRL;
+            for (int nn = 0; nn < nLen; nn++) {
+                dst[d + nn] = src[off + nn * stride + kk];
             }
-        }
-        if (nLen < NRL) {
-            for (int kk = 0; kk < kLen; kk++) {
-                for (int nn = nLen; nn < NRL; nn++) {
-                    dst[kk * NRL + nn] = 0f;
-                }
+            for (int nn = nLen; nn < NRL; nn++) {
+                dst[d + nn] = 0f;
             }
         }
     }
