@@ -1,0 +1,61 @@
+package dev.tornadolora.kernels.jvm;
+
+import dev.tornadolora.nf4.Nf4Tensor;
+import dev.tornadolora.tensor.BaseWeight;
+import dev.tornadolora.tensor.DenseWeight;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+import java.lang.management.ManagementFactory;
+import java.util.SplittableRandom;
+
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * No allocation proportional to the weight per call: once warm (the first call packs an fp32 weight once and
+ * sizes the per-thread scratch; until C2 compiles the kernels, interpreted vector code allocates boxes), forward
+ * + backward of a 2048 × 2048 layer allocates far less than the 16 MiB an fp32 copy of W would take, on all
+ * threads together. A per-call copy of W would never get under the limit, however warm.
+ */
+class JvmAllocationTest {
+    private static final com.sun.management.ThreadMXBean THREADS =
+            (com.sun.management.ThreadMXBean) ManagementFactory.getThreadMXBean();
+
+    private static final long LIMIT = 1L << 20;
+
+    @ParameterizedTest
+    @ValueSource(strings = {"fp32", "nf4"})
+    void perCallAllocationIsFarBelowTheWeight(String kind) {
+        int n = 2048, r = 16;
+        SplittableRandom rnd = new SplittableRandom(1);
+        float[] w = JvmLoraKernelsTest.uniform(rnd, n * n, 0.02f);
+        BaseWeight base = kind.equals("nf4") ? Nf4Tensor.quantize(w, n, n) : new DenseWeight(n, n, w);
+        JvmLoraKernelsTest.Params p = new JvmLoraKernelsTest.Params(n, n, r, 2f, base, null,
+                JvmLoraKernelsTest.uniform(rnd, r * n, 0.01f), JvmLoraKernelsTest.uniform(rnd, n * r, 0.01f));
+        JvmLoraKernels kernels = new JvmLoraKernels();
+        for (int tokens : new int[] {1, 24}) {
+            float[] x = JvmLoraKernelsTest.uniform(rnd, tokens * n, 1f), dy = JvmLoraKernelsTest.uniform(rnd, tokens * n, 1f);
+            float[] h = new float[tokens * r], y = new float[tokens * n], dx = new float[tokens * n];
+            float[] gradA = new float[r * n], gradB = new float[n * r];
+            Runnable step = () -> {
+                kernels.forward(p, x, null, tokens, h, y);
+                kernels.backward(p, x, null, tokens, h, dy, dx, gradA, gradB);
+            };
+            long least = Long.MAX_VALUE;
+            for (int call = 0; call < 60 && least >= LIMIT; call++) {
+                long before = allocatedByAllThreads();
+                step.run();
+                least = Math.min(least, allocatedByAllThreads() - before);
+            }
+            assertTrue(least < LIMIT, kind + ", " + tokens + " tokens: every call allocated at least " + least + " bytes");
+        }
+    }
+
+    private static long allocatedByAllThreads() {
+        long total = 0;
+        for (long id : THREADS.getAllThreadIds()) {
+            total += Math.max(0, THREADS.getThreadAllocatedBytes(id));
+        }
+        return total;
+    }
+}
