@@ -1,6 +1,7 @@
 package dev.tornadolora.kernels.jvm;
 
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
@@ -140,12 +141,17 @@ final class Gemm {
             java.util.Arrays.fill(dst, off, off + k * MR, 0f);
         }
         if (a.mul() == null && a.kStride() == 1 && a.scale() == 1f && rows == MR) {
-            // The common case (tokens of x or dy): written in order, read from MR sequential streams.
+            // The common case (tokens of x or dy): one gather of the MR rows' elements per k, written in order.
             float[] src = a.a();
-            int s = a.off() + row0 * a.rowStride(), rs = a.rowStride();
+            int s = a.off() + row0 * a.rowStride();
+            int[] rowOffsets = new int[roundUp(MR, L)];  // the index vector is read whole, masked or not
+            for (int r = 0; r < MR; r++) {
+                rowOffsets[r] = r * a.rowStride();
+            }
             for (int kk = 0, d = off; kk < k; kk++, d += MR) {
-                for (int r = 0; r < MR; r++) {
-                    dst[d + r] = src[s + r * rs + kk];
+                for (int r = 0; r < MR; r += L) {
+                    VectorMask<Float> lanes = F.indexInRange(r, MR);
+                    FloatVector.fromArray(F, src, s + kk, rowOffsets, r, lanes).intoArray(dst, d + r, lanes);
                 }
             }
         } else if (a.kStride() > a.rowStride()) {  // a transpose: rows are adjacent in memory, k is far apart

@@ -114,17 +114,30 @@ final class Panels {
         };
     }
 
-    /** B = Wᵀ for an NF4 W [N × K]: nLen row pieces decoded into a scratch block, then transposed. */
+    /**
+     * B = Wᵀ for an NF4 W [N × K]: the panel's nLen row pieces decoded (vectorized, in row order) into a scratch
+     * block with row stride KB, then read back column by column with gathers.
+     */
     static Gemm.Right nf4Transposed(Nf4Tensor w) {
         int cols = w.cols();
         return (k0, kLen, n0, nLen, dst) -> {
             float[] rows = ROWS.get();
             for (int nn = 0; nn < nLen; nn++) {
-                Nf4Decoder.decode(w, (n0 + nn) * cols + k0, kLen, rows, nn * kLen);
+                Nf4Decoder.decode(w, (n0 + nn) * cols + k0, kLen, rows, nn * KB);
             }
-            transpose(rows, 0, kLen, nLen, kLen, dst);
+            if (nLen < NRL) {
+                java.util.Arrays.fill(rows, nLen * KB, NRL * KB, 0f);
+            }
+            for (int kk = 0; kk < kLen; kk++) {
+                for (int v = 0; v < NRL; v += L) {
+                    FloatVector.fromArray(F, rows, kk, COLUMN, v).intoArray(dst, kk * NRL + v);
+                }
+            }
         };
     }
+
+    /** Offsets of one column's NRL elements in the scratch block of {@link #nf4Transposed}. */
+    private static final int[] COLUMN = java.util.stream.IntStream.range(0, NRL).map(nn -> nn * KB).toArray();
 
     /** dst[kk·NRL + nn] = src[off + nn·stride + kk] for nn &lt; nLen, zero for nn in [nLen, NRL). */
     private static void transpose(float[] src, int off, int stride, int nLen, int kLen, float[] dst) {
