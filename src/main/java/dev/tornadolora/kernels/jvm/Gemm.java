@@ -123,26 +123,33 @@ final class Gemm {
             PACKED.set(packed);
         }
         float[] dst = packed;
-        Parallel.forRange(blocks, 1, (b0, b1) -> {
-            for (int b = b0; b < b1; b++) {
-                int kg = 0;
-                for (Term t : terms) {
-                    packBlock(t.a(), m0 + b * MR, Math.min(MR, rows - b * MR), t.k(), dst, (b * kTotal + kg) * MR);
-                    kg += t.k();
-                }
+        int kg = 0;
+        for (Term t : terms) {
+            Left a = t.a();
+            int k = t.k(), kOff = kg;
+            if (a.rowStride() == 1 && a.mul() == null) {
+                // A transpose (dyᵀ, dhᵀ): a row of the source holds element k of every row block, so pack by k.
+                Parallel.forRange(k, 16, (k0, k1) -> packTransposed(a, m0, rows, k0, k1, kTotal, kOff, dst));
+            } else {
+                Parallel.forRange(blocks, 1, (b0, b1) -> {
+                    for (int b = b0; b < b1; b++) {
+                        packRows(a, m0 + b * MR, Math.min(MR, rows - b * MR), k, dst, (b * kTotal + kOff) * MR);
+                    }
+                });
             }
-        });
+            kg += k;
+        }
         return packed;
     }
 
-    /** dst[k·MR + r] = A(row0 + r, k); rows past the end are zero. */
-    private static void packBlock(Left a, int row0, int rows, int k, float[] dst, int off) {
+    /** Row block b: dst[(b·kTotal + kOff + kk)·MR + r] = A(row0 + r, kk); rows past the end are zero. */
+    private static void packRows(Left a, int row0, int rows, int k, float[] dst, int off) {
         if (rows < MR) {
             java.util.Arrays.fill(dst, off, off + k * MR, 0f);
         }
-        if (a.mul() == null && a.kStride() == 1 && a.scale() == 1f && rows == MR) {
-            // The common case (tokens of x or dy): one gather of the MR rows' elements per k, written in order.
-            float[] src = a.a();
+        if (a.kStride() == 1 && rows == MR) {
+            // Tokens of x or dy: one gather of the MR rows' elements per k, written in order.
+            float[] src = a.a(), mul = a.mul();
             int s = a.off() + row0 * a.rowStride();
             int[] rowOffsets = new int[roundUp(MR, L)];  // the index vector is read whole, masked or not
             for (int r = 0; r < MR; r++) {
@@ -151,19 +158,35 @@ final class Gemm {
             for (int kk = 0, d = off; kk < k; kk++, d += MR) {
                 for (int r = 0; r < MR; r += L) {
                     VectorMask<Float> lanes = F.indexInRange(r, MR);
-                    FloatVector.fromArray(F, src, s + kk, rowOffsets, r, lanes).intoArray(dst, d + r, lanes);
-                }
-            }
-        } else if (a.kStride() > a.rowStride()) {  // a transpose: rows are adjacent in memory, k is far apart
-            for (int kk = 0; kk < k; kk++) {
-                for (int r = 0; r < rows; r++) {
-                    dst[off + kk * MR + r] = a.at(row0 + r, kk);
+                    FloatVector v = FloatVector.fromArray(F, src, s + kk, rowOffsets, r, lanes);
+                    if (mul != null) {
+                        v = v.mul(FloatVector.fromArray(F, mul, s + kk, rowOffsets, r, lanes));
+                    }
+                    v.mul(a.scale()).intoArray(dst, d + r, lanes);
                 }
             }
         } else {
             for (int r = 0; r < rows; r++) {
                 for (int kk = 0; kk < k; kk++) {
                     dst[off + kk * MR + r] = a.at(row0 + r, kk);
+                }
+            }
+        }
+    }
+
+    /** The same for a source whose rows are adjacent (rowStride 1), k in [k0, k1) of every row block. */
+    private static void packTransposed(Left a, int m0, int rows, int k0, int k1, int kTotal, int kOff, float[] dst) {
+        float[] src = a.a();
+        int blocks = (rows + MR - 1) / MR;
+        for (int kk = k0; kk < k1; kk++) {
+            int s = a.off() + m0 + kk * a.kStride();
+            for (int b = 0; b < blocks; b++) {
+                int d = (b * kTotal + kOff + kk) * MR;
+                int valid = Math.min(MR, rows - b * MR);
+                for (int r = 0; r < MR; r += L) {
+                    VectorMask<Float> lanes = F.indexInRange(r, valid);
+                    FloatVector.fromArray(F, src, s + b * MR + r, lanes).mul(a.scale())
+                            .intoArray(dst, d + r, F.indexInRange(r, MR));
                 }
             }
         }

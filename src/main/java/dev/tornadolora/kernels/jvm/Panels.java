@@ -84,7 +84,15 @@ final class Panels {
             for (int kk = 0; kk < kLen; kk++) {
                 int s = (k0 + kk) * rowLen + n0;
                 int d = kk * NRL;
-                for (int nn = 0; nn < NRL; nn += L) {
+                int nn = 0;
+                for (; nn <= nLen - L; nn += L) {
+                    FloatVector v = FloatVector.fromArray(F, src, s + nn);
+                    if (mul != null) {
+                        v = v.mul(FloatVector.fromArray(F, mul, s + nn));
+                    }
+                    v.intoArray(dst, d + nn);
+                }
+                for (; nn < NRL; nn += L) {  // the ragged edge, zero-padded
                     VectorMask<Float> in = F.indexInRange(nn, nLen);
                     FloatVector v = FloatVector.fromArray(F, src, s + nn, in);
                     if (mul != null) {
