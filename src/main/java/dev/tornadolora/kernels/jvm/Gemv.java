@@ -66,35 +66,33 @@ final class Gemv {
         }
     }
 
-    /** Whether {@link #rowsDecoded} applies: vector decoding, and rows made of whole blocks. */
+    /** Whether {@link #rowsDecoded} applies: rows of whole units, each unit within one block. */
     static boolean decodesInRegisters(Nf4Tensor w) {
-        return Nf4Decoder.vectorizable(w) && w.cols() % w.blockSize() == 0;
+        return Nf4Decoder.vectorizable(w);
     }
 
     /**
      * out[j] = Σ_i W[j, i]·x[i] for one token and rows [j0, j1), the codes decoded in registers and multiplied
-     * there; xd is x {@linkplain Nf4Decoder#deinterleave deinterleaved}. Within a block the codes are multiplied
-     * by x; the block's scale is applied once to the block's partial sums.
+     * there; xd is x {@linkplain Nf4Decoder#deinterleave deinterleaved}. One flat loop over units (C2 handles it
+     * better than a loop per block), each unit's codes scaled by its block's scale.
      */
     static void rowsDecoded(Nf4Tensor w, float[] xd, int j0, int j1, float[] out) {
         int in = w.cols(), blockSize = w.blockSize();
+        boolean pow2 = Integer.bitCount(blockSize) == 1;
+        int shift = Integer.numberOfTrailingZeros(blockSize);
         byte[] packed = w.packedCodes();
         float[] scales = w.blockScales();
         for (int j = j0; j < j1; j++) {
-            FloatVector acc0 = FloatVector.zero(F), acc1 = acc0;
-            int e0 = j * in, block = e0 / blockSize;
-            for (int i0 = 0; i0 < in; i0 += blockSize, block++) {
-                FloatVector even = FloatVector.zero(F), odd = even;
-                for (int i = i0; i < i0 + blockSize; i += Nf4Decoder.UNIT) {
-                    IntVector bytes = Nf4Decoder.loadUnit(packed, (e0 + i) >> 1);
-                    even = Nf4Decoder.evens(bytes).fma(FloatVector.fromArray(F, xd, i), even);
-                    odd = Nf4Decoder.odds(bytes).fma(FloatVector.fromArray(F, xd, i + L), odd);
-                }
-                FloatVector scale = FloatVector.broadcast(F, scales[block]);
-                acc0 = even.fma(scale, acc0);
-                acc1 = odd.fma(scale, acc1);
+            FloatVector even = FloatVector.zero(F), odd = even;
+            int e0 = j * in;
+            for (int i = 0; i < in; i += Nf4Decoder.UNIT) {
+                int e = e0 + i;
+                float scale = scales[pow2 ? e >>> shift : e / blockSize];
+                IntVector bytes = Nf4Decoder.loadUnit(packed, e >> 1);
+                even = Nf4Decoder.evens(bytes).mul(scale).fma(FloatVector.fromArray(F, xd, i), even);
+                odd = Nf4Decoder.odds(bytes).mul(scale).fma(FloatVector.fromArray(F, xd, i + L), odd);
             }
-            out[j] = acc0.add(acc1).reduceLanes(VectorOperators.ADD);
+            out[j] = even.add(odd).reduceLanes(VectorOperators.ADD);
         }
     }
 }

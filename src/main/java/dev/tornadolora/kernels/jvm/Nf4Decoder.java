@@ -29,8 +29,9 @@ final class Nf4Decoder {
 
     private static final VectorSpecies<Byte> BYTES = byteSpecies();
     private static final boolean VECTOR = BYTES != null;
-    /** The code book split into tables of L lanes (one table when L ≥ 16), as raw float bits. */
-    private static final IntVector[] TABLES = codebookTables();
+    /** The code book as raw float bits in L lanes: all of it when L ≥ 16, else codes 0..L−1 and L..2L−1. */
+    private static final IntVector TABLE_LOW = codebookTable(0);
+    private static final IntVector TABLE_HIGH = codebookTable(1);
     private static final VectorShuffle<Integer> LOW_HALF = pairShuffle(0);
     private static final VectorShuffle<Integer> HIGH_HALF = pairShuffle(L / 2);
     /** 4 for even lanes (high nibble), 0 for odd lanes. */
@@ -45,15 +46,12 @@ final class Nf4Decoder {
 
     /** Float bits of NF4[code] for each lane's code 0..15. */
     static IntVector lookup(IntVector codes) {
-        if (TABLES.length == 1) {
-            return codes.selectFrom(TABLES[0]);
+        if (L >= 16) {
+            return codes.selectFrom(TABLE_LOW);
         }
+        // 8 lanes: codes 0..7 from one half-book, 8..15 from the other (lane = code mod 8).
         IntVector lane = codes.and(L - 1);
-        IntVector r = lane.selectFrom(TABLES[0]);
-        for (int t = 1; t < TABLES.length; t++) {
-            r = r.blend(lane.selectFrom(TABLES[t]), codes.compare(VectorOperators.GE, t * L));
-        }
-        return r;
+        return lane.selectFrom(TABLE_LOW).blend(lane.selectFrom(TABLE_HIGH), codes.compare(VectorOperators.GE, L));
     }
 
     /** The unit's bytes as int lanes (sign-extended: only the low 8 bits matter). */
@@ -137,18 +135,13 @@ final class Nf4Decoder {
         return VectorSpecies.of(byte.class, VectorShape.forBitSize(L * Byte.SIZE));
     }
 
-    private static IntVector[] codebookTables() {
-        int tables = Math.max(1, 16 / L);
-        IntVector[] t = new IntVector[tables];
-        for (int k = 0; k < tables; k++) {
-            int[] bits = new int[L];
-            for (int lane = 0; lane < L; lane++) {
-                int code = k * L + lane;
-                bits[lane] = code < 16 ? Float.floatToRawIntBits(Nf4Tensor.codebook(code)) : 0;
-            }
-            t[k] = IntVector.fromArray(I, bits, 0);
+    private static IntVector codebookTable(int part) {
+        int[] bits = new int[L];
+        for (int lane = 0; lane < L; lane++) {
+            int code = part * L + lane;
+            bits[lane] = code < 16 ? Float.floatToRawIntBits(Nf4Tensor.codebook(code)) : 0;
         }
-        return t;
+        return IntVector.fromArray(I, bits, 0);
     }
 
     private static VectorShuffle<Integer> pairShuffle(int firstByte) {
