@@ -17,7 +17,8 @@ code book -> times the double-quantized block scale), then F.linear; its backwar
 computes dy @ W.  PyTorch's forward-only runs under no_grad (its fastest path); the JVM forward keeps the
 activations for backward, as in training.
 
-Timing protocol, identical on both sides: warm up for a third of the budget (at least 3 runs), then repeat
+Timing protocol, identical on both sides: warm up for a third of the budget (at least 3 runs, and on until
+a run is within 15% of the fastest so far: the JVM's vector kernels run interpreted until compiled), then repeat
 until the budget (--seconds, default 2) and at least 5 runs; the table shows the median.  Both sides use the
 same number of threads (default: all cores; PyTorch via torch.set_num_threads, the JVM via
 -Dtornadolora.threads).
@@ -213,10 +214,15 @@ def pytorch_side(args):
 
 
 def time_runs(run, seconds):
+    """The protocol of the JVM side (Compare.time): warm up, then measure."""
     start = time.perf_counter()
-    i = 0
-    while i < 3 or time.perf_counter() - start < seconds / 3:
+    i, fastest, last = 0, float("inf"), float("inf")
+    while (i < 3 or time.perf_counter() - start < seconds / 3
+           or (last > 1.15 * fastest and time.perf_counter() - start < 4 * seconds)):
+        t0 = time.perf_counter()
         run()
+        last = time.perf_counter() - t0
+        fastest = min(fastest, last)
         i += 1
     ms = []
     start = time.perf_counter()

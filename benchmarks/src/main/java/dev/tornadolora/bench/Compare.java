@@ -54,12 +54,21 @@ public final class Compare {
         System.out.println(json.writerWithDefaultPrettyPrinter().writeValueAsString(out));
     }
 
-    /** Warm-up for a third of the budget (at least 3 runs), then runs until the budget and 5 runs are reached. */
+    /**
+     * Warm-up: at least 3 runs and a third of the budget, and on until a run is within 15% of the fastest so far
+     * (the JIT has compiled the vector kernels; interpreted vector code is orders of magnitude slower), for at
+     * most 4 budgets. Then runs until the budget and 5 runs are reached.
+     */
     static double[] time(Workload w, double seconds) {
         long budget = (long) (seconds * 1e9);
         long start = System.nanoTime();
-        for (int i = 0; i < 3 || System.nanoTime() - start < budget / 3; i++) {
+        double fastest = Double.MAX_VALUE, last = Double.MAX_VALUE;
+        for (int i = 0; i < 3 || System.nanoTime() - start < budget / 3
+                || (last > 1.15 * fastest && System.nanoTime() - start < 4 * budget); i++) {
+            long t0 = System.nanoTime();
             w.run();
+            last = (System.nanoTime() - t0) / 1e6;
+            fastest = Math.min(fastest, last);
         }
         List<Double> ms = new ArrayList<>();
         start = System.nanoTime();
