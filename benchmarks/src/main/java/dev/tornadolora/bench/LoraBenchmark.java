@@ -26,7 +26,8 @@ import java.util.concurrent.TimeUnit;
 @OutputTimeUnit(TimeUnit.MILLISECONDS)
 @Warmup(iterations = 5, time = 2)  // vector kernels run interpreted until C2 compiles them
 @Measurement(iterations = 5, time = 2)
-@Fork(value = 1, jvmArgsAppend = {"--add-modules", "jdk.incubator.vector", "-XX:+UseParallelGC", "-Xmx8g"})
+@Fork(value = 1, jvmArgsAppend = {"--add-modules", "jdk.incubator.vector", "-XX:+UseParallelGC", "-Xmx8g",
+        "-XX:+UseTransparentHugePages"})  // as ./tornado-lora where the kernel offers THP
 public class LoraBenchmark {
 
     @Param({"fp32", "nf4"})
