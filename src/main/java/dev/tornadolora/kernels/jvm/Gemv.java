@@ -95,4 +95,51 @@ final class Gemv {
             out[j] = even.add(odd).reduceLanes(VectorOperators.ADD);
         }
     }
+
+    /** y[yOff + i] += a · x[xOff + i] for i &lt; n. */
+    static void axpy(float a, float[] x, int xOff, float[] y, int yOff, int n) {
+        FloatVector av = FloatVector.broadcast(F, a);
+        int i = 0;
+        for (; i <= n - L; i += L) {
+            FloatVector.fromArray(F, x, xOff + i).fma(av, FloatVector.fromArray(F, y, yOff + i)).intoArray(y, yOff + i);
+        }
+        for (; i < n; i++) {
+            y[yOff + i] += a * x[xOff + i];
+        }
+    }
+
+    /**
+     * out[t·ldo + i] += Σ_j coef[t·ldc + j] · W[j, i] for columns i in [i0, i1), t &lt; tokens and rows j of W
+     * (fp32 [rows × cols], or NF4 when {@code nf4} is not null): rows of W scaled into a few output rows, column
+     * block by column block so that those rows stay in L1.
+     */
+    static void columns(float[] w, Nf4Tensor nf4, int rows, int cols, float[] coef, int ldc, int tokens,
+                        int i0, int i1, float[] out, int ldo) {
+        float[] row = ROW.get();
+        if (row.length < COLUMN_BLOCK) {
+            row = new float[Math.max(COLUMN_BLOCK, row.length)];
+            ROW.set(row);
+        }
+        for (int c0 = i0; c0 < i1; c0 += COLUMN_BLOCK) {
+            int n = Math.min(COLUMN_BLOCK, i1 - c0);
+            for (int j = 0; j < rows; j++) {
+                float[] src = w;
+                int off = j * cols + c0;
+                if (nf4 != null) {
+                    Nf4Decoder.decode(nf4, off, n, row, 0);
+                    src = row;
+                    off = 0;
+                }
+                for (int t = 0; t < tokens; t++) {
+                    float a = coef[t * ldc + j];
+                    if (a != 0f) {
+                        axpy(a, src, off, out, t * ldo + c0, n);
+                    }
+                }
+            }
+        }
+    }
+
+    /** Columns per block of {@link #columns}: a multiple of the NF4 unit, so blocks decode vectorized. */
+    static final int COLUMN_BLOCK = 8 * Nf4Decoder.UNIT;
 }

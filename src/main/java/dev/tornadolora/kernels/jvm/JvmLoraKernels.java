@@ -28,12 +28,13 @@ import static dev.tornadolora.kernels.jvm.Gemm.Term;
  *                    (with dropout: dx = dy·W, then dx += (dh·A)⊙m, the multiplier applied on the tile)
  * </pre>
  *
- * Forward for 1..{@link #GEMV_MAX_TOKENS} tokens is a matrix-vector product over rows of W ({@link Gemv}).
+ * For 1..{@link #GEMV_MAX_TOKENS} tokens both passes are matrix-vector products that read W once, row by row
+ * ({@link Gemv}): forward dots rows of W with the tokens, backward scales rows of W into dx.
  * Base weights other than {@link DenseWeight} and {@link Nf4Tensor} fall back to the reference.
  */
 public final class JvmLoraKernels implements LoraKernels {
 
-    /** Up to this many tokens the forward pass reads W row by row instead of packing panels. */
+    /** Up to this many tokens both passes read W row by row instead of packing panels. */
     static final int GEMV_MAX_TOKENS = 8;
 
     @Override
@@ -76,6 +77,10 @@ public final class JvmLoraKernels implements LoraKernels {
             ScalarLoraKernels.INSTANCE.backward(p, x, m, tokens, h, dy, dx, gradA, gradB);
             return;
         }
+        if (tokens <= GEMV_MAX_TOKENS) {
+            backwardFewTokens(p, x, m, tokens, h, dy, dx, gradA, gradB);
+            return;
+        }
         int in = p.inDim(), out = p.outDim(), r = p.rank();
         float s = p.scale();
         float[] dh = null;
@@ -110,14 +115,7 @@ public final class JvmLoraKernels implements LoraKernels {
     private static void forwardFewTokens(LoraParams p, float[] x, float[] m, int tokens, float[] h, float[] y) {
         int in = p.inDim(), out = p.outDim(), r = p.rank();
         if (h != null) {
-            float[] xm = x;
-            if (m != null) {
-                xm = new float[tokens * in];
-                for (int i = 0; i < xm.length; i++) {
-                    xm[i] = x[i] * m[i];
-                }
-            }
-            Gemv.rows(p.loraA(), in, xm, tokens, 0, r, h, r);
+            Gemv.rows(p.loraA(), in, dropped(x, m, tokens * in), tokens, 0, r, h, r);
         }
         BaseWeight w = p.base();
         float[] bias = p.bias(), b = p.loraB();
@@ -149,6 +147,73 @@ public final class JvmLoraKernels implements LoraKernels {
                 }
             }
         });
+    }
+
+    /**
+     * Backward for a handful of tokens: dx = dy·W as rows of W scaled into dx, column block by column block
+     * ({@link Gemv#columns}); the adapter gradients, a few rank-sized outer products, as plain loops.
+     */
+    private static void backwardFewTokens(LoraParams p, float[] x, float[] m, int tokens, float[] h, float[] dy,
+                                          float[] dx, float[] gradA, float[] gradB) {
+        int in = p.inDim(), out = p.outDim(), r = p.rank();
+        float s = p.scale();
+        float[] a = p.loraA(), b = p.loraB();
+        float[] dh = null;
+        if (gradA != null) {
+            dh = new float[tokens * r];
+            for (int t = 0; t < tokens; t++) {
+                for (int j = 0; j < out; j++) {
+                    float g = s * dy[t * out + j];
+                    Gemv.axpy(g, h, t * r, gradB, j * r, r);     // dB[j, :] += s·dy[t, j]·h[t, :]
+                    Gemv.axpy(g, b, j * r, dh, t * r, r);        // dh[t, :] += s·dy[t, j]·B[j, :]
+                }
+            }
+            float[] xm = dropped(x, m, tokens * in);
+            float[] dhs = dh;
+            Parallel.forRange(r, 1, (k0, k1) -> {
+                for (int k = k0; k < k1; k++) {
+                    for (int t = 0; t < tokens; t++) {
+                        Gemv.axpy(dhs[t * r + k], xm, t * in, gradA, k * in, in);  // dA[k, :] += dh[t, k]·xm[t, :]
+                    }
+                }
+            });
+        }
+        if (dx == null) {
+            return;
+        }
+        BaseWeight w = p.base();
+        float[] dense = w instanceof DenseWeight d ? d.data() : null;
+        Nf4Tensor nf4 = w instanceof Nf4Tensor q ? q : null;
+        float[] lora = dh != null && m != null ? new float[tokens * in] : null;
+        float[] dhs = dh;
+        Parallel.forRange(in, Gemv.COLUMN_BLOCK, (i0, i1) -> {
+            for (int t = 0; t < tokens; t++) {
+                Arrays.fill(dx, t * in + i0, t * in + i1, 0f);
+            }
+            Gemv.columns(dense, nf4, out, in, dy, out, tokens, i0, i1, dx, in);
+            if (dhs != null) {  // + (dh·A)⊙m
+                float[] target = lora == null ? dx : lora;
+                Gemv.columns(a, null, r, in, dhs, r, tokens, i0, i1, target, in);
+                if (lora != null) {
+                    for (int t = 0; t < tokens; t++) {
+                        for (int i = t * in + i0; i < t * in + i1; i++) {
+                            dx[i] += lora[i] * m[i];
+                        }
+                    }
+                }
+            }
+        });
+    }
+
+    private static float[] dropped(float[] x, float[] m, int n) {
+        if (m == null) {
+            return x;
+        }
+        float[] xm = new float[n];
+        for (int i = 0; i < n; i++) {
+            xm[i] = x[i] * m[i];
+        }
+        return xm;
     }
 
     /** Rows of y set to the bias (or zero), which the GEMM then accumulates onto. */
