@@ -20,7 +20,7 @@ import static dev.tornadolora.kernels.jvm.Gemm.Term;
  *
  * <pre>
  *   forward    h  = (x⊙m)·Aᵀ                  GEMM, B = Aᵀ
- *              y  = b + x·Wᵀ + (s·h)·Bᵀ        GEMM, two terms; W read transposed (NF4: decoded per panel)
+ *              y  = b + x·Wᵀ + (s·h)·Bᵀ        GEMM, two terms; Wᵀ (fp32: packed once, cached; NF4: decoded per panel)
  *   backward   dB += (s·dy)ᵀ·h                 GEMM, A operand = dyᵀ by strides
  *              dh  = (s·dy)·B                  GEMM
  *              dA += dhᵀ·(x⊙m)                 GEMM
