@@ -25,7 +25,10 @@ final class Panels {
      * pass would otherwise transpose every panel on every call; the price is one more copy of each fp32 base.
      * {@code -Dtornadolora.packedWeights=false} turns the cache off.
      */
-    private static final Map<float[], float[]> PACKED = new WeakHashMap<>();
+    private static final Map<float[], PackedWeight> PACKED = new WeakHashMap<>();
+
+    /** Wᵀ panels of a weight whose rows are rowLen long (the same array could be viewed with another shape). */
+    private record PackedWeight(int rowLen, float[] panels) {}
     private static final boolean CACHE = Boolean.parseBoolean(System.getProperty("tornadolora.packedWeights", "true"));
 
     private Panels() {}
@@ -35,17 +38,17 @@ final class Panels {
         if (!CACHE) {
             return transposed(w, rowLen);
         }
-        float[] packed;
+        PackedWeight packed;
         synchronized (PACKED) {
             packed = PACKED.get(w);
         }
-        if (packed == null) {
-            packed = packTransposed(w, rowLen);
+        if (packed == null || packed.rowLen() != rowLen) {
+            packed = new PackedWeight(rowLen, packTransposed(w, rowLen));
             synchronized (PACKED) {
-                PACKED.putIfAbsent(w, packed);
+                PACKED.put(w, packed);
             }
         }
-        float[] panels = packed;
+        float[] panels = packed.panels();
         Gemm.Right fallback = transposed(w, rowLen);
         return new Gemm.Right() {
             @Override
