@@ -140,6 +140,21 @@ class JvmLoraKernelsTest {
     }
 
     @Test
+    void oneArrayViewedAsTwoShapesIsPackedForEach() {  // the fp32 packed-weight cache must not mix them up
+        SplittableRandom rnd = new SplittableRandom(9);
+        float[] w = uniform(rnd, 40 * 96, 0.2f);
+        for (int[] shape : new int[][] {{40, 96}, {96, 40}, {40, 96}}) {
+            int out = shape[0], in = shape[1], t = 30;
+            Params p = new Params(in, out, 2, 1f, new DenseWeight(out, in, w), null,
+                    uniform(rnd, 2 * in, 0.3f), uniform(rnd, out * 2, 0.3f));
+            float[] x = uniform(rnd, t * in, 1f), y = new float[t * out], yRef = new float[t * out];
+            ScalarLoraKernels.INSTANCE.forward(p, x, null, t, new float[t * 2], yRef);
+            fast.forward(p, x, null, t, new float[t * 2], y);
+            assertClose("y of " + out + "x" + in, yRef, y);
+        }
+    }
+
+    @Test
     void rejectsZeroThreads() {
         IllegalArgumentException e = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
                 () -> Parallel.setThreads(0));
