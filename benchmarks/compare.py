@@ -3,7 +3,7 @@
 
 Run it through the build script, which builds the benchmark jar first:
 
-    ./build compare [--seconds S] [--blas auto|default|CORE] [--json FILE] [--threads N] [WORKLOAD ...]
+    ./build compare [--seconds S] [--rounds R] [--blas auto|default|CORE] [--json FILE] [--threads N] [WORKLOAD ...]
 
 Workloads are BASE-PASS-DIMxTOKENS with BASE fp32|nf4, PASS fwd|fwdbwd (forward + backward), e.g.
 nf4-fwd-4096x1; the default set is every combination of fp32/nf4, fwd/fwdbwd, 4096/1024 and 1/512 tokens,
@@ -19,9 +19,11 @@ activations for backward, as in training.
 
 Timing protocol, identical on both sides: warm up for a third of the budget (at least 3 runs, and on until
 a run is within 15% of the fastest so far: the JVM's vector kernels run interpreted until compiled), then repeat
-until the budget (--seconds, default 2) and at least 5 runs; the table shows the median.  Both sides use the
-same number of threads (default: all cores; PyTorch via torch.set_num_threads, the JVM via
--Dtornadolora.threads).
+until the budget (--seconds, default 1.5) and at least 5 runs; a workload's time is the median.  The two sides
+alternate workload by workload (the JVM side is one process serving commands), for --rounds rounds (default
+2), and each side keeps its best round: on a shared machine a burst of load then costs a round, not the
+comparison.  Both sides use the same number of threads (default: all cores; PyTorch via
+torch.set_num_threads, the JVM via -Dtornadolora.threads).
 
 OpenBLAS: Debian's OpenBLAS 0.3.21 does not recognise every current CPU and then falls back to its generic
 SSE3 "Prescott" kernels, which are several times slower than its AVX-512 ones; some machines also set
@@ -41,6 +43,7 @@ import platform
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -63,7 +66,8 @@ TARGETS = [
 def parse_args():
     ap = argparse.ArgumentParser(description="PyTorch vs tornado-lora, side by side")
     ap.add_argument("workloads", nargs="*", default=DEFAULT_WORKLOADS)
-    ap.add_argument("--seconds", type=float, default=2.0, help="measuring budget per workload and side")
+    ap.add_argument("--seconds", type=float, default=1.5, help="measuring budget per workload, side and round")
+    ap.add_argument("--rounds", type=int, default=2, help="alternating rounds; each side keeps its best")
     ap.add_argument("--blas", default="auto", help="auto | default | an OPENBLAS_CORETYPE name")
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--jar", default=str(HERE / "target" / "benchmarks.jar"))
@@ -123,6 +127,7 @@ def openblas_core():
 # ---------------------------------------------------------------- PyTorch side
 
 def pytorch_side(args):
+    """Imports torch (after the BLAS choice), checks the BLAS, and returns (workload factory, torch version)."""
     import torch
     import torch.nn.functional as F
 
@@ -204,13 +209,7 @@ def pytorch_side(args):
                 return xg.grad
         return run
 
-    results = {}
-    for name in args.workloads:
-        run = make(name)
-        ms = time_runs(run, args.seconds)
-        results[name] = {"ms": statistics.median(ms), "ms_min": min(ms), "runs": len(ms)}
-        print(f"  torch {name:22s} {statistics.median(ms):9.3f} ms  ({len(ms)} runs)", file=sys.stderr, flush=True)
-    return results, torch.__version__
+    return make, torch.__version__
 
 
 def time_runs(run, seconds):
@@ -218,7 +217,7 @@ def time_runs(run, seconds):
     start = time.perf_counter()
     i, fastest, last = 0, float("inf"), float("inf")
     while (i < 3 or time.perf_counter() - start < seconds / 3
-           or (last > 1.15 * fastest and time.perf_counter() - start < 4 * seconds)):
+           or (last > 1.15 * fastest and time.perf_counter() - start < max(4 * seconds, 10))):
         t0 = time.perf_counter()
         run()
         last = time.perf_counter() - t0
@@ -245,19 +244,45 @@ def thp_flag():
     return ["-XX:+UseTransparentHugePages"] if "[always]" in mode or "[madvise]" in mode else []
 
 
-def jvm_side(args):
-    if not Path(args.jar).is_file():
-        sys.exit(f"compare: {args.jar} not found; run ./build compare (it builds the jar)")
-    cmd = [args.java, "--add-modules", "jdk.incubator.vector", "-XX:+UseParallelGC", "-Xmx8g"] + thp_flag() + [
-           f"-Dtornadolora.threads={args.threads}", "-cp", args.jar, "dev.tornadolora.bench.Compare",
-           "--seconds", str(args.seconds)] + args.workloads
-    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    for line in proc.stderr.splitlines():
-        if "incubator modules" not in line:
-            print(line, file=sys.stderr)
-    if proc.returncode != 0:
-        sys.exit(f"compare: the JVM side failed (exit {proc.returncode})")
-    return json.loads(proc.stdout)
+class JvmSide:
+    """The JVM side (dev.tornadolora.bench.Compare) as a server: one process, commands on stdin, JSON lines back."""
+
+    def __init__(self, args):
+        if not Path(args.jar).is_file():
+            sys.exit(f"compare: {args.jar} not found; run ./build compare (it builds the jar)")
+        cmd = [args.java, "--add-modules", "jdk.incubator.vector", "-XX:+UseParallelGC", "-Xmx8g"] + thp_flag() + [
+               f"-Dtornadolora.threads={args.threads}", "-cp", args.jar, "dev.tornadolora.bench.Compare"]
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     text=True, bufsize=1)
+        threading.Thread(target=self._relay_stderr, daemon=True).start()
+        self.info = self._answer()
+
+    def _relay_stderr(self):
+        for line in self.proc.stderr:
+            if "incubator modules" not in line:
+                sys.stderr.write(line)
+
+    def _answer(self):
+        line = self.proc.stdout.readline()
+        if not line:
+            sys.exit(f"compare: the JVM side stopped (exit {self.proc.wait()})")
+        reply = json.loads(line)
+        if "error" in reply:
+            sys.exit(f"compare: the JVM side failed: {reply['error']}")
+        return reply
+
+    def ask(self, command):
+        self.proc.stdin.write(command + "\n")
+        self.proc.stdin.flush()
+        return self._answer()
+
+    def close(self):
+        try:
+            self.proc.stdin.write("quit\n")
+            self.proc.stdin.flush()
+        except BrokenPipeError:
+            pass
+        self.proc.wait(timeout=30)
 
 
 # ---------------------------------------------------------------- report
@@ -275,13 +300,32 @@ def main():
     if args.blas != "default":
         choose_blas(args)
     load = os.getloadavg()[0]
-    print(f"compare: {len(args.workloads)} workloads, {args.threads} threads, {args.seconds:g} s each; "
-          f"load average {load:.2f}", file=sys.stderr, flush=True)
-    torch_results, torch_version = pytorch_side(args)
+    print(f"compare: {len(args.workloads)} workloads, {args.threads} threads, {args.seconds:g} s each, "
+          f"{args.rounds} rounds; load average {load:.2f}", file=sys.stderr, flush=True)
+    make, torch_version = pytorch_side(args)
     core = openblas_core()
-    jvm = jvm_side(args)
-    peak = jvm.get("peak_gflops")
-    jvm_results = {w["name"]: w for w in jvm["workloads"]}
+    jvm = JvmSide(args)
+    peak = jvm.ask("peak")["peak_gflops"]
+    torch_runs, torch_results, jvm_results = {}, {}, {}
+    # Alternate the two sides workload by workload, for several rounds: each side keeps its best round, so a
+    # burst of load from other processes costs a round, not the comparison.
+    for rnd in range(args.rounds):
+        for name in args.workloads:
+            if name not in torch_runs:
+                torch_runs[name] = make(name)
+            ms = time_runs(torch_runs[name], args.seconds)
+            t = {"ms": statistics.median(ms), "ms_min": min(ms), "runs": len(ms)}
+            j = jvm.ask(f"run {name} {args.seconds}")
+            print(f"  round {rnd + 1}  {name:22s} torch {t['ms']:9.3f} ms ({t['runs']} runs)   "
+                  f"jvm {j['ms']:9.3f} ms ({j['runs']} runs)   load {os.getloadavg()[0]:.2f}",
+                  file=sys.stderr, flush=True)
+            if name not in torch_results or t["ms"] < torch_results[name]["ms"]:
+                torch_results[name] = t
+            if name not in jvm_results or j["ms"] < jvm_results[name]["ms"]:
+                jvm_results[name] = j
+    peak = max(peak, jvm.ask("peak")["peak_gflops"])
+    jvm.close()
+    jvm_info = jvm.info
     load_after = os.getloadavg()[0]
 
     rows = []
@@ -299,9 +343,10 @@ def main():
 
     print()
     print(f"PyTorch {torch_version} (OpenBLAS core {core}, OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', 'unset')})"
-          f" vs tornado-lora JVM ({jvm['java']}, {jvm['vector_lanes']} float lanes), {args.threads} threads")
+          f" vs tornado-lora JVM ({jvm_info['java']}, {jvm_info['vector_lanes']} float lanes), {args.threads} threads")
     if peak:
-        print(f"measured fp32 peak: {peak:.1f} GFLOP/s (register-only FMA loop, all threads)")
+        print(f"measured fp32 peak: {peak:.1f} GFLOP/s (register-only FMA loop on all threads; best of the "
+              f"measurements before and after)")
     print(f"load average: {load:.2f} before, {load_after:.2f} after")
     print()
     hdr = f"{'workload':22s} {'torch ms':>10s} {'GFLOP/s':>8s} {'%peak':>6s} {'jvm ms':>10s} {'GFLOP/s':>8s} {'%peak':>6s} {'speedup':>8s}"
@@ -337,7 +382,7 @@ def main():
                     "load_before": load, "load_after": load_after},
         "pytorch": {"version": torch_version, "openblas_core": core,
                     "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE"), "blas_choice": args.blas},
-        "jvm": {k: v for k, v in jvm.items() if k != "workloads"},
+        "jvm": jvm_info, "rounds": args.rounds,
         "threads": args.threads, "seconds": args.seconds, "peak_gflops": peak,
         "rows": rows, "targets": targets,
     }
