@@ -48,6 +48,19 @@ public final class TrainingKernels {
         }
     }
 
+    /** The sequential reference of {@link #adamW}: one step t (1-based) over plain arrays. */
+    public static void adamWReference(float[] p, float[] g, float[] m, float[] v, float lr, int t, float beta1,
+                                      float beta2, float eps, float weightDecay) {
+        float stepSize = (float) (lr / (1 - Math.pow(beta1, t)));
+        float bc2Sqrt = (float) Math.sqrt(1 - Math.pow(beta2, t));
+        for (int i = 0; i < p.length; i++) {
+            float param = p[i] * (1f - lr * weightDecay);
+            m[i] = m[i] + (1f - beta1) * (g[i] - m[i]);
+            v[i] = beta2 * v[i] + (1f - beta2) * g[i] * g[i];
+            p[i] = param - stepSize * m[i] / ((float) Math.sqrt(v[i]) / bc2Sqrt + eps);
+        }
+    }
+
     /** The per-step values of AdamW at step t (1-based). */
     public static void fillStep(FloatArray step, float lr, int t, float beta1, float beta2) {
         step.set(LR, lr);
