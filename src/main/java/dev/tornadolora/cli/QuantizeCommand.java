@@ -13,6 +13,7 @@ import picocli.CommandLine.Spec;
 
 import java.nio.file.Path;
 import java.util.Arrays;
+import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.Callable;
 
@@ -82,7 +83,7 @@ final class QuantizeCommand implements Callable<Integer> {
         }
         Nf4Record.write(out, key, nf4);  // after the copy: its metadata wins
         out.write(output);
-        spec.commandLine().getOut().printf("%s: '%s' %s -> NF4 (block_size %d, scaler_block_size %d), "
+        spec.commandLine().getOut().printf(Locale.ROOT, "%s: '%s' %s -> NF4 (block_size %d, scaler_block_size %d), "
                         + "%.4f bits per parameter%n", output, key, Arrays.toString(entry.shape()), blockSize,
                 scalerBlockSize, 8 * nf4.bytesPerParameter());
         return 0;

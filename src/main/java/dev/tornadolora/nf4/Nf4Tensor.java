@@ -306,6 +306,6 @@ public final class Nf4Tensor implements BaseWeight {
     @Override
     public String toString() {
         return "Nf4Tensor" + Shapes.format(rows, cols) + "(block_size=" + blockSize + ", scaler_block_size="
-                + scalerBlockSize + ", " + String.format("%.3f", 8 * bytesPerParameter()) + " bits/param)";
+                + scalerBlockSize + ", " + String.format(java.util.Locale.ROOT, "%.3f", 8 * bytesPerParameter()) + " bits/param)";
     }
 }

@@ -5,21 +5,16 @@ import dev.tornadolora.io.Nf4Record;
 import dev.tornadolora.io.SafeTensors;
 import dev.tornadolora.io.SafeTensorsWriter;
 import dev.tornadolora.kernels.ScalarLoraKernels;
-import dev.tornadolora.nf4.Nf4Fixtures;
 import dev.tornadolora.nf4.Nf4Tensor;
 import dev.tornadolora.nn.LoRALinear;
 import dev.tornadolora.tensor.Tensor;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
+import dev.tornadolora.testing.Golden;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 
-import java.io.ByteArrayOutputStream;
 import java.io.IOException;
-import java.io.PrintStream;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.HashMap;
@@ -37,43 +32,15 @@ class QLoraCliTest {
     @TempDir
     Path dir;
 
-    private final ByteArrayOutputStream err = new ByteArrayOutputStream();
-    private final ByteArrayOutputStream out = new ByteArrayOutputStream();
-    private PrintStream savedErr;
-    private PrintStream savedOut;
-
-    @BeforeEach
-    void captureStreams() {
-        savedErr = System.err;
-        savedOut = System.out;
-        System.setErr(new PrintStream(err, true, StandardCharsets.UTF_8));
-        System.setOut(new PrintStream(out, true, StandardCharsets.UTF_8));
-    }
-
-    @AfterEach
-    void restoreStreams() {
-        System.setErr(savedErr);
-        System.setOut(savedOut);
-    }
-
-    private int run(String... args) {
-        err.reset();
-        out.reset();
-        return Main.run(args);
-    }
-
-    private String stderr() {
-        return err.toString(StandardCharsets.UTF_8);
-    }
-
     private String fixture(String name) {
-        return Nf4Fixtures.path(name).toString();
+        return Golden.dir().resolve(name).toString();
     }
 
     private SafeTensors eval(String checkpoint, String data, String device) {
         Path o = dir.resolve("out-" + device + ".safetensors");
-        assertEquals(0, run("eval", "--checkpoint", checkpoint, "--input", data, "--grad-output", data,
-                "--output", o.toString(), "--device", device), stderr());
+        CliRun r = CliRun.of("eval", "--checkpoint", checkpoint, "--input", data, "--grad-output", data,
+                "--output", o.toString(), "--device", device);
+        assertEquals(0, r.exitCode(), r.err());
         return SafeTensors.open(o);
     }
 
@@ -83,11 +50,11 @@ class QLoraCliTest {
         "qlora_in512_r4.safetensors, reference", "qlora_in512_r4.safetensors, jvm",
         "qlora_in1024_r8_bs32.safetensors, reference", "qlora_in1024_r8_bs32.safetensors, jvm"})
     void evalOfAQLoraCheckpointMatchesPyTorch(String file, String device) {
-        SafeTensors expected = Nf4Fixtures.open(file);
+        SafeTensors expected = Golden.open(file);
         SafeTensors actual = eval(fixture(file), fixture(file), device);
         for (String name : new String[] {"y", "dx", "lora_a.weight.grad", "lora_b.weight.grad"}) {
             assertArrayEquals(expected.entry(name).shape(), actual.entry(name).shape(), name);
-            Nf4Fixtures.assertClose(file + " " + name, expected.f32(name).data(), actual.f32(name).data(), 1e-4);
+            Golden.assertClose(expected.f32(name).data(), actual.f32(name).data(), 1e-4, file + " " + name);
         }
         assertEquals(device, actual.metadata().get("device"));
     }
@@ -97,8 +64,10 @@ class QLoraCliTest {
     void quantizeThenEvalEqualsTheQuantizedLayer() throws IOException {
         String lora = fixture("lora_tokens1.safetensors");
         Path q = dir.resolve("q.safetensors");
-        assertEquals(0, run("quantize", "--input", lora, "--output", q.toString()), stderr());
-        assertTrue(out.toString(StandardCharsets.UTF_8).contains("4.1"), out.toString(StandardCharsets.UTF_8));
+        CliRun r = CliRun.of("quantize", "--input", lora, "--output", q.toString());
+        assertEquals(0, r.exitCode(), r.err());
+        assertEquals(q + ": 'weight' [256, 320] -> NF4 (block_size 64, scaler_block_size 256), 4.1273 bits per parameter"
+                + System.lineSeparator(), r.out());
 
         SafeTensors w = SafeTensors.open(Path.of(lora)), quantized = SafeTensors.open(q);
         for (String name : w.names()) {
@@ -145,12 +114,13 @@ class QLoraCliTest {
     /** The CLI writes the record PyTorch's reference writes, byte for byte, from the fixture's weight alone. */
     @Test
     void quantizeWritesTheReferenceRecord() throws IOException {
-        SafeTensors fixture = Nf4Fixtures.open("nf4_custom_4x4096.safetensors");
+        SafeTensors fixture = Golden.open("nf4_custom_4x4096.safetensors");
         Path w = dir.resolve("w.safetensors");
         new SafeTensorsWriter().f32("base.w", fixture.f32("weight")).metadata("note", "kept").write(w);
         Path q = dir.resolve("q.safetensors");
-        assertEquals(0, run("quantize", "--input", w.toString(), "--output", q.toString(), "--key", "base.w",
-                "--block-size", "32", "--scaler-block-size", "128"), stderr());
+        CliRun r = CliRun.of("quantize", "--input", w.toString(), "--output", q.toString(), "--key", "base.w",
+                "--block-size", "32", "--scaler-block-size", "128");
+        assertEquals(0, r.exitCode(), r.err());
         SafeTensors quantized = SafeTensors.open(q);
         assertEquals(Set.copyOf(Nf4Record.tensorNames("base.w")), quantized.names());
         assertEquals(Map.of("note", "kept", "block_size", "32", "scaler_block_size", "128", "base.w.shape", "[4, 4096]"),
@@ -167,11 +137,13 @@ class QLoraCliTest {
     @Test
     void quantizeCanWriteOverItsInput() throws IOException {
         Path w = dir.resolve("w.safetensors");
-        Files.copy(Nf4Fixtures.path("lora_tokens1.safetensors"), w);
-        assertEquals(0, run("quantize", "--input", w.toString(), "--output", w.toString()), stderr());
+        Files.copy(Golden.dir().resolve("lora_tokens1.safetensors"), w);
+        CliRun r = CliRun.of("quantize", "--input", w.toString(), "--output", w.toString());
+        assertEquals(0, r.exitCode(), r.err());
         assertTrue(Nf4Record.present(SafeTensors.open(w), "weight"));
-        assertEquals(0, run("eval", "--checkpoint", w.toString(), "--input", w.toString(),
-                "--output", dir.resolve("o.safetensors").toString()), stderr());
+        r = CliRun.of("eval", "--checkpoint", w.toString(), "--input", w.toString(),
+                "--output", dir.resolve("o.safetensors").toString());
+        assertEquals(0, r.exitCode(), r.err());
     }
 
     /** Each failure: exit code 1, one line on stderr naming the problem, no output file. */
@@ -182,8 +154,9 @@ class QLoraCliTest {
         System.arraycopy(args, 0, full, 1, args.length);
         full[args.length + 1] = "--output";
         full[args.length + 2] = o.toString();
-        assertEquals(1, run(full), stderr());
-        assertEquals("tornado-lora quantize: error: " + expectedMessage + System.lineSeparator(), stderr());
+        CliRun r = CliRun.of(full);
+        assertEquals(1, r.exitCode(), r.err());
+        assertEquals("tornado-lora quantize: error: " + expectedMessage + System.lineSeparator(), r.err());
         assertFalse(Files.exists(o));
     }
 
@@ -224,9 +197,11 @@ class QLoraCliTest {
 
     @Test
     void quantizeUsageErrorsExitWith2() {
-        assertEquals(2, run("quantize", "--input", "a", "--output", "b", "--block-size", "sixty-four"));
-        assertTrue(stderr().contains("--block-size"), stderr());
-        assertEquals(2, run("quantize", "--output", "b"));
-        assertTrue(stderr().contains("--input"), stderr());
+        CliRun r = CliRun.of("quantize", "--input", "a", "--output", "b", "--block-size", "sixty-four");
+        assertEquals(2, r.exitCode());
+        assertTrue(r.err().contains("--block-size"), r.err());
+        r = CliRun.of("quantize", "--output", "b");
+        assertEquals(2, r.exitCode());
+        assertTrue(r.err().contains("--input"), r.err());
     }
 }

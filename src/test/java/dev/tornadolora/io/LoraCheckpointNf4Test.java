@@ -1,8 +1,8 @@
 package dev.tornadolora.io;
 
-import dev.tornadolora.nf4.Nf4Fixtures;
 import dev.tornadolora.nf4.Nf4Tensor;
 import dev.tornadolora.nn.LoRALinear;
+import dev.tornadolora.testing.Golden;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -29,7 +29,7 @@ class LoraCheckpointNf4Test {
 
     /** The fixture without the tensors {@code drop}, then whatever {@code add} adds (tensors, metadata). */
     private Path variant(String fixture, Set<String> drop, Consumer<SafeTensorsWriter> add) throws IOException {
-        SafeTensors f = Nf4Fixtures.open(fixture);
+        SafeTensors f = Golden.open(fixture);
         SafeTensorsWriter w = new SafeTensorsWriter().metadata(f.metadata());
         for (String name : f.names()) {
             if (!drop.contains(name)) w.copy(f, name);
@@ -46,7 +46,7 @@ class LoraCheckpointNf4Test {
 
     @Test
     void nf4BaseIsTheStoredRecordWithoutAnFp32Copy() {
-        SafeTensors f = Nf4Fixtures.open(QLORA);
+        SafeTensors f = Golden.open(QLORA);
         LoRALinear layer = LoraCheckpoint.read(f);
         assertTrue(layer.quantizeBase());
         Nf4Tensor base = assertInstanceOf(Nf4Tensor.class, layer.base());
@@ -61,14 +61,14 @@ class LoraCheckpointNf4Test {
 
     @Test
     void denseCheckpointStillLoadsDense() {
-        LoRALinear layer = LoraCheckpoint.read(Nf4Fixtures.open("lora_r4_bias.safetensors"));
+        LoRALinear layer = LoraCheckpoint.read(Golden.open("lora_r4_bias.safetensors"));
         assertFalse(layer.quantizeBase());
         assertSame(dev.tornadolora.tensor.DenseWeight.class, layer.base().getClass());
     }
 
     @Test
     void bothBasesAreRefused() throws IOException {
-        SafeTensors f = Nf4Fixtures.open(QLORA);
+        SafeTensors f = Golden.open(QLORA);
         Path p = variant(QLORA, Set.of(), w -> w.f32("weight", f.f32("weight.dequantized")));
         assertEquals(p + ": holds both tensor 'weight' and an NF4 record 'weight.quantized_data'...; a checkpoint's base"
                 + " must be one or the other", readError(p));

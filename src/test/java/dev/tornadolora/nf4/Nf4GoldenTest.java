@@ -3,6 +3,7 @@ package dev.tornadolora.nf4;
 import dev.tornadolora.io.Nf4Record;
 import dev.tornadolora.io.SafeTensors;
 import dev.tornadolora.tensor.Tensor;
+import dev.tornadolora.testing.Golden;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -25,17 +26,17 @@ class Nf4GoldenTest {
     private static int meansDiffering;
 
     static List<String> nf4Fixtures() {
-        return Nf4Fixtures.names("nf4_");
+        return Golden.files("nf4_").stream().map(p -> p.getFileName().toString()).toList();
     }
 
     static List<String> qloraFixtures() {
-        return Nf4Fixtures.names("qlora_");
+        return Golden.files("qlora_").stream().map(p -> p.getFileName().toString()).toList();
     }
 
     private static Nf4Tensor quantizeFixtureWeight(SafeTensors f) {
         Tensor w = f.f32("weight");
-        return Nf4Tensor.quantize(w.data(), w.dim(0), w.dim(1), Nf4Fixtures.intMetadata(f, "block_size"),
-                Nf4Fixtures.intMetadata(f, "scaler_block_size"));
+        return Nf4Tensor.quantize(w.data(), w.dim(0), w.dim(1), Integer.parseInt(f.requireMetadata("block_size")),
+                Integer.parseInt(f.requireMetadata("scaler_block_size")));
     }
 
     private static Nf4Tensor storedRecord(SafeTensors f) {
@@ -46,7 +47,7 @@ class Nf4GoldenTest {
     @ParameterizedTest
     @MethodSource("nf4Fixtures")
     void codesAreIdenticalAndScalersAgree(String file) {
-        SafeTensors f = Nf4Fixtures.open(file);
+        SafeTensors f = Golden.open(file);
         Nf4Tensor java = quantizeFixtureWeight(f);
         Nf4Tensor torch = storedRecord(f);
 
@@ -81,7 +82,7 @@ class Nf4GoldenTest {
     @ParameterizedTest
     @MethodSource({"nf4Fixtures", "qloraFixtures"})
     void storedRecordDecodesExactly(String file) {
-        SafeTensors f = Nf4Fixtures.open(file);
+        SafeTensors f = Golden.open(file);
         assertArrayEquals(f.f32("weight.dequantized").data(), storedRecord(f).dequantize(), file);
     }
 
@@ -93,7 +94,7 @@ class Nf4GoldenTest {
     @ParameterizedTest
     @MethodSource("nf4Fixtures")
     void javaQuantizationDecodesToTorchValues(String file) {
-        SafeTensors f = Nf4Fixtures.open(file);
+        SafeTensors f = Golden.open(file);
         Nf4Tensor java = quantizeFixtureWeight(f);
         Nf4Tensor torch = storedRecord(f);
         float[] expected = f.f32("weight.dequantized").data();
@@ -111,7 +112,7 @@ class Nf4GoldenTest {
 
     @Test
     void zeroBlockDecodesToZeros() {
-        SafeTensors f = Nf4Fixtures.open("nf4_zero_block_64x256.safetensors");
+        SafeTensors f = Golden.open("nf4_zero_block_64x256.safetensors");
         Nf4Tensor java = quantizeFixtureWeight(f);
         float[] w = f.f32("weight").data();
         float[] deq = java.dequantize();
@@ -131,7 +132,7 @@ class Nf4GoldenTest {
 
     @Test
     void roundHalfEvenScalerTiesMatch() {
-        SafeTensors f = Nf4Fixtures.open("nf4_scaler_ties_64x256.safetensors");
+        SafeTensors f = Golden.open("nf4_scaler_ties_64x256.safetensors");
         assertArrayEquals(storedRecord(f).quantizedScalers(), quantizeFixtureWeight(f).quantizedScalers());
     }
 

@@ -7,6 +7,7 @@ import dev.tornadolora.kernels.LoraKernels;
 import dev.tornadolora.kernels.ScalarLoraKernels;
 import dev.tornadolora.nn.LoRALinear;
 import dev.tornadolora.tensor.Tensor;
+import dev.tornadolora.testing.Golden;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.MethodSource;
@@ -30,7 +31,7 @@ class QLoraGoldenTest {
 
     static List<Arguments> cases() {
         List<Arguments> cases = new ArrayList<>();
-        for (String file : Nf4Fixtures.names("qlora_")) {
+        for (String file : Golden.files("qlora_").stream().map(p -> p.getFileName().toString()).toList()) {
             cases.add(Arguments.of(file, ScalarLoraKernels.INSTANCE));
             cases.add(Arguments.of(file, Backends.jvm()));
         }
@@ -40,13 +41,13 @@ class QLoraGoldenTest {
     @ParameterizedTest(name = "{0} on {1}")
     @MethodSource("cases")
     void forwardAndBackwardMatchPyTorch(String file, LoraKernels kernels) {
-        SafeTensors f = Nf4Fixtures.open(file);
+        SafeTensors f = Golden.open(file);
         LoRALinear layer = LoraCheckpoint.read(f).kernels(kernels);
 
         assertTrue(layer.quantizeBase());
         Nf4Tensor base = assertInstanceOf(Nf4Tensor.class, layer.base());
-        assertEquals(Map.of("block_size", Nf4Fixtures.intMetadata(f, "block_size"),
-                "scaler_block_size", Nf4Fixtures.intMetadata(f, "scaler_block_size")), layer.quantizationKwargs());
+        assertEquals(Map.of("block_size", Integer.parseInt(f.requireMetadata("block_size")),
+                "scaler_block_size", Integer.parseInt(f.requireMetadata("scaler_block_size"))), layer.quantizationKwargs());
         assertArrayEquals(f.bytes("weight.quantized_data", dev.tornadolora.io.DType.U8), base.packedCodes());
 
         Tensor x = f.f32("x");
@@ -61,10 +62,10 @@ class QLoraGoldenTest {
         Tensor dx = layer.backward(f.f32("dy"));
         Map<String, Tensor> grads = layer.adapterGradients();
 
-        Nf4Fixtures.assertClose(file + " y", f.f32("y").data(), y.data(), RTOL);
-        Nf4Fixtures.assertClose(file + " dx", f.f32("dx").data(), dx.data(), RTOL);
-        Nf4Fixtures.assertClose(file + " dA", f.f32("lora_a.weight.grad").data(), grads.get("lora_a.weight").data(), RTOL);
-        Nf4Fixtures.assertClose(file + " dB", f.f32("lora_b.weight.grad").data(), grads.get("lora_b.weight").data(), RTOL);
+        Golden.assertClose(f.f32("y").data(), y.data(), RTOL, file + " y");
+        Golden.assertClose(f.f32("dx").data(), dx.data(), RTOL, file + " dx");
+        Golden.assertClose(f.f32("lora_a.weight.grad").data(), grads.get("lora_a.weight").data(), RTOL, file + " dA");
+        Golden.assertClose(f.f32("lora_b.weight.grad").data(), grads.get("lora_b.weight").data(), RTOL, file + " dB");
         assertArrayEquals(f.f32("y").shape(), y.shape());
         assertArrayEquals(x.shape(), dx.shape());
     }
