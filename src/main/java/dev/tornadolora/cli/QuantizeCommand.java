@@ -19,10 +19,12 @@ import java.util.concurrent.Callable;
 
 /** Quantizes one F32 weight of a safetensors file to NF4, keeping everything else: LoRA becomes QLoRA. */
 @Command(name = "quantize", description = {
-        "Quantize the F32 2-D tensor KEY of W to NF4 (torchao's to_nf4 layout) and write Q.",
-        "Q holds KEY.quantized_data U8 [n/2], KEY.quantized_scalers I8 [n/block_size],",
-        "KEY.quantization_factor F32 [n/block_size/scaler_block_size], KEY.scaler_mean F32 [] and metadata",
-        "block_size, scaler_block_size, KEY.shape; every other tensor and metadata entry of W is copied unchanged."})
+        "Quantize the F32 2-D tensor KEY of W to NF4 (torchao's to_nf4 layout).",
+        "Q gets, with n = rows*cols: KEY.quantized_data U8 [n/2],",
+        "KEY.quantized_scalers I8 [n/block_size],",
+        "KEY.quantization_factor F32 [n/block_size/scaler_block_size],",
+        "KEY.scaler_mean F32 [], and metadata block_size, scaler_block_size, KEY.shape.",
+        "Every other tensor and metadata entry of W is copied unchanged."})
 final class QuantizeCommand implements Callable<Integer> {
 
     @Spec
@@ -34,14 +36,14 @@ final class QuantizeCommand implements Callable<Integer> {
     @Option(names = "--output", required = true, paramLabel = "Q.safetensors")
     Path output;
 
-    @Option(names = "--key", defaultValue = "weight", description = "tensor to quantize (default: ${DEFAULT-VALUE})")
+    @Option(names = "--key", paramLabel = "KEY", defaultValue = "weight", description = "tensor to quantize (default: ${DEFAULT-VALUE})")
     String key;
 
-    @Option(names = "--block-size", defaultValue = "" + Nf4Tensor.DEFAULT_BLOCK_SIZE,
+    @Option(names = "--block-size", paramLabel = "N", defaultValue = "" + Nf4Tensor.DEFAULT_BLOCK_SIZE,
             description = "elements per absmax scaler (default: ${DEFAULT-VALUE})")
     int blockSize;
 
-    @Option(names = "--scaler-block-size", defaultValue = "" + Nf4Tensor.DEFAULT_SCALER_BLOCK_SIZE,
+    @Option(names = "--scaler-block-size", paramLabel = "N", defaultValue = "" + Nf4Tensor.DEFAULT_SCALER_BLOCK_SIZE,
             description = "scalers per quantization factor (default: ${DEFAULT-VALUE})")
     int scalerBlockSize;
 
