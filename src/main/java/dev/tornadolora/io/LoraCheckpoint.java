@@ -2,6 +2,7 @@ package dev.tornadolora.io;
 
 import dev.tornadolora.nf4.Nf4Tensor;
 import dev.tornadolora.nn.LoRALinear;
+import dev.tornadolora.tensor.Tensor;
 
 /**
  * A single LoRA layer stored with torchtune's parameter names: {@code weight} F32 [out, in], optional
@@ -17,6 +18,10 @@ public final class LoraCheckpoint {
 
     public static final String BASE_KEY = "weight";
 
+    /**
+     * Reads the layer, checking every tensor's dtype and shape before the layer is built: building allocates
+     * [out, in], so nothing is allocated until the file's own bytes show those sizes are real.
+     */
     public static LoRALinear read(SafeTensors c) {
         SafeTensors.Entry a = c.requireDType("lora_a.weight", DType.F32);
         if (a.shape().length != 2) {
@@ -30,9 +35,18 @@ public final class LoraCheckpoint {
                     + "] but got " + java.util.Arrays.toString(b.shape()));
         }
         int out = b.shape()[0];
+        if (rank == 0 || in == 0 || out == 0) {
+            throw new SafeTensorsException(c.source() + ": lora_a.weight " + java.util.Arrays.toString(a.shape())
+                    + " and lora_b.weight " + java.util.Arrays.toString(b.shape())
+                    + " give rank, in and out that are not all positive");
+        }
         float alpha = parseAlpha(c);
         boolean bias = c.contains("bias");
         Nf4Tensor nf4 = readNf4Base(c, out, in);
+        Tensor weight = nf4 == null ? c.f32(BASE_KEY, out, in) : null;
+        Tensor biasValue = bias ? c.f32("bias", out) : null;
+        Tensor loraA = c.f32("lora_a.weight", rank, in);
+        Tensor loraB = c.f32("lora_b.weight", out, rank);
         LoRALinear.Builder builder = LoRALinear.builder(in, out).rank(rank).alpha(alpha).bias(bias);
         if (nf4 != null) {
             builder.quantizeBase(true)
@@ -43,13 +57,13 @@ public final class LoraCheckpoint {
         if (nf4 != null) {
             layer.setBase(nf4);
         } else {
-            layer.load("weight", c.f32("weight", out, in));
+            layer.load(BASE_KEY, weight);
         }
         if (bias) {
-            layer.load("bias", c.f32("bias", out));
+            layer.load("bias", biasValue);
         }
-        layer.load("lora_a.weight", c.f32("lora_a.weight", rank, in));
-        layer.load("lora_b.weight", c.f32("lora_b.weight", out, rank));
+        layer.load("lora_a.weight", loraA);
+        layer.load("lora_b.weight", loraB);
         return layer;
     }
 

@@ -87,7 +87,15 @@ public final class Nf4Tensor implements BaseWeight {
         this.scalerMean = scalerMean;
         this.blockScales = new float[(int) nBlocks];
         for (int b = 0; b < nBlocks; b++) {
-            blockScales[b] = quantizedScalers[b] / quantizationFactor[b / scalerBlockSize] + scalerMean;
+            float scale = quantizedScalers[b] / quantizationFactor[b / scalerBlockSize] + scalerMean;
+            // A record quantized from finite values always gives finite scales; a tiny factor in a forged one
+            // would decode to ±Inf and NaN instead.
+            if (!Float.isFinite(scale)) {
+                throw new IllegalArgumentException("quantized_scalers[" + b + "] / quantization_factor["
+                        + b / scalerBlockSize + "] + scaler_mean = " + quantizedScalers[b] + " / "
+                        + quantizationFactor[b / scalerBlockSize] + " + " + scalerMean + " is not finite");
+            }
+            blockScales[b] = scale;
         }
     }
 

@@ -219,4 +219,36 @@ class Nf4RecordTest {
         assertEquals(file + ": tensor 'weight.quantized_data': expected shape [16384] (numel 32768 of [128, 256] / 2)"
                 + " but got [8192]", m);
     }
+
+    @Test
+    void oddSizesAreNamed() throws IOException {
+        SafeTensors f = written();
+        String m = assertThrows(SafeTensorsException.class, () -> Nf4Record.read(f, "weight", 3, 5)).getMessage();
+        assertEquals(file + ": NF4 record 'weight': numel 15 of [3, 5] is odd: NF4 packs two codes per byte", m);
+        tensors.put("weight.quantized_data", new Raw(DType.U8, new int[] {8191}, new byte[8191]));
+        assertEquals("tensor 'weight.quantized_data': expected shape [8192] (numel 16384 of [64, 256] / 2) but got [8191]",
+                readError());
+    }
+
+    /** A forged factor so small that a scale overflows would decode to infinities: refused instead. */
+    @Test
+    void scalesThatWouldDecodeToInfinityAreNamed() throws IOException {
+        byte[] scalers = new byte[256];
+        scalers[3] = 100;
+        tensors.put("weight.quantized_scalers", new Raw(DType.I8, new int[] {256}, scalers));
+        tensors.put("weight.quantization_factor", new Raw(DType.F32, new int[] {1}, f32Bytes(1e-37f)));
+        assertEquals("NF4 record 'weight': weight.quantized_scalers[3] / quantization_factor[0] + scaler_mean = 100 / 1.0E-37 + "
+                + weight.scalerMean() + " is not finite", readError());
+    }
+
+    /** A shape in the metadata that no array could hold is refused before anything is allocated for it. */
+    @Test
+    void hugeShapeMetadataIsRefusedWithoutAllocating() throws IOException {
+        metadata.put("weight.shape", "[2147483647, 2147483647]");
+        SafeTensors f = written();
+        long before = dev.tornadolora.testing.Allocation.currentThread();
+        String m = assertThrows(SafeTensorsException.class, () -> Nf4Record.read(f, "weight")).getMessage();
+        assertEquals(file + ": NF4 record 'weight': NF4 weight [2147483647, 2147483647] is too large for one array", m);
+        assertTrue(dev.tornadolora.testing.Allocation.currentThread() - before < 1 << 20);
+    }
 }
