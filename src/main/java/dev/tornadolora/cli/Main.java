@@ -35,7 +35,8 @@ public final class Main implements Runnable {
             String name = commandLine.getCommandName();
             String msg = e.getMessage() == null ? e.toString() : e.getMessage();
             if (!(e instanceof IllegalArgumentException || e instanceof java.io.IOException
-                    || e instanceof IllegalStateException || e instanceof UnsupportedOperationException)) {
+                    || e instanceof IllegalStateException || e instanceof UnsupportedOperationException
+                    || e instanceof ArithmeticException)) {
                 msg = e.getClass().getSimpleName() + ": " + msg;
             }
             commandLine.getErr().println("tornado-lora " + name + ": error: " + msg.replace('\n', ' '));

@@ -6,6 +6,7 @@ import dev.tornadolora.kernels.LoraParams;
 import dev.tornadolora.nf4.Nf4Tensor;
 import dev.tornadolora.tensor.BaseWeight;
 import dev.tornadolora.tensor.DenseWeight;
+import dev.tornadolora.tensor.NonFiniteException;
 import dev.tornadolora.tensor.Shapes;
 import dev.tornadolora.tensor.Tensor;
 
@@ -29,9 +30,17 @@ import java.util.SplittableRandom;
  * <p>Parameters carry torchtune's names: {@code weight}, {@code bias}, {@code lora_a.weight},
  * {@code lora_b.weight}. The computation runs on a {@link LoraKernels} backend (JVM by default).
  *
- * <p>Threads: {@code forward} in eval mode may be called from many threads at once. Training (forward with
- * dropout, then {@code backward}) belongs to one thread at a time: the layer keeps the last forward's
- * activations for backward, as autograd would.
+ * <p>Threads: {@code forward} may be called from many threads at once, in eval and in training mode. The layer
+ * keeps, per thread, the activations of that thread's last forward for its {@code backward} (as autograd would),
+ * and backward passes accumulate into the shared gradients one at a time, so concurrent forward/backward pairs
+ * on different threads give the same dx as run alone and gradients that sum theirs (in some order). With dropout,
+ * the masks then depend on the threads' interleaving. Changing parameters or settings ({@code load},
+ * {@code setBase}, an optimizer step, {@code train}/{@code eval}, {@code to}) must not overlap any forward or
+ * backward.
+ *
+ * <p>Numerical guards: {@link #setCheckFinite} (or {@code -Dtornadolora.checkFinite=true} for every layer)
+ * checks inputs, parameters, outputs and gradients for NaN and infinity and names the first offending tensor
+ * and element ({@link NonFiniteException}); off, it costs one branch per call.
  */
 public final class LoRALinear implements LoraParams {
 
@@ -61,7 +70,11 @@ public final class LoRALinear implements LoraParams {
     private final SplittableRandom dropoutRng;
     private final long seed;
     private LoraKernels kernels = Backends.jvm();
-    private volatile Saved saved;
+    /** Each thread's last forward; replaced (forgetting them all) when the adapters get new storage. */
+    private volatile ThreadLocal<Saved> saved = new ThreadLocal<>();
+    /** Backward passes accumulate into gradA/gradB under this lock. */
+    private final Object gradientLock = new Object();
+    private boolean checkFinite = Boolean.getBoolean("tornadolora.checkFinite");
 
     /** The activations autograd would keep between forward and backward. */
     private record Saved(Tensor x, float[] dropMultiplier, float[] h, boolean adapters) {}
@@ -193,11 +206,29 @@ public final class LoRALinear implements LoraParams {
             throw new IllegalArgumentException("dropout mask: expected " + x.numel() + " values but got " + dropMultiplier.length);
         }
         boolean adapters = !disabled;
+        if (checkFinite) {
+            requireFiniteParameters(x, adapters);
+        }
         float[] h = adapters ? new float[tokens * rank] : null;
         float[] y = new float[tokens * outDim];
         kernels.forward(this, x.data(), dropMultiplier, tokens, h, y);
-        saved = new Saved(x, dropMultiplier, h, adapters);
-        return new Tensor(Shapes.withLast(shape, outDim), y);
+        saved.set(new Saved(x, dropMultiplier, h, adapters));
+        Tensor out = new Tensor(Shapes.withLast(shape, outDim), y);
+        if (checkFinite) {
+            NonFiniteException.requireFinite("y", out);
+        }
+        return out;
+    }
+
+    private void requireFiniteParameters(Tensor x, boolean adapters) {
+        NonFiniteException.requireFinite("x", x);
+        if (bias != null) {
+            NonFiniteException.requireFinite("bias", new int[] {outDim}, bias);
+        }
+        if (adapters) {
+            NonFiniteException.requireFinite("lora_a.weight", new int[] {rank, inDim}, loraA);
+            NonFiniteException.requireFinite("lora_b.weight", new int[] {outDim, rank}, loraB);
+        }
     }
 
     /**
@@ -205,24 +236,52 @@ public final class LoRALinear implements LoraParams {
      * and {@code lora_b.weight} (none when the adapters were disabled). The base receives no gradient.
      */
     public Tensor backward(Tensor dy) {
-        Saved s = saved;
+        Saved s = saved.get();
         if (s == null) {
-            throw new IllegalStateException("backward called before forward");
+            throw new IllegalStateException("backward called before forward on this thread (a layer keeps each"
+                    + " thread's last forward for that thread's backward)");
         }
         Shapes.requireEqual("dy", dy.shape(), Shapes.withLast(s.x.shape(), outDim));
+        if (checkFinite) {
+            NonFiniteException.requireFinite("dy", dy);
+        }
         int tokens = Shapes.leadingRows(s.x.shape());
         float[] dx = new float[s.x.numel()];
-        kernels.backward(this, s.x.data(), s.dropMultiplier, tokens, s.h, dy.data(), dx,
-                s.adapters ? gradA : null, s.adapters ? gradB : null);
-        return new Tensor(s.x.shape(), dx);
+        synchronized (gradientLock) {
+            kernels.backward(this, s.x.data(), s.dropMultiplier, tokens, s.h, dy.data(), dx,
+                    s.adapters ? gradA : null, s.adapters ? gradB : null);
+            if (checkFinite && s.adapters) {
+                NonFiniteException.requireFinite("lora_a.weight.grad", new int[] {rank, inDim}, gradA);
+                NonFiniteException.requireFinite("lora_b.weight.grad", new int[] {outDim, rank}, gradB);
+            }
+        }
+        Tensor out = new Tensor(s.x.shape(), dx);
+        if (checkFinite) {
+            NonFiniteException.requireFinite("dx", out);
+        }
+        return out;
     }
 
     /**
-     * The dropout multiplier (0 or 1/(1-p) per element of x) that the last forward applied to the LoRA branch,
-     * or null when it applied none; a copy.
+     * Checks inputs, parameters (adapters and bias), outputs and gradients of every later forward and backward
+     * for NaN and infinity, failing with a {@link NonFiniteException} that names the first offending tensor and
+     * element. Off by default (or {@code -Dtornadolora.checkFinite=true}); the check reads each tensor once.
+     */
+    public LoRALinear setCheckFinite(boolean check) {
+        this.checkFinite = check;
+        return this;
+    }
+
+    public boolean checksFinite() {
+        return checkFinite;
+    }
+
+    /**
+     * The dropout multiplier (0 or 1/(1-p) per element of x) that this thread's last forward applied to the LoRA
+     * branch, or null when it applied none; a copy.
      */
     public float[] lastDropoutMultiplier() {
-        Saved s = saved;
+        Saved s = saved.get();
         return s == null || s.dropMultiplier == null ? null : s.dropMultiplier.clone();
     }
 
@@ -314,8 +373,10 @@ public final class LoRALinear implements LoraParams {
 
     /** Zeroes the adapter gradients. */
     public void zeroGrad() {
-        java.util.Arrays.fill(gradA, 0f);
-        java.util.Arrays.fill(gradB, 0f);
+        synchronized (gradientLock) {
+            java.util.Arrays.fill(gradA, 0f);
+            java.util.Arrays.fill(gradB, 0f);
+        }
     }
 
     /** Tells backends holding device copies that the adapter arrays were written in place (optimizer step). */
@@ -336,7 +397,7 @@ public final class LoRALinear implements LoraParams {
         gradB = new float[gradB.length];
         kernels = k;
         adapterVersion++;
-        saved = null;
+        saved = new ThreadLocal<>();
     }
 
     // ---------------------------------------------------------------- modes and accessors

@@ -121,7 +121,7 @@ class LoRALinearTest {
                 () -> l.load("lora_c.weight", Tensor.zeros(1)));
         var fresh = LoRALinear.builder(4, 4).rank(1).build();
         var e = assertThrows(IllegalStateException.class, () -> fresh.backward(Tensor.zeros(1, 4)));
-        assertEquals("backward called before forward", e.getMessage());
+        assertEquals("backward called before forward on this thread (a layer keeps each thread's last forward for that thread's backward)", e.getMessage());
     }
 
     @Test
