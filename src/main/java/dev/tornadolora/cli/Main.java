@@ -24,7 +24,14 @@ public final class Main implements Runnable {
 
     /** Runs the CLI and returns its exit code: 0 on success, 1 on a failed command, 2 on a usage error. */
     public static int run(String... args) {
+        return run(new java.io.PrintWriter(System.out, true), new java.io.PrintWriter(System.err, true), args);
+    }
+
+    /** As {@link #run(String...)}, printing to the given writers (tests read them). */
+    public static int run(java.io.PrintWriter out, java.io.PrintWriter err, String... args) {
         CommandLine cl = new CommandLine(new Main());
+        cl.setOut(out);
+        cl.setErr(err);
         cl.setExecutionExceptionHandler((e, commandLine, parseResult) -> {
             String name = commandLine.getCommandName();
             String msg = e.getMessage() == null ? e.toString() : e.getMessage();

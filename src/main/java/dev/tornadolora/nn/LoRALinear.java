@@ -219,6 +219,15 @@ public final class LoRALinear implements LoraParams, Module {
         return new Tensor(s.x.shape(), dx);
     }
 
+    /**
+     * The dropout multiplier (0 or 1/(1-p) per element of x) that the last forward applied to the LoRA branch,
+     * or null when it applied none; a copy.
+     */
+    public float[] lastDropoutMultiplier() {
+        Saved s = saved;
+        return s == null || s.dropMultiplier == null ? null : s.dropMultiplier.clone();
+    }
+
     private float[] dropMultiplier(int n) {
         float keep = 1f / (1f - dropout);
         float[] m = new float[n];
