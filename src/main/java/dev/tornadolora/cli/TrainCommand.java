@@ -72,6 +72,14 @@ final class TrainCommand implements Callable<Integer> {
             description = "keep the frozen base as NF4, i.e. QLoRA (default; --no-quantize-base for fp32 LoRA)")
     boolean quantizeBase;
 
+    @Option(names = "--block-size", defaultValue = "64",
+            description = "NF4 block size (default ${DEFAULT-VALUE}; out*in must be a multiple of it)")
+    int blockSize;
+
+    @Option(names = "--scaler-block-size", defaultValue = "256",
+            description = "NF4 scaler block size (default ${DEFAULT-VALUE}; blocks per layer must be a multiple of it)")
+    int scalerBlockSize;
+
     @Option(names = "--hidden-rank", description = "rank of the teacher's hidden update (default: --rank)")
     Integer hiddenRank;
 
@@ -136,7 +144,7 @@ final class TrainCommand implements Callable<Integer> {
         validate();
         PrintWriter out = spec.commandLine().getOut();
         SyntheticTask task = new SyntheticTask(new SyntheticTask.Config(sizes, rank, alpha, dropout, quantizeBase,
-                hiddenRank == null ? rank : hiddenRank, updateScale, activation, seed, device));
+                blockSize, scalerBlockSize, hiddenRank == null ? rank : hiddenRank, updateScale, activation, seed, device));
         Sequential model = task.student();
         Optimizer optimizer = optimizer(model);
         int warmup = warmupSteps == null ? steps / 20 : warmupSteps;
@@ -257,6 +265,7 @@ final class TrainCommand implements Callable<Integer> {
         var s = c.putArray("sizes");
         for (int v : sizes) s.add(v);
         c.put("rank", rank).put("alpha", alpha).put("dropout", dropout).put("quantize_base", quantizeBase)
+         .put("block_size", blockSize).put("scaler_block_size", scalerBlockSize)
          .put("hidden_rank", task.config().hiddenRank()).put("update_scale", updateScale)
          .put("activation", activation).put("steps", steps).put("batch", batch).put("lr", lr)
          .put("warmup_steps", warmup).put("optimizer", optimizerName).put("weight_decay", weightDecay)

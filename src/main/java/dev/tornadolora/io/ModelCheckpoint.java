@@ -38,6 +38,7 @@ public final class ModelCheckpoint {
         SafeTensorsWriter w = new SafeTensorsWriter();
         ArrayNode arch = JSON.createArrayNode();
         Set<Float> alphas = new LinkedHashSet<>();
+        Map<String, String> blockSizes = new LinkedHashMap<>();
         model.children().forEach((name, m) -> {
             ObjectNode n = arch.addObject().put("name", name);
             if (m instanceof LoRALinear l) {
@@ -45,6 +46,11 @@ public final class ModelCheckpoint {
                  .put("alpha", l.alpha()).put("dropout", l.dropout()).put("use_bias", l.useBias())
                  .put("quantize_base", l.quantizeBase());
                 if (l.base() instanceof Nf4Tensor nf4) {
+                    String sizes = nf4.blockSize() + "/" + nf4.scalerBlockSize();
+                    if (blockSizes.putIfAbsent(sizes, name) == null && blockSizes.size() > 1) {
+                        throw new IllegalArgumentException("NF4 layers " + blockSizes.values() + " use different block"
+                                + " sizes " + blockSizes.keySet() + " but a file holds one block_size/scaler_block_size");
+                    }
                     Nf4Io.write(w, name + ".weight", nf4);
                 } else {
                     w.f32(name + ".weight", new int[] {l.outDim(), l.inDim()}, l.base().dequantize());
@@ -83,7 +89,7 @@ public final class ModelCheckpoint {
                 modules.put(name, Activation.named(type));
                 continue;
             }
-            LoRALinear l = layer(f, n, name);
+            LoRALinear l = layer(f, n, name, Nf4Io.present(f, name + ".weight"));
             modules.put(name, l);
             modelKeys.add(name + ".weight");
             if (l.useBias()) modelKeys.add(name + ".bias");
@@ -133,7 +139,8 @@ public final class ModelCheckpoint {
         throw new SafeTensorsException(f.source() + ": metadata '" + ARCHITECTURE + "' is not a JSON list of modules");
     }
 
-    private static LoRALinear layer(SafeTensors f, JsonNode n, String name) {
+    /** The layer an architecture entry describes; its base is NF4 when the file stores it so (a merge may not). */
+    private static LoRALinear layer(SafeTensors f, JsonNode n, String name, boolean nf4) {
         for (String field : List.of("in_dim", "out_dim", "rank", "alpha")) {
             if (!n.path(field).isNumber()) {
                 throw new SafeTensorsException(f.source() + ": architecture entry '" + name + "' lacks a numeric '" + field + "'");
@@ -142,7 +149,7 @@ public final class ModelCheckpoint {
         LoRALinear.Builder b = LoRALinear.builder(n.get("in_dim").asInt(), n.get("out_dim").asInt())
                 .rank(n.get("rank").asInt()).alpha((float) n.get("alpha").asDouble())
                 .dropout((float) n.path("dropout").asDouble(0)).bias(n.path("use_bias").asBoolean(false));
-        if (n.path("quantize_base").asBoolean(false)) {
+        if (nf4) {
             // The layer is built quantized so that it keeps no fp32 base; its random base is replaced at once.
             b.quantizeBase(true);
             String bs = f.metadata().get("block_size"), sbs = f.metadata().get("scaler_block_size");

@@ -32,9 +32,13 @@ import java.util.SplittableRandom;
  */
 public final class SyntheticTask {
 
-    /** What the task is made of; {@code sizes} are the widths in → hidden... → out, so layers = sizes − 1. */
-    public record Config(int[] sizes, int rank, float alpha, float dropout, boolean quantizeBase, int hiddenRank,
-                         double updateScale, String activation, long seed, String device) {
+    /**
+     * What the task is made of; {@code sizes} are the widths in → hidden... → out, so layers = sizes − 1.
+     * The NF4 block sizes apply with {@code quantizeBase} (torchao's defaults are 64 and 256).
+     */
+    public record Config(int[] sizes, int rank, float alpha, float dropout, boolean quantizeBase, int blockSize,
+                         int scalerBlockSize, int hiddenRank, double updateScale, String activation, long seed,
+                         String device) {
         public Config {
             if (sizes.length < 2) {
                 throw new IllegalArgumentException("sizes: expected at least 2 widths (in, out) but got " + sizes.length);
@@ -76,9 +80,18 @@ public final class SyntheticTask {
         for (int i = 0; i < config.layers(); i++) {
             String name = "fc" + (i + 1);
             int in = sizes[i], out = sizes[i + 1];
-            LoRALinear s = LoRALinear.builder(in, out).rank(config.rank()).alpha(config.alpha())
-                    .dropout(config.dropout()).quantizeBase(config.quantizeBase()).seed(config.seed() * 1000 + i)
-                    .build().kernels(kernels);
+            LoRALinear.Builder b = LoRALinear.builder(in, out).rank(config.rank()).alpha(config.alpha())
+                    .dropout(config.dropout()).seed(config.seed() * 1000 + i);
+            if (config.quantizeBase()) {
+                b.quantizeBase(true).quantizationKwarg("block_size", config.blockSize())
+                 .quantizationKwarg("scaler_block_size", config.scalerBlockSize());
+            }
+            LoRALinear s;
+            try {
+                s = b.build().kernels(kernels);
+            } catch (IllegalArgumentException e) {
+                throw new IllegalArgumentException("layer " + name + " [" + out + ", " + in + "]: " + e.getMessage(), e);
+            }
             LoRALinear t = teacherLayer(s, hiddenRng, name).kernels(kernels).eval();
             studentLayers.put(name, s);
             teacherLayers.put(name, t);
