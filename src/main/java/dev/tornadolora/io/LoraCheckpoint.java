@@ -1,14 +1,21 @@
 package dev.tornadolora.io;
 
+import dev.tornadolora.nf4.Nf4Tensor;
 import dev.tornadolora.nn.LoRALinear;
 
 /**
  * A single LoRA layer stored with torchtune's parameter names: {@code weight} F32 [out, in], optional
  * {@code bias} F32 [out], {@code lora_a.weight} F32 [rank, in], {@code lora_b.weight} F32 [out, rank], and
  * {@code alpha} in the metadata. Rank, in and out come from the shapes.
+ *
+ * <p>A QLoRA checkpoint holds the base as an NF4 record under the key {@code weight} ({@link Nf4Record}:
+ * {@code weight.quantized_data} ...) instead of the F32 {@code weight}; the layer then gets
+ * {@code quantize_base = true} and exactly that record as its base, with no fp32 copy of it.
  */
 public final class LoraCheckpoint {
     private LoraCheckpoint() {}
+
+    public static final String BASE_KEY = "weight";
 
     public static LoRALinear read(SafeTensors c) {
         SafeTensors.Entry a = c.requireDType("lora_a.weight", DType.F32);
@@ -25,14 +32,40 @@ public final class LoraCheckpoint {
         int out = b.shape()[0];
         float alpha = parseAlpha(c);
         boolean bias = c.contains("bias");
-        LoRALinear layer = LoRALinear.builder(in, out).rank(rank).alpha(alpha).bias(bias).build();
-        layer.load("weight", c.f32("weight", out, in));
+        Nf4Tensor nf4 = readNf4Base(c, out, in);
+        LoRALinear.Builder builder = LoRALinear.builder(in, out).rank(rank).alpha(alpha).bias(bias);
+        if (nf4 != null) {
+            builder.quantizeBase(true)
+                    .quantizationKwarg("block_size", nf4.blockSize())
+                    .quantizationKwarg("scaler_block_size", nf4.scalerBlockSize());
+        }
+        LoRALinear layer = builder.build();
+        if (nf4 != null) {
+            layer.setBase(nf4);
+        } else {
+            layer.load("weight", c.f32("weight", out, in));
+        }
         if (bias) {
             layer.load("bias", c.f32("bias", out));
         }
         layer.load("lora_a.weight", c.f32("lora_a.weight", rank, in));
         layer.load("lora_b.weight", c.f32("lora_b.weight", out, rank));
         return layer;
+    }
+
+    /** The NF4 base [out, in] when the checkpoint holds one; null when it holds the F32 {@code weight}. */
+    private static Nf4Tensor readNf4Base(SafeTensors c, int out, int in) {
+        boolean dense = c.contains(BASE_KEY);
+        boolean quantized = Nf4Record.present(c, BASE_KEY);
+        if (dense && quantized) {
+            throw new SafeTensorsException(c.source() + ": holds both tensor '" + BASE_KEY + "' and an NF4 record '"
+                    + BASE_KEY + Nf4Record.QUANTIZED_DATA + "'...; a checkpoint's base must be one or the other");
+        }
+        if (!dense && !quantized) {
+            throw new SafeTensorsException(c.source() + ": missing tensor '" + BASE_KEY + "' (or an NF4 record "
+                    + String.join(", ", Nf4Record.tensorNames(BASE_KEY)) + ")");
+        }
+        return quantized ? Nf4Record.read(c, BASE_KEY, out, in) : null;
     }
 
     private static float parseAlpha(SafeTensors c) {

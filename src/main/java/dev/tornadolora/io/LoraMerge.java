@@ -26,7 +26,6 @@ import java.util.function.Consumer;
  * refused (naming the module and the element) and nothing is written, like PEFT's {@code safe_merge}.
  */
 public final class LoraMerge {
-    static final List<String> NF4_PARTS = List.of("quantized_data", "quantized_scalers", "quantization_factor", "scaler_mean");
     public static final String REQUANTIZE_WARNING = "re-quantizing the merged weights to NF4 rounds them again:"
             + " the merged model's outputs will differ from base + adapter (as PEFT warns for 4-bit merges)";
 
@@ -87,10 +86,10 @@ public final class LoraMerge {
                 Shapes.requireEqual(wFile.source() + ": tensor '" + wKey + "'", wFile.entry(wKey).shape(), outDim, in);
                 w = wFile.floats(wKey).data();
                 done.add(wKey);
-            } else if (Nf4Io.present(base, wKey)) {
-                nf4 = Nf4Io.read(base, wKey, outDim, in);
+            } else if (Nf4Record.present(base, wKey)) {
+                nf4 = Nf4Record.read(base, wKey, outDim, in);
                 w = nf4.dequantize();
-                for (String p : NF4_PARTS) done.add(wKey + "." + p);
+                done.addAll(Nf4Record.tensorNames(wKey));
             } else {
                 throw new IllegalArgumentException("module '" + module + "' has adapters but no base weight '" + wKey
                         + "' (F32) or NF4 record '" + wKey + ".quantized_data' in " + base.source());
@@ -98,7 +97,7 @@ public final class LoraMerge {
             addScaledProduct(w, b, a, outDim, rank, in, alpha / rank);
             if (options.safe()) requireFinite(w, wKey, in);
             if (nf4 != null && options.requantize()) {
-                Nf4Io.write(out, wKey, Nf4Tensor.quantize(w, outDim, in, nf4.blockSize(), nf4.scalerBlockSize()));
+                Nf4Record.write(out, wKey, Nf4Tensor.quantize(w, outDim, in, nf4.blockSize(), nf4.scalerBlockSize()));
                 requantized = true;
             } else {
                 out.f32(wKey, new int[] {outDim, in}, w);

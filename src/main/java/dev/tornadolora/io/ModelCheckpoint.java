@@ -51,7 +51,7 @@ public final class ModelCheckpoint {
                         throw new IllegalArgumentException("NF4 layers " + blockSizes.values() + " use different block"
                                 + " sizes " + blockSizes.keySet() + " but a file holds one block_size/scaler_block_size");
                     }
-                    Nf4Io.write(w, name + ".weight", nf4);
+                    Nf4Record.write(w, name + ".weight", nf4);
                 } else {
                     w.f32(name + ".weight", new int[] {l.outDim(), l.inDim()}, l.base().dequantize());
                 }
@@ -89,14 +89,14 @@ public final class ModelCheckpoint {
                 modules.put(name, Activation.named(type));
                 continue;
             }
-            LoRALinear l = layer(f, n, name, Nf4Io.present(f, name + ".weight"));
+            LoRALinear l = layer(f, n, name, Nf4Record.present(f, name + ".weight"));
             modules.put(name, l);
             modelKeys.add(name + ".weight");
             if (l.useBias()) modelKeys.add(name + ".bias");
             for (String p : l.adapterParams()) modelKeys.add(name + "." + p);
             if (l.quantizeBase()) {
-                for (String part : List.of("quantized_data", "quantized_scalers", "quantization_factor", "scaler_mean")) {
-                    if (fileKeys.remove(name + ".weight." + part)) fileKeys.add(name + ".weight");
+                for (String part : Nf4Record.tensorNames(name + ".weight")) {
+                    if (fileKeys.remove(part)) fileKeys.add(name + ".weight");
                 }
             }
         }
@@ -115,7 +115,7 @@ public final class ModelCheckpoint {
         Sequential model = new Sequential(modules);
         model.loraModules().forEach((name, l) -> {
             if (l.quantizeBase()) {
-                l.setBase(Nf4Io.read(f, name + ".weight", l.outDim(), l.inDim()));
+                l.setBase(Nf4Record.read(f, name + ".weight", l.outDim(), l.inDim()));
             } else {
                 l.setBase(new DenseWeight(l.outDim(), l.inDim(), f.f32(name + ".weight", l.outDim(), l.inDim()).data()));
             }

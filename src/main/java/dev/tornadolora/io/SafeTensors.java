@@ -5,6 +5,7 @@ import com.fasterxml.jackson.core.JsonParser;
 import com.fasterxml.jackson.core.StreamReadConstraints;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.tornadolora.tensor.BFloat16;
 import dev.tornadolora.tensor.Shapes;
 import dev.tornadolora.tensor.Tensor;
 
@@ -252,7 +253,7 @@ public final class SafeTensors {
                 for (int i = 0; i < out.length; i++) out[i] = Float.float16ToFloat(b.getShort(2 * i));
             }
             case BF16 -> {
-                for (int i = 0; i < out.length; i++) out[i] = Float.intBitsToFloat((b.getShort(2 * i) & 0xFFFF) << 16);
+                for (int i = 0; i < out.length; i++) out[i] = BFloat16.toFloat(b.getShort(2 * i));
             }
             default -> throw new SafeTensorsException(source + ": tensor '" + name + "' has dtype " + e.dtype()
                     + ", expected F32, F16 or BF16");

@@ -3,6 +3,7 @@ package dev.tornadolora.io;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.tornadolora.tensor.BFloat16;
 import dev.tornadolora.tensor.Shapes;
 import dev.tornadolora.tensor.Tensor;
 
@@ -45,12 +46,17 @@ public final class SafeTensorsWriter {
 
     /** bf16 by round-to-nearest-even of the fp32 bits (as torch's {@code .to(torch.bfloat16)}). */
     public SafeTensorsWriter bf16(String name, int[] shape, float[] values) {
-        ByteBuffer b = ByteBuffer.allocate(values.length * 2).order(ByteOrder.LITTLE_ENDIAN);
-        for (float v : values) {
-            int bits = Float.floatToRawIntBits(v);
-            short h = Float.isNaN(v) ? (short) 0x7FC0 : (short) ((bits + 0x7FFF + ((bits >>> 16) & 1)) >>> 16);
-            b.putShort(h);
+        short[] bits = new short[values.length];
+        for (int i = 0; i < values.length; i++) {
+            bits[i] = BFloat16.fromFloat(values[i]);
         }
+        return bf16(name, shape, bits);
+    }
+
+    /** bf16 from raw bf16 bits (see {@link BFloat16}). */
+    public SafeTensorsWriter bf16(String name, int[] shape, short[] bits) {
+        ByteBuffer b = ByteBuffer.allocate(bits.length * 2).order(ByteOrder.LITTLE_ENDIAN);
+        b.asShortBuffer().put(bits);
         return raw(name, DType.BF16, shape, b.array());
     }
 

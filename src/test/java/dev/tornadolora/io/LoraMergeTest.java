@@ -67,7 +67,7 @@ class LoraMergeTest {
                 merged.bytes("fc1.weight.quantized_scalers", DType.I8), "scalers");
         Golden.assertClose(expected.f32("fc1.requantized.quantization_factor").data(),
                 merged.f32("fc1.weight.quantization_factor").data(), 1e-6, "factors");
-        Nf4Tensor q = Nf4Io.read(merged, "fc1.weight", 32, 64);
+        Nf4Tensor q = Nf4Record.read(merged, "fc1.weight", 32, 64);
         // re-quantization moves the merged weight by at most half an NF4 step of its block's scale
         double maxErr = 0;
         float[] exact = expected.f32("fc1.weight").data(), back = q.dequantize();

@@ -1,0 +1,93 @@
+package dev.tornadolora.tornado.plan;
+
+import dev.tornadolora.kernels.LoraParams;
+import dev.tornadolora.nf4.Nf4Tensor;
+import dev.tornadolora.tensor.BaseWeight;
+import dev.tornadolora.tensor.DenseWeight;
+import uk.ac.manchester.tornado.api.types.arrays.ByteArray;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import uk.ac.manchester.tornado.api.types.arrays.FloatArray;
+
+/**
+ * A layer's parameters as TornadoVM arrays. The frozen base (fp32 W, or NF4 codes + per-block scales) and the
+ * bias are copied once and move to the device once; the adapters are refreshed from the layer before a run when
+ * the layer's adapter version has moved. Unused roles hold one-element placeholders, so every kernel keeps one
+ * signature whatever the base (kernel arguments are never null).
+ */
+final class DeviceWeights {
+    final int in;
+    final int out;
+    final int rank;
+    final float scale;
+    final boolean nf4;
+    final int log2BlockSize;
+    final boolean hasBias;
+    final FloatArray w;
+    final ByteArray codes;
+    final FloatArray scales;
+    final FloatArray codebook;
+    final FloatArray bias;
+    final FloatArray a;
+    final FloatArray b;
+    private final BaseWeight baseSource;
+    private final float[] biasSource;
+    private long adapterVersion = Long.MIN_VALUE;
+
+    DeviceWeights(LoraParams p) {
+        baseSource = p.base();
+        biasSource = p.bias();
+        in = p.inDim();
+        out = p.outDim();
+        rank = p.rank();
+        scale = p.scale();
+        BaseWeight base = p.base();
+        if (base instanceof Nf4Tensor q) {
+            int bs = q.blockSize();
+            if (Integer.bitCount(bs) != 1) {
+                throw new IllegalArgumentException("the TornadoVM backend needs a power-of-two NF4 block_size, got " + bs);
+            }
+            nf4 = true;
+            log2BlockSize = Integer.numberOfTrailingZeros(bs);
+            w = new FloatArray(1);
+            codes = ByteArray.fromArray(q.packedCodes());
+            scales = FloatArray.fromArray(q.blockScales());
+            float[] book = new float[16];
+            for (int c = 0; c < 16; c++) book[c] = Nf4Tensor.codebook(c);
+            codebook = FloatArray.fromArray(book);
+        } else {
+            nf4 = false;
+            log2BlockSize = 0;
+            w = FloatArray.fromArray(base instanceof DenseWeight d ? d.data() : base.dequantize());
+            codes = new ByteArray(1);
+            scales = new FloatArray(1);
+            codebook = new FloatArray(1);
+        }
+        hasBias = p.bias() != null;
+        bias = hasBias ? FloatArray.fromArray(p.bias()) : new FloatArray(1);
+        a = new FloatArray(rank * in);
+        b = new FloatArray(out * rank);
+    }
+
+    /** Whether these arrays still mirror the layer's frozen base and bias (a load replaces them). */
+    boolean mirrors(LoraParams p) {
+        return p.base() == baseSource && p.bias() == biasSource && p.rank() == rank;
+    }
+
+    /** Copies the layer's adapters in when they changed since the last copy. */
+    void refreshAdapters(LoraParams p) {
+        if (p.adapterVersion() != adapterVersion) {
+            copyIn(p.loraA(), a);
+            copyIn(p.loraB(), b);
+            adapterVersion = p.adapterVersion();
+        }
+    }
+
+    static void copyIn(float[] src, FloatArray dst) {
+        MemorySegment.copy(src, 0, dst.getSegment(), ValueLayout.JAVA_FLOAT, 0, dst.getSize());
+    }
+
+    static void copyOut(FloatArray src, float[] dst) {
+        MemorySegment.copy(src.getSegment(), ValueLayout.JAVA_FLOAT, 0, dst, 0, src.getSize());
+    }
+}
