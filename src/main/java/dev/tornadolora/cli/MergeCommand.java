@@ -12,11 +12,13 @@ import java.nio.file.Path;
 import java.util.concurrent.Callable;
 
 /** Folds LoRA adapters into the base weights (torchtune's get_merged_lora_ckpt), see {@link LoraMerge}. */
-@Command(name = "merge", sortOptions = false, description = {
-        "Merge LoRA adapters into their base weights: W += alpha/r * B*A for every module with",
-        "<m>.lora_a.weight and <m>.lora_b.weight; the adapter keys are removed, other tensors copied unchanged.",
-        "C is a safetensors file with base weights (F32 or NF4 records) and adapters, or a train output folder",
-        "(base_model.safetensors + adapter.safetensors). alpha comes from the metadata (<m>.alpha or alpha)."})
+@Command(name = "merge", sortOptions = false, mixinStandardHelpOptions = true, description = {
+        "Merge LoRA adapters into their base weights (torchtune's get_merged_lora_ckpt):",
+        "W += alpha/r * B*A for every module m with m.lora_a.weight and m.lora_b.weight;",
+        "the adapter keys are removed, other tensors are copied unchanged. NF4 bases are",
+        "dequantized first. C is a safetensors file with base weights (F32 or NF4",
+        "records) and adapters, or a train output folder (base_model.safetensors +",
+        "adapter.safetensors); alpha comes from the metadata (m.alpha or alpha).", ""})
 final class MergeCommand implements Callable<Integer> {
 
     @Spec
@@ -28,7 +30,7 @@ final class MergeCommand implements Callable<Integer> {
     @Option(names = "--adapter", paramLabel = "A.safetensors", description = "adapters in a separate file (torchtune keys)")
     Path adapter;
 
-    @Option(names = "--output", required = true, paramLabel = "M.safetensors")
+    @Option(names = "--output", required = true, paramLabel = "M.safetensors", description = "the merged checkpoint (written atomically)")
     Path output;
 
     @Option(names = "--requantize", description = "write NF4 bases back as NF4 (rounds again: outputs change; a warning says so)")

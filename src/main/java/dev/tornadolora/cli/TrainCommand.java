@@ -43,11 +43,14 @@ import java.util.stream.Collectors;
  * that the adapters learn the hidden update. Writes the adapters (torchtune keys and PEFT layout), the frozen
  * base, the optimizer state, a JSON log of every step and a PNG loss curve to the output folder.
  */
-@Command(name = "train", sortOptions = false, description = {
-        "QLoRA fine-tune on a synthetic task with a known answer: a frozen NF4 base network (the student) learns,",
-        "through its LoRA adapters, a hidden rank-r update that the teacher adds to every layer. The teacher is",
-        "built on the dequantized base, so the answer is exactly representable by the adapters.",
-        "Success: final loss <= 1% of the initial loss and cosine(alpha/r*B*A, hidden update) >= 0.99 per layer."})
+@Command(name = "train", sortOptions = false, mixinStandardHelpOptions = true, description = {
+        "QLoRA fine-tune on a synthetic task with a known answer: the student, a frozen",
+        "NF4 base network, learns through its LoRA adapters the hidden rank-r update",
+        "that the teacher adds to every layer. The teacher is built on the dequantized",
+        "base, so the adapters can represent the answer exactly. Success: final loss",
+        "<= 1%% of the initial loss, cosine(alpha/r*B*A, hidden update) >= 0.99 per layer.",
+        "Writes adapters (torchtune keys, PEFT folder), the base, optimizer state,",
+        "log.json (every step) and loss.png to the output folder.", ""})
 final class TrainCommand implements Callable<Integer> {
     static final double MAX_LOSS_RATIO = 0.01;
     static final double MIN_COSINE = 0.99;
@@ -55,72 +58,72 @@ final class TrainCommand implements Callable<Integer> {
     @Spec
     CommandSpec spec;
 
-    @Option(names = "--sizes", split = ",", defaultValue = "256,256,256", paramLabel = "IN,H...,OUT",
+    @Option(names = "--sizes", split = ",", splitSynopsisLabel = ",", defaultValue = "256,256,256", paramLabel = "W",
             description = "layer widths: in, hidden..., out (layers = count - 1; default ${DEFAULT-VALUE})")
     int[] sizes;
 
-    @Option(names = "--rank", defaultValue = "8", description = "LoRA rank r (default ${DEFAULT-VALUE})")
+    @Option(names = "--rank", paramLabel = "R", defaultValue = "8", description = "LoRA rank r (default ${DEFAULT-VALUE})")
     int rank;
 
-    @Option(names = "--alpha", defaultValue = "16", description = "LoRA alpha (default ${DEFAULT-VALUE})")
+    @Option(names = "--alpha", paramLabel = "A", defaultValue = "16", description = "LoRA alpha (default ${DEFAULT-VALUE})")
     float alpha;
 
-    @Option(names = "--dropout", defaultValue = "0", description = "LoRA dropout (default ${DEFAULT-VALUE})")
+    @Option(names = "--dropout", paramLabel = "P", defaultValue = "0", description = "LoRA dropout (default ${DEFAULT-VALUE})")
     float dropout;
 
     @Option(names = "--quantize-base", negatable = true, defaultValue = "true", fallbackValue = "true",
             description = "keep the frozen base as NF4, i.e. QLoRA (default; --no-quantize-base for fp32 LoRA)")
     boolean quantizeBase;
 
-    @Option(names = "--block-size", defaultValue = "64",
+    @Option(names = "--block-size", paramLabel = "N", defaultValue = "64",
             description = "NF4 block size (default ${DEFAULT-VALUE}; out*in must be a multiple of it)")
     int blockSize;
 
-    @Option(names = "--scaler-block-size", defaultValue = "256",
+    @Option(names = "--scaler-block-size", paramLabel = "N", defaultValue = "256",
             description = "NF4 scaler block size (default ${DEFAULT-VALUE}; blocks per layer must be a multiple of it)")
     int scalerBlockSize;
 
-    @Option(names = "--hidden-rank", description = "rank of the teacher's hidden update (default: --rank)")
+    @Option(names = "--hidden-rank", paramLabel = "R", description = "rank of the teacher's hidden update (default: --rank)")
     Integer hiddenRank;
 
-    @Option(names = "--update-scale", defaultValue = "0.3",
+    @Option(names = "--update-scale", paramLabel = "S", defaultValue = "0.3",
             description = "||hidden update|| / ||base weight|| per layer (default ${DEFAULT-VALUE})")
     double updateScale;
 
-    @Option(names = "--activation", defaultValue = "silu", description = "silu or relu (default ${DEFAULT-VALUE})")
+    @Option(names = "--activation", paramLabel = "NAME", defaultValue = "silu", description = "silu or relu (default ${DEFAULT-VALUE})")
     String activation;
 
-    @Option(names = "--steps", defaultValue = "300", description = "optimizer steps (default ${DEFAULT-VALUE})")
+    @Option(names = "--steps", paramLabel = "N", defaultValue = "300", description = "optimizer steps (default ${DEFAULT-VALUE})")
     int steps;
 
-    @Option(names = "--batch", defaultValue = "64", description = "tokens (rows) per step (default ${DEFAULT-VALUE})")
+    @Option(names = "--batch", paramLabel = "N", defaultValue = "64", description = "tokens (rows) per step (default ${DEFAULT-VALUE})")
     int batch;
 
-    @Option(names = "--lr", defaultValue = "0.01", description = "peak learning rate (default ${DEFAULT-VALUE})")
+    @Option(names = "--lr", paramLabel = "LR", defaultValue = "0.01", description = "peak learning rate (default ${DEFAULT-VALUE})")
     double lr;
 
-    @Option(names = "--warmup-steps", description = "linear warm-up steps of the cosine schedule (default: steps/20)")
+    @Option(names = "--warmup-steps", paramLabel = "N", description = "linear warm-up steps of the cosine schedule (default: steps/20)")
     Integer warmupSteps;
 
-    @Option(names = "--optimizer", defaultValue = "adamw", description = "adamw or sgd (default ${DEFAULT-VALUE})")
+    @Option(names = "--optimizer", paramLabel = "NAME", defaultValue = "adamw", description = "adamw or sgd (default ${DEFAULT-VALUE})")
     String optimizerName;
 
-    @Option(names = "--weight-decay", defaultValue = "0",
+    @Option(names = "--weight-decay", paramLabel = "W", defaultValue = "0",
             description = "decoupled weight decay of AdamW, coupled for SGD (default ${DEFAULT-VALUE}: the"
                     + " task's answer is not small, so decay would only bias it)")
     double weightDecay;
 
-    @Option(names = "--momentum", defaultValue = "0.9", description = "SGD momentum (default ${DEFAULT-VALUE})")
+    @Option(names = "--momentum", paramLabel = "M", defaultValue = "0.9", description = "SGD momentum (default ${DEFAULT-VALUE})")
     double momentum;
 
-    @Option(names = "--max-grad-norm", defaultValue = "1.0",
+    @Option(names = "--max-grad-norm", paramLabel = "N", defaultValue = "1.0",
             description = "clip the global gradient norm to this; 0 disables (default ${DEFAULT-VALUE})")
     double maxGradNorm;
 
-    @Option(names = "--seed", defaultValue = "0", description = "seeds the base, the hidden update and the data")
+    @Option(names = "--seed", paramLabel = "S", defaultValue = "0", description = "seeds the base, the hidden update and the data")
     long seed;
 
-    @Option(names = "--device", defaultValue = "auto",
+    @Option(names = "--device", paramLabel = "D", defaultValue = "auto",
             description = "auto (an accelerator when present, else jvm), jvm, reference, tornado[:B:D]")
     String device;
 
@@ -128,11 +131,11 @@ final class TrainCommand implements Callable<Integer> {
             description = "output folder (default ${DEFAULT-VALUE})")
     Path output;
 
-    @Option(names = "--save-every", defaultValue = "0",
+    @Option(names = "--save-every", paramLabel = "N", defaultValue = "0",
             description = "also write the checkpoint every N steps (default 0: at the end only)")
     int saveEvery;
 
-    @Option(names = "--eval-batch", defaultValue = "256",
+    @Option(names = "--eval-batch", paramLabel = "N", defaultValue = "256",
             description = "tokens of the held-out batch for the initial and final loss (default ${DEFAULT-VALUE})")
     int evalBatch;
 

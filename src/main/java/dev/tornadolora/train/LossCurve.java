@@ -28,6 +28,7 @@ public final class LossCurve {
         chart.getStyler().setYAxisLogarithmic(true);
         chart.getStyler().setLegendVisible(false);
         chart.getStyler().setYAxisDecimalPattern("0.0E0");
+        chart.getStyler().setXAxisTickMarkSpacingHint(90);
         XYSeries series = chart.addSeries("loss", x, y);
         series.setMarker(SeriesMarkers.NONE);
         return BitmapEncoder.getBitmapBytes(chart, BitmapEncoder.BitmapFormat.PNG);
