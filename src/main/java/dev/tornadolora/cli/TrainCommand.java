@@ -217,8 +217,6 @@ final class TrainCommand implements Callable<Integer> {
      * seconds instead of a stream of carriage returns.
      */
     private ProgressBar progressBar() {
-        // JLine's JNI terminal provider loads a native library, which JDK 24+ reports on stderr; the others suffice.
-        if (System.getProperty("org.jline.terminal.jni") == null) System.setProperty("org.jline.terminal.jni", "false");
         boolean terminal = isTerminal();
         ProgressBarBuilder b = new ProgressBarBuilder().setTaskName("train").setInitialMax(steps).setUnit(" steps", 1)
                 .setStyle(ProgressBarStyle.ASCII).setMaxRenderedLength(110);
