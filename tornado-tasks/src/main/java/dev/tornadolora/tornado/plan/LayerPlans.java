@@ -23,7 +23,7 @@ public final class LayerPlans implements AutoCloseable {
     private final LinkedHashMap<Shape, LoraLayerPlan> plans = new LinkedHashMap<>(8, 0.75f, true);
 
     public LayerPlans(LoraParams p, TornadoDevice device, Schedule schedule, Nf4Variant variant, boolean profile) {
-        this.weights = new DeviceWeights(p);
+        this.weights = new DeviceWeights(p, schedule);
         this.device = device;
         this.schedule = schedule;
         this.variant = variant;
