@@ -5,6 +5,8 @@ import uk.ac.manchester.tornado.api.GridScheduler;
 import uk.ac.manchester.tornado.api.TaskGraph;
 import uk.ac.manchester.tornado.api.TornadoExecutionPlan;
 import uk.ac.manchester.tornado.api.TornadoExecutionResult;
+import uk.ac.manchester.tornado.api.TornadoProfilerResult;
+import dev.tornadolora.kernels.ProfilingKernels;
 import uk.ac.manchester.tornado.api.common.TornadoDevice;
 import uk.ac.manchester.tornado.api.enums.DataTransferMode;
 import uk.ac.manchester.tornado.api.enums.ProfilerMode;
@@ -46,7 +48,7 @@ public final class LoraLayerPlan implements AutoCloseable {
     final FloatArray gradA;
     final FloatArray gradB;
     private final TornadoExecutionPlan plan;
-    private final boolean profile;
+    private boolean profile;
     private TornadoExecutionResult lastResult;
     private boolean forwardRan;
 
@@ -141,9 +143,23 @@ public final class LoraLayerPlan implements AutoCloseable {
         lastResult = plan.withGraph(1).execute();
     }
 
-    /** The profile of the last run (kernel and transfer times), or null when profiling is off. */
-    public TornadoExecutionResult lastResult() {
-        return profile ? lastResult : null;
+    void setProfiling(boolean on) {
+        profile = on;
+        if (on) {
+            plan.withProfiler(ProfilerMode.SILENT);
+        } else {
+            plan.withoutProfiler();
+        }
+    }
+
+    /** The profile of the last run in milliseconds, or null when profiling is off. */
+    ProfilingKernels.Profile profile() {
+        if (!profile || lastResult == null) {
+            return null;
+        }
+        TornadoProfilerResult r = lastResult.getProfilerResult();
+        return new ProfilingKernels.Profile(r.getTotalTime() / 1e6, r.getCompileTime() / 1e6,
+                r.getDeviceKernelTime() / 1e6, r.getDataTransfersTime() / 1e6);
     }
 
     @Override
