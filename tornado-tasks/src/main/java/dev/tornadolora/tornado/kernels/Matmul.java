@@ -47,9 +47,13 @@ public final class Matmul {
 
     /**
      * CPU schedule over B in panels: {@code b[p·K + k]} holds B(k, 8p .. 8p+7) (zero past N). Dimension 0 runs over
-     * panels, dimension 1 over blocks of 8 rows of c.
+     * panels, dimension 1 over blocks of 8 rows of c. With {@code useSecond = 1} a second product a2 [M, K2] · B2
+     * (panels likewise) is added while the block is in registers — the LoRA epilogue {@code s·h·Bᵀ} with s folded
+     * into B2 — and with {@code useBias = 1} the accumulators start from the bias panel.
      */
-    public static void panels(FloatArray a, VectorFloat8 b, FloatArray c, int nPanels, int mBlocks, int m, int n, int k) {
+    public static void panels(FloatArray a, VectorFloat8 b, FloatArray a2, VectorFloat8 b2, VectorFloat8 bias,
+                              FloatArray c, int nPanels, int mBlocks, int m, int n, int k, int k2, int useSecond,
+                              int useBias) {
         for (@Parallel int p = 0; p < nPanels; p++) {
             for (@Parallel int mb = 0; mb < mBlocks; mb++) {
                 int r0 = Math.min(mb * PANEL_ROWS, m - 1);
@@ -60,7 +64,8 @@ public final class Matmul {
                 int r5 = Math.min(r0 + 5, m - 1);
                 int r6 = Math.min(r0 + 6, m - 1);
                 int r7 = Math.min(r0 + 7, m - 1);
-                Float8 c0 = zero(), c1 = zero(), c2 = zero(), c3 = zero(), c4 = zero(), c5 = zero(), c6 = zero(), c7 = zero();
+                Float8 init = useBias == 1 ? bias.get(p) : zero();
+                Float8 c0 = init, c1 = init, c2 = init, c3 = init, c4 = init, c5 = init, c6 = init, c7 = init;
                 for (int kk = 0; kk < k; kk++) {
                     Float8 bv = b.get(p * k + kk);
                     c0 = Float8.add(c0, Float8.mult(bv, splat(a.get(r0 * k + kk))));
@@ -71,6 +76,19 @@ public final class Matmul {
                     c5 = Float8.add(c5, Float8.mult(bv, splat(a.get(r5 * k + kk))));
                     c6 = Float8.add(c6, Float8.mult(bv, splat(a.get(r6 * k + kk))));
                     c7 = Float8.add(c7, Float8.mult(bv, splat(a.get(r7 * k + kk))));
+                }
+                if (useSecond == 1) {
+                    for (int kk = 0; kk < k2; kk++) {
+                        Float8 bv = b2.get(p * k2 + kk);
+                        c0 = Float8.add(c0, Float8.mult(bv, splat(a2.get(r0 * k2 + kk))));
+                        c1 = Float8.add(c1, Float8.mult(bv, splat(a2.get(r1 * k2 + kk))));
+                        c2 = Float8.add(c2, Float8.mult(bv, splat(a2.get(r2 * k2 + kk))));
+                        c3 = Float8.add(c3, Float8.mult(bv, splat(a2.get(r3 * k2 + kk))));
+                        c4 = Float8.add(c4, Float8.mult(bv, splat(a2.get(r4 * k2 + kk))));
+                        c5 = Float8.add(c5, Float8.mult(bv, splat(a2.get(r5 * k2 + kk))));
+                        c6 = Float8.add(c6, Float8.mult(bv, splat(a2.get(r6 * k2 + kk))));
+                        c7 = Float8.add(c7, Float8.mult(bv, splat(a2.get(r7 * k2 + kk))));
+                    }
                 }
                 int col = p * PANEL;
                 storeRow(c, r0 * n, col, n, c0);
@@ -108,19 +126,24 @@ public final class Matmul {
 
     /** Repacks B(k, n) from W (B = Wᵀ when {@code bTransposed}) into the panels {@link #panels} reads. */
     public static VectorFloat8 packPanels(float[] w, int n, int k, boolean bTransposed) {
-        int nPanels = (n + PANEL - 1) / PANEL;
-        VectorFloat8 out = new VectorFloat8(nPanels * k);
+        VectorFloat8 out = new VectorFloat8((n + PANEL - 1) / PANEL * k);
+        packPanels(w, n, k, bTransposed, 1f, out);
+        return out;
+    }
+
+    /** {@link #packPanels} into an existing buffer, every value multiplied by {@code scale}. */
+    public static void packPanels(float[] w, int n, int k, boolean bTransposed, float scale, VectorFloat8 out) {
         FloatArray raw = out.getArray();
+        int nPanels = (n + PANEL - 1) / PANEL;
         for (int p = 0; p < nPanels; p++) {
             for (int kk = 0; kk < k; kk++) {
                 for (int l = 0; l < PANEL; l++) {
                     int col = p * PANEL + l;
                     float v = col >= n ? 0f : bTransposed ? w[col * k + kk] : w[kk * n + col];
-                    raw.set((p * k + kk) * PANEL + l, v);
+                    raw.set((p * k + kk) * PANEL + l, scale * v);
                 }
             }
         }
-        return out;
     }
 
     /** Register-blocked schedule reading W in place: dimension 0 over blocks of 4 columns, 1 over pairs of rows. */

@@ -40,13 +40,20 @@ final class BaseMatmul {
         return List.of(w.w, w.codes, w.scales, w.codebook); // placeholders included: they are kernel arguments
     }
 
+    /** Whether {@link #add} can fuse the LoRA epilogue (y += s·h·Bᵀ + bias) into the forward product. */
+    static boolean fusesEpilogue(DeviceWeights w, Schedule schedule, Nf4Variant variant) {
+        return schedule == Schedule.CPU_PANELS && (!w.nf4 || variant == Nf4Variant.DEQUANTIZE_TASK);
+    }
+
     /**
      * Adds the tasks computing c [m, n] from a [m, k]. {@code scratch} is the fp32 buffer of the dequantize-task
-     * variant (a VectorFloat8 on CPUs, a FloatArray on GPUs; see {@link #scratch}), else null.
+     * variant (a VectorFloat8 on CPUs, a FloatArray on GPUs; see {@link #scratch}), else null. With
+     * {@code h != null} (forward, {@link #fusesEpilogue}) the product also adds s·h·Bᵀ (when {@code adapters})
+     * and the bias.
      */
     static void add(TaskGraph g, String graphName, GridScheduler grids, String task, DeviceWeights w,
                             Schedule schedule, Nf4Variant variant, Direction dir, Object scratch, FloatArray a,
-                            FloatArray c, int m) {
+                            FloatArray c, int m, FloatArray h, boolean adapters) {
         int n = dir == Direction.FORWARD ? w.out : w.in;
         int k = dir == Direction.FORWARD ? w.in : w.out;
         int bT = dir.bTransposed;
@@ -68,8 +75,11 @@ final class BaseMatmul {
                 g.task(task + "Dequantize", Nf4Decode::dequantizePanels, w.codes, w.scales, w.codebook, panels,
                         Schedule.ceilDiv(n, Matmul.PANEL), k, n, bT, w.log2BlockSize);
             }
-            g.task(task, Matmul::panels, a, panels, c, Schedule.ceilDiv(n, Matmul.PANEL),
-                    Schedule.ceilDiv(m, Matmul.PANEL_ROWS), m, n, k);
+            boolean epilogue = h != null;
+            g.task(task, Matmul::panels, a, panels, epilogue ? h : w.noFloats, epilogue ? w.scaledBPanels : w.noPanels,
+                    epilogue ? w.biasPanels : w.noBiasPanels, c, Schedule.ceilDiv(n, Matmul.PANEL),
+                    Schedule.ceilDiv(m, Matmul.PANEL_ROWS), m, n, k, w.rank, epilogue && adapters ? 1 : 0,
+                    epilogue && w.hasBias ? 1 : 0);
             grids.addWorkerGrid(graphName + "." + task, Schedule.panelGrid(m, n));
         } else {
             g.task(task, Matmul::blocked, a, w.w, w.codes, w.scales, w.codebook, c, Schedule.ceilDiv(n, Matmul.BLOCK_N),

@@ -35,6 +35,18 @@ final class DeviceWeights {
     /** W repacked for {@code Matmul.panels} (CPU schedule, fp32 base): B = Wᵀ forward, B = W backward. */
     final VectorFloat8 forwardPanels;
     final VectorFloat8 backwardPanels;
+    /**
+     * The adapters and bias for the CPU schedule's fused forward ({@code Matmul.panels}): A as the B operand of
+     * h = x·Aᵀ, s·B as the second operand of y += h·(s·B)ᵀ, and the bias as one panel row. Placeholders elsewhere.
+     */
+    final VectorFloat8 aPanels;
+    final VectorFloat8 scaledBPanels;
+    final VectorFloat8 biasPanels;
+    /** One-element placeholders for kernel arguments a schedule does not read. */
+    final FloatArray noFloats = new FloatArray(1);
+    final VectorFloat8 noPanels = new VectorFloat8(1);
+    final VectorFloat8 noBiasPanels = new VectorFloat8(1);
+    private final boolean panelAdapters;
     private final BaseWeight baseSource;
     private final float[] biasSource;
     private long adapterVersion = Long.MIN_VALUE;
@@ -81,6 +93,10 @@ final class DeviceWeights {
         bias = hasBias ? FloatArray.fromArray(p.bias()) : new FloatArray(1);
         a = new FloatArray(rank * in);
         b = new FloatArray(out * rank);
+        panelAdapters = schedule == Schedule.CPU_PANELS;
+        aPanels = panelAdapters ? new VectorFloat8(Schedule.ceilDiv(rank, Matmul.PANEL) * in) : new VectorFloat8(1);
+        scaledBPanels = panelAdapters ? new VectorFloat8(Schedule.ceilDiv(out, Matmul.PANEL) * rank) : new VectorFloat8(1);
+        biasPanels = panelAdapters && hasBias ? Matmul.packPanels(p.bias(), out, 1, true) : new VectorFloat8(1);
     }
 
     /** Whether these arrays still mirror the layer's frozen base and bias (a load replaces them). */
@@ -93,6 +109,10 @@ final class DeviceWeights {
         if (p.adapterVersion() != adapterVersion) {
             copyIn(p.loraA(), a);
             copyIn(p.loraB(), b);
+            if (panelAdapters) {
+                Matmul.packPanels(p.loraA(), rank, in, true, 1f, aPanels);
+                Matmul.packPanels(p.loraB(), out, rank, true, scale, scaledBPanels);
+            }
             adapterVersion = p.adapterVersion();
         }
     }

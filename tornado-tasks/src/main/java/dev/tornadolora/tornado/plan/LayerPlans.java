@@ -22,6 +22,7 @@ public final class LayerPlans implements AutoCloseable {
     private final Nf4Variant variant;
     private boolean profile;
     private final LinkedHashMap<Shape, LoraLayerPlan> plans = new LinkedHashMap<>(8, 0.75f, true);
+    private LoraLayerPlan lastRun;
 
     public LayerPlans(LoraParams p, TornadoDevice device, Schedule schedule, Nf4Variant variant, boolean profile) {
         this.weights = new DeviceWeights(p, schedule);
@@ -62,6 +63,7 @@ public final class LayerPlans implements AutoCloseable {
         LoraLayerPlan plan = plan(tokens, m != null, h != null);
         load(p, plan, x, m);
         plan.forward();
+        lastRun = plan;
         DeviceWeights.copyOut(plan.y, y);
         if (h != null) {
             DeviceWeights.copyOut(plan.h, h);
@@ -84,6 +86,7 @@ public final class LayerPlans implements AutoCloseable {
         }
         DeviceWeights.copyIn(dy, plan.dy);
         plan.backward();
+        lastRun = plan;
         if (dx != null) {
             DeviceWeights.copyOut(plan.dx, dx);
         }
@@ -92,6 +95,11 @@ public final class LayerPlans implements AutoCloseable {
             DeviceWeights.copyOut(plan.gradB, gradB);
         }
         return plan.profile();
+    }
+
+    /** TornadoVM's per-task profile log (JSON) of the last call, or null when profiling is off. */
+    public String lastProfileLog() {
+        return lastRun == null ? null : lastRun.profileLog();
     }
 
     private void load(LoraParams p, LoraLayerPlan plan, float[] x, float[] m) {

@@ -1,6 +1,7 @@
 package dev.tornadolora.tornado.plan;
 
 import dev.tornadolora.tornado.kernels.AdapterKernels;
+import dev.tornadolora.tornado.kernels.Matmul;
 import uk.ac.manchester.tornado.api.GridScheduler;
 import uk.ac.manchester.tornado.api.TaskGraph;
 import uk.ac.manchester.tornado.api.TornadoExecutionPlan;
@@ -23,6 +24,7 @@ import java.util.concurrent.atomic.AtomicLong;
  * <pre>
  *   forward  (graph 0)  base weights in once ── [dequantize → W scratch] ── matmul y = x·Wᵀ ── h = (x⊙m)·Aᵀ
  *                                           └── epilogue y += s·h·Bᵀ + b ──→ y, h
+ *                       (CPU schedule: h first, then the matmul with the epilogue in its registers)
  *   backward (graph 1)  base consumed from graph 0 ── dx = dy·W ── dB, dh, dA ── dx += (dh·A)⊙m ──→ dx, dA, dB
  * </pre>
  * Per call only activations go in (x, mask, dy, and the adapters when the host changed them) and only y, h, dx
@@ -86,17 +88,32 @@ public final class LoraLayerPlan implements AutoCloseable {
 
         Object fwdScratch = BaseMatmul.scratch(dw, schedule, variant, forward);
         Object bwdScratch = BaseMatmul.scratch(dw, schedule, variant, backward);
+        boolean fused = BaseMatmul.fusesEpilogue(dw, schedule, variant);
         TaskGraph fwd = new TaskGraph(fwdName)
                 .transferToDevice(DataTransferMode.FIRST_EXECUTION, fwdReads.toArray())
-                .transferToDevice(DataTransferMode.FIRST_EXECUTION, dw.bias)
-                .transferToDevice(DataTransferMode.EVERY_EXECUTION, x, mask, dw.a, dw.b);
+                .transferToDevice(DataTransferMode.FIRST_EXECUTION, dw.bias, dw.biasPanels, dw.noFloats, dw.noPanels,
+                        dw.noBiasPanels)
+                .transferToDevice(DataTransferMode.EVERY_EXECUTION, x, mask, dw.a, dw.b, dw.aPanels, dw.scaledBPanels);
         if (fwdScratch != null) {
             fwd.transferToDevice(DataTransferMode.FIRST_EXECUTION, fwdScratch); // allocates it; tasks fill it
         }
-        BaseMatmul.add(fwd, fwdName, grids, "base", dw, schedule, variant, forward, fwdScratch, x, y, tokens);
-        fwd.task("down", AdapterKernels::down, x, mask, dw.a, h, r, tokens, in, m)
-           .task("epilogue", AdapterKernels::epilogue, y, h, dw.b, dw.bias, out, tokens, r, dw.scale, bias, on)
-           .transferToHost(DataTransferMode.EVERY_EXECUTION, y, h);
+        if (fused) {
+            // h = (x⊙m)·Aᵀ as a small panel matmul, then the base product with y += s·h·Bᵀ + b in its registers.
+            FloatArray xd = x;
+            if (useMask) {
+                xd = new FloatArray(tokens * in);
+                fwd.task("dropout", AdapterKernels::dropout, x, mask, xd, tokens * in);
+            }
+            fwd.task("down", Matmul::panels, xd, dw.aPanels, dw.noFloats, dw.noPanels, dw.noBiasPanels, h,
+                    Schedule.ceilDiv(r, Matmul.PANEL), Schedule.ceilDiv(tokens, Matmul.PANEL_ROWS), tokens, r, in, 0, 0, 0);
+            grids.addWorkerGrid(fwdName + ".down", Schedule.panelGrid(tokens, r));
+            BaseMatmul.add(fwd, fwdName, grids, "base", dw, schedule, variant, forward, fwdScratch, x, y, tokens, h, adapters);
+        } else {
+            BaseMatmul.add(fwd, fwdName, grids, "base", dw, schedule, variant, forward, fwdScratch, x, y, tokens, null, false);
+            fwd.task("down", AdapterKernels::down, x, mask, dw.a, h, r, tokens, in, m)
+               .task("epilogue", AdapterKernels::epilogue, y, h, dw.b, dw.bias, out, tokens, r, dw.scale, bias, on);
+        }
+        fwd.transferToHost(DataTransferMode.EVERY_EXECUTION, y, h);
         if (shared.length > 0) {
             fwd.persistOnDevice(shared);
         }
@@ -111,8 +128,10 @@ public final class LoraLayerPlan implements AutoCloseable {
         if (bwdScratch != null) {
             bwd.transferToDevice(DataTransferMode.FIRST_EXECUTION, bwdScratch);
         }
+        bwd.transferToDevice(DataTransferMode.FIRST_EXECUTION, dw.noFloats, dw.noPanels, dw.noBiasPanels);
         bwd.transferToDevice(DataTransferMode.EVERY_EXECUTION, x, mask, h, dy, dw.a, dw.b, gradA, gradB);
-        BaseMatmul.add(bwd, bwdName, grids, "baseGrad", dw, schedule, variant, backward, bwdScratch, dy, dx, tokens);
+        BaseMatmul.add(bwd, bwdName, grids, "baseGrad", dw, schedule, variant, backward, bwdScratch, dy, dx, tokens,
+                null, false);
         if (adapters) {
             bwd.task("gradB", AdapterKernels::gradB, dy, h, gradB, r, out, tokens, dw.scale, 1)
                .task("gradH", AdapterKernels::gradH, dy, dw.b, dh, r, tokens, out, dw.scale)
@@ -150,6 +169,11 @@ public final class LoraLayerPlan implements AutoCloseable {
         } else {
             plan.withoutProfiler();
         }
+    }
+
+    /** TornadoVM's per-task profile log (JSON) of the last run, or null when profiling is off. */
+    String profileLog() {
+        return profile && lastResult != null ? lastResult.getProfilerResult().getProfileLog() : null;
     }
 
     /** The profile of the last run in milliseconds, or null when profiling is off. */

@@ -56,7 +56,8 @@ public final class LoraTrainingPlan implements AutoCloseable {
                 .transferToDevice(DataTransferMode.FIRST_EXECUTION, BaseMatmul.reads(w, schedule, Nf4Variant.FUSED, forward).toArray())
                 .transferToDevice(DataTransferMode.FIRST_EXECUTION, w.bias, w.a, w.b, gradA, gradB, mA, vA, mB, vB, h, dh, dy)
                 .transferToDevice(DataTransferMode.EVERY_EXECUTION, x, mask, target, step);
-        BaseMatmul.add(g, name, grids, "base", w, schedule, Nf4Variant.FUSED, forward, null, x, y, tokens);
+        g.transferToDevice(DataTransferMode.FIRST_EXECUTION, w.noFloats, w.noPanels, w.noBiasPanels);
+        BaseMatmul.add(g, name, grids, "base", w, schedule, Nf4Variant.FUSED, forward, null, x, y, tokens, null, false);
         g.task("down", AdapterKernels::down, x, mask, w.a, h, r, tokens, in, m)
          .task("epilogue", AdapterKernels::epilogue, y, h, w.b, w.bias, out, tokens, r, w.scale, w.hasBias ? 1 : 0, 1)
          .task("loss", TrainingKernels::mseGradient, y, target, dy, tokens * out)
