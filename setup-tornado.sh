@@ -22,18 +22,11 @@ MSG
   exit 1
 }
 
-is_sdk() { [ -f "$1/tornado-argfile" ] && ls "$1"/share/java/tornado/tornado-api-*.jar >/dev/null 2>&1; }
-
-sdk=""
-for d in "${TORNADOVM_HOME:-}" /opt/tornadovm-sdk /opt/tornadovm* /usr/local/tornadovm* "$HOME"/tornadovm* "$HOME"/TornadoVM*/bin/sdk; do
-  [ -n "$d" ] && [ -d "$d" ] && is_sdk "$d" && { sdk=$(cd "$d" && pwd); break; }
-done
-[ -n "$sdk" ] || no_sdk
+. "$root/bin/tornado-sdk.sh"
+sdk=$(tl_find_sdk) || no_sdk
 echo "TornadoVM SDK: $sdk"
-
-api_jar=$(ls "$sdk"/share/java/tornado/tornado-api-*.jar | head -1)
-version=$(basename "$api_jar" .jar); version=${version#tornado-api-}
-echo "tornado-api:   $version ($api_jar)"
+version=$(tl_api_version "$sdk")
+echo "tornado-api:   $version"
 
 . "$root/bin/jdk.sh"
 java_major=$("$JAVA_HOME/bin/java" -XshowSettings:properties -version 2>&1 | sed -n 's/^ *java.specification.version = //p')
@@ -52,15 +45,7 @@ echo "Devices:"
 "$JAVA_HOME/bin/java" @"$sdk/tornado-argfile" uk.ac.manchester.tornado.drivers.TornadoDeviceQuery 2>&1 \
   | grep -v '^WARNING' | sed 's/^/  /' || die "the SDK could not list its devices (see above)"
 
-# tornado-api is not on Maven Central: put the SDK's jar into the local repository under its own coordinates.
-repo=$(mvn -B -q help:evaluate -Dexpression=settings.localRepository -DforceStdout 2>/dev/null || echo "$HOME/.m2/repository")
-if [ ! -f "$repo/io/github/beehive-lab/tornado-api/$version/tornado-api-$version.jar" ]; then
-  echo "Installing tornado-api $version into $repo"
-  mvn -B -q -ntp install:install-file -Dfile="$api_jar" -DgroupId=io.github.beehive-lab -DartifactId=tornado-api \
-      -Dversion="$version" -Dpackaging=jar -DgeneratePom=true
-else
-  echo "tornado-api $version already resolvable from $repo"
-fi
+tl_install_api "$sdk"
 
 echo "Building tornado-tasks (the core jar first)..."
 export TORNADOVM_HOME=$sdk

@@ -42,7 +42,7 @@ import java.util.SplittableRandom;
  * checks inputs, parameters, outputs and gradients for NaN and infinity and names the first offending tensor
  * and element ({@link NonFiniteException}); off, it costs one branch per call.
  */
-public final class LoRALinear implements LoraParams {
+public final class LoRALinear implements LoraParams, Module {
 
     public static final List<String> ADAPTER_PARAMS = List.of("lora_a.weight", "lora_b.weight");
     /** The NF4 arguments of torchao's {@code to_nf4}, accepted with {@code quantizeBase}. */
@@ -186,6 +186,7 @@ public final class LoRALinear implements LoraParams {
     // ---------------------------------------------------------------- computation
 
     /** y = x·Wᵀ + b + (alpha/rank)·(dropout(x)·Aᵀ)·Bᵀ for x of shape (..., in); returns (..., out). */
+    @Override
     public Tensor forward(Tensor x) {
         int[] shape = x.shape();
         Shapes.requireLast("x", shape, inDim);
@@ -235,6 +236,7 @@ public final class LoRALinear implements LoraParams {
      * Backward of the last forward: returns dx (..., in) and accumulates the gradients of {@code lora_a.weight}
      * and {@code lora_b.weight} (none when the adapters were disabled). The base receives no gradient.
      */
+    @Override
     public Tensor backward(Tensor dy) {
         Saved s = saved.get();
         if (s == null) {
@@ -301,6 +303,13 @@ public final class LoRALinear implements LoraParams {
     /** torchtune's {@code adapter_params()}: the names of the trainable parameters. */
     public List<String> adapterParams() {
         return ADAPTER_PARAMS;
+    }
+
+    /** The trainable parameters for an optimizer: {@code lora_a.weight} and {@code lora_b.weight} (live arrays). */
+    @Override
+    public List<Parameter> parameters() {
+        return List.of(new Parameter("lora_a.weight", new int[] {rank, inDim}, loraA, gradA, this::markAdaptersUpdated),
+                new Parameter("lora_b.weight", new int[] {outDim, rank}, loraB, gradB, this::markAdaptersUpdated));
     }
 
     /** Parameters by torchtune name; {@code weight} is the dequantized fp32 base when the base is NF4. */
@@ -402,6 +411,7 @@ public final class LoRALinear implements LoraParams {
 
     // ---------------------------------------------------------------- modes and accessors
 
+    @Override
     public LoRALinear train(boolean mode) {
         training = mode;
         return this;

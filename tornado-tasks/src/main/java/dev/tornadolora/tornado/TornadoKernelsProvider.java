@@ -1,6 +1,8 @@
 package dev.tornadolora.tornado;
 
+import dev.tornadolora.kernels.DeviceInfo;
 import dev.tornadolora.kernels.LoraKernels;
+import dev.tornadolora.tornado.plan.Schedule;
 import dev.tornadolora.kernels.LoraKernelsProvider;
 import uk.ac.manchester.tornado.api.TornadoBackend;
 import uk.ac.manchester.tornado.api.TornadoExecutionPlan;
@@ -66,6 +68,23 @@ public final class TornadoKernelsProvider implements LoraKernelsProvider {
             }
         }
         return names;
+    }
+
+    @Override
+    public List<DeviceInfo> describeDevices() {
+        List<DeviceInfo> list = new ArrayList<>();
+        List<TornadoBackend> backends = TornadoExecutionPlan.getTornadoDeviceMap().getAllBackends();
+        for (int b = 0; b < backends.size(); b++) {
+            TornadoBackend backend = backends.get(b);
+            for (int d = 0; d < backend.getNumDevices(); d++) {
+                TornadoDevice dev = backend.getDevice(d);
+                String vendor = dev.getPlatformName();
+                list.add(new DeviceInfo("tornado:" + b + ":" + d, dev.getPhysicalDevice().getDeviceName(), vendor,
+                        String.valueOf(backend.getBackendType()), dev.getMaxGlobalMemory(),
+                        dev.getDeviceType() + ", schedule " + Schedule.forDevice(dev)));
+            }
+        }
+        return list;
     }
 
     @Override

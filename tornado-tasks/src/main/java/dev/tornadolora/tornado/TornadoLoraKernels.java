@@ -1,6 +1,7 @@
 package dev.tornadolora.tornado;
 
 import dev.tornadolora.kernels.LoraKernels;
+import dev.tornadolora.kernels.ProfilingKernels;
 import dev.tornadolora.kernels.LoraParams;
 import dev.tornadolora.tornado.plan.LayerPlans;
 import dev.tornadolora.tornado.plan.Nf4Variant;
@@ -16,13 +17,14 @@ import java.util.WeakHashMap;
  * that shape, and copies the results out. One instance per device; calls are serialised (a TornadoVM execution
  * plan is not re-entrant). {@link #close()} closes every plan.
  */
-public final class TornadoLoraKernels implements LoraKernels, AutoCloseable {
+public final class TornadoLoraKernels implements ProfilingKernels, AutoCloseable {
     private final String name;
     private final TornadoDevice device;
     private final Schedule schedule;
     private final Nf4Variant variant;
-    private final boolean profile;
+    private boolean profile;
     private final Map<LoraParams, LayerPlans> layers = new WeakHashMap<>();
+    private Profile lastProfile;
 
     public TornadoLoraKernels(String name, TornadoDevice device) {
         this(name, device, Schedule.forDevice(device), Nf4Variant.configured(), false);
@@ -50,14 +52,25 @@ public final class TornadoLoraKernels implements LoraKernels, AutoCloseable {
     }
 
     @Override
+    public synchronized void setProfiling(boolean on) {
+        profile = on;
+        layers.values().forEach(lp -> lp.setProfiling(on));
+    }
+
+    @Override
+    public synchronized Profile lastProfile() {
+        return profile ? lastProfile : null;
+    }
+
+    @Override
     public synchronized void forward(LoraParams p, float[] x, float[] m, int tokens, float[] h, float[] y) {
-        plans(p).forward(p, x, m, tokens, h, y);
+        lastProfile = plans(p).forward(p, x, m, tokens, h, y);
     }
 
     @Override
     public synchronized void backward(LoraParams p, float[] x, float[] m, int tokens, float[] h, float[] dy,
                                       float[] dx, float[] gradA, float[] gradB) {
-        plans(p).backward(p, x, m, tokens, h, dy, dx, gradA, gradB);
+        lastProfile = plans(p).backward(p, x, m, tokens, h, dy, dx, gradA, gradB);
     }
 
     /** The plans of a layer (created on first use, rebuilt when its base or bias was replaced). */

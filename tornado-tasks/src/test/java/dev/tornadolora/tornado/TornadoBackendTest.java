@@ -52,12 +52,12 @@ class TornadoBackendTest {
 
     static Stream<Arguments> cases() {
         List<Case> c = new ArrayList<>();
-        c.add(new Case("fp32 r1 t1 bias", 67, 45, 1, 1, true, 0f, false, Schedule.CPU_BLOCKED, null));
-        c.add(new Case("fp32 r8 t5 dropout", 130, 97, 8, 5, false, 0.3f, false, Schedule.CPU_BLOCKED, null));
-        c.add(new Case("fp32 r64 t512 bias dropout", 70, 33, 64, 512, true, 0.2f, false, Schedule.CPU_BLOCKED, null));
+        c.add(new Case("fp32 r1 t1 bias", 67, 45, 1, 1, true, 0f, false, Schedule.CPU_PANELS, null));
+        c.add(new Case("fp32 r8 t5 dropout", 130, 97, 8, 5, false, 0.3f, false, Schedule.CPU_PANELS, null));
+        c.add(new Case("fp32 r64 t512 bias dropout", 70, 33, 64, 512, true, 0.2f, false, Schedule.CPU_PANELS, null));
         c.add(new Case("fp32 r16 t37 tiled", 67, 45, 16, 37, true, 0.1f, false, Schedule.GPU_TILED, null));
-        c.add(new Case("nf4 fused r4 t3 bias", 100, 37, 4, 3, true, 0f, true, Schedule.CPU_BLOCKED, Nf4Variant.FUSED));
-        c.add(new Case("nf4 dequantize-task r16 t512 dropout", 100, 37, 16, 512, false, 0.25f, true, Schedule.CPU_BLOCKED, Nf4Variant.DEQUANTIZE_TASK));
+        c.add(new Case("nf4 fused r4 t3 bias", 100, 37, 4, 3, true, 0f, true, Schedule.CPU_PANELS, Nf4Variant.FUSED));
+        c.add(new Case("nf4 dequantize-task r16 t512 dropout", 100, 37, 16, 512, false, 0.25f, true, Schedule.CPU_PANELS, Nf4Variant.DEQUANTIZE_TASK));
         c.add(new Case("nf4 tiled r2 t9", 100, 37, 2, 9, true, 0.1f, true, Schedule.GPU_TILED, Nf4Variant.FUSED));
         return c.stream().map(Arguments::of);
     }

@@ -22,6 +22,13 @@ import uk.ac.manchester.tornado.api.types.arrays.FloatArray;
 public final class AdapterKernels {
     private AdapterKernels() {}
 
+    /** xd = x ⊙ m, for the schedules that run the down projection as a plain matmul. */
+    public static void dropout(FloatArray x, FloatArray mask, FloatArray xd, int n) {
+        for (@Parallel int i = 0; i < n; i++) {
+            xd.set(i, x.get(i) * mask.get(i));
+        }
+    }
+
     public static void down(FloatArray x, FloatArray mask, FloatArray a, FloatArray h, int rank, int tokens, int in,
                             int useMask) {
         for (@Parallel int r = 0; r < rank; r++) {

@@ -3,6 +3,8 @@ package dev.tornadolora.tornado.kernels;
 import uk.ac.manchester.tornado.api.annotations.Parallel;
 import uk.ac.manchester.tornado.api.types.arrays.ByteArray;
 import uk.ac.manchester.tornado.api.types.arrays.FloatArray;
+import uk.ac.manchester.tornado.api.types.collections.VectorFloat8;
+import uk.ac.manchester.tornado.api.types.vectors.Float8;
 
 /**
  * NF4 decoding on the device: element e of the flattened weight is {@code codebook[code(e)] · scale[e >> log2B]},
@@ -18,8 +20,8 @@ public final class Nf4Decode {
     /** One element of the weight, decoded. */
     public static float element(ByteArray codes, FloatArray scales, FloatArray codebook, int e, int log2BlockSize) {
         int packed = codes.get(e >> 1);
-        int code = (e & 1) == 0 ? (packed >> 4) & 0xF : packed & 0xF;
-        return codebook.get(code) * scales.get(e >> log2BlockSize);
+        int shift = ((e & 1) ^ 1) << 2; // 4 for the even element (high nibble), 0 for the odd one
+        return codebook.get((packed >> shift) & 0xF) * scales.get(e >> log2BlockSize);
     }
 
     /**
@@ -34,6 +36,38 @@ public final class Nf4Decode {
             w.set(2 * p, codebook.get((packed >> 4) & 0xF) * scale);
             w.set(2 * p + 1, codebook.get(packed & 0xF) * scale);
         }
+    }
+
+    /**
+     * Task (a) on CPUs: the weight dequantized straight into the panels that {@link Matmul#panels} reads, for
+     * c = a · B with B(k, n) = W[n, k] ({@code bTransposed = 1}, forward) or W[k, n] (backward); lanes past N are 0.
+     */
+    public static void dequantizePanels(ByteArray codes, FloatArray scales, FloatArray codebook, VectorFloat8 panels,
+                                        int nPanels, int k, int n, int bTransposed, int log2BlockSize) {
+        for (@Parallel int p = 0; p < nPanels; p++) {
+            for (@Parallel int kk = 0; kk < k; kk++) {
+                int col = p * Matmul.PANEL;
+                float v0 = panelElement(codes, scales, codebook, kk, col, n, k, bTransposed, log2BlockSize);
+                float v1 = panelElement(codes, scales, codebook, kk, col + 1, n, k, bTransposed, log2BlockSize);
+                float v2 = panelElement(codes, scales, codebook, kk, col + 2, n, k, bTransposed, log2BlockSize);
+                float v3 = panelElement(codes, scales, codebook, kk, col + 3, n, k, bTransposed, log2BlockSize);
+                float v4 = panelElement(codes, scales, codebook, kk, col + 4, n, k, bTransposed, log2BlockSize);
+                float v5 = panelElement(codes, scales, codebook, kk, col + 5, n, k, bTransposed, log2BlockSize);
+                float v6 = panelElement(codes, scales, codebook, kk, col + 6, n, k, bTransposed, log2BlockSize);
+                float v7 = panelElement(codes, scales, codebook, kk, col + 7, n, k, bTransposed, log2BlockSize);
+                panels.set(p * k + kk, new Float8(v0, v1, v2, v3, v4, v5, v6, v7));
+            }
+        }
+    }
+
+    /** B(kk, col) decoded, or 0 past the last column (branch-free: TornadoVM's compiler rejects the branchy form). */
+    private static float panelElement(ByteArray codes, FloatArray scales, FloatArray codebook, int kk, int col, int n,
+                                      int k, int bTransposed, int log2BlockSize) {
+        int c = Math.min(col, n - 1);
+        int inside = Math.max(0, Math.min(1, n - col));
+        int e = bTransposed * (c * k + kk) + (1 - bTransposed) * (kk * n + c);
+        float v = element(codes, scales, codebook, e, log2BlockSize);
+        return v * inside;
     }
 
     /** The sequential reference of {@link #dequantize}. */

@@ -4,7 +4,9 @@ import dev.tornadolora.kernels.LoraParams;
 import dev.tornadolora.nf4.Nf4Tensor;
 import dev.tornadolora.tensor.BaseWeight;
 import dev.tornadolora.tensor.DenseWeight;
+import dev.tornadolora.tornado.kernels.Matmul;
 import uk.ac.manchester.tornado.api.types.arrays.ByteArray;
+import uk.ac.manchester.tornado.api.types.collections.VectorFloat8;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import uk.ac.manchester.tornado.api.types.arrays.FloatArray;
@@ -30,11 +32,26 @@ final class DeviceWeights {
     final FloatArray bias;
     final FloatArray a;
     final FloatArray b;
+    /** W repacked for {@code Matmul.panels} (CPU schedule, fp32 base): B = Wᵀ forward, B = W backward. */
+    final VectorFloat8 forwardPanels;
+    final VectorFloat8 backwardPanels;
+    /**
+     * The adapters and bias for the CPU schedule's fused forward ({@code Matmul.panels}): A as the B operand of
+     * h = x·Aᵀ, s·B as the second operand of y += h·(s·B)ᵀ, and the bias as one panel row. Placeholders elsewhere.
+     */
+    final VectorFloat8 aPanels;
+    final VectorFloat8 scaledBPanels;
+    final VectorFloat8 biasPanels;
+    /** One-element placeholders for kernel arguments a schedule does not read. */
+    final FloatArray noFloats = new FloatArray(1);
+    final VectorFloat8 noPanels = new VectorFloat8(1);
+    final VectorFloat8 noBiasPanels = new VectorFloat8(1);
+    private final boolean panelAdapters;
     private final BaseWeight baseSource;
     private final float[] biasSource;
     private long adapterVersion = Long.MIN_VALUE;
 
-    DeviceWeights(LoraParams p) {
+    DeviceWeights(LoraParams p, Schedule schedule) {
         baseSource = p.base();
         biasSource = p.bias();
         in = p.inDim();
@@ -55,18 +72,31 @@ final class DeviceWeights {
             float[] book = new float[16];
             for (int c = 0; c < 16; c++) book[c] = Nf4Tensor.codebook(c);
             codebook = FloatArray.fromArray(book);
+            forwardPanels = backwardPanels = new VectorFloat8(1);
         } else {
             nf4 = false;
             log2BlockSize = 0;
-            w = FloatArray.fromArray(base instanceof DenseWeight d ? d.data() : base.dequantize());
+            float[] dense = base instanceof DenseWeight d ? d.data() : base.dequantize();
             codes = new ByteArray(1);
             scales = new FloatArray(1);
             codebook = new FloatArray(1);
+            if (schedule == Schedule.CPU_PANELS) {
+                w = new FloatArray(1);
+                forwardPanels = Matmul.packPanels(dense, out, in, true);
+                backwardPanels = Matmul.packPanels(dense, in, out, false);
+            } else {
+                w = FloatArray.fromArray(dense);
+                forwardPanels = backwardPanels = new VectorFloat8(1);
+            }
         }
         hasBias = p.bias() != null;
         bias = hasBias ? FloatArray.fromArray(p.bias()) : new FloatArray(1);
         a = new FloatArray(rank * in);
         b = new FloatArray(out * rank);
+        panelAdapters = schedule == Schedule.CPU_PANELS;
+        aPanels = panelAdapters ? new VectorFloat8(Schedule.ceilDiv(rank, Matmul.PANEL) * in) : new VectorFloat8(1);
+        scaledBPanels = panelAdapters ? new VectorFloat8(Schedule.ceilDiv(out, Matmul.PANEL) * rank) : new VectorFloat8(1);
+        biasPanels = panelAdapters && hasBias ? Matmul.packPanels(p.bias(), out, 1, true) : new VectorFloat8(1);
     }
 
     /** Whether these arrays still mirror the layer's frozen base and bias (a load replaces them). */
@@ -79,6 +109,10 @@ final class DeviceWeights {
         if (p.adapterVersion() != adapterVersion) {
             copyIn(p.loraA(), a);
             copyIn(p.loraB(), b);
+            if (panelAdapters) {
+                Matmul.packPanels(p.loraA(), rank, in, true, 1f, aPanels);
+                Matmul.packPanels(p.loraB(), out, rank, true, scale, scaledBPanels);
+            }
             adapterVersion = p.adapterVersion();
         }
     }

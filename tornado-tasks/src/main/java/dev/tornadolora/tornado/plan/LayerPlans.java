@@ -1,6 +1,7 @@
 package dev.tornadolora.tornado.plan;
 
 import dev.tornadolora.kernels.LoraParams;
+import dev.tornadolora.kernels.ProfilingKernels;
 import uk.ac.manchester.tornado.api.common.TornadoDevice;
 
 import java.util.LinkedHashMap;
@@ -19,11 +20,12 @@ public final class LayerPlans implements AutoCloseable {
     private final TornadoDevice device;
     private final Schedule schedule;
     private final Nf4Variant variant;
-    private final boolean profile;
+    private boolean profile;
     private final LinkedHashMap<Shape, LoraLayerPlan> plans = new LinkedHashMap<>(8, 0.75f, true);
+    private LoraLayerPlan lastRun;
 
     public LayerPlans(LoraParams p, TornadoDevice device, Schedule schedule, Nf4Variant variant, boolean profile) {
-        this.weights = new DeviceWeights(p);
+        this.weights = new DeviceWeights(p, schedule);
         this.device = device;
         this.schedule = schedule;
         this.variant = variant;
@@ -51,17 +53,26 @@ public final class LayerPlans implements AutoCloseable {
         return plan;
     }
 
-    public void forward(LoraParams p, float[] x, float[] m, int tokens, float[] h, float[] y) {
+    public void setProfiling(boolean on) {
+        profile = on;
+        plans.values().forEach(plan -> plan.setProfiling(on));
+    }
+
+    /** Forward of one call; returns its profile when profiling is on, else null. */
+    public ProfilingKernels.Profile forward(LoraParams p, float[] x, float[] m, int tokens, float[] h, float[] y) {
         LoraLayerPlan plan = plan(tokens, m != null, h != null);
         load(p, plan, x, m);
         plan.forward();
+        lastRun = plan;
         DeviceWeights.copyOut(plan.y, y);
         if (h != null) {
             DeviceWeights.copyOut(plan.h, h);
         }
+        return plan.profile();
     }
 
-    public void backward(LoraParams p, float[] x, float[] m, int tokens, float[] h, float[] dy, float[] dx,
+    /** Backward of one call; returns its profile when profiling is on, else null. */
+    public ProfilingKernels.Profile backward(LoraParams p, float[] x, float[] m, int tokens, float[] h, float[] dy, float[] dx,
                          float[] gradA, float[] gradB) {
         LoraLayerPlan plan = plan(tokens, m != null, gradA != null);
         load(p, plan, x, m);
@@ -75,6 +86,7 @@ public final class LayerPlans implements AutoCloseable {
         }
         DeviceWeights.copyIn(dy, plan.dy);
         plan.backward();
+        lastRun = plan;
         if (dx != null) {
             DeviceWeights.copyOut(plan.dx, dx);
         }
@@ -82,6 +94,12 @@ public final class LayerPlans implements AutoCloseable {
             DeviceWeights.copyOut(plan.gradA, gradA);
             DeviceWeights.copyOut(plan.gradB, gradB);
         }
+        return plan.profile();
+    }
+
+    /** TornadoVM's per-task profile log (JSON) of the last call, or null when profiling is off. */
+    public String lastProfileLog() {
+        return lastRun == null ? null : lastRun.profileLog();
     }
 
     private void load(LoraParams p, LoraLayerPlan plan, float[] x, float[] m) {

@@ -2,17 +2,18 @@ package dev.tornadolora.tornado.plan;
 
 import dev.tornadolora.tornado.kernels.AdapterKernels;
 import dev.tornadolora.tornado.kernels.Matmul;
-import dev.tornadolora.tornado.kernels.Nf4Decode;
 import uk.ac.manchester.tornado.api.GridScheduler;
-import uk.ac.manchester.tornado.api.KernelContext;
 import uk.ac.manchester.tornado.api.TaskGraph;
 import uk.ac.manchester.tornado.api.TornadoExecutionPlan;
 import uk.ac.manchester.tornado.api.TornadoExecutionResult;
+import uk.ac.manchester.tornado.api.TornadoProfilerResult;
+import dev.tornadolora.kernels.ProfilingKernels;
 import uk.ac.manchester.tornado.api.common.TornadoDevice;
 import uk.ac.manchester.tornado.api.enums.DataTransferMode;
 import uk.ac.manchester.tornado.api.enums.ProfilerMode;
 import uk.ac.manchester.tornado.api.types.arrays.FloatArray;
 
+import java.util.List;
 import java.util.concurrent.atomic.AtomicLong;
 
 /**
@@ -23,6 +24,7 @@ import java.util.concurrent.atomic.AtomicLong;
  * <pre>
  *   forward  (graph 0)  base weights in once ── [dequantize → W scratch] ── matmul y = x·Wᵀ ── h = (x⊙m)·Aᵀ
  *                                           └── epilogue y += s·h·Bᵀ + b ──→ y, h
+ *                       (CPU schedule: h first, then the matmul with the epilogue in its registers)
  *   backward (graph 1)  base consumed from graph 0 ── dx = dy·W ── dB, dh, dA ── dx += (dh·A)⊙m ──→ dx, dA, dB
  * </pre>
  * Per call only activations go in (x, mask, dy, and the adapters when the host changed them) and only y, h, dx
@@ -47,9 +49,8 @@ public final class LoraLayerPlan implements AutoCloseable {
     final FloatArray dh;
     final FloatArray gradA;
     final FloatArray gradB;
-    private final FloatArray scratch;
     private final TornadoExecutionPlan plan;
-    private final boolean profile;
+    private boolean profile;
     private TornadoExecutionResult lastResult;
     private boolean forwardRan;
 
@@ -72,41 +73,65 @@ public final class LoraLayerPlan implements AutoCloseable {
         dh = new FloatArray(tokens * r);
         gradA = new FloatArray(r * in);
         gradB = new FloatArray(out * r);
-        boolean dequantizeTask = dw.nf4 && variant == Nf4Variant.DEQUANTIZE_TASK;
-        scratch = dequantizeTask ? new FloatArray(out * in) : null;
-
         long id = IDS.incrementAndGet();
         String fwdName = "loraForward" + id, bwdName = "loraBackward" + id;
         int m = useMask ? 1 : 0, bias = dw.hasBias ? 1 : 0, on = adapters ? 1 : 0;
         GridScheduler grids = new GridScheduler();
+        var forward = BaseMatmul.Direction.FORWARD;
+        var backward = BaseMatmul.Direction.BACKWARD;
 
-        // The base arrays that the backward graph reads straight from the forward graph's device buffers; with
-        // the dequantize task the forward graph never touches the fp32 placeholder, so backward sends its own.
-        Object[] shared = dequantizeTask ? new Object[] {dw.codes, dw.scales, dw.codebook}
-                : new Object[] {dw.w, dw.codes, dw.scales, dw.codebook};
+        // The frozen arrays both graphs read move once, with the forward graph; backward consumes its buffers.
+        List<Object> fwdReads = BaseMatmul.reads(dw, schedule, variant, forward);
+        List<Object> bwdReads = BaseMatmul.reads(dw, schedule, variant, backward);
+        Object[] shared = fwdReads.stream().filter(bwdReads::contains).toArray();
+        Object[] bwdOwn = bwdReads.stream().filter(o -> !fwdReads.contains(o)).toArray();
+
+        Object fwdScratch = BaseMatmul.scratch(dw, schedule, variant, forward);
+        Object bwdScratch = BaseMatmul.scratch(dw, schedule, variant, backward);
+        boolean fused = BaseMatmul.fusesEpilogue(dw, schedule, variant);
         TaskGraph fwd = new TaskGraph(fwdName)
-                .transferToDevice(DataTransferMode.FIRST_EXECUTION, shared)
-                .transferToDevice(DataTransferMode.FIRST_EXECUTION, dw.bias)
-                .transferToDevice(DataTransferMode.EVERY_EXECUTION, x, mask, dw.a, dw.b);
-        if (dequantizeTask) {
-            fwd.task("dequantize", Nf4Decode::dequantize, dw.codes, dw.scales, dw.codebook, scratch, out * in / 2,
-                    dw.log2BlockSize);
-            addMatmul(fwd, fwdName, grids, "base", x, scratch, false, y, tokens, out, in, 1);
+                .transferToDevice(DataTransferMode.FIRST_EXECUTION, fwdReads.toArray())
+                .transferToDevice(DataTransferMode.FIRST_EXECUTION, dw.bias, dw.biasPanels, dw.noFloats, dw.noPanels,
+                        dw.noBiasPanels)
+                .transferToDevice(DataTransferMode.EVERY_EXECUTION, x, mask, dw.a, dw.b, dw.aPanels, dw.scaledBPanels);
+        if (fwdScratch != null) {
+            fwd.transferToDevice(DataTransferMode.FIRST_EXECUTION, fwdScratch); // allocates it; tasks fill it
+        }
+        if (fused) {
+            // h = (x⊙m)·Aᵀ as a small panel matmul, then the base product with y += s·h·Bᵀ + b in its registers.
+            FloatArray xd = x;
+            if (useMask) {
+                xd = new FloatArray(tokens * in);
+                fwd.task("dropout", AdapterKernels::dropout, x, mask, xd, tokens * in);
+            }
+            fwd.task("down", Matmul::panels, xd, dw.aPanels, dw.noFloats, dw.noPanels, dw.noBiasPanels, h,
+                    Schedule.ceilDiv(r, Matmul.PANEL), Schedule.ceilDiv(tokens, Matmul.PANEL_ROWS), tokens, r, in, 0, 0, 0);
+            grids.addWorkerGrid(fwdName + ".down", Schedule.panelGrid(tokens, r));
+            BaseMatmul.add(fwd, fwdName, grids, "base", dw, schedule, variant, forward, fwdScratch, x, y, tokens, h, adapters);
         } else {
-            addMatmul(fwd, fwdName, grids, "base", x, dw.w, dw.nf4, y, tokens, out, in, 1);
+            BaseMatmul.add(fwd, fwdName, grids, "base", dw, schedule, variant, forward, fwdScratch, x, y, tokens, null, false);
+            fwd.task("down", AdapterKernels::down, x, mask, dw.a, h, r, tokens, in, m)
+               .task("epilogue", AdapterKernels::epilogue, y, h, dw.b, dw.bias, out, tokens, r, dw.scale, bias, on);
         }
-        fwd.task("down", AdapterKernels::down, x, mask, dw.a, h, r, tokens, in, m)
-           .task("epilogue", AdapterKernels::epilogue, y, h, dw.b, dw.bias, out, tokens, r, dw.scale, bias, on)
-           .transferToHost(DataTransferMode.EVERY_EXECUTION, y, h)
-           .persistOnDevice(shared);
+        fwd.transferToHost(DataTransferMode.EVERY_EXECUTION, y, h);
+        if (shared.length > 0) {
+            fwd.persistOnDevice(shared);
+        }
 
-        TaskGraph bwd = new TaskGraph(bwdName)
-                .consumeFromDevice(fwdName, shared)
-                .transferToDevice(DataTransferMode.EVERY_EXECUTION, x, mask, h, dy, dw.a, dw.b, gradA, gradB);
-        if (dequantizeTask) {
-            bwd.transferToDevice(DataTransferMode.FIRST_EXECUTION, dw.w);
+        TaskGraph bwd = new TaskGraph(bwdName);
+        if (shared.length > 0) {
+            bwd.consumeFromDevice(fwdName, shared);
         }
-        addMatmul(bwd, bwdName, grids, "baseGrad", dy, dw.w, dw.nf4, dx, tokens, in, out, 0);
+        if (bwdOwn.length > 0) {
+            bwd.transferToDevice(DataTransferMode.FIRST_EXECUTION, bwdOwn);
+        }
+        if (bwdScratch != null) {
+            bwd.transferToDevice(DataTransferMode.FIRST_EXECUTION, bwdScratch);
+        }
+        bwd.transferToDevice(DataTransferMode.FIRST_EXECUTION, dw.noFloats, dw.noPanels, dw.noBiasPanels);
+        bwd.transferToDevice(DataTransferMode.EVERY_EXECUTION, x, mask, h, dy, dw.a, dw.b, gradA, gradB);
+        BaseMatmul.add(bwd, bwdName, grids, "baseGrad", dw, schedule, variant, backward, bwdScratch, dy, dx, tokens,
+                null, false);
         if (adapters) {
             bwd.task("gradB", AdapterKernels::gradB, dy, h, gradB, r, out, tokens, dw.scale, 1)
                .task("gradH", AdapterKernels::gradH, dy, dw.b, dh, r, tokens, out, dw.scale)
@@ -120,22 +145,6 @@ public final class LoraLayerPlan implements AutoCloseable {
         if (profile) {
             plan.withProfiler(ProfilerMode.SILENT);
         }
-    }
-
-    /** Adds c = a · B (B from W, transposed when {@code bTransposed = 1}) with the plan's schedule. */
-    private void addMatmul(TaskGraph g, String graphName, GridScheduler grids, String task, FloatArray a, FloatArray w,
-                           boolean nf4, FloatArray c, int m, int n, int k, int bTransposed) {
-        DeviceWeights dw = weights;
-        int q = nf4 ? 1 : 0;
-        if (schedule == Schedule.GPU_TILED) {
-            g.task(task, Matmul::tiled, new KernelContext(), a, w, dw.codes, dw.scales, dw.codebook, c, m, n, k,
-                    Schedule.ceilDiv(k, Matmul.TILE), bTransposed, q, dw.log2BlockSize);
-        } else {
-            g.task(task, Matmul::blocked, a, w, dw.codes, dw.scales, dw.codebook, c,
-                    Schedule.ceilDiv(n, Matmul.BLOCK_N), Schedule.ceilDiv(m, Matmul.BLOCK_M), m, n, k, bTransposed, q,
-                    dw.log2BlockSize);
-        }
-        grids.addWorkerGrid(graphName + "." + task, schedule.grid(m, n));
     }
 
     /** Runs the forward graph on the inputs already copied into {@link #x} and {@link #mask}. */
@@ -153,9 +162,28 @@ public final class LoraLayerPlan implements AutoCloseable {
         lastResult = plan.withGraph(1).execute();
     }
 
-    /** The profile of the last run (kernel and transfer times), or null when profiling is off. */
-    public TornadoExecutionResult lastResult() {
-        return profile ? lastResult : null;
+    void setProfiling(boolean on) {
+        profile = on;
+        if (on) {
+            plan.withProfiler(ProfilerMode.SILENT);
+        } else {
+            plan.withoutProfiler();
+        }
+    }
+
+    /** TornadoVM's per-task profile log (JSON) of the last run, or null when profiling is off. */
+    String profileLog() {
+        return profile && lastResult != null ? lastResult.getProfilerResult().getProfileLog() : null;
+    }
+
+    /** The profile of the last run in milliseconds, or null when profiling is off. */
+    ProfilingKernels.Profile profile() {
+        if (!profile || lastResult == null) {
+            return null;
+        }
+        TornadoProfilerResult r = lastResult.getProfilerResult();
+        return new ProfilingKernels.Profile(r.getTotalTime() / 1e6, r.getCompileTime() / 1e6,
+                r.getDeviceKernelTime() / 1e6, r.getDataTransfersTime() / 1e6);
     }
 
     @Override

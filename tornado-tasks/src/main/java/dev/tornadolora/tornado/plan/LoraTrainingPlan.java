@@ -2,10 +2,8 @@ package dev.tornadolora.tornado.plan;
 
 import dev.tornadolora.kernels.LoraParams;
 import dev.tornadolora.tornado.kernels.AdapterKernels;
-import dev.tornadolora.tornado.kernels.Matmul;
 import dev.tornadolora.tornado.kernels.TrainingKernels;
 import uk.ac.manchester.tornado.api.GridScheduler;
-import uk.ac.manchester.tornado.api.KernelContext;
 import uk.ac.manchester.tornado.api.TaskGraph;
 import uk.ac.manchester.tornado.api.TornadoExecutionPlan;
 import uk.ac.manchester.tornado.api.TornadoExecutionResult;
@@ -37,7 +35,7 @@ public final class LoraTrainingPlan implements AutoCloseable {
     private int t;
 
     public LoraTrainingPlan(LoraParams p, TornadoDevice device, Schedule schedule, int tokens, boolean useMask) {
-        w = new DeviceWeights(p);
+        w = new DeviceWeights(p, schedule);
         w.refreshAdapters(p);
         this.tokens = tokens;
         int in = w.in, out = w.out, r = w.rank, m = useMask ? 1 : 0;
@@ -53,19 +51,13 @@ public final class LoraTrainingPlan implements AutoCloseable {
 
         String name = "loraTrain" + System.identityHashCode(this);
         GridScheduler grids = new GridScheduler();
+        var forward = BaseMatmul.Direction.FORWARD;
         TaskGraph g = new TaskGraph(name)
-                .transferToDevice(DataTransferMode.FIRST_EXECUTION, w.w, w.codes, w.scales, w.codebook, w.bias,
-                        w.a, w.b, gradA, gradB, mA, vA, mB, vB, h, dh, dy)
+                .transferToDevice(DataTransferMode.FIRST_EXECUTION, BaseMatmul.reads(w, schedule, Nf4Variant.FUSED, forward).toArray())
+                .transferToDevice(DataTransferMode.FIRST_EXECUTION, w.bias, w.a, w.b, gradA, gradB, mA, vA, mB, vB, h, dh, dy)
                 .transferToDevice(DataTransferMode.EVERY_EXECUTION, x, mask, target, step);
-        int nf4 = w.nf4 ? 1 : 0;
-        if (schedule == Schedule.GPU_TILED) {
-            g.task("base", Matmul::tiled, new KernelContext(), x, w.w, w.codes, w.scales, w.codebook, y, tokens, out,
-                    in, Schedule.ceilDiv(in, Matmul.TILE), 1, nf4, w.log2BlockSize);
-        } else {
-            g.task("base", Matmul::blocked, x, w.w, w.codes, w.scales, w.codebook, y, Schedule.ceilDiv(out, Matmul.BLOCK_N),
-                    Schedule.ceilDiv(tokens, Matmul.BLOCK_M), tokens, out, in, 1, nf4, w.log2BlockSize);
-        }
-        grids.addWorkerGrid(name + ".base", schedule.grid(tokens, out));
+        g.transferToDevice(DataTransferMode.FIRST_EXECUTION, w.noFloats, w.noPanels, w.noBiasPanels);
+        BaseMatmul.add(g, name, grids, "base", w, schedule, Nf4Variant.FUSED, forward, null, x, y, tokens, null, false);
         g.task("down", AdapterKernels::down, x, mask, w.a, h, r, tokens, in, m)
          .task("epilogue", AdapterKernels::epilogue, y, h, w.b, w.bias, out, tokens, r, w.scale, w.hasBias ? 1 : 0, 1)
          .task("loss", TrainingKernels::mseGradient, y, target, dy, tokens * out)
