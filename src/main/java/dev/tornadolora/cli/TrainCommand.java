@@ -29,7 +29,12 @@ import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
 import picocli.CommandLine.Model.CommandSpec;
 
+import com.fasterxml.jackson.databind.JsonNode;
+import dev.tornadolora.io.SafeTensors;
 import java.io.IOException;
+import java.nio.file.Files;
+import java.util.ArrayList;
+import java.util.List;
 import java.io.PrintWriter;
 import java.nio.file.Path;
 import java.util.Arrays;
@@ -52,6 +57,10 @@ import java.util.stream.Collectors;
         "Writes adapters (torchtune keys, PEFT folder), the base, optimizer state,",
         "log.json (every step) and loss.png to the output folder.", ""})
 final class TrainCommand implements Callable<Integer> {
+    static final String STATE = "training_state.safetensors";
+    static final String LOG = "log.json";
+    /** Entries of the log's config that a resumed run may change: where it runs, and descriptions. */
+    static final List<String> NOT_OPTIONS = List.of("device", "teacher", "schedule");
     static final double MAX_LOSS_RATIO = 0.01;
     static final double MIN_COSINE = 0.99;
 
@@ -142,6 +151,13 @@ final class TrainCommand implements Callable<Integer> {
     @Option(names = "--quiet", description = "no progress bar")
     boolean quiet;
 
+    @Option(names = "--resume", description = {"continue the run in --output from its last checkpoint",
+            "(training_state.safetensors; same options, same result as never stopping)"})
+    boolean resume;
+
+    @Option(names = "--check-finite", description = "stop naming the first NaN/Inf in an input, output or gradient")
+    boolean checkFinite;
+
     @Override
     public Integer call() throws IOException {
         validate();
@@ -149,23 +165,30 @@ final class TrainCommand implements Callable<Integer> {
         SyntheticTask task = new SyntheticTask(new SyntheticTask.Config(sizes, rank, alpha, dropout, quantizeBase,
                 blockSize, scalerBlockSize, hiddenRank == null ? rank : hiddenRank, updateScale, activation, seed, device));
         Sequential model = task.student();
+        if (checkFinite) {
+            model.loraModules().values().forEach(m -> m.setCheckFinite(true));
+        }
         Optimizer optimizer = optimizer(model);
         int warmup = warmupSteps == null ? steps / 20 : warmupSteps;
-        LrScheduler scheduler = new LrScheduler(optimizer, new CosineWithWarmup(warmup, steps));
-        Trainer trainer = new Trainer(model, optimizer, scheduler, Losses::mse, maxGradNorm);
-        TrainingLog log = new TrainingLog();
-        describe(log.config(), warmup, task);
-        printHeader(out, task);
-
         Tensor evalX = task.evalInputs(evalBatch);
-        double initialLoss = task.evalLoss(evalX);
+        Start begin = begin(task, optimizer, warmup, evalX);
+        TrainingLog log = begin.log();
+        long done = log.steps().size();
+        Trainer trainer = new Trainer(model, optimizer, begin.scheduler(), Losses::mse, maxGradNorm);
+        printHeader(out, task);
+        if (resume) {
+            out.printf(Locale.ROOT, "resuming %s at step %d of %d%n", output, done, steps);
+        }
+
+        double initialLoss = log.summary().path("initial_eval_loss").asDouble();
+        double clock = log.elapsedSeconds();
         long start = System.nanoTime();
-        long tokens = 0;
+        long tokens = log.steps().stream().mapToLong(Trainer.StepRecord::tokens).sum();
         try (ProgressBar bar = quiet ? null : progressBar()) {
-            for (int step = 1; step <= steps; step++) {
+            for (long step = done + 1; step <= steps; step++) {
                 Tensor x = task.inputs(step, batch);
                 Trainer.StepRecord r = trainer.step(step, x, task.targets(x));
-                double elapsed = seconds(start);
+                double elapsed = clock + seconds(start);
                 tokens += r.tokens();
                 log.add(r, elapsed);
                 if (bar != null) {
@@ -178,7 +201,7 @@ final class TrainCommand implements Callable<Integer> {
                 }
             }
         }
-        double wall = seconds(start);
+        double wall = clock + seconds(start);
         double finalLoss = task.evalLoss(evalX);
         Map<String, Double> cosines = task.cosines();
         boolean met = finalLoss <= MAX_LOSS_RATIO * initialLoss
@@ -191,6 +214,25 @@ final class TrainCommand implements Callable<Integer> {
                 Arrays.toString(sizes), rank), log.steps())));
         printSummary(out, initialLoss, finalLoss, cosines, wall, tokens, met);
         return 0;
+    }
+
+    /** Where training starts: a fresh log and schedule, or the resumed run's log (steps 1..k) and schedule at k. */
+    private record Start(TrainingLog log, LrScheduler scheduler) {}
+
+    private Start begin(SyntheticTask task, Optimizer optimizer, int warmup, Tensor evalX) {
+        TrainingLog log = new TrainingLog();
+        describe(log.config(), warmup, task);
+        CosineWithWarmup schedule = new CosineWithWarmup(warmup, steps);
+        if (!resume) {
+            log.summary().put("initial_eval_loss", task.evalLoss(evalX));
+            return new Start(log, new LrScheduler(optimizer, schedule));
+        }
+        log = resumeFrom(task, optimizer, log.config());
+        log.summary().put("resumed_at_step", log.steps().size());
+        SafeTensors state = SafeTensors.open(output.resolve(STATE));
+        return new Start(log, new LrScheduler(optimizer, schedule,
+                Double.parseDouble(state.requireMetadata(TrainingState.BASE_LR)),
+                TrainingState.parseLong(state, TrainingState.SCHEDULER_EPOCH)));
     }
 
     private void validate() {
@@ -239,7 +281,12 @@ final class TrainCommand implements Callable<Integer> {
         }
     }
 
-    /** Adapters (torchtune keys and PEFT folder), frozen base, optimizer state and the log, each atomically. */
+    /**
+     * Adapters (torchtune keys and PEFT folder), frozen base, the log and last the training state, each
+     * atomically. The training state holds the adapters too and is written last: it is the resume point, whole
+     * whenever it exists, and a kill between these writes leaves at worst exports newer than it (the log's later
+     * entries are dropped and repeated on resume).
+     */
     private void saveCheckpoint(SyntheticTask task, Trainer trainer, long step, TrainingLog log) throws IOException {
         Map<String, LoRALinear> modules = task.student().loraModules();
         Map<String, String> meta = Map.of("alpha", Float.toString(alpha), "rank", Integer.toString(rank),
@@ -247,9 +294,46 @@ final class TrainCommand implements Callable<Integer> {
         AdapterCheckpoints.saveTorchtune(output.resolve("adapter.safetensors"), modules, meta);
         AdapterCheckpoints.savePeft(output.resolve("peft"), modules);
         ModelCheckpoint.save(output.resolve("base_model.safetensors"), task.student(), false);
-        TrainingState.save(output.resolve("training_state.safetensors"), trainer.optimizer(), trainer.scheduler(),
-                step, Map.of("seed", Long.toString(seed)));
-        log.write(output.resolve("log.json"));
+        log.write(output.resolve(LOG));
+        TrainingState.save(output.resolve(STATE), trainer.optimizer(), trainer.scheduler(), step,
+                Map.of("seed", Long.toString(seed)), modules);
+    }
+
+    /**
+     * Loads the resume point of the run in {@code output} into the student and optimizer, after checking that the
+     * run was made with the same options (all but the device), so that it continues the same computation; returns
+     * the run's log up to that point.
+     */
+    private TrainingLog resumeFrom(SyntheticTask task, Optimizer optimizer, ObjectNode config) {
+        Path state = output.resolve(STATE), logFile = output.resolve(LOG);
+        if (!Files.exists(state)) {
+            throw new IllegalArgumentException("--resume: " + state + " does not exist (nothing to resume; a run"
+                    + " writes it at each --save-every and at the end)");
+        }
+        if (!Files.exists(logFile)) {
+            throw new IllegalArgumentException("--resume: " + logFile + " does not exist");
+        }
+        TrainingLog log = TrainingLog.read(logFile, TrainingState.parseLong(SafeTensors.open(state), TrainingState.STEP));
+        ObjectNode saved = log.config();
+        JsonNode now;
+        try {  // through text, as the saved one was: 8.0f and 8.0 become the same node
+            now = TrainingLog.mapper().readTree(TrainingLog.mapper().writeValueAsString(config));
+        } catch (IOException e) {
+            throw new IllegalStateException(e);
+        }
+        List<String> differences = new ArrayList<>();
+        now.properties().forEach(e -> {
+            JsonNode before = saved.get(e.getKey());
+            if (!NOT_OPTIONS.contains(e.getKey()) && !e.getValue().equals(before)) {
+                differences.add(e.getKey() + " " + before + " -> " + e.getValue());
+            }
+        });
+        if (!differences.isEmpty()) {
+            throw new IllegalArgumentException("--resume: " + output + " was trained with other options: "
+                    + String.join(", ", differences) + " (give the options of the run being resumed)");
+        }
+        TrainingState.resume(state, optimizer, task.student().loraModules());
+        return log;
     }
 
     /** A few inputs and the student's outputs, for checking the checkpoint elsewhere (scripts/check_peft.py). */

@@ -180,7 +180,7 @@ public final class AdapterCheckpoints {
      * Loads an adapter state dict (torchtune keys) after validating its keys against the modules': every adapter
      * key of every module must be present, and nothing else (a base weight in an adapter file is unexpected).
      */
-    static void load(Map<String, Tensor> adapter, Map<String, LoRALinear> modules, String source) {
+    public static void load(Map<String, Tensor> adapter, Map<String, LoRALinear> modules, String source) {
         List<String> modelKeys = modelKeys(modules);
         Set<String> missing = new LinkedHashSet<>(modelKeys);
         missing.removeAll(adapter.keySet());

@@ -67,13 +67,15 @@ public final class LoRALinear implements LoraParams, Module {
 
     private boolean training = true;
     private boolean disabled;
-    private final SplittableRandom dropoutRng;
+    /** Draws dropout masks; with {@link #dropoutDraws} it is the whole dropout state (see {@link #resumeDropout}). */
+    private SplittableRandom dropoutRng;
+    private long dropoutDraws;
     private final long seed;
     private LoraKernels kernels = Backends.jvm();
     /** Each thread's last forward; replaced (forgetting them all) when the adapters get new storage. */
     private volatile ThreadLocal<Saved> saved = new ThreadLocal<>();
-    /** Backward passes accumulate into gradA/gradB under this lock. */
-    private final Object gradientLock = new Object();
+    /** Guards what concurrent calls share: the gradients backward accumulates into and the dropout generator. */
+    private final Object stateLock = new Object();
     private boolean checkFinite = Boolean.getBoolean("tornadolora.checkFinite");
 
     /** The activations autograd would keep between forward and backward. */
@@ -126,7 +128,7 @@ public final class LoRALinear implements LoraParams, Module {
         }
         this.quantizationKwargs = Map.copyOf(kwargs);
         this.seed = seed;
-        this.dropoutRng = new SplittableRandom(seed).split();
+        this.dropoutRng = newDropoutRng(seed);
         initialize(new SplittableRandom(seed));
     }
 
@@ -249,7 +251,7 @@ public final class LoRALinear implements LoraParams, Module {
         }
         int tokens = Shapes.leadingRows(s.x.shape());
         float[] dx = new float[s.x.numel()];
-        synchronized (gradientLock) {
+        synchronized (stateLock) {
             kernels.backward(this, s.x.data(), s.dropMultiplier, tokens, s.h, dy.data(), dx,
                     s.adapters ? gradA : null, s.adapters ? gradB : null);
             if (checkFinite && s.adapters) {
@@ -290,12 +292,41 @@ public final class LoRALinear implements LoraParams, Module {
     private float[] dropMultiplier(int n) {
         float keep = 1f / (1f - dropout);
         float[] m = new float[n];
-        synchronized (dropoutRng) {
+        synchronized (stateLock) {
             for (int i = 0; i < n; i++) {
                 m[i] = dropoutRng.nextDouble() < dropout ? 0f : keep;
             }
+            dropoutDraws += n;
         }
         return m;
+    }
+
+    private static SplittableRandom newDropoutRng(long seed) {
+        return new SplittableRandom(seed).split();
+    }
+
+    /** How many dropout draws (one per element of x in a training forward) the layer has made since it was built. */
+    public long dropoutDraws() {
+        synchronized (stateLock) {
+            return dropoutDraws;
+        }
+    }
+
+    /**
+     * Puts the dropout generator where a layer built with the same seed stands after {@code draws} draws, so that a
+     * resumed training run draws the masks the uninterrupted run would have drawn.
+     */
+    public void resumeDropout(long draws) {
+        if (draws < 0) {
+            throw new IllegalArgumentException("dropout draws must be non-negative, got " + draws);
+        }
+        synchronized (stateLock) {
+            dropoutRng = newDropoutRng(seed);
+            for (long i = 0; i < draws; i++) {
+                dropoutRng.nextDouble();
+            }
+            dropoutDraws = draws;
+        }
     }
 
     // ---------------------------------------------------------------- parameters
@@ -382,7 +413,7 @@ public final class LoRALinear implements LoraParams, Module {
 
     /** Zeroes the adapter gradients. */
     public void zeroGrad() {
-        synchronized (gradientLock) {
+        synchronized (stateLock) {
             java.util.Arrays.fill(gradA, 0f);
             java.util.Arrays.fill(gradB, 0f);
         }

@@ -1,5 +1,6 @@
 package dev.tornadolora.nn;
 
+import dev.tornadolora.tensor.NonFiniteException;
 import dev.tornadolora.tensor.Tensor;
 
 import java.util.ArrayList;
@@ -49,15 +50,27 @@ public final class Sequential implements Module {
 
     @Override
     public Tensor forward(Tensor x) {
-        for (Module m : children.values()) x = m.forward(x);
+        for (Map.Entry<String, Module> m : children.entrySet()) {
+            try {
+                x = m.getValue().forward(x);
+            } catch (NonFiniteException e) {
+                throw e.in(m.getKey());
+            }
+        }
         return x;
     }
 
     @Override
     public Tensor backward(Tensor dy) {
-        List<Module> reversed = new ArrayList<>(children.values());
+        List<Map.Entry<String, Module>> reversed = new ArrayList<>(children.entrySet());
         Collections.reverse(reversed);
-        for (Module m : reversed) dy = m.backward(dy);
+        for (Map.Entry<String, Module> m : reversed) {
+            try {
+                dy = m.getValue().backward(dy);
+            } catch (NonFiniteException e) {
+                throw e.in(m.getKey());
+            }
+        }
         return dy;
     }
 

@@ -6,15 +6,24 @@ package dev.tornadolora.tensor;
  */
 public final class NonFiniteException extends ArithmeticException {
     private final String tensor;
-    private final long index;
+    private final int[] shape;
+    private final int index;
     private final float value;
 
     public NonFiniteException(String tensor, int[] shape, int index, float value) {
         super("non-finite value " + value + " in " + tensor + " at index " + index + " (" + Shapes.format(coordinates(shape, index))
                 + " of shape " + Shapes.format(shape) + ")");
         this.tensor = tensor;
+        this.shape = shape.clone();
         this.index = index;
         this.value = value;
+    }
+
+    /** The same finding, the tensor named inside module {@code module} (e.g. {@code fc2.y}). */
+    public NonFiniteException in(String module) {
+        NonFiniteException e = new NonFiniteException(module + "." + tensor, shape, index, value);
+        e.initCause(this);
+        return e;
     }
 
     /** Checks every element of a tensor [shape] held in {@code data}; throws at the first NaN or infinity. */
@@ -46,7 +55,7 @@ public final class NonFiniteException extends ArithmeticException {
         return tensor;
     }
 
-    public long index() {
+    public int index() {
         return index;
     }
 

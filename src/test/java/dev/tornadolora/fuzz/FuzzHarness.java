@@ -82,10 +82,10 @@ final class FuzzHarness {
                 noteRejection(e.getMessage());
             }
             long allocated = Allocation.currentThread() - before;
-            MAX_ALLOCATED.accumulate(allocated);
             if (allocated > allocationLimit(input.length)) {
                 throw new AssertionError("allocated " + allocated + " bytes for an input of " + input.length);
             }
+            MAX_ALLOCATED.accumulate(allocated);
             return outcome;
         });
         try {
