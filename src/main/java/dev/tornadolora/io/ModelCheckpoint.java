@@ -142,9 +142,19 @@ public final class ModelCheckpoint {
     /** The layer an architecture entry describes; its base is NF4 when the file stores it so (a merge may not). */
     private static LoRALinear layer(SafeTensors f, JsonNode n, String name, boolean nf4) {
         for (String field : List.of("in_dim", "out_dim", "rank", "alpha")) {
-            if (!n.path(field).isNumber()) {
-                throw new SafeTensorsException(f.source() + ": architecture entry '" + name + "' lacks a numeric '" + field + "'");
+            if (!n.path(field).isNumber() || !field.equals("alpha") && !n.path(field).canConvertToExactIntegral()) {
+                throw new SafeTensorsException(f.source() + ": architecture entry '" + name + "' lacks "
+                        + (field.equals("alpha") ? "a numeric '" : "an integer '") + field + "'");
             }
+        }
+        // Building a layer allocates its [out, in] base; the file must be able to hold that base (as NF4 at
+        // least, half a byte a parameter) before the metadata's word is taken for it.
+        long params = n.get("in_dim").asLong() * n.get("out_dim").asLong();
+        if (n.get("in_dim").asLong() > Integer.MAX_VALUE || n.get("out_dim").asLong() > Integer.MAX_VALUE
+                || params > 2 * f.dataLength()) {
+            throw new SafeTensorsException(f.source() + ": architecture entry '" + name + "' claims a base of "
+                    + n.get("out_dim") + " x " + n.get("in_dim") + " parameters, more than the file's "
+                    + f.dataLength() + " bytes of tensor data can hold");
         }
         LoRALinear.Builder b = LoRALinear.builder(n.get("in_dim").asInt(), n.get("out_dim").asInt())
                 .rank(n.get("rank").asInt()).alpha((float) n.get("alpha").asDouble())
@@ -153,13 +163,21 @@ public final class ModelCheckpoint {
             // The layer is built quantized so that it keeps no fp32 base; its random base is replaced at once.
             b.quantizeBase(true);
             String bs = f.metadata().get("block_size"), sbs = f.metadata().get("scaler_block_size");
-            if (bs != null) b.quantizationKwarg("block_size", Integer.parseInt(bs.trim()));
-            if (sbs != null) b.quantizationKwarg("scaler_block_size", Integer.parseInt(sbs.trim()));
+            if (bs != null) b.quantizationKwarg("block_size", metadataInt(f, "block_size", bs));
+            if (sbs != null) b.quantizationKwarg("scaler_block_size", metadataInt(f, "scaler_block_size", sbs));
         }
         try {
             return b.build();
         } catch (IllegalArgumentException e) {
             throw new SafeTensorsException(f.source() + ": architecture entry '" + name + "': " + e.getMessage());
+        }
+    }
+
+    private static int metadataInt(SafeTensors f, String key, String text) {
+        try {
+            return Integer.parseInt(text.trim());
+        } catch (NumberFormatException e) {
+            throw new SafeTensorsException(f.source() + ": metadata '" + key + "' is not an integer: '" + text + "'");
         }
     }
 }

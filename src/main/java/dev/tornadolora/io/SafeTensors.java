@@ -65,12 +65,13 @@ public final class SafeTensors {
         }
     }
 
-    /** The header's content: tensors in header order and the string metadata. */
-    private record Header(Map<String, Entry> entries, Map<String, String> metadata) {}
+    /** The header's content: tensors in header order, the string metadata and the data section's length. */
+    private record Header(Map<String, Entry> entries, Map<String, String> metadata, long dataLength) {}
 
     private final String source;
     private final Map<String, Entry> entries;
     private final Map<String, String> metadata;
+    private final long dataLength;
     /** Mapped (or in-memory) pieces of the data section by their start offset; each holds whole tensors. */
     private final TreeMap<Long, ByteBuffer> windows;
 
@@ -78,6 +79,7 @@ public final class SafeTensors {
         this.source = source;
         this.entries = Collections.unmodifiableMap(header.entries());
         this.metadata = Collections.unmodifiableMap(header.metadata());
+        this.dataLength = header.dataLength();
         this.windows = windows;
     }
 
@@ -153,7 +155,7 @@ public final class SafeTensors {
             }
         }
         checkTiling(source, entries.values(), dataLength);
-        return new Header(entries, metadata);
+        return new Header(entries, metadata, dataLength);
     }
 
     private static void readMetadata(String source, JsonNode node, Map<String, String> out) {
@@ -341,6 +343,11 @@ public final class SafeTensors {
 
     public Map<String, String> metadata() {
         return metadata;
+    }
+
+    /** Bytes of tensor data in the file: a bound on what its tensors can really hold, whatever else it claims. */
+    public long dataLength() {
+        return dataLength;
     }
 
     /** The header entry of {@code name}; throws naming the missing tensor. */

@@ -11,7 +11,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-/** A LoRA checkpoint whose adapter shapes claim a base far larger than the file holds. */
+/** Checkpoints whose shapes or metadata claim a base far larger than the file holds. */
 class LoraCheckpointTest {
     @TempDir
     Path dir;
@@ -47,5 +47,20 @@ class LoraCheckpointTest {
         var e = assertThrows(SafeTensorsException.class, () -> LoraCheckpoint.read(SafeTensors.open(f)));
         assertEquals(f + ": lora_a.weight [0, 3] and lora_b.weight [2, 0] give rank, in and out that are not all"
                 + " positive", e.getMessage());
+    }
+
+    /** A model checkpoint's architecture metadata claiming a 40000 x 40000 layer in a file of a few bytes. */
+    @Test
+    void modelArchitectureDoesNotMakeTheLoaderAllocateAnUnbackedLayer() throws IOException {
+        Path f = dir.resolve("m.safetensors");
+        new SafeTensorsWriter().metadata(ModelCheckpoint.ARCHITECTURE,
+                        "[{\"name\": \"fc1\", \"type\": \"lora\", \"in_dim\": 40000, \"out_dim\": 40000, \"rank\": 1, \"alpha\": 1}]")
+                .f32("fc1.weight", new int[] {1, 1}, new float[1])
+                .write(f);
+        long before = Allocation.currentThread();
+        var e = assertThrows(SafeTensorsException.class, () -> ModelCheckpoint.load(f));
+        assertEquals(f + ": architecture entry 'fc1' claims a base of 40000 x 40000 parameters, more than the file's"
+                + " 4 bytes of tensor data can hold", e.getMessage());
+        assertTrue(Allocation.currentThread() - before < 4 << 20);
     }
 }
