@@ -3,6 +3,7 @@ package dev.tornadolora.cli;
 import dev.tornadolora.io.DType;
 import dev.tornadolora.io.SafeTensors;
 import dev.tornadolora.io.SafeTensorsWriter;
+import dev.tornadolora.tensor.Tensor;
 import dev.tornadolora.testing.Golden;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -48,6 +49,34 @@ class EvalCommandTest {
                 "--output", out.toString());
         assertEquals(0, r.exitCode(), r.err());
         assertEquals(List.of("y"), List.copyOf(SafeTensors.open(out).names()));
+    }
+
+    @Test
+    void checkFiniteNamesTheFirstNaNAndWritesNothing() throws IOException {
+        Path fixture = Golden.dir().resolve("lora_r16.safetensors");
+        Tensor x = SafeTensors.open(fixture).f32("x");
+        float[] bad = x.data().clone();
+        bad[5] = Float.NaN;
+        Path xFile = dir.resolve("x.safetensors");
+        new SafeTensorsWriter().f32("x", x.shape(), bad).write(xFile);
+        Path out = dir.resolve("o.safetensors");
+        CliRun r = CliRun.of("eval", "--checkpoint", fixture.toString(), "--input", xFile.toString(),
+                "--output", out.toString(), "--check-finite");
+        assertEquals(1, r.exitCode());
+        assertEquals("tornado-lora eval: error: non-finite value NaN in x at index 5 (" + java.util.Arrays.toString(
+                coordinates(x.shape(), 5)) + " of shape " + java.util.Arrays.toString(x.shape()) + ")\n", r.err());
+        assertFalse(Files.exists(out));
+        assertEquals(0, CliRun.of("eval", "--checkpoint", fixture.toString(), "--input", xFile.toString(),
+                "--output", out.toString()).exitCode(), "without the check, NaN flows through");
+    }
+
+    private static int[] coordinates(int[] shape, int index) {
+        int[] c = new int[shape.length];
+        for (int d = shape.length - 1; d >= 0; d--) {
+            c[d] = index % shape[d];
+            index /= shape[d];
+        }
+        return c;
     }
 
     @Test
