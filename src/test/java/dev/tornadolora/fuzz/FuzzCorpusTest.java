@@ -63,7 +63,7 @@ class FuzzCorpusTest {
         assertTrue(e.getMessage().startsWith("check: crashed on the input saved as "), e.getMessage());
         assertFalse(e.getMessage().isBlank());
         e = org.junit.jupiter.api.Assertions.assertThrows(AssertionError.class,
-                () -> FuzzHarness.run("check", new byte[3], b -> { long[] big = new long[64 << 20]; big[1] = 1; }));
+                () -> FuzzHarness.run("check", new byte[3], b -> { long[] big = new long[128 << 20]; big[1] = 1; }));
         assertTrue(e.getCause().getMessage().startsWith("allocated "), e.getCause().getMessage());
         e = org.junit.jupiter.api.Assertions.assertThrows(AssertionError.class,
                 () -> FuzzHarness.run("check", new byte[3], b -> Thread.sleep(10_000), 200));
