@@ -2,6 +2,8 @@ package dev.tornadolora.io;
 
 import dev.tornadolora.nf4.Nf4Tensor;
 import dev.tornadolora.nn.LoRALinear;
+import dev.tornadolora.tensor.BaseWeight;
+import dev.tornadolora.tensor.DenseWeight;
 
 /**
  * A single LoRA layer stored with torchtune's parameter names: {@code weight} F32 [out, in], optional
@@ -33,18 +35,8 @@ public final class LoraCheckpoint {
         float alpha = parseAlpha(c);
         boolean bias = c.contains("bias");
         Nf4Tensor nf4 = readNf4Base(c, out, in);
-        LoRALinear.Builder builder = LoRALinear.builder(in, out).rank(rank).alpha(alpha).bias(bias);
-        if (nf4 != null) {
-            builder.quantizeBase(true)
-                    .quantizationKwarg("block_size", nf4.blockSize())
-                    .quantizationKwarg("scaler_block_size", nf4.scalerBlockSize());
-        }
-        LoRALinear layer = builder.build();
-        if (nf4 != null) {
-            layer.setBase(nf4);
-        } else {
-            layer.load("weight", c.f32("weight", out, in));
-        }
+        BaseWeight base = nf4 != null ? nf4 : new DenseWeight(out, in, c.f32("weight", out, in).data());
+        LoRALinear layer = LoRALinear.builder(in, out).rank(rank).alpha(alpha).bias(bias).base(base).build();
         if (bias) {
             layer.load("bias", c.f32("bias", out));
         }
