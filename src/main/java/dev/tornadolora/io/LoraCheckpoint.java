@@ -2,6 +2,8 @@ package dev.tornadolora.io;
 
 import dev.tornadolora.nf4.Nf4Tensor;
 import dev.tornadolora.nn.LoRALinear;
+import dev.tornadolora.tensor.BaseWeight;
+import dev.tornadolora.tensor.DenseWeight;
 import dev.tornadolora.tensor.Tensor;
 
 /**
@@ -43,22 +45,11 @@ public final class LoraCheckpoint {
         float alpha = parseAlpha(c);
         boolean bias = c.contains("bias");
         Nf4Tensor nf4 = readNf4Base(c, out, in);
-        Tensor weight = nf4 == null ? c.f32(BASE_KEY, out, in) : null;
+        BaseWeight base = nf4 != null ? nf4 : new DenseWeight(out, in, c.f32(BASE_KEY, out, in).data());
         Tensor biasValue = bias ? c.f32("bias", out) : null;
         Tensor loraA = c.f32("lora_a.weight", rank, in);
         Tensor loraB = c.f32("lora_b.weight", out, rank);
-        LoRALinear.Builder builder = LoRALinear.builder(in, out).rank(rank).alpha(alpha).bias(bias);
-        if (nf4 != null) {
-            builder.quantizeBase(true)
-                    .quantizationKwarg("block_size", nf4.blockSize())
-                    .quantizationKwarg("scaler_block_size", nf4.scalerBlockSize());
-        }
-        LoRALinear layer = builder.build();
-        if (nf4 != null) {
-            layer.setBase(nf4);
-        } else {
-            layer.load(BASE_KEY, weight);
-        }
+        LoRALinear layer = LoRALinear.builder(in, out).rank(rank).alpha(alpha).bias(bias).base(base).build();
         if (bias) {
             layer.load("bias", biasValue);
         }

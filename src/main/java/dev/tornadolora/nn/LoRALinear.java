@@ -93,6 +93,11 @@ public final class LoRALinear implements LoraParams, Module {
 
     private LoRALinear(int inDim, int outDim, int rank, float alpha, float dropout, boolean useBias,
                        boolean quantizeBase, Map<String, ?> quantizationKwargs, long seed) {
+        this(inDim, outDim, rank, alpha, dropout, useBias, quantizeBase, quantizationKwargs, seed, null);
+    }
+
+    private LoRALinear(int inDim, int outDim, int rank, float alpha, float dropout, boolean useBias,
+                       boolean quantizeBase, Map<String, ?> quantizationKwargs, long seed, BaseWeight givenBase) {
         if (inDim <= 0 || outDim <= 0) {
             throw new IllegalArgumentException("in_dim and out_dim must be positive, got in_dim=" + inDim + ", out_dim=" + outDim);
         }
@@ -129,7 +134,7 @@ public final class LoRALinear implements LoraParams, Module {
         this.quantizationKwargs = Map.copyOf(kwargs);
         this.seed = seed;
         this.dropoutRng = newDropoutRng(seed);
-        initialize(new SplittableRandom(seed));
+        initialize(new SplittableRandom(seed), givenBase);
     }
 
     /**
@@ -137,11 +142,15 @@ public final class LoRALinear implements LoraParams, Module {
      * kaiming-uniform with a = √5, which is U(±1/√in) as well. {@code lora_b}: zeros, so the layer starts equal
      * to its base.
      */
-    private void initialize(SplittableRandom rng) {
+    private void initialize(SplittableRandom rng, BaseWeight givenBase) {
         float bound = (float) (1.0 / Math.sqrt(inDim));
-        float[] w = uniform(rng, Shapes.numel(outDim, inDim), bound);
+        if (givenBase == null) {
+            float[] w = uniform(rng, Shapes.numel(outDim, inDim), bound);
+            weight = quantizeBase ? quantize(w) : new DenseWeight(outDim, inDim, w);
+        } else {
+            setBase(quantizeBase && !(givenBase instanceof Nf4Tensor) ? quantize(givenBase.dequantize()) : givenBase);
+        }
         bias = useBias ? uniform(rng, outDim, bound) : null;
-        weight = quantizeBase ? quantize(w) : new DenseWeight(outDim, inDim, w);
         initializeAdapters(rng);
     }
 
@@ -518,6 +527,7 @@ public final class LoRALinear implements LoraParams, Module {
         private final Map<String, Object> quantizationKwargs = new LinkedHashMap<>();
         private long seed;
         private String device;
+        private BaseWeight base;
 
         private Builder(int inDim, int outDim) {
             this.inDim = inDim;
@@ -534,9 +544,24 @@ public final class LoRALinear implements LoraParams, Module {
         public Builder seed(long seed) { this.seed = seed; return this; }
         public Builder device(String device) { this.device = device; return this; }
 
+        /**
+         * Uses this frozen base [out, in] instead of drawing one (loading a checkpoint: no random weight is drawn
+         * or quantized only to be replaced). An {@link Nf4Tensor} makes the layer a QLoRA layer with its block
+         * sizes; a dense base is quantized when {@link #quantizeBase} is set.
+         */
+        public Builder base(BaseWeight base) {
+            this.base = base;
+            if (base instanceof Nf4Tensor q) {
+                quantizeBase = true;
+                quantizationKwargs.put("block_size", q.blockSize());
+                quantizationKwargs.put("scaler_block_size", q.scalerBlockSize());
+            }
+            return this;
+        }
+
         public LoRALinear build() {
             LoRALinear l = new LoRALinear(inDim, outDim, rank, alpha, dropout, useBias, quantizeBase,
-                    quantizationKwargs, seed);
+                    quantizationKwargs, seed, base);
             return device == null ? l : l.to(device);
         }
     }
