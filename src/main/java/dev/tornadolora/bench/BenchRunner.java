@@ -29,7 +29,8 @@ public final class BenchRunner {
     /**
      * @param reps            timed calls at most
      * @param minReps         timed calls at least, whatever the budget
-     * @param warmup          untimed calls after the first one (fewer when they eat half the budget)
+     * @param warmup          untimed calls after the first one (fewer when they eat half the budget, none when
+     *                        the first call alone, less compilation, took longer than the budget)
      * @param budgetSeconds   warm-up and timing time per workload and device, after which timing stops
      *                        (once {@code minReps} calls are timed)
      * @param seed            seeds the layers and inputs
@@ -166,7 +167,10 @@ public final class BenchRunner {
 
             Outputs o = new Outputs(c);
             long budget = (long) (config.budgetSeconds * 1e9), start = System.nanoTime();
-            for (int i = 0; i < config.warmup && (i == 0 || System.nanoTime() - start < budget / 2); i++) {
+            // A call longer than the whole budget (after compilation) is not dominated by warm-up effects.
+            double compileMs = firstCall == null ? 0 : firstCall.compileMs;
+            int warmup = msFirst - compileMs > config.budgetSeconds * 1e3 ? 0 : config.warmup;
+            for (int i = 0; i < warmup && (i == 0 || System.nanoTime() - start < budget / 2); i++) {
                 o.call(k, c);
             }
             List<Double> ms = new ArrayList<>(), kernel = new ArrayList<>(), transfer = new ArrayList<>();

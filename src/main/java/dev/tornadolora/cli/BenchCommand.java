@@ -79,7 +79,8 @@ final class BenchCommand implements Callable<Integer> {
     int minReps;
 
     @Option(names = "--warmup", paramLabel = "N", defaultValue = "2",
-            description = "untimed calls after the checked first one (default ${DEFAULT-VALUE})")
+            description = "untimed calls after the checked first one; none when that"
+                    + " call took longer than --budget (default ${DEFAULT-VALUE})")
     int warmup;
 
     @Option(names = "--budget", paramLabel = "S", defaultValue = "2",
