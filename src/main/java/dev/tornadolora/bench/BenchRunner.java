@@ -59,10 +59,9 @@ public final class BenchRunner {
         }
     }
 
-    /** Told of progress; the CLI prints each result as it arrives. */
+    /** Told of each result as soon as it is measured; the CLI prints it as a table row. */
+    @FunctionalInterface
     public interface Listener {
-        default void starting(String device, Workload w) {}
-
         void measured(BenchResult result);
     }
 
@@ -100,23 +99,14 @@ public final class BenchRunner {
                 layer = buildLayer(w);
             }
             Case c = new Case(w, layer, config.seed);
-            Outputs expected = null;
-            String expectedMissing = null;
+            Check againstOracle = oracleMeasured ? null : oracleCheck(c);
             double jvmMs = Double.NaN;
-            if (!oracleMeasured) {
-                try {
-                    expected = Outputs.compute(oracle, c);
-                } catch (RuntimeException e) {
-                    expectedMissing = "no reference: the " + oracle.name() + " backend failed: " + message(e);
-                }
-            }
             for (LoraKernels k : order) {
-                listener.starting(k.name(), w);
-                Measured m = k == oracle ? measure(k, c, null, null) : measure(k, c, expected, expectedMissing);
+                Measured m = measure(k, c, k == oracle ? selfCheck(c) : againstOracle);
                 BenchResult r = m.result;
                 if (k == oracle) {
-                    expected = m.firstOutputs;
-                    expectedMissing = m.firstOutputs == null ? "no reference: the " + oracle.name() + " backend failed" : null;
+                    againstOracle = m.firstOutputs != null ? new Check(oracle.name(), m.firstOutputs, null)
+                            : new Check(oracle.name(), null, "no reference: the " + oracle.name() + " backend failed");
                     jvmMs = r.verified() ? r.msMedian() : Double.NaN;
                 }
                 r = r.withSpeedup(jvmMs);
@@ -129,8 +119,31 @@ public final class BenchRunner {
 
     private record Measured(BenchResult result, Outputs firstOutputs) {}
 
-    /** One device on one workload; {@code expected == null && missing == null} means the device is the oracle. */
-    private Measured measure(LoraKernels k, Case c, Outputs expected, String missing) {
+    /**
+     * What a device's first outputs are compared with: {@code expected} from the named backend, or nothing
+     * ({@code expected == null}): the device is the oracle and too slow to check, or {@code unavailable} says
+     * why there is no reference to compare with.
+     */
+    private record Check(String reference, Outputs expected, String unavailable) {}
+
+    /** The oracle's outputs, when the oracle is not one of the measured devices. */
+    private Check oracleCheck(Case c) {
+        try {
+            return new Check(oracle.name(), Outputs.compute(oracle, c), null);
+        } catch (RuntimeException e) {
+            return new Check(oracle.name(), null, "no reference: the " + oracle.name() + " backend failed: " + message(e));
+        }
+    }
+
+    /** The oracle itself is checked against the scalar reference where that is affordable. */
+    private Check selfCheck(Case c) {
+        return c.workload.flops() <= config.referenceCheckMaxFlops
+                ? new Check(scalarReference.name(), Outputs.compute(scalarReference, c), null)
+                : new Check("none", null, null);
+    }
+
+    /** One device on one workload: the checked first call, warm-up, timed calls. */
+    private Measured measure(LoraKernels k, Case c, Check check) {
         Workload w = c.workload;
         ProfilingKernels profiler = k instanceof ProfilingKernels p ? p : null;
         double weightBytes = w.weightBytes(c.layer.base().bytesPerParameter());
@@ -142,28 +155,12 @@ public final class BenchRunner {
             long t0 = System.nanoTime();
             Timing firstCall = first.call(k, c);
             double msFirst = millis(System.nanoTime() - t0);
-
-            String reference;
-            double err;
-            String error = null;
-            if (missing != null) {
-                reference = oracle.name();
-                err = Double.NaN;
-                error = missing;
-            } else if (expected != null) {
-                reference = oracle.name();
-                err = first.maxRelativeError(expected);
-            } else if (w.flops() <= config.referenceCheckMaxFlops) {
-                reference = scalarReference.name();
-                err = first.maxRelativeError(Outputs.compute(scalarReference, c));
-            } else {
-                reference = "none";
-                err = Double.NaN;
-            }
-            if (error == null && err > config.tolerance) {
-                error = String.format(Locale.ROOT, "outputs differ from %s: max relative error %.3g > tolerance %.1g",
-                        reference, err, config.tolerance);
-            }
+            double err = check.expected == null ? Double.NaN : first.maxRelativeError(check.expected);
+            String error = check.unavailable != null ? check.unavailable
+                    : err > config.tolerance ? String.format(Locale.ROOT,
+                            "outputs differ from %s: max relative error %.3g > tolerance %.1g", check.reference, err,
+                            config.tolerance)
+                    : null;
 
             Outputs o = new Outputs(c);
             long budget = (long) (config.budgetSeconds * 1e9), start = System.nanoTime();
@@ -185,7 +182,7 @@ public final class BenchRunner {
             }
             double[] sorted = ms.stream().mapToDouble(Double::doubleValue).sorted().toArray();
             BenchResult r = new BenchResult(k.name(), w, sorted.length, median(sorted), sorted[0],
-                    sorted[sorted.length - 1], msFirst, error == null, reference, err, error,
+                    sorted[sorted.length - 1], msFirst, error == null, check.reference, err, error,
                     firstCall == null ? Double.NaN : firstCall.compileMs, median(kernel), median(transfer),
                     weightBytes, Double.NaN);
             return new Measured(r, error == null ? first : null);
@@ -194,7 +191,7 @@ public final class BenchRunner {
                 throw e;
             }
             BenchResult r = new BenchResult(k.name(), w, 0, Double.NaN, Double.NaN, Double.NaN, Double.NaN, false,
-                    expected == null && missing == null ? "none" : oracle.name(), Double.NaN,
+                    check.reference, Double.NaN,
                     "threw " + message(e), Double.NaN, Double.NaN, Double.NaN, weightBytes, Double.NaN);
             return new Measured(r, null);
         } finally {
