@@ -21,7 +21,7 @@ public final class TornadoLoraKernels implements ProfilingKernels, AutoCloseable
     private final String name;
     private final TornadoDevice device;
     private final Schedule schedule;
-    private final Nf4Variant variant;
+    private final Nf4Variant variant; // null: chosen per batch size (Nf4Variant.choose)
     private boolean profile;
     private final Map<LoraParams, LayerPlans> layers = new WeakHashMap<>();
     private Profile lastProfile;

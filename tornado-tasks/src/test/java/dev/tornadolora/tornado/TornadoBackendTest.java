@@ -59,6 +59,8 @@ class TornadoBackendTest {
         c.add(new Case("nf4 fused r4 t3 bias", 100, 37, 4, 3, true, 0f, true, Schedule.CPU_PANELS, Nf4Variant.FUSED));
         c.add(new Case("nf4 dequantize-task r16 t512 dropout", 100, 37, 16, 512, false, 0.25f, true, Schedule.CPU_PANELS, Nf4Variant.DEQUANTIZE_TASK));
         c.add(new Case("nf4 tiled r2 t9", 100, 37, 2, 9, true, 0.1f, true, Schedule.GPU_TILED, Nf4Variant.FUSED));
+        c.add(new Case("nf4 tiled dequantize-task r32 t20", 100, 37, 32, 20, false, 0f, true, Schedule.GPU_TILED, Nf4Variant.DEQUANTIZE_TASK));
+        c.add(new Case("fp32 r3 t512 no bias", 131, 70, 3, 512, false, 0f, false, Schedule.CPU_PANELS, null));
         return c.stream().map(Arguments::of);
     }
 

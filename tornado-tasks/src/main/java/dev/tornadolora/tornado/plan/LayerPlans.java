@@ -19,7 +19,7 @@ public final class LayerPlans implements AutoCloseable {
     private final DeviceWeights weights;
     private final TornadoDevice device;
     private final Schedule schedule;
-    private final Nf4Variant variant;
+    private final Nf4Variant variant; // null: chosen per batch size
     private boolean profile;
     private final LinkedHashMap<Shape, LoraLayerPlan> plans = new LinkedHashMap<>(8, 0.75f, true);
     private LoraLayerPlan lastRun;
@@ -47,7 +47,8 @@ public final class LayerPlans implements AutoCloseable {
                 plans.remove(eldest.getKey());
                 eldest.getValue().close();
             }
-            plan = new LoraLayerPlan(weights, tokens, mask, adapters, device, schedule, variant, profile);
+            plan = new LoraLayerPlan(weights, tokens, mask, adapters, device, schedule, Nf4Variant.choose(variant, tokens),
+                    profile);
             plans.put(key, plan);
         }
         return plan;
