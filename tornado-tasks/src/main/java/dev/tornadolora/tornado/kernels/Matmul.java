@@ -4,8 +4,8 @@ import uk.ac.manchester.tornado.api.KernelContext;
 import uk.ac.manchester.tornado.api.annotations.Parallel;
 import uk.ac.manchester.tornado.api.types.arrays.ByteArray;
 import uk.ac.manchester.tornado.api.types.arrays.FloatArray;
-import uk.ac.manchester.tornado.api.types.collections.VectorFloat8;
-import uk.ac.manchester.tornado.api.types.vectors.Float8;
+import uk.ac.manchester.tornado.api.types.collections.VectorFloat16;
+import uk.ac.manchester.tornado.api.types.vectors.Float16;
 
 /**
  * The base products of a LoRA layer as one matmul, {@code c[m, n] = Σ_k a[m, k] · B(k, n)} with a [M, K] and
@@ -19,19 +19,21 @@ import uk.ac.manchester.tornado.api.types.vectors.Float8;
  * compile-time constants to TornadoVM, so the unused branch and its dummy arrays vanish from the kernel.
  *
  * <p>One math, schedules per device. {@link #panels} (CPU OpenCL devices such as PoCL): B repacked once into
- * panels of 8 columns, each work-item keeps 8 rows × 8 columns of c in eight {@code Float8} registers with k
+ * panels of 16 columns, each work-item keeps 8 rows × 16 columns of c in eight {@code Float16} registers with k
  * innermost. Explicit vectors matter there: TornadoVM addresses memory through integer casts, so PoCL's
- * vectoriser sees gathers in scalar code, while a {@code Float8} load becomes one {@code vload8}. Run with
+ * vectoriser sees gathers in scalar code, while a {@code Float16} load becomes one {@code vload16} — one AVX-512
+ * register (1.5× faster than 8-wide panels on PoCL here; an AVX2 CPU splits it in two). Run with
  * {@code -Dtornado.enable.fma=False}: TornadoVM's {@code fma()} emission stops LLVM's vectoriser.
  * {@link #blocked}: the same register-blocked loop over scalar loads, reading W in place — the fused NF4 kernel
  * on CPUs, where decoding needs per-element code and scale loads anyway. {@link #tiled} (GPUs): 16 × 16 tiles of
- * a and B staged in local memory by a work-group (40× slower on PoCL). Work-items of {@link #blocked} clamp their indices instead of branching, so sizes need
+ * a and B staged in local memory by a work-group (40× slower on PoCL). Work-items of {@link #panels} and
+ * {@link #blocked} clamp their indices instead of branching, so sizes need
  * not be multiples of the block nor the grid of the local size: a clamped duplicate (at an edge, or in the
  * padding of the grid) stores the same value as its neighbour.
  * Loop-bound parameters come in dimension order, as TornadoVM's grid scheduler expects.
  */
 public final class Matmul {
-    public static final int PANEL = 8;
+    public static final int PANEL = 16;
     public static final int PANEL_ROWS = 8;
     public static final int BLOCK_N = 4;
     public static final int BLOCK_M = 2;
@@ -46,12 +48,12 @@ public final class Matmul {
     }
 
     /**
-     * CPU schedule over B in panels: {@code b[p·K + k]} holds B(k, 8p .. 8p+7) (zero past N). Dimension 0 runs over
+     * CPU schedule over B in panels: {@code b[p·K + k]} holds B(k, 16p .. 16p+15) (zero past N). Dimension 0 runs over
      * panels, dimension 1 over blocks of 8 rows of c. With {@code useSecond = 1} a second product a2 [M, K2] · B2
      * (panels likewise) is added while the block is in registers — the LoRA epilogue {@code s·h·Bᵀ} with s folded
      * into B2 — and with {@code useBias = 1} the accumulators start from the bias panel.
      */
-    public static void panels(FloatArray a, VectorFloat8 b, FloatArray a2, VectorFloat8 b2, VectorFloat8 bias,
+    public static void panels(FloatArray a, VectorFloat16 b, FloatArray a2, VectorFloat16 b2, VectorFloat16 bias,
                               FloatArray c, int nPanels, int mBlocks, int m, int n, int k, int k2, int useSecond,
                               int useBias) {
         for (@Parallel int p = 0; p < nPanels; p++) {
@@ -64,30 +66,30 @@ public final class Matmul {
                 int r5 = Math.min(r0 + 5, m - 1);
                 int r6 = Math.min(r0 + 6, m - 1);
                 int r7 = Math.min(r0 + 7, m - 1);
-                Float8 init = useBias == 1 ? bias.get(p) : zero();
-                Float8 c0 = init, c1 = init, c2 = init, c3 = init, c4 = init, c5 = init, c6 = init, c7 = init;
+                Float16 init = useBias == 1 ? bias.get(p) : zero();
+                Float16 c0 = init, c1 = init, c2 = init, c3 = init, c4 = init, c5 = init, c6 = init, c7 = init;
                 for (int kk = 0; kk < k; kk++) {
-                    Float8 bv = b.get(p * k + kk);
-                    c0 = Float8.add(c0, Float8.mult(bv, splat(a.get(r0 * k + kk))));
-                    c1 = Float8.add(c1, Float8.mult(bv, splat(a.get(r1 * k + kk))));
-                    c2 = Float8.add(c2, Float8.mult(bv, splat(a.get(r2 * k + kk))));
-                    c3 = Float8.add(c3, Float8.mult(bv, splat(a.get(r3 * k + kk))));
-                    c4 = Float8.add(c4, Float8.mult(bv, splat(a.get(r4 * k + kk))));
-                    c5 = Float8.add(c5, Float8.mult(bv, splat(a.get(r5 * k + kk))));
-                    c6 = Float8.add(c6, Float8.mult(bv, splat(a.get(r6 * k + kk))));
-                    c7 = Float8.add(c7, Float8.mult(bv, splat(a.get(r7 * k + kk))));
+                    Float16 bv = b.get(p * k + kk);
+                    c0 = Float16.add(c0, Float16.mult(bv, splat(a.get(r0 * k + kk))));
+                    c1 = Float16.add(c1, Float16.mult(bv, splat(a.get(r1 * k + kk))));
+                    c2 = Float16.add(c2, Float16.mult(bv, splat(a.get(r2 * k + kk))));
+                    c3 = Float16.add(c3, Float16.mult(bv, splat(a.get(r3 * k + kk))));
+                    c4 = Float16.add(c4, Float16.mult(bv, splat(a.get(r4 * k + kk))));
+                    c5 = Float16.add(c5, Float16.mult(bv, splat(a.get(r5 * k + kk))));
+                    c6 = Float16.add(c6, Float16.mult(bv, splat(a.get(r6 * k + kk))));
+                    c7 = Float16.add(c7, Float16.mult(bv, splat(a.get(r7 * k + kk))));
                 }
                 if (useSecond == 1) {
                     for (int kk = 0; kk < k2; kk++) {
-                        Float8 bv = b2.get(p * k2 + kk);
-                        c0 = Float8.add(c0, Float8.mult(bv, splat(a2.get(r0 * k2 + kk))));
-                        c1 = Float8.add(c1, Float8.mult(bv, splat(a2.get(r1 * k2 + kk))));
-                        c2 = Float8.add(c2, Float8.mult(bv, splat(a2.get(r2 * k2 + kk))));
-                        c3 = Float8.add(c3, Float8.mult(bv, splat(a2.get(r3 * k2 + kk))));
-                        c4 = Float8.add(c4, Float8.mult(bv, splat(a2.get(r4 * k2 + kk))));
-                        c5 = Float8.add(c5, Float8.mult(bv, splat(a2.get(r5 * k2 + kk))));
-                        c6 = Float8.add(c6, Float8.mult(bv, splat(a2.get(r6 * k2 + kk))));
-                        c7 = Float8.add(c7, Float8.mult(bv, splat(a2.get(r7 * k2 + kk))));
+                        Float16 bv = b2.get(p * k2 + kk);
+                        c0 = Float16.add(c0, Float16.mult(bv, splat(a2.get(r0 * k2 + kk))));
+                        c1 = Float16.add(c1, Float16.mult(bv, splat(a2.get(r1 * k2 + kk))));
+                        c2 = Float16.add(c2, Float16.mult(bv, splat(a2.get(r2 * k2 + kk))));
+                        c3 = Float16.add(c3, Float16.mult(bv, splat(a2.get(r3 * k2 + kk))));
+                        c4 = Float16.add(c4, Float16.mult(bv, splat(a2.get(r4 * k2 + kk))));
+                        c5 = Float16.add(c5, Float16.mult(bv, splat(a2.get(r5 * k2 + kk))));
+                        c6 = Float16.add(c6, Float16.mult(bv, splat(a2.get(r6 * k2 + kk))));
+                        c7 = Float16.add(c7, Float16.mult(bv, splat(a2.get(r7 * k2 + kk))));
                     }
                 }
                 int col = p * PANEL;
@@ -103,17 +105,17 @@ public final class Matmul {
         }
     }
 
-    /** A Float8 of v in every lane; Float8 × Float8 stays one vector multiply, Float8 × float does not. */
-    public static Float8 splat(float v) {
-        return new Float8(v, v, v, v, v, v, v, v);
+    /** A Float16 of v in every lane; Float16 × Float16 stays one vector multiply, Float16 × float does not. */
+    public static Float16 splat(float v) {
+        return new Float16(v, v, v, v, v, v, v, v, v, v, v, v, v, v, v, v);
     }
 
-    public static Float8 zero() {
-        return new Float8(0f, 0f, 0f, 0f, 0f, 0f, 0f, 0f);
+    public static Float16 zero() {
+        return splat(0f);
     }
 
     /** Stores the lanes of v that fall inside the row: c[row + col + l] for col + l < n. */
-    public static void storeRow(FloatArray c, int row, int col, int n, Float8 v) {
+    public static void storeRow(FloatArray c, int row, int col, int n, Float16 v) {
         if (col < n) c.set(row + col, v.getS0());
         if (col + 1 < n) c.set(row + col + 1, v.getS1());
         if (col + 2 < n) c.set(row + col + 2, v.getS2());
@@ -122,17 +124,25 @@ public final class Matmul {
         if (col + 5 < n) c.set(row + col + 5, v.getS5());
         if (col + 6 < n) c.set(row + col + 6, v.getS6());
         if (col + 7 < n) c.set(row + col + 7, v.getS7());
+        if (col + 8 < n) c.set(row + col + 8, v.getS8());
+        if (col + 9 < n) c.set(row + col + 9, v.getS9());
+        if (col + 10 < n) c.set(row + col + 10, v.getS10());
+        if (col + 11 < n) c.set(row + col + 11, v.getS11());
+        if (col + 12 < n) c.set(row + col + 12, v.getS12());
+        if (col + 13 < n) c.set(row + col + 13, v.getS13());
+        if (col + 14 < n) c.set(row + col + 14, v.getS14());
+        if (col + 15 < n) c.set(row + col + 15, v.getS15());
     }
 
     /** Repacks B(k, n) from W (B = Wᵀ when {@code bTransposed}) into the panels {@link #panels} reads. */
-    public static VectorFloat8 packPanels(float[] w, int n, int k, boolean bTransposed) {
-        VectorFloat8 out = new VectorFloat8((n + PANEL - 1) / PANEL * k);
+    public static VectorFloat16 packPanels(float[] w, int n, int k, boolean bTransposed) {
+        VectorFloat16 out = new VectorFloat16((n + PANEL - 1) / PANEL * k);
         packPanels(w, n, k, bTransposed, 1f, out);
         return out;
     }
 
     /** {@link #packPanels} into an existing buffer, every value multiplied by {@code scale}. */
-    public static void packPanels(float[] w, int n, int k, boolean bTransposed, float scale, VectorFloat8 out) {
+    public static void packPanels(float[] w, int n, int k, boolean bTransposed, float scale, VectorFloat16 out) {
         FloatArray raw = out.getArray();
         int nPanels = (n + PANEL - 1) / PANEL;
         for (int p = 0; p < nPanels; p++) {

@@ -3,8 +3,8 @@ package dev.tornadolora.tornado.kernels;
 import uk.ac.manchester.tornado.api.annotations.Parallel;
 import uk.ac.manchester.tornado.api.types.arrays.ByteArray;
 import uk.ac.manchester.tornado.api.types.arrays.FloatArray;
-import uk.ac.manchester.tornado.api.types.collections.VectorFloat8;
-import uk.ac.manchester.tornado.api.types.vectors.Float8;
+import uk.ac.manchester.tornado.api.types.collections.VectorFloat16;
+import uk.ac.manchester.tornado.api.types.vectors.Float16;
 
 /**
  * NF4 decoding on the device: element e of the flattened weight is {@code codebook[code(e)] · scale[e >> log2B]},
@@ -42,10 +42,12 @@ public final class Nf4Decode {
      * Task (a) on CPUs: the weight dequantized straight into the panels that {@link Matmul#panels} reads, for
      * c = a · B with B(k, n) = W[n, k] ({@code bTransposed = 1}, forward) or W[k, n] (backward); lanes past N are 0.
      */
-    public static void dequantizePanels(ByteArray codes, FloatArray scales, FloatArray codebook, VectorFloat8 panels,
-                                        int nPanels, int k, int n, int bTransposed, int log2BlockSize) {
-        for (@Parallel int p = 0; p < nPanels; p++) {
-            for (@Parallel int kk = 0; kk < k; kk++) {
+    public static void dequantizePanels(ByteArray codes, FloatArray scales, FloatArray codebook, VectorFloat16 panels,
+                                        int k, int nPanels, int n, int bTransposed, int log2BlockSize) {
+        // Dimension 0 runs along k: neighbouring work-items read neighbouring codes of a row and fill neighbouring
+        // panel slots.
+        for (@Parallel int kk = 0; kk < k; kk++) {
+            for (@Parallel int p = 0; p < nPanels; p++) {
                 int col = p * Matmul.PANEL;
                 float v0 = panelElement(codes, scales, codebook, kk, col, n, k, bTransposed, log2BlockSize);
                 float v1 = panelElement(codes, scales, codebook, kk, col + 1, n, k, bTransposed, log2BlockSize);
@@ -55,7 +57,16 @@ public final class Nf4Decode {
                 float v5 = panelElement(codes, scales, codebook, kk, col + 5, n, k, bTransposed, log2BlockSize);
                 float v6 = panelElement(codes, scales, codebook, kk, col + 6, n, k, bTransposed, log2BlockSize);
                 float v7 = panelElement(codes, scales, codebook, kk, col + 7, n, k, bTransposed, log2BlockSize);
-                panels.set(p * k + kk, new Float8(v0, v1, v2, v3, v4, v5, v6, v7));
+                float v8 = panelElement(codes, scales, codebook, kk, col + 8, n, k, bTransposed, log2BlockSize);
+                float v9 = panelElement(codes, scales, codebook, kk, col + 9, n, k, bTransposed, log2BlockSize);
+                float v10 = panelElement(codes, scales, codebook, kk, col + 10, n, k, bTransposed, log2BlockSize);
+                float v11 = panelElement(codes, scales, codebook, kk, col + 11, n, k, bTransposed, log2BlockSize);
+                float v12 = panelElement(codes, scales, codebook, kk, col + 12, n, k, bTransposed, log2BlockSize);
+                float v13 = panelElement(codes, scales, codebook, kk, col + 13, n, k, bTransposed, log2BlockSize);
+                float v14 = panelElement(codes, scales, codebook, kk, col + 14, n, k, bTransposed, log2BlockSize);
+                float v15 = panelElement(codes, scales, codebook, kk, col + 15, n, k, bTransposed, log2BlockSize);
+                panels.set(p * k + kk, new Float16(v0, v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14,
+                        v15));
             }
         }
     }

@@ -6,7 +6,7 @@ import uk.ac.manchester.tornado.api.GridScheduler;
 import uk.ac.manchester.tornado.api.KernelContext;
 import uk.ac.manchester.tornado.api.TaskGraph;
 import uk.ac.manchester.tornado.api.types.arrays.FloatArray;
-import uk.ac.manchester.tornado.api.types.collections.VectorFloat8;
+import uk.ac.manchester.tornado.api.types.collections.VectorFloat16;
 
 import java.util.List;
 
@@ -47,7 +47,7 @@ final class BaseMatmul {
 
     /**
      * Adds the tasks computing c [m, n] from a [m, k]. {@code scratch} is the fp32 buffer of the dequantize-task
-     * variant (a VectorFloat8 on CPUs, a FloatArray on GPUs; see {@link #scratch}), else null. With
+     * variant (a VectorFloat16 on CPUs, a FloatArray on GPUs; see {@link #scratch}), else null. With
      * {@code h != null} (forward, {@link #fusesEpilogue}) the product also adds s·h·Bᵀ (when {@code adapters})
      * and the bias.
      */
@@ -70,10 +70,10 @@ final class BaseMatmul {
                     Schedule.ceilDiv(k, Matmul.TILE), bT, nf4, w.log2BlockSize);
             grids.addWorkerGrid(graphName + "." + task, Schedule.tiledGrid(m, n));
         } else if (!w.nf4 || dequantizeTask) {
-            VectorFloat8 panels = w.nf4 ? (VectorFloat8) scratch : dir == Direction.FORWARD ? w.forwardPanels : w.backwardPanels;
+            VectorFloat16 panels = w.nf4 ? (VectorFloat16) scratch : dir == Direction.FORWARD ? w.forwardPanels : w.backwardPanels;
             if (dequantizeTask) {
                 g.task(task + "Dequantize", Nf4Decode::dequantizePanels, w.codes, w.scales, w.codebook, panels,
-                        Schedule.ceilDiv(n, Matmul.PANEL), k, n, bT, w.log2BlockSize);
+                        k, Schedule.ceilDiv(n, Matmul.PANEL), n, bT, w.log2BlockSize);
             }
             boolean epilogue = h != null;
             g.task(task, Matmul::panels, a, panels, epilogue ? h : w.noFloats, epilogue ? w.scaledBPanels : w.noPanels,
@@ -98,6 +98,6 @@ final class BaseMatmul {
         }
         int n = dir == Direction.FORWARD ? w.out : w.in;
         int k = dir == Direction.FORWARD ? w.in : w.out;
-        return new VectorFloat8(Schedule.ceilDiv(n, Matmul.PANEL) * k);
+        return new VectorFloat16(Schedule.ceilDiv(n, Matmul.PANEL) * k);
     }
 }

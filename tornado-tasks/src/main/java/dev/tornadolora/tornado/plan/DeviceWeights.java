@@ -6,7 +6,7 @@ import dev.tornadolora.tensor.BaseWeight;
 import dev.tornadolora.tensor.DenseWeight;
 import dev.tornadolora.tornado.kernels.Matmul;
 import uk.ac.manchester.tornado.api.types.arrays.ByteArray;
-import uk.ac.manchester.tornado.api.types.collections.VectorFloat8;
+import uk.ac.manchester.tornado.api.types.collections.VectorFloat16;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import uk.ac.manchester.tornado.api.types.arrays.FloatArray;
@@ -33,19 +33,19 @@ final class DeviceWeights {
     final FloatArray a;
     final FloatArray b;
     /** W repacked for {@code Matmul.panels} (CPU schedule, fp32 base): B = Wᵀ forward, B = W backward. */
-    final VectorFloat8 forwardPanels;
-    final VectorFloat8 backwardPanels;
+    final VectorFloat16 forwardPanels;
+    final VectorFloat16 backwardPanels;
     /**
      * The adapters and bias for the CPU schedule's fused forward ({@code Matmul.panels}): A as the B operand of
      * h = x·Aᵀ, s·B as the second operand of y += h·(s·B)ᵀ, and the bias as one panel row. Placeholders elsewhere.
      */
-    final VectorFloat8 aPanels;
-    final VectorFloat8 scaledBPanels;
-    final VectorFloat8 biasPanels;
+    final VectorFloat16 aPanels;
+    final VectorFloat16 scaledBPanels;
+    final VectorFloat16 biasPanels;
     /** One-element placeholders for kernel arguments a schedule does not read. */
     final FloatArray noFloats = new FloatArray(1);
-    final VectorFloat8 noPanels = new VectorFloat8(1);
-    final VectorFloat8 noBiasPanels = new VectorFloat8(1);
+    final VectorFloat16 noPanels = new VectorFloat16(1);
+    final VectorFloat16 noBiasPanels = new VectorFloat16(1);
     private final boolean panelAdapters;
     private final BaseWeight baseSource;
     private final float[] biasSource;
@@ -72,7 +72,7 @@ final class DeviceWeights {
             float[] book = new float[16];
             for (int c = 0; c < 16; c++) book[c] = Nf4Tensor.codebook(c);
             codebook = FloatArray.fromArray(book);
-            forwardPanels = backwardPanels = new VectorFloat8(1);
+            forwardPanels = backwardPanels = new VectorFloat16(1);
         } else {
             nf4 = false;
             log2BlockSize = 0;
@@ -86,7 +86,7 @@ final class DeviceWeights {
                 backwardPanels = Matmul.packPanels(dense, in, out, false);
             } else {
                 w = FloatArray.fromArray(dense);
-                forwardPanels = backwardPanels = new VectorFloat8(1);
+                forwardPanels = backwardPanels = new VectorFloat16(1);
             }
         }
         hasBias = p.bias() != null;
@@ -94,9 +94,9 @@ final class DeviceWeights {
         a = new FloatArray(rank * in);
         b = new FloatArray(out * rank);
         panelAdapters = schedule == Schedule.CPU_PANELS;
-        aPanels = panelAdapters ? new VectorFloat8(Schedule.ceilDiv(rank, Matmul.PANEL) * in) : new VectorFloat8(1);
-        scaledBPanels = panelAdapters ? new VectorFloat8(Schedule.ceilDiv(out, Matmul.PANEL) * rank) : new VectorFloat8(1);
-        biasPanels = panelAdapters && hasBias ? Matmul.packPanels(p.bias(), out, 1, true) : new VectorFloat8(1);
+        aPanels = panelAdapters ? new VectorFloat16(Schedule.ceilDiv(rank, Matmul.PANEL) * in) : new VectorFloat16(1);
+        scaledBPanels = panelAdapters ? new VectorFloat16(Schedule.ceilDiv(out, Matmul.PANEL) * rank) : new VectorFloat16(1);
+        biasPanels = panelAdapters && hasBias ? Matmul.packPanels(p.bias(), out, 1, true) : new VectorFloat16(1);
     }
 
     /** Whether these arrays still mirror the layer's frozen base and bias (a load replaces them). */
