@@ -245,13 +245,13 @@ def thp_flag():
 
 
 class JvmSide:
-    """The JVM side (dev.tornadolora.bench.Compare) as a server: one process, commands on stdin, JSON lines back."""
+    """The JVM side (dev.tornadolora.benchmarks.Compare) as a server: one process, commands on stdin, JSON lines back."""
 
     def __init__(self, args):
         if not Path(args.jar).is_file():
             sys.exit(f"compare: {args.jar} not found; run ./build compare (it builds the jar)")
         cmd = [args.java, "--add-modules", "jdk.incubator.vector", "-XX:+UseParallelGC", "-Xmx8g"] + thp_flag() + [
-               f"-Dtornadolora.threads={args.threads}", "-cp", args.jar, "dev.tornadolora.bench.Compare"]
+               f"-Dtornadolora.threads={args.threads}", "-cp", args.jar, "dev.tornadolora.benchmarks.Compare"]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      text=True, bufsize=1)
         threading.Thread(target=self._relay_stderr, daemon=True).start()

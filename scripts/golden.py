@@ -425,6 +425,10 @@ def nf4_cases():
     idx = torch.randperm(w.numel())[:16]
     w.view(-1)[idx] *= 50
     yield "outliers_128x256", w, 64, 256, "randn with 16 entries scaled by 50"
+    seed_for("nf4_odd_block")
+    yield "odd_block_6x10", torch.randn(6, 10), 5, 3, (
+        "block_size 5 (odd: bytes 2, 7, ... hold the last code of one block and the first of the "
+        "next), scaler_block_size 3")
     seed_for("nf4_scaler_ties")
     yield "scaler_ties_64x256", make_scaler_tie_tensor(64, 256, 64), 64, 256, (
         "block absmax 2 +/- (x+0.5)/128 in pairs: mu = 2, qf = 128, (s - mu) * qf = "

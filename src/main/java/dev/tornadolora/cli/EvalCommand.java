@@ -35,9 +35,13 @@ final class EvalCommand implements Callable<Integer> {
     @Option(names = "--device", defaultValue = "jvm", description = "jvm (default), reference, tornado[:B:D]")
     String device;
 
+    @Option(names = "--check-finite", description = "fail naming the first NaN/Inf in x, dy, the parameters, y, dx or a gradient")
+    boolean checkFinite;
+
     @Override
     public Integer call() throws Exception {
         LoRALinear layer = LoraCheckpoint.read(SafeTensors.open(checkpoint)).to(device).eval();
+        layer.setCheckFinite(checkFinite || layer.checksFinite());
         Tensor x = SafeTensors.open(input).f32("x");
         Shapes.requireLast(input + ": tensor 'x'", x.shape(), layer.inDim());
         Tensor dy = null;

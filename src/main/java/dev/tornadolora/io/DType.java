@@ -1,8 +1,15 @@
 package dev.tornadolora.io;
 
-/** The safetensors element types this project reads and writes. */
+import java.util.Arrays;
+import java.util.stream.Collectors;
+
+/**
+ * The element types of the safetensors format whose size is a whole number of bytes. Every one can be read and
+ * copied; the loaders compute with F32, F16, BF16, U8 and I8. A header naming any other dtype is refused.
+ */
 public enum DType {
-    F32(4), F16(2), BF16(2), U8(1), I8(1), I32(4), I64(8);
+    BOOL(1), U8(1), I8(1), F8_E5M2(1), F8_E4M3(1), I16(2), U16(2), F16(2), BF16(2), I32(4), U32(4), F32(4),
+    F64(8), I64(8), U64(8);
 
     private final int size;
 
@@ -14,13 +21,18 @@ public enum DType {
         return size;
     }
 
-    /** Parses a header's dtype string; unknown names throw with the name and the supported list. */
-    public static DType parse(String name, String tensor) {
-        try {
-            return valueOf(name);
-        } catch (IllegalArgumentException e) {
-            throw new SafeTensorsException("tensor '" + tensor + "': unsupported dtype '" + name
-                    + "' (supported: F32, F16, BF16, U8, I8, I32, I64)");
+    /** The dtype named {@code name} in a header, or null when the format has none of that name here. */
+    public static DType byName(String name) {
+        for (DType d : values()) {
+            if (d.name().equals(name)) {
+                return d;
+            }
         }
+        return null;
+    }
+
+    /** The supported names, for messages. */
+    public static String supported() {
+        return Arrays.stream(values()).map(Enum::name).collect(Collectors.joining(", "));
     }
 }

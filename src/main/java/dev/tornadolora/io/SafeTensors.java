@@ -1,10 +1,12 @@
 package dev.tornadolora.io;
 
 import com.fasterxml.jackson.core.JsonFactory;
-import com.fasterxml.jackson.core.JsonParser;
 import com.fasterxml.jackson.core.StreamReadConstraints;
+import com.fasterxml.jackson.core.StreamReadFeature;
+import com.fasterxml.jackson.databind.DeserializationFeature;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.tornadolora.tensor.BFloat16;
 import dev.tornadolora.tensor.Shapes;
 import dev.tornadolora.tensor.Tensor;
 
@@ -19,6 +21,7 @@ import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
+import java.util.Collection;
 import java.util.Collections;
 import java.util.Comparator;
 import java.util.Iterator;
@@ -26,20 +29,34 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import java.util.TreeMap;
 
 /**
  * A read-only view of a <a href="https://github.com/huggingface/safetensors">safetensors</a> file: an 8-byte
  * little-endian header length N, N bytes of JSON naming each tensor's dtype, shape and byte range, then the data.
- * The data section is memory-mapped, not read whole. Everything the header claims is checked against the file
- * before any tensor is touched; a bad file gives a {@link SafeTensorsException} naming the problem.
+ *
+ * <p>The file is treated as hostile. Everything the header claims is checked against the file before any tensor
+ * is touched, and nothing is allocated from a claim that the file's own bytes do not back: a bad file gives one
+ * {@link SafeTensorsException} naming the problem. As the format's reference reader does, the header's key order
+ * is free, but sorted by offset the tensors must tile the data section exactly: from byte 0, without overlaps or
+ * holes, to its end (the format forbids holes so that no file can hide a second one inside it).
+ *
+ * <p>The data section is memory-mapped, never read whole. Files over 2 GiB are mapped in windows of at most
+ * 2 GiB, each holding whole tensors; a single tensor over 2 GiB can be listed but not read (a Java buffer or
+ * array holds less). The mapping stays valid when the file is replaced by rename (as {@link AtomicFiles} does),
+ * but truncating the file in place while it is open makes later reads fail with an {@link InternalError}.
  */
 public final class SafeTensors {
-    /** Headers larger than this are refused rather than read (real ones are kilobytes). */
-    public static final long MAX_HEADER_BYTES = 100L << 20;
+    /** Headers longer than this are refused rather than read: the format's reference reader uses the same limit. */
+    public static final long MAX_HEADER_BYTES = 100_000_000L;
+    /** Deepest JSON nesting read: a valid header needs 3 (header, entry, shape). */
+    static final int MAX_NESTING_DEPTH = 16;
+    private static final long MAX_WINDOW = Integer.MAX_VALUE;
     private static final ObjectMapper JSON = new ObjectMapper(JsonFactory.builder()
-            .enable(com.fasterxml.jackson.core.StreamReadFeature.STRICT_DUPLICATE_DETECTION)
-            .streamReadConstraints(StreamReadConstraints.builder().maxNestingDepth(16).build())
-            .build());
+            .enable(StreamReadFeature.STRICT_DUPLICATE_DETECTION)
+            .streamReadConstraints(StreamReadConstraints.builder().maxNestingDepth(MAX_NESTING_DEPTH).build())
+            .build())
+            .enable(DeserializationFeature.FAIL_ON_TRAILING_TOKENS);
 
     /** One tensor's header entry; {@code begin}/{@code end} are offsets into the data section. */
     public record Entry(String name, DType dtype, int[] shape, long begin, long end) {
@@ -48,95 +65,118 @@ public final class SafeTensors {
         }
     }
 
+    /** The header's content: tensors in header order, the string metadata and the data section's length. */
+    private record Header(Map<String, Entry> entries, Map<String, String> metadata, long dataLength) {}
+
     private final String source;
     private final Map<String, Entry> entries;
     private final Map<String, String> metadata;
-    private final ByteBuffer data;
+    private final long dataLength;
+    /** Mapped (or in-memory) pieces of the data section by their start offset; each holds whole tensors. */
+    private final TreeMap<Long, ByteBuffer> windows;
 
-    private SafeTensors(String source, Map<String, Entry> entries, Map<String, String> metadata, ByteBuffer data) {
+    private SafeTensors(String source, Header header, TreeMap<Long, ByteBuffer> windows) {
         this.source = source;
-        this.entries = entries;
-        this.metadata = metadata;
-        this.data = data;
+        this.entries = Collections.unmodifiableMap(header.entries());
+        this.metadata = Collections.unmodifiableMap(header.metadata());
+        this.dataLength = header.dataLength();
+        this.windows = windows;
     }
 
     public static SafeTensors open(Path path) {
+        String source = path.toString();
         try (FileChannel ch = FileChannel.open(path, StandardOpenOption.READ)) {
             long size = ch.size();
-            if (size > Integer.MAX_VALUE) {
-                throw new SafeTensorsException(path + ": files over 2 GiB are not supported yet (" + size + " bytes)");
-            }
-            return parse(path.toString(), ch.map(FileChannel.MapMode.READ_ONLY, 0, size));
+            ByteBuffer prefix = readFully(ch, 0, (int) Math.min(8, size));
+            long n = headerLength(source, prefix, size);
+            Header header = readHeader(source, readFully(ch, 8, (int) n), size - 8 - n);
+            return new SafeTensors(source, header, mapWindows(ch, 8 + n, header.entries().values()));
         } catch (NoSuchFileException e) {
-            throw new SafeTensorsException(path + ": no such file");
+            throw new SafeTensorsException(source + ": no such file");
         } catch (IOException e) {
-            throw new SafeTensorsException(path + ": cannot read: " + e.getMessage(), e);
+            throw new SafeTensorsException(source + ": cannot read: " + e.getMessage(), e);
         }
     }
 
     /** Parses a whole file held in {@code buf}; {@code source} names it in messages. */
     public static SafeTensors parse(String source, ByteBuffer buf) {
-        buf = buf.duplicate().order(ByteOrder.LITTLE_ENDIAN);
+        buf = buf.slice().order(ByteOrder.LITTLE_ENDIAN);
         long size = buf.remaining();
+        long n = headerLength(source, buf.slice(0, (int) Math.min(8, size)), size);
+        Header header = readHeader(source, buf.slice(8, (int) n), size - 8 - n);
+        TreeMap<Long, ByteBuffer> windows = new TreeMap<>();
+        windows.put(0L, buf.slice(8 + (int) n, (int) (size - 8 - n)));
+        return new SafeTensors(source, header, windows);
+    }
+
+    /** The header length N from the first 8 bytes, checked against the file size and the cap. */
+    private static long headerLength(String source, ByteBuffer prefix, long size) {
         if (size < 8) {
-            throw new SafeTensorsException(source + ": not a safetensors file (" + size + " bytes, shorter than the 8-byte header length)");
+            throw new SafeTensorsException(source + ": not a safetensors file (" + size
+                    + " bytes, shorter than the 8-byte header length)");
         }
-        long n = buf.getLong(0);
-        if (n < 2 || n > size - 8) {
+        long n = prefix.order(ByteOrder.LITTLE_ENDIAN).getLong(0);
+        if (n < 2 || n > size - 8) {  // n < 0: over 2^63 as the unsigned number it is
             throw new SafeTensorsException(source + ": header length " + Long.toUnsignedString(n)
                     + " does not fit in the file of " + size + " bytes");
         }
         if (n > MAX_HEADER_BYTES) {
-            throw new SafeTensorsException(source + ": header length " + n + " is over the limit of " + MAX_HEADER_BYTES + " bytes");
+            throw new SafeTensorsException(source + ": header length " + n + " is over the limit of "
+                    + MAX_HEADER_BYTES + " bytes");
         }
-        byte[] headerBytes = new byte[(int) n];
-        buf.get(8, headerBytes);
-        String header;
+        return n;
+    }
+
+    private static Header readHeader(String source, ByteBuffer headerBytes, long dataLength) {
+        if (headerBytes.get(0) != '{') {
+            throw new SafeTensorsException(source + ": header is not a JSON object (it must start with '{')");
+        }
+        String text;
         try {
-            header = StandardCharsets.UTF_8.newDecoder().onMalformedInput(CodingErrorAction.REPORT)
-                    .onUnmappableCharacter(CodingErrorAction.REPORT).decode(ByteBuffer.wrap(headerBytes)).toString();
+            text = StandardCharsets.UTF_8.newDecoder().onMalformedInput(CodingErrorAction.REPORT)
+                    .onUnmappableCharacter(CodingErrorAction.REPORT).decode(headerBytes).toString();
         } catch (CharacterCodingException e) {
             throw new SafeTensorsException(source + ": header is not valid UTF-8");
         }
         JsonNode root;
         try {
-            root = JSON.readTree(header);
+            root = JSON.readTree(text);
         } catch (IOException | RuntimeException e) {
             throw new SafeTensorsException(source + ": header is not valid JSON: " + firstLine(e.getMessage()));
         }
-        if (root == null || !root.isObject()) {
-            throw new SafeTensorsException(source + ": header is not a JSON object");
-        }
-        ByteBuffer data = buf.slice(8 + (int) n, (int) (size - 8 - n)).order(ByteOrder.LITTLE_ENDIAN);
         Map<String, String> metadata = new LinkedHashMap<>();
         Map<String, Entry> entries = new LinkedHashMap<>();
-        for (Iterator<Map.Entry<String, JsonNode>> it = root.fields(); it.hasNext(); ) {
+        for (Iterator<Map.Entry<String, JsonNode>> it = root.properties().iterator(); it.hasNext(); ) {
             Map.Entry<String, JsonNode> f = it.next();
             if (f.getKey().equals("__metadata__")) {
                 readMetadata(source, f.getValue(), metadata);
             } else {
-                entries.put(f.getKey(), readEntry(source, f.getKey(), f.getValue(), data.capacity()));
+                entries.put(f.getKey(), readEntry(source, f.getKey(), f.getValue(), dataLength));
             }
         }
-        checkNoOverlap(source, entries.values());
-        return new SafeTensors(source, Collections.unmodifiableMap(entries), Collections.unmodifiableMap(metadata), data);
+        checkTiling(source, entries.values(), dataLength);
+        return new Header(entries, metadata, dataLength);
     }
 
     private static void readMetadata(String source, JsonNode node, Map<String, String> out) {
+        if (node.isNull()) {
+            return;  // the reference writer's "no metadata"
+        }
         if (!node.isObject()) {
             throw new SafeTensorsException(source + ": __metadata__ is not a JSON object of strings");
         }
-        for (Iterator<Map.Entry<String, JsonNode>> it = node.fields(); it.hasNext(); ) {
+        for (Iterator<Map.Entry<String, JsonNode>> it = node.properties().iterator(); it.hasNext(); ) {
             Map.Entry<String, JsonNode> m = it.next();
             if (!m.getValue().isTextual()) {
-                throw new SafeTensorsException(source + ": __metadata__ value of '" + m.getKey() + "' is not a string");
+                throw new SafeTensorsException(source + ": __metadata__ value of " + quote(m.getKey())
+                        + " is not a string");
             }
             out.put(m.getKey(), m.getValue().asText());
         }
     }
 
     private static Entry readEntry(String source, String name, JsonNode node, long dataLength) {
-        String where = source + ": tensor '" + name + "'";
+        String where = source + ": tensor " + quote(name);
         if (!node.isObject()) {
             throw new SafeTensorsException(where + ": header entry is not a JSON object");
         }
@@ -146,27 +186,29 @@ public final class SafeTensors {
         if (off == null || !off.isArray() || off.size() != 2) {
             throw new SafeTensorsException(where + ": data_offsets must be an array [begin, end]");
         }
-        DType dtype;
-        try {
-            dtype = DType.parse(dt.asText(), name);
-        } catch (SafeTensorsException e) {
-            throw new SafeTensorsException(source + ": " + e.getMessage());
+        DType dtype = DType.byName(dt.asText());
+        if (dtype == null) {
+            throw new SafeTensorsException(where + ": unsupported dtype " + quote(dt.asText()) + " (supported: "
+                    + DType.supported() + ")");
         }
+        String shapeText = abbreviate(sh.toString());
         int[] shape = new int[sh.size()];
         long numel = 1;
         for (int i = 0; i < shape.length; i++) {
             JsonNode d = sh.get(i);
-            if (!d.canConvertToLong() || !d.isIntegralNumber() || d.asLong() < 0) {
-                throw new SafeTensorsException(where + ": shape " + sh + " has a dimension that is not a non-negative integer");
+            if (!d.isIntegralNumber() || !d.canConvertToLong() || d.asLong() < 0) {
+                throw new SafeTensorsException(where + ": shape " + shapeText
+                        + " has a dimension that is not a non-negative integer");
             }
             long v = d.asLong();
-            try {
-                numel = Math.multiplyExact(numel, v);
-            } catch (ArithmeticException e) {
-                throw new SafeTensorsException(where + ": shape " + sh + " overflows");
+            if (v > Integer.MAX_VALUE) {
+                throw new SafeTensorsException(where + ": shape " + shapeText + " has a dimension over "
+                        + Integer.MAX_VALUE);
             }
-            if (v > Integer.MAX_VALUE || numel > Integer.MAX_VALUE - 8) {
-                throw new SafeTensorsException(where + ": shape " + sh + " has more elements than a Java array holds");
+            numel *= v;  // cannot overflow: both factors are below 2^31 and numel stays below 2^31 (checked next)
+            if (numel > Integer.MAX_VALUE - 8) {
+                throw new SafeTensorsException(where + ": shape " + shapeText
+                        + " has more elements than a Java array holds");
             }
             shape[i] = (int) v;
         }
@@ -174,11 +216,15 @@ public final class SafeTensors {
         for (int i = 0; i < 2; i++) {
             JsonNode v = off.get(i);
             if (!v.isIntegralNumber() || !v.canConvertToLong() || v.asLong() < 0) {
-                throw new SafeTensorsException(where + ": data_offsets " + off + " are not non-negative integers");
+                throw new SafeTensorsException(where + ": data_offsets " + abbreviate(off.toString())
+                        + " are not non-negative integers");
             }
             o[i] = v.asLong();
         }
-        if (o[0] > o[1] || o[1] > dataLength) {
+        if (o[0] > o[1]) {
+            throw new SafeTensorsException(where + ": data_offsets " + off + " begin after they end");
+        }
+        if (o[1] > dataLength) {
             throw new SafeTensorsException(where + ": data_offsets " + off + " lie outside the data section of "
                     + dataLength + " bytes");
         }
@@ -190,21 +236,95 @@ public final class SafeTensors {
         return new Entry(name, dtype, shape, o[0], o[1]);
     }
 
-    private static void checkNoOverlap(String source, java.util.Collection<Entry> entries) {
+    /** Sorted by offset, the tensors must cover the data section exactly: no overlap, no hole, nothing after. */
+    private static void checkTiling(String source, Collection<Entry> entries, long dataLength) {
         List<Entry> sorted = new ArrayList<>(entries);
         sorted.sort(Comparator.comparingLong(Entry::begin).thenComparingLong(Entry::end));
-        for (int i = 1; i < sorted.size(); i++) {
-            Entry a = sorted.get(i - 1), b = sorted.get(i);
-            if (b.begin() < a.end()) {
-                throw new SafeTensorsException(source + ": tensors '" + a.name() + "' and '" + b.name() + "' overlap");
+        long covered = 0;
+        Entry previous = null;
+        for (Entry e : sorted) {
+            if (e.begin() < covered) {
+                throw new SafeTensorsException(source + ": tensors " + quote(previous.name()) + " and "
+                        + quote(e.name()) + " overlap");
+            }
+            if (e.begin() > covered) {
+                throw new SafeTensorsException(source + ": bytes [" + covered + ", " + e.begin()
+                        + ") of the data section, before tensor " + quote(e.name())
+                        + ", belong to no tensor (the format allows no holes)");
+            }
+            covered = e.end();
+            previous = e;
+        }
+        if (covered != dataLength) {
+            throw new SafeTensorsException(source + ": the last " + (dataLength - covered) + " bytes of the "
+                    + dataLength + "-byte data section belong to no tensor (the format allows no holes)");
+        }
+    }
+
+    /**
+     * Maps the data section in windows of at most 2 GiB, cut between tensors: one window when the section fits,
+     * and never a window for a tensor that alone is larger (reading it is refused).
+     */
+    private static TreeMap<Long, ByteBuffer> mapWindows(FileChannel ch, long dataStart, Collection<Entry> entries)
+            throws IOException {
+        List<Entry> sorted = new ArrayList<>(entries);
+        sorted.sort(Comparator.comparingLong(Entry::begin));
+        TreeMap<Long, ByteBuffer> windows = new TreeMap<>();
+        long start = 0, end = 0;
+        for (Entry e : sorted) {
+            if (e.end() - start > MAX_WINDOW) {
+                map(ch, dataStart, start, end, windows);
+                start = e.end() - e.begin() > MAX_WINDOW ? e.end() : e.begin();
+            }
+            end = e.end();
+        }
+        map(ch, dataStart, start, end, windows);
+        return windows;
+    }
+
+    private static void map(FileChannel ch, long dataStart, long start, long end, TreeMap<Long, ByteBuffer> out)
+            throws IOException {
+        if (end > start) {
+            out.put(start, ch.map(FileChannel.MapMode.READ_ONLY, dataStart + start, end - start));
+        }
+    }
+
+    private static ByteBuffer readFully(FileChannel ch, long position, int length) throws IOException {
+        ByteBuffer b = ByteBuffer.allocate(length);
+        while (b.hasRemaining()) {
+            if (ch.read(b, position + b.position()) < 0) {
+                throw new IOException("file ended early (it changed while being read?)");
             }
         }
+        return b.flip();
     }
 
     private static String firstLine(String s) {
         if (s == null) return "";
         int nl = s.indexOf('\n');
-        return nl < 0 ? s : s.substring(0, nl);
+        return abbreviate(nl < 0 ? s : s.substring(0, nl));
+    }
+
+    /** A name for a message: quoted, control characters escaped, cut short when a hostile file makes it long. */
+    static String quote(String name) {
+        StringBuilder sb = new StringBuilder("'");
+        for (int i = 0; i < name.length(); i++) {
+            char c = name.charAt(i);
+            if (sb.length() > 120) {
+                sb.append("...' (").append(name.length()).append(" characters)");
+                return sb.toString();
+            }
+            if (c < 0x20 || c == 0x7f) {
+                sb.append(String.format("\\u%04x", (int) c));
+            } else {
+                sb.append(c);
+            }
+        }
+        return sb.append('\'').toString();
+    }
+
+    private static String abbreviate(String s) {
+        return s.length() <= 200 ? s : s.substring(0, 200) + "... (" + s.length() + " characters)";
     }
 
     // ---------------------------------------------------------------- access
@@ -225,11 +345,16 @@ public final class SafeTensors {
         return metadata;
     }
 
+    /** Bytes of tensor data in the file: a bound on what its tensors can really hold, whatever else it claims. */
+    public long dataLength() {
+        return dataLength;
+    }
+
     /** The header entry of {@code name}; throws naming the missing tensor. */
     public Entry entry(String name) {
         Entry e = entries.get(name);
         if (e == null) {
-            throw new SafeTensorsException(source + ": missing tensor '" + name + "'");
+            throw new SafeTensorsException(source + ": missing tensor " + quote(name));
         }
         return e;
     }
@@ -237,13 +362,26 @@ public final class SafeTensors {
     /** The raw little-endian bytes of a tensor (a read-only view of the mapped file). */
     public ByteBuffer buffer(String name) {
         Entry e = entry(name);
-        return data.slice((int) e.begin(), (int) (e.end() - e.begin())).order(ByteOrder.LITTLE_ENDIAN).asReadOnlyBuffer()
+        long length = e.end() - e.begin();
+        Map.Entry<Long, ByteBuffer> w = windows.floorEntry(e.begin());
+        if (length == 0) {
+            return ByteBuffer.allocate(0).order(ByteOrder.LITTLE_ENDIAN).asReadOnlyBuffer().order(ByteOrder.LITTLE_ENDIAN);
+        }
+        if (length > MAX_WINDOW || w == null || e.end() - w.getKey() > w.getValue().capacity()) {
+            throw new SafeTensorsException(source + ": tensor " + quote(name) + " spans " + length
+                    + " bytes, more than one Java buffer holds (" + MAX_WINDOW + ")");
+        }
+        return w.getValue().slice((int) (e.begin() - w.getKey()), (int) length).asReadOnlyBuffer()
                 .order(ByteOrder.LITTLE_ENDIAN);
     }
 
     /** A floating-point tensor (F32, F16 or BF16) widened to fp32; other dtypes are refused by name. */
     public Tensor floats(String name) {
         Entry e = entry(name);
+        if (e.dtype() != DType.F32 && e.dtype() != DType.F16 && e.dtype() != DType.BF16) {
+            throw new SafeTensorsException(source + ": tensor " + quote(name) + " has dtype " + e.dtype()
+                    + ", expected F32, F16 or BF16");
+        }
         ByteBuffer b = buffer(name);
         float[] out = new float[e.numel()];
         switch (e.dtype()) {
@@ -251,11 +389,9 @@ public final class SafeTensors {
             case F16 -> {
                 for (int i = 0; i < out.length; i++) out[i] = Float.float16ToFloat(b.getShort(2 * i));
             }
-            case BF16 -> {
-                for (int i = 0; i < out.length; i++) out[i] = Float.intBitsToFloat((b.getShort(2 * i) & 0xFFFF) << 16);
+            default -> {
+                for (int i = 0; i < out.length; i++) out[i] = BFloat16.toFloat(b.getShort(2 * i));
             }
-            default -> throw new SafeTensorsException(source + ": tensor '" + name + "' has dtype " + e.dtype()
-                    + ", expected F32, F16 or BF16");
         }
         return new Tensor(e.shape(), out);
     }
@@ -269,7 +405,7 @@ public final class SafeTensors {
                 ok = expectedShape[i] < 0 || expectedShape[i] == e.shape()[i];
             }
             if (!ok) {
-                throw new SafeTensorsException(source + ": tensor '" + name + "': expected shape "
+                throw new SafeTensorsException(source + ": tensor " + quote(name) + ": expected shape "
                         + formatPattern(expectedShape) + " but got " + Shapes.format(e.shape()));
             }
         }
@@ -288,7 +424,8 @@ public final class SafeTensors {
     public Entry requireDType(String name, DType dtype) {
         Entry e = entry(name);
         if (e.dtype() != dtype) {
-            throw new SafeTensorsException(source + ": tensor '" + name + "' has dtype " + e.dtype() + ", expected " + dtype);
+            throw new SafeTensorsException(source + ": tensor " + quote(name) + " has dtype " + e.dtype()
+                    + ", expected " + dtype);
         }
         return e;
     }
@@ -297,7 +434,7 @@ public final class SafeTensors {
     public String requireMetadata(String key) {
         String v = metadata.get(key);
         if (v == null) {
-            throw new SafeTensorsException(source + ": missing metadata '" + key + "'");
+            throw new SafeTensorsException(source + ": missing metadata " + quote(key));
         }
         return v;
     }

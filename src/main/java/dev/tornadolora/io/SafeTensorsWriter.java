@@ -3,14 +3,17 @@ package dev.tornadolora.io;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.tornadolora.tensor.BFloat16;
 import dev.tornadolora.tensor.Shapes;
 import dev.tornadolora.tensor.Tensor;
 
 import java.io.IOException;
+import java.io.OutputStream;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
+import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.Map;
 
@@ -45,12 +48,17 @@ public final class SafeTensorsWriter {
 
     /** bf16 by round-to-nearest-even of the fp32 bits (as torch's {@code .to(torch.bfloat16)}). */
     public SafeTensorsWriter bf16(String name, int[] shape, float[] values) {
-        ByteBuffer b = ByteBuffer.allocate(values.length * 2).order(ByteOrder.LITTLE_ENDIAN);
-        for (float v : values) {
-            int bits = Float.floatToRawIntBits(v);
-            short h = Float.isNaN(v) ? (short) 0x7FC0 : (short) ((bits + 0x7FFF + ((bits >>> 16) & 1)) >>> 16);
-            b.putShort(h);
+        short[] bits = new short[values.length];
+        for (int i = 0; i < values.length; i++) {
+            bits[i] = BFloat16.fromFloat(values[i]);
         }
+        return bf16(name, shape, bits);
+    }
+
+    /** bf16 from raw bf16 bits (see {@link BFloat16}). */
+    public SafeTensorsWriter bf16(String name, int[] shape, short[] bits) {
+        ByteBuffer b = ByteBuffer.allocate(bits.length * 2).order(ByteOrder.LITTLE_ENDIAN);
+        b.asShortBuffer().put(bits);
         return raw(name, DType.BF16, shape, b.array());
     }
 
@@ -74,7 +82,24 @@ public final class SafeTensorsWriter {
         return raw(name, e.dtype(), e.shape(), from.bytes(name, e.dtype()));
     }
 
+    /** Writes the file atomically (see {@link AtomicFiles}): readers see the old file or this one, never a part. */
     public void write(Path path) throws IOException {
+        AtomicFiles.write(path, this::writeTo);
+    }
+
+    /** The whole file in memory (tests, small files). */
+    public byte[] toBytes() {
+        java.io.ByteArrayOutputStream out = new java.io.ByteArrayOutputStream();
+        try {
+            writeTo(out);
+        } catch (IOException e) {
+            throw new java.io.UncheckedIOException(e);
+        }
+        return out.toByteArray();
+    }
+
+    /** The 8-byte length, the header padded with spaces to a multiple of 8 (as the reference writer), the data. */
+    public void writeTo(OutputStream out) throws IOException {
         ObjectNode header = JSON.createObjectNode();
         if (!metadata.isEmpty()) {
             ObjectNode m = header.putObject("__metadata__");
@@ -93,16 +118,12 @@ public final class SafeTensorsWriter {
         }
         byte[] json = JSON.writeValueAsString(header).getBytes(StandardCharsets.UTF_8);
         int padded = (json.length + 7) / 8 * 8;
-        byte[] headerBytes = new byte[padded];
-        System.arraycopy(json, 0, headerBytes, 0, json.length);
-        java.util.Arrays.fill(headerBytes, json.length, padded, (byte) ' ');
-        AtomicFiles.write(path, out -> {
-            ByteBuffer len = ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN).putLong(padded);
-            out.write(len.array());
-            out.write(headerBytes);
-            for (Pending p : tensors.values()) {
-                out.write(p.bytes());
-            }
-        });
+        byte[] headerBytes = Arrays.copyOf(json, padded);
+        Arrays.fill(headerBytes, json.length, padded, (byte) ' ');
+        out.write(ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN).putLong(padded).array());
+        out.write(headerBytes);
+        for (Pending p : tensors.values()) {
+            out.write(p.bytes());
+        }
     }
 }

@@ -16,6 +16,9 @@ public interface LoraKernelsProvider {
     /** Its device names, e.g. {@code tornado:0:0}. */
     List<String> deviceNames();
 
+    /** Its devices, described (only called when {@link #available()}). */
+    List<DeviceInfo> describeDevices();
+
     /** Kernels for {@code device} (the bare prefix means the runtime's default device). */
     LoraKernels open(String device);
 }

@@ -6,6 +6,7 @@ import dev.tornadolora.kernels.LoraParams;
 import dev.tornadolora.nf4.Nf4Tensor;
 import dev.tornadolora.tensor.BaseWeight;
 import dev.tornadolora.tensor.DenseWeight;
+import dev.tornadolora.tensor.NonFiniteException;
 import dev.tornadolora.tensor.Shapes;
 import dev.tornadolora.tensor.Tensor;
 
@@ -29,11 +30,19 @@ import java.util.SplittableRandom;
  * <p>Parameters carry torchtune's names: {@code weight}, {@code bias}, {@code lora_a.weight},
  * {@code lora_b.weight}. The computation runs on a {@link LoraKernels} backend (JVM by default).
  *
- * <p>Threads: {@code forward} in eval mode may be called from many threads at once. Training (forward with
- * dropout, then {@code backward}) belongs to one thread at a time: the layer keeps the last forward's
- * activations for backward, as autograd would.
+ * <p>Threads: {@code forward} may be called from many threads at once, in eval and in training mode. The layer
+ * keeps, per thread, the activations of that thread's last forward for its {@code backward} (as autograd would),
+ * and backward passes accumulate into the shared gradients one at a time, so concurrent forward/backward pairs
+ * on different threads give the same dx as run alone and gradients that sum theirs (in some order). With dropout,
+ * the masks then depend on the threads' interleaving. Changing parameters or settings ({@code load},
+ * {@code setBase}, an optimizer step, {@code train}/{@code eval}, {@code to}) must not overlap any forward or
+ * backward.
+ *
+ * <p>Numerical guards: {@link #setCheckFinite} (or {@code -Dtornadolora.checkFinite=true} for every layer)
+ * checks inputs, parameters, outputs and gradients for NaN and infinity and names the first offending tensor
+ * and element ({@link NonFiniteException}); off, it costs one branch per call.
  */
-public final class LoRALinear implements LoraParams {
+public final class LoRALinear implements LoraParams, Module {
 
     public static final List<String> ADAPTER_PARAMS = List.of("lora_a.weight", "lora_b.weight");
     /** The NF4 arguments of torchao's {@code to_nf4}, accepted with {@code quantizeBase}. */
@@ -58,10 +67,16 @@ public final class LoRALinear implements LoraParams {
 
     private boolean training = true;
     private boolean disabled;
-    private final SplittableRandom dropoutRng;
+    /** Draws dropout masks; with {@link #dropoutDraws} it is the whole dropout state (see {@link #resumeDropout}). */
+    private SplittableRandom dropoutRng;
+    private long dropoutDraws;
     private final long seed;
     private LoraKernels kernels = Backends.jvm();
-    private volatile Saved saved;
+    /** Each thread's last forward; replaced (forgetting them all) when the adapters get new storage. */
+    private volatile ThreadLocal<Saved> saved = new ThreadLocal<>();
+    /** Guards what concurrent calls share: the gradients backward accumulates into and the dropout generator. */
+    private final Object stateLock = new Object();
+    private boolean checkFinite = Boolean.getBoolean("tornadolora.checkFinite");
 
     /** The activations autograd would keep between forward and backward. */
     private record Saved(Tensor x, float[] dropMultiplier, float[] h, boolean adapters) {}
@@ -78,6 +93,11 @@ public final class LoRALinear implements LoraParams {
 
     private LoRALinear(int inDim, int outDim, int rank, float alpha, float dropout, boolean useBias,
                        boolean quantizeBase, Map<String, ?> quantizationKwargs, long seed) {
+        this(inDim, outDim, rank, alpha, dropout, useBias, quantizeBase, quantizationKwargs, seed, null);
+    }
+
+    private LoRALinear(int inDim, int outDim, int rank, float alpha, float dropout, boolean useBias,
+                       boolean quantizeBase, Map<String, ?> quantizationKwargs, long seed, BaseWeight givenBase) {
         if (inDim <= 0 || outDim <= 0) {
             throw new IllegalArgumentException("in_dim and out_dim must be positive, got in_dim=" + inDim + ", out_dim=" + outDim);
         }
@@ -113,8 +133,8 @@ public final class LoRALinear implements LoraParams {
         }
         this.quantizationKwargs = Map.copyOf(kwargs);
         this.seed = seed;
-        this.dropoutRng = new SplittableRandom(seed).split();
-        initialize(new SplittableRandom(seed));
+        this.dropoutRng = newDropoutRng(seed);
+        initialize(new SplittableRandom(seed), givenBase);
     }
 
     /**
@@ -122,11 +142,15 @@ public final class LoRALinear implements LoraParams {
      * kaiming-uniform with a = √5, which is U(±1/√in) as well. {@code lora_b}: zeros, so the layer starts equal
      * to its base.
      */
-    private void initialize(SplittableRandom rng) {
+    private void initialize(SplittableRandom rng, BaseWeight givenBase) {
         float bound = (float) (1.0 / Math.sqrt(inDim));
-        float[] w = uniform(rng, Shapes.numel(outDim, inDim), bound);
+        if (givenBase == null) {
+            float[] w = uniform(rng, Shapes.numel(outDim, inDim), bound);
+            weight = quantizeBase ? quantize(w) : new DenseWeight(outDim, inDim, w);
+        } else {
+            setBase(quantizeBase && !(givenBase instanceof Nf4Tensor) ? quantize(givenBase.dequantize()) : givenBase);
+        }
         bias = useBias ? uniform(rng, outDim, bound) : null;
-        weight = quantizeBase ? quantize(w) : new DenseWeight(outDim, inDim, w);
         initializeAdapters(rng);
     }
 
@@ -173,6 +197,7 @@ public final class LoRALinear implements LoraParams {
     // ---------------------------------------------------------------- computation
 
     /** y = x·Wᵀ + b + (alpha/rank)·(dropout(x)·Aᵀ)·Bᵀ for x of shape (..., in); returns (..., out). */
+    @Override
     public Tensor forward(Tensor x) {
         int[] shape = x.shape();
         Shapes.requireLast("x", shape, inDim);
@@ -193,39 +218,124 @@ public final class LoRALinear implements LoraParams {
             throw new IllegalArgumentException("dropout mask: expected " + x.numel() + " values but got " + dropMultiplier.length);
         }
         boolean adapters = !disabled;
+        if (checkFinite) {
+            requireFiniteParameters(x, adapters);
+        }
         float[] h = adapters ? new float[tokens * rank] : null;
         float[] y = new float[tokens * outDim];
         kernels.forward(this, x.data(), dropMultiplier, tokens, h, y);
-        saved = new Saved(x, dropMultiplier, h, adapters);
-        return new Tensor(Shapes.withLast(shape, outDim), y);
+        saved.set(new Saved(x, dropMultiplier, h, adapters));
+        Tensor out = new Tensor(Shapes.withLast(shape, outDim), y);
+        if (checkFinite) {
+            NonFiniteException.requireFinite("y", out);
+        }
+        return out;
+    }
+
+    private void requireFiniteParameters(Tensor x, boolean adapters) {
+        NonFiniteException.requireFinite("x", x);
+        if (bias != null) {
+            NonFiniteException.requireFinite("bias", new int[] {outDim}, bias);
+        }
+        if (adapters) {
+            NonFiniteException.requireFinite("lora_a.weight", new int[] {rank, inDim}, loraA);
+            NonFiniteException.requireFinite("lora_b.weight", new int[] {outDim, rank}, loraB);
+        }
     }
 
     /**
      * Backward of the last forward: returns dx (..., in) and accumulates the gradients of {@code lora_a.weight}
      * and {@code lora_b.weight} (none when the adapters were disabled). The base receives no gradient.
      */
+    @Override
     public Tensor backward(Tensor dy) {
-        Saved s = saved;
+        Saved s = saved.get();
         if (s == null) {
-            throw new IllegalStateException("backward called before forward");
+            throw new IllegalStateException("backward called before forward on this thread (a layer keeps each"
+                    + " thread's last forward for that thread's backward)");
         }
         Shapes.requireEqual("dy", dy.shape(), Shapes.withLast(s.x.shape(), outDim));
+        if (checkFinite) {
+            NonFiniteException.requireFinite("dy", dy);
+        }
         int tokens = Shapes.leadingRows(s.x.shape());
         float[] dx = new float[s.x.numel()];
-        kernels.backward(this, s.x.data(), s.dropMultiplier, tokens, s.h, dy.data(), dx,
-                s.adapters ? gradA : null, s.adapters ? gradB : null);
-        return new Tensor(s.x.shape(), dx);
+        synchronized (stateLock) {
+            kernels.backward(this, s.x.data(), s.dropMultiplier, tokens, s.h, dy.data(), dx,
+                    s.adapters ? gradA : null, s.adapters ? gradB : null);
+            if (checkFinite && s.adapters) {
+                NonFiniteException.requireFinite("lora_a.weight.grad", new int[] {rank, inDim}, gradA);
+                NonFiniteException.requireFinite("lora_b.weight.grad", new int[] {outDim, rank}, gradB);
+            }
+        }
+        Tensor out = new Tensor(s.x.shape(), dx);
+        if (checkFinite) {
+            NonFiniteException.requireFinite("dx", out);
+        }
+        return out;
+    }
+
+    /**
+     * Checks inputs, parameters (adapters and bias), outputs and gradients of every later forward and backward
+     * for NaN and infinity, failing with a {@link NonFiniteException} that names the first offending tensor and
+     * element. Off by default (or {@code -Dtornadolora.checkFinite=true}); the check reads each tensor once.
+     */
+    public LoRALinear setCheckFinite(boolean check) {
+        this.checkFinite = check;
+        return this;
+    }
+
+    public boolean checksFinite() {
+        return checkFinite;
+    }
+
+    /**
+     * The dropout multiplier (0 or 1/(1-p) per element of x) that this thread's last forward applied to the LoRA
+     * branch, or null when it applied none; a copy.
+     */
+    public float[] lastDropoutMultiplier() {
+        Saved s = saved.get();
+        return s == null || s.dropMultiplier == null ? null : s.dropMultiplier.clone();
     }
 
     private float[] dropMultiplier(int n) {
         float keep = 1f / (1f - dropout);
         float[] m = new float[n];
-        synchronized (dropoutRng) {
+        synchronized (stateLock) {
             for (int i = 0; i < n; i++) {
                 m[i] = dropoutRng.nextDouble() < dropout ? 0f : keep;
             }
+            dropoutDraws += n;
         }
         return m;
+    }
+
+    private static SplittableRandom newDropoutRng(long seed) {
+        return new SplittableRandom(seed).split();
+    }
+
+    /** How many dropout draws (one per element of x in a training forward) the layer has made since it was built. */
+    public long dropoutDraws() {
+        synchronized (stateLock) {
+            return dropoutDraws;
+        }
+    }
+
+    /**
+     * Puts the dropout generator where a layer built with the same seed stands after {@code draws} draws, so that a
+     * resumed training run draws the masks the uninterrupted run would have drawn.
+     */
+    public void resumeDropout(long draws) {
+        if (draws < 0) {
+            throw new IllegalArgumentException("dropout draws must be non-negative, got " + draws);
+        }
+        synchronized (stateLock) {
+            dropoutRng = newDropoutRng(seed);
+            for (long i = 0; i < draws; i++) {
+                dropoutRng.nextDouble();
+            }
+            dropoutDraws = draws;
+        }
     }
 
     // ---------------------------------------------------------------- parameters
@@ -233,6 +343,13 @@ public final class LoRALinear implements LoraParams {
     /** torchtune's {@code adapter_params()}: the names of the trainable parameters. */
     public List<String> adapterParams() {
         return ADAPTER_PARAMS;
+    }
+
+    /** The trainable parameters for an optimizer: {@code lora_a.weight} and {@code lora_b.weight} (live arrays). */
+    @Override
+    public List<Parameter> parameters() {
+        return List.of(new Parameter("lora_a.weight", new int[] {rank, inDim}, loraA, gradA, this::markAdaptersUpdated),
+                new Parameter("lora_b.weight", new int[] {outDim, rank}, loraB, gradB, this::markAdaptersUpdated));
     }
 
     /** Parameters by torchtune name; {@code weight} is the dequantized fp32 base when the base is NF4. */
@@ -305,8 +422,10 @@ public final class LoRALinear implements LoraParams {
 
     /** Zeroes the adapter gradients. */
     public void zeroGrad() {
-        java.util.Arrays.fill(gradA, 0f);
-        java.util.Arrays.fill(gradB, 0f);
+        synchronized (stateLock) {
+            java.util.Arrays.fill(gradA, 0f);
+            java.util.Arrays.fill(gradB, 0f);
+        }
     }
 
     /** Tells backends holding device copies that the adapter arrays were written in place (optimizer step). */
@@ -327,11 +446,12 @@ public final class LoRALinear implements LoraParams {
         gradB = new float[gradB.length];
         kernels = k;
         adapterVersion++;
-        saved = null;
+        saved = new ThreadLocal<>();
     }
 
     // ---------------------------------------------------------------- modes and accessors
 
+    @Override
     public LoRALinear train(boolean mode) {
         training = mode;
         return this;
@@ -407,6 +527,7 @@ public final class LoRALinear implements LoraParams {
         private final Map<String, Object> quantizationKwargs = new LinkedHashMap<>();
         private long seed;
         private String device;
+        private BaseWeight base;
 
         private Builder(int inDim, int outDim) {
             this.inDim = inDim;
@@ -423,9 +544,24 @@ public final class LoRALinear implements LoraParams {
         public Builder seed(long seed) { this.seed = seed; return this; }
         public Builder device(String device) { this.device = device; return this; }
 
+        /**
+         * Uses this frozen base [out, in] instead of drawing one (loading a checkpoint: no random weight is drawn
+         * or quantized only to be replaced). An {@link Nf4Tensor} makes the layer a QLoRA layer with its block
+         * sizes; a dense base is quantized when {@link #quantizeBase} is set.
+         */
+        public Builder base(BaseWeight base) {
+            this.base = base;
+            if (base instanceof Nf4Tensor q) {
+                quantizeBase = true;
+                quantizationKwargs.put("block_size", q.blockSize());
+                quantizationKwargs.put("scaler_block_size", q.scalerBlockSize());
+            }
+            return this;
+        }
+
         public LoRALinear build() {
             LoRALinear l = new LoRALinear(inDim, outDim, rank, alpha, dropout, useBias, quantizeBase,
-                    quantizationKwargs, seed);
+                    quantizationKwargs, seed, base);
             return device == null ? l : l.to(device);
         }
     }

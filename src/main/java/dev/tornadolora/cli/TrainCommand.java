@@ -1,0 +1,410 @@
+package dev.tornadolora.cli;
+
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.tornadolora.io.AdapterCheckpoints;
+import dev.tornadolora.io.AtomicFiles;
+import dev.tornadolora.io.ModelCheckpoint;
+import dev.tornadolora.io.SafeTensorsWriter;
+import dev.tornadolora.nn.LoRALinear;
+import dev.tornadolora.nn.Sequential;
+import dev.tornadolora.tensor.Tensor;
+import dev.tornadolora.train.AdamW;
+import dev.tornadolora.train.CosineWithWarmup;
+import dev.tornadolora.train.LossCurve;
+import dev.tornadolora.train.Losses;
+import dev.tornadolora.train.LrScheduler;
+import dev.tornadolora.train.Optimizer;
+import dev.tornadolora.train.Sgd;
+import dev.tornadolora.train.SyntheticTask;
+import dev.tornadolora.train.Trainer;
+import dev.tornadolora.train.TrainingLog;
+import dev.tornadolora.train.TrainingState;
+import me.tongfei.progressbar.ConsoleProgressBarConsumer;
+import me.tongfei.progressbar.DelegatingProgressBarConsumer;
+import me.tongfei.progressbar.ProgressBar;
+import me.tongfei.progressbar.ProgressBarBuilder;
+import me.tongfei.progressbar.ProgressBarStyle;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
+import picocli.CommandLine.Model.CommandSpec;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import dev.tornadolora.io.SafeTensors;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.util.ArrayList;
+import java.util.List;
+import java.io.PrintWriter;
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.Locale;
+import java.util.Map;
+import java.util.concurrent.Callable;
+import java.util.stream.Collectors;
+
+/**
+ * The main job: a QLoRA fine-tune on a synthetic task with a known answer (see {@link SyntheticTask}), showing
+ * that the adapters learn the hidden update. Writes the adapters (torchtune keys and PEFT layout), the frozen
+ * base, the optimizer state, a JSON log of every step and a PNG loss curve to the output folder.
+ */
+@Command(name = "train", sortOptions = false, mixinStandardHelpOptions = true, description = {
+        "QLoRA fine-tune on a synthetic task with a known answer: the student, a frozen",
+        "NF4 base network, learns through its LoRA adapters the hidden rank-r update",
+        "that the teacher adds to every layer. The teacher is built on the dequantized",
+        "base, so the adapters can represent the answer exactly. Success: final loss",
+        "<= 1%% of the initial loss, cosine(alpha/r*B*A, hidden update) >= 0.99 per layer.",
+        "Writes adapters (torchtune keys, PEFT folder), the base, optimizer state,",
+        "log.json (every step) and loss.png to the output folder.", ""})
+final class TrainCommand implements Callable<Integer> {
+    static final String STATE = "training_state.safetensors";
+    static final String LOG = "log.json";
+    /** Entries of the log's config that a resumed run may change: where it runs, and descriptions. */
+    static final List<String> NOT_OPTIONS = List.of("device", "teacher", "schedule");
+    static final double MAX_LOSS_RATIO = 0.01;
+    static final double MIN_COSINE = 0.99;
+
+    @Spec
+    CommandSpec spec;
+
+    @Option(names = "--sizes", split = ",", splitSynopsisLabel = ",", defaultValue = "256,256,256", paramLabel = "W",
+            description = "layer widths: in, hidden..., out (layers = count - 1; default ${DEFAULT-VALUE})")
+    int[] sizes;
+
+    @Option(names = "--rank", paramLabel = "R", defaultValue = "8", description = "LoRA rank r (default ${DEFAULT-VALUE})")
+    int rank;
+
+    @Option(names = "--alpha", paramLabel = "A", defaultValue = "16", description = "LoRA alpha (default ${DEFAULT-VALUE})")
+    float alpha;
+
+    @Option(names = "--dropout", paramLabel = "P", defaultValue = "0", description = "LoRA dropout (default ${DEFAULT-VALUE})")
+    float dropout;
+
+    @Option(names = "--quantize-base", negatable = true, defaultValue = "true", fallbackValue = "true",
+            description = "keep the frozen base as NF4, i.e. QLoRA (default; --no-quantize-base for fp32 LoRA)")
+    boolean quantizeBase;
+
+    @Option(names = "--block-size", paramLabel = "N", defaultValue = "64",
+            description = "NF4 block size (default ${DEFAULT-VALUE}; out*in must be a multiple of it)")
+    int blockSize;
+
+    @Option(names = "--scaler-block-size", paramLabel = "N", defaultValue = "256",
+            description = "NF4 scaler block size (default ${DEFAULT-VALUE}; blocks per layer must be a multiple of it)")
+    int scalerBlockSize;
+
+    @Option(names = "--hidden-rank", paramLabel = "R", description = "rank of the teacher's hidden update (default: --rank)")
+    Integer hiddenRank;
+
+    @Option(names = "--update-scale", paramLabel = "S", defaultValue = "0.3",
+            description = "||hidden update|| / ||base weight|| per layer (default ${DEFAULT-VALUE})")
+    double updateScale;
+
+    @Option(names = "--activation", paramLabel = "NAME", defaultValue = "silu", description = "silu or relu (default ${DEFAULT-VALUE})")
+    String activation;
+
+    @Option(names = "--steps", paramLabel = "N", defaultValue = "300", description = "optimizer steps (default ${DEFAULT-VALUE})")
+    int steps;
+
+    @Option(names = "--batch", paramLabel = "N", defaultValue = "64", description = "tokens (rows) per step (default ${DEFAULT-VALUE})")
+    int batch;
+
+    @Option(names = "--lr", paramLabel = "LR", defaultValue = "0.01", description = "peak learning rate (default ${DEFAULT-VALUE})")
+    double lr;
+
+    @Option(names = "--warmup-steps", paramLabel = "N", description = "linear warm-up steps of the cosine schedule (default: steps/20)")
+    Integer warmupSteps;
+
+    @Option(names = "--optimizer", paramLabel = "NAME", defaultValue = "adamw", description = "adamw or sgd (default ${DEFAULT-VALUE})")
+    String optimizerName;
+
+    @Option(names = "--weight-decay", paramLabel = "W", defaultValue = "0",
+            description = "decoupled weight decay of AdamW, coupled for SGD (default ${DEFAULT-VALUE}: the"
+                    + " task's answer is not small, so decay would only bias it)")
+    double weightDecay;
+
+    @Option(names = "--momentum", paramLabel = "M", defaultValue = "0.9", description = "SGD momentum (default ${DEFAULT-VALUE})")
+    double momentum;
+
+    @Option(names = "--max-grad-norm", paramLabel = "N", defaultValue = "1.0",
+            description = "clip the global gradient norm to this; 0 disables (default ${DEFAULT-VALUE})")
+    double maxGradNorm;
+
+    @Option(names = "--seed", paramLabel = "S", defaultValue = "0", description = "seeds the base, the hidden update and the data")
+    long seed;
+
+    @Option(names = "--device", paramLabel = "D", defaultValue = "auto",
+            description = "auto (an accelerator when present, else jvm), jvm, reference, tornado[:B:D]")
+    String device;
+
+    @Option(names = "--output", defaultValue = "out/train", paramLabel = "DIR",
+            description = "output folder (default ${DEFAULT-VALUE})")
+    Path output;
+
+    @Option(names = "--save-every", paramLabel = "N", defaultValue = "0",
+            description = "also write the checkpoint every N steps (default 0: at the end only)")
+    int saveEvery;
+
+    @Option(names = "--eval-batch", paramLabel = "N", defaultValue = "256",
+            description = "tokens of the held-out batch for the initial and final loss (default ${DEFAULT-VALUE})")
+    int evalBatch;
+
+    @Option(names = "--quiet", description = "no progress bar")
+    boolean quiet;
+
+    @Option(names = "--resume", description = {"continue the run in --output from its last checkpoint",
+            "(training_state.safetensors; same options, same result as never stopping)"})
+    boolean resume;
+
+    @Option(names = "--check-finite", description = "stop naming the first NaN/Inf in an input, output or gradient")
+    boolean checkFinite;
+
+    @Override
+    public Integer call() throws IOException {
+        validate();
+        PrintWriter out = spec.commandLine().getOut();
+        SyntheticTask task = new SyntheticTask(new SyntheticTask.Config(sizes, rank, alpha, dropout, quantizeBase,
+                blockSize, scalerBlockSize, hiddenRank == null ? rank : hiddenRank, updateScale, activation, seed, device));
+        Sequential model = task.student();
+        if (checkFinite) {
+            model.loraModules().values().forEach(m -> m.setCheckFinite(true));
+        }
+        Optimizer optimizer = optimizer(model);
+        int warmup = warmupSteps == null ? steps / 20 : warmupSteps;
+        Tensor evalX = task.evalInputs(evalBatch);
+        Start begin = begin(task, optimizer, warmup, evalX);
+        TrainingLog log = begin.log();
+        long done = log.steps().size();
+        Trainer trainer = new Trainer(model, optimizer, begin.scheduler(), Losses::mse, maxGradNorm);
+        printHeader(out, task);
+        if (resume) {
+            out.printf(Locale.ROOT, "resuming %s at step %d of %d%n", output, done, steps);
+        }
+
+        double initialLoss = log.summary().path("initial_eval_loss").asDouble();
+        double clock = log.elapsedSeconds();
+        long start = System.nanoTime();
+        long tokens = log.steps().stream().mapToLong(Trainer.StepRecord::tokens).sum();
+        try (ProgressBar bar = quiet ? null : progressBar()) {
+            for (long step = done + 1; step <= steps; step++) {
+                Tensor x = task.inputs(step, batch);
+                Trainer.StepRecord r = trainer.step(step, x, task.targets(x));
+                double elapsed = clock + seconds(start);
+                tokens += r.tokens();
+                log.add(r, elapsed);
+                if (bar != null) {
+                    bar.stepTo(step);
+                    bar.setExtraMessage(String.format(Locale.ROOT, " loss %.3e  %s tok/s", r.loss(),
+                            compact(tokens / Math.max(elapsed, 1e-9))));
+                }
+                if (saveEvery > 0 && step % saveEvery == 0 && step < steps) {
+                    saveCheckpoint(task, trainer, step, log);
+                }
+            }
+        }
+        double wall = clock + seconds(start);
+        double finalLoss = task.evalLoss(evalX);
+        Map<String, Double> cosines = task.cosines();
+        boolean met = finalLoss <= MAX_LOSS_RATIO * initialLoss
+                && cosines.values().stream().allMatch(c -> c >= MIN_COSINE);
+        summarize(log.summary(), initialLoss, finalLoss, cosines, met, wall, tokens);
+        saveCheckpoint(task, trainer, steps, log);
+        writeSample(task);
+        AtomicFiles.write(output.resolve("loss.png"), o -> o.write(LossCurve.png(String.format(Locale.ROOT,
+                "%s fine-tune: %d layers %s, rank %d", quantizeBase ? "QLoRA" : "LoRA", sizes.length - 1,
+                Arrays.toString(sizes), rank), log.steps())));
+        printSummary(out, initialLoss, finalLoss, cosines, wall, tokens, met);
+        return 0;
+    }
+
+    /** Where training starts: a fresh log and schedule, or the resumed run's log (steps 1..k) and schedule at k. */
+    private record Start(TrainingLog log, LrScheduler scheduler) {}
+
+    private Start begin(SyntheticTask task, Optimizer optimizer, int warmup, Tensor evalX) {
+        TrainingLog log = new TrainingLog();
+        describe(log.config(), warmup, task);
+        CosineWithWarmup schedule = new CosineWithWarmup(warmup, steps);
+        if (!resume) {
+            log.summary().put("initial_eval_loss", task.evalLoss(evalX));
+            return new Start(log, new LrScheduler(optimizer, schedule));
+        }
+        log = resumeFrom(task, optimizer, log.config());
+        log.summary().put("resumed_at_step", log.steps().size());
+        SafeTensors state = SafeTensors.open(output.resolve(STATE));
+        return new Start(log, new LrScheduler(optimizer, schedule,
+                Double.parseDouble(state.requireMetadata(TrainingState.BASE_LR)),
+                TrainingState.parseLong(state, TrainingState.SCHEDULER_EPOCH)));
+    }
+
+    private void validate() {
+        if (steps <= 0) throw new IllegalArgumentException("--steps must be positive, got " + steps);
+        if (batch <= 0) throw new IllegalArgumentException("--batch must be positive, got " + batch);
+        if (evalBatch <= 0) throw new IllegalArgumentException("--eval-batch must be positive, got " + evalBatch);
+        if (saveEvery < 0) throw new IllegalArgumentException("--save-every must be >= 0, got " + saveEvery);
+        if (sizes.length < 2) {
+            throw new IllegalArgumentException("--sizes: expected at least 2 widths (in, out) but got " + sizes.length);
+        }
+    }
+
+    private Optimizer optimizer(Sequential model) {
+        return switch (optimizerName.toLowerCase(Locale.ROOT)) {
+            case "adamw" -> new AdamW(model.parameters(), lr, AdamW.DEFAULT_BETA1, AdamW.DEFAULT_BETA2,
+                    AdamW.DEFAULT_EPS, weightDecay);
+            case "sgd" -> new Sgd(model.parameters(), lr, momentum, 0, weightDecay, false);
+            default -> throw new IllegalArgumentException("--optimizer: unknown '" + optimizerName + "'; expected adamw or sgd");
+        };
+    }
+
+    /**
+     * The bar redraws one line on a terminal; when stderr goes to a file or pipe it prints a line every few
+     * seconds instead of a stream of carriage returns.
+     */
+    private ProgressBar progressBar() {
+        boolean terminal = isTerminal();
+        ProgressBarBuilder b = new ProgressBarBuilder().setTaskName("train").setInitialMax(steps).setUnit(" steps", 1)
+                .setStyle(ProgressBarStyle.ASCII).setMaxRenderedLength(110);
+        if (terminal) {
+            b.setUpdateIntervalMillis(200).setConsumer(new ConsoleProgressBarConsumer(System.err));
+        } else {
+            b.setUpdateIntervalMillis(5000).setConsumer(new DelegatingProgressBarConsumer(System.err::println, 110));
+        }
+        return b.build();
+    }
+
+    /** {@code System.console().isTerminal()} where the JDK has it (22+), else whether there is a console at all. */
+    private static boolean isTerminal() {
+        java.io.Console c = System.console();
+        if (c == null) return false;
+        try {
+            return (Boolean) java.io.Console.class.getMethod("isTerminal").invoke(c);
+        } catch (ReflectiveOperationException e) {
+            return true;
+        }
+    }
+
+    /**
+     * Adapters (torchtune keys and PEFT folder), frozen base, the log and last the training state, each
+     * atomically. The training state holds the adapters too and is written last: it is the resume point, whole
+     * whenever it exists, and a kill between these writes leaves at worst exports newer than it (the log's later
+     * entries are dropped and repeated on resume).
+     */
+    private void saveCheckpoint(SyntheticTask task, Trainer trainer, long step, TrainingLog log) throws IOException {
+        Map<String, LoRALinear> modules = task.student().loraModules();
+        Map<String, String> meta = Map.of("alpha", Float.toString(alpha), "rank", Integer.toString(rank),
+                "step", Long.toString(step));
+        AdapterCheckpoints.saveTorchtune(output.resolve("adapter.safetensors"), modules, meta);
+        AdapterCheckpoints.savePeft(output.resolve("peft"), modules);
+        ModelCheckpoint.save(output.resolve("base_model.safetensors"), task.student(), false);
+        log.write(output.resolve(LOG));
+        TrainingState.save(output.resolve(STATE), trainer.optimizer(), trainer.scheduler(), step,
+                Map.of("seed", Long.toString(seed)), modules);
+    }
+
+    /**
+     * Loads the resume point of the run in {@code output} into the student and optimizer, after checking that the
+     * run was made with the same options (all but the device), so that it continues the same computation; returns
+     * the run's log up to that point.
+     */
+    private TrainingLog resumeFrom(SyntheticTask task, Optimizer optimizer, ObjectNode config) {
+        Path state = output.resolve(STATE), logFile = output.resolve(LOG);
+        if (!Files.exists(state)) {
+            throw new IllegalArgumentException("--resume: " + state + " does not exist (nothing to resume; a run"
+                    + " writes it at each --save-every and at the end)");
+        }
+        if (!Files.exists(logFile)) {
+            throw new IllegalArgumentException("--resume: " + logFile + " does not exist");
+        }
+        TrainingLog log = TrainingLog.read(logFile, TrainingState.parseLong(SafeTensors.open(state), TrainingState.STEP));
+        ObjectNode saved = log.config();
+        JsonNode now;
+        try {  // through text, as the saved one was: 8.0f and 8.0 become the same node
+            now = TrainingLog.mapper().readTree(TrainingLog.mapper().writeValueAsString(config));
+        } catch (IOException e) {
+            throw new IllegalStateException(e);
+        }
+        List<String> differences = new ArrayList<>();
+        now.properties().forEach(e -> {
+            JsonNode before = saved.get(e.getKey());
+            if (!NOT_OPTIONS.contains(e.getKey()) && !e.getValue().equals(before)) {
+                differences.add(e.getKey() + " " + before + " -> " + e.getValue());
+            }
+        });
+        if (!differences.isEmpty()) {
+            throw new IllegalArgumentException("--resume: " + output + " was trained with other options: "
+                    + String.join(", ", differences) + " (give the options of the run being resumed)");
+        }
+        TrainingState.resume(state, optimizer, task.student().loraModules());
+        return log;
+    }
+
+    /** A few inputs and the student's outputs, for checking the checkpoint elsewhere (scripts/check_peft.py). */
+    private void writeSample(SyntheticTask task) throws IOException {
+        Tensor x = task.inputs(-2, 8);
+        task.student().train(false);
+        Tensor y = task.student().forward(x);
+        new SafeTensorsWriter().f32("x", x).f32("y", y)
+                .metadata("description", "x: held-out inputs; y: the trained student's outputs (eval mode)")
+                .write(output.resolve("sample.safetensors"));
+    }
+
+    private void describe(ObjectNode c, int warmup, SyntheticTask task) {
+        var s = c.putArray("sizes");
+        for (int v : sizes) s.add(v);
+        c.put("rank", rank).put("alpha", alpha).put("dropout", dropout).put("quantize_base", quantizeBase)
+         .put("block_size", blockSize).put("scaler_block_size", scalerBlockSize)
+         .put("hidden_rank", task.config().hiddenRank()).put("update_scale", updateScale)
+         .put("activation", activation).put("steps", steps).put("batch", batch).put("lr", lr)
+         .put("warmup_steps", warmup).put("optimizer", optimizerName).put("weight_decay", weightDecay)
+         .put("max_grad_norm", maxGradNorm).put("seed", seed).put("device", deviceName(task))
+         .put("schedule", "cosine with linear warm-up (torchtune get_cosine_schedule_with_warmup, num_cycles 0.5)")
+         .put("teacher", "deq(W) + hidden rank-" + task.config().hiddenRank() + " update per layer");
+    }
+
+    private static String deviceName(SyntheticTask task) {
+        return task.student().loraModules().values().iterator().next().kernels().name();
+    }
+
+    private void summarize(ObjectNode s, double initial, double fin, Map<String, Double> cosines, boolean met,
+                           double wall, long tokens) {
+        s.put("initial_eval_loss", initial).put("final_eval_loss", fin).put("loss_ratio", fin / initial);
+        ObjectNode c = s.putObject("cosine");
+        cosines.forEach(c::put);
+        s.put("max_loss_ratio", MAX_LOSS_RATIO).put("min_cosine", MIN_COSINE).put("criteria_met", met);
+        s.put("wall_s", wall).put("tokens", tokens).put("tokens_per_s", tokens / wall);
+    }
+
+    private void printHeader(PrintWriter out, SyntheticTask task) {
+        LoRALinear first = task.student().loraModules().values().iterator().next();
+        out.printf(Locale.ROOT, "tornado-lora train: %s, %d layers %s (%s), rank %d, alpha %s, device %s%n",
+                quantizeBase ? "QLoRA, frozen NF4 base" : "LoRA, frozen fp32 base", sizes.length - 1,
+                Arrays.stream(sizes).mapToObj(Integer::toString).collect(Collectors.joining(" -> ")), activation,
+                rank, alpha, first.kernels().name());
+        out.printf(Locale.ROOT, "  teacher = deq(W) + hidden rank-%d update per layer (built on the dequantized base,"
+                + " so the adapters can represent it exactly); %d steps x %d tokens%n",
+                task.config().hiddenRank(), steps, batch);
+        out.flush();
+    }
+
+    private void printSummary(PrintWriter out, double initial, double fin, Map<String, Double> cosines,
+                              double wall, long tokens, boolean met) {
+        double ratio = fin / initial;
+        out.printf(Locale.ROOT, "final loss %.3e / initial %.3e = %.4f%% (criterion <= %.0f%%): %s%n", fin, initial,
+                100 * ratio, 100 * MAX_LOSS_RATIO, ratio <= MAX_LOSS_RATIO ? "ok" : "NOT MET");
+        cosines.forEach((name, c) -> out.printf(Locale.ROOT,
+                "cosine(alpha/r*B*A, hidden update) %s: %.6f (criterion >= %.2f): %s%n", name, c, MIN_COSINE,
+                c >= MIN_COSINE ? "ok" : "NOT MET"));
+        out.printf(Locale.ROOT, "wall time %.1f s, %s tokens/s; %s%n", wall, compact(tokens / wall),
+                met ? "learning criteria met" : "learning criteria NOT met");
+        out.printf("wrote %s: adapter.safetensors (torchtune keys), peft/ (PEFT layout), base_model.safetensors,"
+                + " training_state.safetensors, sample.safetensors, log.json, loss.png%n", output);
+        out.flush();
+    }
+
+    private static double seconds(long startNanos) {
+        return (System.nanoTime() - startNanos) / 1e9;
+    }
+
+    private static String compact(double v) {
+        return v >= 1e6 ? String.format(Locale.ROOT, "%.1fM", v / 1e6)
+                : v >= 1e3 ? String.format(Locale.ROOT, "%.1fk", v / 1e3) : String.format(Locale.ROOT, "%.0f", v);
+    }
+}
