@@ -197,7 +197,7 @@ final class Gemm {
         int blocks = (rows + MR - 1) / MR;
         int panels = (n + NRL - 1) / NRL;
         if (panels >= Parallel.threads() || panels >= blocks) {
-            Parallel.forRange(panels, 1, (p0, p1) -> {
+            Parallel.forRange(panels, PANEL_GROUP, (p0, p1) -> {
                 for (int g0 = p0; g0 < p1; g0 += PANEL_GROUP) {
                     sweep(m0, rows, 0, blocks, g0, Math.min(p1, g0 + PANEL_GROUP), n, c, ldc, g, terms, packed, kTotal);
                 }

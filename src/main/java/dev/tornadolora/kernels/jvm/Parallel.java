@@ -4,11 +4,12 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.ForkJoinPool;
 import java.util.concurrent.ForkJoinTask;
+import java.util.concurrent.atomic.AtomicInteger;
 
 /**
  * Splits an index range over the JVM backend's threads: by default all cores; {@code -Dtornadolora.threads=N}
- * or {@link #setThreads} to change it. The calling thread runs one chunk itself, so N threads means N
- * threads working, N − 1 of them from a dedicated pool.
+ * or {@link #setThreads} to change it. The calling thread works too, so N threads means N threads working,
+ * N − 1 of them from a dedicated pool.
  */
 public final class Parallel {
     private static volatile ForkJoinPool pool;
@@ -44,27 +45,37 @@ public final class Parallel {
     }
 
     /**
-     * Runs {@code body} over {@code [0, n)} cut into at most {@link #threads()} chunks, each a multiple of
-     * {@code grain} long (but the last); runs inline when one chunk suffices.
+     * Runs {@code body} over {@code [0, n)} cut into chunks a multiple of {@code grain} long (but the last): up to
+     * {@link #CHUNKS_PER_THREAD} per thread, which the threads (the caller among them) take in turn until none is
+     * left. On a machine shared with other processes a thread that gets less CPU then takes fewer chunks, instead
+     * of holding everyone up with a fixed share. Runs inline when one chunk suffices.
      */
     public static void forRange(int n, int grain, RangeBody body) {
         ForkJoinPool p = pool;
-        int chunks = p == null ? 1 : Math.min(threads, Math.max(1, (n + grain - 1) / grain));
+        int maxChunks = p == null ? 1 : threads * CHUNKS_PER_THREAD;
+        int chunks = Math.min(maxChunks, Math.max(1, (n + grain - 1) / grain));
         if (chunks <= 1) {
             body.run(0, n);
             return;
         }
         int per = ((n + chunks - 1) / chunks + grain - 1) / grain * grain;
-        List<ForkJoinTask<?>> tasks = new ArrayList<>(chunks - 1);
-        for (int from = per; from < n; from += per) {
-            int f = from, t = Math.min(n, from + per);
-            tasks.add(p.submit(() -> body.run(f, t)));
+        int count = (n + per - 1) / per;
+        AtomicInteger next = new AtomicInteger();
+        Runnable worker = () -> {
+            for (int c; (c = next.getAndIncrement()) < count; ) {
+                body.run(c * per, Math.min(n, (c + 1) * per));
+            }
+        };
+        List<ForkJoinTask<?>> tasks = new ArrayList<>(threads - 1);
+        for (int t = 1; t < Math.min(threads, count); t++) {
+            tasks.add(p.submit(worker));
         }
         Throwable failure = null;
         try {
-            body.run(0, Math.min(n, per));
+            worker.run();
         } catch (RuntimeException | Error e) {
             failure = e;
+            next.set(count);  // the others stop after their current chunk
         }
         for (ForkJoinTask<?> task : tasks) {
             try {
@@ -84,4 +95,7 @@ public final class Parallel {
             throw err;
         }
     }
+
+    /** Chunks per thread in {@link #forRange}: enough to even out a thread slowed down by other processes. */
+    static final int CHUNKS_PER_THREAD = 4;
 }
