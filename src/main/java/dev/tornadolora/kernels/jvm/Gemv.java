@@ -3,7 +3,7 @@ package dev.tornadolora.kernels.jvm;
 import dev.tornadolora.nf4.Nf4Tensor;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
-import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorShuffle;
 
 import static dev.tornadolora.kernels.jvm.Gemm.F;
 import static dev.tornadolora.kernels.jvm.Gemm.L;
@@ -19,6 +19,31 @@ final class Gemv {
 
     private Gemv() {}
 
+    /** Rotations by L/2, L/4, .. 1 lanes: the fixed tree of {@link #sumLanes}. */
+    private static final VectorShuffle<Float>[] HALVES = halves();
+
+    @SuppressWarnings("unchecked")
+    private static VectorShuffle<Float>[] halves() {
+        int n = Integer.numberOfTrailingZeros(L);
+        VectorShuffle<Float>[] s = new VectorShuffle[n];
+        for (int k = 0; k < n; k++) {
+            s[k] = VectorShuffle.iota(F, L >> (k + 1), 1, true);
+        }
+        return s;
+    }
+
+    /**
+     * The sum of v's lanes in a fixed order (pairwise halving). {@code reduceLanes(ADD)} leaves the order to the
+     * implementation, and the interpreter's and C2's orders differ, which made one input give two results
+     * depending on how warm the JIT was.
+     */
+    static float sumLanes(FloatVector v) {
+        for (VectorShuffle<Float> half : HALVES) {
+            v = v.add(v.rearrange(half));
+        }
+        return v.lane(0);
+    }
+
     /** Σ_i a[aOff + i]·b[bOff + i] for i &lt; n, in fp32 vector lanes. */
     static float dot(float[] a, int aOff, float[] b, int bOff, int n) {
         FloatVector s0 = FloatVector.zero(F), s1 = s0, s2 = s0, s3 = s0;
@@ -32,7 +57,7 @@ final class Gemv {
         for (; i <= n - L; i += L) {
             s0 = FloatVector.fromArray(F, a, aOff + i).fma(FloatVector.fromArray(F, b, bOff + i), s0);
         }
-        float sum = s0.add(s1).add(s2.add(s3)).reduceLanes(VectorOperators.ADD);
+        float sum = sumLanes(s0.add(s1).add(s2.add(s3)));
         for (; i < n; i++) {
             sum += a[aOff + i] * b[bOff + i];
         }
@@ -92,7 +117,7 @@ final class Gemv {
                 even = Nf4Decoder.evens(bytes).mul(scale).fma(FloatVector.fromArray(F, xd, i), even);
                 odd = Nf4Decoder.odds(bytes).mul(scale).fma(FloatVector.fromArray(F, xd, i + L), odd);
             }
-            out[j] = even.add(odd).reduceLanes(VectorOperators.ADD);
+            out[j] = sumLanes(even.add(odd));
         }
     }
 
