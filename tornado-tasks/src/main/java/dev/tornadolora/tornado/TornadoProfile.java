@@ -44,8 +44,6 @@ public final class TornadoProfile {
         TornadoDevice device = new TornadoKernelsProvider().resolve("tornado:0:0");
         Schedule schedule = Schedule.forDevice(device);
         LoRALinear layer = LoRALinear.builder(dim, dim).rank(rank).alpha(32).quantizeBase(nf4).seed(1).build();
-        float[] b = new float[dim * rank];
-        new SplittableRandom(2).doubles(b.length).forEach(v -> { });
         layer.load("lora_b.weight", Tensor.of(random(dim * rank, 2), dim, rank));
         float[] x = random(tokens * dim, 3), dy = random(tokens * dim, 4);
         float[] h = new float[tokens * rank], y = new float[tokens * dim], dx = new float[tokens * dim];
@@ -70,13 +68,15 @@ public final class TornadoProfile {
                 profiles.add(p);
                 collectTasks(plans.lastProfileLog(), taskMs);
             }
-            double flops = 2.0 * tokens * dim * dim * (backward ? 1 : 1) + 2.0 * tokens * rank * 2 * dim;
+            // the bench command's counts: forward 2·T·in·out + 2·T·r·(in+out); with backward 4·T·in·out + 6·T·r·(in+out)
+            double flops = backward ? 4.0 * tokens * dim * dim + 6.0 * tokens * rank * 2 * dim
+                    : 2.0 * tokens * dim * dim + 2.0 * tokens * rank * 2 * dim;
             double median = median(ms);
-            System.out.printf(Locale.ROOT, "%s %s%s %dx%d rank %d, %d tokens on %s (%s): %.2f ms/call median, %.1f GFLOP/s (%s graph)%n",
+            System.out.printf(Locale.ROOT, "%s %s%s %dx%d rank %d, %d tokens on %s (%s): %.2f ms/call median, %.1f GFLOP/s%n",
                     backward ? "forward+backward" : "forward", nf4 ? "nf4" : "fp32", nf4 ? " " + variant : "", dim, dim,
-                    rank, tokens, device.getPhysicalDevice().getDeviceName(), schedule, median,
-                    flops / median / 1e6 * (backward ? 2 : 1), backward ? "last = backward" : "forward");
-            System.out.printf(Locale.ROOT, "  last graph: kernels %.2f ms, transfers %.2f ms (medians)%n",
+                    rank, tokens, device.getPhysicalDevice().getDeviceName(), schedule, median, flops / median / 1e6);
+            System.out.printf(Locale.ROOT, "  %s graph: kernels %.2f ms, transfers %.2f ms (medians); per task:%n",
+                    backward ? "backward" : "forward",
                     median(profiles.stream().map(ProfilingKernels.Profile::kernelMs).toList()),
                     median(profiles.stream().map(ProfilingKernels.Profile::transferMs).toList()));
             taskMs.forEach((task, v) -> System.out.printf(Locale.ROOT, "    %-28s %8.3f ms%n", task, median(v)));

@@ -35,7 +35,15 @@ public enum Schedule {
 
     /** The grid of {@link Matmul#panels} for c [m, n]: panels × blocks of 8 rows, 16 × 16 work-groups (PoCL). */
     static WorkerGrid panelGrid(int m, int n) {
-        return grid(ceilDiv(n, Matmul.PANEL), ceilDiv(m, Matmul.PANEL_ROWS), 16, 16);
+        return grid(ceilDiv(n, Matmul.PANEL), ceilDiv(m, Matmul.PANEL_ROWS), PANEL_LOCAL[0], PANEL_LOCAL[1]);
+    }
+
+    /** Work-group of the panel matmul, {@code -Dtornadolora.panelLocal=XxY} (default 16x16). */
+    private static final int[] PANEL_LOCAL = parseLocal(System.getProperty("tornadolora.panelLocal", "16x16"));
+
+    private static int[] parseLocal(String s) {
+        String[] p = s.split("x");
+        return new int[] {Integer.parseInt(p[0].trim()), Integer.parseInt(p[1].trim())};
     }
 
     /** The grid of {@link Matmul#blocked} for c [m, n]: blocks of 4 columns × pairs of rows, 8 × 32 work-groups. */
