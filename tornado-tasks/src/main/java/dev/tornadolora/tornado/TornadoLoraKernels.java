@@ -3,6 +3,7 @@ package dev.tornadolora.tornado;
 import dev.tornadolora.kernels.LoraKernels;
 import dev.tornadolora.kernels.ProfilingKernels;
 import dev.tornadolora.kernels.LoraParams;
+import dev.tornadolora.tornado.plan.Closing;
 import dev.tornadolora.tornado.plan.LayerPlans;
 import dev.tornadolora.tornado.plan.Nf4Variant;
 import dev.tornadolora.tornado.plan.Schedule;
@@ -88,18 +89,7 @@ public final class TornadoLoraKernels implements ProfilingKernels, AutoCloseable
 
     @Override
     public synchronized void close() {
-        RuntimeException first = null;
-        for (LayerPlans lp : layers.values()) {
-            try {
-                lp.close();
-            } catch (RuntimeException e) {
-                if (first == null) first = e;
-            }
-        }
-        layers.clear();
-        if (first != null) {
-            throw first;
-        }
+        Closing.closeAll(layers.values());
     }
 
     @Override

@@ -113,15 +113,6 @@ public final class LayerPlans implements AutoCloseable {
 
     @Override
     public void close() {
-        RuntimeException first = null;
-        for (LoraLayerPlan plan : plans.values()) {
-            try {
-                plan.close();
-            } catch (RuntimeException e) {
-                if (first == null) first = e;
-            }
-        }
-        plans.clear();
-        if (first != null) throw first;
+        Closing.closeAll(plans.values());
     }
 }

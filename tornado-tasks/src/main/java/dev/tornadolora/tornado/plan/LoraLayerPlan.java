@@ -188,10 +188,6 @@ public final class LoraLayerPlan implements AutoCloseable {
 
     @Override
     public void close() {
-        try {
-            plan.close();
-        } catch (Exception e) {
-            throw new IllegalStateException("closing a TornadoVM execution plan failed: " + e.getMessage(), e);
-        }
+        Closing.close(plan);
     }
 }
