@@ -31,12 +31,7 @@ public final class Backends {
             case "jvm":
                 return JVM;
             case "auto":
-                for (LoraKernelsProvider p : providers()) {
-                    if (p.available()) {
-                        return p.open(p.prefix());
-                    }
-                }
-                return JVM;
+                return auto();
             default:
                 for (LoraKernelsProvider p : providers()) {
                     if (d.equals(p.prefix()) || d.startsWith(p.prefix() + ":")) {
@@ -48,6 +43,29 @@ public final class Backends {
                 }
                 throw new IllegalArgumentException("unknown device '" + d + "'; available: " + String.join(", ", deviceNames()));
         }
+    }
+
+    private static volatile LoraKernels auto;
+
+    /**
+     * The default backend, {@code auto}: the first accelerator a provider reports (a GPU, FPGA or other
+     * non-CPU device), else the JVM backend. A CPU OpenCL device (PoCL) is not chosen by default: on the same
+     * cores the JVM backend is faster; select it by name to use it. Resolved once per process.
+     */
+    public static LoraKernels auto() {
+        LoraKernels k = auto;
+        if (k == null) {
+            k = JVM;
+            for (LoraKernelsProvider p : providers()) {
+                String device = p.available() ? p.acceleratorDevice() : null;
+                if (device != null) {
+                    k = p.open(device);
+                    break;
+                }
+            }
+            auto = k;
+        }
+        return k;
     }
 
     /** The device names this process can use, for messages and the {@code devices} command. */

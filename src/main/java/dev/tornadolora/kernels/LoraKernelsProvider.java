@@ -19,6 +19,9 @@ public interface LoraKernelsProvider {
     /** Its devices, described (only called when {@link #available()}). */
     List<DeviceInfo> describeDevices();
 
+    /** Its first accelerator (a non-CPU device) by name, or null when it has none; {@code auto} picks it. */
+    String acceleratorDevice();
+
     /** Kernels for {@code device} (the bare prefix means the runtime's default device). */
     LoraKernels open(String device);
 }

@@ -71,7 +71,7 @@ public final class LoRALinear implements LoraParams, Module {
     private SplittableRandom dropoutRng;
     private long dropoutDraws;
     private final long seed;
-    private LoraKernels kernels = Backends.jvm();
+    private LoraKernels kernels = Backends.auto();
     /** Each thread's last forward; replaced (forgetting them all) when the adapters get new storage. */
     private volatile ThreadLocal<Saved> saved = new ThreadLocal<>();
     /** Guards what concurrent calls share: the gradients backward accumulates into and the dropout generator. */

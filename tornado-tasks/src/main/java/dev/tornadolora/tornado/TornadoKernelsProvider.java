@@ -7,6 +7,7 @@ import dev.tornadolora.kernels.LoraKernelsProvider;
 import uk.ac.manchester.tornado.api.TornadoBackend;
 import uk.ac.manchester.tornado.api.TornadoExecutionPlan;
 import uk.ac.manchester.tornado.api.common.TornadoDevice;
+import uk.ac.manchester.tornado.api.enums.TornadoDeviceType;
 
 import java.util.ArrayList;
 import java.util.List;
@@ -85,6 +86,19 @@ public final class TornadoKernelsProvider implements LoraKernelsProvider {
             }
         }
         return list;
+    }
+
+    @Override
+    public String acceleratorDevice() {
+        List<TornadoBackend> backends = TornadoExecutionPlan.getTornadoDeviceMap().getAllBackends();
+        for (int b = 0; b < backends.size(); b++) {
+            for (int d = 0; d < backends.get(b).getNumDevices(); d++) {
+                if (backends.get(b).getDevice(d).getDeviceType() != TornadoDeviceType.CPU) {
+                    return "tornado:" + b + ":" + d;
+                }
+            }
+        }
+        return null;
     }
 
     @Override

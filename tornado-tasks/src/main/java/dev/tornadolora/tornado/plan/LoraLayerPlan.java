@@ -141,9 +141,14 @@ public final class LoraLayerPlan implements AutoCloseable {
         bwd.transferToHost(DataTransferMode.EVERY_EXECUTION, dx, gradA, gradB);
 
         plan = new TornadoExecutionPlan(fwd.snapshot(), bwd.snapshot());
-        plan.withDevice(device).withGridScheduler(grids);
-        if (profile) {
-            plan.withProfiler(ProfilerMode.SILENT);
+        try {
+            plan.withDevice(device).withGridScheduler(grids);
+            if (profile) {
+                plan.withProfiler(ProfilerMode.SILENT);
+            }
+        } catch (RuntimeException e) {
+            Closing.close(plan);
+            throw e;
         }
     }
 

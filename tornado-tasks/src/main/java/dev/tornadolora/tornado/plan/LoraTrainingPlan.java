@@ -69,7 +69,12 @@ public final class LoraTrainingPlan implements AutoCloseable {
          .transferToHost(DataTransferMode.EVERY_EXECUTION, y)
          .persistOnDevice(w.a, w.b);
         plan = new TornadoExecutionPlan(g.snapshot());
-        plan.withDevice(device).withGridScheduler(grids);
+        try {
+            plan.withDevice(device).withGridScheduler(grids);
+        } catch (RuntimeException e) {
+            Closing.close(plan);
+            throw e;
+        }
     }
 
     /**
