@@ -1,0 +1,61 @@
+package dev.tornadolora.tornado;
+
+import dev.tornadolora.tornado.kernels.Matmul;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+import uk.ac.manchester.tornado.api.GridScheduler;
+import uk.ac.manchester.tornado.api.KernelContext;
+import uk.ac.manchester.tornado.api.TaskGraph;
+import uk.ac.manchester.tornado.api.TornadoExecutionPlan;
+import uk.ac.manchester.tornado.api.WorkerGrid2D;
+import uk.ac.manchester.tornado.api.enums.DataTransferMode;
+import uk.ac.manchester.tornado.api.types.arrays.ByteArray;
+import uk.ac.manchester.tornado.api.types.arrays.FloatArray;
+import uk.ac.manchester.tornado.api.types.collections.VectorFloat16;
+
+/** Each schedule of {@link Matmul} on the device against its sequential reference, both directions, odd sizes. */
+class MatmulKernelsTest {
+
+    @ParameterizedTest(name = "{0} m={1} n={2} k={3} transposed={4}")
+    @CsvSource({"panels,37,45,67,true", "panels,9,70,33,false", "blocked,37,45,67,true", "blocked,9,70,33,false",
+            "tiled,37,45,67,true", "tiled,9,70,33,false"})
+    void scheduleMatchesTheReference(String schedule, int m, int n, int k, boolean transposed) throws Exception {
+        float[] a = TornadoBackendTest.random(m * k, 1, m, k).data();
+        float[] w = TornadoBackendTest.random(n * k, 2, n * k).data(); // W [n, k] or [k, n]: n·k values either way
+        float[] expected = new float[m * n];
+        Matmul.reference(a, w, expected, m, n, k, transposed);
+
+        FloatArray av = FloatArray.fromArray(a), c = new FloatArray(m * n);
+        FloatArray wv = FloatArray.fromArray(w), none = new FloatArray(1), book = new FloatArray(1);
+        ByteArray codes = new ByteArray(1);
+        VectorFloat16 panels = Matmul.packPanels(w, n, k, transposed), noPanels = new VectorFloat16(1),
+                noBias = new VectorFloat16(1);
+        int bT = transposed ? 1 : 0;
+        TaskGraph g = new TaskGraph("mm").transferToDevice(DataTransferMode.FIRST_EXECUTION, av, wv, none, book, codes,
+                panels, noPanels, noBias);
+        WorkerGrid2D grid;
+        switch (schedule) {
+            case "panels" -> {
+                int np = (n + Matmul.PANEL - 1) / Matmul.PANEL, mb = (m + Matmul.PANEL_ROWS - 1) / Matmul.PANEL_ROWS;
+                g.task("t", Matmul::panels, av, panels, none, noPanels, noBias, c, np, mb, m, n, k, 0, 0, 0);
+                grid = new WorkerGrid2D(np, mb);
+            }
+            case "blocked" -> {
+                int nb = (n + Matmul.BLOCK_N - 1) / Matmul.BLOCK_N, mb = (m + Matmul.BLOCK_M - 1) / Matmul.BLOCK_M;
+                g.task("t", Matmul::blocked, av, wv, codes, none, book, c, nb, mb, m, n, k, bT, 0, 0);
+                grid = new WorkerGrid2D(nb, mb);
+            }
+            default -> {
+                g.task("t", Matmul::tiled, new KernelContext(), av, wv, codes, none, book, c, m, n, k,
+                        (k + Matmul.TILE - 1) / Matmul.TILE, bT, 0, 0);
+                grid = new WorkerGrid2D((n + 15) / 16 * 16, (m + 15) / 16 * 16);
+                grid.setLocalWork(Matmul.TILE, Matmul.TILE, 1);
+            }
+        }
+        g.transferToHost(DataTransferMode.EVERY_EXECUTION, c);
+        try (TornadoExecutionPlan plan = new TornadoExecutionPlan(g.snapshot())) {
+            plan.withGridScheduler(new GridScheduler("mm.t", grid)).execute();
+        }
+        TornadoBackendTest.assertClose(expected, c.toHeapArray(), schedule + " c");
+    }
+}
