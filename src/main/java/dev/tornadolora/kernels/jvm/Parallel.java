@@ -7,35 +7,43 @@ import java.util.concurrent.ForkJoinTask;
 import java.util.concurrent.atomic.AtomicInteger;
 
 /**
- * Splits an index range over the JVM backend's threads: by default all cores; {@code -Dtornadolora.threads=N}
- * or {@link #setThreads} to change it. The calling thread works too, so N threads means N threads working,
- * N − 1 of them from a dedicated pool.
+ * Splits an index range over a JVM backend's threads ({@link JvmOptions#threads()}). The calling thread works
+ * too, so N threads means N threads working, N − 1 of them from this object's pool (daemon threads, started on
+ * first use, so that an unused backend costs nothing).
  */
 public final class Parallel {
-    private static volatile ForkJoinPool pool;
-    private static volatile int threads;
+    private final int threads;
+    private volatile ForkJoinPool pool;
 
-    static {
-        setThreads(Integer.getInteger("tornadolora.threads", Runtime.getRuntime().availableProcessors()));
+    /** n ≥ 1 threads, the caller's among them. */
+    public Parallel(int threads) {
+        if (threads < 1) {
+            throw new IllegalArgumentException("threads must be at least 1, got " + threads);
+        }
+        this.threads = threads;
     }
 
-    private Parallel() {}
-
-    public static int threads() {
+    public int threads() {
         return threads;
     }
 
-    /** Uses n threads from now on (n ≥ 1). */
-    public static synchronized void setThreads(int n) {
-        if (n < 1) {
-            throw new IllegalArgumentException("threads must be at least 1, got " + n);
+    private ForkJoinPool pool() {
+        ForkJoinPool p = pool;
+        if (p == null && threads > 1) {
+            synchronized (this) {
+                p = pool;
+                if (p == null) {
+                    p = new ForkJoinPool(threads - 1, pool -> {
+                        var t = ForkJoinPool.defaultForkJoinWorkerThreadFactory.newThread(pool);
+                        t.setDaemon(true);
+                        t.setName("tornado-lora-jvm-" + t.getPoolIndex());
+                        return t;
+                    }, null, false);
+                    pool = p;
+                }
+            }
         }
-        ForkJoinPool old = pool;
-        pool = n > 1 ? new ForkJoinPool(n - 1) : null;
-        threads = n;
-        if (old != null) {
-            old.shutdown();
-        }
+        return p;
     }
 
     /** A body over a half-open range {@code [from, to)}. */
@@ -50,8 +58,8 @@ public final class Parallel {
      * left. On a machine shared with other processes a thread that gets less CPU then takes fewer chunks, instead
      * of holding everyone up with a fixed share. Runs inline when one chunk suffices.
      */
-    public static void forRange(int n, int grain, RangeBody body) {
-        ForkJoinPool p = pool;
+    public void forRange(int n, int grain, RangeBody body) {
+        ForkJoinPool p = n > grain ? pool() : null;
         int maxChunks = p == null ? 1 : threads * CHUNKS_PER_THREAD;
         int chunks = Math.min(maxChunks, Math.max(1, (n + grain - 1) / grain));
         if (chunks <= 1) {

@@ -2,7 +2,7 @@ package dev.tornadolora.kernels.jvm;
 
 import dev.tornadolora.io.DType;
 import dev.tornadolora.io.SafeTensors;
-import dev.tornadolora.nf4.Nf4Tensor;
+import dev.tornadolora.tensor.Nf4Tensor;
 import dev.tornadolora.tensor.BaseWeight;
 import dev.tornadolora.tensor.DenseWeight;
 import org.junit.jupiter.params.ParameterizedTest;

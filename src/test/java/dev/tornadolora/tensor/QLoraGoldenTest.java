@@ -1,4 +1,4 @@
-package dev.tornadolora.nf4;
+package dev.tornadolora.tensor;
 
 import dev.tornadolora.io.LoraCheckpoint;
 import dev.tornadolora.io.SafeTensors;
