@@ -11,7 +11,9 @@ import dev.tornadolora.tensor.Tensor;
 
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.IdentityHashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.Locale;
 import java.util.SplittableRandom;
 
@@ -95,16 +97,46 @@ public final class BenchRunner {
         }
         List<BenchResult> results = new ArrayList<>();
         LoRALinear layer = null;
-        for (Workload w : workloads) {
-            if (layer == null || !sameLayer(layer, w)) {
-                layer = null;  // lets the old one go before the new one is allocated
-                layer = buildLayer(w);
+        // Each device binds a layer once, for all the workloads on it (as a model binds its layers once).
+        Map<LoraBackend, LayerKernels> bound = new IdentityHashMap<>();
+        try {
+            for (Workload w : workloads) {
+                if (layer == null || !sameLayer(layer, w)) {
+                    closeAll(bound);
+                    layer = null;  // lets the old one go before the new one is allocated
+                    layer = buildLayer(w);
+                }
+                measureWorkload(w, layer, order, oracleMeasured, bound, results, listener);
             }
+        } finally {
+            closeAll(bound);
+        }
+        return results;
+    }
+
+    private static void closeAll(Map<LoraBackend, LayerKernels> bound) {
+        RuntimeException failure = null;
+        for (LayerKernels k : bound.values()) {
+            try {
+                k.close();
+            } catch (RuntimeException e) {
+                failure = e;
+            }
+        }
+        bound.clear();
+        if (failure != null) {
+            throw failure;
+        }
+    }
+
+    private void measureWorkload(Workload w, LoRALinear layer, List<LoraBackend> order, boolean oracleMeasured,
+                                 Map<LoraBackend, LayerKernels> bound, List<BenchResult> results, Listener listener) {
+        {
             Case c = new Case(w, layer, config.seed);
             Check againstOracle = oracleMeasured ? null : oracleCheck(c);
             double jvmMs = Double.NaN;
             for (LoraBackend k : order) {
-                Measured m = measure(k, c, k == oracle ? selfCheck(c) : againstOracle);
+                Measured m = measure(k, bound, c, k == oracle ? selfCheck(c) : againstOracle);
                 BenchResult r = m.result;
                 if (k == oracle) {
                     againstOracle = m.firstOutputs != null ? new Check(oracle.name(), m.firstOutputs, null)
@@ -116,7 +148,6 @@ public final class BenchRunner {
                 listener.measured(r);
             }
         }
-        return results;
     }
 
     private record Measured(BenchResult result, Outputs firstOutputs) {}
@@ -151,10 +182,15 @@ public final class BenchRunner {
      * One device on one workload: the layer bound on the device, the checked first call, warm-up to a steady
      * state, timed calls; the binding is closed at the end.
      */
-    private Measured measure(LoraBackend backend, Case c, Check check) {
+    private Measured measure(LoraBackend backend, Map<LoraBackend, LayerKernels> bound, Case c, Check check) {
         Workload w = c.workload;
         double weightBytes = w.weightBytes(c.layer.base().bytesPerParameter());
-        try (LayerKernels k = bind(backend, c.layer)) {
+        try {
+            LayerKernels k = bound.get(backend);
+            if (k == null) {
+                k = bind(backend, c.layer);
+                bound.put(backend, k);
+            }
             LayerKernels.Profiling profiler = k instanceof LayerKernels.Profiling p ? p : null;
             if (profiler != null) {
                 profiler.setProfiling(true);
@@ -186,6 +222,9 @@ public final class BenchRunner {
             }
             double[] sorted = ms.stream().mapToDouble(Double::doubleValue).sorted().toArray();
             long deviceBytes = profiler == null ? -1 : profiler.deviceBytes();
+            if (profiler != null) {
+                profiler.setProfiling(false);
+            }
             BenchResult r = new BenchResult(backend.name(), w, sorted.length, Stats.median(sorted), sorted[0],
                     sorted[sorted.length - 1], msFirst, error == null, check.reference, err, error,
                     firstCall == null ? Double.NaN : firstCall.compileMs, Stats.median(kernel), Stats.median(transfer),
@@ -194,6 +233,14 @@ public final class BenchRunner {
         } catch (RuntimeException | Error e) {
             if (e instanceof VirtualMachineError && !(e instanceof OutOfMemoryError)) {
                 throw e;
+            }
+            LayerKernels broken = bound.remove(backend);  // a failed binding is not reused
+            if (broken != null) {
+                try {
+                    broken.close();
+                } catch (RuntimeException suppressed) {
+                    e.addSuppressed(suppressed);
+                }
             }
             BenchResult r = new BenchResult(backend.name(), w, 0, Double.NaN, Double.NaN, Double.NaN, Double.NaN, false,
                     check.reference, Double.NaN,

@@ -87,7 +87,7 @@ class QLoraCliTest {
         for (String name : new String[] {"weight", "bias", "lora_a.weight", "lora_b.weight"}) {
             layer.load(name, w.f32(name));
         }
-        layer.kernels(ScalarLoraKernels.INSTANCE).eval();
+        layer.backend(ScalarLoraKernels.INSTANCE).eval();
         Tensor y = layer.forward(w.f32("x"));
         Tensor dx = layer.backward(w.f32("dy"));
 
