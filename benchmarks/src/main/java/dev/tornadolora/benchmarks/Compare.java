@@ -2,7 +2,8 @@ package dev.tornadolora.benchmarks;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import dev.tornadolora.kernels.jvm.Parallel;
+import dev.tornadolora.bench.Stats;
+import dev.tornadolora.kernels.Backends;
 import jdk.incubator.vector.FloatVector;
 
 import java.io.BufferedReader;
@@ -29,7 +30,8 @@ public final class Compare {
         Map<String, LayerWorkload> workloads = new HashMap<>();
         BufferedReader in = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));
         ObjectNode hello = json.createObjectNode();
-        hello.put("threads", Parallel.threads());
+        hello.put("threads", PeakFlops.THREADS);
+        hello.put("backend", Backends.jvm().toString());
         hello.put("vector_lanes", FloatVector.SPECIES_PREFERRED.length());
         hello.put("java", Runtime.version().toString());
         System.out.println(json.writeValueAsString(hello));
@@ -44,7 +46,7 @@ public final class Compare {
                         LayerWorkload w = workloads.computeIfAbsent(cmd[1], LayerWorkload::parse);
                         double[] ms = time(w, Double.parseDouble(cmd[2]));
                         r.put("name", w.name());
-                        r.put("ms", median(ms));
+                        r.put("ms", Stats.median(ms));
                         r.put("ms_min", Arrays.stream(ms).min().orElseThrow());
                         r.put("runs", ms.length);
                     }
@@ -85,11 +87,5 @@ public final class Compare {
             ms.add((System.nanoTime() - t0) / 1e6);
         }
         return ms.stream().mapToDouble(Double::doubleValue).toArray();
-    }
-
-    static double median(double[] v) {
-        double[] s = v.clone();
-        Arrays.sort(s);
-        return s.length % 2 == 1 ? s[s.length / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
     }
 }
