@@ -11,6 +11,7 @@ import uk.ac.manchester.tornado.api.WorkerGrid2D;
 import uk.ac.manchester.tornado.api.enums.DataTransferMode;
 import uk.ac.manchester.tornado.api.types.arrays.ByteArray;
 import uk.ac.manchester.tornado.api.types.arrays.FloatArray;
+import uk.ac.manchester.tornado.api.types.arrays.IntArray;
 import uk.ac.manchester.tornado.api.types.collections.VectorFloat16;
 
 /** Each schedule of {@link Matmul} on the device against its sequential reference, both directions, odd sizes. */
@@ -31,22 +32,23 @@ class MatmulKernelsTest {
         VectorFloat16 panels = Matmul.packPanels(w, n, k, transposed), noPanels = new VectorFloat16(1),
                 noBias = new VectorFloat16(1);
         int bT = transposed ? 1 : 0;
+        IntArray sizes = IntArray.fromArray(new int[] {m, 0, 0});
         TaskGraph g = new TaskGraph("mm").transferToDevice(DataTransferMode.FIRST_EXECUTION, av, wv, none, book, codes,
-                panels, noPanels, noBias);
+                panels, noPanels, noBias, sizes);
         WorkerGrid2D grid;
         switch (schedule) {
             case "panels" -> {
                 int np = (n + Matmul.PANEL - 1) / Matmul.PANEL, mb = (m + Matmul.PANEL_ROWS - 1) / Matmul.PANEL_ROWS;
-                g.task("t", Matmul::panels, av, panels, none, noPanels, noBias, c, np, mb, m, n, k, 0, 0, 0);
+                g.task("t", Matmul::panels, av, panels, none, noPanels, noBias, c, sizes, np, mb, n, k, 0, 0, 0);
                 grid = new WorkerGrid2D(np, mb);
             }
             case "blocked" -> {
                 int nb = (n + Matmul.BLOCK_N - 1) / Matmul.BLOCK_N, mb = (m + Matmul.BLOCK_M - 1) / Matmul.BLOCK_M;
-                g.task("t", Matmul::blocked, av, wv, codes, none, book, c, nb, mb, m, n, k, bT, 0, 0);
+                g.task("t", Matmul::blocked, av, wv, codes, none, book, c, sizes, nb, mb, n, k, bT, 0, 0);
                 grid = new WorkerGrid2D(nb, mb);
             }
             default -> {
-                g.task("t", Matmul::tiled, new KernelContext(), av, wv, codes, none, book, c, m, n, k,
+                g.task("t", Matmul::tiled, new KernelContext(), av, wv, codes, none, book, c, sizes, n, k,
                         (k + Matmul.TILE - 1) / Matmul.TILE, bT, 0, 0);
                 grid = new WorkerGrid2D((n + 15) / 16 * 16, (m + 15) / 16 * 16);
                 grid.setLocalWork(Matmul.TILE, Matmul.TILE, 1);
