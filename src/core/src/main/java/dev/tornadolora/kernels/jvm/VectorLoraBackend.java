@@ -241,16 +241,20 @@ final class VectorLoraBackend implements LoraBackend {
         if (dx == null) {
             return;
         }
-        BaseWeight w = p.base();
-        float[] dense = w instanceof DenseWeight d ? d.data() : null;
-        Nf4Tensor nf4 = w instanceof Nf4Tensor q ? q : null;
+        float[] dense = p.base() instanceof DenseWeight d ? d.data() : null;
+        Nf4Tensor nf4 = p.base() instanceof Nf4Tensor q ? q : null;
         float[] lora = dh != null && m != null ? new float[tokens * in] : null;
         float[] dhs = dh;
+        if (tokens == 1) {  // dx = dy·W as a GEMV over W's rows, as the forward reads them
+            Gemv.transposedRow(par, dense, nf4, out, in, dy, dx);
+        }
         par.forRange(in, Gemv.COLUMN_BLOCK, (i0, i1) -> {
-            for (int t = 0; t < tokens; t++) {
-                Arrays.fill(dx, t * in + i0, t * in + i1, 0f);
+            if (tokens > 1) {
+                for (int t = 0; t < tokens; t++) {
+                    Arrays.fill(dx, t * in + i0, t * in + i1, 0f);
+                }
+                Gemv.columns(dense, nf4, out, in, dy, out, tokens, i0, i1, dx, in);
             }
-            Gemv.columns(dense, nf4, out, in, dy, out, tokens, i0, i1, dx, in);
             if (dhs != null) {  // + (dh·A)⊙m
                 float[] target = lora == null ? dx : lora;
                 Gemv.columns(a, null, r, in, dhs, r, tokens, i0, i1, target, in);
