@@ -3,7 +3,9 @@ package dev.tornadolora.benchmarks;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.tornadolora.bench.Stats;
-import dev.tornadolora.kernels.Backends;
+import dev.tornadolora.kernels.LoraBackend;
+import dev.tornadolora.kernels.jvm.JvmBackends;
+import dev.tornadolora.kernels.jvm.JvmOptions;
 import jdk.incubator.vector.FloatVector;
 
 import java.io.BufferedReader;
@@ -28,10 +30,13 @@ public final class Compare {
     public static void main(String[] args) throws Exception {
         ObjectMapper json = new ObjectMapper();
         Map<String, LayerWorkload> workloads = new HashMap<>();
+        // The harness's -Dtornadolora.threads, mapped onto the JVM backend's options once (as the CLI does).
+        int threads = Integer.getInteger("tornadolora.threads", JvmOptions.defaults().threads());
+        LoraBackend backend = JvmBackends.create(JvmOptions.defaults().withThreads(threads));
         BufferedReader in = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));
         ObjectNode hello = json.createObjectNode();
-        hello.put("threads", PeakFlops.THREADS);
-        hello.put("backend", Backends.jvm().toString());
+        hello.put("threads", threads);
+        hello.put("backend", backend.toString());
         hello.put("vector_lanes", FloatVector.SPECIES_PREFERRED.length());
         hello.put("java", Runtime.version().toString());
         System.out.println(json.writeValueAsString(hello));
@@ -41,9 +46,9 @@ public final class Compare {
             ObjectNode r = json.createObjectNode();
             try {
                 switch (cmd[0]) {
-                    case "peak" -> r.put("peak_gflops", PeakFlops.measure());
+                    case "peak" -> r.put("peak_gflops", PeakFlops.measure(threads));
                     case "run" -> {
-                        LayerWorkload w = workloads.computeIfAbsent(cmd[1], LayerWorkload::parse);
+                        LayerWorkload w = workloads.computeIfAbsent(cmd[1], n -> LayerWorkload.parse(n).on(backend));
                         double[] ms = time(w, Double.parseDouble(cmd[2]));
                         r.put("name", w.name());
                         r.put("ms", Stats.median(ms));

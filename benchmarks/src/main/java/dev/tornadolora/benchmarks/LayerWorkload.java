@@ -40,6 +40,12 @@ public final class LayerWorkload {
         dy = Tensor.of(uniform(rnd, tokens * dim, 1f), tokens, dim);
     }
 
+    /** Runs the layer on this backend (default: the library's {@code auto}). */
+    public LayerWorkload on(dev.tornadolora.kernels.LoraBackend backend) {
+        layer.backend(backend);
+        return this;
+    }
+
     /** Parses {@code fp32-fwd-4096x512} (base, pass, dim x tokens). */
     public static LayerWorkload parse(String name) {
         String[] p = name.split("-");

@@ -13,14 +13,11 @@ public final class PeakFlops {
     private static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
     private static final int ACCUMULATORS = 16;
     private static final int STEPS = 1 << 20;
-    /** The JVM backend's default thread count (all cores). */
-    static final int THREADS = dev.tornadolora.kernels.jvm.JvmOptions.defaults().threads();
 
     private PeakFlops() {}
 
-    /** Best GFLOP/s over a few rounds of ~0.2 s on {@link #THREADS} threads. */
-    public static double measure() {
-        int threads = THREADS;
+    /** Best GFLOP/s over a few rounds of ~0.2 s on {@code threads} threads. */
+    public static double measure(int threads) {
         Parallel parallel = new Parallel(threads);
         float[] sink = new float[threads];
         for (int i = 0; i < 20; i++) {  // warm-up: C2 compiles the loop
