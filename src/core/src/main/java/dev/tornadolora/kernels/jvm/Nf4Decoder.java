@@ -119,19 +119,10 @@ final class Nf4Decoder {
         }
     }
 
-    /** Any range, element by element: the layout's definition. */
+    /** Any range, element by element: the format's one scalar decode, {@link Nf4Tensor#decode}. */
     static void decodeScalar(Nf4Tensor w, int e0, int count, float[] dst, int off) {
-        float[] scales = w.blockScales();
-        int blockSize = w.blockSize();
-        for (int e = e0, end = e0 + count; e < end; e++) {
-            dst[off++] = Nf4Tensor.codebook(w.code(e)) * scales[e / blockSize];
-        }
+        w.decode(e0, count, dst, off);
     }
-
-    private static VectorSpecies<Byte> byteSpecies() {
-        if (L < 8) {
-            return null;  // no byte vector of L bytes (below 64 bits): scalar decoding
-        }
         return VectorSpecies.of(byte.class, VectorShape.forBitSize(L * Byte.SIZE));
     }
 
