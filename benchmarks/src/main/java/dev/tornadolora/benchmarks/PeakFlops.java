@@ -27,7 +27,7 @@ public final class PeakFlops {
         for (int round = 0; round < 5; round++) {
             int reps = 40;
             long t0 = System.nanoTime();
-            parallel.forRange(threads, 1, (a, b) -> {
+            parallel.range(threads, 1, (a, b) -> {
                 for (int t = a; t < b; t++) {
                     for (int r = 0; r < reps; r++) {
                         sink[t] += loop(STEPS, 1.0f + r);

@@ -92,7 +92,20 @@ final class Gemm {
     /** One product A·B with inner dimension k. */
     record Term(Left a, Right b, int k) {}
 
-    /** C += Σ A·B over the terms; C is row-major with row stride ldc. */
+    /**
+     * C += Σ A·B over the terms; C is row-major with row stride ldc (the generic fp32 GEMM: A row-major or
+     * transposed by {@link Left}'s strides, B by a {@link Right}), on the process-wide threads.
+     */
+    static void multiplyAdd(int m, int n, float[] c, int ldc, Term... terms) {
+        multiplyAdd(Parallel.common(), m, n, c, ldc, null, terms);
+    }
+
+    /** C += (Σ A·B) ⊙ G on the process-wide {@link Parallel#common()} threads. */
+    static void multiplyAdd(int m, int n, float[] c, int ldc, float[] g, Term... terms) {
+        multiplyAdd(Parallel.common(), m, n, c, ldc, g, terms);
+    }
+
+    /** C += Σ A·B on the given threads (a backend's). */
     static void multiplyAdd(Parallel par, int m, int n, float[] c, int ldc, Term... terms) {
         multiplyAdd(par, m, n, c, ldc, null, terms);
     }
@@ -129,9 +142,9 @@ final class Gemm {
             int k = t.k(), kOff = kg;
             if (a.rowStride() == 1 && a.mul() == null) {
                 // A transpose (dyᵀ, dhᵀ): a row of the source holds element k of every row block, so pack by k.
-                par.forRange(k, 16, (k0, k1) -> packTransposed(a, m0, rows, k0, k1, kTotal, kOff, dst));
+                par.range(k, 16, (k0, k1) -> packTransposed(a, m0, rows, k0, k1, kTotal, kOff, dst));
             } else {
-                par.forRange(blocks, 1, (b0, b1) -> {
+                par.range(blocks, 1, (b0, b1) -> {
                     for (int b = b0; b < b1; b++) {
                         packRows(a, m0 + b * MR, Math.min(MR, rows - b * MR), k, dst, (b * kTotal + kOff) * MR);
                     }
@@ -196,14 +209,14 @@ final class Gemm {
                                       float[] packed, int kTotal) {
         int blocks = (rows + MR - 1) / MR;
         int panels = (n + NRL - 1) / NRL;
-        if (panels >= par.threads() || panels >= blocks) {
-            par.forRange(panels, PANEL_GROUP, (p0, p1) -> {
+        if (panels >= par.size() || panels >= blocks) {
+            par.range(panels, PANEL_GROUP, (p0, p1) -> {
                 for (int g0 = p0; g0 < p1; g0 += PANEL_GROUP) {
                     sweep(m0, rows, 0, blocks, g0, Math.min(p1, g0 + PANEL_GROUP), n, c, ldc, g, terms, packed, kTotal);
                 }
             });
         } else {
-            par.forRange(blocks, 1, (b0, b1) ->
+            par.range(blocks, 1, (b0, b1) ->
                     sweep(m0, rows, b0, b1, 0, panels, n, c, ldc, g, terms, packed, kTotal));
         }
     }

@@ -178,7 +178,7 @@ final class Gemv {
         int chunks = (rows + ROW_CHUNK - 1) / ROW_CHUNK;
         float[] partial = new float[chunks * cols];
         boolean inRegisters = nf4 != null && decodesInRegisters(nf4);
-        par.forRange(chunks, 1, (c0, c1) -> {
+        par.range(chunks, 1, (c0, c1) -> {
             for (int c = c0; c < c1; c++) {
                 int off = c * cols;
                 for (int j = c * ROW_CHUNK, end = Math.min(rows, j + ROW_CHUNK); j < end; j++) {
@@ -202,7 +202,7 @@ final class Gemv {
                 }
             }
         });
-        par.forRange(cols, Nf4Decoder.UNIT * 16, (i0, i1) -> {
+        par.range(cols, Nf4Decoder.UNIT * 16, (i0, i1) -> {
             for (int i = i0; i < i1; i++) {
                 float sum = 0f;
                 for (int c = 0; c < chunks; c++) {

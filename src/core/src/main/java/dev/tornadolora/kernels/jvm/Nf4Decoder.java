@@ -123,6 +123,11 @@ final class Nf4Decoder {
     static void decodeScalar(Nf4Tensor w, int e0, int count, float[] dst, int off) {
         w.decode(e0, count, dst, off);
     }
+
+    private static VectorSpecies<Byte> byteSpecies() {
+        if (L < 8) {
+            return null;  // no byte vector of L bytes (below 64 bits): scalar decoding
+        }
         return VectorSpecies.of(byte.class, VectorShape.forBitSize(L * Byte.SIZE));
     }
 

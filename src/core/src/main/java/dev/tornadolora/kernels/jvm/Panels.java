@@ -45,7 +45,7 @@ final class Panels {
         int panels = (n + NRL - 1) / NRL;
         float[] packed = new float[panels * rowLen * NRL];
         Gemm.Right src = transposed(w, rowLen);
-        par.forRange(panels, 1, (p0, p1) -> {
+        par.range(panels, 1, (p0, p1) -> {
             float[] panel = new float[KB * NRL];
             for (int p = p0; p < p1; p++) {
                 for (int k0 = 0; k0 < rowLen; k0 += KB) {

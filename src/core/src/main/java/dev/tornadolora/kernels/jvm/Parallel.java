@@ -9,9 +9,12 @@ import java.util.concurrent.atomic.AtomicInteger;
 /**
  * Splits an index range over a JVM backend's threads ({@link JvmOptions#threads()}). The calling thread works
  * too, so N threads means N threads working, N − 1 of them from this object's pool (daemon threads, started on
- * first use, so that an unused backend costs nothing).
+ * first use, so that an unused backend costs nothing). The static {@link #forRange} and {@link #threads()} use one
+ * process-wide instance on all cores, for code outside a backend (the Llama ops).
  */
 public final class Parallel {
+    private static volatile Parallel common;
+
     private final int threads;
     private volatile ForkJoinPool pool;
 
@@ -23,7 +26,32 @@ public final class Parallel {
         this.threads = threads;
     }
 
-    public int threads() {
+    /** The process-wide instance on all cores (made on first use). */
+    public static Parallel common() {
+        Parallel p = common;
+        if (p == null) {
+            synchronized (Parallel.class) {
+                p = common;
+                if (p == null) {
+                    common = p = new Parallel(Runtime.getRuntime().availableProcessors());
+                }
+            }
+        }
+        return p;
+    }
+
+    /** {@link #range} on the {@link #common()} instance. */
+    public static void forRange(int n, int grain, RangeBody body) {
+        common().range(n, grain, body);
+    }
+
+    /** The {@link #common()} instance's thread count. */
+    public static int threads() {
+        return common().size();
+    }
+
+    /** This instance's thread count. */
+    public int size() {
         return threads;
     }
 
@@ -58,7 +86,7 @@ public final class Parallel {
      * left. On a machine shared with other processes a thread that gets less CPU then takes fewer chunks, instead
      * of holding everyone up with a fixed share. Runs inline when one chunk suffices.
      */
-    public void forRange(int n, int grain, RangeBody body) {
+    public void range(int n, int grain, RangeBody body) {
         ForkJoinPool p = n > grain ? pool() : null;
         int maxChunks = p == null ? 1 : threads * CHUNKS_PER_THREAD;
         int chunks = Math.min(maxChunks, Math.max(1, (n + grain - 1) / grain));
@@ -104,6 +132,6 @@ public final class Parallel {
         }
     }
 
-    /** Chunks per thread in {@link #forRange}: enough to even out a thread slowed down by other processes. */
+    /** Chunks per thread in {@link #range}: enough to even out a thread slowed down by other processes. */
     static final int CHUNKS_PER_THREAD = 4;
 }

@@ -34,7 +34,7 @@ final class ScalarThreadsBackend implements LoraBackend {
 
     @Override
     public String toString() {
-        return "jvm (scalar, " + par.threads() + " threads; no Vector API)";
+        return "jvm (scalar, " + par.size() + " threads; no Vector API)";
     }
 
     @Override
@@ -46,7 +46,7 @@ final class ScalarThreadsBackend implements LoraBackend {
                 if (ad != null) {
                     down(spec, ad, x, m, 0, tokens, h);
                 }
-                par.forRange(spec.outDim(), 16, (j0, j1) -> baseAndUpdate(spec, ad, x, 0, tokens, j0, j1, h, y));
+                par.range(spec.outDim(), 16, (j0, j1) -> baseAndUpdate(spec, ad, x, 0, tokens, j0, j1, h, y));
             }
 
             @Override
@@ -57,8 +57,8 @@ final class ScalarThreadsBackend implements LoraBackend {
                 }
                 if (dx != null) {
                     // One slice of dx per thread: each slice decodes every row of W once.
-                    int slice = Math.max(64, (spec.inDim() + par.threads() - 1) / par.threads());
-                    par.forRange(spec.inDim(), slice, (i0, i1) ->
+                    int slice = Math.max(64, (spec.inDim() + par.size() - 1) / par.size());
+                    par.range(spec.inDim(), slice, (i0, i1) ->
                             inputGradient(spec, ad, s.mask(), 0, s.tokens(), i0, i1, dy, dh, dx));
                 }
             }

@@ -63,7 +63,7 @@ final class VectorLoraBackend implements LoraBackend {
 
     @Override
     public String toString() {
-        return "jvm (Vector API, " + par.threads() + " threads)";
+        return "jvm (Vector API, " + par.size() + " threads)";
     }
 
     private final class Layer extends HostLayer {
@@ -177,7 +177,7 @@ final class VectorLoraBackend implements LoraBackend {
         float s = p.scale();
         boolean inRegisters = tokens == 1 && w instanceof Nf4Tensor q && Gemv.decodesInRegisters(q);
         float[] xd = inRegisters ? Nf4Decoder.deinterleave(x, 0, in) : null;
-        par.forRange(out, 64, (j0, j1) -> {
+        par.range(out, 64, (j0, j1) -> {
             if (w instanceof DenseWeight d) {
                 Gemv.rows(d.data(), in, x, tokens, j0, j1, y, out);
             } else if (inRegisters) {
@@ -230,7 +230,7 @@ final class VectorLoraBackend implements LoraBackend {
         if (gradA != null) {
             float[] xm = dropped(x, m, tokens * in);
             float[] dhs = dh;
-            par.forRange(r, 1, (k0, k1) -> {
+            par.range(r, 1, (k0, k1) -> {
                 for (int k = k0; k < k1; k++) {
                     for (int t = 0; t < tokens; t++) {
                         Gemv.axpy(dhs[t * r + k], xm, t * in, gradA, k * in, in);  // dA[k, :] += dh[t, k]·xm[t, :]
@@ -248,7 +248,7 @@ final class VectorLoraBackend implements LoraBackend {
         if (tokens == 1) {  // dx = dy·W as a GEMV over W's rows, as the forward reads them
             Gemv.transposedRow(par, dense, nf4, out, in, dy, dx);
         }
-        par.forRange(in, Gemv.COLUMN_BLOCK, (i0, i1) -> {
+        par.range(in, Gemv.COLUMN_BLOCK, (i0, i1) -> {
             if (tokens > 1) {
                 for (int t = 0; t < tokens; t++) {
                     Arrays.fill(dx, t * in + i0, t * in + i1, 0f);
