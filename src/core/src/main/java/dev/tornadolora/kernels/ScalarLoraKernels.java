@@ -1,5 +1,6 @@
 package dev.tornadolora.kernels;
 
+import dev.tornadolora.kernels.jvm.Parallel;
 import dev.tornadolora.tensor.BaseWeight;
 
 /**
@@ -22,14 +23,22 @@ public final class ScalarLoraKernels implements LoraBackend {
 
     @Override
     public LayerKernels bind(BaseWeight base, float[] bias, int rank, float scale) {
-        LayerSpec spec = new LayerSpec(base, bias, rank, scale);
+        return layer(new LayerSpec(base, bias, rank, scale), new Parallel(1));
+    }
+
+    /**
+     * The reference's loops as a binding on {@code par}'s threads: the base product split over output features
+     * (forward) and input features (dx); the rank-sized parts on the calling thread. Each element is computed by
+     * the same loop whatever the threads, so the results are the reference's bit for bit.
+     */
+    public static LayerKernels layer(LayerSpec spec, Parallel par) {
         return new HostLayer(spec) {
             @Override
             protected void forward(float[] x, float[] m, int tokens, Adapters ad, float[] h, float[] y) {
                 if (ad != null) {
                     down(spec, ad, x, m, 0, tokens, h);
                 }
-                baseAndUpdate(spec, ad, x, 0, tokens, 0, spec.outDim(), h, y);
+                par.range(spec.outDim(), 16, (j0, j1) -> baseAndUpdate(spec, ad, x, 0, tokens, j0, j1, h, y));
             }
 
             @Override
@@ -39,7 +48,10 @@ public final class ScalarLoraKernels implements LoraBackend {
                     adapterGradients(spec, s.x(), s.mask(), 0, s.tokens(), s.h(), dy, dh, grads);
                 }
                 if (dx != null) {
-                    inputGradient(spec, ad, s.mask(), 0, s.tokens(), 0, spec.inDim(), dy, dh, dx);
+                    // One slice of dx per thread: each slice decodes every row of W once.
+                    int slice = Math.max(64, (spec.inDim() + par.size() - 1) / par.size());
+                    par.range(spec.inDim(), slice, (i0, i1) ->
+                            inputGradient(spec, ad, s.mask(), 0, s.tokens(), i0, i1, dy, dh, dx));
                 }
             }
         };

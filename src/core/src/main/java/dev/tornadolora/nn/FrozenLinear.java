@@ -17,10 +17,8 @@ import dev.tornadolora.tensor.Tensor;
 public final class FrozenLinear implements Module, AutoCloseable {
     private BaseWeight weight;
     private final float[] bias;
-    private LoraBackend backend;
-    private volatile LayerKernels bound;
+    private final Binding binding = new Binding();
     private final ThreadLocal<Saved> saved = new ThreadLocal<>();
-    private final Object lock = new Object();
     private boolean checkFinite;
 
     private record Saved(int[] xShape, LayerKernels.Activations activations, LayerKernels by) {}
@@ -75,7 +73,7 @@ public final class FrozenLinear implements Module, AutoCloseable {
         if (s == null) {
             throw new IllegalStateException("backward called before forward on this thread");
         }
-        if (s.by != bound) {
+        if (!binding.isCurrent(s.by)) {
             throw new IllegalStateException("backward after the layer was rebound since its forward");
         }
         Shapes.requireEqual("dy", dy.shape(), Shapes.withLast(s.xShape, outDim()));
@@ -94,20 +92,12 @@ public final class FrozenLinear implements Module, AutoCloseable {
     }
 
     public FrozenLinear backend(LoraBackend b) {
-        synchronized (lock) {
-            backend = b;
-        }
-        unbind();
+        binding.setBackend(b);
         return this;
     }
 
     public LoraBackend backend() {
-        synchronized (lock) {
-            if (backend == null) {
-                backend = Backends.forDevice("auto");
-            }
-            return backend;
-        }
+        return binding.backend();
     }
 
     /** Replaces the base (same shape), e.g. with its NF4 record. */
@@ -117,37 +107,17 @@ public final class FrozenLinear implements Module, AutoCloseable {
                     + " but got " + Shapes.format(base.rows(), base.cols()));
         }
         weight = base;
-        unbind();
+        binding.unbind();
     }
 
+    /** The binding of the base and bias (rank 0: no adapters), made when missing. */
     public LayerKernels bound() {
-        LayerKernels k = bound;
-        if (k == null) {
-            LoraBackend b = backend();
-            synchronized (lock) {
-                k = bound;
-                if (k == null) {
-                    bound = k = b.bind(weight, bias, 0, 0f);
-                }
-            }
-        }
-        return k;
-    }
-
-    private void unbind() {
-        LayerKernels old;
-        synchronized (lock) {
-            old = bound;
-            bound = null;
-        }
-        if (old != null) {
-            old.close();
-        }
+        return binding.bound(b -> b.bind(weight, bias, 0, 0f));
     }
 
     @Override
     public void close() {
-        unbind();
+        binding.unbind();
     }
 
     @Override

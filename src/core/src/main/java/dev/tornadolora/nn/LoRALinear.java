@@ -73,10 +73,8 @@ public final class LoRALinear implements Module, AutoCloseable {
     private SplittableRandom dropoutRng;
     private long dropoutDraws;
     private final long seed;
-    /** The backend; null until set or resolved ({@code auto}) by the first forward. */
-    private LoraBackend backend;
-    /** The binding of the frozen base and bias on {@link #backend}; null until the next forward binds it. */
-    private volatile LayerKernels bound;
+    /** The backend (resolved, {@code auto}, by the first forward unless set) and the binding of base and bias there. */
+    private final Binding binding = new Binding();
     /** Each thread's last forward; replaced (forgetting them all) when the adapters get new storage. */
     private volatile ThreadLocal<Saved> saved = new ThreadLocal<>();
     /** Guards what concurrent calls share: the gradients backward accumulates into and the dropout generator. */
@@ -264,7 +262,7 @@ public final class LoRALinear implements Module, AutoCloseable {
         if (checkFinite) {
             NonFiniteException.requireFinite("dy", dy);
         }
-        if (s.by != bound) {
+        if (!binding.isCurrent(s.by)) {
             throw new IllegalStateException("backward after the layer was rebound (to(), load(\"weight\"/\"bias\"),"
                     + " setBase) since its forward: run the forward again");
         }
@@ -485,50 +483,22 @@ public final class LoRALinear implements Module, AutoCloseable {
 
     /** Runs the layer on this backend from the next forward on (the old binding is closed). */
     public LoRALinear backend(LoraBackend b) {
-        if (b == null) {
-            throw new IllegalArgumentException("backend must not be null");
-        }
-        synchronized (stateLock) {
-            backend = b;
-        }
-        unbind();
+        binding.setBackend(b);
         return this;
     }
 
     /** The backend, resolving {@code auto} when none was set. */
     public LoraBackend backend() {
-        synchronized (stateLock) {
-            if (backend == null) {
-                backend = Backends.forDevice("auto");
-            }
-            return backend;
-        }
+        return binding.backend();
     }
 
     /** The binding of this layer's base and bias on its backend, made when missing. */
     public LayerKernels bound() {
-        LayerKernels k = bound;
-        if (k == null) {
-            LoraBackend b = backend();
-            synchronized (stateLock) {
-                k = bound;
-                if (k == null) {
-                    bound = k = b.bind(weight, bias, rank, scale());
-                }
-            }
-        }
-        return k;
+        return binding.bound(b -> b.bind(weight, bias, rank, scale()));
     }
 
     private void unbind() {
-        LayerKernels old;
-        synchronized (stateLock) {
-            old = bound;
-            bound = null;
-        }
-        if (old != null) {
-            old.close();
-        }
+        binding.unbind();
     }
 
     /** Frees the binding (device buffers, packed weights); a later forward binds again. */
