@@ -11,7 +11,7 @@ import dev.tornadolora.tensor.Tensor;
 
 import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.IdentityHashMap;
+import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Locale;
@@ -98,7 +98,7 @@ public final class BenchRunner {
         List<BenchResult> results = new ArrayList<>();
         LoRALinear layer = null;
         // Each device binds a layer once, for all the workloads on it (as a model binds its layers once).
-        Map<LoraBackend, LayerKernels> bound = new IdentityHashMap<>();
+        Map<LoraBackend, LayerKernels> bound = new HashMap<>();  // backends compare by identity
         try {
             for (Workload w : workloads) {
                 if (layer == null || !sameLayer(layer, w)) {
