@@ -154,9 +154,15 @@ public final class LlamaForCausalLM implements AutoCloseable {
      * counted tokens); accumulates {@code lossScale · d(loss)/d(adapter)} into the adapters' gradients.
      */
     public double forwardBackward(int[] inputIds, int[] labels, int batch, int seq, double lossScale) {
+        return forwardBackward(inputIds, labels, batch, seq, lossScale, null);
+    }
+
+    /** As {@link #forwardBackward(int[], int[], int, int, double)}, copying the logits [B·S·V] to {@code logitsOut}. */
+    public double forwardBackward(int[] inputIds, int[] labels, int batch, int seq, double lossScale, float[] logitsOut) {
         checkLabels(labels, batch, seq);
         boolean anyAdapter = !trainableParameters().isEmpty();
         float[] z = forward(inputIds, batch, seq, anyAdapter);
+        if (logitsOut != null) System.arraycopy(z, 0, logitsOut, 0, z.length);
         long t0 = timer.start();
         double loss = CausalLmLoss.forward(z, labels, batch, seq, config.vocabSize(), anyAdapter ? z : null, lossScale);
         timer.stop(Op.LOSS, t0);
