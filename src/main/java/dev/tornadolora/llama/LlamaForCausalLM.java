@@ -371,8 +371,8 @@ public final class LlamaForCausalLM implements AutoCloseable {
         }
         adapted.forEach((path, l) -> {
             Tensor a = peft.get(peftKey(path, true)), b = peft.get(peftKey(path, false));
-            Shapes.requireEqual("adapter tensor '" + peftKey(path, true) + "'", a.shape(), l.rank(), l.inDim());
-            Shapes.requireEqual("adapter tensor '" + peftKey(path, false) + "'", b.shape(), l.outDim(), l.rank());
+            Shapes.requireEqual("adapter does not fit the model: tensor '" + peftKey(path, true) + "'", a.shape(), l.rank(), l.inDim());
+            Shapes.requireEqual("adapter does not fit the model: tensor '" + peftKey(path, false) + "'", b.shape(), l.outDim(), l.rank());
         });
         adapted.forEach((path, l) -> {
             l.load("lora_a.weight", peft.get(peftKey(path, true)));
