@@ -352,24 +352,23 @@ public final class LlamaForCausalLM implements AutoCloseable {
 
     /** The adapters under PEFT keys (copies). */
     public Map<String, Tensor> adapterStateDict() {
-        Map<String, Tensor> sd = new LinkedHashMap<>();
-        adapted().forEach((path, l) -> {
-            Map<String, Tensor> a = l.adapterStateDict();
-            sd.put(peftKey(path, true), a.get("lora_a.weight"));
-            sd.put(peftKey(path, false), a.get("lora_b.weight"));
-        });
-        return sd;
+        return byPeftKey(LoRALinear::adapterStateDict);
     }
 
     /** The adapters' gradients under PEFT keys (live arrays). */
     public Map<String, Tensor> adapterGradients() {
-        Map<String, Tensor> g = new LinkedHashMap<>();
+        return byPeftKey(LoRALinear::adapterGradients);
+    }
+
+    /** A per-layer map keyed lora_a.weight / lora_b.weight, gathered under the PEFT keys in model order. */
+    private Map<String, Tensor> byPeftKey(java.util.function.Function<LoRALinear, Map<String, Tensor>> perLayer) {
+        Map<String, Tensor> out = new LinkedHashMap<>();
         adapted().forEach((path, l) -> {
-            Map<String, Tensor> a = l.adapterGradients();
-            g.put(peftKey(path, true), a.get("lora_a.weight"));
-            g.put(peftKey(path, false), a.get("lora_b.weight"));
+            Map<String, Tensor> a = perLayer.apply(l);
+            out.put(peftKey(path, true), a.get("lora_a.weight"));
+            out.put(peftKey(path, false), a.get("lora_b.weight"));
         });
-        return g;
+        return out;
     }
 
     /**
