@@ -300,8 +300,16 @@ public final class LlamaForCausalLM implements AutoCloseable {
 
     // ---------------------------------------------------------------- adapters
 
-    /** PEFT module paths of the adapted projections with their layers, in model order (layer, module). */
-    Map<String, LoRALinear> adapted() {
+    /**
+     * The adapted projections by HF module path ({@code model.layers.0.self_attn.q_proj}, {@code lm_head}), in
+     * model order (layer, module): the live layers, e.g. for their dropout state ({@code dropoutDraws},
+     * {@code resumeDropout}) when a run resumes.
+     */
+    public Map<String, LoRALinear> adapterModules() {
+        return Collections.unmodifiableMap(adapted());
+    }
+
+    private Map<String, LoRALinear> adapted() {
         Map<String, LoRALinear> m = new LinkedHashMap<>();
         for (int i = 0; i < layers.size(); i++) {
             for (Map.Entry<String, LoRALinear> e : layers.get(i).proj.entrySet()) {
