@@ -123,6 +123,19 @@ public final class LlamaForCausalLM implements AutoCloseable {
 
     private static LlamaForCausalLM build(LlamaConfig c, HfWeights w, LoraSettings lora, String device) {
         w.validate(c);
+        if (lora.quantizeBase()) {
+            // torchao's to_nf4 needs whole blocks and scaler blocks: refuse before reading anything.
+            for (Map.Entry<String, int[]> e : HfWeights.expected(c).entrySet()) {
+                if (!e.getKey().contains("_proj.")) continue;
+                try {
+                    Nf4Tensor.checkSizes(e.getValue()[0], e.getValue()[1], Nf4Tensor.DEFAULT_BLOCK_SIZE,
+                            Nf4Tensor.DEFAULT_SCALER_BLOCK_SIZE);
+                } catch (IllegalArgumentException x) {
+                    throw new IllegalArgumentException("--quantize-base: " + e.getKey() + " cannot be NF4 (block 64,"
+                            + " scaler block 256): " + x.getMessage(), x);
+                }
+            }
+        }
         LoraKernels k = Backends.forDevice(device == null ? "jvm" : device);
         float[] emb = w.read("model.embed_tokens.weight");
         List<DecoderLayer> layers = new ArrayList<>();
