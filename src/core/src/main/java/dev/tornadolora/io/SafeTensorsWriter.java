@@ -23,6 +23,9 @@ public final class SafeTensorsWriter {
 
     private record Pending(DType dtype, int[] shape, byte[] bytes) {}
 
+    /** A writer with no tensors and no metadata yet. */
+    public SafeTensorsWriter() {}
+
     private final Map<String, Pending> tensors = new LinkedHashMap<>();
     private final Map<String, String> metadata = new LinkedHashMap<>();
 

@@ -9,7 +9,10 @@ import dev.tornadolora.tensor.BaseWeight;
  */
 public final class ScalarLoraKernels implements LoraKernels {
 
+    /** The one instance: it has no state. */
     public static final ScalarLoraKernels INSTANCE = new ScalarLoraKernels();
+
+    private ScalarLoraKernels() {}
 
     @Override
     public String name() {

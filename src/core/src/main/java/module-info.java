@@ -1,0 +1,27 @@
+/**
+ * tornado-lora's library: torchtune's {@code LoRALinear} (and QLoRA's NF4 base) on the JVM, with the layers,
+ * optimizers, schedules, safetensors/PEFT checkpoints and the kernel backends behind one interface.
+ *
+ * <p>Exported: {@code tensor} (tensors and base weights), {@code nn} (LoRALinear, Sequential, activations),
+ * {@code nf4} (torchao's NF4 layout), {@code io} (safetensors, LoRA/PEFT checkpoints, merge), {@code train}
+ * (AdamW, SGD, schedules, losses, the training loop) and {@code kernels} (choosing a backend by device name, and the
+ * interface an accelerator backend implements). Internal: {@code kernels.jvm} (the Vector API backend, reached
+ * through {@code Backends}) and {@code bench} (the CLI's benchmark runner).
+ *
+ * <p>The Vector API is optional ({@code requires static}): the JVM backend uses it when
+ * {@code jdk.incubator.vector} is readable (e.g. {@code --add-modules jdk.incubator.vector}).
+ */
+module dev.tornadolora.core {
+    requires static jdk.incubator.vector;
+    requires transitive com.fasterxml.jackson.databind;  // the training log is a Jackson tree
+    requires java.management;                           // AtomicFiles: the process id in temporary names
+
+    exports dev.tornadolora.tensor;
+    exports dev.tornadolora.nn;
+    exports dev.tornadolora.nf4;
+    exports dev.tornadolora.io;
+    exports dev.tornadolora.train;
+    exports dev.tornadolora.kernels;
+
+    uses dev.tornadolora.kernels.LoraKernelsProvider;
+}
