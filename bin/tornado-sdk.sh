@@ -63,13 +63,18 @@ tl_api_version() {
 }
 
 # tornado-api is not on Maven Central: installs the SDK's jar into the local Maven repository when it is missing.
+# tl_install_api SDK [MAVEN_ARGS...]: the repository is -Dmaven.repo.local from MAVEN_ARGS, else from
+# .mvn/maven.config, else TL_MAVEN_REPO, else ~/.m2/repository.
 tl_install_api() {
-  local sdk=$1 version jar repo
+  local sdk=$1 version jar repo="" a; shift
   version=$(tl_api_version "$sdk"); jar=$(ls "$sdk"/share/java/tornado/tornado-api-"$version".jar)
-  repo=${TL_MAVEN_REPO:-$HOME/.m2/repository}
+  for a in "$@" $(cat .mvn/maven.config 2>/dev/null); do
+    case "$a" in -Dmaven.repo.local=*) [ -n "$repo" ] || repo=${a#-Dmaven.repo.local=} ;; esac
+  done
+  repo=${repo:-${TL_MAVEN_REPO:-$HOME/.m2/repository}}
   if [ ! -f "$repo/io/github/beehive-lab/tornado-api/$version/tornado-api-$version.jar" ]; then
     echo "Installing tornado-api $version from the SDK into $repo"
-    mvn -B -q -ntp install:install-file -Dfile="$jar" -DgroupId=io.github.beehive-lab -DartifactId=tornado-api \
-        -Dversion="$version" -Dpackaging=jar -DgeneratePom=true
+    mvn -B -q -ntp -Dmaven.repo.local="$repo" install:install-file -Dfile="$jar" -DgroupId=io.github.beehive-lab \
+        -DartifactId=tornado-api -Dversion="$version" -Dpackaging=jar -DgeneratePom=true
   fi
 }
