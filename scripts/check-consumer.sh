@@ -19,7 +19,9 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/tornado-lora-consumer.XXXXXX")
 fail() { echo "check-consumer: FAILED: $*" >&2; exit 1; }
 step() { echo "check-consumer: $*"; }
 
-repo=${MAVEN_REPO:-$(cd "$root" && mvn -q -B -ntp help:evaluate -Dexpression=settings.localRepository -DforceStdout)}
+repo=${MAVEN_REPO:-$(cd "$root" && mvn -q -B -ntp help:evaluate -Dexpression=settings.localRepository -DforceStdout \
+  | sed 's/\x1b\[[0-9;]*m//g')}
+[ -d "$repo" ] || fail "no local Maven repository at '$repo' (set MAVEN_REPO)"
 step "local Maven repository: $repo"
 
 step "1. fresh clone of $(git -C "$root" rev-parse --short HEAD), then the README's install command: ./build install"
