@@ -3,5 +3,9 @@ package dev.tornadolora.train;
 /** A learning-rate multiplier by scheduler step, as the function given to {@code torch.optim.lr_scheduler.LambdaLR}. */
 @FunctionalInterface
 public interface LrSchedule {
+    /**
+     * @param step the scheduler's epoch (torch's {@code last_epoch}), 0 before the first optimizer step
+     * @return the multiplier of the base learning rate
+     */
     double factor(long step);
 }
