@@ -54,6 +54,15 @@ cat > "$app/pom.xml" <<EOF
   <dependencies>
 $dependency
   </dependencies>
+  <build>
+    <plugins>
+      <plugin>
+        <groupId>org.apache.maven.plugins</groupId>
+        <artifactId>maven-compiler-plugin</artifactId>
+        <version>3.13.0</version>
+      </plugin>
+    </plugins>
+  </build>
 </project>
 EOF
 mvnc=(mvn -q -B -ntp -Dmaven.repo.local="$repo")
