@@ -95,8 +95,9 @@ public final class AtomicFiles {
     }
 
     /**
+     * {@return whether it is one of the temporaries this class writes ({@code .NAME.tmp-N})}
+     *
      * @param file a path
-     * @return whether it is one of the temporaries this class writes ({@code .NAME.tmp-N})
      */
     public static boolean isTemporary(Path file) {
         String name = file.getFileName().toString();

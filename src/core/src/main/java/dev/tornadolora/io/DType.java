@@ -30,7 +30,7 @@ public enum DType {
         this.size = size;
     }
 
-    /** @return bytes per element */
+    /** {@return bytes per element} */
     public int size() {
         return size;
     }
@@ -50,7 +50,7 @@ public enum DType {
         return null;
     }
 
-    /** @return the supported names, comma-separated, for messages */
+    /** {@return the supported names, comma-separated, for messages} */
     public static String supported() {
         return Arrays.stream(values()).map(Enum::name).collect(Collectors.joining(", "));
     }

@@ -22,8 +22,9 @@ public final class LoraKeyValidation {
     private LoraKeyValidation() {}
 
     /**
+     * {@return whether it names an adapter tensor (as torchtune's {@code validate_missing_and_unexpected_for_lora})}
+     *
      * @param key a state-dict key
-     * @return whether it names an adapter tensor (as torchtune's {@code validate_missing_and_unexpected_for_lora})
      */
     public static boolean isLoraKey(String key) {
         return key.contains("lora") || key.contains("magnitude");

@@ -49,17 +49,19 @@ public final class Nf4Record {
     private static final ObjectMapper JSON = new ObjectMapper();
 
     /**
+     * {@return the four tensor names of its record}
+     *
      * @param key the weight's key, e.g. {@code fc1.weight}
-     * @return the four tensor names of its record
      */
     public static List<String> tensorNames(String key) {
         return List.of(key + QUANTIZED_DATA, key + QUANTIZED_SCALERS, key + QUANTIZATION_FACTOR, key + SCALER_MEAN);
     }
 
     /**
+     * {@return whether the file holds any part of a record under it (reading then reports a missing part)}
+     *
      * @param file a safetensors file
      * @param key  the weight's key
-     * @return whether the file holds any part of a record under it (reading then reports a missing part)
      */
     public static boolean present(SafeTensors file, String key) {
         return tensorNames(key).stream().anyMatch(file::contains);

@@ -68,7 +68,7 @@ public final class SafeTensors {
      * @param end   where its bytes end (exclusive)
      */
     public record Entry(String name, DType dtype, int[] shape, long begin, long end) {
-        /** @return the number of elements, the product of the shape */
+        /** {@return the number of elements, the product of the shape} */
         public int numel() {
             return Shapes.numel(shape);
         }
@@ -352,30 +352,31 @@ public final class SafeTensors {
 
     // ---------------------------------------------------------------- access
 
-    /** @return what the file is called in messages: its path, or the name given to {@link #parse} */
+    /** {@return what the file is called in messages: its path, or the name given to {@link #parse}} */
     public String source() {
         return source;
     }
 
-    /** @return the tensors' names, in header order */
+    /** {@return the tensors' names, in header order} */
     public Set<String> names() {
         return entries.keySet();
     }
 
     /**
+     * {@return whether the file holds a tensor of that name}
+     *
      * @param name a tensor name
-     * @return whether the file holds a tensor of that name
      */
     public boolean contains(String name) {
         return entries.containsKey(name);
     }
 
-    /** @return the header's {@code __metadata__}: string keys to string values, unmodifiable */
+    /** {@return the header's {@code __metadata__}: string keys to string values, unmodifiable} */
     public Map<String, String> metadata() {
         return metadata;
     }
 
-    /** @return bytes of tensor data in the file: a bound on what its tensors can really hold, whatever else it claims */
+    /** {@return bytes of tensor data in the file: a bound on what its tensors can really hold, whatever else it claims} */
     public long dataLength() {
         return dataLength;
     }

@@ -152,7 +152,7 @@ public final class SafeTensorsWriter {
         AtomicFiles.write(path, this::writeTo);
     }
 
-    /** @return the whole file in memory (tests, small files) */
+    /** {@return the whole file in memory (tests, small files)} */
     public byte[] toBytes() {
         java.io.ByteArrayOutputStream out = new java.io.ByteArrayOutputStream();
         try {

@@ -14,6 +14,15 @@ public final class Parameter {
     private final float[] grad;
     private final Runnable onUpdate;
 
+    /**
+     * A parameter over a module's live arrays.
+     *
+     * @param name     its key in the state dict, e.g. {@code lora_a.weight}
+     * @param shape    its shape
+     * @param data     its values (the module's live array)
+     * @param grad     its gradient (the module's live array), shaped like {@code data}
+     * @param onUpdate called by {@link #markUpdated()}
+     */
     public Parameter(String name, int[] shape, float[] data, float[] grad, Runnable onUpdate) {
         int n = Shapes.numel(shape);
         if (data.length != n || grad.length != n) {
@@ -27,10 +36,15 @@ public final class Parameter {
         this.onUpdate = onUpdate;
     }
 
+    /** {@return its key in the state dict, e.g. {@code fc1.lora_a.weight}} */
     public String name() { return name; }
+    /** {@return its shape (a copy)} */
     public int[] shape() { return shape.clone(); }
+    /** {@return its values: the module's live array, updated in place} */
     public float[] data() { return data; }
+    /** {@return its gradient: the module's live array, accumulated by backward} */
     public float[] grad() { return grad; }
+    /** {@return its number of elements} */
     public int numel() { return data.length; }
 
     /** To be called after the values were changed in place. */
@@ -38,7 +52,11 @@ public final class Parameter {
         onUpdate.run();
     }
 
-    /** The same parameter under {@code prefix.name}, as a container names its children's parameters. */
+    /**
+     * {@return the same parameter under {@code prefix.name}, as a container names its children's parameters}
+     *
+     * @param prefix the container's name for the owning child; empty: none
+     */
     public Parameter withPrefix(String prefix) {
         return new Parameter(prefix.isEmpty() ? name : prefix + "." + name, shape, data, grad, onUpdate);
     }

@@ -22,7 +22,11 @@ import java.util.SequencedMap;
 public final class Sequential implements Module {
     private final Map<String, Module> children;
 
-    /** Children named by position: {@code "0"}, {@code "1"}, ... */
+    /**
+     * Children named by position: {@code "0"}, {@code "1"}, ...
+     *
+     * @param modules the children in the order they run
+     */
     public Sequential(Module... modules) {
         List<Map.Entry<String, Module>> named = new ArrayList<>();
         for (int i = 0; i < modules.length; i++) named.add(new AbstractMap.SimpleImmutableEntry<>(String.valueOf(i), modules[i]));
@@ -119,6 +123,7 @@ public final class Sequential implements Module {
         return this;
     }
 
+    /** {@return this model, in evaluation mode (dropout off)} */
     public Sequential eval() {
         return train(false);
     }
@@ -128,11 +133,12 @@ public final class Sequential implements Module {
         for (Parameter p : parameters()) Arrays.fill(p.grad(), 0f);
     }
 
+    /** {@return the children by name, in order (unmodifiable)} */
     public Map<String, Module> children() {
         return children;
     }
 
-    /** The LoRA layers by child name, in order: what adapter checkpoints save and load. */
+    /** {@return the LoRA layers by child name, in order: what adapter checkpoints save and load} */
     public Map<String, LoRALinear> loraModules() {
         Map<String, LoRALinear> m = new LinkedHashMap<>();
         children.forEach((name, c) -> {

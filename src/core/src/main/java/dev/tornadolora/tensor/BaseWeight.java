@@ -5,22 +5,28 @@ package dev.tornadolora.tensor;
  * time, so a quantized weight is decoded tile by tile and never materialised whole.
  */
 public interface BaseWeight {
-    /** Rows of W: the layer's output dimension. */
+    /** {@return rows of W: the layer's output dimension} */
     int rows();
 
-    /** Columns of W: the layer's input dimension. */
+    /** {@return columns of W: the layer's input dimension} */
     int cols();
 
-    /** Writes rows {@code [row0, row0 + n)} of W, dequantized to fp32, into {@code dst[0 .. n*cols)}. */
+    /**
+     * Writes rows {@code [row0, row0 + n)} of W, dequantized to fp32, into {@code dst[0 .. n*cols)}.
+     *
+     * @param row0 the first row
+     * @param n    the number of rows
+     * @param dst  receives them, row-major
+     */
     void decodeRows(int row0, int n, float[] dst);
 
-    /** The whole weight as fp32 [rows, cols] (a fresh array; for export, not for the hot path). */
+    /** {@return the whole weight as fp32 [rows, cols] (a fresh array; for export, not for the hot path)} */
     default float[] dequantize() {
         float[] out = new float[Shapes.numel(rows(), cols())];
         decodeRows(0, rows(), out);
         return out;
     }
 
-    /** Bytes of storage per parameter (4 for fp32; about 0.52 for NF4). */
+    /** {@return bytes of storage per parameter (4 for fp32; about 0.52 for NF4)} */
     double bytesPerParameter();
 }

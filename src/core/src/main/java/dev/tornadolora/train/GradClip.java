@@ -34,8 +34,9 @@ public final class GradClip {
     }
 
     /**
+     * {@return the 2-norm of all their gradients taken as one vector, accumulated in double}
+     *
      * @param params the parameters
-     * @return the 2-norm of all their gradients taken as one vector, accumulated in double
      */
     public static double globalNorm(List<Parameter> params) {
         double sumSq = 0;

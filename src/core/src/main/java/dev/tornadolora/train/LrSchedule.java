@@ -4,8 +4,9 @@ package dev.tornadolora.train;
 @FunctionalInterface
 public interface LrSchedule {
     /**
+     * {@return the multiplier of the base learning rate}
+     *
      * @param step the scheduler's epoch (torch's {@code last_epoch}), 0 before the first optimizer step
-     * @return the multiplier of the base learning rate
      */
     double factor(long step);
 }

@@ -44,17 +44,17 @@ public final class LrScheduler {
         optimizer.setLr(baseLr * schedule.factor(epoch));
     }
 
-    /** @return the current epoch (torch's {@code last_epoch}) */
+    /** {@return the current epoch (torch's {@code last_epoch})} */
     public long epoch() {
         return epoch;
     }
 
-    /** @return the base learning rate the schedule scales */
+    /** {@return the base learning rate the schedule scales} */
     public double baseLr() {
         return baseLr;
     }
 
-    /** @return the rate the next optimizer step will use */
+    /** {@return the rate the next optimizer step will use} */
     public double lastLr() {
         return optimizer.lr();
     }

@@ -26,6 +26,8 @@ public abstract class Optimizer {
     protected long steps;
 
     /**
+     * An optimizer over the parameters, refusing an invalid rate with torch's message.
+     *
      * @param params the parameters to update
      * @param lr     the learning rate
      */
@@ -60,38 +62,43 @@ public abstract class Optimizer {
         for (Parameter p : params) Arrays.fill(p.grad(), 0f);
     }
 
-    /** @return the current learning rate */
+    /** {@return the current learning rate} */
     public double lr() {
         return lr;
     }
 
-    /** @param lr the learning rate of the next steps (a scheduler sets it) */
+    /**
+     * Sets the learning rate of the next steps (a scheduler calls this).
+     *
+     * @param lr the learning rate
+     */
     public void setLr(double lr) {
         requireNonNegative("learning rate", lr);
         this.lr = lr;
     }
 
-    /** @return steps taken so far (torch's {@code state['step']}) */
+    /** {@return steps taken so far (torch's {@code state['step']})} */
     public long stepCount() {
         return steps;
     }
 
-    /** @return the parameters it updates, in order */
+    /** {@return the parameters it updates, in order} */
     public List<Parameter> parameters() {
         return params;
     }
 
-    /** @return names of the buffers each parameter has ({@code exp_avg}, ...), in {@link #state()} order */
+    /** {@return names of the buffers each parameter has ({@code exp_avg}, ...), in {@link #state()} order} */
     protected abstract List<String> bufferNames();
 
     /**
+     * {@return the live buffer (not a copy)}
+     *
      * @param index  the parameter's position
      * @param buffer one of {@link #bufferNames()}
-     * @return the live buffer (not a copy)
      */
     protected abstract float[] buffer(int index, String buffer);
 
-    /** @return the per-parameter buffers by {@code <param>.<buffer>} (copies), e.g. {@code fc1.lora_a.weight.exp_avg} */
+    /** {@return the per-parameter buffers by {@code <param>.<buffer>} (copies), e.g. {@code fc1.lora_a.weight.exp_avg}} */
     public final Map<String, Tensor> state() {
         Map<String, Tensor> s = new LinkedHashMap<>();
         for (int i = 0; i < params.size(); i++) {

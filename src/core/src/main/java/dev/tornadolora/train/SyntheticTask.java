@@ -70,13 +70,13 @@ public final class SyntheticTask {
             sizes = sizes.clone();
         }
 
-        /** @return the layer widths (a copy) */
+        /** {@return the layer widths (a copy)} */
         @Override
         public int[] sizes() {
             return sizes.clone();
         }
 
-        /** @return the number of layers, widths − 1 */
+        /** {@return the number of layers, widths − 1} */
         public int layers() {
             return sizes.length - 1;
         }
@@ -145,25 +145,26 @@ public final class SyntheticTask {
         return t;
     }
 
-    /** @return what the task is made of */
+    /** {@return what the task is made of} */
     public Config config() {
         return config;
     }
 
-    /** @return the student: LoRA layers over the frozen base, the adapters trained */
+    /** {@return the student: LoRA layers over the frozen base, the adapters trained} */
     public Sequential student() {
         return student;
     }
 
-    /** @return the teacher: the same chain with deq(W) + ΔW, no adapters */
+    /** {@return the teacher: the same chain with deq(W) + ΔW, no adapters} */
     public Sequential teacher() {
         return teacher;
     }
 
     /**
+     * {@return the step's inputs [batch, in], x ~ N(0, 1)}
+     *
      * @param step  the training step
      * @param batch rows
-     * @return the step's inputs [batch, in], x ~ N(0, 1)
      */
     public Tensor inputs(long step, int batch) {
         SplittableRandom rng = new SplittableRandom(config.seed() * 0x9E3779B97F4A7C15L + step);
@@ -174,24 +175,27 @@ public final class SyntheticTask {
     }
 
     /**
+     * {@return a held-out batch (never a training step's) for the initial and final loss}
+     *
      * @param batch rows
-     * @return a held-out batch (never a training step's) for the initial and final loss
      */
     public Tensor evalInputs(int batch) {
         return inputs(-1, batch);
     }
 
     /**
+     * {@return the teacher's outputs: the regression targets}
+     *
      * @param x inputs [batch, in]
-     * @return the teacher's outputs: the regression targets
      */
     public Tensor targets(Tensor x) {
         return teacher.forward(x);
     }
 
     /**
+     * {@return the student's MSE on them in eval mode (no dropout); training mode is restored after}
+     *
      * @param x inputs [batch, in]
-     * @return the student's MSE on them in eval mode (no dropout); training mode is restored after
      */
     public double evalLoss(Tensor x) {
         student.train(false);
@@ -202,28 +206,29 @@ public final class SyntheticTask {
         }
     }
 
-    /** @return the hidden updates ΔW [out, in] by layer name */
+    /** {@return the hidden updates ΔW [out, in] by layer name} */
     public Map<String, float[]> hiddenUpdates() {
         return hiddenUpdates;
     }
 
     /**
+     * {@return the student's learned update α/r·B·A [out, in] of it}
+     *
      * @param layer a layer name, e.g. {@code fc1}
-     * @return the student's learned update α/r·B·A [out, in] of it
      */
     public float[] learnedUpdate(String layer) {
         LoRALinear l = student.loraModules().get(layer);
         return product(l.loraB(), l.loraA(), l.outDim(), l.rank(), l.inDim(), l.scale());
     }
 
-    /** @return the cosine similarity of learned and hidden update, by layer name */
+    /** {@return the cosine similarity of learned and hidden update, by layer name} */
     public Map<String, Double> cosines() {
         Map<String, Double> c = new LinkedHashMap<>();
         hiddenUpdates.forEach((name, hidden) -> c.put(name, cosine(learnedUpdate(name), hidden)));
         return c;
     }
 
-    /** @return the layer names, in order */
+    /** {@return the layer names, in order} */
     public List<String> layerNames() {
         return List.copyOf(hiddenUpdates.keySet());
     }
@@ -242,9 +247,10 @@ public final class SyntheticTask {
     }
 
     /**
+     * {@return ⟨u, v⟩ / (‖u‖·‖v‖); 0 when either is zero}
+     *
      * @param u a vector
      * @param v a vector of the same length
-     * @return ⟨u, v⟩ / (‖u‖·‖v‖); 0 when either is zero
      */
     public static double cosine(float[] u, float[] v) {
         if (u.length != v.length) throw new IllegalArgumentException("cosine: lengths " + u.length + " and " + v.length + " differ");

@@ -18,9 +18,10 @@ public final class Trainer {
     @FunctionalInterface
     public interface LossFunction {
         /**
+         * {@return the loss and its gradient with respect to {@code prediction}}
+         *
          * @param prediction the model's output
          * @param target     what it should be
-         * @return the loss and its gradient with respect to {@code prediction}
          */
         Losses.Result apply(Tensor prediction, Tensor target);
     }
@@ -90,12 +91,12 @@ public final class Trainer {
         return new StepRecord(step, l.value(), lr, norm, tokens);
     }
 
-    /** @return the optimizer */
+    /** {@return the optimizer} */
     public Optimizer optimizer() {
         return optimizer;
     }
 
-    /** @return the scheduler, or null for a constant rate */
+    /** {@return the scheduler, or null for a constant rate} */
     public LrScheduler scheduler() {
         return scheduler;
     }

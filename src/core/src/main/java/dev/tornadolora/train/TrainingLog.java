@@ -31,12 +31,12 @@ public final class TrainingLog {
         stepNodes = root.putArray("steps");
     }
 
-    /** @return the configuration object, to fill in */
+    /** {@return the configuration object, to fill in} */
     public ObjectNode config() {
         return (ObjectNode) root.get("config");
     }
 
-    /** @return the summary object (final losses, cosines, timings), to fill in */
+    /** {@return the summary object (final losses, cosines, timings), to fill in} */
     public ObjectNode summary() {
         return (ObjectNode) root.get("summary");
     }
@@ -58,7 +58,7 @@ public final class TrainingLog {
         n.put("elapsed_s", Math.round(elapsedSeconds * 1e4) / 1e4);
     }
 
-    /** @return the steps logged so far, in order */
+    /** {@return the steps logged so far, in order} */
     public List<Trainer.StepRecord> steps() {
         return steps;
     }
@@ -116,12 +116,12 @@ public final class TrainingLog {
         return log;
     }
 
-    /** @return seconds since the run began at the last entry (0 without entries): where a resumed run's clock starts */
+    /** {@return seconds since the run began at the last entry (0 without entries): where a resumed run's clock starts} */
     public double elapsedSeconds() {
         return stepNodes.isEmpty() ? 0 : stepNodes.get(stepNodes.size() - 1).path("elapsed_s").asDouble();
     }
 
-    /** @return the JSON mapper the log is written with (indented output) */
+    /** {@return the JSON mapper the log is written with (indented output)} */
     public static ObjectMapper mapper() {
         return JSON;
     }
