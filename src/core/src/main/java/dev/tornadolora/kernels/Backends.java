@@ -18,11 +18,19 @@ public final class Backends {
 
     private Backends() {}
 
+    /** {@return the JVM backend (Vector API, all cores)} */
     public static LoraKernels jvm() {
         return JVM;
     }
 
-    /** Kernels for the named device; throws {@link IllegalArgumentException} naming what is available. */
+    /**
+     * Kernels for a device name.
+     *
+     * @param device {@code reference}, {@code jvm}, {@code auto}, {@code tornado} or {@code tornado:B:D}; null
+     *               means {@code auto}
+     * @return its kernels
+     * @throws IllegalArgumentException naming the devices available, and why an accelerator is not
+     */
     public static LoraKernels forDevice(String device) {
         String d = device == null ? "auto" : device.trim();
         switch (d) {
@@ -75,6 +83,8 @@ public final class Backends {
      * The default backend, {@code auto}: the first accelerator a provider reports (a GPU, FPGA or other
      * non-CPU device), else the JVM backend. A CPU OpenCL device (PoCL) is not chosen by default: on the same
      * cores the JVM backend is faster; select it by name to use it. Resolved once per process.
+     *
+     * @return the default backend's kernels
      */
     public static LoraKernels auto() {
         LoraKernels k = auto;
@@ -92,7 +102,7 @@ public final class Backends {
         return k;
     }
 
-    /** The device names this process can use, for messages and the {@code devices} command. */
+    /** {@return the device names this process can use, for messages and the {@code devices} command} */
     public static List<String> deviceNames() {
         List<String> names = new ArrayList<>(List.of("jvm", "reference"));
         for (LoraKernelsProvider p : providers()) {
@@ -103,6 +113,7 @@ public final class Backends {
         return names;
     }
 
+    /** {@return the accelerator backends on the class path (module path: {@code uses LoraKernelsProvider})} */
     public static List<LoraKernelsProvider> providers() {
         List<LoraKernelsProvider> list = new ArrayList<>();
         ServiceLoader.load(LoraKernelsProvider.class).forEach(list::add);

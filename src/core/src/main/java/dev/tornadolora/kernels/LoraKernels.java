@@ -20,11 +20,34 @@ package dev.tornadolora.kernels;
  */
 public interface LoraKernels {
 
-    /** The backend's name as users select it: {@code reference}, {@code jvm}, {@code tornado:0:0}. */
+    /** {@return the backend's name as users select it: {@code reference}, {@code jvm}, {@code tornado:0:0}} */
     String name();
 
+    /**
+     * The forward above.
+     *
+     * @param p              the layer
+     * @param x              x [T, in]
+     * @param dropMultiplier m [T, in], or null without dropout
+     * @param tokens         T
+     * @param h              receives h [T, rank]; null: adapters disabled
+     * @param y              receives y [T, out]
+     */
     void forward(LoraParams p, float[] x, float[] dropMultiplier, int tokens, float[] h, float[] y);
 
+    /**
+     * The backward above.
+     *
+     * @param p              the layer
+     * @param x              the forward's x [T, in]
+     * @param dropMultiplier the forward's m, or null
+     * @param tokens         T
+     * @param h              the forward's h [T, rank]
+     * @param dy             dL/dy [T, out]
+     * @param dx             receives dL/dx [T, in]; null: skipped
+     * @param gradA          accumulates dA [rank, in]; null: adapters disabled
+     * @param gradB          accumulates dB [out, rank]
+     */
     void backward(LoraParams p, float[] x, float[] dropMultiplier, int tokens, float[] h, float[] dy,
                   float[] dx, float[] gradA, float[] gradB);
 }

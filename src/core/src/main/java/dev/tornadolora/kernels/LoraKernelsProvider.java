@@ -4,24 +4,28 @@ import java.util.List;
 
 /** A backend that lives outside the core jar (TornadoVM), found with {@link java.util.ServiceLoader}. */
 public interface LoraKernelsProvider {
-    /** The device-name prefix it answers to, e.g. {@code tornado}. */
+    /** {@return the device-name prefix it answers to, e.g. {@code tornado}} */
     String prefix();
 
-    /** Whether its runtime is present and has at least one device. */
+    /** {@return whether its runtime is present and has at least one device} */
     boolean available();
 
-    /** Why {@link #available()} is false, for the user. */
+    /** {@return why {@link #available()} is false, for the user} */
     String unavailableReason();
 
-    /** Its device names, e.g. {@code tornado:0:0}. */
+    /** {@return its device names, e.g. {@code tornado:0:0}} */
     List<String> deviceNames();
 
-    /** Its devices, described (only called when {@link #available()}). */
+    /** {@return its devices, described (only called when {@link #available()})} */
     List<DeviceInfo> describeDevices();
 
-    /** Its first accelerator (a non-CPU device) by name, or null when it has none; {@code auto} picks it. */
+    /** {@return its first accelerator (a non-CPU device) by name, or null when it has none; {@code auto} picks it} */
     String acceleratorDevice();
 
-    /** Kernels for {@code device} (the bare prefix means the runtime's default device). */
+    /**
+     * {@return kernels for that device}
+     *
+     * @param device a name with its prefix; the bare prefix means the runtime's default device
+     */
     LoraKernels open(String device);
 }

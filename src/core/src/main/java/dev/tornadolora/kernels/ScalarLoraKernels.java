@@ -35,7 +35,17 @@ public final class ScalarLoraKernels implements LoraKernels {
         }
     }
 
-    /** Forward for tokens {@code [t0, t1)}. */
+    /**
+     * Forward for tokens {@code [t0, t1)}.
+     *
+     * @param p  the layer
+     * @param x  x [T, in]
+     * @param m  the dropout multiplier [T, in], or null
+     * @param t0 the first token
+     * @param t1 the token after the last
+     * @param h  receives h's rows [t0, t1); null: adapters disabled
+     * @param y  receives y's rows [t0, t1)
+     */
     public static void forwardTokens(LoraParams p, float[] x, float[] m, int t0, int t1, float[] h, float[] y) {
         int in = p.inDim(), out = p.outDim(), r = p.rank();
         float[] a = p.loraA(), b = p.loraB(), bias = p.bias();
@@ -71,7 +81,19 @@ public final class ScalarLoraKernels implements LoraKernels {
         }
     }
 
-    /** dB += s·dyᵀ·h and dA += dhᵀ·(x⊙m) with dh = s·dy·B, over tokens {@code [t0, t1)}. */
+    /**
+     * dB += s·dyᵀ·h and dA += dhᵀ·(x⊙m) with dh = s·dy·B, over tokens {@code [t0, t1)}.
+     *
+     * @param p     the layer
+     * @param x     the forward's x [T, in]
+     * @param m     the forward's dropout multiplier, or null
+     * @param t0    the first token
+     * @param t1    the token after the last
+     * @param h     the forward's h [T, rank]
+     * @param dy    dL/dy [T, out]
+     * @param gradA accumulates dA [rank, in]
+     * @param gradB accumulates dB [out, rank]
+     */
     public static void adapterGradients(LoraParams p, float[] x, float[] m, int t0, int t1, float[] h, float[] dy,
                                  float[] gradA, float[] gradB) {
         int in = p.inDim(), out = p.outDim(), r = p.rank();
@@ -97,7 +119,17 @@ public final class ScalarLoraKernels implements LoraKernels {
         }
     }
 
-    /** dx = dy·W (+ (dh·A)⊙m when the adapters are enabled) for tokens {@code [t0, t1)}. */
+    /**
+     * dx = dy·W (+ (dh·A)⊙m when the adapters are enabled) for tokens {@code [t0, t1)}.
+     *
+     * @param p        the layer
+     * @param m        the forward's dropout multiplier, or null
+     * @param t0       the first token
+     * @param t1       the token after the last
+     * @param dy       dL/dy [T, out]
+     * @param dx       receives dx's rows [t0, t1)
+     * @param adapters whether the adapters are enabled
+     */
     public static void inputGradientTokens(LoraParams p, float[] m, int t0, int t1, float[] dy, float[] dx,
                                     boolean adapters) {
         int in = p.inDim(), out = p.outDim(), r = p.rank();

@@ -44,6 +44,7 @@ import java.util.SplittableRandom;
  */
 public final class LoRALinear implements LoraParams, Module {
 
+    /** The trainable parameters' names, torchtune's {@code adapter_params()}. */
     public static final List<String> ADAPTER_PARAMS = List.of("lora_a.weight", "lora_b.weight");
     /** The NF4 arguments of torchao's {@code to_nf4}, accepted with {@code quantizeBase}. */
     public static final List<String> QUANTIZATION_KWARGS = List.of("block_size", "scaler_block_size");
@@ -81,12 +82,31 @@ public final class LoRALinear implements LoraParams, Module {
     /** The activations autograd would keep between forward and backward. */
     private record Saved(Tensor x, float[] dropMultiplier, float[] h, boolean adapters) {}
 
-    /** torchtune's constructor; the weights are initialised from seed 0 (see {@link #builder}). */
+    /**
+     * torchtune's constructor; the weights are initialised from seed 0 (see {@link #builder}).
+     *
+     * @param inDim              input features
+     * @param outDim             output features
+     * @param rank               the adapters' rank r
+     * @param alpha              LoRA alpha; the LoRA branch is scaled by alpha/r
+     * @param dropout            dropout probability on the LoRA branch's input, in [0, 1)
+     * @param useBias            whether the base has a bias
+     * @param quantizeBase       keep the frozen base as NF4 (QLoRA)
+     * @param quantizationKwargs {@code block_size} and {@code scaler_block_size} for NF4 (torchao's defaults)
+     */
     public LoRALinear(int inDim, int outDim, int rank, float alpha, float dropout, boolean useBias,
                       boolean quantizeBase, Map<String, ?> quantizationKwargs) {
         this(inDim, outDim, rank, alpha, dropout, useBias, quantizeBase, quantizationKwargs, 0L);
     }
 
+    /**
+     * A layer without dropout, bias or quantization; the weights are initialised from seed 0.
+     *
+     * @param inDim  input features
+     * @param outDim output features
+     * @param rank   the adapters' rank r
+     * @param alpha  LoRA alpha
+     */
     public LoRALinear(int inDim, int outDim, int rank, float alpha) {
         this(inDim, outDim, rank, alpha, 0f, false, false, Map.of());
     }
@@ -209,6 +229,10 @@ public final class LoRALinear implements LoraParams, Module {
     /**
      * Forward with a given dropout multiplier (0 or 1/(1-p) per element of x), e.g. a mask stored in a
      * fixture; null for none.
+     *
+     * @param x              the input (..., in)
+     * @param dropMultiplier one multiplier per element of x, or null
+     * @return the output (..., out)
      */
     public Tensor forward(Tensor x, float[] dropMultiplier) {
         int[] shape = x.shape();
@@ -279,12 +303,16 @@ public final class LoRALinear implements LoraParams, Module {
      * Checks inputs, parameters (adapters and bias), outputs and gradients of every later forward and backward
      * for NaN and infinity, failing with a {@link NonFiniteException} that names the first offending tensor and
      * element. Off by default (or {@code -Dtornadolora.checkFinite=true}); the check reads each tensor once.
+     *
+     * @param check whether to check
+     * @return this layer
      */
     public LoRALinear setCheckFinite(boolean check) {
         this.checkFinite = check;
         return this;
     }
 
+    /** {@return whether forward and backward check for NaN and infinity} */
     public boolean checksFinite() {
         return checkFinite;
     }
@@ -292,6 +320,8 @@ public final class LoRALinear implements LoraParams, Module {
     /**
      * The dropout multiplier (0 or 1/(1-p) per element of x) that this thread's last forward applied to the LoRA
      * branch, or null when it applied none; a copy.
+     *
+     * @return the multiplier, or null
      */
     public float[] lastDropoutMultiplier() {
         Saved s = saved.get();
@@ -314,7 +344,7 @@ public final class LoRALinear implements LoraParams, Module {
         return new SplittableRandom(seed).split();
     }
 
-    /** How many dropout draws (one per element of x in a training forward) the layer has made since it was built. */
+    /** {@return how many dropout draws (one per element of x in a training forward) the layer has made since it was built} */
     public long dropoutDraws() {
         synchronized (stateLock) {
             return dropoutDraws;
@@ -324,6 +354,8 @@ public final class LoRALinear implements LoraParams, Module {
     /**
      * Puts the dropout generator where a layer built with the same seed stands after {@code draws} draws, so that a
      * resumed training run draws the masks the uninterrupted run would have drawn.
+     *
+     * @param draws the draws made so far, as {@link #dropoutDraws()} returned them
      */
     public void resumeDropout(long draws) {
         if (draws < 0) {
@@ -340,7 +372,7 @@ public final class LoRALinear implements LoraParams, Module {
 
     // ---------------------------------------------------------------- parameters
 
-    /** torchtune's {@code adapter_params()}: the names of the trainable parameters. */
+    /** {@return torchtune's {@code adapter_params()}: the names of the trainable parameters} */
     public List<String> adapterParams() {
         return ADAPTER_PARAMS;
     }
@@ -352,7 +384,7 @@ public final class LoRALinear implements LoraParams, Module {
                 new Parameter("lora_b.weight", new int[] {outDim, rank}, loraB, gradB, this::markAdaptersUpdated));
     }
 
-    /** Parameters by torchtune name; {@code weight} is the dequantized fp32 base when the base is NF4. */
+    /** {@return the parameters by torchtune name (copies); {@code weight} is the dequantized fp32 base when the base is NF4} */
     public Map<String, Tensor> stateDict() {
         Map<String, Tensor> sd = new LinkedHashMap<>();
         sd.put("weight", new Tensor(new int[] {outDim, inDim}, weight.dequantize()));
@@ -363,7 +395,7 @@ public final class LoRALinear implements LoraParams, Module {
         return sd;
     }
 
-    /** The adapters, copied: {@code lora_a.weight} [rank, in] and {@code lora_b.weight} [out, rank]. */
+    /** {@return the adapters, copied: {@code lora_a.weight} [rank, in] and {@code lora_b.weight} [out, rank]} */
     public Map<String, Tensor> adapterStateDict() {
         Map<String, Tensor> sd = new LinkedHashMap<>();
         sd.put("lora_a.weight", new Tensor(new int[] {rank, inDim}, loraA.clone()));
@@ -371,7 +403,7 @@ public final class LoRALinear implements LoraParams, Module {
         return sd;
     }
 
-    /** Gradients of the adapters by parameter name (live arrays, accumulated by backward). */
+    /** {@return the gradients of the adapters by parameter name (live arrays, accumulated by backward)} */
     public Map<String, Tensor> adapterGradients() {
         Map<String, Tensor> g = new LinkedHashMap<>();
         g.put("lora_a.weight", new Tensor(new int[] {rank, inDim}, gradA));
@@ -382,6 +414,9 @@ public final class LoRALinear implements LoraParams, Module {
     /**
      * Copies a parameter in by name, checking its shape: {@code weight}, {@code bias}, {@code lora_a.weight},
      * {@code lora_b.weight}.
+     *
+     * @param name  the parameter's name
+     * @param value its new value (copied)
      */
     public void load(String name, Tensor value) {
         switch (name) {
@@ -411,7 +446,11 @@ public final class LoRALinear implements LoraParams, Module {
         }
     }
 
-    /** Replaces the base weight (e.g. an NF4 record read from a checkpoint); its shape must be [out, in]. */
+    /**
+     * Replaces the base weight (e.g. an NF4 record read from a checkpoint).
+     *
+     * @param base the new base; its shape must be [out, in]
+     */
     public void setBase(BaseWeight base) {
         if (base.rows() != outDim || base.cols() != inDim) {
             throw new IllegalArgumentException("weight: expected shape " + Shapes.format(outDim, inDim)
@@ -437,6 +476,8 @@ public final class LoRALinear implements LoraParams, Module {
      * torchtune's {@code to_empty}: gives the adapters new, uninitialised storage for {@code device} without
      * copying, and leaves the base untouched. The JVM cannot hand out uninitialised arrays, so the new storage
      * reads as zeros; call {@link #initializeParameters()} to fill it.
+     *
+     * @param device the device name the layer computes on from now on
      */
     public void toEmpty(String device) {
         LoraKernels k = Backends.forDevice(device);
@@ -457,33 +498,53 @@ public final class LoRALinear implements LoraParams, Module {
         return this;
     }
 
+    /** {@return this layer, in evaluation mode (no dropout)} */
     public LoRALinear eval() {
         return train(false);
     }
 
+    /** {@return whether the layer is in training mode (dropout on)} */
     public boolean isTraining() {
         return training;
     }
 
-    /** torchtune's {@code disabled}: when true, forward returns the base output alone. */
+    /**
+     * torchtune's {@code disabled}.
+     *
+     * @param disabled when true, forward returns the base output alone
+     */
     public void setDisabled(boolean disabled) {
         this.disabled = disabled;
     }
 
+    /** {@return whether the LoRA branch is disabled} */
     public boolean isDisabled() {
         return disabled;
     }
 
+    /**
+     * Moves the layer to a device: later forward and backward calls run on its kernels.
+     *
+     * @param device a device name: {@code jvm}, {@code reference}, {@code tornado:B:D}, {@code auto}
+     * @return this layer
+     */
     public LoRALinear to(String device) {
         kernels = Backends.forDevice(device);
         return this;
     }
 
+    /**
+     * Sets the kernels directly (tests, benchmarks).
+     *
+     * @param k the kernels to compute with
+     * @return this layer
+     */
     public LoRALinear kernels(LoraKernels k) {
         kernels = k;
         return this;
     }
 
+    /** {@return the kernels the layer computes with} */
     public LoraKernels kernels() {
         return kernels;
     }
@@ -491,10 +552,15 @@ public final class LoRALinear implements LoraParams, Module {
     @Override public int inDim() { return inDim; }
     @Override public int outDim() { return outDim; }
     @Override public int rank() { return rank; }
+    /** {@return LoRA alpha} */
     public float alpha() { return alpha; }
+    /** {@return the dropout probability on the LoRA branch} */
     public float dropout() { return dropout; }
+    /** {@return whether the base has a bias} */
     public boolean useBias() { return useBias; }
+    /** {@return whether the frozen base is NF4 (QLoRA)} */
     public boolean quantizeBase() { return quantizeBase; }
+    /** {@return the NF4 arguments ({@code block_size}, {@code scaler_block_size}) given} */
     public Map<String, Object> quantizationKwargs() { return quantizationKwargs; }
     @Override public float scale() { return alpha / rank; }
     @Override public BaseWeight base() { return weight; }
@@ -511,6 +577,13 @@ public final class LoRALinear implements LoraParams, Module {
 
     // ---------------------------------------------------------------- builder
 
+    /**
+     * A builder with torchtune's defaults: rank 8, alpha 16, no dropout, no bias, fp32 base, seed 0.
+     *
+     * @param inDim  input features
+     * @param outDim output features
+     * @return the builder
+     */
     public static Builder builder(int inDim, int outDim) {
         return new Builder(inDim, outDim);
     }
@@ -534,20 +607,71 @@ public final class LoRALinear implements LoraParams, Module {
             this.outDim = outDim;
         }
 
+        /**
+         * Sets the adapters' rank (default 8).
+         *
+         * @param rank the adapters' rank r
+         * @return this builder
+         */
         public Builder rank(int rank) { this.rank = rank; return this; }
+        /**
+         * Sets LoRA alpha (default 16).
+         *
+         * @param alpha LoRA alpha; the LoRA branch is scaled by alpha/r
+         * @return this builder
+         */
         public Builder alpha(float alpha) { this.alpha = alpha; return this; }
+        /**
+         * Sets the LoRA dropout (default 0).
+         *
+         * @param dropout dropout probability on the LoRA branch's input, in [0, 1)
+         * @return this builder
+         */
         public Builder dropout(float dropout) { this.dropout = dropout; return this; }
+        /**
+         * Sets whether the base has a bias (default false).
+         *
+         * @param useBias whether the base has a bias
+         * @return this builder
+         */
         public Builder bias(boolean useBias) { this.useBias = useBias; return this; }
+        /**
+         * Sets whether the base is NF4 (default false).
+         *
+         * @param quantizeBase keep the frozen base as NF4 (QLoRA)
+         * @return this builder
+         */
         public Builder quantizeBase(boolean quantizeBase) { this.quantizeBase = quantizeBase; return this; }
+        /**
+         * Sets an NF4 argument of torchao's {@code to_nf4}.
+         *
+         * @param key   {@code block_size} or {@code scaler_block_size}
+         * @param value its value
+         * @return this builder
+         */
         public Builder quantizationKwarg(String key, Object value) { quantizationKwargs.put(key, value); return this; }
-        /** Seeds initialisation and dropout masks: the same seed gives the same layer and masks. */
+        /**
+         * Seeds initialisation and dropout masks: the same seed gives the same layer and masks.
+         *
+         * @param seed the seed
+         * @return this builder
+         */
         public Builder seed(long seed) { this.seed = seed; return this; }
+        /**
+         * Sets the device (default {@code auto}).
+         *
+         * @param device the device the layer computes on (default {@code auto}: an accelerator when present, else jvm)
+         * @return this builder
+         */
         public Builder device(String device) { this.device = device; return this; }
 
         /**
          * Uses this frozen base [out, in] instead of drawing one (loading a checkpoint: no random weight is drawn
          * or quantized only to be replaced). An {@link Nf4Tensor} makes the layer a QLoRA layer with its block
          * sizes; a dense base is quantized when {@link #quantizeBase} is set.
+         *
+         * @param base the frozen base [out, in]
+         * @return this builder
          */
         public Builder base(BaseWeight base) {
             this.base = base;
@@ -559,6 +683,7 @@ public final class LoRALinear implements LoraParams, Module {
             return this;
         }
 
+        /** {@return the layer, its weights initialised as torchtune's (kaiming-uniform A, zero B)} */
         public LoRALinear build() {
             LoRALinear l = new LoRALinear(inDim, outDim, rank, alpha, dropout, useBias, quantizeBase,
                     quantizationKwargs, seed, base);
