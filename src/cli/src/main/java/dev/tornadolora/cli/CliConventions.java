@@ -31,8 +31,14 @@ final class CliConventions {
 
     private static void apply(CommandLine cl, String[] version) {
         CommandSpec spec = cl.getCommandSpec();
-        if (spec.findOption("--help") == null && spec.findOption("-h") == null) {
-            spec.mixinStandardHelpOptions(true);
+        if (spec.options().stream().noneMatch(OptionSpec::usageHelp)) {
+            if (spec.findOption("-h") == null && spec.findOption("--help") == null && spec.findOption("-V") == null
+                    && spec.findOption("--version") == null) {
+                spec.mixinStandardHelpOptions(true);
+            } else if (spec.findOption("--help") == null) {  // a command that uses -h for something else
+                spec.addOption(OptionSpec.builder("--help").usageHelp(true)
+                        .description("Show this help message and exit.").build());
+            }
         }
         if (spec.version().length == 0) {
             spec.version(version);

@@ -104,6 +104,25 @@ class CliConventionsTest {
         assertTrue(r.err().contains("Try 'tornado-lora quantize --help'"), r.err());
     }
 
+    /** A command that uses -h for an option of its own still gets --help, and help still wins over required options. */
+    @CommandLine.Command(name = "hidden")
+    static final class UsesDashH implements Runnable {
+        @CommandLine.Option(names = "-h", required = true, description = "hidden size")
+        int hidden;
+
+        @Override
+        public void run() {}
+    }
+
+    @Test
+    void aCommandWhoseDashHIsTakenStillHasHelp() {
+        CommandLine cl = CliConventions.apply(new CommandLine(new UsesDashH()));
+        java.io.StringWriter out = new java.io.StringWriter();
+        cl.setOut(new java.io.PrintWriter(out, true));
+        assertEquals(0, cl.execute("--help"));
+        assertTrue(out.toString().contains("--help"), out.toString());
+    }
+
     @Test
     void closestPrefersAUniquePrefixThenASmallEditDistance() {
         List<String> names = List.of("--rank", "--alpha", "--check-finite", "--checkpoint", "--lr");
