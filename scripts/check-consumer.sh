@@ -5,8 +5,8 @@
 #   2. a separate Maven project in a temporary folder that depends only on the documented coordinates
 #      (dev.tornadolora:tornado-lora-core:0.1.0-SNAPSHOT) compiles the README's Library snippet, taken from the
 #      README itself;
-#   3. the snippet runs with plain `java -cp` (no --add-modules) and writes its PEFT folder;
-#   4. `mvn dependency:tree` of that project shows no picocli, xchart, progressbar or jline.
+#   3. `mvn dependency:tree` of that project shows no picocli, xchart, progressbar or jline;
+#   4. the snippet runs with plain `java -cp` (no --add-modules) and writes its PEFT folder.
 # Usage: scripts/check-consumer.sh [--keep]   (--keep leaves the temporary folder for a look)
 # The local Maven repository is the one Maven uses for this checkout (MAVEN_REPO overrides it); the clone installs
 # into it, as ./build install would for the user.
@@ -69,7 +69,14 @@ mvnc=(mvn -q -B -ntp -Dmaven.repo.local="$repo")
 (cd "$app" && "${mvnc[@]}" compile) || fail "the README's snippet does not compile in a project depending on the coordinates"
 (cd "$app" && "${mvnc[@]}" dependency:build-classpath -Dmdep.outputFile=cp.txt) || fail "dependency:build-classpath"
 
-step "3. java -cp (no --add-modules) example.ReadmeExample"
+step "3. mvn dependency:tree"
+tree=$(cd "$app" && mvn -B -ntp -Dmaven.repo.local="$repo" dependency:tree | sed -n 's/^\[INFO\] //p' \
+  | sed -n '/^example:readme-example/,/^---/p' | sed '/^---/d')
+echo "$tree" | sed 's/^/    /'
+if echo "$tree" | grep -Eiq 'picocli|xchart|progressbar|jline'; then
+  fail "the library pulls a CLI or chart library: $(echo "$tree" | grep -Ei 'picocli|xchart|progressbar|jline' | tr -s ' ')"
+fi
+step "4. java -cp (no --add-modules) example.ReadmeExample"
 out=$("$JAVA_HOME/bin/java" -cp "$app/target/classes:$(cat "$app/cp.txt")" example.ReadmeExample "$work/adapters" 2>&1) \
   || { echo "$out" >&2; fail "the snippet did not run with plain java -cp (the JVM backend needs its scalar fallback"\
 " when jdk.incubator.vector is not readable)"; }
@@ -77,11 +84,4 @@ echo "$out" | sed 's/^/    /'
 [ -f "$work/adapters/adapter_model.safetensors" ] && [ -f "$work/adapters/adapter_config.json" ] \
   || fail "the snippet did not write adapter_model.safetensors and adapter_config.json"
 
-step "4. mvn dependency:tree"
-tree=$(cd "$app" && mvn -B -ntp -Dmaven.repo.local="$repo" dependency:tree | sed -n 's/^\[INFO\] //p' \
-  | sed -n '/^example:readme-example/,/^---/p' | sed '/^---/d')
-echo "$tree" | sed 's/^/    /'
-if echo "$tree" | grep -Eiq 'picocli|xchart|progressbar|jline'; then
-  fail "the library pulls a CLI or chart library: $(echo "$tree" | grep -Ei 'picocli|xchart|progressbar|jline' | tr -s ' ')"
-fi
 step "OK: installed from a clone, compiled and ran the README's snippet from a separate project, no CLI libraries"
