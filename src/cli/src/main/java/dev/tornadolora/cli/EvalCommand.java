@@ -8,7 +8,9 @@ import dev.tornadolora.nn.LoRALinear;
 import dev.tornadolora.tensor.Shapes;
 import dev.tornadolora.tensor.Tensor;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
 
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
@@ -21,19 +23,26 @@ import java.util.concurrent.Callable;
         "O receives y, and with DY also dx, lora_a.weight.grad, lora_b.weight.grad. No dropout."})
 final class EvalCommand implements Callable<Integer> {
 
-    @Option(names = "--checkpoint", required = true, paramLabel = "C.safetensors")
+    @Spec
+    CommandSpec spec;
+
+    @Option(names = "--checkpoint", required = true, paramLabel = "C.safetensors",
+            description = "the layer: weight (or an NF4 record), optional bias, lora_a.weight, lora_b.weight, metadata alpha")
     Path checkpoint;
 
-    @Option(names = "--input", required = true, paramLabel = "X.safetensors")
+    @Option(names = "--input", required = true, paramLabel = "X.safetensors", description = "the input: tensor x [...,in]")
     Path input;
 
-    @Option(names = "--output", required = true, paramLabel = "O.safetensors")
+    @Option(names = "--output", required = true, paramLabel = "O.safetensors",
+            description = "receives y (and with --grad-output dx and the adapter gradients); written atomically")
     Path output;
 
-    @Option(names = "--grad-output", paramLabel = "DY.safetensors")
+    @Option(names = "--grad-output", paramLabel = "DY.safetensors",
+            description = "the gradient of the output: tensor dy [...,out]; runs backward too")
     Path gradOutput;
 
-    @Option(names = "--device", defaultValue = "jvm", description = "jvm (default), reference, tornado[:B:D]")
+    @Option(names = "--device", paramLabel = "D", defaultValue = "jvm",
+            description = "jvm (default), reference, tornado[:B:D] (see the devices command)")
     String device;
 
     @Option(names = "--check-finite", description = "fail naming the first NaN/Inf in x, dy, the parameters, y, dx or a gradient")
@@ -61,6 +70,8 @@ final class EvalCommand implements Callable<Integer> {
                .f32("lora_b.weight.grad", grads.get("lora_b.weight"));
         }
         out.metadata("device", layer.backend().name()).write(output);
+        spec.commandLine().getOut().println("wrote " + output + ": y " + Shapes.format(y.shape())
+                + (dy == null ? "" : ", dx, lora_a.weight.grad, lora_b.weight.grad") + " (device " + layer.backend().name() + ")");
         return 0;
     }
 }

@@ -16,11 +16,12 @@ public final class Main implements Runnable {
 
     @Override
     public void run() {
-        spec.commandLine().usage(System.out);
+        spec.commandLine().usage(spec.commandLine().getOut());
     }
 
     public static void main(String[] args) {
-        System.exit(run(args));
+        java.io.PrintStream stdout = RuntimeNotices.install();  // the runtime's notices go to stderr
+        System.exit(run(new java.io.PrintWriter(stdout, true), new java.io.PrintWriter(System.err, true), args));
     }
 
     /** Runs the CLI and returns its exit code: 0 on success, 1 on a failed command, 2 on a usage error. */
@@ -30,7 +31,7 @@ public final class Main implements Runnable {
 
     /** As {@link #run(String...)}, printing to the given writers (tests read them). */
     public static int run(java.io.PrintWriter out, java.io.PrintWriter err, String... args) {
-        CommandLine cl = new CommandLine(new Main());
+        CommandLine cl = CliConventions.apply(new CommandLine(new Main()));
         cl.setOut(out);
         cl.setErr(err);
         cl.setExecutionExceptionHandler((e, commandLine, parseResult) -> {

@@ -49,7 +49,7 @@ final class MergeCommand implements Callable<Integer> {
         LoraMerge.Result r = LoraMerge.merge(SafeTensors.open(base), adapterFile == null ? null : SafeTensors.open(adapterFile),
                 new LoraMerge.Options(requantize, safe), w -> spec.commandLine().getErr().println("tornado-lora merge: warning: " + w));
         r.writer().write(output);
-        spec.commandLine().getOut().printf("merged %d module(s) %s into %s%n", r.mergedModules().size(), r.mergedModules(), output);
+        spec.commandLine().getOut().printf("wrote %s: merged %d module(s) %s%n", output, r.mergedModules().size(), r.mergedModules());
         return 0;
     }
 }

@@ -30,10 +30,12 @@ final class QuantizeCommand implements Callable<Integer> {
     @Spec
     picocli.CommandLine.Model.CommandSpec spec;
 
-    @Option(names = "--input", required = true, paramLabel = "W.safetensors")
+    @Option(names = "--input", required = true, paramLabel = "W.safetensors",
+            description = "the checkpoint holding KEY as an F32 [rows, cols] tensor")
     Path input;
 
-    @Option(names = "--output", required = true, paramLabel = "Q.safetensors")
+    @Option(names = "--output", required = true, paramLabel = "Q.safetensors",
+            description = "receives W with KEY as an NF4 record; written atomically")
     Path output;
 
     @Option(names = "--key", paramLabel = "KEY", defaultValue = "weight", description = "tensor to quantize (default: ${DEFAULT-VALUE})")
@@ -85,7 +87,7 @@ final class QuantizeCommand implements Callable<Integer> {
         }
         Nf4Record.write(out, key, nf4);  // after the copy: its metadata wins
         out.write(output);
-        spec.commandLine().getOut().printf(Locale.ROOT, "%s: '%s' %s -> NF4 (block_size %d, scaler_block_size %d), "
+        spec.commandLine().getOut().printf(Locale.ROOT, "wrote %s: '%s' %s -> NF4 (block_size %d, scaler_block_size %d), "
                         + "%.4f bits per parameter%n", output, key, Arrays.toString(entry.shape()), blockSize,
                 scalerBlockSize, 8 * nf4.bytesPerParameter());
         return 0;

@@ -66,7 +66,7 @@ class QLoraCliTest {
         Path q = dir.resolve("q.safetensors");
         CliRun r = CliRun.of("quantize", "--input", lora, "--output", q.toString());
         assertEquals(0, r.exitCode(), r.err());
-        assertEquals(q + ": 'weight' [256, 320] -> NF4 (block_size 64, scaler_block_size 256), 4.1273 bits per parameter"
+        assertEquals("wrote " + q + ": 'weight' [256, 320] -> NF4 (block_size 64, scaler_block_size 256), 4.1273 bits per parameter"
                 + System.lineSeparator(), r.out());
 
         SafeTensors w = SafeTensors.open(Path.of(lora)), quantized = SafeTensors.open(q);

@@ -35,7 +35,9 @@ import java.util.Set;
  * the layers. Every file is written atomically.
  */
 public final class AdapterCheckpoints {
+    /** The weights file of a PEFT adapter folder. */
     public static final String PEFT_WEIGHTS = "adapter_model.safetensors";
+    /** The config file of a PEFT adapter folder (PEFT's {@code LoraConfig} as JSON). */
     public static final String PEFT_CONFIG = "adapter_config.json";
     static final String PEFT_PREFIX = "base_model.model.";
     private static final ObjectMapper JSON = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
@@ -44,30 +46,56 @@ public final class AdapterCheckpoints {
 
     // ---------------------------------------------------------------- keys
 
-    /** {@code <module>.<param>}, or just {@code <param>} for the unnamed single layer. */
+    /**
+     * A state-dict key.
+     *
+     * @param module the module's name; empty for the unnamed single layer
+     * @param param  the parameter's name, e.g. {@code lora_a.weight}
+     * @return {@code <module>.<param>}, or just {@code <param>} for the unnamed single layer
+     */
     public static String key(String module, String param) {
         return module.isEmpty() ? param : module + "." + param;
     }
 
-    /** torchtune key → PEFT key: {@code fc1.lora_a.weight} → {@code base_model.model.fc1.lora_A.weight}. */
+    /**
+     * torchtune key → PEFT key: {@code fc1.lora_a.weight} → {@code base_model.model.fc1.lora_A.weight}.
+     *
+     * @param torchtuneKey a torchtune adapter key
+     * @return the PEFT key of the same tensor
+     */
     public static String toPeftKey(String torchtuneKey) {
         return PEFT_PREFIX + torchtuneKey.replace("lora_a.", "lora_A.").replace("lora_b.", "lora_B.");
     }
 
-    /** PEFT key → torchtune key; keys outside PEFT's naming are returned unchanged (and then reported). */
+    /**
+     * PEFT key → torchtune key.
+     *
+     * @param peftKey a PEFT adapter key
+     * @return the torchtune key; a key outside PEFT's naming unchanged (the loaders then report it)
+     */
     public static String fromPeftKey(String peftKey) {
         if (!peftKey.startsWith(PEFT_PREFIX)) return peftKey;
         return peftKey.substring(PEFT_PREFIX.length()).replace("lora_A.", "lora_a.").replace("lora_B.", "lora_b.");
     }
 
-    /** The adapters of the modules with torchtune keys (copies). */
+    /**
+     * The adapters of the modules.
+     *
+     * @param modules the LoRA layers by name
+     * @return copies of their adapters, by torchtune key, in the modules' order
+     */
     public static Map<String, Tensor> stateDict(Map<String, LoRALinear> modules) {
         Map<String, Tensor> sd = new LinkedHashMap<>();
         modules.forEach((name, m) -> m.adapterStateDict().forEach((p, t) -> sd.put(key(name, p), t)));
         return sd;
     }
 
-    /** Every key the modules have: base ({@code weight}, {@code bias}) and adapter ones. */
+    /**
+     * Every key the modules have.
+     *
+     * @param modules the LoRA layers by name
+     * @return their base ({@code weight}, {@code bias}) and adapter keys
+     */
     public static List<String> modelKeys(Map<String, LoRALinear> modules) {
         List<String> keys = new ArrayList<>();
         modules.forEach((name, m) -> {
@@ -80,7 +108,14 @@ public final class AdapterCheckpoints {
 
     // ---------------------------------------------------------------- torchtune layout
 
-    /** Writes the adapters with torchtune keys; {@code metadata} (e.g. alpha, step) goes into the header. */
+    /**
+     * Writes the adapters with torchtune keys, atomically.
+     *
+     * @param file     the safetensors file to write
+     * @param modules  the LoRA layers by name
+     * @param metadata header metadata, e.g. alpha and step
+     * @throws IOException when the file cannot be written
+     */
     public static void saveTorchtune(Path file, Map<String, LoRALinear> modules, Map<String, String> metadata)
             throws IOException {
         SafeTensorsWriter w = new SafeTensorsWriter().metadata("format", "torchtune").metadata(metadata);
@@ -88,7 +123,12 @@ public final class AdapterCheckpoints {
         w.write(file);
     }
 
-    /** Loads a torchtune-keyed adapter file into the modules, validating keys and shapes. */
+    /**
+     * Loads a torchtune-keyed adapter file into the modules, validating keys and shapes.
+     *
+     * @param file    the safetensors file
+     * @param modules the LoRA layers by name, whose adapters are replaced
+     */
     public static void loadTorchtune(Path file, Map<String, LoRALinear> modules) {
         SafeTensors st = SafeTensors.open(file);
         Map<String, Tensor> sd = new LinkedHashMap<>();
@@ -98,7 +138,13 @@ public final class AdapterCheckpoints {
 
     // ---------------------------------------------------------------- PEFT layout
 
-    /** Writes {@code dir/adapter_model.safetensors} and {@code dir/adapter_config.json}. */
+    /**
+     * Writes a PEFT adapter folder: {@code dir/adapter_model.safetensors} and {@code dir/adapter_config.json}.
+     *
+     * @param dir     the folder, created when missing
+     * @param modules the LoRA layers by name (the names become PEFT's {@code target_modules})
+     * @throws IOException when a file cannot be written
+     */
     public static void savePeft(Path dir, Map<String, LoRALinear> modules) throws IOException {
         if (modules.isEmpty()) throw new IllegalArgumentException("no LoRA modules to save");
         SafeTensorsWriter w = new SafeTensorsWriter().metadata("format", "pt");
@@ -136,7 +182,12 @@ public final class AdapterCheckpoints {
         return c;
     }
 
-    /** Loads a PEFT adapter folder into the modules, checking the config's r/lora_alpha against them. */
+    /**
+     * Loads a PEFT adapter folder into the modules, checking the config's r/lora_alpha against them.
+     *
+     * @param dir     the folder holding adapter_model.safetensors and adapter_config.json
+     * @param modules the LoRA layers by name, whose adapters are replaced
+     */
     public static void loadPeft(Path dir, Map<String, LoRALinear> modules) {
         Path config = dir.resolve(PEFT_CONFIG);
         JsonNode c;
@@ -179,6 +230,10 @@ public final class AdapterCheckpoints {
     /**
      * Loads an adapter state dict (torchtune keys) after validating its keys against the modules': every adapter
      * key of every module must be present, and nothing else (a base weight in an adapter file is unexpected).
+     *
+     * @param adapter the tensors by torchtune key
+     * @param modules the LoRA layers by name, whose adapters are replaced
+     * @param source  names where the tensors came from, in messages
      */
     public static void load(Map<String, Tensor> adapter, Map<String, LoRALinear> modules, String source) {
         List<String> modelKeys = modelKeys(modules);

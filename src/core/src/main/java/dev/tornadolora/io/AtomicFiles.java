@@ -37,9 +37,23 @@ public final class AtomicFiles {
     /** Something that writes the whole file to a stream. */
     @FunctionalInterface
     public interface Writer {
+        /**
+         * Writes the whole file.
+         *
+         * @param out the temporary's stream; closed by the caller
+         * @throws IOException to abandon the write (the target stays as it was)
+         */
         void write(OutputStream out) throws IOException;
     }
 
+    /**
+     * Writes a file atomically: to a hidden temporary in the same folder, flushed and fsynced, then renamed over
+     * the target, and the folder fsynced.
+     *
+     * @param target the file to create or replace
+     * @param writer writes its content
+     * @throws IOException when writing fails; the target is then as it was
+     */
     public static void write(Path target, Writer writer) throws IOException {
         Path dir = target.toAbsolutePath().getParent();
         Files.createDirectories(dir);
@@ -69,11 +83,22 @@ public final class AtomicFiles {
         }
     }
 
+    /**
+     * Writes a UTF-8 text file atomically, as {@link #write}.
+     *
+     * @param target the file to create or replace
+     * @param text   its content
+     * @throws IOException when writing fails; the target is then as it was
+     */
     public static void writeString(Path target, String text) throws IOException {
         write(target, out -> out.write(text.getBytes(StandardCharsets.UTF_8)));
     }
 
-    /** Whether {@code file} is one of the temporaries this class writes ({@code .NAME.tmp-N}). */
+    /**
+     * {@return whether it is one of the temporaries this class writes ({@code .NAME.tmp-N})}
+     *
+     * @param file a path
+     */
     public static boolean isTemporary(Path file) {
         String name = file.getFileName().toString();
         return name.startsWith(".") && name.lastIndexOf(TEMP_INFIX) > 0;
@@ -83,6 +108,11 @@ public final class AtomicFiles {
      * Deletes the temporaries of {@code dir} last modified before {@code before} (left by writers that were
      * killed) and returns them. A writer still at work keeps touching its temporary, so give a time after which
      * no live writer can have stopped writing, such as the start of the current run.
+     *
+     * @param dir    the folder to clean
+     * @param before temporaries last modified before this are stale
+     * @return the removed temporaries
+     * @throws IOException when the folder cannot be listed or a temporary removed
      */
     public static List<Path> removeStaleTemporaries(Path dir, Instant before) throws IOException {
         return removeStaleTemporaries(dir, null, before);

@@ -18,11 +18,15 @@ import dev.tornadolora.tensor.Tensor;
 public final class LoraCheckpoint {
     private LoraCheckpoint() {}
 
+    /** The base weight's key, as torchtune names it. */
     public static final String BASE_KEY = "weight";
 
     /**
      * Reads the layer, checking every tensor's dtype and shape before the layer is built: building allocates
      * [out, in], so nothing is allocated until the file's own bytes show those sizes are real.
+     *
+     * @param c the checkpoint
+     * @return the layer with the file's base weight, bias and adapters
      */
     public static LoRALinear read(SafeTensors c) {
         SafeTensors.Entry a = c.requireDType("lora_a.weight", DType.F32);

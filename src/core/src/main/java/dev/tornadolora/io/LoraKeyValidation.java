@@ -21,11 +21,19 @@ import java.util.TreeSet;
 public final class LoraKeyValidation {
     private LoraKeyValidation() {}
 
+    /**
+     * {@return whether it names an adapter tensor (as torchtune's {@code validate_missing_and_unexpected_for_lora})}
+     *
+     * @param key a state-dict key
+     */
     public static boolean isLoraKey(String key) {
         return key.contains("lora") || key.contains("magnitude");
     }
 
     /**
+     * Checks the keys of a base and an adapter file against the model's, as torchtune's
+     * {@code validate_missing_and_unexpected_for_lora}.
+     *
      * @param stateDictKeys the model's own keys (ground truth)
      * @param baseMissing   model keys absent from the base file (null when no base file was loaded)
      * @param baseUnexpected keys of the base file the model does not have (null: none)

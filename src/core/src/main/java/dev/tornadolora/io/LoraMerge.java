@@ -26,20 +26,37 @@ import java.util.function.Consumer;
  * refused (naming the module and the element) and nothing is written, like PEFT's {@code safe_merge}.
  */
 public final class LoraMerge {
+    /** What {@code --requantize} warns, as PEFT warns about merging into a quantized base. */
     public static final String REQUANTIZE_WARNING = "re-quantizing the merged weights to NF4 rounds them again:"
             + " the merged model's outputs will differ from base + adapter (as PEFT warns for 4-bit merges)";
 
     private LoraMerge() {}
 
-    /** How to merge: re-quantize NF4 bases after merging; refuse non-finite results. */
+    /**
+     * How to merge.
+     *
+     * @param requantize write NF4 bases back as NF4 after merging (rounds again)
+     * @param safe       refuse a merged weight with NaN or Inf, as PEFT's {@code safe_merge}
+     */
     public record Options(boolean requantize, boolean safe) {}
 
-    /** The modules merged (with their rank and alpha) and the tensors of the merged state dict. */
+    /**
+     * What a merge produced.
+     *
+     * @param writer        the merged state dict's tensors and metadata, ready to write
+     * @param mergedModules the modules merged, with their rank and alpha
+     */
     public record Result(SafeTensorsWriter writer, List<String> mergedModules) {}
 
     /**
      * Merges the adapters found in {@code base} (and in {@code adapter}, when not null) into the base weights.
      * {@code warnings} receives the re-quantization warning.
+     *
+     * @param base     the checkpoint with base weights (F32 or NF4 records) and possibly adapters
+     * @param adapter  adapters in a separate file (torchtune keys), or null
+     * @param options  how to merge
+     * @param warnings receives warnings for the user
+     * @return the merged state dict and the merged modules
      */
     public static Result merge(SafeTensors base, SafeTensors adapter, Options options, Consumer<String> warnings) {
         Map<String, SafeTensors> source = new LinkedHashMap<>();
@@ -153,6 +170,14 @@ public final class LoraMerge {
     /**
      * w += s · B·A for w [out, in], B [out, r], A [r, in]: the update a merge adds. The product is accumulated in
      * double, then scaled and added in fp32 (as torch adds an fp32 (alpha/r)·B@A).
+     *
+     * @param w   the weight [out, in], updated in place
+     * @param b   lora_b [out, r]
+     * @param a   lora_a [r, in]
+     * @param out rows of w
+     * @param r   the rank
+     * @param in  columns of w
+     * @param s   the scale alpha/r
      */
     public static void addScaledProduct(float[] w, float[] b, float[] a, int out, int r, int in, float s) {
         double[] row = new double[in];

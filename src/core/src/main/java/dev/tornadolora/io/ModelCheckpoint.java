@@ -29,11 +29,20 @@ import java.util.Set;
  * Such a file (with adapters) is what {@code merge} and {@code eval}-style tools consume.
  */
 public final class ModelCheckpoint {
+    /** The metadata key holding the model's architecture (layer names, kinds and sizes) as JSON. */
     public static final String ARCHITECTURE = "architecture";
     private static final ObjectMapper JSON = new ObjectMapper();
 
     private ModelCheckpoint() {}
 
+    /**
+     * Writes the model's base weights (NF4 records or F32), biases and architecture, atomically.
+     *
+     * @param file         the safetensors file
+     * @param model        LoRA layers and activations
+     * @param withAdapters also write the adapters (torchtune keys)
+     * @throws IOException when the file cannot be written
+     */
     public static void save(Path file, Sequential model, boolean withAdapters) throws IOException {
         SafeTensorsWriter w = new SafeTensorsWriter();
         ArrayNode arch = JSON.createArrayNode();
@@ -75,6 +84,9 @@ public final class ModelCheckpoint {
      * Rebuilds the model: base weights (and bias) from the file, adapters too when the file has them (else they
      * keep their fresh initialisation). Keys are validated as torchtune does: a missing base key, a partial set
      * of adapter keys, or any key the architecture does not have is an error naming the keys.
+     *
+     * @param file a file written by {@link #save}
+     * @return the model it describes
      */
     public static Sequential load(Path file) {
         SafeTensors f = SafeTensors.open(file);

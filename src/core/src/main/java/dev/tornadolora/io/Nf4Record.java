@@ -31,27 +31,49 @@ import java.util.List;
 public final class Nf4Record {
     private Nf4Record() {}
 
+    /** Suffix of the tensor of 4-bit codes, two a byte (U8 [n/2]). */
     public static final String QUANTIZED_DATA = ".quantized_data";
+    /** Suffix of the int8-quantized block scales (I8 [n/block_size]). */
     public static final String QUANTIZED_SCALERS = ".quantized_scalers";
+    /** Suffix of the scales' quantization factors (F32 [n/block_size/scaler_block_size]). */
     public static final String QUANTIZATION_FACTOR = ".quantization_factor";
+    /** Suffix of the mean of the block scales (F32 []). */
     public static final String SCALER_MEAN = ".scaler_mean";
+    /** Suffix of the metadata key holding the weight's shape, {@code "[rows, cols]"}. */
     public static final String SHAPE = ".shape";
+    /** Metadata key: elements per absmax block, shared by the file's records. */
     public static final String BLOCK_SIZE = "block_size";
+    /** Metadata key: block scales per quantization factor, shared by the file's records. */
     public static final String SCALER_BLOCK_SIZE = "scaler_block_size";
 
     private static final ObjectMapper JSON = new ObjectMapper();
 
-    /** The four tensor names of the record under {@code key}. */
+    /**
+     * {@return the four tensor names of its record}
+     *
+     * @param key the weight's key, e.g. {@code fc1.weight}
+     */
     public static List<String> tensorNames(String key) {
         return List.of(key + QUANTIZED_DATA, key + QUANTIZED_SCALERS, key + QUANTIZATION_FACTOR, key + SCALER_MEAN);
     }
 
-    /** Whether the file holds any part of a record under {@code key} (reading then reports a missing part). */
+    /**
+     * {@return whether the file holds any part of a record under it (reading then reports a missing part)}
+     *
+     * @param file a safetensors file
+     * @param key  the weight's key
+     */
     public static boolean present(SafeTensors file, String key) {
         return tensorNames(key).stream().anyMatch(file::contains);
     }
 
-    /** Reads the record under {@code key}, its shape taken from the metadata {@code KEY.shape}. */
+    /**
+     * Reads the record under {@code key}, its shape taken from the metadata {@code KEY.shape}.
+     *
+     * @param file the safetensors file
+     * @param key  the weight's key
+     * @return the NF4 weight
+     */
     public static Nf4Tensor read(SafeTensors file, String key) {
         int[] shape = metadataShape(file, key);
         if (shape == null) {
@@ -61,7 +83,15 @@ public final class Nf4Record {
         return read(file, key, shape[0], shape[1]);
     }
 
-    /** Reads the record under {@code key} as a weight [rows, cols], checking every part against that shape. */
+    /**
+     * Reads the record under {@code key} as a weight [rows, cols], checking every part against that shape.
+     *
+     * @param file the safetensors file
+     * @param key  the weight's key
+     * @param rows the weight's rows
+     * @param cols the weight's columns
+     * @return the NF4 weight
+     */
     public static Nf4Tensor read(SafeTensors file, String key, int rows, int cols) {
         String where = file.source() + ": NF4 record '" + key + "'";
         int[] stored = metadataShape(file, key);
@@ -103,7 +133,14 @@ public final class Nf4Record {
         }
     }
 
-    /** Adds the record's four tensors and its metadata (block sizes and {@code KEY.shape}) under {@code key}. */
+    /**
+     * Adds the record's four tensors and its metadata (block sizes and {@code KEY.shape}) under {@code key}.
+     *
+     * @param out the file being built
+     * @param key the weight's key
+     * @param t   the NF4 weight
+     * @return {@code out}
+     */
     public static SafeTensorsWriter write(SafeTensorsWriter out, String key, Nf4Tensor t) {
         ByteBuffer factors = ByteBuffer.allocate(4 * t.quantizationFactor().length).order(ByteOrder.LITTLE_ENDIAN);
         factors.asFloatBuffer().put(t.quantizationFactor());

@@ -58,8 +58,17 @@ public final class SafeTensors {
             .build())
             .enable(DeserializationFeature.FAIL_ON_TRAILING_TOKENS);
 
-    /** One tensor's header entry; {@code begin}/{@code end} are offsets into the data section. */
+    /**
+     * One tensor's header entry.
+     *
+     * @param name  the tensor's name
+     * @param dtype its element type
+     * @param shape its shape
+     * @param begin where its bytes start, an offset into the data section
+     * @param end   where its bytes end (exclusive)
+     */
     public record Entry(String name, DType dtype, int[] shape, long begin, long end) {
+        /** {@return the number of elements, the product of the shape} */
         public int numel() {
             return Shapes.numel(shape);
         }
@@ -83,6 +92,13 @@ public final class SafeTensors {
         this.windows = windows;
     }
 
+    /**
+     * Opens a file: reads and validates its header and memory-maps its data.
+     *
+     * @param path the safetensors file
+     * @return the file's tensors and metadata
+     * @throws SafeTensorsException naming the file and the problem when it is missing, unreadable or malformed
+     */
     public static SafeTensors open(Path path) {
         String source = path.toString();
         try (FileChannel ch = FileChannel.open(path, StandardOpenOption.READ)) {
@@ -98,7 +114,14 @@ public final class SafeTensors {
         }
     }
 
-    /** Parses a whole file held in {@code buf}; {@code source} names it in messages. */
+    /**
+     * Parses a whole file held in memory.
+     *
+     * @param source names the file in messages
+     * @param buf    the file's bytes, from its position to its limit
+     * @return the file's tensors and metadata
+     * @throws SafeTensorsException naming the source and the problem when the bytes are malformed
+     */
     public static SafeTensors parse(String source, ByteBuffer buf) {
         buf = buf.slice().order(ByteOrder.LITTLE_ENDIAN);
         long size = buf.remaining();
@@ -329,28 +352,42 @@ public final class SafeTensors {
 
     // ---------------------------------------------------------------- access
 
+    /** {@return what the file is called in messages: its path, or the name given to {@link #parse}} */
     public String source() {
         return source;
     }
 
+    /** {@return the tensors' names, in header order} */
     public Set<String> names() {
         return entries.keySet();
     }
 
+    /**
+     * {@return whether the file holds a tensor of that name}
+     *
+     * @param name a tensor name
+     */
     public boolean contains(String name) {
         return entries.containsKey(name);
     }
 
+    /** {@return the header's {@code __metadata__}: string keys to string values, unmodifiable} */
     public Map<String, String> metadata() {
         return metadata;
     }
 
-    /** Bytes of tensor data in the file: a bound on what its tensors can really hold, whatever else it claims. */
+    /** {@return bytes of tensor data in the file: a bound on what its tensors can really hold, whatever else it claims} */
     public long dataLength() {
         return dataLength;
     }
 
-    /** The header entry of {@code name}; throws naming the missing tensor. */
+    /**
+     * The header entry of a tensor.
+     *
+     * @param name the tensor's name
+     * @return its entry
+     * @throws SafeTensorsException naming the tensor when the file has none of that name
+     */
     public Entry entry(String name) {
         Entry e = entries.get(name);
         if (e == null) {
@@ -359,7 +396,12 @@ public final class SafeTensors {
         return e;
     }
 
-    /** The raw little-endian bytes of a tensor (a read-only view of the mapped file). */
+    /**
+     * The raw bytes of a tensor.
+     *
+     * @param name the tensor's name
+     * @return a read-only little-endian view of the mapped file
+     */
     public ByteBuffer buffer(String name) {
         Entry e = entry(name);
         long length = e.end() - e.begin();
@@ -375,7 +417,12 @@ public final class SafeTensors {
                 .order(ByteOrder.LITTLE_ENDIAN);
     }
 
-    /** A floating-point tensor (F32, F16 or BF16) widened to fp32; other dtypes are refused by name. */
+    /**
+     * A floating-point tensor (F32, F16 or BF16) widened to fp32; other dtypes are refused by name.
+     *
+     * @param name the tensor's name
+     * @return its values as fp32, in its shape
+     */
     public Tensor floats(String name) {
         Entry e = entry(name);
         if (e.dtype() != DType.F32 && e.dtype() != DType.F16 && e.dtype() != DType.BF16) {
@@ -396,7 +443,13 @@ public final class SafeTensors {
         return new Tensor(e.shape(), out);
     }
 
-    /** An F32 tensor whose shape is checked ({@code -1} matches any size). */
+    /**
+     * An F32 tensor whose shape is checked.
+     *
+     * @param name          the tensor's name
+     * @param expectedShape the shape it must have ({@code -1} matches any size); none: any shape
+     * @return the tensor
+     */
     public Tensor f32(String name, int... expectedShape) {
         Entry e = requireDType(name, DType.F32);
         if (expectedShape.length > 0) {
@@ -412,7 +465,13 @@ public final class SafeTensors {
         return floats(name);
     }
 
-    /** The raw bytes of a tensor of the given dtype. */
+    /**
+     * The raw bytes of a tensor of the given dtype.
+     *
+     * @param name  the tensor's name
+     * @param dtype the dtype it must have
+     * @return a copy of its bytes, little-endian
+     */
     public byte[] bytes(String name, DType dtype) {
         requireDType(name, dtype);
         ByteBuffer b = buffer(name);
@@ -421,6 +480,14 @@ public final class SafeTensors {
         return out;
     }
 
+    /**
+     * The entry of a tensor that must have a given dtype.
+     *
+     * @param name  the tensor's name
+     * @param dtype the dtype it must have
+     * @return its entry
+     * @throws SafeTensorsException naming the tensor and both dtypes when they differ
+     */
     public Entry requireDType(String name, DType dtype) {
         Entry e = entry(name);
         if (e.dtype() != dtype) {
@@ -430,7 +497,13 @@ public final class SafeTensors {
         return e;
     }
 
-    /** A metadata value; throws naming the key when it is absent. */
+    /**
+     * A metadata value that must be present.
+     *
+     * @param key the metadata key
+     * @return its value
+     * @throws SafeTensorsException naming the key when it is absent
+     */
     public String requireMetadata(String key) {
         String v = metadata.get(key);
         if (v == null) {

@@ -2,13 +2,13 @@ package dev.tornadolora.llama;
 
 import dev.tornadolora.io.LoraMerge;
 import dev.tornadolora.kernels.Backends;
-import dev.tornadolora.kernels.LoraKernels;
+import dev.tornadolora.kernels.LoraBackend;
 import dev.tornadolora.llama.ops.CausalLmLoss;
 import dev.tornadolora.llama.ops.OpTimer;
 import dev.tornadolora.llama.ops.OpTimer.Op;
 import dev.tornadolora.llama.ops.RmsNorm;
 import dev.tornadolora.llama.ops.Rope;
-import dev.tornadolora.nf4.Nf4Tensor;
+import dev.tornadolora.tensor.Nf4Tensor;
 import dev.tornadolora.nn.LoRALinear;
 import dev.tornadolora.nn.Parameter;
 import dev.tornadolora.tensor.BaseWeight;
@@ -45,7 +45,7 @@ public final class LlamaForCausalLM implements AutoCloseable {
 
     private final LlamaConfig config;
     private final LoraSettings lora;
-    private final LoraKernels kernels;
+    private final LoraBackend kernels;
     private final float[] embedding;
     private final List<DecoderLayer> layers;
     private final float[] finalNorm;
@@ -58,7 +58,7 @@ public final class LlamaForCausalLM implements AutoCloseable {
 
     private record Saved(int batch, int seq, float[] x, float[] inv, Rope.Tables tables) {}
 
-    private LlamaForCausalLM(LlamaConfig config, LoraSettings lora, LoraKernels kernels, float[] embedding,
+    private LlamaForCausalLM(LlamaConfig config, LoraSettings lora, LoraBackend kernels, float[] embedding,
                              List<DecoderLayer> layers, float[] finalNorm, LoRALinear lmHead) {
         this.config = config;
         this.lora = lora;
@@ -136,7 +136,7 @@ public final class LlamaForCausalLM implements AutoCloseable {
                 }
             }
         }
-        LoraKernels k = Backends.forDevice(device == null ? "jvm" : device);
+        LoraBackend k = Backends.forDevice(device == null ? "jvm" : device);
         float[] emb = w.read("model.embed_tokens.weight");
         List<DecoderLayer> layers = new ArrayList<>();
         int seed = 0;
@@ -162,13 +162,13 @@ public final class LlamaForCausalLM implements AutoCloseable {
     }
 
     /** A LoRALinear over {@code base}: enabled with the settings' adapter, or disabled (base only). */
-    private static LoRALinear projection(BaseWeight base, LoraSettings lora, boolean adapter, LoraKernels k, long seed) {
+    private static LoRALinear projection(BaseWeight base, LoraSettings lora, boolean adapter, LoraBackend k, long seed) {
         // LoRALinear scales by alpha/rank; rsLoRA's alpha/√rank is that scale with alpha·√rank.
         float alpha = lora.rslora() ? (float) (lora.alpha() * Math.sqrt(lora.rank())) : lora.alpha();
         LoRALinear l = LoRALinear.builder(base.cols(), base.rows())
                 .rank(adapter ? lora.rank() : 1).alpha(adapter ? alpha : 1f).dropout(adapter ? lora.dropout() : 0f)
                 .seed(seed).base(base).build();
-        l.kernels(k);
+        l.backend(k);
         l.setDisabled(!adapter);
         return l;
     }
@@ -180,7 +180,7 @@ public final class LlamaForCausalLM implements AutoCloseable {
     public LoraSettings lora() { return lora; }
 
     /** The backend the projections run on. */
-    public LoraKernels kernels() { return kernels; }
+    public LoraBackend backend() { return kernels; }
 
     /** Per-op wall time of forward and backward, off until {@code timer().enable(true)}. */
     public OpTimer timer() { return timer; }
@@ -349,8 +349,8 @@ public final class LlamaForCausalLM implements AutoCloseable {
         adapted().forEach((path, l) -> {
             List<Parameter> ps = l.parameters();
             Parameter a = ps.get(0), b = ps.get(1);
-            out.add(new Parameter(peftKey(path, true), a.shape(), a.data(), a.grad(), a::markUpdated));
-            out.add(new Parameter(peftKey(path, false), b.shape(), b.data(), b.grad(), b::markUpdated));
+            out.add(new Parameter(peftKey(path, true), a.shape(), a.data(), a.grad()));
+            out.add(new Parameter(peftKey(path, false), b.shape(), b.data(), b.grad()));
         });
         return out;
     }

@@ -17,10 +17,24 @@ public final class Trainer {
     /** A loss with its gradient, e.g. {@code Losses::mse}. */
     @FunctionalInterface
     public interface LossFunction {
+        /**
+         * {@return the loss and its gradient with respect to {@code prediction}}
+         *
+         * @param prediction the model's output
+         * @param target     what it should be
+         */
         Losses.Result apply(Tensor prediction, Tensor target);
     }
 
-    /** What one step measured: the loss before the update, the rate it used, the norm before clipping. */
+    /**
+     * What one step measured.
+     *
+     * @param step     the step's number
+     * @param loss     the loss before the update
+     * @param lr       the learning rate the update used
+     * @param gradNorm the global gradient norm before clipping
+     * @param tokens   rows of the batch
+     */
     public record StepRecord(long step, double loss, double lr, double gradNorm, long tokens) {}
 
     private final Module model;
@@ -31,7 +45,12 @@ public final class Trainer {
     private final List<Parameter> params;
 
     /**
+     * A loop of zero_grad, forward, loss, backward, clipping, optimizer step and scheduler step.
+     *
+     * @param model       the model; its parameters are the optimizer's
+     * @param optimizer   updates the parameters
      * @param scheduler   null for a constant rate
+     * @param loss        the loss, e.g. {@code Losses::mse}
      * @param maxGradNorm clip threshold; 0 or less disables clipping (the norm is still measured)
      */
     public Trainer(Module model, Optimizer optimizer, LrScheduler scheduler, LossFunction loss, double maxGradNorm) {
@@ -43,7 +62,14 @@ public final class Trainer {
         this.params = optimizer.parameters();
     }
 
-    /** Runs step number {@code step} (1-based, for messages) on one batch; x [..., in], target like the output. */
+    /**
+     * Runs one training step on one batch.
+     *
+     * @param step   the step's number (1-based, for messages and the record)
+     * @param x      the inputs [..., in]
+     * @param target the wanted outputs, shaped like the model's
+     * @return what the step measured
+     */
     public StepRecord step(long step, Tensor x, Tensor target) {
         double lr = optimizer.lr();
         optimizer.zeroGrad();
@@ -65,10 +91,12 @@ public final class Trainer {
         return new StepRecord(step, l.value(), lr, norm, tokens);
     }
 
+    /** {@return the optimizer} */
     public Optimizer optimizer() {
         return optimizer;
     }
 
+    /** {@return the scheduler, or null for a constant rate} */
     public LrScheduler scheduler() {
         return scheduler;
     }

@@ -23,6 +23,7 @@ public final class TrainingLog {
     private final ArrayNode stepNodes;
     private final List<Trainer.StepRecord> steps = new ArrayList<>();
 
+    /** An empty log: no configuration, steps or summary yet. */
     public TrainingLog() {
         root.put("format", "tornado-lora train log v1");
         root.putObject("config");
@@ -30,16 +31,22 @@ public final class TrainingLog {
         stepNodes = root.putArray("steps");
     }
 
-    /** The configuration object, to fill in. */
+    /** {@return the configuration object, to fill in} */
     public ObjectNode config() {
         return (ObjectNode) root.get("config");
     }
 
-    /** The summary object (final losses, cosines, timings), to fill in. */
+    /** {@return the summary object (final losses, cosines, timings), to fill in} */
     public ObjectNode summary() {
         return (ObjectNode) root.get("summary");
     }
 
+    /**
+     * Appends a step's entry.
+     *
+     * @param r              what the step measured
+     * @param elapsedSeconds seconds since the run began
+     */
     public void add(Trainer.StepRecord r, double elapsedSeconds) {
         steps.add(r);
         ObjectNode n = stepNodes.addObject();
@@ -51,10 +58,17 @@ public final class TrainingLog {
         n.put("elapsed_s", Math.round(elapsedSeconds * 1e4) / 1e4);
     }
 
+    /** {@return the steps logged so far, in order} */
     public List<Trainer.StepRecord> steps() {
         return steps;
     }
 
+    /**
+     * Writes the log as JSON, atomically.
+     *
+     * @param file the file to create or replace
+     * @throws IOException when it cannot be written
+     */
     public void write(Path file) throws IOException {
         byte[] bytes = JSON.writeValueAsBytes(root);
         AtomicFiles.write(file, out -> {
@@ -67,6 +81,10 @@ public final class TrainingLog {
      * The log of a run being resumed at {@code step}: its configuration and summary as written, and its step
      * entries up to {@code step} (a run killed after writing the log but before its training state wrote later
      * ones, which the resumed run repeats).
+     *
+     * @param file a log written by {@link #write}
+     * @param step the last step to keep
+     * @return the log with its configuration, summary and steps 1..{@code step}
      */
     public static TrainingLog read(Path file, long step) {
         JsonNode root;
@@ -98,11 +116,12 @@ public final class TrainingLog {
         return log;
     }
 
-    /** Seconds since the run began at the last entry (0 without entries): where a resumed run's clock starts. */
+    /** {@return seconds since the run began at the last entry (0 without entries): where a resumed run's clock starts} */
     public double elapsedSeconds() {
         return stepNodes.isEmpty() ? 0 : stepNodes.get(stepNodes.size() - 1).path("elapsed_s").asDouble();
     }
 
+    /** {@return the JSON mapper the log is written with (indented output)} */
     public static ObjectMapper mapper() {
         return JSON;
     }
