@@ -1,6 +1,7 @@
 package dev.tornadolora.cli;
 
 import dev.tornadolora.io.LoraCheckpoint;
+import dev.tornadolora.io.OutputGuard;
 import dev.tornadolora.io.SafeTensors;
 import dev.tornadolora.io.SafeTensorsWriter;
 import dev.tornadolora.nn.LoRALinear;
@@ -40,6 +41,8 @@ final class EvalCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
+        new OutputGuard().input("--checkpoint", checkpoint).input("--input", input).input("--grad-output", gradOutput)
+                .file("--output", output);
         LoRALinear layer = LoraCheckpoint.read(SafeTensors.open(checkpoint)).to(device).eval();
         layer.setCheckFinite(checkFinite || layer.checksFinite());
         Tensor x = SafeTensors.open(input).f32("x");

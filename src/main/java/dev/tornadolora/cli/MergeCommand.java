@@ -1,6 +1,7 @@
 package dev.tornadolora.cli;
 
 import dev.tornadolora.io.LoraMerge;
+import dev.tornadolora.io.OutputGuard;
 import dev.tornadolora.io.SafeTensors;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
@@ -41,6 +42,7 @@ final class MergeCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
+        new OutputGuard().input("--checkpoint", checkpoint).input("--adapter", adapter).file("--output", output);
         Path base = checkpoint, adapterFile = adapter;
         if (Files.isDirectory(checkpoint)) {
             base = checkpoint.resolve("base_model.safetensors");

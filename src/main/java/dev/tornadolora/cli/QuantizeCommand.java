@@ -2,6 +2,7 @@ package dev.tornadolora.cli;
 
 import dev.tornadolora.io.DType;
 import dev.tornadolora.io.Nf4Record;
+import dev.tornadolora.io.OutputGuard;
 import dev.tornadolora.io.SafeTensors;
 import dev.tornadolora.io.SafeTensorsException;
 import dev.tornadolora.io.SafeTensorsWriter;
@@ -49,6 +50,7 @@ final class QuantizeCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
+        new OutputGuard().input("--input", input).file("--output", output);
         SafeTensors w = SafeTensors.open(input);
         SafeTensors.Entry entry = w.requireDType(key, DType.F32);
         if (entry.shape().length != 2) {

@@ -3,6 +3,9 @@ package dev.tornadolora.cli;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.tornadolora.io.AdapterCheckpoints;
 import dev.tornadolora.io.AtomicFiles;
+import dev.tornadolora.io.FolderLock;
+import dev.tornadolora.tensor.HeapCheck;
+import dev.tornadolora.io.OutputGuard;
 import dev.tornadolora.io.ModelCheckpoint;
 import dev.tornadolora.io.SafeTensorsWriter;
 import dev.tornadolora.nn.LoRALinear;
@@ -161,6 +164,41 @@ final class TrainCommand implements Callable<Integer> {
     @Override
     public Integer call() throws IOException {
         validate();
+        new OutputGuard().folder("--output", output, OUTPUTS.toArray(String[]::new));
+        HeapCheck.require(heapNeeded(), "train (--sizes " + Arrays.stream(sizes).mapToObj(Integer::toString)
+                .collect(Collectors.joining(",")) + ", --batch " + batch + ", --eval-batch " + evalBatch
+                + (quantizeBase ? "" : ", --no-quantize-base") + ")");
+        try (FolderLock lock = FolderLock.acquire(output, "--output")) {
+            return train();
+        }
+    }
+
+    /** Every file a run writes in --output. */
+    static final List<String> OUTPUTS = List.of("adapter.safetensors", "peft/" + AdapterCheckpoints.PEFT_WEIGHTS,
+            "peft/" + AdapterCheckpoints.PEFT_CONFIG, "base_model.safetensors", LOG, STATE, "sample.safetensors",
+            "loss.png");
+
+    /**
+     * The heap a run takes, from the options: per layer the student's base (fp32 or NF4), the teacher's fp32 base
+     * and hidden update, the fp32 weight a layer is initialised from and the merged copy a save makes; per token
+     * of a batch the activations of student and teacher with the saved inputs and gradients (about 8 floats per
+     * width). An estimate (within a factor of about 2), meant to stop a job that cannot fit before it starts.
+     */
+    long heapNeeded() {
+        long params = 0, largest = 0, widths = 0;
+        for (int i = 0; i + 1 < sizes.length; i++) {
+            long p = HeapCheck.product(sizes[i], sizes[i + 1]);
+            params = p < 0 || params < 0 ? -1 : params + p;
+            largest = Math.max(largest, p);
+        }
+        for (int s : sizes) widths += s;
+        long layers = HeapCheck.product(params, (quantizeBase ? 1 : 4) + 8), transient_ = HeapCheck.product(largest, 8);
+        long adapters = HeapCheck.product(rank, widths, 2 * 4 * 4);  // A, B, their grads and two AdamW moments
+        long tokens = HeapCheck.product(Math.max(batch, evalBatch), widths, 8 * 4);
+        return HeapCheck.sum(params < 0 ? -1 : layers, transient_, adapters, tokens);
+    }
+
+    private Integer train() throws IOException {
         PrintWriter out = spec.commandLine().getOut();
         SyntheticTask task = new SyntheticTask(new SyntheticTask.Config(sizes, rank, alpha, dropout, quantizeBase,
                 blockSize, scalerBlockSize, hiddenRank == null ? rank : hiddenRank, updateScale, activation, seed, device));

@@ -6,6 +6,7 @@ import dev.tornadolora.kernels.LoraParams;
 import dev.tornadolora.nf4.Nf4Tensor;
 import dev.tornadolora.tensor.BaseWeight;
 import dev.tornadolora.tensor.DenseWeight;
+import dev.tornadolora.tensor.HeapCheck;
 import dev.tornadolora.tensor.NonFiniteException;
 import dev.tornadolora.tensor.Shapes;
 import dev.tornadolora.tensor.Tensor;
@@ -110,6 +111,9 @@ public final class LoRALinear implements LoraParams, Module {
         if (!(dropout >= 0f && dropout < 1f)) {
             throw new IllegalArgumentException("dropout must be in [0, 1), got " + dropout);
         }
+        // The fp32 base the layer starts from (quantized after, when asked) and the adapters with their gradients.
+        HeapCheck.require(HeapCheck.sum(HeapCheck.product(inDim, outDim, 4), HeapCheck.product(rank, (long) inDim + outDim, 8)),
+                "a LoRA layer [" + outDim + ", " + inDim + "] of rank " + rank);
         Map<String, Object> kwargs = quantizationKwargs == null ? Map.of() : new LinkedHashMap<>(quantizationKwargs);
         if (!quantizeBase && kwargs.values().stream().anyMatch(LoRALinear::truthy)) {
             // torchtune raises ValueError with this text.
