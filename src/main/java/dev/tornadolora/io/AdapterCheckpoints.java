@@ -100,8 +100,14 @@ public final class AdapterCheckpoints {
 
     /** Writes {@code dir/adapter_model.safetensors} and {@code dir/adapter_config.json}. */
     public static void savePeft(Path dir, Map<String, LoRALinear> modules) throws IOException {
+        savePeft(dir, modules, Map.of());
+    }
+
+    /** As {@link #savePeft(Path, Map)}, with {@code metadata} also in the weights file's header (PEFT ignores it). */
+    public static void savePeft(Path dir, Map<String, LoRALinear> modules, Map<String, String> metadata)
+            throws IOException {
         if (modules.isEmpty()) throw new IllegalArgumentException("no LoRA modules to save");
-        SafeTensorsWriter w = new SafeTensorsWriter().metadata("format", "pt");
+        SafeTensorsWriter w = new SafeTensorsWriter().metadata(metadata).metadata("format", "pt");
         stateDict(modules).forEach((k, t) -> w.f32(toPeftKey(k), t));
         Files.createDirectories(dir);
         w.write(dir.resolve(PEFT_WEIGHTS));

@@ -35,7 +35,13 @@ public final class ModelCheckpoint {
     private ModelCheckpoint() {}
 
     public static void save(Path file, Sequential model, boolean withAdapters) throws IOException {
-        SafeTensorsWriter w = new SafeTensorsWriter();
+        save(file, model, withAdapters, Map.of());
+    }
+
+    /** As {@link #save(Path, Sequential, boolean)}, with {@code metadata} added to the header. */
+    public static void save(Path file, Sequential model, boolean withAdapters, Map<String, String> metadata)
+            throws IOException {
+        SafeTensorsWriter w = new SafeTensorsWriter().metadata(metadata);
         ArrayNode arch = JSON.createArrayNode();
         Set<Float> alphas = new LinkedHashSet<>();
         Map<String, String> blockSizes = new LinkedHashMap<>();

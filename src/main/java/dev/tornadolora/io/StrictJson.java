@@ -34,15 +34,19 @@ public final class StrictJson {
     /** Most tokens in a document (bounds the tree's memory at a few hundred bytes per token). */
     public static final long MAX_TOKENS = 1_000_000;
 
-    private static final ObjectMapper READER = new ObjectMapper(JsonFactory.builder()
-            .enable(StreamReadFeature.STRICT_DUPLICATE_DETECTION)
-            .streamReadConstraints(StreamReadConstraints.builder().maxNestingDepth(MAX_DEPTH)
-                    .maxTokenCount(MAX_TOKENS).build())
-            .build())
-            .enable(DeserializationFeature.FAIL_ON_TRAILING_TOKENS);
+    private static final ObjectMapper READER = mapper(MAX_TOKENS);
     private static final ObjectMapper WRITER = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
 
     private StrictJson() {}
+
+    private static ObjectMapper mapper(long maxTokens) {
+        return new ObjectMapper(JsonFactory.builder()
+                .enable(StreamReadFeature.STRICT_DUPLICATE_DETECTION)
+                .streamReadConstraints(StreamReadConstraints.builder().maxNestingDepth(MAX_DEPTH)
+                        .maxTokenCount(maxTokens).build())
+                .build())
+                .enable(DeserializationFeature.FAIL_ON_TRAILING_TOKENS);
+    }
 
     /** The strict reading mapper (shared, thread-safe; do not reconfigure it). */
     public static ObjectMapper reader() {
@@ -56,16 +60,25 @@ public final class StrictJson {
 
     /** Parses {@code file} (at most {@link #MAX_FILE_BYTES}, UTF-8); refusals name the file. */
     public static JsonNode read(Path file) {
+        return read(file, MAX_FILE_BYTES);
+    }
+
+    /**
+     * As {@link #read(Path)} for a file that may be larger (a log growing with the steps): at most {@code maxBytes}
+     * and a token per 2 bytes, so the tree stays within a small multiple of the bound.
+     */
+    public static JsonNode read(Path file, long maxBytes) {
         try {
             long size = Files.size(file);
-            if (size > MAX_FILE_BYTES) {
-                throw new IllegalArgumentException(file + ": " + size + " bytes, more than the " + MAX_FILE_BYTES
-                        + " a JSON file here may have");
+            if (size > maxBytes || size > Integer.MAX_VALUE - 8) {
+                throw new IllegalArgumentException(file + ": " + size + " bytes, more than the " + maxBytes
+                        + " this JSON file may have");
             }
             byte[] bytes = Files.readAllBytes(file);
             String text = StandardCharsets.UTF_8.newDecoder().onMalformedInput(CodingErrorAction.REPORT)
                     .onUnmappableCharacter(CodingErrorAction.REPORT).decode(ByteBuffer.wrap(bytes)).toString();
-            return parse(file.toString(), text);
+            return maxBytes <= MAX_FILE_BYTES ? parse(file.toString(), text)
+                    : parse(file.toString(), text, mapper(Math.max(MAX_TOKENS, maxBytes / 2)));
         } catch (NoSuchFileException e) {
             throw new IllegalArgumentException(file + ": no such file");
         } catch (CharacterCodingException e) {
@@ -77,9 +90,13 @@ public final class StrictJson {
 
     /** Parses {@code text}; {@code source} names it in messages. An empty document is refused. */
     public static JsonNode parse(String source, String text) {
+        return parse(source, text, READER);
+    }
+
+    private static JsonNode parse(String source, String text, ObjectMapper mapper) {
         JsonNode n;
         try {
-            n = READER.readTree(text);
+            n = mapper.readTree(text);
         } catch (IOException | RuntimeException e) {
             String m = e.getMessage() == null ? e.toString() : e.getMessage();
             int nl = m.indexOf('\n');

@@ -137,7 +137,7 @@ public final class LoRALinear implements LoraParams, Module {
         }
         this.quantizationKwargs = Map.copyOf(kwargs);
         this.seed = seed;
-        this.dropoutRng = newDropoutRng(seed);
+        this.dropoutRng = newDropoutRng(seed, 0);
         initialize(new SplittableRandom(seed), givenBase);
     }
 
@@ -306,16 +306,30 @@ public final class LoRALinear implements LoraParams, Module {
         float keep = 1f / (1f - dropout);
         float[] m = new float[n];
         synchronized (stateLock) {
-            for (int i = 0; i < n; i++) {
-                m[i] = dropoutRng.nextDouble() < dropout ? 0f : keep;
+            for (int i = 0; i < n; ) {
+                if (dropoutDraws > 0 && dropoutDraws % DROPOUT_CHUNK == 0) {
+                    dropoutRng = newDropoutRng(seed, dropoutDraws / DROPOUT_CHUNK);
+                }
+                int end = (int) Math.min(n, i + (DROPOUT_CHUNK - dropoutDraws % DROPOUT_CHUNK));
+                for (int j = i; j < end; j++) {
+                    m[j] = dropoutRng.nextDouble() < dropout ? 0f : keep;
+                }
+                dropoutDraws += end - i;
+                i = end;
             }
-            dropoutDraws += n;
         }
         return m;
     }
 
-    private static SplittableRandom newDropoutRng(long seed) {
-        return new SplittableRandom(seed).split();
+    /**
+     * Dropout numbers come in chunks of 2^20, chunk c from its own generator seeded by (seed, c): a resumed run
+     * reaches draw k by seeding chunk k / 2^20 and stepping at most 2^20 - 1 times, however large k is.
+     */
+    static final long DROPOUT_CHUNK = 1L << 20;
+
+    private static SplittableRandom newDropoutRng(long seed, long chunk) {
+        return chunk == 0 ? new SplittableRandom(seed).split()
+                : new SplittableRandom(seed ^ (0xD1B54A32D192ED03L * chunk)).split();
     }
 
     /** How many dropout draws (one per element of x in a training forward) the layer has made since it was built. */
@@ -334,8 +348,8 @@ public final class LoRALinear implements LoraParams, Module {
             throw new IllegalArgumentException("dropout draws must be non-negative, got " + draws);
         }
         synchronized (stateLock) {
-            dropoutRng = newDropoutRng(seed);
-            for (long i = 0; i < draws; i++) {
+            dropoutRng = newDropoutRng(seed, draws / DROPOUT_CHUNK);
+            for (long i = draws / DROPOUT_CHUNK * DROPOUT_CHUNK; i < draws; i++) {
                 dropoutRng.nextDouble();
             }
             dropoutDraws = draws;
