@@ -3,6 +3,7 @@ package dev.tornadolora.cli;
 import dev.tornadolora.io.DType;
 import dev.tornadolora.io.Nf4Record;
 import dev.tornadolora.io.OutputGuard;
+import dev.tornadolora.io.SafeText;
 import dev.tornadolora.io.SafeTensors;
 import dev.tornadolora.io.SafeTensorsException;
 import dev.tornadolora.io.SafeTensorsWriter;
@@ -88,7 +89,7 @@ final class QuantizeCommand implements Callable<Integer> {
         Nf4Record.write(out, key, nf4);  // after the copy: its metadata wins
         out.write(output);
         spec.commandLine().getOut().printf(Locale.ROOT, "%s: '%s' %s -> NF4 (block_size %d, scaler_block_size %d), "
-                        + "%.4f bits per parameter%n", output, key, Arrays.toString(entry.shape()), blockSize,
+                        + "%.4f bits per parameter%n", SafeText.of(output.toString()), SafeText.of(key), Arrays.toString(entry.shape()), blockSize,
                 scalerBlockSize, 8 * nf4.bytesPerParameter());
         return 0;
     }

@@ -2,6 +2,7 @@ package dev.tornadolora.train;
 
 import dev.tornadolora.io.AdapterCheckpoints;
 import dev.tornadolora.io.SafeTensors;
+import dev.tornadolora.io.SafeText;
 import dev.tornadolora.io.SafeTensorsWriter;
 import dev.tornadolora.nn.LoRALinear;
 import dev.tornadolora.tensor.Tensor;
@@ -101,7 +102,7 @@ public final class TrainingState {
         try {
             return Long.parseLong(v.trim());
         } catch (NumberFormatException e) {
-            throw new IllegalArgumentException(st.source() + ": metadata '" + key + "' is not an integer: '" + v + "'");
+            throw new IllegalArgumentException(st.source() + ": metadata " + SafeText.quote(key) + " is not an integer: " + SafeText.quote(v) + "");
         }
     }
 }
