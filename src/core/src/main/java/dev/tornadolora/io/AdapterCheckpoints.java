@@ -149,8 +149,16 @@ public final class AdapterCheckpoints {
         if (!Files.exists(config)) {
             throw new IllegalArgumentException(config + ": no such file (not a PEFT adapter folder)");
         }
-        String where = config.toString();
-        JsonNode c = StrictJson.requireObject(StrictJson.read(config), where);
+        JsonNode c = StrictJson.read(config);
+        loadPeft(config.toString(), c, SafeTensors.open(dir.resolve(PEFT_WEIGHTS)), modules);
+    }
+
+    /**
+     * As {@link #loadPeft(Path, Map)} for a config already parsed (strictly, {@link StrictJson}) and weights already
+     * opened; {@code where} names the config in messages.
+     */
+    public static void loadPeft(String where, JsonNode config, SafeTensors st, Map<String, LoRALinear> modules) {
+        JsonNode c = StrictJson.requireObject(config, where);
         String type = StrictJson.requireString(c, "peft_type", where);
         if (!"LORA".equals(type)) {
             throw new IllegalArgumentException(where + ": peft_type is " + SafeText.quote(type) + ", expected \"LORA\"");
@@ -184,7 +192,6 @@ public final class AdapterCheckpoints {
                         + SafeText.quote(name) + " has dropout " + m.dropout());
             }
         });
-        SafeTensors st = SafeTensors.open(dir.resolve(PEFT_WEIGHTS));
         Map<String, Tensor> sd = new LinkedHashMap<>();
         for (String k : st.names()) sd.put(fromPeftKey(k), st.floats(k));
         load(sd, modules, st.source());

@@ -84,7 +84,11 @@ public final class ModelCheckpoint {
      * of adapter keys, or any key the architecture does not have is an error naming the keys.
      */
     public static Sequential load(Path file) {
-        SafeTensors f = SafeTensors.open(file);
+        return load(SafeTensors.open(file));
+    }
+
+    /** As {@link #load(Path)} for a file already opened (or parsed from memory). */
+    public static Sequential load(SafeTensors f) {
         JsonNode arch = architecture(f);
         Map<String, Module> modules = new LinkedHashMap<>();
         List<String> modelKeys = new ArrayList<>();

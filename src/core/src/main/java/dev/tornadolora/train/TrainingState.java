@@ -64,7 +64,12 @@ public final class TrainingState {
      * Returns the file, for the scheduler's epoch and base rate and the step.
      */
     public static SafeTensors resume(Path file, Optimizer optimizer, Map<String, LoRALinear> modules) {
-        SafeTensors st = restoreOptimizer(SafeTensors.open(file), optimizer);
+        return resume(SafeTensors.open(file), optimizer, modules);
+    }
+
+    /** As {@link #resume(Path, Optimizer, Map)} for a file already opened (or parsed from memory). */
+    public static SafeTensors resume(SafeTensors file, Optimizer optimizer, Map<String, LoRALinear> modules) {
+        SafeTensors st = restoreOptimizer(file, optimizer);
         Map<String, Tensor> adapters = new LinkedHashMap<>();
         for (String name : st.names()) {
             if (name.startsWith(MODEL_PREFIX)) adapters.put(name.substring(MODEL_PREFIX.length()), st.f32(name));
