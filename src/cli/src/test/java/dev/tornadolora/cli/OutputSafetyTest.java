@@ -177,6 +177,34 @@ class OutputSafetyTest {
                 "--output", out.toString());
     }
 
+    /** An input that is a FIFO would block the reader forever: refused before it is opened. */
+    @Test
+    void aFifoInputIsRefusedNotWaitedOn() throws Exception {
+        Path fifo = dir.resolve("in.safetensors");
+        Process p = new ProcessBuilder("mkfifo", fifo.toString()).start();
+        Assumptions.assumeTrue(p.waitFor() == 0, "mkfifo is not available");
+        org.junit.jupiter.api.Assertions.assertTimeoutPreemptively(java.time.Duration.ofSeconds(30), () ->
+                assertRefused("tornado-lora eval: error: " + fifo + ": is not a regular file (a FIFO, device or socket)",
+                        "eval", "--checkpoint", fifo.toString(), "--input", fifo.toString(), "--output",
+                        dir.resolve("o.safetensors").toString()));
+    }
+
+    // ------------------------------------------------------------ class 8: names printed escaped
+
+    @Test
+    void mergePrintsHostileModuleNamesEscaped() throws IOException {
+        dev.tornadolora.io.SafeTensorsWriter w = new dev.tornadolora.io.SafeTensorsWriter().metadata("alpha", "2")
+                .f32("m\u001b[2J\r.weight", dev.tornadolora.tensor.Tensor.of(new float[8], 2, 4))
+                .f32("m\u001b[2J\r.lora_a.weight", dev.tornadolora.tensor.Tensor.of(new float[4], 1, 4))
+                .f32("m\u001b[2J\r.lora_b.weight", dev.tornadolora.tensor.Tensor.of(new float[2], 2, 1));
+        Path c = dir.resolve("c.safetensors"), out = dir.resolve("m.safetensors");
+        w.write(c);
+        CliRun r = CliRun.of("merge", "--checkpoint", c.toString(), "--output", out.toString());
+        assertEquals(0, r.exitCode(), r.err());
+        assertEquals("merged 1 module(s) [m\\u001b[2J\\u000d] into " + out, r.out().strip());
+        assertFalse((r.out() + r.err()).chars().anyMatch(ch -> ch == 0x1b || ch == '\r'));
+    }
+
     // ------------------------------------------------------------ class 10: empty, folder and unwritable targets
 
     @Test

@@ -95,16 +95,32 @@ public final class SafeTensors {
 
     public static SafeTensors open(Path path) {
         String source = path.toString();
+        requireReadableFile(source, path);
         try (FileChannel ch = FileChannel.open(path, StandardOpenOption.READ)) {
             long size = ch.size();
             ByteBuffer prefix = readFully(ch, 0, (int) Math.min(8, size));
             long n = headerLength(source, prefix, size);
+            // The bytes, the decoded text and the parsed tree take about 5 bytes a header byte.
+            dev.tornadolora.tensor.HeapCheck.require(5 * n, source + ": reading its " + n + "-byte header");
             Header header = readHeader(source, readFully(ch, 8, (int) n), size - 8 - n);
             return new SafeTensors(source, header, mapWindows(ch, 8 + n, header.entries().values()));
         } catch (NoSuchFileException e) {
             throw new SafeTensorsException(source + ": no such file");
         } catch (IOException e) {
             throw new SafeTensorsException(source + ": cannot read: " + e.getMessage(), e);
+        }
+    }
+
+    /**
+     * Refuses a path that exists but is not a regular file before it is opened: opening a FIFO for reading waits
+     * for a writer (forever), a device may never end, a folder cannot be read.
+     */
+    static void requireReadableFile(String source, Path path) {
+        if (java.nio.file.Files.isDirectory(path)) {
+            throw new SafeTensorsException(source + ": is a folder, not a file");
+        }
+        if (java.nio.file.Files.exists(path) && !java.nio.file.Files.isRegularFile(path)) {
+            throw new SafeTensorsException(source + ": is not a regular file (a FIFO, device or socket)");
         }
     }
 

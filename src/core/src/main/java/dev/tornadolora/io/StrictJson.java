@@ -68,6 +68,9 @@ public final class StrictJson {
      * and a token per 2 bytes, so the tree stays within a small multiple of the bound.
      */
     public static JsonNode read(Path file, long maxBytes) {
+        if (Files.exists(file) && !Files.isRegularFile(file)) {
+            throw new IllegalArgumentException(file + ": is not a regular file");
+        }
         try {
             long size = Files.size(file);
             if (size > maxBytes || size > Integer.MAX_VALUE - 8) {

@@ -36,6 +36,11 @@ public final class HeapCheck {
         Runtime rt = Runtime.getRuntime();
         long used = rt.totalMemory() - rt.freeMemory();
         long available = rt.maxMemory() - used;
+        if (bytes > available && bytes <= rt.maxMemory()) {
+            System.gc();  // only near the limit: what is in use may be mostly garbage
+            used = rt.totalMemory() - rt.freeMemory();
+            available = rt.maxMemory() - used;
+        }
         if (bytes < 0 || bytes > available) {
             long needed = bytes < 0 ? Long.MAX_VALUE : bytes;
             throw new InsufficientMemoryException(what + " needs " + bytes(needed) + " of heap but " + bytes(available)
