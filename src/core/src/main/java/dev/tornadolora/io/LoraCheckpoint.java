@@ -76,7 +76,7 @@ public final class LoraCheckpoint {
     private static float parseAlpha(SafeTensors c) {
         String s = c.requireMetadata("alpha");
         try {
-            float alpha = Float.parseFloat(s.trim());
+            float alpha = (float) StrictJson.decimal(s);
             if (!Float.isFinite(alpha)) throw new NumberFormatException();
             return alpha;
         } catch (NumberFormatException e) {

@@ -148,7 +148,7 @@ public final class LoraMerge {
                 String v = f.metadata().get(k);
                 if (v == null) continue;
                 try {
-                    float alpha = Float.parseFloat(v.trim());
+                    float alpha = (float) StrictJson.decimal(v);
                     if (Float.isFinite(alpha)) return alpha;
                 } catch (NumberFormatException e) {
                     // reported below

@@ -48,6 +48,23 @@ public final class StrictJson {
                 .enable(DeserializationFeature.FAIL_ON_TRAILING_TOKENS);
     }
 
+    private static final java.util.regex.Pattern DECIMAL =
+            java.util.regex.Pattern.compile("-?(0|[1-9][0-9]*)(\\.[0-9]+)?([eE][+-]?[0-9]+)?");
+
+    /**
+     * A number written as text (a metadata value) in JSON's grammar, finite: {@code 16}, {@code 16.0},
+     * {@code 1.0E-5}; not {@code 16f}, {@code 0x10p0}, {@code " 16"}, {@code NaN} or {@code 1e400}, which
+     * {@link Double#parseDouble} takes.
+     */
+    public static double decimal(String text) {
+        if (text == null || text.length() > 100 || !DECIMAL.matcher(text).matches()) {
+            throw new NumberFormatException("not a decimal number: " + text);
+        }
+        double d = Double.parseDouble(text);
+        if (!Double.isFinite(d)) throw new NumberFormatException("not finite: " + text);
+        return d;
+    }
+
     /** The strict reading mapper (shared, thread-safe; do not reconfigure it). */
     public static ObjectMapper reader() {
         return READER;

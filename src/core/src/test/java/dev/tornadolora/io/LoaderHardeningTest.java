@@ -244,6 +244,11 @@ class LoaderHardeningTest {
         assertTrue(message(() -> StrictJson.parse("s", "{} {}")).startsWith("s: not valid JSON: Trailing token"));
         assertTrue(message(() -> StrictJson.parse("s", "[".repeat(100))).startsWith("s: not valid JSON: Document nesting depth"));
         assertEquals("s: empty JSON document", message(() -> StrictJson.parse("s", "")));
+        assertEquals(16.0, StrictJson.decimal("16"));
+        assertEquals(1e-5, StrictJson.decimal("1.0E-5"));
+        for (String bad : new String[] {"16f", "0x10p0", " 16", "NaN", "1e400", "+1", "1.", ""}) {
+            assertThrows(NumberFormatException.class, () -> StrictJson.decimal(bad), bad);
+        }
     }
 
     // ------------------------------------------------------------ determinism
