@@ -8,6 +8,7 @@ import dev.tornadolora.io.SafeTensors;
 import dev.tornadolora.io.SafeTensorsException;
 import dev.tornadolora.io.SafeTensorsWriter;
 import dev.tornadolora.nf4.Nf4Tensor;
+import dev.tornadolora.tensor.HeapCheck;
 import dev.tornadolora.tensor.Tensor;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -67,6 +68,9 @@ final class QuantizeCommand implements Callable<Integer> {
         requireSameMetadata(w, Nf4Record.BLOCK_SIZE, blockSize, "--block-size");
         requireSameMetadata(w, Nf4Record.SCALER_BLOCK_SIZE, scalerBlockSize, "--scaler-block-size");
         int rows = entry.shape()[0], cols = entry.shape()[1];
+        // The output is built in memory (every tensor copied) beside the fp32 weight and its codes.
+        HeapCheck.require(HeapCheck.sum(w.dataLength(), HeapCheck.product(rows, cols, 5)),
+                "quantizing " + SafeText.quote(key) + " [" + rows + ", " + cols + "]");
         Tensor weight = w.floats(key);
         Nf4Tensor nf4;
         try {

@@ -1,6 +1,7 @@
 package dev.tornadolora.io;
 
 import dev.tornadolora.nf4.Nf4Tensor;
+import dev.tornadolora.tensor.HeapCheck;
 import dev.tornadolora.tensor.Shapes;
 
 import java.util.ArrayList;
@@ -56,6 +57,7 @@ public final class LoraMerge {
             throw new IllegalArgumentException("no LoRA adapters (keys <module>.lora_a.weight / <module>.lora_b.weight) in "
                     + base.source() + (adapter == null ? "" : " or " + adapter.source()));
         }
+        requireHeap(base, adapter, source, modules);
         SafeTensorsWriter out = new SafeTensorsWriter();
         Map<String, String> metadata = new LinkedHashMap<>(base.metadata());
         metadata.keySet().removeIf(k -> k.equals("alpha") || k.endsWith(".alpha"));
@@ -127,6 +129,24 @@ public final class LoraMerge {
         out.metadata(metadata);
         if (requantized) warnings.accept(REQUANTIZE_WARNING);
         return new Result(out, new ArrayList<>(modules));
+    }
+
+    /**
+     * The merged file is built in memory: every tensor copied (the files' data) and, per module, its fp32 weight
+     * twice (merged, then as bytes); checked against the heap before anything is read.
+     */
+    private static void requireHeap(SafeTensors base, SafeTensors adapter, Map<String, SafeTensors> source,
+                                    Set<String> modules) {
+        long need = HeapCheck.sum(base.dataLength(), adapter == null ? 0 : adapter.dataLength());
+        for (String module : modules) {
+            SafeTensors aFile = source.get(AdapterCheckpoints.key(module, "lora_a.weight"));
+            SafeTensors bFile = source.get(AdapterCheckpoints.key(module, "lora_b.weight"));
+            if (aFile == null || bFile == null) continue;
+            int[] a = aFile.entry(AdapterCheckpoints.key(module, "lora_a.weight")).shape();
+            int[] b = bFile.entry(AdapterCheckpoints.key(module, "lora_b.weight")).shape();
+            if (a.length == 2 && b.length == 2) need = HeapCheck.sum(need, HeapCheck.product(b[0], a[1], 8));
+        }
+        HeapCheck.require(need, "merging " + modules.size() + " module(s)");
     }
 
     /** Modules with a {@code lora_a.weight} or {@code lora_b.weight} key, in key order. */
