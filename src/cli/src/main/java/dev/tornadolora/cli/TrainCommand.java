@@ -306,6 +306,9 @@ final class TrainCommand implements Callable<Integer> {
             throw new IllegalArgumentException("--max-grad-norm must be a finite number >= 0 (0: no clipping), got "
                     + maxGradNorm);
         }
+        if (!(momentum >= 0) || Double.isInfinite(momentum)) {
+            throw new IllegalArgumentException("--momentum must be a finite number >= 0, got " + momentum);
+        }
         if (!(lr > 0) || Double.isInfinite(lr)) throw new IllegalArgumentException("--lr must be positive and finite, got " + lr);
         if (saveEvery < 0) throw new IllegalArgumentException("--save-every must be >= 0, got " + saveEvery);
         if (sizes.length < 2) {
