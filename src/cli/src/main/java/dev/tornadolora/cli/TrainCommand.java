@@ -4,22 +4,21 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.tornadolora.io.AdapterCheckpoints;
 import dev.tornadolora.io.AtomicFiles;
 import dev.tornadolora.io.FolderLock;
-import dev.tornadolora.tensor.HeapCheck;
+import dev.tornadolora.io.ModelCheckpoint;
 import dev.tornadolora.io.OutputGuard;
 import dev.tornadolora.io.SafeText;
 import dev.tornadolora.io.StrictJson;
-import dev.tornadolora.train.RunIdentity;
-import java.util.LinkedHashMap;
-import dev.tornadolora.io.ModelCheckpoint;
 import dev.tornadolora.io.SafeTensorsWriter;
 import dev.tornadolora.nn.LoRALinear;
 import dev.tornadolora.nn.Sequential;
+import dev.tornadolora.tensor.HeapCheck;
 import dev.tornadolora.tensor.Tensor;
 import dev.tornadolora.train.AdamW;
 import dev.tornadolora.train.CosineWithWarmup;
 import dev.tornadolora.train.Losses;
 import dev.tornadolora.train.LrScheduler;
 import dev.tornadolora.train.Optimizer;
+import dev.tornadolora.train.RunIdentity;
 import dev.tornadolora.train.Sgd;
 import dev.tornadolora.train.SyntheticTask;
 import dev.tornadolora.train.Trainer;
@@ -44,6 +43,7 @@ import java.util.List;
 import java.io.PrintWriter;
 import java.nio.file.Path;
 import java.util.Arrays;
+import java.util.LinkedHashMap;
 import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.Callable;
@@ -434,7 +434,8 @@ final class TrainCommand implements Callable<Integer> {
         for (Map.Entry<String, LoRALinear> e : task.student().loraModules().entrySet()) {
             String key = e.getKey() + ".dropout_draws";
             long draws = TrainingState.parseLong(st, key);
-            long max = dropout > 0 ? step * batch * sizes[i] : 0;  // below 2^31 each: no overflow in 2^63
+            long product = HeapCheck.product(step, batch, sizes[i]);  // -1: past 2^63, so anything is possible
+            long max = dropout == 0 ? 0 : product < 0 ? Long.MAX_VALUE : product;
             if (draws < 0 || draws > max) {
                 throw new IllegalArgumentException("--resume: " + st.source() + ": " + key + " is " + draws
                         + " but the run can have drawn " + max + " (step " + step + " x --batch " + batch
@@ -462,7 +463,7 @@ final class TrainCommand implements Callable<Integer> {
          .put("block_size", blockSize).put("scaler_block_size", scalerBlockSize)
          .put("hidden_rank", task.config().hiddenRank()).put("update_scale", updateScale)
          .put("activation", activation).put("steps", steps).put("batch", batch).put("lr", lr)
-         .put("warmup_steps", warmup).put("optimizer", optimizerName).put("weight_decay", weightDecay)
+         .put("warmup_steps", warmup).put("optimizer", optimizerName.toLowerCase(Locale.ROOT)).put("weight_decay", weightDecay)
          .put("max_grad_norm", maxGradNorm).put("momentum", momentum).put("eval_batch", evalBatch)
          .put("seed", seed).put("device", deviceName(task))
          .put("schedule", "cosine with linear warm-up (torchtune get_cosine_schedule_with_warmup, num_cycles 0.5)")

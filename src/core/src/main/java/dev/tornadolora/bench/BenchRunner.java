@@ -5,8 +5,8 @@ import dev.tornadolora.kernels.LoraKernels;
 import dev.tornadolora.kernels.ProfilingKernels;
 import dev.tornadolora.kernels.ScalarLoraKernels;
 import dev.tornadolora.nf4.Nf4Tensor;
-import dev.tornadolora.tensor.HeapCheck;
 import dev.tornadolora.nn.LoRALinear;
+import dev.tornadolora.tensor.HeapCheck;
 import dev.tornadolora.tensor.Tensor;
 
 import java.util.ArrayList;

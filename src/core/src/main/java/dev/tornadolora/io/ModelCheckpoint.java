@@ -190,7 +190,8 @@ public final class ModelCheckpoint {
                 throw new SafeTensorsException(where + ": rank " + rank + " but the file's adapters have shape "
                         + dev.tornadolora.tensor.Shapes.format(a));
             }
-        } else if (HeapCheck.product(rank, (long) in + out) > HeapCheck.product(2, in, out)) {
+        } else if (HeapCheck.product(rank, (long) in + out) < 0
+                || HeapCheck.product(rank, (long) in + out) > HeapCheck.product(2, in, out)) {
             // Without adapters in the file the rank only sizes fresh ones: bound them by the base the file holds.
             throw new SafeTensorsException(where + ": rank " + rank + " gives adapters larger than twice the ["
                     + out + ", " + in + "] base");
