@@ -222,6 +222,9 @@ class OutputSafetyTest {
         assertRefused("tornado-lora eval: error: --output " + c.resolve("o.safetensors") + ": " + c + " is not a folder",
                 "eval", "--checkpoint", c.toString(), "--input", c.toString(), "--output",
                 c.resolve("o.safetensors").toString());
+        assertRefused("tornado-lora eval: error: --output " + c.resolve("a/o.safetensors") + ": " + c + " is not a folder",
+                "eval", "--checkpoint", c.toString(), "--input", c.toString(), "--output",
+                c.resolve("a/o.safetensors").toString());
         assertRefused("tornado-lora train: error: --output " + c + " exists and is not a folder",
                 "train", "--sizes", "16,16", "--steps", "2", "--quiet", "--output", c.toString());
     }

@@ -59,7 +59,8 @@ public final class OutputGuard {
                     + " is a folder; give the path of a file");
         }
         Path parent = path.toAbsolutePath().getParent();
-        if (parent != null && Files.exists(parent) && !Files.isDirectory(parent)) {
+        while (parent != null && !Files.exists(parent)) parent = parent.getParent();  // the first that exists
+        if (parent != null && !Files.isDirectory(parent)) {
             throw new IllegalArgumentException(option + " " + SafeText.of(path.toString()) + ": "
                     + SafeText.of(parent.toString()) + " is not a folder");
         }
