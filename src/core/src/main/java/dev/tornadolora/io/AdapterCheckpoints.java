@@ -104,7 +104,14 @@ public final class AdapterCheckpoints {
         savePeft(dir, modules, Map.of());
     }
 
-    /** As {@link #savePeft(Path, Map)}, with {@code metadata} also in the weights file's header (PEFT ignores it). */
+    /**
+     * As {@link #savePeft(Path, Map)}, with {@code metadata} also in the weights file's header (PEFT ignores it).
+     *
+     * @param dir      the PEFT adapter folder
+     * @param modules  the LoRA modules by name
+     * @param metadata more header entries for {@code adapter_model.safetensors} (a run identity, ...)
+     * @throws IOException when writing fails
+     */
     public static void savePeft(Path dir, Map<String, LoRALinear> modules, Map<String, String> metadata)
             throws IOException {
         if (modules.isEmpty()) throw new IllegalArgumentException("no LoRA modules to save");
@@ -155,7 +162,13 @@ public final class AdapterCheckpoints {
 
     /**
      * As {@link #loadPeft(Path, Map)} for a config already parsed (strictly, {@link StrictJson}) and weights already
-     * opened; {@code where} names the config in messages.
+     * opened.
+     *
+     * @param where   names the config in messages
+     * @param config  the parsed {@code adapter_config.json}
+     * @param st      {@code adapter_model.safetensors}
+     * @param modules the model's LoRA modules by name, loaded in place
+     * @throws IllegalArgumentException naming the file and the field or key that does not match the model
      */
     public static void loadPeft(String where, JsonNode config, SafeTensors st, Map<String, LoRALinear> modules) {
         JsonNode c = StrictJson.requireObject(config, where);

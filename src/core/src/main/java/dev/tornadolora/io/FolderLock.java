@@ -16,6 +16,7 @@ import java.nio.file.StandardOpenOption;
  * <pre>{@code try (FolderLock lock = FolderLock.acquire(dir, "--output")) { ... write into dir ... } }</pre>
  */
 public final class FolderLock implements AutoCloseable {
+    /** The lock file's name in the folder. */
     public static final String NAME = ".tornado-lora.lock";
 
     private final FileChannel channel;
@@ -26,7 +27,15 @@ public final class FolderLock implements AutoCloseable {
         this.lock = lock;
     }
 
-    /** Creates {@code dir} when needed and locks it; refuses, naming {@code option}, when another holds it. */
+    /**
+     * Creates {@code dir} when needed and locks it.
+     *
+     * @param dir    the output folder
+     * @param option the option that named it, for the message ("--output")
+     * @return the lock, to close when the writing is done
+     * @throws IllegalArgumentException when another process (or another lock in this JVM) holds the folder
+     * @throws IOException when the lock file cannot be created or locked
+     */
     public static FolderLock acquire(Path dir, String option) throws IOException {
         Files.createDirectories(dir);
         Path file = dir.resolve(NAME);
@@ -54,6 +63,7 @@ public final class FolderLock implements AutoCloseable {
         return new FolderLock(ch, l);
     }
 
+    /** Releases the lock (the empty lock file stays). */
     @Override
     public void close() throws IOException {
         try {

@@ -16,7 +16,11 @@ import java.nio.file.NotDirectoryException;
 public final class IoErrors {
     private IoErrors() {}
 
-    /** What went wrong, without the path: "permission denied", "no such file or folder", the OS's reason. */
+    /**
+     * {@return what went wrong, without the path: "permission denied", "no such file or folder", the OS's reason}
+     *
+     * @param e an I/O error
+     */
     public static String describe(IOException e) {
         if (e instanceof AccessDeniedException) return "permission denied";
         if (e instanceof NoSuchFileException) return "no such file or folder";
@@ -29,7 +33,11 @@ public final class IoErrors {
         return e.getMessage() != null ? e.getMessage() : e.getClass().getSimpleName();
     }
 
-    /** One line for an I/O error: the path the JDK named (when it did) and what went wrong. */
+    /**
+     * {@return one line for an I/O error: the path the JDK named (when it did) and what went wrong}
+     *
+     * @param e an I/O error
+     */
     public static String line(IOException e) {
         if (e instanceof FileSystemException f && f.getFile() != null) {
             return SafeText.of(f.getFile()) + (f.getOtherFile() != null ? " -> " + SafeText.of(f.getOtherFile()) : "")

@@ -39,7 +39,15 @@ public final class ModelCheckpoint {
         save(file, model, withAdapters, Map.of());
     }
 
-    /** As {@link #save(Path, Sequential, boolean)}, with {@code metadata} added to the header. */
+    /**
+     * As {@link #save(Path, Sequential, boolean)}, with {@code metadata} added to the header.
+     *
+     * @param file         the safetensors file to write (atomically)
+     * @param model        LoRALinear and activation modules
+     * @param withAdapters whether the adapters are saved too
+     * @param metadata     more header entries (a run identity, ...)
+     * @throws IOException when writing fails
+     */
     public static void save(Path file, Sequential model, boolean withAdapters, Map<String, String> metadata)
             throws IOException {
         SafeTensorsWriter w = new SafeTensorsWriter().metadata(metadata);
@@ -87,7 +95,13 @@ public final class ModelCheckpoint {
         return load(SafeTensors.open(file));
     }
 
-    /** As {@link #load(Path)} for a file already opened (or parsed from memory). */
+    /**
+     * As {@link #load(Path)} for a file already opened (or parsed from memory).
+     *
+     * @param f the checkpoint
+     * @return the model it describes, with its weights
+     * @throws SafeTensorsException naming the file and the problem
+     */
     public static Sequential load(SafeTensors f) {
         JsonNode arch = architecture(f);
         Map<String, Module> modules = new LinkedHashMap<>();

@@ -31,7 +31,17 @@ public final class OutputGuard {
     private final List<Named> inputs = new ArrayList<>();
     private final List<Named> outputs = new ArrayList<>();
 
-    /** An input: a file, or a folder whose files (to depth 4) are all inputs. Null is ignored. */
+    /** A guard with no inputs or outputs yet. */
+    public OutputGuard() {}
+
+    /**
+     * Adds an input: a file, or a folder whose files (to depth 4) are all inputs.
+     *
+     * @param option the option that named it, for messages ("--checkpoint")
+     * @param path   the input; null (an option not given) is ignored
+     * @return this guard
+     * @throws IllegalArgumentException when the path is empty
+     */
     public OutputGuard input(String option, Path path) {
         if (path == null) return this;
         requireNotEmpty(option, path);
@@ -49,7 +59,14 @@ public final class OutputGuard {
         return this;
     }
 
-    /** Checks a file output (see the class comment). Null (an option not given) is skipped. */
+    /**
+     * Checks a file output (see the class comment).
+     *
+     * @param option the option that named it, for messages ("--output")
+     * @param path   the output; null (an option not given) is skipped
+     * @return this guard
+     * @throws IllegalArgumentException naming the option and the path when the output is refused
+     */
     public OutputGuard file(String option, Path path) {
         if (path == null) return this;
         requireNotEmpty(option, path);
@@ -95,6 +112,12 @@ public final class OutputGuard {
     /**
      * Checks an output folder and the files the command writes in it (names relative to the folder; a name may
      * have a folder part, such as {@code peft/adapter_config.json}).
+     *
+     * @param option the option that named the folder, for messages ("--output")
+     * @param dir    the output folder
+     * @param files  the files the command writes in it
+     * @return this guard
+     * @throws IllegalArgumentException naming the option and the path when the folder or a file is refused
      */
     public OutputGuard folder(String option, Path dir, String... files) {
         requireNotEmpty(option, dir);
@@ -108,7 +131,13 @@ public final class OutputGuard {
         return this;
     }
 
-    /** Refuses an existing {@code path} that is not a regular file (links followed), naming {@code what}. */
+    /**
+     * Refuses an existing {@code path} that is not a regular file (links followed).
+     *
+     * @param what names the path in the message (an option, or "cannot write:")
+     * @param path the path about to be written
+     * @throws IllegalArgumentException when the path is a folder, a FIFO, a device or a socket
+     */
     public static void requireRegularIfExists(String what, Path path) {
         if (Files.exists(path) && !Files.isRegularFile(path)) {
             throw new IllegalArgumentException(what + " " + SafeText.of(path.toString()) + (Files.isDirectory(path)

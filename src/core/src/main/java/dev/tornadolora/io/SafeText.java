@@ -13,12 +13,21 @@ public final class SafeText {
 
     private SafeText() {}
 
-    /** {@code text} with unsafe characters escaped, cut after {@link #MAX_CHARS} characters; "null" for null. */
+    /**
+     * {@return {@code text} with unsafe characters escaped, cut after {@link #MAX_CHARS} characters; "null" for null}
+     *
+     * @param text user-controlled text (a tensor name, a metadata value, a path, a message)
+     */
     public static String of(String text) {
         return of(text, MAX_CHARS);
     }
 
-    /** As {@link #of(String)}, cut after {@code maxChars} characters. */
+    /**
+     * {@return {@code text} escaped as {@link #of(String)}, cut after {@code maxChars} characters}
+     *
+     * @param text     user-controlled text
+     * @param maxChars characters kept before the text is cut (the length is then said)
+     */
     public static String of(String text, int maxChars) {
         if (text == null) return "null";
         StringBuilder sb = new StringBuilder(Math.min(text.length(), maxChars) + 16);
@@ -36,19 +45,31 @@ public final class SafeText {
         return sb.toString();
     }
 
-    /** {@code 'text'}, escaped as {@link #of(String)}: for a name inside a message. */
+    /**
+     * {@return {@code 'text'}, escaped as {@link #of(String)}: for a name inside a message}
+     *
+     * @param text user-controlled text
+     */
     public static String quote(String text) {
         return "'" + of(text) + "'";
     }
 
-    /** Whether printing {@code c} raw could act on the terminal rather than show a character. */
+    /**
+     * {@return whether printing {@code c} raw could act on the terminal rather than show a character}
+     *
+     * @param c a character of user-controlled text
+     */
     public static boolean unsafe(char c) {
         return c < 0x20 || (c >= 0x7f && c <= 0x9f)
                 || (c >= 0x202a && c <= 0x202e) || (c >= 0x2066 && c <= 0x2069) || c == 0x200e || c == 0x200f
                 || c == 0x061c;
     }
 
-    /** Whether the text has a character {@link #of} would escape. */
+    /**
+     * {@return whether the text has a character {@link #of} would escape}
+     *
+     * @param text user-controlled text
+     */
     public static boolean hasUnsafe(String text) {
         for (int i = 0; i < text.length(); i++) {
             if (unsafe(text.charAt(i))) return true;

@@ -55,6 +55,10 @@ public final class StrictJson {
      * A number written as text (a metadata value) in JSON's grammar, finite: {@code 16}, {@code 16.0},
      * {@code 1.0E-5}; not {@code 16f}, {@code 0x10p0}, {@code " 16"}, {@code NaN} or {@code 1e400}, which
      * {@link Double#parseDouble} takes.
+     *
+     * @param text a metadata value
+     * @return its value
+     * @throws NumberFormatException when it is not a finite decimal number
      */
     public static double decimal(String text) {
         if (text == null || text.length() > 100 || !DECIMAL.matcher(text).matches()) {
@@ -65,17 +69,23 @@ public final class StrictJson {
         return d;
     }
 
-    /** The strict reading mapper (shared, thread-safe; do not reconfigure it). */
+    /** {@return the strict reading mapper (shared, thread-safe; do not reconfigure it)} */
     public static ObjectMapper reader() {
         return READER;
     }
 
-    /** An indenting mapper for writing files. */
+    /** {@return an indenting mapper for writing files} */
     public static ObjectMapper writer() {
         return WRITER;
     }
 
-    /** Parses {@code file} (at most {@link #MAX_FILE_BYTES}, UTF-8); refusals name the file. */
+    /**
+     * Parses a JSON file of at most {@link #MAX_FILE_BYTES} bytes of UTF-8.
+     *
+     * @param file the file
+     * @return its document
+     * @throws IllegalArgumentException naming the file when it is missing, unreadable, too large or not strict JSON
+     */
     public static JsonNode read(Path file) {
         return read(file, MAX_FILE_BYTES);
     }
@@ -83,6 +93,11 @@ public final class StrictJson {
     /**
      * As {@link #read(Path)} for a file that may be larger (a log growing with the steps): at most {@code maxBytes}
      * and a token per 2 bytes, so the tree stays within a small multiple of the bound.
+     *
+     * @param file     the file
+     * @param maxBytes the most bytes it may have
+     * @return its document
+     * @throws IllegalArgumentException naming the file when it is missing, unreadable, too large or not strict JSON
      */
     public static JsonNode read(Path file, long maxBytes) {
         if (Files.exists(file) && !Files.isRegularFile(file)) {
@@ -108,7 +123,14 @@ public final class StrictJson {
         }
     }
 
-    /** Parses {@code text}; {@code source} names it in messages. An empty document is refused. */
+    /**
+     * Parses JSON text.
+     *
+     * @param source names the text in messages
+     * @param text   the document
+     * @return its root
+     * @throws IllegalArgumentException naming the source when the text is empty or not strict JSON
+     */
     public static JsonNode parse(String source, String text) {
         return parse(source, text, READER);
     }
@@ -126,31 +148,72 @@ public final class StrictJson {
         return n;
     }
 
-    /** The object {@code n}, or a refusal saying what {@code what} is. */
+    /**
+     * {@return {@code n}, checked to be a JSON object}
+     *
+     * @param n     a node
+     * @param where names it in the message
+     * @throws IllegalArgumentException when it is not an object
+     */
     public static JsonNode requireObject(JsonNode n, String where) {
         if (n == null || !n.isObject()) throw new IllegalArgumentException(where + ": not a JSON object");
         return n;
     }
 
-    /** Field {@code field} of {@code obj}, required to be an integer in [min, max]. */
+    /**
+     * {@return field {@code field} of {@code obj}, required to be a JSON integer in [min, max]}
+     *
+     * @param obj   an object
+     * @param field the field's name
+     * @param min   the least value accepted
+     * @param max   the largest value accepted
+     * @param where names the object in messages
+     * @throws IllegalArgumentException when it is missing, not an integer, or out of range
+     */
     public static long requireLong(JsonNode obj, String field, long min, long max, String where) {
         JsonNode v = obj.get(field);
         if (v == null || v.isNull()) throw new IllegalArgumentException(where + ": missing integer '" + field + "'");
         return exactLong(v, field, min, max, where);
     }
 
-    /** As {@link #requireLong} for an int field. */
+    /**
+     * {@return field {@code field} of {@code obj} as an int in [min, max], as {@link #requireLong}}
+     *
+     * @param obj   an object
+     * @param field the field's name
+     * @param min   the least value accepted
+     * @param max   the largest value accepted
+     * @param where names the object in messages
+     */
     public static int requireInt(JsonNode obj, String field, int min, int max, String where) {
         return (int) requireLong(obj, field, min, max, where);
     }
 
-    /** Field {@code field} as an int in [min, max], or {@code fallback} when absent or null. */
+    /**
+     * {@return field {@code field} as an int in [min, max], or {@code fallback} when absent or null}
+     *
+     * @param obj      an object
+     * @param field    the field's name
+     * @param min      the least value accepted
+     * @param max      the largest value accepted
+     * @param fallback the value when the field is absent or null
+     * @param where    names the object in messages
+     */
     public static int optionalInt(JsonNode obj, String field, int min, int max, int fallback, String where) {
         JsonNode v = obj.get(field);
         return v == null || v.isNull() ? fallback : (int) exactLong(v, field, min, max, where);
     }
 
-    /** {@code v} as an exact integer in [min, max]: a JSON integer, not a fraction, a string or a wrapped value. */
+    /**
+     * {@return {@code v} as an exact integer in [min, max]: a JSON integer, not a fraction, a string or a wrapped value}
+     *
+     * @param v     a node
+     * @param field its name, for messages
+     * @param min   the least value accepted
+     * @param max   the largest value accepted
+     * @param where names its object in messages
+     * @throws IllegalArgumentException when it is not an integer or out of range
+     */
     public static long exactLong(JsonNode v, String field, long min, long max, String where) {
         if (!v.isIntegralNumber()) {
             throw new IllegalArgumentException(where + ": '" + field + "' must be an integer but is "
@@ -163,14 +226,28 @@ public final class StrictJson {
         return v.longValue();
     }
 
-    /** Field {@code field} as a finite number. */
+    /**
+     * {@return field {@code field} as a finite number}
+     *
+     * @param obj   an object
+     * @param field the field's name
+     * @param where names the object in messages
+     * @throws IllegalArgumentException when it is missing, not a number (a string such as "abc"), or not finite
+     */
     public static double requireDouble(JsonNode obj, String field, String where) {
         JsonNode v = obj.get(field);
         if (v == null || v.isNull()) throw new IllegalArgumentException(where + ": missing number '" + field + "'");
         return finite(v, field, where);
     }
 
-    /** Field {@code field} as a finite number, or {@code fallback} when absent or null. */
+    /**
+     * {@return field {@code field} as a finite number, or {@code fallback} when absent or null}
+     *
+     * @param obj      an object
+     * @param field    the field's name
+     * @param fallback the value when the field is absent or null
+     * @param where    names the object in messages
+     */
     public static double optionalDouble(JsonNode obj, String field, double fallback, String where) {
         JsonNode v = obj.get(field);
         return v == null || v.isNull() ? fallback : finite(v, field, where);
@@ -186,7 +263,14 @@ public final class StrictJson {
         return d;
     }
 
-    /** Field {@code field} as a string. */
+    /**
+     * {@return field {@code field} as a string}
+     *
+     * @param obj   an object
+     * @param field the field's name
+     * @param where names the object in messages
+     * @throws IllegalArgumentException when it is missing or not a string
+     */
     public static String requireString(JsonNode obj, String field, String where) {
         JsonNode v = obj.get(field);
         if (v == null || !v.isTextual()) {
@@ -196,7 +280,15 @@ public final class StrictJson {
         return v.textValue();
     }
 
-    /** Field {@code field} as a boolean, or {@code fallback} when absent or null. */
+    /**
+     * {@return field {@code field} as a boolean, or {@code fallback} when absent or null}
+     *
+     * @param obj      an object
+     * @param field    the field's name
+     * @param fallback the value when the field is absent or null
+     * @param where    names the object in messages
+     * @throws IllegalArgumentException when it is present and not a boolean
+     */
     public static boolean optionalBoolean(JsonNode obj, String field, boolean fallback, String where) {
         JsonNode v = obj.get(field);
         if (v == null || v.isNull()) return fallback;

@@ -16,6 +16,8 @@ public final class HeapCheck {
 
     /** Thrown when a job needs more heap than the JVM may use; its message is one line. */
     public static final class InsufficientMemoryException extends IllegalArgumentException {
+        private static final long serialVersionUID = 1L;
+        /** Bytes the job needs. */
         private final long neededBytes;
 
         InsufficientMemoryException(String message, long neededBytes) {
@@ -23,6 +25,7 @@ public final class HeapCheck {
             this.neededBytes = neededBytes;
         }
 
+        /** {@return the bytes of heap the job needs} */
         public long neededBytes() {
             return neededBytes;
         }
@@ -31,6 +34,10 @@ public final class HeapCheck {
     /**
      * Refuses, naming {@code what}, when {@code bytes} more than the heap can still take (the maximum heap less
      * what is in use) are needed. Negative or overflowing sizes (a product past 2^63) count as too large.
+     *
+     * @param bytes the size about to be allocated, or -1 (from {@link #product}/{@link #sum}) when it overflowed
+     * @param what  names the job in the message ("a LoRA layer [4096, 4096] of rank 16")
+     * @throws InsufficientMemoryException with one line: what, the bytes needed and free, and {@code -Xmx} advice
      */
     public static void require(long bytes, String what) {
         Runtime rt = Runtime.getRuntime();
@@ -48,7 +55,11 @@ public final class HeapCheck {
         }
     }
 
-    /** {@code a * b * c ...}, or -1 when the product overflows a long: for {@link #require} sizes. */
+    /**
+     * {@return {@code a * b * c ...}, or -1 when a factor is negative or the product overflows a long}
+     *
+     * @param factors sizes and element widths
+     */
     public static long product(long... factors) {
         long p = 1;
         for (long f : factors) {
@@ -62,7 +73,11 @@ public final class HeapCheck {
         return p;
     }
 
-    /** {@code a + b + ...} of sizes from {@link #product}: -1 when one is -1 or the sum overflows. */
+    /**
+     * {@return {@code a + b + ...} of sizes from {@link #product}: -1 when one is -1 or the sum overflows}
+     *
+     * @param sizes byte counts
+     */
     public static long sum(long... sizes) {
         long s = 0;
         for (long v : sizes) {
@@ -73,7 +88,11 @@ public final class HeapCheck {
         return s;
     }
 
-    /** The one line for an {@link OutOfMemoryError}: the heap's limit and how to raise it. */
+    /**
+     * {@return the one line for an {@link OutOfMemoryError}: the heap's limit and how to raise it}
+     *
+     * @param e the error the JVM threw
+     */
     public static String message(OutOfMemoryError e) {
         Runtime rt = Runtime.getRuntime();
         return "out of memory (" + (e.getMessage() == null ? "heap" : e.getMessage()) + ") with a maximum heap of "
@@ -91,7 +110,11 @@ public final class HeapCheck {
         return Math.max(1, (bytes + (1L << 30) - 1) >> 30);
     }
 
-    /** A byte count for a message: "1.5 GiB", "12.0 MiB", "512 bytes". */
+    /**
+     * {@return a byte count for a message: "1.5 GiB", "12.0 MiB", "512 bytes"}
+     *
+     * @param b bytes
+     */
     public static String bytes(long b) {
         if (b >= 1L << 30) return String.format(Locale.ROOT, "%.1f GiB", b / (double) (1L << 30));
         if (b >= 1L << 20) return String.format(Locale.ROOT, "%.1f MiB", b / (double) (1L << 20));

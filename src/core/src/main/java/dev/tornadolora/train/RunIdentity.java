@@ -26,21 +26,32 @@ import java.util.Set;
  * {@link #stateMetadata()}), so a resume can check that the state it is given is the one this folder's run wrote
  * and that it continues with the same options, naming the first that differ. Derived rather than random, the id
  * keeps the files of two identical runs byte-identical; two runs with the same id compute the same thing.
+ *
+ * @param runId         {@code run-} and the first 16 hex digits of the hash
+ * @param optionsSha256 the SHA-256 of the options' compact JSON, in hex
+ * @param options       the options, as read back from their JSON text
  */
 public record RunIdentity(String runId, String optionsSha256, ObjectNode options) {
+    /** Metadata key of the run id. */
     public static final String RUN_ID = "run_id";
+    /** Metadata key of the options' hash. */
     public static final String OPTIONS_SHA256 = "options_sha256";
+    /** Metadata key of the options (in the resume point). */
     public static final String OPTIONS = "options";
     private static final ObjectMapper COMPACT = new ObjectMapper();
 
-    /** The identity of a run with these options (keys in a fixed order: the caller's). */
+    /**
+     * {@return the identity of a run with these options}
+     *
+     * @param options every option that changes the math, keys in a fixed order (the caller's)
+     */
     public static RunIdentity of(ObjectNode options) {
         ObjectNode canonical = canonical(options);
         String sha = sha256(text(canonical));
         return new RunIdentity("run-" + sha.substring(0, 16), sha, canonical);
     }
 
-    /** {@code run_id} and {@code options_sha256}: for every file of the run. */
+    /** {@return {@code run_id} and {@code options_sha256}: for the metadata of every file of the run} */
     public Map<String, String> metadata() {
         Map<String, String> m = new LinkedHashMap<>();
         m.put(RUN_ID, runId);
@@ -48,7 +59,7 @@ public record RunIdentity(String runId, String optionsSha256, ObjectNode options
         return m;
     }
 
-    /** {@link #metadata()} and the options as JSON: for the resume point. */
+    /** {@return {@link #metadata()} and the options as JSON: for the resume point's metadata} */
     public Map<String, String> stateMetadata() {
         Map<String, String> m = metadata();
         m.put(OPTIONS, text(options));
@@ -58,6 +69,10 @@ public record RunIdentity(String runId, String optionsSha256, ObjectNode options
     /**
      * The identity a resume point was saved with, checked: its options must hash to its {@code options_sha256} and
      * that to its {@code run_id} (a file edited by hand, or put together from two, is refused).
+     *
+     * @param st a training state
+     * @return the identity it was saved with
+     * @throws IllegalArgumentException when it has none or it does not match its options
      */
     public static RunIdentity fromState(SafeTensors st) {
         Map<String, String> m = st.metadata();
@@ -78,6 +93,10 @@ public record RunIdentity(String runId, String optionsSha256, ObjectNode options
     /**
      * Refuses, naming each option that differs ({@code lr 0.01 -> 0.02}), when {@code saved} was made with other
      * options than this identity's.
+     *
+     * @param saved the identity a resume point was saved with
+     * @param what  starts the message ("--resume: out/train")
+     * @throws IllegalArgumentException naming each option that differs
      */
     public void requireSameOptions(RunIdentity saved, String what) {
         if (saved.optionsSha256.equals(optionsSha256)) return;

@@ -31,13 +31,17 @@ public final class TrainingLog {
         stepNodes = root.putArray("steps");
     }
 
-    /** Records which run this log belongs to (top-level {@code run_id} and {@code options_sha256}). */
+    /**
+     * Records which run this log belongs to (top-level {@code run_id} and {@code options_sha256}).
+     *
+     * @param id the run's identity
+     */
     public void identify(RunIdentity id) {
         root.put(RunIdentity.RUN_ID, id.runId());
         root.put(RunIdentity.OPTIONS_SHA256, id.optionsSha256());
     }
 
-    /** The run id recorded, or null. */
+    /** {@return the run id recorded, or null} */
     public String runId() {
         JsonNode n = root.get(RunIdentity.RUN_ID);
         return n == null || !n.isTextual() ? null : n.textValue();

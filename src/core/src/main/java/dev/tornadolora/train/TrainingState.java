@@ -67,7 +67,14 @@ public final class TrainingState {
         return resume(SafeTensors.open(file), optimizer, modules);
     }
 
-    /** As {@link #resume(Path, Optimizer, Map)} for a file already opened (or parsed from memory). */
+    /**
+     * As {@link #resume(Path, Optimizer, Map)} for a file already opened (or parsed from memory).
+     *
+     * @param file      the training state
+     * @param optimizer receives the buffers and step count
+     * @param modules   receive the adapters and dropout positions
+     * @return the file, for the scheduler's epoch and base rate and the step
+     */
     public static SafeTensors resume(SafeTensors file, Optimizer optimizer, Map<String, LoRALinear> modules) {
         SafeTensors st = restoreOptimizer(file, optimizer);
         Map<String, Tensor> adapters = new LinkedHashMap<>();
