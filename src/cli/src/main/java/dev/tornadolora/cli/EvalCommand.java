@@ -5,6 +5,7 @@ import dev.tornadolora.io.OutputGuard;
 import dev.tornadolora.io.SafeTensors;
 import dev.tornadolora.io.SafeTensorsWriter;
 import dev.tornadolora.nn.LoRALinear;
+import dev.tornadolora.tensor.HeapCheck;
 import dev.tornadolora.tensor.Shapes;
 import dev.tornadolora.tensor.Tensor;
 import picocli.CommandLine.Command;
@@ -47,6 +48,10 @@ final class EvalCommand implements Callable<Integer> {
         layer.setCheckFinite(checkFinite || layer.checksFinite());
         Tensor x = SafeTensors.open(input).f32("x");
         Shapes.requireLast(input + ": tensor 'x'", x.shape(), layer.inDim());
+        // y [T, out] and the layer's saved activations (and dx, dy with DY) come from the shapes, not the files.
+        long tokens = x.numel() / layer.inDim();
+        HeapCheck.require(HeapCheck.product(tokens, (long) layer.outDim() * 2 + layer.inDim() * 2L + layer.rank() * 2L, 4),
+                "eval of " + tokens + " tokens through [" + layer.outDim() + ", " + layer.inDim() + "]");
         Tensor dy = null;
         if (gradOutput != null) {
             dy = SafeTensors.open(gradOutput).f32("dy");

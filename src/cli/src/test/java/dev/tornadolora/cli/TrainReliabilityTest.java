@@ -226,6 +226,23 @@ class TrainReliabilityTest {
         assertFalse(Files.exists(dir.resolve("big").resolve("log.json")));
     }
 
+    /** eval's output size comes from shapes (tokens x out), not from a file's bytes: checked before the forward. */
+    @Test
+    void evalOutputsLargerThanTheHeapAreRefusedWithOneLine() throws IOException {
+        int out = 1 << 16, tokens = 1 << 20;
+        Path c = dir.resolve("c.safetensors"), x = dir.resolve("x.safetensors");
+        new SafeTensorsWriter().metadata("alpha", "1").f32("weight", new int[] {out, 1}, new float[out])
+                .f32("lora_a.weight", new int[] {1, 1}, new float[1])
+                .f32("lora_b.weight", new int[] {out, 1}, new float[out]).write(c);
+        new SafeTensorsWriter().f32("x", new int[] {tokens, 1}, new float[tokens]).write(x);
+        CliRun r = CliRun.of("eval", "--checkpoint", c.toString(), "--input", x.toString(), "--output",
+                dir.resolve("o.safetensors").toString());
+        assertEquals(1, r.exitCode(), r.err());
+        assertTrue(r.err().matches("tornado-lora eval: error: eval of 1048576 tokens through \\[65536, 1\\] needs .* of heap but .*TORNADO_LORA_JAVA_OPTS=-Xmx.*\n"),
+                r.err());
+        assertFalse(Files.exists(dir.resolve("o.safetensors")));
+    }
+
     @Test
     void twoIdenticalRunsWriteIdenticalFiles() throws IOException {
         Path a = train(OPTIONS, dir.resolve("a")), b = train(OPTIONS, dir.resolve("b"));
