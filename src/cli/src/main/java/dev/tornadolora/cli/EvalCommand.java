@@ -2,9 +2,11 @@ package dev.tornadolora.cli;
 
 import dev.tornadolora.io.LoraCheckpoint;
 import dev.tornadolora.kernels.Backends;
+import dev.tornadolora.io.OutputGuard;
 import dev.tornadolora.io.SafeTensors;
 import dev.tornadolora.io.SafeTensorsWriter;
 import dev.tornadolora.nn.LoRALinear;
+import dev.tornadolora.tensor.HeapCheck;
 import dev.tornadolora.tensor.Shapes;
 import dev.tornadolora.tensor.Tensor;
 import picocli.CommandLine.Command;
@@ -50,11 +52,17 @@ final class EvalCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
+        new OutputGuard().input("--checkpoint", checkpoint).input("--input", input).input("--grad-output", gradOutput)
+                .file("--output", output);
         LoRALinear layer = LoraCheckpoint.read(SafeTensors.open(checkpoint))
                 .backend(Backends.forDevice(device, BackendProperties.read())).eval();
         layer.setCheckFinite(checkFinite || layer.checksFinite());
         Tensor x = SafeTensors.open(input).f32("x");
         Shapes.requireLast(input + ": tensor 'x'", x.shape(), layer.inDim());
+        // y [T, out] and the layer's saved activations (and dx, dy with DY) come from the shapes, not the files.
+        long tokens = x.numel() / layer.inDim();
+        HeapCheck.require(HeapCheck.product(tokens, (long) layer.outDim() * 2 + layer.inDim() * 2L + layer.rank() * 2L, 4),
+                "eval of " + tokens + " tokens through [" + layer.outDim() + ", " + layer.inDim() + "]");
         Tensor dy = null;
         if (gradOutput != null) {
             dy = SafeTensors.open(gradOutput).f32("dy");

@@ -7,6 +7,7 @@ import dev.tornadolora.kernels.LoraBackend;
 import dev.tornadolora.kernels.ScalarLoraKernels;
 import dev.tornadolora.tensor.Nf4Tensor;
 import dev.tornadolora.nn.LoRALinear;
+import dev.tornadolora.tensor.HeapCheck;
 import dev.tornadolora.tensor.Tensor;
 
 import java.util.ArrayList;
@@ -307,6 +308,10 @@ public final class BenchRunner {
      * random B instead of zeros so that the LoRA path (and dA) contributes to what is verified.
      */
     private LoRALinear buildLayer(Workload w) {
+        // The layer (fp32 base while it is built), x, y, dy, dx and the timing buffers.
+        HeapCheck.require(HeapCheck.sum(HeapCheck.product(w.inDim(), w.outDim(), 8),
+                HeapCheck.product(w.tokens(), (long) w.inDim() + w.outDim(), 16)),
+                "workload " + w.label());
         LoRALinear l = LoRALinear.builder(w.inDim(), w.outDim()).rank(w.rank()).alpha(2f * w.rank())
                 .quantizeBase(w.base() == Workload.Base.NF4).seed(config.seed).build().eval();
         SplittableRandom rng = new SplittableRandom(config.seed ^ 0x5DEECE66DL);

@@ -47,18 +47,36 @@ public final class AtomicFiles {
     }
 
     /**
-     * Writes a file atomically: to a hidden temporary in the same folder, flushed and fsynced, then renamed over
-     * the target, and the folder fsynced.
+     * Writes {@code target} atomically. Refuses (IllegalArgumentException) a target that is empty, names a folder
+     * ({@code .}, {@code ..}) or exists as something other than a regular file: renaming over a FIFO or a device
+     * would replace it. An I/O failure is reported naming {@code target} and the reason, not the temporary.
      *
      * @param target the file to create or replace
      * @param writer writes its content
      * @throws IOException when writing fails; the target is then as it was
      */
     public static void write(Path target, Writer writer) throws IOException {
+        String name = target.getFileName() == null ? "" : target.getFileName().toString();
+        if (name.isEmpty() || name.equals(".") || name.equals("..")) {
+            throw new IllegalArgumentException("cannot write '" + SafeText.of(target.toString())
+                    + "': not the path of a file");
+        }
+        OutputGuard.requireRegularIfExists("cannot write:", target);
+        try {
+            writeRegular(target, name, writer);
+        } catch (IOException e) {
+            throw new IOException("cannot write " + SafeText.of(target.toString()) + ": " + IoErrors.describe(e)
+                    + (e instanceof java.nio.file.FileSystemException f && f.getFile() != null
+                       && !f.getFile().equals(target.toString()) ? " (in folder "
+                       + SafeText.of(String.valueOf(target.toAbsolutePath().getParent())) + ")" : ""), e);
+        }
+    }
+
+    private static void writeRegular(Path target, String name, Writer writer) throws IOException {
         Path dir = target.toAbsolutePath().getParent();
         Files.createDirectories(dir);
-        removeStaleTemporaries(dir, target.getFileName().toString(), JVM_START);
-        Path tmp = Files.createTempFile(dir, "." + target.getFileName() + TEMP_INFIX, "");
+        removeStaleTemporaries(dir, name, JVM_START);
+        Path tmp = Files.createTempFile(dir, "." + name + TEMP_INFIX, "");
         boolean done = false;
         try {
             copyPermissions(target, tmp);

@@ -1,6 +1,7 @@
 package dev.tornadolora.io;
 
 import dev.tornadolora.tensor.Nf4Tensor;
+import dev.tornadolora.tensor.HeapCheck;
 import dev.tornadolora.tensor.Shapes;
 
 import java.util.ArrayList;
@@ -64,7 +65,7 @@ public final class LoraMerge {
         if (adapter != null) {
             for (String k : adapter.names()) {
                 if (source.put(k, adapter) != null) {
-                    throw new IllegalArgumentException("tensor '" + k + "' is in both " + base.source() + " and " + adapter.source());
+                    throw new IllegalArgumentException("tensor " + SafeText.quote(k) + " is in both " + base.source() + " and " + adapter.source());
                 }
             }
         }
@@ -73,6 +74,7 @@ public final class LoraMerge {
             throw new IllegalArgumentException("no LoRA adapters (keys <module>.lora_a.weight / <module>.lora_b.weight) in "
                     + base.source() + (adapter == null ? "" : " or " + adapter.source()));
         }
+        requireHeap(base, adapter, source, modules);
         SafeTensorsWriter out = new SafeTensorsWriter();
         Map<String, String> metadata = new LinkedHashMap<>(base.metadata());
         metadata.keySet().removeIf(k -> k.equals("alpha") || k.endsWith(".alpha"));
@@ -83,24 +85,34 @@ public final class LoraMerge {
             SafeTensors aFile = source.get(AdapterCheckpoints.key(module, "lora_a.weight"));
             SafeTensors bFile = source.get(AdapterCheckpoints.key(module, "lora_b.weight"));
             if (aFile == null || bFile == null) {
-                throw new IllegalArgumentException("module '" + module + "' has only one of "
+                throw new IllegalArgumentException("module " + SafeText.quote(module) + " has only one of "
                         + AdapterCheckpoints.key(module, "lora_a.weight") + " and " + AdapterCheckpoints.key(module, "lora_b.weight"));
             }
             float[] a = aFile.floats(AdapterCheckpoints.key(module, "lora_a.weight")).data();
             int[] aShape = aFile.entry(AdapterCheckpoints.key(module, "lora_a.weight")).shape();
             int[] bShape = bFile.entry(AdapterCheckpoints.key(module, "lora_b.weight")).shape();
             if (aShape.length != 2 || bShape.length != 2 || bShape[1] != aShape[0]) {
-                throw new IllegalArgumentException("module '" + module + "': lora_a.weight " + Shapes.format(aShape)
+                throw new IllegalArgumentException("module " + SafeText.quote(module) + ": lora_a.weight " + Shapes.format(aShape)
                         + " and lora_b.weight " + Shapes.format(bShape) + " are not [r, in] and [out, r]");
             }
             int rank = aShape[0], in = aShape[1], outDim = bShape[0];
+            if (rank == 0) {
+                // alpha / 0 times an empty product would write NaN into every weight.
+                throw new IllegalArgumentException("module " + SafeText.quote(module) + ": adapters of rank 0 ("
+                        + "lora_a.weight " + Shapes.format(aShape) + "); nothing to merge and alpha/r is undefined");
+            }
             float[] b = bFile.floats(AdapterCheckpoints.key(module, "lora_b.weight")).data();
             float alpha = alpha(module, adapter, base);
             float[] w;
             Nf4Tensor nf4 = null;
             SafeTensors wFile = source.get(wKey);
+            if (wFile != null && Nf4Record.present(base, wKey)) {
+                throw new IllegalArgumentException(base.source() + ": holds both tensor " + SafeText.quote(wKey)
+                        + " and an NF4 record " + SafeText.quote(wKey + Nf4Record.QUANTIZED_DATA)
+                        + "...; a module's base must be one or the other");
+            }
             if (wFile != null) {
-                Shapes.requireEqual(wFile.source() + ": tensor '" + wKey + "'", wFile.entry(wKey).shape(), outDim, in);
+                Shapes.requireEqual(wFile.source() + ": tensor " + SafeText.quote(wKey) + "", wFile.entry(wKey).shape(), outDim, in);
                 w = wFile.floats(wKey).data();
                 done.add(wKey);
             } else if (Nf4Record.present(base, wKey)) {
@@ -108,7 +120,7 @@ public final class LoraMerge {
                 w = nf4.dequantize();
                 done.addAll(Nf4Record.tensorNames(wKey));
             } else {
-                throw new IllegalArgumentException("module '" + module + "' has adapters but no base weight '" + wKey
+                throw new IllegalArgumentException("module " + SafeText.quote(module) + " has adapters but no base weight '" + wKey
                         + "' (F32) or NF4 record '" + wKey + ".quantized_data' in " + base.source());
             }
             addScaledProduct(w, b, a, outDim, rank, in, alpha / rank);
@@ -136,6 +148,24 @@ public final class LoraMerge {
         return new Result(out, new ArrayList<>(modules));
     }
 
+    /**
+     * The merged file is built in memory: every tensor copied (the files' data) and, per module, its fp32 weight
+     * twice (merged, then as bytes); checked against the heap before anything is read.
+     */
+    private static void requireHeap(SafeTensors base, SafeTensors adapter, Map<String, SafeTensors> source,
+                                    Set<String> modules) {
+        long need = HeapCheck.sum(base.dataLength(), adapter == null ? 0 : adapter.dataLength());
+        for (String module : modules) {
+            SafeTensors aFile = source.get(AdapterCheckpoints.key(module, "lora_a.weight"));
+            SafeTensors bFile = source.get(AdapterCheckpoints.key(module, "lora_b.weight"));
+            if (aFile == null || bFile == null) continue;
+            int[] a = aFile.entry(AdapterCheckpoints.key(module, "lora_a.weight")).shape();
+            int[] b = bFile.entry(AdapterCheckpoints.key(module, "lora_b.weight")).shape();
+            if (a.length == 2 && b.length == 2) need = HeapCheck.sum(need, HeapCheck.product(b[0], a[1], 8));
+        }
+        HeapCheck.require(need, "merging " + modules.size() + " module(s)");
+    }
+
     /** Modules with a {@code lora_a.weight} or {@code lora_b.weight} key, in key order. */
     static Set<String> loraModules(Set<String> keys) {
         Set<String> modules = new LinkedHashSet<>();
@@ -155,15 +185,15 @@ public final class LoraMerge {
                 String v = f.metadata().get(k);
                 if (v == null) continue;
                 try {
-                    float alpha = Float.parseFloat(v.trim());
+                    float alpha = (float) StrictJson.decimal(v);
                     if (Float.isFinite(alpha)) return alpha;
                 } catch (NumberFormatException e) {
                     // reported below
                 }
-                throw new IllegalArgumentException(f.source() + ": metadata '" + k + "' is not a finite number: '" + v + "'");
+                throw new IllegalArgumentException(f.source() + ": metadata " + SafeText.quote(k) + " is not a finite number: " + SafeText.quote(v) + "");
             }
         }
-        throw new IllegalArgumentException("missing metadata 'alpha' (or '" + key + "') for module '" + module
+        throw new IllegalArgumentException("missing metadata 'alpha' (or " + SafeText.quote(key) + ") for module '" + module
                 + "' in " + (adapter == null ? "" : adapter.source() + " or ") + base.source());
     }
 
@@ -194,7 +224,7 @@ public final class LoraMerge {
     private static void requireFinite(float[] w, String key, int cols) {
         for (int i = 0; i < w.length; i++) {
             if (!Float.isFinite(w[i])) {
-                throw new IllegalArgumentException("merged weight '" + key + "' has " + w[i] + " at [" + i / cols + ", "
+                throw new IllegalArgumentException("merged weight " + SafeText.quote(key) + " has " + w[i] + " at [" + i / cols + ", "
                         + i % cols + "]: the adapter seems broken; nothing was written (safe merge)");
             }
         }

@@ -77,7 +77,7 @@ public final class Nf4Record {
     public static Nf4Tensor read(SafeTensors file, String key) {
         int[] shape = metadataShape(file, key);
         if (shape == null) {
-            throw new SafeTensorsException(file.source() + ": NF4 record '" + key + "': missing metadata '" + key
+            throw new SafeTensorsException(file.source() + ": NF4 record " + SafeText.quote(key) + ": missing metadata '" + key
                     + SHAPE + "' (the weight's shape, e.g. \"[128, 512]\")");
         }
         return read(file, key, shape[0], shape[1]);
@@ -93,7 +93,7 @@ public final class Nf4Record {
      * @return the NF4 weight
      */
     public static Nf4Tensor read(SafeTensors file, String key, int rows, int cols) {
-        String where = file.source() + ": NF4 record '" + key + "'";
+        String where = file.source() + ": NF4 record " + SafeText.quote(key) + "";
         int[] stored = metadataShape(file, key);
         if (stored != null && (stored[0] != rows || stored[1] != cols)) {
             throw new SafeTensorsException(where + ": expected shape " + Shapes.format(rows, cols)
@@ -101,7 +101,7 @@ public final class Nf4Record {
         }
         for (String name : tensorNames(key)) {
             if (!file.contains(name)) {
-                throw new SafeTensorsException(where + " is incomplete: missing tensor '" + name + "'");
+                throw new SafeTensorsException(where + " is incomplete: missing tensor " + SafeText.quote(name) + "");
             }
         }
         int blockSize = positiveInt(file, BLOCK_SIZE);
@@ -170,7 +170,7 @@ public final class Nf4Record {
         }
         if (shape == null || shape[0] <= 0 || shape[1] <= 0) {
             throw new SafeTensorsException(file.source() + ": metadata '" + key + SHAPE
-                    + "' is not a shape [rows, cols] of two positive integers: '" + text + "'");
+                    + "' is not a shape [rows, cols] of two positive integers: " + SafeText.quote(text) + "");
         }
         return shape;
     }
@@ -178,7 +178,7 @@ public final class Nf4Record {
     private static int positiveInt(SafeTensors file, String key) {
         String text = file.metadata().get(key);
         if (text == null) {
-            throw new SafeTensorsException(file.source() + ": missing metadata '" + key + "' (needed by an NF4 record)");
+            throw new SafeTensorsException(file.source() + ": missing metadata " + SafeText.quote(key) + " (needed by an NF4 record)");
         }
         try {
             int v = Integer.parseInt(text.trim());
@@ -188,14 +188,14 @@ public final class Nf4Record {
         } catch (NumberFormatException e) {
             // reported below
         }
-        throw new SafeTensorsException(file.source() + ": metadata '" + key + "' is not a positive integer: '" + text + "'");
+        throw new SafeTensorsException(file.source() + ": metadata " + SafeText.quote(key) + " is not a positive integer: " + SafeText.quote(text) + "");
     }
 
     /** A 1-D tensor's bytes after checking its dtype and its length against the record's shape. */
     private static byte[] bytes(SafeTensors file, String name, DType dtype, long length, String why) {
         SafeTensors.Entry e = file.requireDType(name, dtype);
         if (e.shape().length != 1 || e.shape()[0] != length) {
-            throw new SafeTensorsException(file.source() + ": tensor '" + name + "': expected shape [" + length
+            throw new SafeTensorsException(file.source() + ": tensor " + SafeText.quote(name) + ": expected shape [" + length
                     + "] (" + why + ") but got " + Arrays.toString(e.shape()));
         }
         return file.bytes(name, dtype);

@@ -51,10 +51,20 @@ public final class SafeTensors {
     public static final long MAX_HEADER_BYTES = 100_000_000L;
     /** Deepest JSON nesting read: a valid header needs 3 (header, entry, shape). */
     static final int MAX_NESTING_DEPTH = 16;
+    /**
+     * Most JSON tokens in a header (a tensor entry takes about 12, a metadata entry 2): the parsed tree takes a
+     * few hundred bytes a token, so this bounds a header's memory whatever its length (about 160k tensors).
+     */
+    public static final long MAX_HEADER_TOKENS = 2_000_000;
+    /** Most metadata entries (real files have a handful). */
+    public static final int MAX_METADATA_ENTRIES = 1 << 16;
+    /** Most dimensions of a tensor's shape (PyTorch allows 64 at most for most operations; files use a few). */
+    public static final int MAX_DIMENSIONS = 64;
     private static final long MAX_WINDOW = Integer.MAX_VALUE;
     private static final ObjectMapper JSON = new ObjectMapper(JsonFactory.builder()
             .enable(StreamReadFeature.STRICT_DUPLICATE_DETECTION)
-            .streamReadConstraints(StreamReadConstraints.builder().maxNestingDepth(MAX_NESTING_DEPTH).build())
+            .streamReadConstraints(StreamReadConstraints.builder().maxNestingDepth(MAX_NESTING_DEPTH)
+                    .maxTokenCount(MAX_HEADER_TOKENS).build())
             .build())
             .enable(DeserializationFeature.FAIL_ON_TRAILING_TOKENS);
 
@@ -101,16 +111,32 @@ public final class SafeTensors {
      */
     public static SafeTensors open(Path path) {
         String source = path.toString();
+        requireReadableFile(source, path);
         try (FileChannel ch = FileChannel.open(path, StandardOpenOption.READ)) {
             long size = ch.size();
             ByteBuffer prefix = readFully(ch, 0, (int) Math.min(8, size));
             long n = headerLength(source, prefix, size);
+            // The bytes, the decoded text and the parsed tree take about 5 bytes a header byte.
+            dev.tornadolora.tensor.HeapCheck.require(5 * n, source + ": reading its " + n + "-byte header");
             Header header = readHeader(source, readFully(ch, 8, (int) n), size - 8 - n);
             return new SafeTensors(source, header, mapWindows(ch, 8 + n, header.entries().values()));
         } catch (NoSuchFileException e) {
             throw new SafeTensorsException(source + ": no such file");
         } catch (IOException e) {
             throw new SafeTensorsException(source + ": cannot read: " + e.getMessage(), e);
+        }
+    }
+
+    /**
+     * Refuses a path that exists but is not a regular file before it is opened: opening a FIFO for reading waits
+     * for a writer (forever), a device may never end, a folder cannot be read.
+     */
+    static void requireReadableFile(String source, Path path) {
+        if (java.nio.file.Files.isDirectory(path)) {
+            throw new SafeTensorsException(source + ": is a folder, not a file");
+        }
+        if (java.nio.file.Files.exists(path) && !java.nio.file.Files.isRegularFile(path)) {
+            throw new SafeTensorsException(source + ": is not a regular file (a FIFO, device or socket)");
         }
     }
 
@@ -188,6 +214,10 @@ public final class SafeTensors {
         if (!node.isObject()) {
             throw new SafeTensorsException(source + ": __metadata__ is not a JSON object of strings");
         }
+        if (node.size() > MAX_METADATA_ENTRIES) {
+            throw new SafeTensorsException(source + ": __metadata__ has " + node.size() + " entries, more than the "
+                    + MAX_METADATA_ENTRIES + " accepted");
+        }
         for (Iterator<Map.Entry<String, JsonNode>> it = node.properties().iterator(); it.hasNext(); ) {
             Map.Entry<String, JsonNode> m = it.next();
             if (!m.getValue().isTextual()) {
@@ -215,6 +245,10 @@ public final class SafeTensors {
                     + DType.supported() + ")");
         }
         String shapeText = abbreviate(sh.toString());
+        if (sh.size() > MAX_DIMENSIONS) {
+            throw new SafeTensorsException(where + ": shape has " + sh.size() + " dimensions, more than the "
+                    + MAX_DIMENSIONS + " accepted");
+        }
         int[] shape = new int[sh.size()];
         long numel = 1;
         for (int i = 0; i < shape.length; i++) {
@@ -330,24 +364,12 @@ public final class SafeTensors {
 
     /** A name for a message: quoted, control characters escaped, cut short when a hostile file makes it long. */
     static String quote(String name) {
-        StringBuilder sb = new StringBuilder("'");
-        for (int i = 0; i < name.length(); i++) {
-            char c = name.charAt(i);
-            if (sb.length() > 120) {
-                sb.append("...' (").append(name.length()).append(" characters)");
-                return sb.toString();
-            }
-            if (c < 0x20 || c == 0x7f) {
-                sb.append(String.format("\\u%04x", (int) c));
-            } else {
-                sb.append(c);
-            }
-        }
-        return sb.append('\'').toString();
+        return name.length() <= 120 ? SafeText.quote(name)
+                : "'" + SafeText.of(name.substring(0, 120)) + "...' (" + name.length() + " characters)";
     }
 
     private static String abbreviate(String s) {
-        return s.length() <= 200 ? s : s.substring(0, 200) + "... (" + s.length() + " characters)";
+        return SafeText.of(s, 200);
     }
 
     // ---------------------------------------------------------------- access

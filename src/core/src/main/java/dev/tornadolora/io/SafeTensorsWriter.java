@@ -17,7 +17,11 @@ import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.Map;
 
-/** Collects tensors and string metadata, then writes one safetensors file atomically. */
+/**
+ * Collects tensors and string metadata, then writes one safetensors file atomically. The bytes depend only on what
+ * was added: tensors in the order added, metadata sorted by key (so that a {@code Map.of} or {@code HashMap}
+ * given to {@link #metadata(Map)} cannot make two runs' files differ).
+ */
 public final class SafeTensorsWriter {
     private static final ObjectMapper JSON = new ObjectMapper();
 
@@ -173,8 +177,9 @@ public final class SafeTensorsWriter {
     public void writeTo(OutputStream out) throws IOException {
         ObjectNode header = JSON.createObjectNode();
         if (!metadata.isEmpty()) {
+            // Sorted: the same entries give the same bytes whatever order (or Map.of) they were given in.
             ObjectNode m = header.putObject("__metadata__");
-            metadata.forEach(m::put);
+            new java.util.TreeMap<>(metadata).forEach(m::put);
         }
         long offset = 0;
         for (Map.Entry<String, Pending> e : tensors.entrySet()) {

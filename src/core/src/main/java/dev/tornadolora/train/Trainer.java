@@ -51,13 +51,19 @@ public final class Trainer {
      * @param optimizer   updates the parameters
      * @param scheduler   null for a constant rate
      * @param loss        the loss, e.g. {@code Losses::mse}
-     * @param maxGradNorm clip threshold; 0 or less disables clipping (the norm is still measured)
+     * @param maxGradNorm clip threshold; 0 disables clipping (the norm is still measured); negative, infinite or NaN
+     *                    is refused
      */
     public Trainer(Module model, Optimizer optimizer, LrScheduler scheduler, LossFunction loss, double maxGradNorm) {
         this.model = model;
         this.optimizer = optimizer;
         this.scheduler = scheduler;
         this.loss = loss;
+        if (!(maxGradNorm >= 0) || Double.isInfinite(maxGradNorm)) {
+            // NaN or a negative threshold would silently turn clipping off.
+            throw new IllegalArgumentException("max grad norm must be a finite number >= 0 (0: no clipping), got "
+                    + maxGradNorm);
+        }
         this.maxGradNorm = maxGradNorm;
         this.params = optimizer.parameters();
     }

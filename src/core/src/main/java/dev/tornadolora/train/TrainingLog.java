@@ -6,6 +6,7 @@ import com.fasterxml.jackson.databind.SerializationFeature;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.tornadolora.io.AtomicFiles;
+import dev.tornadolora.io.StrictJson;
 
 import java.io.IOException;
 import java.nio.file.Path;
@@ -29,6 +30,22 @@ public final class TrainingLog {
         root.putObject("config");
         root.putObject("summary");
         stepNodes = root.putArray("steps");
+    }
+
+    /**
+     * Records which run this log belongs to (top-level {@code run_id} and {@code options_sha256}).
+     *
+     * @param id the run's identity
+     */
+    public void identify(RunIdentity id) {
+        root.put(RunIdentity.RUN_ID, id.runId());
+        root.put(RunIdentity.OPTIONS_SHA256, id.optionsSha256());
+    }
+
+    /** {@return the run id recorded, or null} */
+    public String runId() {
+        JsonNode n = root.get(RunIdentity.RUN_ID);
+        return n == null || !n.isTextual() ? null : n.textValue();
     }
 
     /** {@return the configuration object, to fill in} */
@@ -87,27 +104,28 @@ public final class TrainingLog {
      * @return the log with its configuration, summary and steps 1..{@code step}
      */
     public static TrainingLog read(Path file, long step) {
-        JsonNode root;
-        try {
-            root = JSON.readTree(file.toFile());
-        } catch (IOException e) {
-            throw new IllegalArgumentException(file + ": cannot read the training log: " + e.getMessage(), e);
-        }
-        if (root == null || !root.path("config").isObject() || !root.path("steps").isArray()) {
+        // A log has about 150 bytes a step: a bound from the step count keeps a hostile file from filling the heap.
+        JsonNode root = StrictJson.read(file, (1L << 20) + 512 * Math.max(0, step));
+        if ( !root.path("config").isObject() || !root.path("steps").isArray()) {
             throw new IllegalArgumentException(file + ": not a training log (no config object and steps array)");
         }
         TrainingLog log = new TrainingLog();
+        if (root.path(RunIdentity.RUN_ID).isTextual()) log.root.put(RunIdentity.RUN_ID, root.get(RunIdentity.RUN_ID).textValue());
         log.config().setAll((ObjectNode) root.get("config"));
         if (root.path("summary").isObject()) log.summary().setAll((ObjectNode) root.get("summary"));
         for (JsonNode n : root.get("steps")) {
-            long s = n.path("step").asLong(-1);
+            String where = file + ": step entry " + (log.steps.size() + 1);
+            StrictJson.requireObject(n, where);
+            long s = StrictJson.requireLong(n, "step", 1, Long.MAX_VALUE, where);
             if (s > step) break;
             if (s != log.steps.size() + 1) {
                 throw new IllegalArgumentException(file + ": step entries are not 1, 2, ...: found " + s
                         + " after " + log.steps.size());
             }
-            log.add(new Trainer.StepRecord(s, n.path("loss").asDouble(), n.path("lr").asDouble(),
-                    n.path("grad_norm").asDouble(), n.path("tokens").asLong()), n.path("elapsed_s").asDouble());
+            log.add(new Trainer.StepRecord(s, StrictJson.requireDouble(n, "loss", where),
+                    StrictJson.requireDouble(n, "lr", where), StrictJson.requireDouble(n, "grad_norm", where),
+                    StrictJson.requireLong(n, "tokens", 0, Long.MAX_VALUE, where)),
+                    StrictJson.requireDouble(n, "elapsed_s", where));
         }
         if (log.steps.size() != step) {
             throw new IllegalArgumentException(file + ": has " + log.steps.size() + " steps, the training state "

@@ -2,6 +2,7 @@ package dev.tornadolora.train;
 
 import dev.tornadolora.io.AdapterCheckpoints;
 import dev.tornadolora.io.SafeTensors;
+import dev.tornadolora.io.SafeText;
 import dev.tornadolora.io.SafeTensorsWriter;
 import dev.tornadolora.nn.LoRALinear;
 import dev.tornadolora.tensor.Tensor;
@@ -92,7 +93,19 @@ public final class TrainingState {
      * @return the opened file
      */
     public static SafeTensors resume(Path file, Optimizer optimizer, Map<String, LoRALinear> modules) {
-        SafeTensors st = restoreOptimizer(SafeTensors.open(file), optimizer);
+        return resume(SafeTensors.open(file), optimizer, modules);
+    }
+
+    /**
+     * As {@link #resume(Path, Optimizer, Map)} for a file already opened (or parsed from memory).
+     *
+     * @param file      the training state
+     * @param optimizer receives the buffers and step count
+     * @param modules   receive the adapters and dropout positions
+     * @return the file, for the scheduler's epoch and base rate and the step
+     */
+    public static SafeTensors resume(SafeTensors file, Optimizer optimizer, Map<String, LoRALinear> modules) {
+        SafeTensors st = restoreOptimizer(file, optimizer);
         Map<String, Tensor> adapters = new LinkedHashMap<>();
         for (String name : st.names()) {
             if (name.startsWith(MODEL_PREFIX)) adapters.put(name.substring(MODEL_PREFIX.length()), st.f32(name));
@@ -144,7 +157,7 @@ public final class TrainingState {
         try {
             return Long.parseLong(v.trim());
         } catch (NumberFormatException e) {
-            throw new IllegalArgumentException(st.source() + ": metadata '" + key + "' is not an integer: '" + v + "'");
+            throw new IllegalArgumentException(st.source() + ": metadata " + SafeText.quote(key) + " is not an integer: " + SafeText.quote(v) + "");
         }
     }
 }
