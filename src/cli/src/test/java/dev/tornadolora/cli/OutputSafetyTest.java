@@ -201,7 +201,7 @@ class OutputSafetyTest {
         w.write(c);
         CliRun r = CliRun.of("merge", "--checkpoint", c.toString(), "--output", out.toString());
         assertEquals(0, r.exitCode(), r.err());
-        assertEquals("merged 1 module(s) [m\\u001b[2J\\u000d] into " + out, r.out().strip());
+        assertEquals("wrote " + out + ": merged 1 module(s) [m\\u001b[2J\\u000d]", r.out().strip());
         assertFalse((r.out() + r.err()).chars().anyMatch(ch -> ch == 0x1b || ch == '\r'));
     }
 
