@@ -72,7 +72,13 @@ public final class Main implements Runnable {
      * as a folder rather than written as the file {@code dir}.
      */
     static java.nio.file.Path path(String s) {
-        java.nio.file.Path p = java.nio.file.Path.of(s);
+        java.nio.file.Path p;
+        try {
+            p = java.nio.file.Path.of(s);
+        } catch (java.nio.file.InvalidPathException e) {
+            throw new CommandLine.TypeConversionException("not a valid path: " + SafeText.quote(s) + " ("
+                    + SafeText.of(e.getReason()) + ")");
+        }
         return s.length() > 1 && (s.endsWith("/") || s.endsWith(java.io.File.separator)) ? p.resolve(".") : p;
     }
 }

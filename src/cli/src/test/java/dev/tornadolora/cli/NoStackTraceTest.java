@@ -41,7 +41,7 @@ class NoStackTraceTest {
             "bench --device jvm --rank 0 --json J", "bench --device jvm --reps -1 --json J",
             "bench --device jvm --budget NaN --json J", "bench --device jvm --ops nosuch --json J",
             "bench --device nosuch --json J", "bench --device jvm --dims 2147483647 --json J",
-            "devices --nosuch", "nosuch"})
+            "eval --checkpoint C --input C --output aNULb", "devices --nosuch", "nosuch"})
     void hostileOptionsGiveOneLine(String line) {
         List<String> args = new ArrayList<>();
         for (String a : line.split(" ")) {
@@ -64,6 +64,7 @@ class NoStackTraceTest {
             args.addAll(List.of("--csv", dir.resolve("b.csv").toString(), "--png", dir.resolve("b.png").toString(),
                     "--reps", "1", "--min-reps", "1", "--warmup", "0", "--budget", "0.1"));
         }
+        for (int i = 0; i < args.size(); i++) args.set(i, args.get(i).replace("NUL", "\0"));
         CliRun r = CliRun.of(args.toArray(String[]::new));
         assertTrue(r.exitCode() == 1 || r.exitCode() == 2, line + ": exit " + r.exitCode() + "\n" + r.out() + r.err());
         assertFalse(r.err().contains("\tat ") || r.err().contains("Exception:") || r.err().contains("Error:"),

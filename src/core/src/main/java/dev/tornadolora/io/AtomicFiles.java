@@ -62,6 +62,10 @@ public final class AtomicFiles {
                     + "': not the path of a file");
         }
         OutputGuard.requireRegularIfExists("cannot write:", target);
+        if (Files.exists(target) && !Files.isWritable(target)) {
+            // The temporary takes the target's permissions, so it could not be written either; say so of the target.
+            throw new IOException("cannot write " + SafeText.of(target.toString()) + ": it is read-only");
+        }
         try {
             writeRegular(target, name, writer);
         } catch (IOException e) {
