@@ -56,7 +56,8 @@ class MatmulKernelsTest {
     }
 
     @ParameterizedTest(name = "{0} m={1} n={2} k={3} transposed={4}")
-    @CsvSource({"panels,37,45,67,true", "panels,9,70,33,false", "blocked,37,45,67,true", "blocked,9,70,33,false",
+    @CsvSource({"panels,37,45,67,true", "panels,9,70,33,false", "panelsTransposed,9,70,33,false",
+            "panelsTransposed,37,45,67,false", "blocked,37,45,67,true", "blocked,9,70,33,false",
             "tiled,37,45,67,true", "tiled,9,70,33,false"})
     void scheduleMatchesTheReference(String schedule, int m, int n, int k, boolean transposed) throws Exception {
         float[] a = TornadoBackendTest.random(m * k, 1, m, k).data();
@@ -78,6 +79,16 @@ class MatmulKernelsTest {
                 int np = (n + Matmul.PANEL - 1) / Matmul.PANEL, mb = (m + Matmul.PANEL_ROWS - 1) / Matmul.PANEL_ROWS;
                 g.task("t", Matmul::panels, av, panels, none, noPanels, noBias, c, sizes, np, mb, n, k, 0, 0, 0);
                 grid = new WorkerGrid2D(np, mb);
+            }
+            case "panelsTransposed" -> {  // c = a·W, W [k, n] read from the panels of Wᵀ's layout
+                VectorFloat16 wPanels = Matmul.packPanels(w, k, n, true);
+                VectorFloat16 aPanels = new VectorFloat16(m * ((k + Matmul.PANEL - 1) / Matmul.PANEL));
+                Matmul.packRows(a, m, k, aPanels);
+                int mb = (m + Matmul.PANEL_ROWS - 1) / Matmul.PANEL_ROWS;
+                g.transferToDevice(DataTransferMode.FIRST_EXECUTION, wPanels, aPanels);
+                g.task("t", Matmul::panelsTransposed, aPanels, wPanels, c, sizes, n, mb, n, (k + Matmul.PANEL - 1) / Matmul.PANEL);
+                grid = new WorkerGrid2D((n + 15) / 16 * 16, mb);
+                grid.setLocalWork(16, 1, 1);
             }
             case "blocked" -> {
                 int nb = (n + Matmul.BLOCK_N - 1) / Matmul.BLOCK_N, mb = (m + Matmul.BLOCK_M - 1) / Matmul.BLOCK_M;

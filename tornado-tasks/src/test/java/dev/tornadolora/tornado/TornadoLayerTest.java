@@ -89,11 +89,11 @@ class TornadoLayerTest {
                 baseBytes, perToken);
     }
 
-    /** One device copy of the base: NF4 codes and block scales, or fp32 W in the CPU schedule's two panel layouts. */
+    /** One device copy of the base: NF4 codes and block scales, or fp32 W (on the CPU schedule as the panels of Wᵀ, which both passes read). */
     static long baseBytes(BaseWeight base) {
         return switch (base) {
             case Nf4Tensor q -> q.packedCodes().length + 4L * q.blockScales().length;
-            case DenseWeight d -> 2L * 4 * d.data().length;
+            case DenseWeight d -> 4L * d.data().length;
         };
     }
 

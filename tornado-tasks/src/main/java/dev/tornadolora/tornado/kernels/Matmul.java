@@ -115,6 +115,74 @@ public final class Matmul {
         }
     }
 
+    /**
+     * The backward product read from the forward's panels, {@code c[m, n] = Σ_q a[m, q] · W[q, n]} with W [K, N]
+     * held as {@code b[p·N + i]} = W(16p .. 16p+15, i) (the panels {@link #panels} reads as Wᵀ: the base is on
+     * the device in one layout for both passes). a comes as panels too: {@code a[r·kPanels + p]} = a(r, 16p ..
+     * 16p+15), zero past K. Dimension 0 over the columns of c, dimension 1 over blocks of 8 rows; each work-item
+     * keeps 8 lane-wise partial sums and adds their lanes at the end. The loop bounds ({@code columns},
+     * {@code mBlocks}) are separate from {@code n}: with a grid scheduler TornadoVM replaces a loop bound by the
+     * grid's size, padding included, so a bound must not index memory.
+     */
+    public static void panelsTransposed(VectorFloat16 a, VectorFloat16 b, FloatArray c, IntArray sizes, int columns,
+                                        int mBlocks, int n, int kPanels) {
+        for (@Parallel int i = 0; i < columns; i++) {
+            for (@Parallel int mb = 0; mb < mBlocks; mb++) {
+              int m = sizes.get(Sizes.TOKENS);
+              if (mb * PANEL_ROWS < m) {
+                int col = Math.min(i, n - 1); // the grid's padding repeats the last column
+                int r0 = mb * PANEL_ROWS;
+                int r1 = Math.min(r0 + 1, m - 1);
+                int r2 = Math.min(r0 + 2, m - 1);
+                int r3 = Math.min(r0 + 3, m - 1);
+                int r4 = Math.min(r0 + 4, m - 1);
+                int r5 = Math.min(r0 + 5, m - 1);
+                int r6 = Math.min(r0 + 6, m - 1);
+                int r7 = Math.min(r0 + 7, m - 1);
+                Float16 c0 = zero(), c1 = zero(), c2 = zero(), c3 = zero(), c4 = zero(), c5 = zero(), c6 = zero(),
+                        c7 = zero();
+                for (int p = 0; p < kPanels; p++) {
+                    Float16 w = b.get(p * n + col);
+                    c0 = Float16.add(c0, Float16.mult(w, a.get(r0 * kPanels + p)));
+                    c1 = Float16.add(c1, Float16.mult(w, a.get(r1 * kPanels + p)));
+                    c2 = Float16.add(c2, Float16.mult(w, a.get(r2 * kPanels + p)));
+                    c3 = Float16.add(c3, Float16.mult(w, a.get(r3 * kPanels + p)));
+                    c4 = Float16.add(c4, Float16.mult(w, a.get(r4 * kPanels + p)));
+                    c5 = Float16.add(c5, Float16.mult(w, a.get(r5 * kPanels + p)));
+                    c6 = Float16.add(c6, Float16.mult(w, a.get(r6 * kPanels + p)));
+                    c7 = Float16.add(c7, Float16.mult(w, a.get(r7 * kPanels + p)));
+                }
+                c.set(r0 * n + col, sumLanes(c0));
+                c.set(r1 * n + col, sumLanes(c1));
+                c.set(r2 * n + col, sumLanes(c2));
+                c.set(r3 * n + col, sumLanes(c3));
+                c.set(r4 * n + col, sumLanes(c4));
+                c.set(r5 * n + col, sumLanes(c5));
+                c.set(r6 * n + col, sumLanes(c6));
+                c.set(r7 * n + col, sumLanes(c7));
+              }
+            }
+        }
+    }
+
+    /** The sum of v's 16 lanes, pairwise. */
+    public static float sumLanes(Float16 v) {
+        float s01 = v.getS0() + v.getS1(), s23 = v.getS2() + v.getS3(), s45 = v.getS4() + v.getS5();
+        float s67 = v.getS6() + v.getS7(), s89 = v.getS8() + v.getS9(), s1011 = v.getS10() + v.getS11();
+        float s1213 = v.getS12() + v.getS13(), s1415 = v.getS14() + v.getS15();
+        return ((s01 + s23) + (s45 + s67)) + ((s89 + s1011) + (s1213 + s1415));
+    }
+
+    /** Rows of a [rows, k] as the row panels {@link #panelsTransposed} reads: {@code out[r·kPanels + p]}. */
+    public static void packRows(float[] a, int rows, int k, VectorFloat16 out) {
+        FloatArray raw = out.getArray();
+        int kPanels = (k + PANEL - 1) / PANEL;
+        for (int r = 0; r < rows; r++) {
+            java.lang.foreign.MemorySegment.copy(a, r * k, raw.getSegment(), java.lang.foreign.ValueLayout.JAVA_FLOAT,
+                    (long) r * kPanels * PANEL * Float.BYTES, k);
+        }
+    }
+
     /** A Float16 of v in every lane; Float16 × Float16 stays one vector multiply, Float16 × float does not. */
     public static Float16 splat(float v) {
         return new Float16(v, v, v, v, v, v, v, v, v, v, v, v, v, v, v, v);

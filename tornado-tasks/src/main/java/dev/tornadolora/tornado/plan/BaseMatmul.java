@@ -36,9 +36,18 @@ final class BaseMatmul {
             return List.of(w.codes, w.scales, w.codebook);
         }
         if (!w.nf4 && schedule == Schedule.CPU_PANELS) {
-            return List.of(dir == Direction.FORWARD ? w.forwardPanels : w.backwardPanels);
+            return List.of(w.forwardPanels);  // both directions: the backward reads them as W
         }
         return List.of(w.w, w.codes, w.scales, w.codebook); // placeholders included: they are kernel arguments
+    }
+
+    /**
+     * Whether the backward product reads the forward's panels ({@link Matmul#panelsTransposed}): the CPU schedule
+     * over an fp32 base, or over the NF4 base's dequantized scratch, which the backward then consumes from the
+     * forward instead of decoding its own.
+     */
+    static boolean backwardReadsForwardPanels(DeviceWeights w, Schedule schedule, Nf4Variant variant) {
+        return schedule == Schedule.CPU_PANELS && (!w.nf4 || variant == Nf4Variant.DEQUANTIZE_TASK);
     }
 
     /** Whether {@link #add} can fuse the LoRA epilogue (y += s·h·Bᵀ + bias) into the forward product. */
@@ -54,10 +63,17 @@ final class BaseMatmul {
      */
     static void add(TaskGraph g, String graphName, GridScheduler grids, String task, DeviceWeights w,
                     Schedule schedule, Nf4Variant variant, Direction dir, Object scratch, FloatArray a,
-                    FloatArray c, IntArray sizes, int capacity, FloatArray h, int[] panelLocal) {
+                    FloatArray c, IntArray sizes, int capacity, FloatArray h, int[] panelLocal, VectorFloat16 aPanels) {
         int m = capacity;
         int n = dir == Direction.FORWARD ? w.out : w.in;
         int k = dir == Direction.FORWARD ? w.in : w.out;
+        if (dir == Direction.BACKWARD && backwardReadsForwardPanels(w, schedule, variant)) {
+            VectorFloat16 panels = w.nf4 ? (VectorFloat16) scratch : w.forwardPanels;
+            g.task(task, Matmul::panelsTransposed, aPanels, panels, c, sizes, n, Schedule.ceilDiv(m, Matmul.PANEL_ROWS),
+                    n, Schedule.ceilDiv(k, Matmul.PANEL));
+            grids.addWorkerGrid(graphName + "." + task, Schedule.columnGrid(m, n, panelLocal[0], panelLocal[1]));
+            return;
+        }
         int bT = dir.bTransposed;
         boolean dequantizeTask = w.nf4 && variant == Nf4Variant.DEQUANTIZE_TASK;
         if (schedule == Schedule.GPU_TILED) {
@@ -72,7 +88,7 @@ final class BaseMatmul {
                     Schedule.ceilDiv(k, Matmul.TILE), bT, nf4, w.log2BlockSize);
             grids.addWorkerGrid(graphName + "." + task, Schedule.tiledGrid(m, n));
         } else if (!w.nf4 || dequantizeTask) {
-            VectorFloat16 panels = w.nf4 ? (VectorFloat16) scratch : dir == Direction.FORWARD ? w.forwardPanels : w.backwardPanels;
+            VectorFloat16 panels = w.nf4 ? (VectorFloat16) scratch : w.forwardPanels;  // forward (backward returned above)
             if (dequantizeTask) {
                 g.task(task + "Dequantize", Nf4Decode::dequantizePanels, w.codes, w.scales, w.codebook, panels,
                         k, Schedule.ceilDiv(n, Matmul.PANEL), n, bT, w.log2BlockSize);
@@ -92,7 +108,8 @@ final class BaseMatmul {
 
     /** The scratch buffer of the dequantize-task variant for a direction, or null when none is needed. */
     static Object scratch(DeviceWeights w, Schedule schedule, Nf4Variant variant, Direction dir) {
-        if (!w.nf4 || variant != Nf4Variant.DEQUANTIZE_TASK) {
+        if (!w.nf4 || variant != Nf4Variant.DEQUANTIZE_TASK
+                || dir == Direction.BACKWARD && backwardReadsForwardPanels(w, schedule, variant)) {
             return null;
         }
         if (schedule == Schedule.GPU_TILED) {

@@ -39,9 +39,11 @@ final class DeviceWeights {
     final FloatArray b;
     final FloatArray backwardA;
     final FloatArray backwardB;
-    /** W repacked for {@code Matmul.panels} (CPU schedule, fp32 base): B = Wᵀ forward, B = W backward. */
+    /**
+     * W repacked for {@code Matmul.panels} as B = Wᵀ (CPU schedule, fp32 base): the base's one device copy; the
+     * backward reads it as W ({@code Matmul.panelsTransposed}).
+     */
     final VectorFloat16 forwardPanels;
-    final VectorFloat16 backwardPanels;
     /**
      * The adapters and bias for the CPU schedule's fused forward ({@code Matmul.panels}): A as the B operand of
      * h = x·Aᵀ, s·B as the second operand of y += h·(s·B)ᵀ, and the bias as one panel row. Placeholders elsewhere.
@@ -75,7 +77,7 @@ final class DeviceWeights {
                 float[] book = new float[16];
                 for (int c = 0; c < 16; c++) book[c] = Nf4Tensor.codebook(c);
                 codebook = FloatArray.fromArray(book);
-                forwardPanels = backwardPanels = new VectorFloat16(1);
+                forwardPanels = new VectorFloat16(1);
             }
             case DenseWeight d -> {
                 nf4 = false;
@@ -86,10 +88,9 @@ final class DeviceWeights {
                 if (schedule == Schedule.CPU_PANELS) {
                     w = new FloatArray(1);
                     forwardPanels = Matmul.packPanels(d.data(), out, in, true);
-                    backwardPanels = Matmul.packPanels(d.data(), in, out, false);
                 } else {
                     w = FloatArray.fromArray(d.data());
-                    forwardPanels = backwardPanels = new VectorFloat16(1);
+                    forwardPanels = new VectorFloat16(1);
                 }
             }
         }
@@ -109,7 +110,7 @@ final class DeviceWeights {
     /** Bytes of the frozen base in its device form (what one device copy of the base costs). */
     long baseBytes() {
         return w.getNumBytesOfSegment() + codes.getNumBytesOfSegment() + scales.getNumBytesOfSegment()
-                + forwardPanels.getArray().getNumBytesOfSegment() + backwardPanels.getArray().getNumBytesOfSegment();
+                + forwardPanels.getArray().getNumBytesOfSegment();
     }
 
     /** The forward's adapters, copied in (the panel forms too on the CPU schedule); nothing when disabled. */

@@ -14,6 +14,7 @@ import uk.ac.manchester.tornado.api.enums.DataTransferMode;
 import uk.ac.manchester.tornado.api.enums.ProfilerMode;
 import uk.ac.manchester.tornado.api.types.arrays.FloatArray;
 import uk.ac.manchester.tornado.api.types.arrays.IntArray;
+import uk.ac.manchester.tornado.api.types.collections.VectorFloat16;
 
 import java.util.ArrayList;
 import java.util.List;
@@ -47,6 +48,8 @@ final class LoraLayerPlan implements AutoCloseable {
     final FloatArray h;
     final FloatArray y;
     final FloatArray dy;
+    /** dy as row panels, for the CPU schedule's backward product over the forward panels (else a placeholder). */
+    final VectorFloat16 dyPanels;
     final FloatArray dx;
     final FloatArray dh;
     final FloatArray gradA;
@@ -70,6 +73,8 @@ final class LoraLayerPlan implements AutoCloseable {
         h = new FloatArray(capacity * r);
         y = new FloatArray(capacity * out);
         dy = new FloatArray(capacity * out);
+        boolean panelBackward = BaseMatmul.backwardReadsForwardPanels(dw, schedule, this.variant);
+        dyPanels = panelBackward ? new VectorFloat16(capacity * Schedule.ceilDiv(out, Matmul.PANEL)) : new VectorFloat16(1);
         dx = new FloatArray(capacity * in);
         dh = new FloatArray(capacity * r);
         gradA = new FloatArray(r * in);
@@ -91,6 +96,9 @@ final class LoraLayerPlan implements AutoCloseable {
 
         Object fwdScratch = BaseMatmul.scratch(dw, schedule, this.variant, forward);
         Object bwdScratch = BaseMatmul.scratch(dw, schedule, this.variant, backward);
+        if (panelBackward && fwdScratch != null) {
+            shared.add(fwdScratch);  // the dequantized panels: the backward reads them too
+        }
         boolean fused = BaseMatmul.fusesEpilogue(dw, schedule, this.variant);
         TaskGraph fwd = new TaskGraph(fwdName)
                 .transferToDevice(DataTransferMode.FIRST_EXECUTION, fwdReads.toArray())
@@ -109,10 +117,10 @@ final class LoraLayerPlan implements AutoCloseable {
                     Schedule.ceilDiv(r, Matmul.PANEL), Schedule.ceilDiv(capacity, Matmul.PANEL_ROWS), r, in, 0, 0, 0);
             grids.addWorkerGrid(fwdName + ".down", Schedule.panelGrid(capacity, r, panelLocal[0], panelLocal[1]));
             BaseMatmul.add(fwd, fwdName, grids, "base", dw, schedule, this.variant, forward, fwdScratch, x, y, sizes,
-                    capacity, h, panelLocal);
+                    capacity, h, panelLocal, null);
         } else {
             BaseMatmul.add(fwd, fwdName, grids, "base", dw, schedule, this.variant, forward, fwdScratch, x, y, sizes,
-                    capacity, null, panelLocal);
+                    capacity, null, panelLocal, null);
             fwd.task("down", AdapterKernels::down, x, mask, dw.a, h, sizes, r, capacity, in)
                .task("epilogue", AdapterKernels::epilogue, y, h, dw.b, dw.bias, sizes, out, capacity, r, dw.scale, bias);
         }
@@ -126,9 +134,9 @@ final class LoraLayerPlan implements AutoCloseable {
         if (bwdScratch != null) {
             bwd.transferToDevice(DataTransferMode.FIRST_EXECUTION, bwdScratch);
         }
-        bwd.transferToDevice(DataTransferMode.EVERY_EXECUTION, dy, dw.backwardA, dw.backwardB, gradA, gradB);
-        BaseMatmul.add(bwd, bwdName, grids, "baseGrad", dw, schedule, this.variant, backward, bwdScratch, dy, dx,
-                sizes, capacity, null, panelLocal);
+        bwd.transferToDevice(DataTransferMode.EVERY_EXECUTION, dy, dyPanels, dw.backwardA, dw.backwardB, gradA, gradB);
+        BaseMatmul.add(bwd, bwdName, grids, "baseGrad", dw, schedule, this.variant, backward,
+                panelBackward ? fwdScratch : bwdScratch, dy, dx, sizes, capacity, null, panelLocal, dyPanels);
         if (dw.rank > 0) {
             bwd.task("gradB", AdapterKernels::gradB, dy, h, gradB, sizes, r, out, dw.scale)
                .task("gradH", AdapterKernels::gradH, dy, dw.backwardB, dh, sizes, r, capacity, out, dw.scale)

@@ -34,6 +34,11 @@ public enum Schedule {
         return grid(ceilDiv(n, Matmul.PANEL), ceilDiv(m, Matmul.PANEL_ROWS), lx, ly);
     }
 
+    /** The grid of {@link Matmul#panelsTransposed} for c [m, n]: columns × blocks of 8 rows, in lx × ly work-groups. */
+    static WorkerGrid columnGrid(int m, int n, int lx, int ly) {
+        return grid(n, ceilDiv(m, Matmul.PANEL_ROWS), lx, ly);
+    }
+
     /** The grid of {@link Matmul#blocked} for c [m, n]: blocks of 4 columns × pairs of rows, 8 × 32 work-groups. */
     static WorkerGrid blockedGrid(int m, int n) {
         return grid(ceilDiv(n, Matmul.BLOCK_N), ceilDiv(m, Matmul.BLOCK_M), 8, 32);

@@ -91,6 +91,9 @@ public final class TornadoLayer implements LayerKernels, LayerKernels.Profiling 
         }
         int in = spec.inDim(), out = spec.outDim();
         DeviceWeights.copyIn(dy, p.dy, s.tokens * out);
+        if (p.dyPanels.getLength() > 1) {
+            Matmul.packRows(dy, s.tokens, out, p.dyPanels);
+        }
         weights.loadBackward(adapters);
         if (grads != null) {
             DeviceWeights.copyIn(grads.a(), p.gradA, p.gradA.getSize());
