@@ -381,6 +381,34 @@ public final class LlamaForCausalLM implements AutoCloseable {
         return byPeftKey(LoRALinear::adapterGradients);
     }
 
+    /** The adapters under torchtune's Llama keys ({@code layers.0.attn.q_proj.lora_a.weight}, copies). */
+    public Map<String, Tensor> adapterStateDictTorchtune() {
+        Map<String, Tensor> out = new LinkedHashMap<>();
+        adapted().forEach((path, l) -> {
+            Map<String, Tensor> a = l.adapterStateDict();
+            out.put(AdapterKeys.torchtuneKey(path, true), a.get("lora_a.weight"));
+            out.put(AdapterKeys.torchtuneKey(path, false), a.get("lora_b.weight"));
+        });
+        return out;
+    }
+
+    /** Dropout draws each adapted layer has made, by HF module path (the dropout state a resumed run restores). */
+    public Map<String, Long> dropoutDraws() {
+        Map<String, Long> d = new LinkedHashMap<>();
+        adapted().forEach((path, l) -> d.put(path, l.dropoutDraws()));
+        return d;
+    }
+
+    /** Puts every adapted layer's dropout generator where {@link #dropoutDraws()} said it stood; all paths required. */
+    public void resumeDropout(Map<String, Long> draws) {
+        Map<String, LoRALinear> a = adapted();
+        if (!draws.keySet().equals(a.keySet())) {
+            throw new IllegalArgumentException("dropout state names modules " + draws.keySet()
+                    + " but the model's adapted modules are " + a.keySet());
+        }
+        a.forEach((path, l) -> l.resumeDropout(draws.get(path)));
+    }
+
     /** A per-layer map keyed lora_a.weight / lora_b.weight, gathered under the PEFT keys in model order. */
     private Map<String, Tensor> byPeftKey(java.util.function.Function<LoRALinear, Map<String, Tensor>> perLayer) {
         Map<String, Tensor> out = new LinkedHashMap<>();
