@@ -2,7 +2,10 @@ package dev.tornadolora.benchmarks;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import dev.tornadolora.kernels.jvm.Parallel;
+import dev.tornadolora.bench.Stats;
+import dev.tornadolora.kernels.LoraBackend;
+import dev.tornadolora.kernels.jvm.JvmBackends;
+import dev.tornadolora.kernels.jvm.JvmOptions;
 import jdk.incubator.vector.FloatVector;
 
 import java.io.BufferedReader;
@@ -27,9 +30,13 @@ public final class Compare {
     public static void main(String[] args) throws Exception {
         ObjectMapper json = new ObjectMapper();
         Map<String, LayerWorkload> workloads = new HashMap<>();
+        // The harness's -Dtornadolora.threads, mapped onto the JVM backend's options once (as the CLI does).
+        int threads = Integer.getInteger("tornadolora.threads", JvmOptions.defaults().threads());
+        LoraBackend backend = JvmBackends.create(JvmOptions.defaults().withThreads(threads));
         BufferedReader in = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));
         ObjectNode hello = json.createObjectNode();
-        hello.put("threads", Parallel.threads());
+        hello.put("threads", threads);
+        hello.put("backend", backend.toString());
         hello.put("vector_lanes", FloatVector.SPECIES_PREFERRED.length());
         hello.put("java", Runtime.version().toString());
         System.out.println(json.writeValueAsString(hello));
@@ -39,12 +46,12 @@ public final class Compare {
             ObjectNode r = json.createObjectNode();
             try {
                 switch (cmd[0]) {
-                    case "peak" -> r.put("peak_gflops", PeakFlops.measure());
+                    case "peak" -> r.put("peak_gflops", PeakFlops.measure(threads));
                     case "run" -> {
-                        LayerWorkload w = workloads.computeIfAbsent(cmd[1], LayerWorkload::parse);
+                        LayerWorkload w = workloads.computeIfAbsent(cmd[1], n -> LayerWorkload.parse(n).on(backend));
                         double[] ms = time(w, Double.parseDouble(cmd[2]));
                         r.put("name", w.name());
-                        r.put("ms", median(ms));
+                        r.put("ms", Stats.median(ms));
                         r.put("ms_min", Arrays.stream(ms).min().orElseThrow());
                         r.put("runs", ms.length);
                     }
@@ -85,11 +92,5 @@ public final class Compare {
             ms.add((System.nanoTime() - t0) / 1e6);
         }
         return ms.stream().mapToDouble(Double::doubleValue).toArray();
-    }
-
-    static double median(double[] v) {
-        double[] s = v.clone();
-        Arrays.sort(s);
-        return s.length % 2 == 1 ? s[s.length / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
     }
 }
