@@ -11,7 +11,6 @@ die() { echo "setup-tornado.sh: $*" >&2; exit 1; }
 no_sdk() {
   cat >&2 <<'MSG'
 setup-tornado.sh: no TornadoVM SDK found.
-  Looked at $TORNADOVM_HOME, /opt/tornadovm-sdk, /opt/tornadovm*, /usr/local/tornadovm*, ~/tornadovm*, ~/TornadoVM*/bin/sdk.
   Install TornadoVM 5.2.0 (jdk25 flavour) from its official distribution, https://github.com/beehive-lab/TornadoVM
   (release SDK archives, or the installer described in its INSTALL_FROM_SOURCE.md), with a backend for your device
   (opencl for CPUs via PoCL, Intel/AMD/NVIDIA GPUs; ptx for NVIDIA; spirv for Intel Level Zero). Then:
@@ -23,8 +22,9 @@ MSG
 }
 
 . "$root/bin/tornado-sdk.sh"
-sdk=$(tl_find_sdk) || no_sdk
-echo "TornadoVM SDK: $sdk"
+tl_use_sdk setup-tornado.sh || { tl_sdk_note setup-tornado.sh; no_sdk; }   # exits naming TORNADOVM_HOME if it is no SDK
+sdk=$TORNADOVM_HOME
+echo "$TL_SDK_NOTE"
 version=$(tl_api_version "$sdk")
 echo "tornado-api:   $version"
 
@@ -52,7 +52,8 @@ export TORNADOVM_HOME=$sdk
 mvn -B -q -ntp -DskipTests -Dtornado.version="$version" install
 echo
 cat <<EOF2
-Ready. With the SDK in your environment:
+Ready. ./build and ./tornado-lora find the SDK by themselves in the usual places (bin/tornado-sdk.sh); one elsewhere
+needs TORNADOVM_HOME:
   export TORNADOVM_HOME=$sdk
   ./build test                                   # JVM tests, then the TornadoVM tests on the default device
   ./tornado-lora devices                         # lists the JVM backend and every TornadoVM device

@@ -19,7 +19,8 @@ import java.util.Map;
  * {@link java.util.ServiceLoader} when this jar is on the class path of a JVM started with the SDK's argfile.
  */
 public final class TornadoKernelsProvider implements LoraKernelsProvider {
-    private volatile String unavailable;
+    /** Why the runtime is unusable ("" when it is usable), probed once per process: a fact of the JVM. */
+    private static volatile String unavailable;
 
     @Override
     public String prefix() {

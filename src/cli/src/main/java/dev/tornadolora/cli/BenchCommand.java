@@ -6,6 +6,7 @@ import dev.tornadolora.bench.BenchTable;
 import dev.tornadolora.bench.DeviceListing;
 import dev.tornadolora.bench.Workload;
 import dev.tornadolora.io.AtomicFiles;
+import dev.tornadolora.io.OutputGuard;
 import dev.tornadolora.kernels.Backends;
 import dev.tornadolora.kernels.LoraBackend;
 import picocli.CommandLine.Command;
@@ -108,6 +109,7 @@ final class BenchCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws IOException {
+        new OutputGuard().file("--json", json).file("--csv", csv).file("--png", png);
         List<Workload> workloads = Workload.grid(ops.stream().map(Workload.Op::parse).distinct().toList(),
                 bases.stream().map(Workload.Base::parse).distinct().toList(), tokens.stream().distinct().toList(),
                 dims.stream().map(Workload.Shape::parse).distinct().toList(), rank);

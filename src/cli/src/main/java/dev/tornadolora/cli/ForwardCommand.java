@@ -33,10 +33,13 @@ final class ForwardCommand implements Callable<Integer> {
     @Option(names = "--model", required = true, paramLabel = "DIR", description = "HF folder: config.json + model.safetensors (or its index)")
     Path model;
 
-    @Option(names = "--input", required = true, paramLabel = "T.safetensors")
+    @Option(names = "--input", required = true, paramLabel = "T.safetensors",
+            description = "input_ids I64 or I32 [B, S] and optionally labels I64 [B, S] (-100: not counted)")
     Path input;
 
-    @Option(names = "--output", required = true, paramLabel = "O.safetensors")
+    @Option(names = "--output", required = true, paramLabel = "O.safetensors",
+            description = "written atomically: logits F32 [B, S, vocab]; with labels also loss F32 [] and every adapter"
+                    + " tensor's gradient under its PEFT key + .grad")
     Path output;
 
     @Option(names = "--adapter", paramLabel = "PEFT_DIR", description = "adapter_config.json + adapter_model.safetensors")

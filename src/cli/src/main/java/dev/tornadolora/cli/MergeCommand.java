@@ -1,6 +1,8 @@
 package dev.tornadolora.cli;
 
 import dev.tornadolora.io.LoraMerge;
+import dev.tornadolora.io.OutputGuard;
+import dev.tornadolora.io.SafeText;
 import dev.tornadolora.io.SafeTensors;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
@@ -41,6 +43,7 @@ final class MergeCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
+        new OutputGuard().input("--checkpoint", checkpoint).input("--adapter", adapter).file("--output", output);
         Path base = checkpoint, adapterFile = adapter;
         if (Files.isDirectory(checkpoint)) {
             base = checkpoint.resolve("base_model.safetensors");
@@ -49,7 +52,8 @@ final class MergeCommand implements Callable<Integer> {
         LoraMerge.Result r = LoraMerge.merge(SafeTensors.open(base), adapterFile == null ? null : SafeTensors.open(adapterFile),
                 new LoraMerge.Options(requantize, safe), w -> spec.commandLine().getErr().println("tornado-lora merge: warning: " + w));
         r.writer().write(output);
-        spec.commandLine().getOut().printf("merged %d module(s) %s into %s%n", r.mergedModules().size(), r.mergedModules(), output);
+        spec.commandLine().getOut().printf("wrote %s: merged %d module(s) %s%n", SafeText.of(output.toString()),
+                r.mergedModules().size(), SafeText.of(r.mergedModules().toString(), 2000));
         return 0;
     }
 }

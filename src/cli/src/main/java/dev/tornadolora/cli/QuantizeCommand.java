@@ -2,10 +2,13 @@ package dev.tornadolora.cli;
 
 import dev.tornadolora.io.DType;
 import dev.tornadolora.io.Nf4Record;
+import dev.tornadolora.io.OutputGuard;
+import dev.tornadolora.io.SafeText;
 import dev.tornadolora.io.SafeTensors;
 import dev.tornadolora.io.SafeTensorsException;
 import dev.tornadolora.io.SafeTensorsWriter;
 import dev.tornadolora.tensor.Nf4Tensor;
+import dev.tornadolora.tensor.HeapCheck;
 import dev.tornadolora.tensor.Tensor;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -30,10 +33,12 @@ final class QuantizeCommand implements Callable<Integer> {
     @Spec
     picocli.CommandLine.Model.CommandSpec spec;
 
-    @Option(names = "--input", required = true, paramLabel = "W.safetensors")
+    @Option(names = "--input", required = true, paramLabel = "W.safetensors",
+            description = "the checkpoint holding KEY as an F32 [rows, cols] tensor")
     Path input;
 
-    @Option(names = "--output", required = true, paramLabel = "Q.safetensors")
+    @Option(names = "--output", required = true, paramLabel = "Q.safetensors",
+            description = "receives W with KEY as an NF4 record; written atomically")
     Path output;
 
     @Option(names = "--key", paramLabel = "KEY", defaultValue = "weight", description = "tensor to quantize (default: ${DEFAULT-VALUE})")
@@ -49,6 +54,7 @@ final class QuantizeCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
+        new OutputGuard().input("--input", input).file("--output", output);
         SafeTensors w = SafeTensors.open(input);
         SafeTensors.Entry entry = w.requireDType(key, DType.F32);
         if (entry.shape().length != 2) {
@@ -64,6 +70,9 @@ final class QuantizeCommand implements Callable<Integer> {
         requireSameMetadata(w, Nf4Record.BLOCK_SIZE, blockSize, "--block-size");
         requireSameMetadata(w, Nf4Record.SCALER_BLOCK_SIZE, scalerBlockSize, "--scaler-block-size");
         int rows = entry.shape()[0], cols = entry.shape()[1];
+        // The output is built in memory (every tensor copied) beside the fp32 weight and its codes.
+        HeapCheck.require(HeapCheck.sum(w.dataLength(), HeapCheck.product(rows, cols, 5)),
+                "quantizing " + SafeText.quote(key) + " [" + rows + ", " + cols + "]");
         Tensor weight = w.floats(key);
         Nf4Tensor nf4;
         try {
@@ -85,8 +94,8 @@ final class QuantizeCommand implements Callable<Integer> {
         }
         Nf4Record.write(out, key, nf4);  // after the copy: its metadata wins
         out.write(output);
-        spec.commandLine().getOut().printf(Locale.ROOT, "%s: '%s' %s -> NF4 (block_size %d, scaler_block_size %d), "
-                        + "%.4f bits per parameter%n", output, key, Arrays.toString(entry.shape()), blockSize,
+        spec.commandLine().getOut().printf(Locale.ROOT, "wrote %s: '%s' %s -> NF4 (block_size %d, scaler_block_size %d), "
+                        + "%.4f bits per parameter%n", SafeText.of(output.toString()), SafeText.of(key), Arrays.toString(entry.shape()), blockSize,
                 scalerBlockSize, 8 * nf4.bytesPerParameter());
         return 0;
     }

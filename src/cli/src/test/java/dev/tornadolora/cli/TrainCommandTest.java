@@ -96,7 +96,7 @@ class TrainCommandTest {
         Path merged = out.resolve("merged.safetensors");
         CliRun m = CliRun.of("merge", "--checkpoint", out.toString(), "--output", merged.toString(), "--safe");
         assertEquals(0, m.exitCode(), m.err());
-        assertTrue(m.out().startsWith("merged 2 module(s) [fc1, fc2]"), m.out());
+        assertEquals("wrote " + merged + ": merged 2 module(s) [fc1, fc2]", m.out().strip());
         SafeTensors st = SafeTensors.open(merged);
         assertTrue(st.names().stream().noneMatch(k -> k.contains("lora") || k.contains("quantized")), st.names().toString());
         Sequential model = ModelCheckpoint.load(merged).eval();  // fresh adapters: B = 0, the update is in W

@@ -118,7 +118,7 @@ class TrainResumeTest {
         r = CliRun.of(concat(other, "--output", out.toString(), "--resume"));
         assertEquals(1, r.exitCode());
         assertEquals("tornado-lora train: error: --resume: " + out + " was trained with other options: rank 4 -> 2,"
-                + " hidden_rank 4 -> 2, lr 0.02 -> 0.1 (give the options of the run being resumed)\n", r.err());
+                + " hidden_rank 4 -> 2, lr 0.02 -> 0.1 (give the options of the run being resumed, or start a new run in another folder)\n", r.err());
     }
 
     private static String[] concat(List<String> options, String... more) {

@@ -14,7 +14,8 @@ package dev.tornadolora.bench;
  * @param transferMs   median host-device transfer time of the timed calls (profiling devices only)
  * @param weightBytes  bytes of base weight read per call (see {@link Workload})
  * @param steady       whether warm-up reached a steady state (a call within {@link BenchRunner#STEADY} of the
- *                     fastest before it) within the budget
+ *                     fastest so far, after a third of the budget) within the budget, and the timed calls'
+ *                     median is within {@link BenchRunner#UNSETTLED} times their fastest
  * @param deviceBytes  device memory the bound layer held after the timed calls (TornadoVM), -1 when unknown
  * @param speedupVsJvm the JVM backend's median over this one's, NaN when the JVM backend was not measured
  */

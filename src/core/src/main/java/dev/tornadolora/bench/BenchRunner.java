@@ -7,6 +7,7 @@ import dev.tornadolora.kernels.LoraBackend;
 import dev.tornadolora.kernels.ScalarLoraKernels;
 import dev.tornadolora.tensor.Nf4Tensor;
 import dev.tornadolora.nn.LoRALinear;
+import dev.tornadolora.tensor.HeapCheck;
 import dev.tornadolora.tensor.Tensor;
 
 import java.util.ArrayList;
@@ -32,9 +33,10 @@ public final class BenchRunner {
     /**
      * @param reps            timed calls at most
      * @param minReps         timed calls at least, whatever the budget
-     * @param warmup          untimed calls after the first one at least, before timing; warm-up goes on until a
-     *                        call is within {@link #STEADY} of the fastest before it (steady state: the code is
-     *                        compiled), for at most the budget; 0: no warm-up (not steady)
+     * @param warmup          untimed calls after the first one at least (three at least), before timing; warm-up
+     *                        lasts a third of the budget at least and goes on until a call is within
+     *                        {@link #STEADY} of the fastest so far (steady state: the code is compiled), for at
+     *                        most the budget; 0: no warm-up (not steady)
      * @param budgetSeconds   warm-up and timing time per workload and device, after which timing stops
      *                        (once {@code minReps} calls are timed)
      * @param seed            seeds the layers and inputs
@@ -177,6 +179,8 @@ public final class BenchRunner {
 
     /** A warm-up call within this fraction of the fastest before it means steady state (JIT compiled). */
     public static final double STEADY = 0.15;
+    /** Timed calls whose median exceeds this many times their fastest did not run at a steady state either. */
+    public static final double UNSETTLED = 2.0;
 
     /**
      * One device on one workload: the layer bound on the device, the checked first call, warm-up to a steady
@@ -221,6 +225,8 @@ public final class BenchRunner {
                 }
             }
             double[] sorted = ms.stream().mapToDouble(Double::doubleValue).sorted().toArray();
+            // Timed calls whose median is over twice their fastest were still being compiled (or starved).
+            steady = steady && Stats.median(sorted) <= UNSETTLED * sorted[0];
             long deviceBytes = profiler == null ? -1 : profiler.deviceBytes();
             if (profiler != null) {
                 profiler.setProfiling(false);
@@ -250,9 +256,10 @@ public final class BenchRunner {
     }
 
     /**
-     * Calls until one is within {@link #STEADY} of the fastest call before it (at least {@code config.warmup}
-     * calls and two), for at most the budget (one call when a single call exceeds it); returns whether the steady
-     * state was reached.
+     * Warm-up as the compare harness does it: for at least a third of the budget and {@code config.warmup} calls
+     * (three at least), and on until a call is within {@link #STEADY} of the fastest so far (the JIT has compiled
+     * the vector kernels; two slow interpreted calls would otherwise look steady), for at most the budget (one call
+     * when a single call exceeds it). Returns whether the steady state was reached.
      */
     private boolean warmUp(LayerKernels k, Case c, Outputs o, long budget) {
         if (config.warmup == 0) {
@@ -260,15 +267,16 @@ public final class BenchRunner {
         }
         long start = System.nanoTime();
         double fastest = Double.POSITIVE_INFINITY;
-        for (int i = 0; ; i++) {
+        for (int i = 1; ; i++) {
             long t = System.nanoTime();
             o.call(k, c);
             long now = System.nanoTime();
             double callMs = millis(now - t);
-            if (i >= Math.max(1, config.warmup - 1) && callMs <= (1 + STEADY) * fastest) {
+            fastest = Math.min(fastest, callMs);
+            boolean minimum = i >= Math.max(3, config.warmup) && now - start >= budget / 3;
+            if (minimum && callMs <= (1 + STEADY) * fastest) {
                 return true;
             }
-            fastest = Math.min(fastest, callMs);
             if (now - start >= budget) {
                 return false;
             }
@@ -307,6 +315,10 @@ public final class BenchRunner {
      * random B instead of zeros so that the LoRA path (and dA) contributes to what is verified.
      */
     private LoRALinear buildLayer(Workload w) {
+        // The layer (fp32 base while it is built), x, y, dy, dx and the timing buffers.
+        HeapCheck.require(HeapCheck.sum(HeapCheck.product(w.inDim(), w.outDim(), 8),
+                HeapCheck.product(w.tokens(), (long) w.inDim() + w.outDim(), 16)),
+                "workload " + w.label());
         LoRALinear l = LoRALinear.builder(w.inDim(), w.outDim()).rank(w.rank()).alpha(2f * w.rank())
                 .quantizeBase(w.base() == Workload.Base.NF4).seed(config.seed).build().eval();
         SplittableRandom rng = new SplittableRandom(config.seed ^ 0x5DEECE66DL);

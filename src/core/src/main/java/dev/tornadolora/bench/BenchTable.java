@@ -36,7 +36,7 @@ public final class BenchTable {
         if (r.deviceBytes() >= 0) {
             ok += String.format(Locale.ROOT, "; device %.1f MiB", r.deviceBytes() / 1048576.0);
         }
-        return r.steady() ? ok : ok + "; NOT STEADY (warm-up did not settle within the budget)";
+        return r.steady() ? ok : ok + "; NOT STEADY (no steady state within the budget)";
     }
 
     /** Three significant-ish digits: 0.0812, 1.23, 45.6, 1234. */

@@ -37,14 +37,50 @@ public final class AtomicFiles {
     /** Something that writes the whole file to a stream. */
     @FunctionalInterface
     public interface Writer {
+        /**
+         * Writes the whole file.
+         *
+         * @param out the temporary's stream; closed by the caller
+         * @throws IOException to abandon the write (the target stays as it was)
+         */
         void write(OutputStream out) throws IOException;
     }
 
+    /**
+     * Writes {@code target} atomically. Refuses (IllegalArgumentException) a target that is empty, names a folder
+     * ({@code .}, {@code ..}) or exists as something other than a regular file: renaming over a FIFO or a device
+     * would replace it. An I/O failure is reported naming {@code target} and the reason, not the temporary.
+     *
+     * @param target the file to create or replace
+     * @param writer writes its content
+     * @throws IOException when writing fails; the target is then as it was
+     */
     public static void write(Path target, Writer writer) throws IOException {
+        String name = target.getFileName() == null ? "" : target.getFileName().toString();
+        if (name.isEmpty() || name.equals(".") || name.equals("..")) {
+            throw new IllegalArgumentException("cannot write '" + SafeText.of(target.toString())
+                    + "': not the path of a file");
+        }
+        OutputGuard.requireRegularIfExists("cannot write:", target);
+        if (Files.exists(target) && !Files.isWritable(target)) {
+            // The temporary takes the target's permissions, so it could not be written either; say so of the target.
+            throw new IOException("cannot write " + SafeText.of(target.toString()) + ": it is read-only");
+        }
+        try {
+            writeRegular(target, name, writer);
+        } catch (IOException e) {
+            throw new IOException("cannot write " + SafeText.of(target.toString()) + ": " + IoErrors.describe(e)
+                    + (e instanceof java.nio.file.FileSystemException f && f.getFile() != null
+                       && !f.getFile().equals(target.toString()) ? " (in folder "
+                       + SafeText.of(String.valueOf(target.toAbsolutePath().getParent())) + ")" : ""), e);
+        }
+    }
+
+    private static void writeRegular(Path target, String name, Writer writer) throws IOException {
         Path dir = target.toAbsolutePath().getParent();
         Files.createDirectories(dir);
-        removeStaleTemporaries(dir, target.getFileName().toString(), JVM_START);
-        Path tmp = Files.createTempFile(dir, "." + target.getFileName() + TEMP_INFIX, "");
+        removeStaleTemporaries(dir, name, JVM_START);
+        Path tmp = Files.createTempFile(dir, "." + name + TEMP_INFIX, "");
         boolean done = false;
         try {
             copyPermissions(target, tmp);
@@ -69,11 +105,22 @@ public final class AtomicFiles {
         }
     }
 
+    /**
+     * Writes a UTF-8 text file atomically, as {@link #write}.
+     *
+     * @param target the file to create or replace
+     * @param text   its content
+     * @throws IOException when writing fails; the target is then as it was
+     */
     public static void writeString(Path target, String text) throws IOException {
         write(target, out -> out.write(text.getBytes(StandardCharsets.UTF_8)));
     }
 
-    /** Whether {@code file} is one of the temporaries this class writes ({@code .NAME.tmp-N}). */
+    /**
+     * {@return whether it is one of the temporaries this class writes ({@code .NAME.tmp-N})}
+     *
+     * @param file a path
+     */
     public static boolean isTemporary(Path file) {
         String name = file.getFileName().toString();
         return name.startsWith(".") && name.lastIndexOf(TEMP_INFIX) > 0;
@@ -83,6 +130,11 @@ public final class AtomicFiles {
      * Deletes the temporaries of {@code dir} last modified before {@code before} (left by writers that were
      * killed) and returns them. A writer still at work keeps touching its temporary, so give a time after which
      * no live writer can have stopped writing, such as the start of the current run.
+     *
+     * @param dir    the folder to clean
+     * @param before temporaries last modified before this are stale
+     * @return the removed temporaries
+     * @throws IOException when the folder cannot be listed or a temporary removed
      */
     public static List<Path> removeStaleTemporaries(Path dir, Instant before) throws IOException {
         return removeStaleTemporaries(dir, null, before);

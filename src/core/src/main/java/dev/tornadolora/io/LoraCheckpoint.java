@@ -18,11 +18,15 @@ import dev.tornadolora.tensor.Tensor;
 public final class LoraCheckpoint {
     private LoraCheckpoint() {}
 
+    /** The base weight's key, as torchtune names it. */
     public static final String BASE_KEY = "weight";
 
     /**
      * Reads the layer, checking every tensor's dtype and shape before the layer is built: building allocates
      * [out, in], so nothing is allocated until the file's own bytes show those sizes are real.
+     *
+     * @param c the checkpoint
+     * @return the layer with the file's base weight, bias and adapters
      */
     public static LoRALinear read(SafeTensors c) {
         SafeTensors.Entry a = c.requireDType("lora_a.weight", DType.F32);
@@ -63,11 +67,11 @@ public final class LoraCheckpoint {
         boolean dense = c.contains(BASE_KEY);
         boolean quantized = Nf4Record.present(c, BASE_KEY);
         if (dense && quantized) {
-            throw new SafeTensorsException(c.source() + ": holds both tensor '" + BASE_KEY + "' and an NF4 record '"
+            throw new SafeTensorsException(c.source() + ": holds both tensor " + SafeText.quote(BASE_KEY) + " and an NF4 record '"
                     + BASE_KEY + Nf4Record.QUANTIZED_DATA + "'...; a checkpoint's base must be one or the other");
         }
         if (!dense && !quantized) {
-            throw new SafeTensorsException(c.source() + ": missing tensor '" + BASE_KEY + "' (or an NF4 record "
+            throw new SafeTensorsException(c.source() + ": missing tensor " + SafeText.quote(BASE_KEY) + " (or an NF4 record "
                     + String.join(", ", Nf4Record.tensorNames(BASE_KEY)) + ")");
         }
         return quantized ? Nf4Record.read(c, BASE_KEY, out, in) : null;
@@ -76,11 +80,11 @@ public final class LoraCheckpoint {
     private static float parseAlpha(SafeTensors c) {
         String s = c.requireMetadata("alpha");
         try {
-            float alpha = Float.parseFloat(s.trim());
+            float alpha = (float) StrictJson.decimal(s);
             if (!Float.isFinite(alpha)) throw new NumberFormatException();
             return alpha;
         } catch (NumberFormatException e) {
-            throw new SafeTensorsException(c.source() + ": metadata 'alpha' is not a finite number: '" + s + "'");
+            throw new SafeTensorsException(c.source() + ": metadata 'alpha' is not a finite number: " + SafeText.quote(s) + "");
         }
     }
 }

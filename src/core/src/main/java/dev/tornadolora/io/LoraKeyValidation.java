@@ -21,11 +21,19 @@ import java.util.TreeSet;
 public final class LoraKeyValidation {
     private LoraKeyValidation() {}
 
+    /**
+     * {@return whether it names an adapter tensor (as torchtune's {@code validate_missing_and_unexpected_for_lora})}
+     *
+     * @param key a state-dict key
+     */
     public static boolean isLoraKey(String key) {
         return key.contains("lora") || key.contains("magnitude");
     }
 
     /**
+     * Checks the keys of a base and an adapter file against the model's, as torchtune's
+     * {@code validate_missing_and_unexpected_for_lora}.
+     *
      * @param stateDictKeys the model's own keys (ground truth)
      * @param baseMissing   model keys absent from the base file (null when no base file was loaded)
      * @param baseUnexpected keys of the base file the model does not have (null: none)
@@ -49,7 +57,13 @@ public final class LoraKeyValidation {
             if (lora.contains(k)) missing.add(k);
         }
         StringBuilder errors = new StringBuilder();
+        int listed = 0;
         for (String k : missing) {
+            if (++listed > MAX_LISTED) {
+                errors.append("\n- ... and ").append(missing.size() - MAX_LISTED).append(" more missing key(s)");
+                break;
+            }
+            k = SafeText.of(k);
             if (base.contains(k)) {
                 errors.append("\n- Missing non-LoRA key ").append(k).append(" from base model dict");
             } else if (lora.contains(k)) {
@@ -59,14 +73,25 @@ public final class LoraKeyValidation {
             }
         }
         if (!orEmpty(baseUnexpected).isEmpty()) {
-            errors.append("\n- Unexpected key(s) loading base model: ").append(String.join(", ", new TreeSet<>(baseUnexpected)));
+            errors.append("\n- Unexpected key(s) loading base model: ").append(list(baseUnexpected));
         }
         if (!orEmpty(loraUnexpected).isEmpty()) {
-            errors.append("\n- Unexpected key(s) loading adapter: ").append(String.join(", ", new TreeSet<>(loraUnexpected)));
+            errors.append("\n- Unexpected key(s) loading adapter: ").append(list(loraUnexpected));
         }
         if (!errors.isEmpty()) {
             throw new IllegalArgumentException("Missing or unexpected keys when validating state dict:" + errors);
         }
+    }
+
+    /** Keys listed in a message at most: a hostile file can have a million. */
+    static final int MAX_LISTED = 20;
+
+    /** Sorted, escaped (a key is the file's text) and cut after {@link #MAX_LISTED}. */
+    private static String list(Collection<String> keys) {
+        java.util.List<String> sorted = new java.util.ArrayList<>(new TreeSet<>(keys));
+        String shown = String.join(", ", sorted.subList(0, Math.min(MAX_LISTED, sorted.size())).stream()
+                .map(SafeText::of).toList());
+        return sorted.size() <= MAX_LISTED ? shown : shown + " ... and " + (sorted.size() - MAX_LISTED) + " more";
     }
 
     private static Collection<String> orEmpty(Collection<String> c) {

@@ -1,6 +1,7 @@
 package dev.tornadolora.io;
 
 import dev.tornadolora.tensor.Nf4Tensor;
+import dev.tornadolora.tensor.HeapCheck;
 import dev.tornadolora.tensor.Shapes;
 
 import java.util.ArrayList;
@@ -26,20 +27,37 @@ import java.util.function.Consumer;
  * refused (naming the module and the element) and nothing is written, like PEFT's {@code safe_merge}.
  */
 public final class LoraMerge {
+    /** What {@code --requantize} warns, as PEFT warns about merging into a quantized base. */
     public static final String REQUANTIZE_WARNING = "re-quantizing the merged weights to NF4 rounds them again:"
             + " the merged model's outputs will differ from base + adapter (as PEFT warns for 4-bit merges)";
 
     private LoraMerge() {}
 
-    /** How to merge: re-quantize NF4 bases after merging; refuse non-finite results. */
+    /**
+     * How to merge.
+     *
+     * @param requantize write NF4 bases back as NF4 after merging (rounds again)
+     * @param safe       refuse a merged weight with NaN or Inf, as PEFT's {@code safe_merge}
+     */
     public record Options(boolean requantize, boolean safe) {}
 
-    /** The modules merged (with their rank and alpha) and the tensors of the merged state dict. */
+    /**
+     * What a merge produced.
+     *
+     * @param writer        the merged state dict's tensors and metadata, ready to write
+     * @param mergedModules the modules merged, with their rank and alpha
+     */
     public record Result(SafeTensorsWriter writer, List<String> mergedModules) {}
 
     /**
      * Merges the adapters found in {@code base} (and in {@code adapter}, when not null) into the base weights.
      * {@code warnings} receives the re-quantization warning.
+     *
+     * @param base     the checkpoint with base weights (F32 or NF4 records) and possibly adapters
+     * @param adapter  adapters in a separate file (torchtune keys), or null
+     * @param options  how to merge
+     * @param warnings receives warnings for the user
+     * @return the merged state dict and the merged modules
      */
     public static Result merge(SafeTensors base, SafeTensors adapter, Options options, Consumer<String> warnings) {
         Map<String, SafeTensors> source = new LinkedHashMap<>();
@@ -47,7 +65,7 @@ public final class LoraMerge {
         if (adapter != null) {
             for (String k : adapter.names()) {
                 if (source.put(k, adapter) != null) {
-                    throw new IllegalArgumentException("tensor '" + k + "' is in both " + base.source() + " and " + adapter.source());
+                    throw new IllegalArgumentException("tensor " + SafeText.quote(k) + " is in both " + base.source() + " and " + adapter.source());
                 }
             }
         }
@@ -56,6 +74,7 @@ public final class LoraMerge {
             throw new IllegalArgumentException("no LoRA adapters (keys <module>.lora_a.weight / <module>.lora_b.weight) in "
                     + base.source() + (adapter == null ? "" : " or " + adapter.source()));
         }
+        requireHeap(base, adapter, source, modules);
         SafeTensorsWriter out = new SafeTensorsWriter();
         Map<String, String> metadata = new LinkedHashMap<>(base.metadata());
         metadata.keySet().removeIf(k -> k.equals("alpha") || k.endsWith(".alpha"));
@@ -66,24 +85,34 @@ public final class LoraMerge {
             SafeTensors aFile = source.get(AdapterCheckpoints.key(module, "lora_a.weight"));
             SafeTensors bFile = source.get(AdapterCheckpoints.key(module, "lora_b.weight"));
             if (aFile == null || bFile == null) {
-                throw new IllegalArgumentException("module '" + module + "' has only one of "
+                throw new IllegalArgumentException("module " + SafeText.quote(module) + " has only one of "
                         + AdapterCheckpoints.key(module, "lora_a.weight") + " and " + AdapterCheckpoints.key(module, "lora_b.weight"));
             }
             float[] a = aFile.floats(AdapterCheckpoints.key(module, "lora_a.weight")).data();
             int[] aShape = aFile.entry(AdapterCheckpoints.key(module, "lora_a.weight")).shape();
             int[] bShape = bFile.entry(AdapterCheckpoints.key(module, "lora_b.weight")).shape();
             if (aShape.length != 2 || bShape.length != 2 || bShape[1] != aShape[0]) {
-                throw new IllegalArgumentException("module '" + module + "': lora_a.weight " + Shapes.format(aShape)
+                throw new IllegalArgumentException("module " + SafeText.quote(module) + ": lora_a.weight " + Shapes.format(aShape)
                         + " and lora_b.weight " + Shapes.format(bShape) + " are not [r, in] and [out, r]");
             }
             int rank = aShape[0], in = aShape[1], outDim = bShape[0];
+            if (rank == 0) {
+                // alpha / 0 times an empty product would write NaN into every weight.
+                throw new IllegalArgumentException("module " + SafeText.quote(module) + ": adapters of rank 0 ("
+                        + "lora_a.weight " + Shapes.format(aShape) + "); nothing to merge and alpha/r is undefined");
+            }
             float[] b = bFile.floats(AdapterCheckpoints.key(module, "lora_b.weight")).data();
             float alpha = alpha(module, adapter, base);
             float[] w;
             Nf4Tensor nf4 = null;
             SafeTensors wFile = source.get(wKey);
+            if (wFile != null && Nf4Record.present(base, wKey)) {
+                throw new IllegalArgumentException(base.source() + ": holds both tensor " + SafeText.quote(wKey)
+                        + " and an NF4 record " + SafeText.quote(wKey + Nf4Record.QUANTIZED_DATA)
+                        + "...; a module's base must be one or the other");
+            }
             if (wFile != null) {
-                Shapes.requireEqual(wFile.source() + ": tensor '" + wKey + "'", wFile.entry(wKey).shape(), outDim, in);
+                Shapes.requireEqual(wFile.source() + ": tensor " + SafeText.quote(wKey) + "", wFile.entry(wKey).shape(), outDim, in);
                 w = wFile.floats(wKey).data();
                 done.add(wKey);
             } else if (Nf4Record.present(base, wKey)) {
@@ -91,7 +120,7 @@ public final class LoraMerge {
                 w = nf4.dequantize();
                 done.addAll(Nf4Record.tensorNames(wKey));
             } else {
-                throw new IllegalArgumentException("module '" + module + "' has adapters but no base weight '" + wKey
+                throw new IllegalArgumentException("module " + SafeText.quote(module) + " has adapters but no base weight '" + wKey
                         + "' (F32) or NF4 record '" + wKey + ".quantized_data' in " + base.source());
             }
             addScaledProduct(w, b, a, outDim, rank, in, alpha / rank);
@@ -119,6 +148,24 @@ public final class LoraMerge {
         return new Result(out, new ArrayList<>(modules));
     }
 
+    /**
+     * The merged file is built in memory: every tensor copied (the files' data) and, per module, its fp32 weight
+     * twice (merged, then as bytes); checked against the heap before anything is read.
+     */
+    private static void requireHeap(SafeTensors base, SafeTensors adapter, Map<String, SafeTensors> source,
+                                    Set<String> modules) {
+        long need = HeapCheck.sum(base.dataLength(), adapter == null ? 0 : adapter.dataLength());
+        for (String module : modules) {
+            SafeTensors aFile = source.get(AdapterCheckpoints.key(module, "lora_a.weight"));
+            SafeTensors bFile = source.get(AdapterCheckpoints.key(module, "lora_b.weight"));
+            if (aFile == null || bFile == null) continue;
+            int[] a = aFile.entry(AdapterCheckpoints.key(module, "lora_a.weight")).shape();
+            int[] b = bFile.entry(AdapterCheckpoints.key(module, "lora_b.weight")).shape();
+            if (a.length == 2 && b.length == 2) need = HeapCheck.sum(need, HeapCheck.product(b[0], a[1], 8));
+        }
+        HeapCheck.require(need, "merging " + modules.size() + " module(s)");
+    }
+
     /** Modules with a {@code lora_a.weight} or {@code lora_b.weight} key, in key order. */
     static Set<String> loraModules(Set<String> keys) {
         Set<String> modules = new LinkedHashSet<>();
@@ -138,21 +185,29 @@ public final class LoraMerge {
                 String v = f.metadata().get(k);
                 if (v == null) continue;
                 try {
-                    float alpha = Float.parseFloat(v.trim());
+                    float alpha = (float) StrictJson.decimal(v);
                     if (Float.isFinite(alpha)) return alpha;
                 } catch (NumberFormatException e) {
                     // reported below
                 }
-                throw new IllegalArgumentException(f.source() + ": metadata '" + k + "' is not a finite number: '" + v + "'");
+                throw new IllegalArgumentException(f.source() + ": metadata " + SafeText.quote(k) + " is not a finite number: " + SafeText.quote(v) + "");
             }
         }
-        throw new IllegalArgumentException("missing metadata 'alpha' (or '" + key + "') for module '" + module
+        throw new IllegalArgumentException("missing metadata 'alpha' (or " + SafeText.quote(key) + ") for module '" + module
                 + "' in " + (adapter == null ? "" : adapter.source() + " or ") + base.source());
     }
 
     /**
      * w += s · B·A for w [out, in], B [out, r], A [r, in]: the update a merge adds. The product is accumulated in
      * double, then scaled and added in fp32 (as torch adds an fp32 (alpha/r)·B@A).
+     *
+     * @param w   the weight [out, in], updated in place
+     * @param b   lora_b [out, r]
+     * @param a   lora_a [r, in]
+     * @param out rows of w
+     * @param r   the rank
+     * @param in  columns of w
+     * @param s   the scale alpha/r
      */
     public static void addScaledProduct(float[] w, float[] b, float[] a, int out, int r, int in, float s) {
         double[] row = new double[in];
@@ -169,7 +224,7 @@ public final class LoraMerge {
     private static void requireFinite(float[] w, String key, int cols) {
         for (int i = 0; i < w.length; i++) {
             if (!Float.isFinite(w[i])) {
-                throw new IllegalArgumentException("merged weight '" + key + "' has " + w[i] + " at [" + i / cols + ", "
+                throw new IllegalArgumentException("merged weight " + SafeText.quote(key) + " has " + w[i] + " at [" + i / cols + ", "
                         + i % cols + "]: the adapter seems broken; nothing was written (safe merge)");
             }
         }

@@ -10,6 +10,7 @@ import dev.tornadolora.nn.LoRALinear;
 import dev.tornadolora.nn.Module;
 import dev.tornadolora.nn.Sequential;
 import dev.tornadolora.tensor.DenseWeight;
+import dev.tornadolora.tensor.HeapCheck;
 
 import java.io.IOException;
 import java.nio.file.Path;
@@ -29,13 +30,36 @@ import java.util.Set;
  * Such a file (with adapters) is what {@code merge} and {@code eval}-style tools consume.
  */
 public final class ModelCheckpoint {
+    /** The metadata key holding the model's architecture (layer names, kinds and sizes) as JSON. */
     public static final String ARCHITECTURE = "architecture";
     private static final ObjectMapper JSON = new ObjectMapper();
 
     private ModelCheckpoint() {}
 
+    /**
+     * Writes the model's base weights (NF4 records or F32), biases and architecture, atomically.
+     *
+     * @param file         the safetensors file
+     * @param model        LoRA layers and activations
+     * @param withAdapters also write the adapters (torchtune keys)
+     * @throws IOException when the file cannot be written
+     */
     public static void save(Path file, Sequential model, boolean withAdapters) throws IOException {
-        SafeTensorsWriter w = new SafeTensorsWriter();
+        save(file, model, withAdapters, Map.of());
+    }
+
+    /**
+     * As {@link #save(Path, Sequential, boolean)}, with {@code metadata} added to the header.
+     *
+     * @param file         the safetensors file to write (atomically)
+     * @param model        LoRALinear and activation modules
+     * @param withAdapters whether the adapters are saved too
+     * @param metadata     more header entries (a run identity, ...)
+     * @throws IOException when writing fails
+     */
+    public static void save(Path file, Sequential model, boolean withAdapters, Map<String, String> metadata)
+            throws IOException {
+        SafeTensorsWriter w = new SafeTensorsWriter().metadata(metadata);
         ArrayNode arch = JSON.createArrayNode();
         Set<Float> alphas = new LinkedHashSet<>();
         Map<String, String> blockSizes = new LinkedHashMap<>();
@@ -62,7 +86,7 @@ public final class ModelCheckpoint {
             } else if (m instanceof Activation a) {
                 n.put("type", a.kind().name().toLowerCase(java.util.Locale.ROOT));
             } else {
-                throw new IllegalArgumentException("module '" + name + "' (" + m + ") cannot be saved: only LoRALinear"
+                throw new IllegalArgumentException("module " + SafeText.quote(name) + " (" + m + ") cannot be saved: only LoRALinear"
                         + " and activations are supported");
             }
         });
@@ -75,21 +99,60 @@ public final class ModelCheckpoint {
      * Rebuilds the model: base weights (and bias) from the file, adapters too when the file has them (else they
      * keep their fresh initialisation). Keys are validated as torchtune does: a missing base key, a partial set
      * of adapter keys, or any key the architecture does not have is an error naming the keys.
+     *
+     * @param file a file written by {@link #save}
+     * @return the model it describes
      */
     public static Sequential load(Path file) {
-        SafeTensors f = SafeTensors.open(file);
+        return load(SafeTensors.open(file));
+    }
+
+    /**
+     * As {@link #load(Path)} for a file already opened (or parsed from memory).
+     *
+     * @param f the checkpoint
+     * @return the model it describes, with its weights
+     * @throws SafeTensorsException naming the file and the problem
+     */
+    public static Sequential load(SafeTensors f) {
         JsonNode arch = architecture(f);
         Map<String, Module> modules = new LinkedHashMap<>();
         List<String> modelKeys = new ArrayList<>();
         Set<String> fileKeys = new LinkedHashSet<>(f.names());
+        long claimed = 0;  // base parameters of the layers so far: together they must fit the file
+        int index = 0;
         for (JsonNode n : arch) {
-            String name = n.path("name").asText();
-            String type = n.path("type").asText();
+            String where = f.source() + ": architecture entry " + index++;
+            StrictJson.requireObject(n, where);
+            String name = StrictJson.requireString(n, "name", where);
+            String type = StrictJson.requireString(n, "type", where);
+            where = f.source() + ": architecture entry " + SafeText.quote(name);
+            if (modules.containsKey(name)) throw new SafeTensorsException(where + ": the name is used twice");
             if (!type.equals("lora")) {
-                modules.put(name, Activation.named(type));
+                try {
+                    modules.put(name, Activation.named(type));
+                } catch (IllegalArgumentException e) {
+                    throw new SafeTensorsException(where + ": " + SafeText.of(e.getMessage()));
+                }
                 continue;
             }
-            LoRALinear l = layer(f, n, name, Nf4Record.present(f, name + ".weight"));
+            boolean nf4 = Nf4Record.present(f, name + ".weight");
+            if (nf4 && f.contains(name + ".weight")) {
+                throw new SafeTensorsException(f.source() + ": holds both tensor " + SafeText.quote(name + ".weight")
+                        + " and an NF4 record " + SafeText.quote(name + ".weight" + Nf4Record.QUANTIZED_DATA)
+                        + "...; a layer's base must be one or the other");
+            }
+            long params = HeapCheck.product(StrictJson.requireInt(n, "in_dim", 1, Integer.MAX_VALUE, where),
+                    StrictJson.requireInt(n, "out_dim", 1, Integer.MAX_VALUE, where));
+            claimed += params;
+            if (params < 0 || claimed > 2 * f.dataLength()) {
+                // Building a layer allocates its [out, in] base; the file must be able to hold the bases (as NF4
+                // at least, half a byte a parameter) before the metadata's word is taken for them.
+                throw new SafeTensorsException(where + " claims a base of " + n.get("out_dim") + " x "
+                        + n.get("in_dim") + " parameters: with the layers before it, more than the file's "
+                        + f.dataLength() + " bytes of tensor data can hold");
+            }
+            LoRALinear l = layer(f, n, name, nf4, where);
             modules.put(name, l);
             modelKeys.add(name + ".weight");
             if (l.useBias()) modelKeys.add(name + ".bias");
@@ -130,35 +193,40 @@ public final class ModelCheckpoint {
 
     private static JsonNode architecture(SafeTensors f) {
         String text = f.requireMetadata(ARCHITECTURE);
-        try {
-            JsonNode arch = JSON.readTree(text);
-            if (arch != null && arch.isArray() && !arch.isEmpty()) return arch;
-        } catch (IOException e) {
-            // reported below
-        }
-        throw new SafeTensorsException(f.source() + ": metadata '" + ARCHITECTURE + "' is not a JSON list of modules");
+        JsonNode arch = StrictJson.parse(f.source() + ": metadata " + SafeText.quote(ARCHITECTURE) + "", text);
+        if (arch.isArray() && !arch.isEmpty()) return arch;
+        throw new SafeTensorsException(f.source() + ": metadata " + SafeText.quote(ARCHITECTURE) + " is not a JSON list of modules");
     }
 
     /** The layer an architecture entry describes; its base is NF4 when the file stores it so (a merge may not). */
-    private static LoRALinear layer(SafeTensors f, JsonNode n, String name, boolean nf4) {
-        for (String field : List.of("in_dim", "out_dim", "rank", "alpha")) {
-            if (!n.path(field).isNumber() || !field.equals("alpha") && !n.path(field).canConvertToExactIntegral()) {
-                throw new SafeTensorsException(f.source() + ": architecture entry '" + name + "' lacks "
-                        + (field.equals("alpha") ? "a numeric '" : "an integer '") + field + "'");
+    private static LoRALinear layer(SafeTensors f, JsonNode n, String name, boolean nf4, String where) {
+        int in = StrictJson.requireInt(n, "in_dim", 1, Integer.MAX_VALUE, where);
+        int out = StrictJson.requireInt(n, "out_dim", 1, Integer.MAX_VALUE, where);
+        int rank = StrictJson.requireInt(n, "rank", 1, Integer.MAX_VALUE, where);
+        double alpha = StrictJson.requireDouble(n, "alpha", where);
+        double dropout = StrictJson.optionalDouble(n, "dropout", 0, where);
+        boolean bias = StrictJson.optionalBoolean(n, "use_bias", false, where);
+        StrictJson.optionalBoolean(n, "quantize_base", nf4, where);  // a merge may store a quantized layer dense
+        String aKey = name + ".lora_a.weight", bKey = name + ".lora_b.weight";
+        if (f.contains(aKey) || f.contains(bKey)) {
+            // The adapters' rank is the one their shapes (backed by the file's bytes) give.
+            int[] a = f.contains(aKey) ? f.entry(aKey).shape() : f.entry(bKey).shape();
+            int fileRank = f.contains(aKey) ? (a.length == 2 ? a[0] : -1) : (a.length == 2 ? a[1] : -1);
+            if (fileRank != rank) {
+                throw new SafeTensorsException(where + ": rank " + rank + " but the file's adapters have shape "
+                        + dev.tornadolora.tensor.Shapes.format(a));
             }
+        } else if (HeapCheck.product(rank, (long) in + out) < 0
+                || HeapCheck.product(rank, (long) in + out) > HeapCheck.product(2, in, out)) {
+            // Without adapters in the file the rank only sizes fresh ones: bound them by the base the file holds.
+            throw new SafeTensorsException(where + ": rank " + rank + " gives adapters larger than twice the ["
+                    + out + ", " + in + "] base");
         }
-        // Building a layer allocates its [out, in] base; the file must be able to hold that base (as NF4 at
-        // least, half a byte a parameter) before the metadata's word is taken for it.
-        long params = n.get("in_dim").asLong() * n.get("out_dim").asLong();
-        if (n.get("in_dim").asLong() > Integer.MAX_VALUE || n.get("out_dim").asLong() > Integer.MAX_VALUE
-                || params > 2 * f.dataLength()) {
-            throw new SafeTensorsException(f.source() + ": architecture entry '" + name + "' claims a base of "
-                    + n.get("out_dim") + " x " + n.get("in_dim") + " parameters, more than the file's "
-                    + f.dataLength() + " bytes of tensor data can hold");
+        if (!(dropout >= 0 && dropout < 1)) {
+            throw new SafeTensorsException(where + ": 'dropout' must be in [0, 1), got " + dropout);
         }
-        LoRALinear.Builder b = LoRALinear.builder(n.get("in_dim").asInt(), n.get("out_dim").asInt())
-                .rank(n.get("rank").asInt()).alpha((float) n.get("alpha").asDouble())
-                .dropout((float) n.path("dropout").asDouble(0)).bias(n.path("use_bias").asBoolean(false));
+        LoRALinear.Builder b = LoRALinear.builder(in, out).rank(rank).alpha((float) alpha)
+                .dropout((float) dropout).bias(bias);
         if (nf4) {
             // The layer is built quantized so that it keeps no fp32 base; its random base is replaced at once.
             b.quantizeBase(true);
@@ -169,7 +237,7 @@ public final class ModelCheckpoint {
         try {
             return b.build();
         } catch (IllegalArgumentException e) {
-            throw new SafeTensorsException(f.source() + ": architecture entry '" + name + "': " + e.getMessage());
+            throw new SafeTensorsException(where + ": " + SafeText.of(e.getMessage()));
         }
     }
 
@@ -177,7 +245,7 @@ public final class ModelCheckpoint {
         try {
             return Integer.parseInt(text.trim());
         } catch (NumberFormatException e) {
-            throw new SafeTensorsException(f.source() + ": metadata '" + key + "' is not an integer: '" + text + "'");
+            throw new SafeTensorsException(f.source() + ": metadata " + SafeText.quote(key) + " is not an integer: " + SafeText.quote(text) + "");
         }
     }
 }

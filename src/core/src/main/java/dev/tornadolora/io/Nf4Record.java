@@ -31,39 +31,69 @@ import java.util.List;
 public final class Nf4Record {
     private Nf4Record() {}
 
+    /** Suffix of the tensor of 4-bit codes, two a byte (U8 [n/2]). */
     public static final String QUANTIZED_DATA = ".quantized_data";
+    /** Suffix of the int8-quantized block scales (I8 [n/block_size]). */
     public static final String QUANTIZED_SCALERS = ".quantized_scalers";
+    /** Suffix of the scales' quantization factors (F32 [n/block_size/scaler_block_size]). */
     public static final String QUANTIZATION_FACTOR = ".quantization_factor";
+    /** Suffix of the mean of the block scales (F32 []). */
     public static final String SCALER_MEAN = ".scaler_mean";
+    /** Suffix of the metadata key holding the weight's shape, {@code "[rows, cols]"}. */
     public static final String SHAPE = ".shape";
+    /** Metadata key: elements per absmax block, shared by the file's records. */
     public static final String BLOCK_SIZE = "block_size";
+    /** Metadata key: block scales per quantization factor, shared by the file's records. */
     public static final String SCALER_BLOCK_SIZE = "scaler_block_size";
 
     private static final ObjectMapper JSON = new ObjectMapper();
 
-    /** The four tensor names of the record under {@code key}. */
+    /**
+     * {@return the four tensor names of its record}
+     *
+     * @param key the weight's key, e.g. {@code fc1.weight}
+     */
     public static List<String> tensorNames(String key) {
         return List.of(key + QUANTIZED_DATA, key + QUANTIZED_SCALERS, key + QUANTIZATION_FACTOR, key + SCALER_MEAN);
     }
 
-    /** Whether the file holds any part of a record under {@code key} (reading then reports a missing part). */
+    /**
+     * {@return whether the file holds any part of a record under it (reading then reports a missing part)}
+     *
+     * @param file a safetensors file
+     * @param key  the weight's key
+     */
     public static boolean present(SafeTensors file, String key) {
         return tensorNames(key).stream().anyMatch(file::contains);
     }
 
-    /** Reads the record under {@code key}, its shape taken from the metadata {@code KEY.shape}. */
+    /**
+     * Reads the record under {@code key}, its shape taken from the metadata {@code KEY.shape}.
+     *
+     * @param file the safetensors file
+     * @param key  the weight's key
+     * @return the NF4 weight
+     */
     public static Nf4Tensor read(SafeTensors file, String key) {
         int[] shape = metadataShape(file, key);
         if (shape == null) {
-            throw new SafeTensorsException(file.source() + ": NF4 record '" + key + "': missing metadata '" + key
+            throw new SafeTensorsException(file.source() + ": NF4 record " + SafeText.quote(key) + ": missing metadata '" + key
                     + SHAPE + "' (the weight's shape, e.g. \"[128, 512]\")");
         }
         return read(file, key, shape[0], shape[1]);
     }
 
-    /** Reads the record under {@code key} as a weight [rows, cols], checking every part against that shape. */
+    /**
+     * Reads the record under {@code key} as a weight [rows, cols], checking every part against that shape.
+     *
+     * @param file the safetensors file
+     * @param key  the weight's key
+     * @param rows the weight's rows
+     * @param cols the weight's columns
+     * @return the NF4 weight
+     */
     public static Nf4Tensor read(SafeTensors file, String key, int rows, int cols) {
-        String where = file.source() + ": NF4 record '" + key + "'";
+        String where = file.source() + ": NF4 record " + SafeText.quote(key) + "";
         int[] stored = metadataShape(file, key);
         if (stored != null && (stored[0] != rows || stored[1] != cols)) {
             throw new SafeTensorsException(where + ": expected shape " + Shapes.format(rows, cols)
@@ -71,7 +101,7 @@ public final class Nf4Record {
         }
         for (String name : tensorNames(key)) {
             if (!file.contains(name)) {
-                throw new SafeTensorsException(where + " is incomplete: missing tensor '" + name + "'");
+                throw new SafeTensorsException(where + " is incomplete: missing tensor " + SafeText.quote(name) + "");
             }
         }
         int blockSize = positiveInt(file, BLOCK_SIZE);
@@ -103,7 +133,14 @@ public final class Nf4Record {
         }
     }
 
-    /** Adds the record's four tensors and its metadata (block sizes and {@code KEY.shape}) under {@code key}. */
+    /**
+     * Adds the record's four tensors and its metadata (block sizes and {@code KEY.shape}) under {@code key}.
+     *
+     * @param out the file being built
+     * @param key the weight's key
+     * @param t   the NF4 weight
+     * @return {@code out}
+     */
     public static SafeTensorsWriter write(SafeTensorsWriter out, String key, Nf4Tensor t) {
         ByteBuffer factors = ByteBuffer.allocate(4 * t.quantizationFactor().length).order(ByteOrder.LITTLE_ENDIAN);
         factors.asFloatBuffer().put(t.quantizationFactor());
@@ -133,7 +170,7 @@ public final class Nf4Record {
         }
         if (shape == null || shape[0] <= 0 || shape[1] <= 0) {
             throw new SafeTensorsException(file.source() + ": metadata '" + key + SHAPE
-                    + "' is not a shape [rows, cols] of two positive integers: '" + text + "'");
+                    + "' is not a shape [rows, cols] of two positive integers: " + SafeText.quote(text) + "");
         }
         return shape;
     }
@@ -141,7 +178,7 @@ public final class Nf4Record {
     private static int positiveInt(SafeTensors file, String key) {
         String text = file.metadata().get(key);
         if (text == null) {
-            throw new SafeTensorsException(file.source() + ": missing metadata '" + key + "' (needed by an NF4 record)");
+            throw new SafeTensorsException(file.source() + ": missing metadata " + SafeText.quote(key) + " (needed by an NF4 record)");
         }
         try {
             int v = Integer.parseInt(text.trim());
@@ -151,14 +188,14 @@ public final class Nf4Record {
         } catch (NumberFormatException e) {
             // reported below
         }
-        throw new SafeTensorsException(file.source() + ": metadata '" + key + "' is not a positive integer: '" + text + "'");
+        throw new SafeTensorsException(file.source() + ": metadata " + SafeText.quote(key) + " is not a positive integer: " + SafeText.quote(text) + "");
     }
 
     /** A 1-D tensor's bytes after checking its dtype and its length against the record's shape. */
     private static byte[] bytes(SafeTensors file, String name, DType dtype, long length, String why) {
         SafeTensors.Entry e = file.requireDType(name, dtype);
         if (e.shape().length != 1 || e.shape()[0] != length) {
-            throw new SafeTensorsException(file.source() + ": tensor '" + name + "': expected shape [" + length
+            throw new SafeTensorsException(file.source() + ": tensor " + SafeText.quote(name) + ": expected shape [" + length
                     + "] (" + why + ") but got " + Arrays.toString(e.shape()));
         }
         return file.bytes(name, dtype);

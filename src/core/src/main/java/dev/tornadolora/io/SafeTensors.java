@@ -51,15 +51,34 @@ public final class SafeTensors {
     public static final long MAX_HEADER_BYTES = 100_000_000L;
     /** Deepest JSON nesting read: a valid header needs 3 (header, entry, shape). */
     static final int MAX_NESTING_DEPTH = 16;
+    /**
+     * Most JSON tokens in a header (a tensor entry takes about 12, a metadata entry 2): the parsed tree takes a
+     * few hundred bytes a token, so this bounds a header's memory whatever its length (about 160k tensors).
+     */
+    public static final long MAX_HEADER_TOKENS = 2_000_000;
+    /** Most metadata entries (real files have a handful). */
+    public static final int MAX_METADATA_ENTRIES = 1 << 16;
+    /** Most dimensions of a tensor's shape (PyTorch allows 64 at most for most operations; files use a few). */
+    public static final int MAX_DIMENSIONS = 64;
     private static final long MAX_WINDOW = Integer.MAX_VALUE;
     private static final ObjectMapper JSON = new ObjectMapper(JsonFactory.builder()
             .enable(StreamReadFeature.STRICT_DUPLICATE_DETECTION)
-            .streamReadConstraints(StreamReadConstraints.builder().maxNestingDepth(MAX_NESTING_DEPTH).build())
+            .streamReadConstraints(StreamReadConstraints.builder().maxNestingDepth(MAX_NESTING_DEPTH)
+                    .maxTokenCount(MAX_HEADER_TOKENS).build())
             .build())
             .enable(DeserializationFeature.FAIL_ON_TRAILING_TOKENS);
 
-    /** One tensor's header entry; {@code begin}/{@code end} are offsets into the data section. */
+    /**
+     * One tensor's header entry.
+     *
+     * @param name  the tensor's name
+     * @param dtype its element type
+     * @param shape its shape
+     * @param begin where its bytes start, an offset into the data section
+     * @param end   where its bytes end (exclusive)
+     */
     public record Entry(String name, DType dtype, int[] shape, long begin, long end) {
+        /** {@return the number of elements, the product of the shape} */
         public int numel() {
             return Shapes.numel(shape);
         }
@@ -83,12 +102,22 @@ public final class SafeTensors {
         this.windows = windows;
     }
 
+    /**
+     * Opens a file: reads and validates its header and memory-maps its data.
+     *
+     * @param path the safetensors file
+     * @return the file's tensors and metadata
+     * @throws SafeTensorsException naming the file and the problem when it is missing, unreadable or malformed
+     */
     public static SafeTensors open(Path path) {
         String source = path.toString();
+        requireReadableFile(source, path);
         try (FileChannel ch = FileChannel.open(path, StandardOpenOption.READ)) {
             long size = ch.size();
             ByteBuffer prefix = readFully(ch, 0, (int) Math.min(8, size));
             long n = headerLength(source, prefix, size);
+            // The bytes, the decoded text and the parsed tree take about 5 bytes a header byte.
+            dev.tornadolora.tensor.HeapCheck.require(5 * n, source + ": reading its " + n + "-byte header");
             Header header = readHeader(source, readFully(ch, 8, (int) n), size - 8 - n);
             return new SafeTensors(source, header, mapWindows(ch, 8 + n, header.entries().values()));
         } catch (NoSuchFileException e) {
@@ -98,7 +127,27 @@ public final class SafeTensors {
         }
     }
 
-    /** Parses a whole file held in {@code buf}; {@code source} names it in messages. */
+    /**
+     * Refuses a path that exists but is not a regular file before it is opened: opening a FIFO for reading waits
+     * for a writer (forever), a device may never end, a folder cannot be read.
+     */
+    static void requireReadableFile(String source, Path path) {
+        if (java.nio.file.Files.isDirectory(path)) {
+            throw new SafeTensorsException(source + ": is a folder, not a file");
+        }
+        if (java.nio.file.Files.exists(path) && !java.nio.file.Files.isRegularFile(path)) {
+            throw new SafeTensorsException(source + ": is not a regular file (a FIFO, device or socket)");
+        }
+    }
+
+    /**
+     * Parses a whole file held in memory.
+     *
+     * @param source names the file in messages
+     * @param buf    the file's bytes, from its position to its limit
+     * @return the file's tensors and metadata
+     * @throws SafeTensorsException naming the source and the problem when the bytes are malformed
+     */
     public static SafeTensors parse(String source, ByteBuffer buf) {
         buf = buf.slice().order(ByteOrder.LITTLE_ENDIAN);
         long size = buf.remaining();
@@ -165,6 +214,10 @@ public final class SafeTensors {
         if (!node.isObject()) {
             throw new SafeTensorsException(source + ": __metadata__ is not a JSON object of strings");
         }
+        if (node.size() > MAX_METADATA_ENTRIES) {
+            throw new SafeTensorsException(source + ": __metadata__ has " + node.size() + " entries, more than the "
+                    + MAX_METADATA_ENTRIES + " accepted");
+        }
         for (Iterator<Map.Entry<String, JsonNode>> it = node.properties().iterator(); it.hasNext(); ) {
             Map.Entry<String, JsonNode> m = it.next();
             if (!m.getValue().isTextual()) {
@@ -192,6 +245,10 @@ public final class SafeTensors {
                     + DType.supported() + ")");
         }
         String shapeText = abbreviate(sh.toString());
+        if (sh.size() > MAX_DIMENSIONS) {
+            throw new SafeTensorsException(where + ": shape has " + sh.size() + " dimensions, more than the "
+                    + MAX_DIMENSIONS + " accepted");
+        }
         int[] shape = new int[sh.size()];
         long numel = 1;
         for (int i = 0; i < shape.length; i++) {
@@ -307,50 +364,52 @@ public final class SafeTensors {
 
     /** A name for a message: quoted, control characters escaped, cut short when a hostile file makes it long. */
     static String quote(String name) {
-        StringBuilder sb = new StringBuilder("'");
-        for (int i = 0; i < name.length(); i++) {
-            char c = name.charAt(i);
-            if (sb.length() > 120) {
-                sb.append("...' (").append(name.length()).append(" characters)");
-                return sb.toString();
-            }
-            if (c < 0x20 || c == 0x7f) {
-                sb.append(String.format("\\u%04x", (int) c));
-            } else {
-                sb.append(c);
-            }
-        }
-        return sb.append('\'').toString();
+        return name.length() <= 120 ? SafeText.quote(name)
+                : "'" + SafeText.of(name.substring(0, 120)) + "...' (" + name.length() + " characters)";
     }
 
     private static String abbreviate(String s) {
-        return s.length() <= 200 ? s : s.substring(0, 200) + "... (" + s.length() + " characters)";
+        return SafeText.of(s, 200);
     }
 
     // ---------------------------------------------------------------- access
 
+    /** {@return what the file is called in messages: its path, or the name given to {@link #parse}} */
     public String source() {
         return source;
     }
 
+    /** {@return the tensors' names, in header order} */
     public Set<String> names() {
         return entries.keySet();
     }
 
+    /**
+     * {@return whether the file holds a tensor of that name}
+     *
+     * @param name a tensor name
+     */
     public boolean contains(String name) {
         return entries.containsKey(name);
     }
 
+    /** {@return the header's {@code __metadata__}: string keys to string values, unmodifiable} */
     public Map<String, String> metadata() {
         return metadata;
     }
 
-    /** Bytes of tensor data in the file: a bound on what its tensors can really hold, whatever else it claims. */
+    /** {@return bytes of tensor data in the file: a bound on what its tensors can really hold, whatever else it claims} */
     public long dataLength() {
         return dataLength;
     }
 
-    /** The header entry of {@code name}; throws naming the missing tensor. */
+    /**
+     * The header entry of a tensor.
+     *
+     * @param name the tensor's name
+     * @return its entry
+     * @throws SafeTensorsException naming the tensor when the file has none of that name
+     */
     public Entry entry(String name) {
         Entry e = entries.get(name);
         if (e == null) {
@@ -359,7 +418,12 @@ public final class SafeTensors {
         return e;
     }
 
-    /** The raw little-endian bytes of a tensor (a read-only view of the mapped file). */
+    /**
+     * The raw bytes of a tensor.
+     *
+     * @param name the tensor's name
+     * @return a read-only little-endian view of the mapped file
+     */
     public ByteBuffer buffer(String name) {
         Entry e = entry(name);
         long length = e.end() - e.begin();
@@ -375,7 +439,12 @@ public final class SafeTensors {
                 .order(ByteOrder.LITTLE_ENDIAN);
     }
 
-    /** A floating-point tensor (F32, F16 or BF16) widened to fp32; other dtypes are refused by name. */
+    /**
+     * A floating-point tensor (F32, F16 or BF16) widened to fp32; other dtypes are refused by name.
+     *
+     * @param name the tensor's name
+     * @return its values as fp32, in its shape
+     */
     public Tensor floats(String name) {
         Entry e = entry(name);
         if (e.dtype() != DType.F32 && e.dtype() != DType.F16 && e.dtype() != DType.BF16) {
@@ -396,7 +465,13 @@ public final class SafeTensors {
         return new Tensor(e.shape(), out);
     }
 
-    /** An F32 tensor whose shape is checked ({@code -1} matches any size). */
+    /**
+     * An F32 tensor whose shape is checked.
+     *
+     * @param name          the tensor's name
+     * @param expectedShape the shape it must have ({@code -1} matches any size); none: any shape
+     * @return the tensor
+     */
     public Tensor f32(String name, int... expectedShape) {
         Entry e = requireDType(name, DType.F32);
         if (expectedShape.length > 0) {
@@ -412,7 +487,13 @@ public final class SafeTensors {
         return floats(name);
     }
 
-    /** The raw bytes of a tensor of the given dtype. */
+    /**
+     * The raw bytes of a tensor of the given dtype.
+     *
+     * @param name  the tensor's name
+     * @param dtype the dtype it must have
+     * @return a copy of its bytes, little-endian
+     */
     public byte[] bytes(String name, DType dtype) {
         requireDType(name, dtype);
         ByteBuffer b = buffer(name);
@@ -421,6 +502,14 @@ public final class SafeTensors {
         return out;
     }
 
+    /**
+     * The entry of a tensor that must have a given dtype.
+     *
+     * @param name  the tensor's name
+     * @param dtype the dtype it must have
+     * @return its entry
+     * @throws SafeTensorsException naming the tensor and both dtypes when they differ
+     */
     public Entry requireDType(String name, DType dtype) {
         Entry e = entry(name);
         if (e.dtype() != dtype) {
@@ -430,7 +519,13 @@ public final class SafeTensors {
         return e;
     }
 
-    /** A metadata value; throws naming the key when it is absent. */
+    /**
+     * A metadata value that must be present.
+     *
+     * @param key the metadata key
+     * @return its value
+     * @throws SafeTensorsException naming the key when it is absent
+     */
     public String requireMetadata(String key) {
         String v = metadata.get(key);
         if (v == null) {

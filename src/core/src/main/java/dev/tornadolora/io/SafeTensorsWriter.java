@@ -17,7 +17,11 @@ import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.Map;
 
-/** Collects tensors and string metadata, then writes one safetensors file atomically. */
+/**
+ * Collects tensors and string metadata, then writes one safetensors file atomically. The bytes depend only on what
+ * was added: tensors in the order added, metadata sorted by key (so that a {@code Map.of} or {@code HashMap}
+ * given to {@link #metadata(Map)} cannot make two runs' files differ).
+ */
 public final class SafeTensorsWriter {
     private static final ObjectMapper JSON = new ObjectMapper();
 
@@ -26,27 +30,65 @@ public final class SafeTensorsWriter {
     private final Map<String, Pending> tensors = new LinkedHashMap<>();
     private final Map<String, String> metadata = new LinkedHashMap<>();
 
+    /** A writer with no tensors and no metadata yet. */
+    public SafeTensorsWriter() {}
+
+    /**
+     * Sets a metadata entry ({@code __metadata__} of the header).
+     *
+     * @param key   the key
+     * @param value the value; a later call with the same key replaces it
+     * @return this writer
+     */
     public SafeTensorsWriter metadata(String key, String value) {
         metadata.put(key, value);
         return this;
     }
 
+    /**
+     * Sets several metadata entries.
+     *
+     * @param entries keys and values, added in the map's order
+     * @return this writer
+     */
     public SafeTensorsWriter metadata(Map<String, String> entries) {
         metadata.putAll(entries);
         return this;
     }
 
+    /**
+     * Adds an F32 tensor.
+     *
+     * @param name the tensor's name, unique in the file
+     * @param t    its shape and values
+     * @return this writer
+     */
     public SafeTensorsWriter f32(String name, Tensor t) {
         return f32(name, t.shape(), t.data());
     }
 
+    /**
+     * Adds an F32 tensor.
+     *
+     * @param name   the tensor's name, unique in the file
+     * @param shape  its shape
+     * @param values its values, row-major; as many as the shape holds
+     * @return this writer
+     */
     public SafeTensorsWriter f32(String name, int[] shape, float[] values) {
         ByteBuffer b = ByteBuffer.allocate(values.length * 4).order(ByteOrder.LITTLE_ENDIAN);
         b.asFloatBuffer().put(values);
         return raw(name, DType.F32, shape, b.array());
     }
 
-    /** bf16 by round-to-nearest-even of the fp32 bits (as torch's {@code .to(torch.bfloat16)}). */
+    /**
+     * Adds a BF16 tensor, rounding fp32 to nearest-even as torch's {@code .to(torch.bfloat16)}.
+     *
+     * @param name   the tensor's name, unique in the file
+     * @param shape  its shape
+     * @param values its values in fp32, row-major
+     * @return this writer
+     */
     public SafeTensorsWriter bf16(String name, int[] shape, float[] values) {
         short[] bits = new short[values.length];
         for (int i = 0; i < values.length; i++) {
@@ -55,14 +97,30 @@ public final class SafeTensorsWriter {
         return bf16(name, shape, bits);
     }
 
-    /** bf16 from raw bf16 bits (see {@link BFloat16}). */
+    /**
+     * Adds a BF16 tensor from raw bf16 bits (see {@link BFloat16}).
+     *
+     * @param name  the tensor's name, unique in the file
+     * @param shape its shape
+     * @param bits  its values as bf16 bit patterns, row-major
+     * @return this writer
+     */
     public SafeTensorsWriter bf16(String name, int[] shape, short[] bits) {
         ByteBuffer b = ByteBuffer.allocate(bits.length * 2).order(ByteOrder.LITTLE_ENDIAN);
         b.asShortBuffer().put(bits);
         return raw(name, DType.BF16, shape, b.array());
     }
 
-    /** Adds a tensor from raw little-endian bytes; the length must match dtype × shape. */
+    /**
+     * Adds a tensor from raw bytes.
+     *
+     * @param name  the tensor's name, unique in the file and not {@code __metadata__}
+     * @param dtype its element type
+     * @param shape its shape
+     * @param bytes its little-endian bytes: exactly dtype size × elements
+     * @return this writer
+     * @throws IllegalArgumentException when the length does not match or the name is taken
+     */
     public SafeTensorsWriter raw(String name, DType dtype, int[] shape, byte[] bytes) {
         long expected = (long) Shapes.numel(shape) * dtype.size();
         if (bytes.length != expected) {
@@ -76,18 +134,29 @@ public final class SafeTensorsWriter {
         return this;
     }
 
-    /** Copies a tensor of another file unchanged. */
+    /**
+     * Copies a tensor of another file unchanged.
+     *
+     * @param from the file holding it
+     * @param name its name, kept here
+     * @return this writer
+     */
     public SafeTensorsWriter copy(SafeTensors from, String name) {
         SafeTensors.Entry e = from.entry(name);
         return raw(name, e.dtype(), e.shape(), from.bytes(name, e.dtype()));
     }
 
-    /** Writes the file atomically (see {@link AtomicFiles}): readers see the old file or this one, never a part. */
+    /**
+     * Writes the file atomically (see {@link AtomicFiles}): readers see the old file or this one, never a part.
+     *
+     * @param path the file to create or replace
+     * @throws IOException when it cannot be written; the old file, if any, is then intact
+     */
     public void write(Path path) throws IOException {
         AtomicFiles.write(path, this::writeTo);
     }
 
-    /** The whole file in memory (tests, small files). */
+    /** {@return the whole file in memory (tests, small files)} */
     public byte[] toBytes() {
         java.io.ByteArrayOutputStream out = new java.io.ByteArrayOutputStream();
         try {
@@ -98,12 +167,19 @@ public final class SafeTensorsWriter {
         return out.toByteArray();
     }
 
-    /** The 8-byte length, the header padded with spaces to a multiple of 8 (as the reference writer), the data. */
+    /**
+     * Writes the file's bytes: the 8-byte header length, the header padded with spaces to a multiple of 8 (as the
+     * reference writer), the data.
+     *
+     * @param out where to write; not closed
+     * @throws IOException from {@code out}
+     */
     public void writeTo(OutputStream out) throws IOException {
         ObjectNode header = JSON.createObjectNode();
         if (!metadata.isEmpty()) {
+            // Sorted: the same entries give the same bytes whatever order (or Map.of) they were given in.
             ObjectNode m = header.putObject("__metadata__");
-            metadata.forEach(m::put);
+            new java.util.TreeMap<>(metadata).forEach(m::put);
         }
         long offset = 0;
         for (Map.Entry<String, Pending> e : tensors.entrySet()) {

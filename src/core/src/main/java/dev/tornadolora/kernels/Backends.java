@@ -64,8 +64,32 @@ public final class Backends {
                         return p.open(d, options.provider());
                     }
                 }
-                throw new IllegalArgumentException("unknown device '" + d + "'; available: " + String.join(", ", deviceNames()));
+                throw new IllegalArgumentException(unknownDevice(d));
         }
+    }
+
+    /** Names the accelerators go by elsewhere; here they are TornadoVM devices. */
+    private static final List<String> ACCELERATOR_WORDS = List.of("gpu", "cuda", "opencl", "ptx", "spirv", "metal");
+
+    /**
+     * Why no backend serves {@code d}: for a TornadoVM name (or a word like {@code gpu}) while the TornadoVM backend
+     * is absent, why it is absent: the launcher says whether it found an SDK and where it looked (system property
+     * {@code tornadolora.tornado.missing}); else the devices that exist.
+     */
+    private static String unknownDevice(String d) {
+        String lower = d.toLowerCase(java.util.Locale.ROOT);
+        boolean tornadoName = lower.equals("tornado") || lower.startsWith("tornado:");
+        boolean acceleratorWord = ACCELERATOR_WORDS.stream().anyMatch(lower::startsWith);
+        boolean tornadoPresent = providers().stream().anyMatch(p -> p.prefix().equals("tornado"));
+        String hint = acceleratorWord ? " (GPUs and other accelerators are TornadoVM devices, named tornado:BACKEND:DEVICE)" : "";
+        if ((tornadoName || acceleratorWord) && !tornadoPresent) {
+            String why = System.getProperty("tornadolora.tornado.missing",
+                    "the TornadoVM backend is not on the class path: it needs the tornado-tasks jar and a JVM started"
+                            + " with a TornadoVM SDK's tornado-argfile (see setup-tornado.sh)");
+            return "device '" + d + "' is not available" + hint + ": " + why + "; available: "
+                    + String.join(", ", deviceNames());
+        }
+        return "unknown device '" + d + "'" + hint + "; available: " + String.join(", ", deviceNames());
     }
 
     /**
@@ -83,7 +107,7 @@ public final class Backends {
         return forDevice("jvm", options);
     }
 
-    /** The device names this process can use, for messages and the {@code devices} command. */
+    /** {@return the device names this process can use, for messages and the {@code devices} command} */
     public static List<String> deviceNames() {
         List<String> names = new ArrayList<>(List.of("jvm", "reference"));
         for (LoraKernelsProvider p : providers()) {
@@ -94,6 +118,7 @@ public final class Backends {
         return names;
     }
 
+    /** {@return the accelerator backends on the class path (module path: {@code uses LoraKernelsProvider})} */
     public static List<LoraKernelsProvider> providers() {
         List<LoraKernelsProvider> list = new ArrayList<>();
         ServiceLoader.load(LoraKernelsProvider.class).forEach(list::add);

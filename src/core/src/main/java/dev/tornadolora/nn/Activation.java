@@ -13,24 +13,39 @@ import java.util.Locale;
  */
 public final class Activation implements Module {
 
-    public enum Kind { RELU, SILU }
+    /** Which activation. */
+    public enum Kind {
+        /** max(x, 0). */ RELU,
+        /** x · σ(x). */ SILU
+    }
 
     private final Kind kind;
     private Tensor savedInput;
 
+    /**
+     * An activation of the given kind.
+     *
+     * @param kind which activation
+     */
     public Activation(Kind kind) {
         this.kind = kind;
     }
 
+    /** {@return a ReLU, as {@code torch.nn.ReLU}} */
     public static Activation relu() {
         return new Activation(Kind.RELU);
     }
 
+    /** {@return a SiLU, as {@code torch.nn.SiLU}} */
     public static Activation silu() {
         return new Activation(Kind.SILU);
     }
 
-    /** {@code relu} or {@code silu} (case-insensitive); anything else is rejected naming the choices. */
+    /**
+     * {@return that activation}
+     *
+     * @param name {@code relu} or {@code silu} (case-insensitive); anything else is rejected naming the choices
+     */
     public static Activation named(String name) {
         try {
             return new Activation(Kind.valueOf(name.trim().toUpperCase(Locale.ROOT)));
@@ -39,6 +54,7 @@ public final class Activation implements Module {
         }
     }
 
+    /** {@return which activation} */
     public Kind kind() {
         return kind;
     }

@@ -7,6 +7,7 @@ import dev.tornadolora.kernels.LoraBackend;
 import dev.tornadolora.tensor.Nf4Tensor;
 import dev.tornadolora.tensor.BaseWeight;
 import dev.tornadolora.tensor.DenseWeight;
+import dev.tornadolora.tensor.HeapCheck;
 import dev.tornadolora.tensor.NonFiniteException;
 import dev.tornadolora.tensor.Shapes;
 import dev.tornadolora.tensor.Tensor;
@@ -114,6 +115,9 @@ public final class LoRALinear implements Module, AutoCloseable {
         if (!(dropout >= 0f && dropout < 1f)) {
             throw new IllegalArgumentException("dropout must be in [0, 1), got " + dropout);
         }
+        // The fp32 base the layer starts from (quantized after, when asked) and the adapters with their gradients.
+        HeapCheck.require(HeapCheck.sum(HeapCheck.product(inDim, outDim, 4), HeapCheck.product(rank, (long) inDim + outDim, 8)),
+                "a LoRA layer [" + outDim + ", " + inDim + "] of rank " + rank);
         Map<String, Object> kwargs = quantizationKwargs == null ? Map.of() : new LinkedHashMap<>(quantizationKwargs);
         if (!quantizeBase && kwargs.values().stream().anyMatch(LoRALinear::truthy)) {
             // torchtune raises ValueError with this text.
@@ -137,7 +141,7 @@ public final class LoRALinear implements Module, AutoCloseable {
         }
         this.quantizationKwargs = Map.copyOf(kwargs);
         this.seed = seed;
-        this.dropoutRng = newDropoutRng(seed);
+        this.dropoutRng = newDropoutRng(seed, 0);
         initialize(new SplittableRandom(seed), givenBase);
     }
 
@@ -309,16 +313,30 @@ public final class LoRALinear implements Module, AutoCloseable {
         float keep = 1f / (1f - dropout);
         float[] m = new float[n];
         synchronized (stateLock) {
-            for (int i = 0; i < n; i++) {
-                m[i] = dropoutRng.nextDouble() < dropout ? 0f : keep;
+            for (int i = 0; i < n; ) {
+                if (dropoutDraws > 0 && dropoutDraws % DROPOUT_CHUNK == 0) {
+                    dropoutRng = newDropoutRng(seed, dropoutDraws / DROPOUT_CHUNK);
+                }
+                int end = (int) Math.min(n, i + (DROPOUT_CHUNK - dropoutDraws % DROPOUT_CHUNK));
+                for (int j = i; j < end; j++) {
+                    m[j] = dropoutRng.nextDouble() < dropout ? 0f : keep;
+                }
+                dropoutDraws += end - i;
+                i = end;
             }
-            dropoutDraws += n;
         }
         return m;
     }
 
-    private static SplittableRandom newDropoutRng(long seed) {
-        return new SplittableRandom(seed).split();
+    /**
+     * Dropout numbers come in chunks of 2^20, chunk c from its own generator seeded by (seed, c): a resumed run
+     * reaches draw k by seeding chunk k / 2^20 and stepping at most 2^20 - 1 times, however large k is.
+     */
+    static final long DROPOUT_CHUNK = 1L << 20;
+
+    private static SplittableRandom newDropoutRng(long seed, long chunk) {
+        return chunk == 0 ? new SplittableRandom(seed).split()
+                : new SplittableRandom(seed ^ (0xD1B54A32D192ED03L * chunk)).split();
     }
 
     /** How many dropout draws (one per element of x in a training forward) the layer has made since it was built. */
@@ -337,8 +355,8 @@ public final class LoRALinear implements Module, AutoCloseable {
             throw new IllegalArgumentException("dropout draws must be non-negative, got " + draws);
         }
         synchronized (stateLock) {
-            dropoutRng = newDropoutRng(seed);
-            for (long i = 0; i < draws; i++) {
+            dropoutRng = newDropoutRng(seed, draws / DROPOUT_CHUNK);
+            for (long i = draws / DROPOUT_CHUNK * DROPOUT_CHUNK; i < draws; i++) {
                 dropoutRng.nextDouble();
             }
             dropoutDraws = draws;

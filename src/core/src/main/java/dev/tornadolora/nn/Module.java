@@ -11,17 +11,32 @@ import java.util.List;
  */
 public interface Module {
 
+    /**
+     * {@return the output (..., out)}
+     *
+     * @param x the input (..., in)
+     */
     Tensor forward(Tensor x);
 
-    /** dL/dx of the last forward, given dL/dy; accumulates into the parameters' gradients. */
+    /**
+     * Backpropagates through the last forward (of this thread), accumulating into the parameters' gradients.
+     *
+     * @param dy dL/dy, shaped like the last forward's output
+     * @return dL/dx, shaped like its input
+     */
     Tensor backward(Tensor dy);
 
-    /** The trainable parameters, by name (live arrays). Frozen weights are not listed. */
+    /** {@return the trainable parameters, by name (live arrays); frozen weights are not listed} */
     default List<Parameter> parameters() {
         return List.of();
     }
 
-    /** Training mode (dropout on) or evaluation mode. */
+    /**
+     * Training mode (dropout on) or evaluation mode.
+     *
+     * @param mode true for training
+     * @return this module
+     */
     default Module train(boolean mode) {
         return this;
     }

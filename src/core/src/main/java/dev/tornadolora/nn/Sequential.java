@@ -3,12 +3,15 @@ package dev.tornadolora.nn;
 import dev.tornadolora.tensor.NonFiniteException;
 import dev.tornadolora.tensor.Tensor;
 
+import java.util.AbstractMap;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.Collection;
 import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.SequencedMap;
 
 /**
  * Modules applied in order, as {@code torch.nn.Sequential}: forward feeds each child's output to the next,
@@ -19,33 +22,66 @@ import java.util.Map;
 public final class Sequential implements Module, AutoCloseable {
     private final Map<String, Module> children;
 
-    /** Children named by position: {@code "0"}, {@code "1"}, ... */
+    /**
+     * Children named by position: {@code "0"}, {@code "1"}, ...
+     *
+     * @param modules the children in the order they run
+     */
     public Sequential(Module... modules) {
-        this(indexed(Arrays.asList(modules)));
+        List<Map.Entry<String, Module>> named = new ArrayList<>();
+        for (int i = 0; i < modules.length; i++) named.add(new AbstractMap.SimpleImmutableEntry<>(String.valueOf(i), modules[i]));
+        this.children = children(named);
     }
 
-    /** Children with the given names, in the map's order. */
+    /**
+     * Children with the given names, in the map's order, as {@code nn.Sequential(OrderedDict(...))}.
+     *
+     * @param named the children in the order they run: a {@link SequencedMap} such as {@link LinkedHashMap}
+     * @throws IllegalArgumentException when the map is empty, has no defined order ({@link java.util.HashMap},
+     *         {@link Map#of}: the layers would run in an arbitrary order), or a name is empty or contains '.'
+     */
     public Sequential(Map<String, ? extends Module> named) {
+        this.children = children(requireOrdered(named).entrySet());
+    }
+
+    /**
+     * Children with the given names, in the list's order, e.g.
+     * {@code new Sequential(List.of(Map.entry("fc1", fc1), Map.entry("act", Activation.silu())))}.
+     *
+     * @param named (name, module) pairs in the order they run
+     * @throws IllegalArgumentException when the list is empty, or a name repeats, is empty or contains '.'
+     */
+    public Sequential(List<? extends Map.Entry<String, ? extends Module>> named) {
+        this.children = children(named);
+    }
+
+    private static <M extends Map<String, ? extends Module>> M requireOrdered(M named) {
+        if (!named.isEmpty() && !(named instanceof SequencedMap)) {
+            throw new IllegalArgumentException("Sequential needs its modules in order, but a "
+                    + named.getClass().getName() + " has no defined order (the layers would run in an arbitrary"
+                    + " order): pass a LinkedHashMap (or another SequencedMap), or a List of Map.entry(name, module)");
+        }
+        return named;
+    }
+
+    private static Map<String, Module> children(Collection<? extends Map.Entry<String, ? extends Module>> named) {
         if (named.isEmpty()) {
             throw new IllegalArgumentException("Sequential needs at least one module");
         }
         Map<String, Module> c = new LinkedHashMap<>();
-        named.forEach((name, m) -> {
+        for (Map.Entry<String, ? extends Module> e : named) {
+            String name = e.getKey();
             if (name == null || name.isEmpty() || name.contains(".")) {
                 throw new IllegalArgumentException("module name '" + name + "' must be non-empty and contain no '.'");
             }
-            if (m == null) {
+            if (e.getValue() == null) {
                 throw new IllegalArgumentException("module '" + name + "' is null");
             }
-            c.put(name, m);
-        });
-        this.children = Collections.unmodifiableMap(c);
-    }
-
-    private static Map<String, Module> indexed(List<Module> modules) {
-        Map<String, Module> m = new LinkedHashMap<>();
-        for (int i = 0; i < modules.size(); i++) m.put(String.valueOf(i), modules.get(i));
-        return m;
+            if (c.put(name, e.getValue()) != null) {
+                throw new IllegalArgumentException("module name '" + name + "' is given twice");
+            }
+        }
+        return Collections.unmodifiableMap(c);
     }
 
     @Override
@@ -87,6 +123,7 @@ public final class Sequential implements Module, AutoCloseable {
         return this;
     }
 
+    /** {@return this model, in evaluation mode (dropout off)} */
     public Sequential eval() {
         return train(false);
     }
@@ -96,11 +133,12 @@ public final class Sequential implements Module, AutoCloseable {
         for (Parameter p : parameters()) Arrays.fill(p.grad(), 0f);
     }
 
+    /** {@return the children by name, in order (unmodifiable)} */
     public Map<String, Module> children() {
         return children;
     }
 
-    /** The LoRA layers by child name, in order: what adapter checkpoints save and load. */
+    /** {@return the LoRA layers by child name, in order: what adapter checkpoints save and load} */
     public Map<String, LoRALinear> loraModules() {
         Map<String, LoRALinear> m = new LinkedHashMap<>();
         children.forEach((name, c) -> {

@@ -4,7 +4,12 @@ package dev.tornadolora.tensor;
 public final class BFloat16 {
     private BFloat16() {}
 
-    /** Rounds to the nearest bf16, ties to even, as torch's {@code .to(torch.bfloat16)}; NaN stays a quiet NaN. */
+    /**
+     * Rounds to the nearest bf16, ties to even, as torch's {@code .to(torch.bfloat16)}; NaN stays a quiet NaN.
+     *
+     * @param v an fp32 value
+     * @return its bf16 bit pattern
+     */
     public static short fromFloat(float v) {
         if (Float.isNaN(v)) {
             return (short) 0x7FC0;
@@ -13,6 +18,11 @@ public final class BFloat16 {
         return (short) ((bits + 0x7FFF + ((bits >>> 16) & 1)) >>> 16);
     }
 
+    /**
+     * {@return its value as fp32 (exact)}
+     *
+     * @param bits a bf16 bit pattern
+     */
     public static float toFloat(short bits) {
         return Float.intBitsToFloat((bits & 0xFFFF) << 16);
     }

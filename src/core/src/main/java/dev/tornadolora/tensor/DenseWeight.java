@@ -1,8 +1,15 @@
 package dev.tornadolora.tensor;
 
-/** An fp32 base weight [rows, cols], row-major. Kernels special-case it and read {@link #data()} directly. */
+/**
+ * An fp32 base weight [rows, cols], row-major. Kernels special-case it and read {@link #data()} directly.
+ *
+ * @param rows the output dimension
+ * @param cols the input dimension
+ * @param data the weight, row-major (shared, not copied)
+ */
 public record DenseWeight(int rows, int cols, float[] data) implements BaseWeight {
 
+    /** Refuses data whose length is not rows × cols. */
     public DenseWeight {
         if (data.length != Shapes.numel(rows, cols)) {
             throw new IllegalArgumentException("weight: expected " + rows + "x" + cols + " values but got " + data.length);

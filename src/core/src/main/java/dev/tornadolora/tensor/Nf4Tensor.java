@@ -38,7 +38,9 @@ public final class Nf4Tensor implements BaseWeight {
     };
     public static final int ZERO_CODE = 7;
 
+    /** torchao's default block size: elements per absmax scale. */
     public static final int DEFAULT_BLOCK_SIZE = 64;
+    /** torchao's default scaler block size: block scales per quantization factor. */
     public static final int DEFAULT_SCALER_BLOCK_SIZE = 256;
 
     private final int rows;
@@ -54,6 +56,15 @@ public final class Nf4Tensor implements BaseWeight {
     /**
      * Wraps a stored record (the arrays, not copies), checking every length against the shape and block sizes,
      * and that the factors are positive (+∞ is what a scaler block of equal scalers gets) and μ finite.
+     *
+     * @param rows               the weight's rows
+     * @param cols               the weight's columns
+     * @param blockSize          elements per absmax block
+     * @param scalerBlockSize    block scales per quantization factor
+     * @param packedCodes        the 4-bit codes, two a byte (even element in the high nibble) [numel/2]
+     * @param quantizedScalers   the int8 block scales [numel/blockSize]
+     * @param quantizationFactor the factors of the scales [numel/blockSize/scalerBlockSize]
+     * @param scalerMean         μ, the mean of the block scales
      */
     public Nf4Tensor(int rows, int cols, int blockSize, int scalerBlockSize, byte[] packedCodes,
                      byte[] quantizedScalers, float[] quantizationFactor, float scalerMean) {
@@ -96,7 +107,14 @@ public final class Nf4Tensor implements BaseWeight {
         }
     }
 
-    /** torchao's {@code to_nf4(w, 64, 256)}. */
+    /**
+     * torchao's {@code to_nf4(w, 64, 256)}.
+     *
+     * @param w    the weight, row-major, finite
+     * @param rows its rows
+     * @param cols its columns
+     * @return the NF4 weight
+     */
     public static Nf4Tensor quantize(float[] w, int rows, int cols) {
         return quantize(w, rows, cols, DEFAULT_BLOCK_SIZE, DEFAULT_SCALER_BLOCK_SIZE);
     }
@@ -104,6 +122,13 @@ public final class Nf4Tensor implements BaseWeight {
     /**
      * torchao's {@code to_nf4(w, blockSize, scalerBlockSize)} of a row-major [rows, cols] weight. Every element
      * must be finite: a NaN or infinity would poison its block's scaler and the mean of all scalers.
+     *
+     * @param w               the weight, row-major
+     * @param rows            its rows
+     * @param cols            its columns
+     * @param blockSize       elements per absmax block
+     * @param scalerBlockSize block scales per quantization factor
+     * @return the NF4 weight
      */
     public static Nf4Tensor quantize(float[] w, int rows, int cols, int blockSize, int scalerBlockSize) {
         long numel = checkSizes(rows, cols, blockSize, scalerBlockSize);
@@ -192,6 +217,12 @@ public final class Nf4Tensor implements BaseWeight {
     /**
      * Checks that a [rows, cols] weight can be stored with these block sizes (numel even, divided by blockSize,
      * whose quotient scalerBlockSize divides) and returns numel; otherwise says which size does not divide which.
+     *
+     * @param rows            the weight's rows
+     * @param cols            its columns
+     * @param blockSize       elements per absmax block
+     * @param scalerBlockSize block scales per quantization factor
+     * @return rows × cols
      */
     public static long checkSizes(int rows, int cols, int blockSize, int scalerBlockSize) {
         if (rows <= 0 || cols <= 0) {
@@ -238,7 +269,14 @@ public final class Nf4Tensor implements BaseWeight {
         decode(row0 * cols, n * cols, dst, 0);
     }
 
-    /** Decodes elements {@code [e0, e0 + count)} of the flattened weight into {@code dst[off ..]}. */
+    /**
+     * Decodes elements {@code [e0, e0 + count)} of the flattened weight into {@code dst[off ..]}.
+     *
+     * @param e0    the first element
+     * @param count how many
+     * @param dst   receives them as fp32
+     * @param off   where in {@code dst} they start
+     */
     public void decode(int e0, int count, float[] dst, int off) {
         int e = e0, end = e0 + count;
         while (e < end) {
@@ -262,6 +300,8 @@ public final class Nf4Tensor implements BaseWeight {
      * The weight dequantized and rounded to bf16 (round to nearest even, as torch's {@code .to(torch.bfloat16)}),
      * as raw bf16 bits [rows, cols]: the export of torchtune's state-dict hook for a bf16 model. Decodes a row at a
      * time, so no fp32 copy of the whole weight is made.
+     *
+     * @return bf16 bit patterns, row-major [rows, cols]
      */
     public short[] dequantizeBf16() {
         short[] out = new short[numel()];
@@ -275,30 +315,45 @@ public final class Nf4Tensor implements BaseWeight {
         return out;
     }
 
-    /** The code (0..15) of element {@code e} of the flattened weight. */
+    /**
+     * {@return its code, 0..15}
+     *
+     * @param e an element of the flattened weight
+     */
     public int code(int e) {
         return (packedCodes[e >> 1] >> highNibbleShift(e)) & 0xF;
     }
 
-    /** The NF4 code book value of a code: {@code codebook(code(e)) * blockScale(e / blockSize)} decodes e. */
+    /**
+     * The NF4 code book: {@code codebook(code(e)) * blockScales()[e / blockSize]} decodes element e.
+     *
+     * @param code 0..15
+     * @return its value in [-1, 1]
+     */
     public static float codebook(int code) {
         return CODEBOOK[code];
     }
 
     @Override public int rows() { return rows; }
     @Override public int cols() { return cols; }
+    /** {@return rows × cols} */
     public int numel() { return rows * cols; }
+    /** {@return elements per absmax block} */
     public int blockSize() { return blockSize; }
+    /** {@return block scales per quantization factor} */
     public int scalerBlockSize() { return scalerBlockSize; }
+    /** {@return μ, the mean of the block scales} */
     public float scalerMean() { return scalerMean; }
-    /** The packed codes (not a copy: kernels read it). */
+    /** {@return the packed codes, two a byte (not a copy: kernels read it)} */
     public byte[] packedCodes() { return packedCodes; }
+    /** {@return the int8 block scales (not a copy)} */
     public byte[] quantizedScalers() { return quantizedScalers; }
+    /** {@return the factors of the block scales (not a copy)} */
     public float[] quantizationFactor() { return quantizationFactor; }
-    /** Dequantized per-block scales q_b / qf_j + μ (not a copy: kernels read it). */
+    /** {@return dequantized per-block scales q_b / qf_j + μ (not a copy: kernels read it)} */
     public float[] blockScales() { return blockScales; }
 
-    /** Bytes of the stored record: codes, int8 scalers, fp32 factors and the fp32 mean. */
+    /** {@return bytes of the stored record: codes, int8 scalers, fp32 factors and the fp32 mean} */
     public long storageBytes() {
         return packedCodes.length + quantizedScalers.length + 4L * quantizationFactor.length + 4;
     }

@@ -15,10 +15,15 @@ import java.util.List;
  * Buffers are fp32 like torch's; the bias corrections are computed in double as torch computes them in Python.
  */
 public final class AdamW extends Optimizer {
+    /** torch's default learning rate. */
     public static final double DEFAULT_LR = 1e-3;
+    /** torch's default β1, the first moment's decay. */
     public static final double DEFAULT_BETA1 = 0.9;
+    /** torch's default β2, the second moment's decay. */
     public static final double DEFAULT_BETA2 = 0.999;
+    /** torch's default eps. */
     public static final double DEFAULT_EPS = 1e-8;
+    /** torch's default decoupled weight decay λ. */
     public static final double DEFAULT_WEIGHT_DECAY = 0.01;
 
     private final double beta1;
@@ -28,14 +33,35 @@ public final class AdamW extends Optimizer {
     private final float[][] expAvg;
     private final float[][] expAvgSq;
 
+    /**
+     * AdamW with torch's defaults.
+     *
+     * @param params the parameters to update
+     */
     public AdamW(List<Parameter> params) {
         this(params, DEFAULT_LR);
     }
 
+    /**
+     * AdamW with torch's defaults but the learning rate.
+     *
+     * @param params the parameters to update
+     * @param lr     the learning rate
+     */
     public AdamW(List<Parameter> params, double lr) {
         this(params, lr, DEFAULT_BETA1, DEFAULT_BETA2, DEFAULT_EPS, DEFAULT_WEIGHT_DECAY);
     }
 
+    /**
+     * AdamW; invalid values are refused with torch's messages.
+     *
+     * @param params      the parameters to update
+     * @param lr          the learning rate
+     * @param beta1       the first moment's decay
+     * @param beta2       the second moment's decay
+     * @param eps         added to the denominator
+     * @param weightDecay the decoupled weight decay λ
+     */
     public AdamW(List<Parameter> params, double lr, double beta1, double beta2, double eps, double weightDecay) {
         super(params, lr);
         requireNonNegative("epsilon value", eps);

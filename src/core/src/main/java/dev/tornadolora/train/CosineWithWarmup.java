@@ -8,9 +8,14 @@ package dev.tornadolora.train;
  *   progress  = (t − warmup) / max(1, total − warmup)
  *   factor(t) = max(0, ½ · (1 + cos(π · cycles · 2 · progress)))          otherwise
  * </pre>
+ *
+ * @param warmupSteps   steps of the linear warm-up
+ * @param trainingSteps all steps, warm-up included
+ * @param numCycles     periods of the cosine over the remaining steps (0.5: down to 0 once)
  */
 public record CosineWithWarmup(long warmupSteps, long trainingSteps, double numCycles) implements LrSchedule {
 
+    /** Refuses negative step counts and a non-finite number of cycles. */
     public CosineWithWarmup {
         if (warmupSteps < 0 || trainingSteps < 0) {
             throw new IllegalArgumentException("warm-up and training steps must be non-negative, got warmup="
@@ -21,6 +26,12 @@ public record CosineWithWarmup(long warmupSteps, long trainingSteps, double numC
         }
     }
 
+    /**
+     * torchtune's default: half a cosine period after the warm-up.
+     *
+     * @param warmupSteps   steps of the linear warm-up
+     * @param trainingSteps all steps, warm-up included
+     */
     public CosineWithWarmup(long warmupSteps, long trainingSteps) {
         this(warmupSteps, trainingSteps, 0.5);
     }

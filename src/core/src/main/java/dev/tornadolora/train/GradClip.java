@@ -15,6 +15,10 @@ public final class GradClip {
      * </pre>
      * Returns n, the norm before clipping (NaN or infinite when a gradient is; the gradients are then scaled
      * by NaN or 0 as torch does with {@code error_if_nonfinite=False}).
+     *
+     * @param params  the parameters whose gradients are scaled in place
+     * @param maxNorm the largest global norm allowed
+     * @return the global norm before clipping
      */
     public static double clipGradNorm(List<Parameter> params, double maxNorm) {
         if (!(maxNorm > 0)) {
@@ -29,7 +33,11 @@ public final class GradClip {
         return total;
     }
 
-    /** The 2-norm of all gradients taken as one vector, accumulated in double. */
+    /**
+     * {@return the 2-norm of all their gradients taken as one vector, accumulated in double}
+     *
+     * @param params the parameters
+     */
     public static double globalNorm(List<Parameter> params) {
         double sumSq = 0;
         for (Parameter p : params) {

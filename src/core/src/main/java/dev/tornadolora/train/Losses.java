@@ -10,11 +10,20 @@ public final class Losses {
 
     private Losses() {}
 
-    /** A loss value and dL/d(prediction), shaped like the prediction. */
+    /**
+     * A loss and its gradient.
+     *
+     * @param value the loss
+     * @param grad  dL/d(prediction), shaped like the prediction
+     */
     public record Result(double value, Tensor grad) {}
 
     /**
      * {@code F.mse_loss(pred, target)}: L = mean((p − t)²) over all N elements; dL/dp = 2(p − t) / N.
+     *
+     * @param pred   the prediction p
+     * @param target the target t, shaped like p
+     * @return L and dL/dp
      */
     public static Result mse(Tensor pred, Tensor target) {
         Shapes.requireEqual("target", target.shape(), pred.shape());
@@ -37,6 +46,10 @@ public final class Losses {
      * {@link #IGNORE_INDEX} to skip the row): L = mean over the M counted rows of (logsumexp(z) − z_target);
      * dL/dz = (softmax(z) − onehot(target)) / M on counted rows, 0 on ignored ones. With every row ignored
      * the loss is NaN, as in torch.
+     *
+     * @param logits  z, shaped (..., C)
+     * @param targets one class index (or {@link #IGNORE_INDEX}) per row of z
+     * @return L and dL/dz
      */
     public static Result crossEntropy(Tensor logits, int[] targets) {
         int[] shape = logits.shape();

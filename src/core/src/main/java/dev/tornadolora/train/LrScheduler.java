@@ -11,11 +11,24 @@ public final class LrScheduler {
     private final double baseLr;
     private long epoch;
 
+    /**
+     * A scheduler at epoch 0 whose base rate is the optimizer's current one.
+     *
+     * @param optimizer the optimizer whose rate it sets
+     * @param schedule  the factor of the base rate per epoch
+     */
     public LrScheduler(Optimizer optimizer, LrSchedule schedule) {
         this(optimizer, schedule, optimizer.lr(), 0);
     }
 
-    /** Resumes at {@code epoch} (torch's {@code last_epoch}) with the rate it had then. */
+    /**
+     * Resumes at {@code epoch} (torch's {@code last_epoch}) with the rate it had then.
+     *
+     * @param optimizer the optimizer whose rate it sets
+     * @param schedule  the factor of the base rate per epoch
+     * @param baseLr    the base rate saved
+     * @param epoch     the epoch saved
+     */
     public LrScheduler(Optimizer optimizer, LrSchedule schedule, double baseLr, long epoch) {
         if (epoch < 0) throw new IllegalArgumentException("scheduler epoch must be non-negative, got " + epoch);
         this.optimizer = optimizer;
@@ -25,20 +38,23 @@ public final class LrScheduler {
         optimizer.setLr(baseLr * schedule.factor(epoch));
     }
 
+    /** Advances one epoch and sets the optimizer's rate for it (after each optimizer step, as in torch). */
     public void step() {
         epoch++;
         optimizer.setLr(baseLr * schedule.factor(epoch));
     }
 
+    /** {@return the current epoch (torch's {@code last_epoch})} */
     public long epoch() {
         return epoch;
     }
 
+    /** {@return the base learning rate the schedule scales} */
     public double baseLr() {
         return baseLr;
     }
 
-    /** The rate the next optimizer step will use. */
+    /** {@return the rate the next optimizer step will use} */
     public double lastLr() {
         return optimizer.lr();
     }

@@ -18,10 +18,19 @@ import java.util.Map;
  * exactly: see {@link #state()} and {@link #loadState}.
  */
 public abstract class Optimizer {
+    /** The parameters it updates, in order. */
     protected final List<Parameter> params;
+    /** The current learning rate. */
     protected double lr;
+    /** Steps taken (torch's {@code state['step']}), counting the one being taken inside {@link #update}. */
     protected long steps;
 
+    /**
+     * An optimizer over the parameters, refusing an invalid rate with torch's message.
+     *
+     * @param params the parameters to update
+     * @param lr     the learning rate
+     */
     protected Optimizer(List<Parameter> params, double lr) {
         if (params.isEmpty()) {
             throw new IllegalArgumentException("optimizer got an empty parameter list");
@@ -39,7 +48,12 @@ public abstract class Optimizer {
         }
     }
 
-    /** Updates parameter {@code index} in place; {@link #steps} already counts this step. */
+    /**
+     * Updates one parameter in place; {@link #steps} already counts this step.
+     *
+     * @param index the parameter's position in {@link #params}
+     * @param p     the parameter
+     */
     protected abstract void update(int index, Parameter p);
 
     /** Zeroes every parameter's gradient ({@code zero_grad(set_to_none=False)}). */
@@ -47,31 +61,43 @@ public abstract class Optimizer {
         for (Parameter p : params) Arrays.fill(p.grad(), 0f);
     }
 
+    /** {@return the current learning rate} */
     public double lr() {
         return lr;
     }
 
+    /**
+     * Sets the learning rate of the next steps (a scheduler calls this).
+     *
+     * @param lr the learning rate
+     */
     public void setLr(double lr) {
         requireNonNegative("learning rate", lr);
         this.lr = lr;
     }
 
-    /** Steps taken so far (torch's {@code state['step']}). */
+    /** {@return steps taken so far (torch's {@code state['step']})} */
     public long stepCount() {
         return steps;
     }
 
+    /** {@return the parameters it updates, in order} */
     public List<Parameter> parameters() {
         return params;
     }
 
-    /** Names of the buffers each parameter has ({@code exp_avg}, ...), in {@link #state()} order. */
+    /** {@return names of the buffers each parameter has ({@code exp_avg}, ...), in {@link #state()} order} */
     protected abstract List<String> bufferNames();
 
-    /** The live buffer {@code buffer} of parameter {@code index}. */
+    /**
+     * {@return the live buffer (not a copy)}
+     *
+     * @param index  the parameter's position
+     * @param buffer one of {@link #bufferNames()}
+     */
     protected abstract float[] buffer(int index, String buffer);
 
-    /** The per-parameter buffers by {@code <param>.<buffer>} (copies), e.g. {@code fc1.lora_a.weight.exp_avg}. */
+    /** {@return the per-parameter buffers by {@code <param>.<buffer>} (copies), e.g. {@code fc1.lora_a.weight.exp_avg}} */
     public final Map<String, Tensor> state() {
         Map<String, Tensor> s = new LinkedHashMap<>();
         for (int i = 0; i < params.size(); i++) {
@@ -85,6 +111,9 @@ public abstract class Optimizer {
     /**
      * Restores buffers saved by {@link #state()} and the step count; every buffer must be present with its
      * parameter's shape, and nothing else may be given.
+     *
+     * @param state     the buffers, as {@link #state()} returns them
+     * @param stepCount the steps taken when they were saved
      */
     public void loadState(Map<String, Tensor> state, long stepCount) {
         if (stepCount < 0) {

@@ -21,10 +21,26 @@ public final class Sgd extends Optimizer {
     private final boolean nesterov;
     private final float[][] momentumBuffer;
 
+    /**
+     * Plain SGD: no momentum, dampening or weight decay.
+     *
+     * @param params the parameters to update
+     * @param lr     the learning rate
+     */
     public Sgd(List<Parameter> params, double lr) {
         this(params, lr, 0, 0, 0, false);
     }
 
+    /**
+     * SGD as {@code torch.optim.SGD}; invalid values are refused with torch's messages.
+     *
+     * @param params      the parameters to update
+     * @param lr          the learning rate
+     * @param momentum    the momentum factor (0: none)
+     * @param dampening   dampening of the momentum
+     * @param weightDecay L2 penalty, added to the gradient
+     * @param nesterov    Nesterov momentum (needs momentum &gt; 0 and no dampening)
+     */
     public Sgd(List<Parameter> params, double lr, double momentum, double dampening, double weightDecay,
                boolean nesterov) {
         super(params, lr);

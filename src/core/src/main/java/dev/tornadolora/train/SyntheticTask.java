@@ -35,10 +35,24 @@ public final class SyntheticTask {
     /**
      * What the task is made of; {@code sizes} are the widths in → hidden... → out, so layers = sizes − 1.
      * The NF4 block sizes apply with {@code quantizeBase} (torchao's defaults are 64 and 256).
+     *
+     * @param sizes           layer widths: in, hidden..., out
+     * @param rank            the adapters' rank r
+     * @param alpha           LoRA alpha
+     * @param dropout         LoRA dropout
+     * @param quantizeBase    keep the frozen base as NF4 (QLoRA)
+     * @param blockSize       NF4 elements per absmax block
+     * @param scalerBlockSize NF4 block scales per quantization factor
+     * @param hiddenRank      rank of the teacher's hidden update, at most {@code rank}
+     * @param updateScale     ‖ΔW‖ / ‖deq(W)‖ per layer
+     * @param activation      between layers: silu or relu
+     * @param seed            seeds the base, the hidden update and the data
+     * @param device          where the student runs (a {@code --device} name)
      */
     public record Config(int[] sizes, int rank, float alpha, float dropout, boolean quantizeBase, int blockSize,
                          int scalerBlockSize, int hiddenRank, double updateScale, String activation, long seed,
                          String device) {
+        /** Refuses fewer than two widths, non-positive widths, a hidden rank outside [1, rank], a bad scale. */
         public Config {
             if (sizes.length < 2) {
                 throw new IllegalArgumentException("sizes: expected at least 2 widths (in, out) but got " + sizes.length);
@@ -56,11 +70,13 @@ public final class SyntheticTask {
             sizes = sizes.clone();
         }
 
+        /** {@return the layer widths (a copy)} */
         @Override
         public int[] sizes() {
             return sizes.clone();
         }
 
+        /** {@return the number of layers, widths − 1} */
         public int layers() {
             return sizes.length - 1;
         }
@@ -71,6 +87,11 @@ public final class SyntheticTask {
     private final Sequential teacher;
     private final Map<String, float[]> hiddenUpdates = new LinkedHashMap<>();
 
+    /**
+     * Builds the student and the teacher.
+     *
+     * @param config what the task is made of
+     */
     public SyntheticTask(Config config) {
         this(config, Backends.forDevice(config.device()));
     }
@@ -128,19 +149,27 @@ public final class SyntheticTask {
         return t;
     }
 
+    /** {@return what the task is made of} */
     public Config config() {
         return config;
     }
 
+    /** {@return the student: LoRA layers over the frozen base, the adapters trained} */
     public Sequential student() {
         return student;
     }
 
+    /** {@return the teacher: the same chain with deq(W) + ΔW, no adapters} */
     public Sequential teacher() {
         return teacher;
     }
 
-    /** Inputs of training step {@code step}: [batch, in], x ~ N(0, 1). */
+    /**
+     * {@return the step's inputs [batch, in], x ~ N(0, 1)}
+     *
+     * @param step  the training step
+     * @param batch rows
+     */
     public Tensor inputs(long step, int batch) {
         SplittableRandom rng = new SplittableRandom(config.seed() * 0x9E3779B97F4A7C15L + step);
         int in = config.sizes()[0];
@@ -149,17 +178,29 @@ public final class SyntheticTask {
         return Tensor.of(x, batch, in);
     }
 
-    /** A held-out batch (never a training step's) for the initial and final loss. */
+    /**
+     * {@return a held-out batch (never a training step's) for the initial and final loss}
+     *
+     * @param batch rows
+     */
     public Tensor evalInputs(int batch) {
         return inputs(-1, batch);
     }
 
-    /** The teacher's outputs: the regression targets. */
+    /**
+     * {@return the teacher's outputs: the regression targets}
+     *
+     * @param x inputs [batch, in]
+     */
     public Tensor targets(Tensor x) {
         return teacher.forward(x);
     }
 
-    /** MSE of the student on {@code x} in eval mode (no dropout), training mode restored after. */
+    /**
+     * {@return the student's MSE on them in eval mode (no dropout); training mode is restored after}
+     *
+     * @param x inputs [batch, in]
+     */
     public double evalLoss(Tensor x) {
         student.train(false);
         try {
@@ -169,24 +210,29 @@ public final class SyntheticTask {
         }
     }
 
-    /** The hidden updates ΔW [out, in] by layer name. */
+    /** {@return the hidden updates ΔW [out, in] by layer name} */
     public Map<String, float[]> hiddenUpdates() {
         return hiddenUpdates;
     }
 
-    /** The student's learned update α/r·B·A [out, in] of a layer. */
+    /**
+     * {@return the student's learned update α/r·B·A [out, in] of it}
+     *
+     * @param layer a layer name, e.g. {@code fc1}
+     */
     public float[] learnedUpdate(String layer) {
         LoRALinear l = student.loraModules().get(layer);
         return product(l.loraB(), l.loraA(), l.outDim(), l.rank(), l.inDim(), l.scale());
     }
 
-    /** Cosine similarity of learned and hidden update per layer. */
+    /** {@return the cosine similarity of learned and hidden update, by layer name} */
     public Map<String, Double> cosines() {
         Map<String, Double> c = new LinkedHashMap<>();
         hiddenUpdates.forEach((name, hidden) -> c.put(name, cosine(learnedUpdate(name), hidden)));
         return c;
     }
 
+    /** {@return the layer names, in order} */
     public List<String> layerNames() {
         return List.copyOf(hiddenUpdates.keySet());
     }
@@ -204,7 +250,12 @@ public final class SyntheticTask {
         return Math.sqrt(s);
     }
 
-    /** ⟨u, v⟩ / (‖u‖·‖v‖); 0 when either is zero. */
+    /**
+     * {@return ⟨u, v⟩ / (‖u‖·‖v‖); 0 when either is zero}
+     *
+     * @param u a vector
+     * @param v a vector of the same length
+     */
     public static double cosine(float[] u, float[] v) {
         if (u.length != v.length) throw new IllegalArgumentException("cosine: lengths " + u.length + " and " + v.length + " differ");
         double dot = 0;

@@ -17,10 +17,24 @@ public final class Trainer {
     /** A loss with its gradient, e.g. {@code Losses::mse}. */
     @FunctionalInterface
     public interface LossFunction {
+        /**
+         * {@return the loss and its gradient with respect to {@code prediction}}
+         *
+         * @param prediction the model's output
+         * @param target     what it should be
+         */
         Losses.Result apply(Tensor prediction, Tensor target);
     }
 
-    /** What one step measured: the loss before the update, the rate it used, the norm before clipping. */
+    /**
+     * What one step measured.
+     *
+     * @param step     the step's number
+     * @param loss     the loss before the update
+     * @param lr       the learning rate the update used
+     * @param gradNorm the global gradient norm before clipping
+     * @param tokens   rows of the batch
+     */
     public record StepRecord(long step, double loss, double lr, double gradNorm, long tokens) {}
 
     private final Module model;
@@ -31,19 +45,37 @@ public final class Trainer {
     private final List<Parameter> params;
 
     /**
+     * A loop of zero_grad, forward, loss, backward, clipping, optimizer step and scheduler step.
+     *
+     * @param model       the model; its parameters are the optimizer's
+     * @param optimizer   updates the parameters
      * @param scheduler   null for a constant rate
-     * @param maxGradNorm clip threshold; 0 or less disables clipping (the norm is still measured)
+     * @param loss        the loss, e.g. {@code Losses::mse}
+     * @param maxGradNorm clip threshold; 0 disables clipping (the norm is still measured); negative, infinite or NaN
+     *                    is refused
      */
     public Trainer(Module model, Optimizer optimizer, LrScheduler scheduler, LossFunction loss, double maxGradNorm) {
         this.model = model;
         this.optimizer = optimizer;
         this.scheduler = scheduler;
         this.loss = loss;
+        if (!(maxGradNorm >= 0) || Double.isInfinite(maxGradNorm)) {
+            // NaN or a negative threshold would silently turn clipping off.
+            throw new IllegalArgumentException("max grad norm must be a finite number >= 0 (0: no clipping), got "
+                    + maxGradNorm);
+        }
         this.maxGradNorm = maxGradNorm;
         this.params = optimizer.parameters();
     }
 
-    /** Runs step number {@code step} (1-based, for messages) on one batch; x [..., in], target like the output. */
+    /**
+     * Runs one training step on one batch.
+     *
+     * @param step   the step's number (1-based, for messages and the record)
+     * @param x      the inputs [..., in]
+     * @param target the wanted outputs, shaped like the model's
+     * @return what the step measured
+     */
     public StepRecord step(long step, Tensor x, Tensor target) {
         double lr = optimizer.lr();
         optimizer.zeroGrad();
@@ -65,10 +97,12 @@ public final class Trainer {
         return new StepRecord(step, l.value(), lr, norm, tokens);
     }
 
+    /** {@return the optimizer} */
     public Optimizer optimizer() {
         return optimizer;
     }
 
+    /** {@return the scheduler, or null for a constant rate} */
     public LrScheduler scheduler() {
         return scheduler;
     }

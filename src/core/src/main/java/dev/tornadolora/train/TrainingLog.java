@@ -6,6 +6,7 @@ import com.fasterxml.jackson.databind.SerializationFeature;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.tornadolora.io.AtomicFiles;
+import dev.tornadolora.io.StrictJson;
 
 import java.io.IOException;
 import java.nio.file.Path;
@@ -23,6 +24,7 @@ public final class TrainingLog {
     private final ArrayNode stepNodes;
     private final List<Trainer.StepRecord> steps = new ArrayList<>();
 
+    /** An empty log: no configuration, steps or summary yet. */
     public TrainingLog() {
         root.put("format", "tornado-lora train log v1");
         root.putObject("config");
@@ -30,16 +32,38 @@ public final class TrainingLog {
         stepNodes = root.putArray("steps");
     }
 
-    /** The configuration object, to fill in. */
+    /**
+     * Records which run this log belongs to (top-level {@code run_id} and {@code options_sha256}).
+     *
+     * @param id the run's identity
+     */
+    public void identify(RunIdentity id) {
+        root.put(RunIdentity.RUN_ID, id.runId());
+        root.put(RunIdentity.OPTIONS_SHA256, id.optionsSha256());
+    }
+
+    /** {@return the run id recorded, or null} */
+    public String runId() {
+        JsonNode n = root.get(RunIdentity.RUN_ID);
+        return n == null || !n.isTextual() ? null : n.textValue();
+    }
+
+    /** {@return the configuration object, to fill in} */
     public ObjectNode config() {
         return (ObjectNode) root.get("config");
     }
 
-    /** The summary object (final losses, cosines, timings), to fill in. */
+    /** {@return the summary object (final losses, cosines, timings), to fill in} */
     public ObjectNode summary() {
         return (ObjectNode) root.get("summary");
     }
 
+    /**
+     * Appends a step's entry.
+     *
+     * @param r              what the step measured
+     * @param elapsedSeconds seconds since the run began
+     */
     public void add(Trainer.StepRecord r, double elapsedSeconds) {
         steps.add(r);
         ObjectNode n = stepNodes.addObject();
@@ -51,10 +75,17 @@ public final class TrainingLog {
         n.put("elapsed_s", Math.round(elapsedSeconds * 1e4) / 1e4);
     }
 
+    /** {@return the steps logged so far, in order} */
     public List<Trainer.StepRecord> steps() {
         return steps;
     }
 
+    /**
+     * Writes the log as JSON, atomically.
+     *
+     * @param file the file to create or replace
+     * @throws IOException when it cannot be written
+     */
     public void write(Path file) throws IOException {
         byte[] bytes = JSON.writeValueAsBytes(root);
         AtomicFiles.write(file, out -> {
@@ -67,29 +98,34 @@ public final class TrainingLog {
      * The log of a run being resumed at {@code step}: its configuration and summary as written, and its step
      * entries up to {@code step} (a run killed after writing the log but before its training state wrote later
      * ones, which the resumed run repeats).
+     *
+     * @param file a log written by {@link #write}
+     * @param step the last step to keep
+     * @return the log with its configuration, summary and steps 1..{@code step}
      */
     public static TrainingLog read(Path file, long step) {
-        JsonNode root;
-        try {
-            root = JSON.readTree(file.toFile());
-        } catch (IOException e) {
-            throw new IllegalArgumentException(file + ": cannot read the training log: " + e.getMessage(), e);
-        }
-        if (root == null || !root.path("config").isObject() || !root.path("steps").isArray()) {
+        // A log has about 150 bytes a step: a bound from the step count keeps a hostile file from filling the heap.
+        JsonNode root = StrictJson.read(file, (1L << 20) + 512 * Math.max(0, step));
+        if ( !root.path("config").isObject() || !root.path("steps").isArray()) {
             throw new IllegalArgumentException(file + ": not a training log (no config object and steps array)");
         }
         TrainingLog log = new TrainingLog();
+        if (root.path(RunIdentity.RUN_ID).isTextual()) log.root.put(RunIdentity.RUN_ID, root.get(RunIdentity.RUN_ID).textValue());
         log.config().setAll((ObjectNode) root.get("config"));
         if (root.path("summary").isObject()) log.summary().setAll((ObjectNode) root.get("summary"));
         for (JsonNode n : root.get("steps")) {
-            long s = n.path("step").asLong(-1);
+            String where = file + ": step entry " + (log.steps.size() + 1);
+            StrictJson.requireObject(n, where);
+            long s = StrictJson.requireLong(n, "step", 1, Long.MAX_VALUE, where);
             if (s > step) break;
             if (s != log.steps.size() + 1) {
                 throw new IllegalArgumentException(file + ": step entries are not 1, 2, ...: found " + s
                         + " after " + log.steps.size());
             }
-            log.add(new Trainer.StepRecord(s, n.path("loss").asDouble(), n.path("lr").asDouble(),
-                    n.path("grad_norm").asDouble(), n.path("tokens").asLong()), n.path("elapsed_s").asDouble());
+            log.add(new Trainer.StepRecord(s, StrictJson.requireDouble(n, "loss", where),
+                    StrictJson.requireDouble(n, "lr", where), StrictJson.requireDouble(n, "grad_norm", where),
+                    StrictJson.requireLong(n, "tokens", 0, Long.MAX_VALUE, where)),
+                    StrictJson.requireDouble(n, "elapsed_s", where));
         }
         if (log.steps.size() != step) {
             throw new IllegalArgumentException(file + ": has " + log.steps.size() + " steps, the training state "
@@ -98,11 +134,12 @@ public final class TrainingLog {
         return log;
     }
 
-    /** Seconds since the run began at the last entry (0 without entries): where a resumed run's clock starts. */
+    /** {@return seconds since the run began at the last entry (0 without entries): where a resumed run's clock starts} */
     public double elapsedSeconds() {
         return stepNodes.isEmpty() ? 0 : stepNodes.get(stepNodes.size() - 1).path("elapsed_s").asDouble();
     }
 
+    /** {@return the JSON mapper the log is written with (indented output)} */
     public static ObjectMapper mapper() {
         return JSON;
     }

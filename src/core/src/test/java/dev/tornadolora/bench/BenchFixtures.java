@@ -5,6 +5,7 @@ import dev.tornadolora.kernels.Backends;
 import dev.tornadolora.kernels.LayerKernels;
 import dev.tornadolora.kernels.LoraBackend;
 import dev.tornadolora.tensor.BaseWeight;
+import dev.tornadolora.testing.DelegatingKernels;
 
 /**
  * For the benchmark's tests: a one-call configuration, and devices that are the JVM backend with wrong outputs,
@@ -16,34 +17,6 @@ public final class BenchFixtures {
     /** One timed call, no warm-up: the tests check what is reported, not how fast. */
     public static final BenchRunner.Config ONE_CALL = new BenchRunner.Config(1, 1, 0, 0, 3, 1e-4, 5e8);
 
-    /** A binding that hands its calls to another one (the JVM backend's). */
-    private static class Delegating implements LayerKernels {
-        final LayerKernels inner;
-
-        Delegating(LayerKernels inner) {
-            this.inner = inner;
-        }
-
-        @Override public int inDim() { return inner.inDim(); }
-        @Override public int outDim() { return inner.outDim(); }
-        @Override public int rank() { return inner.rank(); }
-
-        @Override
-        public Activations forward(float[] x, float[] mask, int tokens, Adapters adapters, float[] y) {
-            return inner.forward(x, mask, tokens, adapters, y);
-        }
-
-        @Override
-        public void backward(Activations saved, float[] dy, float[] dx, Adapters adapters, Adapters grads) {
-            inner.backward(saved, dy, dx, adapters, grads);
-        }
-
-        @Override
-        public void close() {
-            inner.close();
-        }
-    }
-
     /** The JVM backend, then one element of y (and of dx) moved by {@code relative} × the largest |value|. */
     public static LoraBackend perturbed(String name, float yRelative, float dxRelative) {
         return new LoraBackend() {
@@ -54,7 +27,7 @@ public final class BenchFixtures {
 
             @Override
             public LayerKernels bind(BaseWeight base, float[] bias, int rank, float scale) {
-                return new Delegating(Backends.jvm().bind(base, bias, rank, scale)) {
+                return new DelegatingKernels(Backends.jvm().bind(base, bias, rank, scale)) {
                     @Override
                     public Activations forward(float[] x, float[] mask, int tokens, Adapters adapters, float[] y) {
                         Activations a = super.forward(x, mask, tokens, adapters, y);
@@ -88,7 +61,7 @@ public final class BenchFixtures {
 
             @Override
             public LayerKernels bind(BaseWeight base, float[] bias, int rank, float scale) {
-                return new Delegating(Backends.jvm().bind(base, bias, rank, scale)) {
+                return new DelegatingKernels(Backends.jvm().bind(base, bias, rank, scale)) {
                     @Override
                     public Activations forward(float[] x, float[] mask, int tokens, Adapters adapters, float[] y) {
                         throw new IllegalStateException("device lost");
@@ -113,7 +86,7 @@ public final class BenchFixtures {
             return new Fake(Backends.jvm().bind(base, bias, rank, scale));
         }
 
-        private static final class Fake extends Delegating implements LayerKernels.Profiling {
+        private static final class Fake extends DelegatingKernels implements LayerKernels.Profiling {
             private boolean on;
             private boolean compiled;
             private Profile last;

@@ -139,7 +139,7 @@ class AdapterCheckpointsTest {
         Files.writeString(config, Files.readString(config).replace("\"r\" : 4", "\"r\" : 16"));
         var e = assertThrows(IllegalArgumentException.class,
                 () -> AdapterCheckpoints.loadPeft(peft, SeqFixture.build(seq(), "silu", false).loraModules()));
-        assertEquals(config + ": module fc1 has r=16, lora_alpha=8.0 but the model's layer has rank=4, alpha=8.0", e.getMessage());
+        assertEquals(config + ": module 'fc1' has r=16, lora_alpha=8.0 but the model's layer has rank=4, alpha=8.0", e.getMessage());
         var missing = assertThrows(IllegalArgumentException.class,
                 () -> AdapterCheckpoints.loadPeft(dir.resolve("nope"), Map.<String, LoRALinear>of()));
         assertTrue(missing.getMessage().endsWith("adapter_config.json: no such file (not a PEFT adapter folder)"));

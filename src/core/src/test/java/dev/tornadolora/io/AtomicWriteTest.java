@@ -35,7 +35,7 @@ class AtomicWriteTest {
             out.write(new byte[100_000]);  // more than the buffer: some bytes reach the temporary file
             throw new IOException("disk full (simulated)");
         }));
-        assertEquals("disk full (simulated)", e.getMessage());
+        assertEquals("cannot write " + target + ": disk full (simulated)", e.getMessage());
         assertArrayEquals(before, Files.readAllBytes(target));
         assertEquals(List.of("adapter.safetensors"), listing());
         assertArrayEquals(new float[] {1, 2}, SafeTensors.open(target).f32("lora_a.weight").data());

@@ -59,7 +59,7 @@ class LoraCheckpointTest {
                 .write(f);
         long before = Allocation.currentThread();
         var e = assertThrows(SafeTensorsException.class, () -> ModelCheckpoint.load(f));
-        assertEquals(f + ": architecture entry 'fc1' claims a base of 40000 x 40000 parameters, more than the file's"
+        assertEquals(f + ": architecture entry 'fc1' claims a base of 40000 x 40000 parameters: with the layers before it, more than the file's"
                 + " 4 bytes of tensor data can hold", e.getMessage());
         assertTrue(Allocation.currentThread() - before < 4 << 20);
     }

@@ -1,6 +1,5 @@
 package dev.tornadolora.nn;
 
-import dev.tornadolora.kernels.Adapters;
 import dev.tornadolora.kernels.Backends;
 import dev.tornadolora.kernels.LayerKernels;
 import dev.tornadolora.kernels.LoraBackend;
@@ -9,6 +8,7 @@ import dev.tornadolora.tensor.BaseWeight;
 import dev.tornadolora.tensor.DenseWeight;
 import dev.tornadolora.tensor.Nf4Tensor;
 import dev.tornadolora.tensor.Tensor;
+import dev.tornadolora.testing.DelegatingKernels;
 import org.junit.jupiter.api.Test;
 
 import java.util.ArrayList;
@@ -36,22 +36,7 @@ class BindingTest {
         @Override
         public LayerKernels bind(BaseWeight base, float[] bias, int rank, float scale) {
             bound.add(base);
-            LayerKernels inner = ScalarLoraKernels.INSTANCE.bind(base, bias, rank, scale);
-            return new LayerKernels() {
-                @Override public int inDim() { return inner.inDim(); }
-                @Override public int outDim() { return inner.outDim(); }
-                @Override public int rank() { return inner.rank(); }
-
-                @Override
-                public Activations forward(float[] x, float[] mask, int tokens, Adapters adapters, float[] y) {
-                    return inner.forward(x, mask, tokens, adapters, y);
-                }
-
-                @Override
-                public void backward(Activations saved, float[] dy, float[] dx, Adapters adapters, Adapters grads) {
-                    inner.backward(saved, dy, dx, adapters, grads);
-                }
-
+            return new DelegatingKernels(ScalarLoraKernels.INSTANCE.bind(base, bias, rank, scale)) {
                 @Override
                 public void close() {
                     closed++;

@@ -179,7 +179,9 @@ class LoRALinearTest {
         }
         assertTrue(nonZero, "lora_a re-initialised");
         var e = assertThrows(IllegalArgumentException.class, () -> l.toEmpty("gpu"));
-        assertTrue(e.getMessage().startsWith("unknown device 'gpu'; available: jvm, reference"), e.getMessage());
+        assertTrue(e.getMessage().startsWith("device 'gpu' is not available (GPUs and other accelerators are TornadoVM"
+                + " devices, named tornado:BACKEND:DEVICE): "), e.getMessage());
+        assertTrue(e.getMessage().endsWith("; available: jvm, reference"), e.getMessage());
     }
 
     @Test

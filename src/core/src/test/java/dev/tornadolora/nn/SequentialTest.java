@@ -14,6 +14,7 @@ import java.util.Map;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** LoRA → activation → LoRA: forward, and backward through the chain, against PyTorch autograd. */
 class SequentialTest {
@@ -67,6 +68,29 @@ class SequentialTest {
         assertEquals("unknown activation 'gelu'; expected relu or silu", e.getMessage());
         e = assertThrows(IllegalArgumentException.class, () -> new Sequential(Map.of()));
         assertEquals("Sequential needs at least one module", e.getMessage());
+    }
+
+    @Test
+    void unorderedMapsAreRefusedAndListsOfEntriesKeepTheirOrder() {
+        LoRALinear fc1 = LoRALinear.builder(4, 3).rank(2).alpha(4).seed(1).build();
+        LoRALinear fc2 = LoRALinear.builder(3, 2).rank(2).alpha(4).seed(2).build();
+        var e = assertThrows(IllegalArgumentException.class,
+                () -> new Sequential(Map.of("fc1", fc1, "act", Activation.silu(), "fc2", fc2)));
+        assertTrue(e.getMessage().startsWith("Sequential needs its modules in order, but a java.util.ImmutableCollections$MapN"
+                + " has no defined order"), e.getMessage());
+        java.util.HashMap<String, Module> hash = new java.util.HashMap<>(Map.of("fc1", fc1));
+        e = assertThrows(IllegalArgumentException.class, () -> new Sequential(hash));
+        assertTrue(e.getMessage().contains("pass a LinkedHashMap (or another SequencedMap), or a List of Map.entry(name,"
+                + " module)"), e.getMessage());
+
+        Sequential listed = new Sequential(List.of(Map.entry("fc1", fc1), Map.entry("act", Activation.silu()),
+                Map.entry("fc2", fc2)));
+        assertEquals(List.of("fc1", "act", "fc2"), List.copyOf(listed.children().keySet()));
+        Map<String, Module> linked = new java.util.TreeMap<>(Map.of("b", fc2, "a", fc1));
+        assertEquals(List.of("a", "b"), List.copyOf(new Sequential(linked).children().keySet()), "a SortedMap's order");
+        e = assertThrows(IllegalArgumentException.class,
+                () -> new Sequential(List.of(Map.entry("fc1", fc1), Map.entry("fc1", fc2))));
+        assertEquals("module name 'fc1' is given twice", e.getMessage());
     }
 
     @Test

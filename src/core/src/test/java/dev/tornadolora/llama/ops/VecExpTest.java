@@ -16,17 +16,17 @@ class VecExpTest {
     @Test
     void accurateAndTheSameInVectorLanesAndScalarTails() {
         SplittableRandom rng = new SplittableRandom(3);
-        float[] x = new float[Vec.L * 20000];
+        float[] x = new float[VecSimd.L * 20000];
         for (int i = 0; i < x.length; i++) x[i] = (float) (rng.nextDouble() * 180 - 90);
         x[0] = 0f;
         x[1] = -87.3f;
         x[2] = 88.3f;
         x[3] = 1e-8f;
         double worstUlps = 0;
-        for (int i = 0; i < x.length; i += Vec.L) {
-            float[] lanes = new float[Vec.L];
-            Vec.exp(FloatVector.fromArray(Vec.F, x, i)).intoArray(lanes, 0);
-            for (int l = 0; l < Vec.L; l++) {
+        for (int i = 0; i < x.length; i += VecSimd.L) {
+            float[] lanes = new float[VecSimd.L];
+            VecSimd.exp(FloatVector.fromArray(VecSimd.F, x, i)).intoArray(lanes, 0);
+            for (int l = 0; l < VecSimd.L; l++) {
                 float xi = x[i + l], scalar = Vec.exp(xi);
                 assertEquals(Float.floatToRawIntBits(scalar), Float.floatToRawIntBits(lanes[l]), "x = " + xi);
                 if (xi >= -87.3f && xi <= 88.3f) {

@@ -1,0 +1,138 @@
+package dev.tornadolora.train;
+
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.tornadolora.io.SafeTensors;
+import dev.tornadolora.io.SafeText;
+import dev.tornadolora.io.StrictJson;
+
+import java.nio.charset.StandardCharsets;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
+import java.util.ArrayList;
+import java.util.HexFormat;
+import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+
+/**
+ * Which run wrote a file: every option that changes the math (seed, sizes, rank, lr, optimizer, momentum, batch,
+ * eval batch, ...) as one JSON object, its SHA-256, and a run id derived from that hash. Stored in the metadata of
+ * every file a training run writes ({@link #metadata()}; the resume point also keeps the options themselves,
+ * {@link #stateMetadata()}), so a resume can check that the state it is given is the one this folder's run wrote
+ * and that it continues with the same options, naming the first that differ. Derived rather than random, the id
+ * keeps the files of two identical runs byte-identical; two runs with the same id compute the same thing.
+ *
+ * @param runId         {@code run-} and the first 16 hex digits of the hash
+ * @param optionsSha256 the SHA-256 of the options' compact JSON, in hex
+ * @param options       the options, as read back from their JSON text
+ */
+public record RunIdentity(String runId, String optionsSha256, ObjectNode options) {
+    /** Metadata key of the run id. */
+    public static final String RUN_ID = "run_id";
+    /** Metadata key of the options' hash. */
+    public static final String OPTIONS_SHA256 = "options_sha256";
+    /** Metadata key of the options (in the resume point). */
+    public static final String OPTIONS = "options";
+    private static final ObjectMapper COMPACT = new ObjectMapper();
+
+    /**
+     * {@return the identity of a run with these options}
+     *
+     * @param options every option that changes the math, keys in a fixed order (the caller's)
+     */
+    public static RunIdentity of(ObjectNode options) {
+        ObjectNode canonical = canonical(options);
+        String sha = sha256(text(canonical));
+        return new RunIdentity("run-" + sha.substring(0, 16), sha, canonical);
+    }
+
+    /** {@return {@code run_id} and {@code options_sha256}: for the metadata of every file of the run} */
+    public Map<String, String> metadata() {
+        Map<String, String> m = new LinkedHashMap<>();
+        m.put(RUN_ID, runId);
+        m.put(OPTIONS_SHA256, optionsSha256);
+        return m;
+    }
+
+    /** {@return {@link #metadata()} and the options as JSON: for the resume point's metadata} */
+    public Map<String, String> stateMetadata() {
+        Map<String, String> m = metadata();
+        m.put(OPTIONS, text(options));
+        return m;
+    }
+
+    /**
+     * The identity a resume point was saved with, checked: its options must hash to its {@code options_sha256} and
+     * that to its {@code run_id} (a file edited by hand, or put together from two, is refused).
+     *
+     * @param st a training state
+     * @return the identity it was saved with
+     * @throws IllegalArgumentException when it has none or it does not match its options
+     */
+    public static RunIdentity fromState(SafeTensors st) {
+        Map<String, String> m = st.metadata();
+        if (!m.containsKey(RUN_ID) || !m.containsKey(OPTIONS) || !m.containsKey(OPTIONS_SHA256)) {
+            throw new IllegalArgumentException(st.source() + ": has no run identity (run_id, options); it was not"
+                    + " written by this version's train, so it cannot be checked: start a new run");
+        }
+        JsonNode options = StrictJson.requireObject(StrictJson.parse(st.source() + ": metadata 'options'",
+                m.get(OPTIONS)), st.source() + ": metadata 'options'");
+        RunIdentity id = of((ObjectNode) options);
+        if (!id.optionsSha256.equals(m.get(OPTIONS_SHA256)) || !id.runId.equals(m.get(RUN_ID))) {
+            throw new IllegalArgumentException(st.source() + ": its run identity does not match its options"
+                    + " (run_id " + SafeText.quote(m.get(RUN_ID)) + "): the file was altered");
+        }
+        return id;
+    }
+
+    /**
+     * Refuses, naming each option that differs ({@code lr 0.01 -> 0.02}), when {@code saved} was made with other
+     * options than this identity's.
+     *
+     * @param saved the identity a resume point was saved with
+     * @param what  starts the message ("--resume: out/train")
+     * @throws IllegalArgumentException naming each option that differs
+     */
+    public void requireSameOptions(RunIdentity saved, String what) {
+        if (saved.optionsSha256.equals(optionsSha256)) return;
+        List<String> differences = new ArrayList<>();
+        Set<String> keys = new LinkedHashSet<>();
+        options.fieldNames().forEachRemaining(keys::add);
+        saved.options.fieldNames().forEachRemaining(keys::add);
+        for (String k : keys) {
+            JsonNode before = saved.options.get(k), now = options.get(k);
+            if (before == null || !before.equals(now)) {
+                differences.add(SafeText.of(k) + " " + (before == null ? "(not recorded)" : SafeText.of(before.toString(), 60))
+                        + " -> " + (now == null ? "(none)" : SafeText.of(now.toString(), 60)));
+            }
+        }
+        throw new IllegalArgumentException(what + " was trained with other options: " + String.join(", ", differences)
+                + " (give the options of the run being resumed, or start a new run in another folder)");
+    }
+
+    /** Through text and back, so that a float 16.0f and a double 16.0 (or an int and a long) compare equal. */
+    private static ObjectNode canonical(ObjectNode options) {
+        return (ObjectNode) StrictJson.parse("options", text(options));
+    }
+
+    private static String text(JsonNode n) {
+        try {
+            return COMPACT.writeValueAsString(n);
+        } catch (JsonProcessingException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    private static String sha256(String s) {
+        try {
+            return HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(s.getBytes(StandardCharsets.UTF_8)));
+        } catch (NoSuchAlgorithmException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+}
