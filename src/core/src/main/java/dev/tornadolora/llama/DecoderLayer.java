@@ -2,8 +2,7 @@ package dev.tornadolora.llama;
 
 import dev.tornadolora.kernels.jvm.Parallel;
 import dev.tornadolora.llama.ops.CausalAttention;
-import dev.tornadolora.llama.ops.OpTimer;
-import dev.tornadolora.llama.ops.OpTimer.Op;
+import dev.tornadolora.llama.OpTimer.Op;
 import dev.tornadolora.llama.ops.RmsNorm;
 import dev.tornadolora.llama.ops.Rope;
 import dev.tornadolora.llama.ops.SwiGlu;
