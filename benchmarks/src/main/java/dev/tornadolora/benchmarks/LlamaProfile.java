@@ -3,7 +3,7 @@ package dev.tornadolora.benchmarks;
 import dev.tornadolora.llama.LlamaConfig;
 import dev.tornadolora.llama.LlamaForCausalLM;
 import dev.tornadolora.llama.LoraSettings;
-import dev.tornadolora.llama.ops.OpTimer;
+import dev.tornadolora.llama.OpTimer;
 
 import java.lang.management.ManagementFactory;
 import java.lang.management.MemoryPoolMXBean;

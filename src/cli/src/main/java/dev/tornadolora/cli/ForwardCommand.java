@@ -1,5 +1,6 @@
 package dev.tornadolora.cli;
 
+import dev.tornadolora.io.OutputGuard;
 import dev.tornadolora.io.SafeTensors;
 import dev.tornadolora.io.SafeTensorsException;
 import dev.tornadolora.io.SafeTensorsWriter;
@@ -11,7 +12,6 @@ import dev.tornadolora.tensor.Tensor;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Map;
 import java.util.concurrent.Callable;
@@ -53,7 +53,8 @@ final class ForwardCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
-        refuseOverwritingInputs();
+        new OutputGuard().input("--model", model).input("--input", input).input("--adapter", adapter)
+                .file("--output", output);
         SafeTensors in;
         try {
             in = SafeTensors.open(input);
@@ -96,18 +97,5 @@ final class ForwardCommand implements Callable<Integer> {
         }
         out.write(output);
         return 0;
-    }
-
-    /** The output may not be one of the inputs (it would be replaced before, or while, it is read). */
-    private void refuseOverwritingInputs() throws java.io.IOException {
-        if (!Files.exists(output)) return;
-        if (Files.isDirectory(output)) throw new IllegalArgumentException("--output " + output + " is a folder");
-        for (Path p : new Path[] {input, model, adapter}) {
-            if (p == null || !Files.exists(p)) continue;
-            Path real = output.toRealPath();
-            if (Files.isSameFile(p, output) || (Files.isDirectory(p) && real.startsWith(p.toRealPath()))) {
-                throw new IllegalArgumentException("--output " + output + " would overwrite an input (" + p + ")");
-            }
-        }
     }
 }

@@ -128,7 +128,7 @@ class ForwardCommandTest {
         byte[] before = Files.readAllBytes(t);
         CliRun r = CliRun.of("forward", "--model", c.resolve("model").toString(), "--input", t.toString(), "--output", t.toString());
         assertEquals(1, r.exitCode());
-        assertTrue(r.err().contains("would overwrite an input"), r.err());
+        assertTrue(r.err().contains("writing it would destroy an input"), r.err());
         assertTrue(java.util.Arrays.equals(before, Files.readAllBytes(t)));
     }
 

@@ -1,11 +1,7 @@
 package dev.tornadolora.llama.ops;
 
 import dev.tornadolora.kernels.jvm.Parallel;
-import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorOperators;
 
-import static dev.tornadolora.llama.ops.Vec.F;
-import static dev.tornadolora.llama.ops.Vec.L;
 
 /**
  * The gated activation of Llama's MLP, {@code down(silu(gate(x)) · up(x))} without the projections:
@@ -21,11 +17,7 @@ public final class SwiGlu {
 
     public static void forward(float[] g, float[] u, float[] a) {
         Parallel.forRange(a.length, GRAIN, (i0, i1) -> {
-            int i = i0;
-            for (int bound = i0 + F.loopBound(i1 - i0); i < bound; i += L) {
-                FloatVector x = FloatVector.fromArray(F, g, i);
-                x.mul(sigmoid(x)).mul(FloatVector.fromArray(F, u, i)).intoArray(a, i);
-            }
+            int i = Vec.SIMD ? VecSimd.swiGluForward(g, u, a, i0, i1) : i0;
             for (; i < i1; i++) {
                 float s = sigmoid(g[i]);
                 a[i] = g[i] * s * u[i];
@@ -33,21 +25,11 @@ public final class SwiGlu {
         });
     }
 
-    /** σ(x) = 1 / (1 + exp(−x)), lane-wise. */
-    private static FloatVector sigmoid(FloatVector x) {
-        return FloatVector.broadcast(F, 1f).div(x.neg().lanewise(VectorOperators.EXP).add(1f));
-    }
 
     /** dg and du (overwritten) from da. */
     public static void backward(float[] da, float[] g, float[] u, float[] dg, float[] du) {
         Parallel.forRange(da.length, GRAIN, (i0, i1) -> {
-            int i = i0;
-            for (int bound = i0 + F.loopBound(i1 - i0); i < bound; i += L) {
-                FloatVector x = FloatVector.fromArray(F, g, i), s = sigmoid(x), d = FloatVector.fromArray(F, da, i);
-                FloatVector one = FloatVector.broadcast(F, 1f);
-                d.mul(FloatVector.fromArray(F, u, i)).mul(s).mul(one.add(x.mul(one.sub(s)))).intoArray(dg, i);
-                d.mul(x).mul(s).intoArray(du, i);
-            }
+            int i = Vec.SIMD ? VecSimd.swiGluBackward(da, g, u, dg, du, i0, i1) : i0;
             for (; i < i1; i++) {
                 float x = g[i], s = sigmoid(x);
                 dg[i] = da[i] * u[i] * s * (1f + x * (1f - s));
@@ -57,7 +39,7 @@ public final class SwiGlu {
     }
 
     private static float sigmoid(float x) {
-        return (float) (1.0 / (1.0 + Math.exp(-x)));
+        return 1f / (Vec.exp(-x) + 1f);
     }
 
     public static double[] forwardReference(double[] g, double[] u) {

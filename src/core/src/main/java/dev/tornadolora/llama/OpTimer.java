@@ -1,4 +1,4 @@
-package dev.tornadolora.llama.ops;
+package dev.tornadolora.llama;
 
 import java.util.EnumMap;
 import java.util.Map;

@@ -1,0 +1,206 @@
+package dev.tornadolora.llama.ops;
+
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorSpecies;
+
+/**
+ * The Llama ops' Vector API code, the only class of theirs that touches {@code jdk.incubator.vector}: loaded
+ * through {@link Vec} only when the module is readable ({@code --add-modules jdk.incubator.vector}).
+ */
+final class VecSimd {
+    static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
+    static final int L = F.length();
+
+    private VecSimd() {}
+
+    /** y[yo + i] += a · x[xo + i] for i &lt; n. */
+    static void axpy(int n, float a, float[] x, int xo, float[] y, int yo) {
+        int i = 0;
+        FloatVector va = FloatVector.broadcast(F, a);
+        for (int bound = F.loopBound(n); i < bound; i += L) {
+            FloatVector.fromArray(F, x, xo + i).fma(va, FloatVector.fromArray(F, y, yo + i)).intoArray(y, yo + i);
+        }
+        for (; i < n; i++) {
+            y[yo + i] = Math.fma(a, x[xo + i], y[yo + i]);
+        }
+    }
+
+    /** Σ x[xo + i]·y[yo + i] for i &lt; n, lanes summed in a fixed order (the same result in every JIT tier). */
+    static float dot(int n, float[] x, int xo, float[] y, int yo) {
+        int i = 0;
+        FloatVector acc = FloatVector.zero(F);
+        for (int bound = F.loopBound(n); i < bound; i += L) {
+            acc = FloatVector.fromArray(F, x, xo + i).fma(FloatVector.fromArray(F, y, yo + i), acc);
+        }
+        float s = 0f;
+        for (int l = 0; l < L; l++) {
+            s += acc.lane(l);
+        }
+        for (; i < n; i++) {
+            s = Math.fma(x[xo + i], y[yo + i], s);
+        }
+        return s;
+    }
+
+    /**
+     * x[xo + i] = exp(x[xo + i]·mul − sub) for i &lt; n, returning their sum (lanes summed in a fixed order), with
+     * {@link #exp(FloatVector)}: the same bits in every JIT tier and for vector lanes and scalar tails alike.
+     */
+    static float expInPlace(int n, float[] x, int xo, float mul, float sub) {
+        int i = 0;
+        FloatVector acc = FloatVector.zero(F), vm = FloatVector.broadcast(F, mul), vs = FloatVector.broadcast(F, -sub);
+        for (int bound = F.loopBound(n); i < bound; i += L) {
+            FloatVector e = exp(FloatVector.fromArray(F, x, xo + i).fma(vm, vs));
+            e.intoArray(x, xo + i);
+            acc = acc.add(e);
+        }
+        float s = 0f;
+        for (int l = 0; l < L; l++) s += acc.lane(l);
+        for (; i < n; i++) {
+            x[xo + i] = Vec.exp(Math.fma(x[xo + i], mul, -sub));
+            s += x[xo + i];
+        }
+        return s;
+    }
+
+    /**
+     * exp in fp32 from +, ×, fma and bit operations only, so that it gives one result whether interpreted, C1 or C2
+     * compiled (the JDK's vector exp is an SVML intrinsic in C2 and Math.exp per lane before, which round
+     * differently): x clamped to [−87.3, 88.3], x = k·ln2 + r (Cody–Waite, |r| ≤ ln2/2), e^r by its Taylor
+     * polynomial to r⁷ (error below 1e-8 relative), times 2^k built in the exponent bits. Within 2 ulp of exp.
+     */
+    static FloatVector exp(FloatVector x) {
+        x = x.max(Vec.MIN_X).min(Vec.MAX_X);
+        // floor(x·log2e + 0.5) by truncating a positive number (x·log2e + 0.5 + 126 > 0 in the clamped range)
+        IntVector k = x.fma(FloatVector.broadcast(F, Vec.LOG2E), FloatVector.broadcast(F, 126.5f))
+                .convert(VectorOperators.F2I, 0).reinterpretAsInts().sub(126);
+        FloatVector kf = (FloatVector) k.convert(VectorOperators.I2F, 0);
+        FloatVector r = kf.fma(FloatVector.broadcast(F, -Vec.LN2_HI), x);
+        r = kf.fma(FloatVector.broadcast(F, -Vec.LN2_LO), r);
+        FloatVector p = FloatVector.broadcast(F, Vec.TAYLOR[0]);
+        for (int t = 1; t < Vec.TAYLOR.length; t++) {
+            p = p.fma(r, FloatVector.broadcast(F, Vec.TAYLOR[t]));
+        }
+        FloatVector scale = k.add(127).lanewise(VectorOperators.LSHL, 23).reinterpretAsFloats();
+        return p.mul(scale);
+    }
+
+    /** Σ x[xo + i]² for i &lt; n. */
+    static float sumSquares(int n, float[] x, int xo) {
+        return dot(n, x, xo, x, xo);
+    }
+
+    /** max x[xo + i] for i &lt; n (n ≥ 1). */
+    static float max(int n, float[] x, int xo) {
+        int i = 0;
+        float m = Float.NEGATIVE_INFINITY;
+        if (n >= L) {
+            FloatVector acc = FloatVector.broadcast(F, Float.NEGATIVE_INFINITY);
+            for (int bound = F.loopBound(n); i < bound; i += L) {
+                acc = acc.max(FloatVector.fromArray(F, x, xo + i));
+            }
+            m = acc.reduceLanes(VectorOperators.MAX);
+        }
+        for (; i < n; i++) {
+            m = Math.max(m, x[xo + i]);
+        }
+        return m;
+    }
+
+    static void block4(int r0, int n, int k0, int k1, float[] a, int aOff, int aRow, int aK,
+                               float[] b, int bOff, int ldb, float[] c, int cOff, int ldc) {
+        int a0 = aOff + r0 * aRow, a1 = a0 + aRow, a2 = a1 + aRow, a3 = a2 + aRow;
+        int c0 = cOff + r0 * ldc, c1 = c0 + ldc, c2 = c1 + ldc, c3 = c2 + ldc;
+        int j = 0;
+        for (; j + 2 * L <= n; j += 2 * L) {
+            FloatVector s00 = FloatVector.fromArray(F, c, c0 + j), s01 = FloatVector.fromArray(F, c, c0 + j + L);
+            FloatVector s10 = FloatVector.fromArray(F, c, c1 + j), s11 = FloatVector.fromArray(F, c, c1 + j + L);
+            FloatVector s20 = FloatVector.fromArray(F, c, c2 + j), s21 = FloatVector.fromArray(F, c, c2 + j + L);
+            FloatVector s30 = FloatVector.fromArray(F, c, c3 + j), s31 = FloatVector.fromArray(F, c, c3 + j + L);
+            for (int kk = k0; kk < k1; kk++) {
+                int bo = bOff + kk * ldb + j, ak = kk * aK;
+                FloatVector b0 = FloatVector.fromArray(F, b, bo), b1 = FloatVector.fromArray(F, b, bo + L);
+                FloatVector x0 = FloatVector.broadcast(F, a[a0 + ak]);
+                s00 = b0.fma(x0, s00);
+                s01 = b1.fma(x0, s01);
+                FloatVector x1 = FloatVector.broadcast(F, a[a1 + ak]);
+                s10 = b0.fma(x1, s10);
+                s11 = b1.fma(x1, s11);
+                FloatVector x2 = FloatVector.broadcast(F, a[a2 + ak]);
+                s20 = b0.fma(x2, s20);
+                s21 = b1.fma(x2, s21);
+                FloatVector x3 = FloatVector.broadcast(F, a[a3 + ak]);
+                s30 = b0.fma(x3, s30);
+                s31 = b1.fma(x3, s31);
+            }
+            s00.intoArray(c, c0 + j);
+            s01.intoArray(c, c0 + j + L);
+            s10.intoArray(c, c1 + j);
+            s11.intoArray(c, c1 + j + L);
+            s20.intoArray(c, c2 + j);
+            s21.intoArray(c, c2 + j + L);
+            s30.intoArray(c, c3 + j);
+            s31.intoArray(c, c3 + j + L);
+        }
+        for (; j + L <= n; j += L) {
+            FloatVector s0 = FloatVector.fromArray(F, c, c0 + j), s1 = FloatVector.fromArray(F, c, c1 + j);
+            FloatVector s2 = FloatVector.fromArray(F, c, c2 + j), s3 = FloatVector.fromArray(F, c, c3 + j);
+            for (int kk = k0; kk < k1; kk++) {
+                FloatVector bv = FloatVector.fromArray(F, b, bOff + kk * ldb + j);
+                int ak = kk * aK;
+                s0 = bv.fma(FloatVector.broadcast(F, a[a0 + ak]), s0);
+                s1 = bv.fma(FloatVector.broadcast(F, a[a1 + ak]), s1);
+                s2 = bv.fma(FloatVector.broadcast(F, a[a2 + ak]), s2);
+                s3 = bv.fma(FloatVector.broadcast(F, a[a3 + ak]), s3);
+            }
+            s0.intoArray(c, c0 + j);
+            s1.intoArray(c, c1 + j);
+            s2.intoArray(c, c2 + j);
+            s3.intoArray(c, c3 + j);
+        }
+        for (; j < n; j++) {
+            float s0 = c[c0 + j], s1 = c[c1 + j], s2 = c[c2 + j], s3 = c[c3 + j];
+            for (int kk = k0; kk < k1; kk++) {
+                float bv = b[bOff + kk * ldb + j];
+                int ak = kk * aK;
+                s0 = Math.fma(a[a0 + ak], bv, s0);
+                s1 = Math.fma(a[a1 + ak], bv, s1);
+                s2 = Math.fma(a[a2 + ak], bv, s2);
+                s3 = Math.fma(a[a3 + ak], bv, s3);
+            }
+            c[c0 + j] = s0;
+            c[c1 + j] = s1;
+            c[c2 + j] = s2;
+            c[c3 + j] = s3;
+        }
+    }
+
+    /** SwiGLU forward over [i0, i1): a = g·σ(g)·u; returns where the scalar tail starts. */
+    static int swiGluForward(float[] g, float[] u, float[] a, int i0, int i1) {
+        int i = i0;
+        for (int bound = i0 + F.loopBound(i1 - i0); i < bound; i += L) {
+            FloatVector x = FloatVector.fromArray(F, g, i);
+            x.mul(sigmoid(x)).mul(FloatVector.fromArray(F, u, i)).intoArray(a, i);
+        }
+        return i;
+    }
+
+    /** SwiGLU backward over [i0, i1); returns where the scalar tail starts. */
+    static int swiGluBackward(float[] da, float[] g, float[] u, float[] dg, float[] du, int i0, int i1) {
+        int i = i0;
+        FloatVector one = FloatVector.broadcast(F, 1f);
+        for (int bound = i0 + F.loopBound(i1 - i0); i < bound; i += L) {
+            FloatVector x = FloatVector.fromArray(F, g, i), s = sigmoid(x), d = FloatVector.fromArray(F, da, i);
+            d.mul(FloatVector.fromArray(F, u, i)).mul(s).mul(one.add(x.mul(one.sub(s)))).intoArray(dg, i);
+            d.mul(x).mul(s).intoArray(du, i);
+        }
+        return i;
+    }
+
+    /** σ(x) = 1 / (1 + exp(−x)), lane-wise, with the ops' exp. */
+    private static FloatVector sigmoid(FloatVector x) {
+        return FloatVector.broadcast(F, 1f).div(exp(x.neg()).add(1f));
+    }
+}
