@@ -219,6 +219,70 @@ def train_tokenizer(vocab_size):
     return tok
 
 
+def load_hf_weights(model_dir):
+    index = model_dir / "model.safetensors.index.json"
+    files = sorted(set(json.loads(index.read_text())["weight_map"].values())) if index.exists() else ["model.safetensors"]
+    weights = {}
+    for f in files:
+        weights.update(load_file(model_dir / f))
+    return {k: v.double() for k, v in weights.items()}
+
+
+def independent_forward(cfg, w, adapter, lora, ids):
+    """A plain float64 Llama written from the architecture's equations (not transformers' code), as a
+    cross-check of the fixture: RMSNorm, rotate_half RoPE (llama3 frequencies), GQA causal attention,
+    SwiGLU, LoRA y = x W^T + s (x A^T) B^T on the adapted projections."""
+    scale = lora["lora_alpha"] / (math.sqrt(lora["r"]) if lora["use_rslora"] else lora["r"])
+    a = {k: v.double() for k, v in adapter.items()}
+
+    def linear(x, name):
+        y = x @ w[name + ".weight"].T
+        key = "base_model.model." + name
+        if key + ".lora_A.weight" in a:
+            y = y + scale * (x @ a[key + ".lora_A.weight"].T) @ a[key + ".lora_B.weight"].T
+        return y
+
+    def rms(x, name):
+        return x / torch.sqrt((x * x).mean(-1, keepdim=True) + cfg["rms_norm_eps"]) * w[name + ".weight"]
+
+    hd, nh, nkv = cfg["head_dim"], cfg["num_attention_heads"], cfg["num_key_value_heads"]
+    rp = cfg["rope_parameters"]
+    inv = 1.0 / rp["rope_theta"] ** (torch.arange(0, hd, 2, dtype=torch.float64) / hd)
+    if rp["rope_type"] == "llama3":
+        lo, hi, f, old = rp["low_freq_factor"], rp["high_freq_factor"], rp["factor"], rp["original_max_position_embeddings"]
+        wavelen = 2 * math.pi / inv
+        smooth = (old / wavelen - lo) / (hi - lo)
+        inv = torch.where(wavelen > old / lo, inv / f,
+                          torch.where(wavelen < old / hi, inv, (1 - smooth) * inv / f + smooth * inv))
+    else:
+        assert rp["rope_type"] == "default", rp
+    b, s = ids.shape
+    ang = torch.arange(s, dtype=torch.float64)[:, None] * inv[None, :]
+    cos, sin = torch.cat([ang.cos(), ang.cos()], -1), torch.cat([ang.sin(), ang.sin()], -1)
+
+    def rope(t):  # [b, heads, s, hd]
+        rot = torch.cat([-t[..., hd // 2:], t[..., :hd // 2]], -1)
+        return t * cos + rot * sin
+
+    x = w["model.embed_tokens.weight"][ids]
+    mask = torch.full((s, s), float("-inf"), dtype=torch.float64).triu(1)
+    for i in range(cfg["num_hidden_layers"]):
+        p = f"model.layers.{i}."
+        h = rms(x, p + "input_layernorm")
+        q = rope(linear(h, p + "self_attn.q_proj").view(b, s, nh, hd).transpose(1, 2))
+        k = rope(linear(h, p + "self_attn.k_proj").view(b, s, nkv, hd).transpose(1, 2))
+        v = linear(h, p + "self_attn.v_proj").view(b, s, nkv, hd).transpose(1, 2)
+        k, v = k.repeat_interleave(nh // nkv, 1), v.repeat_interleave(nh // nkv, 1)
+        att = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(hd) + mask, -1) @ v
+        x = x + linear(att.transpose(1, 2).reshape(b, s, nh * hd), p + "self_attn.o_proj")
+        h = rms(x, p + "post_attention_layernorm")
+        x = x + linear(F.silu(linear(h, p + "mlp.gate_proj")) * linear(h, p + "mlp.up_proj"), p + "mlp.down_proj")
+    x = rms(x, "model.norm")
+    if "lm_head.weight" not in w:
+        w = {**w, "lm_head.weight": w["model.embed_tokens.weight"]}
+    return linear(x, "lm_head")
+
+
 def write_case(out, case):
     name = case["name"]
     root = out / name
@@ -283,6 +347,14 @@ def write_case(out, case):
     loss = causal_lm_loss(logits, labels)
     assert abs(loss.item() - out_hf.loss.item()) <= 1e-6 * abs(loss.item()), (loss.item(), out_hf.loss.item())
     loss.backward()
+    w = load_hf_weights(root / "model")
+    if case.get("quantize_base"):
+        w = {k: nf4_dequantized(v.float()).double() if k.rsplit(".", 2)[-2] in PROJECTIONS else v
+             for k, v in w.items()}
+    cfg = json.loads((root / "model" / "config.json").read_text())
+    check = independent_forward(cfg, w, adapter, lora, ids)
+    err = ((check - logits).abs().max() / logits.abs().max()).item()
+    assert err < 1e-6, f"{name}: transformers and the independent float64 forward differ by {err:.2e}"
     expected = {"logits": logits.detach().float(), "loss": loss.detach().float().reshape(())}
     for k, p in params.items():
         assert p.grad is not None and p.grad.abs().max() > 0, f"{name}: zero gradient for {k}"
@@ -306,7 +378,8 @@ def write_case(out, case):
     }
     (root / "case.json").write_text(json.dumps(meta, indent=2) + "\n")
     size = sum(f.stat().st_size for f in root.rglob("*") if f.is_file())
-    print(f"{name:28s} loss {loss.item():.6f}  {len(params):3d} adapter tensors  {size / 1024:7.1f} KiB")
+    print(f"{name:28s} loss {loss.item():.6f}  {len(params):3d} adapter tensors  {size / 1024:7.1f} KiB  "
+          f"independent forward {err:.1e}")
     return size
 
 
