@@ -73,6 +73,8 @@ def parse_args():
     ap.add_argument("--jar", default=str(HERE / "target" / "benchmarks.jar"))
     ap.add_argument("--java", default=os.path.join(os.environ.get("JAVA_HOME", "/usr"), "bin", "java"))
     ap.add_argument("--json", default=str(HERE / "target" / "compare.json"))
+    ap.add_argument("--python", help="interpreter of the PyTorch side (default: this one; the llama-* workloads "
+                    "need transformers + PEFT and then default to .venv-oracle/bin/python, see scripts/oracle-venv.sh)")
     ap.add_argument("--skip-blas-check", action="store_true", help=argparse.SUPPRESS)
     return ap.parse_args()
 
@@ -180,6 +182,8 @@ def pytorch_side(args):
             return dy @ ctx.w.dequantize(), None
 
     def make(name):
+        if name.startswith("llama-"):
+            return llama_workload(name, torch, Nf4, LinearNf4)
         base, kind, size = name.split("-")
         dim, tokens = (int(v) for v in size.split("x"))
         g = torch.Generator().manual_seed(1)
@@ -210,6 +214,116 @@ def pytorch_side(args):
         return run
 
     return make, torch.__version__
+
+
+# ---------------------------------------------------------------- Llama step (issues 14 and 15)
+
+# The benchmark configuration of issue 14: a 4-layer Llama, batch 2 x 256 tokens, LoRA r 16, alpha 32.
+LLAMA_CONFIG = dict(vocab_size=8192, hidden_size=1024, intermediate_size=2816, num_hidden_layers=4,
+                    num_attention_heads=16, num_key_value_heads=4, head_dim=64, max_position_embeddings=256,
+                    rms_norm_eps=1e-5, tie_word_embeddings=False)
+LLAMA_BATCH, LLAMA_SEQ, LLAMA_ROWS = 2, 256, 8
+LLAMA_PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+LLAMA_TARGETS = {"qv": ("q_proj", "v_proj"), "all": LLAMA_PROJECTIONS}
+LLAMA_MAX_GRAD_NORM, LLAMA_LR = 1.0, 1e-4
+LLAMA_WORKLOADS = [f"llama-{b}-{k}{t}" for k in ("step", "finetune") for t in ("", "-all") for b in ("fp32", "qlora")]
+
+
+def parse_llama(name):
+    """llama-fp32|qlora-step|finetune[-all] -> (base, kind, LoRA targets key)."""
+    p = name.split("-")
+    if len(p) not in (3, 4) or p[1] not in ("fp32", "qlora") or p[2] not in ("step", "finetune") \
+            or (len(p) == 4 and p[3] != "all"):
+        raise ValueError(f"workload: expected llama-fp32|qlora-step|finetune[-all] but got {name}")
+    return p[1], p[2], "all" if len(p) == 4 else "qv"
+
+
+def llama_workload(name, torch, Nf4, LinearNf4):
+    """transformers' LlamaForCausalLM + PEFT LoRA, fp32 on the CPU (sdpa attention).
+    step:     loss = model(input_ids, labels).loss (transformers' causal-LM loss); loss.backward()
+    finetune: an optimizer step as finetune runs it: zero_grad, the next batch of rows, forward, backward,
+              clip_grad_norm_(adapters, 1.0), torch.optim.AdamW.step()
+    qlora:    every q/k/v/o/gate/up/down base weight becomes an NF4 record (torchao layout) whose forward and
+              backward dequantize it and call F.linear (torchao's linear_nf4, as torchtune's FrozenNF4Linear)."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import LlamaConfig, LlamaForCausalLM
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    base, kind, targets = parse_llama(name)
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(LlamaConfig(**LLAMA_CONFIG, attn_implementation="sdpa")).float()
+    model = get_peft_model(model, LoraConfig(r=RANK, lora_alpha=ALPHA, target_modules=list(LLAMA_TARGETS[targets]),
+                                             lora_dropout=0.0, bias="none", task_type="CAUSAL_LM"))
+    with torch.no_grad():  # lora_B starts at zero (PEFT); give it values so the update is real arithmetic
+        for pname, p in model.named_parameters():
+            if "lora_B" in pname:
+                p.uniform_(-0.01, 0.01)
+
+    if base == "qlora":
+        class FrozenNf4Linear(torch.nn.Module):
+            def __init__(self, rows, cols):
+                super().__init__()
+                self.nf4 = Nf4(rows, cols)
+
+            def forward(self, x):
+                return LinearNf4.apply(x, self.nf4)
+
+        for mname, mod in list(model.named_modules()):
+            parts = mname.split(".")
+            if isinstance(mod, torch.nn.Linear) and (parts[-1] in LLAMA_PROJECTIONS or (
+                    parts[-1] == "base_layer" and parts[-2] in LLAMA_PROJECTIONS)):
+                parent = model.get_submodule(".".join(parts[:-1]))
+                setattr(parent, parts[-1], FrozenNf4Linear(mod.out_features, mod.in_features))
+        assert not any(n.endswith("_proj.weight") or n.endswith("base_layer.weight")
+                       for n, _ in model.named_parameters()), "a projection weight stayed fp32"
+    model.train()
+    params = [p for p in model.parameters() if p.requires_grad]
+    g = torch.Generator().manual_seed(3)
+    rows = torch.randint(0, LLAMA_CONFIG["vocab_size"], (LLAMA_ROWS, LLAMA_SEQ), generator=g)
+    if kind == "step":
+        ids = rows[:LLAMA_BATCH]
+
+        def run():
+            loss = model(input_ids=ids, labels=ids).loss
+            loss.backward()
+            return loss
+        return run
+
+    opt = torch.optim.AdamW(params, lr=LLAMA_LR, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01)
+    state = {"step": 0}
+
+    def run():
+        i = state["step"]
+        state["step"] += 1
+        ids = rows[[(i * LLAMA_BATCH + j) % LLAMA_ROWS for j in range(LLAMA_BATCH)]]
+        opt.zero_grad(set_to_none=True)
+        loss = model(input_ids=ids, labels=ids).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, LLAMA_MAX_GRAD_NORM)
+        opt.step()
+        return loss
+    return run
+
+
+def llama_flops(name):
+    """Multiply-adds x 2 of one step. Forward: every linear (projections and lm_head) 2·T·in·out, LoRA
+    2·T·r·(in + out) per adapted projection, attention 2·2·B·heads·S²·head_dim per layer (QKᵀ and PV, the full
+    square, as sdpa computes it). Backward: dx of every linear again (the base is frozen: no weight gradient),
+    4·T·r·(in + out) per adapter (dA, dB, and dx through A and B), attention twice its forward."""
+    _, _, targets = parse_llama(name)
+    c = LLAMA_CONFIG
+    t = LLAMA_BATCH * LLAMA_SEQ
+    h, i, hd = c["hidden_size"], c["intermediate_size"], c["head_dim"]
+    shapes = {"q_proj": (h, c["num_attention_heads"] * hd), "k_proj": (h, c["num_key_value_heads"] * hd),
+              "v_proj": (h, c["num_key_value_heads"] * hd), "o_proj": (c["num_attention_heads"] * hd, h),
+              "gate_proj": (h, i), "up_proj": (h, i), "down_proj": (i, h)}
+    linear = sum(a * b for a, b in shapes.values()) * c["num_hidden_layers"] + h * c["vocab_size"]
+    lora = sum(a + b for m, (a, b) in shapes.items() if m in LLAMA_TARGETS[targets]) * RANK * c["num_hidden_layers"]
+    attn = 4 * LLAMA_BATCH * c["num_attention_heads"] * LLAMA_SEQ ** 2 * hd * c["num_hidden_layers"]
+    forward = 2 * t * linear + 2 * t * lora + attn
+    backward = 2 * t * linear + 4 * t * lora + 2 * attn
+    return forward + backward
 
 
 def time_runs(run, seconds):
@@ -288,6 +402,8 @@ class JvmSide:
 # ---------------------------------------------------------------- report
 
 def flops(name):
+    if name.startswith("llama-"):
+        return llama_flops(name)
     base, kind, size = name.split("-")
     d, t = (float(v) for v in size.split("x"))
     fwd = 2 * t * d * d + 2 * t * RANK * (d + d)
@@ -295,8 +411,29 @@ def flops(name):
     return fwd + (bwd if kind == "fwdbwd" else 0)
 
 
+def choose_python(args):
+    """Re-executes this script under --python, or under .venv-oracle's python when a llama-* workload is asked
+    for and this interpreter lacks transformers/PEFT (Debian's torch 1.13 runs the layer workloads)."""
+    if args.python is None and any(w.startswith("llama-") for w in args.workloads):
+        try:
+            import peft  # noqa: F401
+            import transformers  # noqa: F401
+            return
+        except ImportError:
+            args.python = str(ROOT / ".venv-oracle" / "bin" / "python")
+            if not Path(args.python).exists():
+                sys.exit("compare: the llama-* workloads need PyTorch 2.13 + transformers + PEFT: run "
+                         "scripts/oracle-venv.sh first (or pass --python)")
+    if args.python and Path(args.python).resolve() != Path(sys.executable).resolve() \
+            and not os.environ.get("_TL_COMPARE_PYTHON_SET"):
+        os.execve(args.python, [args.python] + sys.argv, dict(os.environ, _TL_COMPARE_PYTHON_SET="1"))
+
+
 def main():
     args = parse_args()
+    if args.workloads == ["llama"]:
+        args.workloads = list(LLAMA_WORKLOADS)
+    choose_python(args)
     if args.blas != "default":
         choose_blas(args)
     load = os.getloadavg()[0]
