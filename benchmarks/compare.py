@@ -60,7 +60,17 @@ TARGETS = [
     ("NF4 decode, 1 token (vs PyTorch fp32)", "nf4-fwd-4096x1", "decode", 0.25),
     ("fp32 forward + backward, 512 tokens", "fp32-fwdbwd-4096x512", "speedup", 1.0),
     ("NF4 forward + backward, 512 tokens", "nf4-fwdbwd-4096x512", "speedup", 1.5),
+    ("issue 14: Llama fp32 step, LoRA q,v", "llama-fp32-step", "speedup", 1.0),
+    ("issue 14: Llama fp32 step, LoRA all", "llama-fp32-step-all", "speedup", 1.0),
+    ("issue 14: Llama QLoRA step, LoRA q,v", "llama-qlora-step", "speedup", 1.5),
+    ("issue 14: Llama QLoRA step, LoRA all", "llama-qlora-step-all", "speedup", 1.5),
+    ("issue 15: finetune step fp32, LoRA q,v", "llama-fp32-finetune", "speedup", 1.0),
+    ("issue 15: finetune step fp32, LoRA all", "llama-fp32-finetune-all", "speedup", 1.0),
+    ("issue 15: finetune step QLoRA, LoRA q,v", "llama-qlora-finetune", "speedup", 1.5),
+    ("issue 15: finetune step QLoRA, LoRA all", "llama-qlora-finetune-all", "speedup", 1.5),
 ]
+# QLoRA peak heap target (issue 14): <= 1.3 x (NF4 weights + activations), see llama_memory_model.
+HEAP_TARGET = 1.3
 
 
 def parse_args():
@@ -75,6 +85,7 @@ def parse_args():
     ap.add_argument("--json", default=str(HERE / "target" / "compare.json"))
     ap.add_argument("--python", help="interpreter of the PyTorch side (default: this one; the llama-* workloads "
                     "need transformers + PEFT and then default to .venv-oracle/bin/python, see scripts/oracle-venv.sh)")
+    ap.add_argument("--no-memory", action="store_true", help="skip the QLoRA heap check of the llama-qlora-* workloads")
     ap.add_argument("--skip-blas-check", action="store_true", help=argparse.SUPPRESS)
     return ap.parse_args()
 
@@ -326,6 +337,75 @@ def llama_flops(name):
     return forward + backward
 
 
+def llama_memory_model(name):
+    """Bytes the QLoRA heap target is measured against (issue 14: peak heap <= 1.3 x (NF4 weights + activations)).
+    NF4 weights: every projection in torchao's layout (numel/2 code bytes + numel/64 int8 scalers + 4 bytes per
+    scaler block + 4 for the mean), embeddings, lm_head and norms fp32. Activations: the fp32 tensors a step's
+    backward needs, per token: per layer the layer input, both RMSNorm outputs, the mid-layer residual (4 H),
+    q, k, v after RoPE and the attention output (2 heads·head_dim + 2 kv_heads·head_dim), gate, up and
+    silu(gate)·up (3 I), one log-sum-exp per head, x·Aᵀ per adapter (r); after the layers the final norm's input
+    and output (2 H) and the logits (V). Attention probabilities [B, heads, S, S] are not counted: a step can
+    recompute them from the log-sum-exp (flash-attention style), as the JVM model does."""
+    _, _, targets = parse_llama(name)
+    c = LLAMA_CONFIG
+    h, i, hd, L, v = c["hidden_size"], c["intermediate_size"], c["head_dim"], c["num_hidden_layers"], c["vocab_size"]
+    nh, nkv = c["num_attention_heads"], c["num_key_value_heads"]
+    shapes = [nh * hd * h, nkv * hd * h, nkv * hd * h, h * nh * hd, i * h, i * h, h * i]
+    nf4 = sum(n // 2 + n // 64 + 4 * (n // (64 * 256)) + 4 for n in shapes) * L
+    dense = 4 * (2 * v * h + (2 * L + 1) * h)
+    tokens = LLAMA_BATCH * LLAMA_SEQ
+    n_adapters = len(LLAMA_TARGETS[targets])
+    per_token = L * (4 * h + 2 * nh * hd + 2 * nkv * hd + 3 * i + nh + RANK * n_adapters) + 2 * h + v
+    activations = 4 * tokens * per_token
+    return {"nf4_weights": nf4 + dense, "nf4_projections": nf4, "dense_weights": dense, "activations": activations,
+            "budget": HEAP_TARGET * (nf4 + dense + activations)}
+
+
+def write_llama_folder(path):
+    """The benchmark configuration as an HF folder (random weights, fp32), for the JVM's tensor-by-tensor load."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+    torch.manual_seed(0)
+    LlamaForCausalLM(LlamaConfig(**LLAMA_CONFIG)).save_pretrained(path)
+
+
+HEAP_LADDER = (1.3, 1.6, 2.0, 2.5, 3.2, 4.0)
+
+
+def memory_checks(args, names):
+    """For each QLoRA workload: JVMs (ParallelGC, as ./tornado-lora runs) with -Xmx = k x (NF4 weights +
+    activations) for k = 1.3 (the target), 1.6, 2, 2.5, 3.2, 4 until one fits: it loads the model from an HF
+    folder tensor by tensor and runs 1 + 2 steps (or reports the OutOfMemoryError). The smallest k that fits is
+    the measured peak-heap ratio (to the ladder's resolution); the fitting JVM also reports the live heap after a
+    full GC and the GC count/time of the 2 steps."""
+    import tempfile
+    results = {}
+    with tempfile.TemporaryDirectory(dir=HERE / "target", prefix="llama-bench-") as tmp:
+        write_llama_folder(tmp)
+        for name in names:
+            m = llama_memory_model(name)
+            base = m["nf4_weights"] + m["activations"]
+            r = {"model": m, "budget_mb": int(m["budget"] / 2 ** 20), "tries": []}
+            for k in HEAP_LADDER:
+                mb = int(k * base / 2 ** 20)
+                jvm = JvmSide(args, xmx=f"{mb}m")
+                try:
+                    jvm.proc.stdin.write(f"memory {name} 2 {tmp}\n")
+                    jvm.proc.stdin.flush()
+                    answer = json.loads(jvm.proc.stdout.readline() or '{"error": "the JVM stopped"}')
+                finally:
+                    jvm.close()
+                r["tries"].append({"factor": k, "xmx_mb": mb, **answer})
+                print(f"  memory {name}: -Xmx{mb}m = {k} x (NF4 weights {m['nf4_weights'] / 2 ** 20:.1f} MB + "
+                      f"activations {m['activations'] / 2 ** 20:.1f} MB): "
+                      f"{answer.get('error') or 'fits, live %.1f MB' % answer['live_mb']}", file=sys.stderr, flush=True)
+                if "error" not in answer:
+                    r["fits_factor"], r["fits_xmx_mb"] = k, mb
+                    break
+            results[name] = r
+    return results
+
+
 def time_runs(run, seconds):
     """The protocol of the JVM side (Compare.time): warm up, then measure."""
     start = time.perf_counter()
@@ -361,10 +441,10 @@ def thp_flag():
 class JvmSide:
     """The JVM side (dev.tornadolora.benchmarks.Compare) as a server: one process, commands on stdin, JSON lines back."""
 
-    def __init__(self, args):
+    def __init__(self, args, xmx="8g"):
         if not Path(args.jar).is_file():
             sys.exit(f"compare: {args.jar} not found; run ./build compare (it builds the jar)")
-        cmd = [args.java, "--add-modules", "jdk.incubator.vector", "-XX:+UseParallelGC", "-Xmx8g"] + thp_flag() + [
+        cmd = [args.java, "--add-modules", "jdk.incubator.vector", "-XX:+UseParallelGC", f"-Xmx{xmx}"] + thp_flag() + [
                f"-Dtornadolora.threads={args.threads}", "-cp", args.jar, "dev.tornadolora.benchmarks.Compare"]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      text=True, bufsize=1)
@@ -443,28 +523,38 @@ def main():
     core = openblas_core()
     jvm = JvmSide(args)
     peak = jvm.ask("peak")["peak_gflops"]
-    torch_runs, torch_results, jvm_results = {}, {}, {}
+    torch_runs, torch_results, jvm_results, profiles = {}, {}, {}, {}
     # Alternate the two sides workload by workload, for several rounds: each side keeps its best round, so a
-    # burst of load from other processes costs a round, not the comparison.
-    for rnd in range(args.rounds):
-        for name in args.workloads:
-            if name not in torch_runs:
-                torch_runs[name] = make(name)
-            ms = time_runs(torch_runs[name], args.seconds)
-            t = {"ms": statistics.median(ms), "ms_min": min(ms), "runs": len(ms)}
-            j = jvm.ask(f"run {name} {args.seconds}")
-            print(f"  round {rnd + 1}  {name:22s} torch {t['ms']:9.3f} ms ({t['runs']} runs)   "
-                  f"jvm {j['ms']:9.3f} ms ({j['runs']} runs)   load {os.getloadavg()[0]:.2f}",
-                  file=sys.stderr, flush=True)
-            for side, r in ((torch_results, t), (jvm_results, j)):
-                best = side.get(name)
-                fastest = min(r["ms_min"], best["ms_min"]) if best else r["ms_min"]
-                if best is None or r["ms"] < best["ms"]:
-                    side[name] = dict(r)
-                side[name]["ms_min"] = fastest
+    # burst of load from other processes costs a round, not the comparison. A Llama workload holds a model of
+    # ~250 MB per side, so its rounds run back to back (still alternating the sides) and it is dropped after them.
+    layer = [w for w in args.workloads if not w.startswith("llama-")]
+    llama = [w for w in args.workloads if w.startswith("llama-")]
+    schedule = [(rnd, name) for rnd in range(args.rounds) for name in layer] + \
+               [(rnd, name) for name in llama for rnd in range(args.rounds)]
+    for rnd, name in schedule:
+        if name not in torch_runs:
+            torch_runs[name] = make(name)
+        ms = time_runs(torch_runs[name], args.seconds)
+        t = {"ms": statistics.median(ms), "ms_min": min(ms), "runs": len(ms)}
+        j = jvm.ask(f"run {name} {args.seconds}")
+        print(f"  round {rnd + 1}  {name:24s} torch {t['ms']:9.3f} ms ({t['runs']} runs)   "
+              f"jvm {j['ms']:9.3f} ms ({j['runs']} runs)   load {os.getloadavg()[0]:.2f}",
+              file=sys.stderr, flush=True)
+        for side, r in ((torch_results, t), (jvm_results, j)):
+            best = side.get(name)
+            fastest = min(r["ms_min"], best["ms_min"]) if best else r["ms_min"]
+            if best is None or r["ms"] < best["ms"]:
+                side[name] = dict(r)
+            side[name]["ms_min"] = fastest
+        if name in llama and rnd == args.rounds - 1:
+            profiles[name] = jvm.ask(f"profile {name} 2")
+            del torch_runs[name]
+            jvm.ask(f"drop {name}")
     peak = max(peak, jvm.ask("peak")["peak_gflops"])
     jvm.close()
     jvm_info = jvm.info
+    qlora = [w for w in llama if w.startswith("llama-qlora-") and not args.no_memory]
+    memory = memory_checks(args, qlora) if qlora else {}
     load_after = os.getloadavg()[0]
 
     rows = []
@@ -504,7 +594,7 @@ def main():
     print("(ms: median of a round's runs, best round; speedup = PyTorch ms / JVM ms; 'fastest runs' compares the")
     print(" fastest single run of each side, which other processes' load can only slow down)")
     print()
-    print("targets (issue 4; in = out = 4096, rank 16; on the medians):")
+    print("targets (issue 4: in = out = 4096, rank 16; issues 14/15: the Llama step; on the medians):")
     targets = []
     by_name = {r["workload"]: r for r in rows}
     for label, name, kind, goal in TARGETS:
@@ -522,6 +612,38 @@ def main():
         targets.append({"target": label, "workload": name, "value": value, "goal": goal, "met": ok})
         print(f"  {'MET   ' if ok else 'MISSED'} {label:40s} {text}")
 
+    if profiles:
+        print()
+        print("where the JVM step's time goes (OpTimer wall time per op, ms per step, share of the step):")
+        ops = list(next(iter(profiles.values()))["op_ms"])
+        print(f"{'workload':26s} {'step ms':>8s} " + " ".join(f"{o:>13s}" for o in ops))
+        for name, p in profiles.items():
+            if "op_ms" not in p:
+                print(f"{name:26s} {p}")
+                continue
+            print(f"{name:26s} {p['step_ms']:8.1f} " + " ".join(
+                f"{p['op_ms'][o]:7.1f} {100 * p['op_ms'][o] / p['step_ms']:4.1f}%" for o in ops))
+    if memory:
+        print()
+        print(f"QLoRA heap (target: peak <= {HEAP_TARGET} x (NF4 weights + activations); see llama_memory_model; "
+              f"measured as the smallest -Xmx of {HEAP_LADDER} x that sum in which the step runs):")
+        for name, r in memory.items():
+            m = r["model"]
+            print(f"  {name}: NF4 weights {m['nf4_weights'] / 2 ** 20:.1f} MB (projections "
+                  f"{m['nf4_projections'] / 2 ** 20:.1f}, embeddings+lm_head+norms {m['dense_weights'] / 2 ** 20:.1f}),"
+                  f" activations {m['activations'] / 2 ** 20:.1f} MB")
+            for t in r["tries"]:
+                detail = (f"runs; live after GC {t['live_mb']:.1f} MB, {t['gc_count']} GCs, {t['gc_ms']} ms of GC "
+                          f"in 2 steps" if "error" not in t else t["error"])
+                print(f"    -Xmx{t['xmx_mb']}m ({t['factor']} x): {detail}")
+            k = r.get("fits_factor")
+            met = k is not None and k <= HEAP_TARGET
+            targets.append({"target": f"issue 14: QLoRA peak heap ({name})", "workload": name, "value": k,
+                            "goal": HEAP_TARGET, "met": met})
+            print(f"  {'MET   ' if met else 'MISSED'} QLoRA peak heap {name}: "
+                  f"{'fits in %.1f x' % k if k else 'does not fit in %.1f x' % HEAP_LADDER[-1]} "
+                  f"(target <= {HEAP_TARGET} x)")
+
     report = {
         "machine": {"cpu": cpu_name(), "cores": os.cpu_count(), "platform": platform.platform(),
                     "load_before": load, "load_after": load_after},
@@ -529,7 +651,7 @@ def main():
                     "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE"), "blas_choice": args.blas},
         "jvm": jvm_info, "rounds": args.rounds,
         "threads": args.threads, "seconds": args.seconds, "peak_gflops": peak,
-        "rows": rows, "targets": targets,
+        "rows": rows, "targets": targets, "llama_profiles": profiles, "llama_memory": memory,
     }
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(args.json + ".tmp")
