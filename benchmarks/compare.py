@@ -85,6 +85,10 @@ def parse_args():
     ap.add_argument("--json", default=str(HERE / "target" / "compare.json"))
     ap.add_argument("--python", help="interpreter of the PyTorch side (default: this one; the llama-* workloads "
                     "need transformers + PEFT and then default to .venv-oracle/bin/python, see scripts/oracle-venv.sh)")
+    ap.add_argument("--omp-wait-policy", default="auto", choices=["auto", "passive", "active", "default"],
+                    help="OMP_WAIT_POLICY of the PyTorch side; auto: passive when a llama-* workload runs (idle OpenMP "
+                    "threads sleep, as the JVM pool's do: spinning ones run PyTorch 2.13's Llama step 3-4x slower when "
+                    "other processes share the cores), else the environment's")
     ap.add_argument("--no-memory", action="store_true", help="skip the QLoRA heap check of the llama-qlora-* workloads")
     ap.add_argument("--skip-blas-check", action="store_true", help=argparse.SUPPRESS)
     return ap.parse_args()
@@ -516,6 +520,11 @@ def main():
     choose_python(args)
     if args.blas != "default":
         choose_blas(args)
+    policy = args.omp_wait_policy
+    if policy == "auto":
+        policy = "passive" if any(w.startswith("llama-") for w in args.workloads) else "default"
+    if policy != "default":  # before torch (and its OpenMP runtime) loads
+        os.environ["OMP_WAIT_POLICY"] = policy.upper()
     load = os.getloadavg()[0]
     print(f"compare: {len(args.workloads)} workloads, {args.threads} threads, {args.seconds:g} s each, "
           f"{args.rounds} rounds; load average {load:.2f}", file=sys.stderr, flush=True)
@@ -574,6 +583,7 @@ def main():
 
     print()
     print(f"PyTorch {torch_version} (OpenBLAS core {core}, OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', 'unset')})"
+          f", OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}"
           f" vs tornado-lora JVM ({jvm_info['java']}, {jvm_info['vector_lanes']} float lanes), {args.threads} threads")
     if peak:
         print(f"measured fp32 peak: {peak:.1f} GFLOP/s (register-only FMA loop on all threads; best of the "
@@ -648,7 +658,8 @@ def main():
         "machine": {"cpu": cpu_name(), "cores": os.cpu_count(), "platform": platform.platform(),
                     "load_before": load, "load_after": load_after},
         "pytorch": {"version": torch_version, "openblas_core": core,
-                    "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE"), "blas_choice": args.blas},
+                    "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE"), "blas_choice": args.blas,
+                    "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY")},
         "jvm": jvm_info, "rounds": args.rounds,
         "threads": args.threads, "seconds": args.seconds, "peak_gflops": peak,
         "rows": rows, "targets": targets, "llama_profiles": profiles, "llama_memory": memory,
