@@ -1,0 +1,229 @@
+package dev.tornadolora.llama.ops;
+
+import dev.tornadolora.kernels.jvm.Parallel;
+
+/**
+ * Causal scaled-dot-product attention with grouped-query heads, as transformers' eager Llama attention computes
+ * it (no attention mask but the causal one). For sequence b, query head h and its key/value head
+ * g = h / (H / KV) ({@code repeat_kv}), with σ = 1/√d:
+ * <pre>
+ *   S_ij = σ · q_i · k_j   for j ≤ i (−∞ above the diagonal)      softmax in fp32, row by row
+ *   P    = softmax(S),     O_i = Σ_j P_ij v_j
+ *   backward, with D_i = dO_i · O_i  (= Σ_j P_ij dP_ij):
+ *   dP_ij = dO_i · v_j,    dS_ij = P_ij (dP_ij − D_i)
+ *   dq_i = σ Σ_j dS_ij k_j,   dk_j = σ Σ_i dS_ij q_i,   dv_j = Σ_i P_ij dO_i     (summed over the group's heads)
+ * </pre>
+ * Layout: q and O are [B·S, H·d], k and v [B·S, KV·d], row b·S + s. Forward keeps the log-sum-exp of each row
+ * (B·H·S floats) instead of P, and backward recomputes P from it, so what a step keeps stays linear in S (one
+ * S×S scratch per thread). {@link #forward}/{@link #backward} are the fast path (register-blocked products,
+ * {@link SmallGemm}, below the causal diagonal only; (b, h) pairs over threads); {@link #forwardReference}/{@link #backwardReference} the scalar statement in double.
+ */
+public final class CausalAttention {
+    private final int batch, seq, heads, kvHeads, headDim;
+    private final float scale;
+
+    public CausalAttention(int batch, int seq, int heads, int kvHeads, int headDim) {
+        if (heads % kvHeads != 0) {
+            throw new IllegalArgumentException("heads " + heads + " is not a multiple of kv heads " + kvHeads);
+        }
+        this.batch = batch;
+        this.seq = seq;
+        this.heads = heads;
+        this.kvHeads = kvHeads;
+        this.headDim = headDim;
+        this.scale = (float) (1.0 / Math.sqrt(headDim));
+    }
+
+    /** O for q, k, v; writes the rows' log-sum-exp [B·H·S] to {@code lse} when it is not null. */
+    public void forward(float[] q, float[] k, float[] v, float[] out, float[] lse) {
+        int d = headDim, qw = heads * d, kw = kvHeads * d, rep = heads / kvHeads;
+        Parallel.forRange(batch * heads, 1, (p0, p1) -> {
+            float[] kT = new float[d * seq];
+            float[] p = new float[seq * seq];
+            for (int pair = p0; pair < p1; pair++) {
+                int b = pair / heads, h = pair % heads, g = h / rep;
+                int qBase = b * seq * qw + h * d, kvBase = b * seq * kw + g * d;
+                transpose(k, b * seq, kw, g * d, kT);
+                scores(q, qBase, qw, kT, p);
+                for (int i = 0; i < seq; i++) {
+                    int o = i * seq, n = i + 1;
+                    float m = Vec.max(n, p, o) * scale;
+                    float sum = Vec.expInPlace(n, p, o, scale, m);
+                    float invSum = 1f / sum;
+                    for (int j = 0; j < n; j++) p[o + j] *= invSum;
+                    java.util.Arrays.fill(p, o + n, o + blockEnd(i), 0f);
+                    java.util.Arrays.fill(out, qBase + i * qw, qBase + i * qw + d, 0f);
+                    if (lse != null) lse[pair * seq + i] = m + (float) Math.log(sum);
+                }
+                // O = P·V, row block by row block up to its diagonal.
+                for (int i0 = 0; i0 < seq; i0 += 4) {
+                    int rows = Math.min(4, seq - i0);
+                    SmallGemm.rowBlock(i0, rows, d, 0, blockEnd(i0), p, 0, seq, 1, v, kvBase, kw, out, qBase, qw);
+                }
+            }
+        });
+    }
+
+    /** Columns a row block starting at (or holding) row i computes: up to its last row's diagonal. */
+    private int blockEnd(int i) {
+        return Math.min(seq, (i / 4) * 4 + 4);
+    }
+
+    /** s[i·seq + j] = q_i · k_j for j below the row block's diagonal end (unscaled); kT is [d, seq]. */
+    private void scores(float[] q, int qBase, int qw, float[] kT, float[] s) {
+        for (int i0 = 0; i0 < seq; i0 += 4) {
+            int rows = Math.min(4, seq - i0), n = blockEnd(i0);
+            for (int r = i0; r < i0 + rows; r++) java.util.Arrays.fill(s, r * seq, r * seq + n, 0f);
+            SmallGemm.rowBlock(i0, rows, n, 0, headDim, q, qBase, qw, 1, kT, 0, seq, s, 0, seq);
+        }
+    }
+
+    /** dq, dk, dv (overwritten) from dO, the forward's inputs, its output O and its log-sum-exp. */
+    public void backward(float[] dOut, float[] q, float[] k, float[] v, float[] out, float[] lse,
+                         float[] dq, float[] dk, float[] dv) {
+        int d = headDim, qw = heads * d, kw = kvHeads * d, rep = heads / kvHeads;
+        float[][] dkHead = new float[batch * heads][];
+        float[][] dvHead = new float[batch * heads][];
+        Parallel.forRange(batch * heads, 1, (p0, p1) -> {
+            float[] kT = new float[d * seq], vT = new float[d * seq];
+            float[] p = new float[seq * seq], ds = new float[seq * seq];
+            for (int pair = p0; pair < p1; pair++) {
+                int b = pair / heads, h = pair % heads, g = h / rep;
+                int qBase = b * seq * qw + h * d, kvBase = b * seq * kw + g * d;
+                transpose(k, b * seq, kw, g * d, kT);
+                transpose(v, b * seq, kw, g * d, vT);
+                scores(q, qBase, qw, kT, p);
+                scores(dOut, qBase, qw, vT, ds);  // dP_ij = dO_i · v_j
+                for (int i = 0; i < seq; i++) {
+                    int o = i * seq, n = i + 1, end = blockEnd(i);
+                    float l = lse[pair * seq + i];
+                    float di = Vec.dot(d, dOut, qBase + i * qw, out, qBase + i * qw);
+                    Vec.expInPlace(n, p, o, scale, l);
+                    for (int j = 0; j < n; j++) {
+                        ds[o + j] = p[o + j] * (ds[o + j] - di) * scale;
+                    }
+                    java.util.Arrays.fill(p, o + n, o + end, 0f);
+                    java.util.Arrays.fill(ds, o + n, o + end, 0f);
+                    java.util.Arrays.fill(dq, qBase + i * qw, qBase + i * qw + d, 0f);
+                }
+                float[] dkh = new float[seq * d], dvh = new float[seq * d];
+                for (int i0 = 0; i0 < seq; i0 += 4) {
+                    int rows = Math.min(4, seq - i0);
+                    // dq_i = σ Σ_j dS_ij k_j (σ is in dS)
+                    SmallGemm.rowBlock(i0, rows, d, 0, blockEnd(i0), ds, 0, seq, 1, k, kvBase, kw, dq, qBase, qw);
+                    // dk_j = Σ_{i ≥ j} dS_ij q_i and dv_j = Σ_{i ≥ j} P_ij dO_i: Aᵀ by strides
+                    SmallGemm.rowBlock(i0, rows, d, i0, seq, ds, 0, 1, seq, q, qBase, qw, dkh, 0, d);
+                    SmallGemm.rowBlock(i0, rows, d, i0, seq, p, 0, 1, seq, dOut, qBase, qw, dvh, 0, d);
+                }
+                dkHead[pair] = dkh;
+                dvHead[pair] = dvh;
+            }
+        });
+        Parallel.forRange(batch * kvHeads, 1, (g0, g1) -> {
+            for (int bg = g0; bg < g1; bg++) {
+                int b = bg / kvHeads, g = bg % kvHeads;
+                for (int s = 0; s < seq; s++) {
+                    int o = (b * seq + s) * kw + g * d;
+                    java.util.Arrays.fill(dk, o, o + d, 0f);
+                    java.util.Arrays.fill(dv, o, o + d, 0f);
+                    for (int r = 0; r < rep; r++) {
+                        int pair = b * heads + g * rep + r;
+                        Vec.axpy(d, 1f, dkHead[pair], s * d, dk, o);
+                        Vec.axpy(d, 1f, dvHead[pair], s * d, dv, o);
+                    }
+                }
+            }
+        });
+    }
+
+    /** kT[dd·seq + s] = x[(row0 + s)·width + col0 + dd]. */
+    private void transpose(float[] x, int row0, int width, int col0, float[] kT) {
+        for (int s = 0; s < seq; s++) {
+            int o = (row0 + s) * width + col0;
+            for (int dd = 0; dd < headDim; dd++) {
+                kT[dd * seq + s] = x[o + dd];
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- scalar reference
+
+    /** The probabilities P [B·H, S, S] of the definition, in double. */
+    private double[] probabilities(double[] q, double[] k) {
+        int d = headDim, qw = heads * d, kw = kvHeads * d, rep = heads / kvHeads;
+        double[] p = new double[batch * heads * seq * seq];
+        double sigma = 1 / Math.sqrt(d);
+        for (int b = 0; b < batch; b++) {
+            for (int h = 0; h < heads; h++) {
+                int g = h / rep, base = (b * heads + h) * seq * seq;
+                for (int i = 0; i < seq; i++) {
+                    double m = Double.NEGATIVE_INFINITY;
+                    for (int j = 0; j <= i; j++) {
+                        double s = 0;
+                        for (int dd = 0; dd < d; dd++) {
+                            s += q[(b * seq + i) * qw + h * d + dd] * k[(b * seq + j) * kw + g * d + dd];
+                        }
+                        p[base + i * seq + j] = s * sigma;
+                        m = Math.max(m, s * sigma);
+                    }
+                    double sum = 0;
+                    for (int j = 0; j <= i; j++) sum += (p[base + i * seq + j] = Math.exp(p[base + i * seq + j] - m));
+                    for (int j = 0; j <= i; j++) p[base + i * seq + j] /= sum;
+                }
+            }
+        }
+        return p;
+    }
+
+    public double[] forwardReference(double[] q, double[] k, double[] v) {
+        int d = headDim, qw = heads * d, kw = kvHeads * d, rep = heads / kvHeads;
+        double[] p = probabilities(q, k);
+        double[] out = new double[batch * seq * qw];
+        for (int b = 0; b < batch; b++) {
+            for (int h = 0; h < heads; h++) {
+                int g = h / rep, base = (b * heads + h) * seq * seq;
+                for (int i = 0; i < seq; i++) {
+                    for (int j = 0; j <= i; j++) {
+                        for (int dd = 0; dd < d; dd++) {
+                            out[(b * seq + i) * qw + h * d + dd] += p[base + i * seq + j] * v[(b * seq + j) * kw + g * d + dd];
+                        }
+                    }
+                }
+            }
+        }
+        return out;
+    }
+
+    /** {dq, dk, dv} of the definition, in double. */
+    public double[][] backwardReference(double[] dOut, double[] q, double[] k, double[] v) {
+        int d = headDim, qw = heads * d, kw = kvHeads * d, rep = heads / kvHeads;
+        double sigma = 1 / Math.sqrt(d);
+        double[] p = probabilities(q, k);
+        double[] dq = new double[q.length], dk = new double[k.length], dv = new double[v.length];
+        for (int b = 0; b < batch; b++) {
+            for (int h = 0; h < heads; h++) {
+                int g = h / rep, base = (b * heads + h) * seq * seq;
+                for (int i = 0; i < seq; i++) {
+                    double[] dp = new double[i + 1];
+                    double di = 0;
+                    for (int j = 0; j <= i; j++) {
+                        for (int dd = 0; dd < d; dd++) {
+                            dp[j] += dOut[(b * seq + i) * qw + h * d + dd] * v[(b * seq + j) * kw + g * d + dd];
+                        }
+                        di += p[base + i * seq + j] * dp[j];
+                    }
+                    for (int j = 0; j <= i; j++) {
+                        double pij = p[base + i * seq + j], ds = pij * (dp[j] - di);
+                        for (int dd = 0; dd < d; dd++) {
+                            int qi = (b * seq + i) * qw + h * d + dd, kj = (b * seq + j) * kw + g * d + dd;
+                            dq[qi] += sigma * ds * k[kj];
+                            dk[kj] += sigma * ds * q[qi];
+                            dv[kj] += pij * dOut[qi];
+                        }
+                    }
+                }
+            }
+        }
+        return new double[][] {dq, dk, dv};
+    }
+}
