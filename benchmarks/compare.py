@@ -235,8 +235,8 @@ def pytorch_side(args):
 
 # The benchmark configuration of issue 14: a 4-layer Llama, batch 2 x 256 tokens, LoRA r 16, alpha 32.
 LLAMA_CONFIG = dict(vocab_size=8192, hidden_size=1024, intermediate_size=2816, num_hidden_layers=4,
-                    num_attention_heads=16, num_key_value_heads=4, head_dim=64, max_position_embeddings=256,
-                    rms_norm_eps=1e-5, tie_word_embeddings=False)
+                    num_attention_heads=16, num_key_value_heads=4, head_dim=64, max_position_embeddings=2048,
+                    rms_norm_eps=1e-6, tie_word_embeddings=False)  # = LlamaProfile.benchmarkConfig() (JVM side)
 LLAMA_BATCH, LLAMA_SEQ, LLAMA_ROWS = 2, 256, 8
 LLAMA_PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 LLAMA_TARGETS = {"qv": ("q_proj", "v_proj"), "all": LLAMA_PROJECTIONS}

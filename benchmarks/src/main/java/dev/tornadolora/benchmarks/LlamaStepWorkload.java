@@ -9,12 +9,9 @@ import dev.tornadolora.train.AdamW;
 import dev.tornadolora.train.GradClip;
 
 import java.nio.file.Path;
-import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.Set;
 import java.util.SplittableRandom;
-import java.util.TreeSet;
 
 /**
  * A Llama training step in issue 14's benchmark configuration (hidden 1024, 16 heads, 4 KV heads, head_dim 64,
@@ -29,13 +26,10 @@ import java.util.TreeSet;
  * The PyTorch side (compare.py) runs the same calls with transformers + PEFT.
  */
 public final class LlamaStepWorkload implements AutoCloseable {
-    public static final LlamaConfig CONFIG = new LlamaConfig(8192, 1024, 2816, 4, 16, 4, 64, 1e-5, 10000.0, null,
-            false, 256, 1, 2, "float32");
+    public static final LlamaConfig CONFIG = LlamaProfile.benchmarkConfig();
     public static final int BATCH = 2;
     public static final int SEQ = 256;
     public static final int ROWS = 8;
-    public static final int RANK = 16;
-    public static final float ALPHA = 32f;
     public static final double MAX_GRAD_NORM = 1.0;
     public static final double LR = 1e-4;
 
@@ -68,10 +62,9 @@ public final class LlamaStepWorkload implements AutoCloseable {
         System.arraycopy(rows, 0, batchIds, 0, batchIds.length);
     }
 
-    /** {@code llama-fp32-step}, {@code llama-qlora-finetune-all}, …: random weights, built in memory. */
+    /** {@code llama-fp32-step}, {@code llama-qlora-finetune-all}, …: random weights, generated tensor by tensor. */
     public static LlamaStepWorkload parse(String name) {
-        return new LlamaStepWorkload(name, kind(name), LlamaForCausalLM.fromWeights(CONFIG, randomWeights(),
-                settings(name), "jvm"));
+        return new LlamaStepWorkload(name, kind(name), LlamaForCausalLM.random(CONFIG, settings(name), 1, "jvm"));
     }
 
     /** The same workload over an HF folder with this configuration, loaded tensor by tensor (the memory check). */
@@ -102,34 +95,7 @@ public final class LlamaStepWorkload implements AutoCloseable {
 
     static LoraSettings settings(String name) {
         String[] p = split(name);
-        boolean all = p.length == 4;
-        Set<String> attn = all ? new TreeSet<>(LoraSettings.ATTN_MODULES) : new TreeSet<>(List.of("q_proj", "v_proj"));
-        return new LoraSettings(attn, all, false, RANK, ALPHA, 0f, false, p[1].equals("qlora"));
-    }
-
-    /** HF-named weights: projections U(±1/√in) as torch's Linear init, embeddings U(±1), norms 1. */
-    static Map<String, Tensor> randomWeights() {
-        LlamaConfig c = CONFIG;
-        SplittableRandom rnd = new SplittableRandom(1);
-        Map<String, Tensor> w = new HashMap<>();
-        int h = c.hiddenSize(), q = c.numAttentionHeads() * c.headDim(), kv = c.numKeyValueHeads() * c.headDim();
-        int inter = c.intermediateSize();
-        w.put("model.embed_tokens.weight", Tensor.of(uniform(rnd, c.vocabSize() * h, 1f), c.vocabSize(), h));
-        for (int i = 0; i < c.numHiddenLayers(); i++) {
-            String p = "model.layers." + i + ".";
-            w.put(p + "input_layernorm.weight", ones(h));
-            w.put(p + "post_attention_layernorm.weight", ones(h));
-            w.put(p + "self_attn.q_proj.weight", linear(rnd, q, h));
-            w.put(p + "self_attn.k_proj.weight", linear(rnd, kv, h));
-            w.put(p + "self_attn.v_proj.weight", linear(rnd, kv, h));
-            w.put(p + "self_attn.o_proj.weight", linear(rnd, h, q));
-            w.put(p + "mlp.gate_proj.weight", linear(rnd, inter, h));
-            w.put(p + "mlp.up_proj.weight", linear(rnd, inter, h));
-            w.put(p + "mlp.down_proj.weight", linear(rnd, h, inter));
-        }
-        w.put("model.norm.weight", ones(h));
-        w.put("lm_head.weight", linear(rnd, c.vocabSize(), h));
-        return w;
+        return LlamaProfile.benchmarkLora(p[1].equals("qlora"), p.length == 4);
     }
 
     public String name() {
@@ -160,16 +126,6 @@ public final class LlamaStepWorkload implements AutoCloseable {
     @Override
     public void close() {
         model.close();
-    }
-
-    private static Tensor ones(int n) {
-        float[] a = new float[n];
-        java.util.Arrays.fill(a, 1f);
-        return Tensor.of(a, n);
-    }
-
-    private static Tensor linear(SplittableRandom rnd, int out, int in) {
-        return Tensor.of(uniform(rnd, out * in, (float) (1 / Math.sqrt(in))), out, in);
     }
 
     private static float[] uniform(SplittableRandom rnd, int n, float bound) {
