@@ -39,58 +39,26 @@ Merged mode:  finetune_parity.py --merged OUT/merged --input X.safetensors [--lo
 Run with the oracle environment: PY=$(scripts/oracle-venv.sh | tail -1); $PY scripts/finetune_parity.py ...
 """
 import argparse
-import contextlib
-import io
 import json
-import logging
 import math
 import sys
-import warnings
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from golden import dequantize_nf4_reference, to_nf4_reference  # noqa: E402
+from llama_golden import PROJECTIONS, nf4_dequantized, no_warnings  # noqa: E402
 
 from peft import PeftModel  # noqa: E402
 from safetensors.torch import load_file, save_file  # noqa: E402
 from transformers import LlamaForCausalLM  # noqa: E402
 from transformers.utils import logging as hf_logging  # noqa: E402
 
-PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
-NF4_BLOCK, NF4_SCALER_BLOCK = 64, 256
-
 
 def fail(msg):
     print(f"finetune_parity: {msg}", file=sys.stderr)
     sys.exit(1)
-
-
-@contextlib.contextmanager
-def no_warnings(what):
-    buf = io.StringIO()
-    handler = logging.StreamHandler(buf)
-    loggers = [logging.getLogger("peft"), hf_logging.get_logger("transformers")]
-    for lg in loggers:
-        lg.addHandler(handler)
-    try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            yield
-    finally:
-        for lg in loggers:
-            lg.removeHandler(handler)
-    problems = [str(w.message) for w in caught] + [line for line in buf.getvalue().splitlines() if line]
-    if problems:
-        fail(f"{what} warned: {problems}")
-
-
-def nf4_dequantized(w):
-    r = to_nf4_reference(w.float(), NF4_BLOCK, NF4_SCALER_BLOCK)
-    return dequantize_nf4_reference(r["quantized_data"], r["quantized_scalers"], r["quantization_factor"],
-                                    r["scaler_mean"], w.shape, NF4_BLOCK, NF4_SCALER_BLOCK)
 
 
 def load_base(model_dir, quantize_base, dtype):

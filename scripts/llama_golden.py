@@ -185,7 +185,7 @@ def no_warnings(what):
             lg.removeHandler(handler)
     problems = [str(w.message) for w in caught] + [line for line in buf.getvalue().splitlines() if line]
     if problems:
-        raise SystemExit(f"llama_golden: {what} warned: {problems}")
+        raise SystemExit(f"{Path(sys.argv[0]).stem}: {what} warned: {problems}")
 
 
 def causal_lm_loss(logits, labels):
