@@ -369,6 +369,8 @@ def write_llama_folder(path):
     """The benchmark configuration as an HF folder (random weights, fp32), for the JVM's tensor-by-tensor load."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
+    from transformers.utils import logging as hf_logging
+    hf_logging.disable_progress_bar()
     torch.manual_seed(0)
     LlamaForCausalLM(LlamaConfig(**LLAMA_CONFIG)).save_pretrained(path)
 
@@ -499,16 +501,15 @@ def choose_python(args):
     """Re-executes this script under --python, or under .venv-oracle's python when a llama-* workload is asked
     for and this interpreter lacks transformers/PEFT (Debian's torch 1.13 runs the layer workloads)."""
     if args.python is None and any(w.startswith("llama-") for w in args.workloads):
-        try:
-            import peft  # noqa: F401
-            import transformers  # noqa: F401
+        import importlib.util
+        if importlib.util.find_spec("peft") and importlib.util.find_spec("transformers"):  # without importing torch
             return
-        except ImportError:
-            args.python = str(ROOT / ".venv-oracle" / "bin" / "python")
-            if not Path(args.python).exists():
-                sys.exit("compare: the llama-* workloads need PyTorch 2.13 + transformers + PEFT: run "
-                         "scripts/oracle-venv.sh first (or pass --python)")
-    if args.python and Path(args.python).resolve() != Path(sys.executable).resolve() \
+        args.python = str(ROOT / ".venv-oracle" / "bin" / "python")
+        if not Path(args.python).exists():
+            sys.exit("compare: the llama-* workloads need PyTorch 2.13 + transformers + PEFT: run "
+                     "scripts/oracle-venv.sh first (or pass --python)")
+    # Not resolved: a virtualenv's python is a link to the interpreter it was made from.
+    if args.python and os.path.abspath(args.python) != os.path.abspath(sys.executable) \
             and not os.environ.get("_TL_COMPARE_PYTHON_SET"):
         os.execve(args.python, [args.python] + sys.argv, dict(os.environ, _TL_COMPARE_PYTHON_SET="1"))
 
@@ -524,6 +525,7 @@ def main():
     if policy == "auto":
         policy = "passive" if any(w.startswith("llama-") for w in args.workloads) else "default"
     if policy != "default":  # before torch (and its OpenMP runtime) loads
+        assert "torch" not in sys.modules, "torch loaded before OMP_WAIT_POLICY was set"
         os.environ["OMP_WAIT_POLICY"] = policy.upper()
     load = os.getloadavg()[0]
     print(f"compare: {len(args.workloads)} workloads, {args.threads} threads, {args.seconds:g} s each, "
