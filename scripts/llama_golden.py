@@ -28,6 +28,7 @@ side matches bit for bit); model.safetensors holds the ORIGINAL weights (the Jav
 itself). Embeddings, norms and lm_head stay full precision, as in torchtune's QLoRA builders.
 
 Run:  PY=$(scripts/oracle-venv.sh | tail -1); $PY scripts/llama_golden.py [--out DIR]
+      $PY scripts/llama_golden.py --out /tmp/cases --random 1 --random 2 [--quantize-base]   (random cases)
 Default --out: src/core/src/test/resources/golden/llama when src/core exists, else
 src/test/resources/golden/llama. The output is deterministic (fixed seeds, one thread).
 """
@@ -201,10 +202,12 @@ def make_inputs(case, gen):
     ids[0, 0] = v - 1  # the last vocabulary row is used
     ids[-1, -1] = 0
     labels = ids.clone()
-    labels[0, :3] = -100            # a masked prompt
-    labels[-1, s - 2:] = -100       # masked padding at the end
+    prompt, pad = (3, 2) if s >= 6 else (1, 0)
+    labels[0, :prompt] = -100       # a masked prompt
+    labels[-1, s - pad:] = -100     # masked padding at the end
     if b > 2:
         labels[1, s // 2] = -100    # a hole in the middle
+    assert (labels[:, 1:] != -100).any(), "no counted label token"
     return ids, labels
 
 
@@ -383,12 +386,47 @@ def write_case(out, case):
     return size
 
 
+def random_case(seed, quantize):
+    """A random case in the same layout (for a reviewer's own checks, e.g. `forward` on many configs): GQA ratio,
+    head_dim, sizes, tying, llama3 rope, dtype, LoRA targets, rank, alpha, rsLoRA, batch and length drawn from
+    seed. With quantize, sizes keep every projection's numel a multiple of 64·256 (NF4 block x scaler block)."""
+    import random
+    rng = random.Random(seed)
+    targets = [m for m in PROJECTIONS if rng.random() < 0.4] or [rng.choice(PROJECTIONS)]
+    if quantize:
+        hd, nkv = 32, rng.choice([4, 8])
+        nh, hidden, inter = nkv * rng.choice([1, 2]), 128, rng.choice([128, 256])
+    else:
+        nkv, hd = rng.choice([1, 2, 3]), rng.choice([4, 6, 8, 12, 16])
+        nh = nkv * rng.choice([1, 2, 4])
+        hidden, inter = nh * rng.choice([2, 4, 6, 8]), rng.choice([16, 24, 40, 64, 96])
+    tied = rng.random() < 0.4
+    if not tied and rng.random() < 0.3:
+        targets.append("lm_head")
+    config = dict(vocab_size=rng.randint(32, 128), hidden_size=hidden, intermediate_size=inter,
+                  num_hidden_layers=rng.choice([1, 2]), num_attention_heads=nh, num_key_value_heads=nkv, head_dim=hd,
+                  tie_word_embeddings=tied, rms_norm_eps=rng.choice([1e-5, 1e-6]),
+                  rope_theta=rng.choice([10000.0, 500000.0]), max_position_embeddings=64)
+    if rng.random() < 0.5:
+        config["rope_scaling"] = dict(LLAMA3, factor=rng.choice([2.0, 8.0]),
+                                      original_max_position_embeddings=rng.choice([4, 8, 16]))
+    r = rng.choice([1, 2, 4, 8])
+    return dict(name=f"random_{seed}{'_qlora' if quantize else ''}", config=config,
+                lora=dict(target_modules=targets, r=r, lora_alpha=float(rng.choice([1, 8, 16, 32])),
+                          use_rslora=rng.random() < 0.3),
+                batch=rng.randint(1, 3), seq=rng.randint(2, 12), dtype=rng.choice(["float32", "bfloat16"]),
+                quantize_base=quantize, notes=f"random case, seed {seed}")
+
+
 def main():
     if os.environ.get("PYTHONHASHSEED") != "0":  # PEFT writes target_modules from a set: fix its order
         os.execve(sys.executable, [sys.executable] + sys.argv, {**os.environ, "PYTHONHASHSEED": "0"})
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", help="output directory (relative paths from the repo root)")
     ap.add_argument("--case", action="append", help="only these cases (repeatable)")
+    ap.add_argument("--random", type=int, action="append", metavar="SEED",
+                    help="instead of the fixed cases: a random case per seed (out/random_SEED), e.g. for a reviewer")
+    ap.add_argument("--quantize-base", action="store_true", help="with --random: quantize_base cases")
     args = ap.parse_args()
     if args.out:
         out = Path(args.out)
@@ -401,8 +439,9 @@ def main():
     torch.set_num_threads(1)
     hf_logging.disable_progress_bar()
     total = 0
-    for case in CASES:
-        if not args.case or case["name"] in args.case:
+    cases = [random_case(seed, args.quantize_base) for seed in args.random] if args.random else CASES
+    for case in cases:
+        if args.random or not args.case or case["name"] in args.case:
             total += write_case(out, case)
     print(f"{total / 2 ** 20:.2f} MiB in {out}")
 
