@@ -532,6 +532,8 @@ def main():
           f"{args.rounds} rounds; load average {load:.2f}", file=sys.stderr, flush=True)
     make, torch_version = pytorch_side(args)
     core = openblas_core()
+    if "no OpenBLAS" in core and sys.modules["torch"].backends.mkl.is_available():
+        core = "none: this PyTorch calls MKL"  # the wheels' torch 2.x; OPENBLAS_CORETYPE is then moot
     jvm = JvmSide(args)
     peak = jvm.ask("peak")["peak_gflops"]
     torch_runs, torch_results, jvm_results, profiles = {}, {}, {}, {}
