@@ -16,7 +16,7 @@ Train mode (the default):
   --max-grad-norm G > 0, torch.nn.utils.clip_grad_norm_(adapters, G); torch.optim.AdamW(adapters, lr,
   betas (0.9, 0.999), eps 1e-8, weight_decay WD) steps; the scheduler steps.
   Schedules (multiplier of --lr at step i, W = --warmup-steps, N = --steps):
-      cosine   (torchtune's get_cosine_schedule_with_warmup, num_cycles 0.5):
+      cosine   (transformers' get_cosine_schedule_with_warmup, num_cycles 0.5; torchtune's is the same formula):
                i < W: i / max(1, W);  else max(0, 0.5 * (1 + cos(pi * (i - W) / max(1, N - W))))
       constant (transformers' get_constant_schedule_with_warmup): i < W: i / max(1, W); else 1
   (so with W > 0, step 0 runs with lr 0, as in torchtune).
@@ -40,7 +40,6 @@ Run with the oracle environment: PY=$(scripts/oracle-venv.sh | tail -1); $PY scr
 """
 import argparse
 import json
-import math
 import sys
 from pathlib import Path
 
@@ -52,7 +51,8 @@ from llama_golden import PROJECTIONS, nf4_dequantized, no_warnings  # noqa: E402
 
 from peft import PeftModel  # noqa: E402
 from safetensors.torch import load_file, save_file  # noqa: E402
-from transformers import LlamaForCausalLM  # noqa: E402
+from transformers import (LlamaForCausalLM, get_constant_schedule_with_warmup,  # noqa: E402
+                          get_cosine_schedule_with_warmup)
 from transformers.utils import logging as hf_logging  # noqa: E402
 
 
@@ -117,15 +117,6 @@ def summed_cross_entropy(logits, labels):
                            ignore_index=-100, reduction="sum")
 
 
-def lr_multiplier(schedule, step, warmup, total):
-    if step < warmup:
-        return step / max(1, warmup)
-    if schedule == "constant":
-        return 1.0
-    progress = (step - warmup) / max(1, total - warmup)
-    return max(0.0, 0.5 * (1.0 + math.cos(math.pi * 0.5 * 2.0 * progress)))
-
-
 def train(args, dtype):
     model = load_peft(args.model, args.init_adapter, args.quantize_base, dtype, trainable=True)
     vocab = model.config.vocab_size
@@ -136,8 +127,10 @@ def train(args, dtype):
         fail(f"{args.init_adapter}: no trainable adapter tensors")
     opt = torch.optim.AdamW(list(params.values()), lr=args.lr, betas=(0.9, 0.999), eps=1e-8,
                             weight_decay=args.weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda i: lr_multiplier(args.schedule, i, args.warmup_steps, args.steps))
+    if args.schedule == "cosine":  # the same formula as torchtune's get_cosine_schedule_with_warmup
+        sched = get_cosine_schedule_with_warmup(opt, args.warmup_steps, args.steps, num_cycles=0.5)
+    else:
+        sched = get_constant_schedule_with_warmup(opt, args.warmup_steps)
     rows_per_step = args.batch * args.grad_accum
     steps = []
     checked_transformers_loss = False
