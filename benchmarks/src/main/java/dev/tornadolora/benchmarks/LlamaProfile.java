@@ -34,7 +34,15 @@ public final class LlamaProfile {
                 all, false, 16, 32f, 0f, false, qlora);
     }
 
-    public static void main(String[] args) {
+    public static void main(String[] args) throws java.io.IOException {
+        if (args.length > 0 && args[0].equals("write")) {
+            writeCheckpoint(java.nio.file.Path.of(args[1]), args.length > 2 && args[2].equals("bf16"));
+            return;
+        }
+        if (args.length > 0 && args[0].equals("load")) {
+            measureLoad(java.nio.file.Path.of(args[1]), args.length > 2 && args[2].equals("qlora"));
+            return;
+        }
         boolean qlora = args.length > 0 && args[0].equals("qlora");
         boolean all = args.length > 1 && args[1].equals("all");
         int steps = args.length > 2 ? Integer.parseInt(args[2]) : 5;
@@ -67,7 +75,7 @@ public final class LlamaProfile {
             long peak = peakHeap();
             Arrays.sort(ms);
             System.out.printf("llama-%s-step%s device=%s threads=%d: median %.1f ms, best %.1f ms over %d steps%n",
-                    qlora ? "qlora" : "fp32", all ? "-all" : "", m.kernels().name(),
+                    qlora ? "qlora" : "fp32", all ? "-all" : "", m.backend().name(),
                     dev.tornadolora.kernels.jvm.Parallel.threads(), ms[steps / 2], ms[0], steps);
             Map<OpTimer.Op, Long> r = m.timer().report();
             long total = r.values().stream().mapToLong(Long::longValue).sum();
@@ -77,6 +85,37 @@ public final class LlamaProfile {
             }
             System.out.printf("  weights on the heap: %.1f MiB; heap at the start of a step: %.1f MiB; peak during steps: %.1f MiB%n",
                     modelBytes / 1048576.0, base / 1048576.0, peak / 1048576.0);
+        }
+    }
+
+    /** The benchmark model as an HF folder (config.json + model.safetensors), F32 or BF16. */
+    static void writeCheckpoint(java.nio.file.Path dir, boolean bf16) throws java.io.IOException {
+        LlamaConfig c = benchmarkConfig();
+        java.nio.file.Files.createDirectories(dir);
+        try (LlamaForCausalLM m = LlamaForCausalLM.random(c, LoraSettings.none(false), 1, "jvm")) {
+            dev.tornadolora.io.SafeTensorsWriter w = new dev.tornadolora.io.SafeTensorsWriter().metadata("format", "pt");
+            m.mergedWeights().forEach((k, t) -> {
+                if (bf16) w.bf16(k, t.shape(), t.data()); else w.f32(k, t);
+            });
+            w.write(dir.resolve("model.safetensors"));
+        }
+        String json = new LlamaConfig(c.vocabSize(), c.hiddenSize(), c.intermediateSize(), c.numHiddenLayers(),
+                c.numAttentionHeads(), c.numKeyValueHeads(), c.headDim(), c.rmsNormEps(), c.ropeTheta(), null, false,
+                c.maxPositionEmbeddings(), 1, 2, bf16 ? "bfloat16" : "float32").toJson();
+        java.nio.file.Files.writeString(dir.resolve("config.json"), json);
+    }
+
+    /** Peak and retained heap of loading an HF folder (the files are memory-mapped, outside the heap). */
+    static void measureLoad(java.nio.file.Path dir, boolean qlora) {
+        long before = usedHeapAfterGc();
+        resetPeaks();
+        long t0 = System.nanoTime();
+        try (LlamaForCausalLM m = LlamaForCausalLM.load(dir, benchmarkLora(qlora, true), "jvm")) {
+            long ms = (System.nanoTime() - t0) / 1_000_000;
+            long peak = peakHeap() - before;
+            long kept = usedHeapAfterGc() - before;
+            System.out.printf("load %s %s: %d ms, heap peak +%.1f MiB, retained +%.1f MiB (%d parameters)%n", dir,
+                    qlora ? "quantize_base" : "fp32", ms, peak / 1048576.0, kept / 1048576.0, m.config().parameterCount());
         }
     }
 
