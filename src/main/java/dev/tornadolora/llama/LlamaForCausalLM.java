@@ -154,9 +154,15 @@ public final class LlamaForCausalLM implements AutoCloseable {
      * counted tokens); accumulates {@code lossScale · d(loss)/d(adapter)} into the adapters' gradients.
      */
     public double forwardBackward(int[] inputIds, int[] labels, int batch, int seq, double lossScale) {
+        return forwardBackward(inputIds, labels, batch, seq, lossScale, null);
+    }
+
+    /** As {@link #forwardBackward(int[], int[], int, int, double)}, copying the logits [B·S·V] to {@code logitsOut}. */
+    public double forwardBackward(int[] inputIds, int[] labels, int batch, int seq, double lossScale, float[] logitsOut) {
         checkLabels(labels, batch, seq);
         boolean anyAdapter = !trainableParameters().isEmpty();
         float[] z = forward(inputIds, batch, seq, anyAdapter);
+        if (logitsOut != null) System.arraycopy(z, 0, logitsOut, 0, z.length);
         long t0 = timer.start();
         double loss = CausalLmLoss.forward(z, labels, batch, seq, config.vocabSize(), anyAdapter ? z : null, lossScale);
         timer.stop(Op.LOSS, t0);
@@ -365,8 +371,8 @@ public final class LlamaForCausalLM implements AutoCloseable {
         }
         adapted.forEach((path, l) -> {
             Tensor a = peft.get(peftKey(path, true)), b = peft.get(peftKey(path, false));
-            Shapes.requireEqual("adapter tensor '" + peftKey(path, true) + "'", a.shape(), l.rank(), l.inDim());
-            Shapes.requireEqual("adapter tensor '" + peftKey(path, false) + "'", b.shape(), l.outDim(), l.rank());
+            Shapes.requireEqual("adapter does not fit the model: tensor '" + peftKey(path, true) + "'", a.shape(), l.rank(), l.inDim());
+            Shapes.requireEqual("adapter does not fit the model: tensor '" + peftKey(path, false) + "'", b.shape(), l.outDim(), l.rank());
         });
         adapted.forEach((path, l) -> {
             l.load("lora_a.weight", peft.get(peftKey(path, true)));
