@@ -32,16 +32,20 @@ final class EmbeddedJob {
     static final Set<String> OPTIONS = Set.of("--output", "--device", "--seed", "--quiet", "--resume", "--merge",
             "--save-every", "--eval-every");
 
-    /** A 2-layer Llama (hidden 128, 4 heads of 32, vocab 256), LoRA rank 4 on q_proj and v_proj, NF4 base. */
+    /**
+     * A 1-layer Llama (hidden 128, 4 heads of 32, intermediate 256, vocab 256; every projection's numel a multiple
+     * of torchao's 64·256 NF4 blocks), hidden rank-2 updates with ‖ΔW‖ = ‖deq W‖ on q_proj and v_proj, LoRA
+     * rank 2, alpha 4, NF4 base; 512 training and 64 held-out sequences of 32 tokens.
+     */
     static TeacherStudent.Spec spec(long seed) {
-        LlamaConfig c = new LlamaConfig(256, 128, 256, 2, 4, 4, 32, 1e-5, 10000.0, null, false, 64, 0, 1, "float32");
-        LoraSettings lora = new LoraSettings(Set.of("q_proj", "v_proj"), false, false, 4, 8f, 0f, false, true);
-        return new TeacherStudent.Spec(c, lora, 4, 0.5, 4.0, 512, 64, 32, seed);
+        LlamaConfig c = new LlamaConfig(256, 128, 256, 1, 4, 4, 32, 1e-5, 10000.0, null, false, 64, 0, 1, "float32");
+        LoraSettings lora = new LoraSettings(Set.of("q_proj", "v_proj"), false, false, 2, 4f, 0f, false, true);
+        return new TeacherStudent.Spec(c, lora, 2, 1.0, 4.0, 512, 64, 32, seed);
     }
 
-    /** The job's optimisation: AdamW at 3e-3 with 10 warm-up steps and a cosine to 0, clip 1, no decay. */
+    /** The job's optimisation: 300 steps of 16 rows, AdamW at 1e-2 with 10 warm-up steps and a cosine to 0, clip 1, no decay. */
     static FinetuneConfig finetuneConfig(TeacherStudent.Spec s, FinetuneCommand o) {
-        return new FinetuneConfig(s.lora(), 200, 16, 1, s.seqLen(), 3e-3, 0, 0.9, 0.999, 1e-8, 10, "cosine", 1.0,
+        return new FinetuneConfig(s.lora(), 300, 16, 1, s.seqLen(), 1e-2, 0, 0.9, 0.999, 1e-8, 10, "cosine", 1.0,
                 s.seed(), true, o.evalEvery, o.saveEvery);
     }
 
