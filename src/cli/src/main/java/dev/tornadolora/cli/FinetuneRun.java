@@ -11,7 +11,6 @@ import dev.tornadolora.llama.LlamaConfig;
 import dev.tornadolora.llama.LlamaForCausalLM;
 import dev.tornadolora.llama.PeftAdapterIO;
 import dev.tornadolora.tensor.Tensor;
-import dev.tornadolora.train.LossCurve;
 import dev.tornadolora.train.Trainer;
 import dev.tornadolora.train.TrainingLog;
 import dev.tornadolora.train.TrainingState;
