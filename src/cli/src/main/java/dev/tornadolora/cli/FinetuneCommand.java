@@ -115,11 +115,12 @@ final class FinetuneCommand implements Callable<Integer> {
     double weightDecay;
 
     @Option(names = "--warmup-steps", paramLabel = "N", defaultValue = "0",
-            description = "linear warm-up steps of the cosine schedule (default ${DEFAULT-VALUE})")
+            description = "linear warm-up steps from lr 0, before the cosine or constant part (default ${DEFAULT-VALUE})")
     long warmupSteps;
 
     @Option(names = "--schedule", paramLabel = "S", defaultValue = "cosine",
-            description = "cosine (torchtune's get_cosine_schedule_with_warmup) or constant (default ${DEFAULT-VALUE})")
+            description = "cosine (torchtune's get_cosine_schedule_with_warmup, to 0 at the last step) or constant"
+                    + " (transformers' get_constant_schedule_with_warmup) (default ${DEFAULT-VALUE})")
     String schedule;
 
     @Option(names = "--max-grad-norm", paramLabel = "N", defaultValue = "1.0",

@@ -2,7 +2,7 @@ package dev.tornadolora.finetune;
 
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.tornadolora.llama.LoraSettings;
-import dev.tornadolora.train.ConstantSchedule;
+import dev.tornadolora.train.ConstantWithWarmup;
 import dev.tornadolora.train.CosineWithWarmup;
 import dev.tornadolora.train.LrSchedule;
 
@@ -12,7 +12,7 @@ import java.util.Locale;
  * Everything a fine-tune's optimisation depends on, as torchtune's {@code lora_finetune_single_device} recipe
  * reads it from its config: the adapters ({@link LoraSettings}), the data order (batch B, gradient accumulation
  * A, shuffle, seed), AdamW ({@code torch.optim.AdamW}: lr, weight decay, betas, eps), the schedule (torchtune's
- * cosine with linear warm-up, or constant), clipping ({@code maxGradNorm} 0: off), and when to evaluate and save.
+ * cosine with linear warm-up, or transformers' constant with warm-up), clipping ({@code maxGradNorm} 0: off), and when to evaluate and save.
  * The run's length is {@code steps} optimizer steps (see {@link TokenBatches#stepsForEpochs} for epochs).
  */
 public record FinetuneConfig(LoraSettings lora, long steps, int batch, int gradAccum, int seqLen, double lr,
@@ -41,15 +41,12 @@ public record FinetuneConfig(LoraSettings lora, long steps, int batch, int gradA
         if (!schedule.equals(COSINE) && !schedule.equals(CONSTANT)) {
             throw new IllegalArgumentException("--schedule: expected cosine or constant, got '" + schedule + "'");
         }
-        if (schedule.equals(CONSTANT) && warmupSteps > 0) {
-            throw new IllegalArgumentException("--warmup-steps " + warmupSteps + " needs --schedule cosine (the"
-                    + " constant schedule has no warm-up)");
-        }
     }
 
     /** The learning-rate multiplier by scheduler step. */
     public LrSchedule lrSchedule() {
-        return schedule.equals(COSINE) ? new CosineWithWarmup(warmupSteps, steps) : new ConstantSchedule();
+        return schedule.equals(COSINE) ? new CosineWithWarmup(warmupSteps, steps)
+                : new ConstantWithWarmup(warmupSteps);
     }
 
     /** Rows per optimizer step, B·A. */
