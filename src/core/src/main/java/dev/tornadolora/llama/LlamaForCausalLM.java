@@ -90,6 +90,37 @@ public final class LlamaForCausalLM implements AutoCloseable {
         return build(c, HfWeights.of(hfWeights), lora, device);
     }
 
+    /**
+     * A model with random weights as transformers initialises a fresh {@code LlamaForCausalLM} (normal(0, 0.02)
+     * for embeddings and projections, ones for the norms), for benchmarks and tests; the adapters as LoRALinear
+     * initialises them (B = 0).
+     */
+    public static LlamaForCausalLM random(LlamaConfig c, LoraSettings lora, long seed, String device) {
+        java.util.SplittableRandom rng = new java.util.SplittableRandom(seed);
+        Map<String, int[]> shapes = HfWeights.expected(c);
+        HfWeights lazy = new HfWeights() {
+            @Override java.util.Set<String> names() { return shapes.keySet(); }
+            @Override int[] shape(String name) { return shapes.get(name); }
+            @Override boolean isFloat(String name) { return true; }
+            @Override float[] read(String name) {
+                float[] a = new float[Shapes.numel(shapes.get(name))];
+                if (name.endsWith("norm.weight")) {
+                    java.util.Arrays.fill(a, 1f);
+                } else {
+                    for (int i = 0; i < a.length; i++) a[i] = (float) (gaussian(rng) * 0.02);
+                }
+                return a;
+            }
+            @Override String source() { return "random weights"; }
+        };
+        return build(c, lazy, lora, device);
+    }
+
+    private static double gaussian(java.util.SplittableRandom rng) {
+        double u = rng.nextDouble(), v = rng.nextDouble();
+        return Math.sqrt(-2 * Math.log1p(-u)) * Math.cos(2 * Math.PI * v);
+    }
+
     private static LlamaForCausalLM build(LlamaConfig c, HfWeights w, LoraSettings lora, String device) {
         w.validate(c);
         LoraKernels k = Backends.forDevice(device == null ? "jvm" : device);
