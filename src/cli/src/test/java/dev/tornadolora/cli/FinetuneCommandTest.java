@@ -78,6 +78,17 @@ class FinetuneCommandTest {
         SafeTensors tt = SafeTensors.open(tmp.resolve("a/adapter.safetensors"));
         assertTrue(tt.contains("layers.0.attn.q_proj.lora_a.weight") && tt.contains("layers.0.mlp.w2.lora_b.weight"),
                 "torchtune keys: " + tt.names());
+        // the torchtune-keyed file holds the PEFT file's tensors: the model's own key mapping loads it to the same values
+        var settings = new dev.tornadolora.llama.LoraSettings(java.util.Set.of("q_proj", "v_proj"), true, false, 4, 8f,
+                0f, false, false);
+        try (var m = dev.tornadolora.llama.LlamaForCausalLM.load(model(), settings, "jvm")) {
+            java.util.Map<String, dev.tornadolora.tensor.Tensor> t = new java.util.LinkedHashMap<>();
+            for (String k : tt.names()) t.put(k, tt.f32(k));
+            m.loadAdapters(t);
+            SafeTensors peft = SafeTensors.open(tmp.resolve("a/peft/adapter_model.safetensors"));
+            assertEquals(peft.names(), m.adapterStateDict().keySet());
+            m.adapterStateDict().forEach((k, v) -> assertArrayEquals(peft.f32(k).data(), v.data(), k));
+        }
         JsonNode log = JSON.readTree(tmp.resolve("a/log.json").toFile());
         assertEquals(4, log.get("steps").size());
         for (String k : new String[] {"loss", "lr", "grad_norm", "tokens_per_s", "peak_heap_mib"}) {
