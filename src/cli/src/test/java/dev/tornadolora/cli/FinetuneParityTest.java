@@ -130,6 +130,37 @@ class FinetuneParityTest {
         return out;
     }
 
+    /** .jsonl data: Hugging Face tokenizers in Python, documents joined with EOS, cut into blocks, give the same rows. */
+    @Test
+    void jsonlDataIsTokenizedAsHuggingFaceTokenizersDoes(@TempDir Path tmp) throws Exception {
+        Path c = golden.resolve("gqa1_tied_tokenizer"), data = c.resolve("data.jsonl"), tok = c.resolve("model/tokenizer.json");
+        JsonNode config = JSON.readTree(c.resolve("model/config.json").toFile());
+        int eos = config.get("eos_token_id").asInt(), seq = 8;
+        Path script = tmp.resolve("pack.py");
+        Files.writeString(script, String.join("\n",
+                "import json, sys",
+                "from tokenizers import Tokenizer",
+                "tok = Tokenizer.from_file(sys.argv[1])",
+                "stream = []",
+                "for line in open(sys.argv[2], encoding='utf-8'):",
+                "    if line.strip():",
+                "        stream += tok.encode(json.loads(line)['text'], add_special_tokens=False).ids + [int(sys.argv[3])]",
+                "n = int(sys.argv[4])",
+                "print(json.dumps([stream[i * n:(i + 1) * n] for i in range(len(stream) // n)]))", ""));
+        Path log = tmp.resolve("pack.log");
+        Process p = new ProcessBuilder(python.toString(), script.toString(), tok.toString(), data.toString(), "" + eos, "" + seq)
+                .redirectErrorStream(true).redirectOutput(log.toFile()).start();
+        assertTrue(p.waitFor(5, TimeUnit.MINUTES));
+        assertEquals(0, p.exitValue(), Files.readString(log));
+        JsonNode expected = JSON.readTree(Files.readString(log));
+        var mine = JsonlTokens.read(data, tok, eos, seq, config.get("vocab_size").asInt());
+        assertEquals(expected.size(), mine.size());
+        for (int r = 0; r < mine.size(); r++) {
+            int[] row = mine.inputIds(new int[] {r});
+            for (int t = 0; t < seq; t++) assertEquals(expected.get(r).get(t).asInt(), row[t], "row " + r + " position " + t);
+        }
+    }
+
     @Test
     void fp32ConstantNoClipNoAccumulation(@TempDir Path tmp) throws Exception {
         compare(tmp, "fp32-constant", "gqa4_llama3_mlp_sharded", false, 3, 1, "constant", 0, 0, false);
