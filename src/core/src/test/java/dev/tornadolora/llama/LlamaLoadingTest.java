@@ -88,6 +88,10 @@ class LlamaLoadingTest {
         LoraSettings none = LoraSettings.none(false);
         LlamaForCausalLM.fromWeights(c, w, none, "jvm").close();
 
+        String nf4 = assertThrows(IllegalArgumentException.class,
+                () -> LlamaForCausalLM.fromWeights(c, w, LoraSettings.none(true), "jvm")).getMessage();
+        assertTrue(nf4.contains("model.layers.0.self_attn.q_proj.weight cannot be NF4"), nf4);
+
         Map<String, Tensor> missing = new LinkedHashMap<>(w);
         missing.remove("model.layers.1.mlp.up_proj.weight");
         assertTrue(assertThrows(IllegalArgumentException.class, () -> LlamaForCausalLM.fromWeights(c, missing, none, "jvm"))

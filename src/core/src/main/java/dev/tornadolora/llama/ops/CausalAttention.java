@@ -87,6 +87,7 @@ public final class CausalAttention {
         Parallel.forRange(batch * heads, 1, (p0, p1) -> {
             float[] kT = new float[d * seq], vT = new float[d * seq];
             float[] p = new float[seq * seq], ds = new float[seq * seq];
+            float[] pT = new float[seq * seq], dsT = new float[seq * seq];
             for (int pair = p0; pair < p1; pair++) {
                 int b = pair / heads, h = pair % heads, g = h / rep;
                 int qBase = b * seq * qw + h * d, kvBase = b * seq * kw + g * d;
@@ -106,14 +107,22 @@ public final class CausalAttention {
                     java.util.Arrays.fill(ds, o + n, o + end, 0f);
                     java.util.Arrays.fill(dq, qBase + i * qw, qBase + i * qw + d, 0f);
                 }
+                // Pᵀ and dSᵀ below the diagonal, so that dk and dv read rows (contiguous) instead of columns.
+                for (int i = 0; i < seq; i++) {
+                    int end = blockEnd(i);
+                    for (int j = 0; j < end; j++) {
+                        pT[j * seq + i] = p[i * seq + j];
+                        dsT[j * seq + i] = ds[i * seq + j];
+                    }
+                }
                 float[] dkh = new float[seq * d], dvh = new float[seq * d];
                 for (int i0 = 0; i0 < seq; i0 += 4) {
                     int rows = Math.min(4, seq - i0);
                     // dq_i = σ Σ_j dS_ij k_j (σ is in dS)
                     SmallGemm.rowBlock(i0, rows, d, 0, blockEnd(i0), ds, 0, seq, 1, k, kvBase, kw, dq, qBase, qw);
-                    // dk_j = Σ_{i ≥ j} dS_ij q_i and dv_j = Σ_{i ≥ j} P_ij dO_i: Aᵀ by strides
-                    SmallGemm.rowBlock(i0, rows, d, i0, seq, ds, 0, 1, seq, q, qBase, qw, dkh, 0, d);
-                    SmallGemm.rowBlock(i0, rows, d, i0, seq, p, 0, 1, seq, dOut, qBase, qw, dvh, 0, d);
+                    // dk_j = Σ_{i ≥ j} dS_ij q_i and dv_j = Σ_{i ≥ j} P_ij dO_i
+                    SmallGemm.rowBlock(i0, rows, d, i0, seq, dsT, 0, seq, 1, q, qBase, qw, dkh, 0, d);
+                    SmallGemm.rowBlock(i0, rows, d, i0, seq, pT, 0, seq, 1, dOut, qBase, qw, dvh, 0, d);
                 }
                 dkHead[pair] = dkh;
                 dvHead[pair] = dvh;
