@@ -92,10 +92,7 @@ final class FinetuneRun {
             resumeFrom(state);
             clock = log.elapsedSeconds();
             out.printf(Locale.ROOT, "resuming %s at step %d of %d%n", output, finetuner.stepsDone(), config.steps());
-            if (config.lora().dropout() > 0) {
-                out.println("note: the dropout masks after the resume point are not those of an unbroken run (the"
-                        + " resume point does not hold the dropout generators' positions), so the adapters will differ");
-            }
+
         } else {
             if (opts.resume) out.printf("%s has no resume point yet: starting at step 0%n", output);
             initialEval = finetuner.evalLoss(eval, config.batch());

@@ -58,7 +58,11 @@ class FinetunerTest {
 
     /** The model with random non-zero adapters (B too, so every adapter gets a gradient at once). */
     static LlamaForCausalLM model() {
-        LlamaForCausalLM m = LlamaForCausalLM.fromWeights(CONFIG, weights(), LORA, "jvm");
+        return model(LORA);
+    }
+
+    static LlamaForCausalLM model(LoraSettings lora) {
+        LlamaForCausalLM m = LlamaForCausalLM.fromWeights(CONFIG, weights(), lora, "jvm");
         SplittableRandom rng = new SplittableRandom(2);
         Map<String, Tensor> ad = new LinkedHashMap<>();
         m.adapterStateDict().forEach((k, t) -> ad.put(k, rand(rng, 0.2f, t.shape())));
@@ -152,21 +156,23 @@ class FinetunerTest {
         assertThrows(IllegalStateException.class, f::step);
     }
 
+    /** With dropout too: the resume point holds the dropout generators' positions. */
     @Test
     void resumeContinuesBitForBit(@TempDir Path tmp) throws Exception {
         TokenDataset d = data(5, 8);
-        FinetuneConfig c = new FinetuneConfig(LORA, 6, 2, 1, 8, 1e-2, 0.01, 0.9, 0.999, 1e-8, 2, "cosine", 0.5, 5,
+        LoraSettings lora = LORA.withDropout(0.2f);
+        FinetuneConfig c = new FinetuneConfig(lora, 6, 2, 1, 8, 1e-2, 0.01, 0.9, 0.999, 1e-8, 2, "cosine", 0.5, 5,
                 true, 0, 0);
-        LlamaForCausalLM straight = model();
+        LlamaForCausalLM straight = model(lora);
         Finetuner a = new Finetuner(straight, d, c);
         while (!a.finished()) a.step();
 
-        LlamaForCausalLM first = model();
+        LlamaForCausalLM first = model(lora);
         Finetuner b = new Finetuner(first, d, c);
         for (int i = 0; i < 3; i++) b.step();
         Path state = tmp.resolve("state.safetensors");
         b.save(state, Map.of());
-        LlamaForCausalLM second = model();  // fresh adapters: the resume point must bring them back
+        LlamaForCausalLM second = model(lora);  // fresh adapters: the resume point must bring them back
         Finetuner r = new Finetuner(second, d, c);
         r.resume(state);
         assertEquals(3, r.stepsDone());
@@ -175,6 +181,14 @@ class FinetunerTest {
         assertEquals(x.keySet(), y.keySet());
         x.forEach((k, t) -> assertArrayEquals(t.data(), y.get(k).data(), k));
         a.optimizer().state().forEach((k, t) -> assertArrayEquals(t.data(), r.optimizer().state().get(k).data(), k));
+        // and the dropout did act: without the saved positions the resumed run would differ (checked by not resuming them)
+        LlamaForCausalLM third = model(lora);
+        Finetuner n = new Finetuner(third, d, c);
+        n.resume(state);
+        third.adapterModules().values().forEach(l -> l.resumeDropout(0));
+        while (!n.finished()) n.step();
+        assertTrue(x.entrySet().stream().anyMatch(e -> !java.util.Arrays.equals(e.getValue().data(),
+                third.adapterStateDict().get(e.getKey()).data())), "dropout masks change the result");
     }
 
     @Test
