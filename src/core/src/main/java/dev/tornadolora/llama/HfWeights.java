@@ -12,11 +12,8 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.Iterator;
 import java.util.LinkedHashMap;
-import java.util.LinkedHashSet;
-import java.util.List;
 import java.util.Map;
 import java.util.Set;
 
@@ -195,18 +192,5 @@ abstract class HfWeights implements AutoCloseable {
             }
             @Override String source() { return source; }
         };
-    }
-
-    /** Bytes the expected tensors take as stored (16-bit stays 2 bytes), for memory reports. */
-    static long storedBytes(List<int[]> shapes, int bytesPerElement) {
-        long b = 0;
-        for (int[] s : shapes) b += (long) Shapes.numel(s) * bytesPerElement;
-        return b;
-    }
-
-    static List<String> sorted(Set<String> s) {
-        List<String> l = new ArrayList<>(new LinkedHashSet<>(s));
-        java.util.Collections.sort(l);
-        return l;
     }
 }

@@ -1,6 +1,5 @@
 package dev.tornadolora.llama;
 
-import dev.tornadolora.io.DType;
 import dev.tornadolora.io.SafeTensors;
 import dev.tornadolora.tensor.Shapes;
 
@@ -48,9 +47,5 @@ public final class TokenTensors {
         ByteBuffer b = ByteBuffer.allocate(8 * values.length).order(java.nio.ByteOrder.LITTLE_ENDIAN);
         for (int x : values) b.putLong(x);
         return b.array();
-    }
-
-    static DType dtype(SafeTensors st, String name) {
-        return st.entry(name).dtype();
     }
 }
