@@ -98,6 +98,20 @@ public final class SafeTensorsWriter {
     }
 
     /**
+     * Adds an IEEE fp16 tensor, rounding the fp32 values to nearest-even (as torch's {@code .to(torch.float16)}).
+     *
+     * @param name   the tensor's name, unique in the file
+     * @param shape  its shape
+     * @param values its fp32 values, row-major
+     * @return this writer
+     */
+    public SafeTensorsWriter f16(String name, int[] shape, float[] values) {
+        ByteBuffer b = ByteBuffer.allocate(values.length * 2).order(ByteOrder.LITTLE_ENDIAN);
+        for (float v : values) b.putShort(Float.floatToFloat16(v));
+        return raw(name, DType.F16, shape, b.array());
+    }
+
+    /**
      * Adds a BF16 tensor from raw bf16 bits (see {@link BFloat16}).
      *
      * @param name  the tensor's name, unique in the file
