@@ -6,7 +6,8 @@ import java.util.List;
 
 /**
  * All-reduce of the adapter gradients (and the step's loss) over an all-gather: every task sends
- * {@code lossBits|base64(gradients)}, receives every task's message, and sums them itself in rank order
+ * {@code lossBits|tag|base64(gradients)} (the tag: a short text that travels along, e.g. a checksum), receives
+ * every task's message, and sums them itself in rank order
  * <pre>
  *   g = ((0 + g₀) + g₁) + … + g_{N−1}      (fp32, element by element)      loss = Σ_r loss_r   (double, same order)
  * </pre>
@@ -30,24 +31,30 @@ public final class GradientAllReduce {
         this.numel = Math.toIntExact(n);
     }
 
-    /** Replaces every parameter's gradient by the sum over all tasks; returns the summed loss. */
-    public double sum(double localLoss) {
-        String mine = Long.toHexString(Double.doubleToRawLongBits(localLoss)) + "|" + FloatCodec.encode(flatten());
+    /** The summed loss and every rank's tag (index = rank). */
+    public record Sum(double loss, String[] tags) {}
+
+    /** Replaces every parameter's gradient by the sum over all tasks; {@code tag} must not contain '|'. */
+    public Sum sum(double localLoss, String tag) {
+        if (tag.indexOf('|') >= 0) throw new IllegalArgumentException("tag must not contain '|': " + tag);
+        String mine = Long.toHexString(Double.doubleToRawLongBits(localLoss)) + "|" + tag + "|" + FloatCodec.encode(flatten());
         String[] all = collective.allGather(mine);
         bytesSent += mine.length();
         float[] total = new float[numel];
         double loss = 0;
+        String[] tags = new String[all.length];
         for (int r = 0; r < all.length; r++) {
             String m = all[r];
             bytesReceived += m.length();
-            int bar = m.indexOf('|');
-            if (bar < 0) throw new IllegalStateException("all-reduce: malformed message from rank " + r);
+            int bar = m.indexOf('|'), bar2 = bar < 0 ? -1 : m.indexOf('|', bar + 1);
+            if (bar2 < 0) throw new IllegalStateException("all-reduce: malformed message from rank " + r);
             loss += Double.longBitsToDouble(Long.parseUnsignedLong(m.substring(0, bar), 16));
-            float[] g = FloatCodec.decode(m.substring(bar + 1), numel);
+            tags[r] = m.substring(bar + 1, bar2);
+            float[] g = FloatCodec.decode(m.substring(bar2 + 1), numel);
             for (int i = 0; i < numel; i++) total[i] += g[i];
         }
         scatter(total);
-        return loss;
+        return new Sum(loss, tags);
     }
 
     /** Trainable floats per replica. */

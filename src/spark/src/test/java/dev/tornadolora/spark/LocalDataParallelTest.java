@@ -40,14 +40,15 @@ class LocalDataParallelTest {
         for (int i = 0; i < 20; i++) {
             assertEquals(single.losses()[i], w.losses()[i], 1e-5 * Math.abs(single.losses()[i]), "step " + (i + 1));
         }
-        assertEquals(5, w.checks().size(), "start, 5, 10, 15, 20");
+        assertEquals(5, w.checks().size(), "start (0), 5, 10, 15, 20");
+        assertEquals(java.util.List.of(0L, 5L, 10L, 15L, 20L), w.checks().stream().map(TaskReport.Check::step).toList());
         for (TaskReport.Check c : w.checks()) assertEquals(c.checksums()[0], c.checksums()[1], "step " + c.step());
         assertArrayEqualsWithin(SafeTensors.open(solo.resolve(MlpRun.ADAPTERS)), SafeTensors.open(dp.resolve(MlpRun.ADAPTERS)), 1e-6);
         assertTrue(w.bytesSentPerStep() >= FloatCodec.encodedLength(w.trainableFloats()));
         double worst = 0;
         for (int i = 0; i < 20; i++) worst = Math.max(worst, Math.abs(w.losses()[i] / single.losses()[i] - 1));
-        System.out.printf("local[2]: %d trainable floats, %d bytes sent per task per step, worst loss rel. diff %.3g%n",
-                w.trainableFloats(), w.bytesSentPerStep(), worst);
+        System.out.printf("local[2]: %d trainable floats, %d bytes sent per task per step, worst loss rel. diff %.3g, %.1f ms per step (1 process: %.1f)%n",
+                w.trainableFloats(), w.bytesSentPerStep(), worst, w.meanStepSeconds() * 1e3, single.meanStepSeconds() * 1e3);
     }
 
     @Test
