@@ -47,10 +47,9 @@ echo "Devices:"
 
 tl_install_api "$sdk"
 
-echo "Building tornado-tasks (the core jar first)..."
+echo "Building tornado-tasks (with the library, in one reactor)..."
 export TORNADOVM_HOME=$sdk
-mvn -B -q -ntp -DskipTests install
-mvn -B -q -ntp -f tornado-tasks/pom.xml -DskipTests -Dtornado.version="$version" package
+mvn -B -q -ntp -DskipTests -Dtornado.version="$version" install
 echo
 cat <<EOF2
 Ready. With the SDK in your environment:

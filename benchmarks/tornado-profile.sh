@@ -8,7 +8,7 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 . "$root/bin/jdk.sh"
 : "${TORNADOVM_HOME:?set TORNADOVM_HOME to a TornadoVM SDK (see ./setup-tornado.sh)}"
 reps=${1:-5}
-cp="$root/target/tornado-lora.jar:$root/target/lib/*:$root/tornado-tasks/target/tornado-lora-tasks.jar"
+cp="$root/src/cli/target/tornado-lora.jar:$root/src/cli/target/lib/*:$root/tornado-tasks/target/tornado-lora-tasks.jar"
 run() {
   "$JAVA_HOME/bin/java" @"$TORNADOVM_HOME/tornado-argfile" -Dtornado.enable.fma=False -Dtornado.recover.bailout=False \
     --add-modules jdk.incubator.vector -Xmx12g -cp "$cp" dev.tornadolora.tornado.TornadoProfile "$@" 2>&1 \

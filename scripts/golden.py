@@ -30,7 +30,7 @@ NF4 reference (independent implementation, see to_nf4_reference):
   NF4[code] * (q / qf + mu), all float32.
 
 Run (needs only torch; uses no torchtune/torchao/safetensors):
-  /usr/bin/python3 scripts/golden.py [--out src/test/resources/golden]
+  /usr/bin/python3 scripts/golden.py [--out src/core/src/test/resources/golden]
 Relative --out paths are resolved against the repository root.  Every file is
 re-read with the reader below and checked after writing.
 """
@@ -474,7 +474,7 @@ def write_nf4(out, name, w, bs, sbs, desc):
 # ----------------------------------------------------------------------------
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--out", default="src/test/resources/golden",
+    ap.add_argument("--out", default="src/core/src/test/resources/golden",
                     help="output directory (relative paths are taken from the repo root)")
     out = Path(ap.parse_args().out)
     out = out if out.is_absolute() else REPO_ROOT / out

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Golden data for tornado-lora's training pieces, computed by PyTorch.
 
-Writes into src/test/resources/golden/train/ (safetensors, read by the Java tests):
+Writes into src/core/src/test/resources/golden/train/ (safetensors, read by the Java tests):
 
   optim_<case>.safetensors   an optimizer run over two parameters with fixed gradients:
       p<i>.init, then for every step k = 1..K: p<i>.grad.<k> (the gradient given before
@@ -304,7 +304,7 @@ def write_merge(out):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--out", default="src/test/resources/golden/train")
+    ap.add_argument("--out", default="src/core/src/test/resources/golden/train")
     out = Path(ap.parse_args().out)
     out = out if out.is_absolute() else REPO_ROOT / out
     out.mkdir(parents=True, exist_ok=True)

@@ -59,6 +59,6 @@ class TornadoCliTest {
 
     private static Path golden(String name) throws URISyntaxException {
         // the core project's fixtures, next to this module
-        return Path.of("..", "src", "test", "resources", "golden", name + ".safetensors").toAbsolutePath().normalize();
+        return Path.of("..", "src", "core", "src", "test", "resources", "golden", name + ".safetensors").toAbsolutePath().normalize();
     }
 }

@@ -1,6 +1,5 @@
 package dev.tornadolora.cli;
 
-import dev.tornadolora.bench.BenchReport;
 import dev.tornadolora.bench.BenchResult;
 import dev.tornadolora.bench.BenchRunner;
 import dev.tornadolora.bench.BenchTable;

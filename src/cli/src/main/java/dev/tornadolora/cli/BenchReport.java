@@ -1,5 +1,6 @@
-package dev.tornadolora.bench;
+package dev.tornadolora.cli;
 
+import dev.tornadolora.bench.BenchResult;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import com.fasterxml.jackson.databind.node.ArrayNode;

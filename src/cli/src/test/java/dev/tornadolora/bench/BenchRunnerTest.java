@@ -1,5 +1,6 @@
 package dev.tornadolora.bench;
 
+import dev.tornadolora.cli.BenchReport;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.tornadolora.kernels.Backends;

@@ -2,7 +2,6 @@ package dev.tornadolora.cli;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import dev.tornadolora.bench.BenchReport;
 import dev.tornadolora.bench.BenchRunner;
 import dev.tornadolora.bench.BenchFixtures;
 import dev.tornadolora.bench.Workload;

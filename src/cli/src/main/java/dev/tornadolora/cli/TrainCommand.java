@@ -10,7 +10,6 @@ import dev.tornadolora.nn.Sequential;
 import dev.tornadolora.tensor.Tensor;
 import dev.tornadolora.train.AdamW;
 import dev.tornadolora.train.CosineWithWarmup;
-import dev.tornadolora.train.LossCurve;
 import dev.tornadolora.train.Losses;
 import dev.tornadolora.train.LrScheduler;
 import dev.tornadolora.train.Optimizer;

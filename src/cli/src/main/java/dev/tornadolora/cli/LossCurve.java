@@ -1,5 +1,6 @@
-package dev.tornadolora.train;
+package dev.tornadolora.cli;
 
+import dev.tornadolora.train.Trainer;
 import org.knowm.xchart.BitmapEncoder;
 import org.knowm.xchart.XYChart;
 import org.knowm.xchart.XYChartBuilder;
