@@ -7,7 +7,12 @@ import jdk.incubator.vector.FloatVector;
 
 import java.io.BufferedReader;
 import java.io.InputStreamReader;
+import java.lang.management.GarbageCollectorMXBean;
+import java.lang.management.ManagementFactory;
+import java.lang.management.MemoryPoolMXBean;
+import java.lang.management.MemoryType;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HashMap;
@@ -17,9 +22,13 @@ import java.util.Map;
 /**
  * The JVM side of {@code benchmarks/compare.py}: a small server on stdin/stdout, so that the comparison can
  * alternate PyTorch and JVM runs workload by workload (both sides then see the same machine load). Commands,
- * one per line: {@code peak} and {@code run WORKLOAD SECONDS} ({@link LayerWorkload#parse}); each answer is one
- * line of JSON. Timing protocol as the PyTorch side: warm up, then repeat until a time budget and a minimum
- * count are reached; report the median. Layers are built once per workload and kept for later rounds.
+ * one per line: {@code peak}, {@code run WORKLOAD SECONDS} ({@link LayerWorkload#parse}, or
+ * {@link LlamaStepWorkload#parse} for {@code llama-*}), {@code profile WORKLOAD STEPS} (a Llama workload's wall
+ * time per op) and {@code memory WORKLOAD STEPS [HF_DIR]} (heap of a Llama step: used after a full GC with the
+ * model built, and the peak during the steps; with HF_DIR the model is loaded from that folder tensor by tensor,
+ * so that a JVM started with a small -Xmx shows the step fits in it); each answer is one line of JSON. Timing
+ * protocol as the PyTorch side: warm up, then repeat until a time budget and a minimum count are reached; report
+ * the median. Workloads are built once and kept for later rounds, until {@code drop WORKLOAD}.
  */
 public final class Compare {
     private Compare() {}
@@ -27,6 +36,7 @@ public final class Compare {
     public static void main(String[] args) throws Exception {
         ObjectMapper json = new ObjectMapper();
         Map<String, LayerWorkload> workloads = new HashMap<>();
+        Map<String, LlamaStepWorkload> llamas = new HashMap<>();
         BufferedReader in = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));
         ObjectNode hello = json.createObjectNode();
         hello.put("threads", Parallel.threads());
@@ -41,19 +51,41 @@ public final class Compare {
                 switch (cmd[0]) {
                     case "peak" -> r.put("peak_gflops", PeakFlops.measure());
                     case "run" -> {
-                        LayerWorkload w = workloads.computeIfAbsent(cmd[1], LayerWorkload::parse);
-                        double[] ms = time(w, Double.parseDouble(cmd[2]));
-                        r.put("name", w.name());
+                        double[] ms;
+                        if (cmd[1].startsWith("llama-")) {
+                            LlamaStepWorkload w = llamas.computeIfAbsent(cmd[1], LlamaStepWorkload::parse);
+                            ms = time(w::run, Double.parseDouble(cmd[2]));
+                        } else {
+                            LayerWorkload w = workloads.computeIfAbsent(cmd[1], LayerWorkload::parse);
+                            ms = time(w::run, Double.parseDouble(cmd[2]));
+                        }
+                        r.put("name", cmd[1]);
                         r.put("ms", median(ms));
                         r.put("ms_min", Arrays.stream(ms).min().orElseThrow());
                         r.put("runs", ms.length);
+                    }
+                    case "profile" -> {
+                        LlamaStepWorkload w = llamas.computeIfAbsent(cmd[1], LlamaStepWorkload::parse);
+                        profile(w, Integer.parseInt(cmd[2]), r);
+                    }
+                    case "memory" -> {
+                        LlamaStepWorkload w = cmd.length > 3 ? LlamaStepWorkload.load(cmd[1], Path.of(cmd[3]))
+                                : llamas.computeIfAbsent(cmd[1], LlamaStepWorkload::parse);
+                        memory(w, Integer.parseInt(cmd[2]), r);
+                        if (cmd.length > 3) w.close();
+                    }
+                    case "drop" -> {
+                        LlamaStepWorkload w = llamas.remove(cmd[1]);
+                        if (w != null) w.close();
+                        workloads.remove(cmd[1]);
+                        r.put("dropped", w != null);
                     }
                     case "quit" -> {
                         return;
                     }
                     default -> r.put("error", "unknown command: " + line);
                 }
-            } catch (RuntimeException e) {
+            } catch (RuntimeException | OutOfMemoryError e) {
                 r.put("error", e.toString());
             }
             System.out.println(json.writeValueAsString(r));
@@ -66,7 +98,7 @@ public final class Compare {
      * (the JIT has compiled the vector kernels; interpreted vector code is orders of magnitude slower), for at
      * most 4 budgets or 10 s, whichever is longer. Then runs until the budget and 5 runs are reached.
      */
-    static double[] time(LayerWorkload w, double seconds) {
+    static double[] time(Runnable w, double seconds) {
         long budget = (long) (seconds * 1e9);
         long start = System.nanoTime();
         double fastest = Double.MAX_VALUE, last = Double.MAX_VALUE;
@@ -85,6 +117,64 @@ public final class Compare {
             ms.add((System.nanoTime() - t0) / 1e6);
         }
         return ms.stream().mapToDouble(Double::doubleValue).toArray();
+    }
+
+    /** Wall time per op (the model's OpTimer) over {@code steps} steps after one warm-up step, in ms per step. */
+    static void profile(LlamaStepWorkload w, int steps, ObjectNode r) {
+        w.run();
+        w.model().timer().reset();
+        w.model().timer().enable(true);
+        long t0 = System.nanoTime();
+        try {
+            for (int i = 0; i < steps; i++) w.run();
+        } finally {
+            w.model().timer().enable(false);
+        }
+        double total = (System.nanoTime() - t0) / 1e6 / steps;
+        r.put("name", w.name());
+        r.put("step_ms", total);
+        ObjectNode ops = r.putObject("op_ms");
+        double covered = 0;
+        for (var e : w.model().timer().report().entrySet()) {
+            double ms = e.getValue() / 1e6 / steps;
+            ops.put(e.getKey().name().toLowerCase(java.util.Locale.ROOT), ms);
+            covered += ms;
+        }
+        ops.put("other", total - covered);  // optimizer, clipping, data, and whatever the timer does not cover
+    }
+
+    /**
+     * Heap of a step: {@code live_mb}, used after a full GC with the model built and warmed (weights, adapters,
+     * optimizer state, buffers the model keeps); {@code peak_mb}, the largest heap occupancy during the steps,
+     * the sum over heap pools of their peak usage since a reset after that GC (an upper bound: pools may peak at
+     * different times, and garbage not yet collected counts); plus the GC count and time of the steps.
+     */
+    static void memory(LlamaStepWorkload w, int steps, ObjectNode r) {
+        w.run();
+        System.gc();
+        System.gc();
+        List<MemoryPoolMXBean> heap = ManagementFactory.getMemoryPoolMXBeans().stream()
+                .filter(p -> p.getType() == MemoryType.HEAP).toList();
+        long live = heap.stream().mapToLong(p -> p.getUsage().getUsed()).sum();
+        heap.forEach(MemoryPoolMXBean::resetPeakUsage);
+        long gcCount0 = gcCount(), gcMs0 = gcMillis();
+        for (int i = 0; i < steps; i++) w.run();
+        long peak = heap.stream().mapToLong(p -> p.getPeakUsage().getUsed()).sum();
+        r.put("name", w.name());
+        r.put("live_mb", live / 1048576.0);
+        r.put("peak_mb", peak / 1048576.0);
+        r.put("max_heap_mb", Runtime.getRuntime().maxMemory() / 1048576.0);
+        r.put("steps", steps);
+        r.put("gc_count", gcCount() - gcCount0);
+        r.put("gc_ms", gcMillis() - gcMs0);
+    }
+
+    private static long gcCount() {
+        return ManagementFactory.getGarbageCollectorMXBeans().stream().mapToLong(GarbageCollectorMXBean::getCollectionCount).sum();
+    }
+
+    private static long gcMillis() {
+        return ManagementFactory.getGarbageCollectorMXBeans().stream().mapToLong(GarbageCollectorMXBean::getCollectionTime).sum();
     }
 
     static double median(double[] v) {

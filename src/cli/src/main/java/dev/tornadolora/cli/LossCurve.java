@@ -16,6 +16,11 @@ public final class LossCurve {
 
     /** PNG bytes of loss (y, log scale) against step (x); non-positive losses are left out (no log). */
     public static byte[] png(String title, List<Trainer.StepRecord> steps) throws IOException {
+        return png(title, "training loss (MSE)", steps);
+    }
+
+    /** As {@link #png(String, List)} with the loss axis titled {@code yTitle}. */
+    public static byte[] png(String title, String yTitle, List<Trainer.StepRecord> steps) throws IOException {
         if (System.getProperty("java.awt.headless") == null) {
             System.setProperty("java.awt.headless", "true");  // servers have no display; XChart only draws to an image
         }
@@ -25,7 +30,7 @@ public final class LossCurve {
             throw new IllegalArgumentException("no positive loss values to plot");
         }
         XYChart chart = new XYChartBuilder().width(800).height(500).title(title)
-                .xAxisTitle("step").yAxisTitle("training loss (MSE)").build();
+                .xAxisTitle("step").yAxisTitle(yTitle).build();
         chart.getStyler().setYAxisLogarithmic(true);
         chart.getStyler().setLegendVisible(false);
         chart.getStyler().setYAxisDecimalPattern("0.0E0");

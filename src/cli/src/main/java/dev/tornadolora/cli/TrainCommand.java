@@ -18,11 +18,7 @@ import dev.tornadolora.train.SyntheticTask;
 import dev.tornadolora.train.Trainer;
 import dev.tornadolora.train.TrainingLog;
 import dev.tornadolora.train.TrainingState;
-import me.tongfei.progressbar.ConsoleProgressBarConsumer;
-import me.tongfei.progressbar.DelegatingProgressBarConsumer;
 import me.tongfei.progressbar.ProgressBar;
-import me.tongfei.progressbar.ProgressBarBuilder;
-import me.tongfei.progressbar.ProgressBarStyle;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
@@ -183,24 +179,24 @@ final class TrainCommand implements Callable<Integer> {
         double clock = log.elapsedSeconds();
         long start = System.nanoTime();
         long tokens = log.steps().stream().mapToLong(Trainer.StepRecord::tokens).sum();
-        try (ProgressBar bar = quiet ? null : progressBar()) {
+        try (ProgressBar bar = quiet ? null : Progress.bar("train", steps)) {
             for (long step = done + 1; step <= steps; step++) {
                 Tensor x = task.inputs(step, batch);
                 Trainer.StepRecord r = trainer.step(step, x, task.targets(x));
-                double elapsed = clock + seconds(start);
+                double elapsed = clock + Progress.seconds(start);
                 tokens += r.tokens();
                 log.add(r, elapsed);
                 if (bar != null) {
                     bar.stepTo(step);
                     bar.setExtraMessage(String.format(Locale.ROOT, " loss %.3e  %s tok/s", r.loss(),
-                            compact(tokens / Math.max(elapsed, 1e-9))));
+                            Progress.compact(tokens / Math.max(elapsed, 1e-9))));
                 }
                 if (saveEvery > 0 && step % saveEvery == 0 && step < steps) {
                     saveCheckpoint(task, trainer, step, log);
                 }
             }
         }
-        double wall = clock + seconds(start);
+        double wall = clock + Progress.seconds(start);
         double finalLoss = task.evalLoss(evalX);
         Map<String, Double> cosines = task.cosines();
         boolean met = finalLoss <= MAX_LOSS_RATIO * initialLoss
@@ -254,33 +250,6 @@ final class TrainCommand implements Callable<Integer> {
     }
 
     /**
-     * The bar redraws one line on a terminal; when stderr goes to a file or pipe it prints a line every few
-     * seconds instead of a stream of carriage returns.
-     */
-    private ProgressBar progressBar() {
-        boolean terminal = isTerminal();
-        ProgressBarBuilder b = new ProgressBarBuilder().setTaskName("train").setInitialMax(steps).setUnit(" steps", 1)
-                .setStyle(ProgressBarStyle.ASCII).setMaxRenderedLength(110);
-        if (terminal) {
-            b.setUpdateIntervalMillis(200).setConsumer(new ConsoleProgressBarConsumer(System.err));
-        } else {
-            b.setUpdateIntervalMillis(5000).setConsumer(new DelegatingProgressBarConsumer(System.err::println, 110));
-        }
-        return b.build();
-    }
-
-    /** {@code System.console().isTerminal()} where the JDK has it (22+), else whether there is a console at all. */
-    private static boolean isTerminal() {
-        java.io.Console c = System.console();
-        if (c == null) return false;
-        try {
-            return (Boolean) java.io.Console.class.getMethod("isTerminal").invoke(c);
-        } catch (ReflectiveOperationException e) {
-            return true;
-        }
-    }
-
-    /**
      * Adapters (torchtune keys and PEFT folder), frozen base, the log and last the training state, each
      * atomically. The training state holds the adapters too and is written last: it is the resume point, whole
      * whenever it exists, and a kill between these writes leaves at worst exports newer than it (the log's later
@@ -313,24 +282,7 @@ final class TrainCommand implements Callable<Integer> {
             throw new IllegalArgumentException("--resume: " + logFile + " does not exist");
         }
         TrainingLog log = TrainingLog.read(logFile, TrainingState.parseLong(SafeTensors.open(state), TrainingState.STEP));
-        ObjectNode saved = log.config();
-        JsonNode now;
-        try {  // through text, as the saved one was: 8.0f and 8.0 become the same node
-            now = TrainingLog.mapper().readTree(TrainingLog.mapper().writeValueAsString(config));
-        } catch (IOException e) {
-            throw new IllegalStateException(e);
-        }
-        List<String> differences = new ArrayList<>();
-        now.properties().forEach(e -> {
-            JsonNode before = saved.get(e.getKey());
-            if (!NOT_OPTIONS.contains(e.getKey()) && !e.getValue().equals(before)) {
-                differences.add(e.getKey() + " " + before + " -> " + e.getValue());
-            }
-        });
-        if (!differences.isEmpty()) {
-            throw new IllegalArgumentException("--resume: " + output + " was trained with other options: "
-                    + String.join(", ", differences) + " (give the options of the run being resumed)");
-        }
+        log.requireSameConfig(config, NOT_OPTIONS, "--resume: " + output);
         TrainingState.resume(state, optimizer, task.student().loraModules());
         return log;
     }
@@ -391,19 +343,10 @@ final class TrainCommand implements Callable<Integer> {
         cosines.forEach((name, c) -> out.printf(Locale.ROOT,
                 "cosine(alpha/r*B*A, hidden update) %s: %.6f (criterion >= %.2f): %s%n", name, c, MIN_COSINE,
                 c >= MIN_COSINE ? "ok" : "NOT MET"));
-        out.printf(Locale.ROOT, "wall time %.1f s, %s tokens/s; %s%n", wall, compact(tokens / wall),
+        out.printf(Locale.ROOT, "wall time %.1f s, %s tokens/s; %s%n", wall, Progress.compact(tokens / wall),
                 met ? "learning criteria met" : "learning criteria NOT met");
         out.printf("wrote %s: adapter.safetensors (torchtune keys), peft/ (PEFT layout), base_model.safetensors,"
                 + " training_state.safetensors, sample.safetensors, log.json, loss.png%n", output);
         out.flush();
-    }
-
-    private static double seconds(long startNanos) {
-        return (System.nanoTime() - startNanos) / 1e9;
-    }
-
-    private static String compact(double v) {
-        return v >= 1e6 ? String.format(Locale.ROOT, "%.1fM", v / 1e6)
-                : v >= 1e3 ? String.format(Locale.ROOT, "%.1fk", v / 1e3) : String.format(Locale.ROOT, "%.0f", v);
     }
 }

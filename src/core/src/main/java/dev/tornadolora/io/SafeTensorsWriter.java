@@ -55,6 +55,13 @@ public final class SafeTensorsWriter {
         return bf16(name, shape, bits);
     }
 
+    /** IEEE fp16 by round-to-nearest-even of the fp32 values (as torch's {@code .to(torch.float16)}). */
+    public SafeTensorsWriter f16(String name, int[] shape, float[] values) {
+        ByteBuffer b = ByteBuffer.allocate(values.length * 2).order(ByteOrder.LITTLE_ENDIAN);
+        for (float v : values) b.putShort(Float.floatToFloat16(v));
+        return raw(name, DType.F16, shape, b.array());
+    }
+
     /** bf16 from raw bf16 bits (see {@link BFloat16}). */
     public SafeTensorsWriter bf16(String name, int[] shape, short[] bits) {
         ByteBuffer b = ByteBuffer.allocate(bits.length * 2).order(ByteOrder.LITTLE_ENDIAN);

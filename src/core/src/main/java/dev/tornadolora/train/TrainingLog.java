@@ -40,7 +40,8 @@ public final class TrainingLog {
         return (ObjectNode) root.get("summary");
     }
 
-    public void add(Trainer.StepRecord r, double elapsedSeconds) {
+    /** Appends a step's entry and returns it (for callers that record more per step). */
+    public ObjectNode add(Trainer.StepRecord r, double elapsedSeconds) {
         steps.add(r);
         ObjectNode n = stepNodes.addObject();
         n.put("step", r.step());
@@ -49,6 +50,19 @@ public final class TrainingLog {
         n.put("grad_norm", r.gradNorm());
         n.put("tokens", r.tokens());
         n.put("elapsed_s", Math.round(elapsedSeconds * 1e4) / 1e4);
+        return n;
+    }
+
+    /**
+     * A further list of entries by step (e.g. {@code "eval"}), created empty on first use; a resumed log keeps the
+     * entries up to the step it resumes at.
+     */
+    public ArrayNode entries(String name) {
+        if (name.equals("steps") || name.equals("config") || name.equals("summary")) {
+            throw new IllegalArgumentException("'" + name + "' is not a list of entries of its own");
+        }
+        JsonNode n = root.get(name);
+        return n instanceof ArrayNode a ? a : root.putArray(name);
     }
 
     public List<Trainer.StepRecord> steps() {
@@ -88,14 +102,49 @@ public final class TrainingLog {
                 throw new IllegalArgumentException(file + ": step entries are not 1, 2, ...: found " + s
                         + " after " + log.steps.size());
             }
-            log.add(new Trainer.StepRecord(s, n.path("loss").asDouble(), n.path("lr").asDouble(),
+            ObjectNode entry = log.add(new Trainer.StepRecord(s, n.path("loss").asDouble(), n.path("lr").asDouble(),
                     n.path("grad_norm").asDouble(), n.path("tokens").asLong()), n.path("elapsed_s").asDouble());
+            if (n.isObject()) entry.setAll((ObjectNode) n);
+        }
+        for (var field : root.properties()) {
+            String k = field.getKey();
+            if (!k.equals("steps") && field.getValue().isArray()) {
+                ArrayNode kept = log.entries(k);
+                for (JsonNode e : field.getValue()) {
+                    if (e.path("step").asLong(Long.MAX_VALUE) <= step) kept.add(e);
+                }
+            }
         }
         if (log.steps.size() != step) {
             throw new IllegalArgumentException(file + ": has " + log.steps.size() + " steps, the training state "
                     + step + " (the files are from different runs?)");
         }
         return log;
+    }
+
+    /**
+     * Throws naming every entry that differs when {@code now} (the options of a run about to resume this one) is
+     * not this log's configuration, apart from the entries in {@code ignored} (where it runs, descriptions).
+     */
+    public void requireSameConfig(ObjectNode now, List<String> ignored, String what) {
+        JsonNode current;
+        try {  // through text, as the saved one was: 8.0f and 8.0 become the same node
+            current = JSON.readTree(JSON.writeValueAsString(now));
+        } catch (IOException e) {
+            throw new IllegalStateException(e);
+        }
+        ObjectNode saved = config();
+        List<String> differences = new ArrayList<>();
+        current.properties().forEach(e -> {
+            JsonNode before = saved.get(e.getKey());
+            if (!ignored.contains(e.getKey()) && !e.getValue().equals(before)) {
+                differences.add(e.getKey() + " " + before + " -> " + e.getValue());
+            }
+        });
+        if (!differences.isEmpty()) {
+            throw new IllegalArgumentException(what + " was trained with other options: "
+                    + String.join(", ", differences) + " (give the options of the run being resumed)");
+        }
     }
 
     /** Seconds since the run began at the last entry (0 without entries): where a resumed run's clock starts. */

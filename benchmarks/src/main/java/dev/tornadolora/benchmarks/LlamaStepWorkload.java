@@ -1,0 +1,182 @@
+package dev.tornadolora.benchmarks;
+
+import dev.tornadolora.llama.LlamaConfig;
+import dev.tornadolora.llama.LlamaForCausalLM;
+import dev.tornadolora.llama.LoraSettings;
+import dev.tornadolora.nn.Parameter;
+import dev.tornadolora.tensor.Tensor;
+import dev.tornadolora.train.AdamW;
+import dev.tornadolora.train.GradClip;
+
+import java.nio.file.Path;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.SplittableRandom;
+import java.util.TreeSet;
+
+/**
+ * A Llama training step in issue 14's benchmark configuration (hidden 1024, 16 heads, 4 KV heads, head_dim 64,
+ * intermediate 2816, 4 layers, vocab 8192; batch 2 × 256 tokens; LoRA r 16, α 32 on q_proj, v_proj, or on every
+ * projection with {@code -all}), named as {@code benchmarks/compare.py} names it: {@code llama-BASE-KIND[-all]}
+ * with BASE fp32|qlora (every q/k/v/o/gate/up/down weight NF4) and KIND
+ * <ul>
+ *   <li>{@code step}: {@link LlamaForCausalLM#forwardBackward} (transformers' loss, adapter gradients accumulate);
+ *   <li>{@code finetune}: one optimizer step as {@code finetune} runs it: zero the gradients, the next batch of rows
+ *       ((i·B + j) mod rows), forward + backward, {@link GradClip#clipGradNorm} to 1.0, {@link AdamW#step}.
+ * </ul>
+ * The PyTorch side (compare.py) runs the same calls with transformers + PEFT.
+ */
+public final class LlamaStepWorkload implements AutoCloseable {
+    public static final LlamaConfig CONFIG = new LlamaConfig(8192, 1024, 2816, 4, 16, 4, 64, 1e-5, 10000.0, null,
+            false, 256, 1, 2, "float32");
+    public static final int BATCH = 2;
+    public static final int SEQ = 256;
+    public static final int ROWS = 8;
+    public static final int RANK = 16;
+    public static final float ALPHA = 32f;
+    public static final double MAX_GRAD_NORM = 1.0;
+    public static final double LR = 1e-4;
+
+    private final String name;
+    private final boolean finetune;
+    private final LlamaForCausalLM model;
+    private final List<Parameter> params;
+    private final AdamW optimizer;
+    private final int[] rows;
+    private final int[] batchIds = new int[BATCH * SEQ];
+    private long step;
+
+    private LlamaStepWorkload(String name, boolean finetune, LlamaForCausalLM model) {
+        this.name = name;
+        this.finetune = finetune;
+        this.model = model;
+        SplittableRandom rnd = new SplittableRandom(3);
+        // lora_B starts at zero (PEFT, torchtune); give it values so the update is real arithmetic.
+        Map<String, Tensor> adapters = model.adapterStateDict();
+        adapters.replaceAll((k, t) -> k.endsWith("lora_B.weight")
+                ? Tensor.of(uniform(rnd, t.numel(), 0.01f), t.shape()) : t);
+        model.loadAdapters(adapters);
+        model.train(true);
+        params = model.trainableParameters();
+        optimizer = new AdamW(params, LR, 0.9, 0.999, 1e-8, 0.01);
+        rows = new int[ROWS * SEQ];
+        for (int i = 0; i < rows.length; i++) {
+            rows[i] = rnd.nextInt(CONFIG.vocabSize());
+        }
+        System.arraycopy(rows, 0, batchIds, 0, batchIds.length);
+    }
+
+    /** {@code llama-fp32-step}, {@code llama-qlora-finetune-all}, …: random weights, built in memory. */
+    public static LlamaStepWorkload parse(String name) {
+        return new LlamaStepWorkload(name, kind(name), LlamaForCausalLM.fromWeights(CONFIG, randomWeights(),
+                settings(name), "jvm"));
+    }
+
+    /** The same workload over an HF folder with this configuration, loaded tensor by tensor (the memory check). */
+    public static LlamaStepWorkload load(String name, Path hfDir) {
+        LlamaForCausalLM m = LlamaForCausalLM.load(hfDir, settings(name), "jvm");
+        if (!m.config().equals(CONFIG)) {
+            String got = m.config().toString();
+            m.close();
+            throw new IllegalArgumentException(hfDir + ": expected the benchmark configuration " + CONFIG + " but got "
+                    + got);
+        }
+        return new LlamaStepWorkload(name, kind(name), m);
+    }
+
+    private static String[] split(String name) {
+        String[] p = name.split("-");
+        if (p.length < 3 || p.length > 4 || !p[0].equals("llama") || !(p[1].equals("fp32") || p[1].equals("qlora"))
+                || !(p[2].equals("step") || p[2].equals("finetune")) || (p.length == 4 && !p[3].equals("all"))) {
+            throw new IllegalArgumentException("workload: expected llama-fp32|qlora-step|finetune[-all] but got "
+                    + name);
+        }
+        return p;
+    }
+
+    private static boolean kind(String name) {
+        return split(name)[2].equals("finetune");
+    }
+
+    static LoraSettings settings(String name) {
+        String[] p = split(name);
+        boolean all = p.length == 4;
+        Set<String> attn = all ? new TreeSet<>(LoraSettings.ATTN_MODULES) : new TreeSet<>(List.of("q_proj", "v_proj"));
+        return new LoraSettings(attn, all, false, RANK, ALPHA, 0f, false, p[1].equals("qlora"));
+    }
+
+    /** HF-named weights: projections U(±1/√in) as torch's Linear init, embeddings U(±1), norms 1. */
+    static Map<String, Tensor> randomWeights() {
+        LlamaConfig c = CONFIG;
+        SplittableRandom rnd = new SplittableRandom(1);
+        Map<String, Tensor> w = new HashMap<>();
+        int h = c.hiddenSize(), q = c.numAttentionHeads() * c.headDim(), kv = c.numKeyValueHeads() * c.headDim();
+        int inter = c.intermediateSize();
+        w.put("model.embed_tokens.weight", Tensor.of(uniform(rnd, c.vocabSize() * h, 1f), c.vocabSize(), h));
+        for (int i = 0; i < c.numHiddenLayers(); i++) {
+            String p = "model.layers." + i + ".";
+            w.put(p + "input_layernorm.weight", ones(h));
+            w.put(p + "post_attention_layernorm.weight", ones(h));
+            w.put(p + "self_attn.q_proj.weight", linear(rnd, q, h));
+            w.put(p + "self_attn.k_proj.weight", linear(rnd, kv, h));
+            w.put(p + "self_attn.v_proj.weight", linear(rnd, kv, h));
+            w.put(p + "self_attn.o_proj.weight", linear(rnd, h, q));
+            w.put(p + "mlp.gate_proj.weight", linear(rnd, inter, h));
+            w.put(p + "mlp.up_proj.weight", linear(rnd, inter, h));
+            w.put(p + "mlp.down_proj.weight", linear(rnd, h, inter));
+        }
+        w.put("model.norm.weight", ones(h));
+        w.put("lm_head.weight", linear(rnd, c.vocabSize(), h));
+        return w;
+    }
+
+    public String name() {
+        return name;
+    }
+
+    public LlamaForCausalLM model() {
+        return model;
+    }
+
+    /** One step (see the class comment); returns the loss. */
+    public double run() {
+        if (!finetune) {
+            return model.forwardBackward(batchIds, batchIds, BATCH, SEQ, 1.0);
+        }
+        for (int j = 0; j < BATCH; j++) {
+            int row = (int) ((step * BATCH + j) % ROWS);
+            System.arraycopy(rows, row * SEQ, batchIds, j * SEQ, SEQ);
+        }
+        step++;
+        optimizer.zeroGrad();
+        double loss = model.forwardBackward(batchIds, batchIds, BATCH, SEQ, 1.0);
+        GradClip.clipGradNorm(params, MAX_GRAD_NORM);
+        optimizer.step();
+        return loss;
+    }
+
+    @Override
+    public void close() {
+        model.close();
+    }
+
+    private static Tensor ones(int n) {
+        float[] a = new float[n];
+        java.util.Arrays.fill(a, 1f);
+        return Tensor.of(a, n);
+    }
+
+    private static Tensor linear(SplittableRandom rnd, int out, int in) {
+        return Tensor.of(uniform(rnd, out * in, (float) (1 / Math.sqrt(in))), out, in);
+    }
+
+    private static float[] uniform(SplittableRandom rnd, int n, float bound) {
+        float[] a = new float[n];
+        for (int i = 0; i < n; i++) {
+            a[i] = (float) rnd.nextDouble(-bound, bound);
+        }
+        return a;
+    }
+}

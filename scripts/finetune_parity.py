@@ -1,0 +1,302 @@
+"""Step-for-step replica of `./tornado-lora finetune` with transformers 5.18 + PEFT 0.21 + torch.optim.AdamW.
+
+Train mode (the default):
+  finetune_parity.py --model DIR --data D.safetensors --init-adapter PEFT_DIR --steps N [--batch B]
+      [--grad-accum A] [--lr LR] [--weight-decay WD] [--schedule constant|cosine] [--warmup-steps W]
+      [--max-grad-norm G] [--quantize-base] [--float64] [--json LOG.json] [--adapter-out A.safetensors]
+
+  D holds input_ids I64 (or I32) [N, S] and optionally labels [N, S] (-100 ignored; absent: labels = input_ids).
+  Data order (finetune --shuffle false): optimizer step i (0-based) uses rows (i*B*A + j) mod N for
+  j = 0 .. B*A-1, as A micro-batches of B rows in order.
+  Loss (transformers' num_items_in_batch normalisation): with n = the number of counted label tokens of the
+  whole step after the shift (labels[:, 1:] != -100), the step loss is
+      L = (sum over micro-batches of the summed token cross-entropies) / n,
+  and each micro-batch backpropagates its summed cross-entropy / n (= its mean loss * its count / n).
+  Then: grad norm = the global L2 norm of all adapter gradients (logged before clipping); with
+  --max-grad-norm G > 0, torch.nn.utils.clip_grad_norm_(adapters, G); torch.optim.AdamW(adapters, lr,
+  betas (0.9, 0.999), eps 1e-8, weight_decay WD) steps; the scheduler steps.
+  Schedules (multiplier of --lr at step i, W = --warmup-steps, N = --steps):
+      cosine   (torchtune's get_cosine_schedule_with_warmup, num_cycles 0.5):
+               i < W: i / max(1, W);  else max(0, 0.5 * (1 + cos(pi * (i - W) / max(1, N - W))))
+      constant (transformers' get_constant_schedule_with_warmup): i < W: i / max(1, W); else 1
+  (so with W > 0, step 0 runs with lr 0, as in torchtune).
+  The base model is in eval mode (no dropout: the init adapter must have lora_dropout 0). With
+  --quantize-base every q/k/v/o/gate/up/down weight is replaced by dequantize(to_nf4(W)) (block 64, scaler
+  block 256; scripts/golden.py's reference). Arithmetic in float32 (the Java side's) or --float64.
+  Output JSON: {"config": {...}, "steps": [{"step", "loss", "lr", "grad_norm", "tokens"}...]}; the final
+  adapters under PEFT keys (F32) in --adapter-out.
+
+Eval mode:    finetune_parity.py --model DIR --eval OUT/peft --eval-data E.safetensors [--quantize-base]
+  PeftModel.from_pretrained (no warning allowed) and the loss on all of E as one batch (same normalisation:
+  summed cross-entropy / counted tokens); prints {"eval_loss": ...}.
+
+Merged mode:  finetune_parity.py --merged OUT/merged --input X.safetensors [--logits-out O.safetensors]
+      [--model DIR --against-peft OUT/peft [--quantize-base]]
+  transformers' plain LlamaForCausalLM.from_pretrained(OUT/merged) (no warning allowed); logits F32
+  [B, S, V] of X's input_ids to --logits-out; with --against-peft also the logits of DIR + the PEFT adapter
+  (unmerged) and their relative difference max|a-b|/max|b|. Prints a JSON summary.
+
+Run with the oracle environment: PY=$(scripts/oracle-venv.sh | tail -1); $PY scripts/finetune_parity.py ...
+"""
+import argparse
+import contextlib
+import io
+import json
+import logging
+import math
+import sys
+import warnings
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from golden import dequantize_nf4_reference, to_nf4_reference  # noqa: E402
+
+from peft import PeftModel  # noqa: E402
+from safetensors.torch import load_file, save_file  # noqa: E402
+from transformers import LlamaForCausalLM  # noqa: E402
+from transformers.utils import logging as hf_logging  # noqa: E402
+
+PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+NF4_BLOCK, NF4_SCALER_BLOCK = 64, 256
+
+
+def fail(msg):
+    print(f"finetune_parity: {msg}", file=sys.stderr)
+    sys.exit(1)
+
+
+@contextlib.contextmanager
+def no_warnings(what):
+    buf = io.StringIO()
+    handler = logging.StreamHandler(buf)
+    loggers = [logging.getLogger("peft"), hf_logging.get_logger("transformers")]
+    for lg in loggers:
+        lg.addHandler(handler)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            yield
+    finally:
+        for lg in loggers:
+            lg.removeHandler(handler)
+    problems = [str(w.message) for w in caught] + [line for line in buf.getvalue().splitlines() if line]
+    if problems:
+        fail(f"{what} warned: {problems}")
+
+
+def nf4_dequantized(w):
+    r = to_nf4_reference(w.float(), NF4_BLOCK, NF4_SCALER_BLOCK)
+    return dequantize_nf4_reference(r["quantized_data"], r["quantized_scalers"], r["quantization_factor"],
+                                    r["scaler_mean"], w.shape, NF4_BLOCK, NF4_SCALER_BLOCK)
+
+
+def load_base(model_dir, quantize_base, dtype):
+    """transformers' model from DIR (sdpa attention), NF4-dequantized projections with --quantize-base."""
+    model = LlamaForCausalLM.from_pretrained(model_dir, dtype=torch.float32, attn_implementation="sdpa")
+    if quantize_base:
+        with torch.no_grad():
+            for name, mod in model.named_modules():
+                if name.rsplit(".", 1)[-1] in PROJECTIONS:
+                    mod.weight.copy_(nf4_dequantized(mod.weight))
+    return model.to(dtype).eval()
+
+
+def load_peft(model_dir, adapter_dir, quantize_base, dtype, trainable):
+    base = load_base(model_dir, quantize_base, dtype)
+    with no_warnings(f"PeftModel.from_pretrained({adapter_dir})"):
+        model = PeftModel.from_pretrained(base, adapter_dir, is_trainable=trainable)
+    model = model.to(dtype).eval()
+    cfg = model.peft_config["default"]
+    if trainable and cfg.lora_dropout != 0:
+        fail(f"{adapter_dir}: lora_dropout {cfg.lora_dropout}; step-for-step parity needs dropout 0")
+    return model
+
+
+def adapter_params(model):
+    """{PEFT file key: parameter} of the trainable adapter tensors, in the model's order."""
+    return {name.replace(".default.", "."): p for name, p in model.named_parameters() if p.requires_grad}
+
+
+def read_data(path, vocab):
+    t = load_file(path)
+    if "input_ids" not in t:
+        fail(f"{path}: no input_ids tensor (has {sorted(t)})")
+    ids = t["input_ids"]
+    if ids.dtype not in (torch.int64, torch.int32) or ids.dim() != 2:
+        fail(f"{path}: input_ids must be I64 or I32 [N, S], got {ids.dtype} {list(ids.shape)}")
+    ids = ids.long()
+    labels = t["labels"].long() if "labels" in t else ids.clone()
+    if labels.shape != ids.shape:
+        fail(f"{path}: labels {list(labels.shape)} and input_ids {list(ids.shape)} differ in shape")
+    if ids.min() < 0 or ids.max() >= vocab:
+        fail(f"{path}: input_ids outside [0, {vocab})")
+    bad = (labels != -100) & ((labels < 0) | (labels >= vocab))
+    if bad.any():
+        fail(f"{path}: labels outside [0, {vocab}) other than -100")
+    return ids, labels
+
+
+def counted(labels):
+    return int((labels[:, 1:] != -100).sum())
+
+
+def summed_cross_entropy(logits, labels):
+    """Summed token cross-entropy of transformers' causal-LM loss: shift by one, ignore -100."""
+    return F.cross_entropy(logits[:, :-1, :].reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1),
+                           ignore_index=-100, reduction="sum")
+
+
+def lr_multiplier(schedule, step, warmup, total):
+    if step < warmup:
+        return step / max(1, warmup)
+    if schedule == "constant":
+        return 1.0
+    progress = (step - warmup) / max(1, total - warmup)
+    return max(0.0, 0.5 * (1.0 + math.cos(math.pi * 0.5 * 2.0 * progress)))
+
+
+def train(args, dtype):
+    model = load_peft(args.model, args.init_adapter, args.quantize_base, dtype, trainable=True)
+    vocab = model.config.vocab_size
+    ids, labels = read_data(args.data, vocab)
+    n_rows = ids.shape[0]
+    params = adapter_params(model)
+    if not params:
+        fail(f"{args.init_adapter}: no trainable adapter tensors")
+    opt = torch.optim.AdamW(list(params.values()), lr=args.lr, betas=(0.9, 0.999), eps=1e-8,
+                            weight_decay=args.weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda i: lr_multiplier(args.schedule, i, args.warmup_steps, args.steps))
+    rows_per_step = args.batch * args.grad_accum
+    steps = []
+    checked_transformers_loss = False
+    for step in range(args.steps):
+        rows = [(step * rows_per_step + j) % n_rows for j in range(rows_per_step)]
+        n = counted(labels[rows])
+        if n == 0:
+            fail(f"step {step}: rows {rows[0]}..{rows[-1]} have no counted label tokens")
+        opt.zero_grad(set_to_none=True)
+        total = 0.0
+        for m in range(args.grad_accum):
+            mb = rows[m * args.batch:(m + 1) * args.batch]
+            out = model(input_ids=ids[mb])
+            s = summed_cross_entropy(out.logits, labels[mb])
+            if not checked_transformers_loss and dtype == torch.float32:
+                # the same number through transformers' own loss path (num_items_in_batch)
+                ref = model(input_ids=ids[mb], labels=labels[mb], num_items_in_batch=n).loss
+                if abs(ref.item() - s.item() / n) > 1e-6 * max(1.0, abs(ref.item())):
+                    fail(f"own loss {s.item() / n} != transformers' num_items_in_batch loss {ref.item()}")
+                checked_transformers_loss = True
+            (s / n).backward()
+            total += s.item()
+        grads = [p.grad for p in params.values() if p.grad is not None]
+        grad_norm = torch.nn.utils.get_total_norm(grads, norm_type=2.0).item()
+        if args.max_grad_norm and args.max_grad_norm > 0:
+            torch.nn.utils.clip_grad_norm_(list(params.values()), args.max_grad_norm)
+        lr = opt.param_groups[0]["lr"]
+        opt.step()
+        sched.step()
+        steps.append({"step": step, "loss": total / n, "lr": lr, "grad_norm": grad_norm, "tokens": n})
+        if args.verbose:
+            print(f"step {step:4d} loss {total / n:.8f} lr {lr:.3e} grad_norm {grad_norm:.6e}", file=sys.stderr)
+    result = {"config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+              "steps": steps}
+    if args.adapter_out:
+        save_file({k: p.detach().float().contiguous() for k, p in params.items()}, args.adapter_out)
+    return result
+
+
+def evaluate(args, dtype):
+    model = load_peft(args.model, args.eval, args.quantize_base, dtype, trainable=False)
+    ids, labels = read_data(args.eval_data, model.config.vocab_size)
+    n = counted(labels)
+    if n == 0:
+        fail(f"{args.eval_data}: no counted label tokens")
+    with torch.no_grad():
+        s = summed_cross_entropy(model(input_ids=ids).logits, labels)
+    return {"eval_loss": s.item() / n, "tokens": n, "rows": ids.shape[0], "adapter": str(args.eval)}
+
+
+def merged(args, dtype):
+    with no_warnings(f"LlamaForCausalLM.from_pretrained({args.merged})"):
+        model = LlamaForCausalLM.from_pretrained(args.merged, dtype=torch.float32, attn_implementation="sdpa")
+    model = model.to(dtype).eval()
+    ids, _ = read_data(args.input, model.config.vocab_size)
+    with torch.no_grad():
+        logits = model(input_ids=ids).logits
+    result = {"merged": str(args.merged), "shape": list(logits.shape), "max_abs_logit": logits.abs().max().item()}
+    if args.logits_out:
+        save_file({"logits": logits.float().contiguous()}, args.logits_out)
+    if args.against_peft:
+        if not args.model:
+            fail("--against-peft needs --model DIR (the base the adapter was trained on)")
+        peft = load_peft(args.model, args.against_peft, args.quantize_base, dtype, trainable=False)
+        with torch.no_grad():
+            ref = peft(input_ids=ids).logits
+        result["relative_diff_vs_peft"] = ((logits - ref).abs().max() / ref.abs().max()).item()
+    return result
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    ap.add_argument("--model", type=Path, help="Hugging Face Llama folder")
+    ap.add_argument("--data", type=Path, help="pre-tokenized .safetensors (input_ids [N, S], optional labels)")
+    ap.add_argument("--init-adapter", type=Path, help="PEFT adapter folder to start from")
+    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--batch", type=int, default=1)
+    ap.add_argument("--grad-accum", type=int, default=1)
+    ap.add_argument("--lr", type=float, default=3e-4)
+    ap.add_argument("--weight-decay", type=float, default=0.0)
+    ap.add_argument("--schedule", choices=["constant", "cosine"], default="cosine")
+    ap.add_argument("--warmup-steps", type=int, default=0)
+    ap.add_argument("--max-grad-norm", type=float, default=0.0, help="0 or absent: no clipping")
+    ap.add_argument("--quantize-base", action="store_true")
+    ap.add_argument("--float64", action="store_true", help="float64 arithmetic (default float32)")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--json", type=Path, help="write the result JSON here (default: stdout)")
+    ap.add_argument("--adapter-out", type=Path, help="final adapters (PEFT keys, F32) as .safetensors")
+    ap.add_argument("--verbose", action="store_true")
+    ap.add_argument("--eval", type=Path, metavar="PEFT_DIR", help="eval mode: the adapter to load")
+    ap.add_argument("--eval-data", type=Path)
+    ap.add_argument("--merged", type=Path, metavar="MERGED_DIR", help="merged mode: the merged checkpoint")
+    ap.add_argument("--input", type=Path, help="merged mode: input_ids .safetensors")
+    ap.add_argument("--logits-out", type=Path)
+    ap.add_argument("--against-peft", type=Path, metavar="PEFT_DIR")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    hf_logging.disable_progress_bar()
+    dtype = torch.float64 if args.float64 else torch.float32
+
+    if args.merged:
+        if not args.input:
+            fail("--merged needs --input X.safetensors")
+        result = merged(args, dtype)
+    elif args.eval:
+        if not (args.model and args.eval_data):
+            fail("--eval needs --model DIR and --eval-data E.safetensors")
+        result = evaluate(args, dtype)
+    else:
+        missing = [o for o, v in (("--model", args.model), ("--data", args.data),
+                                  ("--init-adapter", args.init_adapter)) if not v]
+        if missing:
+            fail(f"train mode needs {', '.join(missing)}")
+        for o, v in (("--steps", args.steps), ("--batch", args.batch), ("--grad-accum", args.grad_accum)):
+            if v < 1:
+                fail(f"{o} must be >= 1, got {v}")
+        if args.warmup_steps < 0:
+            fail(f"--warmup-steps must be >= 0, got {args.warmup_steps}")
+        result = train(args, dtype)
+    text = json.dumps(result, indent=2) + "\n"
+    if args.json:
+        args.json.write_text(text)
+    else:
+        sys.stdout.write(text)
+
+
+if __name__ == "__main__":
+    main()

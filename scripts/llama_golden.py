@@ -1,0 +1,411 @@
+"""Golden fixtures for the Llama model (issue 14) from transformers 5.18 + PEFT 0.21.
+
+For every case a folder <out>/<case>/ with
+  model/                  config.json + model.safetensors (or shards + model.safetensors.index.json)
+                          + generation_config.json, exactly as LlamaForCausalLM.save_pretrained writes
+                          them (F32, or BF16 where case.json says so); one folder also holds a
+                          tokenizer.json (WordLevel, trained with `tokenizers` on data.jsonl's text)
+  adapter/                adapter_config.json + adapter_model.safetensors from PEFT's save_pretrained
+                          (LoraConfig + get_peft_model; lora_A and lora_B both random, so that the
+                          gradients of A are non-zero)
+  case.json               target_modules, r, lora_alpha, use_rslora, quantize_base, dtype, sharded, notes
+  input.safetensors       input_ids I64 [B, S], labels I64 [B, S] (some -100)
+  expected.safetensors    logits F32 [B, S, V]; loss F32 []; for every adapter tensor <peft key>.grad F32
+                          (<peft key> as in adapter_model.safetensors, e.g.
+                          base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight)
+
+The reference: transformers' LlamaForCausalLM loaded from model/ in float64 (sdpa attention), the adapter
+loaded by PeftModel.from_pretrained (which must emit no warning), eval mode (no dropout). transformers itself
+keeps RMSNorm statistics and the RoPE tables in float32 whatever the model dtype, so "float64" holds
+everywhere else (matmuls, softmax, loss); the resulting error is ~1e-7 relative, far inside the 1e-4
+tolerance. The loss is transformers' causal-LM loss (shift by one, ignore_index -100, mean over counted
+tokens), recomputed in float64 from the float64 logits and checked against model(labels=...).loss.
+Gradients: d(loss)/d(adapter tensor) by autograd.
+
+quantize_base cases: the reference replaces every q/k/v/o/gate/up/down projection weight by
+dequantize(to_nf4(W)) with block 64 and scaler block 256 (scripts/golden.py's reference, which the Java
+side matches bit for bit); model.safetensors holds the ORIGINAL weights (the Java side quantizes them
+itself). Embeddings, norms and lm_head stay full precision, as in torchtune's QLoRA builders.
+
+Run:  PY=$(scripts/oracle-venv.sh | tail -1); $PY scripts/llama_golden.py [--out DIR]
+Default --out: src/core/src/test/resources/golden/llama when src/core exists, else
+src/test/resources/golden/llama. The output is deterministic (fixed seeds, one thread).
+"""
+import argparse
+import contextlib
+import io
+import json
+import logging
+import math
+import os
+import shutil
+import sys
+import warnings
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from golden import dequantize_nf4_reference, to_nf4_reference  # noqa: E402
+
+from peft import LoraConfig, PeftModel, get_peft_model  # noqa: E402
+from safetensors.torch import load_file, save_file  # noqa: E402
+from transformers import LlamaConfig, LlamaForCausalLM  # noqa: E402
+from transformers.utils import logging as hf_logging  # noqa: E402
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+NF4_BLOCK, NF4_SCALER_BLOCK = 64, 256
+PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+LLAMA3 = {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+          "original_max_position_embeddings": 8}
+
+# name, config, lora, batch, seq, save options, notes
+CASES = [
+    dict(name="gqa1_tied_tokenizer",
+         config=dict(vocab_size=96, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                     num_attention_heads=4, num_key_value_heads=4, head_dim=8, tie_word_embeddings=True),
+         lora=dict(target_modules=["q_proj", "v_proj"], r=4, lora_alpha=8.0, use_rslora=False),
+         batch=2, seq=16, dtype="float32", tokenizer=True,
+         notes="GQA 1:1, tied embeddings (no lm_head.weight in the file), torchtune's default LoRA placement "
+               "(q_proj, v_proj); model/ also holds a WordLevel tokenizer.json trained on data.jsonl's text "
+               "(<unk>=0, <s>=1, </s>=2 = bos/eos of config.json; no post-processor, so no BOS is added)"),
+    dict(name="gqa2_bf16_attn",
+         config=dict(vocab_size=128, hidden_size=48, intermediate_size=80, num_hidden_layers=2,
+                     num_attention_heads=4, num_key_value_heads=2, head_dim=12, tie_word_embeddings=False,
+                     rope_theta=500000.0),
+         lora=dict(target_modules=["q_proj", "k_proj", "v_proj", "o_proj"], r=8, lora_alpha=16.0,
+                   use_rslora=False),
+         batch=2, seq=12, dtype="bfloat16",
+         notes="GQA 2:1, untied, weights saved in BF16 (the reference widens them exactly), LoRA on all four "
+               "attention projections, rope_theta 500000"),
+    dict(name="gqa4_llama3_mlp_sharded",
+         config=dict(vocab_size=112, hidden_size=64, intermediate_size=96, num_hidden_layers=2,
+                     num_attention_heads=8, num_key_value_heads=2, head_dim=8, tie_word_embeddings=False,
+                     max_position_embeddings=64, rope_scaling=LLAMA3),
+         lora=dict(target_modules=["q_proj", "v_proj", "gate_proj", "up_proj", "down_proj"], r=4,
+                   lora_alpha=16.0, use_rslora=False),
+         batch=2, seq=16, dtype="float32", max_shard_size="100KB",
+         notes="GQA 4:1, rope_parameters llama3 (factor 8, low 1, high 4, original_max_position_embeddings 8: "
+               "head_dim 8 with theta 10000 puts one frequency in each llama3 branch), LoRA on q,v and the MLP, "
+               "sharded (model.safetensors.index.json + model-0000i-of-0000n.safetensors)"),
+    dict(name="odd_heads_rslora_lm_head",
+         config=dict(vocab_size=100, hidden_size=48, intermediate_size=72, num_hidden_layers=2,
+                     num_attention_heads=3, num_key_value_heads=1, head_dim=8, tie_word_embeddings=False,
+                     rms_norm_eps=1e-5),
+         lora=dict(target_modules=["v_proj", "o_proj", "lm_head"], r=4, lora_alpha=8.0, use_rslora=True),
+         batch=3, seq=10, dtype="float32",
+         notes="3 heads, 1 KV head, head_dim 8 given explicitly (3*8 != hidden 48; transformers 5.18 wants hidden % heads == 0), rsLoRA (scale alpha/sqrt(r) "
+               "= 4), LoRA on v_proj, o_proj and lm_head (apply_lora_to_output), rms_norm_eps 1e-5"),
+    dict(name="qlora_mha",
+         config=dict(vocab_size=128, hidden_size=128, intermediate_size=128, num_hidden_layers=2,
+                     num_attention_heads=4, num_key_value_heads=4, head_dim=32, tie_word_embeddings=False),
+         lora=dict(target_modules=["q_proj", "v_proj"], r=8, lora_alpha=16.0, use_rslora=False),
+         batch=2, seq=16, dtype="float32", quantize_base=True,
+         notes="quantize_base: every q/k/v/o/gate/up/down weight NF4 (block 64, scaler block 256; each numel "
+               "is a multiple of 64*256) in the reference, LoRA'd or not; model.safetensors holds the original "
+               "F32 weights; embeddings, norms, lm_head full precision"),
+    dict(name="qlora_gqa2_all_bf16",
+         config=dict(vocab_size=128, hidden_size=128, intermediate_size=128, num_hidden_layers=2,
+                     num_attention_heads=8, num_key_value_heads=4, head_dim=32, tie_word_embeddings=True),
+         lora=dict(target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+                   r=4, lora_alpha=8.0, use_rslora=True),
+         batch=2, seq=12, dtype="bfloat16", quantize_base=True,
+         notes="quantize_base on BF16 weights (NF4 of the exactly widened BF16 values), GQA 2:1, tied "
+               "embeddings, LoRA on every attention and MLP projection, rsLoRA"),
+]
+
+CORPUS = [
+    "the quick brown fox jumps over the lazy dog",
+    "a small model learns to predict the next word",
+    "low rank adapters train a few parameters of a large model",
+    "the frozen base stays in four bit normal float",
+    "every step the optimizer moves the adapters a little",
+    "the loss goes down when the model sees the same words again",
+    "a cat sat on the mat and the dog sat on the log",
+    "we count tokens and divide the summed loss by their number",
+    "the teacher writes sentences and the student copies them",
+    "rotary embeddings turn positions into angles",
+    "grouped query attention shares keys and values between heads",
+    "the quick dog and the lazy fox learn the next word",
+]
+
+
+def seed_for(name):
+    return sum((i + 1) * ord(c) for i, c in enumerate(name)) % (2 ** 31)
+
+
+def randomize_(model, gen):
+    """Weights with unit-scale activations (std 1/sqrt(fan_in); embeddings std 2/sqrt(hidden); norms 1 + 0.1 N(0,1)),
+    so that attention is peaked and every op matters; the default std 0.02 would make everything near-linear."""
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if p.dim() == 2 and "embed_tokens" not in name:
+                p.copy_(torch.randn(p.shape, generator=gen) / math.sqrt(p.shape[1]))
+            elif p.dim() == 2:  # std 2/sqrt(hidden): tied logits std ~2, peaked but not saturated
+                p.copy_(2 * torch.randn(p.shape, generator=gen) / math.sqrt(p.shape[1]))
+            else:
+                p.copy_(1 + 0.1 * torch.randn(p.shape, generator=gen))
+
+
+def bf16_round_(model):
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(p.bfloat16().float())
+
+
+def nf4_dequantized(w):
+    r = to_nf4_reference(w.float(), NF4_BLOCK, NF4_SCALER_BLOCK)
+    return dequantize_nf4_reference(r["quantized_data"], r["quantized_scalers"], r["quantization_factor"],
+                                    r["scaler_mean"], w.shape, NF4_BLOCK, NF4_SCALER_BLOCK)
+
+
+def quantize_base_(model):
+    """Replace each projection weight by its NF4-dequantized value (float32 arithmetic, as the Java side)."""
+    with torch.no_grad():
+        for name, mod in model.named_modules():
+            if name.rsplit(".", 1)[-1] in PROJECTIONS:
+                mod.weight.copy_(nf4_dequantized(mod.weight))
+
+
+@contextlib.contextmanager
+def no_warnings(what):
+    """Fail when anything inside warns (warnings module or the transformers/peft loggers)."""
+    buf = io.StringIO()
+    handler = logging.StreamHandler(buf)
+    loggers = [logging.getLogger("peft"), hf_logging.get_logger("transformers")]
+    for lg in loggers:
+        lg.addHandler(handler)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            yield
+    finally:
+        for lg in loggers:
+            lg.removeHandler(handler)
+    problems = [str(w.message) for w in caught] + [line for line in buf.getvalue().splitlines() if line]
+    if problems:
+        raise SystemExit(f"llama_golden: {what} warned: {problems}")
+
+
+def causal_lm_loss(logits, labels):
+    """transformers' ForCausalLMLoss without its float32 cast: shift, ignore -100, mean over counted tokens."""
+    shift_logits = logits[:, :-1, :].reshape(-1, logits.shape[-1])
+    shift_labels = labels[:, 1:].reshape(-1)
+    return F.cross_entropy(shift_logits, shift_labels, ignore_index=-100, reduction="mean")
+
+
+def make_inputs(case, gen):
+    b, s, v = case["batch"], case["seq"], case["config"]["vocab_size"]
+    ids = torch.randint(0, v, (b, s), generator=gen, dtype=torch.int64)
+    ids[0, 0] = v - 1  # the last vocabulary row is used
+    ids[-1, -1] = 0
+    labels = ids.clone()
+    labels[0, :3] = -100            # a masked prompt
+    labels[-1, s - 2:] = -100       # masked padding at the end
+    if b > 2:
+        labels[1, s // 2] = -100    # a hole in the middle
+    return ids, labels
+
+
+def train_tokenizer(vocab_size):
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    tok = Tokenizer(models.WordLevel(unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    trainer = trainers.WordLevelTrainer(vocab_size=vocab_size, special_tokens=["<unk>", "<s>", "</s>"])
+    tok.train_from_iterator(CORPUS, trainer=trainer)
+    assert tok.get_vocab_size() <= vocab_size, tok.get_vocab_size()
+    assert tok.token_to_id("<s>") == 1 and tok.token_to_id("</s>") == 2
+    return tok
+
+
+def load_hf_weights(model_dir):
+    index = model_dir / "model.safetensors.index.json"
+    files = sorted(set(json.loads(index.read_text())["weight_map"].values())) if index.exists() else ["model.safetensors"]
+    weights = {}
+    for f in files:
+        weights.update(load_file(model_dir / f))
+    return {k: v.double() for k, v in weights.items()}
+
+
+def independent_forward(cfg, w, adapter, lora, ids):
+    """A plain float64 Llama written from the architecture's equations (not transformers' code), as a
+    cross-check of the fixture: RMSNorm, rotate_half RoPE (llama3 frequencies), GQA causal attention,
+    SwiGLU, LoRA y = x W^T + s (x A^T) B^T on the adapted projections."""
+    scale = lora["lora_alpha"] / (math.sqrt(lora["r"]) if lora["use_rslora"] else lora["r"])
+    a = {k: v.double() for k, v in adapter.items()}
+
+    def linear(x, name):
+        y = x @ w[name + ".weight"].T
+        key = "base_model.model." + name
+        if key + ".lora_A.weight" in a:
+            y = y + scale * (x @ a[key + ".lora_A.weight"].T) @ a[key + ".lora_B.weight"].T
+        return y
+
+    def rms(x, name):
+        return x / torch.sqrt((x * x).mean(-1, keepdim=True) + cfg["rms_norm_eps"]) * w[name + ".weight"]
+
+    hd, nh, nkv = cfg["head_dim"], cfg["num_attention_heads"], cfg["num_key_value_heads"]
+    rp = cfg["rope_parameters"]
+    inv = 1.0 / rp["rope_theta"] ** (torch.arange(0, hd, 2, dtype=torch.float64) / hd)
+    if rp["rope_type"] == "llama3":
+        lo, hi, f, old = rp["low_freq_factor"], rp["high_freq_factor"], rp["factor"], rp["original_max_position_embeddings"]
+        wavelen = 2 * math.pi / inv
+        smooth = (old / wavelen - lo) / (hi - lo)
+        inv = torch.where(wavelen > old / lo, inv / f,
+                          torch.where(wavelen < old / hi, inv, (1 - smooth) * inv / f + smooth * inv))
+    else:
+        assert rp["rope_type"] == "default", rp
+    b, s = ids.shape
+    ang = torch.arange(s, dtype=torch.float64)[:, None] * inv[None, :]
+    cos, sin = torch.cat([ang.cos(), ang.cos()], -1), torch.cat([ang.sin(), ang.sin()], -1)
+
+    def rope(t):  # [b, heads, s, hd]
+        rot = torch.cat([-t[..., hd // 2:], t[..., :hd // 2]], -1)
+        return t * cos + rot * sin
+
+    x = w["model.embed_tokens.weight"][ids]
+    mask = torch.full((s, s), float("-inf"), dtype=torch.float64).triu(1)
+    for i in range(cfg["num_hidden_layers"]):
+        p = f"model.layers.{i}."
+        h = rms(x, p + "input_layernorm")
+        q = rope(linear(h, p + "self_attn.q_proj").view(b, s, nh, hd).transpose(1, 2))
+        k = rope(linear(h, p + "self_attn.k_proj").view(b, s, nkv, hd).transpose(1, 2))
+        v = linear(h, p + "self_attn.v_proj").view(b, s, nkv, hd).transpose(1, 2)
+        k, v = k.repeat_interleave(nh // nkv, 1), v.repeat_interleave(nh // nkv, 1)
+        att = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(hd) + mask, -1) @ v
+        x = x + linear(att.transpose(1, 2).reshape(b, s, nh * hd), p + "self_attn.o_proj")
+        h = rms(x, p + "post_attention_layernorm")
+        x = x + linear(F.silu(linear(h, p + "mlp.gate_proj")) * linear(h, p + "mlp.up_proj"), p + "mlp.down_proj")
+    x = rms(x, "model.norm")
+    if "lm_head.weight" not in w:
+        w = {**w, "lm_head.weight": w["model.embed_tokens.weight"]}
+    return linear(x, "lm_head")
+
+
+def write_case(out, case):
+    name = case["name"]
+    root = out / name
+    if root.exists():
+        shutil.rmtree(root)
+    (root / "model").mkdir(parents=True)
+    gen = torch.Generator().manual_seed(seed_for(name))
+    torch.manual_seed(seed_for(name))
+
+    config = LlamaConfig(**case["config"], bos_token_id=1, eos_token_id=2)
+    model = LlamaForCausalLM(config).float()
+    randomize_(model, gen)
+    if case["dtype"] == "bfloat16":
+        bf16_round_(model)
+    save_kwargs = {"max_shard_size": case["max_shard_size"]} if "max_shard_size" in case else {}
+    model.to(getattr(torch, case["dtype"])).save_pretrained(root / "model", **save_kwargs)
+    model.float()
+    if "max_shard_size" in case:
+        assert (root / "model" / "model.safetensors.index.json").exists(), "expected a sharded checkpoint"
+    if case.get("tokenizer"):
+        train_tokenizer(config.vocab_size).save(str(root / "model" / "tokenizer.json"))
+        (root / "data.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in CORPUS))
+
+    lora = case["lora"]
+    peft_config = LoraConfig(r=lora["r"], lora_alpha=lora["lora_alpha"], target_modules=lora["target_modules"],
+                             lora_dropout=0.0, use_rslora=lora["use_rslora"], bias="none", task_type="CAUSAL_LM")
+    model.name_or_path = "../model"  # PEFT writes it as base_model_name_or_path
+    with no_warnings(f"{name}: get_peft_model"):
+        peft_model = get_peft_model(model, peft_config)
+    with torch.no_grad():
+        for pname, p in peft_model.named_parameters():
+            if "lora_A" in pname or "lora_B" in pname:
+                p.copy_(0.5 * torch.randn(p.shape, generator=gen) / math.sqrt(p.shape[1]))
+    with no_warnings(f"{name}: save_pretrained"):
+        # lm_head in target_modules would make PEFT also save the (frozen) lm_head weight, with a warning
+        peft_model.save_pretrained(root / "adapter", save_embedding_layers=False)
+    adapter = load_file(root / "adapter" / "adapter_model.safetensors")
+    assert all(t.dtype == torch.float32 for t in adapter.values())
+
+    ids, labels = make_inputs(case, gen)
+    save_file({"input_ids": ids, "labels": labels}, root / "input.safetensors")
+
+    # The reference: a fresh load of what was written, in float64.
+    ref = LlamaForCausalLM.from_pretrained(root / "model", dtype=torch.float32, attn_implementation="sdpa")
+    if case.get("quantize_base"):
+        quantize_base_(ref)
+    ref = ref.double().eval()
+    with no_warnings(f"{name}: PeftModel.from_pretrained"):
+        ref = PeftModel.from_pretrained(ref, root / "adapter", is_trainable=True)
+    ref = ref.double().eval()
+    params = {}
+    for pname, p in ref.named_parameters():
+        if p.requires_grad:
+            params[pname.replace(".default.", ".")] = p
+    assert params.keys() == adapter.keys(), (sorted(params), sorted(adapter))
+    for k, p in params.items():
+        assert torch.equal(p.detach(), adapter[k].double()), k
+
+    out_hf = ref(input_ids=ids, labels=labels)
+    logits = out_hf.logits
+    assert logits.dtype == torch.float64
+    loss = causal_lm_loss(logits, labels)
+    assert abs(loss.item() - out_hf.loss.item()) <= 1e-6 * abs(loss.item()), (loss.item(), out_hf.loss.item())
+    loss.backward()
+    w = load_hf_weights(root / "model")
+    if case.get("quantize_base"):
+        w = {k: nf4_dequantized(v.float()).double() if k.rsplit(".", 2)[-2] in PROJECTIONS else v
+             for k, v in w.items()}
+    cfg = json.loads((root / "model" / "config.json").read_text())
+    check = independent_forward(cfg, w, adapter, lora, ids)
+    err = ((check - logits).abs().max() / logits.abs().max()).item()
+    assert err < 1e-6, f"{name}: transformers and the independent float64 forward differ by {err:.2e}"
+    expected = {"logits": logits.detach().float(), "loss": loss.detach().float().reshape(())}
+    for k, p in params.items():
+        assert p.grad is not None and p.grad.abs().max() > 0, f"{name}: zero gradient for {k}"
+        expected[k + ".grad"] = p.grad.float()
+    save_file(expected, root / "expected.safetensors")
+
+    scale = lora["lora_alpha"] / (math.sqrt(lora["r"]) if lora["use_rslora"] else lora["r"])
+    counted = int((labels[:, 1:] != -100).sum())
+    meta = {
+        "target_modules": sorted(lora["target_modules"]), "r": lora["r"], "lora_alpha": lora["lora_alpha"],
+        "lora_dropout": 0.0, "use_rslora": lora["use_rslora"], "scale": scale,
+        "quantize_base": bool(case.get("quantize_base")),
+        "nf4": {"block_size": NF4_BLOCK, "scaler_block_size": NF4_SCALER_BLOCK} if case.get("quantize_base") else None,
+        "dtype": case["dtype"], "sharded": "max_shard_size" in case, "tied": config.tie_word_embeddings,
+        "batch": case["batch"], "seq": case["seq"], "counted_tokens": counted,
+        "tokenizer": bool(case.get("tokenizer")),
+        "tolerance": {"logits": 1e-4, "grad": 1e-4, "loss": 1e-5, "norm": "max|a-b| / max|b|"},
+        "reference": "transformers 5.18 LlamaForCausalLM (sdpa) + PEFT 0.21 PeftModel.from_pretrained, float64, "
+                     "eval mode; loss = mean cross-entropy over labels[:,1:] != -100 of logits[:,:-1]",
+        "notes": case["notes"],
+    }
+    (root / "case.json").write_text(json.dumps(meta, indent=2) + "\n")
+    size = sum(f.stat().st_size for f in root.rglob("*") if f.is_file())
+    print(f"{name:28s} loss {loss.item():.6f}  {len(params):3d} adapter tensors  {size / 1024:7.1f} KiB  "
+          f"independent forward {err:.1e}")
+    return size
+
+
+def main():
+    if os.environ.get("PYTHONHASHSEED") != "0":  # PEFT writes target_modules from a set: fix its order
+        os.execve(sys.executable, [sys.executable] + sys.argv, {**os.environ, "PYTHONHASHSEED": "0"})
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--out", help="output directory (relative paths from the repo root)")
+    ap.add_argument("--case", action="append", help="only these cases (repeatable)")
+    args = ap.parse_args()
+    if args.out:
+        out = Path(args.out)
+        out = out if out.is_absolute() else REPO_ROOT / out
+    elif (REPO_ROOT / "src" / "core" / "src").is_dir():
+        out = REPO_ROOT / "src/core/src/test/resources/golden/llama"
+    else:
+        out = REPO_ROOT / "src/test/resources/golden/llama"
+    out.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(1)
+    hf_logging.disable_progress_bar()
+    total = 0
+    for case in CASES:
+        if not args.case or case["name"] in args.case:
+            total += write_case(out, case)
+    print(f"{total / 2 ** 20:.2f} MiB in {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,267 @@
+package dev.tornadolora.cli;
+
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.tornadolora.finetune.FinetuneConfig;
+import dev.tornadolora.finetune.Finetuner;
+import dev.tornadolora.finetune.SafetensorsTokens;
+import dev.tornadolora.finetune.TeacherStudent;
+import dev.tornadolora.finetune.TokenBatches;
+import dev.tornadolora.finetune.TokenDataset;
+import dev.tornadolora.llama.LlamaConfig;
+import dev.tornadolora.llama.LlamaForCausalLM;
+import dev.tornadolora.llama.LoraSettings;
+import dev.tornadolora.llama.PeftAdapterIO;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
+
+import java.io.IOException;
+import java.io.PrintWriter;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Locale;
+import java.util.Set;
+import java.util.concurrent.Callable;
+
+/**
+ * {@code finetune}: LoRA/QLoRA fine-tuning of a Hugging Face Llama folder, torchtune's
+ * {@code lora_finetune_single_device} recipe on the JVM ({@link Finetuner} is the loop, {@link FinetuneRun} the
+ * outputs). Without {@code --model} and {@code --data} it runs the embedded job with a known answer
+ * ({@link TeacherStudent}).
+ */
+@Command(name = "finetune", sortOptions = false, mixinStandardHelpOptions = true, description = {
+        "LoRA / QLoRA fine-tuning of a Hugging Face Llama checkpoint (torchtune's",
+        "lora_finetune_single_device recipe; losses step for step as transformers + PEFT).",
+        "Writes OUT/peft/ (PEFT adapter), OUT/adapter.safetensors (torchtune keys),",
+        "log.json, loss.png, the resume point training_state.safetensors, and with",
+        "--merge OUT/merged/ (config.json + model.safetensors).",
+        "Without --model and --data: the embedded job with a known answer - a seeded",
+        "small Llama teacher with hidden low-rank updates, a corpus sampled from it, and",
+        "a QLoRA student fine-tuned on it; exits 1 when it does not learn the updates.", ""})
+final class FinetuneCommand implements Callable<Integer> {
+    static final String STATE = "training_state.safetensors";
+
+    @Spec
+    CommandSpec spec;
+
+    @Option(names = "--model", paramLabel = "DIR", description = "Hugging Face Llama folder: config.json,"
+            + " model.safetensors (or sharded), tokenizer.json for .jsonl data")
+    Path model;
+
+    @Option(names = "--data", paramLabel = "FILE", description = {"training data: .jsonl with one {\"text\": ...} per"
+            + " line (tokenized with DIR/tokenizer.json, joined with EOS, packed into --seq-len blocks), or"
+            + " pre-tokenized .safetensors with input_ids I64 [N, S] and optional labels [N, S] (-100 ignored)"})
+    Path data;
+
+    @Option(names = "--output", paramLabel = "OUT", defaultValue = "out/finetune",
+            description = "output folder (default ${DEFAULT-VALUE})")
+    Path output;
+
+    @Option(names = "--lora-rank", paramLabel = "R", defaultValue = "8", description = "LoRA rank r (default ${DEFAULT-VALUE})")
+    int loraRank;
+
+    @Option(names = "--lora-alpha", paramLabel = "A", defaultValue = "16", description = "LoRA alpha; scale alpha/r (default ${DEFAULT-VALUE})")
+    float loraAlpha;
+
+    @Option(names = "--lora-dropout", paramLabel = "P", defaultValue = "0",
+            description = "dropout on the LoRA branch's input, training only (default ${DEFAULT-VALUE})")
+    float loraDropout;
+
+    @Option(names = "--lora-modules", paramLabel = "M", split = ",", defaultValue = "q_proj,v_proj",
+            description = "attention projections with adapters, a subset of q_proj,k_proj,v_proj,o_proj"
+                    + " (default ${DEFAULT-VALUE}, as torchtune)")
+    List<String> loraModules;
+
+    @Option(names = "--lora-mlp", description = "also adapters on gate_proj, up_proj, down_proj (torchtune's apply_lora_to_mlp)")
+    boolean loraMlp;
+
+    @Option(names = "--lora-output", description = "also an adapter on lm_head (torchtune's apply_lora_to_output)")
+    boolean loraOutput;
+
+    @Option(names = "--rslora", description = "rank-stabilised scale alpha/sqrt(r) (PEFT's use_rslora)")
+    boolean rslora;
+
+    @Option(names = "--quantize-base", description = "QLoRA: every q/k/v/o/gate/up/down weight in NF4 (torchao's"
+            + " to_nf4, block 64, scaler block 256); embeddings, norms, lm_head stay fp32")
+    boolean quantizeBase;
+
+    @Option(names = "--steps", paramLabel = "N", description = "optimizer steps (default: --epochs 1)")
+    Long steps;
+
+    @Option(names = "--epochs", paramLabel = "E", description = "passes over the data: ceil(E*N / (batch*grad-accum))"
+            + " steps (default 1 when --steps is not given)")
+    Integer epochs;
+
+    @Option(names = "--batch", paramLabel = "B", defaultValue = "2", description = "rows per micro-batch (default ${DEFAULT-VALUE})")
+    int batch;
+
+    @Option(names = "--grad-accum", paramLabel = "A", defaultValue = "1",
+            description = "micro-batches per optimizer step; the loss is normalised by the step's counted tokens"
+                    + " (default ${DEFAULT-VALUE})")
+    int gradAccum;
+
+    @Option(names = "--seq-len", paramLabel = "S", description = "tokens per row: the block length of .jsonl packing"
+            + " (default 256); for .safetensors data its S (must match when given)")
+    Integer seqLen;
+
+    @Option(names = "--lr", paramLabel = "LR", defaultValue = "3e-4", description = "peak learning rate of AdamW (default ${DEFAULT-VALUE})")
+    double lr;
+
+    @Option(names = "--weight-decay", paramLabel = "W", defaultValue = "0.01",
+            description = "AdamW's decoupled weight decay (default ${DEFAULT-VALUE}, torch's)")
+    double weightDecay;
+
+    @Option(names = "--warmup-steps", paramLabel = "N", defaultValue = "0",
+            description = "linear warm-up steps from lr 0, before the cosine or constant part (default ${DEFAULT-VALUE})")
+    long warmupSteps;
+
+    @Option(names = "--schedule", paramLabel = "S", defaultValue = "cosine",
+            description = "cosine (torchtune's get_cosine_schedule_with_warmup, to 0 at the last step) or constant"
+                    + " (transformers' get_constant_schedule_with_warmup) (default ${DEFAULT-VALUE})")
+    String schedule;
+
+    @Option(names = "--max-grad-norm", paramLabel = "N", defaultValue = "1.0",
+            description = "clip the global gradient norm to N; 0 disables (default ${DEFAULT-VALUE})")
+    double maxGradNorm;
+
+    @Option(names = "--seed", paramLabel = "S", defaultValue = "0",
+            description = "seeds the data order with --shuffle (and the embedded job's teacher and corpus)")
+    long seed;
+
+    @Option(names = "--shuffle", paramLabel = "true|false", arity = "1", defaultValue = "true",
+            description = "a seeded permutation of the rows per epoch; false: step i uses rows (i*B*A + j) mod N"
+                    + " (default ${DEFAULT-VALUE})")
+    boolean shuffle;
+
+    @Option(names = "--eval-data", paramLabel = "FILE", description = "held-out data (same formats) for the eval"
+            + " loss before, during and after training (default: the first rows of --data)")
+    Path evalData;
+
+    @Option(names = "--eval-every", paramLabel = "N", defaultValue = "0",
+            description = "also evaluate every N steps (default 0: before and after only)")
+    int evalEvery;
+
+    @Option(names = "--save-every", paramLabel = "N", defaultValue = "0",
+            description = "also write the outputs and the resume point every N steps (default 0: at the end)")
+    int saveEvery;
+
+    @Option(names = "--resume", description = {"continue the run in --output from its resume point (same options;"
+            + " the same adapters bit for bit as a run never stopped); without a resume point it starts afresh"})
+    boolean resume;
+
+    @Option(names = "--init-adapter", paramLabel = "PEFT_DIR",
+            description = "start from this PEFT adapter (adapter_config.json + adapter_model.safetensors) instead of"
+                    + " fresh adapters; its r, alpha and target modules become the LoRA options")
+    Path initAdapter;
+
+    @Option(names = "--device", paramLabel = "D", defaultValue = "auto",
+            description = "auto (an accelerator when present, else jvm), jvm, reference, tornado[:B:D]")
+    String device;
+
+    @Option(names = "--merge", description = "also write OUT/merged/: config.json + model.safetensors with"
+            + " W + scale*B*A (NF4 dequantized), dtype as the input checkpoint (F32 for the embedded job)")
+    boolean merge;
+
+    @Option(names = "--quiet", description = "no progress bar")
+    boolean quiet;
+
+    @Override
+    public Integer call() throws IOException {
+        PrintWriter out = spec.commandLine().getOut();
+        if (model == null && data == null) {
+            return new EmbeddedJob(this).run(out);
+        }
+        if (model == null || data == null) {
+            throw new IllegalArgumentException("give both --model DIR and --data FILE (or neither, for the embedded job)");
+        }
+        LlamaConfig config = LlamaConfig.read(model.resolve("config.json"));
+        LoraSettings lora = loraSettings();
+        PeftAdapterIO.Adapter init = null;
+        if (initAdapter != null) {
+            init = PeftAdapterIO.read(initAdapter);
+            lora = initSettings(lora, init.settings());
+        }
+        TokenDataset train = readData(data, config);
+        TokenDataset eval = evalData != null ? readData(evalData, config) : firstRows(train, Math.min(train.size(), 4 * batch));
+        if (eval.seqLen() != train.seqLen()) {
+            throw new IllegalArgumentException(evalData + ": rows of " + eval.seqLen() + " tokens, --data's " + train.seqLen());
+        }
+        FinetuneConfig fc = finetuneConfig(lora, train);
+        try (LlamaForCausalLM m = LlamaForCausalLM.load(model, lora, device)) {
+            if (init != null) {
+                try {
+                    m.loadAdapters(init.tensors());
+                } catch (IllegalArgumentException e) {
+                    throw new IllegalArgumentException("--init-adapter " + initAdapter + ": " + e.getMessage(), e);
+                }
+            }
+            FinetuneRun run = new FinetuneRun(this, m, train, eval, fc, model.toAbsolutePath().normalize().toString());
+            run.describe(c -> {
+                c.put("model", model.toString()).put("data", data.toString())
+                 .put("eval_data", evalData == null ? "first " + eval.size() + " rows of --data" : evalData.toString())
+                 .put("init_adapter", initAdapter == null ? null : initAdapter.toString());
+            });
+            run.train(out);
+            run.save();
+            if (merge) run.writeMerged(outputDtype(config.torchDtype()), config);
+            run.printFinal(out, null);
+        }
+        return 0;
+    }
+
+    /** The LoRA options as settings. */
+    LoraSettings loraSettings() {
+        Set<String> attn = new LinkedHashSet<>();
+        for (String s : loraModules) if (!s.isBlank()) attn.add(s.trim());
+        return new LoraSettings(attn, loraMlp, loraOutput, loraRank, loraAlpha, loraDropout, rslora, quantizeBase);
+    }
+
+    /** An initial adapter decides the adapters' shape: its r, alpha, modules and rsLoRA, with this run's dropout/base. */
+    private static LoraSettings initSettings(LoraSettings options, LoraSettings adapter) {
+        return new LoraSettings(adapter.attnModules(), adapter.mlp(), adapter.output(), adapter.rank(), adapter.alpha(),
+                options.dropout(), adapter.rslora(), options.quantizeBase());
+    }
+
+    FinetuneConfig finetuneConfig(LoraSettings lora, TokenDataset train) {
+        if (steps != null && epochs != null) throw new IllegalArgumentException("give --steps or --epochs, not both");
+        if (epochs != null && epochs <= 0) throw new IllegalArgumentException("--epochs must be positive, got " + epochs);
+        long n = steps != null ? steps
+                : new TokenBatches(train.size(), batch, gradAccum, shuffle, seed).stepsForEpochs(epochs == null ? 1 : epochs);
+        return new FinetuneConfig(lora, n, batch, gradAccum, train.seqLen(), lr, weightDecay, 0.9, 0.999, 1e-8,
+                warmupSteps, schedule, maxGradNorm, seed, shuffle, evalEvery, saveEvery);
+    }
+
+    private TokenDataset readData(Path file, LlamaConfig c) throws IOException {
+        if (!Files.isRegularFile(file)) throw new IllegalArgumentException(file + ": no such file");
+        String name = file.getFileName().toString().toLowerCase(Locale.ROOT);
+        if (name.endsWith(".safetensors")) {
+            TokenDataset d = SafetensorsTokens.read(file, c.vocabSize());
+            if (seqLen != null && seqLen != d.seqLen()) {
+                throw new IllegalArgumentException(file + ": rows of " + d.seqLen() + " tokens but --seq-len " + seqLen);
+            }
+            return d;
+        }
+        if (name.endsWith(".jsonl")) {
+            return JsonlTokens.read(file, model.resolve("tokenizer.json"), c.eosTokenId(), seqLen == null ? 256 : seqLen,
+                    c.vocabSize());
+        }
+        throw new IllegalArgumentException(file + ": unknown data format; expected .jsonl or .safetensors");
+    }
+
+    static TokenDataset firstRows(TokenDataset d, int n) {
+        int[][] ids = new int[n][d.seqLen()], labels = new int[n][d.seqLen()];
+        for (int i = 0; i < n; i++) {
+            d.inputIds(i, ids[i], 0);
+            d.labels(i, labels[i], 0);
+        }
+        return TokenDataset.of(d.source() + " (first " + n + " rows)", ids, labels);
+    }
+
+    /** The merged checkpoint's dtype: the input's 16-bit type, else F32. */
+    static String outputDtype(String torchDtype) {
+        return "bfloat16".equals(torchDtype) || "float16".equals(torchDtype) ? torchDtype : "float32";
+    }
+}

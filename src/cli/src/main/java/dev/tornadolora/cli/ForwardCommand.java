@@ -1,0 +1,110 @@
+package dev.tornadolora.cli;
+
+import dev.tornadolora.io.SafeTensors;
+import dev.tornadolora.io.SafeTensorsException;
+import dev.tornadolora.io.SafeTensorsWriter;
+import dev.tornadolora.llama.LlamaForCausalLM;
+import dev.tornadolora.llama.LoraSettings;
+import dev.tornadolora.llama.PeftAdapterIO;
+import dev.tornadolora.llama.TokenTensors;
+import dev.tornadolora.tensor.Tensor;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Map;
+import java.util.concurrent.Callable;
+
+/**
+ * The Llama parity tool. Keep the contract stable: a reviewer scripts it.
+ * <pre>
+ *   forward --model DIR --input T.safetensors --output O.safetensors [--adapter PEFT_DIR] [--quantize-base] [--device D]
+ * </pre>
+ */
+@Command(name = "forward", description = {
+        "Run a Hugging Face Llama model (with a PEFT LoRA adapter) forward, and backward when labels are given.",
+        "T holds input_ids I64 or I32 [B,S] and optionally labels I64 [B,S] (-100 = ignored).",
+        "O receives logits F32 [B,S,vocab]; with labels also loss F32 [] (transformers' causal-LM loss) and,",
+        "for every adapter tensor, its gradient under the PEFT key + '.grad'. Eval mode (no dropout).",
+        "--quantize-base keeps every q/k/v/o/gate/up/down weight in NF4 (torchao to_nf4, block 64, scaler 256)."})
+final class ForwardCommand implements Callable<Integer> {
+
+    @Option(names = "--model", required = true, paramLabel = "DIR", description = "HF folder: config.json + model.safetensors (or its index)")
+    Path model;
+
+    @Option(names = "--input", required = true, paramLabel = "T.safetensors")
+    Path input;
+
+    @Option(names = "--output", required = true, paramLabel = "O.safetensors")
+    Path output;
+
+    @Option(names = "--adapter", paramLabel = "PEFT_DIR", description = "adapter_config.json + adapter_model.safetensors")
+    Path adapter;
+
+    @Option(names = "--quantize-base", description = "NF4 base projections (QLoRA)")
+    boolean quantizeBase;
+
+    @Option(names = "--device", defaultValue = "jvm", description = "jvm (default), reference, tornado[:B:D]")
+    String device;
+
+    @Override
+    public Integer call() throws Exception {
+        refuseOverwritingInputs();
+        SafeTensors in;
+        try {
+            in = SafeTensors.open(input);
+        } catch (SafeTensorsException e) {
+            throw new IllegalArgumentException(e.getMessage(), e);
+        }
+        if (!in.contains("input_ids")) throw new IllegalArgumentException(input + ": missing tensor 'input_ids'");
+        for (String n : in.names()) {
+            if (!n.equals("input_ids") && !n.equals("labels")) {
+                throw new IllegalArgumentException(input + ": unexpected tensor '" + n + "' (expected input_ids, labels)");
+            }
+        }
+        TokenTensors.Tokens ids = TokenTensors.read(in, "input_ids");
+        TokenTensors.Tokens labels = in.contains("labels") ? TokenTensors.read(in, "labels") : null;
+        if (labels != null && (labels.batch() != ids.batch() || labels.seq() != ids.seq())) {
+            throw new IllegalArgumentException(input + ": labels [" + labels.batch() + ", " + labels.seq()
+                    + "] do not match input_ids [" + ids.batch() + ", " + ids.seq() + "]");
+        }
+        PeftAdapterIO.Adapter peft = adapter == null ? null : PeftAdapterIO.read(adapter);
+        LoraSettings settings = (peft == null ? LoraSettings.none(false) : peft.settings()).withQuantizeBase(quantizeBase)
+                .withDropout(0f);
+        SafeTensorsWriter out = new SafeTensorsWriter();
+        try (LlamaForCausalLM m = LlamaForCausalLM.load(model, settings, device)) {
+            if (peft != null) m.loadAdapters(peft.tensors());
+            m.train(false);
+            int b = ids.batch(), s = ids.seq(), v = m.config().vocabSize();
+            if (labels == null) {
+                out.f32("logits", m.logits(ids.values(), b, s));
+            } else {
+                m.zeroGrad();
+                float[] logits = new float[Math.multiplyExact(Math.multiplyExact(b, s), v)];
+                double loss = m.forwardBackward(ids.values(), labels.values(), b, s, 1.0, logits);
+                out.f32("logits", new int[] {b, s, v}, logits);
+                out.f32("loss", new int[0], new float[] {(float) loss});
+                for (Map.Entry<String, Tensor> g : m.adapterGradients().entrySet()) {
+                    out.f32(g.getKey() + ".grad", g.getValue());
+                }
+            }
+            out.metadata("device", m.kernels().name());
+        }
+        out.write(output);
+        return 0;
+    }
+
+    /** The output may not be one of the inputs (it would be replaced before, or while, it is read). */
+    private void refuseOverwritingInputs() throws java.io.IOException {
+        if (!Files.exists(output)) return;
+        if (Files.isDirectory(output)) throw new IllegalArgumentException("--output " + output + " is a folder");
+        for (Path p : new Path[] {input, model, adapter}) {
+            if (p == null || !Files.exists(p)) continue;
+            Path real = output.toRealPath();
+            if (Files.isSameFile(p, output) || (Files.isDirectory(p) && real.startsWith(p.toRealPath()))) {
+                throw new IllegalArgumentException("--output " + output + " would overwrite an input (" + p + ")");
+            }
+        }
+    }
+}

@@ -1,0 +1,151 @@
+package dev.tornadolora.llama;
+
+import dev.tornadolora.kernels.jvm.Parallel;
+import dev.tornadolora.llama.ops.CausalAttention;
+import dev.tornadolora.llama.ops.OpTimer;
+import dev.tornadolora.llama.ops.OpTimer.Op;
+import dev.tornadolora.llama.ops.RmsNorm;
+import dev.tornadolora.llama.ops.Rope;
+import dev.tornadolora.llama.ops.SwiGlu;
+import dev.tornadolora.nn.LoRALinear;
+import dev.tornadolora.tensor.Tensor;
+
+import java.util.LinkedHashMap;
+import java.util.Map;
+
+/**
+ * One {@code LlamaDecoderLayer}, pre-norm with residuals:
+ * <pre>
+ *   h = x + o_proj(attention(rope(q_proj(n)), rope(k_proj(n)), v_proj(n))),   n = input_layernorm(x)
+ *   y = h + down_proj(silu(gate_proj(m)) · up_proj(m)),                        m = post_attention_layernorm(h)
+ * </pre>
+ * The seven projections are {@link LoRALinear} layers on the model's backend: with an adapter where the LoRA
+ * settings put one, disabled (base only, rank-1 placeholder adapters never used) elsewhere. The layer keeps the
+ * activations of its last forward for its backward: one forward/backward at a time.
+ */
+final class DecoderLayer {
+    final float[] inputNorm;
+    final float[] postNorm;
+    /** q_proj … down_proj by HF name, in model order. */
+    final Map<String, LoRALinear> proj = new LinkedHashMap<>();
+    private final LlamaConfig c;
+
+    private Saved saved;
+
+    private record Saved(int batch, int seq, float[] x, float[] inv1, float[] q, float[] k, float[] v, float[] attn,
+                         float[] lse, float[] h, float[] inv2, float[] g, float[] u) {}
+
+    DecoderLayer(LlamaConfig c, float[] inputNorm, float[] postNorm) {
+        this.c = c;
+        this.inputNorm = inputNorm;
+        this.postNorm = postNorm;
+    }
+
+    float[] forward(float[] x, int batch, int seq, Rope rope, Rope.Tables tables, boolean keep, OpTimer timer) {
+        int t = batch * seq, d = c.hiddenSize();
+        float eps = (float) c.rmsNormEps();
+        float[] inv1 = new float[t], n = new float[t * d];
+        long t0 = timer.start();
+        RmsNorm.forward(x, inputNorm, t, d, eps, n, inv1);
+        timer.stop(Op.RMSNORM, t0);
+        Tensor nt = new Tensor(new int[] {t, d}, n);
+        t0 = timer.start();
+        float[] q = proj.get("q_proj").forward(nt).data();
+        float[] k = proj.get("k_proj").forward(nt).data();
+        float[] v = proj.get("v_proj").forward(nt).data();
+        timer.stop(Op.PROJECTIONS, t0);
+        t0 = timer.start();
+        rope.apply(q, t, c.numAttentionHeads(), tables, false);
+        rope.apply(k, t, c.numKeyValueHeads(), tables, false);
+        timer.stop(Op.ROPE, t0);
+        t0 = timer.start();
+        float[] attn = new float[t * c.qDim()];
+        float[] lse = keep ? new float[batch * c.numAttentionHeads() * seq] : null;
+        attention(batch, seq).forward(q, k, v, attn, lse);
+        timer.stop(Op.ATTENTION, t0);
+        t0 = timer.start();
+        float[] h = proj.get("o_proj").forward(new Tensor(new int[] {t, c.qDim()}, attn)).data();
+        timer.stop(Op.PROJECTIONS, t0);
+        t0 = timer.start();
+        addInPlace(h, x);
+        timer.stop(Op.RESIDUAL, t0);
+        float[] inv2 = new float[t], m = new float[t * d];
+        t0 = timer.start();
+        RmsNorm.forward(h, postNorm, t, d, eps, m, inv2);
+        timer.stop(Op.RMSNORM, t0);
+        Tensor mt = new Tensor(new int[] {t, d}, m);
+        t0 = timer.start();
+        float[] g = proj.get("gate_proj").forward(mt).data();
+        float[] u = proj.get("up_proj").forward(mt).data();
+        timer.stop(Op.PROJECTIONS, t0);
+        t0 = timer.start();
+        float[] a = new float[g.length];
+        SwiGlu.forward(g, u, a);
+        timer.stop(Op.SWIGLU, t0);
+        t0 = timer.start();
+        float[] y = proj.get("down_proj").forward(new Tensor(new int[] {t, c.intermediateSize()}, a)).data();
+        timer.stop(Op.PROJECTIONS, t0);
+        t0 = timer.start();
+        addInPlace(y, h);
+        timer.stop(Op.RESIDUAL, t0);
+        saved = keep ? new Saved(batch, seq, x, inv1, q, k, v, attn, lse, h, inv2, g, u) : null;
+        return y;
+    }
+
+    /** dL/dx from dL/dy; accumulates the adapters' gradients. {@code needDx} false skips the input norm's backward. */
+    float[] backward(float[] dy, Rope rope, Rope.Tables tables, boolean needDx, OpTimer timer) {
+        Saved s = saved;
+        if (s == null) throw new IllegalStateException("backward without a forward that kept its activations");
+        int t = s.batch * s.seq, d = c.hiddenSize();
+        long t0 = timer.start();
+        float[] da = proj.get("down_proj").backward(new Tensor(new int[] {t, d}, dy)).data();
+        timer.stop(Op.PROJECTIONS, t0);
+        t0 = timer.start();
+        float[] dg = new float[da.length], du = new float[da.length];
+        SwiGlu.backward(da, s.g, s.u, dg, du);
+        timer.stop(Op.SWIGLU, t0);
+        int[] midShape = {t, c.intermediateSize()};
+        t0 = timer.start();
+        float[] dm = proj.get("gate_proj").backward(new Tensor(midShape, dg)).data();
+        addInPlace(dm, proj.get("up_proj").backward(new Tensor(midShape, du)).data());
+        timer.stop(Op.PROJECTIONS, t0);
+        t0 = timer.start();
+        float[] dh = dy.clone();
+        RmsNorm.backward(dm, s.h, postNorm, s.inv2, t, d, dh, true);
+        timer.stop(Op.RMSNORM, t0);
+        t0 = timer.start();
+        float[] dAttn = proj.get("o_proj").backward(new Tensor(new int[] {t, d}, dh)).data();
+        timer.stop(Op.PROJECTIONS, t0);
+        t0 = timer.start();
+        float[] dq = new float[s.q.length], dk = new float[s.k.length], dv = new float[s.v.length];
+        attention(s.batch, s.seq).backward(dAttn, s.q, s.k, s.v, s.attn, s.lse, dq, dk, dv);
+        timer.stop(Op.ATTENTION, t0);
+        t0 = timer.start();
+        rope.apply(dq, t, c.numAttentionHeads(), tables, true);
+        rope.apply(dk, t, c.numKeyValueHeads(), tables, true);
+        timer.stop(Op.ROPE, t0);
+        t0 = timer.start();
+        float[] dn = proj.get("q_proj").backward(new Tensor(new int[] {t, c.qDim()}, dq)).data();
+        addInPlace(dn, proj.get("k_proj").backward(new Tensor(new int[] {t, c.kvDim()}, dk)).data());
+        addInPlace(dn, proj.get("v_proj").backward(new Tensor(new int[] {t, c.kvDim()}, dv)).data());
+        timer.stop(Op.PROJECTIONS, t0);
+        if (needDx) {
+            t0 = timer.start();
+            RmsNorm.backward(dn, s.x, inputNorm, s.inv1, t, d, dh, true);
+            timer.stop(Op.RMSNORM, t0);
+        }
+        saved = null;
+        return dh;
+    }
+
+    private CausalAttention attention(int batch, int seq) {
+        return new CausalAttention(batch, seq, c.numAttentionHeads(), c.numKeyValueHeads(), c.headDim());
+    }
+
+    /** a += b. */
+    static void addInPlace(float[] a, float[] b) {
+        Parallel.forRange(a.length, 16384, (i0, i1) -> {
+            for (int i = i0; i < i1; i++) a[i] += b[i];
+        });
+    }
+}

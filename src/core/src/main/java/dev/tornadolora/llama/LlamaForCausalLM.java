@@ -1,0 +1,425 @@
+package dev.tornadolora.llama;
+
+import dev.tornadolora.io.LoraMerge;
+import dev.tornadolora.kernels.Backends;
+import dev.tornadolora.kernels.LoraKernels;
+import dev.tornadolora.llama.ops.CausalLmLoss;
+import dev.tornadolora.llama.ops.OpTimer;
+import dev.tornadolora.llama.ops.OpTimer.Op;
+import dev.tornadolora.llama.ops.RmsNorm;
+import dev.tornadolora.llama.ops.Rope;
+import dev.tornadolora.nf4.Nf4Tensor;
+import dev.tornadolora.nn.LoRALinear;
+import dev.tornadolora.nn.Parameter;
+import dev.tornadolora.tensor.BaseWeight;
+import dev.tornadolora.tensor.DenseWeight;
+import dev.tornadolora.tensor.Shapes;
+import dev.tornadolora.tensor.Tensor;
+
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * Hugging Face's {@code LlamaForCausalLM} with LoRA/QLoRA adapters placed as torchtune's {@code lora_llama}
+ * builders place them, and PEFT's names for them:
+ * <pre>
+ *   x = embed_tokens[ids];   x = layer_i(x) for each decoder layer;   logits = lm_head(norm(x))
+ *   loss = transformers' causal-LM loss of (logits, labels)            (see {@link CausalLmLoss})
+ * </pre>
+ * Every projection (q/k/v/o, gate/up/down, lm_head) is a {@link LoRALinear} on the model's backend (the JVM, or a
+ * TornadoVM device): with an adapter where {@link LoraSettings} puts one, base-only elsewhere. With
+ * {@code quantizeBase} the seven layer projections hold their weights as NF4 (torchao's {@code to_nf4}, block 64,
+ * scaler block 256); embeddings, norms and lm_head stay fp32. lm_head shares the embedding's array when
+ * {@code tie_word_embeddings}. Weights read as F16/BF16 are widened to fp32.
+ *
+ * <p>Gradients flow only to the adapters; the backward of every op computes dx (hand-written, see the ops in
+ * {@code dev.tornadolora.llama.ops}). A model starts in eval mode (as {@code from_pretrained} returns it); one
+ * forward/backward at a time per model.
+ */
+public final class LlamaForCausalLM implements AutoCloseable {
+    static final String PEFT_PREFIX = "base_model.model.";
+
+    private final LlamaConfig config;
+    private final LoraSettings lora;
+    private final LoraKernels kernels;
+    private final float[] embedding;
+    private final List<DecoderLayer> layers;
+    private final float[] finalNorm;
+    private final LoRALinear lmHead;
+    private final Rope rope;
+    private final OpTimer timer = new OpTimer();
+    private boolean training;
+
+    private Saved saved;
+
+    private record Saved(int batch, int seq, float[] x, float[] inv, Rope.Tables tables) {}
+
+    private LlamaForCausalLM(LlamaConfig config, LoraSettings lora, LoraKernels kernels, float[] embedding,
+                             List<DecoderLayer> layers, float[] finalNorm, LoRALinear lmHead) {
+        this.config = config;
+        this.lora = lora;
+        this.kernels = kernels;
+        this.embedding = embedding;
+        this.layers = layers;
+        this.finalNorm = finalNorm;
+        this.lmHead = lmHead;
+        this.rope = new Rope(config.headDim(), config.ropeTheta(), config.ropeScaling());
+        train(false);
+    }
+
+    // ---------------------------------------------------------------- construction
+
+    /**
+     * Loads an HF folder ({@code config.json} + {@code model.safetensors} or its sharded index), tensor by tensor
+     * from memory-mapped files, after validating the config and every tensor's name, shape and dtype.
+     */
+    public static LlamaForCausalLM load(Path hfDir, LoraSettings lora, String device) {
+        LlamaConfig c = LlamaConfig.read(hfDir.resolve("config.json"));
+        try (HfWeights w = HfWeights.open(hfDir)) {
+            return build(c, w, lora, device);
+        }
+    }
+
+    /** Builds the model from HF-named fp32 weights (validated as {@link #load} validates files). */
+    public static LlamaForCausalLM fromWeights(LlamaConfig c, Map<String, Tensor> hfWeights, LoraSettings lora,
+                                               String device) {
+        return build(c, HfWeights.of(hfWeights), lora, device);
+    }
+
+    private static LlamaForCausalLM build(LlamaConfig c, HfWeights w, LoraSettings lora, String device) {
+        w.validate(c);
+        LoraKernels k = Backends.forDevice(device == null ? "jvm" : device);
+        float[] emb = w.read("model.embed_tokens.weight");
+        List<DecoderLayer> layers = new ArrayList<>();
+        int seed = 0;
+        for (int i = 0; i < c.numHiddenLayers(); i++) {
+            String p = "model.layers." + i + ".";
+            DecoderLayer layer = new DecoderLayer(c, w.read(p + "input_layernorm.weight"),
+                    w.read(p + "post_attention_layernorm.weight"));
+            for (String name : LlamaConfig.PROJECTIONS) {
+                String key = p + (LoraSettings.ATTN_MODULES.contains(name) ? "self_attn." : "mlp.") + name + ".weight";
+                int[] s = w.shape(key);
+                float[] data = w.read(key);
+                BaseWeight base = lora.quantizeBase() ? Nf4Tensor.quantize(data, s[0], s[1])
+                        : new DenseWeight(s[0], s[1], data);
+                layer.proj.put(name, projection(base, lora, lora.targets(name), k, seed++));
+            }
+            layers.add(layer);
+        }
+        float[] norm = w.read("model.norm.weight");
+        BaseWeight head = new DenseWeight(c.vocabSize(), c.hiddenSize(),
+                c.tieWordEmbeddings() ? emb : w.read("lm_head.weight"));
+        LoRALinear lmHead = projection(head, lora, lora.output(), k, seed);
+        return new LlamaForCausalLM(c, lora, k, emb, Collections.unmodifiableList(layers), norm, lmHead);
+    }
+
+    /** A LoRALinear over {@code base}: enabled with the settings' adapter, or disabled (base only). */
+    private static LoRALinear projection(BaseWeight base, LoraSettings lora, boolean adapter, LoraKernels k, long seed) {
+        // LoRALinear scales by alpha/rank; rsLoRA's alpha/√rank is that scale with alpha·√rank.
+        float alpha = lora.rslora() ? (float) (lora.alpha() * Math.sqrt(lora.rank())) : lora.alpha();
+        LoRALinear l = LoRALinear.builder(base.cols(), base.rows())
+                .rank(adapter ? lora.rank() : 1).alpha(adapter ? alpha : 1f).dropout(adapter ? lora.dropout() : 0f)
+                .seed(seed).base(base).build();
+        l.kernels(k);
+        l.setDisabled(!adapter);
+        return l;
+    }
+
+    // ---------------------------------------------------------------- accessors
+
+    public LlamaConfig config() { return config; }
+
+    public LoraSettings lora() { return lora; }
+
+    /** The backend the projections run on. */
+    public LoraKernels kernels() { return kernels; }
+
+    /** Per-op wall time of forward and backward, off until {@code timer().enable(true)}. */
+    public OpTimer timer() { return timer; }
+
+    // ---------------------------------------------------------------- computation
+
+    /** Logits [B, S, V] of the ids [B·S] (row-major), in the current mode's semantics (dropout in training). */
+    public Tensor logits(int[] inputIds, int batch, int seq) {
+        float[] z = forward(inputIds, batch, seq, false);
+        return new Tensor(new int[] {batch, seq, config.vocabSize()}, z);
+    }
+
+    /**
+     * The loss as transformers' {@code LlamaForCausalLM(labels=...)} computes it (shift, ignore -100, mean over
+     * counted tokens); accumulates {@code lossScale · d(loss)/d(adapter)} into the adapters' gradients.
+     */
+    public double forwardBackward(int[] inputIds, int[] labels, int batch, int seq, double lossScale) {
+        return forwardBackward(inputIds, labels, batch, seq, lossScale, null);
+    }
+
+    /** As {@link #forwardBackward(int[], int[], int, int, double)}, copying the logits [B·S·V] to {@code logitsOut}. */
+    public double forwardBackward(int[] inputIds, int[] labels, int batch, int seq, double lossScale, float[] logitsOut) {
+        checkLabels(labels, batch, seq);
+        boolean anyAdapter = !trainableParameters().isEmpty();
+        float[] z = forward(inputIds, batch, seq, anyAdapter);
+        if (logitsOut != null) System.arraycopy(z, 0, logitsOut, 0, z.length);
+        long t0 = timer.start();
+        double loss = CausalLmLoss.forward(z, labels, batch, seq, config.vocabSize(), anyAdapter ? z : null, lossScale);
+        timer.stop(Op.LOSS, t0);
+        if (anyAdapter) backward(z);
+        return loss;
+    }
+
+    /** The loss without gradients. */
+    public double loss(int[] inputIds, int[] labels, int batch, int seq) {
+        checkLabels(labels, batch, seq);
+        float[] z = forward(inputIds, batch, seq, false);
+        long t0 = timer.start();
+        double loss = CausalLmLoss.forward(z, labels, batch, seq, config.vocabSize(), null, 1.0);
+        timer.stop(Op.LOSS, t0);
+        return loss;
+    }
+
+    /** The number of counted (label != -100) tokens after the shift, for exact token-weighted averaging. */
+    public static long countedTokens(int[] labels, int batch, int seq) {
+        if (labels.length != (long) batch * seq) {
+            throw new IllegalArgumentException("labels: expected " + batch + "×" + seq + " values but got " + labels.length);
+        }
+        return CausalLmLoss.counted(labels, batch, seq);
+    }
+
+    private float[] forward(int[] ids, int batch, int seq, boolean keep) {
+        checkIds(ids, batch, seq);
+        int t = batch * seq, h = config.hiddenSize();
+        long t0 = timer.start();
+        float[] x = new float[t * h];
+        for (int i = 0; i < t; i++) {
+            System.arraycopy(embedding, ids[i] * h, x, i * h, h);
+        }
+        timer.stop(Op.EMBEDDING, t0);
+        t0 = timer.start();
+        Rope.Tables tables = rope.tables(seq);
+        timer.stop(Op.ROPE, t0);
+        for (DecoderLayer layer : layers) {
+            x = layer.forward(x, batch, seq, rope, tables, keep, timer);
+        }
+        float[] inv = new float[t], n = new float[t * h];
+        t0 = timer.start();
+        RmsNorm.forward(x, finalNorm, t, h, (float) config.rmsNormEps(), n, inv);
+        timer.stop(Op.RMSNORM, t0);
+        t0 = timer.start();
+        float[] z = lmHead.forward(new Tensor(new int[] {t, h}, n)).data();
+        timer.stop(Op.LM_HEAD, t0);
+        saved = keep ? new Saved(batch, seq, x, inv, tables) : null;
+        return z;
+    }
+
+    private void backward(float[] dLogits) {
+        Saved s = saved;
+        saved = null;
+        int t = s.batch * s.seq, h = config.hiddenSize();
+        long t0 = timer.start();
+        float[] dn = lmHead.backward(new Tensor(new int[] {t, config.vocabSize()}, dLogits)).data();
+        timer.stop(Op.LM_HEAD, t0);
+        if (!layersHaveAdapters()) return;
+        float[] dx = new float[t * h];
+        t0 = timer.start();
+        RmsNorm.backward(dn, s.x, finalNorm, s.inv, t, h, dx, false);
+        timer.stop(Op.RMSNORM, t0);
+        for (int i = layers.size() - 1; i >= 0; i--) {
+            dx = layers.get(i).backward(dx, rope, s.tables, i > 0, timer);
+        }
+    }
+
+    private boolean layersHaveAdapters() {
+        return !lora.attnModules().isEmpty() || lora.mlp();
+    }
+
+    private void checkIds(int[] ids, int batch, int seq) {
+        if (batch <= 0 || seq <= 0) {
+            throw new IllegalArgumentException("batch and seq must be positive, got " + batch + " and " + seq);
+        }
+        if (ids.length != (long) batch * seq) {
+            throw new IllegalArgumentException("input_ids: expected " + batch + "×" + seq + " values but got " + ids.length);
+        }
+        if ((long) batch * seq * Math.max(config.vocabSize(), config.intermediateSize()) > Integer.MAX_VALUE - 8) {
+            throw new IllegalArgumentException("input_ids: " + batch + "×" + seq + " tokens need activations larger"
+                    + " than a Java array holds (vocab " + config.vocabSize() + ")");
+        }
+        for (int i = 0; i < ids.length; i++) {
+            if (ids[i] < 0 || ids[i] >= config.vocabSize()) {
+                throw new IllegalArgumentException("input_ids[" + (i / seq) + ", " + (i % seq) + "] = " + ids[i]
+                        + " is out of range [0, " + config.vocabSize() + ")");
+            }
+        }
+    }
+
+    private void checkLabels(int[] labels, int batch, int seq) {
+        if (labels.length != (long) batch * seq) {
+            throw new IllegalArgumentException("labels: expected " + batch + "×" + seq + " values but got " + labels.length);
+        }
+        for (int i = 0; i < labels.length; i++) {
+            int l = labels[i];
+            if (l != CausalLmLoss.IGNORE_INDEX && (l < 0 || l >= config.vocabSize())) {
+                throw new IllegalArgumentException("labels[" + (i / seq) + ", " + (i % seq) + "] = " + l
+                        + " is neither -100 nor in [0, " + config.vocabSize() + ")");
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- adapters
+
+    /** PEFT module paths of the adapted projections with their layers, in model order (layer, module). */
+    Map<String, LoRALinear> adapted() {
+        Map<String, LoRALinear> m = new LinkedHashMap<>();
+        for (int i = 0; i < layers.size(); i++) {
+            for (Map.Entry<String, LoRALinear> e : layers.get(i).proj.entrySet()) {
+                if (lora.targets(e.getKey())) m.put(modulePath(i, e.getKey()), e.getValue());
+            }
+        }
+        if (lora.output()) m.put(LoraSettings.OUTPUT_MODULE, lmHead);
+        return m;
+    }
+
+    /** HF module path: {@code model.layers.3.self_attn.q_proj}, {@code model.layers.3.mlp.up_proj}. */
+    static String modulePath(int layer, String projection) {
+        return "model.layers." + layer + "." + (LoraSettings.ATTN_MODULES.contains(projection) ? "self_attn." : "mlp.")
+                + projection;
+    }
+
+    static String peftKey(String modulePath, boolean a) {
+        return PEFT_PREFIX + modulePath + (a ? ".lora_A.weight" : ".lora_B.weight");
+    }
+
+    /** The adapters as optimizer parameters, named by PEFT key, in order (layer, module, A then B); live arrays. */
+    public List<Parameter> trainableParameters() {
+        List<Parameter> out = new ArrayList<>();
+        adapted().forEach((path, l) -> {
+            List<Parameter> ps = l.parameters();
+            Parameter a = ps.get(0), b = ps.get(1);
+            out.add(new Parameter(peftKey(path, true), a.shape(), a.data(), a.grad(), a::markUpdated));
+            out.add(new Parameter(peftKey(path, false), b.shape(), b.data(), b.grad(), b::markUpdated));
+        });
+        return out;
+    }
+
+    public void zeroGrad() {
+        adapted().values().forEach(LoRALinear::zeroGrad);
+    }
+
+    /** Training mode turns the adapters' dropout on. */
+    public LlamaForCausalLM train(boolean mode) {
+        training = mode;
+        for (DecoderLayer l : layers) l.proj.values().forEach(p -> p.train(mode));
+        lmHead.train(mode);
+        return this;
+    }
+
+    public boolean isTraining() {
+        return training;
+    }
+
+    /** The adapters under PEFT keys (copies). */
+    public Map<String, Tensor> adapterStateDict() {
+        Map<String, Tensor> sd = new LinkedHashMap<>();
+        adapted().forEach((path, l) -> {
+            Map<String, Tensor> a = l.adapterStateDict();
+            sd.put(peftKey(path, true), a.get("lora_a.weight"));
+            sd.put(peftKey(path, false), a.get("lora_b.weight"));
+        });
+        return sd;
+    }
+
+    /** The adapters' gradients under PEFT keys (live arrays). */
+    public Map<String, Tensor> adapterGradients() {
+        Map<String, Tensor> g = new LinkedHashMap<>();
+        adapted().forEach((path, l) -> {
+            Map<String, Tensor> a = l.adapterGradients();
+            g.put(peftKey(path, true), a.get("lora_a.weight"));
+            g.put(peftKey(path, false), a.get("lora_b.weight"));
+        });
+        return g;
+    }
+
+    /**
+     * Loads adapters under PEFT keys ({@code base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight}) or
+     * torchtune keys ({@code layers.0.attn.q_proj.lora_a.weight}); every adapter key must be present, nothing
+     * else may be, and shapes must equal the model's.
+     */
+    public void loadAdapters(Map<String, Tensor> keys) {
+        Map<String, Tensor> peft = AdapterKeys.toPeft(keys);
+        Map<String, LoRALinear> adapted = adapted();
+        List<String> missing = new ArrayList<>();
+        for (String path : adapted.keySet()) {
+            for (boolean a : new boolean[] {true, false}) {
+                if (!peft.containsKey(peftKey(path, a))) missing.add(peftKey(path, a));
+            }
+        }
+        List<String> unexpected = new ArrayList<>();
+        for (String k : peft.keySet()) {
+            String path = AdapterKeys.modulePath(k);
+            if (path == null || !adapted.containsKey(path)) unexpected.add(k);
+        }
+        if (!unexpected.isEmpty()) {
+            throw new IllegalArgumentException("adapter does not fit the model: unexpected key '" + unexpected.get(0)
+                    + "'" + (unexpected.size() > 1 ? " and " + (unexpected.size() - 1) + " more" : "")
+                    + " (the model's LoRA modules: " + lora.targetModules() + ", " + layers.size() + " layers)");
+        }
+        if (!missing.isEmpty()) {
+            throw new IllegalArgumentException("adapter does not fit the model: missing key '" + missing.get(0) + "'"
+                    + (missing.size() > 1 ? " and " + (missing.size() - 1) + " more" : ""));
+        }
+        adapted.forEach((path, l) -> {
+            Tensor a = peft.get(peftKey(path, true)), b = peft.get(peftKey(path, false));
+            Shapes.requireEqual("adapter does not fit the model: tensor '" + peftKey(path, true) + "'", a.shape(), l.rank(), l.inDim());
+            Shapes.requireEqual("adapter does not fit the model: tensor '" + peftKey(path, false) + "'", b.shape(), l.outDim(), l.rank());
+        });
+        adapted.forEach((path, l) -> {
+            l.load("lora_a.weight", peft.get(peftKey(path, true)));
+            l.load("lora_b.weight", peft.get(peftKey(path, false)));
+        });
+    }
+
+    /** HF weights with the adapters merged, W + scale·B·A, NF4 dequantized, fp32 (lm_head omitted when tied and not adapted). */
+    public Map<String, Tensor> mergedWeights() {
+        Map<String, Tensor> w = new LinkedHashMap<>();
+        int h = config.hiddenSize();
+        w.put("model.embed_tokens.weight", new Tensor(new int[] {config.vocabSize(), h}, embedding.clone()));
+        for (int i = 0; i < layers.size(); i++) {
+            DecoderLayer l = layers.get(i);
+            String p = "model.layers." + i + ".";
+            w.put(p + "input_layernorm.weight", new Tensor(new int[] {h}, l.inputNorm.clone()));
+            for (Map.Entry<String, LoRALinear> e : l.proj.entrySet()) {
+                if (e.getKey().equals("gate_proj")) {
+                    w.put(p + "post_attention_layernorm.weight", new Tensor(new int[] {h}, l.postNorm.clone()));
+                }
+                w.put(modulePath(i, e.getKey()) + ".weight", merged(e.getValue(), lora.targets(e.getKey())));
+            }
+        }
+        w.put("model.norm.weight", new Tensor(new int[] {h}, finalNorm.clone()));
+        if (!config.tieWordEmbeddings() || lora.output()) {
+            w.put("lm_head.weight", merged(lmHead, lora.output()));
+        }
+        return w;
+    }
+
+    private Tensor merged(LoRALinear l, boolean adapter) {
+        float[] wt = l.base().dequantize();
+        if (adapter) {
+            LoraMerge.addScaledProduct(wt, l.loraB(), l.loraA(), l.outDim(), l.rank(), l.inDim(), l.scale());
+        }
+        return new Tensor(new int[] {l.outDim(), l.inDim()}, wt);
+    }
+
+    /** Closes the backend the projections are bound to, when it holds resources (a TornadoVM device). */
+    @Override
+    public void close() {
+        if (kernels instanceof AutoCloseable c) {
+            try {
+                c.close();
+            } catch (Exception e) {
+                throw new IllegalStateException("closing backend " + kernels.name() + ": " + e.getMessage(), e);
+            }
+        }
+    }
+}

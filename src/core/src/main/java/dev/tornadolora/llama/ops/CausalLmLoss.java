@@ -1,0 +1,85 @@
+package dev.tornadolora.llama.ops;
+
+import dev.tornadolora.kernels.jvm.Parallel;
+
+/**
+ * The loss of transformers' {@code LlamaForCausalLM(labels=...)} ({@code ForCausalLMLoss}): logits [B·S, V],
+ * labels [B·S]; position s predicts label s + 1 of its sequence (the last position predicts nothing), labels
+ * equal to −100 are ignored, and the loss is the mean over the N counted positions:
+ * <pre>
+ *   loss      = (1/N) Σ_counted (logsumexp(z_t) − z_t[y_t])                   softmax in fp32
+ *   dloss/dz_t = (softmax(z_t) − onehot(y_t)) / N    on counted rows, 0 elsewhere
+ * </pre>
+ * With N = 0 the loss is NaN (torch's 0/0) and the gradient zero.
+ */
+public final class CausalLmLoss {
+    public static final int IGNORE_INDEX = -100;
+
+    private CausalLmLoss() {}
+
+    /** The target of row t: the next label of the same sequence, or {@link #IGNORE_INDEX}. */
+    public static int target(int[] labels, int seq, int t) {
+        return (t % seq) == seq - 1 ? IGNORE_INDEX : labels[t + 1];
+    }
+
+    /** N, the positions the loss counts. */
+    public static long counted(int[] labels, int batch, int seq) {
+        long n = 0;
+        for (int t = 0; t < batch * seq; t++) {
+            if (target(labels, seq, t) != IGNORE_INDEX) n++;
+        }
+        return n;
+    }
+
+    /**
+     * The loss; when {@code dLogits} is not null it receives {@code gradScale · dloss/dz} (overwriting it; it may
+     * be {@code logits} itself).
+     */
+    public static double forward(float[] logits, int[] labels, int batch, int seq, int vocab, float[] dLogits,
+                                 double gradScale) {
+        int rows = batch * seq;
+        long n = counted(labels, batch, seq);
+        double[] rowLoss = new double[rows];
+        float g = n == 0 ? 0f : (float) (gradScale / n);
+        Parallel.forRange(rows, 1, (r0, r1) -> {
+            for (int t = r0; t < r1; t++) {
+                int y = target(labels, seq, t), o = t * vocab;
+                if (y == IGNORE_INDEX) {
+                    if (dLogits != null) java.util.Arrays.fill(dLogits, o, o + vocab, 0f);
+                    continue;
+                }
+                float m = Vec.max(vocab, logits, o);
+                double sum = 0;
+                for (int i = 0; i < vocab; i++) sum += Math.exp(logits[o + i] - m);
+                double lse = m + Math.log(sum);
+                rowLoss[t] = lse - logits[o + y];
+                if (dLogits != null) {
+                    for (int i = 0; i < vocab; i++) {
+                        dLogits[o + i] = (float) (Math.exp(logits[o + i] - lse)) * g;
+                    }
+                    dLogits[o + y] -= g;
+                }
+            }
+        });
+        if (n == 0) return Double.NaN;
+        double total = 0;
+        for (double l : rowLoss) total += l;
+        return total / n;
+    }
+
+    /** The scalar statement, in double. */
+    public static double forwardReference(double[] logits, int[] labels, int batch, int seq, int vocab) {
+        double total = 0;
+        long n = 0;
+        for (int t = 0; t < batch * seq; t++) {
+            int y = target(labels, seq, t);
+            if (y == IGNORE_INDEX) continue;
+            double m = Double.NEGATIVE_INFINITY, sum = 0;
+            for (int i = 0; i < vocab; i++) m = Math.max(m, logits[t * vocab + i]);
+            for (int i = 0; i < vocab; i++) sum += Math.exp(logits[t * vocab + i] - m);
+            total += m + Math.log(sum) - logits[t * vocab + y];
+            n++;
+        }
+        return n == 0 ? Double.NaN : total / n;
+    }
+}

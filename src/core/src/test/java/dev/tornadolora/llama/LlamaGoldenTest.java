@@ -1,0 +1,97 @@
+package dev.tornadolora.llama;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.tornadolora.io.SafeTensors;
+import dev.tornadolora.tensor.Tensor;
+import org.junit.jupiter.api.Assumptions;
+import org.junit.jupiter.api.DynamicTest;
+import org.junit.jupiter.api.TestFactory;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.stream.Stream;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * Parity with transformers 5.18 + PEFT 0.21 (float64) on the fixtures of {@code scripts/llama_golden.py}: logits,
+ * loss and every adapter gradient, for each case folder under {@code golden/llama} (committed, so this runs on a
+ * fresh clone without Python).
+ */
+class LlamaGoldenTest {
+    static final Path ROOT = goldenRoot();
+
+    static Path goldenRoot() {
+        for (String p : new String[] {"src/test/resources/golden/llama", "src/core/src/test/resources/golden/llama"}) {
+            if (Files.isDirectory(Path.of(p))) return Path.of(p);
+        }
+        return Path.of("src/test/resources/golden/llama");
+    }
+
+    static List<Path> cases() throws IOException {
+        Assumptions.assumeTrue(Files.isDirectory(ROOT), "no Llama golden fixtures at " + ROOT.toAbsolutePath()
+                + " (generate them with scripts/llama_golden.py)");
+        List<Path> out = new ArrayList<>();
+        try (Stream<Path> s = Files.list(ROOT)) {
+            s.filter(p -> Files.isRegularFile(p.resolve("case.json"))).sorted().forEach(out::add);
+        }
+        Assumptions.assumeFalse(out.isEmpty(), "no case folders under " + ROOT);
+        return out;
+    }
+
+    @TestFactory
+    Stream<DynamicTest> matchesTransformersAndPeft() throws IOException {
+        return cases().stream().map(dir -> DynamicTest.dynamicTest(dir.getFileName().toString(), () -> check(dir, "jvm")));
+    }
+
+    static void check(Path dir, String device) throws IOException {
+        JsonNode c = new ObjectMapper().readTree(Files.readString(dir.resolve("case.json")));
+        PeftAdapterIO.Adapter adapter = PeftAdapterIO.read(dir.resolve("adapter"));
+        LoraSettings settings = adapter.settings().withQuantizeBase(c.path("quantize_base").asBoolean(false));
+        assertEquals(c.get("scale").asDouble(), settings.scale(), 1e-6, "scale");
+        SafeTensors in = SafeTensors.open(dir.resolve("input.safetensors"));
+        TokenTensors.Tokens ids = TokenTensors.read(in, "input_ids");
+        TokenTensors.Tokens labels = TokenTensors.read(in, "labels");
+        SafeTensors expected = SafeTensors.open(dir.resolve("expected.safetensors"));
+        try (LlamaForCausalLM m = LlamaForCausalLM.load(dir.resolve("model"), settings, device)) {
+            m.loadAdapters(adapter.tensors());
+            m.train(false);
+            m.zeroGrad();
+            assertEquals(c.get("counted_tokens").asLong(), LlamaForCausalLM.countedTokens(labels.values(), ids.batch(), ids.seq()));
+            float[] logits = new float[ids.batch() * ids.seq() * m.config().vocabSize()];
+            double loss = m.forwardBackward(ids.values(), labels.values(), ids.batch(), ids.seq(), 1.0, logits);
+            double tolLogits = c.path("tolerance").path("logits").asDouble(1e-4);
+            double tolGrad = c.path("tolerance").path("grad").asDouble(1e-4);
+            double tolLoss = c.path("tolerance").path("loss").asDouble(1e-5);
+            assertClose("logits", expected.floats("logits").data(), logits, tolLogits);
+            double expLoss = expected.floats("loss").data()[0];
+            assertTrue(Math.abs(loss - expLoss) <= tolLoss * Math.abs(expLoss),
+                    "loss " + loss + " vs " + expLoss + " (relative " + Math.abs(loss - expLoss) / Math.abs(expLoss) + ")");
+            Map<String, Tensor> grads = m.adapterGradients();
+            assertEquals(adapter.tensors().keySet(), grads.keySet(), "adapter keys");
+            for (Map.Entry<String, Tensor> g : grads.entrySet()) {
+                assertClose(g.getKey() + ".grad", expected.floats(g.getKey() + ".grad").data(), g.getValue().data(), tolGrad);
+            }
+            // The eval forward alone gives the same logits.
+            assertClose("logits (eval forward)", expected.floats("logits").data(),
+                    m.logits(ids.values(), ids.batch(), ids.seq()).data(), tolLogits);
+        }
+    }
+
+    static void assertClose(String what, float[] expected, float[] actual, double tol) {
+        assertEquals(expected.length, actual.length, what + ": length");
+        double maxDiff = 0, maxRef = 0;
+        for (int i = 0; i < expected.length; i++) {
+            maxDiff = Math.max(maxDiff, Math.abs((double) expected[i] - actual[i]));
+            maxRef = Math.max(maxRef, Math.abs(expected[i]));
+        }
+        double rel = maxRef == 0 ? maxDiff : maxDiff / maxRef;
+        assertTrue(rel <= tol, what + ": max|a-b|/max|b| = " + rel + " > " + tol);
+    }
+}
