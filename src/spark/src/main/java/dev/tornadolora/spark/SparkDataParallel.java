@@ -75,17 +75,34 @@ public final class SparkDataParallel {
         conf.setIfMissing("spark.driver.host", "127.0.0.1");
         conf.setIfMissing("spark.driver.bindAddress", "127.0.0.1");
         conf.setIfMissing("spark.ui.enabled", "false");
+        // Spark's SerializationDebugger needs sun.security.action, gone in JDK 24+: it would turn a plain
+        // NotSerializableException into a dead task thread (and, in local mode, a hung job).
+        conf.setIfMissing("spark.serializer.extraDebugInfo", "false");
         return conf;
     }
 
-    /** Runs the barrier stage to its end (retries included); the global batch must split evenly. */
+    /** What each barrier task runs, given its collective and the stage attempt (0 first, then retries). */
+    @FunctionalInterface
+    public interface TaskBody extends Serializable {
+        TaskReport run(Collective collective, int stageAttempt) throws Exception;
+    }
+
+    /** Runs a {@link ReplicaFactory}'s replicas to the end (retries included); the global batch must split evenly. */
     public static Result run(JavaSparkContext sc, ReplicaFactory factory, int globalBatch, Options options) {
         Shares.perTask(globalBatch, options.workers());
-        int n = options.workers();
-        RDD<Integer> ranks = sc.parallelize(IntStream.range(0, n).boxed().toList(), n).rdd();
+        int checkEvery = options.checkEvery();
+        return run(sc, options.workers(), (collective, attempt) -> {
+            try (Replica replica = factory.open(collective.rank(), collective.size())) {
+                return ReplicaLoop.run(replica, collective, checkEvery, attempt);
+            }
+        });
+    }
+
+    /** Runs {@code body} in {@code workers} barrier tasks; their reports by rank. */
+    public static Result run(JavaSparkContext sc, int workers, TaskBody body) {
+        RDD<Integer> ranks = sc.parallelize(IntStream.range(0, workers).boxed().toList(), workers).rdd();
         ClassTag<Tuple2<Integer, TaskReport>> pairTag = ClassTag$.MODULE$.apply(Tuple2.class);
-        RDD<Tuple2<Integer, TaskReport>> trained = ranks.barrier().mapPartitions(
-                new ReplicaTask(factory, options.checkEvery()), false, pairTag);
+        RDD<Tuple2<Integer, TaskReport>> trained = ranks.barrier().mapPartitions(new BarrierTask(body), false, pairTag);
         List<TaskReport> reports;
         try {
             reports = new ArrayList<>(JavaPairRDD.fromRDD(trained, ClassTag$.MODULE$.apply(Integer.class),
@@ -111,24 +128,25 @@ public final class SparkDataParallel {
         return lines[0];
     }
 
-    /** The body of each barrier task. */
-    static final class ReplicaTask extends AbstractFunction1<scala.collection.Iterator<Integer>,
+    /** A barrier task: its collective, then the body; one (0, report) pair out, for the shuffle. */
+    static final class BarrierTask extends AbstractFunction1<scala.collection.Iterator<Integer>,
             scala.collection.Iterator<Tuple2<Integer, TaskReport>>> implements Serializable {
-        private final ReplicaFactory factory;
-        private final int checkEvery;
+        private final TaskBody body;
 
-        ReplicaTask(ReplicaFactory factory, int checkEvery) {
-            this.factory = factory;
-            this.checkEvery = checkEvery;
+        BarrierTask(TaskBody body) {
+            this.body = body;
         }
 
         @Override
         public scala.collection.Iterator<Tuple2<Integer, TaskReport>> apply(scala.collection.Iterator<Integer> ignored) {
             BarrierTaskContext ctx = BarrierTaskContext.get();
-            Collective collective = Collective.barrier(ctx);
             TaskReport report;
-            try (Replica replica = factory.open(collective.rank(), collective.size())) {
-                report = ReplicaLoop.run(replica, collective, checkEvery, ctx.stageAttemptNumber());
+            try {
+                report = body.run(Collective.barrier(ctx), ctx.stageAttemptNumber());
+            } catch (RuntimeException e) {
+                throw e;
+            } catch (Exception e) {
+                throw new IllegalStateException(e.getMessage(), e);
             }
             return CollectionConverters.asScala(List.of(new Tuple2<>(0, report)).iterator());
         }
