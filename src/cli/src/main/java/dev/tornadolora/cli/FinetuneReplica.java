@@ -15,6 +15,22 @@ public final class FinetuneReplica {
     private FinetuneReplica() {}
 
     /**
+     * Checks on the driver what would make every replica (and every retry) fail the same way: the arguments parse,
+     * and --model's config.json and --data exist here (the executors must see the same paths).
+     */
+    public static void validate(String[] args) {
+        FinetuneCommand cmd = new FinetuneCommand();
+        new CommandLine(cmd).parseArgs(args);
+        if (cmd.model == null || cmd.data == null) {
+            throw new IllegalArgumentException("a data-parallel finetune needs --model DIR and --data FILE");
+        }
+        if (!java.nio.file.Files.isRegularFile(cmd.model.resolve("config.json"))) {
+            throw new IllegalArgumentException(cmd.model.resolve("config.json") + ": no such file");
+        }
+        if (!java.nio.file.Files.isRegularFile(cmd.data)) throw new IllegalArgumentException(cmd.data + ": no such file");
+    }
+
+    /**
      * @param args   the {@code finetune} arguments ({@code --spark} and {@code --workers} are ignored here)
      * @param resume continue from the resume point in --output when there is one (a retried task passes true)
      */

@@ -33,6 +33,7 @@ public final class SparkFinetune implements DataParallelLauncher {
         List<String> args = new ArrayList<>(finetuneArgs);
         if (!args.contains("--quiet")) args.add("--quiet");  // no progress bar in executors' logs
         String[] a = args.toArray(String[]::new);
+        FinetuneReplica.validate(a);
         return SparkDataParallel.run(sc, workers, (collective, attempt) -> {
             FinetuneStepExecutor executor = new FinetuneStepExecutor(collective, checkEvery);
             boolean writer = collective.rank() == 0;

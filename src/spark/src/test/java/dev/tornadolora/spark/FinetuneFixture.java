@@ -22,7 +22,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
  * pre-tokenized rows, and the comparisons the data-parallel tests make on its outputs.
  */
 final class FinetuneFixture {
-    static final Path MODEL = Path.of("../core/src/test/resources/golden/llama/qlora_mha/model");
+    static final Path MODEL = Path.of("../core/src/test/resources/golden/llama/qlora_mha/model").toAbsolutePath().normalize();
 
     private FinetuneFixture() {}
 
