@@ -189,7 +189,9 @@ final class FinetuneCommand implements Callable<Integer> {
             if (model == null || data == null) {
                 throw new IllegalArgumentException("--spark needs --model DIR and --data FILE (the embedded job runs on one machine)");
             }
-            return DataParallelLauncher.find().launch(spec.commandLine().getParseResult().originalArgs(), spark,
+            List<String> all = spec.commandLine().getParseResult().originalArgs();  // the whole command line
+            int at = all.indexOf(spec.name());
+            return DataParallelLauncher.find().launch(all.subList(at + 1, all.size()), spark,
                     workers == null ? 2 : workers, batch * gradAccum, checkEvery, out);
         }
         if (workers != null) throw new IllegalArgumentException("--workers needs --spark MASTER");

@@ -14,6 +14,34 @@ import java.io.PrintWriter;
 public final class FinetuneReplica {
     private FinetuneReplica() {}
 
+    /** The options that name files or folders. */
+    private static final java.util.Set<String> PATHS = java.util.Set.of("--model", "--data", "--output", "--eval-data",
+            "--init-adapter");
+
+    /**
+     * {@code args} with every path option made absolute against this process's working directory, so that
+     * executors (whose working directories differ) find the same files.
+     */
+    public static String[] absolutePaths(String[] args) {
+        String[] out = args.clone();
+        for (int i = 0; i < out.length; i++) {
+            int eq = out[i].indexOf('=');
+            String name = eq < 0 ? out[i] : out[i].substring(0, eq);
+            if (!PATHS.contains(name)) continue;
+            if (eq >= 0) {
+                out[i] = name + "=" + absolute(out[i].substring(eq + 1));
+            } else if (i + 1 < out.length) {
+                out[i + 1] = absolute(out[i + 1]);
+                i++;
+            }
+        }
+        return out;
+    }
+
+    private static String absolute(String path) {
+        return java.nio.file.Path.of(path).toAbsolutePath().normalize().toString();
+    }
+
     /**
      * Checks on the driver what would make every replica (and every retry) fail the same way: the arguments parse,
      * and --model's config.json and --data exist here (the executors must see the same paths).

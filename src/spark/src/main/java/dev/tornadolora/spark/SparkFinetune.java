@@ -32,7 +32,7 @@ public final class SparkFinetune implements DataParallelLauncher {
     public static SparkDataParallel.Result run(JavaSparkContext sc, List<String> finetuneArgs, int workers, int checkEvery) {
         List<String> args = new ArrayList<>(finetuneArgs);
         if (!args.contains("--quiet")) args.add("--quiet");  // no progress bar in executors' logs
-        String[] a = args.toArray(String[]::new);
+        String[] a = FinetuneReplica.absolutePaths(args.toArray(String[]::new));
         FinetuneReplica.validate(a);
         return SparkDataParallel.run(sc, workers, (collective, attempt) -> {
             FinetuneStepExecutor executor = new FinetuneStepExecutor(collective, checkEvery);
