@@ -3,10 +3,10 @@ package dev.tornadolora.benchmarks;
 import dev.tornadolora.llama.LlamaConfig;
 import dev.tornadolora.llama.LlamaForCausalLM;
 import dev.tornadolora.llama.LoraSettings;
-import dev.tornadolora.nn.Parameter;
 import dev.tornadolora.tensor.Tensor;
-import dev.tornadolora.train.AdamW;
-import dev.tornadolora.train.GradClip;
+import dev.tornadolora.finetune.FinetuneConfig;
+import dev.tornadolora.finetune.Finetuner;
+import dev.tornadolora.finetune.TokenDataset;
 
 import java.nio.file.Path;
 import java.util.HashMap;
@@ -23,8 +23,9 @@ import java.util.TreeSet;
  * with BASE fp32|qlora (every q/k/v/o/gate/up/down weight NF4) and KIND
  * <ul>
  *   <li>{@code step}: {@link LlamaForCausalLM#forwardBackward} (transformers' loss, adapter gradients accumulate);
- *   <li>{@code finetune}: one optimizer step as {@code finetune} runs it: zero the gradients, the next batch of rows
- *       ((i·B + j) mod rows), forward + backward, {@link GradClip#clipGradNorm} to 1.0, {@link AdamW#step}.
+ *   <li>{@code finetune}: one optimizer step of {@code finetune}'s loop ({@link Finetuner#step}): zero the
+ *       gradients, the next batch of rows ((i·B + j) mod rows, {@code --shuffle false}), forward + backward,
+ *       {@link dev.tornadolora.train.GradClip#clipGradNorm} to 1.0, {@link dev.tornadolora.train.AdamW} (constant lr).
  * </ul>
  * The PyTorch side (compare.py) runs the same calls with transformers + PEFT.
  */
@@ -42,11 +43,9 @@ public final class LlamaStepWorkload implements AutoCloseable {
     private final String name;
     private final boolean finetune;
     private final LlamaForCausalLM model;
-    private final List<Parameter> params;
-    private final AdamW optimizer;
+    private final Finetuner finetuner;
     private final int[] rows;
     private final int[] batchIds = new int[BATCH * SEQ];
-    private long step;
 
     private LlamaStepWorkload(String name, boolean finetune, LlamaForCausalLM model) {
         this.name = name;
@@ -59,13 +58,16 @@ public final class LlamaStepWorkload implements AutoCloseable {
                 ? Tensor.of(uniform(rnd, t.numel(), 0.01f), t.shape()) : t);
         model.loadAdapters(adapters);
         model.train(true);
-        params = model.trainableParameters();
-        optimizer = new AdamW(params, LR, 0.9, 0.999, 1e-8, 0.01);
         rows = new int[ROWS * SEQ];
         for (int i = 0; i < rows.length; i++) {
             rows[i] = rnd.nextInt(CONFIG.vocabSize());
         }
         System.arraycopy(rows, 0, batchIds, 0, batchIds.length);
+        int[][] data = new int[ROWS][];
+        for (int r = 0; r < ROWS; r++) data[r] = java.util.Arrays.copyOfRange(rows, r * SEQ, (r + 1) * SEQ);
+        finetuner = !finetune ? null : new Finetuner(model, TokenDataset.of("benchmark rows", data, null),
+                new FinetuneConfig(model.lora(), Long.MAX_VALUE / (BATCH * (long) ROWS), BATCH, 1, SEQ, LR, 0.01, 0.9,
+                        0.999, 1e-8, 0, FinetuneConfig.CONSTANT, MAX_GRAD_NORM, 0, false, 0, 0));
     }
 
     /** {@code llama-fp32-step}, {@code llama-qlora-finetune-all}, …: random weights, built in memory. */
@@ -145,16 +147,7 @@ public final class LlamaStepWorkload implements AutoCloseable {
         if (!finetune) {
             return model.forwardBackward(batchIds, batchIds, BATCH, SEQ, 1.0);
         }
-        for (int j = 0; j < BATCH; j++) {
-            int row = (int) ((step * BATCH + j) % ROWS);
-            System.arraycopy(rows, row * SEQ, batchIds, j * SEQ, SEQ);
-        }
-        step++;
-        optimizer.zeroGrad();
-        double loss = model.forwardBackward(batchIds, batchIds, BATCH, SEQ, 1.0);
-        GradClip.clipGradNorm(params, MAX_GRAD_NORM);
-        optimizer.step();
-        return loss;
+        return finetuner.step().loss();
     }
 
     @Override

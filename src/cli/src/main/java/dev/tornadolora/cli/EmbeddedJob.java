@@ -1,6 +1,7 @@
 package dev.tornadolora.cli;
 
 import dev.tornadolora.finetune.FinetuneConfig;
+import dev.tornadolora.finetune.SafetensorsTokens;
 import dev.tornadolora.finetune.TeacherStudent;
 import dev.tornadolora.finetune.TokenDataset;
 import dev.tornadolora.io.AtomicFiles;
@@ -19,8 +20,9 @@ import java.util.TreeMap;
 
 /**
  * {@code finetune} without {@code --model} and {@code --data}: the {@link TeacherStudent} job, fine-tuned and
- * written as a real run is (plus {@code OUT/base_model/}, the student's base as an HF folder, which
- * {@code peft/adapter_config.json} names, so PEFT and transformers can load the outputs). Success: the share of
+ * written as a real run is, plus {@code OUT/base_model/} (the student's base as an HF folder, which
+ * {@code peft/adapter_config.json} names, so PEFT and transformers can load the outputs) and the sampled corpus
+ * and held-out sequences as pre-tokenized data ({@code train_data.safetensors}, {@code eval_data.safetensors}). Success: the share of
  * the initial KL(teacher ‖ student) on held-out teacher samples that training removes is at least
  * {@link #MIN_KL_REMOVED}, and every learned scale·B·A has cosine at least {@link #MIN_COSINE} with its hidden
  * update; otherwise the command exits 1.
@@ -78,6 +80,8 @@ final class EmbeddedJob {
             TokenDataset train = job.sample(teacher, spec.trainSequences(), 1, "teacher corpus");
             TokenDataset eval = job.sample(teacher, spec.evalSequences(), 2, "held-out teacher samples");
             double sampling = Progress.seconds(t0);
+            SafetensorsTokens.write(opts.output.resolve("train_data.safetensors"), train);
+            SafetensorsTokens.write(opts.output.resolve("eval_data.safetensors"), eval);
             double klBefore = TeacherStudent.kl(teacher, student, eval, 16);
             FinetuneRun run = new FinetuneRun(opts, student, train, eval, finetuneConfig(spec, opts),
                     base.toAbsolutePath().normalize().toString());

@@ -100,6 +100,7 @@ final class FinetuneRun {
             resumeFrom(state);
             clock = log.elapsedSeconds();
             out.printf(Locale.ROOT, "resuming %s at step %d of %d%n", output, finetuner.stepsDone(), config.steps());
+
         } else {
             if (opts.resume) out.printf("%s has no resume point yet: starting at step 0%n", output);
             initialEval = finetuner.evalLoss(eval, config.batch());
@@ -127,7 +128,7 @@ final class FinetuneRun {
                             Progress.compact(tokens / Math.max(elapsed, 1e-9))));
                 }
                 if (config.saveEvery() > 0 && step % config.saveEvery() == 0 && step < config.steps()) {
-                    save();
+                    save(false);
                 }
             }
         }
@@ -140,8 +141,15 @@ final class FinetuneRun {
          .put("peak_heap_mib", peakHeapMiB());
     }
 
-    /** Writes the outputs and then the resume point; call after {@link #train} with the summary complete. */
+    /**
+     * Writes the outputs and then the resume point (loss.png only at the end, it takes longer than the rest);
+     * call after {@link #train} with the summary complete.
+     */
     void save() throws IOException {
+        save(true);
+    }
+
+    private void save(boolean last) throws IOException {
         PeftAdapterIO.write(output.resolve("peft"), model, baseName);
         SafeTensorsWriter tt = new SafeTensorsWriter()
                 .metadata("format", "torchtune adapter (get_adapter_state_dict keys)")
@@ -151,7 +159,7 @@ final class FinetuneRun {
         new TreeMap<>(TorchtuneKeys.of(model.adapterStateDict())).forEach(tt::f32);
         tt.write(output.resolve("adapter.safetensors"));
         log.write(output.resolve(LOG));
-        if (!log.steps().isEmpty()) {
+        if (last && !log.steps().isEmpty()) {
             AtomicFiles.write(output.resolve("loss.png"), o -> o.write(LossCurve.png(String.format(Locale.ROOT,
                     "%s fine-tune: rank %d on %s", config.lora().quantizeBase() ? "QLoRA" : "LoRA",
                     config.lora().rank(), String.join(",", config.lora().targetModules())),

@@ -3,7 +3,6 @@ package dev.tornadolora.finetune;
 import dev.tornadolora.io.SafeTensors;
 import dev.tornadolora.llama.LlamaForCausalLM;
 import dev.tornadolora.nn.Parameter;
-import dev.tornadolora.tensor.Tensor;
 import dev.tornadolora.train.AdamW;
 import dev.tornadolora.train.GradClip;
 import dev.tornadolora.train.LrScheduler;
@@ -32,8 +31,9 @@ import java.util.Map;
  * gradient), and {@link #apply} takes the summed gradients through clip, AdamW and the schedule.
  * {@link #step()} does both on one machine.
  *
- * <p>State: the adapters, AdamW's buffers and step count, the scheduler epoch and the number of steps done. The
- * data order depends only on the step index, so {@link #save} / {@link #resume} need no data position besides it.
+ * <p>State: the adapters, AdamW's buffers and step count, the scheduler epoch, the dropout generators' positions
+ * and the number of steps done. The data order depends only on the step index, so {@link #save} /
+ * {@link #resume} need no data position besides it.
  */
 public final class Finetuner {
     public static final String STATE_FORMAT = "tornado-lora finetune state v1";
@@ -183,34 +183,29 @@ public final class Finetuner {
     public LrScheduler scheduler() { return scheduler; }
 
     /**
-     * Writes the resume point atomically in one file (so it is whole whenever it exists): the adapters
-     * ({@code model.<PEFT key>}), AdamW's buffers, and in the metadata the steps done, the scheduler's epoch and
-     * base rate, plus {@code extra} (identity of the run, dropout positions).
+     * Writes the resume point atomically in one file (so it is whole whenever it exists): AdamW's buffers, the
+     * adapters and each adapted layer's dropout position ({@link TrainingState} with the model's adapter modules),
+     * and in the metadata the steps done, the scheduler's epoch and base rate, plus {@code extra}.
      */
     public void save(Path file, Map<String, String> extra) throws IOException {
         Map<String, String> meta = new LinkedHashMap<>();
         meta.put("format", STATE_FORMAT);
         meta.putAll(extra);
-        TrainingState.saveWithAdapters(file, optimizer, scheduler, stepsDone, meta, model.adapterStateDict());
+        TrainingState.save(file, optimizer, scheduler, stepsDone, meta, model.adapterModules());
     }
 
     /** Restores a state written by {@link #save}; returns the file (for the caller's metadata). */
     public SafeTensors resume(Path file) {
-        SafeTensors st = SafeTensors.open(file);
-        String format = st.metadata().get("format");
+        SafeTensors head = SafeTensors.open(file);
+        String format = head.metadata().get("format");
         if (!STATE_FORMAT.equals(format)) {
             throw new IllegalArgumentException(file + ": not a finetune resume point (format " + format + ")");
         }
-        Map<String, Tensor> adapters = TrainingState.restore(st, optimizer);
-        try {
-            model.loadAdapters(adapters);
-        } catch (IllegalArgumentException e) {
-            throw new IllegalArgumentException(file + ": " + e.getMessage(), e);
-        }
-        long step = TrainingState.parseLong(st, TrainingState.STEP);
+        long step = TrainingState.parseLong(head, TrainingState.STEP);
         if (step < 0 || step > config.steps()) {
             throw new IllegalArgumentException(file + ": saved at step " + step + " of a run of " + config.steps());
         }
+        SafeTensors st = TrainingState.resume(file, optimizer, model.adapterModules());
         scheduler = new LrScheduler(optimizer, config.lrSchedule(),
                 Double.parseDouble(st.requireMetadata(TrainingState.BASE_LR)),
                 TrainingState.parseLong(st, TrainingState.SCHEDULER_EPOCH));

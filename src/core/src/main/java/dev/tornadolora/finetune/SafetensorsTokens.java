@@ -32,6 +32,24 @@ public final class SafetensorsTokens {
         return d;
     }
 
+    /** Writes {@code d} in this format (I64; {@code labels} only where they differ from the ids), atomically. */
+    public static void write(Path file, TokenDataset d) throws java.io.IOException {
+        int n = d.size(), s = d.seqLen();
+        int[] all = new int[n];
+        for (int i = 0; i < n; i++) all[i] = i;
+        int[] ids = d.inputIds(all), labels = d.labels(all);
+        dev.tornadolora.io.SafeTensorsWriter w = new dev.tornadolora.io.SafeTensorsWriter()
+                .raw(INPUT_IDS, DType.I64, new int[] {n, s}, i64(ids));
+        if (!java.util.Arrays.equals(ids, labels)) w.raw(LABELS, DType.I64, new int[] {n, s}, i64(labels));
+        w.write(file);
+    }
+
+    private static byte[] i64(int[] v) {
+        ByteBuffer b = ByteBuffer.allocate(8 * v.length).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+        for (int x : v) b.putLong(x);
+        return b.array();
+    }
+
     private static int[][] rows(SafeTensors st, String name, int[] expectedShape) {
         SafeTensors.Entry e = st.entry(name);
         String src = st.source();

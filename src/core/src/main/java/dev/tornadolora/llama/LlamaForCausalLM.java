@@ -90,8 +90,52 @@ public final class LlamaForCausalLM implements AutoCloseable {
         return build(c, HfWeights.of(hfWeights), lora, device);
     }
 
+    /**
+     * A model with random weights as transformers initialises a fresh {@code LlamaForCausalLM} (normal(0, 0.02)
+     * for embeddings and projections, ones for the norms), for benchmarks and tests; the adapters as LoRALinear
+     * initialises them (B = 0).
+     */
+    public static LlamaForCausalLM random(LlamaConfig c, LoraSettings lora, long seed, String device) {
+        java.util.SplittableRandom rng = new java.util.SplittableRandom(seed);
+        Map<String, int[]> shapes = HfWeights.expected(c);
+        HfWeights lazy = new HfWeights() {
+            @Override java.util.Set<String> names() { return shapes.keySet(); }
+            @Override int[] shape(String name) { return shapes.get(name); }
+            @Override boolean isFloat(String name) { return true; }
+            @Override float[] read(String name) {
+                float[] a = new float[Shapes.numel(shapes.get(name))];
+                if (name.endsWith("norm.weight")) {
+                    java.util.Arrays.fill(a, 1f);
+                } else {
+                    for (int i = 0; i < a.length; i++) a[i] = (float) (gaussian(rng) * 0.02);
+                }
+                return a;
+            }
+            @Override String source() { return "random weights"; }
+        };
+        return build(c, lazy, lora, device);
+    }
+
+    private static double gaussian(java.util.SplittableRandom rng) {
+        double u = rng.nextDouble(), v = rng.nextDouble();
+        return Math.sqrt(-2 * Math.log1p(-u)) * Math.cos(2 * Math.PI * v);
+    }
+
     private static LlamaForCausalLM build(LlamaConfig c, HfWeights w, LoraSettings lora, String device) {
         w.validate(c);
+        if (lora.quantizeBase()) {
+            // torchao's to_nf4 needs whole blocks and scaler blocks: refuse before reading anything.
+            for (Map.Entry<String, int[]> e : HfWeights.expected(c).entrySet()) {
+                if (!e.getKey().contains("_proj.")) continue;
+                try {
+                    Nf4Tensor.checkSizes(e.getValue()[0], e.getValue()[1], Nf4Tensor.DEFAULT_BLOCK_SIZE,
+                            Nf4Tensor.DEFAULT_SCALER_BLOCK_SIZE);
+                } catch (IllegalArgumentException x) {
+                    throw new IllegalArgumentException("--quantize-base: " + e.getKey() + " cannot be NF4 (block 64,"
+                            + " scaler block 256): " + x.getMessage(), x);
+                }
+            }
+        }
         LoraKernels k = Backends.forDevice(device == null ? "jvm" : device);
         float[] emb = w.read("model.embed_tokens.weight");
         List<DecoderLayer> layers = new ArrayList<>();
@@ -269,8 +313,16 @@ public final class LlamaForCausalLM implements AutoCloseable {
 
     // ---------------------------------------------------------------- adapters
 
-    /** PEFT module paths of the adapted projections with their layers, in model order (layer, module). */
-    Map<String, LoRALinear> adapted() {
+    /**
+     * The adapted projections by HF module path ({@code model.layers.0.self_attn.q_proj}, {@code lm_head}), in
+     * model order (layer, module): the live layers, e.g. for their dropout state ({@code dropoutDraws},
+     * {@code resumeDropout}) when a run resumes.
+     */
+    public Map<String, LoRALinear> adapterModules() {
+        return Collections.unmodifiableMap(adapted());
+    }
+
+    private Map<String, LoRALinear> adapted() {
         Map<String, LoRALinear> m = new LinkedHashMap<>();
         for (int i = 0; i < layers.size(); i++) {
             for (Map.Entry<String, LoRALinear> e : layers.get(i).proj.entrySet()) {
@@ -321,24 +373,23 @@ public final class LlamaForCausalLM implements AutoCloseable {
 
     /** The adapters under PEFT keys (copies). */
     public Map<String, Tensor> adapterStateDict() {
-        Map<String, Tensor> sd = new LinkedHashMap<>();
-        adapted().forEach((path, l) -> {
-            Map<String, Tensor> a = l.adapterStateDict();
-            sd.put(peftKey(path, true), a.get("lora_a.weight"));
-            sd.put(peftKey(path, false), a.get("lora_b.weight"));
-        });
-        return sd;
+        return byPeftKey(LoRALinear::adapterStateDict);
     }
 
     /** The adapters' gradients under PEFT keys (live arrays). */
     public Map<String, Tensor> adapterGradients() {
-        Map<String, Tensor> g = new LinkedHashMap<>();
+        return byPeftKey(LoRALinear::adapterGradients);
+    }
+
+    /** A per-layer map keyed lora_a.weight / lora_b.weight, gathered under the PEFT keys in model order. */
+    private Map<String, Tensor> byPeftKey(java.util.function.Function<LoRALinear, Map<String, Tensor>> perLayer) {
+        Map<String, Tensor> out = new LinkedHashMap<>();
         adapted().forEach((path, l) -> {
-            Map<String, Tensor> a = l.adapterGradients();
-            g.put(peftKey(path, true), a.get("lora_a.weight"));
-            g.put(peftKey(path, false), a.get("lora_b.weight"));
+            Map<String, Tensor> a = perLayer.apply(l);
+            out.put(peftKey(path, true), a.get("lora_a.weight"));
+            out.put(peftKey(path, false), a.get("lora_b.weight"));
         });
-        return g;
+        return out;
     }
 
     /**

@@ -42,15 +42,6 @@ public final class TrainingState {
                             Map<String, String> extraMetadata, Map<String, LoRALinear> modules) throws IOException {
         Map<String, String> metadata = new LinkedHashMap<>(extraMetadata);
         modules.forEach((name, m) -> metadata.put(name + DROPOUT_DRAWS, Long.toString(m.dropoutDraws())));
-        saveWithAdapters(file, optimizer, scheduler, step, metadata, AdapterCheckpoints.stateDict(modules));
-    }
-
-    /**
-     * Saves a whole resume point from adapter tensors by key (stored as {@code model.<key>}), for models that
-     * name their adapters themselves (PEFT keys of a Llama).
-     */
-    public static void saveWithAdapters(Path file, Optimizer optimizer, LrScheduler scheduler, long step,
-                                        Map<String, String> metadata, Map<String, Tensor> adapters) throws IOException {
         SafeTensorsWriter w = new SafeTensorsWriter()
                 .metadata(STEP, Long.toString(step))
                 .metadata(OPTIMIZER, optimizer.getClass().getSimpleName())
@@ -62,7 +53,7 @@ public final class TrainingState {
              .metadata(BASE_LR, Double.toString(scheduler.baseLr()));
         }
         optimizer.state().forEach(w::f32);
-        adapters.forEach((k, t) -> w.f32(MODEL_PREFIX + k, t));
+        AdapterCheckpoints.stateDict(modules).forEach((k, t) -> w.f32(MODEL_PREFIX + k, t));
         w.write(file);
     }
 
@@ -80,19 +71,6 @@ public final class TrainingState {
         AdapterCheckpoints.load(adapters, modules, st.source());
         modules.forEach((name, m) -> m.resumeDropout(parseLong(st, name + DROPOUT_DRAWS)));
         return st;
-    }
-
-    /**
-     * Restores the optimizer's buffers and step count from an opened resume point and returns its adapter
-     * tensors by key (the {@code model.} prefix removed), for the caller to load into its model.
-     */
-    public static Map<String, Tensor> restore(SafeTensors st, Optimizer optimizer) {
-        restoreOptimizer(st, optimizer);
-        Map<String, Tensor> adapters = new LinkedHashMap<>();
-        for (String name : st.names()) {
-            if (name.startsWith(MODEL_PREFIX)) adapters.put(name.substring(MODEL_PREFIX.length()), st.f32(name));
-        }
-        return adapters;
     }
 
     /** Restores the optimizer's buffers and step count from {@code file}; returns the training step saved. */

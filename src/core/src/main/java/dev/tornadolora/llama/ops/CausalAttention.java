@@ -14,9 +14,9 @@ import dev.tornadolora.kernels.jvm.Parallel;
  *   dq_i = σ Σ_j dS_ij k_j,   dk_j = σ Σ_i dS_ij q_i,   dv_j = Σ_i P_ij dO_i     (summed over the group's heads)
  * </pre>
  * Layout: q and O are [B·S, H·d], k and v [B·S, KV·d], row b·S + s. Forward keeps the log-sum-exp of each row
- * (B·H·S floats) instead of P, and backward recomputes P from it, so memory stays linear in S.
- * {@link #forward}/{@link #backward} are the fast path (Vector API over keys and head_dim, (b, h) pairs over
- * threads); {@link #forwardReference}/{@link #backwardReference} the scalar statement in double.
+ * (B·H·S floats) instead of P, and backward recomputes P from it, so what a step keeps stays linear in S (one
+ * S×S scratch per thread). {@link #forward}/{@link #backward} are the fast path (register-blocked products,
+ * {@link SmallGemm}, below the causal diagonal only; (b, h) pairs over threads); {@link #forwardReference}/{@link #backwardReference} the scalar statement in double.
  */
 public final class CausalAttention {
     private final int batch, seq, heads, kvHeads, headDim;
@@ -39,36 +39,43 @@ public final class CausalAttention {
         int d = headDim, qw = heads * d, kw = kvHeads * d, rep = heads / kvHeads;
         Parallel.forRange(batch * heads, 1, (p0, p1) -> {
             float[] kT = new float[d * seq];
-            float[] sc = new float[seq];
+            float[] p = new float[seq * seq];
             for (int pair = p0; pair < p1; pair++) {
                 int b = pair / heads, h = pair % heads, g = h / rep;
+                int qBase = b * seq * qw + h * d, kvBase = b * seq * kw + g * d;
                 transpose(k, b * seq, kw, g * d, kT);
+                scores(q, qBase, qw, kT, p);
                 for (int i = 0; i < seq; i++) {
-                    int qo = (b * seq + i) * qw + h * d;
-                    int n = i + 1;
-                    java.util.Arrays.fill(sc, 0, n, 0f);
-                    for (int dd = 0; dd < d; dd++) {
-                        Vec.axpy(n, q[qo + dd], kT, dd * seq, sc, 0);
-                    }
-                    float m = Float.NEGATIVE_INFINITY;
-                    for (int j = 0; j < n; j++) {
-                        sc[j] *= scale;
-                        m = Math.max(m, sc[j]);
-                    }
-                    float sum = 0f;
-                    for (int j = 0; j < n; j++) {
-                        sc[j] = (float) Math.exp(sc[j] - m);
-                        sum += sc[j];
-                    }
+                    int o = i * seq, n = i + 1;
+                    float m = Vec.max(n, p, o) * scale;
+                    float sum = Vec.expInPlace(n, p, o, scale, m);
                     float invSum = 1f / sum;
-                    java.util.Arrays.fill(out, qo, qo + d, 0f);
-                    for (int j = 0; j < n; j++) {
-                        Vec.axpy(d, sc[j] * invSum, v, (b * seq + j) * kw + g * d, out, qo);
-                    }
+                    for (int j = 0; j < n; j++) p[o + j] *= invSum;
+                    java.util.Arrays.fill(p, o + n, o + blockEnd(i), 0f);
+                    java.util.Arrays.fill(out, qBase + i * qw, qBase + i * qw + d, 0f);
                     if (lse != null) lse[pair * seq + i] = m + (float) Math.log(sum);
+                }
+                // O = P·V, row block by row block up to its diagonal.
+                for (int i0 = 0; i0 < seq; i0 += 4) {
+                    int rows = Math.min(4, seq - i0);
+                    SmallGemm.rowBlock(i0, rows, d, 0, blockEnd(i0), p, 0, seq, 1, v, kvBase, kw, out, qBase, qw);
                 }
             }
         });
+    }
+
+    /** Columns a row block starting at (or holding) row i computes: up to its last row's diagonal. */
+    private int blockEnd(int i) {
+        return Math.min(seq, (i / 4) * 4 + 4);
+    }
+
+    /** s[i·seq + j] = q_i · k_j for j below the row block's diagonal end (unscaled); kT is [d, seq]. */
+    private void scores(float[] q, int qBase, int qw, float[] kT, float[] s) {
+        for (int i0 = 0; i0 < seq; i0 += 4) {
+            int rows = Math.min(4, seq - i0), n = blockEnd(i0);
+            for (int r = i0; r < i0 + rows; r++) java.util.Arrays.fill(s, r * seq, r * seq + n, 0f);
+            SmallGemm.rowBlock(i0, rows, n, 0, headDim, q, qBase, qw, 1, kT, 0, seq, s, 0, seq);
+        }
     }
 
     /** dq, dk, dv (overwritten) from dO, the forward's inputs, its output O and its log-sum-exp. */
@@ -79,32 +86,43 @@ public final class CausalAttention {
         float[][] dvHead = new float[batch * heads][];
         Parallel.forRange(batch * heads, 1, (p0, p1) -> {
             float[] kT = new float[d * seq], vT = new float[d * seq];
-            float[] p = new float[seq], dp = new float[seq];
+            float[] p = new float[seq * seq], ds = new float[seq * seq];
+            float[] pT = new float[seq * seq], dsT = new float[seq * seq];
             for (int pair = p0; pair < p1; pair++) {
                 int b = pair / heads, h = pair % heads, g = h / rep;
+                int qBase = b * seq * qw + h * d, kvBase = b * seq * kw + g * d;
                 transpose(k, b * seq, kw, g * d, kT);
                 transpose(v, b * seq, kw, g * d, vT);
-                float[] dkh = new float[seq * d], dvh = new float[seq * d];
+                scores(q, qBase, qw, kT, p);
+                scores(dOut, qBase, qw, vT, ds);  // dP_ij = dO_i · v_j
                 for (int i = 0; i < seq; i++) {
-                    int qo = (b * seq + i) * qw + h * d;
-                    int n = i + 1;
-                    java.util.Arrays.fill(p, 0, n, 0f);
-                    java.util.Arrays.fill(dp, 0, n, 0f);
-                    for (int dd = 0; dd < d; dd++) {
-                        Vec.axpy(n, q[qo + dd], kT, dd * seq, p, 0);
-                        Vec.axpy(n, dOut[qo + dd], vT, dd * seq, dp, 0);
-                    }
+                    int o = i * seq, n = i + 1, end = blockEnd(i);
                     float l = lse[pair * seq + i];
-                    float di = Vec.dot(d, dOut, qo, out, qo);
-                    java.util.Arrays.fill(dq, qo, qo + d, 0f);
+                    float di = Vec.dot(d, dOut, qBase + i * qw, out, qBase + i * qw);
+                    Vec.expInPlace(n, p, o, scale, l);
                     for (int j = 0; j < n; j++) {
-                        float pj = (float) Math.exp(p[j] * scale - l);
-                        float ds = pj * (dp[j] - di) * scale;
-                        int ko = (b * seq + j) * kw + g * d;
-                        Vec.axpy(d, ds, k, ko, dq, qo);
-                        Vec.axpy(d, ds, q, qo, dkh, j * d);
-                        Vec.axpy(d, pj, dOut, qo, dvh, j * d);
+                        ds[o + j] = p[o + j] * (ds[o + j] - di) * scale;
                     }
+                    java.util.Arrays.fill(p, o + n, o + end, 0f);
+                    java.util.Arrays.fill(ds, o + n, o + end, 0f);
+                    java.util.Arrays.fill(dq, qBase + i * qw, qBase + i * qw + d, 0f);
+                }
+                // Pᵀ and dSᵀ below the diagonal, so that dk and dv read rows (contiguous) instead of columns.
+                for (int i = 0; i < seq; i++) {
+                    int end = blockEnd(i);
+                    for (int j = 0; j < end; j++) {
+                        pT[j * seq + i] = p[i * seq + j];
+                        dsT[j * seq + i] = ds[i * seq + j];
+                    }
+                }
+                float[] dkh = new float[seq * d], dvh = new float[seq * d];
+                for (int i0 = 0; i0 < seq; i0 += 4) {
+                    int rows = Math.min(4, seq - i0);
+                    // dq_i = σ Σ_j dS_ij k_j (σ is in dS)
+                    SmallGemm.rowBlock(i0, rows, d, 0, blockEnd(i0), ds, 0, seq, 1, k, kvBase, kw, dq, qBase, qw);
+                    // dk_j = Σ_{i ≥ j} dS_ij q_i and dv_j = Σ_{i ≥ j} P_ij dO_i
+                    SmallGemm.rowBlock(i0, rows, d, i0, seq, dsT, 0, seq, 1, q, qBase, qw, dkh, 0, d);
+                    SmallGemm.rowBlock(i0, rows, d, i0, seq, pT, 0, seq, 1, dOut, qBase, qw, dvh, 0, d);
                 }
                 dkHead[pair] = dkh;
                 dvHead[pair] = dvh;

@@ -42,21 +42,22 @@ public final class CausalLmLoss {
         double[] rowLoss = new double[rows];
         float g = n == 0 ? 0f : (float) (gradScale / n);
         Parallel.forRange(rows, 1, (r0, r1) -> {
+            float[] scratch = dLogits == null ? new float[vocab] : null;
             for (int t = r0; t < r1; t++) {
                 int y = target(labels, seq, t), o = t * vocab;
                 if (y == IGNORE_INDEX) {
                     if (dLogits != null) java.util.Arrays.fill(dLogits, o, o + vocab, 0f);
                     continue;
                 }
-                float m = Vec.max(vocab, logits, o);
-                double sum = 0;
-                for (int i = 0; i < vocab; i++) sum += Math.exp(logits[o + i] - m);
-                double lse = m + Math.log(sum);
-                rowLoss[t] = lse - logits[o + y];
+                float m = Vec.max(vocab, logits, o), zy = logits[o + y];
+                float[] e = dLogits != null ? dLogits : scratch;
+                int eo = dLogits != null ? o : 0;
+                if (e != logits) System.arraycopy(logits, o, e, eo, vocab);
+                float sum = Vec.expInPlace(vocab, e, eo, 1f, m);
+                rowLoss[t] = m + Math.log(sum) - zy;
                 if (dLogits != null) {
-                    for (int i = 0; i < vocab; i++) {
-                        dLogits[o + i] = (float) (Math.exp(logits[o + i] - lse)) * g;
-                    }
+                    float k = g / sum;
+                    for (int i = 0; i < vocab; i++) dLogits[o + i] *= k;
                     dLogits[o + y] -= g;
                 }
             }

@@ -1,6 +1,11 @@
 package dev.tornadolora.llama.ops;
 
 import dev.tornadolora.kernels.jvm.Parallel;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorOperators;
+
+import static dev.tornadolora.llama.ops.Vec.F;
+import static dev.tornadolora.llama.ops.Vec.L;
 
 /**
  * The gated activation of Llama's MLP, {@code down(silu(gate(x)) · up(x))} without the projections:
@@ -16,17 +21,34 @@ public final class SwiGlu {
 
     public static void forward(float[] g, float[] u, float[] a) {
         Parallel.forRange(a.length, GRAIN, (i0, i1) -> {
-            for (int i = i0; i < i1; i++) {
+            int i = i0;
+            for (int bound = i0 + F.loopBound(i1 - i0); i < bound; i += L) {
+                FloatVector x = FloatVector.fromArray(F, g, i);
+                x.mul(sigmoid(x)).mul(FloatVector.fromArray(F, u, i)).intoArray(a, i);
+            }
+            for (; i < i1; i++) {
                 float s = sigmoid(g[i]);
                 a[i] = g[i] * s * u[i];
             }
         });
     }
 
+    /** σ(x) = 1 / (1 + exp(−x)), lane-wise. */
+    private static FloatVector sigmoid(FloatVector x) {
+        return FloatVector.broadcast(F, 1f).div(x.neg().lanewise(VectorOperators.EXP).add(1f));
+    }
+
     /** dg and du (overwritten) from da. */
     public static void backward(float[] da, float[] g, float[] u, float[] dg, float[] du) {
         Parallel.forRange(da.length, GRAIN, (i0, i1) -> {
-            for (int i = i0; i < i1; i++) {
+            int i = i0;
+            for (int bound = i0 + F.loopBound(i1 - i0); i < bound; i += L) {
+                FloatVector x = FloatVector.fromArray(F, g, i), s = sigmoid(x), d = FloatVector.fromArray(F, da, i);
+                FloatVector one = FloatVector.broadcast(F, 1f);
+                d.mul(FloatVector.fromArray(F, u, i)).mul(s).mul(one.add(x.mul(one.sub(s)))).intoArray(dg, i);
+                d.mul(x).mul(s).intoArray(du, i);
+            }
+            for (; i < i1; i++) {
                 float x = g[i], s = sigmoid(x);
                 dg[i] = da[i] * u[i] * s * (1f + x * (1f - s));
                 du[i] = da[i] * x * s;

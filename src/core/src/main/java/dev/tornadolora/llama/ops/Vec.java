@@ -40,6 +40,27 @@ public final class Vec {
         return s;
     }
 
+    /**
+     * x[xo + i] = exp(x[xo + i]·mul − sub) for i &lt; n, returning their sum (lanes summed in a fixed order). The
+     * vector exp is the JDK's (SVML on x86), within an ulp or two of {@code Math.exp}.
+     */
+    static float expInPlace(int n, float[] x, int xo, float mul, float sub) {
+        int i = 0;
+        FloatVector acc = FloatVector.zero(F), vm = FloatVector.broadcast(F, mul), vs = FloatVector.broadcast(F, sub);
+        for (int bound = F.loopBound(n); i < bound; i += L) {
+            FloatVector e = FloatVector.fromArray(F, x, xo + i).fma(vm, vs.neg()).lanewise(VectorOperators.EXP);
+            e.intoArray(x, xo + i);
+            acc = acc.add(e);
+        }
+        float s = 0f;
+        for (int l = 0; l < L; l++) s += acc.lane(l);
+        for (; i < n; i++) {
+            x[xo + i] = (float) Math.exp(Math.fma(x[xo + i], mul, -sub));
+            s += x[xo + i];
+        }
+        return s;
+    }
+
     /** Σ x[xo + i]² for i &lt; n. */
     static float sumSquares(int n, float[] x, int xo) {
         return dot(n, x, xo, x, xo);

@@ -1,0 +1,198 @@
+package dev.tornadolora.cli;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.tornadolora.io.DType;
+import dev.tornadolora.io.SafeTensors;
+import dev.tornadolora.io.SafeTensorsWriter;
+import org.junit.jupiter.api.Assumptions;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.SplittableRandom;
+import java.util.concurrent.TimeUnit;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** {@code finetune} on the golden tiny Llama with its tokenizer: outputs, determinism, bad data, kill + resume. */
+class FinetuneCommandTest {
+    static final ObjectMapper JSON = new ObjectMapper();
+    static Path fixture;
+
+    @BeforeAll
+    static void findFixture() {
+        for (String p : new String[] {"../core/src/test/resources/golden/llama/gqa1_tied_tokenizer",
+                "src/core/src/test/resources/golden/llama/gqa1_tied_tokenizer"}) {
+            if (Files.isDirectory(Path.of(p))) fixture = Path.of(p).toAbsolutePath().normalize();
+        }
+        Assumptions.assumeTrue(fixture != null, "no Llama fixture with a tokenizer (scripts/llama_golden.py writes it)");
+    }
+
+    static Path model() {
+        return fixture.resolve("model");
+    }
+
+    static String[] args(Path data, Path out, String... more) {
+        List<String> a = new ArrayList<>(List.of("finetune", "--model", model().toString(), "--data", data.toString(),
+                "--output", out.toString(), "--device", "jvm", "--quiet"));
+        a.addAll(List.of(more));
+        return a.toArray(String[]::new);
+    }
+
+    @Test
+    void jsonlRunWritesEveryOutputByteForByteTheSameTwice(@TempDir Path tmp) throws Exception {
+        Path data = fixture.resolve("data.jsonl");
+        for (String run : new String[] {"a", "b"}) {
+            CliRun r = CliRun.of(args(data, tmp.resolve(run), "--seq-len", "8", "--steps", "4", "--batch", "2",
+                    "--lora-rank", "4", "--lora-alpha", "8", "--lora-mlp", "--warmup-steps", "1", "--lr", "1e-2",
+                    "--merge"));
+            assertEquals(0, r.exitCode(), r.err());
+            assertTrue(r.out().strip().lines().reduce((x, y) -> y).orElseThrow().startsWith("eval loss before "), r.out());
+        }
+        for (String f : new String[] {"peft/adapter_model.safetensors", "peft/adapter_config.json",
+                "adapter.safetensors", FinetuneCommand.STATE, "merged/model.safetensors", "merged/config.json"}) {
+            assertArrayEquals(Files.readAllBytes(tmp.resolve("a").resolve(f)), Files.readAllBytes(tmp.resolve("b").resolve(f)), f);
+        }
+        assertTrue(Files.size(tmp.resolve("a/loss.png")) > 1000);
+        JsonNode cfg = JSON.readTree(tmp.resolve("a/peft/adapter_config.json").toFile());
+        assertEquals(4, cfg.get("r").asInt());
+        assertEquals(8.0, cfg.get("lora_alpha").asDouble());
+        assertEquals("LORA", cfg.get("peft_type").asText());
+        assertEquals("CAUSAL_LM", cfg.get("task_type").asText());
+        assertEquals("none", cfg.get("bias").asText());
+        assertEquals(model().toString(), cfg.get("base_model_name_or_path").asText());
+        List<String> targets = new ArrayList<>();
+        cfg.get("target_modules").forEach(n -> targets.add(n.asText()));
+        assertEquals(List.of("down_proj", "gate_proj", "q_proj", "up_proj", "v_proj"), targets.stream().sorted().toList());
+        SafeTensors tt = SafeTensors.open(tmp.resolve("a/adapter.safetensors"));
+        assertTrue(tt.contains("layers.0.attn.q_proj.lora_a.weight") && tt.contains("layers.0.mlp.w2.lora_b.weight"),
+                "torchtune keys: " + tt.names());
+        // the torchtune-keyed file holds the PEFT file's tensors: the model's own key mapping loads it to the same values
+        var settings = new dev.tornadolora.llama.LoraSettings(java.util.Set.of("q_proj", "v_proj"), true, false, 4, 8f,
+                0f, false, false);
+        try (var m = dev.tornadolora.llama.LlamaForCausalLM.load(model(), settings, "jvm")) {
+            java.util.Map<String, dev.tornadolora.tensor.Tensor> t = new java.util.LinkedHashMap<>();
+            for (String k : tt.names()) t.put(k, tt.f32(k));
+            m.loadAdapters(t);
+            SafeTensors peft = SafeTensors.open(tmp.resolve("a/peft/adapter_model.safetensors"));
+            assertEquals(peft.names(), m.adapterStateDict().keySet());
+            m.adapterStateDict().forEach((k, v) -> assertArrayEquals(peft.f32(k).data(), v.data(), k));
+        }
+        JsonNode log = JSON.readTree(tmp.resolve("a/log.json").toFile());
+        assertEquals(4, log.get("steps").size());
+        for (String k : new String[] {"loss", "lr", "grad_norm", "tokens_per_s", "peak_heap_mib"}) {
+            assertTrue(log.get("steps").get(3).has(k), "step entry has " + k);
+        }
+        assertEquals(2, log.get("eval").size(), "eval before and after");
+        assertEquals(log.get("summary").get("final_eval_loss").asDouble(), log.get("eval").get(1).get("loss").asDouble());
+    }
+
+    static void assertOneLineError(CliRun r, String expected) {
+        assertEquals(1, r.exitCode(), r.out() + r.err());
+        assertEquals(1, r.err().strip().lines().count(), r.err());
+        assertTrue(r.err().contains(expected), "expected '" + expected + "' in: " + r.err());
+    }
+
+    @Test
+    void badDataIsOneLineNamingFileLineAndProblem(@TempDir Path tmp) throws Exception {
+        Path notJson = tmp.resolve("bad.jsonl"), empty = tmp.resolve("empty.jsonl"), shortText = tmp.resolve("short.jsonl");
+        Path noText = tmp.resolve("notext.jsonl"), ids = tmp.resolve("ids.safetensors");
+        Files.writeString(notJson, "{\"text\": \"the quick brown fox\"}\nnot json at all\n");
+        Files.writeString(empty, "");
+        Files.writeString(shortText, "{\"text\": \"the fox\"}\n");
+        Files.writeString(noText, "{\"content\": \"the fox\"}\n");
+        ByteBuffer b = ByteBuffer.allocate(4 * 8).order(ByteOrder.LITTLE_ENDIAN).putLong(1).putLong(96).putLong(2).putLong(3);
+        new SafeTensorsWriter().raw("input_ids", DType.I64, new int[] {2, 2}, b.array()).write(ids);
+        Path out = tmp.resolve("out");
+        assertOneLineError(CliRun.of(args(notJson, out, "--seq-len", "4")), notJson + ", line 2: not JSON");
+        assertOneLineError(CliRun.of(args(empty, out)), empty + ": empty");
+        assertOneLineError(CliRun.of(args(shortText, out, "--seq-len", "64")), shortText + ": ");
+        assertTrue(CliRun.of(args(shortText, out, "--seq-len", "64")).err().contains("shorter than one block"));
+        assertOneLineError(CliRun.of(args(noText, out)), noText + ", line 1: expected an object with a string \"text\"");
+        assertOneLineError(CliRun.of(args(ids, out)), ids + ": row 0, position 1: input id 96 is outside the vocabulary");
+        assertFalse(Files.exists(out.resolve("peft")), "nothing written for bad data");
+    }
+
+    @Test
+    void theEmbeddedJobTakesOnlyItsOwnOptions() {
+        assertOneLineError(CliRun.of("finetune", "--lora-rank", "4"), "--lora-rank needs --model and --data");
+        assertOneLineError(CliRun.of("finetune", "--model", model().toString()), "give both --model DIR and --data FILE");
+    }
+
+    static Path tokens(Path dir, int rows, int seq, int vocab) throws IOException {
+        SplittableRandom rng = new SplittableRandom(11);
+        ByteBuffer b = ByteBuffer.allocate(rows * seq * 8).order(ByteOrder.LITTLE_ENDIAN);
+        for (int i = 0; i < rows * seq; i++) b.putLong(rng.nextInt(vocab));
+        Path p = dir.resolve("tokens.safetensors");
+        new SafeTensorsWriter().raw("input_ids", DType.I64, new int[] {rows, seq}, b.array()).write(p);
+        return p;
+    }
+
+    /**
+     * A run killed (SIGKILL) in the middle, then resumed with {@code --resume}, ends with the same adapters and
+     * optimizer state, byte for byte, as a run never stopped.
+     */
+    @Test
+    void aKilledRunResumesToTheSameAdapters(@TempDir Path tmp) throws Exception {
+        Path data = tokens(tmp, 12, 8, 96);
+        String[] opts = {"--steps", "100", "--batch", "2", "--grad-accum", "2", "--lr", "1e-3", "--warmup-steps", "5",
+                "--max-grad-norm", "0.5", "--init-adapter", fixture.resolve("adapter").toString()};
+        Path straight = tmp.resolve("straight"), killed = tmp.resolve("killed");
+        assertEquals(0, CliRun.of(args(data, straight, opts)).exitCode());
+
+        List<String> cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+                "--add-modules", "jdk.incubator.vector", "-cp", System.getProperty("java.class.path"),
+                Main.class.getName()));
+        cmd.addAll(List.of(args(data, killed, append(opts, "--save-every", "1"))));
+        Process p = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(tmp.resolve("child.log").toFile()).start();
+        Path state = killed.resolve(FinetuneCommand.STATE);
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(120);
+        long savedStep = -1;
+        while (p.isAlive() && System.nanoTime() < deadline) {
+            if (Files.exists(state)) {
+                try {
+                    savedStep = Long.parseLong(SafeTensors.open(state).requireMetadata("step"));
+                } catch (RuntimeException e) {
+                    savedStep = -1;  // renamed over while opening
+                }
+                if (savedStep >= 5) break;
+            }
+            Thread.sleep(5);
+        }
+        boolean killedMidway = p.isAlive();
+        p.destroyForcibly().waitFor();
+        Assumptions.assumeTrue(killedMidway, "the child finished before it could be killed: " + Files.readString(tmp.resolve("child.log")));
+        CliRun resumed = CliRun.of(args(data, killed, append(opts, "--resume")));
+        assertEquals(0, resumed.exitCode(), resumed.err());
+        assertTrue(resumed.out().contains("resuming " + killed + " at step"), resumed.out());
+        for (String f : new String[] {"peft/adapter_model.safetensors", "adapter.safetensors", FinetuneCommand.STATE}) {
+            assertArrayEquals(Files.readAllBytes(straight.resolve(f)), Files.readAllBytes(killed.resolve(f)), f);
+        }
+        JsonNode a = JSON.readTree(straight.resolve("log.json").toFile()).get("steps");
+        JsonNode b = JSON.readTree(killed.resolve("log.json").toFile()).get("steps");
+        assertEquals(a.size(), b.size());
+        for (int i = 0; i < a.size(); i++) assertEquals(a.get(i).get("loss"), b.get(i).get("loss"), "step " + (i + 1));
+        // another configuration cannot resume this run
+        String[] otherLr = opts.clone();
+        otherLr[java.util.Arrays.asList(opts).indexOf("--lr") + 1] = "2e-3";
+        CliRun other = CliRun.of(args(data, killed, append(otherLr, "--resume")));
+        assertOneLineError(other, "was trained with other options: lr 0.001 -> 0.002");
+    }
+
+    static String[] append(String[] a, String... b) {
+        String[] c = java.util.Arrays.copyOf(a, a.length + b.length);
+        System.arraycopy(b, 0, c, a.length, b.length);
+        return c;
+    }
+}

@@ -1,0 +1,205 @@
+package dev.tornadolora.llama;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.tornadolora.io.SafeTensorsWriter;
+import dev.tornadolora.tensor.Tensor;
+import org.junit.jupiter.api.Assumptions;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.TreeSet;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** config.json validation, checkpoint validation, adapter keys and PEFT folders. */
+class LlamaLoadingTest {
+    static final ObjectMapper JSON = new ObjectMapper();
+    static Path golden;
+
+    @BeforeAll
+    static void fixtures() {
+        golden = LlamaGoldenTest.goldenRoot();
+        Assumptions.assumeTrue(Files.isDirectory(golden), "no Llama golden fixtures at " + golden);
+    }
+
+    static ObjectNode config(String name) throws IOException {
+        return (ObjectNode) JSON.readTree(Files.readString(golden.resolve(name).resolve("model/config.json")));
+    }
+
+    static String refusal(ObjectNode c) {
+        return assertThrows(IllegalArgumentException.class, () -> LlamaConfig.parse(c)).getMessage();
+    }
+
+    @Test
+    void configValuesAreValidatedAgainstEachOther() throws IOException {
+        ObjectNode c = config("gqa2_bf16_attn");
+        LlamaConfig ok = LlamaConfig.parse(c);
+        assertEquals(ok, LlamaConfig.parse(JSON.readTree(ok.toJson())), "toJson reads back equal");
+
+        ObjectNode huge = c.deepCopy().put("hidden_size", 1_000_000_000);
+        huge.remove("head_dim");
+        assertTrue(refusal(huge).contains("more than a Java array holds"), refusal(huge));
+        assertTrue(refusal(c.deepCopy().put("model_type", "mistral")).contains("unknown architecture"));
+        assertTrue(refusal(c.deepCopy().put("attention_bias", true)).contains("attention_bias"));
+        assertTrue(refusal(c.deepCopy().put("mlp_bias", true)).contains("mlp_bias"));
+        assertTrue(refusal(c.deepCopy().put("hidden_act", "gelu")).contains("gelu"));
+        assertTrue(refusal(c.deepCopy().put("num_key_value_heads", 3)).contains("not a multiple"));
+        assertTrue(refusal(c.deepCopy().put("vocab_size", 1.5)).contains("vocab_size must be an integer"));
+        assertTrue(refusal(c.deepCopy().put("rms_norm_eps", -1)).contains("rms_norm_eps"));
+        ObjectNode yarn = c.deepCopy();
+        ((ObjectNode) yarn.get("rope_parameters")).put("rope_type", "yarn");
+        assertTrue(refusal(yarn).contains("rope type \"yarn\" is not supported"), refusal(yarn));
+        ObjectNode legacy = c.deepCopy();
+        legacy.remove("rope_parameters");
+        legacy.put("rope_theta", 500000.0);
+        legacy.putObject("rope_scaling").put("rope_type", "llama3").put("factor", 8.0).put("low_freq_factor", 1.0)
+                .put("high_freq_factor", 4.0).put("original_max_position_embeddings", 8192);
+        LlamaConfig l3 = LlamaConfig.parse(legacy);
+        assertEquals(500000.0, l3.ropeTheta());
+        assertEquals(new RopeScaling(8, 1, 4, 8192), l3.ropeScaling());
+        ObjectNode dyn = c.deepCopy();
+        dyn.remove("rope_parameters");
+        dyn.putObject("rope_scaling").put("type", "dynamic").put("factor", 2.0);
+        assertTrue(refusal(dyn).contains("\"dynamic\""));
+    }
+
+    @Test
+    void checkpointTensorsAreCheckedBeforeLoading(@TempDir Path tmp) throws IOException {
+        Path model = golden.resolve("odd_heads_rslora_lm_head").resolve("model");
+        LlamaConfig c = LlamaConfig.read(model.resolve("config.json"));
+        Map<String, Tensor> w = new LinkedHashMap<>();
+        dev.tornadolora.io.SafeTensors st = dev.tornadolora.io.SafeTensors.open(model.resolve("model.safetensors"));
+        for (String n : st.names()) w.put(n, st.floats(n));
+        LoraSettings none = LoraSettings.none(false);
+        LlamaForCausalLM.fromWeights(c, w, none, "jvm").close();
+
+        String nf4 = assertThrows(IllegalArgumentException.class,
+                () -> LlamaForCausalLM.fromWeights(c, w, LoraSettings.none(true), "jvm")).getMessage();
+        assertTrue(nf4.contains("model.layers.0.self_attn.q_proj.weight cannot be NF4"), nf4);
+
+        Map<String, Tensor> missing = new LinkedHashMap<>(w);
+        missing.remove("model.layers.1.mlp.up_proj.weight");
+        assertTrue(assertThrows(IllegalArgumentException.class, () -> LlamaForCausalLM.fromWeights(c, missing, none, "jvm"))
+                .getMessage().contains("missing tensor 'model.layers.1.mlp.up_proj.weight'"));
+        Map<String, Tensor> bias = new LinkedHashMap<>(w);
+        bias.put("model.layers.0.self_attn.q_proj.bias", Tensor.zeros(c.qDim()));
+        assertTrue(assertThrows(IllegalArgumentException.class, () -> LlamaForCausalLM.fromWeights(c, bias, none, "jvm"))
+                .getMessage().contains("biases are not supported"));
+        Map<String, Tensor> wrong = new LinkedHashMap<>(w);
+        wrong.put("model.norm.weight", Tensor.zeros(c.hiddenSize() + 1));
+        assertTrue(assertThrows(IllegalArgumentException.class, () -> LlamaForCausalLM.fromWeights(c, wrong, none, "jvm"))
+                .getMessage().contains("but config.json implies"));
+
+        // A config whose sizes the file does not back is refused from the headers, before any tensor is read.
+        Path lying = tmp.resolve("lying");
+        Files.createDirectories(lying);
+        Files.copy(model.resolve("model.safetensors"), lying.resolve("model.safetensors"));
+        ObjectNode cfg = (ObjectNode) JSON.readTree(Files.readString(model.resolve("config.json")));
+        cfg.put("intermediate_size", 100_000);
+        Files.writeString(lying.resolve("config.json"), cfg.toString());
+        String msg = assertThrows(IllegalArgumentException.class,
+                () -> LlamaForCausalLM.load(lying, none, "jvm")).getMessage();
+        assertTrue(msg.contains("gate_proj.weight' has shape [72, 48] but config.json implies [100000, 48]"), msg);
+        Files.delete(lying.resolve("model.safetensors"));
+        assertTrue(assertThrows(IllegalArgumentException.class, () -> LlamaForCausalLM.load(lying, none, "jvm"))
+                .getMessage().contains("no model.safetensors"));
+    }
+
+    @Test
+    void adapterConfigIsWrittenAsPeftWritesIt(@TempDir Path tmp) throws IOException {
+        Path fixture = golden.resolve("odd_heads_rslora_lm_head");
+        PeftAdapterIO.Adapter a = PeftAdapterIO.read(fixture.resolve("adapter"));
+        assertEquals(Set.of("v_proj", "o_proj"), a.settings().attnModules());
+        assertTrue(a.settings().output() && a.settings().rslora() && !a.settings().mlp());
+        try (LlamaForCausalLM m = LlamaForCausalLM.load(fixture.resolve("model"), a.settings(), "jvm")) {
+            m.loadAdapters(a.tensors());
+            PeftAdapterIO.write(tmp.resolve("out"), m, "../model");
+            String ours = Files.readString(tmp.resolve("out").resolve(PeftAdapterIO.CONFIG));
+            String theirs = Files.readString(fixture.resolve("adapter").resolve(PeftAdapterIO.CONFIG));
+            // PEFT writes target_modules from a set (any order); everything else is byte for byte.
+            assertEquals(normalizeTargets(theirs), normalizeTargets(ours));
+            assertEquals(JSON.readTree(theirs).size(), JSON.readTree(ours).size());
+            PeftAdapterIO.Adapter back = PeftAdapterIO.read(tmp.resolve("out"));
+            assertEquals(a.settings(), back.settings());
+            for (String k : a.tensors().keySet()) {
+                assertArrayEquals(a.tensors().get(k).data(), back.tensors().get(k).data(), k);
+            }
+        }
+    }
+
+    static String normalizeTargets(String json) throws IOException {
+        ObjectNode n = (ObjectNode) JSON.readTree(json);
+        List<String> t = new ArrayList<>();
+        n.get("target_modules").forEach(x -> t.add(x.asText()));
+        ArrayNode sorted = n.putArray("target_modules");
+        new TreeSet<>(t).forEach(sorted::add);
+        // Reformat the fixture's text with the new list in place, keeping its layout elsewhere.
+        return json.replaceAll("(?s)\"target_modules\": \\[.*?\\]", "\"target_modules\": " + sorted);
+    }
+
+    @Test
+    void unsupportedPeftFeaturesAreRefusedByName() throws IOException {
+        JsonNode base = JSON.readTree(Files.readString(golden.resolve("qlora_mha/adapter").resolve(PeftAdapterIO.CONFIG)));
+        Map<String, String> cases = new LinkedHashMap<>();
+        cases.put("{\"bias\": \"all\"}", "bias \"all\"");
+        cases.put("{\"modules_to_save\": [\"lm_head\"]}", "modules_to_save");
+        cases.put("{\"use_dora\": true}", "DoRA");
+        cases.put("{\"fan_in_fan_out\": true}", "fan_in_fan_out");
+        cases.put("{\"rank_pattern\": {\"q_proj\": 4}}", "rank_pattern");
+        cases.put("{\"target_modules\": [\"q_proj\", \"gate_proj\"]}", "apply_lora_to_mlp");
+        cases.put("{\"target_modules\": [\"embed_tokens\"]}", "'embed_tokens' is not supported");
+        cases.put("{\"peft_type\": \"IA3\"}", "peft_type");
+        for (Map.Entry<String, String> e : cases.entrySet()) {
+            ObjectNode c = (ObjectNode) base.deepCopy();
+            JSON.readTree(e.getKey()).properties().forEach(p -> c.set(p.getKey(), p.getValue()));
+            String msg = assertThrows(IllegalArgumentException.class, () -> PeftAdapterIO.settings(c), e.getKey()).getMessage();
+            assertTrue(msg.contains(e.getValue()), e.getKey() + " → " + msg);
+        }
+        ObjectNode all = ((ObjectNode) base.deepCopy()).put("target_modules", "all-linear");
+        LoraSettings s = PeftAdapterIO.settings(all);
+        assertTrue(s.mlp() && s.attnModules().size() == 4 && !s.output());
+    }
+
+    @Test
+    void torchtuneKeysLoadAsPeftKeysAndMergingKeepsTheLogits() throws IOException {
+        Path fixture = golden.resolve("gqa4_llama3_mlp_sharded");
+        PeftAdapterIO.Adapter a = PeftAdapterIO.read(fixture.resolve("adapter"));
+        try (LlamaForCausalLM m = LlamaForCausalLM.load(fixture.resolve("model"), a.settings(), "jvm")) {
+            Map<String, Tensor> torchtune = new LinkedHashMap<>();
+            a.tensors().forEach((k, v) -> {
+                String path = AdapterKeys.modulePath(k);
+                torchtune.put(AdapterKeys.torchtuneKey(path, k.endsWith("lora_A.weight")), v);
+            });
+            assertTrue(torchtune.containsKey("layers.0.mlp.w1.lora_a.weight"), torchtune.keySet().toString());
+            m.loadAdapters(torchtune);
+            Map<String, Tensor> sd = m.adapterStateDict();
+            for (String k : a.tensors().keySet()) assertArrayEquals(a.tensors().get(k).data(), sd.get(k).data(), k);
+
+            int[] ids = {1, 5, 9, 3, 7, 2};
+            float[] adapted = m.logits(ids, 2, 3).data();
+            try (LlamaForCausalLM merged = LlamaForCausalLM.fromWeights(m.config(), m.mergedWeights(),
+                    LoraSettings.none(false), "jvm")) {
+                LlamaOpsTest.assertClose("merged logits", LlamaOpsTest.d(adapted), merged.logits(ids, 2, 3).data(), 1e-5);
+            }
+            Map<String, Tensor> extra = new LinkedHashMap<>(a.tensors());
+            extra.put("base_model.model.model.layers.9.self_attn.q_proj.lora_A.weight", Tensor.zeros(1, 1));
+            assertTrue(assertThrows(IllegalArgumentException.class, () -> m.loadAdapters(extra)).getMessage()
+                    .contains("unexpected key 'base_model.model.model.layers.9"));
+        }
+    }
+}
