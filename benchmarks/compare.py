@@ -509,6 +509,36 @@ def choose_python(args):
         os.execve(args.python, [args.python] + sys.argv, dict(os.environ, _TL_COMPARE_PYTHON_SET="1"))
 
 
+# Issue 11's targets (the one-token backward): "ratio" = JVM forward+backward ms / JVM forward ms <= target;
+# "speedup" as above (PyTorch+MKL: run the harness under a torch 2.13 interpreter, e.g. .venv-oracle's python).
+ISSUE11_TARGETS = [
+    ("fp32 fwd+bwd / fwd, 1 token", "fp32-fwdbwd-4096x1", "ratio", 2.5),
+    ("NF4 fwd+bwd / fwd, 1 token", "nf4-fwdbwd-4096x1", "ratio", 2.5),
+    ("fp32 forward + backward, 1 token", "fp32-fwdbwd-4096x1", "speedup", 1.5),
+]
+
+
+def issue11_targets(by_name, targets):
+    print("targets (issue 11: the one-token backward; in = out = 4096, rank 16; on the medians):")
+    for label, name, kind, goal in ISSUE11_TARGETS:
+        if name not in by_name:
+            continue
+        if kind == "ratio":
+            fwd = name.replace("-fwdbwd-", "-fwd-")
+            if fwd not in by_name:
+                continue
+            value = by_name[name]["jvm_ms"] / by_name[fwd]["jvm_ms"]
+            ok = value <= goal
+            text = (f"{by_name[name]['jvm_ms']:.3f} ms / {by_name[fwd]['jvm_ms']:.3f} ms = {value:.2f}x "
+                    f"(target <= {goal:g}x)")
+        else:
+            value = by_name[name]["speedup"]
+            ok = value >= goal
+            text = f"{value:.2f}x PyTorch (target >= {goal:g}x)"
+        targets.append({"target": "issue 11: " + label, "workload": name, "value": value, "goal": goal, "met": ok})
+        print(f"  {'MET   ' if ok else 'MISSED'} {label:40s} {text}")
+
+
 def main():
     args = parse_args()
     if args.workloads == ["llama"]:
@@ -611,6 +641,7 @@ def main():
             continue
         targets.append({"target": label, "workload": name, "value": value, "goal": goal, "met": ok})
         print(f"  {'MET   ' if ok else 'MISSED'} {label:40s} {text}")
+    issue11_targets(by_name, targets)
 
     if profiles:
         print()

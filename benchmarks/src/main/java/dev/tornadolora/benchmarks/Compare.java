@@ -2,7 +2,10 @@ package dev.tornadolora.benchmarks;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import dev.tornadolora.kernels.jvm.Parallel;
+import dev.tornadolora.bench.Stats;
+import dev.tornadolora.kernels.LoraBackend;
+import dev.tornadolora.kernels.jvm.JvmBackends;
+import dev.tornadolora.kernels.jvm.JvmOptions;
 import jdk.incubator.vector.FloatVector;
 
 import java.io.BufferedReader;
@@ -37,9 +40,13 @@ public final class Compare {
         ObjectMapper json = new ObjectMapper();
         Map<String, LayerWorkload> workloads = new HashMap<>();
         Map<String, LlamaStepWorkload> llamas = new HashMap<>();
+        // The harness's -Dtornadolora.threads, mapped onto the JVM backend's options once (as the CLI does).
+        int threads = Integer.getInteger("tornadolora.threads", JvmOptions.defaults().threads());
+        LoraBackend backend = JvmBackends.create(JvmOptions.defaults().withThreads(threads));
         BufferedReader in = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));
         ObjectNode hello = json.createObjectNode();
-        hello.put("threads", Parallel.threads());
+        hello.put("threads", threads);
+        hello.put("backend", backend.toString());
         hello.put("vector_lanes", FloatVector.SPECIES_PREFERRED.length());
         hello.put("java", Runtime.version().toString());
         System.out.println(json.writeValueAsString(hello));
@@ -49,18 +56,18 @@ public final class Compare {
             ObjectNode r = json.createObjectNode();
             try {
                 switch (cmd[0]) {
-                    case "peak" -> r.put("peak_gflops", PeakFlops.measure());
+                    case "peak" -> r.put("peak_gflops", PeakFlops.measure(threads));
                     case "run" -> {
                         double[] ms;
                         if (cmd[1].startsWith("llama-")) {
                             LlamaStepWorkload w = llamas.computeIfAbsent(cmd[1], LlamaStepWorkload::parse);
                             ms = time(w::run, Double.parseDouble(cmd[2]));
                         } else {
-                            LayerWorkload w = workloads.computeIfAbsent(cmd[1], LayerWorkload::parse);
+                            LayerWorkload w = workloads.computeIfAbsent(cmd[1], n -> LayerWorkload.parse(n).on(backend));
                             ms = time(w::run, Double.parseDouble(cmd[2]));
                         }
                         r.put("name", cmd[1]);
-                        r.put("ms", median(ms));
+                        r.put("ms", Stats.median(ms));
                         r.put("ms_min", Arrays.stream(ms).min().orElseThrow());
                         r.put("runs", ms.length);
                     }
@@ -177,9 +184,4 @@ public final class Compare {
         return ManagementFactory.getGarbageCollectorMXBeans().stream().mapToLong(GarbageCollectorMXBean::getCollectionTime).sum();
     }
 
-    static double median(double[] v) {
-        double[] s = v.clone();
-        Arrays.sort(s);
-        return s.length % 2 == 1 ? s[s.length / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-    }
 }

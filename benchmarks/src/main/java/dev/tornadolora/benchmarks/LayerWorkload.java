@@ -1,5 +1,6 @@
 package dev.tornadolora.benchmarks;
 
+import dev.tornadolora.bench.Workload;
 import dev.tornadolora.nn.LoRALinear;
 import dev.tornadolora.tensor.Tensor;
 
@@ -39,6 +40,12 @@ public final class LayerWorkload {
         dy = Tensor.of(uniform(rnd, tokens * dim, 1f), tokens, dim);
     }
 
+    /** Runs the layer on this backend (default: the library's {@code auto}). */
+    public LayerWorkload on(dev.tornadolora.kernels.LoraBackend backend) {
+        layer.backend(backend);
+        return this;
+    }
+
     /** Parses {@code fp32-fwd-4096x512} (base, pass, dim x tokens). */
     public static LayerWorkload parse(String name) {
         String[] p = name.split("-");
@@ -59,12 +66,15 @@ public final class LayerWorkload {
         return backward ? layer.backward(dy) : y;
     }
 
-    /** Floating-point operations of one {@link #run}: multiply-adds of every matmul counted as 2. */
+    /** The bench command's description of this case: its FLOP count is the one formula ({@link Workload#flops}). */
+    public Workload workload() {
+        return new Workload(backward ? Workload.Op.FORWARD_BACKWARD : Workload.Op.FORWARD,
+                base.equals("nf4") ? Workload.Base.NF4 : Workload.Base.FP32, tokens, dim, dim, RANK);
+    }
+
+    /** Floating-point operations of one {@link #run} ({@link Workload#flops}). */
     public double flops() {
-        double t = tokens, d = dim, r = RANK;
-        double forward = 2 * t * d * d + 2 * t * r * (d + d);      // x·Wᵀ; h = x·Aᵀ and h·Bᵀ
-        double back = 2 * t * d * d + 4 * t * r * d + 4 * t * r * d; // dy·W; dB, dh; dA, dh·A
-        return backward ? forward + back : forward;
+        return workload().flops();
     }
 
     private static float[] uniform(SplittableRandom rnd, int n, float bound) {

@@ -75,7 +75,7 @@ public final class LlamaProfile {
             long peak = peakHeap();
             Arrays.sort(ms);
             System.out.printf("llama-%s-step%s device=%s threads=%d: median %.1f ms, best %.1f ms over %d steps%n",
-                    qlora ? "qlora" : "fp32", all ? "-all" : "", m.kernels().name(),
+                    qlora ? "qlora" : "fp32", all ? "-all" : "", m.backend().name(),
                     dev.tornadolora.kernels.jvm.Parallel.threads(), ms[steps / 2], ms[0], steps);
             Map<OpTimer.Op, Long> r = m.timer().report();
             long total = r.values().stream().mapToLong(Long::longValue).sum();

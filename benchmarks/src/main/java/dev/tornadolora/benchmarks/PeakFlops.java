@@ -16,9 +16,9 @@ public final class PeakFlops {
 
     private PeakFlops() {}
 
-    /** Best GFLOP/s over a few rounds of ~0.2 s on {@link Parallel#threads()} threads. */
-    public static double measure() {
-        int threads = Parallel.threads();
+    /** Best GFLOP/s over a few rounds of ~0.2 s on {@code threads} threads. */
+    public static double measure(int threads) {
+        Parallel parallel = new Parallel(threads);
         float[] sink = new float[threads];
         for (int i = 0; i < 20; i++) {  // warm-up: C2 compiles the loop
             sink[0] += loop(STEPS / 16, 1.0f + i);
@@ -27,7 +27,7 @@ public final class PeakFlops {
         for (int round = 0; round < 5; round++) {
             int reps = 40;
             long t0 = System.nanoTime();
-            Parallel.forRange(threads, 1, (a, b) -> {
+            parallel.range(threads, 1, (a, b) -> {
                 for (int t = a; t < b; t++) {
                     for (int r = 0; r < reps; r++) {
                         sink[t] += loop(STEPS, 1.0f + r);

@@ -1,7 +1,7 @@
 package dev.tornadolora.tornado;
 
 import dev.tornadolora.kernels.DeviceInfo;
-import dev.tornadolora.kernels.LoraKernels;
+import dev.tornadolora.kernels.LoraBackend;
 import dev.tornadolora.tornado.plan.Schedule;
 import dev.tornadolora.kernels.LoraKernelsProvider;
 import uk.ac.manchester.tornado.api.TornadoBackend;
@@ -12,7 +12,6 @@ import uk.ac.manchester.tornado.api.enums.TornadoDeviceType;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
-import java.util.concurrent.ConcurrentHashMap;
 
 /**
  * Makes the TornadoVM backend selectable as {@code tornado} (the runtime's default device) or
@@ -20,18 +19,7 @@ import java.util.concurrent.ConcurrentHashMap;
  * {@link java.util.ServiceLoader} when this jar is on the class path of a JVM started with the SDK's argfile.
  */
 public final class TornadoKernelsProvider implements LoraKernelsProvider {
-    private static final Map<String, TornadoLoraKernels> OPEN = new ConcurrentHashMap<>();
-    private static volatile String unavailable;
-
-    static {
-        Runtime.getRuntime().addShutdownHook(new Thread(() -> OPEN.values().forEach(k -> {
-            try {
-                k.close();
-            } catch (RuntimeException ignored) {
-                // the JVM is going away; the driver frees device memory with the process
-            }
-        }), "tornado-lora-close-plans"));
-    }
+    private volatile String unavailable;
 
     @Override
     public String prefix() {
@@ -102,9 +90,9 @@ public final class TornadoKernelsProvider implements LoraKernelsProvider {
     }
 
     @Override
-    public LoraKernels open(String device) {
+    public LoraBackend open(String device, Map<String, String> settings) {
         String name = device.equals("tornado") ? defaultName() : device;
-        return OPEN.computeIfAbsent(name, n -> new TornadoLoraKernels(n, resolve(n)));
+        return new TornadoLoraBackend(name, resolve(name), TornadoOptions.parse(settings));
     }
 
     /** The device of a {@code tornado:B:D} name; throws naming the devices that exist. */

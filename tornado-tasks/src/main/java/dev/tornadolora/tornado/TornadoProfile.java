@@ -2,12 +2,14 @@ package dev.tornadolora.tornado;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import dev.tornadolora.kernels.ProfilingKernels;
+import dev.tornadolora.bench.Stats;
+import dev.tornadolora.bench.Workload;
+import dev.tornadolora.kernels.Adapters;
+import dev.tornadolora.kernels.LayerKernels;
 import dev.tornadolora.nn.LoRALinear;
 import dev.tornadolora.tensor.Tensor;
-import dev.tornadolora.tornado.plan.LayerPlans;
 import dev.tornadolora.tornado.plan.Nf4Variant;
-import dev.tornadolora.tornado.plan.Schedule;
+import dev.tornadolora.tornado.plan.TornadoLayer;
 import uk.ac.manchester.tornado.api.common.TornadoDevice;
 
 import java.util.ArrayList;
@@ -42,44 +44,50 @@ public final class TornadoProfile {
         int rank = 16;
 
         TornadoDevice device = new TornadoKernelsProvider().resolve("tornado:0:0");
-        Schedule schedule = Schedule.forDevice(device);
+        TornadoLoraBackend backend = new TornadoLoraBackend("tornado:0:0", device,
+                new TornadoOptions(null, nf4 ? variant : null, 16, 16));
         LoRALinear layer = LoRALinear.builder(dim, dim).rank(rank).alpha(32).quantizeBase(nf4).seed(1).build();
         layer.load("lora_b.weight", Tensor.of(random(dim * rank, 2), dim, rank));
         float[] x = random(tokens * dim, 3), dy = random(tokens * dim, 4);
-        float[] h = new float[tokens * rank], y = new float[tokens * dim], dx = new float[tokens * dim];
-        float[] gA = new float[rank * dim], gB = new float[dim * rank];
+        float[] y = new float[tokens * dim], dx = new float[tokens * dim];
+        Adapters adapters = new Adapters(layer.loraA(), layer.loraB());
+        Adapters grads = new Adapters(new float[rank * dim], new float[dim * rank]);
+        Workload workload = new Workload(backward ? Workload.Op.FORWARD_BACKWARD : Workload.Op.FORWARD,
+                nf4 ? Workload.Base.NF4 : Workload.Base.FP32, tokens, dim, dim, rank);
 
-        try (LayerPlans plans = new LayerPlans(layer, device, schedule, variant, true)) {
+        try (TornadoLayer bound = backend.bind(layer.base(), layer.bias(), rank, layer.scale())) {
+            bound.setProfiling(true);
             List<Double> ms = new ArrayList<>();
-            List<ProfilingKernels.Profile> profiles = new ArrayList<>();
+            List<LayerKernels.Profiling.Profile> profiles = new ArrayList<>();
             Map<String, List<Double>> taskMs = new TreeMap<>();
             for (int i = 0; i <= reps; i++) { // call 0 compiles
                 long t0 = System.nanoTime();
-                ProfilingKernels.Profile p = plans.forward(layer, x, null, tokens, h, y);
+                LayerKernels.Activations saved = bound.forward(x, null, tokens, adapters, y);
+                LayerKernels.Profiling.Profile p = bound.lastProfile();
                 if (backward) {
-                    p = plans.backward(layer, x, null, tokens, h, dy, dx, gA, gB);
+                    bound.backward(saved, dy, dx, adapters, grads);
+                    p = bound.lastProfile();
                 }
                 double elapsed = (System.nanoTime() - t0) / 1e6;
                 if (i == 0) {
-                    System.out.printf(Locale.ROOT, "first call (compiles): %.0f ms, compile %.0f ms%n", elapsed, p.compileMs());
+                    System.out.printf(Locale.ROOT, "first call (compiles): %.0f ms, compile %.0f ms; device memory %.1f MiB%n",
+                            elapsed, p.compileMs(), bound.deviceBytes() / 1048576.0);
                     continue;
                 }
                 ms.add(elapsed);
                 profiles.add(p);
-                collectTasks(plans.lastProfileLog(), taskMs);
+                collectTasks(bound.lastProfileLog(), taskMs);
             }
-            // the bench command's counts: forward 2·T·in·out + 2·T·r·(in+out); with backward 4·T·in·out + 6·T·r·(in+out)
-            double flops = backward ? 4.0 * tokens * dim * dim + 6.0 * tokens * rank * 2 * dim
-                    : 2.0 * tokens * dim * dim + 2.0 * tokens * rank * 2 * dim;
-            double median = median(ms);
+            double median = Stats.median(ms);
             System.out.printf(Locale.ROOT, "%s %s%s %dx%d rank %d, %d tokens on %s (%s): %.2f ms/call median, %.1f GFLOP/s%n",
-                    backward ? "forward+backward" : "forward", nf4 ? "nf4" : "fp32", nf4 ? " " + variant : "", dim, dim,
-                    rank, tokens, device.getPhysicalDevice().getDeviceName(), schedule, median, flops / median / 1e6);
+                    backward ? "forward+backward" : "forward", nf4 ? "nf4" : "fp32", nf4 ? " " + bound.variant() : "",
+                    dim, dim, rank, tokens, device.getPhysicalDevice().getDeviceName(), backend.schedule(), median,
+                    workload.flops() / median / 1e6);
             System.out.printf(Locale.ROOT, "  %s graph: kernels %.2f ms, transfers %.2f ms (medians); per task:%n",
                     backward ? "backward" : "forward",
-                    median(profiles.stream().map(ProfilingKernels.Profile::kernelMs).toList()),
-                    median(profiles.stream().map(ProfilingKernels.Profile::transferMs).toList()));
-            taskMs.forEach((task, v) -> System.out.printf(Locale.ROOT, "    %-28s %8.3f ms%n", task, median(v)));
+                    Stats.median(profiles.stream().map(LayerKernels.Profiling.Profile::kernelMs).toList()),
+                    Stats.median(profiles.stream().map(LayerKernels.Profiling.Profile::transferMs).toList()));
+            taskMs.forEach((task, v) -> System.out.printf(Locale.ROOT, "    %-28s %8.3f ms%n", task, Stats.median(v)));
         }
     }
 
@@ -100,12 +108,6 @@ public final class TornadoProfile {
         } catch (Exception e) {
             System.out.println("  (profile log not parsed: " + e.getMessage() + ")");
         }
-    }
-
-    private static double median(List<Double> v) {
-        List<Double> s = new ArrayList<>(v);
-        s.sort(null);
-        return s.isEmpty() ? Double.NaN : s.get(s.size() / 2);
     }
 
     private static float[] random(int n, long seed) {

@@ -11,10 +11,49 @@ import uk.ac.manchester.tornado.api.WorkerGrid2D;
 import uk.ac.manchester.tornado.api.enums.DataTransferMode;
 import uk.ac.manchester.tornado.api.types.arrays.ByteArray;
 import uk.ac.manchester.tornado.api.types.arrays.FloatArray;
+import uk.ac.manchester.tornado.api.types.arrays.IntArray;
 import uk.ac.manchester.tornado.api.types.collections.VectorFloat16;
+import uk.ac.manchester.tornado.api.types.matrix.Matrix2DFloat;
+import uk.ac.manchester.tornado.matrix.MatrixMath;
 
-/** Each schedule of {@link Matmul} on the device against its sequential reference, both directions, odd sizes. */
+/**
+ * Each schedule of {@link Matmul} on the device, and its sequential reference {@link Matmul#reference}, against
+ * the SDK's host matrix product (tornado-matrices' {@code MatrixMath.sgemm}), both directions, odd sizes.
+ */
 class MatmulKernelsTest {
+
+    /** c = a · B with B = Wᵀ ({@code transposed}: W is [n, k]) or W ([k, n]), by tornado-matrices. */
+    static float[] sgemm(float[] a, float[] w, int m, int n, int k, boolean transposed) {
+        Matrix2DFloat am = new Matrix2DFloat(m, k), bm = new Matrix2DFloat(k, n), cm = new Matrix2DFloat(m, n);
+        for (int i = 0; i < m; i++) {
+            for (int q = 0; q < k; q++) {
+                am.set(i, q, a[i * k + q]);
+            }
+        }
+        for (int q = 0; q < k; q++) {
+            for (int j = 0; j < n; j++) {
+                bm.set(q, j, transposed ? w[j * k + q] : w[q * n + j]);
+            }
+        }
+        MatrixMath.sgemm(am, bm, cm);
+        float[] c = new float[m * n];
+        for (int i = 0; i < m; i++) {
+            for (int j = 0; j < n; j++) {
+                c[i * n + j] = cm.get(i, j);
+            }
+        }
+        return c;
+    }
+
+    @ParameterizedTest(name = "reference m={0} n={1} k={2} transposed={3}")
+    @CsvSource({"37,45,67,true", "9,70,33,false", "1,16,8,true"})
+    void sequentialReferenceMatchesTornadoMatrices(int m, int n, int k, boolean transposed) {
+        float[] a = TornadoBackendTest.random(m * k, 1, m, k).data();
+        float[] w = TornadoBackendTest.random(n * k, 2, n * k).data();
+        float[] c = new float[m * n];
+        Matmul.reference(a, w, c, m, n, k, transposed);
+        TornadoBackendTest.assertClose(sgemm(a, w, m, n, k, transposed), c, "Matmul.reference");
+    }
 
     @ParameterizedTest(name = "{0} m={1} n={2} k={3} transposed={4}")
     @CsvSource({"panels,37,45,67,true", "panels,9,70,33,false", "blocked,37,45,67,true", "blocked,9,70,33,false",
@@ -22,8 +61,7 @@ class MatmulKernelsTest {
     void scheduleMatchesTheReference(String schedule, int m, int n, int k, boolean transposed) throws Exception {
         float[] a = TornadoBackendTest.random(m * k, 1, m, k).data();
         float[] w = TornadoBackendTest.random(n * k, 2, n * k).data(); // W [n, k] or [k, n]: n·k values either way
-        float[] expected = new float[m * n];
-        Matmul.reference(a, w, expected, m, n, k, transposed);
+        float[] expected = sgemm(a, w, m, n, k, transposed);
 
         FloatArray av = FloatArray.fromArray(a), c = new FloatArray(m * n);
         FloatArray wv = FloatArray.fromArray(w), none = new FloatArray(1), book = new FloatArray(1);
@@ -31,22 +69,23 @@ class MatmulKernelsTest {
         VectorFloat16 panels = Matmul.packPanels(w, n, k, transposed), noPanels = new VectorFloat16(1),
                 noBias = new VectorFloat16(1);
         int bT = transposed ? 1 : 0;
+        IntArray sizes = IntArray.fromArray(new int[] {m, 0, 0});
         TaskGraph g = new TaskGraph("mm").transferToDevice(DataTransferMode.FIRST_EXECUTION, av, wv, none, book, codes,
-                panels, noPanels, noBias);
+                panels, noPanels, noBias, sizes);
         WorkerGrid2D grid;
         switch (schedule) {
             case "panels" -> {
                 int np = (n + Matmul.PANEL - 1) / Matmul.PANEL, mb = (m + Matmul.PANEL_ROWS - 1) / Matmul.PANEL_ROWS;
-                g.task("t", Matmul::panels, av, panels, none, noPanels, noBias, c, np, mb, m, n, k, 0, 0, 0);
+                g.task("t", Matmul::panels, av, panels, none, noPanels, noBias, c, sizes, np, mb, n, k, 0, 0, 0);
                 grid = new WorkerGrid2D(np, mb);
             }
             case "blocked" -> {
                 int nb = (n + Matmul.BLOCK_N - 1) / Matmul.BLOCK_N, mb = (m + Matmul.BLOCK_M - 1) / Matmul.BLOCK_M;
-                g.task("t", Matmul::blocked, av, wv, codes, none, book, c, nb, mb, m, n, k, bT, 0, 0);
+                g.task("t", Matmul::blocked, av, wv, codes, none, book, c, sizes, nb, mb, n, k, bT, 0, 0);
                 grid = new WorkerGrid2D(nb, mb);
             }
             default -> {
-                g.task("t", Matmul::tiled, new KernelContext(), av, wv, codes, none, book, c, m, n, k,
+                g.task("t", Matmul::tiled, new KernelContext(), av, wv, codes, none, book, c, sizes, n, k,
                         (k + Matmul.TILE - 1) / Matmul.TILE, bT, 0, 0);
                 grid = new WorkerGrid2D((n + 15) / 16 * 16, (m + 15) / 16 * 16);
                 grid.setLocalWork(Matmul.TILE, Matmul.TILE, 1);

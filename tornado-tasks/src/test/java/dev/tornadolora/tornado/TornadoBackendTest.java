@@ -1,13 +1,10 @@
 package dev.tornadolora.tornado;
 
-import dev.tornadolora.kernels.Backends;
-import dev.tornadolora.kernels.LoraKernels;
 import dev.tornadolora.kernels.ScalarLoraKernels;
 import dev.tornadolora.nn.LoRALinear;
 import dev.tornadolora.tensor.Tensor;
 import dev.tornadolora.tornado.plan.Nf4Variant;
 import dev.tornadolora.tornado.plan.Schedule;
-import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
@@ -27,7 +24,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  */
 class TornadoBackendTest {
     static final double TOL = 1e-4;
-    static final List<TornadoLoraKernels> OPENED = new ArrayList<>();
     static TornadoKernelsProvider provider;
 
     @BeforeAll
@@ -35,11 +31,6 @@ class TornadoBackendTest {
         provider = new TornadoKernelsProvider();
         assertTrue(provider.available(), provider.unavailableReason());
         System.out.println("TornadoVM devices: " + provider.deviceNames());
-    }
-
-    @AfterAll
-    static void closePlans() {
-        OPENED.forEach(TornadoLoraKernels::close);
     }
 
     record Case(String name, int in, int out, int rank, int tokens, boolean bias, float dropout, boolean nf4,
@@ -67,11 +58,15 @@ class TornadoBackendTest {
     @ParameterizedTest(name = "{0}")
     @MethodSource("cases")
     void matchesTheReference(Case c) {
-        TornadoLoraKernels device = new TornadoLoraKernels("tornado-test", provider.resolve("tornado:0:0"),
-                c.schedule, c.variant == null ? Nf4Variant.FUSED : c.variant, false);
-        OPENED.add(device);
-        LoRALinear onDevice = layer(c).kernels(device);
-        LoRALinear reference = layer(c).kernels(ScalarLoraKernels.INSTANCE);
+        TornadoLoraBackend device = new TornadoLoraBackend("tornado-test", provider.resolve("tornado:0:0"),
+                new TornadoOptions(c.schedule, c.variant == null ? Nf4Variant.FUSED : c.variant, 16, 16));
+        try (LoRALinear onDevice = layer(c).backend(device);
+             LoRALinear reference = layer(c).backend(ScalarLoraKernels.INSTANCE)) {
+            run(c, onDevice, reference);
+        }
+    }
+
+    private static void run(Case c, LoRALinear onDevice, LoRALinear reference) {
         Tensor x = random(c.tokens * c.in, 1, c.tokens, c.in);
         Tensor dy = random(c.tokens * c.out, 2, c.tokens, c.out);
         for (int step = 0; step < 2; step++) { // the second call runs the plan again with new inputs
@@ -115,9 +110,5 @@ class TornadoBackendTest {
         }
         double rel = maxDiff / Math.max(maxRef, 1e-30);
         assertTrue(rel <= TOL && !Double.isNaN(rel), what + ": relative error " + rel);
-    }
-
-    static LoraKernels jvm() {
-        return Backends.jvm();
     }
 }

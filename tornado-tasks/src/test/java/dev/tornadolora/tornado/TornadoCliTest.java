@@ -23,14 +23,14 @@ class TornadoCliTest {
 
     @Test
     void deviceNamesSelectTheTornadoBackend() {
-        assertInstanceOf(TornadoLoraKernels.class, Backends.forDevice("tornado:0:0"));
-        assertInstanceOf(TornadoLoraKernels.class, Backends.forDevice("tornado"));
+        assertInstanceOf(TornadoLoraBackend.class, Backends.forDevice("tornado:0:0"));
+        assertInstanceOf(TornadoLoraBackend.class, Backends.forDevice("tornado"));
         // auto prefers accelerators; PoCL's CPU device is not one (the JVM backend is faster on the same cores)
         var device = new TornadoKernelsProvider().resolve("tornado:0:0");
         if (device.getDeviceType() == uk.ac.manchester.tornado.api.enums.TornadoDeviceType.CPU) {
             assertEquals(Backends.jvm(), Backends.forDevice("auto"));
         } else {
-            assertInstanceOf(TornadoLoraKernels.class, Backends.forDevice("auto"));
+            assertInstanceOf(TornadoLoraBackend.class, Backends.forDevice("auto"));
         }
         assertTrue(Backends.deviceNames().contains("tornado:0:0"), Backends.deviceNames().toString());
         var e = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,

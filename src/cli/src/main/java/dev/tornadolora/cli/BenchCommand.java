@@ -7,7 +7,7 @@ import dev.tornadolora.bench.DeviceListing;
 import dev.tornadolora.bench.Workload;
 import dev.tornadolora.io.AtomicFiles;
 import dev.tornadolora.kernels.Backends;
-import dev.tornadolora.kernels.LoraKernels;
+import dev.tornadolora.kernels.LoraBackend;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
@@ -115,20 +115,20 @@ final class BenchCommand implements Callable<Integer> {
                 tolerance, BenchRunner.Config.defaults().referenceCheckMaxFlops());
         List<String> names = devices == null || devices.isEmpty() ? DeviceListing.current().deviceNames()
                 : new ArrayList<>(new LinkedHashSet<>(devices));
-        List<LoraKernels> kernels = new ArrayList<>();
+        List<LoraBackend> kernels = new ArrayList<>();
         for (String name : names) {
-            kernels.add(Backends.forDevice(name));
+            kernels.add(Backends.forDevice(name, BackendProperties.read()));
         }
         return run(spec.commandLine().getOut(), spec.commandLine().getErr(), new BenchRunner(config), workloads, kernels);
     }
 
     /** Runs, printing rows as they come, writes the files, and returns 1 when a device failed verification. */
-    int run(PrintWriter out, PrintWriter err, BenchRunner runner, List<Workload> workloads, List<LoraKernels> kernels)
+    int run(PrintWriter out, PrintWriter err, BenchRunner runner, List<Workload> workloads, List<LoraBackend> kernels)
             throws IOException {
         if (workloads.isEmpty() || kernels.isEmpty()) {
             throw new IllegalArgumentException("nothing to run: " + workloads.size() + " workloads on " + kernels.size() + " devices");
         }
-        List<String> names = kernels.stream().map(LoraKernels::name).toList();
+        List<String> names = kernels.stream().map(LoraBackend::name).toList();
         out.printf(Locale.ROOT, "tornado-lora bench: %d workloads x %d devices (%s), rank %d; %s%n", workloads.size(),
                 names.size(), String.join(", ", names), workloads.get(0).rank(), loadAverage());
         BenchTable table = new BenchTable(names);

@@ -61,6 +61,8 @@ public final class BenchReport {
             new Column("compile_ms", BenchResult::compileMs),
             new Column("kernel_ms", BenchResult::kernelMs),
             new Column("transfer_ms", BenchResult::transferMs),
+            new Column("steady", BenchResult::steady),
+            new Column("device_bytes", r -> r.deviceBytes() < 0 ? null : r.deviceBytes()),
             new Column("verified", BenchResult::verified),
             new Column("reference", BenchResult::reference),
             new Column("max_rel_error", BenchResult::maxRelError),
@@ -81,6 +83,7 @@ public final class BenchReport {
                     case null -> o.putNull(c.name);
                     case String s -> o.put(c.name, s);
                     case Integer i -> o.put(c.name, i);
+                    case Long l -> o.put(c.name, l);
                     case Boolean b -> o.put(c.name, b);
                     case Double d when Double.isFinite(d) -> o.put(c.name, d);
                     case Double d -> o.putNull(c.name);

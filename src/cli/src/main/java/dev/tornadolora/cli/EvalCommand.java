@@ -1,6 +1,7 @@
 package dev.tornadolora.cli;
 
 import dev.tornadolora.io.LoraCheckpoint;
+import dev.tornadolora.kernels.Backends;
 import dev.tornadolora.io.SafeTensors;
 import dev.tornadolora.io.SafeTensorsWriter;
 import dev.tornadolora.nn.LoRALinear;
@@ -40,7 +41,8 @@ final class EvalCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
-        LoRALinear layer = LoraCheckpoint.read(SafeTensors.open(checkpoint)).to(device).eval();
+        LoRALinear layer = LoraCheckpoint.read(SafeTensors.open(checkpoint))
+                .backend(Backends.forDevice(device, BackendProperties.read())).eval();
         layer.setCheckFinite(checkFinite || layer.checksFinite());
         Tensor x = SafeTensors.open(input).f32("x");
         Shapes.requireLast(input + ": tensor 'x'", x.shape(), layer.inDim());
@@ -58,7 +60,7 @@ final class EvalCommand implements Callable<Integer> {
                .f32("lora_a.weight.grad", grads.get("lora_a.weight"))
                .f32("lora_b.weight.grad", grads.get("lora_b.weight"));
         }
-        out.metadata("device", layer.kernels().name()).write(output);
+        out.metadata("device", layer.backend().name()).write(output);
         return 0;
     }
 }

@@ -11,7 +11,6 @@ import dev.tornadolora.io.SafeTensorsWriter;
 import dev.tornadolora.llama.LlamaConfig;
 import dev.tornadolora.llama.LlamaForCausalLM;
 import dev.tornadolora.llama.PeftAdapterIO;
-import dev.tornadolora.tensor.Tensor;
 import dev.tornadolora.train.Trainer;
 import dev.tornadolora.train.TrainingLog;
 import dev.tornadolora.train.TrainingState;
@@ -69,7 +68,7 @@ final class FinetuneRun {
         this.output = opts.output;
         config.describe(log.config());
         log.config().put("data_rows", train.size()).put("data_crc32", crc(train))
-                .put("eval_rows", eval.size()).put("eval_crc32", crc(eval)).put("device", model.kernels().name());
+                .put("eval_rows", eval.size()).put("eval_crc32", crc(eval)).put("device", model.backend().name());
     }
 
     /** How the steps are computed: on this machine (the default) or as one replica of a data-parallel run. */
@@ -156,7 +155,7 @@ final class FinetuneRun {
                 .metadata("lora_rank", Integer.toString(config.lora().rank()))
                 .metadata("lora_alpha", Float.toString(config.lora().alpha()))
                 .metadata("step", Long.toString(finetuner.stepsDone()));
-        new TreeMap<>(TorchtuneKeys.of(model.adapterStateDict())).forEach(tt::f32);
+        new TreeMap<>(model.adapterStateDictTorchtune()).forEach(tt::f32);
         tt.write(output.resolve("adapter.safetensors"));
         log.write(output.resolve(LOG));
         if (last && !log.steps().isEmpty()) {
@@ -214,7 +213,7 @@ final class FinetuneRun {
         var l = config.lora();
         out.printf(Locale.ROOT, "tornado-lora finetune: %s, rank %d, alpha %s%s on %s, device %s%n",
                 l.quantizeBase() ? "QLoRA (NF4 base)" : "LoRA (fp32 base)", l.rank(), l.alpha(),
-                l.rslora() ? " (rsLoRA)" : "", String.join(",", l.targetModules()), model.kernels().name());
+                l.rslora() ? " (rsLoRA)" : "", String.join(",", l.targetModules()), model.backend().name());
         out.printf(Locale.ROOT, "  %d steps x %d micro-batch(es) of %d x %d tokens; lr %s (%s, warm-up %d), clip %s;"
                         + " %d training rows, %d eval rows%n", config.steps(), config.gradAccum(), config.batch(),
                 config.seqLen(), config.lr(), config.schedule(), config.warmupSteps(),
@@ -260,27 +259,5 @@ final class FinetuneRun {
 
     private static double round(double v) {
         return Math.round(v * 1e3) / 1e3;
-    }
-
-    /** torchtune's adapter keys for PEFT's ({@code layers.0.attn.q_proj.lora_a.weight}). */
-    static final class TorchtuneKeys {
-        private TorchtuneKeys() {}
-
-        static Map<String, Tensor> of(Map<String, Tensor> peft) {
-            Map<String, Tensor> out = new TreeMap<>();
-            peft.forEach((k, v) -> out.put(key(k), v));
-            return out;
-        }
-
-        static String key(String peftKey) {
-            String k = peftKey.replaceFirst("^base_model\\.model\\.", "");
-            String ab = k.endsWith(".lora_A.weight") ? ".lora_a.weight" : ".lora_b.weight";
-            k = k.substring(0, k.length() - ".lora_A.weight".length());
-            if (k.equals("lm_head")) return "output" + ab;
-            k = k.replaceFirst("^model\\.", "").replace(".self_attn.o_proj", ".attn.output_proj")
-                    .replace(".self_attn.", ".attn.").replace(".mlp.gate_proj", ".mlp.w1")
-                    .replace(".mlp.down_proj", ".mlp.w2").replace(".mlp.up_proj", ".mlp.w3");
-            return k + ab;
-        }
     }
 }

@@ -89,7 +89,7 @@ final class ForwardCommand implements Callable<Integer> {
                     out.f32(g.getKey() + ".grad", g.getValue());
                 }
             }
-            out.metadata("device", m.kernels().name());
+            out.metadata("device", m.backend().name());
         }
         out.write(output);
         return 0;

@@ -5,7 +5,7 @@ import dev.tornadolora.io.Nf4Record;
 import dev.tornadolora.io.SafeTensors;
 import dev.tornadolora.io.SafeTensorsException;
 import dev.tornadolora.io.SafeTensorsWriter;
-import dev.tornadolora.nf4.Nf4Tensor;
+import dev.tornadolora.tensor.Nf4Tensor;
 import dev.tornadolora.tensor.Tensor;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;

@@ -158,7 +158,8 @@ final class TrainCommand implements Callable<Integer> {
         validate();
         PrintWriter out = spec.commandLine().getOut();
         SyntheticTask task = new SyntheticTask(new SyntheticTask.Config(sizes, rank, alpha, dropout, quantizeBase,
-                blockSize, scalerBlockSize, hiddenRank == null ? rank : hiddenRank, updateScale, activation, seed, device));
+                blockSize, scalerBlockSize, hiddenRank == null ? rank : hiddenRank, updateScale, activation, seed, device),
+                dev.tornadolora.kernels.Backends.forDevice(device, BackendProperties.read()));
         Sequential model = task.student();
         if (checkFinite) {
             model.loraModules().values().forEach(m -> m.setCheckFinite(true));
@@ -311,7 +312,7 @@ final class TrainCommand implements Callable<Integer> {
     }
 
     private static String deviceName(SyntheticTask task) {
-        return task.student().loraModules().values().iterator().next().kernels().name();
+        return task.student().loraModules().values().iterator().next().backend().name();
     }
 
     private void summarize(ObjectNode s, double initial, double fin, Map<String, Double> cosines, boolean met,
@@ -328,7 +329,7 @@ final class TrainCommand implements Callable<Integer> {
         out.printf(Locale.ROOT, "tornado-lora train: %s, %d layers %s (%s), rank %d, alpha %s, device %s%n",
                 quantizeBase ? "QLoRA, frozen NF4 base" : "LoRA, frozen fp32 base", sizes.length - 1,
                 Arrays.stream(sizes).mapToObj(Integer::toString).collect(Collectors.joining(" -> ")), activation,
-                rank, alpha, first.kernels().name());
+                rank, alpha, first.backend().name());
         out.printf(Locale.ROOT, "  teacher = deq(W) + hidden rank-%d update per layer (built on the dequantized base,"
                 + " so the adapters can represent it exactly); %d steps x %d tokens%n",
                 task.config().hiddenRank(), steps, batch);

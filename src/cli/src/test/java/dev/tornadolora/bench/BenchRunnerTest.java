@@ -4,7 +4,7 @@ import dev.tornadolora.cli.BenchReport;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.tornadolora.kernels.Backends;
-import dev.tornadolora.kernels.LoraKernels;
+import dev.tornadolora.kernels.LoraBackend;
 import dev.tornadolora.kernels.ScalarLoraKernels;
 import org.junit.jupiter.api.Test;
 
@@ -33,7 +33,7 @@ class BenchRunnerTest {
         return w;
     }
 
-    static List<BenchResult> run(LoraKernels... devices) {
+    static List<BenchResult> run(LoraBackend... devices) {
         return new BenchRunner(TINY).run(tinyWorkloads(), List.of(devices), r -> {});
     }
 
@@ -146,7 +146,7 @@ class BenchRunnerTest {
     @Test
     void theJvmBackendItselfIsCheckedAgainstTheScalarReference() {
         // A wrong oracle: its own rows fail against the scalar reference and the other devices have nothing to match.
-        LoraKernels wrongJvm = BenchFixtures.perturbed("jvm", 1e-2f, 0);
+        LoraBackend wrongJvm = BenchFixtures.perturbed("jvm", 1e-2f, 0);
         List<BenchResult> results = new BenchRunner(TINY, wrongJvm, ScalarLoraKernels.INSTANCE)
                 .run(tinyWorkloads(), List.of(wrongJvm, new BenchFixtures.Profiled()), r -> {});
         for (BenchResult r : results) {

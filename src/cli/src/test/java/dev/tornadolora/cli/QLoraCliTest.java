@@ -5,7 +5,7 @@ import dev.tornadolora.io.Nf4Record;
 import dev.tornadolora.io.SafeTensors;
 import dev.tornadolora.io.SafeTensorsWriter;
 import dev.tornadolora.kernels.ScalarLoraKernels;
-import dev.tornadolora.nf4.Nf4Tensor;
+import dev.tornadolora.tensor.Nf4Tensor;
 import dev.tornadolora.nn.LoRALinear;
 import dev.tornadolora.tensor.Tensor;
 import dev.tornadolora.testing.Golden;
@@ -87,7 +87,7 @@ class QLoraCliTest {
         for (String name : new String[] {"weight", "bias", "lora_a.weight", "lora_b.weight"}) {
             layer.load(name, w.f32(name));
         }
-        layer.kernels(ScalarLoraKernels.INSTANCE).eval();
+        layer.backend(ScalarLoraKernels.INSTANCE).eval();
         Tensor y = layer.forward(w.f32("x"));
         Tensor dx = layer.backward(w.f32("dy"));
 

@@ -13,12 +13,15 @@ package dev.tornadolora.bench;
  * @param kernelMs     median device kernel time of the timed calls (profiling devices only)
  * @param transferMs   median host-device transfer time of the timed calls (profiling devices only)
  * @param weightBytes  bytes of base weight read per call (see {@link Workload})
+ * @param steady       whether warm-up reached a steady state (a call within {@link BenchRunner#STEADY} of the
+ *                     fastest before it) within the budget
+ * @param deviceBytes  device memory the bound layer held after the timed calls (TornadoVM), -1 when unknown
  * @param speedupVsJvm the JVM backend's median over this one's, NaN when the JVM backend was not measured
  */
 public record BenchResult(String device, Workload workload, int reps, double msMedian, double msMin, double msMax,
                           double msFirst, boolean verified, String reference, double maxRelError, String error,
                           double compileMs, double kernelMs, double transferMs, double weightBytes,
-                          double speedupVsJvm) {
+                          boolean steady, long deviceBytes, double speedupVsJvm) {
 
     /** GFLOP/s at the median time. */
     public double gflops() {
@@ -36,6 +39,7 @@ public record BenchResult(String device, Workload workload, int reps, double msM
 
     BenchResult withSpeedup(double jvmMsMedian) {
         return new BenchResult(device, workload, reps, msMedian, msMin, msMax, msFirst, verified, reference,
-                maxRelError, error, compileMs, kernelMs, transferMs, weightBytes, jvmMsMedian / msMedian);
+                maxRelError, error, compileMs, kernelMs, transferMs, weightBytes, steady, deviceBytes,
+                jvmMsMedian / msMedian);
     }
 }

@@ -1,16 +1,19 @@
 package dev.tornadolora.bench;
 
+import dev.tornadolora.kernels.Adapters;
 import dev.tornadolora.kernels.Backends;
-import dev.tornadolora.kernels.LoraKernels;
-import dev.tornadolora.kernels.ProfilingKernels;
+import dev.tornadolora.kernels.LayerKernels;
+import dev.tornadolora.kernels.LoraBackend;
 import dev.tornadolora.kernels.ScalarLoraKernels;
-import dev.tornadolora.nf4.Nf4Tensor;
+import dev.tornadolora.tensor.Nf4Tensor;
 import dev.tornadolora.nn.LoRALinear;
 import dev.tornadolora.tensor.Tensor;
 
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.Locale;
 import java.util.SplittableRandom;
 
@@ -18,7 +21,7 @@ import java.util.SplittableRandom;
  * Runs workloads on devices. For each workload, each device in turn: one first call whose outputs are checked
  * against the JVM backend's on the same layer and inputs, then warm-up calls, then timed calls. Every call is
  * what training does per layer and step: forward, plus backward for {@code forward_backward}, straight on the
- * {@link LoraKernels} with the layer's frozen base (so a device keeps its copy of the base between calls).
+ * {@link LoraBackend} with the layer's frozen base (so a device keeps its copy of the base between calls).
  *
  * <p>The JVM backend is the oracle: it runs first, its first outputs are what the other devices must match
  * (relative max-norm within {@link Config#tolerance}); on workloads small enough it is itself checked against
@@ -29,8 +32,9 @@ public final class BenchRunner {
     /**
      * @param reps            timed calls at most
      * @param minReps         timed calls at least, whatever the budget
-     * @param warmup          untimed calls after the first one (fewer when they eat half the budget, none when
-     *                        the first call alone, less compilation, took longer than the budget)
+     * @param warmup          untimed calls after the first one at least, before timing; warm-up goes on until a
+     *                        call is within {@link #STEADY} of the fastest before it (steady state: the code is
+     *                        compiled), for at most the budget; 0: no warm-up (not steady)
      * @param budgetSeconds   warm-up and timing time per workload and device, after which timing stops
      *                        (once {@code minReps} calls are timed)
      * @param seed            seeds the layers and inputs
@@ -66,15 +70,15 @@ public final class BenchRunner {
     }
 
     private final Config config;
-    private final LoraKernels oracle;
-    private final LoraKernels scalarReference;
+    private final LoraBackend oracle;
+    private final LoraBackend scalarReference;
 
     public BenchRunner(Config config) {
         this(config, Backends.jvm(), ScalarLoraKernels.INSTANCE);
     }
 
     /** With another oracle (the backend every device must match) and reference (which checks the oracle). */
-    public BenchRunner(Config config, LoraKernels oracle, LoraKernels scalarReference) {
+    public BenchRunner(Config config, LoraBackend oracle, LoraBackend scalarReference) {
         this.config = config;
         this.oracle = oracle;
         this.scalarReference = scalarReference;
@@ -84,25 +88,55 @@ public final class BenchRunner {
      * Measures every workload on every device; results come workload by workload, the oracle's first when it is
      * among the devices (its median is the baseline of {@link BenchResult#speedupVsJvm()}).
      */
-    public List<BenchResult> run(List<Workload> workloads, List<LoraKernels> devices, Listener listener) {
+    public List<BenchResult> run(List<Workload> workloads, List<LoraBackend> devices, Listener listener) {
         workloads.forEach(BenchRunner::checkWorkload);
-        List<LoraKernels> order = new ArrayList<>(devices);
+        List<LoraBackend> order = new ArrayList<>(devices);
         boolean oracleMeasured = order.remove(oracle);
         if (oracleMeasured) {
             order.add(0, oracle);
         }
         List<BenchResult> results = new ArrayList<>();
         LoRALinear layer = null;
-        for (Workload w : workloads) {
-            if (layer == null || !sameLayer(layer, w)) {
-                layer = null;  // lets the old one go before the new one is allocated
-                layer = buildLayer(w);
+        // Each device binds a layer once, for all the workloads on it (as a model binds its layers once).
+        Map<LoraBackend, LayerKernels> bound = new HashMap<>();  // backends compare by identity
+        try {
+            for (Workload w : workloads) {
+                if (layer == null || !sameLayer(layer, w)) {
+                    closeAll(bound);
+                    layer = null;  // lets the old one go before the new one is allocated
+                    layer = buildLayer(w);
+                }
+                measureWorkload(w, layer, order, oracleMeasured, bound, results, listener);
             }
+        } finally {
+            closeAll(bound);
+        }
+        return results;
+    }
+
+    private static void closeAll(Map<LoraBackend, LayerKernels> bound) {
+        RuntimeException failure = null;
+        for (LayerKernels k : bound.values()) {
+            try {
+                k.close();
+            } catch (RuntimeException e) {
+                failure = e;
+            }
+        }
+        bound.clear();
+        if (failure != null) {
+            throw failure;
+        }
+    }
+
+    private void measureWorkload(Workload w, LoRALinear layer, List<LoraBackend> order, boolean oracleMeasured,
+                                 Map<LoraBackend, LayerKernels> bound, List<BenchResult> results, Listener listener) {
+        {
             Case c = new Case(w, layer, config.seed);
             Check againstOracle = oracleMeasured ? null : oracleCheck(c);
             double jvmMs = Double.NaN;
-            for (LoraKernels k : order) {
-                Measured m = measure(k, c, k == oracle ? selfCheck(c) : againstOracle);
+            for (LoraBackend k : order) {
+                Measured m = measure(k, bound, c, k == oracle ? selfCheck(c) : againstOracle);
                 BenchResult r = m.result;
                 if (k == oracle) {
                     againstOracle = m.firstOutputs != null ? new Check(oracle.name(), m.firstOutputs, null)
@@ -114,7 +148,6 @@ public final class BenchRunner {
                 listener.measured(r);
             }
         }
-        return results;
     }
 
     private record Measured(BenchResult result, Outputs firstOutputs) {}
@@ -142,15 +175,26 @@ public final class BenchRunner {
                 : new Check("none", null, null);
     }
 
-    /** One device on one workload: the checked first call, warm-up, timed calls. */
-    private Measured measure(LoraKernels k, Case c, Check check) {
+    /** A warm-up call within this fraction of the fastest before it means steady state (JIT compiled). */
+    public static final double STEADY = 0.15;
+
+    /**
+     * One device on one workload: the layer bound on the device, the checked first call, warm-up to a steady
+     * state, timed calls; the binding is closed at the end.
+     */
+    private Measured measure(LoraBackend backend, Map<LoraBackend, LayerKernels> bound, Case c, Check check) {
         Workload w = c.workload;
-        ProfilingKernels profiler = k instanceof ProfilingKernels p ? p : null;
         double weightBytes = w.weightBytes(c.layer.base().bytesPerParameter());
-        if (profiler != null) {
-            profiler.setProfiling(true);
-        }
         try {
+            LayerKernels k = bound.get(backend);
+            if (k == null) {
+                k = bind(backend, c.layer);
+                bound.put(backend, k);
+            }
+            LayerKernels.Profiling profiler = k instanceof LayerKernels.Profiling p ? p : null;
+            if (profiler != null) {
+                profiler.setProfiling(true);
+            }
             Outputs first = new Outputs(c);
             long t0 = System.nanoTime();
             Timing firstCall = first.call(k, c);
@@ -163,13 +207,9 @@ public final class BenchRunner {
                     : null;
 
             Outputs o = new Outputs(c);
-            long budget = (long) (config.budgetSeconds * 1e9), start = System.nanoTime();
-            // A call longer than the whole budget (after compilation) is not dominated by warm-up effects.
-            double compileMs = firstCall == null ? 0 : firstCall.compileMs;
-            int warmup = msFirst - compileMs > config.budgetSeconds * 1e3 ? 0 : config.warmup;
-            for (int i = 0; i < warmup && (i == 0 || System.nanoTime() - start < budget / 2); i++) {
-                o.call(k, c);
-            }
+            long budget = (long) (config.budgetSeconds * 1e9);
+            boolean steady = warmUp(k, c, o, budget);
+            long start = System.nanoTime();
             List<Double> ms = new ArrayList<>(), kernel = new ArrayList<>(), transfer = new ArrayList<>();
             while (ms.size() < config.reps && (ms.size() < config.minReps || System.nanoTime() - start < budget)) {
                 long t = System.nanoTime();
@@ -181,24 +221,62 @@ public final class BenchRunner {
                 }
             }
             double[] sorted = ms.stream().mapToDouble(Double::doubleValue).sorted().toArray();
-            BenchResult r = new BenchResult(k.name(), w, sorted.length, median(sorted), sorted[0],
+            long deviceBytes = profiler == null ? -1 : profiler.deviceBytes();
+            if (profiler != null) {
+                profiler.setProfiling(false);
+            }
+            BenchResult r = new BenchResult(backend.name(), w, sorted.length, Stats.median(sorted), sorted[0],
                     sorted[sorted.length - 1], msFirst, error == null, check.reference, err, error,
-                    firstCall == null ? Double.NaN : firstCall.compileMs, median(kernel), median(transfer),
-                    weightBytes, Double.NaN);
+                    firstCall == null ? Double.NaN : firstCall.compileMs, Stats.median(kernel), Stats.median(transfer),
+                    weightBytes, steady, deviceBytes, Double.NaN);
             return new Measured(r, error == null ? first : null);
         } catch (RuntimeException | Error e) {
             if (e instanceof VirtualMachineError && !(e instanceof OutOfMemoryError)) {
                 throw e;
             }
-            BenchResult r = new BenchResult(k.name(), w, 0, Double.NaN, Double.NaN, Double.NaN, Double.NaN, false,
+            LayerKernels broken = bound.remove(backend);  // a failed binding is not reused
+            if (broken != null) {
+                try {
+                    broken.close();
+                } catch (RuntimeException suppressed) {
+                    e.addSuppressed(suppressed);
+                }
+            }
+            BenchResult r = new BenchResult(backend.name(), w, 0, Double.NaN, Double.NaN, Double.NaN, Double.NaN, false,
                     check.reference, Double.NaN,
-                    "threw " + message(e), Double.NaN, Double.NaN, Double.NaN, weightBytes, Double.NaN);
+                    "threw " + message(e), Double.NaN, Double.NaN, Double.NaN, weightBytes, false, -1, Double.NaN);
             return new Measured(r, null);
-        } finally {
-            if (profiler != null) {
-                profiler.setProfiling(false);
+        }
+    }
+
+    /**
+     * Calls until one is within {@link #STEADY} of the fastest call before it (at least {@code config.warmup}
+     * calls and two), for at most the budget (one call when a single call exceeds it); returns whether the steady
+     * state was reached.
+     */
+    private boolean warmUp(LayerKernels k, Case c, Outputs o, long budget) {
+        if (config.warmup == 0) {
+            return false;
+        }
+        long start = System.nanoTime();
+        double fastest = Double.POSITIVE_INFINITY;
+        for (int i = 0; ; i++) {
+            long t = System.nanoTime();
+            o.call(k, c);
+            long now = System.nanoTime();
+            double callMs = millis(now - t);
+            if (i >= Math.max(1, config.warmup - 1) && callMs <= (1 + STEADY) * fastest) {
+                return true;
+            }
+            fastest = Math.min(fastest, callMs);
+            if (now - start >= budget) {
+                return false;
             }
         }
+    }
+
+    private static LayerKernels bind(LoraBackend backend, LoRALinear layer) {
+        return backend.bind(layer.base(), layer.bias(), layer.rank(), layer.scale());
     }
 
     private static String message(Throwable e) {
@@ -208,15 +286,6 @@ public final class BenchRunner {
 
     private static double millis(long nanos) {
         return nanos / 1e6;
-    }
-
-    static double median(double[] sorted) {
-        int n = sorted.length;
-        return n == 0 ? Double.NaN : n % 2 == 1 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
-    }
-
-    private static double median(List<Double> values) {
-        return median(values.stream().mapToDouble(Double::doubleValue).sorted().toArray());
     }
 
     private static void checkWorkload(Workload w) {
@@ -273,9 +342,8 @@ public final class BenchRunner {
     /** Where a profiling device's time went in one call (forward plus backward). */
     private record Timing(double compileMs, double kernelMs, double transferMs) {}
 
-    /** The outputs of one call: h and y, and for forward_backward dx, dA and dB. */
+    /** The outputs of one call: y, and for forward_backward dx, dA and dB. */
     static final class Outputs {
-        final float[] h;
         final float[] y;
         final float[] dx;
         final float[] gradA;
@@ -284,7 +352,6 @@ public final class BenchRunner {
         Outputs(Case c) {
             Workload w = c.workload;
             int t = w.tokens(), r = w.rank();
-            h = new float[t * r];
             y = new float[t * w.outDim()];
             boolean backward = w.op() == Workload.Op.FORWARD_BACKWARD;
             dx = backward ? new float[t * w.inDim()] : null;
@@ -292,31 +359,34 @@ public final class BenchRunner {
             gradB = backward ? new float[w.outDim() * r] : null;
         }
 
-        static Outputs compute(LoraKernels k, Case c) {
+        static Outputs compute(LoraBackend backend, Case c) {
             Outputs o = new Outputs(c);
-            o.call(k, c);
+            try (LayerKernels k = bind(backend, c.layer)) {
+                o.call(k, c);
+            }
             return o;
         }
 
         /** One call; returns the profile summed over forward and backward, or null without a profiler. */
-        Timing call(LoraKernels k, Case c) {
+        Timing call(LayerKernels k, Case c) {
             int t = c.workload.tokens();
-            k.forward(c.layer, c.x, null, t, h, y);
+            Adapters adapters = new Adapters(c.layer.loraA(), c.layer.loraB());
+            LayerKernels.Activations saved = k.forward(c.x, null, t, adapters, y);
             Timing timing = timing(k, null);
             if (dx != null) {
                 Arrays.fill(gradA, 0f);  // gradients accumulate; every call starts from zero
                 Arrays.fill(gradB, 0f);
-                k.backward(c.layer, c.x, null, t, h, c.dy, dx, gradA, gradB);
+                k.backward(saved, c.dy, dx, adapters, new Adapters(gradA, gradB));
                 timing = timing(k, timing);
             }
             return timing;
         }
 
-        private static Timing timing(LoraKernels k, Timing before) {
-            if (!(k instanceof ProfilingKernels p) || p.lastProfile() == null) {
+        private static Timing timing(LayerKernels k, Timing before) {
+            if (!(k instanceof LayerKernels.Profiling p) || p.lastProfile() == null) {
                 return null;
             }
-            ProfilingKernels.Profile q = p.lastProfile();
+            LayerKernels.Profiling.Profile q = p.lastProfile();
             return before == null ? new Timing(q.compileMs(), q.kernelMs(), q.transferMs())
                     : new Timing(before.compileMs + q.compileMs(), before.kernelMs + q.kernelMs(),
                             before.transferMs + q.transferMs());
@@ -325,7 +395,6 @@ public final class BenchRunner {
         /** max over the outputs of max|this − expected| / max|expected|. */
         double maxRelativeError(Outputs expected) {
             double e = relative(y, expected.y);
-            e = Math.max(e, relative(h, expected.h));
             if (dx != null) {
                 e = Math.max(e, relative(dx, expected.dx));
                 e = Math.max(e, relative(gradA, expected.gradA));

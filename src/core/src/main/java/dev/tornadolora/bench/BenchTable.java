@@ -31,8 +31,12 @@ public final class BenchTable {
         if (!r.verified()) {
             return "FAILED: " + r.error();
         }
-        return r.reference().equals("none") ? "ok (is the reference)"
+        String ok = r.reference().equals("none") ? "ok (is the reference)"
                 : String.format(Locale.ROOT, "ok (vs %s %.1e)", r.reference(), r.maxRelError());
+        if (r.deviceBytes() >= 0) {
+            ok += String.format(Locale.ROOT, "; device %.1f MiB", r.deviceBytes() / 1048576.0);
+        }
+        return r.steady() ? ok : ok + "; NOT STEADY (warm-up did not settle within the budget)";
     }
 
     /** Three significant-ish digits: 0.0812, 1.23, 45.6, 1234. */

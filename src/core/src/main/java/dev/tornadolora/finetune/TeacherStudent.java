@@ -4,7 +4,7 @@ import dev.tornadolora.io.LoraMerge;
 import dev.tornadolora.llama.LlamaConfig;
 import dev.tornadolora.llama.LlamaForCausalLM;
 import dev.tornadolora.llama.LoraSettings;
-import dev.tornadolora.nf4.Nf4Tensor;
+import dev.tornadolora.tensor.Nf4Tensor;
 import dev.tornadolora.tensor.Tensor;
 import dev.tornadolora.train.SyntheticTask;
 

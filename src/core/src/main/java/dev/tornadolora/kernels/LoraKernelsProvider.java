@@ -22,6 +22,9 @@ public interface LoraKernelsProvider {
     /** Its first accelerator (a non-CPU device) by name, or null when it has none; {@code auto} picks it. */
     String acceleratorDevice();
 
-    /** Kernels for {@code device} (the bare prefix means the runtime's default device). */
-    LoraKernels open(String device);
+    /**
+     * The backend of {@code device} (the bare prefix means the runtime's default device), with the provider's
+     * settings by name (unknown names are an {@link IllegalArgumentException}).
+     */
+    LoraBackend open(String device, java.util.Map<String, String> settings);
 }

@@ -7,7 +7,7 @@ import dev.tornadolora.llama.ops.OpTimer.Op;
 import dev.tornadolora.llama.ops.RmsNorm;
 import dev.tornadolora.llama.ops.Rope;
 import dev.tornadolora.llama.ops.SwiGlu;
-import dev.tornadolora.nn.LoRALinear;
+import dev.tornadolora.nn.Module;
 import dev.tornadolora.tensor.Tensor;
 
 import java.util.LinkedHashMap;
@@ -19,15 +19,15 @@ import java.util.Map;
  *   h = x + o_proj(attention(rope(q_proj(n)), rope(k_proj(n)), v_proj(n))),   n = input_layernorm(x)
  *   y = h + down_proj(silu(gate_proj(m)) · up_proj(m)),                        m = post_attention_layernorm(h)
  * </pre>
- * The seven projections are {@link LoRALinear} layers on the model's backend: with an adapter where the LoRA
- * settings put one, disabled (base only, rank-1 placeholder adapters never used) elsewhere. The layer keeps the
+ * The seven projections are on the model's backend: {@code LoRALinear} where the LoRA settings put an adapter,
+ * {@code FrozenLinear} (base only) elsewhere. The layer keeps the
  * activations of its last forward for its backward: one forward/backward at a time.
  */
 final class DecoderLayer {
     final float[] inputNorm;
     final float[] postNorm;
     /** q_proj … down_proj by HF name, in model order. */
-    final Map<String, LoRALinear> proj = new LinkedHashMap<>();
+    final Map<String, Module> proj = new LinkedHashMap<>();
     private final LlamaConfig c;
 
     private Saved saved;

@@ -2,14 +2,16 @@ package dev.tornadolora.llama;
 
 import dev.tornadolora.io.LoraMerge;
 import dev.tornadolora.kernels.Backends;
-import dev.tornadolora.kernels.LoraKernels;
+import dev.tornadolora.kernels.LoraBackend;
 import dev.tornadolora.llama.ops.CausalLmLoss;
 import dev.tornadolora.llama.ops.OpTimer;
 import dev.tornadolora.llama.ops.OpTimer.Op;
 import dev.tornadolora.llama.ops.RmsNorm;
 import dev.tornadolora.llama.ops.Rope;
-import dev.tornadolora.nf4.Nf4Tensor;
+import dev.tornadolora.tensor.Nf4Tensor;
+import dev.tornadolora.nn.FrozenLinear;
 import dev.tornadolora.nn.LoRALinear;
+import dev.tornadolora.nn.Module;
 import dev.tornadolora.nn.Parameter;
 import dev.tornadolora.tensor.BaseWeight;
 import dev.tornadolora.tensor.DenseWeight;
@@ -45,11 +47,11 @@ public final class LlamaForCausalLM implements AutoCloseable {
 
     private final LlamaConfig config;
     private final LoraSettings lora;
-    private final LoraKernels kernels;
+    private final LoraBackend backend;
     private final float[] embedding;
     private final List<DecoderLayer> layers;
     private final float[] finalNorm;
-    private final LoRALinear lmHead;
+    private final Module lmHead;
     private final Rope rope;
     private final OpTimer timer = new OpTimer();
     private boolean training;
@@ -58,11 +60,11 @@ public final class LlamaForCausalLM implements AutoCloseable {
 
     private record Saved(int batch, int seq, float[] x, float[] inv, Rope.Tables tables) {}
 
-    private LlamaForCausalLM(LlamaConfig config, LoraSettings lora, LoraKernels kernels, float[] embedding,
-                             List<DecoderLayer> layers, float[] finalNorm, LoRALinear lmHead) {
+    private LlamaForCausalLM(LlamaConfig config, LoraSettings lora, LoraBackend backend, float[] embedding,
+                             List<DecoderLayer> layers, float[] finalNorm, Module lmHead) {
         this.config = config;
         this.lora = lora;
-        this.kernels = kernels;
+        this.backend = backend;
         this.embedding = embedding;
         this.layers = layers;
         this.finalNorm = finalNorm;
@@ -136,7 +138,7 @@ public final class LlamaForCausalLM implements AutoCloseable {
                 }
             }
         }
-        LoraKernels k = Backends.forDevice(device == null ? "jvm" : device);
+        LoraBackend k = Backends.forDevice(device == null ? "jvm" : device);
         float[] emb = w.read("model.embed_tokens.weight");
         List<DecoderLayer> layers = new ArrayList<>();
         int seed = 0;
@@ -157,20 +159,28 @@ public final class LlamaForCausalLM implements AutoCloseable {
         float[] norm = w.read("model.norm.weight");
         BaseWeight head = new DenseWeight(c.vocabSize(), c.hiddenSize(),
                 c.tieWordEmbeddings() ? emb : w.read("lm_head.weight"));
-        LoRALinear lmHead = projection(head, lora, lora.output(), k, seed);
+        Module lmHead = projection(head, lora, lora.output(), k, seed);
         return new LlamaForCausalLM(c, lora, k, emb, Collections.unmodifiableList(layers), norm, lmHead);
     }
 
-    /** A LoRALinear over {@code base}: enabled with the settings' adapter, or disabled (base only). */
-    private static LoRALinear projection(BaseWeight base, LoraSettings lora, boolean adapter, LoraKernels k, long seed) {
+    /** A LoRALinear over {@code base} with the settings' adapter, or a FrozenLinear (base only). */
+    private static Module projection(BaseWeight base, LoraSettings lora, boolean adapter, LoraBackend k, long seed) {
+        if (!adapter) {
+            return new FrozenLinear(base, null).backend(k);
+        }
         // LoRALinear scales by alpha/rank; rsLoRA's alpha/√rank is that scale with alpha·√rank.
         float alpha = lora.rslora() ? (float) (lora.alpha() * Math.sqrt(lora.rank())) : lora.alpha();
-        LoRALinear l = LoRALinear.builder(base.cols(), base.rows())
-                .rank(adapter ? lora.rank() : 1).alpha(adapter ? alpha : 1f).dropout(adapter ? lora.dropout() : 0f)
-                .seed(seed).base(base).build();
-        l.kernels(k);
-        l.setDisabled(!adapter);
-        return l;
+        return LoRALinear.builder(base.cols(), base.rows()).rank(lora.rank()).alpha(alpha).dropout(lora.dropout())
+                .seed(seed).base(base).build().backend(k);
+    }
+
+    private static BaseWeight baseOf(Module m) {
+        return m instanceof LoRALinear l ? l.base() : ((FrozenLinear) m).base();
+    }
+
+    private static void close(Module m) {
+        if (m instanceof LoRALinear l) l.close();
+        else ((FrozenLinear) m).close();
     }
 
     // ---------------------------------------------------------------- accessors
@@ -180,7 +190,7 @@ public final class LlamaForCausalLM implements AutoCloseable {
     public LoraSettings lora() { return lora; }
 
     /** The backend the projections run on. */
-    public LoraKernels kernels() { return kernels; }
+    public LoraBackend backend() { return backend; }
 
     /** Per-op wall time of forward and backward, off until {@code timer().enable(true)}. */
     public OpTimer timer() { return timer; }
@@ -325,11 +335,11 @@ public final class LlamaForCausalLM implements AutoCloseable {
     private Map<String, LoRALinear> adapted() {
         Map<String, LoRALinear> m = new LinkedHashMap<>();
         for (int i = 0; i < layers.size(); i++) {
-            for (Map.Entry<String, LoRALinear> e : layers.get(i).proj.entrySet()) {
-                if (lora.targets(e.getKey())) m.put(modulePath(i, e.getKey()), e.getValue());
+            for (Map.Entry<String, Module> e : layers.get(i).proj.entrySet()) {
+                if (lora.targets(e.getKey())) m.put(modulePath(i, e.getKey()), (LoRALinear) e.getValue());
             }
         }
-        if (lora.output()) m.put(LoraSettings.OUTPUT_MODULE, lmHead);
+        if (lora.output()) m.put(LoraSettings.OUTPUT_MODULE, (LoRALinear) lmHead);
         return m;
     }
 
@@ -349,8 +359,8 @@ public final class LlamaForCausalLM implements AutoCloseable {
         adapted().forEach((path, l) -> {
             List<Parameter> ps = l.parameters();
             Parameter a = ps.get(0), b = ps.get(1);
-            out.add(new Parameter(peftKey(path, true), a.shape(), a.data(), a.grad(), a::markUpdated));
-            out.add(new Parameter(peftKey(path, false), b.shape(), b.data(), b.grad(), b::markUpdated));
+            out.add(new Parameter(peftKey(path, true), a.shape(), a.data(), a.grad()));
+            out.add(new Parameter(peftKey(path, false), b.shape(), b.data(), b.grad()));
         });
         return out;
     }
@@ -379,6 +389,34 @@ public final class LlamaForCausalLM implements AutoCloseable {
     /** The adapters' gradients under PEFT keys (live arrays). */
     public Map<String, Tensor> adapterGradients() {
         return byPeftKey(LoRALinear::adapterGradients);
+    }
+
+    /** The adapters under torchtune's Llama keys ({@code layers.0.attn.q_proj.lora_a.weight}, copies). */
+    public Map<String, Tensor> adapterStateDictTorchtune() {
+        Map<String, Tensor> out = new LinkedHashMap<>();
+        adapted().forEach((path, l) -> {
+            Map<String, Tensor> a = l.adapterStateDict();
+            out.put(AdapterKeys.torchtuneKey(path, true), a.get("lora_a.weight"));
+            out.put(AdapterKeys.torchtuneKey(path, false), a.get("lora_b.weight"));
+        });
+        return out;
+    }
+
+    /** Dropout draws each adapted layer has made, by HF module path (the dropout state a resumed run restores). */
+    public Map<String, Long> dropoutDraws() {
+        Map<String, Long> d = new LinkedHashMap<>();
+        adapted().forEach((path, l) -> d.put(path, l.dropoutDraws()));
+        return d;
+    }
+
+    /** Puts every adapted layer's dropout generator where {@link #dropoutDraws()} said it stood; all paths required. */
+    public void resumeDropout(Map<String, Long> draws) {
+        Map<String, LoRALinear> a = adapted();
+        if (!draws.keySet().equals(a.keySet())) {
+            throw new IllegalArgumentException("dropout state names modules " + draws.keySet()
+                    + " but the model's adapted modules are " + a.keySet());
+        }
+        a.forEach((path, l) -> l.resumeDropout(draws.get(path)));
     }
 
     /** A per-layer map keyed lora_a.weight / lora_b.weight, gathered under the PEFT keys in model order. */
@@ -440,7 +478,7 @@ public final class LlamaForCausalLM implements AutoCloseable {
             DecoderLayer l = layers.get(i);
             String p = "model.layers." + i + ".";
             w.put(p + "input_layernorm.weight", new Tensor(new int[] {h}, l.inputNorm.clone()));
-            for (Map.Entry<String, LoRALinear> e : l.proj.entrySet()) {
+            for (Map.Entry<String, Module> e : l.proj.entrySet()) {
                 if (e.getKey().equals("gate_proj")) {
                     w.put(p + "post_attention_layernorm.weight", new Tensor(new int[] {h}, l.postNorm.clone()));
                 }
@@ -454,23 +492,20 @@ public final class LlamaForCausalLM implements AutoCloseable {
         return w;
     }
 
-    private Tensor merged(LoRALinear l, boolean adapter) {
-        float[] wt = l.base().dequantize();
+    private Tensor merged(Module m, boolean adapter) {
+        BaseWeight base = baseOf(m);
+        float[] wt = base.dequantize();
         if (adapter) {
+            LoRALinear l = (LoRALinear) m;
             LoraMerge.addScaledProduct(wt, l.loraB(), l.loraA(), l.outDim(), l.rank(), l.inDim(), l.scale());
         }
-        return new Tensor(new int[] {l.outDim(), l.inDim()}, wt);
+        return new Tensor(new int[] {base.rows(), base.cols()}, wt);
     }
 
-    /** Closes the backend the projections are bound to, when it holds resources (a TornadoVM device). */
+    /** Closes every projection's binding on the backend (device buffers and plans of a TornadoVM device). */
     @Override
     public void close() {
-        if (kernels instanceof AutoCloseable c) {
-            try {
-                c.close();
-            } catch (Exception e) {
-                throw new IllegalStateException("closing backend " + kernels.name() + ": " + e.getMessage(), e);
-            }
-        }
+        for (DecoderLayer l : layers) l.proj.values().forEach(LlamaForCausalLM::close);
+        close(lmHead);
     }
 }

@@ -1,9 +1,10 @@
 package dev.tornadolora.nn;
 
+import dev.tornadolora.kernels.Adapters;
 import dev.tornadolora.kernels.Backends;
-import dev.tornadolora.kernels.LoraKernels;
-import dev.tornadolora.kernels.LoraParams;
-import dev.tornadolora.nf4.Nf4Tensor;
+import dev.tornadolora.kernels.LayerKernels;
+import dev.tornadolora.kernels.LoraBackend;
+import dev.tornadolora.tensor.Nf4Tensor;
 import dev.tornadolora.tensor.BaseWeight;
 import dev.tornadolora.tensor.DenseWeight;
 import dev.tornadolora.tensor.NonFiniteException;
@@ -28,7 +29,10 @@ import java.util.SplittableRandom;
  * base weight is kept only as NF4 (QLoRA), dequantized tile by tile inside the kernels.
  *
  * <p>Parameters carry torchtune's names: {@code weight}, {@code bias}, {@code lora_a.weight},
- * {@code lora_b.weight}. The computation runs on a {@link LoraKernels} backend (JVM by default).
+ * {@code lora_b.weight}. The computation runs on one {@link LayerKernels} binding of a {@link LoraBackend}
+ * (the {@code auto} device unless {@link #to} or the builder names one, resolved on the first forward): it owns
+ * what the backend derives from the frozen base and bias (packed panels, device buffers) and is rebound when they
+ * or the device change; the adapters go to it with every call. {@link #close} frees the binding.
  *
  * <p>Threads: {@code forward} may be called from many threads at once, in eval and in training mode. The layer
  * keeps, per thread, the activations of that thread's last forward for its {@code backward} (as autograd would),
@@ -38,11 +42,10 @@ import java.util.SplittableRandom;
  * {@code setBase}, an optimizer step, {@code train}/{@code eval}, {@code to}) must not overlap any forward or
  * backward.
  *
- * <p>Numerical guards: {@link #setCheckFinite} (or {@code -Dtornadolora.checkFinite=true} for every layer)
- * checks inputs, parameters, outputs and gradients for NaN and infinity and names the first offending tensor
+ * <p>Numerical guards: {@link #setCheckFinite} checks inputs, parameters, outputs and gradients for NaN and infinity and names the first offending tensor
  * and element ({@link NonFiniteException}); off, it costs one branch per call.
  */
-public final class LoRALinear implements LoraParams, Module {
+public final class LoRALinear implements Module, AutoCloseable {
 
     public static final List<String> ADAPTER_PARAMS = List.of("lora_a.weight", "lora_b.weight");
     /** The NF4 arguments of torchao's {@code to_nf4}, accepted with {@code quantizeBase}. */
@@ -63,7 +66,6 @@ public final class LoRALinear implements LoraParams, Module {
     private float[] loraB;
     private float[] gradA;
     private float[] gradB;
-    private long adapterVersion;
 
     private boolean training = true;
     private boolean disabled;
@@ -71,15 +73,17 @@ public final class LoRALinear implements LoraParams, Module {
     private SplittableRandom dropoutRng;
     private long dropoutDraws;
     private final long seed;
-    private LoraKernels kernels = Backends.auto();
+    /** The backend (resolved, {@code auto}, by the first forward unless set) and the binding of base and bias there. */
+    private final Binding binding = new Binding();
     /** Each thread's last forward; replaced (forgetting them all) when the adapters get new storage. */
     private volatile ThreadLocal<Saved> saved = new ThreadLocal<>();
     /** Guards what concurrent calls share: the gradients backward accumulates into and the dropout generator. */
     private final Object stateLock = new Object();
-    private boolean checkFinite = Boolean.getBoolean("tornadolora.checkFinite");
+    private boolean checkFinite;
 
-    /** The activations autograd would keep between forward and backward. */
-    private record Saved(Tensor x, float[] dropMultiplier, float[] h, boolean adapters) {}
+    /** The activations autograd would keep between forward and backward, and the binding that holds them. */
+    private record Saved(Tensor x, float[] dropMultiplier, LayerKernels.Activations activations, LayerKernels by,
+                         boolean adapters) {}
 
     /** torchtune's constructor; the weights are initialised from seed 0 (see {@link #builder}). */
     public LoRALinear(int inDim, int outDim, int rank, float alpha, float dropout, boolean useBias,
@@ -164,7 +168,6 @@ public final class LoRALinear implements LoraParams, Module {
         loraB = new float[Shapes.numel(outDim, rank)];
         gradA = new float[loraA.length];
         gradB = new float[loraB.length];
-        adapterVersion++;
     }
 
     /** The NF4 base of QLoRA: only the quantized record is kept, the fp32 weight is dropped. */
@@ -221,10 +224,11 @@ public final class LoRALinear implements LoraParams, Module {
         if (checkFinite) {
             requireFiniteParameters(x, adapters);
         }
-        float[] h = adapters ? new float[tokens * rank] : null;
         float[] y = new float[tokens * outDim];
-        kernels.forward(this, x.data(), dropMultiplier, tokens, h, y);
-        saved.set(new Saved(x, dropMultiplier, h, adapters));
+        LayerKernels k = bound();
+        LayerKernels.Activations act = k.forward(x.data(), dropMultiplier, tokens,
+                adapters ? new Adapters(loraA, loraB) : null, y);
+        saved.set(new Saved(x, dropMultiplier, act, k, adapters));
         Tensor out = new Tensor(Shapes.withLast(shape, outDim), y);
         if (checkFinite) {
             NonFiniteException.requireFinite("y", out);
@@ -258,11 +262,14 @@ public final class LoRALinear implements LoraParams, Module {
         if (checkFinite) {
             NonFiniteException.requireFinite("dy", dy);
         }
-        int tokens = Shapes.leadingRows(s.x.shape());
+        if (!binding.isCurrent(s.by)) {
+            throw new IllegalStateException("backward after the layer was rebound (to(), load(\"weight\"/\"bias\"),"
+                    + " setBase) since its forward: run the forward again");
+        }
         float[] dx = new float[s.x.numel()];
         synchronized (stateLock) {
-            kernels.backward(this, s.x.data(), s.dropMultiplier, tokens, s.h, dy.data(), dx,
-                    s.adapters ? gradA : null, s.adapters ? gradB : null);
+            s.by.backward(s.activations, dy.data(), dx, s.adapters ? new Adapters(loraA, loraB) : null,
+                    s.adapters ? new Adapters(gradA, gradB) : null);
             if (checkFinite && s.adapters) {
                 NonFiniteException.requireFinite("lora_a.weight.grad", new int[] {rank, inDim}, gradA);
                 NonFiniteException.requireFinite("lora_b.weight.grad", new int[] {outDim, rank}, gradB);
@@ -278,7 +285,7 @@ public final class LoRALinear implements LoraParams, Module {
     /**
      * Checks inputs, parameters (adapters and bias), outputs and gradients of every later forward and backward
      * for NaN and infinity, failing with a {@link NonFiniteException} that names the first offending tensor and
-     * element. Off by default (or {@code -Dtornadolora.checkFinite=true}); the check reads each tensor once.
+     * element. Off by default; the check reads each tensor once.
      */
     public LoRALinear setCheckFinite(boolean check) {
         this.checkFinite = check;
@@ -348,8 +355,8 @@ public final class LoRALinear implements LoraParams, Module {
     /** The trainable parameters for an optimizer: {@code lora_a.weight} and {@code lora_b.weight} (live arrays). */
     @Override
     public List<Parameter> parameters() {
-        return List.of(new Parameter("lora_a.weight", new int[] {rank, inDim}, loraA, gradA, this::markAdaptersUpdated),
-                new Parameter("lora_b.weight", new int[] {outDim, rank}, loraB, gradB, this::markAdaptersUpdated));
+        return List.of(new Parameter("lora_a.weight", new int[] {rank, inDim}, loraA, gradA),
+                new Parameter("lora_b.weight", new int[] {outDim, rank}, loraB, gradB));
     }
 
     /** Parameters by torchtune name; {@code weight} is the dequantized fp32 base when the base is NF4. */
@@ -388,6 +395,7 @@ public final class LoRALinear implements LoraParams, Module {
             case "weight" -> {
                 Shapes.requireEqual("weight", value.shape(), outDim, inDim);
                 weight = quantizeBase ? quantize(value.data().clone()) : new DenseWeight(outDim, inDim, value.data().clone());
+                unbind();
             }
             case "bias" -> {
                 if (!useBias) {
@@ -395,16 +403,15 @@ public final class LoRALinear implements LoraParams, Module {
                 }
                 Shapes.requireEqual("bias", value.shape(), outDim);
                 bias = value.data().clone();
+                unbind();
             }
             case "lora_a.weight" -> {
                 Shapes.requireEqual("lora_a.weight", value.shape(), rank, inDim);
                 System.arraycopy(value.data(), 0, loraA, 0, loraA.length);
-                adapterVersion++;
             }
             case "lora_b.weight" -> {
                 Shapes.requireEqual("lora_b.weight", value.shape(), outDim, rank);
                 System.arraycopy(value.data(), 0, loraB, 0, loraB.length);
-                adapterVersion++;
             }
             default -> throw new IllegalArgumentException("unknown parameter '" + name
                     + "'; expected one of weight, bias, lora_a.weight, lora_b.weight");
@@ -418,6 +425,7 @@ public final class LoRALinear implements LoraParams, Module {
                     + " but got " + Shapes.format(base.rows(), base.cols()));
         }
         this.weight = base;
+        unbind();
     }
 
     /** Zeroes the adapter gradients. */
@@ -428,24 +436,18 @@ public final class LoRALinear implements LoraParams, Module {
         }
     }
 
-    /** Tells backends holding device copies that the adapter arrays were written in place (optimizer step). */
-    public void markAdaptersUpdated() {
-        adapterVersion++;
-    }
-
     /**
      * torchtune's {@code to_empty}: gives the adapters new, uninitialised storage for {@code device} without
      * copying, and leaves the base untouched. The JVM cannot hand out uninitialised arrays, so the new storage
      * reads as zeros; call {@link #initializeParameters()} to fill it.
      */
     public void toEmpty(String device) {
-        LoraKernels k = Backends.forDevice(device);
+        LoraBackend k = Backends.forDevice(device);
         loraA = new float[loraA.length];
         loraB = new float[loraB.length];
         gradA = new float[gradA.length];
         gradB = new float[gradB.length];
-        kernels = k;
-        adapterVersion++;
+        backend(k);
         saved = new ThreadLocal<>();
     }
 
@@ -474,34 +476,53 @@ public final class LoRALinear implements LoraParams, Module {
         return disabled;
     }
 
+    /** Moves the layer to a device ({@link Backends#forDevice}); the next forward binds it there. */
     public LoRALinear to(String device) {
-        kernels = Backends.forDevice(device);
+        return backend(Backends.forDevice(device));
+    }
+
+    /** Runs the layer on this backend from the next forward on (the old binding is closed). */
+    public LoRALinear backend(LoraBackend b) {
+        binding.setBackend(b);
         return this;
     }
 
-    public LoRALinear kernels(LoraKernels k) {
-        kernels = k;
-        return this;
+    /** The backend, resolving {@code auto} when none was set. */
+    public LoraBackend backend() {
+        return binding.backend();
     }
 
-    public LoraKernels kernels() {
-        return kernels;
+    /** The binding of this layer's base and bias on its backend, made when missing. */
+    public LayerKernels bound() {
+        return binding.bound(b -> b.bind(weight, bias, rank, scale()));
     }
 
-    @Override public int inDim() { return inDim; }
-    @Override public int outDim() { return outDim; }
-    @Override public int rank() { return rank; }
+    private void unbind() {
+        binding.unbind();
+    }
+
+    /** Frees the binding (device buffers, packed weights); a later forward binds again. */
+    @Override
+    public void close() {
+        unbind();
+    }
+
+    public int inDim() { return inDim; }
+    public int outDim() { return outDim; }
+    public int rank() { return rank; }
     public float alpha() { return alpha; }
     public float dropout() { return dropout; }
     public boolean useBias() { return useBias; }
     public boolean quantizeBase() { return quantizeBase; }
     public Map<String, Object> quantizationKwargs() { return quantizationKwargs; }
-    @Override public float scale() { return alpha / rank; }
-    @Override public BaseWeight base() { return weight; }
-    @Override public float[] bias() { return bias; }
-    @Override public float[] loraA() { return loraA; }
-    @Override public float[] loraB() { return loraB; }
-    @Override public long adapterVersion() { return adapterVersion; }
+    /** alpha / rank. */
+    public float scale() { return alpha / rank; }
+    public BaseWeight base() { return weight; }
+    /** [out] or null; frozen: replace it with {@code load("bias", ...)}. */
+    public float[] bias() { return bias; }
+    /** The live adapter arrays (what the optimizer updates in place). */
+    public float[] loraA() { return loraA; }
+    public float[] loraB() { return loraB; }
 
     @Override
     public String toString() {

@@ -4,17 +4,16 @@ import dev.tornadolora.tensor.Shapes;
 
 /**
  * A trainable tensor as an optimizer sees it: its name in the state dict, its values and its gradient (both live
- * arrays of the owning module, updated in place), and a hook the optimizer calls after writing the values so the
- * module can tell device backends holding copies (see {@link LoRALinear#markAdaptersUpdated()}).
+ * arrays of the owning module, updated in place). Backends get the values with every call, so nothing needs to
+ * be told when they change.
  */
 public final class Parameter {
     private final String name;
     private final int[] shape;
     private final float[] data;
     private final float[] grad;
-    private final Runnable onUpdate;
 
-    public Parameter(String name, int[] shape, float[] data, float[] grad, Runnable onUpdate) {
+    public Parameter(String name, int[] shape, float[] data, float[] grad) {
         int n = Shapes.numel(shape);
         if (data.length != n || grad.length != n) {
             throw new IllegalArgumentException(name + ": shape " + Shapes.format(shape) + " needs " + n
@@ -24,7 +23,6 @@ public final class Parameter {
         this.shape = shape.clone();
         this.data = data;
         this.grad = grad;
-        this.onUpdate = onUpdate;
     }
 
     public String name() { return name; }
@@ -33,14 +31,9 @@ public final class Parameter {
     public float[] grad() { return grad; }
     public int numel() { return data.length; }
 
-    /** To be called after the values were changed in place. */
-    public void markUpdated() {
-        onUpdate.run();
-    }
-
     /** The same parameter under {@code prefix.name}, as a container names its children's parameters. */
     public Parameter withPrefix(String prefix) {
-        return new Parameter(prefix.isEmpty() ? name : prefix + "." + name, shape, data, grad, onUpdate);
+        return new Parameter(prefix.isEmpty() ? name : prefix + "." + name, shape, data, grad);
     }
 
     @Override

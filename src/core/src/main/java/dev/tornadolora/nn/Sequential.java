@@ -16,7 +16,7 @@ import java.util.Map;
  * ({@code "0"}, {@code "1"}, ... by default, or given, as with an {@code OrderedDict}) and their parameters
  * are listed as {@code child.param}, e.g. {@code fc1.lora_a.weight}: the keys of torchtune's state dicts.
  */
-public final class Sequential implements Module {
+public final class Sequential implements Module, AutoCloseable {
     private final Map<String, Module> children;
 
     /** Children named by position: {@code "0"}, {@code "1"}, ... */
@@ -107,6 +107,20 @@ public final class Sequential implements Module {
             if (c instanceof LoRALinear l) m.put(name, l);
         });
         return m;
+    }
+
+    /** Closes every child that holds backend resources (LoRA and frozen linear layers). */
+    @Override
+    public void close() {
+        for (Module c : children.values()) {
+            if (c instanceof AutoCloseable closeable) {
+                try {
+                    closeable.close();
+                } catch (Exception e) {
+                    throw new IllegalStateException("closing " + c + ": " + e.getMessage(), e);
+                }
+            }
+        }
     }
 
     @Override

@@ -1,10 +1,11 @@
 package dev.tornadolora.tensor;
 
 /**
- * The frozen base weight W [out, in] of a LoRA layer, dense or quantized. Kernels read it a block of rows at a
- * time, so a quantized weight is decoded tile by tile and never materialised whole.
+ * The frozen base weight W [out, in] of a LoRA layer: dense fp32 ({@link DenseWeight}) or NF4 ({@link Nf4Tensor}).
+ * Backends match the two with a pattern switch; the scalar reference reads either a block of rows at a time
+ * ({@link #decodeRows}), so a quantized weight is decoded tile by tile and never materialised whole.
  */
-public interface BaseWeight {
+public sealed interface BaseWeight permits DenseWeight, Nf4Tensor {
     /** Rows of W: the layer's output dimension. */
     int rows();
 

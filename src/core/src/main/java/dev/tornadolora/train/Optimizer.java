@@ -11,8 +11,8 @@ import java.util.Map;
 
 /**
  * An optimizer over a fixed list of {@link Parameter}s (live arrays), as {@code torch.optim.Optimizer} with one
- * parameter group. {@link #step()} updates every parameter in place from its gradient and then calls
- * {@link Parameter#markUpdated()}; the learning rate may be changed between steps (by an {@link LrScheduler}).
+ * parameter group. {@link #step()} updates every parameter in place from its gradient; the learning rate may be
+ * changed between steps (by an {@link LrScheduler}).
  *
  * <p>Its state (moment buffers, step count) can be saved and restored by name so that a training run can resume
  * exactly: see {@link #state()} and {@link #loadState}.
@@ -36,7 +36,6 @@ public abstract class Optimizer {
         steps++;
         for (int i = 0; i < params.size(); i++) {
             update(i, params.get(i));
-            params.get(i).markUpdated();
         }
     }
 

@@ -2,7 +2,7 @@ package dev.tornadolora.train;
 
 import dev.tornadolora.io.LoraMerge;
 import dev.tornadolora.kernels.Backends;
-import dev.tornadolora.kernels.LoraKernels;
+import dev.tornadolora.kernels.LoraBackend;
 import dev.tornadolora.nn.Activation;
 import dev.tornadolora.nn.LoRALinear;
 import dev.tornadolora.nn.Module;
@@ -72,8 +72,12 @@ public final class SyntheticTask {
     private final Map<String, float[]> hiddenUpdates = new LinkedHashMap<>();
 
     public SyntheticTask(Config config) {
+        this(config, Backends.forDevice(config.device()));
+    }
+
+    /** The task with its layers on {@code kernels} (the CLI's backend, made with its options). */
+    public SyntheticTask(Config config, LoraBackend kernels) {
         this.config = config;
-        LoraKernels kernels = Backends.forDevice(config.device());
         int[] sizes = config.sizes();
         Map<String, Module> studentLayers = new LinkedHashMap<>(), teacherLayers = new LinkedHashMap<>();
         SplittableRandom hiddenRng = new SplittableRandom(config.seed()).split();
@@ -88,11 +92,11 @@ public final class SyntheticTask {
             }
             LoRALinear s;
             try {
-                s = b.build().kernels(kernels);
+                s = b.build().backend(kernels);
             } catch (IllegalArgumentException e) {
                 throw new IllegalArgumentException("layer " + name + " [" + out + ", " + in + "]: " + e.getMessage(), e);
             }
-            LoRALinear t = teacherLayer(s, hiddenRng, name).kernels(kernels).eval();
+            LoRALinear t = teacherLayer(s, hiddenRng, name).backend(kernels).eval();
             studentLayers.put(name, s);
             teacherLayers.put(name, t);
             if (i < config.layers() - 1) {

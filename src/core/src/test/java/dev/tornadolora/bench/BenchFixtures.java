@@ -1,9 +1,10 @@
 package dev.tornadolora.bench;
 
+import dev.tornadolora.kernels.Adapters;
 import dev.tornadolora.kernels.Backends;
-import dev.tornadolora.kernels.LoraKernels;
-import dev.tornadolora.kernels.LoraParams;
-import dev.tornadolora.kernels.ProfilingKernels;
+import dev.tornadolora.kernels.LayerKernels;
+import dev.tornadolora.kernels.LoraBackend;
+import dev.tornadolora.tensor.BaseWeight;
 
 /**
  * For the benchmark's tests: a one-call configuration, and devices that are the JVM backend with wrong outputs,
@@ -15,26 +16,58 @@ public final class BenchFixtures {
     /** One timed call, no warm-up: the tests check what is reported, not how fast. */
     public static final BenchRunner.Config ONE_CALL = new BenchRunner.Config(1, 1, 0, 0, 3, 1e-4, 5e8);
 
+    /** A binding that hands its calls to another one (the JVM backend's). */
+    private static class Delegating implements LayerKernels {
+        final LayerKernels inner;
+
+        Delegating(LayerKernels inner) {
+            this.inner = inner;
+        }
+
+        @Override public int inDim() { return inner.inDim(); }
+        @Override public int outDim() { return inner.outDim(); }
+        @Override public int rank() { return inner.rank(); }
+
+        @Override
+        public Activations forward(float[] x, float[] mask, int tokens, Adapters adapters, float[] y) {
+            return inner.forward(x, mask, tokens, adapters, y);
+        }
+
+        @Override
+        public void backward(Activations saved, float[] dy, float[] dx, Adapters adapters, Adapters grads) {
+            inner.backward(saved, dy, dx, adapters, grads);
+        }
+
+        @Override
+        public void close() {
+            inner.close();
+        }
+    }
+
     /** The JVM backend, then one element of y (and of dx) moved by {@code relative} × the largest |value|. */
-    public static LoraKernels perturbed(String name, float yRelative, float dxRelative) {
-        LoraKernels jvm = Backends.jvm();
-        return new LoraKernels() {
+    public static LoraBackend perturbed(String name, float yRelative, float dxRelative) {
+        return new LoraBackend() {
             @Override
             public String name() {
                 return name;
             }
 
             @Override
-            public void forward(LoraParams p, float[] x, float[] m, int tokens, float[] h, float[] y) {
-                jvm.forward(p, x, m, tokens, h, y);
-                perturb(y, yRelative);
-            }
+            public LayerKernels bind(BaseWeight base, float[] bias, int rank, float scale) {
+                return new Delegating(Backends.jvm().bind(base, bias, rank, scale)) {
+                    @Override
+                    public Activations forward(float[] x, float[] mask, int tokens, Adapters adapters, float[] y) {
+                        Activations a = super.forward(x, mask, tokens, adapters, y);
+                        perturb(y, yRelative);
+                        return a;
+                    }
 
-            @Override
-            public void backward(LoraParams p, float[] x, float[] m, int tokens, float[] h, float[] dy, float[] dx,
-                                 float[] gradA, float[] gradB) {
-                jvm.backward(p, x, m, tokens, h, dy, dx, gradA, gradB);
-                perturb(dx, dxRelative);
+                    @Override
+                    public void backward(Activations saved, float[] dy, float[] dx, Adapters adapters, Adapters grads) {
+                        super.backward(saved, dy, dx, adapters, grads);
+                        perturb(dx, dxRelative);
+                    }
+                };
             }
         };
     }
@@ -46,61 +79,77 @@ public final class BenchFixtures {
     }
 
     /** A device whose kernels throw, as a broken driver would. */
-    public static LoraKernels throwing(String name) {
-        return new LoraKernels() {
+    public static LoraBackend throwing(String name) {
+        return new LoraBackend() {
             @Override
             public String name() {
                 return name;
             }
 
             @Override
-            public void forward(LoraParams p, float[] x, float[] m, int tokens, float[] h, float[] y) {
-                throw new IllegalStateException("device lost");
-            }
-
-            @Override
-            public void backward(LoraParams p, float[] x, float[] m, int tokens, float[] h, float[] dy, float[] dx,
-                                 float[] gradA, float[] gradB) {
-                throw new IllegalStateException("device lost");
+            public LayerKernels bind(BaseWeight base, float[] bias, int rank, float scale) {
+                return new Delegating(Backends.jvm().bind(base, bias, rank, scale)) {
+                    @Override
+                    public Activations forward(float[] x, float[] mask, int tokens, Adapters adapters, float[] y) {
+                        throw new IllegalStateException("device lost");
+                    }
+                };
             }
         };
     }
 
     /**
      * The JVM backend posing as a profiling accelerator: every call reports kernel 1 ms and transfer 0.25 ms;
-     * the first call of each layer also reports 7 ms of compilation.
+     * the first call of each binding also reports 7 ms of compilation; it holds 1 MiB "on the device".
      */
-    public static final class Profiled implements ProfilingKernels {
-        private final java.util.Set<LoraParams> compiled = java.util.Collections.newSetFromMap(new java.util.IdentityHashMap<>());
-        private boolean on;
-        private Profile last;
-
+    public static final class Profiled implements LoraBackend {
         @Override
         public String name() {
             return "fake:0:0";
         }
 
         @Override
-        public void setProfiling(boolean on) {
-            this.on = on;
+        public LayerKernels bind(BaseWeight base, float[] bias, int rank, float scale) {
+            return new Fake(Backends.jvm().bind(base, bias, rank, scale));
         }
 
-        @Override
-        public Profile lastProfile() {
-            return on ? last : null;
-        }
+        private static final class Fake extends Delegating implements LayerKernels.Profiling {
+            private boolean on;
+            private boolean compiled;
+            private Profile last;
 
-        @Override
-        public void forward(LoraParams p, float[] x, float[] m, int tokens, float[] h, float[] y) {
-            Backends.jvm().forward(p, x, m, tokens, h, y);
-            last = new Profile(1.5, compiled.add(p) ? 7 : 0, 1, 0.25);
-        }
+            Fake(LayerKernels inner) {
+                super(inner);
+            }
 
-        @Override
-        public void backward(LoraParams p, float[] x, float[] m, int tokens, float[] h, float[] dy, float[] dx,
-                             float[] gradA, float[] gradB) {
-            Backends.jvm().backward(p, x, m, tokens, h, dy, dx, gradA, gradB);
-            last = new Profile(1.5, 0, 1, 0.25);
+            @Override
+            public void setProfiling(boolean on) {
+                this.on = on;
+            }
+
+            @Override
+            public Profile lastProfile() {
+                return on ? last : null;
+            }
+
+            @Override
+            public long deviceBytes() {
+                return 1 << 20;
+            }
+
+            @Override
+            public Activations forward(float[] x, float[] mask, int tokens, Adapters adapters, float[] y) {
+                Activations a = super.forward(x, mask, tokens, adapters, y);
+                last = new Profile(1.5, compiled ? 0 : 7, 1, 0.25);
+                compiled = true;
+                return a;
+            }
+
+            @Override
+            public void backward(Activations saved, float[] dy, float[] dx, Adapters adapters, Adapters grads) {
+                super.backward(saved, dy, dx, adapters, grads);
+                last = new Profile(1.5, 0, 1, 0.25);
+            }
         }
     }
 }

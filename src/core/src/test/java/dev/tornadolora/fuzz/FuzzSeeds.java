@@ -3,7 +3,7 @@ package dev.tornadolora.fuzz;
 import dev.tornadolora.io.DType;
 import dev.tornadolora.io.Nf4Record;
 import dev.tornadolora.io.SafeTensorsWriter;
-import dev.tornadolora.nf4.Nf4Tensor;
+import dev.tornadolora.tensor.Nf4Tensor;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;

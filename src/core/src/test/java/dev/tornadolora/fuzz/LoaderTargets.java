@@ -5,7 +5,7 @@ import dev.tornadolora.io.LoraCheckpoint;
 import dev.tornadolora.io.Nf4Record;
 import dev.tornadolora.io.SafeTensors;
 import dev.tornadolora.kernels.ScalarLoraKernels;
-import dev.tornadolora.nf4.Nf4Tensor;
+import dev.tornadolora.tensor.Nf4Tensor;
 import dev.tornadolora.nn.LoRALinear;
 import dev.tornadolora.tensor.Tensor;
 
@@ -82,7 +82,7 @@ final class LoaderTargets {
 
     /** A forward and backward of two tokens on the reference kernels: shapes and finiteness follow the file. */
     private static void runLayer(LoRALinear layer) {
-        layer.kernels(ScalarLoraKernels.INSTANCE).eval();
+        layer.backend(ScalarLoraKernels.INSTANCE).eval();
         float[] x = new float[2 * layer.inDim()];
         Arrays.fill(x, 0.5f);
         Tensor y = layer.forward(new Tensor(new int[] {2, layer.inDim()}, x));

@@ -186,6 +186,7 @@ class LlamaLoadingTest {
                 torchtune.put(AdapterKeys.torchtuneKey(path, k.endsWith("lora_A.weight")), v);
             });
             assertTrue(torchtune.containsKey("layers.0.mlp.w1.lora_a.weight"), torchtune.keySet().toString());
+            assertEquals(torchtune.keySet(), m.adapterStateDictTorchtune().keySet());
             m.loadAdapters(torchtune);
             Map<String, Tensor> sd = m.adapterStateDict();
             for (String k : a.tensors().keySet()) assertArrayEquals(a.tensors().get(k).data(), sd.get(k).data(), k);
@@ -200,6 +201,35 @@ class LlamaLoadingTest {
             extra.put("base_model.model.model.layers.9.self_attn.q_proj.lora_A.weight", Tensor.zeros(1, 1));
             assertTrue(assertThrows(IllegalArgumentException.class, () -> m.loadAdapters(extra)).getMessage()
                     .contains("unexpected key 'base_model.model.model.layers.9"));
+        }
+    }
+
+    @Test
+    void dropoutActsInTrainingOnlyAndResumesWhereItStood() {
+        LlamaConfig c = new LlamaConfig(64, 32, 48, 2, 4, 2, 8, 1e-6, 10000, null, false, 128, 1, 2, "float32");
+        LoraSettings lora = new LoraSettings(Set.of("q_proj", "v_proj"), true, false, 4, 8f, 0.3f, false, false);
+        int[] ids = {1, 5, 9, 3, 7, 2, 8, 4}, labels = {1, 5, 9, 3, 7, 2, 8, 4};
+        try (LlamaForCausalLM a = LlamaForCausalLM.random(c, lora, 3, "jvm");
+             LlamaForCausalLM b = LlamaForCausalLM.random(c, lora, 3, "jvm")) {
+            // B starts at zero, so the adapters (and their dropout) do not change the loss: give B values first.
+            Map<String, Tensor> sd = new LinkedHashMap<>(a.adapterStateDict());
+            sd.replaceAll((k, t) -> {
+                float[] v = t.data().clone();
+                for (int i = 0; i < v.length; i++) v[i] = 0.05f * (float) Math.sin(i + k.length());
+                return new Tensor(t.shape(), v);
+            });
+            a.loadAdapters(sd);
+            b.loadAdapters(sd);
+            double eval = a.loss(ids, labels, 2, 4);
+            a.train(true);
+            b.train(true);
+            double first = a.forwardBackward(ids, labels, 2, 4, 1.0);
+            assertTrue(first != eval, "dropout changes the training loss");
+            b.resumeDropout(a.dropoutDraws());
+            assertEquals(a.forwardBackward(ids, labels, 2, 4, 1.0), b.forwardBackward(ids, labels, 2, 4, 1.0),
+                    "the resumed model draws the masks the first one draws");
+            a.train(false);
+            assertEquals(eval, a.loss(ids, labels, 2, 4), "eval mode: no dropout");
         }
     }
 }

@@ -33,7 +33,7 @@ class LoRALinearGoldenTest {
         float p = Float.parseFloat(meta.get("dropout"));
         LoRALinear layer = LoRALinear.builder(in, out).rank(rank).alpha(Float.parseFloat(meta.get("alpha")))
                 .dropout(p).bias(g.contains("bias")).device(device).build();
-        assertEquals(Backends.forDevice(device).name(), layer.kernels().name());
+        assertEquals(Backends.forDevice(device).name(), layer.backend().name());
         layer.load("weight", w);
         if (g.contains("bias")) layer.load("bias", g.f32("bias"));
         layer.load("lora_a.weight", a);

@@ -25,8 +25,7 @@ class OptimizerGoldenTest {
         List<Parameter> ps = new ArrayList<>();
         for (int i = 0; f.contains("p" + i + ".init"); i++) {
             Tensor init = f.f32("p" + i + ".init");
-            ps.add(new Parameter("p" + i, init.shape(), init.data().clone(), new float[init.numel()],
-                    updates::incrementAndGet));
+            ps.add(new Parameter("p" + i, init.shape(), init.data().clone(), new float[init.numel()]));
         }
         return ps;
     }
@@ -66,12 +65,11 @@ class OptimizerGoldenTest {
             }
         }
         assertEquals(steps, opt.stepCount());
-        assertEquals(steps * ps.size(), updates.get(), "markUpdated after every parameter update");
     }
 
     @Test
     void adamWDefaultsAreTorchs() {
-        Parameter p = new Parameter("p", new int[] {1}, new float[] {1f}, new float[] {0f}, () -> {});
+        Parameter p = new Parameter("p", new int[] {1}, new float[] {1f}, new float[] {0f});
         AdamW a = new AdamW(List.of(p));
         assertEquals(1e-3, a.lr());
         p.grad()[0] = 0.5f;
@@ -82,8 +80,8 @@ class OptimizerGoldenTest {
 
     @Test
     void zeroGradClearsEveryGradient() {
-        Parameter p = new Parameter("p", new int[] {2}, new float[2], new float[] {1f, 2f}, () -> {});
-        Parameter q = new Parameter("q", new int[] {1}, new float[1], new float[] {3f}, () -> {});
+        Parameter p = new Parameter("p", new int[] {2}, new float[2], new float[] {1f, 2f});
+        Parameter q = new Parameter("q", new int[] {1}, new float[1], new float[] {3f});
         new Sgd(List.of(p, q), 0.1).zeroGrad();
         assertArrayEquals(new float[2], p.grad());
         assertArrayEquals(new float[1], q.grad());
@@ -101,7 +99,7 @@ class OptimizerGoldenTest {
             opt.step();
         }
         List<Parameter> copy = new ArrayList<>();
-        for (Parameter p : ps) copy.add(new Parameter(p.name(), p.shape(), p.data().clone(), new float[p.numel()], () -> {}));
+        for (Parameter p : ps) copy.add(new Parameter(p.name(), p.shape(), p.data().clone(), new float[p.numel()]));
         Optimizer resumed = optimizer(f, copy);
         resumed.loadState(opt.state(), opt.stepCount());
         for (int k = 4; k <= 6; k++) {
@@ -115,7 +113,7 @@ class OptimizerGoldenTest {
 
     @Test
     void loadStateNamesMissingAndUnexpectedBuffers() {
-        Parameter p = new Parameter("fc1.lora_a.weight", new int[] {2}, new float[2], new float[2], () -> {});
+        Parameter p = new Parameter("fc1.lora_a.weight", new int[] {2}, new float[2], new float[2]);
         AdamW a = new AdamW(List.of(p));
         Map<String, Tensor> state = new java.util.LinkedHashMap<>(a.state());
         state.remove("fc1.lora_a.weight.exp_avg_sq");
@@ -133,7 +131,7 @@ class OptimizerGoldenTest {
 
     @Test
     void invalidHyperParametersAreRejectedAsTorchDoes() {
-        List<Parameter> ps = List.of(new Parameter("p", new int[] {1}, new float[1], new float[1], () -> {}));
+        List<Parameter> ps = List.of(new Parameter("p", new int[] {1}, new float[1], new float[1]));
         assertEquals("Invalid learning rate: -0.1",
                 assertThrows(IllegalArgumentException.class, () -> new AdamW(ps, -0.1)).getMessage());
         assertEquals("Invalid beta parameter at index 1: 1.0", assertThrows(IllegalArgumentException.class,

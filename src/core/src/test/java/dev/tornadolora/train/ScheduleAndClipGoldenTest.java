@@ -21,7 +21,7 @@ class ScheduleAndClipGoldenTest {
     void learningRatesMatchLambdaLR(String name) {
         SafeTensors f = Golden.open("train/sched_" + name + ".safetensors");
         var m = f.metadata();
-        Parameter p = new Parameter("p", new int[] {1}, new float[1], new float[1], () -> {});
+        Parameter p = new Parameter("p", new int[] {1}, new float[1], new float[1]);
         Sgd opt = new Sgd(List.of(p), Double.parseDouble(m.get("base_lr")));
         LrScheduler s = new LrScheduler(opt, new CosineWithWarmup(Long.parseLong(m.get("warmup")),
                 Long.parseLong(m.get("total")), Double.parseDouble(m.get("cycles"))));
@@ -52,7 +52,7 @@ class ScheduleAndClipGoldenTest {
         List<Parameter> ps = new ArrayList<>();
         for (int i = 0; f.contains("g" + i); i++) {
             var g = f.f32("g" + i);
-            ps.add(new Parameter("p" + i, g.shape(), new float[g.numel()], g.data().clone(), () -> {}));
+            ps.add(new Parameter("p" + i, g.shape(), new float[g.numel()], g.data().clone()));
         }
         double norm = GradClip.clipGradNorm(ps, Double.parseDouble(f.metadata().get("max_norm")));
         assertEquals(f.f32("total_norm").data()[0], norm, 1e-6 * norm);

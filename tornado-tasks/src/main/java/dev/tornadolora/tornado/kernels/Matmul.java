@@ -4,6 +4,7 @@ import uk.ac.manchester.tornado.api.KernelContext;
 import uk.ac.manchester.tornado.api.annotations.Parallel;
 import uk.ac.manchester.tornado.api.types.arrays.ByteArray;
 import uk.ac.manchester.tornado.api.types.arrays.FloatArray;
+import uk.ac.manchester.tornado.api.types.arrays.IntArray;
 import uk.ac.manchester.tornado.api.types.collections.VectorFloat16;
 import uk.ac.manchester.tornado.api.types.vectors.Float16;
 
@@ -31,6 +32,11 @@ import uk.ac.manchester.tornado.api.types.vectors.Float16;
  * not be multiples of the block nor the grid of the local size: a clamped duplicate (at an edge, or in the
  * padding of the grid) stores the same value as its neighbour.
  * Loop-bound parameters come in dimension order, as TornadoVM's grid scheduler expects.
+ *
+ * <p>The row count m (the batch's tokens) changes from call to call, so it travels in a device array,
+ * {@code sizes[}{@link Sizes#TOKENS}{@code ]}, and the grids cover the plan's token capacity: work-items past the
+ * batch's rows do nothing. Scalar arguments are compile-time constants, so one compiled plan serves every batch
+ * up to its capacity.
  */
 public final class Matmul {
     public static final int PANEL = 16;
@@ -54,10 +60,13 @@ public final class Matmul {
      * into B2 — and with {@code useBias = 1} the accumulators start from the bias panel.
      */
     public static void panels(FloatArray a, VectorFloat16 b, FloatArray a2, VectorFloat16 b2, VectorFloat16 bias,
-                              FloatArray c, int nPanels, int mBlocks, int m, int n, int k, int k2, int useSecond,
-                              int useBias) {
+                              FloatArray c, IntArray sizes, int nPanels, int mBlocks, int n, int k, int k2,
+                              int useSecond, int useBias) {
         for (@Parallel int p = 0; p < nPanels; p++) {
             for (@Parallel int mb = 0; mb < mBlocks; mb++) {
+              int m = sizes.get(Sizes.TOKENS);
+              if (mb * PANEL_ROWS < m) {
+                int second = useSecond * sizes.get(Sizes.ADAPTERS);
                 int r0 = Math.min(mb * PANEL_ROWS, m - 1);
                 int r1 = Math.min(r0 + 1, m - 1);
                 int r2 = Math.min(r0 + 2, m - 1);
@@ -79,7 +88,7 @@ public final class Matmul {
                     c6 = Float16.add(c6, Float16.mult(bv, splat(a.get(r6 * k + kk))));
                     c7 = Float16.add(c7, Float16.mult(bv, splat(a.get(r7 * k + kk))));
                 }
-                if (useSecond == 1) {
+                if (second == 1) {
                     for (int kk = 0; kk < k2; kk++) {
                         Float16 bv = b2.get(p * k2 + kk);
                         c0 = Float16.add(c0, Float16.mult(bv, splat(a2.get(r0 * k2 + kk))));
@@ -101,6 +110,7 @@ public final class Matmul {
                 storeRow(c, r5 * n, col, n, c5);
                 storeRow(c, r6 * n, col, n, c6);
                 storeRow(c, r7 * n, col, n, c7);
+              }
             }
         }
     }
@@ -158,10 +168,12 @@ public final class Matmul {
 
     /** Register-blocked schedule reading W in place: dimension 0 over blocks of 4 columns, 1 over pairs of rows. */
     public static void blocked(FloatArray a, FloatArray w, ByteArray codes, FloatArray scales, FloatArray codebook,
-                               FloatArray c, int nBlocks, int mBlocks, int m, int n, int k, int bTransposed, int nf4,
-                               int log2BlockSize) {
+                               FloatArray c, IntArray sizes, int nBlocks, int mBlocks, int n, int k, int bTransposed,
+                               int nf4, int log2BlockSize) {
         for (@Parallel int nb = 0; nb < nBlocks; nb++) {
             for (@Parallel int mb = 0; mb < mBlocks; mb++) {
+              int m = sizes.get(Sizes.TOKENS);
+              if (mb * BLOCK_M < m) {
                 int n0 = Math.min(nb * BLOCK_N, n - 1);
                 int n1 = Math.min(n0 + 1, n - 1);
                 int n2 = Math.min(n0 + 2, n - 1);
@@ -184,6 +196,7 @@ public final class Matmul {
                 }
                 c.set(m0 * n + n0, c00); c.set(m0 * n + n1, c01); c.set(m0 * n + n2, c02); c.set(m0 * n + n3, c03);
                 c.set(m1 * n + n0, c10); c.set(m1 * n + n1, c11); c.set(m1 * n + n2, c12); c.set(m1 * n + n3, c13);
+              }
             }
         }
     }
@@ -193,8 +206,9 @@ public final class Matmul {
      * staged). The global grid is (N, M) rounded up to TILE; {@code kTiles} = ⌈K / TILE⌉.
      */
     public static void tiled(KernelContext ctx, FloatArray a, FloatArray w, ByteArray codes, FloatArray scales,
-                             FloatArray codebook, FloatArray c, int m, int n, int k, int kTiles, int bTransposed,
-                             int nf4, int log2BlockSize) {
+                             FloatArray codebook, FloatArray c, IntArray sizes, int n, int k, int kTiles,
+                             int bTransposed, int nf4, int log2BlockSize) {
+        int m = sizes.get(Sizes.TOKENS);
         int col = ctx.globalIdx;
         int row = ctx.globalIdy;
         int lx = ctx.localIdx;

@@ -10,6 +10,8 @@ import uk.ac.manchester.tornado.api.types.vectors.Float16;
  * NF4 decoding on the device: element e of the flattened weight is {@code codebook[code(e)] · scale[e >> log2B]},
  * two codes per byte with the even element in the high nibble (torchao's layout; see {@code Nf4Tensor}).
  *
+ * Its sequential reference is the format's one scalar decode, {@code Nf4Tensor.decode} (Nf4DecodeTest).
+ *
  * <p>Written for TornadoVM's OpenCL code generator: the byte is widened to int before masking (a {@code byte}
  * {@code & 0xFF} loses its zero extension there), both nibbles are masked after an arithmetic shift (so {@code >>>}
  * is never needed), and the block index is a shift, not a division (block sizes are powers of two).
@@ -79,14 +81,5 @@ public final class Nf4Decode {
         int e = bTransposed * (c * k + kk) + (1 - bTransposed) * (kk * n + c);
         float v = element(codes, scales, codebook, e, log2BlockSize);
         return v * inside;
-    }
-
-    /** The sequential reference of {@link #dequantize}. */
-    public static void dequantizeReference(byte[] codes, float[] scales, float[] codebook, float[] w, int log2BlockSize) {
-        for (int e = 0; e < w.length; e++) {
-            int packed = codes[e >> 1] & 0xFF;
-            int code = (e & 1) == 0 ? packed >> 4 : packed & 0xF;
-            w[e] = codebook[code] * scales[e >> log2BlockSize];
-        }
     }
 }

@@ -6,6 +6,7 @@ import uk.ac.manchester.tornado.api.GridScheduler;
 import uk.ac.manchester.tornado.api.KernelContext;
 import uk.ac.manchester.tornado.api.TaskGraph;
 import uk.ac.manchester.tornado.api.types.arrays.FloatArray;
+import uk.ac.manchester.tornado.api.types.arrays.IntArray;
 import uk.ac.manchester.tornado.api.types.collections.VectorFloat16;
 
 import java.util.List;
@@ -46,14 +47,15 @@ final class BaseMatmul {
     }
 
     /**
-     * Adds the tasks computing c [m, n] from a [m, k]. {@code scratch} is the fp32 buffer of the dequantize-task
-     * variant (a VectorFloat16 on CPUs, a FloatArray on GPUs; see {@link #scratch}), else null. With
-     * {@code h != null} (forward, {@link #fusesEpilogue}) the product also adds s·h·Bᵀ (when {@code adapters})
-     * and the bias.
+     * Adds the tasks computing c [m, n] from a [m, k], m = {@code sizes[TOKENS]} ≤ {@code capacity}.
+     * {@code scratch} is the fp32 buffer of the dequantize-task variant (a VectorFloat16 on CPUs, a FloatArray on
+     * GPUs; see {@link #scratch}), else null. With {@code h != null} (forward, {@link #fusesEpilogue}) the product
+     * also adds s·h·Bᵀ (when the adapters are on at run time) and the bias.
      */
     static void add(TaskGraph g, String graphName, GridScheduler grids, String task, DeviceWeights w,
-                            Schedule schedule, Nf4Variant variant, Direction dir, Object scratch, FloatArray a,
-                            FloatArray c, int m, FloatArray h, boolean adapters) {
+                    Schedule schedule, Nf4Variant variant, Direction dir, Object scratch, FloatArray a,
+                    FloatArray c, IntArray sizes, int capacity, FloatArray h, int[] panelLocal) {
+        int m = capacity;
         int n = dir == Direction.FORWARD ? w.out : w.in;
         int k = dir == Direction.FORWARD ? w.in : w.out;
         int bT = dir.bTransposed;
@@ -66,7 +68,7 @@ final class BaseMatmul {
                 weights = (FloatArray) scratch;
             }
             int nf4 = w.nf4 && !dequantizeTask ? 1 : 0;
-            g.task(task, Matmul::tiled, new KernelContext(), a, weights, w.codes, w.scales, w.codebook, c, m, n, k,
+            g.task(task, Matmul::tiled, new KernelContext(), a, weights, w.codes, w.scales, w.codebook, c, sizes, n, k,
                     Schedule.ceilDiv(k, Matmul.TILE), bT, nf4, w.log2BlockSize);
             grids.addWorkerGrid(graphName + "." + task, Schedule.tiledGrid(m, n));
         } else if (!w.nf4 || dequantizeTask) {
@@ -77,13 +79,13 @@ final class BaseMatmul {
             }
             boolean epilogue = h != null;
             g.task(task, Matmul::panels, a, panels, epilogue ? h : w.noFloats, epilogue ? w.scaledBPanels : w.noPanels,
-                    epilogue ? w.biasPanels : w.noBiasPanels, c, Schedule.ceilDiv(n, Matmul.PANEL),
-                    Schedule.ceilDiv(m, Matmul.PANEL_ROWS), m, n, k, w.rank, epilogue && adapters ? 1 : 0,
+                    epilogue ? w.biasPanels : w.noBiasPanels, c, sizes, Schedule.ceilDiv(n, Matmul.PANEL),
+                    Schedule.ceilDiv(m, Matmul.PANEL_ROWS), n, k, w.kernelRank, epilogue && w.rank > 0 ? 1 : 0,
                     epilogue && w.hasBias ? 1 : 0);
-            grids.addWorkerGrid(graphName + "." + task, Schedule.panelGrid(m, n));
+            grids.addWorkerGrid(graphName + "." + task, Schedule.panelGrid(m, n, panelLocal[0], panelLocal[1]));
         } else {
-            g.task(task, Matmul::blocked, a, w.w, w.codes, w.scales, w.codebook, c, Schedule.ceilDiv(n, Matmul.BLOCK_N),
-                    Schedule.ceilDiv(m, Matmul.BLOCK_M), m, n, k, bT, 1, w.log2BlockSize);
+            g.task(task, Matmul::blocked, a, w.w, w.codes, w.scales, w.codebook, c, sizes,
+                    Schedule.ceilDiv(n, Matmul.BLOCK_N), Schedule.ceilDiv(m, Matmul.BLOCK_M), n, k, bT, 1, w.log2BlockSize);
             grids.addWorkerGrid(graphName + "." + task, Schedule.blockedGrid(m, n));
         }
     }

@@ -1,45 +1,47 @@
 package dev.tornadolora.tornado.plan;
 
+import dev.tornadolora.kernels.LayerKernels;
 import dev.tornadolora.tornado.kernels.AdapterKernels;
 import dev.tornadolora.tornado.kernels.Matmul;
+import dev.tornadolora.tornado.kernels.Sizes;
 import uk.ac.manchester.tornado.api.GridScheduler;
 import uk.ac.manchester.tornado.api.TaskGraph;
 import uk.ac.manchester.tornado.api.TornadoExecutionPlan;
 import uk.ac.manchester.tornado.api.TornadoExecutionResult;
 import uk.ac.manchester.tornado.api.TornadoProfilerResult;
-import dev.tornadolora.kernels.ProfilingKernels;
 import uk.ac.manchester.tornado.api.common.TornadoDevice;
 import uk.ac.manchester.tornado.api.enums.DataTransferMode;
 import uk.ac.manchester.tornado.api.enums.ProfilerMode;
 import uk.ac.manchester.tornado.api.types.arrays.FloatArray;
+import uk.ac.manchester.tornado.api.types.arrays.IntArray;
 
+import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.atomic.AtomicLong;
 
 /**
- * One execution plan for one layer at one batch shape: a forward and a backward task graph over the same
- * device-resident base. Scalars (sizes, alpha/rank, flags) are compile-time constants to TornadoVM, so a plan is
- * specialised to its token count, dropout and adapter switches; {@code TornadoLoraKernels} keeps one per shape.
+ * The one execution plan of a bound layer, for batches of up to {@code capacity} tokens: a forward and a backward
+ * task graph over the same device-resident base. The batch's token count and switches travel in the device array
+ * {@link #sizes} ({@link Sizes}), so one compiled plan serves every batch up to its capacity.
  *
  * <pre>
- *   forward  (graph 0)  base weights in once ── [dequantize → W scratch] ── matmul y = x·Wᵀ ── h = (x⊙m)·Aᵀ
- *                                           └── epilogue y += s·h·Bᵀ + b ──→ y, h
+ *   forward  (graph 0)  base in once ── [dequantize → W scratch] ── matmul y = x·Wᵀ ── h = (x⊙m)·Aᵀ
+ *                                   └── epilogue y += s·h·Bᵀ + b ──→ y
  *                       (CPU schedule: h first, then the matmul with the epilogue in its registers)
- *   backward (graph 1)  base consumed from graph 0 ── dx = dy·W ── dB, dh, dA ── dx += (dh·A)⊙m ──→ dx, dA, dB
+ *   backward (graph 1)  base, x, m, h and sizes consumed from graph 0 ── dx = dy·W ── dB, dh, dA
+ *                       ── dx += (dh·A)⊙m ──→ dx, dA, dB
  * </pre>
- * Per call only activations go in (x, mask, dy, and the adapters when the host changed them) and only y, h, dx
- * and the gradients come back.
+ * Per call only x, the mask and the adapters go in for the forward (y comes back), and dy, the adapters and the
+ * gradients for the backward (dx and the gradients come back): x, m and h stay on the device in between.
  */
-public final class LoraLayerPlan implements AutoCloseable {
+final class LoraLayerPlan implements AutoCloseable {
     private static final AtomicLong IDS = new AtomicLong();
 
     final DeviceWeights weights;
-    final int tokens;
-    final boolean useMask;
-    final boolean adapters;
-    final Schedule schedule;
+    final int capacity;
     final Nf4Variant variant;
 
+    final IntArray sizes = new IntArray(Sizes.LENGTH);
     final FloatArray x;
     final FloatArray mask;
     final FloatArray h;
@@ -53,90 +55,85 @@ public final class LoraLayerPlan implements AutoCloseable {
     private boolean profile;
     private TornadoExecutionResult lastResult;
     private boolean forwardRan;
+    /** Counts forward runs: activations name the run whose x, m and h the device holds. */
+    private long generation;
 
-    LoraLayerPlan(DeviceWeights dw, int tokens, boolean useMask, boolean adapters, TornadoDevice device,
-                  Schedule schedule, Nf4Variant variant, boolean profile) {
+    LoraLayerPlan(DeviceWeights dw, int capacity, TornadoDevice device, Schedule schedule, Nf4Variant variant,
+                  int[] panelLocal, boolean profile) {
         this.weights = dw;
-        this.tokens = tokens;
-        this.useMask = useMask;
-        this.adapters = adapters;
-        this.schedule = schedule;
+        this.capacity = capacity;
         this.variant = dw.nf4 ? variant : null;
         this.profile = profile;
-        int in = dw.in, out = dw.out, r = dw.rank;
-        x = new FloatArray(tokens * in);
-        mask = new FloatArray(useMask ? tokens * in : 1);
-        h = new FloatArray(tokens * r);
-        y = new FloatArray(tokens * out);
-        dy = new FloatArray(tokens * out);
-        dx = new FloatArray(tokens * in);
-        dh = new FloatArray(tokens * r);
+        int in = dw.in, out = dw.out, r = dw.kernelRank;
+        x = new FloatArray(capacity * in);
+        mask = new FloatArray(capacity * in);
+        h = new FloatArray(capacity * r);
+        y = new FloatArray(capacity * out);
+        dy = new FloatArray(capacity * out);
+        dx = new FloatArray(capacity * in);
+        dh = new FloatArray(capacity * r);
         gradA = new FloatArray(r * in);
         gradB = new FloatArray(out * r);
         long id = IDS.incrementAndGet();
         String fwdName = "loraForward" + id, bwdName = "loraBackward" + id;
-        int m = useMask ? 1 : 0, bias = dw.hasBias ? 1 : 0, on = adapters ? 1 : 0;
+        int bias = dw.hasBias ? 1 : 0;
         GridScheduler grids = new GridScheduler();
         var forward = BaseMatmul.Direction.FORWARD;
         var backward = BaseMatmul.Direction.BACKWARD;
 
         // The frozen arrays both graphs read move once, with the forward graph; backward consumes its buffers.
-        List<Object> fwdReads = BaseMatmul.reads(dw, schedule, variant, forward);
-        List<Object> bwdReads = BaseMatmul.reads(dw, schedule, variant, backward);
-        Object[] shared = fwdReads.stream().filter(bwdReads::contains).toArray();
+        List<Object> fwdReads = BaseMatmul.reads(dw, schedule, this.variant, forward);
+        List<Object> bwdReads = BaseMatmul.reads(dw, schedule, this.variant, backward);
+        List<Object> shared = new ArrayList<>(fwdReads.stream().filter(bwdReads::contains).toList());
         Object[] bwdOwn = bwdReads.stream().filter(o -> !fwdReads.contains(o)).toArray();
+        // ... and so do the activations backward needs: they stay on the device from forward to backward.
+        shared.addAll(List.of(sizes, x, mask, h, dw.noFloats, dw.noPanels, dw.noBiasPanels));
 
-        Object fwdScratch = BaseMatmul.scratch(dw, schedule, variant, forward);
-        Object bwdScratch = BaseMatmul.scratch(dw, schedule, variant, backward);
-        boolean fused = BaseMatmul.fusesEpilogue(dw, schedule, variant);
+        Object fwdScratch = BaseMatmul.scratch(dw, schedule, this.variant, forward);
+        Object bwdScratch = BaseMatmul.scratch(dw, schedule, this.variant, backward);
+        boolean fused = BaseMatmul.fusesEpilogue(dw, schedule, this.variant);
         TaskGraph fwd = new TaskGraph(fwdName)
                 .transferToDevice(DataTransferMode.FIRST_EXECUTION, fwdReads.toArray())
                 .transferToDevice(DataTransferMode.FIRST_EXECUTION, dw.bias, dw.biasPanels, dw.noFloats, dw.noPanels,
-                        dw.noBiasPanels)
-                .transferToDevice(DataTransferMode.EVERY_EXECUTION, x, mask, dw.a, dw.b, dw.aPanels, dw.scaledBPanels);
+                        dw.noBiasPanels, h)
+                .transferToDevice(DataTransferMode.EVERY_EXECUTION, sizes, x, mask, dw.a, dw.b, dw.aPanels,
+                        dw.scaledBPanels);
         if (fwdScratch != null) {
             fwd.transferToDevice(DataTransferMode.FIRST_EXECUTION, fwdScratch); // allocates it; tasks fill it
         }
         if (fused) {
             // h = (x⊙m)·Aᵀ as a small panel matmul, then the base product with y += s·h·Bᵀ + b in its registers.
-            FloatArray xd = x;
-            if (useMask) {
-                xd = new FloatArray(tokens * in);
-                fwd.task("dropout", AdapterKernels::dropout, x, mask, xd, tokens * in);
-            }
-            fwd.task("down", Matmul::panels, xd, dw.aPanels, dw.noFloats, dw.noPanels, dw.noBiasPanels, h,
-                    Schedule.ceilDiv(r, Matmul.PANEL), Schedule.ceilDiv(tokens, Matmul.PANEL_ROWS), tokens, r, in, 0, 0, 0);
-            grids.addWorkerGrid(fwdName + ".down", Schedule.panelGrid(tokens, r));
-            BaseMatmul.add(fwd, fwdName, grids, "base", dw, schedule, variant, forward, fwdScratch, x, y, tokens, h, adapters);
+            FloatArray xd = new FloatArray(capacity * in);
+            fwd.task("dropout", AdapterKernels::dropout, x, mask, xd, sizes, capacity, in);
+            fwd.task("down", Matmul::panels, xd, dw.aPanels, dw.noFloats, dw.noPanels, dw.noBiasPanels, h, sizes,
+                    Schedule.ceilDiv(r, Matmul.PANEL), Schedule.ceilDiv(capacity, Matmul.PANEL_ROWS), r, in, 0, 0, 0);
+            grids.addWorkerGrid(fwdName + ".down", Schedule.panelGrid(capacity, r, panelLocal[0], panelLocal[1]));
+            BaseMatmul.add(fwd, fwdName, grids, "base", dw, schedule, this.variant, forward, fwdScratch, x, y, sizes,
+                    capacity, h, panelLocal);
         } else {
-            BaseMatmul.add(fwd, fwdName, grids, "base", dw, schedule, variant, forward, fwdScratch, x, y, tokens, null, false);
-            fwd.task("down", AdapterKernels::down, x, mask, dw.a, h, r, tokens, in, m)
-               .task("epilogue", AdapterKernels::epilogue, y, h, dw.b, dw.bias, out, tokens, r, dw.scale, bias, on);
+            BaseMatmul.add(fwd, fwdName, grids, "base", dw, schedule, this.variant, forward, fwdScratch, x, y, sizes,
+                    capacity, null, panelLocal);
+            fwd.task("down", AdapterKernels::down, x, mask, dw.a, h, sizes, r, capacity, in)
+               .task("epilogue", AdapterKernels::epilogue, y, h, dw.b, dw.bias, sizes, out, capacity, r, dw.scale, bias);
         }
-        fwd.transferToHost(DataTransferMode.EVERY_EXECUTION, y, h);
-        if (shared.length > 0) {
-            fwd.persistOnDevice(shared);
-        }
+        fwd.transferToHost(DataTransferMode.EVERY_EXECUTION, y);
+        fwd.persistOnDevice(shared.toArray());
 
-        TaskGraph bwd = new TaskGraph(bwdName);
-        if (shared.length > 0) {
-            bwd.consumeFromDevice(fwdName, shared);
-        }
+        TaskGraph bwd = new TaskGraph(bwdName).consumeFromDevice(fwdName, shared.toArray());
         if (bwdOwn.length > 0) {
             bwd.transferToDevice(DataTransferMode.FIRST_EXECUTION, bwdOwn);
         }
         if (bwdScratch != null) {
             bwd.transferToDevice(DataTransferMode.FIRST_EXECUTION, bwdScratch);
         }
-        bwd.transferToDevice(DataTransferMode.FIRST_EXECUTION, dw.noFloats, dw.noPanels, dw.noBiasPanels);
-        bwd.transferToDevice(DataTransferMode.EVERY_EXECUTION, x, mask, h, dy, dw.a, dw.b, gradA, gradB);
-        BaseMatmul.add(bwd, bwdName, grids, "baseGrad", dw, schedule, variant, backward, bwdScratch, dy, dx, tokens,
-                null, false);
-        if (adapters) {
-            bwd.task("gradB", AdapterKernels::gradB, dy, h, gradB, r, out, tokens, dw.scale, 1)
-               .task("gradH", AdapterKernels::gradH, dy, dw.b, dh, r, tokens, out, dw.scale)
-               .task("gradA", AdapterKernels::gradA, dh, x, mask, gradA, in, r, tokens, m, 1)
-               .task("dxLora", AdapterKernels::dxLora, dx, dh, dw.a, mask, in, tokens, r, m);
+        bwd.transferToDevice(DataTransferMode.EVERY_EXECUTION, dy, dw.backwardA, dw.backwardB, gradA, gradB);
+        BaseMatmul.add(bwd, bwdName, grids, "baseGrad", dw, schedule, this.variant, backward, bwdScratch, dy, dx,
+                sizes, capacity, null, panelLocal);
+        if (dw.rank > 0) {
+            bwd.task("gradB", AdapterKernels::gradB, dy, h, gradB, sizes, r, out, dw.scale)
+               .task("gradH", AdapterKernels::gradH, dy, dw.backwardB, dh, sizes, r, capacity, out, dw.scale)
+               .task("gradA", AdapterKernels::gradA, dh, x, mask, gradA, sizes, in, r)
+               .task("dxLora", AdapterKernels::dxLora, dx, dh, dw.backwardA, mask, sizes, in, capacity, r);
         }
         bwd.transferToHost(DataTransferMode.EVERY_EXECUTION, dx, gradA, gradB);
 
@@ -152,19 +149,23 @@ public final class LoraLayerPlan implements AutoCloseable {
         }
     }
 
-    /** Runs the forward graph on the inputs already copied into {@link #x} and {@link #mask}. */
-    void forward() {
+    /** Runs the forward graph on the inputs already copied into {@link #sizes}, {@link #x} and {@link #mask}. */
+    long forward() {
         lastResult = plan.withGraph(0).execute();
+        countAllocations(0);
         forwardRan = true;
+        return ++generation;
     }
 
-    boolean forwardRan() {
-        return forwardRan;
+    /** Whether the device holds the activations of forward run {@code g}. */
+    boolean holds(long g) {
+        return forwardRan && g == generation;
     }
 
-    /** Runs the backward graph; {@link #forward} must have run once (it puts the base on the device). */
+    /** Runs the backward graph on the activations of the last forward. */
     void backward() {
         lastResult = plan.withGraph(1).execute();
+        countAllocations(1);
     }
 
     void setProfiling(boolean on) {
@@ -176,18 +177,36 @@ public final class LoraLayerPlan implements AutoCloseable {
         }
     }
 
+    /** Each graph's device buffers in bytes as TornadoVM's profiler reported them on its last profiled run. */
+    private final long[] graphBytes = {-1, -1};
+
+    /** Notes the device buffers the last run of {@code graph} holds (reported while the profiler is on). */
+    private void countAllocations(int graph) {
+        if (profile) {
+            graphBytes[graph] = lastResult.getProfilerResult().getTotalDeviceMemoryUsage();
+        }
+    }
+
+    /**
+     * Device memory of the plan's buffers (base, activations, adapters), by TornadoVM's profiler over both graphs;
+     * -1 until both ran with the profiler on.
+     */
+    long deviceBytes() {
+        return graphBytes[0] < 0 || graphBytes[1] < 0 ? -1 : graphBytes[0] + graphBytes[1];
+    }
+
     /** TornadoVM's per-task profile log (JSON) of the last run, or null when profiling is off. */
     String profileLog() {
         return profile && lastResult != null ? lastResult.getProfilerResult().getProfileLog() : null;
     }
 
     /** The profile of the last run in milliseconds, or null when profiling is off. */
-    ProfilingKernels.Profile profile() {
+    LayerKernels.Profiling.Profile profile() {
         if (!profile || lastResult == null) {
             return null;
         }
         TornadoProfilerResult r = lastResult.getProfilerResult();
-        return new ProfilingKernels.Profile(r.getTotalTime() / 1e6, r.getCompileTime() / 1e6,
+        return new LayerKernels.Profiling.Profile(r.getTotalTime() / 1e6, r.getCompileTime() / 1e6,
                 r.getDeviceKernelTime() / 1e6, r.getDataTransfersTime() / 1e6);
     }
 

@@ -10,14 +10,8 @@ public enum Nf4Variant {
     /** Batches of at least this many tokens dequantize first: the decode is then shared by many rows. */
     public static final int DEQUANTIZE_FROM_TOKENS = 16;
 
-    /** {@code -Dtornadolora.nf4.variant=DEQUANTIZE_TASK|FUSED}, or null (the default: chosen per batch). */
-    public static Nf4Variant configured() {
-        String v = System.getProperty("tornadolora.nf4.variant");
-        return v == null || v.equalsIgnoreCase("auto") ? null : valueOf(v);
-    }
-
     /**
-     * The variant for a batch: {@code forced} when given, else the fused kernel for a few tokens (the weight is
+     * The variant for a plan's token capacity: {@code forced} when given, else the fused kernel for a few tokens (the weight is
      * read once either way, and decoding in the loop saves writing and reading a scratch) and the dequantize task
      * for larger batches (the fp32 panel matmul is several times faster than decoding in the loop).
      */

@@ -17,12 +17,8 @@ public enum Schedule {
     /** {@link Matmul#tiled}: 16 × 16 local-memory tiles. */
     GPU_TILED;
 
-    /** The schedule for a device type; {@code -Dtornadolora.schedule=CPU_PANELS|GPU_TILED} overrides it. */
+    /** The schedule for a device type (TornadoOptions#schedule overrides it). */
     public static Schedule forDevice(TornadoDevice device) {
-        String forced = System.getProperty("tornadolora.schedule");
-        if (forced != null) {
-            return valueOf(forced);
-        }
         return device.getDeviceType() == TornadoDeviceType.CPU ? CPU_PANELS : GPU_TILED;
     }
 
@@ -33,17 +29,9 @@ public enum Schedule {
         return g;
     }
 
-    /** The grid of {@link Matmul#panels} for c [m, n]: panels × blocks of 8 rows, 16 × 16 work-groups (PoCL). */
-    static WorkerGrid panelGrid(int m, int n) {
-        return grid(ceilDiv(n, Matmul.PANEL), ceilDiv(m, Matmul.PANEL_ROWS), PANEL_LOCAL[0], PANEL_LOCAL[1]);
-    }
-
-    /** Work-group of the panel matmul, {@code -Dtornadolora.panelLocal=XxY} (default 16x16). */
-    private static final int[] PANEL_LOCAL = parseLocal(System.getProperty("tornadolora.panelLocal", "16x16"));
-
-    private static int[] parseLocal(String s) {
-        String[] p = s.split("x");
-        return new int[] {Integer.parseInt(p[0].trim()), Integer.parseInt(p[1].trim())};
+    /** The grid of {@link Matmul#panels} for c [m, n]: panels × blocks of 8 rows, in lx × ly work-groups. */
+    static WorkerGrid panelGrid(int m, int n, int lx, int ly) {
+        return grid(ceilDiv(n, Matmul.PANEL), ceilDiv(m, Matmul.PANEL_ROWS), lx, ly);
     }
 
     /** The grid of {@link Matmul#blocked} for c [m, n]: blocks of 4 columns × pairs of rows, 8 × 32 work-groups. */

@@ -31,11 +31,11 @@ final class Gemm {
     /** Columns of a B panel. */
     static final int NRL = NR * L;
     /** Rows of a B panel (K block); a multiple of 2L so NF4 panels start on whole units. */
-    static final int KB = roundUp(Integer.getInteger("tornadolora.kb", 512), 2 * L);
+    static final int KB = roundUp(512, 2 * L);
     /** Panels that one thread sweeps per K block while the packed A block stays in cache. */
-    static final int PANEL_GROUP = Integer.getInteger("tornadolora.panelGroup", 8);
+    static final int PANEL_GROUP = 8;
     /** Rows of A packed at a time, bounding the packed copy for very many tokens. */
-    static final int MAX_CHUNK_ROWS = roundUp(Integer.getInteger("tornadolora.chunkRows", 1024), MR);
+    static final int MAX_CHUNK_ROWS = roundUp(1024, MR);
 
     private static final ThreadLocal<float[]> PANEL = ThreadLocal.withInitial(() -> new float[KB * NRL]);
     private static final ThreadLocal<float[]> TILE = ThreadLocal.withInitial(() -> new float[MR * NRL]);
@@ -92,13 +92,26 @@ final class Gemm {
     /** One product A·B with inner dimension k. */
     record Term(Left a, Right b, int k) {}
 
-    /** C += Σ A·B over the terms; C is row-major with row stride ldc. */
+    /**
+     * C += Σ A·B over the terms; C is row-major with row stride ldc (the generic fp32 GEMM: A row-major or
+     * transposed by {@link Left}'s strides, B by a {@link Right}), on the process-wide threads.
+     */
     static void multiplyAdd(int m, int n, float[] c, int ldc, Term... terms) {
-        multiplyAdd(m, n, c, ldc, null, terms);
+        multiplyAdd(Parallel.common(), m, n, c, ldc, null, terms);
+    }
+
+    /** C += (Σ A·B) ⊙ G on the process-wide {@link Parallel#common()} threads. */
+    static void multiplyAdd(int m, int n, float[] c, int ldc, float[] g, Term... terms) {
+        multiplyAdd(Parallel.common(), m, n, c, ldc, g, terms);
+    }
+
+    /** C += Σ A·B on the given threads (a backend's). */
+    static void multiplyAdd(Parallel par, int m, int n, float[] c, int ldc, Term... terms) {
+        multiplyAdd(par, m, n, c, ldc, null, terms);
     }
 
     /** C += (Σ A·B) ⊙ G (G indexed like C), or plain C += Σ A·B when g is null. */
-    static void multiplyAdd(int m, int n, float[] c, int ldc, float[] g, Term... terms) {
+    static void multiplyAdd(Parallel par, int m, int n, float[] c, int ldc, float[] g, Term... terms) {
         if (m == 0 || n == 0) {
             return;
         }
@@ -110,12 +123,12 @@ final class Gemm {
         int chunkRows = roundUp((m + chunks - 1) / chunks, MR);
         for (int m0 = 0; m0 < m; m0 += chunkRows) {
             int rows = Math.min(chunkRows, m - m0);
-            float[] packed = pack(terms, m0, rows, kTotal);
-            multiplyChunk(m0, rows, n, c, ldc, g, terms, packed, kTotal);
+            float[] packed = pack(par, terms, m0, rows, kTotal);
+            multiplyChunk(par, m0, rows, n, c, ldc, g, terms, packed, kTotal);
         }
     }
 
-    private static float[] pack(Term[] terms, int m0, int rows, int kTotal) {
+    private static float[] pack(Parallel par, Term[] terms, int m0, int rows, int kTotal) {
         int blocks = (rows + MR - 1) / MR;
         float[] packed = PACKED.get();
         if (packed.length < blocks * kTotal * MR) {
@@ -129,9 +142,9 @@ final class Gemm {
             int k = t.k(), kOff = kg;
             if (a.rowStride() == 1 && a.mul() == null) {
                 // A transpose (dyᵀ, dhᵀ): a row of the source holds element k of every row block, so pack by k.
-                Parallel.forRange(k, 16, (k0, k1) -> packTransposed(a, m0, rows, k0, k1, kTotal, kOff, dst));
+                par.range(k, 16, (k0, k1) -> packTransposed(a, m0, rows, k0, k1, kTotal, kOff, dst));
             } else {
-                Parallel.forRange(blocks, 1, (b0, b1) -> {
+                par.range(blocks, 1, (b0, b1) -> {
                     for (int b = b0; b < b1; b++) {
                         packRows(a, m0 + b * MR, Math.min(MR, rows - b * MR), k, dst, (b * kTotal + kOff) * MR);
                     }
@@ -192,18 +205,18 @@ final class Gemm {
         }
     }
 
-    private static void multiplyChunk(int m0, int rows, int n, float[] c, int ldc, float[] g, Term[] terms,
+    private static void multiplyChunk(Parallel par, int m0, int rows, int n, float[] c, int ldc, float[] g, Term[] terms,
                                       float[] packed, int kTotal) {
         int blocks = (rows + MR - 1) / MR;
         int panels = (n + NRL - 1) / NRL;
-        if (panels >= Parallel.threads() || panels >= blocks) {
-            Parallel.forRange(panels, PANEL_GROUP, (p0, p1) -> {
+        if (panels >= par.size() || panels >= blocks) {
+            par.range(panels, PANEL_GROUP, (p0, p1) -> {
                 for (int g0 = p0; g0 < p1; g0 += PANEL_GROUP) {
                     sweep(m0, rows, 0, blocks, g0, Math.min(p1, g0 + PANEL_GROUP), n, c, ldc, g, terms, packed, kTotal);
                 }
             });
         } else {
-            Parallel.forRange(blocks, 1, (b0, b1) ->
+            par.range(blocks, 1, (b0, b1) ->
                     sweep(m0, rows, b0, b1, 0, panels, n, c, ldc, g, terms, packed, kTotal));
         }
     }

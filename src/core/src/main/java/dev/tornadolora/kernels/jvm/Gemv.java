@@ -1,6 +1,6 @@
 package dev.tornadolora.kernels.jvm;
 
-import dev.tornadolora.nf4.Nf4Tensor;
+import dev.tornadolora.tensor.Nf4Tensor;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.VectorShuffle;
@@ -162,6 +162,81 @@ final class Gemv {
                     }
                 }
             }
+        }
+    }
+
+    /** Rows of W per chunk of {@link #transposedRow}: fixed, so the sums' order does not depend on the threads. */
+    static final int ROW_CHUNK = 256;
+
+    /**
+     * dx[i] = Σ_j dy[j]·W[j, i] for one token, reading W row by row as the forward GEMV does (the same bytes, in
+     * the same order; NF4 decoded in registers): chunk c of {@link #ROW_CHUNK} rows adds its rows, scaled by dy,
+     * into its own partial sum, and the partials are added in chunk order. Streaming W beats walking it column
+     * block by column block (1 KiB per row at a stride of a whole row).
+     */
+    static void transposedRow(Parallel par, float[] dense, Nf4Tensor nf4, int rows, int cols, float[] dy, float[] dx) {
+        int chunks = (rows + ROW_CHUNK - 1) / ROW_CHUNK;
+        float[] partial = new float[chunks * cols];
+        boolean inRegisters = nf4 != null && decodesInRegisters(nf4);
+        par.range(chunks, 1, (c0, c1) -> {
+            for (int c = c0; c < c1; c++) {
+                int off = c * cols;
+                for (int j = c * ROW_CHUNK, end = Math.min(rows, j + ROW_CHUNK); j < end; j++) {
+                    float g = dy[j];
+                    if (g == 0f) {
+                        continue;
+                    }
+                    if (dense != null) {
+                        axpy(g, dense, j * cols, partial, off, cols);
+                    } else if (inRegisters) {
+                        axpyDecoded(g, nf4, j, partial, off);
+                    } else {
+                        float[] row = ROW.get();
+                        if (row.length < cols) {
+                            row = new float[cols];
+                            ROW.set(row);
+                        }
+                        Nf4Decoder.decode(nf4, j * cols, cols, row, 0);
+                        axpy(g, row, 0, partial, off, cols);
+                    }
+                }
+            }
+        });
+        par.range(cols, Nf4Decoder.UNIT * 16, (i0, i1) -> {
+            for (int i = i0; i < i1; i++) {
+                float sum = 0f;
+                for (int c = 0; c < chunks; c++) {
+                    sum += partial[c * cols + i];
+                }
+                // a partial of decoded rows holds each unit's even elements, then its odd ones
+                int e = inRegisters ? interleavedIndex(i) : i;
+                dx[e] = sum;
+            }
+        });
+    }
+
+    /** The element an index of a {@linkplain Nf4Decoder#deinterleave deinterleaved} row stands for. */
+    private static int interleavedIndex(int i) {
+        int u = i - i % Nf4Decoder.UNIT, l = i - u;
+        return l < L ? u + 2 * l : u + 2 * (l - L) + 1;
+    }
+
+    /** y[yOff ..] += a·W[j, :] for an NF4 W decoded in registers, y in deinterleaved order (evens, odds per unit). */
+    private static void axpyDecoded(float a, Nf4Tensor w, int j, float[] y, int yOff) {
+        int in = w.cols(), blockSize = w.blockSize();
+        boolean pow2 = Integer.bitCount(blockSize) == 1;
+        int shift = Integer.numberOfTrailingZeros(blockSize);
+        byte[] packed = w.packedCodes();
+        float[] scales = w.blockScales();
+        int e0 = j * in;
+        for (int i = 0; i < in; i += Nf4Decoder.UNIT) {
+            int e = e0 + i;
+            float scale = a * scales[pow2 ? e >>> shift : e / blockSize];
+            IntVector bytes = Nf4Decoder.loadUnit(packed, e >> 1);
+            int o = yOff + i;
+            Nf4Decoder.evens(bytes).fma(FloatVector.broadcast(F, scale), FloatVector.fromArray(F, y, o)).intoArray(y, o);
+            Nf4Decoder.odds(bytes).fma(FloatVector.broadcast(F, scale), FloatVector.fromArray(F, y, o + L))
+                    .intoArray(y, o + L);
         }
     }
 

@@ -1,6 +1,6 @@
 package dev.tornadolora.kernels.jvm;
 
-import dev.tornadolora.nf4.Nf4Tensor;
+import dev.tornadolora.tensor.Nf4Tensor;
 import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
@@ -119,13 +119,9 @@ final class Nf4Decoder {
         }
     }
 
-    /** Any range, element by element: the layout's definition. */
+    /** Any range, element by element: the format's one scalar decode, {@link Nf4Tensor#decode}. */
     static void decodeScalar(Nf4Tensor w, int e0, int count, float[] dst, int off) {
-        float[] scales = w.blockScales();
-        int blockSize = w.blockSize();
-        for (int e = e0, end = e0 + count; e < end; e++) {
-            dst[off++] = Nf4Tensor.codebook(w.code(e)) * scales[e / blockSize];
-        }
+        w.decode(e0, count, dst, off);
     }
 
     private static VectorSpecies<Byte> byteSpecies() {

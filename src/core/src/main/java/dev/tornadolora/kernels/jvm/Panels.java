@@ -1,11 +1,9 @@
 package dev.tornadolora.kernels.jvm;
 
-import dev.tornadolora.nf4.Nf4Tensor;
+import dev.tornadolora.tensor.Nf4Tensor;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorMask;
 
-import java.util.Map;
-import java.util.WeakHashMap;
 
 import static dev.tornadolora.kernels.jvm.Gemm.F;
 import static dev.tornadolora.kernels.jvm.Gemm.KB;
@@ -20,35 +18,13 @@ import static dev.tornadolora.kernels.jvm.Gemm.NRL;
 final class Panels {
     private static final ThreadLocal<float[]> ROWS = ThreadLocal.withInitial(() -> new float[NRL * KB]);
 
-    /**
-     * fp32 weights packed as Wᵀ panels, kept while the weight's array lives (weak keys by identity). The forward
-     * pass would otherwise transpose every panel on every call; the price is one more copy of each fp32 base.
-     * {@code -Dtornadolora.packedWeights=false} turns the cache off.
-     */
-    private static final Map<float[], PackedWeight> PACKED = new WeakHashMap<>();
-
-    /** Wᵀ panels of a weight whose rows are rowLen long (the same array could be viewed with another shape). */
-    private record PackedWeight(int rowLen, float[] panels) {}
-    private static final boolean CACHE = Boolean.parseBoolean(System.getProperty("tornadolora.packedWeights", "true"));
-
     private Panels() {}
 
-    /** Wᵀ for an fp32 W [N × rowLen], packed once per weight and then read in place. */
-    static Gemm.Right transposedPacked(float[] w, int rowLen) {
-        if (!CACHE) {
-            return transposed(w, rowLen);
-        }
-        PackedWeight packed;
-        synchronized (PACKED) {
-            packed = PACKED.get(w);
-        }
-        if (packed == null || packed.rowLen() != rowLen) {
-            packed = new PackedWeight(rowLen, packTransposed(w, rowLen));
-            synchronized (PACKED) {
-                PACKED.put(w, packed);
-            }
-        }
-        float[] panels = packed.panels();
+    /**
+     * Wᵀ for an fp32 W [N × rowLen], read in place from {@code panels}, which {@link #packTransposed} made from
+     * W (a layer binding packs its base once and keeps the panels).
+     */
+    static Gemm.Right transposedPacked(float[] w, int rowLen, float[] panels) {
         Gemm.Right fallback = transposed(w, rowLen);
         return new Gemm.Right() {
             @Override
@@ -63,12 +39,13 @@ final class Panels {
         };
     }
 
-    private static float[] packTransposed(float[] w, int rowLen) {
+    /** The Wᵀ panels of W [N × rowLen], as {@link Gemm.Right#packed()} reads them. */
+    static float[] packTransposed(Parallel par, float[] w, int rowLen) {
         int n = w.length / rowLen;
         int panels = (n + NRL - 1) / NRL;
         float[] packed = new float[panels * rowLen * NRL];
         Gemm.Right src = transposed(w, rowLen);
-        Parallel.forRange(panels, 1, (p0, p1) -> {
+        par.range(panels, 1, (p0, p1) -> {
             float[] panel = new float[KB * NRL];
             for (int p = p0; p < p1; p++) {
                 for (int k0 = 0; k0 < rowLen; k0 += KB) {

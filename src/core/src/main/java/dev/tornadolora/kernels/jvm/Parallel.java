@@ -7,35 +7,71 @@ import java.util.concurrent.ForkJoinTask;
 import java.util.concurrent.atomic.AtomicInteger;
 
 /**
- * Splits an index range over the JVM backend's threads: by default all cores; {@code -Dtornadolora.threads=N}
- * or {@link #setThreads} to change it. The calling thread works too, so N threads means N threads working,
- * N − 1 of them from a dedicated pool.
+ * Splits an index range over a JVM backend's threads ({@link JvmOptions#threads()}). The calling thread works
+ * too, so N threads means N threads working, N − 1 of them from this object's pool (daemon threads, started on
+ * first use, so that an unused backend costs nothing). The static {@link #forRange} and {@link #threads()} use one
+ * process-wide instance on all cores, for code outside a backend (the Llama ops).
  */
 public final class Parallel {
-    private static volatile ForkJoinPool pool;
-    private static volatile int threads;
+    private static volatile Parallel common;
 
-    static {
-        setThreads(Integer.getInteger("tornadolora.threads", Runtime.getRuntime().availableProcessors()));
+    private final int threads;
+    private volatile ForkJoinPool pool;
+
+    /** n ≥ 1 threads, the caller's among them. */
+    public Parallel(int threads) {
+        if (threads < 1) {
+            throw new IllegalArgumentException("threads must be at least 1, got " + threads);
+        }
+        this.threads = threads;
     }
 
-    private Parallel() {}
+    /** The process-wide instance on all cores (made on first use). */
+    public static Parallel common() {
+        Parallel p = common;
+        if (p == null) {
+            synchronized (Parallel.class) {
+                p = common;
+                if (p == null) {
+                    common = p = new Parallel(Runtime.getRuntime().availableProcessors());
+                }
+            }
+        }
+        return p;
+    }
 
+    /** {@link #range} on the {@link #common()} instance. */
+    public static void forRange(int n, int grain, RangeBody body) {
+        common().range(n, grain, body);
+    }
+
+    /** The {@link #common()} instance's thread count. */
     public static int threads() {
+        return common().size();
+    }
+
+    /** This instance's thread count. */
+    public int size() {
         return threads;
     }
 
-    /** Uses n threads from now on (n ≥ 1). */
-    public static synchronized void setThreads(int n) {
-        if (n < 1) {
-            throw new IllegalArgumentException("threads must be at least 1, got " + n);
+    private ForkJoinPool pool() {
+        ForkJoinPool p = pool;
+        if (p == null && threads > 1) {
+            synchronized (this) {
+                p = pool;
+                if (p == null) {
+                    p = new ForkJoinPool(threads - 1, pool -> {
+                        var t = ForkJoinPool.defaultForkJoinWorkerThreadFactory.newThread(pool);
+                        t.setDaemon(true);
+                        t.setName("tornado-lora-jvm-" + t.getPoolIndex());
+                        return t;
+                    }, null, false);
+                    pool = p;
+                }
+            }
         }
-        ForkJoinPool old = pool;
-        pool = n > 1 ? new ForkJoinPool(n - 1) : null;
-        threads = n;
-        if (old != null) {
-            old.shutdown();
-        }
+        return p;
     }
 
     /** A body over a half-open range {@code [from, to)}. */
@@ -50,8 +86,8 @@ public final class Parallel {
      * left. On a machine shared with other processes a thread that gets less CPU then takes fewer chunks, instead
      * of holding everyone up with a fixed share. Runs inline when one chunk suffices.
      */
-    public static void forRange(int n, int grain, RangeBody body) {
-        ForkJoinPool p = pool;
+    public void range(int n, int grain, RangeBody body) {
+        ForkJoinPool p = n > grain ? pool() : null;
         int maxChunks = p == null ? 1 : threads * CHUNKS_PER_THREAD;
         int chunks = Math.min(maxChunks, Math.max(1, (n + grain - 1) / grain));
         if (chunks <= 1) {
@@ -96,6 +132,6 @@ public final class Parallel {
         }
     }
 
-    /** Chunks per thread in {@link #forRange}: enough to even out a thread slowed down by other processes. */
+    /** Chunks per thread in {@link #range}: enough to even out a thread slowed down by other processes. */
     static final int CHUNKS_PER_THREAD = 4;
 }

@@ -53,7 +53,7 @@ public final class CausalAttention {
                     for (int j = 0; j < n; j++) p[o + j] *= invSum;
                     java.util.Arrays.fill(p, o + n, o + blockEnd(i), 0f);
                     java.util.Arrays.fill(out, qBase + i * qw, qBase + i * qw + d, 0f);
-                    if (lse != null) lse[pair * seq + i] = m + (float) Math.log(sum);
+                    if (lse != null) lse[pair * seq + i] = m + (float) StrictMath.log(sum);
                 }
                 // O = P·V, row block by row block up to its diagonal.
                 for (int i0 = 0; i0 < seq; i0 += 4) {

@@ -54,7 +54,7 @@ public final class CausalLmLoss {
                 int eo = dLogits != null ? o : 0;
                 if (e != logits) System.arraycopy(logits, o, e, eo, vocab);
                 float sum = Vec.expInPlace(vocab, e, eo, 1f, m);
-                rowLoss[t] = m + Math.log(sum) - zy;
+                rowLoss[t] = m + StrictMath.log(sum) - zy;
                 if (dLogits != null) {
                     float k = g / sum;
                     for (int i = 0; i < vocab; i++) dLogits[o + i] *= k;

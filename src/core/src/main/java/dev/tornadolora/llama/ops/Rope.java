@@ -33,7 +33,7 @@ public final class Rope {
         float[] inv = new float[half];
         for (int i = 0; i < half; i++) {
             float e = (float) (2 * i) / (float) dim;
-            inv[i] = 1.0f / (float) Math.pow(theta, e);
+            inv[i] = 1.0f / (float) StrictMath.pow(theta, e);
         }
         if (scaling != null) {
             float factor = (float) scaling.factor();
@@ -67,8 +67,8 @@ public final class Rope {
         for (int p = 0; p < seq; p++) {
             for (int i = 0; i < half; i++) {
                 float f = (float) p * invFreq[i];
-                c[p * half + i] = (float) Math.cos(f);
-                s[p * half + i] = (float) Math.sin(f);
+                c[p * half + i] = (float) StrictMath.cos(f);
+                s[p * half + i] = (float) StrictMath.sin(f);
             }
         }
         return new Tables(seq, half, c, s);

@@ -2,7 +2,6 @@ package dev.tornadolora.llama.ops;
 
 import dev.tornadolora.kernels.jvm.Parallel;
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorOperators;
 
 import static dev.tornadolora.llama.ops.Vec.F;
 import static dev.tornadolora.llama.ops.Vec.L;
@@ -35,7 +34,7 @@ public final class SwiGlu {
 
     /** σ(x) = 1 / (1 + exp(−x)), lane-wise. */
     private static FloatVector sigmoid(FloatVector x) {
-        return FloatVector.broadcast(F, 1f).div(x.neg().lanewise(VectorOperators.EXP).add(1f));
+        return FloatVector.broadcast(F, 1f).div(Vec.exp(x.neg()).add(1f));
     }
 
     /** dg and du (overwritten) from da. */
@@ -57,7 +56,7 @@ public final class SwiGlu {
     }
 
     private static float sigmoid(float x) {
-        return (float) (1.0 / (1.0 + Math.exp(-x)));
+        return 1f / (Vec.exp(-x) + 1f);
     }
 
     public static double[] forwardReference(double[] g, double[] u) {

@@ -1,6 +1,8 @@
 package dev.tornadolora.kernels.jvm;
 
-import dev.tornadolora.nf4.Nf4Tensor;
+import dev.tornadolora.tensor.Nf4Tensor;
+import dev.tornadolora.kernels.Adapters;
+import dev.tornadolora.kernels.LayerKernels;
 import dev.tornadolora.tensor.BaseWeight;
 import dev.tornadolora.tensor.DenseWeight;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -30,17 +32,13 @@ class JvmAllocationTest {
         SplittableRandom rnd = new SplittableRandom(1);
         float[] w = JvmLoraKernelsTest.uniform(rnd, n * n, 0.02f);
         BaseWeight base = kind.equals("nf4") ? Nf4Tensor.quantize(w, n, n) : new DenseWeight(n, n, w);
-        JvmLoraKernelsTest.Params p = new JvmLoraKernelsTest.Params(n, n, r, 2f, base, null,
-                JvmLoraKernelsTest.uniform(rnd, r * n, 0.01f), JvmLoraKernelsTest.uniform(rnd, n * r, 0.01f));
-        JvmLoraKernels kernels = new JvmLoraKernels();
+        Adapters ad = new Adapters(JvmLoraKernelsTest.uniform(rnd, r * n, 0.01f), JvmLoraKernelsTest.uniform(rnd, n * r, 0.01f));
+        LayerKernels kernels = new VectorLoraBackend(JvmOptions.defaults()).bind(base, null, r, 2f);
         for (int tokens : new int[] {1, 24}) {
             float[] x = JvmLoraKernelsTest.uniform(rnd, tokens * n, 1f), dy = JvmLoraKernelsTest.uniform(rnd, tokens * n, 1f);
-            float[] h = new float[tokens * r], y = new float[tokens * n], dx = new float[tokens * n];
-            float[] gradA = new float[r * n], gradB = new float[n * r];
-            Runnable step = () -> {
-                kernels.forward(p, x, null, tokens, h, y);
-                kernels.backward(p, x, null, tokens, h, dy, dx, gradA, gradB);
-            };
+            float[] y = new float[tokens * n], dx = new float[tokens * n];
+            Adapters grads = new Adapters(new float[r * n], new float[n * r]);
+            Runnable step = () -> kernels.backward(kernels.forward(x, null, tokens, ad, y), dy, dx, ad, grads);
             long least = Long.MAX_VALUE;
             for (int call = 0; call < 60 && least >= LIMIT; call++) {
                 long before = allocatedByAllThreads();

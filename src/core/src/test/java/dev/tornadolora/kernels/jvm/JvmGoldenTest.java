@@ -2,7 +2,9 @@ package dev.tornadolora.kernels.jvm;
 
 import dev.tornadolora.io.DType;
 import dev.tornadolora.io.SafeTensors;
-import dev.tornadolora.nf4.Nf4Tensor;
+import dev.tornadolora.tensor.Nf4Tensor;
+import dev.tornadolora.kernels.Adapters;
+import dev.tornadolora.kernels.LayerKernels;
 import dev.tornadolora.tensor.BaseWeight;
 import dev.tornadolora.tensor.DenseWeight;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -41,8 +43,8 @@ class JvmGoldenTest {
         float alpha = Float.parseFloat(st.requireMetadata("alpha"));
         float dropout = Float.parseFloat(st.requireMetadata("dropout"));
         BaseWeight base = st.contains("weight") ? new DenseWeight(out, in, st.floats("weight").data()) : nf4(st, out, in);
-        JvmLoraKernelsTest.Params p = new JvmLoraKernelsTest.Params(in, out, rank, alpha / rank, base,
-                st.contains("bias") ? st.floats("bias").data() : null, a, b);
+        float[] bias = st.contains("bias") ? st.floats("bias").data() : null;
+        Adapters ad = new Adapters(a, b);
 
         float[] x = st.floats("x").data(), dy = st.floats("dy").data();
         int tokens = x.length / in;
@@ -53,11 +55,12 @@ class JvmGoldenTest {
                 m[i] /= 1f - dropout;
             }
         }
-        JvmLoraKernels kernels = new JvmLoraKernels();
-        float[] h = new float[tokens * rank], y = new float[tokens * out];
-        kernels.forward(p, x, m, tokens, h, y);
+        float[] y = new float[tokens * out];
         float[] dx = new float[tokens * in], gradA = new float[rank * in], gradB = new float[out * rank];
-        kernels.backward(p, x, m, tokens, h, dy, dx, gradA, gradB);
+        try (LayerKernels kernels = new VectorLoraBackend(JvmOptions.defaults()).bind(base, bias, rank, alpha / rank)) {
+            LayerKernels.Activations saved = kernels.forward(x, m, tokens, ad, y);
+            kernels.backward(saved, dy, dx, ad, new Adapters(gradA, gradB));
+        }
 
         assertClose("y", st.floats("y").data(), y);
         assertClose("dx", st.floats("dx").data(), dx);

@@ -1,8 +1,10 @@
 package dev.tornadolora.kernels.jvm;
 
-import dev.tornadolora.kernels.LoraParams;
+import dev.tornadolora.kernels.Adapters;
+import dev.tornadolora.kernels.LayerKernels;
+import dev.tornadolora.kernels.LoraBackend;
 import dev.tornadolora.kernels.ScalarLoraKernels;
-import dev.tornadolora.nf4.Nf4Tensor;
+import dev.tornadolora.tensor.Nf4Tensor;
 import dev.tornadolora.tensor.BaseWeight;
 import dev.tornadolora.tensor.DenseWeight;
 import org.junit.jupiter.api.Test;
@@ -15,19 +17,20 @@ import java.util.stream.Stream;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** The fast JVM backend against the scalar reference, over shapes that do not fit its vectors and tiles. */
 class JvmLoraKernelsTest {
     static final double TOLERANCE = 1e-5;
-    private final JvmLoraKernels fast = new JvmLoraKernels();
+    private static final LoraBackend VECTOR = new VectorLoraBackend(JvmOptions.defaults().withThreads(2));
+    private static final LoraBackend UNPACKED = new VectorLoraBackend(new JvmOptions(2, false));
+    private static final LoraBackend SCALAR = new ScalarThreadsBackend(JvmOptions.defaults().withThreads(3));
 
-    record Params(int inDim, int outDim, int rank, float scale, BaseWeight base, float[] bias, float[] loraA,
-                  float[] loraB) implements LoraParams {
-        @Override
-        public long adapterVersion() {
-            return 0;
-        }
+    @Test
+    void theJvmBackendUsesTheVectorApiWhenReadable() {  // surefire runs with --add-modules jdk.incubator.vector
+        assertTrue(JvmBackends.vectorApiReadable());
+        assertEquals(VectorLoraBackend.class, JvmBackends.create(JvmOptions.defaults()).getClass());
     }
 
     enum Base { FP32, NF4 }
@@ -75,47 +78,46 @@ class JvmLoraKernelsTest {
                 new Case(Base.NF4, 48, 31, 9, 40, true, false, true, true, 16));
     }
 
+    static Stream<Arguments> backendCases() {
+        return Stream.of(VECTOR, UNPACKED, SCALAR).flatMap(b -> cases().map(c -> Arguments.of(b, c)));
+    }
+
     @ParameterizedTest
-    @MethodSource("cases")
-    void matchesReference(Case c) {
+    @MethodSource("backendCases")
+    void matchesReference(LoraBackend backend, Case c) {
         SplittableRandom rnd = new SplittableRandom(c.hashCode());
         int in = c.in(), out = c.out(), r = c.rank(), t = c.tokens();
         float[] w = uniform(rnd, in * out, 1f / (float) Math.sqrt(in));
         BaseWeight base = c.base() == Base.FP32 ? new DenseWeight(out, in, w)
                 : Nf4Tensor.quantize(w, out, in, c.blockSize(), 1);
-        Params p = new Params(in, out, r, 2f / r, base, c.bias() ? uniform(rnd, out, 0.5f) : null,
-                uniform(rnd, r * in, 0.3f), uniform(rnd, out * r, 0.3f));
-        // The reference sees the NF4 weight dequantized element by element, by the format's definition.
-        Params ref = new Params(in, out, r, p.scale(), dequantized(base), p.bias(), p.loraA(), p.loraB());
+        float[] bias = c.bias() ? uniform(rnd, out, 0.5f) : null;
+        Adapters ad = c.adapters() ? new Adapters(uniform(rnd, r * in, 0.3f), uniform(rnd, out * r, 0.3f)) : null;
         float[] x = uniform(rnd, t * in, 1f);
         float[] m = c.dropout() ? dropMultiplier(rnd, t * in, 0.3f) : null;
         float[] dy = uniform(rnd, t * out, 1f);
+        // The reference sees the NF4 weight dequantized element by element, by the format's definition.
+        try (LayerKernels ref = ScalarLoraKernels.INSTANCE.bind(dequantized(base), bias, r, 2f / r);
+             LayerKernels fast = backend.bind(base, bias, r, 2f / r)) {
+            float[] yRef = new float[t * out], y = filled(t * out, Float.NaN);
+            LayerKernels.Activations savedRef = ref.forward(x, m, t, ad, yRef);
+            LayerKernels.Activations saved = fast.forward(x, m, t, ad, y);
+            assertClose("y", yRef, y);
 
-        float[] hRef = c.adapters() ? new float[t * r] : null, yRef = new float[t * out];
-        float[] h = c.adapters() ? new float[t * r] : null, y = filled(t * out, Float.NaN);
-        ScalarLoraKernels.INSTANCE.forward(ref, x, m, t, hRef, yRef);
-        fast.forward(p, x, m, t, h, y);
-        assertClose("y", yRef, y);
-        if (c.adapters()) {
-            assertClose("h", hRef, h);
-        }
-
-        float[] dxRef = c.dx() ? new float[t * in] : null, dx = c.dx() ? filled(t * in, Float.NaN) : null;
-        float[] gaRef = null, gbRef = null, ga = null, gb = null;
-        if (c.adapters()) {  // gradients accumulate onto what is there
-            gaRef = uniform(new SplittableRandom(1), r * in, 1f);
-            gbRef = uniform(new SplittableRandom(2), out * r, 1f);
-            ga = gaRef.clone();
-            gb = gbRef.clone();
-        }
-        ScalarLoraKernels.INSTANCE.backward(ref, x, m, t, hRef, dy, dxRef, gaRef, gbRef);
-        fast.backward(p, x, m, t, hRef, dy, dx, ga, gb);
-        if (c.dx()) {
-            assertClose("dx", dxRef, dx);
-        }
-        if (c.adapters()) {
-            assertClose("lora_a.weight.grad", gaRef, ga);
-            assertClose("lora_b.weight.grad", gbRef, gb);
+            float[] dxRef = c.dx() ? new float[t * in] : null, dx = c.dx() ? filled(t * in, Float.NaN) : null;
+            Adapters gRef = null, g = null;
+            if (c.adapters()) {  // gradients accumulate onto what is there
+                gRef = new Adapters(uniform(new SplittableRandom(1), r * in, 1f), uniform(new SplittableRandom(2), out * r, 1f));
+                g = new Adapters(gRef.a().clone(), gRef.b().clone());
+            }
+            ref.backward(savedRef, dy, dxRef, ad, gRef);
+            fast.backward(saved, dy, dx, ad, g);
+            if (c.dx()) {
+                assertClose("dx", dxRef, dx);
+            }
+            if (c.adapters()) {
+                assertClose("lora_a.weight.grad", gRef.a(), g.a());
+                assertClose("lora_b.weight.grad", gRef.b(), g.b());
+            }
         }
     }
 
@@ -123,50 +125,71 @@ class JvmLoraKernelsTest {
     void threadCountDoesNotChangeResults() {
         SplittableRandom rnd = new SplittableRandom(7);
         int in = 160, out = 96, r = 4, t = 50;
-        Params p = new Params(in, out, r, 0.5f, Nf4Tensor.quantize(uniform(rnd, in * out, 0.1f), out, in, 64, 4),
-                null, uniform(rnd, r * in, 0.3f), uniform(rnd, out * r, 0.3f));
+        BaseWeight base = Nf4Tensor.quantize(uniform(rnd, in * out, 0.1f), out, in, 64, 4);
+        Adapters ad = new Adapters(uniform(rnd, r * in, 0.3f), uniform(rnd, out * r, 0.3f));
         float[] x = uniform(rnd, t * in, 1f);
         float[] y1 = new float[t * out], yN = new float[t * out];
-        int before = Parallel.threads();
-        try {
-            Parallel.setThreads(1);
-            fast.forward(p, x, null, t, new float[t * r], y1);
-            Parallel.setThreads(3);
-            fast.forward(p, x, null, t, new float[t * r], yN);
-        } finally {
-            Parallel.setThreads(before);
+        try (LayerKernels one = new VectorLoraBackend(JvmOptions.defaults().withThreads(1)).bind(base, null, r, 0.5f);
+             LayerKernels three = new VectorLoraBackend(JvmOptions.defaults().withThreads(3)).bind(base, null, r, 0.5f)) {
+            one.forward(x, null, t, ad, y1);
+            three.forward(x, null, t, ad, yN);
         }
         assertArrayEquals(y1, yN);
     }
 
     @Test
-    void oneArrayViewedAsTwoShapesIsPackedForEach() {  // the fp32 packed-weight cache must not mix them up
+    void oneArrayViewedAsTwoShapesIsPackedForEach() {  // each binding packs its own view of the array
         SplittableRandom rnd = new SplittableRandom(9);
         float[] w = uniform(rnd, 40 * 96, 0.2f);
         for (int[] shape : new int[][] {{40, 96}, {96, 40}, {40, 96}}) {
             int out = shape[0], in = shape[1], t = 30;
-            Params p = new Params(in, out, 2, 1f, new DenseWeight(out, in, w), null,
-                    uniform(rnd, 2 * in, 0.3f), uniform(rnd, out * 2, 0.3f));
+            DenseWeight base = new DenseWeight(out, in, w);
+            Adapters ad = new Adapters(uniform(rnd, 2 * in, 0.3f), uniform(rnd, out * 2, 0.3f));
             float[] x = uniform(rnd, t * in, 1f), y = new float[t * out], yRef = new float[t * out];
-            ScalarLoraKernels.INSTANCE.forward(p, x, null, t, new float[t * 2], yRef);
-            fast.forward(p, x, null, t, new float[t * 2], y);
+            try (LayerKernels ref = ScalarLoraKernels.INSTANCE.bind(base, null, 2, 1f);
+                 LayerKernels fast = VECTOR.bind(base, null, 2, 1f)) {
+                ref.forward(x, null, t, ad, yRef);
+                fast.forward(x, null, t, ad, y);
+            }
             assertClose("y of " + out + "x" + in, yRef, y);
         }
     }
 
     @Test
+    void adaptersChangedInPlaceBetweenCallsAreSeen() {  // nothing is cached from the adapters
+        SplittableRandom rnd = new SplittableRandom(11);
+        int in = 64, out = 48, r = 4, t = 20;
+        DenseWeight base = new DenseWeight(out, in, uniform(rnd, in * out, 0.2f));
+        Adapters ad = new Adapters(uniform(rnd, r * in, 0.3f), uniform(rnd, out * r, 0.3f));
+        float[] x = uniform(rnd, t * in, 1f), y = new float[t * out], yRef = new float[t * out];
+        try (LayerKernels fast = VECTOR.bind(base, null, r, 1f);
+             LayerKernels ref = ScalarLoraKernels.INSTANCE.bind(base, null, r, 1f)) {
+            fast.forward(x, null, t, ad, y);
+            for (int i = 0; i < ad.b().length; i++) ad.b()[i] += 0.5f;  // an optimizer step, in place
+            fast.forward(x, null, t, ad, y);
+            ref.forward(x, null, t, ad, yRef);
+        }
+        assertClose("y after the step", yRef, y);
+    }
+
+    @Test
+    void aClosedBindingRefusesCalls() {
+        LayerKernels k = VECTOR.bind(new DenseWeight(2, 2, new float[4]), null, 1, 1f);
+        k.close();
+        assertThrows(IllegalStateException.class, () -> k.forward(new float[2], null, 1, null, new float[2]));
+    }
+
+    @Test
     void rejectsZeroThreads() {
-        IllegalArgumentException e = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
-                () -> Parallel.setThreads(0));
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> new JvmOptions(0, true));
         assertEquals("threads must be at least 1, got 0", e.getMessage());
     }
 
     /** NF4[code(e)] · scale[e / blockSize] for every element; a dense weight as it is. */
     static DenseWeight dequantized(BaseWeight w) {
-        if (w instanceof DenseWeight d) {
-            return d;
+        if (!(w instanceof Nf4Tensor q)) {
+            return (DenseWeight) w;
         }
-        Nf4Tensor q = (Nf4Tensor) w;
         float[] data = new float[q.numel()];
         for (int e = 0; e < data.length; e++) {
             data[e] = Nf4Tensor.codebook(q.code(e)) * q.blockScales()[e / q.blockSize()];

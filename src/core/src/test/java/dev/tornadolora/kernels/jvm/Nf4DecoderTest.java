@@ -1,6 +1,6 @@
 package dev.tornadolora.kernels.jvm;
 
-import dev.tornadolora.nf4.Nf4Tensor;
+import dev.tornadolora.tensor.Nf4Tensor;
 import org.junit.jupiter.api.Test;
 
 import java.util.SplittableRandom;

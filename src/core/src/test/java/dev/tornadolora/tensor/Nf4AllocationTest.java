@@ -1,7 +1,7 @@
-package dev.tornadolora.nf4;
+package dev.tornadolora.tensor;
 
 import dev.tornadolora.kernels.Backends;
-import dev.tornadolora.kernels.LoraKernels;
+import dev.tornadolora.kernels.LoraBackend;
 import dev.tornadolora.kernels.ScalarLoraKernels;
 import dev.tornadolora.nn.LoRALinear;
 import dev.tornadolora.tensor.Tensor;
@@ -36,14 +36,13 @@ class Nf4AllocationTest {
         threads.setThreadAllocatedMemoryEnabled(true);
     }
 
-    private static LoRALinear layer(LoraKernels kernels) {
+    private static LoRALinear layer(LoraBackend kernels) {
         LoRALinear layer = LoRALinear.builder(DIM, DIM).rank(16).alpha(32f).quantizeBase(true).seed(5).build();
         assertInstanceOf(Nf4Tensor.class, layer.base());
         // non-zero B so the whole LoRA path runs
         float[] b = layer.loraB();
         for (int i = 0; i < b.length; i++) b[i] = (i % 7 - 3) * 0.01f;
-        layer.markAdaptersUpdated();
-        return layer.kernels(kernels);
+        return layer.backend(kernels);
     }
 
     private static Tensor randn(long seed, int... shape) {
@@ -105,7 +104,7 @@ class Nf4AllocationTest {
      */
     private static void warmUpJit() {
         LoRALinear small = LoRALinear.builder(1024, 1024).rank(16).alpha(32f).quantizeBase(true).seed(6).build();
-        small.kernels(Backends.jvm());
+        small.backend(Backends.jvm());
         Tensor x = randn(3, TOKENS, 1024), dy = randn(4, TOKENS, 1024);
         for (int step = 0; step < 2000 && measureStep(small, x, dy)[0] >= 1L << 20; step++) {
             // keep stepping

@@ -1,4 +1,4 @@
-package dev.tornadolora.nf4;
+package dev.tornadolora.tensor;
 
 import dev.tornadolora.tensor.BFloat16;
 import org.junit.jupiter.api.Test;

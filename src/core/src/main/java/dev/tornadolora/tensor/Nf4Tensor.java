@@ -1,8 +1,5 @@
-package dev.tornadolora.nf4;
+package dev.tornadolora.tensor;
 
-import dev.tornadolora.tensor.BFloat16;
-import dev.tornadolora.tensor.BaseWeight;
-import dev.tornadolora.tensor.Shapes;
 
 /**
  * A weight [rows, cols] in the NF4 format of torchao's {@code to_nf4(weight, block_size, scaler_block_size)},
@@ -39,7 +36,7 @@ public final class Nf4Tensor implements BaseWeight {
         0.07958029955625534f, 0.16093020141124725f, 0.24611230194568634f, 0.33791524171829224f,
         0.44070982933044434f, 0.5626170039176941f, 0.7229568362236023f, 1.0f,
     };
-    static final int ZERO_CODE = 7;
+    public static final int ZERO_CODE = 7;
 
     public static final int DEFAULT_BLOCK_SIZE = 64;
     public static final int DEFAULT_SCALER_BLOCK_SIZE = 256;

@@ -1,4 +1,4 @@
-package dev.tornadolora.nf4;
+package dev.tornadolora.tensor;
 
 import dev.tornadolora.io.Nf4Record;
 import dev.tornadolora.io.SafeTensors;

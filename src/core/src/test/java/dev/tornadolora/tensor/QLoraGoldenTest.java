@@ -1,9 +1,9 @@
-package dev.tornadolora.nf4;
+package dev.tornadolora.tensor;
 
 import dev.tornadolora.io.LoraCheckpoint;
 import dev.tornadolora.io.SafeTensors;
 import dev.tornadolora.kernels.Backends;
-import dev.tornadolora.kernels.LoraKernels;
+import dev.tornadolora.kernels.LoraBackend;
 import dev.tornadolora.kernels.ScalarLoraKernels;
 import dev.tornadolora.nn.LoRALinear;
 import dev.tornadolora.tensor.Tensor;
@@ -40,9 +40,9 @@ class QLoraGoldenTest {
 
     @ParameterizedTest(name = "{0} on {1}")
     @MethodSource("cases")
-    void forwardAndBackwardMatchPyTorch(String file, LoraKernels kernels) {
+    void forwardAndBackwardMatchPyTorch(String file, LoraBackend kernels) {
         SafeTensors f = Golden.open(file);
-        LoRALinear layer = LoraCheckpoint.read(f).kernels(kernels);
+        LoRALinear layer = LoraCheckpoint.read(f).backend(kernels);
 
         assertTrue(layer.quantizeBase());
         Nf4Tensor base = assertInstanceOf(Nf4Tensor.class, layer.base());
