@@ -9,7 +9,6 @@ import dev.tornadolora.tensor.Tensor;
 import dev.tornadolora.train.TrainingLog;
 
 import java.io.IOException;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -81,9 +80,5 @@ final class FinetuneFixture {
             }
         }
         return worst;
-    }
-
-    static boolean exists(Path p) {
-        return Files.exists(p);
     }
 }
