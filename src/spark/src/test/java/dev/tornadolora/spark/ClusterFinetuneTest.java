@@ -50,6 +50,8 @@ class ClusterFinetuneTest {
 
     @Test
     void twoWorkersMatchOneProcessAndSurviveAKilledExecutor(@TempDir Path tmp) throws Exception {
+        Assumptions.assumeTrue(sc != null, "SKIPPED: no Spark cluster (start one with scripts/spark-cluster.sh start"
+                + " and pass -Dspark.cluster.url=spark://127.0.0.1:17077; .ci/run does both)");
         Path data = FinetuneFixture.data(tmp);
         Path solo = tmp.resolve("solo"), dp = tmp.resolve("dp"), killed = tmp.resolve("killed");
         List<String> single = new ArrayList<>(List.of("finetune"));
