@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.tornadolora.finetune.FinetuneConfig;
 import dev.tornadolora.finetune.Finetuner;
 import dev.tornadolora.finetune.SafetensorsTokens;
+import dev.tornadolora.finetune.StepExecutor;
 import dev.tornadolora.finetune.TeacherStudent;
 import dev.tornadolora.finetune.TokenBatches;
 import dev.tornadolora.finetune.TokenDataset;
@@ -168,12 +169,47 @@ final class FinetuneCommand implements Callable<Integer> {
     @Option(names = "--quiet", description = "no progress bar")
     boolean quiet;
 
+    @Option(names = "--spark", paramLabel = "MASTER", description = {"data-parallel on Apache Spark: local[N],"
+            + " spark://host:port, ... (barrier mode; every worker holds the whole model and takes an equal share of"
+            + " each step's rows; --output and the data must be on storage every executor sees)"})
+    String spark;
+
+    @Option(names = "--workers", paramLabel = "N", description = "replicas (barrier tasks) with --spark (default 2);"
+            + " --batch x --grad-accum must be a multiple of N")
+    Integer workers;
+
+    @Option(names = "--check-every", paramLabel = "K", defaultValue = "10",
+            description = "with --spark: compare the replicas' adapter checksums every K steps (default ${DEFAULT-VALUE})")
+    int checkEvery;
+
     @Override
-    public Integer call() throws IOException {
+    public Integer call() throws Exception {
         PrintWriter out = spec.commandLine().getOut();
+        if (spark != null) {
+            if (model == null || data == null) {
+                throw new IllegalArgumentException("--spark needs --model DIR and --data FILE (the embedded job runs on one machine)");
+            }
+            List<String> all = spec.commandLine().getParseResult().originalArgs();  // the whole command line
+            int at = all.indexOf(spec.name());
+            return DataParallelLauncher.find().launch(all.subList(at + 1, all.size()), spark,
+                    workers == null ? 2 : workers, batch * gradAccum, checkEvery, out);
+        }
+        if (workers != null) throw new IllegalArgumentException("--workers needs --spark MASTER");
         if (model == null && data == null) {
             return new EmbeddedJob(this).run(out);
         }
+        if (model == null || data == null) {
+            throw new IllegalArgumentException("give both --model DIR and --data FILE (or neither, for the embedded job)");
+        }
+        train(out, StepExecutor.LOCAL, true);
+        return 0;
+    }
+
+    /**
+     * The run itself, steps computed by {@code executor}; only the {@code writer} evaluates and writes outputs
+     * (the other replicas of a data-parallel run train, resuming from the same resume point).
+     */
+    void train(PrintWriter out, StepExecutor executor, boolean writer) throws IOException {
         if (model == null || data == null) {
             throw new IllegalArgumentException("give both --model DIR and --data FILE (or neither, for the embedded job)");
         }
@@ -198,7 +234,15 @@ final class FinetuneCommand implements Callable<Integer> {
                     throw new IllegalArgumentException("--init-adapter " + initAdapter + ": " + e.getMessage(), e);
                 }
             }
-            FinetuneRun run = new FinetuneRun(this, m, train, eval, fc, model.toAbsolutePath().normalize().toString());
+            if (!writer) {
+                Finetuner f = new Finetuner(m, train, fc);
+                Path state = output.resolve(STATE);
+                if (resume && Files.exists(state)) f.resume(state);
+                while (!f.finished()) executor.step(f);
+                return;
+            }
+            FinetuneRun run = new FinetuneRun(this, m, train, eval, fc, model.toAbsolutePath().normalize().toString())
+                    .executor(executor);
             run.describe(c -> {
                 c.put("model", model.toString()).put("data", data.toString())
                  .put("eval_data", evalData == null ? "first " + eval.size() + " rows of --data" : evalData.toString())
@@ -209,7 +253,6 @@ final class FinetuneCommand implements Callable<Integer> {
             if (merge) run.writeMerged(outputDtype(config.torchDtype()), config);
             run.printFinal(out, null);
         }
-        return 0;
     }
 
     /** The LoRA options as settings. */

@@ -3,6 +3,7 @@ package dev.tornadolora.cli;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.tornadolora.finetune.FinetuneConfig;
 import dev.tornadolora.finetune.Finetuner;
+import dev.tornadolora.finetune.StepExecutor;
 import dev.tornadolora.finetune.TokenDataset;
 import dev.tornadolora.io.AtomicFiles;
 import dev.tornadolora.io.SafeTensors;
@@ -54,6 +55,7 @@ final class FinetuneRun {
     private double finalEval = Double.NaN;
     private double wall;
     private long tokens;
+    private StepExecutor executor = StepExecutor.LOCAL;
 
     FinetuneRun(FinetuneCommand opts, LlamaForCausalLM model, TokenDataset train, TokenDataset eval,
                 FinetuneConfig config, String baseName) {
@@ -67,6 +69,12 @@ final class FinetuneRun {
         config.describe(log.config());
         log.config().put("data_rows", train.size()).put("data_crc32", crc(train))
                 .put("eval_rows", eval.size()).put("eval_crc32", crc(eval)).put("device", model.backend().name());
+    }
+
+    /** How the steps are computed: on this machine (the default) or as one replica of a data-parallel run. */
+    FinetuneRun executor(StepExecutor e) {
+        this.executor = e;
+        return this;
     }
 
     /** Adds the caller's entries (data files, the job) to the log's config. */
@@ -104,7 +112,7 @@ final class FinetuneRun {
             if (bar != null) bar.stepTo(finetuner.stepsDone());
             while (!finetuner.finished()) {
                 long t0 = System.nanoTime();
-                Trainer.StepRecord r = finetuner.step();
+                Trainer.StepRecord r = executor.step(finetuner);
                 double stepSeconds = Progress.seconds(t0), elapsed = clock + Progress.seconds(start);
                 tokens += r.tokens();
                 log.add(r, elapsed).put("tokens_per_s", round(r.tokens() / Math.max(stepSeconds, 1e-9)))

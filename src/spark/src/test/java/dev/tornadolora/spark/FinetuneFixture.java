@@ -1,0 +1,84 @@
+package dev.tornadolora.spark;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import dev.tornadolora.io.DType;
+import dev.tornadolora.io.SafeTensors;
+import dev.tornadolora.io.SafeTensorsWriter;
+import dev.tornadolora.llama.TokenTensors;
+import dev.tornadolora.tensor.Tensor;
+import dev.tornadolora.train.TrainingLog;
+
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.SplittableRandom;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
+/**
+ * A tiny QLoRA fine-tune of the py oracle's 2-layer Llama fixture (hidden 128, vocab 128) on seeded random
+ * pre-tokenized rows, and the comparisons the data-parallel tests make on its outputs.
+ */
+final class FinetuneFixture {
+    static final Path MODEL = Path.of("../core/src/test/resources/golden/llama/qlora_mha/model").toAbsolutePath().normalize();
+
+    private FinetuneFixture() {}
+
+    /** 32 rows of 16 seeded random token ids below the fixture's vocabulary. */
+    static Path data(Path dir) throws IOException {
+        int rows = 32, seq = 16;
+        int[] ids = new int[rows * seq];
+        SplittableRandom rng = new SplittableRandom(11);
+        for (int i = 0; i < ids.length; i++) ids[i] = rng.nextInt(128);
+        Path file = dir.resolve("train.safetensors");
+        new SafeTensorsWriter().raw("input_ids", DType.I64, new int[] {rows, seq}, TokenTensors.i64(ids)).write(file);
+        return file;
+    }
+
+    /** The finetune options of a 20-step QLoRA run, global batch 2 x 2, a resume point every 5 steps. */
+    static List<String> args(Path data, Path out) {
+        return new ArrayList<>(List.of("--model", MODEL.toString(), "--data", data.toString(), "--output", out.toString(),
+                "--steps", "20", "--batch", "2", "--grad-accum", "2", "--shuffle", "false", "--quantize-base",
+                "--lora-modules", "q_proj,v_proj", "--lora-mlp", "--lr", "2e-3", "--warmup-steps", "3",
+                "--save-every", "5", "--device", "jvm", "--quiet"));
+    }
+
+    static double[] losses(Path out) {
+        JsonNode steps = TrainingLog.mapper().valueToTree(readJson(out.resolve("log.json"))).path("steps");
+        double[] l = new double[steps.size()];
+        for (int i = 0; i < l.length; i++) l[i] = steps.get(i).path("loss").asDouble();
+        return l;
+    }
+
+    private static JsonNode readJson(Path file) {
+        try {
+            return TrainingLog.mapper().readTree(file.toFile());
+        } catch (IOException e) {
+            throw new java.io.UncheckedIOException(e);
+        }
+    }
+
+    static void assertLossesClose(double[] expected, double[] actual, double relTol) {
+        assertEquals(expected.length, actual.length, "steps");
+        for (int i = 0; i < expected.length; i++) {
+            assertEquals(expected[i], actual[i], relTol * Math.abs(expected[i]), "loss of step " + (i + 1));
+        }
+    }
+
+    /** The PEFT adapters of two outputs agree within {@code tol}; returns the largest difference. */
+    static double assertAdaptersClose(Path expected, Path actual, double tol) {
+        SafeTensors e = SafeTensors.open(expected.resolve("peft/adapter_model.safetensors"));
+        SafeTensors a = SafeTensors.open(actual.resolve("peft/adapter_model.safetensors"));
+        assertEquals(e.names(), a.names());
+        double worst = 0;
+        for (String name : e.names()) {
+            Tensor x = e.f32(name), y = a.f32(name);
+            for (int i = 0; i < x.numel(); i++) {
+                worst = Math.max(worst, Math.abs(x.data()[i] - y.data()[i]));
+                assertEquals(x.data()[i], y.data()[i], tol, name + "[" + i + "]");
+            }
+        }
+        return worst;
+    }
+}

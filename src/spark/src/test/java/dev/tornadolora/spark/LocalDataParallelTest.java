@@ -1,0 +1,89 @@
+package dev.tornadolora.spark;
+
+import dev.tornadolora.io.SafeTensors;
+import dev.tornadolora.tensor.Tensor;
+import org.apache.spark.SparkConf;
+import org.apache.spark.api.java.JavaSparkContext;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.nio.file.Path;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** Two barrier tasks in {@code local[2]} against the single-process run of the same global batch. */
+class LocalDataParallelTest {
+    static JavaSparkContext sc;
+
+    @BeforeAll
+    static void start() {
+        sc = new JavaSparkContext(SparkDataParallel.configure(new SparkConf().setMaster("local[2]").setAppName("dp-test"), 3));
+    }
+
+    @AfterAll
+    static void stop() {
+        if (sc != null) sc.close();
+    }
+
+    @Test
+    void twoReplicasMatchOneProcess(@TempDir Path solo, @TempDir Path dp) {
+        TaskReport single = ReplicaLoop.run(new MlpRun(solo.toString(), 20, 8, 5, 7).open(0, 1), Collective.solo(), 5, 0);
+        SparkDataParallel.Result r = SparkDataParallel.run(sc, new MlpRun(dp.toString(), 20, 8, 5, 7), 8,
+                new SparkDataParallel.Options(2, 5));
+        assertEquals(2, r.reports().size());
+        TaskReport w = r.writer();
+        assertEquals(20, w.losses().length);
+        for (int i = 0; i < 20; i++) {
+            assertEquals(single.losses()[i], w.losses()[i], 1e-5 * Math.abs(single.losses()[i]), "step " + (i + 1));
+        }
+        assertEquals(5, w.checks().size(), "start (0), 5, 10, 15, 20");
+        assertEquals(java.util.List.of(0L, 5L, 10L, 15L, 20L), w.checks().stream().map(TaskReport.Check::step).toList());
+        for (TaskReport.Check c : w.checks()) assertEquals(c.checksums()[0], c.checksums()[1], "step " + c.step());
+        assertArrayEqualsWithin(SafeTensors.open(solo.resolve(MlpRun.ADAPTERS)), SafeTensors.open(dp.resolve(MlpRun.ADAPTERS)), 1e-6);
+        assertTrue(w.bytesSentPerStep() >= FloatCodec.encodedLength(w.trainableFloats()));
+        double worst = 0;
+        for (int i = 0; i < 20; i++) worst = Math.max(worst, Math.abs(w.losses()[i] / single.losses()[i] - 1));
+        System.out.printf("local[2]: %d trainable floats, %d bytes sent per task per step, worst loss rel. diff %.3g, %.1f ms per step (1 process: %.1f)%n",
+                w.trainableFloats(), w.bytesSentPerStep(), worst, w.meanStepSeconds() * 1e3, single.meanStepSeconds() * 1e3);
+    }
+
+    @Test
+    void aFailedTaskRestartsTheStageFromTheResumePoint(@TempDir Path solo, @TempDir Path dp) {
+        ReplicaLoop.run(new MlpRun(solo.toString(), 20, 8, 5, 7).open(0, 1), Collective.solo(), 5, 0);
+        SparkDataParallel.Result r = SparkDataParallel.run(sc, new MlpRun(dp.toString(), 20, 8, 5, 7, 0, 11, false), 8,
+                new SparkDataParallel.Options(2, 5));
+        assertEquals(1, r.writer().stageAttempt(), "the second attempt finished");
+        assertEquals(10, r.writer().startStep(), "from the resume point of step 10");
+        assertArrayEqualsWithin(SafeTensors.open(solo.resolve(MlpRun.ADAPTERS)), SafeTensors.open(dp.resolve(MlpRun.ADAPTERS)), 1e-6);
+    }
+
+    @Test
+    void boundedAttemptsThenAClearError(@TempDir Path dp) {
+        SparkDataParallel.RunFailedException e = assertThrows(SparkDataParallel.RunFailedException.class, () ->
+                SparkDataParallel.run(sc, new MlpRun(dp.toString(), 20, 8, 5, 7, 0, 7, true), 8,
+                        new SparkDataParallel.Options(2, 5)));
+        assertTrue(e.getMessage().contains("3 stage attempts") && e.getMessage().contains("--resume"), e.getMessage());
+        assertTrue(e.getMessage().contains("injected failure at step 7"), e.getMessage());
+    }
+
+    static void assertArrayEqualsWithin(SafeTensors expected, SafeTensors actual, double tol) {
+        assertEquals(expected.names(), actual.names());
+        for (String name : expected.names()) {
+            Tensor e = expected.f32(name), a = actual.f32(name);
+            for (int i = 0; i < e.numel(); i++) {
+                assertEquals(e.data()[i], a.data()[i], tol, name + "[" + i + "]");
+            }
+        }
+    }
+
+    @Test
+    void unevenSplitIsRefused(@TempDir Path dp) {
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () ->
+                SparkDataParallel.run(sc, new MlpRun(dp.toString(), 2, 6, 5, 7), 6, new SparkDataParallel.Options(4, 5)));
+        assertTrue(e.getMessage().contains("does not split evenly over 4 workers"), e.getMessage());
+    }
+}
