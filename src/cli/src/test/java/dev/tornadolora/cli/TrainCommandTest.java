@@ -110,15 +110,23 @@ class TrainCommandTest {
         assertTrue(SafeTensors.open(out.resolve("q.safetensors")).contains("fc1.weight.quantized_data"));
     }
 
-    /** scripts/check_peft.py reads the PEFT folder with plain torch and must reproduce Java's outputs to 1e-5. */
+    /**
+     * scripts/check_peft.py reads the PEFT folder with plain torch and must reproduce Java's outputs to 1e-5. The
+     * interpreter: $ORACLE_PYTHON, else the oracle environment (scripts/oracle-venv.sh), else /usr/bin/python3.
+     */
     @Test
     void peftCheckpointLoadsInPyTorch() throws Exception {
-        Path python = Path.of("/usr/bin/python3");
+        Path root = Path.of("").toAbsolutePath();
+        while (root != null && !Files.isRegularFile(root.resolve("scripts/check_peft.py"))) root = root.getParent();
+        assumeTrue(root != null, "SKIPPED: scripts/check_peft.py not found above " + Path.of("").toAbsolutePath());
+        String env = System.getenv("ORACLE_PYTHON");
+        Path python = env != null ? Path.of(env) : root.resolve(".venv-oracle/bin/python");
+        if (!Files.isExecutable(python)) python = Path.of("/usr/bin/python3");
         assumeTrue(Files.isExecutable(python) && exitCode(python.toString(), "-c", "import torch") == 0,
-                "SKIPPED: /usr/bin/python3 with torch is not installed (apt-get install python3-torch), so the"
+                "SKIPPED: no Python with torch (scripts/oracle-venv.sh creates one from the wheels on disk), so the"
                         + " PyTorch side of the PEFT interop check cannot run");
-        ProcessBuilder pb = new ProcessBuilder(python.toString(), "scripts/check_peft.py", out.toString())
-                .redirectErrorStream(true);
+        ProcessBuilder pb = new ProcessBuilder(python.toString(), root.resolve("scripts/check_peft.py").toString(),
+                out.toString()).redirectErrorStream(true);
         Process p = pb.start();
         String text = new String(p.getInputStream().readAllBytes());
         assertTrue(p.waitFor(120, TimeUnit.SECONDS), "check_peft.py timed out");
