@@ -8,6 +8,8 @@ import dev.tornadolora.finetune.StepExecutor;
 import dev.tornadolora.finetune.TeacherStudent;
 import dev.tornadolora.finetune.TokenBatches;
 import dev.tornadolora.finetune.TokenDataset;
+import dev.tornadolora.io.FolderLock;
+import dev.tornadolora.io.OutputGuard;
 import dev.tornadolora.llama.LlamaConfig;
 import dev.tornadolora.llama.LlamaForCausalLM;
 import dev.tornadolora.llama.LoraSettings;
@@ -213,6 +215,24 @@ final class FinetuneCommand implements Callable<Integer> {
         if (model == null || data == null) {
             throw new IllegalArgumentException("give both --model DIR and --data FILE (or neither, for the embedded job)");
         }
+        if (!writer) {
+            trainReplica(out, executor, false);
+            return;
+        }
+        // Before anything is read: no output may be an input (or a special file), and one process per folder.
+        new OutputGuard().input("--model", model).input("--data", data).input("--eval-data", evalData)
+                .input("--init-adapter", initAdapter).folder("--output", output, OUTPUTS);
+        Files.createDirectories(output);
+        try (FolderLock lock = FolderLock.acquire(output, "--output")) {
+            trainReplica(out, executor, true);
+        }
+    }
+
+    /** Every file a run writes in --output. */
+    static final String[] OUTPUTS = {"peft/adapter_model.safetensors", "peft/adapter_config.json",
+            "adapter.safetensors", "log.json", "loss.png", STATE, "merged/config.json", "merged/model.safetensors"};
+
+    private void trainReplica(PrintWriter out, StepExecutor executor, boolean writer) throws IOException {
         LlamaConfig config = LlamaConfig.read(model.resolve("config.json"));
         LoraSettings lora = loraSettings();
         PeftAdapterIO.Adapter init = null;

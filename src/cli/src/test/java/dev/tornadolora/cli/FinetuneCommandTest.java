@@ -124,6 +124,19 @@ class FinetuneCommandTest {
         assertFalse(Files.exists(out.resolve("peft")), "nothing written for bad data");
     }
 
+    /** An output that is an input (here the data, saved where the adapters would go) is refused, the file kept. */
+    @Test
+    void anOutputThatIsAnInputIsRefusedAndKept(@TempDir Path tmp) throws Exception {
+        Path out = Files.createDirectories(tmp.resolve("out"));
+        Path data = out.resolve("adapter.safetensors");
+        ByteBuffer b = ByteBuffer.allocate(4 * 8).order(ByteOrder.LITTLE_ENDIAN).putLong(1).putLong(2).putLong(2).putLong(3);
+        new SafeTensorsWriter().raw("input_ids", DType.I64, new int[] {2, 2}, b.array()).write(data);
+        byte[] before = Files.readAllBytes(data);
+        assertOneLineError(CliRun.of(args(data, out, "--steps", "1", "--batch", "1")), "--output");
+        assertArrayEquals(before, Files.readAllBytes(data));
+        assertFalse(Files.exists(out.resolve("peft")), "nothing written");
+    }
+
     @Test
     void theEmbeddedJobTakesOnlyItsOwnOptions() {
         assertOneLineError(CliRun.of("finetune", "--lora-rank", "4"), "--lora-rank needs --model and --data");
