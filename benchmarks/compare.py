@@ -498,15 +498,18 @@ def flops(name):
 
 
 def choose_python(args):
-    """Re-executes this script under --python, or under .venv-oracle's python when a llama-* workload is asked
-    for and this interpreter lacks transformers/PEFT (Debian's torch 1.13 runs the layer workloads)."""
-    if args.python is None and any(w.startswith("llama-") for w in args.workloads):
-        import importlib.util
-        if importlib.util.find_spec("peft") and importlib.util.find_spec("transformers"):  # without importing torch
+    """Re-executes this script under --python, or under .venv-oracle's python when this interpreter has no torch,
+    or a llama-* workload is asked for and it lacks transformers/PEFT (Debian's torch 1.13 runs the layer
+    workloads where it is installed)."""
+    import importlib.util
+    needs_hf = any(w.startswith("llama-") for w in args.workloads)
+    if args.python is None and (needs_hf or importlib.util.find_spec("torch") is None):
+        if importlib.util.find_spec("torch") and (not needs_hf or (  # found without importing torch
+                importlib.util.find_spec("peft") and importlib.util.find_spec("transformers"))):
             return
         args.python = str(ROOT / ".venv-oracle" / "bin" / "python")
         if not Path(args.python).exists():
-            sys.exit("compare: the llama-* workloads need PyTorch 2.13 + transformers + PEFT: run "
+            sys.exit(f"compare: {sys.executable} lacks torch{' + transformers + PEFT' if needs_hf else ''}: run "
                      "scripts/oracle-venv.sh first (or pass --python)")
     # Not resolved: a virtualenv's python is a link to the interpreter it was made from.
     if args.python and os.path.abspath(args.python) != os.path.abspath(sys.executable) \
