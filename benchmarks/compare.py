@@ -487,16 +487,6 @@ class JvmSide:
 
 # ---------------------------------------------------------------- report
 
-def flops(name):
-    if name.startswith("llama-"):
-        return llama_flops(name)
-    base, kind, size = name.split("-")
-    d, t = (float(v) for v in size.split("x"))
-    fwd = 2 * t * d * d + 2 * t * RANK * (d + d)
-    bwd = 2 * t * d * d + 8 * t * RANK * d
-    return fwd + (bwd if kind == "fwdbwd" else 0)
-
-
 def choose_python(args):
     """Re-executes this script under --python, or under .venv-oracle's python when this interpreter has no torch,
     or a llama-* workload is asked for and it lacks transformers/PEFT (Debian's torch 1.13 runs the layer
@@ -609,7 +599,9 @@ def main():
     rows = []
     for name in args.workloads:
         t, j = torch_results[name], jvm_results[name]
-        gf = flops(name) / 1e9
+        # A layer workload's FLOPs come from the JVM side (bench.Workload, the one formula); a Llama step's from
+        # llama_flops.
+        gf = (j["flops"] if "flops" in j else llama_flops(name)) / 1e9
         rows.append({
             "workload": name, "gflop": gf,
             "torch_ms": t["ms"], "torch_gflops": gf / t["ms"] * 1e3,

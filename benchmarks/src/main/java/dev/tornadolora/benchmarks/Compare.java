@@ -66,6 +66,7 @@ public final class Compare {
                         } else {
                             LayerWorkload w = workloads.computeIfAbsent(cmd[1], n -> LayerWorkload.parse(n).on(backend));
                             ms = time(w::run, Double.parseDouble(cmd[2]));
+                            r.put("flops", w.flops());  // bench.Workload's count: the harness has none of its own
                         }
                         r.put("name", cmd[1]);
                         r.put("ms", Stats.median(ms));
