@@ -9,8 +9,11 @@ import dev.tornadolora.llama.LoraSettings;
 import dev.tornadolora.llama.PeftAdapterIO;
 import dev.tornadolora.llama.TokenTensors;
 import dev.tornadolora.tensor.Tensor;
+import dev.tornadolora.io.SafeText;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
 
 import java.nio.file.Path;
 import java.util.Map;
@@ -29,6 +32,9 @@ import java.util.concurrent.Callable;
         "for every adapter tensor, its gradient under the PEFT key + '.grad'. Eval mode (no dropout).",
         "--quantize-base keeps every q/k/v/o/gate/up/down weight in NF4 (torchao to_nf4, block 64, scaler 256)."})
 final class ForwardCommand implements Callable<Integer> {
+
+    @Spec
+    CommandSpec spec;
 
     @Option(names = "--model", required = true, paramLabel = "DIR", description = "HF folder: config.json + model.safetensors (or its index)")
     Path model;
@@ -96,6 +102,9 @@ final class ForwardCommand implements Callable<Integer> {
             out.metadata("device", m.backend().name());
         }
         out.write(output);
+        // One line naming what was written, as eval, quantize and merge print.
+        spec.commandLine().getOut().println("wrote " + SafeText.of(output.toString()) + ": logits"
+                + (labels == null ? "" : ", loss and the adapter gradients"));
         return 0;
     }
 }
