@@ -241,11 +241,11 @@ final class FinetuneCommand implements Callable<Integer> {
             lora = initSettings(lora, init.settings());
         }
         TokenDataset train = readData(data, config);
+        FinetuneConfig fc = finetuneConfig(lora, train);  // validates the options before the eval rows depend on them
         TokenDataset eval = evalData != null ? readData(evalData, config) : firstRows(train, Math.min(train.size(), 4 * batch));
         if (eval.seqLen() != train.seqLen()) {
             throw new IllegalArgumentException(evalData + ": rows of " + eval.seqLen() + " tokens, --data's " + train.seqLen());
         }
-        FinetuneConfig fc = finetuneConfig(lora, train);
         try (LlamaForCausalLM m = LlamaForCausalLM.load(model, lora, device)) {
             if (init != null) {
                 try {
