@@ -7,6 +7,7 @@ import dev.tornadolora.llama.ops.CausalLmLoss;
 import dev.tornadolora.llama.OpTimer.Op;
 import dev.tornadolora.llama.ops.RmsNorm;
 import dev.tornadolora.llama.ops.Rope;
+import dev.tornadolora.math.CrossEntropy;
 import dev.tornadolora.tensor.Nf4Tensor;
 import dev.tornadolora.nn.FrozenLinear;
 import dev.tornadolora.nn.LoRALinear;
@@ -313,7 +314,7 @@ public final class LlamaForCausalLM implements AutoCloseable {
         }
         for (int i = 0; i < labels.length; i++) {
             int l = labels[i];
-            if (l != CausalLmLoss.IGNORE_INDEX && (l < 0 || l >= config.vocabSize())) {
+            if (l != CrossEntropy.IGNORE_INDEX && (l < 0 || l >= config.vocabSize())) {
                 throw new IllegalArgumentException("labels[" + (i / seq) + ", " + (i % seq) + "] = " + l
                         + " is neither -100 nor in [0, " + config.vocabSize() + ")");
             }
