@@ -6,7 +6,7 @@ package dev.tornadolora.math;
  * {@link Rows#expInPlace}, and put together here:
  * <pre>
  *   m   = scale · max_i x_i                       (scale &gt; 0)
- *   e_i = exp(fma(x_i, scale, −m)),   sum = Σ e_i  {@link Exp#exp}
+ *   e_i = exp(x_i·scale − m),   sum = Σ e_i        {@link Exp#exp}
  *   lse = m + log(sum)                             in double (StrictMath.log); attention keeps it as fp32
  *   p_i = e_i · (1 / sum)
  * </pre>
@@ -30,7 +30,7 @@ public final class Softmax {
         float max(int n, float[] x, int xo);
 
         /**
-         * x[xo + i] = exp(fma(x[xo + i], mul, −sub)) for i &lt; n, each by {@link Exp#exp}; returns their sum.
+         * x[xo + i] = exp(x[xo + i]·mul − sub) for i &lt; n, each by {@link Exp#exp}; returns their sum.
          *
          * @param n   the row's length
          * @param x   the row's array, overwritten
@@ -55,7 +55,7 @@ public final class Softmax {
         public float expInPlace(int n, float[] x, int xo, float mul, float sub) {
             float s = 0f;
             for (int i = 0; i < n; i++) {
-                x[xo + i] = Exp.exp(Math.fma(x[xo + i], mul, -sub));
+                x[xo + i] = term(x[xo + i], mul, sub);
                 s += x[xo + i];
             }
             return s;
@@ -68,6 +68,18 @@ public final class Softmax {
     };
 
     private Softmax() {}
+
+    /**
+     * {@return exp(x·mul − sub), one element of a row: e^(scale·x − m) with mul = scale, sub = m}; plain float
+     * arithmetic, so a TornadoVM kernel calls it as it is
+     *
+     * @param x   the element
+     * @param mul its factor
+     * @param sub subtracted after it
+     */
+    public static float term(float x, float mul, float sub) {
+        return Exp.exp(x * mul - sub);
+    }
 
     /**
      * The row x[xo .. xo + n) replaced by softmax(scale · x); returns its log-sum-exp, log Σ_i e^(scale·x_i).
@@ -89,7 +101,7 @@ public final class Softmax {
 
     /**
      * The probabilities recomputed from a log-sum-exp that {@link #softmaxInPlace} returned:
-     * x_i ← exp(fma(x_i, scale, −lse)) (the backward of attention, which keeps lse instead of P).
+     * x_i ← exp(x_i·scale − lse) (the backward of attention, which keeps lse instead of P).
      *
      * @param rows  the loops to use
      * @param n     the row's length

@@ -67,42 +67,44 @@ final class VecSimd {
 
     /**
      * x[xo + i] = exp(x[xo + i]·mul − sub) for i &lt; n, returning their sum (lanes summed in a fixed order), with
-     * {@link #exp(FloatVector)}: the same bits as {@link Exp#exp} in every JIT tier, for vector lanes and scalar
-     * tails alike; only the order of the sum differs from {@link Softmax#SCALAR}.
+     * {@link #exp(FloatVector)}: the same bits as {@link Softmax#term} in every JIT tier, for vector lanes and
+     * scalar tails alike; only the order of the sum differs from {@link Softmax#SCALAR}.
      */
     static float expInPlace(int n, float[] x, int xo, float mul, float sub) {
         int i = 0;
-        FloatVector acc = FloatVector.zero(F), vm = FloatVector.broadcast(F, mul), vs = FloatVector.broadcast(F, -sub);
+        FloatVector acc = FloatVector.zero(F);
         for (int bound = F.loopBound(n); i < bound; i += L) {
-            FloatVector e = exp(FloatVector.fromArray(F, x, xo + i).fma(vm, vs));
+            FloatVector e = exp(FloatVector.fromArray(F, x, xo + i).mul(mul).sub(sub));
             e.intoArray(x, xo + i);
             acc = acc.add(e);
         }
         float s = 0f;
         for (int l = 0; l < L; l++) s += acc.lane(l);
         for (; i < n; i++) {
-            x[xo + i] = Exp.exp(Math.fma(x[xo + i], mul, -sub));
+            x[xo + i] = Softmax.term(x[xo + i], mul, sub);
             s += x[xo + i];
         }
         return s;
     }
 
-    /** {@link Exp#exp} lane-wise: the same operations in the same order, so the same bits (ExpTest). */
+    /**
+     * {@link Exp#exp} lane-wise: the same operations in the same order, so the same bits (ExpTest); 2^k is
+     * written in the exponent bits, which gives {@link Exp#pow2}'s exact value.
+     */
     static FloatVector exp(FloatVector x) {
         x = x.max(Exp.MIN_X).min(Exp.MAX_X);
         // floor(x·log2e + 0.5) by truncating a positive number (x·log2e + 0.5 + 126 > 0 in the clamped range)
-        IntVector k = x.fma(FloatVector.broadcast(F, Exp.LOG2E), FloatVector.broadcast(F, 126.5f))
-                .convert(VectorOperators.F2I, 0).reinterpretAsInts().sub(126);
+        IntVector k = x.mul(Exp.LOG2E).add(126.5f).convert(VectorOperators.F2I, 0).reinterpretAsInts().sub(126);
         FloatVector kf = (FloatVector) k.convert(VectorOperators.I2F, 0);
-        FloatVector r = kf.fma(FloatVector.broadcast(F, -Exp.LN2_HI), x);
-        r = kf.fma(FloatVector.broadcast(F, -Exp.LN2_LO), r);
-        FloatVector p = FloatVector.broadcast(F, Exp.C7).fma(r, FloatVector.broadcast(F, Exp.C6));
-        p = p.fma(r, FloatVector.broadcast(F, Exp.C5));
-        p = p.fma(r, FloatVector.broadcast(F, Exp.C4));
-        p = p.fma(r, FloatVector.broadcast(F, Exp.C3));
-        p = p.fma(r, FloatVector.broadcast(F, Exp.C2));
-        p = p.fma(r, FloatVector.broadcast(F, Exp.C1));
-        p = p.fma(r, FloatVector.broadcast(F, Exp.C0));
+        FloatVector r = x.sub(kf.mul(Exp.LN2_HI));
+        r = r.sub(kf.mul(Exp.LN2_LO));
+        FloatVector p = r.mul(Exp.C7).add(Exp.C6);
+        p = p.mul(r).add(Exp.C5);
+        p = p.mul(r).add(Exp.C4);
+        p = p.mul(r).add(Exp.C3);
+        p = p.mul(r).add(Exp.C2);
+        p = p.mul(r).add(Exp.C1);
+        p = p.mul(r).add(Exp.C0);
         FloatVector scale = k.add(127).lanewise(VectorOperators.LSHL, 23).reinterpretAsFloats();
         return p.mul(scale);
     }
