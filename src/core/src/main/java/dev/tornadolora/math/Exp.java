@@ -16,10 +16,16 @@ package dev.tornadolora.math;
  * finite value (the clamp's {@code Math.max}/{@code fmax} differ on NaN); callers never pass one.
  */
 public final class Exp {
+    /** log2(e). */
     public static final float LOG2E = 1.44269504f;
+    /** ln 2's leading 9 bits: k·LN2_HI is exact for every k of the clamped range. */
     public static final float LN2_HI = 0.693359375f;
+    /** ln 2 − LN2_HI. */
     public static final float LN2_LO = -2.12194440e-4f;
-    public static final float MIN_X = -87.3f, MAX_X = 88.3f;
+    /** The clamp's lower end: e^MIN_X is still a normal float, so no device flushes it to zero. */
+    public static final float MIN_X = -87.3f;
+    /** The clamp's upper end: e^MAX_X is still finite. */
+    public static final float MAX_X = 88.3f;
     /** Taylor coefficients of e^r, highest power first: 1/7!, 1/6!, .., 1/1!, 1/0!. */
     public static final float C7 = 1f / 5040, C6 = 1f / 720, C5 = 1f / 120, C4 = 1f / 24, C3 = 1f / 6, C2 = 0.5f,
             C1 = 1f, C0 = 1f;
