@@ -77,7 +77,8 @@ public final class CrossEntropy {
         long n = 0;
         for (int t = 0; t < targets.length; t++) {
             if (targets[t] == IGNORE_INDEX) continue;
-            total += Softmax.logSumExp(logits, t * classes, classes) - logits[t * classes + targets[t]];
+            int o = t * classes;
+            total += Softmax.logSumExp(classes, i -> logits[o + i]) - logits[o + targets[t]];
             n++;
         }
         return n == 0 ? Double.NaN : total / n;

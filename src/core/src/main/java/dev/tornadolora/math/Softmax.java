@@ -1,5 +1,7 @@
 package dev.tornadolora.math;
 
+import java.util.function.IntToDoubleFunction;
+
 /**
  * Softmax and log-sum-exp over a row in fp32, the one source for attention (forward and backward) and the
  * cross-entropies ({@link CrossEntropy}). A row is taken apart into two primitives, {@link Rows#max} and
@@ -125,16 +127,16 @@ public final class Softmax {
     }
 
     /**
-     * {@return log Σ_i e^(x_i) over x[off .. off + n) in double: the statement the fp32 paths are checked against}
+     * {@return log Σ_i e^(x_i) for i &lt; n in double (max, then Σ exp(x_i − max)): the statement the fp32 paths
+     * are checked against, and what evaluation in double uses}
      *
-     * @param x   the values
-     * @param off where they start
-     * @param n   how many (≥ 1)
+     * @param n how many (≥ 1)
+     * @param x x_i by i, e.g. {@code i -> row[off + i]}
      */
-    public static double logSumExp(double[] x, int off, int n) {
+    public static double logSumExp(int n, IntToDoubleFunction x) {
         double m = Double.NEGATIVE_INFINITY, sum = 0;
-        for (int i = 0; i < n; i++) m = Math.max(m, x[off + i]);
-        for (int i = 0; i < n; i++) sum += Math.exp(x[off + i] - m);
+        for (int i = 0; i < n; i++) m = Math.max(m, x.applyAsDouble(i));
+        for (int i = 0; i < n; i++) sum += Math.exp(x.applyAsDouble(i) - m);
         return m + Math.log(sum);
     }
 }

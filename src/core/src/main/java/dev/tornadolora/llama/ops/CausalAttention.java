@@ -171,7 +171,8 @@ public final class CausalAttention {
                         }
                         p[base + i * seq + j] = s * sigma;
                     }
-                    double lse = Softmax.logSumExp(p, base + i * seq, i + 1);
+                    int row = base + i * seq;
+                    double lse = Softmax.logSumExp(i + 1, j -> p[row + j]);
                     for (int j = 0; j <= i; j++) p[base + i * seq + j] = Math.exp(p[base + i * seq + j] - lse);
                 }
             }
