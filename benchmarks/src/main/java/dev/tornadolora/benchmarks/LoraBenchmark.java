@@ -1,5 +1,8 @@
 package dev.tornadolora.benchmarks;
 
+import dev.tornadolora.device.Device;
+import dev.tornadolora.device.DeviceOptions;
+import org.openjdk.jmh.annotations.TearDown;
 import dev.tornadolora.tensor.Tensor;
 import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.BenchmarkMode;
@@ -39,13 +42,21 @@ public class LoraBenchmark {
     @Param({"1", "512"})
     public int tokens;
 
+    private Device device;
     private LayerWorkload forward;
     private LayerWorkload forwardBackward;
 
+    /** The {@code jvm} device on all cores, as {@code ./tornado-lora} opens it by default. */
     @Setup(Level.Trial)
     public void setup() {
-        forward = new LayerWorkload(base, dim, tokens, false);
-        forwardBackward = new LayerWorkload(base, dim, tokens, true);
+        device = Device.open("jvm", DeviceOptions.defaults());
+        forward = new LayerWorkload(base, dim, tokens, false).on(device.backend());
+        forwardBackward = new LayerWorkload(base, dim, tokens, true).on(device.backend());
+    }
+
+    @TearDown(Level.Trial)
+    public void tearDown() {
+        device.close();
     }
 
     @Benchmark
