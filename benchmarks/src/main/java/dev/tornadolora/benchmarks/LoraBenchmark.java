@@ -46,10 +46,11 @@ public class LoraBenchmark {
     private LayerWorkload forward;
     private LayerWorkload forwardBackward;
 
-    /** The {@code jvm} device on all cores, as {@code ./tornado-lora} opens it by default. */
+    /** The {@code jvm} device on {@code -Dtornadolora.threads} threads (default: all cores), as the CLI maps it. */
     @Setup(Level.Trial)
     public void setup() {
-        device = Device.open("jvm", DeviceOptions.defaults());
+        DeviceOptions defaults = DeviceOptions.defaults();
+        device = Device.open("jvm", defaults.withThreads(Integer.getInteger("tornadolora.threads", defaults.threads())));
         forward = new LayerWorkload(base, dim, tokens, false).on(device.backend());
         forwardBackward = new LayerWorkload(base, dim, tokens, true).on(device.backend());
     }
