@@ -1,7 +1,7 @@
 package dev.tornadolora.llama.ops;
 
+import dev.tornadolora.kernels.Parallel;
 import dev.tornadolora.math.Silu;
-import dev.tornadolora.kernels.jvm.Parallel;
 
 
 /**
@@ -17,8 +17,8 @@ public final class SwiGlu {
 
     private SwiGlu() {}
 
-    public static void forward(float[] g, float[] u, float[] a) {
-        Parallel.forRange(a.length, GRAIN, (i0, i1) -> {
+    public static void forward(Parallel par, float[] g, float[] u, float[] a) {
+        par.range(a.length, GRAIN, (i0, i1) -> {
             int i = Vec.SIMD ? VecSimd.swiGluForward(g, u, a, i0, i1) : i0;
             for (; i < i1; i++) a[i] = Silu.silu(g[i]) * u[i];
         });
@@ -26,8 +26,8 @@ public final class SwiGlu {
 
 
     /** dg and du (overwritten) from da. */
-    public static void backward(float[] da, float[] g, float[] u, float[] dg, float[] du) {
-        Parallel.forRange(da.length, GRAIN, (i0, i1) -> {
+    public static void backward(Parallel par, float[] da, float[] g, float[] u, float[] dg, float[] du) {
+        par.range(da.length, GRAIN, (i0, i1) -> {
             int i = Vec.SIMD ? VecSimd.swiGluBackward(da, g, u, dg, du, i0, i1) : i0;
             for (; i < i1; i++) {
                 dg[i] = Silu.backward(da[i] * u[i], g[i]);

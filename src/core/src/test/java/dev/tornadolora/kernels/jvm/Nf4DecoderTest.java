@@ -1,5 +1,6 @@
 package dev.tornadolora.kernels.jvm;
 
+import dev.tornadolora.kernels.Parallel;
 import dev.tornadolora.math.Nf4;
 import dev.tornadolora.tensor.Nf4Tensor;
 import org.junit.jupiter.api.Test;
@@ -76,7 +77,9 @@ class Nf4DecoderTest {
         float[] dy = new float[rows];
         for (int j = 0; j < rows; j++) dy[j] = j % 7 == 3 ? 0f : (float) rnd.nextDouble(-1, 1);
         float[] dx = new float[cols];
-        Gemv.transposedRow(new Parallel(1), null, w, rows, cols, dy, dx);
+        try (Parallel par = new Parallel(1)) {
+            Gemv.transposedRow(par, null, w, rows, cols, dy, dx);
+        }
         float[] partial = new float[cols], row = new float[cols];  // one chunk: rows < ROW_CHUNK
         for (int j = 0; j < rows; j++) {
             if (dy[j] == 0f) continue;

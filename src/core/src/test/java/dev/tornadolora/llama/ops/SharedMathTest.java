@@ -1,10 +1,12 @@
 package dev.tornadolora.llama.ops;
 
+import dev.tornadolora.kernels.Parallel;
 import dev.tornadolora.math.CrossEntropy;
 import dev.tornadolora.math.Silu;
 import dev.tornadolora.math.Softmax;
 import dev.tornadolora.nn.Activation;
 import dev.tornadolora.tensor.Tensor;
+import dev.tornadolora.testing.TestDevices;
 import dev.tornadolora.train.Losses;
 import org.junit.jupiter.api.Test;
 
@@ -20,6 +22,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * {@code Losses.crossEntropy} are one {@link CrossEntropy}.
  */
 class SharedMathTest {
+    private static final Parallel PAR = TestDevices.jvm().executor();
     /** fp32 unit roundoff. */
     private static final double U = 0x1p-24;
 
@@ -32,8 +35,8 @@ class SharedMathTest {
         g[1] = -100f;  // exp clamps
         g[2] = 100f;
         float[] a = new float[n], dg = new float[n], du = new float[n];
-        SwiGlu.forward(g, u, a);
-        SwiGlu.backward(da, g, u, dg, du);
+        SwiGlu.forward(PAR, g, u, a);
+        SwiGlu.backward(PAR, da, g, u, dg, du);
         Activation silu = Activation.silu();
         float[] act = silu.forward(new Tensor(new int[] {n}, g)).data();
         for (int i = 0; i < n; i++) {
@@ -81,7 +84,7 @@ class SharedMathTest {
         for (int t = 0; t < rows; t++) labels[t] = t % 4 == 2 ? CrossEntropy.IGNORE_INDEX : rnd.nextInt(vocab);
         for (int t = 0; t < rows; t++) shifted[t] = CausalLmLoss.target(labels, seq, t);
         float[] dz = new float[rows * vocab];
-        double loss = CausalLmLoss.forward(logits, labels, batch, seq, vocab, dz, 1.0);
+        double loss = CausalLmLoss.forward(PAR, logits, labels, batch, seq, vocab, dz, 1.0);
         Losses.Result ce = Losses.crossEntropy(new Tensor(new int[] {rows, vocab}, logits), shifted);
         double sumTol = 2 * (vocab - 1) * U;
         // a row's loss is lse − z_y; lse moves by at most the sum's relative error
