@@ -27,6 +27,8 @@ import java.util.Set;
 abstract class HfWeights implements AutoCloseable {
     static final String SINGLE = "model.safetensors";
     static final String INDEX = "model.safetensors.index.json";
+    static final String EMBED = "model.embed_tokens.weight";
+    static final String HEAD = "lm_head.weight";
     /** Buffers some exporters wrote; never read. */
     private static final String INV_FREQ_SUFFIX = ".rotary_emb.inv_freq";
 
@@ -49,7 +51,7 @@ abstract class HfWeights implements AutoCloseable {
     static Map<String, int[]> expected(LlamaConfig c) {
         Map<String, int[]> e = new LinkedHashMap<>();
         int h = c.hiddenSize();
-        e.put("model.embed_tokens.weight", new int[] {c.vocabSize(), h});
+        e.put(EMBED, new int[] {c.vocabSize(), h});
         for (int i = 0; i < c.numHiddenLayers(); i++) {
             String p = "model.layers." + i + ".";
             e.put(p + "input_layernorm.weight", new int[] {h});
@@ -63,13 +65,22 @@ abstract class HfWeights implements AutoCloseable {
             e.put(p + "mlp.down_proj.weight", new int[] {h, c.intermediateSize()});
         }
         e.put("model.norm.weight", new int[] {h});
-        if (!c.tieWordEmbeddings()) e.put("lm_head.weight", new int[] {c.vocabSize(), h});
+        if (!c.tieWordEmbeddings()) e.put(HEAD, new int[] {c.vocabSize(), h});
         return e;
     }
 
-    /** Every expected tensor present, floating point, of its shape; nothing unexpected (a bias, another model). */
+    /**
+     * Every expected tensor present, floating point, of its shape; nothing unexpected (a bias, another model).
+     * With {@code tie_word_embeddings} either of the tied pair may be in the file (transformers ties whichever is
+     * there to the other, and keeps both when both are there and differ, see {@link #tiedPair}), not neither.
+     */
     void validate(LlamaConfig c) {
         Map<String, int[]> expected = expected(c);
+        if (c.tieWordEmbeddings() && shape(HEAD) != null) {
+            int[] s = expected.get(EMBED);
+            if (shape(EMBED) == null) expected.remove(EMBED);
+            expected.put(HEAD, s);
+        }
         for (Map.Entry<String, int[]> e : expected.entrySet()) {
             int[] s = shape(e.getKey());
             if (s == null) {
@@ -85,14 +96,48 @@ abstract class HfWeights implements AutoCloseable {
             }
         }
         for (String n : names()) {
-            boolean tiedHead = n.equals("lm_head.weight") && c.tieWordEmbeddings();
-            if (!expected.containsKey(n) && !n.endsWith(INV_FREQ_SUFFIX) && !tiedHead) {
+            if (!expected.containsKey(n) && !n.endsWith(INV_FREQ_SUFFIX)) {
                 throw new IllegalArgumentException(source() + ": unexpected tensor '" + n
                         + "' (not a weight of this Llama configuration: "
                         + (n.endsWith(".bias") ? "biases are not supported" : "check num_hidden_layers and the names")
                         + ")");
             }
         }
+    }
+
+    /** The embedding and the lm_head weight, the same array when the model ties them. */
+    record TiedPair(float[] embedding, float[] head) {
+        boolean tied() {
+            return embedding == head;
+        }
+    }
+
+    /**
+     * The embedding and lm_head as transformers 5.18's {@code from_pretrained} resolves them
+     * ({@code PreTrainedModel.tie_weights} with the checkpoint's missing keys): untied configs read both; a tied
+     * config with only one of the pair in the file ties it to the other; with both in the file they are tied only
+     * when their values are equal ({@code torch.equal}), otherwise each keeps the file's values (transformers warns
+     * and does not tie). Call after {@link #validate}.
+     */
+    TiedPair tiedPair(LlamaConfig c) {
+        if (!c.tieWordEmbeddings()) return new TiedPair(read(EMBED), read(HEAD));
+        if (shape(EMBED) == null) {
+            float[] head = read(HEAD);
+            return new TiedPair(head, head);
+        }
+        float[] emb = read(EMBED);
+        if (shape(HEAD) == null) return new TiedPair(emb, emb);
+        float[] head = read(HEAD);
+        return new TiedPair(emb, sameValues(emb, head) ? emb : head);
+    }
+
+    /** torch.equal on floats: equal lengths and every element {@code ==} (NaN never equal, -0 equal to 0). */
+    private static boolean sameValues(float[] a, float[] b) {
+        if (a.length != b.length) return false;
+        for (int i = 0; i < a.length; i++) {
+            if (a[i] != b[i]) return false;
+        }
+        return true;
     }
 
     // ---------------------------------------------------------------- from a map

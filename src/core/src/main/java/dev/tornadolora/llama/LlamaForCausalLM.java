@@ -35,7 +35,8 @@ import java.util.Map;
  * TornadoVM device): with an adapter where {@link LoraSettings} puts one, base-only elsewhere. With
  * {@code quantizeBase} the seven layer projections hold their weights as NF4 (torchao's {@code to_nf4}, block 64,
  * scaler block 256); embeddings, norms and lm_head stay fp32. lm_head shares the embedding's array when
- * {@code tie_word_embeddings}. Weights read as F16/BF16 are widened to fp32.
+ * {@code tie_word_embeddings} and the file does not hold a different {@code lm_head.weight} (transformers' rule,
+ * {@link HfWeights#tiedPair}). Weights read as F16/BF16 are widened to fp32.
  *
  * <p>Gradients flow only to the adapters; the backward of every op computes dx (hand-written, see the ops in
  * {@code dev.tornadolora.llama.ops}). A model starts in eval mode (as {@code from_pretrained} returns it); one
@@ -51,6 +52,8 @@ public final class LlamaForCausalLM implements AutoCloseable {
     private final List<DecoderLayer> layers;
     private final float[] finalNorm;
     private final Module lmHead;
+    /** Whether lm_head is the embedding (tie_word_embeddings as transformers resolved it for the file). */
+    private final boolean headTied;
     private final Rope rope;
     private final OpTimer timer = new OpTimer();
     private boolean training;
@@ -60,7 +63,7 @@ public final class LlamaForCausalLM implements AutoCloseable {
     private record Saved(int batch, int seq, float[] x, float[] inv, Rope.Tables tables) {}
 
     private LlamaForCausalLM(LlamaConfig config, LoraSettings lora, LoraBackend backend, float[] embedding,
-                             List<DecoderLayer> layers, float[] finalNorm, Module lmHead) {
+                             List<DecoderLayer> layers, float[] finalNorm, Module lmHead, boolean headTied) {
         this.config = config;
         this.lora = lora;
         this.backend = backend;
@@ -68,6 +71,7 @@ public final class LlamaForCausalLM implements AutoCloseable {
         this.layers = layers;
         this.finalNorm = finalNorm;
         this.lmHead = lmHead;
+        this.headTied = headTied;
         this.rope = new Rope(config.headDim(), config.ropeTheta(), config.ropeScaling());
         train(false);
     }
@@ -138,7 +142,8 @@ public final class LlamaForCausalLM implements AutoCloseable {
             }
         }
         LoraBackend k = Backends.forDevice(device == null ? "jvm" : device);
-        float[] emb = w.read("model.embed_tokens.weight");
+        HfWeights.TiedPair pair = w.tiedPair(c);
+        float[] emb = pair.embedding();
         List<DecoderLayer> layers = new ArrayList<>();
         int seed = 0;
         for (int i = 0; i < c.numHiddenLayers(); i++) {
@@ -156,10 +161,9 @@ public final class LlamaForCausalLM implements AutoCloseable {
             layers.add(layer);
         }
         float[] norm = w.read("model.norm.weight");
-        BaseWeight head = new DenseWeight(c.vocabSize(), c.hiddenSize(),
-                c.tieWordEmbeddings() ? emb : w.read("lm_head.weight"));
+        BaseWeight head = new DenseWeight(c.vocabSize(), c.hiddenSize(), pair.head());
         Module lmHead = projection(head, lora, lora.output(), k, seed);
-        return new LlamaForCausalLM(c, lora, k, emb, Collections.unmodifiableList(layers), norm, lmHead);
+        return new LlamaForCausalLM(c, lora, k, emb, Collections.unmodifiableList(layers), norm, lmHead, pair.tied());
     }
 
     /** A LoRALinear over {@code base} with the settings' adapter, or a FrozenLinear (base only). */
@@ -485,7 +489,7 @@ public final class LlamaForCausalLM implements AutoCloseable {
             }
         }
         w.put("model.norm.weight", new Tensor(new int[] {h}, finalNorm.clone()));
-        if (!config.tieWordEmbeddings() || lora.output()) {
+        if (!headTied || lora.output()) {
             w.put("lm_head.weight", merged(lmHead, lora.output()));
         }
         return w;
