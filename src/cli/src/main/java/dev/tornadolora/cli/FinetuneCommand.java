@@ -298,7 +298,7 @@ final class FinetuneCommand implements Callable<Integer> {
     }
 
     private TokenDataset readData(Path file, LlamaConfig c) throws IOException {
-        if (!Files.isRegularFile(file)) throw new IllegalArgumentException(file + ": no such file");
+        if (!Files.exists(file)) throw new IllegalArgumentException(file + ": no such file");
         String name = file.getFileName().toString().toLowerCase(Locale.ROOT);
         if (name.endsWith(".safetensors")) {
             TokenDataset d = SafetensorsTokens.read(file, c.vocabSize());

@@ -1,16 +1,14 @@
 package dev.tornadolora.llama;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.tornadolora.io.DType;
 import dev.tornadolora.io.SafeTensors;
 import dev.tornadolora.io.SafeTensorsException;
+import dev.tornadolora.io.StrictJson;
 import dev.tornadolora.tensor.Shapes;
 import dev.tornadolora.tensor.Tensor;
 
-import java.io.IOException;
 import java.nio.file.Files;
-import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.util.Iterator;
 import java.util.LinkedHashMap;
@@ -173,17 +171,7 @@ abstract class HfWeights implements AutoCloseable {
     }
 
     private static HfWeights sharded(Path dir, Path index) {
-        JsonNode root;
-        try {
-            if (Files.size(index) > 100_000_000L) {
-                throw new IllegalArgumentException(index + ": too large for a safetensors index");
-            }
-            root = new ObjectMapper().readTree(Files.readString(index));
-        } catch (NoSuchFileException e) {
-            throw new IllegalArgumentException(index + ": no such file");
-        } catch (IOException e) {
-            throw new IllegalArgumentException(index + ": not valid JSON: " + e.getMessage());
-        }
+        JsonNode root = StrictJson.read(index);
         JsonNode map = root == null ? null : root.get("weight_map");
         if (map == null || !map.isObject()) {
             throw new IllegalArgumentException(index + ": no weight_map object");

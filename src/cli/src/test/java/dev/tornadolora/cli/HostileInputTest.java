@@ -1,0 +1,160 @@
+package dev.tornadolora.cli;
+
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import org.junit.jupiter.api.Assumptions;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.IOException;
+import java.io.RandomAccessFile;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.stream.Stream;
+
+import static dev.tornadolora.cli.FinetuneCommandTest.args;
+import static dev.tornadolora.cli.FinetuneCommandTest.assertOneLineError;
+import static org.junit.jupiter.api.Assertions.assertTimeoutPreemptively;
+
+/**
+ * Issue 23: the hostile-input classes at the mechanism, through the commands users run. Every refusal is one line
+ * naming the file or option, exit 1, within seconds (a FIFO or /dev/zero would hang or fill the heap).
+ */
+class HostileInputTest {
+    @TempDir
+    Path tmp;
+
+    @BeforeAll
+    static void fixture() {
+        FinetuneCommandTest.findFixture();
+    }
+
+    /** A copy of the golden model folder (config.json, model.safetensors, tokenizer.json). */
+    private Path modelCopy() throws IOException {
+        Path m = Files.createDirectories(tmp.resolve("model"));
+        try (Stream<Path> s = Files.list(FinetuneCommandTest.model())) {
+            for (Path p : s.toList()) Files.copy(p, m.resolve(p.getFileName()));
+        }
+        return m;
+    }
+
+    private Path data() throws IOException {
+        return Files.writeString(tmp.resolve("d.jsonl"), "{\"text\": \"the cat sat on the mat\"}\n".repeat(8));
+    }
+
+    private static void mkfifo(Path p) throws Exception {
+        Files.deleteIfExists(p);
+        Process proc = new ProcessBuilder("mkfifo", p.toString()).start();
+        Assumptions.assumeTrue(proc.waitFor() == 0, "mkfifo is not available");
+    }
+
+    private static CliRun finetune(Path model, Path data, Path out, String... more) {
+        String[] a = args(data, out, more);
+        for (int i = 0; i < a.length; i++) if (a[i].equals("--model")) a[i + 1] = model.toString();
+        return CliRun.of(a);
+    }
+
+    private static void refusedFast(String expected, java.util.function.Supplier<CliRun> run) {
+        assertTimeoutPreemptively(Duration.ofSeconds(30), () -> assertOneLineError(run.get(), expected));
+    }
+
+    // ------------------------------------------------------------ class 1: one bounded, regular-file-only reader
+
+    @Test
+    void aFifoConfigJsonIsRefusedNotWaitedOn() throws Exception {
+        Path m = modelCopy(), d = data();
+        mkfifo(m.resolve("config.json"));
+        refusedFast(m.resolve("config.json") + ": is not a regular file",
+                () -> finetune(m, d, tmp.resolve("o"), "--steps", "1", "--seq-len", "4"));
+    }
+
+    @Test
+    void aConfigJsonThatIsDevZeroIsRefusedNotRead() throws Exception {
+        Path m = modelCopy(), d = data();
+        Files.delete(m.resolve("config.json"));
+        Files.createSymbolicLink(m.resolve("config.json"), Path.of("/dev/zero"));
+        refusedFast(m.resolve("config.json") + ": is not a regular file",
+                () -> finetune(m, d, tmp.resolve("o"), "--steps", "1", "--seq-len", "4"));
+    }
+
+    @Test
+    void aHugeAdapterConfigIsRefusedBeforeItIsRead() throws Exception {
+        Path a = Files.createDirectories(tmp.resolve("adapter"));
+        try (RandomAccessFile f = new RandomAccessFile(a.resolve("adapter_config.json").toFile(), "rw")) {
+            f.setLength(1_500_000_000L);  // sparse: no disk used
+        }
+        Path in = FinetuneCommandTest.tokens(tmp, 1, 4, 8);
+        refusedFast(a.resolve("adapter_config.json") + ": 1500000000 bytes, more than the",
+                () -> CliRun.of("forward", "--model", FinetuneCommandTest.model().toString(), "--input", in.toString(),
+                        "--adapter", a.toString(), "--output", tmp.resolve("o.safetensors").toString()));
+    }
+
+    @Test
+    void aFifoTokenizerJsonOrDataFileIsRefused() throws Exception {
+        Path m = modelCopy(), d = data();
+        mkfifo(m.resolve("tokenizer.json"));
+        refusedFast(m.resolve("tokenizer.json") + ": is not a regular file",
+                () -> finetune(m, d, tmp.resolve("o"), "--steps", "1", "--seq-len", "4"));
+        Path fifo = tmp.resolve("fifo.jsonl");
+        mkfifo(fifo);
+        refusedFast(fifo + ": is not a regular file",
+                () -> finetune(FinetuneCommandTest.model(), fifo, tmp.resolve("o2"), "--steps", "1", "--seq-len", "4"));
+    }
+
+    @Test
+    void aSecondJsonValueOnALineIsRefusedNotDropped() throws Exception {
+        Path d = Files.writeString(tmp.resolve("two.jsonl"), "{\"text\": \"a b\"}\n{\"text\": \"c\"} {\"text\": \"d\"}\n");
+        refusedFast(d + ", line 2: not valid JSON",
+                () -> finetune(FinetuneCommandTest.model(), d, tmp.resolve("o"), "--steps", "1", "--seq-len", "4"));
+    }
+
+    @Test
+    void aDuplicateKeyInTheShardIndexIsRefused() throws Exception {
+        Path m = modelCopy(), d = data();
+        Files.move(m.resolve("model.safetensors"), m.resolve("model-00001-of-00001.safetensors"));
+        Files.writeString(m.resolve("model.safetensors.index.json"), "{\"metadata\": {}, \"weight_map\": {"
+                + "\"model.norm.weight\": \"model-00001-of-00001.safetensors\","
+                + "\"model.norm.weight\": \"model-00001-of-00001.safetensors\"}}");
+        refusedFast(m.resolve("model.safetensors.index.json") + ": not valid JSON: Duplicate field",
+                () -> finetune(m, d, tmp.resolve("o"), "--steps", "1", "--seq-len", "4"));
+    }
+
+    @Test
+    void aFractionalHiddenSizeIsRefusedAsTransformersRefusesIt() throws Exception {
+        Path m = modelCopy(), d = data();
+        ObjectNode c = (ObjectNode) FinetuneCommandTest.JSON.readTree(m.resolve("config.json").toFile());
+        c.put("hidden_size", (double) c.get("hidden_size").asInt());
+        Files.writeString(m.resolve("config.json"), c.toString());
+        refusedFast(m.resolve("config.json") + ": 'hidden_size' must be an integer but is 32.0",
+                () -> finetune(m, d, tmp.resolve("o"), "--steps", "1", "--seq-len", "4"));
+    }
+
+    // ------------------------------------------------------------ class 4: checked products of user numbers
+
+    @Test
+    void productsOfOptionsThatOverflowNameTheOptionToLower() throws Exception {
+        Path d = data();
+        refusedFast("rows per optimizer step: --batch × --grad-accum = 65536 × 65536 = 4294967296 is more than",
+                () -> finetune(FinetuneCommandTest.model(), d, tmp.resolve("o"), "--steps", "1", "--seq-len", "4",
+                        "--batch", "65536", "--grad-accum", "65536"));
+        refusedFast("lower --grad-accum",
+                () -> finetune(FinetuneCommandTest.model(), d, tmp.resolve("o"), "--epochs", "1", "--seq-len", "4",
+                        "--batch", "65536", "--grad-accum", "65537"));
+        refusedFast("tokens per micro-batch: --batch × --seq-len = 2000000000 × 4",
+                () -> finetune(FinetuneCommandTest.model(), d, tmp.resolve("o"), "--steps", "1", "--seq-len", "4",
+                        "--batch", "2000000000"));
+    }
+
+    // ------------------------------------------------------------ class 7: tokenizer randomness
+
+    @Test
+    void aTokenizerWithBpeDropoutIsRefused() throws Exception {
+        Path m = modelCopy(), d = data();
+        ObjectNode t = (ObjectNode) FinetuneCommandTest.JSON.readTree(m.resolve("tokenizer.json").toFile());
+        ((ObjectNode) t.get("model")).put("dropout", 0.1);
+        Files.writeString(m.resolve("tokenizer.json"), t.toString());
+        refusedFast(m.resolve("tokenizer.json") + ": model.dropout is 0.1: BPE dropout",
+                () -> finetune(m, d, tmp.resolve("o"), "--steps", "1", "--seq-len", "4"));
+    }
+}
