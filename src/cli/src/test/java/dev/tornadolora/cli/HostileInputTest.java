@@ -157,4 +157,38 @@ class HostileInputTest {
         refusedFast(m.resolve("tokenizer.json") + ": model.dropout is 0.1: BPE dropout",
                 () -> finetune(m, d, tmp.resolve("o"), "--steps", "1", "--seq-len", "4"));
     }
+
+    // ------------------------------------------------------------ class 3: finetune's resume point has a run identity
+
+    @Test
+    void aResumePointFromAnotherRunOrAChangedModelIsRefusedByName() throws Exception {
+        Path m = modelCopy(), d = data(), a = tmp.resolve("a"), b = tmp.resolve("b");
+        String[] opts = {"--steps", "2", "--seq-len", "4", "--batch", "1", "--save-every", "1"};
+        CliRun first = finetune(m, d, a, opts);
+        org.junit.jupiter.api.Assertions.assertEquals(0, first.exitCode(), first.err());
+        String[] otherLr = java.util.stream.Stream.concat(java.util.Arrays.stream(opts), Stream.of("--lr", "0.01"))
+                .toArray(String[]::new);
+        org.junit.jupiter.api.Assertions.assertEquals(0, finetune(m, d, b, otherLr).exitCode());
+        // Another run's state put in this run's folder: refused naming what differs, nothing replaced.
+        Path state = a.resolve(FinetuneCommand.STATE);
+        byte[] mine = Files.readAllBytes(state);
+        Files.copy(b.resolve(FinetuneCommand.STATE), state, java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+        byte[] adapters = Files.readAllBytes(a.resolve("peft/adapter_model.safetensors"));
+        refusedFast("was trained with other options: lr 0.01 -> 3.0E-4",
+                () -> finetune(m, d, a, append(opts, "--resume")));
+        org.junit.jupiter.api.Assertions.assertArrayEquals(adapters, Files.readAllBytes(a.resolve("peft/adapter_model.safetensors")));
+        Files.write(state, mine);
+        // A base weight changed in place (same path, same shapes): the digest of what was read differs.
+        try (RandomAccessFile f = new RandomAccessFile(m.resolve("model.safetensors").toFile(), "rw")) {
+            f.seek(f.length() - 4);
+            int v = f.read();
+            f.seek(f.length() - 4);
+            f.write(v ^ 1);
+        }
+        refusedFast("model_digest", () -> finetune(m, d, a, append(opts, "--resume")));
+    }
+
+    private static String[] append(String[] a, String... more) {
+        return Stream.concat(java.util.Arrays.stream(a), java.util.Arrays.stream(more)).toArray(String[]::new);
+    }
 }

@@ -40,6 +40,33 @@ abstract class HfWeights implements AutoCloseable {
 
     abstract float[] read(String name);
 
+    private final java.util.zip.CRC32C digest = new java.util.zip.CRC32C();
+    private final java.nio.ByteBuffer digestChunk = java.nio.ByteBuffer.allocate(1 << 16);
+    private long digestValues;
+
+    /**
+     * {@link #read}, adding the name and the values read to the weights' digest: the model's part of a run's
+     * identity, so that a weight changed in place since the run began is noticed (not only another path).
+     */
+    final float[] take(String name) {
+        float[] v = read(name);
+        digest.update(name.getBytes(java.nio.charset.StandardCharsets.UTF_8));
+        java.nio.FloatBuffer f = digestChunk.clear().asFloatBuffer();
+        for (int i = 0; i < v.length; i += f.capacity()) {
+            int n = Math.min(f.capacity(), v.length - i);
+            f.clear();
+            f.put(v, i, n);
+            digest.update(digestChunk.array(), 0, 4 * n);
+        }
+        digestValues += v.length;
+        return v;
+    }
+
+    /** {@return the digest of every tensor {@link #take}n, in the order taken: "crc32c:HEX/VALUES"} */
+    final String digest() {
+        return String.format("crc32c:%08x/%d", digest.getValue(), digestValues);
+    }
+
     abstract String source();
 
     @Override
@@ -118,14 +145,14 @@ abstract class HfWeights implements AutoCloseable {
      * and does not tie). Call after {@link #validate}.
      */
     TiedPair tiedPair(LlamaConfig c) {
-        if (!c.tieWordEmbeddings()) return new TiedPair(read(EMBED), read(HEAD));
+        if (!c.tieWordEmbeddings()) return new TiedPair(take(EMBED), take(HEAD));
         if (shape(EMBED) == null) {
-            float[] head = read(HEAD);
+            float[] head = take(HEAD);
             return new TiedPair(head, head);
         }
-        float[] emb = read(EMBED);
+        float[] emb = take(EMBED);
         if (shape(HEAD) == null) return new TiedPair(emb, emb);
-        float[] head = read(HEAD);
+        float[] head = take(HEAD);
         return new TiedPair(emb, sameValues(emb, head) ? emb : head);
     }
 

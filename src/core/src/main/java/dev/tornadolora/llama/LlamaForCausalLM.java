@@ -54,6 +54,8 @@ public final class LlamaForCausalLM implements AutoCloseable {
     private final Module lmHead;
     /** Whether lm_head is the embedding (tie_word_embeddings as transformers resolved it for the file). */
     private final boolean headTied;
+    /** The digest of the weights as read ({@link HfWeights#digest}). */
+    private final String weightsDigest;
     private final Rope rope;
     private final OpTimer timer = new OpTimer();
     private boolean training;
@@ -63,7 +65,8 @@ public final class LlamaForCausalLM implements AutoCloseable {
     private record Saved(int batch, int seq, float[] x, float[] inv, Rope.Tables tables) {}
 
     private LlamaForCausalLM(LlamaConfig config, LoraSettings lora, LoraBackend backend, float[] embedding,
-                             List<DecoderLayer> layers, float[] finalNorm, Module lmHead, boolean headTied) {
+                             List<DecoderLayer> layers, float[] finalNorm, Module lmHead, boolean headTied,
+                             String weightsDigest) {
         this.config = config;
         this.lora = lora;
         this.backend = backend;
@@ -72,6 +75,7 @@ public final class LlamaForCausalLM implements AutoCloseable {
         this.finalNorm = finalNorm;
         this.lmHead = lmHead;
         this.headTied = headTied;
+        this.weightsDigest = weightsDigest;
         this.rope = new Rope(config.headDim(), config.ropeTheta(), config.ropeScaling());
         train(false);
     }
@@ -148,22 +152,23 @@ public final class LlamaForCausalLM implements AutoCloseable {
         int seed = 0;
         for (int i = 0; i < c.numHiddenLayers(); i++) {
             String p = "model.layers." + i + ".";
-            DecoderLayer layer = new DecoderLayer(c, w.read(p + "input_layernorm.weight"),
-                    w.read(p + "post_attention_layernorm.weight"));
+            DecoderLayer layer = new DecoderLayer(c, w.take(p + "input_layernorm.weight"),
+                    w.take(p + "post_attention_layernorm.weight"));
             for (String name : LlamaConfig.PROJECTIONS) {
                 String key = p + (LoraSettings.ATTN_MODULES.contains(name) ? "self_attn." : "mlp.") + name + ".weight";
                 int[] s = w.shape(key);
-                float[] data = w.read(key);
+                float[] data = w.take(key);
                 BaseWeight base = lora.quantizeBase() ? Nf4Tensor.quantize(data, s[0], s[1])
                         : new DenseWeight(s[0], s[1], data);
                 layer.proj.put(name, projection(base, lora, lora.targets(name), k, seed++));
             }
             layers.add(layer);
         }
-        float[] norm = w.read("model.norm.weight");
+        float[] norm = w.take("model.norm.weight");
         BaseWeight head = new DenseWeight(c.vocabSize(), c.hiddenSize(), pair.head());
         Module lmHead = projection(head, lora, lora.output(), k, seed);
-        return new LlamaForCausalLM(c, lora, k, emb, Collections.unmodifiableList(layers), norm, lmHead, pair.tied());
+        return new LlamaForCausalLM(c, lora, k, emb, Collections.unmodifiableList(layers), norm, lmHead, pair.tied(),
+                w.digest());
     }
 
     /** A LoRALinear over {@code base} with the settings' adapter, or a FrozenLinear (base only). */
@@ -189,6 +194,12 @@ public final class LlamaForCausalLM implements AutoCloseable {
     // ---------------------------------------------------------------- accessors
 
     public LlamaConfig config() { return config; }
+
+    /**
+     * {@return a digest of the base weights as they were read (CRC32C of names and values, in model order)}: a
+     * run's identity includes it, so a resumed run notices a checkpoint changed in place.
+     */
+    public String weightsDigest() { return weightsDigest; }
 
     public LoraSettings lora() { return lora; }
 
