@@ -13,6 +13,8 @@ import dev.tornadolora.io.OutputGuard;
 import dev.tornadolora.llama.LlamaConfig;
 import dev.tornadolora.llama.LlamaForCausalLM;
 import dev.tornadolora.llama.LoraSettings;
+import dev.tornadolora.llama.MemoryEstimate;
+import dev.tornadolora.tensor.HeapCheck;
 import dev.tornadolora.llama.PeftAdapterIO;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
@@ -242,7 +244,12 @@ final class FinetuneCommand implements Callable<Integer> {
         }
         TokenDataset train = readData(data, config);
         FinetuneConfig fc = finetuneConfig(lora, train);  // validates the options before the eval rows depend on them
-        TokenDataset eval = evalData != null ? readData(evalData, config) : firstRows(train, Math.min(train.size(), 4 * batch));
+        // Before the model is read or a step computed: the weights and one micro-batch's activations must fit.
+        HeapCheck.require(HeapCheck.sum(MemoryEstimate.weights(config, lora.quantizeBase()), MemoryEstimate.activations(
+                config, batch, train.seqLen(), true, Runtime.getRuntime().availableProcessors())),
+                "a micro-batch of " + batch + " x " + train.seqLen() + " tokens on this model", "lower --batch or --seq-len");
+        TokenDataset eval = evalData != null ? readData(evalData, config)
+                : firstRows(train, (int) Math.min(train.size(), 4L * batch));
         if (eval.seqLen() != train.seqLen()) {
             throw new IllegalArgumentException(evalData + ": rows of " + eval.seqLen() + " tokens, --data's " + train.seqLen());
         }

@@ -188,6 +188,37 @@ class HostileInputTest {
         refusedFast("model_digest", () -> finetune(m, d, a, append(opts, "--resume")));
     }
 
+    // ------------------------------------------------------------ class 5: a memory estimate before work
+
+    @Test
+    void aBatchOrForwardTooLargeForTheHeapIsRefusedBeforeWork() throws Exception {
+        Path d = data();
+        refusedFast("a micro-batch of 1000000 x 8 tokens on this model needs",
+                () -> finetune(FinetuneCommandTest.model(), d, tmp.resolve("o"), "--steps", "1", "--seq-len", "8",
+                        "--batch", "1000000"));
+        refusedFast("lower --batch or --seq-len", () -> finetune(FinetuneCommandTest.model(), d, tmp.resolve("o"),
+                "--steps", "1", "--seq-len", "8", "--batch", "1000000"));
+        Path in = FinetuneCommandTest.tokens(tmp, 256, 4096, 8);
+        long t0 = System.nanoTime();
+        refusedFast("a forward of 256 x 4096 tokens on this model needs",
+                () -> CliRun.of("forward", "--model", FinetuneCommandTest.model().toString(), "--input", in.toString(),
+                        "--output", tmp.resolve("o.safetensors").toString()));
+        org.junit.jupiter.api.Assertions.assertFalse(Files.exists(tmp.resolve("o.safetensors")));
+    }
+
+    @Test
+    void aJsonlLineLongerThanTheBoundIsRefusedAsItIsRead() throws Exception {
+        Path d = tmp.resolve("long.jsonl");
+        try (var w = Files.newBufferedWriter(d)) {
+            w.write("{\"text\": \"a\"}\n{\"text\": \"");
+            String chunk = "word ".repeat(1000);
+            for (int i = 0; i < 19 * 1024 * 1024 / chunk.length(); i++) w.write(chunk);
+            w.write("\"}\n");
+        }
+        refusedFast(d + ", line 2: longer than 8388608 bytes (split the document into several lines)",
+                () -> finetune(FinetuneCommandTest.model(), d, tmp.resolve("o"), "--steps", "1", "--seq-len", "4"));
+    }
+
     private static String[] append(String[] a, String... more) {
         return Stream.concat(java.util.Arrays.stream(a), java.util.Arrays.stream(more)).toArray(String[]::new);
     }
