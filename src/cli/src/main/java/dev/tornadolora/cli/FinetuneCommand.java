@@ -195,8 +195,10 @@ final class FinetuneCommand implements Callable<Integer> {
             }
             List<String> all = spec.commandLine().getParseResult().originalArgs();  // the whole command line
             int at = all.indexOf(spec.name());
-            return DataParallelLauncher.find().launch(all.subList(at + 1, all.size()), spark,
-                    workers == null ? 2 : workers, batch * gradAccum, checkEvery, out);
+            int n = workers == null ? 2 : workers;
+            int global = SparkArguments.validate(spark, n, batch, gradAccum, checkEvery,
+                    Runtime.getRuntime().availableProcessors());  // before Spark starts, not in its stage attempts
+            return DataParallelLauncher.find().launch(all.subList(at + 1, all.size()), spark, n, global, checkEvery, out);
         }
         if (workers != null) throw new IllegalArgumentException("--workers needs --spark MASTER");
         if (model == null && data == null) {

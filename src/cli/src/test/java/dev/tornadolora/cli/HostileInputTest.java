@@ -219,6 +219,26 @@ class HostileInputTest {
                 () -> finetune(FinetuneCommandTest.model(), d, tmp.resolve("o"), "--steps", "1", "--seq-len", "4"));
     }
 
+    // ------------------------------------------------------------ class 8: --spark arguments before Spark starts
+
+    @Test
+    void sparkArgumentsAreCheckedBeforeSparkStarts() throws Exception {
+        Path d = data();
+        refusedFast("--spark local[1] has 1 task slot but --workers 2 barrier tasks must all run at once",
+                () -> finetune(FinetuneCommandTest.model(), d, tmp.resolve("o"), "--steps", "1", "--spark", "local[1]",
+                        "--workers", "2"));
+        refusedFast("--spark local has 1 task slot but --workers 2",
+                () -> finetune(FinetuneCommandTest.model(), d, tmp.resolve("o"), "--spark", "local", "--workers", "2"));
+        refusedFast("--check-every must be at least 1",
+                () -> finetune(FinetuneCommandTest.model(), d, tmp.resolve("o"), "--spark", "local[2]", "--check-every", "0"));
+        refusedFast("lower --grad-accum", () -> finetune(FinetuneCommandTest.model(), d, tmp.resolve("o"), "--spark",
+                "local[2]", "--batch", "65536", "--grad-accum", "65537"));
+        org.junit.jupiter.api.Assertions.assertEquals(6, SparkArguments.slots("local-cluster[2, 3, 1024]", 4));
+        org.junit.jupiter.api.Assertions.assertEquals(4, SparkArguments.slots("local[*]", 4));
+        org.junit.jupiter.api.Assertions.assertEquals(3, SparkArguments.slots("local[3,2]", 4));
+        org.junit.jupiter.api.Assertions.assertEquals(-1, SparkArguments.slots("spark://host:7077", 4));
+    }
+
     private static String[] append(String[] a, String... more) {
         return Stream.concat(java.util.Arrays.stream(a), java.util.Arrays.stream(more)).toArray(String[]::new);
     }
