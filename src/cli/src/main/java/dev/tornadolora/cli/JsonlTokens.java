@@ -1,7 +1,5 @@
 package dev.tornadolora.cli;
 
-import ai.djl.huggingface.tokenizers.Encoding;
-import ai.djl.huggingface.tokenizers.HuggingFaceTokenizer;
 import dev.tornadolora.finetune.TokenDataset;
 import dev.tornadolora.finetune.TokenPacking;
 import dev.tornadolora.io.JsonLines;
@@ -48,36 +46,26 @@ final class JsonlTokens {
         });
         if (texts.isEmpty()) throw new IllegalArgumentException(file + ": empty (no {\"text\": ...} lines)");
         List<int[]> docs = new ArrayList<>(texts.size());
-        // From the checked text, not the path: the native library reads no file (nor tokenizer_config.json beside it).
-        try (HuggingFaceTokenizer tok = tokenizer(tokenizerJson, tokenizer)) {
-            for (int i = 0; i < texts.size(); i++) {
-                Encoding e = tok.encode(texts.get(i));
-                long[] ids = e.getIds();
-                int[] doc = new int[ids.length];
-                for (int t = 0; t < ids.length; t++) {
-                    if (ids[t] < 0 || ids[t] >= vocabSize) {
-                        throw new IllegalArgumentException(file + ", line " + lineNumbers.get(i) + ": token id " + ids[t]
-                                + " of " + tokenizerJson + " is outside the model's vocabulary [0, " + vocabSize + ")");
-                    }
-                    doc[t] = (int) ids[t];
+        // From the checked text, not the path (the native library reads no file, nor tokenizer_config.json beside
+        // it), in a child JVM: the native code's crash on a user's tokenizer must not end this process.
+        List<long[]> encoded = IsolatedTokenizer.encode(tokenizerJson, tokenizer, texts,
+                i -> file + ", line " + lineNumbers.get(i));
+        for (int i = 0; i < texts.size(); i++) {
+            long[] ids = encoded.get(i);
+            int[] doc = new int[ids.length];
+            for (int t = 0; t < ids.length; t++) {
+                if (ids[t] < 0 || ids[t] >= vocabSize) {
+                    throw new IllegalArgumentException(file + ", line " + lineNumbers.get(i) + ": token id " + ids[t]
+                            + " of " + tokenizerJson + " is outside the model's vocabulary [0, " + vocabSize + ")");
                 }
-                docs.add(doc);
+                doc[t] = (int) ids[t];
             }
+            docs.add(doc);
         }
         if (eos >= vocabSize) {
             throw new IllegalArgumentException("config.json: eos_token_id " + eos + " is outside the vocabulary [0, "
                     + vocabSize + ")");
         }
         return TokenPacking.pack(file.toString(), docs, eos, seqLen);
-    }
-
-    private static HuggingFaceTokenizer tokenizer(Path file, String text) throws IOException {
-        try {
-            return HuggingFaceTokenizer.newInstance(new java.io.ByteArrayInputStream(text.getBytes(StandardCharsets.UTF_8)),
-                    java.util.Map.of("addSpecialTokens", "false", "truncation", "false", "padding", "false"));
-        } catch (RuntimeException e) {
-            throw new IllegalArgumentException(file + ": not a tokenizer the tokenizers library reads: "
-                    + SafeText.of(e.getMessage() == null ? e.toString() : e.getMessage().lines().findFirst().orElse("")));
-        }
     }
 }

@@ -239,6 +239,43 @@ class HostileInputTest {
         org.junit.jupiter.api.Assertions.assertEquals(-1, SparkArguments.slots("spark://host:7077", 4));
     }
 
+    // ------------------------------------------------------------ class 2: the tokenizer's native code contained
+
+    /**
+     * A pre-tokenizer regex that backtracks makes the tokenizers library panic across JNI, which aborts the JVM
+     * (exit 134): in-process, this test's JVM would die. Tokenizing runs in a child JVM, so it is one line naming the
+     * tokenizer and the line, and no crash log is left in the working folder.
+     */
+    @Test
+    void aTokenizerWhoseNativeCodeAbortsDoesNotEndTheProcess() throws Exception {
+        Path m = modelCopy();
+        ObjectNode t = (ObjectNode) FinetuneCommandTest.JSON.readTree(m.resolve("tokenizer.json").toFile());
+        ObjectNode split = t.putObject("pre_tokenizer").put("type", "Split").put("behavior", "Isolated").put("invert", false);
+        split.putObject("pattern").put("Regex", "(a|aa)+$");
+        Files.writeString(m.resolve("tokenizer.json"), t.toString());
+        Path d = Files.writeString(tmp.resolve("d.jsonl"), "{\"text\": \"a b\"}\n{\"text\": \"" + "a".repeat(60) + "b\"}\n");
+        long logsBefore = hsErrLogs();
+        refusedFast(m.resolve("tokenizer.json") + ": the tokenizers native library crashed (SIGABRT, exit 134) while"
+                + " tokenizing " + d + ", line 2", () -> finetune(m, d, tmp.resolve("o"), "--steps", "1", "--seq-len", "4"));
+        org.junit.jupiter.api.Assertions.assertEquals(logsBefore, hsErrLogs(), "no hs_err log in the working folder");
+    }
+
+    @Test
+    void aTokenizerTheLibraryCannotBuildIsOneLineNamingIt() throws Exception {
+        Path m = modelCopy(), d = data();
+        ObjectNode t = (ObjectNode) FinetuneCommandTest.JSON.readTree(m.resolve("tokenizer.json").toFile());
+        ((ObjectNode) t.get("model")).put("type", "NoSuchModel");
+        Files.writeString(m.resolve("tokenizer.json"), t.toString());
+        refusedFast(m.resolve("tokenizer.json") + ": the tokenizers library refused it: ",
+                () -> finetune(m, d, tmp.resolve("o"), "--steps", "1", "--seq-len", "4"));
+    }
+
+    private static long hsErrLogs() throws IOException {
+        try (Stream<Path> s = Files.list(Path.of(""))) {
+            return s.filter(p -> p.getFileName().toString().startsWith("hs_err")).count();
+        }
+    }
+
     private static String[] append(String[] a, String... more) {
         return Stream.concat(java.util.Arrays.stream(a), java.util.Arrays.stream(more)).toArray(String[]::new);
     }

@@ -1,0 +1,190 @@
+package dev.tornadolora.cli;
+
+import ai.djl.huggingface.tokenizers.HuggingFaceTokenizer;
+import dev.tornadolora.io.SafeText;
+
+import java.io.BufferedInputStream;
+import java.io.BufferedOutputStream;
+import java.io.ByteArrayInputStream;
+import java.io.DataInputStream;
+import java.io.DataOutputStream;
+import java.io.EOFException;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.lang.management.ManagementFactory;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+import java.util.stream.Stream;
+
+/**
+ * Tokenizing with Hugging Face's tokenizers (DJL's native binding) in a child JVM, so that what the native code
+ * does with a user's tokenizer.json cannot end this process: a pre-tokenizer regex that backtracks makes the
+ * library panic across JNI, which aborts the JVM (exit 134 and an {@code hs_err} file), and a damaged cached copy
+ * of the library under {@code ~/.djl.ai} dies with SIGBUS when loaded. The child reads the checked tokenizer text
+ * and the documents from its stdin and writes each document's ids to its stdout; a child that dies is reported
+ * as one line naming the tokenizer, the signal and the line being tokenized, and its crash log goes to a temporary
+ * folder, not the working folder. A crash before the first document is retried once with a fresh native-library
+ * cache (a damaged cached copy). The cost: one JVM start (about half a second) and the ids through a pipe.
+ */
+final class IsolatedTokenizer {
+    /** Options of this JVM the child needs too (modules, native access), by prefix. */
+    private static final List<String> INHERITED = List.of("--add-modules", "--enable-native-access", "-Xmx",
+            "--sun-misc-unsafe-memory-access", "-Djava.io.tmpdir");
+
+    /** What the child writes once the tokenizer is built, before any document. */
+    private static final int READY = -1;
+
+    private IsolatedTokenizer() {}
+
+    /**
+     * Tokenizes {@code texts} without special tokens, truncation or padding.
+     *
+     * @param tokenizerJson the tokenizer's path, for messages
+     * @param tokenizer     its checked text ({@link dev.tornadolora.io.TokenizerJson#read})
+     * @param texts         the documents
+     * @param lineOf        names document i in messages ("FILE, line N")
+     * @return the ids of each document
+     * @throws IllegalArgumentException one line naming the tokenizer (and the line) when the tokenizer refuses or
+     *                                  its native code dies
+     */
+    static List<long[]> encode(Path tokenizerJson, String tokenizer, List<String> texts,
+                               java.util.function.IntFunction<String> lineOf) throws IOException {
+        Path work = Files.createTempDirectory("tornado-lora-tokenize");
+        try {
+            Result r = run(tokenizer, texts, work, null);
+            if (r.crashed() && !r.loaded()) r = run(tokenizer, texts, work, work.resolve("djl-cache"));
+            if (r.exit() == 0 && r.ids().size() == texts.size()) return r.ids();
+            if (!r.crashed()) {  // the child refused: its last line says why (the library's message)
+                throw new IllegalArgumentException(tokenizerJson + ": the tokenizers library refused it: "
+                        + SafeText.of(r.lastError()));
+            }
+            String at = r.ids().size() < texts.size() ? " while tokenizing " + lineOf.apply(r.ids().size()) : "";
+            throw new IllegalArgumentException(tokenizerJson + ": the tokenizers native library crashed ("
+                    + signal(r.exit()) + ")" + (r.loaded() ? at : " while loading") + (!r.loaded()
+                    ? "; if its cached copy is damaged, delete ~/.djl.ai/tokenizers (a fresh copy crashed too)"
+                    : "; this tokenizer (a pre-tokenizer or normalizer regex that backtracks?) cannot tokenize this text"));
+        } finally {
+            try (Stream<Path> s = Files.walk(work)) {
+                s.sorted(java.util.Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
+            }
+        }
+    }
+
+    /** @param loaded whether the child built the tokenizer (a crash before is the library's, after the text's) */
+    private record Result(int exit, boolean loaded, List<long[]> ids, String lastError) {
+        boolean crashed() {
+            return exit > 128 || exit == 1 && lastError.contains("fatal runtime error");
+        }
+    }
+
+    private static Result run(String tokenizer, List<String> texts, Path work, Path cache) throws IOException {
+        List<String> cmd = new ArrayList<>();
+        cmd.add(ProcessHandle.current().info().command().orElse(Path.of(System.getProperty("java.home"), "bin", "java").toString()));
+        List<String> jvm = ManagementFactory.getRuntimeMXBean().getInputArguments();
+        for (int i = 0; i < jvm.size(); i++) {
+            String a = jvm.get(i);
+            if (INHERITED.stream().noneMatch(a::startsWith)) continue;
+            cmd.add(a);
+            if (INHERITED.contains(a) && i + 1 < jvm.size()) cmd.add(jvm.get(++i));  // "--add-modules" "VALUE"
+        }
+        cmd.addAll(List.of("-XX:ErrorFile=" + work.resolve("hs_err_pid%p.log"), "-XX:-CreateCoredumpOnCrash",
+                "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-Xshare:auto"));
+        if (cache != null) cmd.add("-DENGINE_CACHE_DIR=" + cache);
+        cmd.addAll(List.of("-cp", System.getProperty("java.class.path"), IsolatedTokenizer.class.getName()));
+        Path err = work.resolve("stderr.txt");
+        ProcessBuilder pb = new ProcessBuilder(cmd).directory(work.toFile()).redirectError(err.toFile());
+        pb.environment().put("RUST_BACKTRACE", "0");
+        Process p = pb.start();
+        Thread feeder = Thread.ofVirtual().start(() -> {
+            try (DataOutputStream o = new DataOutputStream(new BufferedOutputStream(p.getOutputStream(), 1 << 16))) {
+                write(o, tokenizer);
+                o.writeInt(texts.size());
+                for (String t : texts) write(o, t);
+            } catch (IOException e) {
+                // the child died: its exit status says why
+            }
+        });
+        List<long[]> ids = new ArrayList<>(texts.size());
+        boolean loaded = false;
+        try (DataInputStream in = new DataInputStream(new BufferedInputStream(p.getInputStream(), 1 << 16))) {
+            loaded = in.readInt() == READY;
+            while (ids.size() < texts.size()) {
+                int n = in.readInt();
+                long[] doc = new long[n];
+                for (int i = 0; i < n; i++) doc[i] = in.readInt();
+                ids.add(doc);
+            }
+        } catch (EOFException e) {
+            // the child ended early
+        }
+        int exit;
+        try {
+            if (!p.waitFor(60, TimeUnit.SECONDS)) p.destroyForcibly();
+            exit = p.waitFor();
+            feeder.join();
+        } catch (InterruptedException e) {
+            p.destroyForcibly();
+            Thread.currentThread().interrupt();
+            throw new IOException("interrupted while tokenizing", e);
+        }
+        List<String> lines = Files.readAllLines(err, StandardCharsets.UTF_8);
+        String last = "";
+        for (String l : lines) if (!l.isBlank() && !l.startsWith("WARNING")) last = l.strip();
+        return new Result(exit, loaded, ids, last);
+    }
+
+    private static void write(DataOutputStream o, String s) throws IOException {
+        byte[] b = s.getBytes(StandardCharsets.UTF_8);
+        o.writeInt(b.length);
+        o.write(b);
+    }
+
+    private static String read(DataInputStream in) throws IOException {
+        return new String(in.readNBytes(in.readInt()), StandardCharsets.UTF_8);
+    }
+
+    private static String signal(int exit) {
+        return switch (exit) {
+            case 134 -> "SIGABRT, exit 134";
+            case 135 -> "SIGBUS, exit 135";
+            case 139 -> "SIGSEGV, exit 139";
+            case 137 -> "killed, exit 137";
+            default -> "exit " + exit;
+        };
+    }
+
+    /** The child: tokenizer text and documents on stdin, each document's ids on stdout; a refusal on stderr, exit 1. */
+    public static void main(String[] args) throws IOException {
+        InputStream stdin = System.in;
+        OutputStream stdout = System.out;
+        System.setOut(System.err);  // nothing but ids on the pipe
+        DataInputStream in = new DataInputStream(new BufferedInputStream(stdin, 1 << 16));
+        String text = read(in);
+        try (HuggingFaceTokenizer tok = HuggingFaceTokenizer.newInstance(new ByteArrayInputStream(
+                text.getBytes(StandardCharsets.UTF_8)), Map.of("addSpecialTokens", "false", "truncation", "false",
+                "padding", "false"))) {
+            DataOutputStream out = new DataOutputStream(new BufferedOutputStream(stdout, 1 << 16));
+            out.writeInt(READY);
+            out.flush();
+            int n = in.readInt();
+            for (int d = 0; d < n; d++) {
+                long[] ids = tok.encode(read(in)).getIds();
+                out.writeInt(ids.length);
+                for (long id : ids) out.writeInt((int) Math.max(Integer.MIN_VALUE, Math.min(Integer.MAX_VALUE, id)));
+                out.flush();  // what was tokenized before a crash reaches the parent: it names the line that crashed
+            }
+            out.close();
+        } catch (RuntimeException e) {  // the library's refusal (a tokenizer it cannot build): its first line
+            String m = e.getMessage() == null ? e.toString() : e.getMessage();
+            System.err.println(m.lines().findFirst().orElse(m));
+            System.exit(1);
+        }
+        System.exit(0);
+    }
+}
