@@ -33,9 +33,11 @@ import java.util.stream.Stream;
  * cache (a damaged cached copy). The cost: one JVM start (about half a second) and the ids through a pipe.
  */
 final class IsolatedTokenizer {
-    /** Options of this JVM the child needs too (modules, native access), by prefix. */
-    private static final List<String> INHERITED = List.of("--add-modules", "--enable-native-access", "-Xmx",
-            "--sun-misc-unsafe-memory-access", "-Djava.io.tmpdir");
+    /**
+     * Options of this JVM the child takes too, by prefix (not its modules: with TornadoVM those name modules of a
+     * module path the child does not have).
+     */
+    private static final List<String> INHERITED = List.of("-Xmx", "--sun-misc-unsafe-memory-access", "-Djava.io.tmpdir");
 
     /** What the child writes once the tokenizer is built, before any document. */
     private static final int READY = -1;
@@ -93,6 +95,7 @@ final class IsolatedTokenizer {
             cmd.add(a);
             if (INHERITED.contains(a) && i + 1 < jvm.size()) cmd.add(jvm.get(++i));  // "--add-modules" "VALUE"
         }
+        cmd.add("--enable-native-access=ALL-UNNAMED");  // the library loads its native code; no warning for it
         cmd.addAll(List.of("-XX:ErrorFile=" + work.resolve("hs_err_pid%p.log"), "-XX:-CreateCoredumpOnCrash",
                 "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-Xshare:auto"));
         if (cache != null) cmd.add("-DENGINE_CACHE_DIR=" + cache);
@@ -114,8 +117,12 @@ final class IsolatedTokenizer {
         boolean loaded = false;
         try (DataInputStream in = new DataInputStream(new BufferedInputStream(p.getInputStream(), 1 << 16))) {
             loaded = in.readInt() == READY;
-            while (ids.size() < texts.size()) {
+            while (loaded && ids.size() < texts.size()) {
                 int n = in.readInt();
+                if (n < 0 || n > 4L * texts.get(ids.size()).length() + 64) {  // not ids: the pipe carries something else
+                    throw new IOException("the tokenizer's child process wrote " + n + " ids for a text of "
+                            + texts.get(ids.size()).length() + " characters");
+                }
                 long[] doc = new long[n];
                 for (int i = 0; i < n; i++) doc[i] = in.readInt();
                 ids.add(doc);
