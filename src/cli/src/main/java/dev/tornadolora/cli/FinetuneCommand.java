@@ -16,6 +16,7 @@ import dev.tornadolora.llama.LoraSettings;
 import dev.tornadolora.llama.MemoryEstimate;
 import dev.tornadolora.tensor.HeapCheck;
 import dev.tornadolora.llama.PeftAdapterIO;
+import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
@@ -25,6 +26,7 @@ import java.io.IOException;
 import java.io.PrintWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Locale;
@@ -242,6 +244,7 @@ final class FinetuneCommand implements Callable<Integer> {
         PeftAdapterIO.Adapter init = null;
         if (initAdapter != null) {
             init = PeftAdapterIO.read(initAdapter);
+            requireAgrees(lora, init.settings());
             lora = initSettings(lora, init.settings());
         }
         TokenDataset train = readData(data, config);
@@ -289,6 +292,32 @@ final class FinetuneCommand implements Callable<Integer> {
         Set<String> attn = new LinkedHashSet<>();
         for (String s : loraModules) if (!s.isBlank()) attn.add(s.trim());
         return new LoraSettings(attn, loraMlp, loraOutput, loraRank, loraAlpha, loraDropout, rslora, quantizeBase);
+    }
+
+    /** Options given explicitly that the initial adapter contradicts are refused, not silently replaced by its values. */
+    private void requireAgrees(LoraSettings given, LoraSettings adapter) {
+        if (spec == null) return;
+        CommandLine.ParseResult pr = spec.commandLine().getParseResult();
+        List<String> clash = new ArrayList<>();
+        if (pr.hasMatchedOption("--lora-rank") && given.rank() != adapter.rank()) {
+            clash.add("--lora-rank " + given.rank() + " (its r is " + adapter.rank() + ")");
+        }
+        if (pr.hasMatchedOption("--lora-alpha") && given.alpha() != adapter.alpha()) {
+            clash.add("--lora-alpha " + given.alpha() + " (its lora_alpha is " + adapter.alpha() + ")");
+        }
+        if (pr.hasMatchedOption("--lora-modules") && !given.attnModules().equals(adapter.attnModules())) {
+            clash.add("--lora-modules " + String.join(",", given.attnModules()) + " (its attention modules are "
+                    + String.join(",", adapter.attnModules()) + ")");
+        }
+        if (pr.hasMatchedOption("--lora-mlp") && given.mlp() != adapter.mlp()) clash.add("--lora-mlp");
+        if (pr.hasMatchedOption("--lora-output") && given.output() != adapter.output()) clash.add("--lora-output");
+        if (pr.hasMatchedOption("--rslora") && given.rslora() != adapter.rslora()) {
+            clash.add("--rslora (its use_rslora is " + adapter.rslora() + ")");
+        }
+        if (!clash.isEmpty()) {
+            throw new IllegalArgumentException("--init-adapter " + initAdapter + " decides the adapters' shape, but "
+                    + String.join(", ", clash) + " says otherwise: leave these options out or give the adapter's");
+        }
     }
 
     /** An initial adapter decides the adapters' shape: its r, alpha, modules and rsLoRA, with this run's dropout/base. */

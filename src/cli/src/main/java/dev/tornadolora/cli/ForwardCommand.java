@@ -112,7 +112,7 @@ final class ForwardCommand implements Callable<Integer> {
         out.write(output);
         // One line naming what was written, as eval, quantize and merge print.
         spec.commandLine().getOut().println("wrote " + SafeText.of(output.toString()) + ": logits"
-                + (labels == null ? "" : ", loss and the adapter gradients"));
+                + (labels == null ? "" : peft == null ? " and loss" : ", loss and the adapter gradients"));
         return 0;
     }
 }

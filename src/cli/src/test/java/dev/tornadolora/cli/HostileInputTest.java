@@ -276,6 +276,73 @@ class HostileInputTest {
         }
     }
 
+    // ------------------------------------------------------------ the weak cases
+
+    @Test
+    void nonFiniteWeightsOrAdaptersAreNamedNotTrainedOrForwarded() throws Exception {
+        Path m = modelCopy(), d = data();
+        try (RandomAccessFile f = new RandomAccessFile(m.resolve("model.safetensors").toFile(), "rw")) {
+            f.seek(f.length() - 4);
+            f.write(new byte[] {0, 0, (byte) 0xc0, 0x7f});  // NaN, little-endian
+        }
+        refusedFast(m.resolve("model.safetensors") + ": tensor '", () -> finetune(m, d, tmp.resolve("o"), "--steps", "1",
+                "--seq-len", "4"));
+        refusedFast("holds NaN at index", () -> finetune(m, d, tmp.resolve("o"), "--steps", "1", "--seq-len", "4"));
+        // A NaN adapter: forward refuses it by name instead of writing NaN logits with exit 0.
+        Path golden = FinetuneCommandTest.model().resolveSibling("adapter"), a = Files.createDirectories(tmp.resolve("nan"));
+        Files.copy(golden.resolve("adapter_config.json"), a.resolve("adapter_config.json"));
+        dev.tornadolora.io.SafeTensors st = dev.tornadolora.io.SafeTensors.open(golden.resolve("adapter_model.safetensors"));
+        dev.tornadolora.io.SafeTensorsWriter w = new dev.tornadolora.io.SafeTensorsWriter();
+        String poisoned = st.names().iterator().next();
+        for (String k : st.names()) {
+            float[] v = st.floats(k).data().clone();
+            if (k.equals(poisoned)) v[1] = Float.POSITIVE_INFINITY;
+            w.f32(k, st.entry(k).shape(), v);
+        }
+        w.write(a.resolve("adapter_model.safetensors"));
+        Path in = FinetuneCommandTest.tokens(tmp, 1, 4, 8);
+        refusedFast("adapter tensor '" + poisoned + "' holds Infinity at index 1",
+                () -> CliRun.of("forward", "--model", FinetuneCommandTest.model().toString(), "--input", in.toString(),
+                        "--adapter", a.toString(), "--output", tmp.resolve("o.safetensors").toString()));
+        org.junit.jupiter.api.Assertions.assertFalse(Files.exists(tmp.resolve("o.safetensors")));
+    }
+
+    @Test
+    void anOutputFolderThatIsTheModelFolderIsRefused() throws Exception {
+        Path m = modelCopy(), d = data();
+        long before = Files.list(m).count();
+        refusedFast("--output " + m + " is --model " + m + ": the outputs would be mixed with an input",
+                () -> finetune(m, d, m, "--steps", "1", "--seq-len", "4"));
+        refusedFast("is inside --model", () -> finetune(m, d, m.resolve("run"), "--steps", "1", "--seq-len", "4"));
+        org.junit.jupiter.api.Assertions.assertEquals(before, Files.list(m).count(), "nothing written in the model folder");
+    }
+
+    @Test
+    void anInitAdapterContradictingExplicitOptionsIsRefused() throws Exception {
+        Path d = data(), a = FinetuneCommandTest.model().resolveSibling("adapter");
+        refusedFast("--init-adapter " + a + " decides the adapters' shape, but --lora-rank 3 (its r is",
+                () -> finetune(FinetuneCommandTest.model(), d, tmp.resolve("o"), "--steps", "1", "--seq-len", "4",
+                        "--init-adapter", a.toString(), "--lora-rank", "3"));
+    }
+
+    @Test
+    void forwardWithoutAnAdapterDoesNotClaimAdapterGradients() throws Exception {
+        Path in = tmp.resolve("in.safetensors");
+        java.nio.ByteBuffer b = java.nio.ByteBuffer.allocate(4 * 8 * 2).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+        for (int i = 0; i < 4; i++) b.putLong(i + 3);
+        for (int i = 0; i < 4; i++) b.putLong(i + 4);
+        byte[] all = b.array();
+        new dev.tornadolora.io.SafeTensorsWriter()
+                .raw("input_ids", dev.tornadolora.io.DType.I64, new int[] {1, 4}, java.util.Arrays.copyOfRange(all, 0, 32))
+                .raw("labels", dev.tornadolora.io.DType.I64, new int[] {1, 4}, java.util.Arrays.copyOfRange(all, 32, 64))
+                .write(in);
+        CliRun r = CliRun.of("forward", "--model", FinetuneCommandTest.model().toString(), "--input", in.toString(),
+                "--output", tmp.resolve("o.safetensors").toString());
+        org.junit.jupiter.api.Assertions.assertEquals(0, r.exitCode(), r.err());
+        org.junit.jupiter.api.Assertions.assertEquals("wrote " + tmp.resolve("o.safetensors") + ": logits and loss",
+                r.out().strip());
+    }
+
     private static String[] append(String[] a, String... more) {
         return Stream.concat(java.util.Arrays.stream(a), java.util.Arrays.stream(more)).toArray(String[]::new);
     }

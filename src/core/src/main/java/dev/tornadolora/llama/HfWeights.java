@@ -50,6 +50,7 @@ abstract class HfWeights implements AutoCloseable {
      */
     final float[] take(String name) {
         float[] v = read(name);
+        requireFinite(source() + ": tensor '" + name + "'", v);
         digest.update(name.getBytes(java.nio.charset.StandardCharsets.UTF_8));
         java.nio.FloatBuffer f = digestChunk.clear().asFloatBuffer();
         for (int i = 0; i < v.length; i += f.capacity()) {
@@ -60,6 +61,19 @@ abstract class HfWeights implements AutoCloseable {
         }
         digestValues += v.length;
         return v;
+    }
+
+    /**
+     * Refuses NaN and ±Inf by position: a weight like that makes every loss NaN, which would otherwise be reported
+     * as a training problem ("try a lower learning rate") rather than as the file's.
+     */
+    static void requireFinite(String what, float[] v) {
+        for (int i = 0; i < v.length; i++) {
+            if (!Float.isFinite(v[i])) {
+                throw new IllegalArgumentException(what + " holds " + v[i] + " at index " + i
+                        + " (a damaged or overflowed checkpoint)");
+            }
+        }
     }
 
     /** {@return the digest of every tensor {@link #take}n, in the order taken: "crc32c:HEX/VALUES"} */

@@ -451,6 +451,7 @@ public final class LlamaForCausalLM implements AutoCloseable {
      */
     public void loadAdapters(Map<String, Tensor> keys) {
         Map<String, Tensor> peft = AdapterKeys.toPeft(keys);
+        peft.forEach((k, t) -> HfWeights.requireFinite("adapter tensor '" + k + "'", t.data()));
         Map<String, LoRALinear> adapted = adapted();
         List<String> missing = new ArrayList<>();
         for (String path : adapted.keySet()) {
