@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import dev.tornadolora.io.SafeTensors;
 import dev.tornadolora.io.StrictJson;
 import dev.tornadolora.tensor.Tensor;
+import dev.tornadolora.testing.TestDevices;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
@@ -29,7 +30,7 @@ class LlamaTiedHeadTest {
         JsonNode c = StrictJson.read(dir.resolve("case.json"));
         TokenTensors.Tokens ids = TokenTensors.read(SafeTensors.open(dir.resolve("input.safetensors")), "input_ids");
         float[] expected = SafeTensors.open(dir.resolve("expected.safetensors")).floats("logits").data();
-        try (LlamaForCausalLM m = LlamaForCausalLM.load(dir.resolve("model"), LoraSettings.none(false), "jvm")) {
+        try (LlamaForCausalLM m = LlamaForCausalLM.load(dir.resolve("model"), LoraSettings.none(false), TestDevices.named("jvm"))) {
             float[] logits = m.logits(ids.values(), ids.batch(), ids.seq()).data();
             double worst = 0;
             for (int i = 0; i < logits.length; i++) worst = Math.max(worst, Math.abs(logits[i] - expected[i]));
