@@ -53,7 +53,7 @@ public final class TokenizerJson {
             if (dropout.doubleValue() != 0) {
                 throw new IllegalArgumentException(source + ": model.dropout is " + SafeText.of(dropout.toString(), 40)
                         + ": BPE dropout tokenizes the same text differently on every run (other rows each time,"
-                        + " and --resume would refuse the run's own data); set \"dropout\": null for training data");
+                        + " and a resumed run would refuse its own data); set \"dropout\": null for training data");
             }
         }
     }
