@@ -41,6 +41,8 @@ final class IsolatedTokenizer {
 
     /** What the child writes once the tokenizer is built, before any document. */
     private static final int READY = -1;
+    /** The child's exit status when the native library cannot be loaded (a damaged or missing copy). */
+    private static final int NO_LIBRARY = 3;
 
     private IsolatedTokenizer() {}
 
@@ -60,15 +62,21 @@ final class IsolatedTokenizer {
         Path work = Files.createTempDirectory("tornado-lora-tokenize");
         try {
             Result r = run(tokenizer, texts, work, null);
-            if (r.crashed() && !r.loaded()) r = run(tokenizer, texts, work, work.resolve("djl-cache"));
+            if ((r.crashed() || r.exit() == NO_LIBRARY) && !r.loaded()) {
+                r = run(tokenizer, texts, work, work.resolve("djl-cache"));  // a damaged cached copy: a fresh one
+            }
             if (r.exit() == 0 && r.ids().size() == texts.size()) return r.ids();
+            if (r.exit() == NO_LIBRARY) {
+                throw new IllegalArgumentException(tokenizerJson + ": the tokenizers native library cannot be loaded ("
+                        + SafeText.of(r.lastError()) + ")");
+            }
             if (!r.crashed()) {  // the child refused: its last line says why (the library's message)
                 throw new IllegalArgumentException(tokenizerJson + ": the tokenizers library refused it: "
                         + SafeText.of(r.lastError()));
             }
             String at = r.ids().size() < texts.size() ? " while tokenizing " + lineOf.apply(r.ids().size()) : "";
             throw new IllegalArgumentException(tokenizerJson + ": the tokenizers native library crashed ("
-                    + signal(r.exit()) + ")" + (r.loaded() ? at : " while loading") + (!r.loaded()
+                    + r.how() + ")" + (r.loaded() ? at : " while loading") + (!r.loaded()
                     ? "; if its cached copy is damaged, delete ~/.djl.ai/tokenizers (a fresh copy crashed too)"
                     : "; this tokenizer (a pre-tokenizer or normalizer regex that backtracks?) cannot tokenize this text"));
         } finally {
@@ -78,10 +86,17 @@ final class IsolatedTokenizer {
         }
     }
 
-    /** @param loaded whether the child built the tokenizer (a crash before is the library's, after the text's) */
-    private record Result(int exit, boolean loaded, List<long[]> ids, String lastError) {
+    /**
+     * @param loaded whether the child built the tokenizer (a crash before is the library's, after the text's)
+     * @param signal the signal of a JVM crash, from its crash log (the JVM then exits 1 without a core dump), or null
+     */
+    private record Result(int exit, boolean loaded, List<long[]> ids, String lastError, String signal) {
         boolean crashed() {
-            return exit > 128 || exit == 1 && lastError.contains("fatal runtime error");
+            return signal != null || exit > 128 || lastError.contains("fatal runtime error");
+        }
+
+        String how() {
+            return signal != null ? signal + ", exit " + exit : IsolatedTokenizer.signal(exit);
         }
     }
 
@@ -98,7 +113,9 @@ final class IsolatedTokenizer {
         cmd.add("--enable-native-access=ALL-UNNAMED");  // the library loads its native code; no warning for it
         cmd.addAll(List.of("-XX:ErrorFile=" + work.resolve("hs_err_pid%p.log"), "-XX:-CreateCoredumpOnCrash",
                 "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-Xshare:auto"));
+        String configured = System.getProperty("ENGINE_CACHE_DIR");  // DJL's own setting, passed on
         if (cache != null) cmd.add("-DENGINE_CACHE_DIR=" + cache);
+        else if (configured != null) cmd.add("-DENGINE_CACHE_DIR=" + configured);
         cmd.addAll(List.of("-cp", System.getProperty("java.class.path"), IsolatedTokenizer.class.getName()));
         Path err = work.resolve("stderr.txt");
         ProcessBuilder pb = new ProcessBuilder(cmd).directory(work.toFile()).redirectError(err.toFile());
@@ -143,7 +160,16 @@ final class IsolatedTokenizer {
         List<String> lines = Files.readAllLines(err, StandardCharsets.UTF_8);
         String last = "";
         for (String l : lines) if (!l.isBlank() && !l.startsWith("WARNING")) last = l.strip();
-        return new Result(exit, loaded, ids, last);
+        String crash = null;
+        try (Stream<Path> logs = Files.list(work)) {
+            for (Path log : logs.filter(f -> f.getFileName().toString().startsWith("hs_err")).toList()) {
+                java.util.regex.Matcher m = java.util.regex.Pattern.compile("#\\s+(SIG[A-Z]+)").matcher(
+                        new String(Files.readAllBytes(log), StandardCharsets.UTF_8));
+                crash = m.find() ? m.group(1) : "a JVM crash";
+                Files.delete(log);
+            }
+        }
+        return new Result(exit, loaded, ids, last, crash);
     }
 
     private static void write(DataOutputStream o, String s) throws IOException {
@@ -173,9 +199,25 @@ final class IsolatedTokenizer {
         System.setOut(System.err);  // nothing but ids on the pipe
         DataInputStream in = new DataInputStream(new BufferedInputStream(stdin, 1 << 16));
         String text = read(in);
-        try (HuggingFaceTokenizer tok = HuggingFaceTokenizer.newInstance(new ByteArrayInputStream(
-                text.getBytes(StandardCharsets.UTF_8)), Map.of("addSpecialTokens", "false", "truncation", "false",
-                "padding", "false"))) {
+        HuggingFaceTokenizer tok;
+        try {
+            tok = HuggingFaceTokenizer.newInstance(new ByteArrayInputStream(text.getBytes(StandardCharsets.UTF_8)),
+                    Map.of("addSpecialTokens", "false", "truncation", "false", "padding", "false"));
+        } catch (RuntimeException | LinkageError e) {
+            Throwable root = e;
+            boolean linkage = false;
+            for (Throwable t = e; t != null; t = t.getCause()) {
+                root = t;
+                linkage |= t instanceof LinkageError;
+            }
+            // the native library (a damaged cached copy: the parent retries with a fresh one), or the library's
+            // refusal of the tokenizer: the first line of the innermost message
+            String m = root.getMessage() == null || root.getMessage().isBlank() ? root.toString() : root.getMessage();
+            System.err.println(m.lines().findFirst().orElse(m));
+            System.exit(linkage ? NO_LIBRARY : 1);
+            return;
+        }
+        try (tok) {
             DataOutputStream out = new DataOutputStream(new BufferedOutputStream(stdout, 1 << 16));
             out.writeInt(READY);
             out.flush();
@@ -187,7 +229,7 @@ final class IsolatedTokenizer {
                 out.flush();  // what was tokenized before a crash reaches the parent: it names the line that crashed
             }
             out.close();
-        } catch (RuntimeException e) {  // the library's refusal (a tokenizer it cannot build): its first line
+        } catch (RuntimeException e) {
             String m = e.getMessage() == null ? e.toString() : e.getMessage();
             System.err.println(m.lines().findFirst().orElse(m));
             System.exit(1);

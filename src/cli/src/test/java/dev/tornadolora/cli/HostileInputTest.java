@@ -270,6 +270,33 @@ class HostileInputTest {
                 () -> finetune(m, d, tmp.resolve("o"), "--steps", "1", "--seq-len", "4"));
     }
 
+    /**
+     * A damaged cached copy of the native library (here: truncated, which crashes the JVM that loads it) does not
+     * end the run: the child that crashed loading it is started again with a fresh copy extracted from the jar.
+     */
+    @Test
+    void aDamagedCachedNativeLibraryIsReplacedByAFreshCopy() throws Exception {
+        Path home = Path.of(System.getProperty("user.home"), ".djl.ai", "tokenizers");
+        Path lib;
+        try (Stream<Path> s = Files.exists(home) ? Files.walk(home) : Stream.empty()) {
+            lib = s.filter(p -> p.getFileName().toString().startsWith("libtokenizers")).findFirst().orElse(null);
+        }
+        Assumptions.assumeTrue(lib != null, "no cached tokenizers library to copy the layout from");
+        Path cache = tmp.resolve("djl");
+        Path damaged = cache.resolve("tokenizers").resolve(home.relativize(lib));
+        Files.createDirectories(damaged.getParent());
+        byte[] head = java.util.Arrays.copyOf(Files.readAllBytes(lib), 4096);
+        Files.write(damaged, head);
+        String before = System.getProperty("ENGINE_CACHE_DIR");
+        System.setProperty("ENGINE_CACHE_DIR", cache.toString());
+        try {
+            CliRun r = finetune(FinetuneCommandTest.model(), data(), tmp.resolve("o"), "--steps", "1", "--seq-len", "4");
+            org.junit.jupiter.api.Assertions.assertEquals(0, r.exitCode(), r.err());
+        } finally {
+            if (before == null) System.clearProperty("ENGINE_CACHE_DIR"); else System.setProperty("ENGINE_CACHE_DIR", before);
+        }
+    }
+
     private static long hsErrLogs() throws IOException {
         try (Stream<Path> s = Files.list(Path.of(""))) {
             return s.filter(p -> p.getFileName().toString().startsWith("hs_err")).count();
