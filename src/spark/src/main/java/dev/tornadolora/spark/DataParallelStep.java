@@ -15,13 +15,15 @@ import java.util.List;
  * </pre>
  * A check rides on the next step's gradient message (the state after step s−1 travels with step s), so it costs
  * no extra barrier; only the final one has its own. The first check also proves that every replica loaded the
- * same resume point.
+ * same resume point and, with a {@code baseDigest} (e.g. {@link ReplicaChecksum#ofBases}), that every replica
+ * quantized the same frozen base, before any update.
  */
 public final class DataParallelStep {
     private final Collective collective;
     private final List<Parameter> params;
     private final int checkEvery;
     private final long start;
+    private final long baseDigest;
     private final int from;
     private final int to;
     private final GradientAllReduce allReduce;
@@ -32,11 +34,18 @@ public final class DataParallelStep {
 
     /** @param start steps already done (the resume point), @param globalBatch rows per step, split evenly */
     public DataParallelStep(Collective collective, List<Parameter> params, int globalBatch, int checkEvery, long start) {
+        this(collective, params, globalBatch, checkEvery, start, 0);
+    }
+
+    /** @param baseDigest a digest of the frozen weights, compared at the first check (0: none) */
+    public DataParallelStep(Collective collective, List<Parameter> params, int globalBatch, int checkEvery, long start,
+                            long baseDigest) {
         if (checkEvery < 1) throw new IllegalArgumentException("the checksum interval must be at least 1 step, got " + checkEvery);
         this.collective = collective;
         this.params = List.copyOf(params);
         this.checkEvery = checkEvery;
         this.start = start;
+        this.baseDigest = baseDigest;
         this.from = Shares.from(globalBatch, collective.size(), collective.rank());
         this.to = Shares.to(globalBatch, collective.size(), collective.rank());
         this.allReduce = new GradientAllReduce(collective, this.params);
@@ -76,9 +85,10 @@ public final class DataParallelStep {
                 allReduce.bytesSent(), allReduce.bytesReceived(), allReduce.numel(), l.length == 0 ? 0 : seconds / l.length);
     }
 
-    /** {@code step:crc32} of this replica's adapters now. */
+    /** {@code step:crc32} of this replica's adapters now; at the start also {@code :digest} of the frozen base. */
     private String stamp(long step) {
-        return step + ":" + Long.toHexString(ReplicaChecksum.of(params));
+        String s = step + ":" + Long.toHexString(ReplicaChecksum.of(params));
+        return step == start && baseDigest != 0 ? s + ":" + Long.toHexString(baseDigest) : s;
     }
 
     /** Fails unless every rank sent the same stamp; {@code atStart}: then the resume points differ. */
@@ -88,10 +98,12 @@ public final class DataParallelStep {
         for (int r = 0; r < all.length; r++) {
             int colon = all[r].indexOf(':');
             same &= colon > 0 && all[r].equals(all[0]);
-            crcs[r] = colon > 0 ? Long.parseUnsignedLong(all[r].substring(colon + 1), 16) : -1;
+            int end = colon > 0 && all[r].indexOf(':', colon + 1) > 0 ? all[r].indexOf(':', colon + 1) : all[r].length();
+            crcs[r] = colon > 0 ? Long.parseUnsignedLong(all[r].substring(colon + 1, end), 16) : -1;
         }
         if (!same) {
             throw new ReplicaDivergedException((atStart ? "the replicas did not start from the same resume point"
+                    + (baseDigest != 0 ? " and base (step:adapters crc32:base digest)" : "")
                     : "the replicas diverged by step " + step) + ": rank " + collective.rank() + " sees "
                     + Arrays.toString(all) + " (step:crc32 by rank); the run stops rather than train different models");
         }

@@ -44,7 +44,11 @@ class LocalDataParallelTest {
         assertEquals(java.util.List.of(0L, 5L, 10L, 15L, 20L), w.checks().stream().map(TaskReport.Check::step).toList());
         for (TaskReport.Check c : w.checks()) assertEquals(c.checksums()[0], c.checksums()[1], "step " + c.step());
         assertArrayEqualsWithin(SafeTensors.open(solo.resolve(MlpRun.ADAPTERS)), SafeTensors.open(dp.resolve(MlpRun.ADAPTERS)), 1e-6);
-        assertTrue(w.bytesSentPerStep() >= FloatCodec.encodedLength(w.trainableFloats()));
+        // the mesh's reduce-scatter + all-gather: 2·(N−1)/N of the fp32 gradient, plus two 12-byte headers and the stamp
+        long gradient = 4L * w.trainableFloats();
+        assertTrue(w.bytesSentPerStep() >= gradient + 24 + 8 && w.bytesSentPerStep() <= gradient + 24 + 64,
+                w.bytesSentPerStep() + " bytes sent per step for " + gradient + " gradient bytes");
+        assertEquals(w.bytesSentPerStep(), w.allReduceBytesReceived() / w.losses().length, "as many in as out");
         double worst = 0;
         for (int i = 0; i < 20; i++) worst = Math.max(worst, Math.abs(w.losses()[i] / single.losses()[i] - 1));
         System.out.printf("local[2]: %d trainable floats, %d bytes sent per task per step, worst loss rel. diff %.3g, %.1f ms per step (1 process: %.1f)%n",
