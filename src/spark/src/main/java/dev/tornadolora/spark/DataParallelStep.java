@@ -29,7 +29,8 @@ public final class DataParallelStep {
     private final GradientAllReduce allReduce;
     private final List<TaskReport.Check> checks = new ArrayList<>();
     private final List<Double> losses = new ArrayList<>();
-    private final long t0 = System.nanoTime();
+    private long firstDone;        // when the first step's all-reduce returned (after the rendezvous and warm-up)
+    private long allReduceNanos;   // time in the all-reduces from the second step on
     private double seconds;
 
     /** @param start steps already done (the resume point), @param globalBatch rows per step, split evenly */
@@ -66,7 +67,13 @@ public final class DataParallelStep {
     public double allReduce(long step, double shareLoss) {
         long before = step - 1;
         String check = before == start || before % checkEvery == 0 ? stamp(before) : "";
+        long t = System.nanoTime();
         GradientAllReduce.Sum sum = allReduce.sum(shareLoss, check);
+        if (firstDone == 0) {
+            firstDone = System.nanoTime();
+        } else {
+            allReduceNanos += System.nanoTime() - t;
+        }
         if (!check.isEmpty()) checks.add(verify(sum.tags(), before, before == start));
         losses.add(sum.loss());
         return sum.loss();
@@ -74,15 +81,17 @@ public final class DataParallelStep {
 
     /** The last check, after the last step ({@code step}), in a barrier of its own. */
     public void finish(long step) {
-        seconds = (System.nanoTime() - t0) / 1e9;
+        seconds = firstDone == 0 ? 0 : (System.nanoTime() - firstDone) / 1e9;
         checks.add(verify(collective.allGather(stamp(step)), step, step == start));
     }
 
     /** This replica's account of the run, for the driver. */
     public TaskReport report(int stageAttempt) {
         double[] l = losses.stream().mapToDouble(Double::doubleValue).toArray();
+        int timed = l.length - 1;  // steps 2..n: the first holds the rendezvous and the warm-up
         return new TaskReport(collective.rank(), collective.size(), stageAttempt, start, l, List.copyOf(checks),
-                allReduce.bytesSent(), allReduce.bytesReceived(), allReduce.numel(), l.length == 0 ? 0 : seconds / l.length);
+                allReduce.bytesSent(), allReduce.bytesReceived(), allReduce.numel(), timed < 1 ? 0 : seconds / timed,
+                timed < 1 ? 0 : allReduceNanos / 1e9 / timed);
     }
 
     /** {@code step:crc32} of this replica's adapters now; at the start also {@code :digest} of the frozen base. */

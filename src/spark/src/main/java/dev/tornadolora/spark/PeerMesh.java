@@ -90,7 +90,7 @@ public final class PeerMesh implements Collective {
     private float[] scratch = new float[0];
     private int round;                        // exchanges so far; every frame carries it, so a desync shows
     private RuntimeException failure;
-    private boolean closed;
+    private volatile boolean closed;
 
     /**
      * A mesh over the tasks of {@code rendezvous}, listening on {@code host} (the executor's address) once it is
@@ -455,6 +455,20 @@ public final class PeerMesh implements Collective {
         ch.configureBlocking(true);
         int magic = hello.getInt(0), q = hello.getInt(4), n = hello.getInt(8), a = hello.getInt(12);
         return magic == MAGIC && n == size && a == attempt && q > rank && q < size && peers[q] == null ? q : -1;
+    }
+
+    /**
+     * Drops every connection at once, without a word to the peers, as a dying process does; callable from another
+     * thread, where it also ends an exchange this mesh is waiting in.
+     */
+    public void kill() {
+        closed = true;
+        try {
+            if (selector != null) selector.close();
+            if (peers != null) for (SocketChannel ch : peers) if (ch != null) ch.close();
+        } catch (IOException e) {
+            // dying anyway
+        }
     }
 
     /** Closes the connections. */

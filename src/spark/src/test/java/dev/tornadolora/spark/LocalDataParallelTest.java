@@ -65,6 +65,61 @@ class LocalDataParallelTest {
         assertArrayEqualsWithin(SafeTensors.open(solo.resolve(MlpRun.ADAPTERS)), SafeTensors.open(dp.resolve(MlpRun.ADAPTERS)), 1e-6);
     }
 
+    /** What the wrapped collectives of the test below saw fail, by rank (tasks are threads of this JVM in local mode). */
+    static final java.util.Map<Integer, String> FAILURES = new java.util.concurrent.ConcurrentHashMap<>();
+
+    @Test
+    void aPeerKilledInTheMiddleOfAnAllReduceResumesFromTheResumePoint(@TempDir Path solo, @TempDir Path dp) {
+        ReplicaLoop.run(new MlpRun(solo.toString(), 20, 8, 5, 7).open(0, 1), Collective.solo(), 5, 0);
+        MlpRun run = new MlpRun(dp.toString(), 20, 8, 5, 7);
+        FAILURES.clear();
+        SparkDataParallel.Result r = SparkDataParallel.run(sc, 2, (collective, attempt) -> {
+            Collective c = attempt == 0 ? new DiesInAllReduce((PeerMesh) collective, 12) : collective;
+            try (Replica replica = run.open(collective.rank(), collective.size())) {
+                return ReplicaLoop.run(replica, c, 5, attempt);
+            }
+        });
+        // rank 1 died after sending its half of step 12's reduce-scatter; rank 0 went on into the exchange and
+        // lost it there; the retried stage resumed both from step 10 and ended with the uninterrupted adapters
+        assertTrue(FAILURES.get(0).contains("rank 1 closed its connection during the"), FAILURES.toString());
+        assertEquals(1, r.writer().stageAttempt(), "the second attempt finished");
+        assertEquals(10, r.writer().startStep(), "from the resume point of step 10");
+        assertEquals(10, r.writer().losses().length);
+        assertArrayEqualsWithin(SafeTensors.open(solo.resolve(MlpRun.ADAPTERS)), SafeTensors.open(dp.resolve(MlpRun.ADAPTERS)), 1e-6);
+    }
+
+    /** The mesh, until all-reduce {@code n}: there rank 1 dies while it waits for rank 0, who comes late. */
+    record DiesInAllReduce(PeerMesh mesh, int n, int[] calls) implements Collective {
+        DiesInAllReduce(PeerMesh mesh, int n) {
+            this(mesh, n, new int[1]);
+        }
+
+        @Override public int rank() { return mesh.rank(); }
+        @Override public int size() { return mesh.size(); }
+        @Override public String[] allGather(String message) { return mesh.allGather(message); }
+
+        @Override
+        public Reduced sumInRankOrder(float[] values, byte[] stamp) {
+            if (++calls[0] == n) {
+                if (rank() == 1) {
+                    Thread killer = new Thread(() -> {
+                        PeerMeshTest.sleep(150);
+                        mesh.kill();
+                    });
+                    killer.start();
+                } else {
+                    PeerMeshTest.sleep(500);
+                }
+            }
+            try {
+                return mesh.sumInRankOrder(values, stamp);
+            } catch (RuntimeException e) {
+                FAILURES.put(rank(), e.getMessage());
+                throw e;
+            }
+        }
+    }
+
     @Test
     void boundedAttemptsThenAClearError(@TempDir Path dp) {
         SparkDataParallel.RunFailedException e = assertThrows(SparkDataParallel.RunFailedException.class, () ->
