@@ -91,6 +91,8 @@ public final class PeerMesh implements Collective {
     private int round;                        // exchanges so far; every frame carries it, so a desync shows
     private RuntimeException failure;
     private volatile boolean closed;
+    /** Runs between the reduce-scatter and the all-gather: for tests that kill a peer in the middle of an all-reduce. */
+    Runnable afterReduceScatter = () -> { };
 
     /**
      * A mesh over the tasks of {@code rendezvous}, listening on {@code host} (the executor's address) once it is
@@ -153,6 +155,7 @@ public final class PeerMesh implements Collective {
                 }
             }
             System.arraycopy(sum, 0, values, f, len);
+            afterReduceScatter.run();
             for (int q = 0; q < size; q++) {
                 stamps[q] = q == rank ? stamp.clone() : in[q].stamp;
                 if (q != rank) bytes[1] += in[q].bytes();

@@ -79,16 +79,16 @@ class LocalDataParallelTest {
                 return ReplicaLoop.run(replica, c, 5, attempt);
             }
         });
-        // rank 1 died after sending its half of step 12's reduce-scatter; rank 0 went on into the exchange and
-        // lost it there; the retried stage resumed both from step 10 and ended with the uninterrupted adapters
-        assertTrue(FAILURES.get(0).contains("rank 1 closed its connection during the"), FAILURES.toString());
+        // rank 1 died between step 12's reduce-scatter and all-gather; rank 0 lost it in the all-gather; the retried
+        // stage resumed both from step 10 and ended with the uninterrupted adapters
+        assertTrue(FAILURES.get(0).contains("rank 1 closed its connection during the all-gather"), FAILURES.toString());
         assertEquals(1, r.writer().stageAttempt(), "the second attempt finished");
         assertEquals(10, r.writer().startStep(), "from the resume point of step 10");
         assertEquals(10, r.writer().losses().length);
         assertArrayEqualsWithin(SafeTensors.open(solo.resolve(MlpRun.ADAPTERS)), SafeTensors.open(dp.resolve(MlpRun.ADAPTERS)), 1e-6);
     }
 
-    /** The mesh, until all-reduce {@code n}: there rank 1 dies while it waits for rank 0, who comes late. */
+    /** The mesh, until all-reduce {@code n}: there rank 1 dies between the reduce-scatter and the all-gather. */
     record DiesInAllReduce(PeerMesh mesh, int n, int[] calls) implements Collective {
         DiesInAllReduce(PeerMesh mesh, int n) {
             this(mesh, n, new int[1]);
@@ -100,17 +100,7 @@ class LocalDataParallelTest {
 
         @Override
         public Reduced sumInRankOrder(float[] values, byte[] stamp) {
-            if (++calls[0] == n) {
-                if (rank() == 1) {
-                    Thread killer = new Thread(() -> {
-                        PeerMeshTest.sleep(150);
-                        mesh.kill();
-                    });
-                    killer.start();
-                } else {
-                    PeerMeshTest.sleep(500);
-                }
-            }
+            if (++calls[0] == n && rank() == 1) mesh.afterReduceScatter = mesh::kill;
             try {
                 return mesh.sumInRankOrder(values, stamp);
             } catch (RuntimeException e) {
