@@ -8,6 +8,7 @@ import java.net.InetSocketAddress;
 import java.net.StandardSocketOptions;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
+import java.nio.channels.CancelledKeyException;
 import java.nio.channels.ClosedSelectorException;
 import java.nio.channels.SelectionKey;
 import java.nio.channels.Selector;
@@ -203,7 +204,7 @@ public final class PeerMesh implements Collective {
         } catch (PeerFailedException e) {
             failure = e;
             throw e;
-        } catch (IOException | UncheckedIOException | ClosedSelectorException e) {
+        } catch (IOException | UncheckedIOException | ClosedSelectorException | CancelledKeyException e) {
             failure = new PeerFailedException("rank " + rank + ": " + what + " failed: " + e, e);
             throw failure;
         }
