@@ -4,7 +4,8 @@
 # on a standalone cluster, each with the peer mesh (the default) and with the driver's all-gather
 # (-Dspark.tornadolora.collective=driver, the collective before issue 24). Prints the mean step time from the
 # second step on (log.json's elapsed_s: the first step holds the rendezvous and the warm-up) and the overhead
-# against the single process. Measure on a quiet machine: every replica computes, and load shows as overhead.
+# against the single process; first, the mesh's all-reduce alone between two processes (PeerMeshBench). Measure
+# on a quiet machine: every replica computes, and load shows as overhead.
 #
 #   scripts/spark-overhead.sh [spark://127.0.0.1:17077]     # STEPS (default 60) optimizer steps per run
 set -euo pipefail
@@ -42,6 +43,16 @@ run() {  # run NAME JAVA_OPTS FINETUNE-ARGS...
 }
 
 echo "load: $(uptime)"
+# the mesh's all-reduce alone, 2 processes over loopback, for this model's 20,480 gradient floats
+. bin/jdk.sh
+(cd src/spark && env -u TORNADOVM_HOME mvn -q -B -ntp -o test-compile) >&2
+bench_cp=src/spark/target/classes:src/spark/target/test-classes
+for r in 0 1; do
+  mkdir -p "$tmp/rendezvous"
+  "$JAVA_HOME/bin/java" -cp "$bench_cp" dev.tornadolora.spark.PeerMeshBench $r 2 20480 2000 "$tmp/rendezvous" > "$tmp/bench-$r.txt" &
+done
+wait
+cat "$tmp/bench-0.txt"
 solo=$(run solo "")
 printf '%-44s %8s ms per step\n' "single process" "$solo"
 report() {  # report NAME LABEL JAVA_OPTS SPARK-ARGS...
