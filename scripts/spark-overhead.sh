@@ -2,17 +2,17 @@
 # The per-step overhead of data parallelism on the 2-layer test model (docs/spark.md): the same QLoRA finetune
 # (global batch 2 x 2 rows of 16 tokens) as one process, then as 2 replicas in local[2] and, given a cluster URL,
 # on a standalone cluster, each with the peer mesh (the default) and with the driver's all-gather
-# (-Dspark.tornadolora.collective=driver, the collective before issue 24). Prints the mean step time from the
-# second step on (log.json's elapsed_s: the first step holds the rendezvous and the warm-up) and the overhead
-# against the single process; first, the mesh's all-reduce alone between two processes (PeerMeshBench). Measure
+# (-Dspark.tornadolora.collective=driver, the collective before issue 24). Prints the mean step time over the
+# second half of the steps (log.json's elapsed_s: the first steps of a fresh executor JVM are its JIT warm-up,
+# 0.1-1.4 s each) and the overhead against the single process; first, the mesh's all-reduce alone between two processes (PeerMeshBench). Measure
 # on a quiet machine: every replica computes, and load shows as overhead.
 #
-#   scripts/spark-overhead.sh [spark://127.0.0.1:17077]     # STEPS (default 60) optimizer steps per run
+#   scripts/spark-overhead.sh [spark://127.0.0.1:17077]     # STEPS (default 100) optimizer steps per run
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 cluster=${1:-}
-steps=${STEPS:-60}
+steps=${STEPS:-100}
 py=$(scripts/oracle-venv.sh | tail -1)
 model=src/core/src/test/resources/golden/llama/qlora_mha/model
 tmp=$(mktemp -d)
@@ -27,11 +27,12 @@ common=(--model "$model" --data "$tmp/train.safetensors" --steps "$steps" --batc
   --quantize-base --lora-modules q_proj,v_proj --lora-mlp --lr 2e-3 --warmup-steps 3 --save-every 1000000
   --device jvm --quiet)
 
-mean_ms() {  # mean step time from the second step on, from OUT/log.json
+mean_ms() {  # mean step time over the second half of the steps, from OUT/log.json
   "$py" - "$1/log.json" <<'EOF'
 import json, sys
 s = json.load(open(sys.argv[1]))["steps"]
-print(f"{(s[-1]['elapsed_s'] - s[0]['elapsed_s']) / (len(s) - 1) * 1e3:.1f}")
+h = len(s) // 2
+print(f"{(s[-1]['elapsed_s'] - s[h - 1]['elapsed_s']) / (len(s) - h) * 1e3:.1f}")
 EOF
 }
 
