@@ -362,6 +362,25 @@ public final class LlamaForCausalLM implements AutoCloseable {
         return m;
     }
 
+    /**
+     * The frozen base weights of the seven projections of every layer (NF4 under {@code quantizeBase}) by HF
+     * module path, in model order: e.g. for a digest that proves two replicas quantized the same bits.
+     */
+    public Map<String, BaseWeight> projectionBases() {
+        Map<String, BaseWeight> m = new LinkedHashMap<>();
+        for (int i = 0; i < layers.size(); i++) {
+            for (Map.Entry<String, Module> e : layers.get(i).proj.entrySet()) {
+                BaseWeight w = switch (e.getValue()) {
+                    case LoRALinear l -> l.base();
+                    case FrozenLinear f -> f.base();
+                    default -> throw new IllegalStateException(e.getKey() + ": not a linear projection");
+                };
+                m.put(modulePath(i, e.getKey()), w);
+            }
+        }
+        return Collections.unmodifiableMap(m);
+    }
+
     /** HF module path: {@code model.layers.3.self_attn.q_proj}, {@code model.layers.3.mlp.up_proj}. */
     static String modulePath(int layer, String projection) {
         return "model.layers." + layer + "." + (LoraSettings.ATTN_MODULES.contains(projection) ? "self_attn." : "mlp.")
