@@ -145,6 +145,8 @@ def randomize_(model, gen):
                 p.copy_(torch.randn(p.shape, generator=gen) / math.sqrt(p.shape[1]))
             elif p.dim() == 2:  # std 2/sqrt(hidden): tied logits std ~2, peaked but not saturated
                 p.copy_(2 * torch.randn(p.shape, generator=gen) / math.sqrt(p.shape[1]))
+            elif name.endswith(".bias"):  # Qwen2's q/k/v biases (Llama has none)
+                p.copy_(0.5 * torch.randn(p.shape, generator=gen))
             else:
                 p.copy_(1 + 0.1 * torch.randn(p.shape, generator=gen))
 
@@ -234,12 +236,15 @@ def load_hf_weights(model_dir):
 def independent_forward(cfg, w, adapter, lora, ids):
     """A plain float64 Llama written from the architecture's equations (not transformers' code), as a
     cross-check of the fixture: RMSNorm, rotate_half RoPE (llama3 frequencies), GQA causal attention,
-    SwiGLU, LoRA y = x W^T + s (x A^T) B^T on the adapted projections."""
+    SwiGLU, LoRA y = x W^T + b + s (x A^T) B^T on the adapted projections; the families' parts where their
+    weights are there: q/k/v biases (Qwen2), per-head RMSNorm of q and k before RoPE (Qwen3's q_norm/k_norm)."""
     scale = lora["lora_alpha"] / (math.sqrt(lora["r"]) if lora["use_rslora"] else lora["r"])
     a = {k: v.double() for k, v in adapter.items()}
 
     def linear(x, name):
         y = x @ w[name + ".weight"].T
+        if name + ".bias" in w:
+            y = y + w[name + ".bias"]
         key = "base_model.model." + name
         if key + ".lora_A.weight" in a:
             y = y + scale * (x @ a[key + ".lora_A.weight"].T) @ a[key + ".lora_B.weight"].T
@@ -248,7 +253,8 @@ def independent_forward(cfg, w, adapter, lora, ids):
     def rms(x, name):
         return x / torch.sqrt((x * x).mean(-1, keepdim=True) + cfg["rms_norm_eps"]) * w[name + ".weight"]
 
-    hd, nh, nkv = cfg["head_dim"], cfg["num_attention_heads"], cfg["num_key_value_heads"]
+    nh, nkv = cfg["num_attention_heads"], cfg["num_key_value_heads"]
+    hd = cfg.get("head_dim") or cfg["hidden_size"] // nh
     rp = cfg["rope_parameters"]
     inv = 1.0 / rp["rope_theta"] ** (torch.arange(0, hd, 2, dtype=torch.float64) / hd)
     if rp["rope_type"] == "llama3":
@@ -272,8 +278,11 @@ def independent_forward(cfg, w, adapter, lora, ids):
     for i in range(cfg["num_hidden_layers"]):
         p = f"model.layers.{i}."
         h = rms(x, p + "input_layernorm")
-        q = rope(linear(h, p + "self_attn.q_proj").view(b, s, nh, hd).transpose(1, 2))
-        k = rope(linear(h, p + "self_attn.k_proj").view(b, s, nkv, hd).transpose(1, 2))
+        q = linear(h, p + "self_attn.q_proj").view(b, s, nh, hd)
+        k = linear(h, p + "self_attn.k_proj").view(b, s, nkv, hd)
+        if p + "self_attn.q_norm.weight" in w:
+            q, k = rms(q, p + "self_attn.q_norm"), rms(k, p + "self_attn.k_norm")
+        q, k = rope(q.transpose(1, 2)), rope(k.transpose(1, 2))
         v = linear(h, p + "self_attn.v_proj").view(b, s, nkv, hd).transpose(1, 2)
         k, v = k.repeat_interleave(nh // nkv, 1), v.repeat_interleave(nh // nkv, 1)
         att = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(hd) + mask, -1) @ v
@@ -286,7 +295,8 @@ def independent_forward(cfg, w, adapter, lora, ids):
     return linear(x, "lm_head")
 
 
-def write_case(out, case):
+def write_case(out, case, config_cls=LlamaConfig, model_cls=LlamaForCausalLM):
+    """One case folder; config_cls/model_cls: another family's transformers classes (scripts/family_golden.py)."""
     name = case["name"]
     root = out / name
     if root.exists():
@@ -295,8 +305,8 @@ def write_case(out, case):
     gen = torch.Generator().manual_seed(seed_for(name))
     torch.manual_seed(seed_for(name))
 
-    config = LlamaConfig(**case["config"], bos_token_id=1, eos_token_id=2)
-    model = LlamaForCausalLM(config).float()
+    config = config_cls(**case["config"], bos_token_id=1, eos_token_id=2)
+    model = model_cls(config).float()
     randomize_(model, gen)
     if case["dtype"] == "bfloat16":
         bf16_round_(model)
@@ -329,7 +339,7 @@ def write_case(out, case):
     save_file({"input_ids": ids, "labels": labels}, root / "input.safetensors")
 
     # The reference: a fresh load of what was written, in float64.
-    ref = LlamaForCausalLM.from_pretrained(root / "model", dtype=torch.float32, attn_implementation="sdpa")
+    ref = model_cls.from_pretrained(root / "model", dtype=torch.float32, attn_implementation="sdpa")
     if case.get("quantize_base"):
         quantize_base_(ref)
     ref = ref.double().eval()
@@ -352,7 +362,7 @@ def write_case(out, case):
     loss.backward()
     w = load_hf_weights(root / "model")
     if case.get("quantize_base"):
-        w = {k: nf4_dequantized(v.float()).double() if k.rsplit(".", 2)[-2] in PROJECTIONS else v
+        w = {k: nf4_dequantized(v.float()).double() if k.endswith(".weight") and k.rsplit(".", 2)[-2] in PROJECTIONS else v
              for k, v in w.items()}
     cfg = json.loads((root / "model" / "config.json").read_text())
     check = independent_forward(cfg, w, adapter, lora, ids)
@@ -377,7 +387,7 @@ def write_case(out, case):
         "batch": case["batch"], "seq": case["seq"], "counted_tokens": counted,
         "tokenizer": bool(case.get("tokenizer")),
         "tolerance": {"logits": 1e-4, "grad": 1e-4, "loss": 1e-5, "norm": "max|a-b| / max|b|"},
-        "reference": "transformers 5.18 LlamaForCausalLM (sdpa) + PEFT 0.21 PeftModel.from_pretrained, float64, "
+        "reference": f"transformers 5.18 {model_cls.__name__} (sdpa) + PEFT 0.21 PeftModel.from_pretrained, float64, "
                      "eval mode; loss = mean cross-entropy over labels[:,1:] != -100 of logits[:,:-1]",
         "notes": case["notes"],
     }

@@ -18,6 +18,8 @@ import java.util.Map;
  *   h = x + o_proj(attention(rope(q_proj(n)), rope(k_proj(n)), v_proj(n))),   n = input_layernorm(x)
  *   y = h + down_proj(silu(gate_proj(m)) · up_proj(m)),                        m = post_attention_layernorm(h)
  * </pre>
+ * With the family's parts ({@link ModelFamily.Parts}): q/k/v carry their frozen biases inside their projections
+ * (Qwen2); q and k are RMS-normalised per head, {@code q = q_norm(q_proj(n))}, before RoPE (Qwen3).
  * The seven projections are on the model's backend: {@code LoRALinear} where the LoRA settings put an adapter,
  * {@code FrozenLinear} (base only) elsewhere. The layer keeps the
  * activations of its last forward for its backward: one forward/backward at a time.
@@ -25,6 +27,9 @@ import java.util.Map;
 final class DecoderLayer {
     final float[] inputNorm;
     final float[] postNorm;
+    /** Per-head RMSNorm weights [head_dim] of q and k (Qwen3's q_norm, k_norm), or null. */
+    final float[] qNorm;
+    final float[] kNorm;
     /** q_proj … down_proj by HF name, in model order. */
     final Map<String, Module> proj = new LinkedHashMap<>();
     private final LlamaConfig c;
@@ -34,13 +39,23 @@ final class DecoderLayer {
     private Saved saved;
 
     private record Saved(int batch, int seq, float[] x, float[] inv1, float[] q, float[] k, float[] v, float[] attn,
-                         float[] lse, float[] h, float[] inv2, float[] g, float[] u) {}
+                         float[] lse, float[] h, float[] inv2, float[] g, float[] u, QkNorm qk) {}
+
+    /** q and k before their per-head norms, and the norms' 1/rms per (token, head). */
+    private record QkNorm(float[] q, float[] k, float[] invQ, float[] invK) {}
 
     DecoderLayer(LlamaConfig c, Parallel par, float[] inputNorm, float[] postNorm) {
+        this(c, par, inputNorm, postNorm, null, null);
+    }
+
+    DecoderLayer(LlamaConfig c, Parallel par, float[] inputNorm, float[] postNorm, float[] qNorm, float[] kNorm) {
+        if ((qNorm == null) != (kNorm == null)) throw new IllegalArgumentException("q_norm and k_norm come together");
         this.c = c;
         this.par = par;
         this.inputNorm = inputNorm;
         this.postNorm = postNorm;
+        this.qNorm = qNorm;
+        this.kNorm = kNorm;
     }
 
     float[] forward(float[] x, int batch, int seq, Rope rope, Rope.Tables tables, boolean keep, OpTimer timer) {
@@ -56,6 +71,17 @@ final class DecoderLayer {
         float[] k = proj.get("k_proj").forward(nt).data();
         float[] v = proj.get("v_proj").forward(nt).data();
         timer.stop(Op.PROJECTIONS, t0);
+        QkNorm qk = null;
+        if (qNorm != null) {
+            t0 = timer.start();
+            int nh = c.numAttentionHeads(), nkv = c.numKeyValueHeads(), hd = c.headDim();
+            qk = new QkNorm(q, k, new float[t * nh], new float[t * nkv]);
+            q = new float[qk.q.length];
+            k = new float[qk.k.length];
+            RmsNorm.forward(par, qk.q, qNorm, t * nh, hd, eps, q, qk.invQ);
+            RmsNorm.forward(par, qk.k, kNorm, t * nkv, hd, eps, k, qk.invK);
+            timer.stop(Op.RMSNORM, t0);
+        }
         t0 = timer.start();
         rope.apply(par, q, t, c.numAttentionHeads(), tables, false);
         rope.apply(par, k, t, c.numKeyValueHeads(), tables, false);
@@ -90,7 +116,7 @@ final class DecoderLayer {
         t0 = timer.start();
         addInPlace(par, y, h);
         timer.stop(Op.RESIDUAL, t0);
-        saved = keep ? new Saved(batch, seq, x, inv1, q, k, v, attn, lse, h, inv2, g, u) : null;
+        saved = keep ? new Saved(batch, seq, x, inv1, q, k, v, attn, lse, h, inv2, g, u, qk) : null;
         return y;
     }
 
@@ -126,6 +152,15 @@ final class DecoderLayer {
         rope.apply(par, dq, t, c.numAttentionHeads(), tables, true);
         rope.apply(par, dk, t, c.numKeyValueHeads(), tables, true);
         timer.stop(Op.ROPE, t0);
+        if (s.qk != null) {
+            t0 = timer.start();
+            float[] dqPre = new float[dq.length], dkPre = new float[dk.length];
+            RmsNorm.backward(par, dq, s.qk.q, qNorm, s.qk.invQ, t * c.numAttentionHeads(), c.headDim(), dqPre, false);
+            RmsNorm.backward(par, dk, s.qk.k, kNorm, s.qk.invK, t * c.numKeyValueHeads(), c.headDim(), dkPre, false);
+            dq = dqPre;
+            dk = dkPre;
+            timer.stop(Op.RMSNORM, t0);
+        }
         t0 = timer.start();
         float[] dn = proj.get("q_proj").backward(new Tensor(new int[] {t, c.qDim()}, dq)).data();
         addInPlace(par, dn, proj.get("k_proj").backward(new Tensor(new int[] {t, c.kvDim()}, dk)).data());

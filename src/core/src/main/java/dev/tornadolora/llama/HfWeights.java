@@ -97,7 +97,16 @@ abstract class HfWeights implements AutoCloseable {
             e.put(p + "self_attn.q_proj.weight", new int[] {c.qDim(), h});
             e.put(p + "self_attn.k_proj.weight", new int[] {c.kvDim(), h});
             e.put(p + "self_attn.v_proj.weight", new int[] {c.kvDim(), h});
+            if (c.parts().qkvBias()) {
+                e.put(p + "self_attn.q_proj.bias", new int[] {c.qDim()});
+                e.put(p + "self_attn.k_proj.bias", new int[] {c.kvDim()});
+                e.put(p + "self_attn.v_proj.bias", new int[] {c.kvDim()});
+            }
             e.put(p + "self_attn.o_proj.weight", new int[] {h, c.qDim()});
+            if (c.parts().qkNorm()) {
+                e.put(p + "self_attn.q_norm.weight", new int[] {c.headDim()});
+                e.put(p + "self_attn.k_norm.weight", new int[] {c.headDim()});
+            }
             e.put(p + "post_attention_layernorm.weight", new int[] {h});
             e.put(p + "mlp.gate_proj.weight", new int[] {c.intermediateSize(), h});
             e.put(p + "mlp.up_proj.weight", new int[] {c.intermediateSize(), h});
@@ -137,8 +146,9 @@ abstract class HfWeights implements AutoCloseable {
         for (String n : names()) {
             if (!expected.containsKey(n) && !n.endsWith(INV_FREQ_SUFFIX)) {
                 throw new IllegalArgumentException(source() + ": unexpected tensor '" + n
-                        + "' (not a weight of this Llama configuration: "
-                        + (n.endsWith(".bias") ? "biases are not supported" : "check num_hidden_layers and the names")
+                        + "' (not a weight of this " + c.parts().family().architecture() + " configuration: "
+                        + (n.endsWith(".bias") ? "biases are not supported (but the family's own)"
+                                : "check num_hidden_layers and the names")
                         + ")");
             }
         }

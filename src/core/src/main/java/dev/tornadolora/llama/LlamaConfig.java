@@ -14,20 +14,32 @@ import java.util.List;
 import java.util.Set;
 
 /**
- * The fields of Hugging Face's {@code LlamaConfig} that the computation depends on, read from a
- * {@code config.json} and validated against each other before anything is allocated.
+ * The fields of Hugging Face's {@code LlamaConfig} (and of the other families' configs, {@link ModelFamily}) that
+ * the computation depends on, read from a {@code config.json} and validated against each other before anything is
+ * allocated. {@code parts} are the family's choices of decoder parts (q/k/v biases, q/k norm).
  *
  * <p>Read as transformers 5 does: {@code head_dim} defaults to {@code hidden_size / num_attention_heads},
  * {@code num_key_value_heads} to {@code num_attention_heads}; the rotary parameters come from
  * {@code rope_parameters} (transformers 5) or from the legacy {@code rope_theta} + {@code rope_scaling}.
- * Refused by name: another {@code model_type} or architecture, {@code hidden_act} other than silu,
- * {@code attention_bias}/{@code mlp_bias} true, a rope type other than default/llama3,
+ * Refused by name: a {@code model_type} or architecture of no registered family, {@code hidden_act} other than silu,
+ * what the family refuses ({@link ModelFamily}: e.g. Llama's {@code attention_bias}/{@code mlp_bias} true), a rope type other than default/llama3,
  * {@code partial_rotary_factor} other than 1, and any size whose tensors a Java array cannot hold.
  */
 public record LlamaConfig(int vocabSize, int hiddenSize, int intermediateSize, int numHiddenLayers,
                           int numAttentionHeads, int numKeyValueHeads, int headDim, double rmsNormEps,
                           double ropeTheta, RopeScaling ropeScaling, boolean tieWordEmbeddings,
-                          int maxPositionEmbeddings, int bosTokenId, int eosTokenId, String torchDtype) {
+                          int maxPositionEmbeddings, int bosTokenId, int eosTokenId, String torchDtype,
+                          ModelFamily.Parts parts) {
+
+    /** A Llama configuration ({@link ModelFamily.Parts#LLAMA}). */
+    public LlamaConfig(int vocabSize, int hiddenSize, int intermediateSize, int numHiddenLayers,
+                       int numAttentionHeads, int numKeyValueHeads, int headDim, double rmsNormEps,
+                       double ropeTheta, RopeScaling ropeScaling, boolean tieWordEmbeddings,
+                       int maxPositionEmbeddings, int bosTokenId, int eosTokenId, String torchDtype) {
+        this(vocabSize, hiddenSize, intermediateSize, numHiddenLayers, numAttentionHeads, numKeyValueHeads, headDim,
+                rmsNormEps, ropeTheta, ropeScaling, tieWordEmbeddings, maxPositionEmbeddings, bosTokenId, eosTokenId,
+                torchDtype, ModelFamily.Parts.LLAMA);
+    }
 
     /** Largest array a JVM allocates safely. */
     static final long MAX_ARRAY = Integer.MAX_VALUE - 8;
@@ -38,6 +50,7 @@ public record LlamaConfig(int vocabSize, int hiddenSize, int intermediateSize, i
     private static final Set<String> DTYPES = Set.of("float32", "float16", "bfloat16", "float64");
 
     public LlamaConfig {
+        java.util.Objects.requireNonNull(parts, "parts");
         positive("vocab_size", vocabSize);
         positive("hidden_size", hiddenSize);
         positive("intermediate_size", intermediateSize);
@@ -93,7 +106,8 @@ public record LlamaConfig(int vocabSize, int hiddenSize, int intermediateSize, i
     /** Parameters of the model (embedding, layers, final norm, lm_head unless tied). */
     public long parameterCount() {
         long h = hiddenSize;
-        long perLayer = 2 * h + h * qDim() + 2L * h * kvDim() + (long) qDim() * h + 3L * h * intermediateSize;
+        long perLayer = 2 * h + h * qDim() + 2L * h * kvDim() + (long) qDim() * h + 3L * h * intermediateSize
+                + (parts.qkvBias() ? qDim() + 2L * kvDim() : 0) + (parts.qkNorm() ? 2L * headDim : 0);
         return (long) vocabSize * h * (tieWordEmbeddings ? 1 : 2) + numHiddenLayers * perLayer + h;
     }
 
@@ -112,29 +126,10 @@ public record LlamaConfig(int vocabSize, int hiddenSize, int intermediateSize, i
     /** Validates a parsed {@code config.json}. */
     public static LlamaConfig parse(JsonNode c) {
         if (c == null || !c.isObject()) throw new IllegalArgumentException("not a JSON object");
-        String modelType = text(c, "model_type", null);
-        if (modelType == null) throw new IllegalArgumentException("missing model_type (expected \"llama\")");
-        if (!modelType.equals("llama")) {
-            throw new IllegalArgumentException("unknown architecture: model_type \"" + modelType
-                    + "\" (supported: \"llama\")");
-        }
-        JsonNode arch = c.get("architectures");
-        if (arch != null && !arch.isNull()) {
-            if (!arch.isArray()) throw new IllegalArgumentException("architectures is not a list");
-            for (JsonNode a : arch) {
-                if (!a.isTextual() || !(a.asText().equals("LlamaForCausalLM") || a.asText().equals("LlamaModel"))) {
-                    throw new IllegalArgumentException("unknown architecture " + a + " (supported: LlamaForCausalLM)");
-                }
-            }
-        }
+        ModelFamily family = ModelFamily.of(c);
         String act = text(c, "hidden_act", "silu");
         if (!act.equals("silu")) throw new IllegalArgumentException("hidden_act \"" + act + "\" is not supported (only silu)");
-        if (bool(c, "attention_bias", false)) {
-            throw new IllegalArgumentException("attention_bias true is not supported (Llama checkpoints have none)");
-        }
-        if (bool(c, "mlp_bias", false)) {
-            throw new IllegalArgumentException("mlp_bias true is not supported (Llama checkpoints have none)");
-        }
+        ModelFamily.Parts parts = family.parts(c);
         int vocab = integer(c, "vocab_size", 32000);
         int hidden = integer(c, "hidden_size", 4096);
         int inter = integer(c, "intermediate_size", 11008);
@@ -145,11 +140,7 @@ public record LlamaConfig(int vocabSize, int hiddenSize, int intermediateSize, i
         if (c.hasNonNull("head_dim")) {
             headDim = integer(c, "head_dim", 0);
         } else {
-            if (heads > 0 && hidden % heads != 0) {
-                throw new IllegalArgumentException("hidden_size (" + hidden + ") is not a multiple of num_attention_heads ("
-                        + heads + ") and head_dim is not given");
-            }
-            headDim = heads > 0 ? hidden / heads : 0;
+            headDim = family.defaultHeadDim(hidden, heads);
         }
         double eps = number(c, "rms_norm_eps", 1e-6);
         double theta = number(c, "rope_theta", 10000.0);
@@ -184,14 +175,15 @@ public record LlamaConfig(int vocabSize, int hiddenSize, int intermediateSize, i
         int eos = tokenId(c, "eos_token_id", 2);
         String dtype = text(c, "dtype", text(c, "torch_dtype", null));
         return new LlamaConfig(vocab, hidden, inter, layers, heads, kv, headDim, eps, theta, scaling, tied, maxPos,
-                bos, eos, dtype);
+                bos, eos, dtype, parts);
     }
 
-    /** This configuration as transformers 5 writes {@code config.json} for {@code LlamaForCausalLM}. */
+    /** This configuration as transformers 5 writes {@code config.json} for the family's causal LM. */
     public String toJson() {
+        ModelFamily family = parts.family();
         ObjectNode c = JSON.createObjectNode();
-        c.putArray("architectures").add("LlamaForCausalLM");
-        c.put("attention_bias", false);
+        c.putArray("architectures").add(family.architecture());
+        if (family != ModelFamily.QWEN2) c.put("attention_bias", false);
         c.put("attention_dropout", 0.0);
         if (bosTokenId >= 0) c.put("bos_token_id", bosTokenId); else c.putNull("bos_token_id");
         c.put("dtype", torchDtype == null ? "float32" : torchDtype);
@@ -202,13 +194,13 @@ public record LlamaConfig(int vocabSize, int hiddenSize, int intermediateSize, i
         c.put("initializer_range", 0.02);
         c.put("intermediate_size", intermediateSize);
         c.put("max_position_embeddings", maxPositionEmbeddings);
-        c.put("mlp_bias", false);
-        c.put("model_type", "llama");
+        if (family == ModelFamily.LLAMA) c.put("mlp_bias", false);
+        c.put("model_type", family.modelType());
         c.put("num_attention_heads", numAttentionHeads);
         c.put("num_hidden_layers", numHiddenLayers);
         c.put("num_key_value_heads", numKeyValueHeads);
         c.putNull("pad_token_id");
-        c.put("pretraining_tp", 1);
+        if (family == ModelFamily.LLAMA) c.put("pretraining_tp", 1);
         c.put("rms_norm_eps", rmsNormEps);
         ObjectNode rope = c.putObject("rope_parameters");
         if (ropeScaling != null) {
@@ -222,6 +214,7 @@ public record LlamaConfig(int vocabSize, int hiddenSize, int intermediateSize, i
         c.put("tie_word_embeddings", tieWordEmbeddings);
         c.put("transformers_version", "5.18.0");
         c.put("use_cache", true);
+        if (family != ModelFamily.LLAMA) c.put("use_sliding_window", false);
         c.put("vocab_size", vocabSize);
         try {
             return JSON.writeValueAsString(c) + "\n";
@@ -232,14 +225,14 @@ public record LlamaConfig(int vocabSize, int hiddenSize, int intermediateSize, i
 
     // ---------------------------------------------------------------- strict field readers
 
-    private static String text(JsonNode c, String field, String dflt) {
+    static String text(JsonNode c, String field, String dflt) {
         JsonNode v = c.get(field);
         if (v == null || v.isNull()) return dflt;
         if (!v.isTextual()) throw new IllegalArgumentException(field + " must be a string, got " + abbreviate(v));
         return v.asText();
     }
 
-    private static boolean bool(JsonNode c, String field, boolean dflt) {
+    static boolean bool(JsonNode c, String field, boolean dflt) {
         JsonNode v = c.get(field);
         if (v == null || v.isNull()) return dflt;
         if (!v.isBoolean()) throw new IllegalArgumentException(field + " must be true or false, got " + abbreviate(v));

@@ -27,7 +27,8 @@ import java.util.Map;
 
 /**
  * Hugging Face's {@code LlamaForCausalLM} with LoRA/QLoRA adapters placed as torchtune's {@code lora_llama}
- * builders place them, and PEFT's names for them:
+ * builders place them, and PEFT's names for them; the decoder of every {@link ModelFamily} (Qwen2's q/k/v biases,
+ * Qwen3's q/k norms are parts the family chooses, {@link LlamaConfig#parts}):
  * <pre>
  *   x = embed_tokens[ids];   x = layer_i(x) for each decoder layer;   logits = lm_head(norm(x))
  *   loss = transformers' causal-LM loss of (logits, labels)            (see {@link CausalLmLoss})
@@ -137,7 +138,7 @@ public final class LlamaForCausalLM implements AutoCloseable {
         if (lora.quantizeBase()) {
             // torchao's to_nf4 needs whole blocks and scaler blocks: refuse before reading anything.
             for (Map.Entry<String, int[]> e : HfWeights.expected(c).entrySet()) {
-                if (!e.getKey().contains("_proj.")) continue;
+                if (!e.getKey().endsWith("_proj.weight")) continue;
                 try {
                     Nf4Tensor.checkSizes(e.getValue()[0], e.getValue()[1], Nf4Tensor.DEFAULT_BLOCK_SIZE,
                             Nf4Tensor.DEFAULT_SCALER_BLOCK_SIZE);
@@ -155,37 +156,55 @@ public final class LlamaForCausalLM implements AutoCloseable {
         for (int i = 0; i < c.numHiddenLayers(); i++) {
             String p = "model.layers." + i + ".";
             DecoderLayer layer = new DecoderLayer(c, device.executor(), w.take(p + "input_layernorm.weight"),
-                    w.take(p + "post_attention_layernorm.weight"));
+                    w.take(p + "post_attention_layernorm.weight"),
+                    c.parts().qkNorm() ? w.take(p + "self_attn.q_norm.weight") : null,
+                    c.parts().qkNorm() ? w.take(p + "self_attn.k_norm.weight") : null);
             for (String name : LlamaConfig.PROJECTIONS) {
                 String key = p + (LoraSettings.ATTN_MODULES.contains(name) ? "self_attn." : "mlp.") + name + ".weight";
                 int[] s = w.shape(key);
                 float[] data = w.take(key);
                 BaseWeight base = lora.quantizeBase() ? Nf4Tensor.quantize(data, s[0], s[1])
                         : new DenseWeight(s[0], s[1], data);
-                layer.proj.put(name, projection(base, lora, lora.targets(name), k, seed++));
+                float[] bias = hasBias(c, name) ? w.take(key.replace(".weight", ".bias")) : null;
+                layer.proj.put(name, projection(base, bias, lora, lora.targets(name), k, seed++));
             }
             layers.add(layer);
         }
         float[] norm = w.take("model.norm.weight");
         BaseWeight head = new DenseWeight(c.vocabSize(), c.hiddenSize(), pair.head());
-        Module lmHead = projection(head, lora, lora.output(), k, seed);
+        Module lmHead = projection(head, null, lora, lora.output(), k, seed);
         return new LlamaForCausalLM(c, lora, device, emb, Collections.unmodifiableList(layers), norm, lmHead, pair.tied(),
                 w.digest());
     }
 
-    /** A LoRALinear over {@code base} with the settings' adapter, or a FrozenLinear (base only). */
-    private static Module projection(BaseWeight base, LoraSettings lora, boolean adapter, LoraBackend k, long seed) {
+    /** Whether the family gives projection {@code name} a (frozen) bias: q/k/v of Qwen2. */
+    static boolean hasBias(LlamaConfig c, String name) {
+        return c.parts().qkvBias() && (name.equals("q_proj") || name.equals("k_proj") || name.equals("v_proj"));
+    }
+
+    /**
+     * A LoRALinear over {@code base} (and its frozen {@code bias}, or null) with the settings' adapter, or a
+     * FrozenLinear (base only).
+     */
+    private static Module projection(BaseWeight base, float[] bias, LoraSettings lora, boolean adapter, LoraBackend k,
+                                      long seed) {
         if (!adapter) {
-            return new FrozenLinear(base, null).backend(k);
+            return new FrozenLinear(base, bias).backend(k);
         }
         // LoRALinear scales by alpha/rank; rsLoRA's alpha/√rank is that scale with alpha·√rank.
         float alpha = lora.rslora() ? (float) (lora.alpha() * Math.sqrt(lora.rank())) : lora.alpha();
-        return LoRALinear.builder(base.cols(), base.rows()).rank(lora.rank()).alpha(alpha).dropout(lora.dropout())
-                .seed(seed).base(base).build().backend(k);
+        LoRALinear l = LoRALinear.builder(base.cols(), base.rows()).rank(lora.rank()).alpha(alpha)
+                .dropout(lora.dropout()).seed(seed).base(base).bias(bias != null).build();
+        if (bias != null) l.load("bias", new Tensor(new int[] {bias.length}, bias));
+        return l.backend(k);
     }
 
     private static BaseWeight baseOf(Module m) {
         return m instanceof LoRALinear l ? l.base() : ((FrozenLinear) m).base();
+    }
+
+    private static float[] biasOf(Module m) {
+        return m instanceof LoRALinear l ? l.bias() : ((FrozenLinear) m).bias();
     }
 
     private static void close(Module m) {
@@ -508,7 +527,10 @@ public final class LlamaForCausalLM implements AutoCloseable {
         });
     }
 
-    /** HF weights with the adapters merged, W + scale·B·A, NF4 dequantized, fp32 (lm_head omitted when tied and not adapted). */
+    /**
+     * HF weights with the adapters merged, W + scale·B·A, NF4 dequantized, fp32 (lm_head omitted when tied and not
+     * adapted); the family's biases and q/k norms as they were read (frozen: LoRA does not change them).
+     */
     public Map<String, Tensor> mergedWeights() {
         Map<String, Tensor> w = new LinkedHashMap<>();
         int h = config.hiddenSize();
@@ -522,6 +544,13 @@ public final class LlamaForCausalLM implements AutoCloseable {
                     w.put(p + "post_attention_layernorm.weight", new Tensor(new int[] {h}, l.postNorm.clone()));
                 }
                 w.put(modulePath(i, e.getKey()) + ".weight", merged(e.getValue(), lora.targets(e.getKey())));
+                float[] bias = biasOf(e.getValue());
+                if (bias != null) w.put(modulePath(i, e.getKey()) + ".bias", new Tensor(new int[] {bias.length}, bias.clone()));
+                if (e.getKey().equals("o_proj") && l.qNorm != null) {
+                    int hd = config.headDim();
+                    w.put(p + "self_attn.q_norm.weight", new Tensor(new int[] {hd}, l.qNorm.clone()));
+                    w.put(p + "self_attn.k_norm.weight", new Tensor(new int[] {hd}, l.kNorm.clone()));
+                }
             }
         }
         w.put("model.norm.weight", new Tensor(new int[] {h}, finalNorm.clone()));

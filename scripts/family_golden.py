@@ -1,0 +1,90 @@
+"""Golden fixtures for the model families beside Llama (issue 21) from transformers 5.18 + PEFT 0.21.
+
+The same layout, reference and checks as scripts/llama_golden.py (whose write_case this calls with each family's
+transformers classes): logits, loss and every adapter gradient in float64, fp32 and quantize_base, plus the
+independent float64 forward (biases, q_norm/k_norm) as a cross-check.
+
+  qwen2_tied_attn        Qwen2ForCausalLM: q/k/v biases, rope_theta 1e6, tied embeddings, GQA 2:1,
+                         LoRA on q/k/v/o (the biases stay frozen base parameters)
+  qwen2_qlora_mlp        Qwen2 with quantize_base (NF4 weights, fp32 biases), untied, LoRA on q, v and the MLP
+  qwen3_head_dim         Qwen3ForCausalLM: q_norm/k_norm, head_dim 16 != hidden 32 / 4 heads, untied, LoRA on
+                         q/k/v/o and lm_head
+  qwen3_qlora_tied       Qwen3 with quantize_base, tied, head_dim 64 != 128 / 4, LoRA on every projection
+
+Run:  .venv-oracle/bin/python scripts/family_golden.py [--out DIR] [--case NAME]
+Default --out: src/core/src/test/resources/golden/families.
+"""
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import llama_golden  # noqa: E402
+from transformers import Qwen2Config, Qwen2ForCausalLM, Qwen3Config, Qwen3ForCausalLM  # noqa: E402
+from transformers.utils import logging as hf_logging  # noqa: E402
+
+ATTN = ["q_proj", "k_proj", "v_proj", "o_proj"]
+MLP = ["gate_proj", "up_proj", "down_proj"]
+
+CASES = [
+    (Qwen2Config, Qwen2ForCausalLM, dict(
+        name="qwen2_tied_attn",
+        config=dict(vocab_size=96, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                    num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=True, rope_theta=1e6,
+                    max_position_embeddings=64),
+        lora=dict(target_modules=ATTN, r=4, lora_alpha=8.0, use_rslora=False),
+        batch=2, seq=14, dtype="float32",
+        notes="Qwen2: q/k/v biases (frozen, not adapted), rope_theta 1e6, tied, GQA 2:1, LoRA on q/k/v/o")),
+    (Qwen2Config, Qwen2ForCausalLM, dict(
+        name="qwen2_qlora_mlp",
+        config=dict(vocab_size=128, hidden_size=128, intermediate_size=128, num_hidden_layers=2,
+                    num_attention_heads=4, num_key_value_heads=4, tie_word_embeddings=False, rope_theta=1e6,
+                    max_position_embeddings=64),
+        lora=dict(target_modules=["q_proj", "v_proj"] + MLP, r=4, lora_alpha=16.0, use_rslora=False),
+        batch=2, seq=12, dtype="bfloat16", quantize_base=True,
+        notes="Qwen2 quantize_base on BF16 weights: every projection weight NF4, the q/k/v biases full precision; "
+              "untied; LoRA on q, v and the MLP")),
+    (Qwen3Config, Qwen3ForCausalLM, dict(
+        name="qwen3_head_dim",
+        config=dict(vocab_size=100, hidden_size=32, intermediate_size=48, num_hidden_layers=2,
+                    num_attention_heads=4, num_key_value_heads=2, head_dim=16, tie_word_embeddings=False,
+                    rope_theta=1e6, max_position_embeddings=64),
+        lora=dict(target_modules=ATTN + ["lm_head"], r=4, lora_alpha=8.0, use_rslora=True),
+        batch=3, seq=10, dtype="float32",
+        notes="Qwen3: q_norm/k_norm (per-head RMSNorm before RoPE), head_dim 16 != 32/4, GQA 2:1, untied, "
+              "rsLoRA on q/k/v/o and lm_head")),
+    (Qwen3Config, Qwen3ForCausalLM, dict(
+        name="qwen3_qlora_tied",
+        config=dict(vocab_size=128, hidden_size=128, intermediate_size=128, num_hidden_layers=2,
+                    num_attention_heads=4, num_key_value_heads=2, head_dim=64, tie_word_embeddings=True,
+                    rope_theta=1e6, max_position_embeddings=64),
+        lora=dict(target_modules=ATTN + MLP, r=4, lora_alpha=8.0, use_rslora=False),
+        batch=2, seq=12, dtype="float32", quantize_base=True,
+        notes="Qwen3 quantize_base, tied, head_dim 64 != 128/4, LoRA on every projection")),
+]
+
+
+def main():
+    if os.environ.get("PYTHONHASHSEED") != "0":  # PEFT writes target_modules from a set: fix its order
+        os.execve(sys.executable, [sys.executable] + sys.argv, {**os.environ, "PYTHONHASHSEED": "0"})
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--out", help="output directory (relative paths from the repo root)")
+    ap.add_argument("--case", action="append", help="only these cases (repeatable)")
+    args = ap.parse_args()
+    out = Path(args.out) if args.out else llama_golden.REPO_ROOT / "src/core/src/test/resources/golden/families"
+    out = out if out.is_absolute() else llama_golden.REPO_ROOT / out
+    out.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(1)
+    hf_logging.disable_progress_bar()
+    total = 0
+    for config_cls, model_cls, case in CASES:
+        if not args.case or case["name"] in args.case:
+            total += llama_golden.write_case(out, case, config_cls, model_cls)
+    print(f"{total / 2 ** 20:.2f} MiB in {out}")
+
+
+if __name__ == "__main__":
+    main()
