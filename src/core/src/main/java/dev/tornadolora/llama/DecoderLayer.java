@@ -59,6 +59,15 @@ final class DecoderLayer {
     }
 
     float[] forward(float[] x, int batch, int seq, Rope rope, Rope.Tables tables, boolean keep, OpTimer timer) {
+        return forward(x, batch, seq, rope, tables, keep, timer, null, -1);
+    }
+
+    /**
+     * With a {@code cache} (batch 1, no backward): the seq new tokens are at positions cache.length()… (tables
+     * hold their angles) and attend to the cached keys and values of layer {@code index} as well.
+     */
+    float[] forward(float[] x, int batch, int seq, Rope rope, Rope.Tables tables, boolean keep, OpTimer timer,
+                    KvCache cache, int index) {
         int t = batch * seq, d = c.hiddenSize();
         float eps = (float) c.rmsNormEps();
         float[] inv1 = new float[t], n = new float[t * d];
@@ -89,7 +98,8 @@ final class DecoderLayer {
         t0 = timer.start();
         float[] attn = new float[t * c.qDim()];
         float[] lse = keep ? new float[batch * c.numAttentionHeads() * seq] : null;
-        attention(batch, seq).forward(q, k, v, attn, lse);
+        if (cache == null) attention(batch, seq).forward(q, k, v, attn, lse);
+        else cache.attend(par, index, q, k, v, attn, seq);
         timer.stop(Op.ATTENTION, t0);
         t0 = timer.start();
         float[] h = proj.get("o_proj").forward(new Tensor(new int[] {t, c.qDim()}, attn)).data();

@@ -280,7 +280,29 @@ public final class LlamaForCausalLM implements AutoCloseable {
         return CausalLmLoss.counted(labels, batch, seq);
     }
 
+    /** A KV cache for one sequence of up to {@code capacity} positions ({@link #logits(int[], KvCache)}). */
+    public KvCache newCache(int capacity) {
+        return new KvCache(config, capacity);
+    }
+
+    /**
+     * Logits [n, V] of n new tokens of one sequence at positions {@code cache.length()…}, attending to the
+     * cached positions too; appends their keys and values to the cache. The prefill is the prompt at once, then
+     * one token at a time: the same layers as {@link #logits(int[], int, int)} (LoRA unmerged), no backward.
+     */
+    public Tensor logits(int[] ids, KvCache cache) {
+        int n = ids.length;
+        cache.reserve(n);
+        float[] z = forward(ids, 1, n, false, cache);
+        cache.advance(n);
+        return new Tensor(new int[] {1, n, config.vocabSize()}, z);
+    }
+
     private float[] forward(int[] ids, int batch, int seq, boolean keep) {
+        return forward(ids, batch, seq, keep, null);
+    }
+
+    private float[] forward(int[] ids, int batch, int seq, boolean keep, KvCache cache) {
         checkIds(ids, batch, seq);
         int t = batch * seq, h = config.hiddenSize();
         long t0 = timer.start();
@@ -290,10 +312,10 @@ public final class LlamaForCausalLM implements AutoCloseable {
         }
         timer.stop(Op.EMBEDDING, t0);
         t0 = timer.start();
-        Rope.Tables tables = rope.tables(seq);
+        Rope.Tables tables = cache == null ? rope.tables(seq) : positions(cache.length(), seq);
         timer.stop(Op.ROPE, t0);
-        for (DecoderLayer layer : layers) {
-            x = layer.forward(x, batch, seq, rope, tables, keep, timer);
+        for (int i = 0; i < layers.size(); i++) {
+            x = layers.get(i).forward(x, batch, seq, rope, tables, keep, timer, cache, i);
         }
         float[] inv = new float[t], n = new float[t * h];
         t0 = timer.start();
@@ -304,6 +326,14 @@ public final class LlamaForCausalLM implements AutoCloseable {
         timer.stop(Op.LM_HEAD, t0);
         saved = keep ? new Saved(batch, seq, x, inv, tables) : null;
         return z;
+    }
+
+    /** The rotary tables of positions from…from+n−1 (Rope's tables hold positions 0…n−1). */
+    private Rope.Tables positions(int from, int n) {
+        Rope.Tables all = rope.tables(from + n);
+        int half = all.half();
+        return new Rope.Tables(n, half, java.util.Arrays.copyOfRange(all.cos(), from * half, (from + n) * half),
+                java.util.Arrays.copyOfRange(all.sin(), from * half, (from + n) * half));
     }
 
     private void backward(float[] dLogits) {

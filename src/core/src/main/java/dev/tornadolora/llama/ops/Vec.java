@@ -16,7 +16,7 @@ public final class Vec {
      * The loops of a softmax row ({@link Softmax}): the Vector API twins when readable (same max, same exp bits,
      * lanes summed in another order), else the definition, {@link Softmax#SCALAR}.
      */
-    static final Softmax.Rows ROWS = SIMD ? VecSimd.ROWS : Softmax.SCALAR;
+    public static final Softmax.Rows ROWS = SIMD ? VecSimd.ROWS : Softmax.SCALAR;
 
     private Vec() {}
 

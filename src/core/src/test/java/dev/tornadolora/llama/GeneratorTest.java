@@ -1,0 +1,105 @@
+package dev.tornadolora.llama;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.tornadolora.testing.TestDevices;
+import org.junit.jupiter.api.Assumptions;
+import org.junit.jupiter.api.DynamicTest;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.TestFactory;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Set;
+import java.util.stream.Stream;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * Greedy generation with the KV cache against transformers' {@code generate(do_sample=False)} (fixtures of
+ * {@code scripts/generate_golden.py}: Llama, Qwen2, Qwen3, with and without an adapter), and the cached logits
+ * against a full forward at every position.
+ */
+class GeneratorTest {
+    static final Path GOLDEN = LlamaGoldenTest.goldenRoot().getParent();
+
+    static List<JsonNode> cases() throws IOException {
+        Path f = GOLDEN.resolve("generate.json");
+        Assumptions.assumeTrue(Files.isRegularFile(f), "no " + f + " (scripts/generate_golden.py)");
+        List<JsonNode> out = new ArrayList<>();
+        new ObjectMapper().readTree(Files.readString(f)).get("cases").forEach(out::add);
+        return out;
+    }
+
+    static LlamaForCausalLM load(JsonNode c) {
+        Path dir = GOLDEN.resolve(c.get("model").asText());
+        PeftAdapterIO.Adapter adapter = PeftAdapterIO.read(dir.resolve("adapter"));
+        LoraSettings settings = c.get("adapter").asBoolean() ? adapter.settings() : adapter.settings().withQuantizeBase(false);
+        LlamaForCausalLM m = LlamaForCausalLM.load(dir.resolve("model"), settings, TestDevices.jvm());
+        if (c.get("adapter").asBoolean()) m.loadAdapters(adapter.tensors());
+        return m; // without the adapter: LoRA B = 0 at initialisation, so the model is its base
+    }
+
+    static int[] ints(JsonNode a) {
+        int[] v = new int[a.size()];
+        for (int i = 0; i < v.length; i++) v[i] = a.get(i).asInt();
+        return v;
+    }
+
+    @TestFactory
+    Stream<DynamicTest> greedyIdsEqualTransformersGenerate() throws IOException {
+        return cases().stream().map(c -> DynamicTest.dynamicTest(c.get("model").asText() + " adapter=" + c.get("adapter"), () -> {
+            Set<Integer> eos = new HashSet<>();
+            JsonNode e = c.get("eos_token_id");
+            if (e.isArray()) e.forEach(x -> eos.add(x.asInt())); else if (!e.isNull()) eos.add(e.asInt());
+            try (LlamaForCausalLM m = load(c)) {
+                List<Integer> streamed = new ArrayList<>();
+                int[] ids = new Generator(m).greedy(ints(c.get("prompt")), 32, eos, streamed::add);
+                assertArrayEquals(ints(c.get("generated")), ids);
+                assertEquals(streamed, java.util.Arrays.stream(ids).boxed().toList(), "streamed as they came");
+            }
+        }));
+    }
+
+    @TestFactory
+    Stream<DynamicTest> cachedLogitsEqualAFullForwardAtEveryPosition() throws IOException {
+        return cases().stream().map(c -> DynamicTest.dynamicTest(c.get("model").asText() + " adapter=" + c.get("adapter"), () -> {
+            int[] prompt = ints(c.get("prompt")), gen = ints(c.get("generated"));
+            int[] all = new int[prompt.length + gen.length];
+            System.arraycopy(prompt, 0, all, 0, prompt.length);
+            System.arraycopy(gen, 0, all, prompt.length, gen.length);
+            try (LlamaForCausalLM m = load(c)) {
+                int v = m.config().vocabSize();
+                float[] full = m.logits(all, 1, all.length).data();
+                float[] cached = new float[full.length];
+                KvCache cache = m.newCache(all.length);
+                System.arraycopy(m.logits(prompt, cache).data(), 0, cached, 0, prompt.length * v);
+                for (int i = prompt.length; i < all.length; i++) {
+                    System.arraycopy(m.logits(new int[] {all[i]}, cache).data(), 0, cached, i * v, v);
+                }
+                assertEquals(all.length, cache.length());
+                LlamaGoldenTest.assertClose("cached logits", full, cached, 1e-5);
+                IllegalArgumentException full2 = assertThrows(IllegalArgumentException.class,
+                        () -> m.logits(new int[] {0}, cache));
+                assertTrue(full2.getMessage().contains("do not fit"), full2.getMessage());
+            }
+        }));
+    }
+
+    @Test
+    void refusesTrainingModeAndAnEmptyPrompt() throws IOException {
+        JsonNode c = cases().get(0);
+        try (LlamaForCausalLM m = load(c)) {
+            assertThrows(IllegalArgumentException.class, () -> new Generator(m).greedy(new int[0], 4, Set.of(), null));
+            m.train(true);
+            assertThrows(IllegalStateException.class, () -> new Generator(m).greedy(new int[] {1}, 4, Set.of(), null));
+        }
+    }
+}
