@@ -1,13 +1,10 @@
 package dev.tornadolora.llama;
 
-import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.DynamicTest;
 import org.junit.jupiter.api.TestFactory;
 
 import java.io.IOException;
-import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.stream.Stream;
 
@@ -21,13 +18,7 @@ class FamilyGoldenTest {
 
     @TestFactory
     Stream<DynamicTest> matchesTransformersAndPeft() throws IOException {
-        Assumptions.assumeTrue(Files.isDirectory(ROOT), "no family golden fixtures at " + ROOT.toAbsolutePath()
-                + " (generate them with scripts/family_golden.py)");
-        List<Path> cases = new ArrayList<>();
-        try (Stream<Path> s = Files.list(ROOT)) {
-            s.filter(p -> Files.isRegularFile(p.resolve("case.json"))).sorted().forEach(cases::add);
-        }
-        Assumptions.assumeFalse(cases.isEmpty(), "no case folders under " + ROOT);
+        List<Path> cases = LlamaGoldenTest.cases(ROOT, "scripts/family_golden.py");
         return cases.stream().map(dir -> DynamicTest.dynamicTest(dir.getFileName().toString(),
                 () -> LlamaGoldenTest.check(dir, "jvm")));
     }

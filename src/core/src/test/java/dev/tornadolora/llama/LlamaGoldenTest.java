@@ -36,13 +36,18 @@ class LlamaGoldenTest {
     }
 
     static List<Path> cases() throws IOException {
-        Assumptions.assumeTrue(Files.isDirectory(ROOT), "no Llama golden fixtures at " + ROOT.toAbsolutePath()
-                + " (generate them with scripts/llama_golden.py)");
+        return cases(ROOT, "scripts/llama_golden.py");
+    }
+
+    /** The case folders under {@code root}, sorted; the test is skipped (naming {@code script}) when there are none. */
+    static List<Path> cases(Path root, String script) throws IOException {
+        Assumptions.assumeTrue(Files.isDirectory(root), "no golden fixtures at " + root.toAbsolutePath()
+                + " (generate them with " + script + ")");
         List<Path> out = new ArrayList<>();
-        try (Stream<Path> s = Files.list(ROOT)) {
+        try (Stream<Path> s = Files.list(root)) {
             s.filter(p -> Files.isRegularFile(p.resolve("case.json"))).sorted().forEach(out::add);
         }
-        Assumptions.assumeFalse(out.isEmpty(), "no case folders under " + ROOT);
+        Assumptions.assumeFalse(out.isEmpty(), "no case folders under " + root);
         return out;
     }
 
