@@ -214,7 +214,7 @@ final class FinetuneRun {
         LlamaConfig mc = new LlamaConfig(c.vocabSize(), c.hiddenSize(), c.intermediateSize(), c.numHiddenLayers(),
                 c.numAttentionHeads(), c.numKeyValueHeads(), c.headDim(), c.rmsNormEps(), c.ropeTheta(),
                 c.ropeScaling(), c.tieWordEmbeddings() && !config.lora().output(), c.maxPositionEmbeddings(),
-                c.bosTokenId(), c.eosTokenId(), dtype);
+                c.bosTokenId(), c.eosTokenId(), dtype, c.parts());
         AtomicFiles.writeString(dir.resolve("config.json"), mc.toJson());
     }
 
