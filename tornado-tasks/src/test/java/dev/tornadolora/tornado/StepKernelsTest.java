@@ -232,10 +232,10 @@ class StepKernelsTest {
                 .task("dn", CausalLmLossKernels::inputGradients, zD, wD, dnD, chunk, hidden, chunkRows, vocab, tokens)
                 .task("advance", CausalLmLossKernels::advance, chunk, chunkRows)
                 .transferToHost(DataTransferMode.EVERY_EXECUTION, dnD)
-                .persistOnDevice(rowLoss, chunk);
-        TaskGraph sum = new TaskGraph("sum").consumeFromDevice("head", rowLoss, chunk)
+                .persistOnDevice(rowLoss, chunk, targetsD, scalars);
+        TaskGraph sum = new TaskGraph("sum").consumeFromDevice("head", rowLoss, chunk, targetsD, scalars)
                 .task("total", CausalLmLossKernels::total, rowLoss, total, tokens)
-                .task("restart", CausalLmLossKernels::restart, chunk)
+                .task("restart", CausalLmLossKernels::restart, chunk, targetsD, scalars)
                 .transferToHost(DataTransferMode.EVERY_EXECUTION, total);
         try (TornadoExecutionPlan plan = new TornadoExecutionPlan(head.snapshot(), sum.snapshot())) {
             for (int step = 0; step < 2; step++) {  // twice: the restart puts the chunk back to row 0

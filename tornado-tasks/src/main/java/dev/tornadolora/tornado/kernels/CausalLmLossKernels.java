@@ -100,8 +100,18 @@ public final class CausalLmLossKernels {
         chunk.set(0, chunk.get(0) + chunkRows);
     }
 
-    /** chunk[0] = 0, before the first chunk of a step. */
-    public static void restart(IntArray chunk) {
+    /**
+     * chunk[0] = 0, before the first chunk of a step. The step's targets and gradient scale are read (and, never,
+     * written) here so that the graph running this task brings them to the device and keeps them there: TornadoVM
+     * allocates only the arrays a kernel uses.
+     */
+    public static void restart(IntArray chunk, IntArray targets, FloatArray scalars) {
+        int t0 = targets.get(0);
+        float g = scalars.get(0);
+        if (g > Float.MAX_VALUE) {
+            targets.set(0, t0);
+            scalars.set(0, g);
+        }
         chunk.set(0, 0);
     }
 
