@@ -28,4 +28,5 @@ module dev.tornadolora.core {
     exports dev.tornadolora.finetune;
 
     uses dev.tornadolora.kernels.LoraKernelsProvider;
+    uses dev.tornadolora.finetune.DeviceStep.Provider;
 }

@@ -1,5 +1,6 @@
 package dev.tornadolora.tornado;
 
+import dev.tornadolora.device.Device;
 import dev.tornadolora.llama.LlamaConfig;
 import dev.tornadolora.llama.LlamaForCausalLM;
 import dev.tornadolora.llama.LoraSettings;
@@ -22,7 +23,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * The whole training step on the device (one {@link LlamaDevicePlan}) against the JVM backend on a tiny Llama
- * (GQA, llama3 rope, two layers): the same weights and batches, several steps of forward, loss, backward, clipping
+ * (GQA, llama3 rope, two layers; fp32 and NF4 bases): the same weights and batches, several steps of forward, loss, backward, clipping
  * and AdamW, with and without gradient accumulation. Losses within 1e-5 relative, every adapter within 1e-3 in the
  * Frobenius norm, and from the second step on the bus carries only the step's ids, targets and scalars in and the
  * loss and the norm out (besides TornadoVM's kernel-launch frames, which its profiler counts as bytes in).
@@ -30,17 +31,27 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 class LlamaDevicePlanTest {
     static final LlamaConfig CONFIG = new LlamaConfig(48, 32, 64, 2, 4, 2, 8, 1e-5, 10000.0,
             new RopeScaling(8, 1, 4, 16), false, 64, 0, 1, "float32");
+    /** Large enough for NF4's blocks (64) and scaler blocks (256) in every projection. */
+    static final LlamaConfig CONFIG_NF4 = new LlamaConfig(48, 128, 256, 2, 4, 4, 32, 1e-5, 10000.0,
+            new RopeScaling(8, 1, 4, 16), false, 64, 0, 1, "float32");
 
-    @ParameterizedTest(name = "{0}, accumulation {1}")
-    @CsvSource({"qv,1", "all,2"})
-    void stepsOnTheDeviceMatchTheJvmBackend(String modules, int micro) {
+    @ParameterizedTest(name = "{0}, accumulation {1}, NF4 base {2}")
+    @CsvSource({"qv,1,false", "all,2,false", "qv,1,true"})
+    void stepsOnTheDeviceMatchTheJvmBackend(String modules, int micro, boolean nf4) {
         boolean all = modules.equals("all");
         LoraSettings lora = new LoraSettings(all ? Set.copyOf(LoraSettings.ATTN_MODULES) : Set.of("q_proj", "v_proj"),
-                all, false, 4, 8f, 0f, false, false);
+                all, false, 4, 8f, 0f, false, nf4);
+        LlamaConfig config = nf4 ? CONFIG_NF4 : CONFIG;
+        try (Device host = Device.open("jvm")) {
+            run(config, lora, micro, host);
+        }
+    }
+
+    private void run(LlamaConfig config, LoraSettings lora, int micro, Device host) {
         int batch = 2, seq = 6, steps = 3;
         double lr = 5e-3, maxNorm = 1.0, wd = 0.01;
-        LlamaForCausalLM jvm = LlamaForCausalLM.random(CONFIG, lora, 11, "jvm");
-        LlamaForCausalLM dev = LlamaForCausalLM.random(CONFIG, lora, 11, "jvm");
+        LlamaForCausalLM jvm = LlamaForCausalLM.random(config, lora, 11, host);
+        LlamaForCausalLM dev = LlamaForCausalLM.random(config, lora, 11, host);
         List<Parameter> params = jvm.trainableParameters();
         AdamW adam = new AdamW(params, lr, AdamW.DEFAULT_BETA1, AdamW.DEFAULT_BETA2, AdamW.DEFAULT_EPS, wd);
         var opt = new LlamaDevicePlan.Optimizer(AdamW.DEFAULT_BETA1, AdamW.DEFAULT_BETA2, AdamW.DEFAULT_EPS, wd, maxNorm);
@@ -51,8 +62,8 @@ class LlamaDevicePlanTest {
                 for (int mb = 0; mb < micro; mb++) {
                     int[] ids = new int[batch * seq], labels = new int[batch * seq];
                     for (int i = 0; i < ids.length; i++) {
-                        ids[i] = rng.nextInt(CONFIG.vocabSize());
-                        labels[i] = rng.nextInt(5) == 0 ? -100 : rng.nextInt(CONFIG.vocabSize());
+                        ids[i] = rng.nextInt(config.vocabSize());
+                        labels[i] = rng.nextInt(5) == 0 ? -100 : rng.nextInt(config.vocabSize());
                     }
                     double want = jvm.forwardBackward(ids, labels, batch, seq, 1.0 / micro);
                     double got = plan.forwardBackward(ids, labels, 1.0 / micro);

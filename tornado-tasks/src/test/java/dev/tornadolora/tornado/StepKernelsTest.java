@@ -1,5 +1,6 @@
 package dev.tornadolora.tornado;
 
+import dev.tornadolora.kernels.Parallel;
 import dev.tornadolora.llama.RopeScaling;
 import dev.tornadolora.llama.ops.CausalAttention;
 import dev.tornadolora.llama.ops.CausalLmLoss;
@@ -39,6 +40,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * twins themselves are tested against PyTorch and their scalar references in the core module.
  */
 class StepKernelsTest {
+    /** The JVM twins' executor (two threads, as on this machine). */
+    static final Parallel PAR = new Parallel(2);
+
     /** Largest |expected − actual| over the largest |expected|: fp32 sums in another order, exp within 2 ulp. */
     static final double TOL = 1e-5;
 
@@ -95,10 +99,10 @@ class StepKernelsTest {
         float eps = 1e-5f;
         float[] x = random(rows * d, 3), w = random(d, 4), dy = random(rows * d, 5), res = random(rows * d, 6);
         float[] y = new float[rows * d], inv = new float[rows], dx = res.clone();
-        RmsNorm.forward(x, w, rows, d, eps, y, inv);
-        RmsNorm.backward(dy, x, w, inv, rows, d, dx, true);
+        RmsNorm.forward(PAR, x, w, rows, d, eps, y, inv);
+        RmsNorm.backward(PAR, dy, x, w, inv, rows, d, dx, true);
         float[] dxFresh = new float[rows * d];
-        RmsNorm.backward(dy, x, w, inv, rows, d, dxFresh, false);
+        RmsNorm.backward(PAR, dy, x, w, inv, rows, d, dxFresh, false);
 
         FloatArray xD = FloatArray.fromArray(x), wD = FloatArray.fromArray(w), dyD = FloatArray.fromArray(dy);
         FloatArray yD = new FloatArray(rows * d), invD = new FloatArray(rows);
@@ -121,8 +125,8 @@ class StepKernelsTest {
         Rope.Tables tables = rope.tables(seq);
         float[] x = random(batch * seq * heads * headDim, 7), dy = random(x.length, 8);
         float[] y = x.clone(), dx = dy.clone();
-        rope.apply(y, batch * seq, heads, tables, false);
-        rope.apply(dx, batch * seq, heads, tables, true);
+        rope.apply(PAR, y, batch * seq, heads, tables, false);
+        rope.apply(PAR, dx, batch * seq, heads, tables, true);
 
         FloatArray yD = FloatArray.fromArray(x), dxD = FloatArray.fromArray(dy);
         FloatArray cos = FloatArray.fromArray(tables.cos()), sin = FloatArray.fromArray(tables.sin());
@@ -140,8 +144,8 @@ class StepKernelsTest {
         float[] gate = random(n, 9), up = random(n, 10), da = random(n, 11);
         for (int i = 0; i < n; i++) gate[i] *= 6;  // both tails of the sigmoid
         float[] a = new float[n], dg = new float[n], du = new float[n];
-        SwiGlu.forward(gate, up, a);
-        SwiGlu.backward(da, gate, up, dg, du);
+        SwiGlu.forward(PAR, gate, up, a);
+        SwiGlu.backward(PAR, da, gate, up, dg, du);
 
         FloatArray gD = FloatArray.fromArray(gate), uD = FloatArray.fromArray(up), daD = FloatArray.fromArray(da);
         FloatArray aD = new FloatArray(n), dgD = new FloatArray(n), duD = new FloatArray(n);
@@ -161,7 +165,7 @@ class StepKernelsTest {
         float scale = (float) (1.0 / Math.sqrt(headDim));
         float[] q = random(t * qw, 12), k = random(t * kw, 13), v = random(t * kw, 14), dOut = random(t * qw, 15);
         for (int i = 0; i < q.length; i++) q[i] *= 3;  // peaked rows, so the softmax's max matters
-        CausalAttention jvm = new CausalAttention(batch, seq, heads, kvHeads, headDim);
+        CausalAttention jvm = new CausalAttention(PAR, batch, seq, heads, kvHeads, headDim);
         float[] out = new float[t * qw], lse = new float[batch * heads * seq];
         float[] dq = new float[q.length], dk = new float[k.length], dv = new float[v.length];
         jvm.forward(q, k, v, out, lse);
@@ -178,7 +182,7 @@ class StepKernelsTest {
                 .task("context", AttentionKernels::context, p, vD, outD, headDim, seq, batch, kvHeads, rep)
                 .task("scoreGradients", AttentionKernels::scoreGradients, qD, kD, vD, outD, dOutD, lseD, p, ds, seq,
                         kvHeads, batch, rep, headDim, scale)
-                .task("queryGradients", AttentionKernels::queryGradients, ds, kD, dqD, headDim, seq, batch, kvHeads,
+                .task("queryGradients", AttentionKernels::context, ds, kD, dqD, headDim, seq, batch, kvHeads,
                         rep)
                 .task("keyValueGradients", AttentionKernels::keyValueGradients, ds, p, qD, dOutD, dkD, dvD, headDim,
                         seq, batch, kvHeads, rep);
@@ -207,7 +211,7 @@ class StepKernelsTest {
             }
         }
         float[] dz = new float[z.length];
-        double loss = CausalLmLoss.forward(z, labels, batch, seq, vocab, dz, gradScale);
+        double loss = CausalLmLoss.forward(PAR, z, labels, batch, seq, vocab, dz, gradScale);
         float[] dn = new float[tokens * hidden];
         for (int t = 0; t < tokens; t++) {
             for (int k = 0; k < hidden; k++) {

@@ -63,7 +63,10 @@ public final class AttentionKernels {
         }
     }
 
-    /** Task 2 of the forward: O_i = Σ_{j ≤ i} P_ij v_j; one work-item per (column of a head, row, sequence). */
+    /**
+     * Task 2 of the forward, O_i = Σ_{j ≤ i} P_ij v_j, and task 2 of the backward, dq_i = Σ_{j ≤ i} dS_ij k_j (the
+     * same product with dS and k); one work-item per (column of a head, row, sequence).
+     */
     public static void context(FloatArray p, FloatArray v, FloatArray out, int headDim, int seq, int batch,
                                int kvHeads, int rep) {
         for (@Parallel int dd = 0; dd < headDim; dd++) {
@@ -119,31 +122,6 @@ public final class AttentionKernels {
                             float pij = TornadoMath.exp(s * scale - l);
                             p.set(po + j, pij);
                             ds.set(po + j, pij * (dp - di) * scale);
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    /** Task 2 of the backward: dq_i = Σ_{j ≤ i} dS_ij k_j. */
-    public static void queryGradients(FloatArray ds, FloatArray k, FloatArray dq, int headDim, int seq, int batch,
-                                      int kvHeads, int rep) {
-        for (@Parallel int dd = 0; dd < headDim; dd++) {
-            for (@Parallel int i = 0; i < seq; i++) {
-                for (@Parallel int b = 0; b < batch; b++) {
-                    int heads = kvHeads * rep;
-                    int qw = heads * headDim;
-                    int kw = kvHeads * headDim;
-                    for (int g = 0; g < kvHeads; g++) {
-                        for (int r = 0; r < rep; r++) {
-                            int h = g * rep + r;
-                            int po = ((b * heads + h) * seq + i) * seq;
-                            float acc = 0f;
-                            for (int j = 0; j <= i; j++) {
-                                acc += ds.get(po + j) * k.get((b * seq + j) * kw + g * headDim + dd);
-                            }
-                            dq.set((b * seq + i) * qw + h * headDim + dd, acc);
                         }
                     }
                 }

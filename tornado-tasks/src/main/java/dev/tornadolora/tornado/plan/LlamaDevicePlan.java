@@ -44,7 +44,7 @@ import java.util.function.Consumer;
  * that the frozen weights (fp32 or NF4), the adapters, AdamW's moments, the activations and the gradients live on
  * the device for the plan's life, allocated once for its batch shape.
  * <pre>
- *   setup          (once) θ, ∇θ, the residual stream x₀ … x_L and its gradient dy onto the device
+ *   setup          (once) θ, ∇θ, m, v, the residual stream x₀ … x_L and its gradient dy onto the device
  *   embed          ids ──→  x₀ = embed_tokens[ids]
  *   layer l fwd    x_{l+1} = layer_l(x_l): norm, q/k/v (+LoRA), rope, attention, o (+LoRA), residual, norm,
  *                  gate/up (+LoRA), SwiGLU, down (+LoRA), residual
@@ -52,11 +52,12 @@ import java.util.function.Consumer;
  *                  (the logits never whole); Σℓ ──→ host;  dy = norm backward
  *   layer l bwd    l = L−1 … 0: layer_l's forward again from x_l (its activations), then every op's backward;
  *                  dy ← dx, LoRA gradients accumulated into the flat ∇θ
- *   optimizer      lr-dependent constants ──→  ‖∇θ_i‖, clip factor, ∇θ·factor, AdamW, ∇θ = 0;  ‖∇θ‖ ──→ host
- *   adapters       θ ──→ host, only when asked
+ *   gradNorm       ‖∇θ_i‖, clip factor;  ‖∇θ‖ ──→ host (which stops a step whose norm is not finite)
+ *   update         lr-dependent constants ──→  ∇θ·factor, AdamW, ∇θ = 0
+ *   toHost         θ, m, v ──→ host, only when asked (save, merge, evaluation, the end)
  * </pre>
  * TornadoVM hands persisted buffers from the graph that ran last to the next one only, so the buffers that cross
- * graphs are few and every graph holds them all (θ, ∇θ, x₀ … x_L, dy; a graph whose tasks do not read one names
+ * graphs are few and every graph holds them all (θ, ∇θ, m, v, the clip factor, x₀ … x_L, dy; a graph whose tasks do not read one names
  * it in a one-element task, {@code keep}). Everything else lives in the one graph that uses it: each layer's
  * forward and backward graph holds its own copy of the layer's weights, and the backward recomputes the layer's
  * activations rather than receive them (one forward more per step; activation memory of one layer per graph).
@@ -101,7 +102,7 @@ public final class LlamaDevicePlan implements AutoCloseable {
     private final FloatArray hyper = new FloatArray(3);
     private final FloatArray stats = new FloatArray(2);
     // flat trainables
-    private final FloatArray theta, grads, moment1, moment2, thetaOut;
+    private final FloatArray theta, grads, moment1, moment2, thetaOut, moment1Out, moment2Out;
 
     private final TornadoExecutionPlan plan;
     private final Map<String, Integer> graphIndex = new LinkedHashMap<>();
@@ -110,6 +111,7 @@ public final class LlamaDevicePlan implements AutoCloseable {
     private final Map<String, Integer> graphTasks = new LinkedHashMap<>();
     private final Map<String, Long> kernelNanos = new LinkedHashMap<>();
     private long steps;
+    private boolean setUp;
 
     /** One trainable tensor: where it sits in the flat arrays and the live host array it mirrors. */
     private record Parameter(String name, int offset, float[] host) {}
@@ -169,6 +171,8 @@ public final class LlamaDevicePlan implements AutoCloseable {
         moment1 = new FloatArray(totalParams);
         moment2 = new FloatArray(totalParams);
         thetaOut = new FloatArray(totalParams);
+        moment1Out = new FloatArray(totalParams);
+        moment2Out = new FloatArray(totalParams);
         int[] tensorOffsets = new int[params.size() + 1];
         for (int i = 0; i < params.size(); i++) tensorOffsets[i + 1] = params.get(i).offset + params.get(i).host.length;
         IntArray tensorOffsetsD = IntArray.fromArray(tensorOffsets);
@@ -204,7 +208,7 @@ public final class LlamaDevicePlan implements AutoCloseable {
 
         Graphs graphs = new Graphs();
         for (FloatArray a : xs) graphs.shared.put(a, true);
-        for (FloatArray a : List.of(theta, grads, dy)) graphs.shared.put(a, true);
+        for (FloatArray a : List.of(theta, grads, dy, stats, moment1, moment2)) graphs.shared.put(a, true);
         graphs.graph("setup").setup = true;
 
         // -------- embed
@@ -287,7 +291,7 @@ public final class LlamaDevicePlan implements AutoCloseable {
             projectBackward(b, "o", proj.get("o_proj"), dh, s.attn, dAttn, s.hLora.get("o_proj"), cm);
             b.add(g -> g.task(b.n("scoreGradients"), AttentionKernels::scoreGradients, s.q, s.k, s.v, s.attn, dAttn,
                     s.lse, p, ds, seq, kv, batch, rep, hd, attnScale));
-            b.add(g -> g.task(b.n("queryGradients"), AttentionKernels::queryGradients, ds, s.k, dq, hd, seq, batch,
+            b.add(g -> g.task(b.n("queryGradients"), AttentionKernels::context, ds, s.k, dq, hd, seq, batch,
                     kv, rep));
             b.add(g -> g.task(b.n("keyValueGradients"), AttentionKernels::keyValueGradients, ds, p, s.q, dAttn, dk,
                     dv, hd, seq, batch, kv, rep));
@@ -306,28 +310,32 @@ public final class LlamaDevicePlan implements AutoCloseable {
             b.add(g -> g.task(b.n("next"), EmbeddingKernels::copy, dh, dy, t * d));
         }
 
-        // -------- optimizer
+        // -------- optimizer: the norm first (the host checks it), then clipping and AdamW
         int nTensors = params.size(), n = totalParams;
         int clip = opt.maxGradNorm() > 0 ? 1 : 0;
         float maxNorm = (float) opt.maxGradNorm();
         float b1 = (float) opt.beta1(), b2 = (float) opt.beta2();
         float c1 = (float) (1 - opt.beta1()), c2 = (float) (1 - opt.beta2()), epsF = (float) opt.eps();
         FloatArray norms = new FloatArray(nTensors);
-        Stage o = graphs.graph("optimizer").stage("optimizer");
-        o.everyStep(hyper).use(grads, tensorOffsetsD, norms, theta, moment1, moment2).download(stats);
+        Stage o = graphs.graph("gradNorm").stage("gradNorm");
+        o.use(grads, tensorOffsetsD, norms).download(stats);
         o.add(g -> g.task(o.n("norms"), OptimizerKernels::tensorNorms, grads, tensorOffsetsD, norms, nTensors));
         o.add(g -> g.task(o.n("factor"), OptimizerKernels::clipFactor, norms, stats, nTensors, maxNorm, clip));
+        Stage u = graphs.graph("update").stage("update");
+        u.everyStep(hyper).use(grads, stats, theta, moment1, moment2);
         if (clip == 1) {
-            o.add(g -> g.task(o.n("clip"), OptimizerKernels::scale, grads, stats, n));
+            u.add(g -> g.task(u.n("clip"), OptimizerKernels::scale, grads, stats, n));
         }
-        o.add(g -> g.task(o.n("adamw"), OptimizerKernels::adamW, theta, grads, moment1, moment2, hyper, n, b1, b2, c1, c2,
-                epsF));
-        o.add(g -> g.task(o.n("zeroGrad"), OptimizerKernels::zero, grads, n));
+        u.add(g -> g.task(u.n("adamw"), OptimizerKernels::adamW, theta, grads, moment1, moment2, hyper, n, b1, b2, c1,
+                c2, epsF));
+        u.add(g -> g.task(u.n("zeroGrad"), OptimizerKernels::zero, grads, n));
 
-        // -------- adapters back to the host, when asked
-        Stage out = graphs.graph("adapters").stage("adapters");
-        out.use(theta).download(thetaOut);
-        out.add(g -> g.task(out.n("copy"), EmbeddingKernels::copy, theta, thetaOut, n));
+        // -------- adapters and AdamW's moments back to the host, when asked
+        Stage out = graphs.graph("toHost").stage("toHost");
+        out.use(theta, moment1, moment2).download(thetaOut, moment1Out, moment2Out);
+        out.add(g -> g.task(out.n("theta"), EmbeddingKernels::copy, theta, thetaOut, n));
+        out.add(g -> g.task(out.n("m"), EmbeddingKernels::copy, moment1, moment1Out, n));
+        out.add(g -> g.task(out.n("v"), EmbeddingKernels::copy, moment2, moment2Out, n));
 
         plan = new TornadoExecutionPlan(graphs.build().toArray(new ImmutableTaskGraph[0]));
         try {
@@ -479,17 +487,62 @@ public final class LlamaDevicePlan implements AutoCloseable {
      * accumulated gradients, which are zeroed after; returns the global gradient norm before clipping.
      */
     public double step(double lr) {
-        steps++;
-        OptimizerKernels.hyper(lr, opt.beta1(), opt.beta2(), opt.weightDecay(), steps, hyper);
-        run("optimizer");
+        double norm = gradNorm();
+        update(lr, steps + 1);
+        return norm;
+    }
+
+    /** The global norm of the accumulated gradients (torch's clip_grad_norm_ total norm), measured on the device. */
+    public double gradNorm() {
+        run("gradNorm");
         return stats.get(0);
+    }
+
+    /**
+     * After {@link #gradNorm}: the gradients clipped (when maxGradNorm &gt; 0) and AdamW's {@code stepCount}-th step
+     * (1-based, its bias corrections) at learning rate {@code lr}; the gradients are zeroed after.
+     */
+    public void update(double lr, long stepCount) {
+        steps = stepCount;
+        OptimizerKernels.hyper(lr, opt.beta1(), opt.beta2(), opt.weightDecay(), stepCount, hyper);
+        run("update");
+    }
+
+    /**
+     * AdamW's moments to start from (e.g. a resumed run's), one pair of arrays per trainable tensor in
+     * {@link LlamaForCausalLM#trainableParameters()} order; only before the first step.
+     */
+    public void setMoments(List<float[]> m, List<float[]> v) {
+        if (setUp) {
+            throw new IllegalStateException("the moments go to the device with the first step; it has run");
+        }
+        for (int i = 0; i < params.size(); i++) {
+            Parameter p = params.get(i);
+            for (int e = 0; e < p.host.length; e++) {
+                moment1.set(p.offset + e, m.get(i)[e]);
+                moment2.set(p.offset + e, v.get(i)[e]);
+            }
+        }
     }
 
     /** Copies the device's adapters into the model's live LoRA arrays (for saving, merging or the JVM path). */
     public void adaptersToHost() {
-        run("adapters");
-        for (Parameter p : params) {
-            for (int i = 0; i < p.host.length; i++) p.host[i] = thetaOut.get(p.offset + i);
+        stateToHost(null, null);
+    }
+
+    /**
+     * Copies the device's adapters into the model's live LoRA arrays and, when the lists are not null, AdamW's
+     * moments into them (one pair of arrays per trainable tensor, as {@link #setMoments}).
+     */
+    public void stateToHost(List<float[]> m, List<float[]> v) {
+        run("toHost");
+        for (int i = 0; i < params.size(); i++) {
+            Parameter p = params.get(i);
+            for (int e = 0; e < p.host.length; e++) {
+                p.host[e] = thetaOut.get(p.offset + e);
+                if (m != null) m.get(i)[e] = moment1Out.get(p.offset + e);
+                if (v != null) v.get(i)[e] = moment2Out.get(p.offset + e);
+            }
         }
     }
 
@@ -508,7 +561,6 @@ public final class LlamaDevicePlan implements AutoCloseable {
         return s;
     }
 
-    private boolean setUp;
 
     private void run(String graph) {
         if (!setUp) {
