@@ -91,6 +91,13 @@ final class FinetuneRun {
 
     /** How the steps are computed: on this machine (the default) or as one replica of a data-parallel run. */
     FinetuneRun executor(StepExecutor e) {
+        if (e == StepExecutor.LOCAL && executor instanceof DeviceStep) {
+            return this;  // on this machine: the device's whole step, when it has one
+        }
+        if (executor instanceof DeviceStep d) {
+            d.close();
+            log.config().remove("device_step");
+        }
         this.executor = e;
         return this;
     }
