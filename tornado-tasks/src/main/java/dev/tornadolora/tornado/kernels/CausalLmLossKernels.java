@@ -1,5 +1,6 @@
 package dev.tornadolora.tornado.kernels;
 
+import dev.tornadolora.math.CrossEntropy;
 import uk.ac.manchester.tornado.api.annotations.Parallel;
 import uk.ac.manchester.tornado.api.math.TornadoMath;
 import uk.ac.manchester.tornado.api.types.arrays.FloatArray;
@@ -19,8 +20,6 @@ import uk.ac.manchester.tornado.api.types.arrays.IntArray;
  * compiled graph runs every chunk ({@code scalars[0]} = g). Rows past {@code tokens} do nothing.
  */
 public final class CausalLmLossKernels {
-    public static final int IGNORE_INDEX = -100;
-
     private CausalLmLossKernels() {}
 
     public static void logits(FloatArray n, FloatArray w, FloatArray z, IntArray chunk, int vocab, int chunkRows,
@@ -47,7 +46,7 @@ public final class CausalLmLossKernels {
             if (t < tokens) {
                 int y = targets.get(t);
                 int o = c * vocab;
-                if (y == IGNORE_INDEX) {
+                if (y == CrossEntropy.IGNORE_INDEX) {
                     rowLoss.set(t, 0f);
                     if (withGrad == 1) {
                         for (int i = 0; i < vocab; i++) {

@@ -4,6 +4,8 @@ import dev.tornadolora.llama.LlamaConfig;
 import dev.tornadolora.llama.LlamaForCausalLM;
 import dev.tornadolora.llama.LoraSettings;
 import dev.tornadolora.llama.ops.CausalLmLoss;
+import dev.tornadolora.math.CrossEntropy;
+import dev.tornadolora.math.Nf4;
 import dev.tornadolora.llama.ops.Rope;
 import dev.tornadolora.nn.LoRALinear;
 import dev.tornadolora.tensor.BaseWeight;
@@ -187,9 +189,7 @@ public final class LlamaDevicePlan implements AutoCloseable {
         FloatArray emb = dense(frozen.get("model.embed_tokens.weight"), uploaded);
         FloatArray headW = dense(frozen.get("lm_head.weight"), uploaded);
         FloatArray finalNorm = dense(frozen.get("model.norm.weight"), uploaded);
-        float[] book = new float[16];
-        for (int i = 0; i < 16; i++) book[i] = Nf4Tensor.codebook(i);
-        FloatArray codebook = FloatArray.fromArray(book);
+        FloatArray codebook = FloatArray.fromArray(Nf4.codebook());
         Rope.Tables tables = new Rope(hd, c.ropeTheta(), c.ropeScaling()).tables(seq);
         FloatArray cos = FloatArray.fromArray(tables.cos()), sin = FloatArray.fromArray(tables.sin());
         IntArray sizes = IntArray.fromArray(new int[] {t, 0, 1});
@@ -466,7 +466,7 @@ public final class LlamaDevicePlan implements AutoCloseable {
                         + " is out of range [0, " + c.vocabSize() + ")");
             }
             int l = labels[i];
-            if (l != CausalLmLoss.IGNORE_INDEX && (l < 0 || l >= c.vocabSize())) {
+            if (l != CrossEntropy.IGNORE_INDEX && (l < 0 || l >= c.vocabSize())) {
                 throw new IllegalArgumentException("labels[" + (i / seq) + ", " + (i % seq) + "] = " + l
                         + " is neither -100 nor in [0, " + c.vocabSize() + ")");
             }
