@@ -30,9 +30,11 @@ public final class PlanDeviceStep implements DeviceStep {
         @Override
         public Optional<DeviceStep> open(Finetuner f) {
             LoraSettings lora = f.model().lora();
-            boolean covered = lora.dropout() == 0f && !lora.output() && (!lora.attnModules().isEmpty() || lora.mlp());
+            boolean covered = lora.dropout() == 0f && !lora.output() && (!lora.attnModules().isEmpty() || lora.mlp())
+                    && f.model().config().parts().equals(dev.tornadolora.llama.ModelFamily.Parts.LLAMA);
             if (!(f.model().backend() instanceof TornadoLoraBackend b) || !covered) {
-                return Optional.empty();  // the per-projection plan (LoRA dropout, an lm_head adapter)
+                // the per-projection plan (LoRA dropout, an lm_head adapter, a family's biases or q/k norms)
+                return Optional.empty();
             }
             return Optional.of(new PlanDeviceStep(f, b));
         }

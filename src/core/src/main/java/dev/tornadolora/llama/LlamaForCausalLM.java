@@ -607,6 +607,11 @@ public final class LlamaForCausalLM implements AutoCloseable {
      * lm_head is present also when tied (the embedding's array).
      */
     public Map<String, BaseWeight> frozenWeights() {
+        if (!config.parts().equals(ModelFamily.Parts.LLAMA)) {
+            // the map has no place for Qwen2's biases or Qwen3's q/k norms: a plan built from it would drop them
+            throw new IllegalStateException("frozenWeights covers Llama's parts only; this model is "
+                    + config.parts().family().architecture() + " " + config.parts());
+        }
         Map<String, BaseWeight> w = new LinkedHashMap<>();
         int h = config.hiddenSize();
         w.put("model.embed_tokens.weight", new DenseWeight(config.vocabSize(), h, embedding));
