@@ -10,7 +10,6 @@ import dev.tornadolora.io.SafeTensors;
 import dev.tornadolora.io.SafeTensorsWriter;
 import dev.tornadolora.llama.LlamaConfig;
 import dev.tornadolora.llama.LlamaForCausalLM;
-import dev.tornadolora.llama.PeftAdapterIO;
 import dev.tornadolora.train.Trainer;
 import dev.tornadolora.train.TrainingLog;
 import dev.tornadolora.train.TrainingState;
@@ -149,7 +148,7 @@ final class FinetuneRun {
     }
 
     private void save(boolean last) throws IOException {
-        PeftAdapterIO.write(output.resolve("peft"), model, baseName);
+        model.savePeft(output.resolve("peft"), baseName);
         SafeTensorsWriter tt = new SafeTensorsWriter()
                 .metadata("format", "torchtune adapter (get_adapter_state_dict keys)")
                 .metadata("lora_rank", Integer.toString(config.lora().rank()))

@@ -1,12 +1,12 @@
 package dev.tornadolora.cli;
 
 import dev.tornadolora.io.OutputGuard;
+import dev.tornadolora.io.PeftAdapters;
 import dev.tornadolora.io.SafeTensors;
 import dev.tornadolora.io.SafeTensorsException;
 import dev.tornadolora.io.SafeTensorsWriter;
 import dev.tornadolora.llama.LlamaForCausalLM;
 import dev.tornadolora.llama.LoraSettings;
-import dev.tornadolora.llama.PeftAdapterIO;
 import dev.tornadolora.llama.TokenTensors;
 import dev.tornadolora.tensor.Tensor;
 import dev.tornadolora.io.SafeText;
@@ -79,8 +79,8 @@ final class ForwardCommand implements Callable<Integer> {
             throw new IllegalArgumentException(input + ": labels [" + labels.batch() + ", " + labels.seq()
                     + "] do not match input_ids [" + ids.batch() + ", " + ids.seq() + "]");
         }
-        PeftAdapterIO.Adapter peft = adapter == null ? null : PeftAdapterIO.read(adapter);
-        LoraSettings settings = (peft == null ? LoraSettings.none(false) : peft.settings()).withQuantizeBase(quantizeBase)
+        PeftAdapters.Adapter peft = adapter == null ? null : PeftAdapters.read(adapter);
+        LoraSettings settings = (peft == null ? LoraSettings.none(false) : LoraSettings.of(peft.config())).withQuantizeBase(quantizeBase)
                 .withDropout(0f);
         SafeTensorsWriter out = new SafeTensorsWriter();
         try (LlamaForCausalLM m = LlamaForCausalLM.load(model, settings, device)) {
