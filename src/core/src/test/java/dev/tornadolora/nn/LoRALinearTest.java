@@ -222,6 +222,78 @@ class LoRALinearTest {
         assertArrayEquals(l.forward(x, m).data(), y.data(), 0f);
     }
 
+    @Test
+    void rsloraIsAScaleRuleAndAlphaStaysTheUsers() {
+        LoRALinear l = LoRALinear.builder(8, 6).rank(4).alpha(8f).rslora(true).build();
+        assertEquals(8f, l.alpha());
+        assertEquals(4f, l.scale(), 0f);  // 8 / sqrt(4)
+        assertEquals(2f, LoRALinear.builder(8, 6).rank(4).alpha(8f).build().scale(), 0f);
+    }
+
+    /** x·W'ᵀ + b with W' = m ⊙ (W + s·B·A) / ‖W + s·B·A‖ per row, in double from the state dict. */
+    static float[] doraReference(LoRALinear l, Tensor x) {
+        Map<String, Tensor> sd = l.stateDict();
+        float[] w = sd.get("weight").data(), a = sd.get("lora_a.weight").data(), b = sd.get("lora_b.weight").data();
+        float[] m = sd.get("magnitude").data(), bias = sd.containsKey("bias") ? sd.get("bias").data() : null;
+        int in = l.inDim(), out = l.outDim(), r = l.rank(), t = x.numel() / in;
+        double[] wp = new double[out * in];
+        for (int o = 0; o < out; o++) {
+            double sq = 0;
+            for (int j = 0; j < in; j++) {
+                double v = w[o * in + j];
+                for (int k = 0; k < r; k++) v += l.scale() * (double) b[o * r + k] * a[k * in + j];
+                wp[o * in + j] = v;
+                sq += v * v;
+            }
+            for (int j = 0; j < in; j++) wp[o * in + j] *= m[o] / Math.sqrt(sq);
+        }
+        float[] y = new float[t * out];
+        for (int i = 0; i < t; i++)
+            for (int o = 0; o < out; o++) {
+                double acc = bias == null ? 0 : bias[o];
+                for (int j = 0; j < in; j++) acc += x.data()[i * in + j] * wp[o * in + j];
+                y[i * out + o] = (float) acc;
+            }
+        return y;
+    }
+
+    @Test
+    void doraStartsAsItsBaseThenComputesTheRescaledWeightAndMergesToIt() {
+        for (boolean nf4 : new boolean[] {false, true}) {
+            LoRALinear l = LoRALinear.builder(64, 256).rank(2).alpha(4f).bias(true).dora(true).quantizeBase(nf4)
+                    .seed(3).build();
+            assertTrue(l.dora());
+            assertEquals(List.of("lora_a.weight", "lora_b.weight", "magnitude"), l.adapterParams());
+            Tensor x = randn(5, 3, 64);
+            // m starts as the row norms of W (B = 0): the layer equals its base.
+            assertArrayEquals(baseOnly(l, x), l.forward(x).data(), 1e-5f);
+            l.load("lora_b.weight", randn(6, 256, 2));
+            Tensor m = randn(7, 256);
+            for (int i = 0; i < m.numel(); i++) m.data()[i] = 1 + m.data()[i];
+            l.load("magnitude", m);
+            float[] expected = doraReference(l, x);
+            assertArrayEquals(expected, l.forward(x).data(), 1e-5f);
+            // the merged weight computes the same
+            float[] w = l.mergedWeight(), b = l.bias(), y = new float[3 * 256];
+            for (int i = 0; i < 3; i++)
+                for (int o = 0; o < 256; o++) {
+                    double acc = b[o];
+                    for (int j = 0; j < 64; j++) acc += x.data()[i * 64 + j] * w[o * 64 + j];
+                    y[i * 256 + o] = (float) acc;
+                }
+            assertArrayEquals(expected, y, 1e-5f);
+        }
+    }
+
+    @Test
+    void doraWithDropoutInTrainingIsRefusedByName() {
+        LoRALinear l = LoRALinear.builder(8, 6).rank(2).dropout(0.1f).dora(true).build();
+        var e = assertThrows(IllegalArgumentException.class, () -> l.forward(randn(1, 2, 8)));
+        assertTrue(e.getMessage().startsWith("DoRA with dropout in training is not supported"), e.getMessage());
+        l.eval();
+        assertEquals(12, l.forward(randn(1, 2, 8)).numel());  // eval mode: no dropout, fine
+    }
+
     static void assertMessage(String expected, org.junit.jupiter.api.function.Executable ex) {
         var e = assertThrows(IllegalArgumentException.class, ex);
         assertEquals(expected, e.getMessage());
