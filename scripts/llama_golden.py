@@ -138,6 +138,14 @@ CASES = [
          batch=2, seq=10, dtype="float32",
          notes="target_modules as a regex (PEFT's re.fullmatch on the full module name): k_proj and up_proj of "
                "layer 1 only, and lm_head"),
+    dict(name="patterns_q_v",
+         config=dict(vocab_size=64, hidden_size=32, intermediate_size=48, num_hidden_layers=2,
+                     num_attention_heads=4, num_key_value_heads=4, head_dim=8, tie_word_embeddings=True),
+         lora=dict(target_modules=["q_proj", "v_proj"], r=4, lora_alpha=8.0, use_rslora=False,
+                   rank_pattern={"layers.1.self_attn.v_proj": 2}, alpha_pattern={"q_proj": 12.0}),
+         batch=2, seq=8, dtype="float32",
+         notes="rank_pattern (layer 1's v_proj has r 2) and alpha_pattern (every q_proj has alpha 12), matched by "
+               "PEFT's get_pattern_key rule (.*\\.)?(key)$ on the full module name"),
 ]
 
 CORPUS = [
@@ -261,6 +269,22 @@ def load_hf_weights(model_dir):
     return {k: v.double() for k, v in weights.items()}
 
 
+def module_scale(lora, name):
+    """alpha/r (alpha/sqrt(r) with rsLoRA) of one module, rank_pattern/alpha_pattern applied as PEFT's
+    get_pattern_key does: the first key k with re.match(rf"(.*\\.)?({k})$", name)."""
+    import re
+    r, alpha = lora["r"], lora["lora_alpha"]
+    for k, v in lora.get("rank_pattern", {}).items():
+        if re.match(rf"(.*\.)?({k})$", name):
+            r = v
+            break
+    for k, v in lora.get("alpha_pattern", {}).items():
+        if re.match(rf"(.*\.)?({k})$", name):
+            alpha = v
+            break
+    return alpha / (math.sqrt(r) if lora["use_rslora"] else r)
+
+
 def independent_forward(cfg, w, adapter, lora, ids):
     """A plain float64 Llama written from the architecture's equations (not transformers' code), as a
     cross-check of the fixture: RMSNorm, rotate_half RoPE (llama3 frequencies), GQA causal attention,
@@ -272,7 +296,8 @@ def independent_forward(cfg, w, adapter, lora, ids):
         key = "base_model.model." + name
         if key + ".lora_A.weight" not in a:
             return x @ w[name + ".weight"].T
-        merged = w[name + ".weight"] + scale * a[key + ".lora_B.weight"] @ a[key + ".lora_A.weight"]
+        s_mod = module_scale(lora, name)
+        merged = w[name + ".weight"] + s_mod * a[key + ".lora_B.weight"] @ a[key + ".lora_A.weight"]
         if key + ".lora_magnitude_vector" in a:  # DoRA: each output row rescaled to its magnitude
             merged = a[key + ".lora_magnitude_vector"][:, None] * merged / merged.norm(dim=1, keepdim=True)
         return x @ merged.T
@@ -344,6 +369,7 @@ def write_case(out, case):
     lora = case["lora"]
     peft_config = LoraConfig(r=lora["r"], lora_alpha=lora["lora_alpha"], target_modules=lora["target_modules"],
                              lora_dropout=0.0, use_rslora=lora["use_rslora"], use_dora=lora.get("use_dora", False),
+                             rank_pattern=lora.get("rank_pattern", {}), alpha_pattern=lora.get("alpha_pattern", {}),
                              bias="none", task_type="CAUSAL_LM")
     model.name_or_path = "../model"  # PEFT writes it as base_model_name_or_path
     with no_warnings(f"{name}: get_peft_model"):
