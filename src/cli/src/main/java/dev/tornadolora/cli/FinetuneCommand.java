@@ -92,7 +92,7 @@ final class FinetuneCommand implements Callable<Integer> {
     boolean rslora;
 
     @Option(names = "--dora", description = "DoRA: a trained magnitude per output row (PEFT's use_dora,"
-            + " torchtune's DoRALinear); needs --lora-dropout 0")
+            + " torchtune's DoRALinear)")
     boolean dora;
 
     @Option(names = "--quantize-base", description = "QLoRA: every q/k/v/o/gate/up/down weight in NF4 (torchao's"

@@ -1,22 +1,36 @@
 package dev.tornadolora.nn;
 
+import dev.tornadolora.kernels.Adapters;
+import dev.tornadolora.kernels.LayerKernels;
+
 import java.util.List;
 
 /**
- * What a LoRA variant changes in a {@link LoRALinear}, the one seam between the layer (dropout, threads, the
- * backend binding, A and B) and a variant's own parameters and math. The layer's kernels always compute LoRA,
- * {@code y = x·Wᵀ + b + s·(x·Aᵀ)·Bᵀ}; a variant rewrites that output after the forward, rewrites dy before the
- * kernels' backward (and takes its own gradients from it), adds its parameters, and rewrites the merged weight.
- * Plain LoRA ({@link #LORA}) changes nothing; {@link DoRA} is PEFT's {@code use_dora}.
+ * What a LoRA variant computes in a {@link LoRALinear}: the one seam between the layer (dropout masks, threads, the
+ * backend binding, A and B, the gradient lock) and a variant's own parameters and math. A variant runs the layer's
+ * bound {@link LayerKernels} (which compute LoRA, {@code y = x·Wᵀ + b + s·((x⊙mask)·Aᵀ)·Bᵀ}, on any backend) and
+ * combines their results; it adds its parameters and rewrites the merged weight. Plain LoRA ({@link #LORA}) is one
+ * kernel call; {@link DoRA} is PEFT's {@code use_dora}.
  */
 public interface AdapterVariant {
 
-    /** Plain LoRA: no parameter, no change. */
+    /** Plain LoRA: the kernels' forward and backward, no parameter of its own. */
     AdapterVariant LORA = new AdapterVariant() {
         @Override public String name() { return "lora"; }
         @Override public List<Parameter> parameters() { return List.of(); }
-        @Override public Object forward(LoRALinear layer, float[] y, int tokens) { return null; }
-        @Override public float[] backward(LoRALinear layer, Object saved, float[] dy, int tokens) { return dy; }
+
+        @Override
+        public Object forward(LoRALinear layer, LayerKernels k, float[] x, float[] mask, int tokens, Adapters adapters,
+                              float[] y) {
+            return k.forward(x, mask, tokens, adapters, y);
+        }
+
+        @Override
+        public void backward(LoRALinear layer, LayerKernels k, Object saved, float[] dy, float[] dx, Adapters adapters,
+                             Adapters grads) {
+            k.backward((LayerKernels.Activations) saved, dy, dx, adapters, grads);
+        }
+
         @Override public void merge(LoRALinear layer, float[] merged) {}
         @Override public void initialize(LoRALinear layer) {}
         @Override public void zeroGrad() {}
@@ -30,17 +44,19 @@ public interface AdapterVariant {
     List<Parameter> parameters();
 
     /**
-     * Rewrites the kernels' output {@code y} [tokens, out] (computed without dropout) in place.
+     * The layer's forward: writes y [tokens, out] for x [tokens, in] with the dropout multiplier {@code mask} (null:
+     * none) and the adapters ({@code null}: disabled, only ever given to {@link #LORA}).
      *
-     * @return what {@link #backward} needs, or null
+     * @return what {@link #backward} needs
      */
-    Object forward(LoRALinear layer, float[] y, int tokens);
+    Object forward(LoRALinear layer, LayerKernels k, float[] x, float[] mask, int tokens, Adapters adapters, float[] y);
 
     /**
-     * Accumulates the variant's gradients from {@code dy} [tokens, out] and returns the dy the kernels'
-     * backward gets (possibly {@code dy} itself). Called under the layer's gradient lock.
+     * The layer's backward of one {@link #forward}: overwrites {@code dx} (null: not wanted) and accumulates into
+     * {@code grads} and the variant's own gradients. Called under the layer's gradient lock.
      */
-    float[] backward(LoRALinear layer, Object saved, float[] dy, int tokens);
+    void backward(LoRALinear layer, LayerKernels k, Object saved, float[] dy, float[] dx, Adapters adapters,
+                  Adapters grads);
 
     /** Rewrites {@code merged} = W + s·B·A [out, in] (fp32, NF4 dequantized) into the weight the layer computes with. */
     void merge(LoRALinear layer, float[] merged);

@@ -1,5 +1,8 @@
 package dev.tornadolora.nn;
 
+import dev.tornadolora.kernels.Adapters;
+import dev.tornadolora.kernels.LayerKernels;
+
 import java.util.List;
 
 /**
@@ -17,8 +20,8 @@ import java.util.List;
  * equals its base. PEFT's key is {@code <module>.lora_magnitude_vector}; torchtune's parameter is
  * {@code magnitude}.
  *
- * <p>Dropout: PEFT recomputes the base product on the dropped-out input for DoRA in training; that is not done
- * here, so a training forward with dropout is refused.
+ * <p>Dropout in training, as PEFT: with x_d = dropout(x), {@code y = x·Wᵀ + b + (g − 1) ⊙ x_d·Wᵀ + g ⊙ s·x_d·Aᵀ·Bᵀ}
+ * (PEFT recomputes the base product on x_d for the magnitude term), three kernel calls instead of one.
  */
 public final class DoRA implements AdapterVariant {
     /** torchtune's name of the magnitude parameter. */
@@ -28,7 +31,12 @@ public final class DoRA implements AdapterVariant {
     private float[] magnitude;
     private float[] grad;
 
-    private record Saved(float[] unscaled, float[] norm) {}
+    /**
+     * The kernels' activations (LoRA on x, or on x_d with base(x) and base(x_d) beside it under dropout), the mask,
+     * x·Wᵀ + s·x·Aᵀ·Bᵀ (of x_d under dropout) and the detached norm.
+     */
+    private record Saved(LayerKernels.Activations lora, LayerKernels.Activations baseX, LayerKernels.Activations baseXd,
+                         float[] mask, float[] unscaled, float[] norm) {}
 
     DoRA(int outDim) {
         this.outDim = outDim;
@@ -68,37 +76,69 @@ public final class DoRA implements AdapterVariant {
     }
 
     @Override
-    public Object forward(LoRALinear layer, float[] y, int tokens) {
+    public Object forward(LoRALinear layer, LayerKernels k, float[] x, float[] mask, int tokens, Adapters adapters,
+                          float[] y) {
         float[] norm = weightNorm(layer);
         float[] bias = layer.bias();
+        if (mask == null) {
+            // y = g ⊙ (x·Wᵀ + s·x·Aᵀ·Bᵀ) + b: the LoRA kernels' output, less the bias, scaled per column
+            LayerKernels.Activations act = k.forward(x, null, tokens, adapters, y);
+            float[] unscaled = new float[y.length];
+            for (int t = 0; t < tokens; t++) {
+                for (int o = 0, i = t * outDim; o < outDim; o++, i++) {
+                    float b = bias == null ? 0f : bias[o];
+                    unscaled[i] = y[i] - b;
+                    y[i] = magnitude[o] / norm[o] * unscaled[i] + b;
+                }
+            }
+            return new Saved(act, null, null, null, unscaled, norm);
+        }
+        // PEFT with dropout in training: y = x·Wᵀ + b + (g − 1) ⊙ x_d·Wᵀ + g ⊙ s·x_d·Aᵀ·Bᵀ, x_d = x ⊙ mask,
+        // as three kernel calls: base(x), LoRA(x_d) and base(x_d).
+        float[] xd = new float[x.length];
+        for (int i = 0; i < x.length; i++) xd[i] = x[i] * mask[i];
+        float[] lora = new float[y.length], base = new float[y.length];
+        LayerKernels.Activations baseX = k.forward(x, null, tokens, null, y);
+        LayerKernels.Activations loraXd = k.forward(xd, null, tokens, adapters, lora);
+        LayerKernels.Activations baseXd = k.forward(xd, null, tokens, null, base);
         float[] unscaled = new float[y.length];
         for (int t = 0; t < tokens; t++) {
-            int row = t * outDim;
-            for (int o = 0; o < outDim; o++) {
+            for (int o = 0, i = t * outDim; o < outDim; o++, i++) {
                 float b = bias == null ? 0f : bias[o];
-                float u = y[row + o] - b;
-                unscaled[row + o] = u;
-                y[row + o] = magnitude[o] / norm[o] * u + b;
+                unscaled[i] = lora[i] - b;
+                y[i] += magnitude[o] / norm[o] * unscaled[i] - (base[i] - b);
             }
         }
-        return new Saved(unscaled, norm);
+        return new Saved(loraXd, baseX, baseXd, mask, unscaled, norm);
     }
 
     @Override
-    public float[] backward(LoRALinear layer, Object saved, float[] dy, int tokens) {
+    public void backward(LoRALinear layer, LayerKernels k, Object saved, float[] dy, float[] dx, Adapters adapters,
+                         Adapters grads) {
         Saved s = (Saved) saved;
         float[] scaled = new float[dy.length];
         double[] dm = new double[outDim];
+        int tokens = dy.length / outDim;
         for (int t = 0; t < tokens; t++) {
-            int row = t * outDim;
-            for (int o = 0; o < outDim; o++) {
-                float d = dy[row + o];
-                dm[o] += (double) d * s.unscaled[row + o];
-                scaled[row + o] = d * (magnitude[o] / s.norm[o]);
+            for (int o = 0, i = t * outDim; o < outDim; o++, i++) {
+                dm[o] += (double) dy[i] * s.unscaled[i];
+                scaled[i] = dy[i] * (magnitude[o] / s.norm[o]);
             }
         }
         for (int o = 0; o < outDim; o++) grad[o] += (float) (dm[o] / s.norm[o]);
-        return scaled;
+        if (s.mask == null) {
+            k.backward(s.lora, scaled, dx, adapters, grads);
+            return;
+        }
+        float[] dxd = dx == null ? null : new float[dx.length], dxBase = dx == null ? null : new float[dx.length];
+        k.backward(s.lora, scaled, dxd, adapters, grads);
+        float[] negated = new float[dy.length];
+        for (int i = 0; i < dy.length; i++) negated[i] = -dy[i];
+        k.backward(s.baseXd, negated, dxBase, null, null);
+        k.backward(s.baseX, dy, dx, null, null);
+        if (dx != null) {
+            for (int i = 0; i < dx.length; i++) dx[i] += s.mask[i] * (dxd[i] + dxBase[i]);
+        }
     }
 
     @Override

@@ -87,8 +87,7 @@ public final class LoRALinear implements Module, AutoCloseable {
     private boolean checkFinite;
 
     /** The activations autograd would keep between forward and backward, and the binding that holds them. */
-    private record Saved(Tensor x, float[] dropMultiplier, LayerKernels.Activations activations, LayerKernels by,
-                         boolean adapters, Object variantState) {}
+    private record Saved(Tensor x, float[] dropMultiplier, Object state, LayerKernels by, boolean adapters) {}
 
     /** torchtune's constructor; the weights are initialised from seed 0 (see {@link #builder}). */
     public LoRALinear(int inDim, int outDim, int rank, float alpha, float dropout, boolean useBias,
@@ -240,16 +239,11 @@ public final class LoRALinear implements Module, AutoCloseable {
         if (checkFinite) {
             requireFiniteParameters(x, adapters);
         }
-        if (adapters && dropMultiplier != null && variant != AdapterVariant.LORA) {
-            throw new IllegalArgumentException("DoRA with dropout in training is not supported (lora_dropout "
-                    + dropout + "; use 0, or eval mode)");
-        }
         float[] y = new float[tokens * outDim];
         LayerKernels k = bound();
-        LayerKernels.Activations act = k.forward(x.data(), dropMultiplier, tokens,
+        Object state = (adapters ? variant : AdapterVariant.LORA).forward(this, k, x.data(), dropMultiplier, tokens,
                 adapters ? new Adapters(loraA, loraB) : null, y);
-        Object variantState = adapters ? variant.forward(this, y, tokens) : null;
-        saved.set(new Saved(x, dropMultiplier, act, k, adapters, variantState));
+        saved.set(new Saved(x, dropMultiplier, state, k, adapters));
         Tensor out = new Tensor(Shapes.withLast(shape, outDim), y);
         if (checkFinite) {
             NonFiniteException.requireFinite("y", out);
@@ -289,10 +283,8 @@ public final class LoRALinear implements Module, AutoCloseable {
         }
         float[] dx = new float[s.x.numel()];
         synchronized (stateLock) {
-            float[] dyKernels = s.adapters ? variant.backward(this, s.variantState, dy.data(), s.activations.tokens())
-                    : dy.data();
-            s.by.backward(s.activations, dyKernels, dx, s.adapters ? new Adapters(loraA, loraB) : null,
-                    s.adapters ? new Adapters(gradA, gradB) : null);
+            (s.adapters ? variant : AdapterVariant.LORA).backward(this, s.by, s.state, dy.data(), dx,
+                    s.adapters ? new Adapters(loraA, loraB) : null, s.adapters ? new Adapters(gradA, gradB) : null);
             if (checkFinite && s.adapters) {
                 NonFiniteException.requireFinite("lora_a.weight.grad", new int[] {rank, inDim}, gradA);
                 NonFiniteException.requireFinite("lora_b.weight.grad", new int[] {outDim, rank}, gradB);
