@@ -70,15 +70,75 @@ public final class DoRA implements AdapterVariant {
         return norm;
     }
 
-    /** ‖W + s·B·A‖ per output row, W dequantized when NF4. */
+    /** ‖W + s·B·A‖ per output row, W dequantized when NF4, from the explicit sum (the reference; init and merge). */
     private static float[] weightNorm(LoRALinear l) {
         return rowNorms(l.loraWeight(), l.outDim(), l.inDim());
+    }
+
+    /** ‖W_o‖² per row of a base, kept while the layer's base is this object (bases are replaced, never changed). */
+    private record BaseSquares(Object base, double[] squares) {}
+
+    private volatile BaseSquares baseSquares;
+
+    /**
+     * ‖W + s·B·A‖ per output row without forming W + s·B·A (PEFT does, once per forward, at out·in·rank cost):
+     * ‖W_o‖² + 2s·Σ_k B[o,k]·(A·Wᵀ)[k,o] + s²·B_o·(A·Aᵀ)·B_oᵀ, where A·Wᵀ is one forward of the layer's own
+     * kernels on the rank rows of A (any backend, its schedule) and ‖W_o‖² is kept per base.
+     */
+    private float[] weightNorm(LoRALinear l, LayerKernels k) {
+        int in = l.inDim(), r = l.rank();
+        double s = l.scale();
+        float[] a = l.loraA(), b = l.loraB(), bias = l.bias();
+        float[] aw = new float[r * outDim];
+        k.forward(a, null, r, null, aw);  // A·Wᵀ + bias, [rank, out]
+        double[] gram = new double[r * r];
+        for (int i = 0; i < r; i++) {
+            for (int j = i; j < r; j++) {
+                double dot = 0;
+                for (int c = 0; c < in; c++) dot += (double) a[i * in + c] * a[j * in + c];
+                gram[i * r + j] = dot;
+                gram[j * r + i] = dot;
+            }
+        }
+        double[] wsq = baseSquares(l);
+        float[] norm = new float[outDim];
+        for (int o = 0; o < outDim; o++) {
+            double sq = wsq[o], cross = 0, lora = 0;
+            for (int i = 0; i < r; i++) {
+                double bi = b[o * r + i];
+                cross += bi * (aw[i * outDim + o] - (bias == null ? 0f : bias[o]));
+                double row = 0;
+                for (int j = 0; j < r; j++) row += gram[i * r + j] * b[o * r + j];
+                lora += bi * row;
+            }
+            norm[o] = (float) Math.sqrt(Math.max(0, sq + 2 * s * cross + s * s * lora));
+        }
+        return norm;
+    }
+
+    private double[] baseSquares(LoRALinear l) {
+        BaseSquares c = baseSquares;
+        if (c != null && c.base() == l.base()) return c.squares();
+        int in = l.inDim(), chunk = Math.max(1, (1 << 20) / in);
+        double[] sq = new double[outDim];
+        float[] rows = new float[Math.min(chunk, outDim) * in];
+        for (int o0 = 0; o0 < outDim; o0 += chunk) {
+            int n = Math.min(chunk, outDim - o0);
+            l.base().decodeRows(o0, n, rows);
+            for (int o = 0; o < n; o++) {
+                double acc = 0;
+                for (int j = o * in, end = j + in; j < end; j++) acc += (double) rows[j] * rows[j];
+                sq[o0 + o] = acc;
+            }
+        }
+        baseSquares = new BaseSquares(l.base(), sq);
+        return sq;
     }
 
     @Override
     public Object forward(LoRALinear layer, LayerKernels k, float[] x, float[] mask, int tokens, Adapters adapters,
                           float[] y) {
-        float[] norm = weightNorm(layer);
+        float[] norm = weightNorm(layer, k);
         float[] bias = layer.bias();
         if (mask == null) {
             // y = g ⊙ (x·Wᵀ + s·x·Aᵀ·Bᵀ) + b: the LoRA kernels' output, less the bias, scaled per column
