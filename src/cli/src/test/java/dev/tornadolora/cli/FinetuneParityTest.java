@@ -158,6 +158,15 @@ class FinetuneParityTest {
         compare(tmp, "regex", "regex_k_up_lm_head", false, 3, 1, "constant", 0, 1.0, false);
     }
 
+    /** rank_pattern / alpha_pattern (PEFT's get_pattern_key rule): per-module r and alpha, written back as given. */
+    @Test
+    void rankAndAlphaPatterns(@TempDir Path tmp) throws Exception {
+        Path out = compare(tmp, "patterns", "patterns_q_v", false, 2, 1, "constant", 0, 0, false);
+        JsonNode config = JSON.readTree(out.resolve("peft/adapter_config.json").toFile());
+        assertEquals(2, config.get("rank_pattern").get("layers.1.self_attn.v_proj").asInt());
+        assertEquals(12.0, config.get("alpha_pattern").get("q_proj").asDouble());
+    }
+
     /** --lora-modules q_proj,down_proj --dora from fresh adapters: PEFT loads OUT/peft and gives the logged eval loss. */
     @Test
     void loraModulesAnySubsetWithDora(@TempDir Path tmp) throws Exception {
