@@ -212,7 +212,7 @@ final class FinetuneRun {
         var l = config.lora();
         out.printf(Locale.ROOT, "tornado-lora finetune: %s, rank %d, alpha %s%s on %s, device %s%n",
                 l.quantizeBase() ? "QLoRA (NF4 base)" : "LoRA (fp32 base)", l.rank(), l.alpha(),
-                l.rslora() ? " (rsLoRA)" : "", String.join(",", l.targetModules()), model.backend().name());
+                (l.rslora() ? " (rsLoRA)" : "") + (l.dora() ? " (DoRA)" : ""), String.join(",", l.targetModules()), model.backend().name());
         out.printf(Locale.ROOT, "  %d steps x %d micro-batch(es) of %d x %d tokens; lr %s (%s, warm-up %d), clip %s;"
                         + " %d training rows, %d eval rows%n", config.steps(), config.gradAccum(), config.batch(),
                 config.seqLen(), config.lr(), config.schedule(), config.warmupSteps(),

@@ -26,7 +26,9 @@ import java.util.SplittableRandom;
  *   y = x·Wᵀ + b + (alpha / rank) · (dropout(x) · Aᵀ) · Bᵀ
  * </pre>
  * Dropout (inverted: kept values scaled by 1/(1-p)) acts on the LoRA branch only, and only in training mode.
- * Only A and B ({@link #adapterParams()}) receive gradients; W and b are frozen. With {@code quantizeBase} the
+ * Only A and B, and the variant's parameters ({@link #adapterParams()}), receive gradients; W and b are frozen.
+ * The scale s is alpha/rank, or rsLoRA's alpha/√rank ({@code use_rslora}); the {@link AdapterVariant} is plain
+ * LoRA or {@link DoRA} (a trained magnitude per output row, torchtune's {@code DoRALinear}). With {@code quantizeBase} the
  * base weight is kept only as NF4 (QLoRA), dequantized tile by tile inside the kernels.
  *
  * <p>Parameters carry torchtune's names: {@code weight}, {@code bias}, {@code lora_a.weight},
@@ -259,6 +261,7 @@ public final class LoRALinear implements Module, AutoCloseable {
         if (adapters) {
             NonFiniteException.requireFinite("lora_a.weight", new int[] {rank, inDim}, loraA);
             NonFiniteException.requireFinite("lora_b.weight", new int[] {outDim, rank}, loraB);
+            for (Parameter p : variant.parameters()) NonFiniteException.requireFinite(p.name(), p.shape(), p.data());
         }
     }
 
@@ -288,6 +291,9 @@ public final class LoRALinear implements Module, AutoCloseable {
             if (checkFinite && s.adapters) {
                 NonFiniteException.requireFinite("lora_a.weight.grad", new int[] {rank, inDim}, gradA);
                 NonFiniteException.requireFinite("lora_b.weight.grad", new int[] {outDim, rank}, gradB);
+                for (Parameter p : variant.parameters()) {
+                    NonFiniteException.requireFinite(p.name() + ".grad", p.shape(), p.grad());
+                }
             }
         }
         Tensor out = new Tensor(s.x.shape(), dx);
