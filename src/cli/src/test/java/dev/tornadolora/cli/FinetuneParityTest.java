@@ -144,12 +144,21 @@ class FinetuneParityTest {
     @Test
     void doraQloraAllLinearAndMergedCheckpoint(@TempDir Path tmp) throws Exception {
         Path out = compare(tmp, "dora-qlora", "dora_qlora_all_linear", true, 2, 1, "constant", 2, 0, true);
-        Path eval = tmp.resolve("dora-qlora-eval.safetensors");
-        String s = python(tmp.resolve("merged.log"), "--merged", out.resolve("merged").toString(), "--input",
-                eval.toString(), "--model", golden.resolve("dora_qlora_all_linear/model").toString(),
-                "--against-peft", out.resolve("peft").toString(), "--quantize-base");
+        mergedMatchesPeft(tmp, out, "dora_qlora_all_linear", tmp.resolve("dora-qlora-eval.safetensors"), null);
+    }
+
+    /**
+     * transformers loading OUT/merged as a plain Llama gives the logits of PEFT on the (NF4-dequantized) base +
+     * OUT/peft, within 1e-4; {@code logitsOut} (or null) receives the merged model's logits.
+     */
+    static void mergedMatchesPeft(Path tmp, Path out, String fixture, Path eval, Path logitsOut) throws Exception {
+        List<String> args = new ArrayList<>(List.of("--merged", out.resolve("merged").toString(), "--input",
+                eval.toString(), "--model", golden.resolve(fixture).resolve("model").toString(),
+                "--against-peft", out.resolve("peft").toString(), "--quantize-base"));
+        if (logitsOut != null) args.addAll(List.of("--logits-out", logitsOut.toString()));
+        String s = python(tmp.resolve("merged.log"), args.toArray(String[]::new));
         double vsPeft = JSON.readTree(s.substring(s.indexOf('{'))).get("relative_diff_vs_peft").asDouble();
-        assertTrue(vsPeft <= 1e-4, "transformers on OUT/merged vs PEFT (DoRA) on the base + OUT/peft: " + vsPeft);
+        assertTrue(vsPeft <= 1e-4, "transformers on OUT/merged vs PEFT on the base + OUT/peft: " + vsPeft);
     }
 
     /** target_modules as a regex (layer 1's k_proj and up_proj, and lm_head). */
@@ -243,11 +252,7 @@ class FinetuneParityTest {
         Path out = compare(tmp, "qlora-cosine", "qlora_mha", true, 2, 2, "cosine", 3, 0.5, true);
         Path eval = tmp.resolve("qlora-cosine-eval.safetensors");
         Path logits = tmp.resolve("merged-logits.safetensors"), mine = tmp.resolve("merged-forward.safetensors");
-        String s = python(tmp.resolve("merged.log"), "--merged", out.resolve("merged").toString(), "--input",
-                eval.toString(), "--logits-out", logits.toString(), "--model", golden.resolve("qlora_mha/model").toString(),
-                "--against-peft", out.resolve("peft").toString(), "--quantize-base");
-        double vsPeft = JSON.readTree(s.substring(s.indexOf('{'))).get("relative_diff_vs_peft").asDouble();
-        assertTrue(vsPeft <= 1e-4, "transformers on OUT/merged vs PEFT on the base + OUT/peft: " + vsPeft);
+        mergedMatchesPeft(tmp, out, "qlora_mha", eval, logits);
         CliRun r = CliRun.of("forward", "--model", out.resolve("merged").toString(), "--input", eval.toString(),
                 "--output", mine.toString(), "--device", "jvm");
         assertEquals(0, r.exitCode(), r.err());
