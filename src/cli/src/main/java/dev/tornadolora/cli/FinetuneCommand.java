@@ -16,6 +16,9 @@ import dev.tornadolora.io.TargetModules;
 import dev.tornadolora.llama.LlamaConfig;
 import dev.tornadolora.llama.LlamaForCausalLM;
 import dev.tornadolora.llama.LoraSettings;
+import dev.tornadolora.llama.MemoryEstimate;
+import dev.tornadolora.tensor.HeapCheck;
+import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
@@ -200,8 +203,10 @@ final class FinetuneCommand implements Callable<Integer> {
             }
             List<String> all = spec.commandLine().getParseResult().originalArgs();  // the whole command line
             int at = all.indexOf(spec.name());
-            return DataParallelLauncher.find().launch(all.subList(at + 1, all.size()), spark,
-                    workers == null ? 2 : workers, batch * gradAccum, checkEvery, out);
+            int n = workers == null ? 2 : workers;
+            int global = SparkArguments.validate(spark, n, batch, gradAccum, checkEvery,
+                    Runtime.getRuntime().availableProcessors());  // before Spark starts, not in its stage attempts
+            return DataParallelLauncher.find().launch(all.subList(at + 1, all.size()), spark, n, global, checkEvery, out);
         }
         if (workers != null) throw new IllegalArgumentException("--workers needs --spark MASTER");
         if (model == null && data == null) {
@@ -245,11 +250,18 @@ final class FinetuneCommand implements Callable<Integer> {
         PeftAdapters.Adapter init = null;
         if (initAdapter != null) {
             init = PeftAdapters.read(initAdapter);
-            lora = initSettings(lora, LoraSettings.of(init.config()));
+            LoraSettings fromAdapter = LoraSettings.of(init.config());
+            requireAgrees(lora, fromAdapter);
+            lora = initSettings(lora, fromAdapter);
         }
         TokenDataset train = readData(data, config);
         FinetuneConfig fc = finetuneConfig(lora, train);  // validates the options before the eval rows depend on them
-        TokenDataset eval = evalData != null ? readData(evalData, config) : firstRows(train, Math.min(train.size(), 4 * batch));
+        // Before the model is read or a step computed: the weights and one micro-batch's activations must fit.
+        HeapCheck.require(HeapCheck.sum(MemoryEstimate.weights(config, lora.quantizeBase()), MemoryEstimate.activations(
+                config, batch, train.seqLen(), true, Runtime.getRuntime().availableProcessors())),
+                "a micro-batch of " + batch + " x " + train.seqLen() + " tokens on this model", "lower --batch or --seq-len");
+        TokenDataset eval = evalData != null ? readData(evalData, config)
+                : firstRows(train, (int) Math.min(train.size(), 4L * batch));
         if (eval.seqLen() != train.seqLen()) {
             throw new IllegalArgumentException(evalData + ": rows of " + eval.seqLen() + " tokens, --data's " + train.seqLen());
         }
@@ -309,6 +321,34 @@ final class FinetuneCommand implements Callable<Integer> {
         return TargetModules.of(names);
     }
 
+    /** Options given explicitly that the initial adapter contradicts are refused, not silently replaced by its values. */
+    private void requireAgrees(LoraSettings given, LoraSettings adapter) {
+        if (spec == null) return;
+        CommandLine.ParseResult pr = spec.commandLine().getParseResult();
+        List<String> clash = new ArrayList<>();
+        if (pr.hasMatchedOption("--lora-rank") && given.rank() != adapter.rank()) {
+            clash.add("--lora-rank " + given.rank() + " (its r is " + adapter.rank() + ")");
+        }
+        if (pr.hasMatchedOption("--lora-alpha") && given.alpha() != adapter.alpha()) {
+            clash.add("--lora-alpha " + given.alpha() + " (its lora_alpha is " + adapter.alpha() + ")");
+        }
+        boolean modulesGiven = pr.hasMatchedOption("--lora-modules") || pr.hasMatchedOption("--lora-mlp")
+                || pr.hasMatchedOption("--lora-output");
+        if (modulesGiven && !given.targets().equals(adapter.targets())) {
+            clash.add("--lora-modules " + given.targets() + " (its target_modules are " + adapter.targets() + ")");
+        }
+        if (pr.hasMatchedOption("--dora") && given.dora() != adapter.dora()) {
+            clash.add("--dora (its use_dora is " + adapter.dora() + ")");
+        }
+        if (pr.hasMatchedOption("--rslora") && given.rslora() != adapter.rslora()) {
+            clash.add("--rslora (its use_rslora is " + adapter.rslora() + ")");
+        }
+        if (!clash.isEmpty()) {
+            throw new IllegalArgumentException("--init-adapter " + initAdapter + " decides the adapters' shape, but "
+                    + String.join(", ", clash) + " says otherwise: leave these options out or give the adapter's");
+        }
+    }
+
     /** An initial adapter decides the adapters' shape: its r, alpha, modules, rsLoRA and DoRA, with this run's dropout/base. */
     private static LoraSettings initSettings(LoraSettings options, LoraSettings adapter) {
         return adapter.withDropout(options.dropout()).withQuantizeBase(options.quantizeBase());
@@ -324,7 +364,7 @@ final class FinetuneCommand implements Callable<Integer> {
     }
 
     private TokenDataset readData(Path file, LlamaConfig c) throws IOException {
-        if (!Files.isRegularFile(file)) throw new IllegalArgumentException(file + ": no such file");
+        if (!Files.exists(file)) throw new IllegalArgumentException(file + ": no such file");
         String name = file.getFileName().toString().toLowerCase(Locale.ROOT);
         if (name.endsWith(".safetensors")) {
             TokenDataset d = SafetensorsTokens.read(file, c.vocabSize());

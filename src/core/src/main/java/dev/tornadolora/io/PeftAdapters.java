@@ -338,7 +338,7 @@ public final class PeftAdapters {
     /** Reads and validates a PEFT adapter folder (the tensors are not yet matched to a model: see {@link #load}). */
     public static Adapter read(Path dir) {
         Path config = dir.resolve(CONFIG);
-        if (!Files.exists(config)) {
+        if (!Files.exists(config) && !Files.isSymbolicLink(config)) {
             throw new IllegalArgumentException(config + ": no such file (not a PEFT adapter folder)");
         }
         return read(config.toString(), StrictJson.read(config), SafeTensors.open(dir.resolve(WEIGHTS)));
