@@ -7,7 +7,7 @@ import dev.tornadolora.io.SafeTensors;
 import dev.tornadolora.io.SafeTensorsWriter;
 import dev.tornadolora.llama.LlamaForCausalLM;
 import dev.tornadolora.llama.LoraSettings;
-import dev.tornadolora.llama.PeftAdapterIO;
+
 import dev.tornadolora.testing.TestDevices;
 import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
@@ -58,9 +58,9 @@ class FamilyFinetuneTest {
             assertEquals(cfg.get("architectures").get(0).asText().toLowerCase(), c[1] + "forcausallm");
             assertTrue(SafeTensors.open(out.resolve("merged/model.safetensors")).contains(c[2]), c[2]);
             int[] ids = {3, 17, 5, 42, 9, 0, 11};
-            PeftAdapterIO.Adapter adapter = PeftAdapterIO.read(out.resolve("peft"));
-            LoraSettings none = new LoraSettings(Set.of(), false, false, 1, 1f, 0f, false, false);
-            try (LlamaForCausalLM tuned = LlamaForCausalLM.load(model, adapter.settings(), TestDevices.jvm());
+            dev.tornadolora.io.PeftAdapters.Adapter adapter = dev.tornadolora.io.PeftAdapters.read(out.resolve("peft"));
+            LoraSettings none = LoraSettings.none(false);
+            try (LlamaForCausalLM tuned = LlamaForCausalLM.load(model, LoraSettings.of(adapter.config()), TestDevices.jvm());
                  LlamaForCausalLM merged = LlamaForCausalLM.load(out.resolve("merged"), none, TestDevices.jvm())) {
                 tuned.loadAdapters(adapter.tensors());
                 float[] a = tuned.logits(ids, 1, ids.length).data(), m = merged.logits(ids, 1, ids.length).data();

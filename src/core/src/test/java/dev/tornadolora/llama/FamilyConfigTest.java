@@ -104,9 +104,9 @@ class FamilyConfigTest {
     void mergeKeepsTheBiasesAndNorms() throws IOException {
         for (String name : new String[] {"qwen2_tied_attn", "qwen3_head_dim"}) {
             Path dir = FamilyGoldenTest.ROOT.resolve(name);
-            PeftAdapterIO.Adapter adapter = PeftAdapterIO.read(dir.resolve("adapter"));
+            dev.tornadolora.io.PeftAdapters.Adapter adapter = dev.tornadolora.io.PeftAdapters.read(dir.resolve("adapter"));
             int[] ids = {3, 17, 5, 42, 9, 0, 11};
-            try (LlamaForCausalLM m = LlamaForCausalLM.load(dir.resolve("model"), adapter.settings(), TestDevices.jvm())) {
+            try (LlamaForCausalLM m = LlamaForCausalLM.load(dir.resolve("model"), LoraSettings.of(adapter.config()), TestDevices.jvm())) {
                 m.loadAdapters(adapter.tensors());
                 Map<String, Tensor> merged = m.mergedWeights();
                 if (name.startsWith("qwen2")) {
@@ -116,7 +116,7 @@ class FamilyConfigTest {
                     assertTrue(merged.containsKey("model.layers.1.self_attn.k_norm.weight"));
                 }
                 float[] adapted = m.logits(ids, 1, ids.length).data();
-                LoraSettings none = new LoraSettings(Set.of(), false, false, 1, 1f, 0f, false, false);
+                LoraSettings none = LoraSettings.none(false);
                 try (LlamaForCausalLM base = LlamaForCausalLM.fromWeights(m.config(), merged, none, TestDevices.jvm())) {
                     float[] z = base.logits(ids, 1, ids.length).data();
                     LlamaGoldenTest.assertClose(name + " merged logits", adapted, z, 1e-5);

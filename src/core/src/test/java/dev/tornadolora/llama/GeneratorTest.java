@@ -40,8 +40,8 @@ class GeneratorTest {
 
     static LlamaForCausalLM load(JsonNode c) {
         Path dir = GOLDEN.resolve(c.get("model").asText());
-        PeftAdapterIO.Adapter adapter = PeftAdapterIO.read(dir.resolve("adapter"));
-        LoraSettings settings = c.get("adapter").asBoolean() ? adapter.settings() : adapter.settings().withQuantizeBase(false);
+        dev.tornadolora.io.PeftAdapters.Adapter adapter = dev.tornadolora.io.PeftAdapters.read(dir.resolve("adapter"));
+        LoraSettings settings = c.get("adapter").asBoolean() ? LoraSettings.of(adapter.config()) : LoraSettings.of(adapter.config()).withQuantizeBase(false);
         LlamaForCausalLM m = LlamaForCausalLM.load(dir.resolve("model"), settings, TestDevices.jvm());
         if (c.get("adapter").asBoolean()) m.loadAdapters(adapter.tensors());
         return m; // without the adapter: LoRA B = 0 at initialisation, so the model is its base
