@@ -6,7 +6,7 @@
  * FrozenLinear, Sequential, activations), {@code io} (safetensors, LoRA/PEFT checkpoints, merge), {@code train}
  * (AdamW, SGD, schedules, losses, the training loop) and {@code kernels} (choosing a backend by device name, and the
  * interface an accelerator backend implements) and {@code llama} (Hugging Face Llama decoders with LoRA/QLoRA, PEFT
- * adapters) and {@code finetune} (the fine-tuning loop: data order, loss normalisation, resume point). Internal: {@code kernels.jvm} (the Vector API backend, reached through {@code Backends}),
+ * adapters) and {@code finetune} (the fine-tuning job as a value, {@code FinetuneJob}, its run, the loop: data order, loss normalisation, resume point). Internal: {@code kernels.jvm} (the Vector API backend, reached through {@code Backends}),
  * {@code llama.ops} (the decoder's ops) and {@code bench} (the CLI's benchmark runner).
  *
  * <p>The Vector API is optional ({@code requires static}): the JVM backend uses it when
@@ -26,4 +26,6 @@ module dev.tornadolora.core {
     exports dev.tornadolora.finetune;
 
     uses dev.tornadolora.kernels.LoraKernelsProvider;
+    uses dev.tornadolora.finetune.TokenFormat;           // .jsonl text: tornado-lora-data
+    uses dev.tornadolora.finetune.DataParallelLauncher;  // finetune on a cluster: tornado-lora-spark
 }

@@ -6,6 +6,7 @@ import dev.tornadolora.io.AtomicFiles;
 import dev.tornadolora.io.FolderLock;
 import dev.tornadolora.io.ModelCheckpoint;
 import dev.tornadolora.io.OutputGuard;
+import dev.tornadolora.io.RunFiles;
 import dev.tornadolora.io.SafeText;
 import dev.tornadolora.io.StrictJson;
 import dev.tornadolora.io.SafeTensorsWriter;
@@ -61,8 +62,8 @@ import java.util.stream.Collectors;
         "Writes adapters (torchtune keys, PEFT folder), the base, optimizer state,",
         "log.json (every step) and loss.png to the output folder.", ""})
 final class TrainCommand implements Callable<Integer> {
-    static final String STATE = "training_state.safetensors";
-    static final String LOG = "log.json";
+    static final String STATE = RunFiles.STATE;
+    static final String LOG = RunFiles.LOG;
     /** Entries of the log's config that a resumed run may change: where it runs, and descriptions. */
     static final List<String> NOT_OPTIONS = List.of("device", "teacher", "schedule");
     static final double MAX_LOSS_RATIO = 0.01;
@@ -178,9 +179,9 @@ final class TrainCommand implements Callable<Integer> {
     }
 
     /** Every file a run writes in --output. */
-    static final List<String> OUTPUTS = List.of("adapter.safetensors", "peft/" + AdapterCheckpoints.PEFT_WEIGHTS,
-            "peft/" + AdapterCheckpoints.PEFT_CONFIG, "base_model.safetensors", LOG, STATE, "sample.safetensors",
-            "loss.png");
+    static final List<String> OUTPUTS = List.of(RunFiles.ADAPTER, RunFiles.PEFT + "/" + AdapterCheckpoints.PEFT_WEIGHTS,
+            RunFiles.PEFT + "/" + AdapterCheckpoints.PEFT_CONFIG, "base_model.safetensors", LOG, STATE, "sample.safetensors",
+            RunFiles.LOSS_CURVE);
 
     /**
      * The heap a run takes, from the options: per layer the student's base (fp32 or NF4), the teacher's fp32 base
@@ -252,7 +253,7 @@ final class TrainCommand implements Callable<Integer> {
         summarize(log.summary(), initialLoss, finalLoss, cosines, met, wall, tokens);
         saveCheckpoint(task, trainer, steps, log);
         writeSample(task);
-        AtomicFiles.write(output.resolve("loss.png"), o -> o.write(LossCurve.png(String.format(Locale.ROOT,
+        AtomicFiles.write(output.resolve(RunFiles.LOSS_CURVE), o -> o.write(LossCurve.png(String.format(Locale.ROOT,
                 "%s fine-tune: %d layers %s, rank %d", quantizeBase ? "QLoRA" : "LoRA", sizes.length - 1,
                 Arrays.toString(sizes), rank), log.steps())));
         printSummary(out, initialLoss, finalLoss, cosines, wall, tokens, met);
@@ -367,8 +368,8 @@ final class TrainCommand implements Callable<Integer> {
         meta.put("alpha", Float.toString(alpha));
         meta.put("rank", Integer.toString(rank));
         meta.put("step", Long.toString(step));
-        AdapterCheckpoints.saveTorchtune(output.resolve("adapter.safetensors"), modules, meta);
-        AdapterCheckpoints.savePeft(output.resolve("peft"), modules, identity.metadata());
+        AdapterCheckpoints.saveTorchtune(output.resolve(RunFiles.ADAPTER), modules, meta);
+        AdapterCheckpoints.savePeft(output.resolve(RunFiles.PEFT), modules, identity.metadata());
         ModelCheckpoint.save(output.resolve("base_model.safetensors"), task.student(), false, identity.metadata());
         log.write(output.resolve(LOG));
         Map<String, String> stateMeta = new LinkedHashMap<>(identity.stateMetadata());

@@ -49,7 +49,7 @@ public final class Finetuner {
 
     public Finetuner(LlamaForCausalLM model, TokenDataset data, FinetuneConfig config) {
         if (data.seqLen() != config.seqLen()) {
-            throw new IllegalArgumentException(data.source() + ": rows of " + data.seqLen() + " tokens but --seq-len "
+            throw new SettingException(data.source() + ": rows of " + data.seqLen() + " tokens but {seq_len} "
                     + config.seqLen());
         }
         this.model = model;
@@ -123,7 +123,7 @@ public final class Finetuner {
         long step = stepsDone + 1;
         if (!Double.isFinite(loss)) {
             throw new IllegalStateException("training stopped at step " + step + ": the loss is " + loss
-                    + " (try a lower --lr); the adapters were not updated");
+                    + " (try a lower learning rate); the adapters were not updated");
         }
         double lr = optimizer.lr();
         double norm = config.maxGradNorm() > 0 ? GradClip.clipGradNorm(params, config.maxGradNorm())

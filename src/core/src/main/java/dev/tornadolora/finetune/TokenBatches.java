@@ -23,8 +23,8 @@ public final class TokenBatches {
 
     public TokenBatches(int size, int batch, int gradAccum, boolean shuffle, long seed) {
         if (size <= 0) throw new IllegalArgumentException("dataset has no rows");
-        if (batch <= 0) throw new IllegalArgumentException("--batch must be positive, got " + batch);
-        if (gradAccum <= 0) throw new IllegalArgumentException("--grad-accum must be positive, got " + gradAccum);
+        if (batch <= 0) throw new SettingException("{batch} must be positive, got " + batch);
+        if (gradAccum <= 0) throw new SettingException("{grad_accum} must be positive, got " + gradAccum);
         this.size = size;
         this.batch = batch;
         this.gradAccum = gradAccum;
