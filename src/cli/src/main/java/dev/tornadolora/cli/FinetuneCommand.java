@@ -3,7 +3,7 @@ package dev.tornadolora.cli;
 import dev.tornadolora.finetune.DataParallelLauncher;
 import dev.tornadolora.finetune.FinetuneJob;
 import dev.tornadolora.finetune.FinetuneRun;
-import dev.tornadolora.finetune.SettingException;
+import dev.tornadolora.train.SettingException;
 import dev.tornadolora.finetune.TeacherStudent;
 import dev.tornadolora.llama.LoraSettings;
 import picocli.CommandLine.Command;

@@ -17,10 +17,10 @@ import dev.tornadolora.tensor.Tensor;
 import dev.tornadolora.train.AdamW;
 import dev.tornadolora.train.CosineWithWarmup;
 import dev.tornadolora.train.Losses;
-import dev.tornadolora.train.LrScheduler;
 import dev.tornadolora.train.Optimizer;
 import dev.tornadolora.train.RunIdentity;
 import dev.tornadolora.train.Sgd;
+import dev.tornadolora.train.SettingException;
 import dev.tornadolora.train.SyntheticTask;
 import dev.tornadolora.train.Trainer;
 import dev.tornadolora.train.TrainingLog;
@@ -175,6 +175,8 @@ final class TrainCommand implements Callable<Integer> {
                 + (quantizeBase ? "" : ", --no-quantize-base") + ")");
         try (FolderLock lock = FolderLock.acquire(output, "--output")) {
             return train();
+        } catch (SettingException e) {  // train's options are the settings' names with dashes: lr -> --lr
+            throw new IllegalArgumentException(e.render(f -> "--" + f.replace('_', '-')), e);
         }
     }
 
@@ -212,13 +214,13 @@ final class TrainCommand implements Callable<Integer> {
         if (checkFinite) {
             model.loraModules().values().forEach(m -> m.setCheckFinite(true));
         }
-        Optimizer optimizer = optimizer(model);
         int warmup = warmupSteps == null ? steps / 20 : warmupSteps;
+        // the one step implementation of train and finetune: here on the student's regression to the teacher
+        Trainer trainer = new Trainer(task.regression(batch), optimizer(model), new CosineWithWarmup(warmup, steps),
+                maxGradNorm, steps);
         Tensor evalX = task.evalInputs(evalBatch);
-        Start begin = begin(task, optimizer, warmup, evalX);
-        TrainingLog log = begin.log();
+        TrainingLog log = begin(task, trainer, warmup, evalX);
         long done = log.steps().size();
-        Trainer trainer = new Trainer(model, optimizer, begin.scheduler(), Losses::mse, maxGradNorm);
         printHeader(out, task);
         if (resume) {
             out.printf(Locale.ROOT, "resuming %s at step %d of %d%n", output, done, steps);
@@ -229,9 +231,9 @@ final class TrainCommand implements Callable<Integer> {
         long start = System.nanoTime();
         long tokens = log.steps().stream().mapToLong(Trainer.StepRecord::tokens).sum();
         try (ProgressBar bar = quiet ? null : Progress.bar("train", steps)) {
-            for (long step = done + 1; step <= steps; step++) {
-                Tensor x = task.inputs(step, batch);
-                Trainer.StepRecord r = trainer.step(step, x, task.targets(x));
+            while (!trainer.finished()) {
+                Trainer.StepRecord r = trainer.step();
+                long step = r.step();
                 double elapsed = clock + Progress.seconds(start);
                 tokens += r.tokens();
                 log.add(r, elapsed);
@@ -291,35 +293,21 @@ final class TrainCommand implements Callable<Integer> {
         return missed;
     }
 
-    /** Where training starts: a fresh log and schedule, or the resumed run's log (steps 1..k) and schedule at k. */
-    private record Start(TrainingLog log, LrScheduler scheduler) {}
-
-    private Start begin(SyntheticTask task, Optimizer optimizer, int warmup, Tensor evalX) {
+    /** Where training starts: a fresh log, or the resumed run's log (steps 1..k) with the trainer at step k. */
+    private TrainingLog begin(SyntheticTask task, Trainer trainer, int warmup, Tensor evalX) {
         TrainingLog log = new TrainingLog();
         describe(log.config(), warmup, task);
         identity = RunIdentity.of(options(log.config()));
         log.identify(identity);
-        CosineWithWarmup schedule = new CosineWithWarmup(warmup, steps);
         if (!resume) {
             log.summary().put("initial_eval_loss", task.evalLoss(evalX));
-            return new Start(log, new LrScheduler(optimizer, schedule));
+            return log;
         }
-        log = resumeFrom(task, optimizer, log.config());
+        log = resumeFrom(task, trainer, log.config());
         log.identify(identity);
         StrictJson.requireDouble(log.summary(), "initial_eval_loss", output.resolve(LOG) + ": summary");
         log.summary().put("resumed_at_step", log.steps().size());
-        SafeTensors state = SafeTensors.open(output.resolve(STATE));
-        long step = log.steps().size(), epoch = TrainingState.parseLong(state, TrainingState.SCHEDULER_EPOCH);
-        String baseLr = state.requireMetadata(TrainingState.BASE_LR);
-        if (!baseLr.equals(Double.toString(lr))) {
-            throw new IllegalArgumentException("--resume: " + state.source() + ": base_lr "
-                    + SafeText.quote(baseLr) + " is not the run's --lr " + lr);
-        }
-        if (epoch != step) {
-            throw new IllegalArgumentException("--resume: " + state.source() + ": scheduler_epoch " + epoch
-                    + " is not its step " + step);
-        }
-        return new Start(log, new LrScheduler(optimizer, schedule, lr, epoch));
+        return log;
     }
 
     /** The options that change the math: the log's configuration less where the run runs and descriptions. */
@@ -374,7 +362,7 @@ final class TrainCommand implements Callable<Integer> {
         log.write(output.resolve(LOG));
         Map<String, String> stateMeta = new LinkedHashMap<>(identity.stateMetadata());
         stateMeta.put("seed", Long.toString(seed));
-        TrainingState.save(output.resolve(STATE), trainer.optimizer(), trainer.scheduler(), step, stateMeta, modules);
+        trainer.save(output.resolve(STATE), stateMeta);
     }
 
     /**
@@ -382,7 +370,7 @@ final class TrainCommand implements Callable<Integer> {
      * run was made with the same options (all but the device), so that it continues the same computation; returns
      * the run's log up to that point.
      */
-    private TrainingLog resumeFrom(SyntheticTask task, Optimizer optimizer, ObjectNode config) {
+    private TrainingLog resumeFrom(SyntheticTask task, Trainer trainer, ObjectNode config) {
         Path state = output.resolve(STATE), logFile = output.resolve(LOG);
         if (!Files.exists(state)) {
             throw new IllegalArgumentException("--resume: " + state + " does not exist (nothing to resume; a run"
@@ -407,7 +395,7 @@ final class TrainCommand implements Callable<Integer> {
         }
         requirePossibleDropoutDraws(st, step, task);
         log.requireSameConfig(config, NOT_OPTIONS, "--resume: " + output);
-        TrainingState.resume(state, optimizer, task.student().loraModules());
+        trainer.resume(state);  // also checks the base rate and the scheduler's step
         return log;
     }
 

@@ -1,5 +1,6 @@
 package dev.tornadolora.finetune;
 
+import dev.tornadolora.train.SettingException;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.tornadolora.llama.LoraSettings;
 import dev.tornadolora.train.ConstantWithWarmup;

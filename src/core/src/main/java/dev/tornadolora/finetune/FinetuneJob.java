@@ -1,5 +1,6 @@
 package dev.tornadolora.finetune;
 
+import dev.tornadolora.train.SettingException;
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.DeserializationFeature;
 import com.fasterxml.jackson.databind.ObjectMapper;

@@ -1,5 +1,6 @@
 package dev.tornadolora.finetune;
 
+import dev.tornadolora.train.SettingException;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.tornadolora.io.AtomicFiles;
 import dev.tornadolora.io.FolderLock;
@@ -31,7 +32,7 @@ import java.util.function.Consumer;
 import java.util.zip.CRC32;
 
 /**
- * One fine-tuning run with its outputs: the {@link Finetuner} loop, evaluation before, every {@code eval_every}
+ * One fine-tuning run with its outputs: {@link Finetuner} on the one step implementation ({@link Trainer}), evaluation before, every {@code eval_every}
  * steps and after, and at every {@code save_every} step and at the end, each atomically, in this order:
  * {@code peft/}, {@code adapter.safetensors} (torchtune keys), {@code log.json}, what the listener adds
  * ({@code loss.png} in the CLI), and last the resume point {@code training_state.safetensors}. The resume point is
@@ -69,6 +70,7 @@ public final class FinetuneRun {
     private final TokenDataset eval;
     private final FinetuneConfig config;
     private final Finetuner finetuner;
+    private final Trainer trainer;
     private final String baseName;
     private final Path output;
     private final boolean resume;
@@ -89,7 +91,8 @@ public final class FinetuneRun {
         this.model = model;
         this.eval = eval;
         this.config = config;
-        this.finetuner = new Finetuner(model, train, config);
+        this.trainer = Finetuner.trainer(model, train, config);
+        this.finetuner = (Finetuner) trainer.task();
         this.baseName = baseName;
         this.output = output;
         this.resume = resume;
@@ -115,8 +118,8 @@ public final class FinetuneRun {
         extra.accept(log.config());
     }
 
-    public Finetuner finetuner() {
-        return finetuner;
+    public Trainer trainer() {
+        return trainer;
     }
 
     public TrainingLog log() {
@@ -131,7 +134,7 @@ public final class FinetuneRun {
         if (resume && Files.exists(state)) {
             resumeFrom(state);
             clock = log.elapsedSeconds();
-            listener.info(String.format(Locale.ROOT, "resuming %s at step %d of %d", output, finetuner.stepsDone(),
+            listener.info(String.format(Locale.ROOT, "resuming %s at step %d of %d", output, trainer.stepsDone(),
                     config.steps()));
         } else {
             if (resume) listener.info(output + " has no resume point yet: starting at step 0");
@@ -141,10 +144,10 @@ public final class FinetuneRun {
         header();
         long start = System.nanoTime();
         tokens = log.steps().stream().mapToLong(Trainer.StepRecord::tokens).sum();
-        listener.started(finetuner.stepsDone(), config.steps());
-        while (!finetuner.finished()) {
+        listener.started(trainer.stepsDone(), config.steps());
+        while (!trainer.finished()) {
             long t0 = System.nanoTime();
-            Trainer.StepRecord r = executor.step(finetuner);
+            Trainer.StepRecord r = executor.step(trainer);
             double stepSeconds = seconds(t0), elapsed = clock + seconds(start);
             tokens += r.tokens();
             log.add(r, elapsed).put("tokens_per_s", round(r.tokens() / Math.max(stepSeconds, 1e-9)))
@@ -187,12 +190,12 @@ public final class FinetuneRun {
                 .metadata("format", "torchtune adapter (get_adapter_state_dict keys)")
                 .metadata("lora_rank", Integer.toString(config.lora().rank()))
                 .metadata("lora_alpha", Float.toString(config.lora().alpha()))
-                .metadata("step", Long.toString(finetuner.stepsDone()));
+                .metadata("step", Long.toString(trainer.stepsDone()));
         new TreeMap<>(model.adapterStateDictTorchtune()).forEach(tt::f32);
         tt.write(output.resolve(RunFiles.ADAPTER));
         log.write(output.resolve(RunFiles.LOG));
         listener.saved(output, log, last && !log.steps().isEmpty());
-        finetuner.save(output.resolve(RunFiles.STATE), Map.of("seed", Long.toString(config.seed())));
+        trainer.save(output.resolve(RunFiles.STATE), Map.of("seed", Long.toString(config.seed())));
     }
 
     private void resumeFrom(Path state) {
@@ -202,7 +205,7 @@ public final class FinetuneRun {
         TrainingLog saved = TrainingLog.read(logFile, step);
         saved.requireSameConfig(log.config(), NOT_OPTIONS, "{resume}: " + output);
         saved.config().setAll(log.config());
-        finetuner.resume(state);
+        trainer.resume(state);
         log = saved;
         log.summary().removeAll();
         log.summary().put("resumed_at_step", step);
@@ -308,10 +311,10 @@ public final class FinetuneRun {
             Path output = job.outputs().dir();
             boolean resume = job.checkpoints().resume();
             if (!writer) {
-                Finetuner f = new Finetuner(m, train, fc);
+                Trainer t = Finetuner.trainer(m, train, fc);
                 Path state = output.resolve(RunFiles.STATE);
-                if (resume && Files.exists(state)) f.resume(state);
-                while (!f.finished()) executor.step(f);
+                if (resume && Files.exists(state)) t.resume(state);
+                while (!t.finished()) executor.step(t);
                 return null;
             }
             FinetuneRun run = new FinetuneRun(m, train, eval, fc, modelDir.toAbsolutePath().normalize().toString(),

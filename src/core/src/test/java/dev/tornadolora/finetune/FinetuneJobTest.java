@@ -1,5 +1,6 @@
 package dev.tornadolora.finetune;
 
+import dev.tornadolora.train.SettingException;
 import dev.tornadolora.llama.LoraSettings;
 import org.junit.jupiter.api.Test;
 

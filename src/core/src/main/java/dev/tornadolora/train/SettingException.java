@@ -1,4 +1,4 @@
-package dev.tornadolora.finetune;
+package dev.tornadolora.train;
 
 import java.util.function.UnaryOperator;
 import java.util.regex.Matcher;
