@@ -218,10 +218,11 @@ final class FinetuneCommand implements Callable<Integer> {
         if (model == null && data == null) {
             return new EmbeddedJob(this).run(out);
         }
-        FinetuneProgress progress = new FinetuneProgress(out, quiet);
-        FinetuneRun.Result r = job().run(device, progress);
-        progress.printFinal(r, merge, null);
-        return 0;
+        try (FinetuneProgress progress = new FinetuneProgress(out, quiet)) {
+            FinetuneRun.Result r = job().run(device, progress);
+            progress.printFinal(r, merge, null);
+            return 0;
+        }
     }
 
     /** The options as a job. */

@@ -20,7 +20,7 @@ import java.util.Locale;
  * The CLI's view of a {@link FinetuneRun}: its lines on stdout, a progress bar (unless {@code --quiet}) and, at
  * the end, {@code loss.png}.
  */
-final class FinetuneProgress implements FinetuneListener {
+final class FinetuneProgress implements FinetuneListener, AutoCloseable {
     private final PrintWriter out;
     private final boolean quiet;
     private ProgressBar bar;
@@ -53,6 +53,12 @@ final class FinetuneProgress implements FinetuneListener {
 
     @Override
     public void trained() {
+        close();
+    }
+
+    /** Ends the progress bar, also when the run stops with an error. */
+    @Override
+    public void close() {
         if (bar != null) bar.close();
         bar = null;
     }

@@ -137,6 +137,18 @@ class FinetuneCommandTest {
         assertFalse(Files.exists(out.resolve("peft")), "nothing written");
     }
 
+    /** Core names a bad setting by its field (FinetuneJob, SettingException); the command says its option. */
+    @Test
+    void aBadSettingIsNamedByItsOption(@TempDir Path tmp) throws Exception {
+        Path data = tokens(tmp, 4, 8, 64), out = tmp.resolve("out");
+        assertOneLineError(CliRun.of(args(data, out, "--batch", "0")), "error: --batch must be positive, got 0");
+        assertOneLineError(CliRun.of(args(data, out, "--grad-accum", "0")), "error: --grad-accum must be positive, got 0");
+        assertOneLineError(CliRun.of(args(data, out, "--steps", "2", "--epochs", "1")), "give --steps or --epochs, not both");
+        assertOneLineError(CliRun.of(args(data, out, "--schedule", "linear")), "--schedule: expected cosine or constant");
+        assertOneLineError(CliRun.of(args(data, out, "--seq-len", "4")), "rows of 8 tokens but --seq-len 4");
+        assertFalse(Files.exists(out.resolve("peft")), "nothing written");
+    }
+
     @Test
     void theEmbeddedJobTakesOnlyItsOwnOptions() {
         assertOneLineError(CliRun.of("finetune", "--lora-rank", "4"), "--lora-rank needs --model and --data");

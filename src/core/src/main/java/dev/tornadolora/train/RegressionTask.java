@@ -16,7 +16,12 @@ import java.util.function.LongFunction;
  * row counts once. The {@code train} command's synthetic task, and any supervised example, plug in here.
  */
 public final class RegressionTask implements TrainingTask {
-    /** A step's inputs [rows, in] and the wanted outputs, shaped like the model's. */
+    /**
+     * One step's data.
+     *
+     * @param x      inputs [rows, in]
+     * @param target the wanted outputs, shaped like the model's
+     */
     public record Batch(Tensor x, Tensor target) {}
 
     private final Sequential model;

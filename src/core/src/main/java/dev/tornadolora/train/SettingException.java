@@ -5,7 +5,7 @@ import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
 /**
- * A {@link FinetuneJob} setting that cannot work, said in a message that names the setting by its field
+ * A training job's setting ({@code finetune.FinetuneJob}, the {@code train} command's options) that cannot work, said in a message that names the setting by its field
  * ({@code batch}, {@code grad_accum}, {@code output}, as {@code log.json} records them). The message is kept as a
  * template with each field in braces ({@code "{batch} must be positive, got 0"}): {@link #getMessage()} gives the
  * field names, and a front end that spells the settings otherwise (the CLI's {@code --batch}) renders it with
