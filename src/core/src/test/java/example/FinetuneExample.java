@@ -1,5 +1,7 @@
 package example;
 
+import dev.tornadolora.device.Device;
+import dev.tornadolora.device.DeviceOptions;
 import dev.tornadolora.finetune.FinetuneJob;
 import dev.tornadolora.finetune.FinetuneListener;
 import dev.tornadolora.finetune.FinetuneRun;
@@ -17,11 +19,13 @@ public class FinetuneExample {
                 .withLora(new LoraSettings(Set.of("q_proj", "v_proj"), true, false, 8, 16f, 0f, false, true))  // + MLP, NF4 base
                 .withBatching(new FinetuneJob.Batching(2, 2, true, 0))  // 2 rows x 2 micro-batches a step, shuffled
                 .withSteps(10);
-        FinetuneRun.Result r = job.run("jvm", new FinetuneListener() {
-            @Override public void step(Trainer.StepRecord s, double seconds, long tokens) {
-                System.out.printf("step %d: loss %.4f%n", s.step(), s.loss());
-            }
-        });
-        System.out.printf("eval loss %.4f -> %.4f; adapter in %s%n", r.initialEval(), r.finalEval(), out.resolve("peft"));
+        try (Device device = Device.open("auto", DeviceOptions.defaults())) {  // an accelerator if any, else the JVM
+            FinetuneRun.Result r = job.run(device, new FinetuneListener() {
+                @Override public void step(Trainer.StepRecord s, double seconds, long tokens) {
+                    System.out.printf("step %d: loss %.4f%n", s.step(), s.loss());
+                }
+            });
+            System.out.printf("eval loss %.4f -> %.4f; adapter in %s%n", r.initialEval(), r.finalEval(), out.resolve("peft"));
+        }
     }
 }

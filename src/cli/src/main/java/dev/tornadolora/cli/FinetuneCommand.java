@@ -1,5 +1,6 @@
 package dev.tornadolora.cli;
 
+import dev.tornadolora.device.Device;
 import dev.tornadolora.finetune.DataParallelLauncher;
 import dev.tornadolora.finetune.FinetuneJob;
 import dev.tornadolora.finetune.FinetuneRun;
@@ -209,8 +210,8 @@ final class FinetuneCommand implements Callable<Integer> {
                 throw new IllegalArgumentException("--spark needs --model DIR and --data FILE (the embedded job runs on one machine)");
             }
             FinetuneProgress progress = new FinetuneProgress(out, true);
-            FinetuneRun.Result r = DataParallelLauncher.find().launch(job(), device, spark, workers == null ? 2 : workers,
-                    checkEvery, progress);
+            FinetuneRun.Result r = DataParallelLauncher.find().launch(job(), device, BackendProperties.read(), spark,
+                    workers == null ? 2 : workers, checkEvery, progress);
             progress.printFinal(r, merge, null);
             return 0;
         }
@@ -218,8 +219,9 @@ final class FinetuneCommand implements Callable<Integer> {
         if (model == null && data == null) {
             return new EmbeddedJob(this).run(out);
         }
-        try (FinetuneProgress progress = new FinetuneProgress(out, quiet)) {
-            FinetuneRun.Result r = job().run(device, progress);
+        FinetuneJob job = job();
+        try (FinetuneProgress progress = new FinetuneProgress(out, quiet); Device d = BackendProperties.open(device)) {
+            FinetuneRun.Result r = job.run(d, progress);
             progress.printFinal(r, merge, null);
             return 0;
         }

@@ -1,5 +1,7 @@
 package dev.tornadolora.finetune;
 
+import dev.tornadolora.device.DeviceOptions;
+
 import java.util.ServiceLoader;
 
 /**
@@ -9,15 +11,15 @@ import java.util.ServiceLoader;
  */
 public interface DataParallelLauncher {
     /**
-     * Runs {@code job} in {@code workers} replicas on {@code master}; each replica opens {@code device} on its
-     * machine, and replica 0 writes the outputs as {@link FinetuneJob#run} does. {@code listener} hears the
+     * Runs {@code job} in {@code workers} replicas on {@code master}; each replica opens the device named
+     * {@code device} with {@code options} on its machine (a device is not shipped, its description is), and replica 0 writes the outputs as {@link FinetuneJob#run} does. {@code listener} hears the
      * driver's lines and, at the end, the final save (so that its own outputs are added).
      *
      * @param checkEvery steps between the replicas' adapter checks
      * @return the run's result as replica 0 saw it
      */
-    FinetuneRun.Result launch(FinetuneJob job, String device, String master, int workers, int checkEvery,
-                              FinetuneListener listener) throws Exception;
+    FinetuneRun.Result launch(FinetuneJob job, String device, DeviceOptions options, String master, int workers,
+                              int checkEvery, FinetuneListener listener) throws Exception;
 
     /** The launcher on the class path; a message naming the missing module otherwise. */
     static DataParallelLauncher find() {

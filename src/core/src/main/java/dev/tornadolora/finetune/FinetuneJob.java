@@ -4,6 +4,7 @@ import dev.tornadolora.train.SettingException;
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.DeserializationFeature;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.tornadolora.device.Device;
 import dev.tornadolora.llama.LoraSettings;
 
 import java.io.IOException;
@@ -22,7 +23,9 @@ import java.util.Set;
  *
  * <pre>{@code
  *   FinetuneJob job = FinetuneJob.of(modelDir, dataFile, outDir).withSteps(100);
- *   FinetuneRun.Result r = job.run("jvm", FinetuneListener.NONE);
+ *   try (Device device = Device.open("jvm")) {
+ *       FinetuneRun.Result r = job.run(device, FinetuneListener.NONE);
+ *   }
  * }</pre>
  *
  * @param model        the Hugging Face Llama folder and an optional PEFT adapter to start from
@@ -155,9 +158,9 @@ public record FinetuneJob(Model model, Data data, LoraSettings lora, Batching ba
      * and data, trains with evaluation and saves as {@link FinetuneRun} says, and writes {@code merged/} when
      * asked. {@code listener} hears the progress.
      *
-     * @param device where the model runs (a device name: auto, jvm, reference, tornado[:B:D])
+     * @param device where the model runs (open it with {@code Device.open}; the run does not close it)
      */
-    public FinetuneRun.Result run(String device, FinetuneListener listener) throws IOException {
+    public FinetuneRun.Result run(Device device, FinetuneListener listener) throws IOException {
         return FinetuneRun.run(this, device, StepExecutor.LOCAL, true, listener);
     }
 

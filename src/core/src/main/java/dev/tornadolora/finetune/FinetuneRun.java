@@ -2,6 +2,7 @@ package dev.tornadolora.finetune;
 
 import dev.tornadolora.train.SettingException;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.tornadolora.device.Device;
 import dev.tornadolora.io.AtomicFiles;
 import dev.tornadolora.io.FolderLock;
 import dev.tornadolora.io.OutputGuard;
@@ -44,8 +45,8 @@ import java.util.zip.CRC32;
  * (the CLI's embedded job) uses the constructor, {@link #train}, {@link #save} and {@link #writeMerged}.
  */
 public final class FinetuneRun {
-    /** Log entries a resumed run may change: where it runs, how often it reports, descriptions. */
-    static final List<String> NOT_OPTIONS = List.of("device", "eval_every", "save_every", "merge", "job");
+    /** Log entries a resumed run may change: where it runs (and on how many threads), how often it reports, descriptions. */
+    static final List<String> NOT_OPTIONS = List.of("device", "threads", "eval_every", "save_every", "merge", "job");
 
     /** Every file a run writes in its output folder. */
     public static final List<String> OUTPUTS = List.of(RunFiles.PEFT + "/" + PeftAdapterIO.WEIGHTS,
@@ -98,7 +99,8 @@ public final class FinetuneRun {
         this.resume = resume;
         config.describe(log.config());
         log.config().put("data_rows", train.size()).put("data_crc32", crc(train))
-                .put("eval_rows", eval.size()).put("eval_crc32", crc(eval)).put("device", model.backend().name());
+                .put("eval_rows", eval.size()).put("eval_crc32", crc(eval)).put("device", model.backend().name())
+                .put("threads", model.device().threads());
     }
 
     /** How the steps are computed: on this machine (the default) or as one replica of a data-parallel run. */
@@ -243,9 +245,10 @@ public final class FinetuneRun {
 
     private void header() {
         var l = config.lora();
-        listener.info(String.format(Locale.ROOT, "tornado-lora finetune: %s, rank %d, alpha %s%s on %s, device %s",
+        listener.info(String.format(Locale.ROOT, "tornado-lora finetune: %s, rank %d, alpha %s%s on %s, device %s (%d threads)",
                 l.quantizeBase() ? "QLoRA (NF4 base)" : "LoRA (fp32 base)", l.rank(), l.alpha(),
-                l.rslora() ? " (rsLoRA)" : "", String.join(",", l.targetModules()), model.backend().name()));
+                l.rslora() ? " (rsLoRA)" : "", String.join(",", l.targetModules()), model.backend().name(),
+                model.device().threads()));
         listener.info(String.format(Locale.ROOT, "  %d steps x %d micro-batch(es) of %d x %d tokens; lr %s (%s,"
                         + " warm-up %d), clip %s; %d training rows, %d eval rows", config.steps(), config.gradAccum(),
                 config.batch(), config.seqLen(), config.lr(), config.schedule(), config.warmupSteps(),
@@ -256,11 +259,11 @@ public final class FinetuneRun {
     // ---- a job from its files ----
 
     /**
-     * Runs {@code job}: its steps computed by {@code executor}; only the {@code writer} checks the outputs, locks
+     * Runs {@code job} on {@code device} (which it does not close): its steps computed by {@code executor}; only the {@code writer} checks the outputs, locks
      * the folder, evaluates and writes (the other replicas of a data-parallel run train, resuming from the same
      * resume point) and gets a result; the others return null.
      */
-    public static Result run(FinetuneJob job, String device, StepExecutor executor, boolean writer,
+    public static Result run(FinetuneJob job, Device device, StepExecutor executor, boolean writer,
                              FinetuneListener listener) throws IOException {
         try {
             if (!writer) return runLoaded(job, device, executor, false, listener);
@@ -282,7 +285,7 @@ public final class FinetuneRun {
         }
     }
 
-    private static Result runLoaded(FinetuneJob job, String device, StepExecutor executor, boolean writer,
+    private static Result runLoaded(FinetuneJob job, Device device, StepExecutor executor, boolean writer,
                                     FinetuneListener listener) throws IOException {
         Path modelDir = job.model().dir();
         LlamaConfig config = LlamaConfig.read(modelDir.resolve("config.json"));

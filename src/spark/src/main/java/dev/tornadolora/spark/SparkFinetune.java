@@ -1,5 +1,9 @@
 package dev.tornadolora.spark;
 
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.tornadolora.device.Device;
+import dev.tornadolora.device.DeviceOptions;
 import dev.tornadolora.finetune.DataParallelLauncher;
 import dev.tornadolora.finetune.FinetuneJob;
 import dev.tornadolora.finetune.FinetuneListener;
@@ -26,18 +30,19 @@ import java.util.Locale;
  * from the newest resume point in the output folder, which therefore must be on storage every executor sees (as
  * the data and model).
  *
- * <p>From a Spark application: {@code SparkFinetune.run(sc, job, "jvm", 4, 10)}. From the command line:
+ * <p>From a Spark application: {@code SparkFinetune.run(sc, job, "jvm", DeviceOptions.defaults(), 4, 10)}. From the command line:
  * {@code ./tornado-lora finetune --spark MASTER --workers N ...}, which reaches {@link #launch} through
  * {@link DataParallelLauncher}.
  */
 public final class SparkFinetune implements DataParallelLauncher {
 
     /**
-     * Runs {@code job} in {@code workers} replicas on {@code sc}, each on {@code device} of its machine; returns
-     * the replicas' reports (rank 0's has the losses of the steps of the successful attempt).
+     * Runs {@code job} in {@code workers} replicas on {@code sc}, each on the device {@code device} opened with
+     * {@code options} on its machine; returns the replicas' reports (rank 0's has the losses of the steps of the
+     * successful attempt).
      */
-    public static SparkDataParallel.Result run(JavaSparkContext sc, FinetuneJob job, String device, int workers,
-                                               int checkEvery) {
+    public static SparkDataParallel.Result run(JavaSparkContext sc, FinetuneJob job, String device,
+                                               DeviceOptions options, int workers, int checkEvery) {
         Shares.perTask(job.batching().batch() * job.batching().gradAccum(), workers);
         // What would make every replica (and every retry) fail the same way is refused here, on the driver.
         Path config = job.model().dir().resolve("config.json");
@@ -45,7 +50,7 @@ public final class SparkFinetune implements DataParallelLauncher {
         if (!Files.isRegularFile(job.data().train())) {
             throw new IllegalArgumentException(job.data().train() + ": no such file");
         }
-        String json = job.toJson();
+        String json = job.toJson(), deviceOptions = json(options);
         return SparkDataParallel.run(sc, workers, (collective, attempt) -> {
             FinetuneJob mine = FinetuneJob.fromJson(json);
             if (attempt > 0) {  // a retried stage continues from the newest resume point
@@ -54,11 +59,24 @@ public final class SparkFinetune implements DataParallelLauncher {
             }
             FinetuneStepExecutor executor = new FinetuneStepExecutor(collective, checkEvery);
             boolean writer = collective.rank() == 0;
-            FinetuneRun.run(mine, device, executor, writer, writer ? new Lines(System.out) : FinetuneListener.NONE);
+            try (Device d = Device.open(device, OPTIONS_JSON.readValue(deviceOptions, DeviceOptions.class))) {
+                FinetuneRun.run(mine, d, executor, writer, writer ? new Lines(System.out) : FinetuneListener.NONE);
+            }
             TaskReport r = executor.report(attempt);
             return r != null ? r : new TaskReport(collective.rank(), collective.size(), attempt, -1, new double[0],
                     List.of(), 0, 0, 0, 0);
         });
+    }
+
+    private static final ObjectMapper OPTIONS_JSON = new ObjectMapper();
+
+    /** The device options as the executors receive them. */
+    private static String json(DeviceOptions options) {
+        try {
+            return OPTIONS_JSON.writeValueAsString(options);
+        } catch (JsonProcessingException e) {
+            throw new IllegalStateException("device options do not serialize: " + e.getOriginalMessage(), e);
+        }
     }
 
     /** Rank 0's lines, on its executor's standard output. */
@@ -71,8 +89,8 @@ public final class SparkFinetune implements DataParallelLauncher {
     }
 
     @Override
-    public FinetuneRun.Result launch(FinetuneJob job, String device, String master, int workers, int checkEvery,
-                                     FinetuneListener listener) throws Exception {
+    public FinetuneRun.Result launch(FinetuneJob job, String device, DeviceOptions options, String master,
+                                     int workers, int checkEvery, FinetuneListener listener) throws Exception {
         Shares.perTask(job.batching().batch() * job.batching().gradAccum(), workers);
         SparkConf conf = SparkDataParallel.configure(new SparkConf().setMaster(master).setAppName("tornado-lora finetune"),
                 SparkDataParallel.DEFAULT_STAGE_ATTEMPTS);
@@ -86,7 +104,7 @@ public final class SparkFinetune implements DataParallelLauncher {
         SparkDataParallel.Result r;
         try (JavaSparkContext sc = new JavaSparkContext(conf)) {
             sc.setLogLevel("WARN");
-            r = run(sc, job, device, workers, checkEvery);
+            r = run(sc, job, device, options, workers, checkEvery);
         }
         TaskReport w = r.writer();
         listener.info(String.format(Locale.ROOT, "spark %s: %d replicas, %d trainable floats; all-reduce %d bytes sent"

@@ -55,7 +55,7 @@ class ClusterFinetuneTest {
         FinetuneFixture.runSingle(data, solo);
         double[] expected = FinetuneFixture.losses(solo);
 
-        SparkDataParallel.Result r = SparkFinetune.run(sc, FinetuneFixture.job(data, dp), FinetuneFixture.DEVICE, 2, 5);
+        SparkDataParallel.Result r = SparkFinetune.run(sc, FinetuneFixture.job(data, dp), FinetuneFixture.DEVICE, FinetuneFixture.OPTIONS, 2, 5);
         FinetuneFixture.assertLossesClose(expected, FinetuneFixture.losses(dp), 1e-5);
         FinetuneFixture.assertLossesClose(expected, r.writer().losses(), 1e-5);
         FinetuneFixture.assertAdaptersClose(solo, dp, 1e-6);
@@ -66,7 +66,7 @@ class ClusterFinetuneTest {
         // the same run with one executor process killed once the resume point of step 10 is written
         String appId = sc.sc().applicationId();
         CompletableFuture<Long> kill = CompletableFuture.supplyAsync(() -> killAnExecutorAfterStep(killed, 10, appId));
-        SparkDataParallel.Result k = SparkFinetune.run(sc, FinetuneFixture.job(data, killed), FinetuneFixture.DEVICE, 2, 5);
+        SparkDataParallel.Result k = SparkFinetune.run(sc, FinetuneFixture.job(data, killed), FinetuneFixture.DEVICE, FinetuneFixture.OPTIONS, 2, 5);
         long pid = kill.get(10, TimeUnit.SECONDS);
         assertTrue(k.writer().stageAttempt() >= 1, "the barrier stage was retried");
         assertTrue(k.writer().startStep() >= 10, "the retry resumed at or after step 10, not at 0: " + k.writer().startStep());

@@ -1,6 +1,8 @@
 package dev.tornadolora.spark;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import dev.tornadolora.device.Device;
+import dev.tornadolora.device.DeviceOptions;
 import dev.tornadolora.finetune.FinetuneJob;
 import dev.tornadolora.finetune.FinetuneListener;
 import dev.tornadolora.io.DType;
@@ -52,8 +54,13 @@ final class FinetuneFixture {
 
     /** The same job run in this process. */
     static void runSingle(Path data, Path out) throws IOException {
-        job(data, out).run(DEVICE, FinetuneListener.NONE);
+        try (Device device = Device.open(DEVICE, OPTIONS)) {
+            job(data, out).run(device, FinetuneListener.NONE);
+        }
     }
+
+    /** The device options of the single process and of every replica. */
+    static final DeviceOptions OPTIONS = DeviceOptions.defaults();
 
     static final String DEVICE = "jvm";
 

@@ -26,7 +26,7 @@ class LocalFinetuneTest {
         SparkDataParallel.Result r;
         try (JavaSparkContext sc = new JavaSparkContext(SparkDataParallel.configure(
                 new SparkConf().setMaster("local[2]").setAppName("finetune-test"), 2))) {
-            r = SparkFinetune.run(sc, FinetuneFixture.job(data, dp), FinetuneFixture.DEVICE, 2, 5);
+            r = SparkFinetune.run(sc, FinetuneFixture.job(data, dp), FinetuneFixture.DEVICE, FinetuneFixture.OPTIONS, 2, 5);
         }
         double[] expected = FinetuneFixture.losses(solo);
         // the CLI's finetune --spark reaches this module only through core's ServiceLoader
