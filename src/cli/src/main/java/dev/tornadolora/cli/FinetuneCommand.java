@@ -7,6 +7,8 @@ import dev.tornadolora.finetune.FinetuneRun;
 import dev.tornadolora.train.SettingException;
 import dev.tornadolora.finetune.TeacherStudent;
 import dev.tornadolora.llama.LoraSettings;
+import dev.tornadolora.llama.PeftAdapterIO;
+import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
@@ -14,6 +16,7 @@ import picocli.CommandLine.Spec;
 
 import java.io.PrintWriter;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
@@ -209,9 +212,14 @@ final class FinetuneCommand implements Callable<Integer> {
             if (model == null || data == null) {
                 throw new IllegalArgumentException("--spark needs --model DIR and --data FILE (the embedded job runs on one machine)");
             }
+            int n = workers == null ? 2 : workers;
+            SparkArguments.validate(spark, n, batch, gradAccum, checkEvery,
+                    Runtime.getRuntime().availableProcessors());  // before Spark starts, not in its stage attempts
+            FinetuneJob job = job();
+            requireAgreesWithInitAdapter(job);
             FinetuneProgress progress = new FinetuneProgress(out, true);
-            FinetuneRun.Result r = DataParallelLauncher.find().launch(job(), device, BackendProperties.read(), spark,
-                    workers == null ? 2 : workers, checkEvery, progress);
+            FinetuneRun.Result r = DataParallelLauncher.find().launch(job, device, BackendProperties.read(), spark, n,
+                    checkEvery, progress);
             progress.printFinal(r, merge, null);
             return 0;
         }
@@ -220,6 +228,7 @@ final class FinetuneCommand implements Callable<Integer> {
             return new EmbeddedJob(this).run(out);
         }
         FinetuneJob job = job();
+        requireAgreesWithInitAdapter(job);
         try (FinetuneProgress progress = new FinetuneProgress(out, quiet); Device d = BackendProperties.open(device)) {
             FinetuneRun.Result r = job.run(d, progress);
             progress.printFinal(r, merge, null);
@@ -237,6 +246,36 @@ final class FinetuneCommand implements Callable<Integer> {
                 new FinetuneJob.Optimization(lr, weightDecay, 0.9, 0.999, 1e-8, maxGradNorm),
                 new FinetuneJob.Schedule(steps, epochs, schedule, warmupSteps), new FinetuneJob.Outputs(output, merge),
                 new FinetuneJob.Checkpoints(evalEvery, saveEvery, resume));
+    }
+
+    /**
+     * Options given explicitly that the initial adapter contradicts are refused, not silently replaced by its values
+     * (the job takes the adapter's shape).
+     */
+    private void requireAgreesWithInitAdapter(FinetuneJob job) {
+        if (initAdapter == null || spec == null) return;
+        LoraSettings given = job.lora(), adapter = PeftAdapterIO.read(initAdapter).settings();
+        CommandLine.ParseResult pr = spec.commandLine().getParseResult();
+        List<String> clash = new ArrayList<>();
+        if (pr.hasMatchedOption("--lora-rank") && given.rank() != adapter.rank()) {
+            clash.add("--lora-rank " + given.rank() + " (its r is " + adapter.rank() + ")");
+        }
+        if (pr.hasMatchedOption("--lora-alpha") && given.alpha() != adapter.alpha()) {
+            clash.add("--lora-alpha " + given.alpha() + " (its lora_alpha is " + adapter.alpha() + ")");
+        }
+        if (pr.hasMatchedOption("--lora-modules") && !given.attnModules().equals(adapter.attnModules())) {
+            clash.add("--lora-modules " + String.join(",", given.attnModules()) + " (its attention modules are "
+                    + String.join(",", adapter.attnModules()) + ")");
+        }
+        if (pr.hasMatchedOption("--lora-mlp") && given.mlp() != adapter.mlp()) clash.add("--lora-mlp");
+        if (pr.hasMatchedOption("--lora-output") && given.output() != adapter.output()) clash.add("--lora-output");
+        if (pr.hasMatchedOption("--rslora") && given.rslora() != adapter.rslora()) {
+            clash.add("--rslora (its use_rslora is " + adapter.rslora() + ")");
+        }
+        if (!clash.isEmpty()) {
+            throw new IllegalArgumentException("--init-adapter " + initAdapter + " decides the adapters' shape, but "
+                    + String.join(", ", clash) + " says otherwise: leave these options out or give the adapter's");
+        }
     }
 
     /** The LoRA options as settings. */

@@ -3,6 +3,7 @@ package dev.tornadolora.finetune;
 import dev.tornadolora.train.SettingException;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.tornadolora.llama.LoraSettings;
+import dev.tornadolora.tensor.CheckedMath;
 import dev.tornadolora.train.ConstantWithWarmup;
 import dev.tornadolora.train.CosineWithWarmup;
 import dev.tornadolora.train.LrSchedule;
@@ -28,6 +29,11 @@ public record FinetuneConfig(LoraSettings lora, long steps, int batch, int gradA
         if (batch <= 0) throw new SettingException("{batch} must be positive, got " + batch);
         if (gradAccum <= 0) throw new SettingException("{grad_accum} must be positive, got " + gradAccum);
         if (seqLen < 2) throw new SettingException("{seq_len} must be >= 2, got " + seqLen);
+        long rows = CheckedMath.arrayLength("rows per optimizer step", CheckedMath.of("{batch}", batch),
+                CheckedMath.of("{grad_accum}", gradAccum));
+        CheckedMath.arrayLength("tokens per micro-batch", CheckedMath.of("{batch}", batch), CheckedMath.of("{seq_len}", seqLen));
+        CheckedMath.product("data positions of the run", Long.MAX_VALUE, CheckedMath.of("{steps}", steps),
+                CheckedMath.of("rows per step", rows));
         if (!(lr >= 0) || Double.isInfinite(lr)) throw new SettingException("{lr} must be finite and >= 0, got " + lr);
         if (!(weightDecay >= 0) || Double.isInfinite(weightDecay)) {
             throw new SettingException("{weight_decay} must be finite and >= 0, got " + weightDecay);

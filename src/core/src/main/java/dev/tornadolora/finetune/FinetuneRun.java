@@ -12,8 +12,11 @@ import dev.tornadolora.io.SafeTensorsWriter;
 import dev.tornadolora.llama.LlamaConfig;
 import dev.tornadolora.llama.LlamaForCausalLM;
 import dev.tornadolora.llama.LoraSettings;
+import dev.tornadolora.llama.MemoryEstimate;
+import dev.tornadolora.tensor.HeapCheck;
 import dev.tornadolora.llama.PeftAdapterIO;
 import dev.tornadolora.train.Trainer;
+import dev.tornadolora.train.RunIdentity;
 import dev.tornadolora.train.TrainingLog;
 import dev.tornadolora.train.TrainingState;
 
@@ -24,6 +27,7 @@ import java.lang.management.MemoryType;
 import java.nio.ByteBuffer;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
@@ -76,6 +80,8 @@ public final class FinetuneRun {
     private final Path output;
     private final boolean resume;
     private TrainingLog log = new TrainingLog();
+    /** The run's identity (options, data checksums, model digest), fixed when training starts. */
+    private RunIdentity identity;
     private double initialEval = Double.NaN;
     private double finalEval = Double.NaN;
     private double wall;
@@ -99,8 +105,8 @@ public final class FinetuneRun {
         this.resume = resume;
         config.describe(log.config());
         log.config().put("data_rows", train.size()).put("data_crc32", crc(train))
-                .put("eval_rows", eval.size()).put("eval_crc32", crc(eval)).put("device", model.backend().name())
-                .put("threads", model.device().threads());
+                .put("eval_rows", eval.size()).put("eval_crc32", crc(eval)).put("model_digest", model.weightsDigest())
+                .put("device", model.backend().name()).put("threads", model.device().threads());
     }
 
     /** How the steps are computed: on this machine (the default) or as one replica of a data-parallel run. */
@@ -132,6 +138,8 @@ public final class FinetuneRun {
     public void train() throws IOException {
         Files.createDirectories(output);
         Path state = output.resolve(RunFiles.STATE);
+        identity = RunIdentity.of(log.config(), NOT_OPTIONS);
+        log.identify(identity);
         double clock = 0;
         if (resume && Files.exists(state)) {
             resumeFrom(state);
@@ -197,15 +205,18 @@ public final class FinetuneRun {
         tt.write(output.resolve(RunFiles.ADAPTER));
         log.write(output.resolve(RunFiles.LOG));
         listener.saved(output, log, last && !log.steps().isEmpty());
-        trainer.save(output.resolve(RunFiles.STATE), Map.of("seed", Long.toString(config.seed())));
+        Map<String, String> meta = new LinkedHashMap<>(identity.stateMetadata());
+        meta.put("seed", Long.toString(config.seed()));
+        trainer.save(output.resolve(RunFiles.STATE), meta);
     }
 
     private void resumeFrom(Path state) {
         Path logFile = output.resolve(RunFiles.LOG);
         if (!Files.exists(logFile)) throw new SettingException("{resume}: " + logFile + " does not exist");
-        long step = TrainingState.parseLong(SafeTensors.open(state), TrainingState.STEP);
+        SafeTensors head = SafeTensors.open(state);
+        long step = TrainingState.parseLong(head, TrainingState.STEP);
         TrainingLog saved = TrainingLog.read(logFile, step);
-        saved.requireSameConfig(log.config(), NOT_OPTIONS, "{resume}: " + output);
+        identity.requireResumable(head, saved, logFile, "{resume}: " + output);
         saved.config().setAll(log.config());
         trainer.resume(state);
         log = saved;
@@ -297,8 +308,13 @@ public final class FinetuneRun {
         }
         TokenDataset train = readData(job.data().train(), job, config);
         FinetuneConfig fc = finetuneConfig(job, lora, train);  // validates the options before the eval rows depend on them
+        // Before the model is read or a step computed: the weights and one micro-batch's activations must fit.
+        HeapCheck.require(HeapCheck.sum(MemoryEstimate.weights(config, lora.quantizeBase()), MemoryEstimate.activations(
+                config, fc.batch(), train.seqLen(), true, device.threads())),
+                "a micro-batch of " + fc.batch() + " x " + train.seqLen() + " tokens on this model",
+                "lower {batch} or {seq_len}");
         TokenDataset eval = job.data().eval() != null ? readData(job.data().eval(), job, config)
-                : firstRows(train, Math.min(train.size(), 4 * fc.batch()));
+                : firstRows(train, (int) Math.min(train.size(), 4L * fc.batch()));
         if (eval.seqLen() != train.seqLen()) {
             throw new SettingException(job.data().eval() + ": rows of " + eval.seqLen() + " tokens, {data}'s "
                     + train.seqLen());
@@ -357,7 +373,7 @@ public final class FinetuneRun {
      * {@link TokenFormat} on the class path.
      */
     static TokenDataset readData(Path file, FinetuneJob job, LlamaConfig c) throws IOException {
-        if (!Files.isRegularFile(file)) throw new IllegalArgumentException(file + ": no such file");
+        if (!Files.exists(file)) throw new IllegalArgumentException(file + ": no such file");
         Integer seqLen = job.data().seqLen();
         String name = file.getFileName().toString().toLowerCase(Locale.ROOT);
         if (name.endsWith(".safetensors")) {

@@ -1,5 +1,6 @@
 package dev.tornadolora.spark;
 
+import dev.tornadolora.finetune.Finetuner;
 import dev.tornadolora.finetune.StepExecutor;
 import dev.tornadolora.train.Trainer;
 
@@ -22,7 +23,7 @@ final class FinetuneStepExecutor implements StepExecutor {
     public Trainer.StepRecord step(Trainer f) {
         if (dp == null) {
             dp = new DataParallelStep(collective, f.task().trainableParameters(), f.task().rowsPerStep(), checkEvery,
-                    f.stepsDone());
+                    f.stepsDone(), f.task() instanceof Finetuner ft ? ReplicaChecksum.ofBases(ft.model().projectionBases().values()) : 0);
         }
         long step = f.stepsDone() + 1;
         f.task().zeroGrad();
