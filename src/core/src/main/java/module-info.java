@@ -34,4 +34,5 @@ module dev.tornadolora.core {
     uses dev.tornadolora.kernels.LoraKernelsProvider;
     uses dev.tornadolora.finetune.TokenFormat;           // .jsonl text: tornado-lora-data
     uses dev.tornadolora.finetune.DataParallelLauncher;  // finetune on a cluster: tornado-lora-spark
+    uses dev.tornadolora.finetune.DeviceStep.Provider;
 }

@@ -50,7 +50,8 @@ import java.util.zip.CRC32;
  */
 public final class FinetuneRun {
     /** Log entries a resumed run may change: where it runs (and on how many threads), how often it reports, descriptions. */
-    static final List<String> NOT_OPTIONS = List.of("device", "threads", "eval_every", "save_every", "merge", "job");
+    static final List<String> NOT_OPTIONS = List.of("device", "device_step", "threads", "eval_every", "save_every",
+            "merge", "job");
 
     /** Every file a run writes in its output folder. */
     public static final List<String> OUTPUTS = List.of(RunFiles.PEFT + "/" + PeftAdapterIO.WEIGHTS,
@@ -107,10 +108,32 @@ public final class FinetuneRun {
         log.config().put("data_rows", train.size()).put("data_crc32", crc(train))
                 .put("eval_rows", eval.size()).put("eval_crc32", crc(eval)).put("model_digest", model.weightsDigest())
                 .put("device", model.backend().name()).put("threads", model.device().threads());
+        // An accelerator that runs the whole step (TornadoVM's device plan) takes it; else the projections only.
+        DeviceStep.find(trainer).ifPresent(d -> {
+            executor = d;
+            log.config().put("device_step", d.describe());
+        });
+    }
+
+    /** The adapters and AdamW's buffers back from a device that holds them (before an evaluation or a save). */
+    private void fromDevice() {
+        if (executor instanceof DeviceStep d) d.toHost();
+    }
+
+    private double evalLoss() {
+        fromDevice();
+        return finetuner.evalLoss(eval, config.batch());
     }
 
     /** How the steps are computed: on this machine (the default) or as one replica of a data-parallel run. */
     public FinetuneRun executor(StepExecutor e) {
+        if (e == StepExecutor.LOCAL && executor instanceof DeviceStep) {
+            return this;  // on this machine: the device's whole step, when it has one
+        }
+        if (executor instanceof DeviceStep d) {
+            d.close();
+            log.config().remove("device_step");
+        }
         this.executor = e;
         return this;
     }
@@ -148,7 +171,7 @@ public final class FinetuneRun {
                     config.steps()));
         } else {
             if (resume) listener.info(output + " has no resume point yet: starting at step 0");
-            initialEval = finetuner.evalLoss(eval, config.batch());
+            initialEval = evalLoss();
             evalEntry(0, initialEval);
         }
         header();
@@ -160,12 +183,13 @@ public final class FinetuneRun {
             Trainer.StepRecord r = executor.step(trainer);
             double stepSeconds = seconds(t0), elapsed = clock + seconds(start);
             tokens += r.tokens();
-            log.add(r, elapsed).put("tokens_per_s", round(r.tokens() / Math.max(stepSeconds, 1e-9)))
+            ObjectNode entry = log.add(r, elapsed).put("tokens_per_s", round(r.tokens() / Math.max(stepSeconds, 1e-9)))
                     .put("peak_heap_mib", peakHeapMiB());
+            if (executor instanceof DeviceStep d) d.lastStepStats().forEach(entry::put);
             long step = r.step();
             listener.step(r, elapsed, tokens);
             if (config.evalEvery() > 0 && step % config.evalEvery() == 0 && step < config.steps()) {
-                evalEntry(step, finetuner.evalLoss(eval, config.batch()));
+                evalEntry(step, evalLoss());
             }
             if (config.saveEvery() > 0 && step % config.saveEvery() == 0 && step < config.steps()) {
                 save(false);
@@ -173,7 +197,8 @@ public final class FinetuneRun {
         }
         listener.trained();
         wall = clock + seconds(start);
-        finalEval = finetuner.evalLoss(eval, config.batch());
+        finalEval = evalLoss();
+        if (executor instanceof DeviceStep d) d.close();  // the host holds the adapters and buffers now
         evalEntry(config.steps(), finalEval);
         ObjectNode s = log.summary();
         s.put("initial_eval_loss", initialEval).put("final_eval_loss", finalEval)
@@ -195,6 +220,7 @@ public final class FinetuneRun {
     }
 
     private void save(boolean last) throws IOException {
+        fromDevice();
         PeftAdapterIO.write(output.resolve(RunFiles.PEFT), model, baseName);
         SafeTensorsWriter tt = new SafeTensorsWriter()
                 .metadata("format", "torchtune adapter (get_adapter_state_dict keys)")
@@ -237,6 +263,7 @@ public final class FinetuneRun {
      * (NF4 dequantized), keys sorted, in {@code dtype} (float32, bfloat16 or float16).
      */
     public void writeMerged(String dtype, LlamaConfig c) throws IOException {
+        fromDevice();
         Path dir = output.resolve(RunFiles.MERGED);
         SafeTensorsWriter w = new SafeTensorsWriter().metadata("format", "pt");
         new TreeMap<>(model.mergedWeights()).forEach((k, t) -> {
@@ -265,6 +292,7 @@ public final class FinetuneRun {
                 config.batch(), config.seqLen(), config.lr(), config.schedule(), config.warmupSteps(),
                 config.maxGradNorm() > 0 ? Double.toString(config.maxGradNorm()) : "off", finetuner.data().size(),
                 eval.size()));
+        if (executor instanceof DeviceStep d) listener.info("  " + d.describe());
     }
 
     // ---- a job from its files ----

@@ -119,6 +119,15 @@ public final class Finetuner implements TrainingTask {
         }
     }
 
+    /** The clip-and-update half of an optimizer step, computed where the gradients are. */
+    public interface ExternalUpdate {
+        /** The global gradient norm before clipping; clips the gradients when the run's maxGradNorm &gt; 0. */
+        double gradNorm();
+
+        /** AdamW's update at learning rate {@code lr}, its {@code stepCount}-th (1-based), then zeroed gradients. */
+        void update(double lr, long stepCount);
+    }
+
     public LlamaForCausalLM model() { return model; }
     public TokenDataset data() { return data; }
     public FinetuneConfig config() { return config; }

@@ -138,18 +138,46 @@ public final class Trainer {
      * measured either way), the optimizer, the schedule.
      */
     public StepRecord apply(double loss) {
+        return apply(loss, new ExternalUpdate() {
+            @Override
+            public double gradNorm() {
+                return maxGradNorm > 0 ? GradClip.clipGradNorm(params, maxGradNorm) : GradClip.globalNorm(params);
+            }
+
+            @Override
+            public void update(double lr, long stepCount) {
+                optimizer.step();
+            }
+        });
+    }
+
+    /** The clip-and-update half of an optimizer step, computed where the gradients are. */
+    public interface ExternalUpdate {
+        /** The global gradient norm before clipping; clips the gradients when the run's maxGradNorm &gt; 0. */
+        double gradNorm();
+
+        /** The optimizer's update at learning rate {@code lr}, its {@code stepCount}-th (1-based), then zeroed gradients. */
+        void update(double lr, long stepCount);
+    }
+
+    /**
+     * The end of a step whose gradients live elsewhere (a device that holds the adapters, their gradients and the
+     * optimizer's buffers): {@link ExternalUpdate#gradNorm} measures (and clips) them, {@link ExternalUpdate#update}
+     * takes the optimizer's step at this step's learning rate; the checks and the schedule are {@link #apply(double)}'s.
+     */
+    public StepRecord apply(double loss, ExternalUpdate u) {
         long step = stepsDone + 1;
         if (!Double.isFinite(loss)) {
             throw new IllegalStateException("training stopped at step " + step + ": the loss is " + loss
                     + " (try a lower learning rate); parameters were not updated");
         }
         double lr = optimizer.lr();
-        double norm = maxGradNorm > 0 ? GradClip.clipGradNorm(params, maxGradNorm) : GradClip.globalNorm(params);
+        double norm = u.gradNorm();
         if (!Double.isFinite(norm)) {
             throw new IllegalStateException("training stopped at step " + step + ": the gradient norm is " + norm
                     + "; parameters were not updated");
         }
-        optimizer.step();
+        u.update(lr, step);
         scheduler.step();
         stepsDone++;
         return new StepRecord(step, loss, lr, norm, task.tokensPerStep());
