@@ -50,7 +50,7 @@ CONVERSATIONS = [
      {"role": "assistant", "content": "Green, or maybe red."}],
     [{"role": "user", "content": "Héllo ✓ 日本語 — quotes \"x\" and 'y'\nnew line"}],
     [{"role": "user", "content": "Think first."},
-     {"role": "assistant", "content": "<think>\nTwo and two.\n</think>\n\nFour."}],
+     {"role": "assistant", "content": "<think>\nTwo and two.\n</think>\n\nFour — 四 ✓."}],
     [{"role": "user", "content": "a"}, {"role": "user", "content": "b"}],
 ]
 
@@ -197,15 +197,15 @@ def main():
             if t in TRAINING:
                 specs.append(("messages.jsonl", DATASETS["messages"], t, packing, max_len, True))
     for file, rows, t, packing, max_len, assistant_only in specs:
+        if t == "gemma3" and file == "messages.jsonl":  # the system turn in gemma3's tests is not ours to test
+            rows = [r for r in rows if r["messages"][0]["role"] != "system"]
+            file = "messages_no_system.jsonl"
+            (data / file).write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
         for mode in (("keep_start", "keep_end") if max_len and not packing else ("keep_start",)):
-            if t == "gemma3" and file == "messages.jsonl":
-                rows_t = [r for r in rows if r["messages"][0]["role"] != "system"]
-            else:
-                rows_t = rows
+            rows_t = rows
             tok_dir = ROOT / "models" / t
             cases.append({"data": file, "template": t, "packing": packing, "max_length": max_len,
                           "truncation_mode": mode, "assistant_only_loss": assistant_only,
-                          "skip_system": rows_t is not rows,
                           "rows": sft_rows(tok_dir, rows_t, max_len, packing, assistant_only, mode)})
             print(f"{file} {t} packing={packing} max_length={max_len} {mode} assistant_only={assistant_only}: "
                   f"{len(cases[-1]['rows'])} rows", file=sys.stderr)

@@ -92,23 +92,8 @@ public final class ChatTemplate {
      */
     public static ChatTemplate load(Path modelDir, Path override) throws IOException {
         Path config = modelDir.resolve("tokenizer_config.json");
-        JsonNode cfg = null;
-        if (Files.isRegularFile(config)) {
-            try {
-                cfg = JSON.readTree(Files.readString(config, StandardCharsets.UTF_8));
-            } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
-                throw new IllegalArgumentException(config + ": not JSON (" + e.getOriginalMessage() + ")");
-            }
-        }
-        Map<String, Object> tokens = new LinkedHashMap<>();
-        if (cfg != null) {
-            for (String k : List.of("bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token",
-                    "mask_token")) {
-                JsonNode v = cfg.path(k);
-                if (v.isTextual()) tokens.put(k, v.asText());
-                else if (v.isObject() && v.path("content").isTextual()) tokens.put(k, v.get("content").asText());
-            }
-        }
+        JsonNode cfg = tokenizerConfig(modelDir);
+        Map<String, Object> tokens = specialTokens(modelDir);
         if (override != null) {
             if (!Files.isRegularFile(override)) throw new IllegalArgumentException(override + ": no such chat template file");
             return new ChatTemplate(override.toString(), Files.readString(override, StandardCharsets.UTF_8), tokens);
@@ -130,6 +115,31 @@ public final class ChatTemplate {
         }
         throw new IllegalArgumentException(modelDir + ": no chat template (neither chat_template.jinja nor"
                 + " \"chat_template\" in tokenizer_config.json); give one with --chat-template FILE");
+    }
+
+    private static JsonNode tokenizerConfig(Path modelDir) throws IOException {
+        Path config = modelDir.resolve("tokenizer_config.json");
+        if (!Files.isRegularFile(config)) return null;
+        try {
+            return JSON.readTree(Files.readString(config, StandardCharsets.UTF_8));
+        } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
+            throw new IllegalArgumentException(config + ": not JSON (" + e.getOriginalMessage() + ")");
+        }
+    }
+
+    /** The special-token strings of {@code tokenizer_config.json} (bos_token, eos_token, ...), as transformers' special_tokens_map. */
+    public static Map<String, Object> specialTokens(Path modelDir) throws IOException {
+        JsonNode cfg = tokenizerConfig(modelDir);
+        Map<String, Object> tokens = new LinkedHashMap<>();
+        if (cfg != null) {
+            for (String k : List.of("bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token",
+                    "mask_token")) {
+                JsonNode v = cfg.path(k);
+                if (v.isTextual()) tokens.put(k, v.asText());
+                else if (v.isObject() && v.path("content").isTextual()) tokens.put(k, v.get("content").asText());
+            }
+        }
+        return tokens;
     }
 
     public static ChatTemplate of(String source, String text, Map<String, Object> specialTokens) {

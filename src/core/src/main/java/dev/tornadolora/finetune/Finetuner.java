@@ -108,7 +108,8 @@ public final class Finetuner {
             long nm = LlamaForCausalLM.countedTokens(labels, mb.length, s);
             if (nm > 0) {
                 double share = (double) nm / n;
-                loss += model.forwardBackward(data.inputIds(mb), labels, mb.length, s, share) * share;
+                loss += model.forwardBackward(data.inputIds(mb), data.positionIds(mb), labels, mb.length, s, share,
+                        null) * share;
             }
             lo = hi;
         }
@@ -166,7 +167,7 @@ public final class Finetuner {
                 int[] labels = eval.labels(rows);
                 long n = LlamaForCausalLM.countedTokens(labels, rows.length, s);
                 if (n == 0) continue;
-                sum += model.loss(eval.inputIds(rows), labels, rows.length, s) * n;
+                sum += model.loss(eval.inputIds(rows), eval.positionIds(rows), labels, rows.length, s) * n;
                 count += n;
             }
             if (count == 0) throw new IllegalArgumentException(eval.source() + ": no counted label tokens to evaluate");

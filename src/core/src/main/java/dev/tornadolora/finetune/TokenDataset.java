@@ -34,6 +34,14 @@ public interface TokenDataset {
         return out;
     }
 
+    /**
+     * The position ids of the given rows ([rows.length, seqLen], transformers' {@code position_ids}), or null when
+     * every row is one sequence at positions 0 … seqLen−1 (see {@link ExampleRows} for rows that keep examples apart).
+     */
+    default int[] positionIds(int[] rows) {
+        return null;
+    }
+
     /** The labels of the given rows, as {@link #inputIds(int[])}. */
     default int[] labels(int[] rows) {
         int[] out = new int[rows.length * seqLen()];

@@ -198,7 +198,15 @@ public final class LlamaForCausalLM implements AutoCloseable {
 
     /** Logits [B, S, V] of the ids [B·S] (row-major), in the current mode's semantics (dropout in training). */
     public Tensor logits(int[] inputIds, int batch, int seq) {
-        float[] z = forward(inputIds, batch, seq, false);
+        return logits(inputIds, null, batch, seq);
+    }
+
+    /**
+     * Logits with {@code positionIds} [B·S] as transformers' {@code position_ids}: RoPE at those positions and, where
+     * they restart inside a row (packed examples), attention confined to each example; null: 0 … S−1 per row.
+     */
+    public Tensor logits(int[] inputIds, int[] positionIds, int batch, int seq) {
+        float[] z = forward(inputIds, positionIds, batch, seq, false);
         return new Tensor(new int[] {batch, seq, config.vocabSize()}, z);
     }
 
@@ -212,9 +220,15 @@ public final class LlamaForCausalLM implements AutoCloseable {
 
     /** As {@link #forwardBackward(int[], int[], int, int, double)}, copying the logits [B·S·V] to {@code logitsOut}. */
     public double forwardBackward(int[] inputIds, int[] labels, int batch, int seq, double lossScale, float[] logitsOut) {
+        return forwardBackward(inputIds, null, labels, batch, seq, lossScale, logitsOut);
+    }
+
+    /** As {@link #forwardBackward(int[], int[], int, int, double, float[])} with position ids (see {@link #logits(int[], int[], int, int)}). */
+    public double forwardBackward(int[] inputIds, int[] positionIds, int[] labels, int batch, int seq, double lossScale,
+                                  float[] logitsOut) {
         checkLabels(labels, batch, seq);
         boolean anyAdapter = !trainableParameters().isEmpty();
-        float[] z = forward(inputIds, batch, seq, anyAdapter);
+        float[] z = forward(inputIds, positionIds, batch, seq, anyAdapter);
         if (logitsOut != null) System.arraycopy(z, 0, logitsOut, 0, z.length);
         long t0 = timer.start();
         double loss = CausalLmLoss.forward(z, labels, batch, seq, config.vocabSize(), anyAdapter ? z : null, lossScale);
@@ -225,8 +239,13 @@ public final class LlamaForCausalLM implements AutoCloseable {
 
     /** The loss without gradients. */
     public double loss(int[] inputIds, int[] labels, int batch, int seq) {
+        return loss(inputIds, null, labels, batch, seq);
+    }
+
+    /** The loss without gradients, with position ids (see {@link #logits(int[], int[], int, int)}). */
+    public double loss(int[] inputIds, int[] positionIds, int[] labels, int batch, int seq) {
         checkLabels(labels, batch, seq);
-        float[] z = forward(inputIds, batch, seq, false);
+        float[] z = forward(inputIds, positionIds, batch, seq, false);
         long t0 = timer.start();
         double loss = CausalLmLoss.forward(z, labels, batch, seq, config.vocabSize(), null, 1.0);
         timer.stop(Op.LOSS, t0);
@@ -241,8 +260,12 @@ public final class LlamaForCausalLM implements AutoCloseable {
         return CausalLmLoss.counted(labels, batch, seq);
     }
 
-    private float[] forward(int[] ids, int batch, int seq, boolean keep) {
+    private float[] forward(int[] ids, int[] positionIds, int batch, int seq, boolean keep) {
         checkIds(ids, batch, seq);
+        if (positionIds != null && positionIds.length != ids.length) {
+            throw new IllegalArgumentException("position_ids: expected " + batch + "×" + seq + " values but got "
+                    + positionIds.length);
+        }
         int t = batch * seq, h = config.hiddenSize();
         long t0 = timer.start();
         float[] x = new float[t * h];
@@ -251,7 +274,7 @@ public final class LlamaForCausalLM implements AutoCloseable {
         }
         timer.stop(Op.EMBEDDING, t0);
         t0 = timer.start();
-        Rope.Tables tables = rope.tables(seq);
+        Rope.Tables tables = rope.tables(seq, positionIds);
         timer.stop(Op.ROPE, t0);
         for (DecoderLayer layer : layers) {
             x = layer.forward(x, batch, seq, rope, tables, keep, timer);
