@@ -11,6 +11,8 @@ src/cli/src/test/resources/golden/chat/:
                        conversational prompt-completion, alpaca)
   sft.json             per (dataset, template, options): TRL SFTTrainer's prepared rows (input_ids, labels, and
                        with packing seq_lengths + the collator's position_ids / labels)
+  model/, adapter/     a small random Llama on this tokenizer (llama3's template) and a PEFT adapter with
+                       non-zero B, for finetune's parity with transformers + PEFT on chat data
 
 Run with the oracle environment: PY=$(scripts/oracle-venv.sh | tail -1); $PY scripts/chat_golden.py
 """
@@ -210,6 +212,41 @@ def main():
             print(f"{file} {t} packing={packing} max_length={max_len} {mode} assistant_only={assistant_only}: "
                   f"{len(cases[-1]['rows'])} rows", file=sys.stderr)
     (ROOT / "sft.json").write_text(json.dumps({"cases": cases}, separators=(",", ":")) + "\n")
+    parity_model()
+
+
+def parity_model():
+    """model/: a small random Llama on the chat tokenizer (llama3's template) and adapter/: a PEFT adapter with
+    non-zero B, for finetune's parity with transformers + PEFT on chat data (FinetuneChatParityTest)."""
+    import math
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import LlamaConfig, LlamaForCausalLM
+    d = ROOT / "model"
+    d.mkdir()
+    for f in ("tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(ROOT / "models" / "llama3" / f, d / f)
+    vocab = Tokenizer.from_file(str(d / "tokenizer.json")).get_vocab_size()
+    torch.manual_seed(25)
+    gen = torch.Generator().manual_seed(25)
+    config = LlamaConfig(vocab_size=vocab, hidden_size=32, intermediate_size=48, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
+                         rms_norm_eps=1e-6, rope_theta=10000.0, tie_word_embeddings=False, bos_token_id=0,
+                         eos_token_id=4)
+    model = LlamaForCausalLM(config).float()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(0.3 * torch.randn(p.shape, generator=gen) / math.sqrt(p.shape[-1]) if p.dim() > 1
+                    else 1 + 0.1 * torch.randn(p.shape, generator=gen))
+    model.save_pretrained(d)
+    model.name_or_path = "../model"
+    peft_model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"],
+                                                  lora_dropout=0.0, bias="none", task_type="CAUSAL_LM"))
+    with torch.no_grad():
+        for name, p in peft_model.named_parameters():
+            if "lora_A" in name or "lora_B" in name:
+                p.copy_(0.5 * torch.randn(p.shape, generator=gen) / math.sqrt(p.shape[1]))
+    peft_model.save_pretrained(ROOT / "adapter")
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@ package dev.tornadolora.cli;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.tornadolora.finetune.FinetuneConfig;
 import dev.tornadolora.finetune.Finetuner;
+import dev.tornadolora.finetune.ExampleRows;
 import dev.tornadolora.finetune.SafetensorsTokens;
 import dev.tornadolora.finetune.StepExecutor;
 import dev.tornadolora.finetune.TeacherStudent;
@@ -15,6 +16,7 @@ import dev.tornadolora.llama.LlamaForCausalLM;
 import dev.tornadolora.llama.LoraSettings;
 import dev.tornadolora.llama.PeftAdapterIO;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
@@ -50,13 +52,18 @@ final class FinetuneCommand implements Callable<Integer> {
     @Spec
     CommandSpec spec;
 
+    /** How .jsonl / .json examples become rows (docs/data.md). */
+    @Mixin
+    SftDataOptions sft;
+
     @Option(names = "--model", paramLabel = "DIR", description = "Hugging Face Llama folder: config.json,"
             + " model.safetensors (or sharded), tokenizer.json for .jsonl data")
     Path model;
 
-    @Option(names = "--data", paramLabel = "FILE", description = {"training data: .jsonl with one {\"text\": ...} per"
-            + " line (tokenized with DIR/tokenizer.json, joined with EOS, packed into --seq-len blocks), or"
-            + " pre-tokenized .safetensors with input_ids I64 [N, S] and optional labels [N, S] (-100 ignored)"})
+    @Option(names = "--data", paramLabel = "FILE", description = {"training data: .jsonl / .json examples ({\"text\"},"
+            + " {\"prompt\",\"completion\"}, {\"messages\"}, alpaca; docs/data.md; {\"text\"} alone: joined with EOS"
+            + " into --seq-len blocks), or pre-tokenized .safetensors with input_ids I64 [N, S], optional labels"
+            + " [N, S] (-100 ignored), position_ids and example_ids (as the data command writes them)"})
     Path data;
 
     @Option(names = "--output", paramLabel = "OUT", defaultValue = "out/finetune",
@@ -307,14 +314,14 @@ final class FinetuneCommand implements Callable<Integer> {
             }
             return d;
         }
-        if (name.endsWith(".jsonl")) {
-            return JsonlTokens.read(file, model.resolve("tokenizer.json"), c.eosTokenId(), seqLen == null ? 256 : seqLen,
-                    c.vocabSize());
+        if (name.endsWith(".jsonl") || name.endsWith(".json")) {
+            return sft.read(file, model, c, seqLen == null ? 256 : seqLen, spec.commandLine().getOut());
         }
-        throw new IllegalArgumentException(file + ": unknown data format; expected .jsonl or .safetensors");
+        throw new IllegalArgumentException(file + ": unknown data format; expected .jsonl, .json or .safetensors");
     }
 
     static TokenDataset firstRows(TokenDataset d, int n) {
+        if (d instanceof ExampleRows r) return r.firstRows(n);  // positions and examples kept
         int[][] ids = new int[n][d.seqLen()], labels = new int[n][d.seqLen()];
         for (int i = 0; i < n; i++) {
             d.inputIds(i, ids[i], 0);

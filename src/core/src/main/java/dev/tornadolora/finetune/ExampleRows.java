@@ -59,6 +59,12 @@ public record ExampleRows(String source, int[][] ids, int[][] labelRows, int[][]
         return out;
     }
 
+    /** The first {@code n} rows (the default eval rows). */
+    public ExampleRows firstRows(int n) {
+        return new ExampleRows(source + " (first " + n + " rows)", Arrays.copyOf(ids, n), Arrays.copyOf(labelRows, n),
+                Arrays.copyOf(positions, n), Arrays.copyOf(examples, n));
+    }
+
     @Override public String toString() { return "ExampleRows(" + source + ", " + ids.length + " x " + seqLen() + ")"; }
 
     @Override
