@@ -56,7 +56,7 @@ public final class SftData {
     public record Result(ExampleRows rows, Summary summary) {}
 
     /** One tokenized example: ids and labels (−100 outside the loss), and its index in the file. */
-    record Tokenized(int index, int[] ids, int[] labels) {}
+    record Tokenized(String where, int index, int[] ids, int[] labels) {}
 
     public static Result build(Path modelDir, Path file, SftOptions o, int vocabSize) throws IOException {
         List<SftExample> examples = SftExample.read(file);
@@ -155,7 +155,7 @@ public final class SftData {
             if (completionOnly && completionMask != null && completionMask[i] == 0) labels[i] = TokenDataset.IGNORE_INDEX;
             if (assistantMask != null && assistantMask[i] == 0) labels[i] = TokenDataset.IGNORE_INDEX;
         }
-        return new Tokenized(index, ids, labels);
+        return new Tokenized(where, index, ids, labels);
     }
 
     private static String withEos(String s, String eos) {
@@ -219,7 +219,7 @@ public final class SftData {
                         ids = Arrays.copyOfRange(ids, ids.length - s, ids.length);
                         labels = Arrays.copyOfRange(labels, labels.length - s, labels.length);
                     }
-                    case ERROR -> throw tooLong(source, t, s);
+                    case ERROR -> throw tooLong(t, s);
                 }
             }
             if (Arrays.stream(labels).allMatch(l -> l == TokenDataset.IGNORE_INDEX)) {
@@ -239,9 +239,9 @@ public final class SftData {
         return rows(source, rows, s);
     }
 
-    private static IllegalArgumentException tooLong(String source, Tokenized t, int s) {
-        return new IllegalArgumentException(source + ": example " + t.index() + " has " + t.ids().length
-                + " tokens, more than --seq-len " + s + " (--truncation-mode error)");
+    private static IllegalArgumentException tooLong(Tokenized t, int s) {
+        return new IllegalArgumentException(t.where() + ": " + t.ids().length + " tokens, more than --seq-len " + s
+                + " (--truncation-mode error)");
     }
 
     /** TRL's best-fit-decreasing packing ({@code _pack_bfd}, "truncate"), batch by batch, then the padding-free collator's positions and labels. */
@@ -253,9 +253,9 @@ public final class SftData {
             for (Tokenized t : examples.subList(b0, Math.min(examples.size(), b0 + PACKING_BATCH))) {
                 if (t.ids().length == 0) continue;
                 if (t.ids().length > s) {
-                    if (o.truncation() == SftOptions.Truncation.ERROR) throw tooLong(source, t, s);
+                    if (o.truncation() == SftOptions.Truncation.ERROR) throw tooLong(t, s);
                     counts[0]++;
-                    t = new Tokenized(t.index(), Arrays.copyOf(t.ids(), s), Arrays.copyOf(t.labels(), s));
+                    t = new Tokenized(t.where(), t.index(), Arrays.copyOf(t.ids(), s), Arrays.copyOf(t.labels(), s));
                 }
                 batch.add(t);
             }

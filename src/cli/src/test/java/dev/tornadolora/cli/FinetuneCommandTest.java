@@ -119,7 +119,7 @@ class FinetuneCommandTest {
         assertOneLineError(CliRun.of(args(empty, out)), empty + ": empty");
         assertOneLineError(CliRun.of(args(shortText, out, "--seq-len", "64")), shortText + ": ");
         assertTrue(CliRun.of(args(shortText, out, "--seq-len", "64")).err().contains("shorter than one block"));
-        assertOneLineError(CliRun.of(args(noText, out)), noText + ", line 1: expected an object with a string \"text\"");
+        assertOneLineError(CliRun.of(args(noText, out)), noText + ", line 1: no known dataset type: expected \"text\", \"prompt\" and \"completion\", \"messages\"");
         assertOneLineError(CliRun.of(args(ids, out)), ids + ": row 0, position 1: input id 96 is outside the vocabulary");
         assertFalse(Files.exists(out.resolve("peft")), "nothing written for bad data");
     }
