@@ -150,6 +150,10 @@ final class FinetuneCommand implements Callable<Integer> {
             + " loss before, during and after training (default: the first rows of --data)")
     Path evalData;
 
+    @Option(names = "--eval-split", paramLabel = "F", description = "hold out a seeded (--seed) fraction F of"
+            + " --data's rows for the eval loss instead of --eval-data")
+    Double evalSplit;
+
     @Option(names = "--eval-every", paramLabel = "N", defaultValue = "0",
             description = "also evaluate every N steps (default 0: before and after only)")
     int evalEvery;
@@ -247,9 +251,16 @@ final class FinetuneCommand implements Callable<Integer> {
             init = PeftAdapterIO.read(initAdapter);
             lora = initSettings(lora, init.settings());
         }
-        TokenDataset train = readData(data, config);
+        TokenDataset train = readData(data, config), held = null;
+        if (evalSplit != null) {
+            if (evalData != null) throw new IllegalArgumentException("give --eval-data or --eval-split, not both");
+            TokenDataset[] parts = TokenDataset.split(train, evalSplit, seed);
+            train = parts[0];
+            held = parts[1];
+        }
         FinetuneConfig fc = finetuneConfig(lora, train);  // validates the options before the eval rows depend on them
-        TokenDataset eval = evalData != null ? readData(evalData, config) : firstRows(train, Math.min(train.size(), 4 * batch));
+        TokenDataset eval = held != null ? held : evalData != null ? readData(evalData, config)
+                : firstRows(train, Math.min(train.size(), 4 * batch));
         if (eval.seqLen() != train.seqLen()) {
             throw new IllegalArgumentException(evalData + ": rows of " + eval.seqLen() + " tokens, --data's " + train.seqLen());
         }

@@ -159,10 +159,11 @@ final class FinetuneRun {
         tt.write(output.resolve("adapter.safetensors"));
         log.write(output.resolve(LOG));
         if (last && !log.steps().isEmpty()) {
-            AtomicFiles.write(output.resolve("loss.png"), o -> o.write(LossCurve.png(String.format(Locale.ROOT,
+            List<LossCurve.EvalPoint> evals = new java.util.ArrayList<>();
+            for (var e : log.entries("eval")) evals.add(new LossCurve.EvalPoint(e.path("step").asLong(), e.path("loss").asDouble()));
+            AtomicFiles.write(output.resolve("loss.png"), o -> o.write(LossCurve.finetune(String.format(Locale.ROOT,
                     "%s fine-tune: rank %d on %s", config.lora().quantizeBase() ? "QLoRA" : "LoRA",
-                    config.lora().rank(), String.join(",", config.lora().targetModules())),
-                    "training loss (cross-entropy)", log.steps())));
+                    config.lora().rank(), String.join(",", config.lora().targetModules())), log.steps(), evals)));
         }
         finetuner.save(output.resolve(FinetuneCommand.STATE), Map.of("seed", Long.toString(config.seed())));
     }
