@@ -283,8 +283,10 @@ final class FinetuneCommand implements Callable<Integer> {
                     .executor(executor);
             run.describe(c -> {
                 c.put("model", model.toString()).put("data", data.toString())
-                 .put("eval_data", evalData == null ? "first " + eval.size() + " rows of --data" : evalData.toString())
+                 .put("eval_data", evalData != null ? evalData.toString() : evalSplit != null ? "a " + evalSplit
+                         + " split of --data (seed " + seed + ")" : "first " + eval.size() + " rows of --data")
                  .put("init_adapter", initAdapter == null ? null : initAdapter.toString());
+                sft.describe(c);
             });
             run.train(out);
             run.save();

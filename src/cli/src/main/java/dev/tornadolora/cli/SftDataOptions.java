@@ -18,6 +18,9 @@ import java.nio.file.Path;
  * how .jsonl / .json examples become rows ({@link SftData}).
  */
 final class SftDataOptions {
+    /** What each read made (train, then eval data), for the log. */
+    final java.util.List<SftData.Summary> summaries = new java.util.ArrayList<>();
+
     @Option(names = "--packing", paramLabel = "none|bfd|blocks", description = {
             "none: one example a row, right-padded (TRL packing=False; default for prompt/completion and chat data);",
             "bfd: TRL's best-fit-decreasing packing, position ids restarting and attention confined per example;",
@@ -69,8 +72,23 @@ final class SftDataOptions {
             return JsonlTokens.read(file, model.resolve("tokenizer.json"), c.eosTokenId(), seqLen, c.vocabSize());
         }
         SftData.Result r = SftData.build(model, file, options(seqLen), c.vocabSize());
+        summaries.add(r.summary());
         out.println(SafeText.of(r.summary().line(), 2000));
         out.flush();
         return r.rows();
+    }
+
+    /** The options and what the data became (examples, rows, tokens, loss tokens, truncated, dropped) into the log's config. */
+    void describe(com.fasterxml.jackson.databind.node.ObjectNode c) {
+        c.put("packing", packing).put("assistant_only_loss", assistantOnlyLoss)
+                .put("completion_only_loss", completionOnlyLoss).put("truncation_mode", truncationMode)
+                .put("chat_template", chatTemplate == null ? null : chatTemplate.toString());
+        var prepared = c.putArray("data_preparation");
+        for (SftData.Summary s : summaries) {
+            prepared.addObject().put("source", s.source()).put("format", s.format().name().toLowerCase())
+                    .put("template", s.template()).put("examples", s.examples()).put("rows", s.rows())
+                    .put("tokens", s.tokens()).put("loss_tokens", s.lossTokens()).put("truncated", s.truncated())
+                    .put("dropped", s.dropped()).put("packed", s.packing());
+        }
     }
 }
