@@ -4,9 +4,10 @@
  *
  * <p>Exported: {@code tensor} (tensors and base weights: dense fp32 and torchao's NF4), {@code nn} (LoRALinear,
  * FrozenLinear, Sequential, activations), {@code io} (safetensors, LoRA/PEFT checkpoints, merge), {@code train}
- * (AdamW, SGD, schedules, losses, the training loop) and {@code kernels} (choosing a backend by device name, and the
+ * (AdamW, SGD, schedules, losses, the training loop), {@code device} (a {@code Device} opened by name: the
+ * projection backend and the executor every op runs on, sized by one thread setting) and {@code kernels} (the
  * interface an accelerator backend implements) and {@code llama} (Hugging Face Llama decoders with LoRA/QLoRA, PEFT
- * adapters) and {@code finetune} (the fine-tuning loop: data order, loss normalisation, resume point). Internal: {@code kernels.jvm} (the Vector API backend, reached through {@code Backends}),
+ * adapters) and {@code finetune} (the fine-tuning loop: data order, loss normalisation, resume point). Internal: {@code kernels.jvm} (the Vector API backend, reached through {@code Device}),
  * {@code llama.ops} (the decoder's ops) and {@code bench} (the CLI's benchmark runner).
  *
  * <p>The Vector API is optional ({@code requires static}): the JVM backend uses it when
@@ -21,6 +22,7 @@ module dev.tornadolora.core {
     exports dev.tornadolora.nn;
     exports dev.tornadolora.io;
     exports dev.tornadolora.train;
+    exports dev.tornadolora.device;
     exports dev.tornadolora.kernels;
     exports dev.tornadolora.llama;
     exports dev.tornadolora.finetune;

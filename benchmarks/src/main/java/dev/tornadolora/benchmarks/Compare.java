@@ -1,11 +1,11 @@
 package dev.tornadolora.benchmarks;
 
+import dev.tornadolora.device.DeviceOptions;
+import dev.tornadolora.device.Device;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.tornadolora.bench.Stats;
 import dev.tornadolora.kernels.LoraBackend;
-import dev.tornadolora.kernels.jvm.JvmBackends;
-import dev.tornadolora.kernels.jvm.JvmOptions;
 import jdk.incubator.vector.FloatVector;
 
 import java.io.BufferedReader;
@@ -32,7 +32,7 @@ import java.util.Map;
  * so that a JVM started with a small -Xmx shows the step fits in it) and {@code drop WORKLOAD}; each answer is one
  * line of JSON. Timing protocol as the PyTorch side: warm up, then repeat until a time budget and a minimum
  * count are reached; report the median. Workloads are built once and kept for later rounds, until dropped.
- * The Llama workloads run on the model's own JVM backend ({@code "jvm"}: all cores), not on the harness's.
+ * Every workload, layer and Llama, runs on one {@code jvm} device of the harness's thread count.
  */
 public final class Compare {
     private Compare() {}
@@ -41,9 +41,10 @@ public final class Compare {
         ObjectMapper json = new ObjectMapper();
         Map<String, LayerWorkload> workloads = new HashMap<>();
         Map<String, LlamaStepWorkload> llamas = new HashMap<>();
-        // The harness's -Dtornadolora.threads, mapped onto the JVM backend's options once (as the CLI does).
-        int threads = Integer.getInteger("tornadolora.threads", JvmOptions.defaults().threads());
-        LoraBackend backend = JvmBackends.create(JvmOptions.defaults().withThreads(threads));
+        // The harness's -Dtornadolora.threads, mapped onto the device's options once (as the CLI does).
+        int threads = Integer.getInteger("tornadolora.threads", DeviceOptions.defaults().threads());
+        Device device = Device.open("jvm", DeviceOptions.defaults().withThreads(threads));
+        LoraBackend backend = device.backend();
         BufferedReader in = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));
         ObjectNode hello = json.createObjectNode();
         hello.put("threads", threads);
@@ -61,7 +62,7 @@ public final class Compare {
                     case "run" -> {
                         double[] ms;
                         if (cmd[1].startsWith("llama-")) {
-                            LlamaStepWorkload w = llamas.computeIfAbsent(cmd[1], LlamaStepWorkload::parse);
+                            LlamaStepWorkload w = llamas.computeIfAbsent(cmd[1], n -> LlamaStepWorkload.parse(n, device));
                             ms = time(w::run, Double.parseDouble(cmd[2]));
                         } else {
                             LayerWorkload w = workloads.computeIfAbsent(cmd[1], n -> LayerWorkload.parse(n).on(backend));
@@ -74,12 +75,12 @@ public final class Compare {
                         r.put("runs", ms.length);
                     }
                     case "profile" -> {
-                        LlamaStepWorkload w = llamas.computeIfAbsent(cmd[1], LlamaStepWorkload::parse);
+                        LlamaStepWorkload w = llamas.computeIfAbsent(cmd[1], n -> LlamaStepWorkload.parse(n, device));
                         profile(w, Integer.parseInt(cmd[2]), r);
                     }
                     case "memory" -> {
-                        LlamaStepWorkload w = cmd.length > 3 ? LlamaStepWorkload.load(cmd[1], Path.of(cmd[3]))
-                                : llamas.computeIfAbsent(cmd[1], LlamaStepWorkload::parse);
+                        LlamaStepWorkload w = cmd.length > 3 ? LlamaStepWorkload.load(cmd[1], Path.of(cmd[3]), device)
+                                : llamas.computeIfAbsent(cmd[1], n -> LlamaStepWorkload.parse(n, device));
                         memory(w, Integer.parseInt(cmd[2]), r);
                         if (cmd.length > 3) w.close();
                     }

@@ -40,7 +40,7 @@ public final class LayerWorkload {
         dy = Tensor.of(uniform(rnd, tokens * dim, 1f), tokens, dim);
     }
 
-    /** Runs the layer on this backend (default: the library's {@code auto}). */
+    /** Runs the layer on this backend (default: the scalar reference, as a new layer is). */
     public LayerWorkload on(dev.tornadolora.kernels.LoraBackend backend) {
         layer.backend(backend);
         return this;

@@ -1,5 +1,7 @@
 package dev.tornadolora.benchmarks;
 
+import dev.tornadolora.device.DeviceOptions;
+import dev.tornadolora.device.Device;
 import dev.tornadolora.llama.LlamaConfig;
 import dev.tornadolora.llama.LlamaForCausalLM;
 import dev.tornadolora.llama.LoraSettings;
@@ -50,7 +52,8 @@ public final class LlamaProfile {
         int batch = 2, seq = 256;
         LlamaConfig c = benchmarkConfig();
         long heapBefore = usedHeapAfterGc();
-        try (LlamaForCausalLM m = LlamaForCausalLM.random(c, benchmarkLora(qlora, all), 1, device)) {
+        try (Device d = Device.open(device, DeviceOptions.defaults());
+             LlamaForCausalLM m = LlamaForCausalLM.random(c, benchmarkLora(qlora, all), 1, d)) {
             long modelBytes = usedHeapAfterGc() - heapBefore;
             SplittableRandom rng = new SplittableRandom(2);
             int[] ids = new int[batch * seq], labels = new int[batch * seq];
@@ -76,7 +79,7 @@ public final class LlamaProfile {
             Arrays.sort(ms);
             System.out.printf("llama-%s-step%s device=%s threads=%d: median %.1f ms, best %.1f ms over %d steps%n",
                     qlora ? "qlora" : "fp32", all ? "-all" : "", m.backend().name(),
-                    dev.tornadolora.kernels.jvm.Parallel.threads(), ms[steps / 2], ms[0], steps);
+                    d.threads(), ms[steps / 2], ms[0], steps);
             Map<OpTimer.Op, Long> r = m.timer().report();
             long total = r.values().stream().mapToLong(Long::longValue).sum();
             for (Map.Entry<OpTimer.Op, Long> e : r.entrySet()) {
@@ -92,7 +95,8 @@ public final class LlamaProfile {
     static void writeCheckpoint(java.nio.file.Path dir, boolean bf16) throws java.io.IOException {
         LlamaConfig c = benchmarkConfig();
         java.nio.file.Files.createDirectories(dir);
-        try (LlamaForCausalLM m = LlamaForCausalLM.random(c, LoraSettings.none(false), 1, "jvm")) {
+        try (Device d = Device.open("jvm", DeviceOptions.defaults());
+             LlamaForCausalLM m = LlamaForCausalLM.random(c, LoraSettings.none(false), 1, d)) {
             dev.tornadolora.io.SafeTensorsWriter w = new dev.tornadolora.io.SafeTensorsWriter().metadata("format", "pt");
             m.mergedWeights().forEach((k, t) -> {
                 if (bf16) w.bf16(k, t.shape(), t.data()); else w.f32(k, t);
@@ -110,7 +114,8 @@ public final class LlamaProfile {
         long before = usedHeapAfterGc();
         resetPeaks();
         long t0 = System.nanoTime();
-        try (LlamaForCausalLM m = LlamaForCausalLM.load(dir, benchmarkLora(qlora, true), "jvm")) {
+        try (Device d = Device.open("jvm", DeviceOptions.defaults());
+             LlamaForCausalLM m = LlamaForCausalLM.load(dir, benchmarkLora(qlora, true), d)) {
             long ms = (System.nanoTime() - t0) / 1_000_000;
             long peak = peakHeap() - before;
             long kept = usedHeapAfterGc() - before;

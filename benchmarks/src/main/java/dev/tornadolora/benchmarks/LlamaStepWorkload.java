@@ -1,5 +1,6 @@
 package dev.tornadolora.benchmarks;
 
+import dev.tornadolora.device.Device;
 import dev.tornadolora.llama.LlamaConfig;
 import dev.tornadolora.llama.LlamaForCausalLM;
 import dev.tornadolora.llama.LoraSettings;
@@ -65,13 +66,13 @@ public final class LlamaStepWorkload implements AutoCloseable {
     }
 
     /** {@code llama-fp32-step}, {@code llama-qlora-finetune-all}, …: random weights, generated tensor by tensor. */
-    public static LlamaStepWorkload parse(String name) {
-        return new LlamaStepWorkload(name, kind(name), LlamaForCausalLM.random(CONFIG, settings(name), 1, "jvm"));
+    public static LlamaStepWorkload parse(String name, Device device) {
+        return new LlamaStepWorkload(name, kind(name), LlamaForCausalLM.random(CONFIG, settings(name), 1, device));
     }
 
     /** The same workload over an HF folder with this configuration, loaded tensor by tensor (the memory check). */
-    public static LlamaStepWorkload load(String name, Path hfDir) {
-        LlamaForCausalLM m = LlamaForCausalLM.load(hfDir, settings(name), "jvm");
+    public static LlamaStepWorkload load(String name, Path hfDir, Device device) {
+        LlamaForCausalLM m = LlamaForCausalLM.load(hfDir, settings(name), device);
         if (!m.config().equals(CONFIG)) {
             String got = m.config().toString();
             m.close();

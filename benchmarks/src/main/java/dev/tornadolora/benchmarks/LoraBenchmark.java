@@ -1,5 +1,8 @@
 package dev.tornadolora.benchmarks;
 
+import dev.tornadolora.device.Device;
+import dev.tornadolora.device.DeviceOptions;
+import org.openjdk.jmh.annotations.TearDown;
 import dev.tornadolora.tensor.Tensor;
 import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.BenchmarkMode;
@@ -39,13 +42,22 @@ public class LoraBenchmark {
     @Param({"1", "512"})
     public int tokens;
 
+    private Device device;
     private LayerWorkload forward;
     private LayerWorkload forwardBackward;
 
+    /** The {@code jvm} device on {@code -Dtornadolora.threads} threads (default: all cores), as the CLI maps it. */
     @Setup(Level.Trial)
     public void setup() {
-        forward = new LayerWorkload(base, dim, tokens, false);
-        forwardBackward = new LayerWorkload(base, dim, tokens, true);
+        DeviceOptions defaults = DeviceOptions.defaults();
+        device = Device.open("jvm", defaults.withThreads(Integer.getInteger("tornadolora.threads", defaults.threads())));
+        forward = new LayerWorkload(base, dim, tokens, false).on(device.backend());
+        forwardBackward = new LayerWorkload(base, dim, tokens, true).on(device.backend());
+    }
+
+    @TearDown(Level.Trial)
+    public void tearDown() {
+        device.close();
     }
 
     @Benchmark

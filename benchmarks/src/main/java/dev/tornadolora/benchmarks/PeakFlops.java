@@ -1,6 +1,6 @@
 package dev.tornadolora.benchmarks;
 
-import dev.tornadolora.kernels.jvm.Parallel;
+import dev.tornadolora.kernels.Parallel;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;

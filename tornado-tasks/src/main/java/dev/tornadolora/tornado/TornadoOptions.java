@@ -26,7 +26,7 @@ public record TornadoOptions(Schedule schedule, Nf4Variant nf4Variant, int panel
         return new TornadoOptions(null, null, 16, 16);
     }
 
-    /** From the settings a {@code Backends.BackendOptions} carries: {@code schedule}, {@code nf4.variant}, {@code panelLocal}. */
+    /** From a {@code DeviceOptions}' accelerator settings: {@code schedule}, {@code nf4.variant}, {@code panelLocal}. */
     public static TornadoOptions parse(Map<String, String> settings) {
         TornadoOptions o = defaults();
         Schedule schedule = o.schedule;

@@ -2,7 +2,8 @@ package dev.tornadolora.tornado;
 
 import dev.tornadolora.cli.Main;
 import dev.tornadolora.io.SafeTensors;
-import dev.tornadolora.kernels.Backends;
+import dev.tornadolora.device.Device;
+import dev.tornadolora.device.DeviceOptions;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -23,18 +24,23 @@ class TornadoCliTest {
 
     @Test
     void deviceNamesSelectTheTornadoBackend() {
-        assertInstanceOf(TornadoLoraBackend.class, Backends.forDevice("tornado:0:0"));
-        assertInstanceOf(TornadoLoraBackend.class, Backends.forDevice("tornado"));
+        for (String name : List.of("tornado:0:0", "tornado")) {
+            try (Device d = Device.open(name, DeviceOptions.defaults())) {
+                assertInstanceOf(TornadoLoraBackend.class, d.backend());
+            }
+        }
         // auto prefers accelerators; PoCL's CPU device is not one (the JVM backend is faster on the same cores)
         var device = new TornadoKernelsProvider().resolve("tornado:0:0");
-        if (device.getDeviceType() == uk.ac.manchester.tornado.api.enums.TornadoDeviceType.CPU) {
-            assertEquals(Backends.jvm(), Backends.forDevice("auto"));
-        } else {
-            assertInstanceOf(TornadoLoraBackend.class, Backends.forDevice("auto"));
+        try (Device auto = Device.open("auto", DeviceOptions.defaults())) {
+            if (device.getDeviceType() == uk.ac.manchester.tornado.api.enums.TornadoDeviceType.CPU) {
+                assertEquals("jvm", auto.backend().name());
+            } else {
+                assertInstanceOf(TornadoLoraBackend.class, auto.backend());
+            }
         }
-        assertTrue(Backends.deviceNames().contains("tornado:0:0"), Backends.deviceNames().toString());
+        assertTrue(Device.available().contains("tornado:0:0"), Device.available().toString());
         var e = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
-                () -> Backends.forDevice("tornado:9:0"));
+                () -> Device.open("tornado:9:0", DeviceOptions.defaults()));
         assertEquals("device 'tornado:9:0' does not exist; available: [tornado:0:0]", e.getMessage());
     }
 

@@ -1,21 +1,23 @@
 package dev.tornadolora.cli;
 
-import dev.tornadolora.kernels.Backends.BackendOptions;
-import dev.tornadolora.kernels.jvm.JvmOptions;
+import dev.tornadolora.device.Device;
+import dev.tornadolora.device.DeviceOptions;
 
 import java.util.LinkedHashMap;
 import java.util.Map;
 
 /**
- * The command line's {@code -Dtornadolora.*} system properties as backend options, read where a command makes its
- * backends (the library itself reads no system property):
+ * The command line's {@code -Dtornadolora.*} system properties as {@link DeviceOptions}, mapped here once for every
+ * command that computes (the library itself reads no system property). The launcher takes them on its command line
+ * ({@code ./tornado-lora finetune -Dtornadolora.threads=1}) or in {@code TORNADO_LORA_JAVA_OPTS}.
  *
  * <pre>
- *   tornadolora.threads=N               JVM backend threads (default: all cores)
+ *   tornadolora.threads=N               threads for every op on the device (default: all cores)
  *   tornadolora.packedWeights=false     JVM backend: no packed Wᵀ copy of an fp32 base
  *   tornadolora.schedule=CPU_PANELS|GPU_TILED          TornadoVM matmul schedule (default: by device type)
  *   tornadolora.nf4.variant=FUSED|DEQUANTIZE_TASK      TornadoVM NF4 variant (default: by batch size)
  *   tornadolora.panelLocal=XxY          TornadoVM CPU panel work-group (default 16x16)
+ *   tornadolora.tornado.missing=TEXT    set by the launcher: why the TornadoVM backend is absent
  * </pre>
  */
 final class BackendProperties {
@@ -26,19 +28,29 @@ final class BackendProperties {
 
     private BackendProperties() {}
 
-    static BackendOptions read() {
-        JvmOptions jvm = JvmOptions.defaults();
+    /** The device a {@code --device} name selects, with the options these properties give. */
+    static Device open(String device) {
+        return Device.open(device, read());
+    }
+
+    static DeviceOptions read() {
+        DeviceOptions options = DeviceOptions.defaults();
         String threads = System.getProperty("tornadolora.threads");
         if (threads != null) {
+            int n;
             try {
-                jvm = jvm.withThreads(Integer.parseInt(threads.trim()));
+                n = Integer.parseInt(threads.trim());
             } catch (NumberFormatException e) {
+                n = 0;
+            }
+            if (n < 1) {
                 throw new IllegalArgumentException("-Dtornadolora.threads: expected a positive integer, got '" + threads + "'");
             }
+            options = options.withThreads(n);
         }
         String packed = System.getProperty("tornadolora.packedWeights");
         if (packed != null) {
-            jvm = new JvmOptions(jvm.threads(), !packed.trim().equalsIgnoreCase("false"));
+            options = options.withPackWeights(!packed.trim().equalsIgnoreCase("false"));
         }
         Map<String, String> provider = new LinkedHashMap<>();
         PROVIDER_SETTINGS.forEach((property, setting) -> {
@@ -47,6 +59,7 @@ final class BackendProperties {
                 provider.put(setting, v.trim());
             }
         });
-        return new BackendOptions(jvm, provider);
+        return options.withAcceleratorSettings(provider)
+                .withAcceleratorMissing(System.getProperty("tornadolora.tornado.missing"));
     }
 }

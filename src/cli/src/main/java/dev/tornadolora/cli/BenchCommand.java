@@ -7,7 +7,7 @@ import dev.tornadolora.bench.DeviceListing;
 import dev.tornadolora.bench.Workload;
 import dev.tornadolora.io.AtomicFiles;
 import dev.tornadolora.io.OutputGuard;
-import dev.tornadolora.kernels.Backends;
+import dev.tornadolora.device.Device;
 import dev.tornadolora.kernels.LoraBackend;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -117,11 +117,23 @@ final class BenchCommand implements Callable<Integer> {
                 tolerance, BenchRunner.Config.defaults().referenceCheckMaxFlops());
         List<String> names = devices == null || devices.isEmpty() ? DeviceListing.current().deviceNames()
                 : new ArrayList<>(new LinkedHashSet<>(devices));
-        List<LoraBackend> kernels = new ArrayList<>();
-        for (String name : names) {
-            kernels.add(Backends.forDevice(name, BackendProperties.read()));
+        List<Device> measured = new ArrayList<>();
+        Device own = null;
+        try {
+            for (String name : names) {
+                measured.add(BackendProperties.open(name));
+            }
+            // The oracle every device must match: the measured jvm device, else a jvm device of its own.
+            Device oracle = measured.stream().filter(d -> d.backend().name().equals("jvm")).findFirst().orElse(null);
+            if (oracle == null) {
+                oracle = own = BackendProperties.open("jvm");
+            }
+            return run(spec.commandLine().getOut(), spec.commandLine().getErr(), new BenchRunner(config, oracle.backend()),
+                    workloads, measured.stream().map(Device::backend).toList());
+        } finally {
+            measured.forEach(Device::close);
+            if (own != null) own.close();
         }
-        return run(spec.commandLine().getOut(), spec.commandLine().getErr(), new BenchRunner(config), workloads, kernels);
     }
 
     /** Runs, printing rows as they come, writes the files, and returns 1 when a device failed verification. */

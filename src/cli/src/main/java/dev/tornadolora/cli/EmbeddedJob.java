@@ -1,5 +1,6 @@
 package dev.tornadolora.cli;
 
+import dev.tornadolora.device.Device;
 import dev.tornadolora.finetune.FinetuneConfig;
 import dev.tornadolora.finetune.SafetensorsTokens;
 import dev.tornadolora.finetune.TeacherStudent;
@@ -75,7 +76,8 @@ final class EmbeddedJob {
         out.flush();
         Path base = opts.output.resolve("base_model");
         writeBase(job, base);
-        try (LlamaForCausalLM teacher = job.teacher(opts.device); LlamaForCausalLM student = job.student(opts.device)) {
+        try (Device device = BackendProperties.open(opts.device); LlamaForCausalLM teacher = job.teacher(device);
+             LlamaForCausalLM student = job.student(device)) {
             long t0 = System.nanoTime();
             TokenDataset train = job.sample(teacher, spec.trainSequences(), 1, "teacher corpus");
             TokenDataset eval = job.sample(teacher, spec.evalSequences(), 2, "held-out teacher samples");

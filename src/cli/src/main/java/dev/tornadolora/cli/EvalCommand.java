@@ -1,7 +1,7 @@
 package dev.tornadolora.cli;
 
+import dev.tornadolora.device.Device;
 import dev.tornadolora.io.LoraCheckpoint;
-import dev.tornadolora.kernels.Backends;
 import dev.tornadolora.io.OutputGuard;
 import dev.tornadolora.io.SafeTensors;
 import dev.tornadolora.io.SafeTensorsWriter;
@@ -43,8 +43,8 @@ final class EvalCommand implements Callable<Integer> {
             description = "the gradient of the output: tensor dy [...,out]; runs backward too")
     Path gradOutput;
 
-    @Option(names = "--device", paramLabel = "D", defaultValue = "jvm",
-            description = "jvm (default), reference, tornado[:B:D] (see the devices command)")
+    @Option(names = "--device", paramLabel = "D", defaultValue = "auto",
+            description = "auto (an accelerator when present, else jvm), jvm, reference, tornado[:B:D]")
     String device;
 
     @Option(names = "--check-finite", description = "fail naming the first NaN/Inf in x, dy, the parameters, y, dx or a gradient")
@@ -54,8 +54,12 @@ final class EvalCommand implements Callable<Integer> {
     public Integer call() throws Exception {
         new OutputGuard().input("--checkpoint", checkpoint).input("--input", input).input("--grad-output", gradOutput)
                 .file("--output", output);
-        LoRALinear layer = LoraCheckpoint.read(SafeTensors.open(checkpoint))
-                .backend(Backends.forDevice(device, BackendProperties.read())).eval();
+        try (Device d = BackendProperties.open(device); LoRALinear layer = LoraCheckpoint.read(SafeTensors.open(checkpoint))) {
+            return run(layer.to(d).eval());
+        }
+    }
+
+    private int run(LoRALinear layer) throws Exception {
         layer.setCheckFinite(checkFinite || layer.checksFinite());
         Tensor x = SafeTensors.open(input).f32("x");
         Shapes.requireLast(input + ": tensor 'x'", x.shape(), layer.inDim());

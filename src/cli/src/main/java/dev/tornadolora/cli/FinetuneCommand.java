@@ -1,5 +1,6 @@
 package dev.tornadolora.cli;
 
+import dev.tornadolora.device.Device;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.tornadolora.finetune.FinetuneConfig;
 import dev.tornadolora.finetune.Finetuner;
@@ -264,7 +265,7 @@ final class FinetuneCommand implements Callable<Integer> {
         if (eval.seqLen() != train.seqLen()) {
             throw new IllegalArgumentException(evalData + ": rows of " + eval.seqLen() + " tokens, --data's " + train.seqLen());
         }
-        try (LlamaForCausalLM m = LlamaForCausalLM.load(model, lora, device)) {
+        try (Device d = BackendProperties.open(device); LlamaForCausalLM m = LlamaForCausalLM.load(model, lora, d)) {
             if (init != null) {
                 try {
                     m.loadAdapters(init.tensors());

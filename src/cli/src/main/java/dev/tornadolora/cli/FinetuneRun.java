@@ -40,8 +40,8 @@ import java.util.zip.CRC32;
  */
 final class FinetuneRun {
     static final String LOG = "log.json";
-    /** Log entries a resumed run may change: where it runs, how often it reports, descriptions. */
-    static final List<String> NOT_OPTIONS = List.of("device", "eval_every", "save_every", "merge", "job");
+    /** Log entries a resumed run may change: where it runs (and on how many threads), how often it reports, descriptions. */
+    static final List<String> NOT_OPTIONS = List.of("device", "threads", "eval_every", "save_every", "merge", "job");
 
     private final FinetuneCommand opts;
     private final LlamaForCausalLM model;
@@ -68,7 +68,8 @@ final class FinetuneRun {
         this.output = opts.output;
         config.describe(log.config());
         log.config().put("data_rows", train.size()).put("data_crc32", crc(train))
-                .put("eval_rows", eval.size()).put("eval_crc32", crc(eval)).put("device", model.backend().name());
+                .put("eval_rows", eval.size()).put("eval_crc32", crc(eval)).put("device", model.backend().name())
+                .put("threads", model.device().threads());
     }
 
     /** How the steps are computed: on this machine (the default) or as one replica of a data-parallel run. */
@@ -212,9 +213,10 @@ final class FinetuneRun {
 
     private void printHeader(PrintWriter out) {
         var l = config.lora();
-        out.printf(Locale.ROOT, "tornado-lora finetune: %s, rank %d, alpha %s%s on %s, device %s%n",
+        out.printf(Locale.ROOT, "tornado-lora finetune: %s, rank %d, alpha %s%s on %s, device %s (%d threads)%n",
                 l.quantizeBase() ? "QLoRA (NF4 base)" : "LoRA (fp32 base)", l.rank(), l.alpha(),
-                l.rslora() ? " (rsLoRA)" : "", String.join(",", l.targetModules()), model.backend().name());
+                l.rslora() ? " (rsLoRA)" : "", String.join(",", l.targetModules()), model.backend().name(),
+                model.device().threads());
         out.printf(Locale.ROOT, "  %d steps x %d micro-batch(es) of %d x %d tokens; lr %s (%s, warm-up %d), clip %s;"
                         + " %d training rows, %d eval rows%n", config.steps(), config.gradAccum(), config.batch(),
                 config.seqLen(), config.lr(), config.schedule(), config.warmupSteps(),

@@ -1,5 +1,6 @@
 package dev.tornadolora.cli;
 
+import dev.tornadolora.device.Device;
 import dev.tornadolora.io.OutputGuard;
 import dev.tornadolora.io.SafeTensors;
 import dev.tornadolora.io.SafeTensorsException;
@@ -54,7 +55,8 @@ final class ForwardCommand implements Callable<Integer> {
     @Option(names = "--quantize-base", description = "NF4 base projections (QLoRA)")
     boolean quantizeBase;
 
-    @Option(names = "--device", defaultValue = "jvm", description = "jvm (default), reference, tornado[:B:D]")
+    @Option(names = "--device", defaultValue = "auto",
+            description = "auto (an accelerator when present, else jvm), jvm, reference, tornado[:B:D]")
     String device;
 
     @Override
@@ -83,7 +85,7 @@ final class ForwardCommand implements Callable<Integer> {
         LoraSettings settings = (peft == null ? LoraSettings.none(false) : peft.settings()).withQuantizeBase(quantizeBase)
                 .withDropout(0f);
         SafeTensorsWriter out = new SafeTensorsWriter();
-        try (LlamaForCausalLM m = LlamaForCausalLM.load(model, settings, device)) {
+        try (Device d = BackendProperties.open(device); LlamaForCausalLM m = LlamaForCausalLM.load(model, settings, d)) {
             if (peft != null) m.loadAdapters(peft.tensors());
             m.train(false);
             int b = ids.batch(), s = ids.seq(), v = m.config().vocabSize();

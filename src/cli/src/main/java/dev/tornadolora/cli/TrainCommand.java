@@ -1,5 +1,6 @@
 package dev.tornadolora.cli;
 
+import dev.tornadolora.device.Device;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.tornadolora.io.AdapterCheckpoints;
 import dev.tornadolora.io.AtomicFiles;
@@ -172,8 +173,8 @@ final class TrainCommand implements Callable<Integer> {
         HeapCheck.require(heapNeeded(), "train (--sizes " + Arrays.stream(sizes).mapToObj(Integer::toString)
                 .collect(Collectors.joining(",")) + ", --batch " + batch + ", --eval-batch " + evalBatch
                 + (quantizeBase ? "" : ", --no-quantize-base") + ")");
-        try (FolderLock lock = FolderLock.acquire(output, "--output")) {
-            return train();
+        try (FolderLock lock = FolderLock.acquire(output, "--output"); Device d = BackendProperties.open(device)) {
+            return train(d);
         }
     }
 
@@ -202,11 +203,11 @@ final class TrainCommand implements Callable<Integer> {
         return HeapCheck.sum(params < 0 ? -1 : layers, transient_, adapters, tokens);
     }
 
-    private Integer train() throws IOException {
+    private Integer train(Device device) throws IOException {
         PrintWriter out = spec.commandLine().getOut();
         SyntheticTask task = new SyntheticTask(new SyntheticTask.Config(sizes, rank, alpha, dropout, quantizeBase,
-                blockSize, scalerBlockSize, hiddenRank == null ? rank : hiddenRank, updateScale, activation, seed, device),
-                dev.tornadolora.kernels.Backends.forDevice(device, BackendProperties.read()));
+                blockSize, scalerBlockSize, hiddenRank == null ? rank : hiddenRank, updateScale, activation, seed),
+                device);
         Sequential model = task.student();
         if (checkFinite) {
             model.loraModules().values().forEach(m -> m.setCheckFinite(true));

@@ -1,9 +1,9 @@
 package dev.tornadolora.bench;
 
+import dev.tornadolora.testing.TestDevices;
 import dev.tornadolora.cli.BenchReport;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import dev.tornadolora.kernels.Backends;
 import dev.tornadolora.kernels.LoraBackend;
 import dev.tornadolora.kernels.ScalarLoraKernels;
 import org.junit.jupiter.api.Test;
@@ -34,7 +34,7 @@ class BenchRunnerTest {
     }
 
     static List<BenchResult> run(LoraBackend... devices) {
-        return new BenchRunner(TINY).run(tinyWorkloads(), List.of(devices), r -> {});
+        return new BenchRunner(TINY, TestDevices.jvm().backend()).run(tinyWorkloads(), List.of(devices), r -> {});
     }
 
     @Test
@@ -48,7 +48,7 @@ class BenchRunnerTest {
 
     @Test
     void jsonHasOneRecordPerDeviceAndWorkloadWithTheSchema() throws Exception {
-        List<BenchResult> results = run(Backends.jvm(), new BenchFixtures.Profiled());
+        List<BenchResult> results = run(TestDevices.jvm().backend(), new BenchFixtures.Profiled());
         JsonNode json = new ObjectMapper().readTree(BenchReport.json(results));
         assertTrue(json.isArray());
         assertEquals(2 * tinyWorkloads().size(), json.size());
@@ -101,7 +101,7 @@ class BenchRunnerTest {
 
     @Test
     void aDeviceWithAWrongOutputIsReportedFailed() {
-        List<BenchResult> results = run(Backends.jvm(), BenchFixtures.perturbed("wrong-y", 1e-2f, 0));
+        List<BenchResult> results = run(TestDevices.jvm().backend(), BenchFixtures.perturbed("wrong-y", 1e-2f, 0));
         for (BenchResult r : results) {
             if (r.device().equals("jvm")) {
                 assertTrue(r.verified(), r.toString());
@@ -117,7 +117,7 @@ class BenchRunnerTest {
 
     @Test
     void everyBackwardOutputIsChecked() {
-        List<BenchResult> results = run(Backends.jvm(), BenchFixtures.perturbed("wrong-dx", 0, 1e-2f));
+        List<BenchResult> results = run(TestDevices.jvm().backend(), BenchFixtures.perturbed("wrong-dx", 0, 1e-2f));
         for (BenchResult r : results) {
             boolean expectOk = r.device().equals("jvm") || r.workload().op() == FORWARD;
             assertEquals(expectOk, r.verified(), r.toString());
@@ -127,13 +127,13 @@ class BenchRunnerTest {
     @Test
     void differencesWithinTheToleranceAreAccepted() {
         // fp32 summation order differs between devices: a relative 1e-6 is not a failure.
-        List<BenchResult> results = run(Backends.jvm(), BenchFixtures.perturbed("close", 1e-6f, 1e-6f));
+        List<BenchResult> results = run(TestDevices.jvm().backend(), BenchFixtures.perturbed("close", 1e-6f, 1e-6f));
         assertTrue(results.stream().allMatch(BenchResult::verified), results.toString());
     }
 
     @Test
     void aDeviceThatThrowsIsReportedFailedAndTheOthersStillRun() {
-        List<BenchResult> results = run(BenchFixtures.throwing("broken"), Backends.jvm());
+        List<BenchResult> results = run(BenchFixtures.throwing("broken"), TestDevices.jvm().backend());
         assertEquals("jvm", results.get(0).device());  // the JVM backend runs first: it is the reference
         for (BenchResult r : results) {
             assertEquals(r.device().equals("jvm"), r.verified(), r.toString());
@@ -158,8 +158,8 @@ class BenchRunnerTest {
 
     @Test
     void anNf4ShapeThatCannotBeQuantizedIsRejectedBeforeRunning() {
-        var e = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class, () -> new BenchRunner(TINY)
-                .run(List.of(new Workload(FORWARD, NF4, 1, 64, 64, 4)), List.of(Backends.jvm()), r -> {}));
+        var e = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class, () -> new BenchRunner(TINY, TestDevices.jvm().backend())
+                .run(List.of(new Workload(FORWARD, NF4, 1, 64, 64, 4)), List.of(TestDevices.jvm().backend()), r -> {}));
         assertTrue(e.getMessage().contains("multiple of 16384"), e.getMessage());
     }
 

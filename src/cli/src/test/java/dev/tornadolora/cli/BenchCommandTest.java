@@ -1,11 +1,11 @@
 package dev.tornadolora.cli;
 
+import dev.tornadolora.testing.TestDevices;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.tornadolora.bench.BenchRunner;
 import dev.tornadolora.bench.BenchFixtures;
 import dev.tornadolora.bench.Workload;
-import dev.tornadolora.kernels.Backends;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -43,8 +43,8 @@ class BenchCommandTest {
     @Test
     void aWrongDeviceFailsTheCommandAfterTheFilesAreWritten() throws Exception {
         StringWriter out = new StringWriter(), err = new StringWriter();
-        int code = command().run(new PrintWriter(out), new PrintWriter(err), new BenchRunner(BenchFixtures.ONE_CALL),
-                WORKLOADS, List.of(Backends.jvm(), BenchFixtures.perturbed("wrong", 1e-2f, 0)));
+        int code = command().run(new PrintWriter(out), new PrintWriter(err), new BenchRunner(BenchFixtures.ONE_CALL, TestDevices.jvm().backend()),
+                WORKLOADS, List.of(TestDevices.jvm().backend(), BenchFixtures.perturbed("wrong", 1e-2f, 0)));
         assertEquals(1, code);
         assertTrue(err.toString().contains("FAILED: 2 of 4 results did not verify"), err.toString());
         assertEquals(2, out.toString().lines().filter(l -> l.startsWith("wrong") && l.contains("FAILED")).count(), out.toString());
@@ -61,8 +61,8 @@ class BenchCommandTest {
         Files.createDirectories(dir.resolve("r"));
         Files.writeString(dir.resolve("r/bench.csv"), "old");
         StringWriter out = new StringWriter(), err = new StringWriter();
-        int code = command().run(new PrintWriter(out), new PrintWriter(err), new BenchRunner(BenchFixtures.ONE_CALL),
-                WORKLOADS, List.of(Backends.jvm()));
+        int code = command().run(new PrintWriter(out), new PrintWriter(err), new BenchRunner(BenchFixtures.ONE_CALL, TestDevices.jvm().backend()),
+                WORKLOADS, List.of(TestDevices.jvm().backend()));
         assertEquals(0, code, err.toString());
         assertEquals("", err.toString());
         checkCsvAndPng(2);

@@ -1,5 +1,6 @@
 package dev.tornadolora.cli;
 
+import dev.tornadolora.testing.TestDevices;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.tornadolora.io.DType;
@@ -81,7 +82,7 @@ class FinetuneCommandTest {
         // the torchtune-keyed file holds the PEFT file's tensors: the model's own key mapping loads it to the same values
         var settings = new dev.tornadolora.llama.LoraSettings(java.util.Set.of("q_proj", "v_proj"), true, false, 4, 8f,
                 0f, false, false);
-        try (var m = dev.tornadolora.llama.LlamaForCausalLM.load(model(), settings, "jvm")) {
+        try (var m = dev.tornadolora.llama.LlamaForCausalLM.load(model(), settings, TestDevices.jvm())) {
             java.util.Map<String, dev.tornadolora.tensor.Tensor> t = new java.util.LinkedHashMap<>();
             for (String k : tt.names()) t.put(k, tt.f32(k));
             m.loadAdapters(t);

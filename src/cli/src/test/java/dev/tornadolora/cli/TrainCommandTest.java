@@ -1,5 +1,6 @@
 package dev.tornadolora.cli;
 
+import dev.tornadolora.testing.TestDevices;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.tornadolora.io.AdapterCheckpoints;
@@ -82,10 +83,11 @@ class TrainCommandTest {
     @Test
     void checkpointLoadsBackInJava() {
         SafeTensors sample = SafeTensors.open(out.resolve("sample.safetensors"));
-        Sequential peft = ModelCheckpoint.load(out.resolve("base_model.safetensors"));
+        // train ran on --device auto (here the JVM backend): the same backend gives the same bits
+        Sequential peft = ModelCheckpoint.load(out.resolve("base_model.safetensors")).to(TestDevices.jvm());
         AdapterCheckpoints.loadPeft(out.resolve("peft"), peft.loraModules());
         assertArrayEquals(sample.f32("y").data(), peft.eval().forward(sample.f32("x")).data());
-        Sequential tt = ModelCheckpoint.load(out.resolve("base_model.safetensors"));
+        Sequential tt = ModelCheckpoint.load(out.resolve("base_model.safetensors")).to(TestDevices.jvm());
         AdapterCheckpoints.loadTorchtune(out.resolve("adapter.safetensors"), tt.loraModules());
         assertArrayEquals(sample.f32("y").data(), tt.eval().forward(sample.f32("x")).data());
     }

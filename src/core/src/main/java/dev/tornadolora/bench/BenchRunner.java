@@ -1,7 +1,6 @@
 package dev.tornadolora.bench;
 
 import dev.tornadolora.kernels.Adapters;
-import dev.tornadolora.kernels.Backends;
 import dev.tornadolora.kernels.LayerKernels;
 import dev.tornadolora.kernels.LoraBackend;
 import dev.tornadolora.kernels.ScalarLoraKernels;
@@ -75,8 +74,9 @@ public final class BenchRunner {
     private final LoraBackend oracle;
     private final LoraBackend scalarReference;
 
-    public BenchRunner(Config config) {
-        this(config, Backends.jvm(), ScalarLoraKernels.INSTANCE);
+    /** With {@code oracle} (the JVM backend of the caller's device) as the backend every device must match. */
+    public BenchRunner(Config config, LoraBackend oracle) {
+        this(config, oracle, ScalarLoraKernels.INSTANCE);
     }
 
     /** With another oracle (the backend every device must match) and reference (which checks the oracle). */

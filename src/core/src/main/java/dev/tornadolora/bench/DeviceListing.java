@@ -3,7 +3,7 @@ package dev.tornadolora.bench;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import dev.tornadolora.kernels.Backends;
+import dev.tornadolora.device.Device;
 import dev.tornadolora.kernels.DeviceInfo;
 import dev.tornadolora.kernels.LoraKernelsProvider;
 
@@ -69,7 +69,7 @@ public record DeviceListing(JvmInfo jvm, List<DeviceInfo> accelerators, List<Una
     public static DeviceListing current() {
         List<DeviceInfo> accelerators = new ArrayList<>();
         List<Unavailable> unavailable = new ArrayList<>();
-        for (LoraKernelsProvider p : Backends.providers()) {
+        for (LoraKernelsProvider p : Device.providers()) {
             try {
                 if (p.available()) {
                     accelerators.addAll(p.describeDevices());

@@ -1,5 +1,6 @@
 package dev.tornadolora.finetune;
 
+import dev.tornadolora.device.Device;
 import dev.tornadolora.io.LoraMerge;
 import dev.tornadolora.llama.LlamaConfig;
 import dev.tornadolora.llama.LlamaForCausalLM;
@@ -99,14 +100,16 @@ public final class TeacherStudent {
     /** ΔW [out, in] by module path ({@code model.layers.0.self_attn.q_proj}). */
     public Map<String, float[]> hiddenUpdates() { return hiddenUpdates; }
 
-    public LlamaForCausalLM teacher(String device) {
+    /** The teacher on {@code device} (eval mode, no trainable adapters). */
+    public LlamaForCausalLM teacher(Device device) {
         LoraSettings l = spec.lora();
         return LlamaForCausalLM.fromWeights(spec.model(), teacherWeights,
                 new LoraSettings(l.attnModules(), l.mlp(), l.output(), l.rank(), l.alpha(), 0f, l.rslora(), false), device)
                 .train(false);
     }
 
-    public LlamaForCausalLM student(String device) {
+    /** The student on {@code device}: the base (NF4 when the spec says so) with fresh adapters. */
+    public LlamaForCausalLM student(Device device) {
         return LlamaForCausalLM.fromWeights(spec.model(), baseWeights, spec.lora(), device);
     }
 

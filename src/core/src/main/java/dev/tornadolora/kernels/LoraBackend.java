@@ -9,7 +9,7 @@ import dev.tornadolora.tensor.BaseWeight;
  *
  * <p>Backends: {@code reference} ({@link ScalarLoraKernels}), {@code jvm} (Vector API, or scalar threads when
  * {@code jdk.incubator.vector} is not readable), {@code tornado:B:D} (TornadoVM, through a
- * {@link LoraKernelsProvider}). {@link Backends#forDevice} finds them by name.
+ * {@link LoraKernelsProvider}). {@code Device.open} finds them by name.
  */
 public interface LoraBackend {
 

@@ -1,6 +1,5 @@
 package dev.tornadolora.kernels;
 
-import dev.tornadolora.kernels.jvm.Parallel;
 import dev.tornadolora.tensor.BaseWeight;
 
 /**

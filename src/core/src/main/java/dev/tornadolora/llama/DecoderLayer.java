@@ -1,6 +1,6 @@
 package dev.tornadolora.llama;
 
-import dev.tornadolora.kernels.jvm.Parallel;
+import dev.tornadolora.kernels.Parallel;
 import dev.tornadolora.llama.ops.CausalAttention;
 import dev.tornadolora.llama.OpTimer.Op;
 import dev.tornadolora.llama.ops.RmsNorm;
@@ -28,14 +28,17 @@ final class DecoderLayer {
     /** q_proj … down_proj by HF name, in model order. */
     final Map<String, Module> proj = new LinkedHashMap<>();
     private final LlamaConfig c;
+    /** The device's executor, which every op here but the projections runs on. */
+    private final Parallel par;
 
     private Saved saved;
 
     private record Saved(int batch, int seq, float[] x, float[] inv1, float[] q, float[] k, float[] v, float[] attn,
                          float[] lse, float[] h, float[] inv2, float[] g, float[] u) {}
 
-    DecoderLayer(LlamaConfig c, float[] inputNorm, float[] postNorm) {
+    DecoderLayer(LlamaConfig c, Parallel par, float[] inputNorm, float[] postNorm) {
         this.c = c;
+        this.par = par;
         this.inputNorm = inputNorm;
         this.postNorm = postNorm;
     }
@@ -45,7 +48,7 @@ final class DecoderLayer {
         float eps = (float) c.rmsNormEps();
         float[] inv1 = new float[t], n = new float[t * d];
         long t0 = timer.start();
-        RmsNorm.forward(x, inputNorm, t, d, eps, n, inv1);
+        RmsNorm.forward(par, x, inputNorm, t, d, eps, n, inv1);
         timer.stop(Op.RMSNORM, t0);
         Tensor nt = new Tensor(new int[] {t, d}, n);
         t0 = timer.start();
@@ -54,8 +57,8 @@ final class DecoderLayer {
         float[] v = proj.get("v_proj").forward(nt).data();
         timer.stop(Op.PROJECTIONS, t0);
         t0 = timer.start();
-        rope.apply(q, t, c.numAttentionHeads(), tables, false);
-        rope.apply(k, t, c.numKeyValueHeads(), tables, false);
+        rope.apply(par, q, t, c.numAttentionHeads(), tables, false);
+        rope.apply(par, k, t, c.numKeyValueHeads(), tables, false);
         timer.stop(Op.ROPE, t0);
         t0 = timer.start();
         float[] attn = new float[t * c.qDim()];
@@ -66,11 +69,11 @@ final class DecoderLayer {
         float[] h = proj.get("o_proj").forward(new Tensor(new int[] {t, c.qDim()}, attn)).data();
         timer.stop(Op.PROJECTIONS, t0);
         t0 = timer.start();
-        addInPlace(h, x);
+        addInPlace(par, h, x);
         timer.stop(Op.RESIDUAL, t0);
         float[] inv2 = new float[t], m = new float[t * d];
         t0 = timer.start();
-        RmsNorm.forward(h, postNorm, t, d, eps, m, inv2);
+        RmsNorm.forward(par, h, postNorm, t, d, eps, m, inv2);
         timer.stop(Op.RMSNORM, t0);
         Tensor mt = new Tensor(new int[] {t, d}, m);
         t0 = timer.start();
@@ -79,13 +82,13 @@ final class DecoderLayer {
         timer.stop(Op.PROJECTIONS, t0);
         t0 = timer.start();
         float[] a = new float[g.length];
-        SwiGlu.forward(g, u, a);
+        SwiGlu.forward(par, g, u, a);
         timer.stop(Op.SWIGLU, t0);
         t0 = timer.start();
         float[] y = proj.get("down_proj").forward(new Tensor(new int[] {t, c.intermediateSize()}, a)).data();
         timer.stop(Op.PROJECTIONS, t0);
         t0 = timer.start();
-        addInPlace(y, h);
+        addInPlace(par, y, h);
         timer.stop(Op.RESIDUAL, t0);
         saved = keep ? new Saved(batch, seq, x, inv1, q, k, v, attn, lse, h, inv2, g, u) : null;
         return y;
@@ -101,16 +104,16 @@ final class DecoderLayer {
         timer.stop(Op.PROJECTIONS, t0);
         t0 = timer.start();
         float[] dg = new float[da.length], du = new float[da.length];
-        SwiGlu.backward(da, s.g, s.u, dg, du);
+        SwiGlu.backward(par, da, s.g, s.u, dg, du);
         timer.stop(Op.SWIGLU, t0);
         int[] midShape = {t, c.intermediateSize()};
         t0 = timer.start();
         float[] dm = proj.get("gate_proj").backward(new Tensor(midShape, dg)).data();
-        addInPlace(dm, proj.get("up_proj").backward(new Tensor(midShape, du)).data());
+        addInPlace(par, dm, proj.get("up_proj").backward(new Tensor(midShape, du)).data());
         timer.stop(Op.PROJECTIONS, t0);
         t0 = timer.start();
         float[] dh = dy.clone();
-        RmsNorm.backward(dm, s.h, postNorm, s.inv2, t, d, dh, true);
+        RmsNorm.backward(par, dm, s.h, postNorm, s.inv2, t, d, dh, true);
         timer.stop(Op.RMSNORM, t0);
         t0 = timer.start();
         float[] dAttn = proj.get("o_proj").backward(new Tensor(new int[] {t, d}, dh)).data();
@@ -120,17 +123,17 @@ final class DecoderLayer {
         attention(s.batch, s.seq, tables.positions()).backward(dAttn, s.q, s.k, s.v, s.attn, s.lse, dq, dk, dv);
         timer.stop(Op.ATTENTION, t0);
         t0 = timer.start();
-        rope.apply(dq, t, c.numAttentionHeads(), tables, true);
-        rope.apply(dk, t, c.numKeyValueHeads(), tables, true);
+        rope.apply(par, dq, t, c.numAttentionHeads(), tables, true);
+        rope.apply(par, dk, t, c.numKeyValueHeads(), tables, true);
         timer.stop(Op.ROPE, t0);
         t0 = timer.start();
         float[] dn = proj.get("q_proj").backward(new Tensor(new int[] {t, c.qDim()}, dq)).data();
-        addInPlace(dn, proj.get("k_proj").backward(new Tensor(new int[] {t, c.kvDim()}, dk)).data());
-        addInPlace(dn, proj.get("v_proj").backward(new Tensor(new int[] {t, c.kvDim()}, dv)).data());
+        addInPlace(par, dn, proj.get("k_proj").backward(new Tensor(new int[] {t, c.kvDim()}, dk)).data());
+        addInPlace(par, dn, proj.get("v_proj").backward(new Tensor(new int[] {t, c.kvDim()}, dv)).data());
         timer.stop(Op.PROJECTIONS, t0);
         if (needDx) {
             t0 = timer.start();
-            RmsNorm.backward(dn, s.x, inputNorm, s.inv1, t, d, dh, true);
+            RmsNorm.backward(par, dn, s.x, inputNorm, s.inv1, t, d, dh, true);
             timer.stop(Op.RMSNORM, t0);
         }
         saved = null;
@@ -139,13 +142,13 @@ final class DecoderLayer {
 
     /** Block-diagonal causal attention when the position ids pack several examples into a row. */
     private CausalAttention attention(int batch, int seq, int[] positionIds) {
-        return new CausalAttention(batch, seq, c.numAttentionHeads(), c.numKeyValueHeads(), c.headDim(),
+        return new CausalAttention(par, batch, seq, c.numAttentionHeads(), c.numKeyValueHeads(), c.headDim(),
                 CausalAttention.segmentStarts(positionIds, batch, seq));
     }
 
     /** a += b. */
-    static void addInPlace(float[] a, float[] b) {
-        Parallel.forRange(a.length, 16384, (i0, i1) -> {
+    static void addInPlace(Parallel par, float[] a, float[] b) {
+        par.range(a.length, 16384, (i0, i1) -> {
             for (int i = i0; i < i1; i++) a[i] += b[i];
         });
     }

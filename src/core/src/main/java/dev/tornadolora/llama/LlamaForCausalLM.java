@@ -1,7 +1,7 @@
 package dev.tornadolora.llama;
 
 import dev.tornadolora.io.LoraMerge;
-import dev.tornadolora.kernels.Backends;
+import dev.tornadolora.device.Device;
 import dev.tornadolora.kernels.LoraBackend;
 import dev.tornadolora.llama.ops.CausalLmLoss;
 import dev.tornadolora.llama.OpTimer.Op;
@@ -46,7 +46,7 @@ public final class LlamaForCausalLM implements AutoCloseable {
 
     private final LlamaConfig config;
     private final LoraSettings lora;
-    private final LoraBackend backend;
+    private final Device device;
     private final float[] embedding;
     private final List<DecoderLayer> layers;
     private final float[] finalNorm;
@@ -59,11 +59,11 @@ public final class LlamaForCausalLM implements AutoCloseable {
 
     private record Saved(int batch, int seq, float[] x, float[] inv, Rope.Tables tables) {}
 
-    private LlamaForCausalLM(LlamaConfig config, LoraSettings lora, LoraBackend backend, float[] embedding,
+    private LlamaForCausalLM(LlamaConfig config, LoraSettings lora, Device device, float[] embedding,
                              List<DecoderLayer> layers, float[] finalNorm, Module lmHead) {
         this.config = config;
         this.lora = lora;
-        this.backend = backend;
+        this.device = device;
         this.embedding = embedding;
         this.layers = layers;
         this.finalNorm = finalNorm;
@@ -78,7 +78,7 @@ public final class LlamaForCausalLM implements AutoCloseable {
      * Loads an HF folder ({@code config.json} + {@code model.safetensors} or its sharded index), tensor by tensor
      * from memory-mapped files, after validating the config and every tensor's name, shape and dtype.
      */
-    public static LlamaForCausalLM load(Path hfDir, LoraSettings lora, String device) {
+    public static LlamaForCausalLM load(Path hfDir, LoraSettings lora, Device device) {
         LlamaConfig c = LlamaConfig.read(hfDir.resolve("config.json"));
         try (HfWeights w = HfWeights.open(hfDir)) {
             return build(c, w, lora, device);
@@ -87,7 +87,7 @@ public final class LlamaForCausalLM implements AutoCloseable {
 
     /** Builds the model from HF-named fp32 weights (validated as {@link #load} validates files). */
     public static LlamaForCausalLM fromWeights(LlamaConfig c, Map<String, Tensor> hfWeights, LoraSettings lora,
-                                               String device) {
+                                               Device device) {
         return build(c, HfWeights.of(hfWeights), lora, device);
     }
 
@@ -96,7 +96,7 @@ public final class LlamaForCausalLM implements AutoCloseable {
      * for embeddings and projections, ones for the norms), for benchmarks and tests; the adapters as LoRALinear
      * initialises them (B = 0).
      */
-    public static LlamaForCausalLM random(LlamaConfig c, LoraSettings lora, long seed, String device) {
+    public static LlamaForCausalLM random(LlamaConfig c, LoraSettings lora, long seed, Device device) {
         java.util.SplittableRandom rng = new java.util.SplittableRandom(seed);
         Map<String, int[]> shapes = HfWeights.expected(c);
         HfWeights lazy = new HfWeights() {
@@ -122,7 +122,8 @@ public final class LlamaForCausalLM implements AutoCloseable {
         return Math.sqrt(-2 * Math.log1p(-u)) * Math.cos(2 * Math.PI * v);
     }
 
-    private static LlamaForCausalLM build(LlamaConfig c, HfWeights w, LoraSettings lora, String device) {
+    private static LlamaForCausalLM build(LlamaConfig c, HfWeights w, LoraSettings lora, Device device) {
+        java.util.Objects.requireNonNull(device, "device (open one with Device.open)");
         w.validate(c);
         if (lora.quantizeBase()) {
             // torchao's to_nf4 needs whole blocks and scaler blocks: refuse before reading anything.
@@ -137,13 +138,13 @@ public final class LlamaForCausalLM implements AutoCloseable {
                 }
             }
         }
-        LoraBackend k = Backends.forDevice(device == null ? "jvm" : device);
+        LoraBackend k = device.backend();
         float[] emb = w.read("model.embed_tokens.weight");
         List<DecoderLayer> layers = new ArrayList<>();
         int seed = 0;
         for (int i = 0; i < c.numHiddenLayers(); i++) {
             String p = "model.layers." + i + ".";
-            DecoderLayer layer = new DecoderLayer(c, w.read(p + "input_layernorm.weight"),
+            DecoderLayer layer = new DecoderLayer(c, device.executor(), w.read(p + "input_layernorm.weight"),
                     w.read(p + "post_attention_layernorm.weight"));
             for (String name : LlamaConfig.PROJECTIONS) {
                 String key = p + (LoraSettings.ATTN_MODULES.contains(name) ? "self_attn." : "mlp.") + name + ".weight";
@@ -159,7 +160,7 @@ public final class LlamaForCausalLM implements AutoCloseable {
         BaseWeight head = new DenseWeight(c.vocabSize(), c.hiddenSize(),
                 c.tieWordEmbeddings() ? emb : w.read("lm_head.weight"));
         Module lmHead = projection(head, lora, lora.output(), k, seed);
-        return new LlamaForCausalLM(c, lora, k, emb, Collections.unmodifiableList(layers), norm, lmHead);
+        return new LlamaForCausalLM(c, lora, device, emb, Collections.unmodifiableList(layers), norm, lmHead);
     }
 
     /** A LoRALinear over {@code base} with the settings' adapter, or a FrozenLinear (base only). */
@@ -188,8 +189,11 @@ public final class LlamaForCausalLM implements AutoCloseable {
 
     public LoraSettings lora() { return lora; }
 
-    /** The backend the projections run on. */
-    public LoraBackend backend() { return backend; }
+    /** The device the model runs on (the caller's: closing the model does not close it). */
+    public Device device() { return device; }
+
+    /** The backend the projections run on: {@code device().backend()}. */
+    public LoraBackend backend() { return device.backend(); }
 
     /** Per-op wall time of forward and backward, off until {@code timer().enable(true)}. */
     public OpTimer timer() { return timer; }
@@ -231,7 +235,7 @@ public final class LlamaForCausalLM implements AutoCloseable {
         float[] z = forward(inputIds, positionIds, batch, seq, anyAdapter);
         if (logitsOut != null) System.arraycopy(z, 0, logitsOut, 0, z.length);
         long t0 = timer.start();
-        double loss = CausalLmLoss.forward(z, labels, batch, seq, config.vocabSize(), anyAdapter ? z : null, lossScale);
+        double loss = CausalLmLoss.forward(device.executor(), z, labels, batch, seq, config.vocabSize(), anyAdapter ? z : null, lossScale);
         timer.stop(Op.LOSS, t0);
         if (anyAdapter) backward(z);
         return loss;
@@ -247,7 +251,7 @@ public final class LlamaForCausalLM implements AutoCloseable {
         checkLabels(labels, batch, seq);
         float[] z = forward(inputIds, positionIds, batch, seq, false);
         long t0 = timer.start();
-        double loss = CausalLmLoss.forward(z, labels, batch, seq, config.vocabSize(), null, 1.0);
+        double loss = CausalLmLoss.forward(device.executor(), z, labels, batch, seq, config.vocabSize(), null, 1.0);
         timer.stop(Op.LOSS, t0);
         return loss;
     }
@@ -281,7 +285,7 @@ public final class LlamaForCausalLM implements AutoCloseable {
         }
         float[] inv = new float[t], n = new float[t * h];
         t0 = timer.start();
-        RmsNorm.forward(x, finalNorm, t, h, (float) config.rmsNormEps(), n, inv);
+        RmsNorm.forward(device.executor(), x, finalNorm, t, h, (float) config.rmsNormEps(), n, inv);
         timer.stop(Op.RMSNORM, t0);
         t0 = timer.start();
         float[] z = lmHead.forward(new Tensor(new int[] {t, h}, n)).data();
@@ -300,7 +304,7 @@ public final class LlamaForCausalLM implements AutoCloseable {
         if (!layersHaveAdapters()) return;
         float[] dx = new float[t * h];
         t0 = timer.start();
-        RmsNorm.backward(dn, s.x, finalNorm, s.inv, t, h, dx, false);
+        RmsNorm.backward(device.executor(), dn, s.x, finalNorm, s.inv, t, h, dx, false);
         timer.stop(Op.RMSNORM, t0);
         for (int i = layers.size() - 1; i >= 0; i--) {
             dx = layers.get(i).backward(dx, rope, s.tables, i > 0, timer);

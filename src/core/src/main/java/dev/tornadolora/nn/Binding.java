@@ -1,26 +1,24 @@
 package dev.tornadolora.nn;
 
-import dev.tornadolora.kernels.Backends;
 import dev.tornadolora.kernels.LayerKernels;
 import dev.tornadolora.kernels.LoraBackend;
+import dev.tornadolora.kernels.ScalarLoraKernels;
 
 import java.util.function.Function;
 
 /**
- * A layer's backend and its binding there: the backend is resolved ({@code auto}) when first needed, the binding
- * made on the first call and closed when the layer's frozen parts or its backend change ({@link #unbind}).
+ * A layer's backend and its binding there: the binding is made on the first call and closed when the layer's
+ * frozen parts or its backend change ({@link #unbind}). A new layer is on the scalar reference backend (the
+ * caller's thread, no state), as a new torch module is on the CPU, until {@code to(device)} moves it.
  */
 final class Binding {
     private final Object lock = new Object();
-    private LoraBackend backend;
+    private LoraBackend backend = ScalarLoraKernels.INSTANCE;
     private volatile LayerKernels bound;
 
-    /** The backend, resolving {@code auto} when none was set. */
+    /** The backend: the reference until one is set. */
     LoraBackend backend() {
         synchronized (lock) {
-            if (backend == null) {
-                backend = Backends.forDevice("auto");
-            }
             return backend;
         }
     }

@@ -1,6 +1,6 @@
 package dev.tornadolora.nn;
 
-import dev.tornadolora.kernels.Backends;
+import dev.tornadolora.device.Device;
 import dev.tornadolora.kernels.LayerKernels;
 import dev.tornadolora.kernels.LoraBackend;
 import dev.tornadolora.tensor.BaseWeight;
@@ -87,8 +87,9 @@ public final class FrozenLinear implements Module, AutoCloseable {
         return this;
     }
 
-    public FrozenLinear to(String device) {
-        return backend(Backends.forDevice(device));
+    /** Moves the layer to a device (its projection backend); the next forward binds it there. */
+    public FrozenLinear to(Device device) {
+        return backend(device.backend());
     }
 
     public FrozenLinear backend(LoraBackend b) {

@@ -1,7 +1,7 @@
 package dev.tornadolora.nn;
 
 import dev.tornadolora.kernels.Adapters;
-import dev.tornadolora.kernels.Backends;
+import dev.tornadolora.device.Device;
 import dev.tornadolora.kernels.LayerKernels;
 import dev.tornadolora.kernels.LoraBackend;
 import dev.tornadolora.tensor.Nf4Tensor;
@@ -31,7 +31,7 @@ import java.util.SplittableRandom;
  *
  * <p>Parameters carry torchtune's names: {@code weight}, {@code bias}, {@code lora_a.weight},
  * {@code lora_b.weight}. The computation runs on one {@link LayerKernels} binding of a {@link LoraBackend}
- * (the {@code auto} device unless {@link #to} or the builder names one, resolved on the first forward): it owns
+ * (a {@link Device}'s, given with {@link #to} or the builder; the scalar reference until then): it owns
  * what the backend derives from the frozen base and bias (packed panels, device buffers) and is rebound when they
  * or the device change; the adapters go to it with every call. {@link #close} frees the binding.
  *
@@ -74,7 +74,7 @@ public final class LoRALinear implements Module, AutoCloseable {
     private SplittableRandom dropoutRng;
     private long dropoutDraws;
     private final long seed;
-    /** The backend (resolved, {@code auto}, by the first forward unless set) and the binding of base and bias there. */
+    /** The backend (the reference until {@link #to}) and the binding of base and bias there. */
     private final Binding binding = new Binding();
     /** Each thread's last forward; replaced (forgetting them all) when the adapters get new storage. */
     private volatile ThreadLocal<Saved> saved = new ThreadLocal<>();
@@ -459,8 +459,8 @@ public final class LoRALinear implements Module, AutoCloseable {
      * copying, and leaves the base untouched. The JVM cannot hand out uninitialised arrays, so the new storage
      * reads as zeros; call {@link #initializeParameters()} to fill it.
      */
-    public void toEmpty(String device) {
-        LoraBackend k = Backends.forDevice(device);
+    public void toEmpty(Device device) {
+        LoraBackend k = device.backend();
         loraA = new float[loraA.length];
         loraB = new float[loraB.length];
         gradA = new float[gradA.length];
@@ -494,9 +494,9 @@ public final class LoRALinear implements Module, AutoCloseable {
         return disabled;
     }
 
-    /** Moves the layer to a device ({@link Backends#forDevice}); the next forward binds it there. */
-    public LoRALinear to(String device) {
-        return backend(Backends.forDevice(device));
+    /** Moves the layer to a device (its projection backend); the next forward binds it there. */
+    public LoRALinear to(Device device) {
+        return backend(device.backend());
     }
 
     /** Runs the layer on this backend from the next forward on (the old binding is closed). */
@@ -505,7 +505,7 @@ public final class LoRALinear implements Module, AutoCloseable {
         return this;
     }
 
-    /** The backend, resolving {@code auto} when none was set. */
+    /** The backend: the reference until {@link #to} or {@link #backend(LoraBackend)} set one. */
     public LoraBackend backend() {
         return binding.backend();
     }
@@ -565,7 +565,7 @@ public final class LoRALinear implements Module, AutoCloseable {
         private boolean quantizeBase;
         private final Map<String, Object> quantizationKwargs = new LinkedHashMap<>();
         private long seed;
-        private String device;
+        private Device device;
         private BaseWeight base;
 
         private Builder(int inDim, int outDim) {
@@ -581,7 +581,8 @@ public final class LoRALinear implements Module, AutoCloseable {
         public Builder quantizationKwarg(String key, Object value) { quantizationKwargs.put(key, value); return this; }
         /** Seeds initialisation and dropout masks: the same seed gives the same layer and masks. */
         public Builder seed(long seed) { this.seed = seed; return this; }
-        public Builder device(String device) { this.device = device; return this; }
+        /** The device the layer runs on (default: the scalar reference, until {@link LoRALinear#to}). */
+        public Builder device(Device device) { this.device = device; return this; }
 
         /**
          * Uses this frozen base [out, in] instead of drawing one (loading a checkpoint: no random weight is drawn

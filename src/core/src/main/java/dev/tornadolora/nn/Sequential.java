@@ -1,5 +1,6 @@
 package dev.tornadolora.nn;
 
+import dev.tornadolora.device.Device;
 import dev.tornadolora.tensor.NonFiniteException;
 import dev.tornadolora.tensor.Tensor;
 
@@ -120,6 +121,15 @@ public final class Sequential implements Module, AutoCloseable {
     @Override
     public Sequential train(boolean mode) {
         children.values().forEach(m -> m.train(mode));
+        return this;
+    }
+
+    /** Moves every linear child (LoRA and frozen) to {@code device}; the next forward binds them there. */
+    public Sequential to(Device device) {
+        for (Module c : children.values()) {
+            if (c instanceof LoRALinear l) l.to(device);
+            else if (c instanceof FrozenLinear f) f.to(device);
+        }
         return this;
     }
 

@@ -1,8 +1,7 @@
 package dev.tornadolora.train;
 
 import dev.tornadolora.io.LoraMerge;
-import dev.tornadolora.kernels.Backends;
-import dev.tornadolora.kernels.LoraBackend;
+import dev.tornadolora.device.Device;
 import dev.tornadolora.nn.Activation;
 import dev.tornadolora.nn.LoRALinear;
 import dev.tornadolora.nn.Module;
@@ -47,11 +46,9 @@ public final class SyntheticTask {
      * @param updateScale     ‖ΔW‖ / ‖deq(W)‖ per layer
      * @param activation      between layers: silu or relu
      * @param seed            seeds the base, the hidden update and the data
-     * @param device          where the student runs (a {@code --device} name)
      */
     public record Config(int[] sizes, int rank, float alpha, float dropout, boolean quantizeBase, int blockSize,
-                         int scalerBlockSize, int hiddenRank, double updateScale, String activation, long seed,
-                         String device) {
+                         int scalerBlockSize, int hiddenRank, double updateScale, String activation, long seed) {
         /** Refuses fewer than two widths, non-positive widths, a hidden rank outside [1, rank], a bad scale. */
         public Config {
             if (sizes.length < 2) {
@@ -88,16 +85,12 @@ public final class SyntheticTask {
     private final Map<String, float[]> hiddenUpdates = new LinkedHashMap<>();
 
     /**
-     * Builds the student and the teacher.
+     * Builds the student and the teacher, their layers on {@code device}.
      *
      * @param config what the task is made of
+     * @param device where both run (the caller's: the task does not close it)
      */
-    public SyntheticTask(Config config) {
-        this(config, Backends.forDevice(config.device()));
-    }
-
-    /** The task with its layers on {@code kernels} (the CLI's backend, made with its options). */
-    public SyntheticTask(Config config, LoraBackend kernels) {
+    public SyntheticTask(Config config, Device device) {
         this.config = config;
         int[] sizes = config.sizes();
         Map<String, Module> studentLayers = new LinkedHashMap<>(), teacherLayers = new LinkedHashMap<>();
@@ -113,11 +106,11 @@ public final class SyntheticTask {
             }
             LoRALinear s;
             try {
-                s = b.build().backend(kernels);
+                s = b.build().to(device);
             } catch (IllegalArgumentException e) {
                 throw new IllegalArgumentException("layer " + name + " [" + out + ", " + in + "]: " + e.getMessage(), e);
             }
-            LoRALinear t = teacherLayer(s, hiddenRng, name).backend(kernels).eval();
+            LoRALinear t = teacherLayer(s, hiddenRng, name).to(device).eval();
             studentLayers.put(name, s);
             teacherLayers.put(name, t);
             if (i < config.layers() - 1) {

@@ -1,7 +1,7 @@
 package dev.tornadolora.bench;
 
+import dev.tornadolora.testing.TestDevices;
 import dev.tornadolora.kernels.Adapters;
-import dev.tornadolora.kernels.Backends;
 import dev.tornadolora.kernels.LayerKernels;
 import dev.tornadolora.kernels.LoraBackend;
 import dev.tornadolora.tensor.BaseWeight;
@@ -27,7 +27,7 @@ public final class BenchFixtures {
 
             @Override
             public LayerKernels bind(BaseWeight base, float[] bias, int rank, float scale) {
-                return new DelegatingKernels(Backends.jvm().bind(base, bias, rank, scale)) {
+                return new DelegatingKernels(TestDevices.jvm().backend().bind(base, bias, rank, scale)) {
                     @Override
                     public Activations forward(float[] x, float[] mask, int tokens, Adapters adapters, float[] y) {
                         Activations a = super.forward(x, mask, tokens, adapters, y);
@@ -61,7 +61,7 @@ public final class BenchFixtures {
 
             @Override
             public LayerKernels bind(BaseWeight base, float[] bias, int rank, float scale) {
-                return new DelegatingKernels(Backends.jvm().bind(base, bias, rank, scale)) {
+                return new DelegatingKernels(TestDevices.jvm().backend().bind(base, bias, rank, scale)) {
                     @Override
                     public Activations forward(float[] x, float[] mask, int tokens, Adapters adapters, float[] y) {
                         throw new IllegalStateException("device lost");
@@ -83,7 +83,7 @@ public final class BenchFixtures {
 
         @Override
         public LayerKernels bind(BaseWeight base, float[] bias, int rank, float scale) {
-            return new Fake(Backends.jvm().bind(base, bias, rank, scale));
+            return new Fake(TestDevices.jvm().backend().bind(base, bias, rank, scale));
         }
 
         private static final class Fake extends DelegatingKernels implements LayerKernels.Profiling {

@@ -1,5 +1,6 @@
 package dev.tornadolora.finetune;
 
+import dev.tornadolora.testing.TestDevices;
 import dev.tornadolora.llama.LlamaConfig;
 import dev.tornadolora.llama.LlamaForCausalLM;
 import dev.tornadolora.llama.LoraSettings;
@@ -62,7 +63,7 @@ class FinetunerTest {
     }
 
     static LlamaForCausalLM model(LoraSettings lora) {
-        LlamaForCausalLM m = LlamaForCausalLM.fromWeights(CONFIG, weights(), lora, "jvm");
+        LlamaForCausalLM m = LlamaForCausalLM.fromWeights(CONFIG, weights(), lora, TestDevices.jvm());
         SplittableRandom rng = new SplittableRandom(2);
         Map<String, Tensor> ad = new LinkedHashMap<>();
         m.adapterStateDict().forEach((k, t) -> ad.put(k, rand(rng, 0.2f, t.shape())));

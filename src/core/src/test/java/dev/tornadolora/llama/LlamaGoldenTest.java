@@ -1,5 +1,6 @@
 package dev.tornadolora.llama;
 
+import dev.tornadolora.testing.TestDevices;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.tornadolora.io.SafeTensors;
@@ -59,7 +60,7 @@ class LlamaGoldenTest {
         TokenTensors.Tokens ids = TokenTensors.read(in, "input_ids");
         TokenTensors.Tokens labels = TokenTensors.read(in, "labels");
         SafeTensors expected = SafeTensors.open(dir.resolve("expected.safetensors"));
-        try (LlamaForCausalLM m = LlamaForCausalLM.load(dir.resolve("model"), settings, device)) {
+        try (LlamaForCausalLM m = LlamaForCausalLM.load(dir.resolve("model"), settings, TestDevices.named(device))) {
             m.loadAdapters(adapter.tensors());
             m.train(false);
             m.zeroGrad();

@@ -1,5 +1,6 @@
 package dev.tornadolora.llama;
 
+import dev.tornadolora.testing.TestDevices;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
@@ -87,23 +88,23 @@ class LlamaLoadingTest {
         dev.tornadolora.io.SafeTensors st = dev.tornadolora.io.SafeTensors.open(model.resolve("model.safetensors"));
         for (String n : st.names()) w.put(n, st.floats(n));
         LoraSettings none = LoraSettings.none(false);
-        LlamaForCausalLM.fromWeights(c, w, none, "jvm").close();
+        LlamaForCausalLM.fromWeights(c, w, none, TestDevices.jvm()).close();
 
         String nf4 = assertThrows(IllegalArgumentException.class,
-                () -> LlamaForCausalLM.fromWeights(c, w, LoraSettings.none(true), "jvm")).getMessage();
+                () -> LlamaForCausalLM.fromWeights(c, w, LoraSettings.none(true), TestDevices.jvm())).getMessage();
         assertTrue(nf4.contains("model.layers.0.self_attn.q_proj.weight cannot be NF4"), nf4);
 
         Map<String, Tensor> missing = new LinkedHashMap<>(w);
         missing.remove("model.layers.1.mlp.up_proj.weight");
-        assertTrue(assertThrows(IllegalArgumentException.class, () -> LlamaForCausalLM.fromWeights(c, missing, none, "jvm"))
+        assertTrue(assertThrows(IllegalArgumentException.class, () -> LlamaForCausalLM.fromWeights(c, missing, none, TestDevices.jvm()))
                 .getMessage().contains("missing tensor 'model.layers.1.mlp.up_proj.weight'"));
         Map<String, Tensor> bias = new LinkedHashMap<>(w);
         bias.put("model.layers.0.self_attn.q_proj.bias", Tensor.zeros(c.qDim()));
-        assertTrue(assertThrows(IllegalArgumentException.class, () -> LlamaForCausalLM.fromWeights(c, bias, none, "jvm"))
+        assertTrue(assertThrows(IllegalArgumentException.class, () -> LlamaForCausalLM.fromWeights(c, bias, none, TestDevices.jvm()))
                 .getMessage().contains("biases are not supported"));
         Map<String, Tensor> wrong = new LinkedHashMap<>(w);
         wrong.put("model.norm.weight", Tensor.zeros(c.hiddenSize() + 1));
-        assertTrue(assertThrows(IllegalArgumentException.class, () -> LlamaForCausalLM.fromWeights(c, wrong, none, "jvm"))
+        assertTrue(assertThrows(IllegalArgumentException.class, () -> LlamaForCausalLM.fromWeights(c, wrong, none, TestDevices.jvm()))
                 .getMessage().contains("but config.json implies"));
 
         // A config whose sizes the file does not back is refused from the headers, before any tensor is read.
@@ -114,10 +115,10 @@ class LlamaLoadingTest {
         cfg.put("intermediate_size", 100_000);
         Files.writeString(lying.resolve("config.json"), cfg.toString());
         String msg = assertThrows(IllegalArgumentException.class,
-                () -> LlamaForCausalLM.load(lying, none, "jvm")).getMessage();
+                () -> LlamaForCausalLM.load(lying, none, TestDevices.jvm())).getMessage();
         assertTrue(msg.contains("gate_proj.weight' has shape [72, 48] but config.json implies [100000, 48]"), msg);
         Files.delete(lying.resolve("model.safetensors"));
-        assertTrue(assertThrows(IllegalArgumentException.class, () -> LlamaForCausalLM.load(lying, none, "jvm"))
+        assertTrue(assertThrows(IllegalArgumentException.class, () -> LlamaForCausalLM.load(lying, none, TestDevices.jvm()))
                 .getMessage().contains("no model.safetensors"));
     }
 
@@ -127,7 +128,7 @@ class LlamaLoadingTest {
         PeftAdapterIO.Adapter a = PeftAdapterIO.read(fixture.resolve("adapter"));
         assertEquals(Set.of("v_proj", "o_proj"), a.settings().attnModules());
         assertTrue(a.settings().output() && a.settings().rslora() && !a.settings().mlp());
-        try (LlamaForCausalLM m = LlamaForCausalLM.load(fixture.resolve("model"), a.settings(), "jvm")) {
+        try (LlamaForCausalLM m = LlamaForCausalLM.load(fixture.resolve("model"), a.settings(), TestDevices.jvm())) {
             m.loadAdapters(a.tensors());
             PeftAdapterIO.write(tmp.resolve("out"), m, "../model");
             String ours = Files.readString(tmp.resolve("out").resolve(PeftAdapterIO.CONFIG));
@@ -180,7 +181,7 @@ class LlamaLoadingTest {
     void torchtuneKeysLoadAsPeftKeysAndMergingKeepsTheLogits() throws IOException {
         Path fixture = golden.resolve("gqa4_llama3_mlp_sharded");
         PeftAdapterIO.Adapter a = PeftAdapterIO.read(fixture.resolve("adapter"));
-        try (LlamaForCausalLM m = LlamaForCausalLM.load(fixture.resolve("model"), a.settings(), "jvm")) {
+        try (LlamaForCausalLM m = LlamaForCausalLM.load(fixture.resolve("model"), a.settings(), TestDevices.jvm())) {
             Map<String, Tensor> torchtune = new LinkedHashMap<>();
             a.tensors().forEach((k, v) -> {
                 String path = AdapterKeys.modulePath(k);
@@ -195,7 +196,7 @@ class LlamaLoadingTest {
             int[] ids = {1, 5, 9, 3, 7, 2};
             float[] adapted = m.logits(ids, 2, 3).data();
             try (LlamaForCausalLM merged = LlamaForCausalLM.fromWeights(m.config(), m.mergedWeights(),
-                    LoraSettings.none(false), "jvm")) {
+                    LoraSettings.none(false), TestDevices.jvm())) {
                 LlamaOpsTest.assertClose("merged logits", LlamaOpsTest.d(adapted), merged.logits(ids, 2, 3).data(), 1e-5);
             }
             Map<String, Tensor> extra = new LinkedHashMap<>(a.tensors());
@@ -210,8 +211,8 @@ class LlamaLoadingTest {
         LlamaConfig c = new LlamaConfig(64, 32, 48, 2, 4, 2, 8, 1e-6, 10000, null, false, 128, 1, 2, "float32");
         LoraSettings lora = new LoraSettings(Set.of("q_proj", "v_proj"), true, false, 4, 8f, 0.3f, false, false);
         int[] ids = {1, 5, 9, 3, 7, 2, 8, 4}, labels = {1, 5, 9, 3, 7, 2, 8, 4};
-        try (LlamaForCausalLM a = LlamaForCausalLM.random(c, lora, 3, "jvm");
-             LlamaForCausalLM b = LlamaForCausalLM.random(c, lora, 3, "jvm")) {
+        try (LlamaForCausalLM a = LlamaForCausalLM.random(c, lora, 3, TestDevices.jvm());
+             LlamaForCausalLM b = LlamaForCausalLM.random(c, lora, 3, TestDevices.jvm())) {
             // B starts at zero, so the adapters (and their dropout) do not change the loss: give B values first.
             Map<String, Tensor> sd = new LinkedHashMap<>(a.adapterStateDict());
             sd.replaceAll((k, t) -> {

@@ -1,5 +1,7 @@
 package dev.tornadolora.llama;
 
+import dev.tornadolora.kernels.Parallel;
+import dev.tornadolora.testing.TestDevices;
 import dev.tornadolora.llama.ops.CausalAttention;
 import dev.tornadolora.llama.ops.CausalLmLoss;
 import dev.tornadolora.llama.ops.RmsNorm;
@@ -18,6 +20,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * finite differences of the reference forward in double (an independent statement of the gradient).
  */
 class LlamaOpsTest {
+    /** The ops run on a device's executor; these sizes split over its threads. */
+    private static final Parallel PAR = TestDevices.jvm().executor();
+
     final SplittableRandom rng = new SplittableRandom(7);
 
     double[] random(int n) {
@@ -78,9 +83,9 @@ class LlamaOpsTest {
         double[] x = asFloat(random(rows * dim)), w = asFloat(random(dim)), dy = asFloat(random(rows * dim));
         float eps = 1e-5f;
         float[] y = new float[x.length], inv = new float[rows], dx = new float[x.length];
-        RmsNorm.forward(f(x), f(w), rows, dim, eps, y, inv);
+        RmsNorm.forward(PAR, f(x), f(w), rows, dim, eps, y, inv);
         assertClose("rmsnorm y", RmsNorm.forwardReference(x, w, rows, dim, eps), y, 1e-6);
-        RmsNorm.backward(f(dy), f(x), f(w), inv, rows, dim, dx, false);
+        RmsNorm.backward(PAR, f(dy), f(x), f(w), inv, rows, dim, dx, false);
         double[] numeric = numericGradient(v -> RmsNorm.forwardReference(v, w, rows, dim, eps), x.clone(), dy);
         assertClose("rmsnorm dx vs finite differences", numeric, dx, 1e-5);
         assertClose("rmsnorm dx vs reference", RmsNorm.backwardReference(dy, x, w, rows, dim, eps), dx, 1e-5);
@@ -94,10 +99,10 @@ class LlamaOpsTest {
             double[] x = asFloat(random(tokens * heads * hd)), dy = asFloat(random(x.length));
             float[] y = f(x);
             Rope.Tables t = rope.tables(seq);
-            rope.apply(y, tokens, heads, t, false);
+            rope.apply(PAR, y, tokens, heads, t, false);
             assertClose("rope y", rope.applyReference(x, tokens, heads, seq), y, 1e-6);
             float[] dx = f(dy);
-            rope.apply(dx, tokens, heads, t, true);
+            rope.apply(PAR, dx, tokens, heads, t, true);
             double[] numeric = numericGradient(v -> rope.applyReference(v, tokens, heads, seq), x.clone(), dy);
             assertClose("rope dx", numeric, dx, 1e-5);
         }
@@ -127,7 +132,7 @@ class LlamaOpsTest {
         int batch = 2, seq = 5, d = 4;
         for (int[] hk : new int[][] {{2, 2}, {4, 2}, {4, 1}, {3, 1}}) {
             int heads = hk[0], kv = hk[1];
-            CausalAttention a = new CausalAttention(batch, seq, heads, kv, d);
+            CausalAttention a = new CausalAttention(PAR, batch, seq, heads, kv, d);
             double[] q = asFloat(random(batch * seq * heads * d)), k = asFloat(random(batch * seq * kv * d)),
                     v = asFloat(random(batch * seq * kv * d)), dOut = asFloat(random(q.length));
             float[] out = new float[q.length], lse = new float[batch * heads * seq];
@@ -148,9 +153,9 @@ class LlamaOpsTest {
         int n = 50;
         double[] g = asFloat(random(n)), u = asFloat(random(n)), da = asFloat(random(n));
         float[] a = new float[n], dg = new float[n], du = new float[n];
-        SwiGlu.forward(f(g), f(u), a);
+        SwiGlu.forward(PAR, f(g), f(u), a);
         assertClose("swiglu", SwiGlu.forwardReference(g, u), a, 1e-6);
-        SwiGlu.backward(f(da), f(g), f(u), dg, du);
+        SwiGlu.backward(PAR, f(da), f(g), f(u), dg, du);
         assertClose("dg", numericGradient(x -> SwiGlu.forwardReference(x, u), g.clone(), da), dg, 1e-5);
         assertClose("du", numericGradient(x -> SwiGlu.forwardReference(g, x), u.clone(), da), du, 1e-5);
     }
@@ -163,13 +168,13 @@ class LlamaOpsTest {
         // Counted: (b0: s0→-100 no, s1→5, s2→1), (b1: s0→2, s1→6, s2→0); last positions never.
         assertEquals(5, CausalLmLoss.counted(labels, batch, seq));
         float[] dz = new float[z.length];
-        double loss = CausalLmLoss.forward(f(z), labels, batch, seq, vocab, dz, 1.0);
+        double loss = CausalLmLoss.forward(PAR, f(z), labels, batch, seq, vocab, dz, 1.0);
         assertEquals(CausalLmLoss.forwardReference(z, labels, batch, seq, vocab), loss, 1e-6);
         double[] one = {1.0};
         double[] numeric = numericGradient(x -> new double[] {CausalLmLoss.forwardReference(x, labels, batch, seq, vocab)},
                 z.clone(), one);
         assertClose("dloss/dlogits", numeric, dz, 1e-5);
         int[] none = {-100, -100, -100, -100, 1, -100, -100, -100};
-        assertTrue(Double.isNaN(CausalLmLoss.forward(f(z), none, batch, seq, vocab, null, 1.0)), "0/0 as torch");
+        assertTrue(Double.isNaN(CausalLmLoss.forward(PAR, f(z), none, batch, seq, vocab, null, 1.0)), "0/0 as torch");
     }
 }

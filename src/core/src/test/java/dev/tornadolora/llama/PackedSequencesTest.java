@@ -1,6 +1,7 @@
 package dev.tornadolora.llama;
 
 import dev.tornadolora.llama.ops.CausalAttention;
+import dev.tornadolora.testing.TestDevices;
 import dev.tornadolora.tensor.Tensor;
 import org.junit.jupiter.api.Test;
 
@@ -35,7 +36,7 @@ class PackedSequencesTest {
     void blockDiagonalAttentionMatchesItsReference() {
         int batch = 2, seq = 7, heads = 4, kv = 2, d = 4;
         int[] pos = {0, 1, 2, 0, 1, 2, 3, 0, 1, 0, 1, 2, 0, 0};
-        CausalAttention a = new CausalAttention(batch, seq, heads, kv, d, CausalAttention.segmentStarts(pos, batch, seq));
+        CausalAttention a = new CausalAttention(TestDevices.jvm().executor(), batch, seq, heads, kv, d, CausalAttention.segmentStarts(pos, batch, seq));
         Random r = new Random(5);
         double[] q = new double[batch * seq * heads * d], k = new double[batch * seq * kv * d],
                 v = new double[k.length], dOut = new double[q.length];
@@ -94,7 +95,7 @@ class PackedSequencesTest {
     }
 
     private static LlamaForCausalLM model() {
-        LlamaForCausalLM m = LlamaForCausalLM.random(CONFIG, LORA, 3, "jvm");
+        LlamaForCausalLM m = LlamaForCausalLM.random(CONFIG, LORA, 3, TestDevices.jvm());
         Map<String, Tensor> sd = new LinkedHashMap<>(m.adapterStateDict());
         sd.replaceAll((k, t) -> {  // B starts at zero: give the adapters values so that they matter
             float[] v = t.data().clone();

@@ -1,6 +1,6 @@
 package dev.tornadolora.nn;
 
-import dev.tornadolora.kernels.Backends;
+import dev.tornadolora.testing.TestDevices;
 import dev.tornadolora.kernels.LayerKernels;
 import dev.tornadolora.kernels.LoraBackend;
 import dev.tornadolora.kernels.ScalarLoraKernels;
@@ -93,7 +93,7 @@ class BindingTest {
     void aDisabledLayerAndAFrozenLinearComputeTheBaseAlone() {
         int in = 40, out = 24, t = 5;
         Tensor w = random(7, out, in), b = random(8, out), x = random(9, t, in), dy = random(10, t, out);
-        for (LoraBackend backend : List.of(Backends.jvm(), ScalarLoraKernels.INSTANCE)) {
+        for (LoraBackend backend : List.of(TestDevices.jvm().backend(), ScalarLoraKernels.INSTANCE)) {
             try (FrozenLinear frozen = new FrozenLinear(new DenseWeight(out, in, w.data()), b.data()).backend(backend);
                  LoRALinear disabled = LoRALinear.builder(in, out).rank(4).bias(true).build().backend(backend)) {
                 disabled.load("weight", w);

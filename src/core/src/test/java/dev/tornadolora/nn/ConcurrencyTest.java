@@ -1,5 +1,6 @@
 package dev.tornadolora.nn;
 
+import dev.tornadolora.testing.TestDevices;
 import dev.tornadolora.tensor.Tensor;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
@@ -29,7 +30,7 @@ class ConcurrencyTest {
 
     private static LoRALinear layer(String device, boolean nf4) {
         LoRALinear l = LoRALinear.builder(IN, OUT).rank(8).alpha(16).bias(true).quantizeBase(nf4).seed(11)
-                .device(device).build();
+                .device(TestDevices.named(device)).build();
         l.load("lora_b.weight", LoRALinearTest.randn(12, OUT, 8));
         return l;
     }

@@ -1,7 +1,7 @@
 package dev.tornadolora.nn;
 
+import dev.tornadolora.testing.TestDevices;
 import dev.tornadolora.io.SafeTensors;
-import dev.tornadolora.kernels.Backends;
 import dev.tornadolora.tensor.Tensor;
 import dev.tornadolora.testing.Golden;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -32,8 +32,8 @@ class LoRALinearGoldenTest {
         int rank = a.dim(0), in = a.dim(1), out = b.dim(0);
         float p = Float.parseFloat(meta.get("dropout"));
         LoRALinear layer = LoRALinear.builder(in, out).rank(rank).alpha(Float.parseFloat(meta.get("alpha")))
-                .dropout(p).bias(g.contains("bias")).device(device).build();
-        assertEquals(Backends.forDevice(device).name(), layer.backend().name());
+                .dropout(p).bias(g.contains("bias")).device(TestDevices.named(device)).build();
+        assertEquals(device, layer.backend().name());
         layer.load("weight", w);
         if (g.contains("bias")) layer.load("bias", g.f32("bias"));
         layer.load("lora_a.weight", a);

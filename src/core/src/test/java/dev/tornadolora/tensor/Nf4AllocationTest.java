@@ -1,6 +1,6 @@
 package dev.tornadolora.tensor;
 
-import dev.tornadolora.kernels.Backends;
+import dev.tornadolora.testing.TestDevices;
 import dev.tornadolora.kernels.LoraBackend;
 import dev.tornadolora.kernels.ScalarLoraKernels;
 import dev.tornadolora.nn.LoRALinear;
@@ -90,10 +90,10 @@ class Nf4AllocationTest {
     @Test
     void defaultJvmBackendDecodesWithoutAnFp32Copy() {
         warmUpJit();
-        LoRALinear layer = layer(Backends.jvm());
+        LoRALinear layer = layer(TestDevices.jvm().backend());
         Tensor x = randn(1, TOKENS, DIM), dy = randn(2, TOKENS, DIM);
-        assertWithinBudget(Backends.jvm().name(), measureStep(layer, x, dy));
-        assertWithinBudget(Backends.jvm().name() + " (second step)", measureStep(layer, x, dy));
+        assertWithinBudget(TestDevices.jvm().backend().name(), measureStep(layer, x, dy));
+        assertWithinBudget(TestDevices.jvm().backend().name() + " (second step)", measureStep(layer, x, dy));
     }
 
     /**
@@ -104,7 +104,7 @@ class Nf4AllocationTest {
      */
     private static void warmUpJit() {
         LoRALinear small = LoRALinear.builder(1024, 1024).rank(16).alpha(32f).quantizeBase(true).seed(6).build();
-        small.backend(Backends.jvm());
+        small.backend(TestDevices.jvm().backend());
         Tensor x = randn(3, TOKENS, 1024), dy = randn(4, TOKENS, 1024);
         for (int step = 0; step < 2000 && measureStep(small, x, dy)[0] >= 1L << 20; step++) {
             // keep stepping

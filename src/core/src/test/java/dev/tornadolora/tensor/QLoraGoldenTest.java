@@ -1,8 +1,8 @@
 package dev.tornadolora.tensor;
 
+import dev.tornadolora.testing.TestDevices;
 import dev.tornadolora.io.LoraCheckpoint;
 import dev.tornadolora.io.SafeTensors;
-import dev.tornadolora.kernels.Backends;
 import dev.tornadolora.kernels.LoraBackend;
 import dev.tornadolora.kernels.ScalarLoraKernels;
 import dev.tornadolora.nn.LoRALinear;
@@ -33,7 +33,7 @@ class QLoraGoldenTest {
         List<Arguments> cases = new ArrayList<>();
         for (String file : Golden.files("qlora_").stream().map(p -> p.getFileName().toString()).toList()) {
             cases.add(Arguments.of(file, ScalarLoraKernels.INSTANCE));
-            cases.add(Arguments.of(file, Backends.jvm()));
+            cases.add(Arguments.of(file, TestDevices.jvm().backend()));
         }
         return cases;
     }

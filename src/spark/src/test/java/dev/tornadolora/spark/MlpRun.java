@@ -1,5 +1,7 @@
 package dev.tornadolora.spark;
 
+import dev.tornadolora.device.DeviceOptions;
+import dev.tornadolora.device.Device;
 import dev.tornadolora.io.AdapterCheckpoints;
 import dev.tornadolora.io.SafeTensors;
 import dev.tornadolora.io.SafeTensorsWriter;
@@ -56,7 +58,7 @@ record MlpRun(String out, long steps, int globalBatch, int saveEvery, long seed,
             this.run = run;
             this.rank = rank;
             this.task = new SyntheticTask(new SyntheticTask.Config(new int[] {32, 32, 16}, 4, 8f, 0f, true, 16, 32,
-                    2, 0.5, "relu", run.seed(), "jvm"));
+                    2, 0.5, "relu", run.seed()), Device.open("jvm", DeviceOptions.defaults().withThreads(1)));
             this.modules = task.student().loraModules();
             this.params = task.student().parameters();
             this.optimizer = new AdamW(params, 5e-3);

@@ -1,5 +1,6 @@
 package dev.tornadolora.kernels.jvm;
 
+import dev.tornadolora.kernels.Parallel;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorSpecies;
@@ -91,19 +92,6 @@ final class Gemm {
 
     /** One product A·B with inner dimension k. */
     record Term(Left a, Right b, int k) {}
-
-    /**
-     * C += Σ A·B over the terms; C is row-major with row stride ldc (the generic fp32 GEMM: A row-major or
-     * transposed by {@link Left}'s strides, B by a {@link Right}), on the process-wide threads.
-     */
-    static void multiplyAdd(int m, int n, float[] c, int ldc, Term... terms) {
-        multiplyAdd(Parallel.common(), m, n, c, ldc, null, terms);
-    }
-
-    /** C += (Σ A·B) ⊙ G on the process-wide {@link Parallel#common()} threads. */
-    static void multiplyAdd(int m, int n, float[] c, int ldc, float[] g, Term... terms) {
-        multiplyAdd(Parallel.common(), m, n, c, ldc, g, terms);
-    }
 
     /** C += Σ A·B on the given threads (a backend's). */
     static void multiplyAdd(Parallel par, int m, int n, float[] c, int ldc, Term... terms) {

@@ -1,5 +1,6 @@
 package dev.tornadolora.kernels.jvm;
 
+import dev.tornadolora.kernels.Parallel;
 import dev.tornadolora.tensor.Nf4Tensor;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorMask;

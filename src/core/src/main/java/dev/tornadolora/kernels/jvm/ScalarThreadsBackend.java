@@ -1,5 +1,6 @@
 package dev.tornadolora.kernels.jvm;
 
+import dev.tornadolora.kernels.Parallel;
 import dev.tornadolora.kernels.LayerKernels;
 import dev.tornadolora.kernels.LayerSpec;
 import dev.tornadolora.kernels.LoraBackend;
@@ -8,13 +9,13 @@ import dev.tornadolora.tensor.BaseWeight;
 
 /**
  * The {@code jvm} backend where the Vector API is not readable: the reference's loops
- * ({@link ScalarLoraKernels#layer}) on {@link JvmOptions#threads()} threads, bit for bit the reference's results.
+ * ({@link ScalarLoraKernels#layer}) on the device's threads ({@link Parallel}), bit for bit the reference's results.
  */
 final class ScalarThreadsBackend implements LoraBackend {
     private final Parallel par;
 
-    ScalarThreadsBackend(JvmOptions options) {
-        this.par = new Parallel(options.threads());
+    ScalarThreadsBackend(Parallel par) {
+        this.par = par;
     }
 
     @Override

@@ -1,5 +1,6 @@
 package dev.tornadolora.kernels.jvm;
 
+import dev.tornadolora.kernels.Parallel;
 import dev.tornadolora.kernels.Adapters;
 import dev.tornadolora.kernels.HostActivations;
 import dev.tornadolora.kernels.HostLayer;
@@ -43,12 +44,12 @@ final class VectorLoraBackend implements LoraBackend {
     /** Up to this many tokens both passes read W row by row instead of packing panels. */
     static final int GEMV_MAX_TOKENS = 8;
 
-    private final JvmOptions options;
     private final Parallel par;
+    private final boolean packWeights;
 
-    VectorLoraBackend(JvmOptions options) {
-        this.options = options;
-        this.par = new Parallel(options.threads());
+    VectorLoraBackend(Parallel par, boolean packWeights) {
+        this.par = par;
+        this.packWeights = packWeights;
     }
 
     @Override
@@ -142,7 +143,7 @@ final class VectorLoraBackend implements LoraBackend {
         /** Wᵀ [in × out] as a GEMM right operand (forward); fp32 panels packed on first use and kept. */
         private Gemm.Right transposed() {
             return switch (spec.base()) {
-                case DenseWeight d when options.packWeights() -> {
+                case DenseWeight d when packWeights -> {
                     float[] panels = packedTransposed;
                     if (panels == null) {
                         synchronized (this) {

@@ -1,6 +1,6 @@
 package dev.tornadolora.llama.ops;
 
-import dev.tornadolora.kernels.jvm.Parallel;
+import dev.tornadolora.kernels.Parallel;
 
 /**
  * Causal scaled-dot-product attention with grouped-query heads, as transformers' eager Llama attention computes
@@ -22,15 +22,17 @@ import dev.tornadolora.kernels.jvm.Parallel;
 public final class CausalAttention {
     private final int batch, seq, heads, kvHeads, headDim;
     private final float scale;
+    private final Parallel par;
     /** [B·S] the first position (within its row) of each query's example; null: 0 for every query. */
     private final int[] segmentStart;
 
-    public CausalAttention(int batch, int seq, int heads, int kvHeads, int headDim) {
-        this(batch, seq, heads, kvHeads, headDim, null);
+    /** The attention of these sizes, its (b, h) pairs on {@code par}. */
+    public CausalAttention(Parallel par, int batch, int seq, int heads, int kvHeads, int headDim) {
+        this(par, batch, seq, heads, kvHeads, headDim, null);
     }
 
     /** {@code segmentStart} [B·S] as {@link #segmentStarts} computes it, or null for plain causal attention. */
-    public CausalAttention(int batch, int seq, int heads, int kvHeads, int headDim, int[] segmentStart) {
+    public CausalAttention(Parallel par, int batch, int seq, int heads, int kvHeads, int headDim, int[] segmentStart) {
         if (segmentStart != null && segmentStart.length != batch * seq) {
             throw new IllegalArgumentException("segment starts: expected " + batch * seq + " but got " + segmentStart.length);
         }
@@ -38,6 +40,7 @@ public final class CausalAttention {
         if (heads % kvHeads != 0) {
             throw new IllegalArgumentException("heads " + heads + " is not a multiple of kv heads " + kvHeads);
         }
+        this.par = par;
         this.batch = batch;
         this.seq = seq;
         this.heads = heads;
@@ -76,7 +79,7 @@ public final class CausalAttention {
     /** O for q, k, v; writes the rows' log-sum-exp [B·H·S] to {@code lse} when it is not null. */
     public void forward(float[] q, float[] k, float[] v, float[] out, float[] lse) {
         int d = headDim, qw = heads * d, kw = kvHeads * d, rep = heads / kvHeads;
-        Parallel.forRange(batch * heads, 1, (p0, p1) -> {
+        par.range(batch * heads, 1, (p0, p1) -> {
             float[] kT = new float[d * seq];
             float[] p = new float[seq * seq];
             for (int pair = p0; pair < p1; pair++) {
@@ -124,7 +127,7 @@ public final class CausalAttention {
         int d = headDim, qw = heads * d, kw = kvHeads * d, rep = heads / kvHeads;
         float[][] dkHead = new float[batch * heads][];
         float[][] dvHead = new float[batch * heads][];
-        Parallel.forRange(batch * heads, 1, (p0, p1) -> {
+        par.range(batch * heads, 1, (p0, p1) -> {
             float[] kT = new float[d * seq], vT = new float[d * seq];
             float[] p = new float[seq * seq], ds = new float[seq * seq];
             float[] pT = new float[seq * seq], dsT = new float[seq * seq];
@@ -170,7 +173,7 @@ public final class CausalAttention {
                 dvHead[pair] = dvh;
             }
         });
-        Parallel.forRange(batch * kvHeads, 1, (g0, g1) -> {
+        par.range(batch * kvHeads, 1, (g0, g1) -> {
             for (int bg = g0; bg < g1; bg++) {
                 int b = bg / kvHeads, g = bg % kvHeads;
                 for (int s = 0; s < seq; s++) {

@@ -1,6 +1,6 @@
 package dev.tornadolora.llama.ops;
 
-import dev.tornadolora.kernels.jvm.Parallel;
+import dev.tornadolora.kernels.Parallel;
 
 /**
  * The loss of transformers' {@code LlamaForCausalLM(labels=...)} ({@code ForCausalLMLoss}): logits [B·S, V],
@@ -35,13 +35,13 @@ public final class CausalLmLoss {
      * The loss; when {@code dLogits} is not null it receives {@code gradScale · dloss/dz} (overwriting it; it may
      * be {@code logits} itself).
      */
-    public static double forward(float[] logits, int[] labels, int batch, int seq, int vocab, float[] dLogits,
+    public static double forward(Parallel par, float[] logits, int[] labels, int batch, int seq, int vocab, float[] dLogits,
                                  double gradScale) {
         int rows = batch * seq;
         long n = counted(labels, batch, seq);
         double[] rowLoss = new double[rows];
         float g = n == 0 ? 0f : (float) (gradScale / n);
-        Parallel.forRange(rows, 1, (r0, r1) -> {
+        par.range(rows, 1, (r0, r1) -> {
             float[] scratch = dLogits == null ? new float[vocab] : null;
             for (int t = r0; t < r1; t++) {
                 int y = target(labels, seq, t), o = t * vocab;

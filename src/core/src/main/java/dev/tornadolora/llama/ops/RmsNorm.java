@@ -1,6 +1,6 @@
 package dev.tornadolora.llama.ops;
 
-import dev.tornadolora.kernels.jvm.Parallel;
+import dev.tornadolora.kernels.Parallel;
 
 /**
  * Hugging Face's {@code LlamaRMSNorm} over rows of length d, statistics in fp32:
@@ -10,14 +10,14 @@ import dev.tornadolora.kernels.jvm.Parallel;
  *   dx  = r · (g − x̂ · mean(g ⊙ x̂)),   g = dy ⊙ w,  x̂ = x · r
  * </pre>
  * The weight w is frozen (no gradient). {@link #forward}/{@link #backward} are the fast path (Vector API, rows
- * over threads); {@link #forwardReference}/{@link #backwardReference} the scalar statement of the math in double.
+ * over the device's threads); {@link #forwardReference}/{@link #backwardReference} the scalar statement of the math in double.
  */
 public final class RmsNorm {
     private RmsNorm() {}
 
     /** y = w ⊙ x·r row by row; writes r (one per row) to {@code invRms} when it is not null. */
-    public static void forward(float[] x, float[] w, int rows, int d, float eps, float[] y, float[] invRms) {
-        Parallel.forRange(rows, Math.max(1, 16384 / d), (r0, r1) -> {
+    public static void forward(Parallel par, float[] x, float[] w, int rows, int d, float eps, float[] y, float[] invRms) {
+        par.range(rows, Math.max(1, 16384 / d), (r0, r1) -> {
             for (int r = r0; r < r1; r++) {
                 int o = r * d;
                 float ms = Vec.sumSquares(d, x, o) / d;
@@ -31,9 +31,9 @@ public final class RmsNorm {
     }
 
     /** dx (+)= r·(g − x̂·mean(g⊙x̂)); with {@code accumulate} the result is added to dx (a residual branch). */
-    public static void backward(float[] dy, float[] x, float[] w, float[] invRms, int rows, int d, float[] dx,
+    public static void backward(Parallel par, float[] dy, float[] x, float[] w, float[] invRms, int rows, int d, float[] dx,
                                 boolean accumulate) {
-        Parallel.forRange(rows, Math.max(1, 16384 / d), (r0, r1) -> {
+        par.range(rows, Math.max(1, 16384 / d), (r0, r1) -> {
             float[] g = new float[d];
             for (int r = r0; r < r1; r++) {
                 int o = r * d;

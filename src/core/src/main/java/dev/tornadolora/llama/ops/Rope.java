@@ -1,6 +1,6 @@
 package dev.tornadolora.llama.ops;
 
-import dev.tornadolora.kernels.jvm.Parallel;
+import dev.tornadolora.kernels.Parallel;
 import dev.tornadolora.llama.RopeScaling;
 
 /**
@@ -97,10 +97,10 @@ public final class Rope {
      * Rotates x [tokens, heads·d] in place (token t at position t mod seq); {@code inverse} applies the transpose,
      * which is the backward.
      */
-    public void apply(float[] x, int tokens, int heads, Tables t, boolean inverse) {
+    public void apply(Parallel par, float[] x, int tokens, int heads, Tables t, boolean inverse) {
         int half = t.half(), width = heads * headDim;
         float sign = inverse ? -1f : 1f;
-        Parallel.forRange(tokens, Math.max(1, 8192 / width), (t0, t1) -> {
+        par.range(tokens, Math.max(1, 8192 / width), (t0, t1) -> {
             for (int tok = t0; tok < t1; tok++) {
                 int p = t.position(tok) * half;
                 for (int h = 0; h < heads; h++) {

@@ -1,6 +1,6 @@
 package dev.tornadolora.llama.ops;
 
-import dev.tornadolora.kernels.jvm.Parallel;
+import dev.tornadolora.kernels.Parallel;
 
 
 /**
@@ -15,8 +15,8 @@ public final class SwiGlu {
 
     private SwiGlu() {}
 
-    public static void forward(float[] g, float[] u, float[] a) {
-        Parallel.forRange(a.length, GRAIN, (i0, i1) -> {
+    public static void forward(Parallel par, float[] g, float[] u, float[] a) {
+        par.range(a.length, GRAIN, (i0, i1) -> {
             int i = Vec.SIMD ? VecSimd.swiGluForward(g, u, a, i0, i1) : i0;
             for (; i < i1; i++) {
                 float s = sigmoid(g[i]);
@@ -27,8 +27,8 @@ public final class SwiGlu {
 
 
     /** dg and du (overwritten) from da. */
-    public static void backward(float[] da, float[] g, float[] u, float[] dg, float[] du) {
-        Parallel.forRange(da.length, GRAIN, (i0, i1) -> {
+    public static void backward(Parallel par, float[] da, float[] g, float[] u, float[] dg, float[] du) {
+        par.range(da.length, GRAIN, (i0, i1) -> {
             int i = Vec.SIMD ? VecSimd.swiGluBackward(da, g, u, dg, du, i0, i1) : i0;
             for (; i < i1; i++) {
                 float x = g[i], s = sigmoid(x);

@@ -1,5 +1,6 @@
 package dev.tornadolora.kernels.jvm;
 
+import dev.tornadolora.kernels.Parallel;
 import dev.tornadolora.tensor.Nf4Tensor;
 import dev.tornadolora.kernels.Adapters;
 import dev.tornadolora.kernels.LayerKernels;
@@ -33,7 +34,14 @@ class JvmAllocationTest {
         float[] w = JvmLoraKernelsTest.uniform(rnd, n * n, 0.02f);
         BaseWeight base = kind.equals("nf4") ? Nf4Tensor.quantize(w, n, n) : new DenseWeight(n, n, w);
         Adapters ad = new Adapters(JvmLoraKernelsTest.uniform(rnd, r * n, 0.01f), JvmLoraKernelsTest.uniform(rnd, n * r, 0.01f));
-        LayerKernels kernels = new VectorLoraBackend(JvmOptions.defaults()).bind(base, null, r, 2f);
+        // Its own executor, as a device owns one: only this layer's calls run on its threads.
+        try (Parallel executor = new Parallel(Runtime.getRuntime().availableProcessors());
+             LayerKernels kernels = new VectorLoraBackend(executor, true).bind(base, null, r, 2f)) {
+            measure(kind, kernels, rnd, n, r, ad);
+        }
+    }
+
+    private static void measure(String kind, LayerKernels kernels, SplittableRandom rnd, int n, int r, Adapters ad) {
         for (int tokens : new int[] {1, 24}) {
             float[] x = JvmLoraKernelsTest.uniform(rnd, tokens * n, 1f), dy = JvmLoraKernelsTest.uniform(rnd, tokens * n, 1f);
             float[] y = new float[tokens * n], dx = new float[tokens * n];

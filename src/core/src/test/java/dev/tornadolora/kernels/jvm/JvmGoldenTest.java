@@ -1,5 +1,6 @@
 package dev.tornadolora.kernels.jvm;
 
+import dev.tornadolora.testing.TestDevices;
 import dev.tornadolora.io.DType;
 import dev.tornadolora.io.SafeTensors;
 import dev.tornadolora.tensor.Nf4Tensor;
@@ -57,7 +58,7 @@ class JvmGoldenTest {
         }
         float[] y = new float[tokens * out];
         float[] dx = new float[tokens * in], gradA = new float[rank * in], gradB = new float[out * rank];
-        try (LayerKernels kernels = new VectorLoraBackend(JvmOptions.defaults()).bind(base, bias, rank, alpha / rank)) {
+        try (LayerKernels kernels = new VectorLoraBackend(TestDevices.jvm().executor(), true).bind(base, bias, rank, alpha / rank)) {
             LayerKernels.Activations saved = kernels.forward(x, m, tokens, ad, y);
             kernels.backward(saved, dy, dx, ad, new Adapters(gradA, gradB));
         }

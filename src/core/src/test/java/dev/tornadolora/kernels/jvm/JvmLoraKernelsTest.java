@@ -1,5 +1,7 @@
 package dev.tornadolora.kernels.jvm;
 
+import dev.tornadolora.kernels.Parallel;
+import dev.tornadolora.testing.TestDevices;
 import dev.tornadolora.kernels.Adapters;
 import dev.tornadolora.kernels.LayerKernels;
 import dev.tornadolora.kernels.LoraBackend;
@@ -23,14 +25,14 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 /** The fast JVM backend against the scalar reference, over shapes that do not fit its vectors and tiles. */
 class JvmLoraKernelsTest {
     static final double TOLERANCE = 1e-5;
-    private static final LoraBackend VECTOR = new VectorLoraBackend(JvmOptions.defaults().withThreads(2));
-    private static final LoraBackend UNPACKED = new VectorLoraBackend(new JvmOptions(2, false));
-    private static final LoraBackend SCALAR = new ScalarThreadsBackend(JvmOptions.defaults().withThreads(3));
+    private static final LoraBackend VECTOR = new VectorLoraBackend(new Parallel(2), true);
+    private static final LoraBackend UNPACKED = new VectorLoraBackend(new Parallel(2), false);
+    private static final LoraBackend SCALAR = new ScalarThreadsBackend(new Parallel(3));
 
     @Test
     void theJvmBackendUsesTheVectorApiWhenReadable() {  // surefire runs with --add-modules jdk.incubator.vector
         assertTrue(JvmBackends.vectorApiReadable());
-        assertEquals(VectorLoraBackend.class, JvmBackends.create(JvmOptions.defaults()).getClass());
+        assertEquals(VectorLoraBackend.class, JvmBackends.create(TestDevices.jvm().executor(), true).getClass());
     }
 
     enum Base { FP32, NF4 }
@@ -129,8 +131,9 @@ class JvmLoraKernelsTest {
         Adapters ad = new Adapters(uniform(rnd, r * in, 0.3f), uniform(rnd, out * r, 0.3f));
         float[] x = uniform(rnd, t * in, 1f);
         float[] y1 = new float[t * out], yN = new float[t * out];
-        try (LayerKernels one = new VectorLoraBackend(JvmOptions.defaults().withThreads(1)).bind(base, null, r, 0.5f);
-             LayerKernels three = new VectorLoraBackend(JvmOptions.defaults().withThreads(3)).bind(base, null, r, 0.5f)) {
+        try (Parallel oneThread = new Parallel(1); Parallel threeThreads = new Parallel(3);
+             LayerKernels one = new VectorLoraBackend(oneThread, true).bind(base, null, r, 0.5f);
+             LayerKernels three = new VectorLoraBackend(threeThreads, true).bind(base, null, r, 0.5f)) {
             one.forward(x, null, t, ad, y1);
             three.forward(x, null, t, ad, yN);
         }
@@ -181,7 +184,7 @@ class JvmLoraKernelsTest {
 
     @Test
     void rejectsZeroThreads() {
-        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> new JvmOptions(0, true));
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> new Parallel(0));
         assertEquals("threads must be at least 1, got 0", e.getMessage());
     }
 

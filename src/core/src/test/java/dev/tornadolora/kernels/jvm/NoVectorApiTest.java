@@ -1,7 +1,8 @@
 package dev.tornadolora.kernels.jvm;
 
 import dev.tornadolora.kernels.Adapters;
-import dev.tornadolora.kernels.Backends;
+import dev.tornadolora.device.Device;
+import dev.tornadolora.device.DeviceOptions;
 import dev.tornadolora.kernels.LayerKernels;
 import dev.tornadolora.kernels.LoraBackend;
 import dev.tornadolora.kernels.ScalarLoraKernels;
@@ -51,21 +52,22 @@ class NoVectorApiTest {
             System.out.println("the Vector API is readable: this child JVM was meant to run without it");
             System.exit(2);
         }
-        LoraBackend jvm = Backends.jvm();
+        Device device = Device.open("jvm", DeviceOptions.defaults());
+        LoraBackend jvm = device.backend();
         System.out.println("backend " + jvm);
         for (boolean nf4 : new boolean[] {false, true}) {
             for (int tokens : new int[] {1, 9}) {
                 compare(jvm, nf4, tokens);
             }
             // and through the public layer API
-            LoRALinear layer = LoRALinear.builder(256, 64).rank(4).quantizeBase(nf4).seed(3).build().eval();
+            LoRALinear layer = LoRALinear.builder(256, 64).rank(4).quantizeBase(nf4).seed(3).device(device).build().eval();
             Tensor y = layer.forward(new Tensor(new int[] {2, 256}, random(5, 512)));
             layer.backward(new Tensor(y.shape(), random(6, y.numel())));
             layer.close();
             System.out.println((nf4 ? "nf4" : "fp32") + " ok");
         }
-        Backends.jvm();  // a second look-up logs nothing more
-        JvmBackends.create(JvmOptions.defaults().withThreads(1));
+        device.close();
+        Device.open("jvm", DeviceOptions.defaults().withThreads(1)).close();  // a second device logs nothing more
     }
 
     private static void compare(LoraBackend jvm, boolean nf4, int tokens) {

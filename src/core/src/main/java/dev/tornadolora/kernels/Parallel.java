@@ -1,4 +1,4 @@
-package dev.tornadolora.kernels.jvm;
+package dev.tornadolora.kernels;
 
 import java.util.ArrayList;
 import java.util.List;
@@ -7,16 +7,16 @@ import java.util.concurrent.ForkJoinTask;
 import java.util.concurrent.atomic.AtomicInteger;
 
 /**
- * Splits an index range over a JVM backend's threads ({@link JvmOptions#threads()}). The calling thread works
- * too, so N threads means N threads working, N − 1 of them from this object's pool (daemon threads, started on
- * first use, so that an unused backend costs nothing). The static {@link #forRange} and {@link #threads()} use one
- * process-wide instance on all cores, for code outside a backend (the Llama ops).
+ * Splits an index range over a fixed number of threads: the executor a {@code Device} owns, which the JVM
+ * backend's kernels and every other op of a model (norms, RoPE, attention, SwiGLU, the loss) run on, so one
+ * thread setting governs all work. The calling thread works too, so N threads means N threads working, N − 1 of
+ * them from this object's pool (daemon threads, started on first use, so that an unused executor costs nothing).
+ * There is no process-wide instance: whoever makes one closes it ({@link #close} stops the pool).
  */
-public final class Parallel {
-    private static volatile Parallel common;
-
+public final class Parallel implements AutoCloseable {
     private final int threads;
     private volatile ForkJoinPool pool;
+    private volatile boolean closed;
 
     /** n ≥ 1 threads, the caller's among them. */
     public Parallel(int threads) {
@@ -26,39 +26,32 @@ public final class Parallel {
         this.threads = threads;
     }
 
-    /** The process-wide instance on all cores (made on first use). */
-    public static Parallel common() {
-        Parallel p = common;
-        if (p == null) {
-            synchronized (Parallel.class) {
-                p = common;
-                if (p == null) {
-                    common = p = new Parallel(Runtime.getRuntime().availableProcessors());
-                }
-            }
-        }
-        return p;
-    }
-
-    /** {@link #range} on the {@link #common()} instance. */
-    public static void forRange(int n, int grain, RangeBody body) {
-        common().range(n, grain, body);
-    }
-
-    /** The {@link #common()} instance's thread count. */
-    public static int threads() {
-        return common().size();
-    }
-
     /** This instance's thread count. */
     public int size() {
         return threads;
+    }
+
+    /** Stops the pool's threads (after the work they hold); a later {@link #range} is an error. */
+    @Override
+    public void close() {
+        ForkJoinPool p;
+        synchronized (this) {
+            closed = true;
+            p = pool;
+            pool = null;
+        }
+        if (p != null) {
+            p.shutdown();
+        }
     }
 
     private ForkJoinPool pool() {
         ForkJoinPool p = pool;
         if (p == null && threads > 1) {
             synchronized (this) {
+                if (closed) {
+                    throw new IllegalStateException("the device's executor is closed");
+                }
                 p = pool;
                 if (p == null) {
                     p = new ForkJoinPool(threads - 1, pool -> {
