@@ -57,7 +57,7 @@ public final class Parallel implements AutoCloseable {
                     p = new ForkJoinPool(threads - 1, pool -> {
                         var t = ForkJoinPool.defaultForkJoinWorkerThreadFactory.newThread(pool);
                         t.setDaemon(true);
-                        t.setName("tornado-lora-jvm-" + t.getPoolIndex());
+                        t.setName("tornado-lora-worker-" + t.getPoolIndex());
                         return t;
                     }, null, false);
                     pool = p;
