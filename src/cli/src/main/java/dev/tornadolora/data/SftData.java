@@ -1,7 +1,7 @@
 package dev.tornadolora.data;
 
 import dev.tornadolora.finetune.ExampleRows;
-import dev.tornadolora.finetune.TokenDataset;
+import dev.tornadolora.math.CrossEntropy;
 
 import java.io.IOException;
 import java.io.InputStream;
@@ -86,7 +86,7 @@ public final class SftData {
             for (int r = 0; r < rows.size(); r++) {
                 for (int t = 0; t < o.seqLen(); t++) {
                     if (rows.examples()[r][t] != ExampleRows.PADDING) tokens++;
-                    if (t > 0 && rows.labelRows()[r][t] != TokenDataset.IGNORE_INDEX) loss++;
+                    if (t > 0 && rows.labelRows()[r][t] != CrossEntropy.IGNORE_INDEX) loss++;
                 }
             }
             Summary s = new Summary(file.toString(), format, template == null ? null : template.source(),
@@ -152,8 +152,8 @@ public final class SftData {
         }
         int[] labels = ids.clone();
         for (int i = 0; i < ids.length; i++) {
-            if (completionOnly && completionMask != null && completionMask[i] == 0) labels[i] = TokenDataset.IGNORE_INDEX;
-            if (assistantMask != null && assistantMask[i] == 0) labels[i] = TokenDataset.IGNORE_INDEX;
+            if (completionOnly && completionMask != null && completionMask[i] == 0) labels[i] = CrossEntropy.IGNORE_INDEX;
+            if (assistantMask != null && assistantMask[i] == 0) labels[i] = CrossEntropy.IGNORE_INDEX;
         }
         return new Tokenized(where, index, ids, labels);
     }
@@ -222,13 +222,13 @@ public final class SftData {
                     case ERROR -> throw tooLong(t, s);
                 }
             }
-            if (Arrays.stream(labels).allMatch(l -> l == TokenDataset.IGNORE_INDEX)) {
+            if (Arrays.stream(labels).allMatch(l -> l == CrossEntropy.IGNORE_INDEX)) {
                 counts[1]++;
                 continue;
             }
             int[] rowIds = new int[s], rowLabels = new int[s], pos = new int[s], ex = new int[s];
             Arrays.fill(rowIds, padId);
-            Arrays.fill(rowLabels, TokenDataset.IGNORE_INDEX);
+            Arrays.fill(rowLabels, CrossEntropy.IGNORE_INDEX);
             Arrays.fill(ex, ExampleRows.PADDING);
             System.arraycopy(ids, 0, rowIds, 0, ids.length);
             System.arraycopy(labels, 0, rowLabels, 0, labels.length);
@@ -262,13 +262,13 @@ public final class SftData {
             for (List<Tokenized> bin : bestFitDecreasing(batch, s)) {
                 int[] ids = new int[s], labels = new int[s], pos = new int[s], ex = new int[s];
                 Arrays.fill(ids, padId);
-                Arrays.fill(labels, TokenDataset.IGNORE_INDEX);
+                Arrays.fill(labels, CrossEntropy.IGNORE_INDEX);
                 Arrays.fill(ex, ExampleRows.PADDING);
                 int at = 0;
                 for (Tokenized t : bin) {
                     for (int i = 0; i < t.ids().length; i++, at++) {
                         ids[at] = t.ids()[i];
-                        labels[at] = i == 0 ? TokenDataset.IGNORE_INDEX : t.labels()[i];
+                        labels[at] = i == 0 ? CrossEntropy.IGNORE_INDEX : t.labels()[i];
                         pos[at] = i;
                         ex[at] = t.index();
                     }

@@ -1,14 +1,12 @@
 package dev.tornadolora.data;
 
-import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 
-import java.io.BufferedReader;
+import dev.tornadolora.io.JsonLines;
+import dev.tornadolora.io.StrictJson;
+
 import java.io.IOException;
-import java.nio.charset.MalformedInputException;
-import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -25,6 +23,10 @@ public record SftExample(String where, SftFormat format, String text, String pro
                          List<Map<String, Object>> messages, List<Map<String, Object>> promptMessages,
                          List<Map<String, Object>> completionMessages) {
     private static final ObjectMapper JSON = new ObjectMapper();
+    /** The longest .jsonl line (one example) read: the tokenizers library needs ~100 bytes per byte of text. */
+    static final int MAX_LINE_BYTES = 8 << 20;
+    /** The largest .json array file read. */
+    static final long MAX_JSON_BYTES = 256L << 20;
     static final Set<String> ROLES = Set.of("system", "user", "assistant", "tool");
 
     /**
@@ -36,38 +38,14 @@ public record SftExample(String where, SftFormat format, String text, String pro
     public static List<SftExample> read(Path file) throws IOException {
         List<SftExample> out = new ArrayList<>();
         SftFormat[] format = {null};
-        try {
-            if (file.toString().endsWith(".json")) {
-                JsonNode root;
-                try {
-                    root = JSON.readTree(Files.readString(file, StandardCharsets.UTF_8));
-                } catch (JsonProcessingException e) {
-                    throw new IllegalArgumentException(file + ": not JSON (" + e.getOriginalMessage() + ")");
-                }
-                if (root == null || !root.isArray()) {
-                    throw new IllegalArgumentException(file + ": expected a JSON array of examples");
-                }
-                for (int i = 0; i < root.size(); i++) out.add(parse(file + ", example " + i, root.get(i), format));
-            } else {
-                try (BufferedReader r = Files.newBufferedReader(file, StandardCharsets.UTF_8)) {
-                    String line;
-                    int n = 0;
-                    while ((line = r.readLine()) != null) {
-                        n++;
-                        if (line.isBlank()) continue;
-                        String where = file + ", line " + n;
-                        JsonNode node;
-                        try {
-                            node = JSON.readTree(line);
-                        } catch (JsonProcessingException e) {
-                            throw new IllegalArgumentException(where + ": not JSON (" + e.getOriginalMessage() + ")");
-                        }
-                        out.add(parse(where, node, format));
-                    }
-                }
+        if (file.toString().endsWith(".json")) {
+            JsonNode root = StrictJson.read(file, MAX_JSON_BYTES);
+            if (root == null || !root.isArray()) {
+                throw new IllegalArgumentException(file + ": expected a JSON array of examples");
             }
-        } catch (MalformedInputException e) {
-            throw new IllegalArgumentException(file + ": not UTF-8 text");
+            for (int i = 0; i < root.size(); i++) out.add(parse(file + ", example " + i, root.get(i), format));
+        } else {
+            JsonLines.read(file, MAX_LINE_BYTES, "split the example", (n, node, where) -> out.add(parse(where, node, format)));
         }
         if (out.isEmpty()) throw new IllegalArgumentException(file + ": empty (no examples)");
         return out;

@@ -1,16 +1,14 @@
 package dev.tornadolora.llama;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.tornadolora.io.DType;
 import dev.tornadolora.io.SafeTensors;
 import dev.tornadolora.io.SafeTensorsException;
+import dev.tornadolora.io.StrictJson;
 import dev.tornadolora.tensor.Shapes;
 import dev.tornadolora.tensor.Tensor;
 
-import java.io.IOException;
 import java.nio.file.Files;
-import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.util.Iterator;
 import java.util.LinkedHashMap;
@@ -27,6 +25,8 @@ import java.util.Set;
 abstract class HfWeights implements AutoCloseable {
     static final String SINGLE = "model.safetensors";
     static final String INDEX = "model.safetensors.index.json";
+    static final String EMBED = "model.embed_tokens.weight";
+    static final String HEAD = "lm_head.weight";
     /** Buffers some exporters wrote; never read. */
     private static final String INV_FREQ_SUFFIX = ".rotary_emb.inv_freq";
 
@@ -40,6 +40,47 @@ abstract class HfWeights implements AutoCloseable {
 
     abstract float[] read(String name);
 
+    private final java.util.zip.CRC32C digest = new java.util.zip.CRC32C();
+    private final java.nio.ByteBuffer digestChunk = java.nio.ByteBuffer.allocate(1 << 16);
+    private long digestValues;
+
+    /**
+     * {@link #read}, adding the name and the values read to the weights' digest: the model's part of a run's
+     * identity, so that a weight changed in place since the run began is noticed (not only another path).
+     */
+    final float[] take(String name) {
+        float[] v = read(name);
+        requireFinite(source() + ": tensor '" + name + "'", v);
+        digest.update(name.getBytes(java.nio.charset.StandardCharsets.UTF_8));
+        java.nio.FloatBuffer f = digestChunk.clear().asFloatBuffer();
+        for (int i = 0; i < v.length; i += f.capacity()) {
+            int n = Math.min(f.capacity(), v.length - i);
+            f.clear();
+            f.put(v, i, n);
+            digest.update(digestChunk.array(), 0, 4 * n);
+        }
+        digestValues += v.length;
+        return v;
+    }
+
+    /**
+     * Refuses NaN and ±Inf by position: a weight like that makes every loss NaN, which would otherwise be reported
+     * as a training problem ("try a lower learning rate") rather than as the file's.
+     */
+    static void requireFinite(String what, float[] v) {
+        for (int i = 0; i < v.length; i++) {
+            if (!Float.isFinite(v[i])) {
+                throw new IllegalArgumentException(what + " holds " + v[i] + " at index " + i
+                        + " (a damaged or overflowed checkpoint)");
+            }
+        }
+    }
+
+    /** {@return the digest of every tensor {@link #take}n, in the order taken: "crc32c:HEX/VALUES"} */
+    final String digest() {
+        return String.format("crc32c:%08x/%d", digest.getValue(), digestValues);
+    }
+
     abstract String source();
 
     @Override
@@ -49,7 +90,7 @@ abstract class HfWeights implements AutoCloseable {
     static Map<String, int[]> expected(LlamaConfig c) {
         Map<String, int[]> e = new LinkedHashMap<>();
         int h = c.hiddenSize();
-        e.put("model.embed_tokens.weight", new int[] {c.vocabSize(), h});
+        e.put(EMBED, new int[] {c.vocabSize(), h});
         for (int i = 0; i < c.numHiddenLayers(); i++) {
             String p = "model.layers." + i + ".";
             e.put(p + "input_layernorm.weight", new int[] {h});
@@ -63,13 +104,22 @@ abstract class HfWeights implements AutoCloseable {
             e.put(p + "mlp.down_proj.weight", new int[] {h, c.intermediateSize()});
         }
         e.put("model.norm.weight", new int[] {h});
-        if (!c.tieWordEmbeddings()) e.put("lm_head.weight", new int[] {c.vocabSize(), h});
+        if (!c.tieWordEmbeddings()) e.put(HEAD, new int[] {c.vocabSize(), h});
         return e;
     }
 
-    /** Every expected tensor present, floating point, of its shape; nothing unexpected (a bias, another model). */
+    /**
+     * Every expected tensor present, floating point, of its shape; nothing unexpected (a bias, another model).
+     * With {@code tie_word_embeddings} either of the tied pair may be in the file (transformers ties whichever is
+     * there to the other, and keeps both when both are there and differ, see {@link #tiedPair}), not neither.
+     */
     void validate(LlamaConfig c) {
         Map<String, int[]> expected = expected(c);
+        if (c.tieWordEmbeddings() && shape(HEAD) != null) {
+            int[] s = expected.get(EMBED);
+            if (shape(EMBED) == null) expected.remove(EMBED);
+            expected.put(HEAD, s);
+        }
         for (Map.Entry<String, int[]> e : expected.entrySet()) {
             int[] s = shape(e.getKey());
             if (s == null) {
@@ -85,14 +135,48 @@ abstract class HfWeights implements AutoCloseable {
             }
         }
         for (String n : names()) {
-            boolean tiedHead = n.equals("lm_head.weight") && c.tieWordEmbeddings();
-            if (!expected.containsKey(n) && !n.endsWith(INV_FREQ_SUFFIX) && !tiedHead) {
+            if (!expected.containsKey(n) && !n.endsWith(INV_FREQ_SUFFIX)) {
                 throw new IllegalArgumentException(source() + ": unexpected tensor '" + n
                         + "' (not a weight of this Llama configuration: "
                         + (n.endsWith(".bias") ? "biases are not supported" : "check num_hidden_layers and the names")
                         + ")");
             }
         }
+    }
+
+    /** The embedding and the lm_head weight, the same array when the model ties them. */
+    record TiedPair(float[] embedding, float[] head) {
+        boolean tied() {
+            return embedding == head;
+        }
+    }
+
+    /**
+     * The embedding and lm_head as transformers 5.18's {@code from_pretrained} resolves them
+     * ({@code PreTrainedModel.tie_weights} with the checkpoint's missing keys): untied configs read both; a tied
+     * config with only one of the pair in the file ties it to the other; with both in the file they are tied only
+     * when their values are equal ({@code torch.equal}), otherwise each keeps the file's values (transformers warns
+     * and does not tie). Call after {@link #validate}.
+     */
+    TiedPair tiedPair(LlamaConfig c) {
+        if (!c.tieWordEmbeddings()) return new TiedPair(take(EMBED), take(HEAD));
+        if (shape(EMBED) == null) {
+            float[] head = take(HEAD);
+            return new TiedPair(head, head);
+        }
+        float[] emb = take(EMBED);
+        if (shape(HEAD) == null) return new TiedPair(emb, emb);
+        float[] head = take(HEAD);
+        return new TiedPair(emb, sameValues(emb, head) ? emb : head);
+    }
+
+    /** torch.equal on floats: equal lengths and every element {@code ==} (NaN never equal, -0 equal to 0). */
+    private static boolean sameValues(float[] a, float[] b) {
+        if (a.length != b.length) return false;
+        for (int i = 0; i < a.length; i++) {
+            if (a[i] != b[i]) return false;
+        }
+        return true;
     }
 
     // ---------------------------------------------------------------- from a map
@@ -128,17 +212,7 @@ abstract class HfWeights implements AutoCloseable {
     }
 
     private static HfWeights sharded(Path dir, Path index) {
-        JsonNode root;
-        try {
-            if (Files.size(index) > 100_000_000L) {
-                throw new IllegalArgumentException(index + ": too large for a safetensors index");
-            }
-            root = new ObjectMapper().readTree(Files.readString(index));
-        } catch (NoSuchFileException e) {
-            throw new IllegalArgumentException(index + ": no such file");
-        } catch (IOException e) {
-            throw new IllegalArgumentException(index + ": not valid JSON: " + e.getMessage());
-        }
+        JsonNode root = StrictJson.read(index);
         JsonNode map = root == null ? null : root.get("weight_map");
         if (map == null || !map.isObject()) {
             throw new IllegalArgumentException(index + ": no weight_map object");
