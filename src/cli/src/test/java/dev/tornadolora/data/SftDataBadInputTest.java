@@ -36,7 +36,8 @@ class SftDataBadInputTest {
         assertEquals("d.jsonl, line 2: a prompt-completion {\"prompt\", \"completion\"} example in a conversational"
                         + " {\"messages\"} dataset", error(tmp, "qwen2_5",
                 "{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}]}\n{\"prompt\": \"a\", \"completion\": \"b\"}\n", o));
-        assertEquals("d.jsonl, line 1: not valid JSON: Unrecognized token 'x': was expecting", error(tmp, "qwen2_5", "x\n", o));
+        assertEquals("d.jsonl, line 1: not valid JSON: Unrecognized token 'x': was expecting (JSON String, Number,"
+                + " Array, Object or token 'null', 'true' or 'false')", error(tmp, "qwen2_5", "x\n", o));
     }
 
     @Test
