@@ -3,6 +3,7 @@ package dev.tornadolora.data;
 import ai.djl.huggingface.tokenizers.Encoding;
 import ai.djl.huggingface.tokenizers.HuggingFaceTokenizer;
 import ai.djl.huggingface.tokenizers.jni.CharSpan;
+import dev.tornadolora.io.TokenizerJson;
 
 import java.io.IOException;
 import java.nio.file.Files;
@@ -27,6 +28,7 @@ final class SftTokenizer implements AutoCloseable {
             throw new IllegalArgumentException(tokenizerJson + ": no tokenizer.json in the model folder (text data"
                     + " needs it; or give pre-tokenized .safetensors data)");
         }
+        TokenizerJson.read(tokenizerJson);  // strict JSON, bounded, no random BPE dropout: checked before native code
         this.path = tokenizerJson;
         this.vocabSize = vocabSize;
         this.tokenizer = HuggingFaceTokenizer.builder().optTokenizerPath(tokenizerJson)
