@@ -45,7 +45,7 @@ public record SftExample(String where, SftFormat format, String text, String pro
             }
             for (int i = 0; i < root.size(); i++) out.add(parse(file + ", example " + i, root.get(i), format));
         } else {
-            JsonLines.read(file, MAX_LINE_BYTES, "split the example", (n, node, where) -> out.add(parse(where, node, format)));
+            JsonLines.read(file, MAX_LINE_BYTES, "split the document into several lines", (n, node, where) -> out.add(parse(where, node, format)));
         }
         if (out.isEmpty()) throw new IllegalArgumentException(file + ": empty (no examples)");
         return out;
