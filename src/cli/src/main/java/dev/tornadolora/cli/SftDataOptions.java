@@ -69,7 +69,8 @@ final class SftDataOptions {
             if (!file.toString().endsWith(".jsonl")) {
                 throw new IllegalArgumentException(file + ": {\"text\"} blocks are read from .jsonl only");
             }
-            return JsonlTokens.read(file, model.resolve("tokenizer.json"), c.eosTokenId(), seqLen, c.vocabSize());
+            return dev.tornadolora.data.JsonlTokens.read(file, model.resolve("tokenizer.json"), c.eosTokenId(), seqLen,
+                    c.vocabSize());
         }
         SftData.Result r = SftData.build(model, file, options(seqLen), c.vocabSize());
         summaries.add(r.summary());
