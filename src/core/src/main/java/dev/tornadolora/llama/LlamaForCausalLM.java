@@ -258,7 +258,15 @@ public final class LlamaForCausalLM implements AutoCloseable {
 
     /** Logits [B, S, V] of the ids [B·S] (row-major), in the current mode's semantics (dropout in training). */
     public Tensor logits(int[] inputIds, int batch, int seq) {
-        float[] z = forward(inputIds, batch, seq, false);
+        return logits(inputIds, null, batch, seq);
+    }
+
+    /**
+     * Logits with {@code positionIds} [B·S] as transformers' {@code position_ids}: RoPE at those positions and, where
+     * they restart inside a row (packed examples), attention confined to each example; null: 0 … S−1 per row.
+     */
+    public Tensor logits(int[] inputIds, int[] positionIds, int batch, int seq) {
+        float[] z = forward(inputIds, positionIds, batch, seq, false);
         return new Tensor(new int[] {batch, seq, config.vocabSize()}, z);
     }
 
@@ -272,9 +280,15 @@ public final class LlamaForCausalLM implements AutoCloseable {
 
     /** As {@link #forwardBackward(int[], int[], int, int, double)}, copying the logits [B·S·V] to {@code logitsOut}. */
     public double forwardBackward(int[] inputIds, int[] labels, int batch, int seq, double lossScale, float[] logitsOut) {
+        return forwardBackward(inputIds, null, labels, batch, seq, lossScale, logitsOut);
+    }
+
+    /** As {@link #forwardBackward(int[], int[], int, int, double, float[])} with position ids (see {@link #logits(int[], int[], int, int)}). */
+    public double forwardBackward(int[] inputIds, int[] positionIds, int[] labels, int batch, int seq, double lossScale,
+                                  float[] logitsOut) {
         checkLabels(labels, batch, seq);
         boolean anyAdapter = !trainableParameters().isEmpty();
-        float[] z = forward(inputIds, batch, seq, anyAdapter);
+        float[] z = forward(inputIds, positionIds, batch, seq, anyAdapter);
         if (logitsOut != null) System.arraycopy(z, 0, logitsOut, 0, z.length);
         long t0 = timer.start();
         double loss = CausalLmLoss.forward(device.executor(), z, labels, batch, seq, config.vocabSize(), anyAdapter ? z : null, lossScale);
@@ -285,8 +299,13 @@ public final class LlamaForCausalLM implements AutoCloseable {
 
     /** The loss without gradients. */
     public double loss(int[] inputIds, int[] labels, int batch, int seq) {
+        return loss(inputIds, null, labels, batch, seq);
+    }
+
+    /** The loss without gradients, with position ids (see {@link #logits(int[], int[], int, int)}). */
+    public double loss(int[] inputIds, int[] positionIds, int[] labels, int batch, int seq) {
         checkLabels(labels, batch, seq);
-        float[] z = forward(inputIds, batch, seq, false);
+        float[] z = forward(inputIds, positionIds, batch, seq, false);
         long t0 = timer.start();
         double loss = CausalLmLoss.forward(device.executor(), z, labels, batch, seq, config.vocabSize(), null, 1.0);
         timer.stop(Op.LOSS, t0);
@@ -314,17 +333,23 @@ public final class LlamaForCausalLM implements AutoCloseable {
     public Tensor logits(int[] ids, KvCache cache) {
         int n = ids.length;
         cache.reserve(n);
-        float[] z = forward(ids, 1, n, false, cache);
+        int[] positions = new int[n];
+        for (int i = 0; i < n; i++) positions[i] = cache.length() + i;
+        float[] z = forward(ids, positions, 1, n, false, cache);
         cache.advance(n);
         return new Tensor(new int[] {1, n, config.vocabSize()}, z);
     }
 
-    private float[] forward(int[] ids, int batch, int seq, boolean keep) {
-        return forward(ids, batch, seq, keep, null);
+    private float[] forward(int[] ids, int[] positionIds, int batch, int seq, boolean keep) {
+        return forward(ids, positionIds, batch, seq, keep, null);
     }
 
-    private float[] forward(int[] ids, int batch, int seq, boolean keep, KvCache cache) {
+    private float[] forward(int[] ids, int[] positionIds, int batch, int seq, boolean keep, KvCache cache) {
         checkIds(ids, batch, seq);
+        if (positionIds != null && positionIds.length != ids.length) {
+            throw new IllegalArgumentException("position_ids: expected " + batch + "×" + seq + " values but got "
+                    + positionIds.length);
+        }
         int t = batch * seq, h = config.hiddenSize();
         long t0 = timer.start();
         float[] x = new float[t * h];
@@ -333,7 +358,7 @@ public final class LlamaForCausalLM implements AutoCloseable {
         }
         timer.stop(Op.EMBEDDING, t0);
         t0 = timer.start();
-        Rope.Tables tables = cache == null ? rope.tables(seq) : positions(cache.length(), seq);
+        Rope.Tables tables = rope.tables(seq, positionIds);
         timer.stop(Op.ROPE, t0);
         for (int i = 0; i < layers.size(); i++) {
             x = layers.get(i).forward(x, batch, seq, rope, tables, keep, timer, cache, i);
@@ -347,14 +372,6 @@ public final class LlamaForCausalLM implements AutoCloseable {
         timer.stop(Op.LM_HEAD, t0);
         saved = keep ? new Saved(batch, seq, x, inv, tables) : null;
         return z;
-    }
-
-    /** The rotary tables of positions from…from+n−1 (Rope's tables hold positions 0…n−1). */
-    private Rope.Tables positions(int from, int n) {
-        Rope.Tables all = rope.tables(from + n);
-        int half = all.half();
-        return new Rope.Tables(n, half, java.util.Arrays.copyOfRange(all.cos(), from * half, (from + n) * half),
-                java.util.Arrays.copyOfRange(all.sin(), from * half, (from + n) * half));
     }
 
     private void backward(float[] dLogits) {
