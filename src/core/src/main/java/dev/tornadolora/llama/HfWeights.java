@@ -5,6 +5,9 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.tornadolora.io.DType;
 import dev.tornadolora.io.SafeTensors;
 import dev.tornadolora.io.SafeTensorsException;
+import dev.tornadolora.tensor.BaseWeight;
+import dev.tornadolora.tensor.DenseWeight;
+import dev.tornadolora.tensor.HalfWeight;
 import dev.tornadolora.tensor.Shapes;
 import dev.tornadolora.tensor.Tensor;
 
@@ -20,8 +23,9 @@ import java.util.Set;
 /**
  * The weights of a Hugging Face Llama checkpoint under their HF names ({@code model.layers.0.self_attn.q_proj.weight}
  * …), read one tensor at a time: from memory-mapped safetensors files (one {@code model.safetensors} or the shards
- * of {@code model.safetensors.index.json}) or from a map. F16 and BF16 tensors are widened to fp32 as they are read
- * (one tensor at a time, so with NF4 the fp32 copy of a projection lives only until it is quantized).
+ * of {@code model.safetensors.index.json}) or from a map. {@link #weight} keeps F16 and BF16 matrices as stored
+ * ({@link HalfWeight}); {@link #read} widens to fp32, one tensor at a time (so with NF4 the fp32 copy of a
+ * projection lives only until it is quantized).
  * {@link #validate} checks every expected name, shape and dtype before anything is read.
  */
 abstract class HfWeights implements AutoCloseable {
@@ -38,7 +42,14 @@ abstract class HfWeights implements AutoCloseable {
     /** Whether {@code name} is held as a floating-point dtype this loader computes with. */
     abstract boolean isFloat(String name);
 
+    /** The tensor widened to fp32 (a fresh array, or the map's own). */
     abstract float[] read(String name);
+
+    /** A 2-D tensor as a frozen weight in its stored precision: BF16/F16 kept 16-bit, F32 dense. */
+    BaseWeight weight(String name) {
+        int[] s = shape(name);
+        return new DenseWeight(s[0], s[1], read(name));
+    }
 
     abstract String source();
 
@@ -189,6 +200,20 @@ abstract class HfWeights implements AutoCloseable {
                 } catch (SafeTensorsException e) {
                     throw new IllegalArgumentException(e.getMessage(), e);
                 }
+            }
+            @Override BaseWeight weight(String name) {
+                SafeTensors st = where.get(name);
+                SafeTensors.Entry e = st.entry(name);
+                HalfWeight.Format f = e.dtype() == DType.BF16 ? HalfWeight.Format.BF16
+                        : e.dtype() == DType.F16 ? HalfWeight.Format.F16 : null;
+                if (f == null) return super.weight(name);
+                short[] bits = new short[e.numel()];
+                try {
+                    st.buffer(name).asShortBuffer().get(bits);
+                } catch (SafeTensorsException x) {
+                    throw new IllegalArgumentException(x.getMessage(), x);
+                }
+                return new HalfWeight(e.shape()[0], e.shape()[1], bits, f);
             }
             @Override String source() { return source; }
         };

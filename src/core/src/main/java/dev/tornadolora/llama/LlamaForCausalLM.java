@@ -13,7 +13,6 @@ import dev.tornadolora.nn.LoRALinear;
 import dev.tornadolora.nn.Module;
 import dev.tornadolora.nn.Parameter;
 import dev.tornadolora.tensor.BaseWeight;
-import dev.tornadolora.tensor.DenseWeight;
 import dev.tornadolora.tensor.Shapes;
 import dev.tornadolora.tensor.Tensor;
 
@@ -34,8 +33,9 @@ import java.util.Map;
  * Every projection (q/k/v/o, gate/up/down, lm_head) is a {@link LoRALinear} on the model's backend (the JVM, or a
  * TornadoVM device): with an adapter where {@link LoraSettings} puts one, base-only elsewhere. With
  * {@code quantizeBase} the seven layer projections hold their weights as NF4 (torchao's {@code to_nf4}, block 64,
- * scaler block 256); embeddings, norms and lm_head stay fp32. lm_head shares the embedding's array when
- * {@code tie_word_embeddings}. Weights read as F16/BF16 are widened to fp32.
+ * scaler block 256); embeddings, norms and lm_head stay as stored. lm_head shares the embedding's weight when
+ * {@code tie_word_embeddings}. Matrices stored as F16/BF16 stay 16-bit ({@link dev.tornadolora.tensor.HalfWeight}),
+ * decoded to fp32 inside the kernels (exact, so results equal those on the widened weights); norms are widened.
  *
  * <p>Gradients flow only to the adapters; the backward of every op computes dx (hand-written, see the ops in
  * {@code dev.tornadolora.llama.ops}). A model starts in eval mode (as {@code from_pretrained} returns it); one
@@ -47,19 +47,26 @@ public final class LlamaForCausalLM implements AutoCloseable {
     private final LlamaConfig config;
     private final LoraSettings lora;
     private final Device device;
-    private final float[] embedding;
+    /** embed_tokens [V, H] as stored (fp32 or 16-bit); lm_head's weight too when tied. */
+    private final BaseWeight embedding;
     private final List<DecoderLayer> layers;
     private final float[] finalNorm;
     private final Module lmHead;
     private final Rope rope;
     private final OpTimer timer = new OpTimer();
     private boolean training;
+    private boolean activationCheckpointing;
 
     private Saved saved;
 
-    private record Saved(int batch, int seq, float[] x, float[] inv, Rope.Tables tables) {}
+    /**
+     * What backward needs of the forward: the final norm's input and statistics, and with activation checkpointing
+     * each layer's input and its projections' dropout draws before it ran (null without).
+     */
+    private record Saved(int batch, int seq, float[] x, float[] inv, Rope.Tables tables, float[][] layerInputs,
+                         long[][] layerDraws) {}
 
-    private LlamaForCausalLM(LlamaConfig config, LoraSettings lora, Device device, float[] embedding,
+    private LlamaForCausalLM(LlamaConfig config, LoraSettings lora, Device device, BaseWeight embedding,
                              List<DecoderLayer> layers, float[] finalNorm, Module lmHead) {
         this.config = config;
         this.lora = lora;
@@ -139,7 +146,7 @@ public final class LlamaForCausalLM implements AutoCloseable {
             }
         }
         LoraBackend k = device.backend();
-        float[] emb = w.read("model.embed_tokens.weight");
+        BaseWeight emb = w.weight("model.embed_tokens.weight");
         List<DecoderLayer> layers = new ArrayList<>();
         int seed = 0;
         for (int i = 0; i < c.numHiddenLayers(); i++) {
@@ -149,16 +156,13 @@ public final class LlamaForCausalLM implements AutoCloseable {
             for (String name : LlamaConfig.PROJECTIONS) {
                 String key = p + (LoraSettings.ATTN_MODULES.contains(name) ? "self_attn." : "mlp.") + name + ".weight";
                 int[] s = w.shape(key);
-                float[] data = w.read(key);
-                BaseWeight base = lora.quantizeBase() ? Nf4Tensor.quantize(data, s[0], s[1])
-                        : new DenseWeight(s[0], s[1], data);
+                BaseWeight base = lora.quantizeBase() ? Nf4Tensor.quantize(w.read(key), s[0], s[1]) : w.weight(key);
                 layer.proj.put(name, projection(base, lora, lora.targets(name), k, seed++));
             }
             layers.add(layer);
         }
         float[] norm = w.read("model.norm.weight");
-        BaseWeight head = new DenseWeight(c.vocabSize(), c.hiddenSize(),
-                c.tieWordEmbeddings() ? emb : w.read("lm_head.weight"));
+        BaseWeight head = c.tieWordEmbeddings() ? emb : w.weight("lm_head.weight");
         Module lmHead = projection(head, lora, lora.output(), k, seed);
         return new LlamaForCausalLM(c, lora, device, emb, Collections.unmodifiableList(layers), norm, lmHead);
     }
@@ -194,6 +198,12 @@ public final class LlamaForCausalLM implements AutoCloseable {
 
     /** The backend the projections run on: {@code device().backend()}. */
     public LoraBackend backend() { return device.backend(); }
+
+    /** The frozen weight of {@code model.embed_tokens} as held (fp32, or 16-bit as stored). */
+    BaseWeight embeddingWeight() { return embedding; }
+
+    /** The frozen weight of {@code lm_head} as held (the embedding's when tied). */
+    BaseWeight lmHeadWeight() { return baseOf(lmHead); }
 
     /** Per-op wall time of forward and backward, off until {@code timer().enable(true)}. */
     public OpTimer timer() { return timer; }
@@ -249,16 +259,25 @@ public final class LlamaForCausalLM implements AutoCloseable {
         checkIds(ids, batch, seq);
         int t = batch * seq, h = config.hiddenSize();
         long t0 = timer.start();
-        float[] x = new float[t * h];
+        float[] x = new float[t * h], row = new float[h];
         for (int i = 0; i < t; i++) {
-            System.arraycopy(embedding, ids[i] * h, x, i * h, h);
+            embedding.decodeRows(ids[i], 1, row);
+            System.arraycopy(row, 0, x, i * h, h);
         }
         timer.stop(Op.EMBEDDING, t0);
         t0 = timer.start();
         Rope.Tables tables = rope.tables(seq);
         timer.stop(Op.ROPE, t0);
-        for (DecoderLayer layer : layers) {
-            x = layer.forward(x, batch, seq, rope, tables, keep, timer);
+        boolean checkpoint = keep && activationCheckpointing;
+        float[][] inputs = checkpoint ? new float[layers.size()][] : null;
+        long[][] draws = checkpoint ? new long[layers.size()][] : null;
+        for (int i = 0; i < layers.size(); i++) {
+            DecoderLayer layer = layers.get(i);
+            if (checkpoint) {
+                inputs[i] = x;
+                draws[i] = layer.dropoutDraws();
+            }
+            x = layer.forward(x, batch, seq, rope, tables, keep && !checkpoint, timer);
         }
         float[] inv = new float[t], n = new float[t * h];
         t0 = timer.start();
@@ -267,7 +286,8 @@ public final class LlamaForCausalLM implements AutoCloseable {
         t0 = timer.start();
         float[] z = lmHead.forward(new Tensor(new int[] {t, h}, n)).data();
         timer.stop(Op.LM_HEAD, t0);
-        saved = keep ? new Saved(batch, seq, x, inv, tables) : null;
+        saved = keep ? new Saved(batch, seq, x, inv, tables, inputs, draws) : null;
+        if (!keep) lmHead.releaseActivations();
         return z;
     }
 
@@ -278,13 +298,21 @@ public final class LlamaForCausalLM implements AutoCloseable {
         long t0 = timer.start();
         float[] dn = lmHead.backward(new Tensor(new int[] {t, config.vocabSize()}, dLogits)).data();
         timer.stop(Op.LM_HEAD, t0);
+        lmHead.releaseActivations();
         if (!layersHaveAdapters()) return;
         float[] dx = new float[t * h];
         t0 = timer.start();
         RmsNorm.backward(device.executor(), dn, s.x, finalNorm, s.inv, t, h, dx, false);
         timer.stop(Op.RMSNORM, t0);
         for (int i = layers.size() - 1; i >= 0; i--) {
-            dx = layers.get(i).backward(dx, rope, s.tables, i > 0, timer);
+            DecoderLayer layer = layers.get(i);
+            if (s.layerInputs != null) {
+                // Recompute the layer, keeping its activations, with the dropout masks its first forward drew.
+                layer.resumeDropout(s.layerDraws[i]);
+                layer.forward(s.layerInputs[i], s.batch, s.seq, rope, s.tables, true, timer);
+                s.layerInputs[i] = null;
+            }
+            dx = layer.backward(dx, rope, s.tables, i > 0, timer);
         }
     }
 
@@ -384,6 +412,21 @@ public final class LlamaForCausalLM implements AutoCloseable {
         return training;
     }
 
+    /**
+     * Activation checkpointing per decoder layer (torchtune's {@code enable_activation_checkpointing},
+     * transformers' {@code gradient_checkpointing_enable()}): a training forward keeps only each layer's input,
+     * and backward runs each layer's forward again, with the same dropout masks, before its backward. Losses and
+     * gradients are those without it, bit for bit; the activations of one layer live at a time instead of all.
+     */
+    public LlamaForCausalLM activationCheckpointing(boolean on) {
+        activationCheckpointing = on;
+        return this;
+    }
+
+    public boolean activationCheckpointing() {
+        return activationCheckpointing;
+    }
+
     /** The adapters under PEFT keys (copies). */
     public Map<String, Tensor> adapterStateDict() {
         return byPeftKey(LoRALinear::adapterStateDict);
@@ -476,7 +519,7 @@ public final class LlamaForCausalLM implements AutoCloseable {
     public Map<String, Tensor> mergedWeights() {
         Map<String, Tensor> w = new LinkedHashMap<>();
         int h = config.hiddenSize();
-        w.put("model.embed_tokens.weight", new Tensor(new int[] {config.vocabSize(), h}, embedding.clone()));
+        w.put("model.embed_tokens.weight", new Tensor(new int[] {config.vocabSize(), h}, embedding.dequantize()));
         for (int i = 0; i < layers.size(); i++) {
             DecoderLayer l = layers.get(i);
             String p = "model.layers." + i + ".";
