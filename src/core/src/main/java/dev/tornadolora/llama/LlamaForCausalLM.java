@@ -228,6 +228,12 @@ public final class LlamaForCausalLM implements AutoCloseable {
     public double forwardBackward(int[] inputIds, int[] labels, int batch, int seq, double lossScale, float[] logitsOut) {
         checkLabels(labels, batch, seq);
         boolean anyAdapter = !trainableParameters().isEmpty();
+        if (logitsOut == null) {
+            float[] n = hidden(inputIds, batch, seq, anyAdapter);
+            ChunkedLoss l = chunkedLoss(n, labels, batch, seq, anyAdapter, lossScale);
+            if (anyAdapter) backwardFromNorm(l.dn());
+            return l.loss();
+        }
         float[] z = forward(inputIds, batch, seq, anyAdapter);
         if (logitsOut != null) System.arraycopy(z, 0, logitsOut, 0, z.length);
         long t0 = timer.start();
@@ -240,11 +246,55 @@ public final class LlamaForCausalLM implements AutoCloseable {
     /** The loss without gradients. */
     public double loss(int[] inputIds, int[] labels, int batch, int seq) {
         checkLabels(labels, batch, seq);
-        float[] z = forward(inputIds, batch, seq, false);
-        long t0 = timer.start();
-        double loss = CausalLmLoss.forward(device.executor(), z, labels, batch, seq, config.vocabSize(), null, 1.0);
-        timer.stop(Op.LOSS, t0);
-        return loss;
+        return chunkedLoss(hidden(inputIds, batch, seq, false), labels, batch, seq, false, 1.0).loss();
+    }
+
+    /**
+     * Logits are computed at most this many floats at a time by the fused lm_head + loss (32 MiB): with vocab 32000,
+     * 262 tokens a chunk; with 128256, 65.
+     */
+    static final int LOSS_CHUNK_FLOATS = 1 << 23;
+
+    /** Tokens per chunk of the fused lm_head + loss; package-private for the test that makes chunks small. */
+    int lossChunkTokens = 0;
+
+    private record ChunkedLoss(double loss, float[] dn) {}
+
+    /**
+     * lm_head and the causal-LM loss fused and chunked over tokens (Liger's fused linear cross-entropy, torchtune's
+     * chunked loss): per chunk of tokens, logits, their loss terms and gradient, and (with {@code backward}) the
+     * gradient through lm_head into dn, so the [tokens × vocab] logits never exist at once. Chunks hold at least 16
+     * tokens (a short last chunk is merged into its neighbour), more than the JVM backend's few-token path takes,
+     * so every row of logits and dn is computed as the unchunked GEMMs compute it, and the row terms are summed in
+     * row order as {@link CausalLmLoss#forward} sums them: loss and the layers' gradients equal the unchunked ones
+     * bit for bit; only an lm_head adapter's gradients, sums over tokens, are summed chunk by chunk.
+     */
+    private ChunkedLoss chunkedLoss(float[] n, int[] labels, int batch, int seq, boolean backward, double lossScale) {
+        int t = batch * seq, h = config.hiddenSize(), vocab = config.vocabSize();
+        int chunk = lossChunkTokens > 0 ? lossChunkTokens : Math.max(16, LOSS_CHUNK_FLOATS / vocab);
+        long count = CausalLmLoss.counted(labels, batch, seq);
+        double[] rowLoss = new double[t];
+        float[] dn = backward ? new float[t * h] : null;
+        for (int r0 = 0; r0 < t; ) {
+            int rows = t - r0 < 2 * chunk ? t - r0 : chunk;  // no short last chunk
+            float[] nc = r0 == 0 && rows == t ? n : java.util.Arrays.copyOfRange(n, r0 * h, (r0 + rows) * h);
+            long t0 = timer.start();
+            float[] z = lmHead.forward(new Tensor(new int[] {rows, h}, nc)).data();
+            timer.stop(Op.LM_HEAD, t0);
+            t0 = timer.start();
+            CausalLmLoss.rows(device.executor(), z, labels, seq, vocab, r0, rows, count, backward ? z : null,
+                    lossScale, rowLoss);
+            timer.stop(Op.LOSS, t0);
+            if (backward) {
+                t0 = timer.start();
+                float[] dnc = lmHead.backward(new Tensor(new int[] {rows, vocab}, z)).data();
+                System.arraycopy(dnc, 0, dn, r0 * h, rows * h);
+                timer.stop(Op.LM_HEAD, t0);
+            }
+            lmHead.releaseActivations();
+            r0 += rows;
+        }
+        return new ChunkedLoss(CausalLmLoss.mean(rowLoss, count), dn);
     }
 
     /** The number of counted (label != -100) tokens after the shift, for exact token-weighted averaging. */
@@ -256,6 +306,16 @@ public final class LlamaForCausalLM implements AutoCloseable {
     }
 
     private float[] forward(int[] ids, int batch, int seq, boolean keep) {
+        float[] n = hidden(ids, batch, seq, keep);
+        long t0 = timer.start();
+        float[] z = lmHead.forward(new Tensor(new int[] {batch * seq, config.hiddenSize()}, n)).data();
+        timer.stop(Op.LM_HEAD, t0);
+        if (!keep) lmHead.releaseActivations();
+        return z;
+    }
+
+    /** The final norm's output [B·S, H]: the input of lm_head. */
+    private float[] hidden(int[] ids, int batch, int seq, boolean keep) {
         checkIds(ids, batch, seq);
         int t = batch * seq, h = config.hiddenSize();
         long t0 = timer.start();
@@ -283,25 +343,27 @@ public final class LlamaForCausalLM implements AutoCloseable {
         t0 = timer.start();
         RmsNorm.forward(device.executor(), x, finalNorm, t, h, (float) config.rmsNormEps(), n, inv);
         timer.stop(Op.RMSNORM, t0);
-        t0 = timer.start();
-        float[] z = lmHead.forward(new Tensor(new int[] {t, h}, n)).data();
-        timer.stop(Op.LM_HEAD, t0);
         saved = keep ? new Saved(batch, seq, x, inv, tables, inputs, draws) : null;
-        if (!keep) lmHead.releaseActivations();
-        return z;
+        return n;
     }
 
     private void backward(float[] dLogits) {
-        Saved s = saved;
-        saved = null;
-        int t = s.batch * s.seq, h = config.hiddenSize();
+        int t = saved.batch * saved.seq;
         long t0 = timer.start();
         float[] dn = lmHead.backward(new Tensor(new int[] {t, config.vocabSize()}, dLogits)).data();
         timer.stop(Op.LM_HEAD, t0);
         lmHead.releaseActivations();
+        backwardFromNorm(dn);
+    }
+
+    /** Backward from dL/d(final norm output) through the norm and the layers. */
+    private void backwardFromNorm(float[] dn) {
+        Saved s = saved;
+        saved = null;
         if (!layersHaveAdapters()) return;
+        int t = s.batch * s.seq, h = config.hiddenSize();
         float[] dx = new float[t * h];
-        t0 = timer.start();
+        long t0 = timer.start();
         RmsNorm.backward(device.executor(), dn, s.x, finalNorm, s.inv, t, h, dx, false);
         timer.stop(Op.RMSNORM, t0);
         for (int i = layers.size() - 1; i >= 0; i--) {
