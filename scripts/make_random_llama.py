@@ -2,7 +2,8 @@
 
 transformers builds the model from its own LlamaConfig with its own initialisation (normal(0, 0.02)), in BF16, and
 saves it as a Hugging Face folder (config.json + model.safetensors shards of at most 1 GB); next to it,
-tokens.safetensors holds random pre-tokenized rows (input_ids I64 [rows, seq]) that `finetune --data` reads.
+tokens.safetensors holds random pre-tokenized rows (input_ids I64 [rows, seq]) that `finetune --data` reads, and
+eval.safetensors the first of them (`--eval-data`).
 
     .venv-oracle/bin/python scripts/make_random_llama.py tinyllama-1.1b OUT/tinyllama --seq 512 --rows 8
 """
@@ -48,6 +49,7 @@ def main():
     model.save_pretrained(a.out, max_shard_size="1GB", safe_serialization=True)
     ids = torch.randint(3, config.vocab_size, (a.rows, a.seq), dtype=torch.int64)
     save_file({"input_ids": ids}, os.path.join(a.out, "tokens.safetensors"))
+    save_file({"input_ids": ids[:1].clone()}, os.path.join(a.out, "eval.safetensors"))
     print(f"{a.out}: {a.shape}, {sum(t.numel() for t in model.parameters()) / 1e9:.2f} B parameters (BF16),"
           f" tokens.safetensors [{a.rows}, {a.seq}]")
 

@@ -13,6 +13,7 @@ import dev.tornadolora.io.FolderLock;
 import dev.tornadolora.io.OutputGuard;
 import dev.tornadolora.llama.LlamaConfig;
 import dev.tornadolora.llama.LlamaForCausalLM;
+import dev.tornadolora.llama.MemoryEstimate;
 import dev.tornadolora.llama.LoraSettings;
 import dev.tornadolora.llama.PeftAdapterIO;
 import picocli.CommandLine.Command;
@@ -96,6 +97,9 @@ final class FinetuneCommand implements Callable<Integer> {
             + " forward and recompute the layer in backward (torchtune's enable_activation_checkpointing): the"
             + " activations of one layer instead of all, about a third more step time, identical results"})
     boolean activationCheckpointing;
+
+    /** The memory estimate of this run's step (log.json records it beside the measured peak). */
+    MemoryEstimate memoryEstimate;
 
     @Option(names = "--steps", paramLabel = "N", description = "optimizer steps (default: --epochs 1)")
     Long steps;
@@ -251,6 +255,20 @@ final class FinetuneCommand implements Callable<Integer> {
         TokenDataset eval = evalData != null ? readData(evalData, config) : firstRows(train, Math.min(train.size(), 4 * batch));
         if (eval.seqLen() != train.seqLen()) {
             throw new IllegalArgumentException(evalData + ": rows of " + eval.seqLen() + " tokens, --data's " + train.seqLen());
+        }
+        memoryEstimate = MemoryEstimate.training(config, lora, config.torchDtype() != null
+                && config.torchDtype().endsWith("16") ? 2 : 4, batch, train.seqLen(), activationCheckpointing,
+                Runtime.getRuntime().availableProcessors());
+        if (writer) {
+            out.println(memoryEstimate.describe());
+            out.flush();
+        }
+        long heap = Runtime.getRuntime().maxMemory();
+        if (memoryEstimate.total() > heap) {
+            throw new IllegalArgumentException(String.format(java.util.Locale.ROOT, "%s: the step needs about %.2f GiB"
+                    + " but the heap holds %.2f GiB: give a larger -Xmx (TORNADO_LORA_JAVA_OPTS), or use"
+                    + " --activation-checkpointing, --quantize-base, a smaller --batch or --seq-len", model,
+                    memoryEstimate.total() / (double) (1L << 30), heap / (double) (1L << 30)));
         }
         try (Device d = BackendProperties.open(device); LlamaForCausalLM m = LlamaForCausalLM.load(model, lora, d)) {
             m.activationCheckpointing(activationCheckpointing);

@@ -139,6 +139,7 @@ final class FinetuneRun {
         s.put("initial_eval_loss", initialEval).put("final_eval_loss", finalEval)
          .put("wall_s", round(wall)).put("tokens", tokens).put("tokens_per_s", round(tokens / Math.max(wall, 1e-9)))
          .put("peak_heap_mib", peakHeapMiB());
+        if (opts.memoryEstimate != null) s.put("memory_estimate_mib", opts.memoryEstimate.total() >> 20);
     }
 
     /**

@@ -205,6 +205,15 @@ public final class LlamaForCausalLM implements AutoCloseable {
     /** The frozen weight of {@code lm_head} as held (the embedding's when tied). */
     BaseWeight lmHeadWeight() { return baseOf(lmHead); }
 
+    /** Every frozen matrix the model holds, once each (lm_head omitted when tied), and the norms' floats. */
+    List<BaseWeight> frozenMatrices() {
+        List<BaseWeight> w = new ArrayList<>();
+        w.add(embedding);
+        for (DecoderLayer l : layers) l.proj.values().forEach(p -> w.add(baseOf(p)));
+        if (!config.tieWordEmbeddings()) w.add(baseOf(lmHead));
+        return w;
+    }
+
     /** Per-op wall time of forward and backward, off until {@code timer().enable(true)}. */
     public OpTimer timer() { return timer; }
 

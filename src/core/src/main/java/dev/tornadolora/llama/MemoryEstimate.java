@@ -1,0 +1,111 @@
+package dev.tornadolora.llama;
+
+import dev.tornadolora.tensor.HeapCheck;
+
+import java.util.Locale;
+
+/**
+ * The heap a fine-tuning step of {@link LlamaForCausalLM} needs, from config.json and the options, before anything
+ * large is read: what the model holds and what a step allocates, array by array (bytes):
+ * <pre>
+ *   weights       embed_tokens and lm_head (unless tied) as stored (2 bytes a value for BF16/F16, 4 for fp32);
+ *                 the layer projections as stored, or NF4 (0.5 + 1/64 + 4/64 bytes: codes, int8 scalers, fp32
+ *                 block scales); the norms fp32
+ *   adapters      rank·(in + out) per adapted projection, fp32, four times: the values, their gradient and
+ *                 AdamW's two moments
+ *   activations   kept for backward, per token: 4h + 2·qDim + 2·kvDim + 3·intermediate floats a layer (its input,
+ *                 the normed input the projections keep, q, k, v, attention, residual, normed residual, gate, up,
+ *                 SwiGLU), for every layer; with activation checkpointing only each layer's input (h floats)
+ *                 plus one layer's kept activations (the layer being recomputed)
+ *                 + the working set of one layer's backward: 6h + 3·qDim + 3·kvDim + 4·intermediate floats a token,
+ *                 and per attention thread 6 seq × seq score matrices
+ *                 + the final norm (4h floats a token) and one chunk of the fused loss (2 · chunk · vocab floats)
+ *                 + dropout masks (one input-sized mask per adapted projection and layer) when dropout is on
+ * </pre>
+ * The estimate is of live arrays; the JVM's own memory (classes, threads, code) is not in it.
+ */
+public record MemoryEstimate(long fp32Weights, long halfWeights, long nf4Weights, long adapters, long activations,
+                             long activationsOther, boolean checkpointing, long batch, long seq) {
+
+    /**
+     * The estimate of a training step of {@code batch × seq} tokens.
+     *
+     * @param c             the configuration
+     * @param lora          where the adapters go, and whether the projections are NF4
+     * @param storedBytes   bytes a value of the checkpoint's matrices (2 for BF16/F16, 4 for fp32)
+     * @param batch         rows per micro-batch
+     * @param seq           tokens per row
+     * @param checkpointing whether activation checkpointing is on
+     * @param threads       the threads computing attention at once
+     * @return the estimate
+     */
+    public static MemoryEstimate training(LlamaConfig c, LoraSettings lora, int storedBytes, long batch, long seq,
+                                          boolean checkpointing, int threads) {
+        long h = c.hiddenSize(), q = c.qDim(), kv = c.kvDim(), im = c.intermediateSize(), layers = c.numHiddenLayers();
+        long perLayerProjections = 2 * h * q + 2 * h * kv + 3 * h * im;
+        long embeddings = (long) c.vocabSize() * h * (c.tieWordEmbeddings() ? 1 : 2);
+        long projections = layers * perLayerProjections;
+        long fp32 = (2 * layers + 1) * h * 4;
+        long half = 0;
+        long nf4 = 0;
+        if (storedBytes == 2) half += embeddings * 2; else fp32 += embeddings * 4;
+        if (lora.quantizeBase()) nf4 = projections / 2 + projections / 64 + projections / 64 * 4;
+        else if (storedBytes == 2) half += projections * 2;
+        else fp32 += projections * 4;
+
+        long adapterValues = 0, maskFloats = 0;
+        for (String p : LlamaConfig.PROJECTIONS) {
+            if (!lora.targets(p)) continue;
+            long in = p.equals("o_proj") ? q : p.equals("down_proj") ? im : h;
+            long out = switch (p) {
+                case "q_proj" -> q;
+                case "k_proj", "v_proj" -> kv;
+                case "gate_proj", "up_proj" -> im;
+                default -> h;
+            };
+            adapterValues += layers * lora.rank() * (in + out);
+            maskFloats += layers * in;
+        }
+        if (lora.output()) {
+            adapterValues += lora.rank() * (h + c.vocabSize());
+            maskFloats += h;
+        }
+        long adapters = HeapCheck.product(adapterValues, 4, 4);
+
+        long tokens = HeapCheck.product(batch, seq);
+        long keptPerLayer = 4 * h + 2 * q + 2 * kv + 3 * im;
+        long working = 6 * h + 3 * q + 3 * kv + 4 * im + 4 * h;
+        long chunk = Math.min(tokens, Math.max(16, LlamaForCausalLM.LOSS_CHUNK_FLOATS / c.vocabSize()));
+        long fixed = HeapCheck.sum(HeapCheck.product(tokens, working), HeapCheck.product(2 * chunk, c.vocabSize()),
+                HeapCheck.product(seq, seq, 6, Math.max(1, threads)),
+                lora.dropout() > 0 ? HeapCheck.product(tokens, maskFloats) : 0);
+        long all = HeapCheck.product(tokens, layers * keptPerLayer);
+        long ckpt = HeapCheck.product(tokens, layers * h + keptPerLayer);
+        long with = HeapCheck.product(HeapCheck.sum(ckpt, fixed), 4), without = HeapCheck.product(HeapCheck.sum(all, fixed), 4);
+        return new MemoryEstimate(fp32, half, nf4, adapters, checkpointing ? with : without,
+                checkpointing ? without : with, checkpointing, batch, seq);
+    }
+
+    /** {@return bytes of the weights} */
+    public long weights() {
+        return fp32Weights + halfWeights + nf4Weights;
+    }
+
+    /** {@return bytes of everything: weights, adapters with their optimizer state, activations} */
+    public long total() {
+        return HeapCheck.sum(weights(), adapters, activations);
+    }
+
+    /** The estimate in one line, as finetune prints it before loading. */
+    public String describe() {
+        return String.format(Locale.ROOT, "memory estimate: weights %s (%s 16-bit, %s NF4, %s fp32), adapters + AdamW %s,"
+                        + " activations %s for %d x %d tokens %s (%s %s) = %s", gib(weights()), gib(halfWeights),
+                gib(nf4Weights), gib(fp32Weights), gib(adapters), gib(activations), batch, seq,
+                checkpointing ? "with activation checkpointing" : "without activation checkpointing",
+                gib(activationsOther), checkpointing ? "without" : "with", gib(total()));
+    }
+
+    static String gib(long bytes) {
+        return String.format(Locale.ROOT, "%.2f GiB", bytes / (double) (1L << 30));
+    }
+}
