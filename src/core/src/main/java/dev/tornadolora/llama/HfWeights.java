@@ -209,7 +209,7 @@ abstract class HfWeights implements AutoCloseable {
                 if (f == null) return super.weight(name);
                 short[] bits = new short[e.numel()];
                 try {
-                    st.buffer(name).asShortBuffer().get(bits);
+                    st.read(name).asShortBuffer().get(bits);
                 } catch (SafeTensorsException x) {
                     throw new IllegalArgumentException(x.getMessage(), x);
                 }
