@@ -5,7 +5,6 @@ import dev.tornadolora.testing.TestDevices;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 
-import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.Set;
 
@@ -28,14 +27,7 @@ class ActivationCheckpointingTest {
         int[] ids = {1, 5, 9, 3, 7, 2, 8, 4, 11, 13, 17, 19, 23, 29, 31, 37, 41, 43, 47, 53};
         try (LlamaForCausalLM plain = LlamaForCausalLM.random(c, lora, 3, TestDevices.jvm());
              LlamaForCausalLM ckpt = LlamaForCausalLM.random(c, lora, 3, TestDevices.jvm())) {
-            Map<String, Tensor> sd = new LinkedHashMap<>(plain.adapterStateDict());
-            sd.replaceAll((k, t) -> {  // B non-zero: the adapters and their dropout reach the loss
-                float[] v = t.data().clone();
-                for (int i = 0; i < v.length; i++) v[i] = 0.05f * (float) Math.sin(i + k.length());
-                return new Tensor(t.shape(), v);
-            });
-            plain.loadAdapters(sd);
-            ckpt.loadAdapters(sd);
+            NonZeroAdapters.load(plain, ckpt);
             plain.train(true);
             ckpt.train(true).activationCheckpointing(true);
             double previous = Double.NaN;

@@ -5,7 +5,6 @@ import dev.tornadolora.testing.TestDevices;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 
-import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.Set;
 
@@ -34,14 +33,7 @@ class FusedLossTest {
         }
         try (LlamaForCausalLM full = LlamaForCausalLM.random(c, lora, 5, TestDevices.jvm());
              LlamaForCausalLM fused = LlamaForCausalLM.random(c, lora, 5, TestDevices.jvm())) {
-            Map<String, Tensor> sd = new LinkedHashMap<>(full.adapterStateDict());
-            sd.replaceAll((k, t) -> {
-                float[] v = t.data().clone();
-                for (int i = 0; i < v.length; i++) v[i] = 0.05f * (float) Math.cos(i + k.length());
-                return new Tensor(t.shape(), v);
-            });
-            full.loadAdapters(sd);
-            fused.loadAdapters(sd);
+            NonZeroAdapters.load(full, fused);
             full.train(true);
             fused.train(true);
             fused.lossChunkTokens = chunkTokens;

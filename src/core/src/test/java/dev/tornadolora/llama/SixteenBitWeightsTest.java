@@ -49,14 +49,7 @@ class SixteenBitWeightsTest {
             assertInstanceOf(HalfWeight.class, kept.embeddingWeight());
             assertInstanceOf(HalfWeight.class, kept.lmHeadWeight());
             assertInstanceOf(DenseWeight.class, wide.lmHeadWeight());
-            Map<String, Tensor> adapters = new LinkedHashMap<>(kept.adapterStateDict());
-            adapters.replaceAll((k, t) -> {  // B non-zero, so the adapters' gradients depend on everything
-                float[] v = t.data().clone();
-                for (int i = 0; i < v.length; i++) v[i] = 0.05f * (float) Math.sin(i + 3 * k.length());
-                return new Tensor(t.shape(), v);
-            });
-            kept.loadAdapters(adapters);
-            wide.loadAdapters(adapters);
+            NonZeroAdapters.load(kept, wide);
             assertArrayEquals(wide.logits(ids, batch, seq).data(), kept.logits(ids, batch, seq).data());
             kept.train(true);
             wide.train(true);
