@@ -8,13 +8,15 @@ _tl_java_major() {  # major version of the JDK at $1, or 0
 }
 
 _tl_find_jdk() {
-  local best="" best_v=0 d v
+  local best="" best_v=0 d v homes=()
+  # HOME may be unset (a service, `env -i`): the per-user places are then skipped, not the search.
+  [ -n "${HOME:-}" ] && homes=("$HOME"/.sdkman/candidates/java/* "$HOME"/.jdks/*)
   if [ -n "${JAVA_HOME:-}" ] && [ -x "$JAVA_HOME/bin/java" ]; then
     v=$(_tl_java_major "$JAVA_HOME")
     if [ "$v" -ge 21 ]; then echo "$JAVA_HOME"; return 0; fi
   fi
   for d in /usr/lib/jvm/* /opt/java/* /opt/jdk* /usr/local/jdk* /Library/Java/JavaVirtualMachines/*/Contents/Home \
-           "$HOME"/.sdkman/candidates/java/* "$HOME"/.jdks/*; do
+           ${homes[@]+"${homes[@]}"}; do
     [ -x "$d/bin/java" ] || continue
     [ -L "$d" ] && continue
     v=$(_tl_java_major "$d")

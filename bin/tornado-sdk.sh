@@ -8,8 +8,9 @@
 #   tl_sdk_note NAME  prints TL_SDK_NOTE to stderr, prefixed with NAME.
 
 # The usual install places, in order (globs; a folder is an SDK when tl_is_sdk says so).
-TL_SDK_PLACES=(/opt/tornadovm-sdk "/opt/tornadovm*" "/usr/local/tornadovm*" "$HOME/tornadovm-sdk" "$HOME/tornadovm*"
-               "$HOME/TornadoVM*/bin/sdk")
+# The per-user places only when HOME is set (a service or `env -i` may have none).
+TL_SDK_PLACES=(/opt/tornadovm-sdk "/opt/tornadovm*" "/usr/local/tornadovm*")
+[ -n "${HOME:-}" ] && TL_SDK_PLACES+=("$HOME/tornadovm-sdk" "$HOME/tornadovm*" "$HOME/TornadoVM*/bin/sdk")
 
 # An SDK is a folder with tornado-argfile and the API jar.
 tl_is_sdk() { [ -f "$1/tornado-argfile" ] && ls "$1"/share/java/tornado/tornado-api-*.jar >/dev/null 2>&1; }
@@ -52,7 +53,11 @@ tl_use_sdk() {
   return 1
 }
 
-tl_sdk_places() { local IFS=,; echo "${TL_SDK_PLACES[*]}" | sed "s|,|, |g; s|$HOME/|~/|g"; }
+tl_sdk_places() {
+  local IFS=,
+  if [ -n "${HOME:-}" ]; then echo "${TL_SDK_PLACES[*]}" | sed "s|,|, |g; s|$HOME/|~/|g"
+  else echo "${TL_SDK_PLACES[*]}" | sed "s|,|, |g"; fi
+}
 
 tl_sdk_note() { echo "$1: $TL_SDK_NOTE" >&2; }
 
@@ -71,7 +76,7 @@ tl_install_api() {
   for a in "$@" $(cat .mvn/maven.config 2>/dev/null); do
     case "$a" in -Dmaven.repo.local=*) [ -n "$repo" ] || repo=${a#-Dmaven.repo.local=} ;; esac
   done
-  repo=${repo:-${TL_MAVEN_REPO:-$HOME/.m2/repository}}
+  repo=${repo:-${TL_MAVEN_REPO:-${HOME:-$(getent passwd "$(id -u)" | cut -d: -f6)}/.m2/repository}}
   if [ ! -f "$repo/io/github/beehive-lab/tornado-api/$version/tornado-api-$version.jar" ]; then
     echo "Installing tornado-api $version from the SDK into $repo"
     mvn -B -q -ntp -Dmaven.repo.local="$repo" install:install-file -Dfile="$jar" -DgroupId=io.github.beehive-lab \

@@ -7,7 +7,9 @@
  * (AdamW, SGD, schedules, losses, the training loop), {@code device} (a {@code Device} opened by name: the
  * projection backend and the executor every op runs on, sized by one thread setting) and {@code kernels} (the
  * interface an accelerator backend implements) and {@code llama} (Hugging Face Llama decoders with LoRA/QLoRA, PEFT
- * adapters) and {@code finetune} (the fine-tuning loop: data order, loss normalisation, resume point). Internal: {@code kernels.jvm} (the Vector API backend, reached through {@code Device}),
+ * adapters) and {@code finetune} (the fine-tuning loop: data order, loss normalisation, resume point) and
+ * {@code math} (the one source of each shared formula: NF4 decode, exp, softmax, SiLU, cross-entropy and its
+ * {@code IGNORE_INDEX}; what accelerator kernels call). Internal: {@code kernels.jvm} (the Vector API backend, reached through {@code Device}),
  * {@code llama.ops} (the decoder's ops) and {@code bench} (the CLI's benchmark runner).
  *
  * <p>The Vector API is optional ({@code requires static}): the JVM backend uses it when
@@ -26,6 +28,7 @@ module dev.tornadolora.core {
     exports dev.tornadolora.kernels;
     exports dev.tornadolora.llama;
     exports dev.tornadolora.finetune;
+    exports dev.tornadolora.math;
 
     uses dev.tornadolora.kernels.LoraKernelsProvider;
 }

@@ -19,7 +19,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 class ModuleDescriptorTest {
     static final Set<String> EXPORTED = Set.of("dev.tornadolora.tensor", "dev.tornadolora.nn", "dev.tornadolora.llama",
             "dev.tornadolora.io", "dev.tornadolora.train", "dev.tornadolora.kernels", "dev.tornadolora.finetune",
-            "dev.tornadolora.device");
+            "dev.tornadolora.device", "dev.tornadolora.math");
     static final Set<String> INTERNAL = Set.of("dev.tornadolora.kernels.jvm", "dev.tornadolora.llama.ops", "dev.tornadolora.bench");
 
     private static ModuleDescriptor descriptor() {

@@ -1,5 +1,6 @@
 package dev.tornadolora.tornado;
 
+import dev.tornadolora.math.Nf4;
 import dev.tornadolora.tensor.Nf4Tensor;
 import dev.tornadolora.tornado.kernels.Nf4Decode;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -12,7 +13,7 @@ import uk.ac.manchester.tornado.api.types.arrays.FloatArray;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 
-/** NF4 decoding on the device against the format's one scalar decode, {@link Nf4Tensor#dequantize}, bit for bit. */
+/** NF4 decoding on the device against the format's one decode ({@link Nf4#decode}, via Nf4Tensor), bit for bit. */
 class Nf4DecodeTest {
 
     @ParameterizedTest(name = "{0}x{1} block {2}")
@@ -21,10 +22,8 @@ class Nf4DecodeTest {
         float[] w = TornadoBackendTest.random(rows * cols, 7, rows * cols).data();
         int scalerBlock = rows * cols / blockSize % 4 == 0 ? 4 : 1;
         Nf4Tensor q = Nf4Tensor.quantize(w, rows, cols, blockSize, scalerBlock);
-        float[] book = new float[16];
-        for (int c = 0; c < 16; c++) book[c] = Nf4Tensor.codebook(c);
         ByteArray codes = ByteArray.fromArray(q.packedCodes());
-        FloatArray scales = FloatArray.fromArray(q.blockScales()), codebook = FloatArray.fromArray(book);
+        FloatArray scales = FloatArray.fromArray(q.blockScales()), codebook = FloatArray.fromArray(Nf4.codebook());
         FloatArray out = new FloatArray(rows * cols);
         TaskGraph g = new TaskGraph("nf4").transferToDevice(DataTransferMode.FIRST_EXECUTION, codes, scales, codebook)
                 .task("t", Nf4Decode::dequantize, codes, scales, codebook, out, rows * cols / 2,

@@ -13,9 +13,11 @@ import dev.tornadolora.io.FolderLock;
 import dev.tornadolora.io.OutputGuard;
 import dev.tornadolora.llama.LlamaConfig;
 import dev.tornadolora.llama.LlamaForCausalLM;
-import dev.tornadolora.llama.MemoryEstimate;
 import dev.tornadolora.llama.LoraSettings;
+import dev.tornadolora.llama.MemoryEstimate;
+import dev.tornadolora.tensor.HeapCheck;
 import dev.tornadolora.llama.PeftAdapterIO;
+import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
@@ -25,6 +27,7 @@ import java.io.IOException;
 import java.io.PrintWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Locale;
@@ -203,8 +206,10 @@ final class FinetuneCommand implements Callable<Integer> {
             }
             List<String> all = spec.commandLine().getParseResult().originalArgs();  // the whole command line
             int at = all.indexOf(spec.name());
-            return DataParallelLauncher.find().launch(all.subList(at + 1, all.size()), spark,
-                    workers == null ? 2 : workers, batch * gradAccum, checkEvery, out);
+            int n = workers == null ? 2 : workers;
+            int global = SparkArguments.validate(spark, n, batch, gradAccum, checkEvery,
+                    Runtime.getRuntime().availableProcessors());  // before Spark starts, not in its stage attempts
+            return DataParallelLauncher.find().launch(all.subList(at + 1, all.size()), spark, n, global, checkEvery, out);
         }
         if (workers != null) throw new IllegalArgumentException("--workers needs --spark MASTER");
         if (model == null && data == null) {
@@ -248,11 +253,13 @@ final class FinetuneCommand implements Callable<Integer> {
         PeftAdapterIO.Adapter init = null;
         if (initAdapter != null) {
             init = PeftAdapterIO.read(initAdapter);
+            requireAgrees(lora, init.settings());
             lora = initSettings(lora, init.settings());
         }
         TokenDataset train = readData(data, config);
         FinetuneConfig fc = finetuneConfig(lora, train);  // validates the options before the eval rows depend on them
-        TokenDataset eval = evalData != null ? readData(evalData, config) : firstRows(train, Math.min(train.size(), 4 * batch));
+        TokenDataset eval = evalData != null ? readData(evalData, config)
+                : firstRows(train, (int) Math.min(train.size(), 4L * batch));
         if (eval.seqLen() != train.seqLen()) {
             throw new IllegalArgumentException(evalData + ": rows of " + eval.seqLen() + " tokens, --data's " + train.seqLen());
         }
@@ -263,13 +270,11 @@ final class FinetuneCommand implements Callable<Integer> {
             out.println(memoryEstimate.describe());
             out.flush();
         }
-        long heap = Runtime.getRuntime().maxMemory();
+        // Before the model is read or a step computed: the weights and one micro-batch's activations must fit.
         // -Dtornadolora.memoryCheck=false: scripts/memory-bench.sh finds the smallest heap that runs, to check the estimate.
-        if (memoryEstimate.total() > heap && !"false".equals(System.getProperty("tornadolora.memoryCheck"))) {
-            throw new IllegalArgumentException(String.format(java.util.Locale.ROOT, "%s: the step needs about %.2f GiB"
-                    + " but the heap holds %.2f GiB: give a larger -Xmx (TORNADO_LORA_JAVA_OPTS), or use"
-                    + " --activation-checkpointing, --quantize-base, a smaller --batch or --seq-len", model,
-                    memoryEstimate.total() / (double) (1L << 30), heap / (double) (1L << 30)));
+        if (!"false".equals(System.getProperty("tornadolora.memoryCheck"))) {
+            HeapCheck.require(memoryEstimate.total(), "a step of " + batch + " x " + train.seqLen()
+                    + " tokens on this model", "use --activation-checkpointing or --quantize-base, lower --batch or --seq-len");
         }
         try (Device d = BackendProperties.open(device); LlamaForCausalLM m = LlamaForCausalLM.load(model, lora, d)) {
             m.activationCheckpointing(activationCheckpointing);
@@ -308,6 +313,32 @@ final class FinetuneCommand implements Callable<Integer> {
         return new LoraSettings(attn, loraMlp, loraOutput, loraRank, loraAlpha, loraDropout, rslora, quantizeBase);
     }
 
+    /** Options given explicitly that the initial adapter contradicts are refused, not silently replaced by its values. */
+    private void requireAgrees(LoraSettings given, LoraSettings adapter) {
+        if (spec == null) return;
+        CommandLine.ParseResult pr = spec.commandLine().getParseResult();
+        List<String> clash = new ArrayList<>();
+        if (pr.hasMatchedOption("--lora-rank") && given.rank() != adapter.rank()) {
+            clash.add("--lora-rank " + given.rank() + " (its r is " + adapter.rank() + ")");
+        }
+        if (pr.hasMatchedOption("--lora-alpha") && given.alpha() != adapter.alpha()) {
+            clash.add("--lora-alpha " + given.alpha() + " (its lora_alpha is " + adapter.alpha() + ")");
+        }
+        if (pr.hasMatchedOption("--lora-modules") && !given.attnModules().equals(adapter.attnModules())) {
+            clash.add("--lora-modules " + String.join(",", given.attnModules()) + " (its attention modules are "
+                    + String.join(",", adapter.attnModules()) + ")");
+        }
+        if (pr.hasMatchedOption("--lora-mlp") && given.mlp() != adapter.mlp()) clash.add("--lora-mlp");
+        if (pr.hasMatchedOption("--lora-output") && given.output() != adapter.output()) clash.add("--lora-output");
+        if (pr.hasMatchedOption("--rslora") && given.rslora() != adapter.rslora()) {
+            clash.add("--rslora (its use_rslora is " + adapter.rslora() + ")");
+        }
+        if (!clash.isEmpty()) {
+            throw new IllegalArgumentException("--init-adapter " + initAdapter + " decides the adapters' shape, but "
+                    + String.join(", ", clash) + " says otherwise: leave these options out or give the adapter's");
+        }
+    }
+
     /** An initial adapter decides the adapters' shape: its r, alpha, modules and rsLoRA, with this run's dropout/base. */
     private static LoraSettings initSettings(LoraSettings options, LoraSettings adapter) {
         return new LoraSettings(adapter.attnModules(), adapter.mlp(), adapter.output(), adapter.rank(), adapter.alpha(),
@@ -324,7 +355,7 @@ final class FinetuneCommand implements Callable<Integer> {
     }
 
     private TokenDataset readData(Path file, LlamaConfig c) throws IOException {
-        if (!Files.isRegularFile(file)) throw new IllegalArgumentException(file + ": no such file");
+        if (!Files.exists(file)) throw new IllegalArgumentException(file + ": no such file");
         String name = file.getFileName().toString().toLowerCase(Locale.ROOT);
         if (name.endsWith(".safetensors")) {
             TokenDataset d = SafetensorsTokens.read(file, c.vocabSize());

@@ -13,6 +13,7 @@ import dev.tornadolora.llama.LlamaForCausalLM;
 import dev.tornadolora.llama.PeftAdapterIO;
 import dev.tornadolora.train.Trainer;
 import dev.tornadolora.train.TrainingLog;
+import dev.tornadolora.train.RunIdentity;
 import dev.tornadolora.train.TrainingState;
 import me.tongfei.progressbar.ProgressBar;
 
@@ -51,6 +52,8 @@ final class FinetuneRun {
     private final String baseName;
     private final Path output;
     private TrainingLog log = new TrainingLog();
+    /** The run's identity (options, data checksums, model digest), fixed when training starts. */
+    private RunIdentity identity;
     private double initialEval = Double.NaN;
     private double finalEval = Double.NaN;
     private double wall;
@@ -68,8 +71,8 @@ final class FinetuneRun {
         this.output = opts.output;
         config.describe(log.config());
         log.config().put("data_rows", train.size()).put("data_crc32", crc(train))
-                .put("eval_rows", eval.size()).put("eval_crc32", crc(eval)).put("device", model.backend().name())
-                .put("threads", model.device().threads());
+                .put("eval_rows", eval.size()).put("eval_crc32", crc(eval)).put("model_digest", model.weightsDigest())
+                .put("device", model.backend().name()).put("threads", model.device().threads());
     }
 
     /** How the steps are computed: on this machine (the default) or as one replica of a data-parallel run. */
@@ -95,6 +98,8 @@ final class FinetuneRun {
     void train(PrintWriter out) throws IOException {
         Files.createDirectories(output);
         Path state = output.resolve(FinetuneCommand.STATE);
+        identity = RunIdentity.of(log.config(), NOT_OPTIONS);
+        log.identify(identity);
         double clock = 0;
         if (opts.resume && Files.exists(state)) {
             resumeFrom(state);
@@ -166,15 +171,18 @@ final class FinetuneRun {
                     config.lora().rank(), String.join(",", config.lora().targetModules())),
                     "training loss (cross-entropy)", log.steps())));
         }
-        finetuner.save(output.resolve(FinetuneCommand.STATE), Map.of("seed", Long.toString(config.seed())));
+        Map<String, String> meta = new java.util.LinkedHashMap<>(identity.stateMetadata());
+        meta.put("seed", Long.toString(config.seed()));
+        finetuner.save(output.resolve(FinetuneCommand.STATE), meta);
     }
 
     private void resumeFrom(Path state) {
         Path logFile = output.resolve(LOG);
         if (!Files.exists(logFile)) throw new IllegalArgumentException("--resume: " + logFile + " does not exist");
-        long step = TrainingState.parseLong(SafeTensors.open(state), TrainingState.STEP);
+        SafeTensors head = SafeTensors.open(state);
+        long step = TrainingState.parseLong(head, TrainingState.STEP);
         TrainingLog saved = TrainingLog.read(logFile, step);
-        saved.requireSameConfig(log.config(), NOT_OPTIONS, "--resume: " + output);
+        identity.requireResumable(head, saved, logFile, "--resume: " + output);
         saved.config().setAll(log.config());
         finetuner.resume(state);
         log = saved;

@@ -5,7 +5,10 @@ import dev.tornadolora.io.OutputGuard;
 import dev.tornadolora.io.SafeTensors;
 import dev.tornadolora.io.SafeTensorsException;
 import dev.tornadolora.io.SafeTensorsWriter;
+import dev.tornadolora.llama.LlamaConfig;
 import dev.tornadolora.llama.LlamaForCausalLM;
+import dev.tornadolora.llama.MemoryEstimate;
+import dev.tornadolora.tensor.HeapCheck;
 import dev.tornadolora.llama.LoraSettings;
 import dev.tornadolora.llama.PeftAdapterIO;
 import dev.tornadolora.llama.TokenTensors;
@@ -81,6 +84,11 @@ final class ForwardCommand implements Callable<Integer> {
             throw new IllegalArgumentException(input + ": labels [" + labels.batch() + ", " + labels.seq()
                     + "] do not match input_ids [" + ids.batch() + ", " + ids.seq() + "]");
         }
+        LlamaConfig config = LlamaConfig.read(model.resolve("config.json"));
+        HeapCheck.require(HeapCheck.sum(MemoryEstimate.weights(config, quantizeBase), MemoryEstimate.activations(config,
+                ids.batch(), ids.seq(), labels != null, Runtime.getRuntime().availableProcessors())),
+                "a forward of " + ids.batch() + " x " + ids.seq() + " tokens on this model",
+                "give fewer or shorter rows in --input");
         PeftAdapterIO.Adapter peft = adapter == null ? null : PeftAdapterIO.read(adapter);
         LoraSettings settings = (peft == null ? LoraSettings.none(false) : peft.settings()).withQuantizeBase(quantizeBase)
                 .withDropout(0f);
@@ -106,7 +114,7 @@ final class ForwardCommand implements Callable<Integer> {
         out.write(output);
         // One line naming what was written, as eval, quantize and merge print.
         spec.commandLine().getOut().println("wrote " + SafeText.of(output.toString()) + ": logits"
-                + (labels == null ? "" : ", loss and the adapter gradients"));
+                + (labels == null ? "" : peft == null ? " and loss" : ", loss and the adapter gradients"));
         return 0;
     }
 }

@@ -1,14 +1,11 @@
 package dev.tornadolora.cli;
 
-import ai.djl.huggingface.tokenizers.Encoding;
-import ai.djl.huggingface.tokenizers.HuggingFaceTokenizer;
-import com.fasterxml.jackson.core.JsonProcessingException;
-import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.tornadolora.finetune.TokenDataset;
 import dev.tornadolora.finetune.TokenPacking;
+import dev.tornadolora.io.JsonLines;
+import dev.tornadolora.io.SafeText;
+import dev.tornadolora.io.TokenizerJson;
 
-import java.io.BufferedReader;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -26,72 +23,49 @@ import java.util.List;
  * is refused naming the file and line.
  */
 final class JsonlTokens {
-    private static final ObjectMapper JSON = new ObjectMapper();
+    /** The longest .jsonl line (one document) tokenized: the tokenizers library needs ~100 bytes per byte of text. */
+    static final int MAX_LINE_BYTES = 8 << 20;
 
     private JsonlTokens() {}
 
     static TokenDataset read(Path file, Path tokenizerJson, int eos, int seqLen, int vocabSize) throws IOException {
-        if (!Files.isRegularFile(tokenizerJson)) {
+        if (!Files.exists(tokenizerJson)) {
             throw new IllegalArgumentException(file + ": .jsonl data needs the model folder's tokenizer.json, but "
                     + tokenizerJson + " does not exist (or give pre-tokenized .safetensors data)");
         }
+        String tokenizer = TokenizerJson.read(tokenizerJson);
         List<String> texts = new ArrayList<>();
         List<Integer> lineNumbers = new ArrayList<>();
-        try (BufferedReader r = Files.newBufferedReader(file, StandardCharsets.UTF_8)) {
-            String line;
-            int n = 0;
-            while ((line = r.readLine()) != null) {
-                n++;
-                if (line.isBlank()) continue;
-                JsonNode node;
-                try {
-                    node = JSON.readTree(line);
-                } catch (JsonProcessingException e) {
-                    throw new IllegalArgumentException(file + ", line " + n + ": not JSON ("
-                            + e.getOriginalMessage() + ")");
-                }
-                if (node == null || !node.isObject() || !node.path("text").isTextual()) {
-                    throw new IllegalArgumentException(file + ", line " + n + ": expected an object with a string"
-                            + " \"text\", got " + abbreviate(line));
-                }
-                texts.add(node.get("text").asText());
-                lineNumbers.add(n);
+        JsonLines.read(file, MAX_LINE_BYTES, "split the document into several lines", (n, node, where) -> {
+            if (!node.isObject() || !node.path("text").isTextual()) {
+                throw new IllegalArgumentException(where + ": expected an object with a string \"text\", got "
+                        + SafeText.of(node.toString(), 60));
             }
-        } catch (java.nio.charset.MalformedInputException e) {
-            throw new IllegalArgumentException(file + ": not UTF-8 text");
-        }
+            texts.add(node.get("text").asText());
+            lineNumbers.add(n);
+        });
         if (texts.isEmpty()) throw new IllegalArgumentException(file + ": empty (no {\"text\": ...} lines)");
         List<int[]> docs = new ArrayList<>(texts.size());
-        try (HuggingFaceTokenizer tok = HuggingFaceTokenizer.builder().optTokenizerPath(tokenizerJson)
-                .optAddSpecialTokens(false).optTruncation(false).optPadding(false).build()) {
-            for (int i = 0; i < texts.size(); i++) {
-                Encoding e = tok.encode(texts.get(i));
-                long[] ids = e.getIds();
-                int[] doc = new int[ids.length];
-                for (int t = 0; t < ids.length; t++) {
-                    if (ids[t] < 0 || ids[t] >= vocabSize) {
-                        throw new IllegalArgumentException(file + ", line " + lineNumbers.get(i) + ": token id " + ids[t]
-                                + " of " + tokenizerJson + " is outside the model's vocabulary [0, " + vocabSize + ")");
-                    }
-                    doc[t] = (int) ids[t];
+        // From the checked text, not the path (the native library reads no file, nor tokenizer_config.json beside
+        // it), in a child JVM: the native code's crash on a user's tokenizer must not end this process.
+        List<long[]> encoded = IsolatedTokenizer.encode(tokenizerJson, tokenizer, texts,
+                i -> file + ", line " + lineNumbers.get(i));
+        for (int i = 0; i < texts.size(); i++) {
+            long[] ids = encoded.get(i);
+            int[] doc = new int[ids.length];
+            for (int t = 0; t < ids.length; t++) {
+                if (ids[t] < 0 || ids[t] >= vocabSize) {
+                    throw new IllegalArgumentException(file + ", line " + lineNumbers.get(i) + ": token id " + ids[t]
+                            + " of " + tokenizerJson + " is outside the model's vocabulary [0, " + vocabSize + ")");
                 }
-                docs.add(doc);
+                doc[t] = (int) ids[t];
             }
+            docs.add(doc);
         }
         if (eos >= vocabSize) {
             throw new IllegalArgumentException("config.json: eos_token_id " + eos + " is outside the vocabulary [0, "
                     + vocabSize + ")");
         }
         return TokenPacking.pack(file.toString(), docs, eos, seqLen);
-    }
-
-    private static String abbreviate(String line) {
-        String s = line.length() > 60 ? line.substring(0, 57) + "..." : line;
-        StringBuilder b = new StringBuilder("'");  // control characters escaped: the line goes to a terminal
-        s.codePoints().forEach(c -> {
-            if (Character.isISOControl(c) || c == 0x7f) b.append(String.format("\\u%04x", c));
-            else b.appendCodePoint(c);
-        });
-        return b.append("'").toString();
     }
 }

@@ -392,21 +392,15 @@ final class TrainCommand implements Callable<Integer> {
             throw new IllegalArgumentException("--resume: " + logFile + " does not exist");
         }
         SafeTensors st = SafeTensors.open(state);
-        RunIdentity savedIdentity = RunIdentity.fromState(st);
-        identity.requireSameOptions(savedIdentity, "--resume: " + output);
+        identity.requireSameOptions(RunIdentity.fromState(st), "--resume: " + output);
         long step = TrainingState.parseLong(st, TrainingState.STEP);
         if (step < 0 || step > steps) {
             throw new IllegalArgumentException("--resume: " + state + ": step " + step + " is outside [0, --steps "
                     + steps + "]");
         }
         TrainingLog log = TrainingLog.read(logFile, step);
-        if (!savedIdentity.runId().equals(log.runId())) {
-            throw new IllegalArgumentException("--resume: " + logFile + " belongs to run " + SafeText.quote(log.runId())
-                    + " but " + state.getFileName() + " to run " + SafeText.quote(savedIdentity.runId())
-                    + ": the folder holds files of different runs");
-        }
+        identity.requireResumable(st, log, logFile, "--resume: " + output);
         requirePossibleDropoutDraws(st, step, task);
-        log.requireSameConfig(config, NOT_OPTIONS, "--resume: " + output);
         TrainingState.resume(state, optimizer, task.student().loraModules());
         return log;
     }

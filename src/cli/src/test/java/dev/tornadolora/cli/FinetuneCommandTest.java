@@ -116,7 +116,7 @@ class FinetuneCommandTest {
         ByteBuffer b = ByteBuffer.allocate(4 * 8).order(ByteOrder.LITTLE_ENDIAN).putLong(1).putLong(96).putLong(2).putLong(3);
         new SafeTensorsWriter().raw("input_ids", DType.I64, new int[] {2, 2}, b.array()).write(ids);
         Path out = tmp.resolve("out");
-        assertOneLineError(CliRun.of(args(notJson, out, "--seq-len", "4")), notJson + ", line 2: not JSON");
+        assertOneLineError(CliRun.of(args(notJson, out, "--seq-len", "4")), notJson + ", line 2: not valid JSON");
         assertOneLineError(CliRun.of(args(empty, out)), empty + ": empty");
         assertOneLineError(CliRun.of(args(shortText, out, "--seq-len", "64")), shortText + ": ");
         assertTrue(CliRun.of(args(shortText, out, "--seq-len", "64")).err().contains("shorter than one block"));

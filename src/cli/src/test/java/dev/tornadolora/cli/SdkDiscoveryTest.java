@@ -94,4 +94,22 @@ class SdkDiscoveryTest {
         assertEquals("none", r.out());
         assertEquals("test: no TornadoVM SDK (TORNADOVM_HOME is unset; looked in " + dir.resolve("missing") + ")", r.err());
     }
+
+    /** Issue 23, class 9: with HOME unset (a service, {@code env -i}) the launcher's scripts still find the JDK. */
+    @Test
+    void homeUnsetStillFindsTheJdkAndTheSdkPlaces() throws Exception {
+        Path jdk = script.resolveSibling("jdk.sh");
+        String body = "set -euo pipefail; . '" + jdk + "'; . '" + script + "'; echo \"jdk $JAVA_HOME\";"
+                + " tl_use_sdk test || true; tl_sdk_note test";
+        ProcessBuilder pb = new ProcessBuilder(List.of("/bin/bash", "-c", body));
+        pb.environment().remove("HOME");
+        pb.environment().remove("TORNADOVM_HOME");
+        Path out = dir.resolve("out.txt"), err = dir.resolve("err.txt");
+        Process p = pb.redirectOutput(out.toFile()).redirectError(err.toFile()).start();
+        assertTrue(p.waitFor(60, TimeUnit.SECONDS));
+        String o = Files.readString(out, StandardCharsets.UTF_8), e = Files.readString(err, StandardCharsets.UTF_8);
+        assertEquals(0, p.exitValue(), o + e);
+        assertTrue(o.startsWith("jdk /"), o + e);
+        assertTrue(!e.contains("unbound variable") && !e.contains("no JDK"), e);
+    }
 }

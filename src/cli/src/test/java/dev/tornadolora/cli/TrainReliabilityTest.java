@@ -111,7 +111,8 @@ class TrainReliabilityTest {
                 java.nio.file.StandardCopyOption.REPLACE_EXISTING);
         assertResumeRefused(OPTIONS, a, "--resume: " + a + " was trained with other options: seed 1 -> 0");
         // With the other run's options the state passes, but the folder's log is of this run.
-        assertResumeRefused(with(OPTIONS, "--seed", "1"), a, "--resume: " + a.resolve("log.json") + " belongs to run");
+        assertResumeRefused(with(OPTIONS, "--seed", "1"), a, "--resume: " + a + " holds files of different runs: "
+                + a.resolve("log.json") + " belongs to run");
     }
 
     @Test

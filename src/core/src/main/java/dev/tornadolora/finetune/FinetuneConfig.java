@@ -2,6 +2,7 @@ package dev.tornadolora.finetune;
 
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.tornadolora.llama.LoraSettings;
+import dev.tornadolora.tensor.CheckedMath;
 import dev.tornadolora.train.ConstantWithWarmup;
 import dev.tornadolora.train.CosineWithWarmup;
 import dev.tornadolora.train.LrSchedule;
@@ -27,6 +28,11 @@ public record FinetuneConfig(LoraSettings lora, long steps, int batch, int gradA
         if (batch <= 0) throw new IllegalArgumentException("--batch must be positive, got " + batch);
         if (gradAccum <= 0) throw new IllegalArgumentException("--grad-accum must be positive, got " + gradAccum);
         if (seqLen < 2) throw new IllegalArgumentException("--seq-len must be >= 2, got " + seqLen);
+        long rows = CheckedMath.arrayLength("rows per optimizer step", CheckedMath.of("--batch", batch),
+                CheckedMath.of("--grad-accum", gradAccum));
+        CheckedMath.arrayLength("tokens per micro-batch", CheckedMath.of("--batch", batch), CheckedMath.of("--seq-len", seqLen));
+        CheckedMath.product("data positions of the run", Long.MAX_VALUE, CheckedMath.of("--steps", steps),
+                CheckedMath.of("rows per step", rows));
         if (!(lr >= 0) || Double.isInfinite(lr)) throw new IllegalArgumentException("--lr must be finite and >= 0, got " + lr);
         if (!(weightDecay >= 0) || Double.isInfinite(weightDecay)) {
             throw new IllegalArgumentException("--weight-decay must be finite and >= 0, got " + weightDecay);

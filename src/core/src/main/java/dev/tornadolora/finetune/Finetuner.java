@@ -205,9 +205,13 @@ public final class Finetuner {
         if (step < 0 || step > config.steps()) {
             throw new IllegalArgumentException(file + ": saved at step " + step + " of a run of " + config.steps());
         }
+        double baseLr = TrainingState.parseDouble(head, TrainingState.BASE_LR);
+        if (baseLr != config.lr()) {  // the state's rate would be used while the log records the config's
+            throw new IllegalArgumentException(file + ": saved with learning rate " + baseLr + " but this run's is "
+                    + config.lr());
+        }
         SafeTensors st = TrainingState.resume(file, optimizer, model.adapterModules());
-        scheduler = new LrScheduler(optimizer, config.lrSchedule(),
-                Double.parseDouble(st.requireMetadata(TrainingState.BASE_LR)),
+        scheduler = new LrScheduler(optimizer, config.lrSchedule(), baseLr,
                 TrainingState.parseLong(st, TrainingState.SCHEDULER_EPOCH));
         stepsDone = step;
         return st;

@@ -5,6 +5,7 @@ import dev.tornadolora.io.LoraMerge;
 import dev.tornadolora.llama.LlamaConfig;
 import dev.tornadolora.llama.LlamaForCausalLM;
 import dev.tornadolora.llama.LoraSettings;
+import dev.tornadolora.math.Softmax;
 import dev.tornadolora.tensor.Nf4Tensor;
 import dev.tornadolora.tensor.Tensor;
 import dev.tornadolora.train.SyntheticTask;
@@ -179,17 +180,7 @@ public final class TeacherStudent {
     }
 
     static double klRow(float[] t, float[] s, int off, int v) {
-        double mt = Double.NEGATIVE_INFINITY, ms = Double.NEGATIVE_INFINITY;
-        for (int k = 0; k < v; k++) {
-            mt = Math.max(mt, t[off + k]);
-            ms = Math.max(ms, s[off + k]);
-        }
-        double zt = 0, zs = 0;
-        for (int k = 0; k < v; k++) {
-            zt += Math.exp(t[off + k] - mt);
-            zs += Math.exp(s[off + k] - ms);
-        }
-        double lzt = mt + Math.log(zt), lzs = ms + Math.log(zs), kl = 0;
+        double lzt = Softmax.logSumExp(v, k -> t[off + k]), lzs = Softmax.logSumExp(v, k -> s[off + k]), kl = 0;
         for (int k = 0; k < v; k++) {
             double lpt = t[off + k] - lzt;
             kl += Math.exp(lpt) * (lpt - (s[off + k] - lzs));

@@ -1,5 +1,7 @@
 package dev.tornadolora.finetune;
 
+import dev.tornadolora.tensor.CheckedMath;
+
 import java.util.SplittableRandom;
 
 /**
@@ -25,6 +27,8 @@ public final class TokenBatches {
         if (size <= 0) throw new IllegalArgumentException("dataset has no rows");
         if (batch <= 0) throw new IllegalArgumentException("--batch must be positive, got " + batch);
         if (gradAccum <= 0) throw new IllegalArgumentException("--grad-accum must be positive, got " + gradAccum);
+        CheckedMath.arrayLength("rows per optimizer step", CheckedMath.of("--batch", batch),
+                CheckedMath.of("--grad-accum", gradAccum));
         this.size = size;
         this.batch = batch;
         this.gradAccum = gradAccum;
@@ -38,7 +42,9 @@ public final class TokenBatches {
 
     /** Steps that cover {@code epochs} passes over the data (the last step may wrap around). */
     public long stepsForEpochs(int epochs) {
-        return ((long) epochs * size + rowsPerStep() - 1) / rowsPerStep();
+        long rows = CheckedMath.product("rows in " + epochs + " epochs", Long.MAX_VALUE - rowsPerStep(),
+                CheckedMath.of("--epochs", epochs), CheckedMath.of("rows of the data", size));
+        return (rows + rowsPerStep() - 1) / rowsPerStep();
     }
 
     /** The rows of step {@code step} (0-based), in order: micro-batch m is entries [m·B, (m+1)·B). */

@@ -1,10 +1,12 @@
 package dev.tornadolora.finetune;
 
+import dev.tornadolora.math.CrossEntropy;
+
 import java.util.Arrays;
 
 /**
  * Rows of token ids with their labels, all of one length: what a causal-LM fine-tune trains on. Row {@code i}
- * is {@code inputIds(i)} with {@code labels(i)} of the same length, where a label of {@link #IGNORE_INDEX}
+ * is {@code inputIds(i)} with {@code labels(i)} of the same length, where a label of {@link CrossEntropy#IGNORE_INDEX}
  * (transformers' {@code -100}) is not counted in the loss. The loss shifts by one itself, as transformers'
  * {@code LlamaForCausalLM(labels=...)} does, so labels usually equal the ids.
  *
@@ -12,8 +14,6 @@ import java.util.Arrays;
  * ({@link TokenPacking}; the tokenizer lives with the command line), or arrays.
  */
 public interface TokenDataset {
-    int IGNORE_INDEX = -100;
-
     /** Where the rows came from, for messages (a file name, or a description). */
     String source();
 
@@ -76,7 +76,7 @@ public interface TokenDataset {
     }
 
     /**
-     * Checks every id against the vocabulary and every label too (a label is an id or {@link #IGNORE_INDEX});
+     * Checks every id against the vocabulary and every label too (a label is an id or {@link CrossEntropy#IGNORE_INDEX});
      * throws naming the source, row and position of the first that is not.
      */
     static void requireInVocab(TokenDataset d, int vocabSize) {
@@ -90,7 +90,7 @@ public interface TokenDataset {
                     throw new IllegalArgumentException(d.source() + ": row " + r + ", position " + t + ": input id "
                             + ids[t] + " is outside the vocabulary [0, " + vocabSize + ")");
                 }
-                if (labels[t] != IGNORE_INDEX && (labels[t] < 0 || labels[t] >= vocabSize)) {
+                if (labels[t] != CrossEntropy.IGNORE_INDEX && (labels[t] < 0 || labels[t] >= vocabSize)) {
                     throw new IllegalArgumentException(d.source() + ": row " + r + ", position " + t + ": label "
                             + labels[t] + " is neither -100 nor in the vocabulary [0, " + vocabSize + ")");
                 }

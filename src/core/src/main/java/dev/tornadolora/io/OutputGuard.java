@@ -30,6 +30,7 @@ public final class OutputGuard {
 
     private final List<Named> inputs = new ArrayList<>();
     private final List<Named> outputs = new ArrayList<>();
+    private final List<Named> inputFolders = new ArrayList<>();
 
     /** A guard with no inputs or outputs yet. */
     public OutputGuard() {}
@@ -46,6 +47,7 @@ public final class OutputGuard {
         if (path == null) return this;
         requireNotEmpty(option, path);
         if (Files.isDirectory(path)) {
+            inputFolders.add(new Named(option + " " + SafeText.of(path.toString()), path));
             try (Stream<Path> files = Files.walk(path, FOLDER_DEPTH)) {
                 files.filter(Files::isRegularFile).limit(FOLDER_FILES)
                      .forEach(f -> inputs.add(new Named(option + " " + SafeText.of(path.toString()) + " (its file "
@@ -125,10 +127,29 @@ public final class OutputGuard {
             throw new IllegalArgumentException(option + " " + SafeText.of(dir.toString())
                     + " exists and is not a folder");
         }
+        Path real = real(dir);
+        for (Named in : inputFolders) {
+            if (real.startsWith(real(in.path()))) {
+                throw new IllegalArgumentException(option + " " + SafeText.of(dir.toString()) + " is "
+                        + (real.equals(real(in.path())) ? "" : "inside ") + in.option() + ": the outputs would be"
+                        + " mixed with an input (and a resumed run would refuse them as inputs); choose another folder");
+            }
+        }
         for (String f : files) {
             file(option, dir.resolve(f));
         }
         return this;
+    }
+
+    /** The real path of the first existing ancestor of {@code p}, with the rest of {@code p} appended. */
+    private static Path real(Path p) {
+        Path abs = p.toAbsolutePath().normalize(), existing = abs;
+        while (existing != null && !Files.exists(existing)) existing = existing.getParent();
+        try {
+            return existing == null ? abs : existing.toRealPath().resolve(existing.relativize(abs));
+        } catch (IOException e) {
+            return abs;
+        }
     }
 
     /**

@@ -9,6 +9,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 
 import java.io.IOException;
+import java.io.InputStream;
 import java.nio.charset.CharacterCodingException;
 import java.nio.charset.CodingErrorAction;
 import java.nio.charset.StandardCharsets;
@@ -16,6 +17,7 @@ import java.nio.ByteBuffer;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
+import java.nio.file.attribute.BasicFileAttributes;
 
 /**
  * JSON read the way every loader here reads it: one document and nothing after it (trailing tokens refused),
@@ -40,10 +42,15 @@ public final class StrictJson {
     private StrictJson() {}
 
     private static ObjectMapper mapper(long maxTokens) {
+        return mapper(maxTokens, StreamReadConstraints.DEFAULT_MAX_STRING_LEN);
+    }
+
+    /** The strict mapper with {@code maxTokens} tokens and strings of up to {@code maxStringChars} characters. */
+    static ObjectMapper mapper(long maxTokens, int maxStringChars) {
         return new ObjectMapper(JsonFactory.builder()
                 .enable(StreamReadFeature.STRICT_DUPLICATE_DETECTION)
                 .streamReadConstraints(StreamReadConstraints.builder().maxNestingDepth(MAX_DEPTH)
-                        .maxTokenCount(maxTokens).build())
+                        .maxTokenCount(maxTokens).maxStringLength(maxStringChars).build())
                 .build())
                 .enable(DeserializationFeature.FAIL_ON_TRAILING_TOKENS);
     }
@@ -100,20 +107,35 @@ public final class StrictJson {
      * @throws IllegalArgumentException naming the file when it is missing, unreadable, too large or not strict JSON
      */
     public static JsonNode read(Path file, long maxBytes) {
-        if (Files.exists(file) && !Files.isRegularFile(file)) {
-            throw new IllegalArgumentException(file + ": is not a regular file");
-        }
+        String text = readText(file, maxBytes);
+        return maxBytes <= MAX_FILE_BYTES ? parse(file.toString(), text)
+                : parse(file.toString(), text, mapper(Math.max(MAX_TOKENS, maxBytes / 2)));
+    }
+
+    /**
+     * The UTF-8 text of a regular file of at most {@code maxBytes} bytes: the one bounded way the project reads a
+     * small file. The type is checked before the file is opened (a FIFO would block the open, {@code /dev/zero} or
+     * a folder never end), symbolic links followed; the read itself stops after {@code maxBytes + 1} bytes, so a
+     * file that grows or is replaced after the check is still refused, not read whole.
+     *
+     * @param file     the file
+     * @param maxBytes the most bytes it may have
+     * @return its text
+     * @throws IllegalArgumentException naming the file when it is missing, not a regular file, larger than
+     *                                  {@code maxBytes}, unreadable or not UTF-8
+     */
+    public static String readText(Path file, long maxBytes) {
         try {
-            long size = Files.size(file);
-            if (size > maxBytes || size > Integer.MAX_VALUE - 8) {
-                throw new IllegalArgumentException(file + ": " + size + " bytes, more than the " + maxBytes
-                        + " this JSON file may have");
+            BasicFileAttributes a = regularFile(file);
+            long limit = Math.min(maxBytes, Integer.MAX_VALUE - 16L);
+            if (a.size() > limit) throw tooLarge(file, a.size() + " bytes", maxBytes);
+            byte[] bytes;
+            try (InputStream in = Files.newInputStream(file)) {
+                bytes = in.readNBytes((int) limit + 1);
             }
-            byte[] bytes = Files.readAllBytes(file);
-            String text = StandardCharsets.UTF_8.newDecoder().onMalformedInput(CodingErrorAction.REPORT)
+            if (bytes.length > limit) throw tooLarge(file, "more than " + limit + " bytes", maxBytes);
+            return StandardCharsets.UTF_8.newDecoder().onMalformedInput(CodingErrorAction.REPORT)
                     .onUnmappableCharacter(CodingErrorAction.REPORT).decode(ByteBuffer.wrap(bytes)).toString();
-            return maxBytes <= MAX_FILE_BYTES ? parse(file.toString(), text)
-                    : parse(file.toString(), text, mapper(Math.max(MAX_TOKENS, maxBytes / 2)));
         } catch (NoSuchFileException e) {
             throw new IllegalArgumentException(file + ": no such file");
         } catch (CharacterCodingException e) {
@@ -121,6 +143,28 @@ public final class StrictJson {
         } catch (IOException e) {
             throw new IllegalArgumentException(file + ": cannot read: " + IoErrors.describe(e));
         }
+    }
+
+    /**
+     * {@return the attributes of {@code file}, checked to be a regular file (links followed)} before it is opened:
+     * a FIFO blocks the open, a device or a folder never ends.
+     *
+     * @param file the file
+     * @throws IOException              when its attributes cannot be read ({@link NoSuchFileException} when absent)
+     * @throws IllegalArgumentException naming the file when it is not a regular file
+     */
+    public static BasicFileAttributes regularFile(Path file) throws IOException {
+        BasicFileAttributes a = Files.readAttributes(file, BasicFileAttributes.class);
+        if (!a.isRegularFile()) {
+            throw new IllegalArgumentException(file + (a.isDirectory() ? ": is a folder, not a file"
+                    : ": is not a regular file (a FIFO, device or socket)"));
+        }
+        return a;
+    }
+
+    private static IllegalArgumentException tooLarge(Path file, String size, long maxBytes) {
+        return new IllegalArgumentException(file + ": " + size + ", more than the " + maxBytes
+                + " bytes this file may have");
     }
 
     /**
@@ -135,7 +179,7 @@ public final class StrictJson {
         return parse(source, text, READER);
     }
 
-    private static JsonNode parse(String source, String text, ObjectMapper mapper) {
+    static JsonNode parse(String source, String text, ObjectMapper mapper) {
         JsonNode n;
         try {
             n = mapper.readTree(text);
@@ -211,16 +255,17 @@ public final class StrictJson {
      * @param field its name, for messages
      * @param min   the least value accepted
      * @param max   the largest value accepted
-     * @param where names its object in messages
+     * @param where names its object in messages (null: the message starts with the field)
      * @throws IllegalArgumentException when it is not an integer or out of range
      */
     public static long exactLong(JsonNode v, String field, long min, long max, String where) {
+        String at = where == null ? "" : where + ": ";
         if (!v.isIntegralNumber()) {
-            throw new IllegalArgumentException(where + ": '" + field + "' must be an integer but is "
+            throw new IllegalArgumentException(at + "'" + field + "' must be an integer but is "
                     + SafeText.of(v.toString(), 40));
         }
         if (!v.canConvertToLong() || v.longValue() < min || v.longValue() > max) {
-            throw new IllegalArgumentException(where + ": '" + field + "' is " + SafeText.of(v.toString(), 40)
+            throw new IllegalArgumentException(at + "'" + field + "' is " + SafeText.of(v.toString(), 40)
                     + ", outside [" + min + ", " + max + "]");
         }
         return v.longValue();

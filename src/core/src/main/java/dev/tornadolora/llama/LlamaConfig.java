@@ -6,10 +6,9 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.tornadolora.io.StrictJson;
 
 import java.io.IOException;
-import java.nio.file.Files;
-import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Set;
@@ -102,18 +101,7 @@ public record LlamaConfig(int vocabSize, int hiddenSize, int intermediateSize, i
 
     /** Reads and validates a Hugging Face {@code config.json}; an {@link IllegalArgumentException} names the problem. */
     public static LlamaConfig read(Path configJson) {
-        JsonNode c;
-        try {
-            long size = Files.size(configJson);
-            if (size > 10_000_000) {
-                throw new IllegalArgumentException(configJson + ": " + size + " bytes, too large for a config.json");
-            }
-            c = JSON.readTree(Files.readString(configJson));
-        } catch (NoSuchFileException e) {
-            throw new IllegalArgumentException(configJson + ": no such file");
-        } catch (IOException e) {
-            throw new IllegalArgumentException(configJson + ": not valid JSON: " + firstLine(e.getMessage()));
-        }
+        JsonNode c = StrictJson.read(configJson);
         try {
             return parse(c);
         } catch (IllegalArgumentException e) {
@@ -258,18 +246,11 @@ public record LlamaConfig(int vocabSize, int hiddenSize, int intermediateSize, i
         return v.asBoolean();
     }
 
+    /** One rule for integers (StrictJson's, as transformers' strict config fields): a JSON integer, not 64.0. */
     private static int integer(JsonNode c, String field, int dflt) {
         JsonNode v = c.get(field);
         if (v == null || v.isNull()) return dflt;
-        if (!v.isNumber() || !(v.isIntegralNumber() || v.asDouble() == Math.rint(v.asDouble()))) {
-            throw new IllegalArgumentException(field + " must be an integer, got " + abbreviate(v));
-        }
-        double d = v.asDouble();
-        if (v.isIntegralNumber() ? !v.canConvertToInt() : Math.abs(d) > Integer.MAX_VALUE) {
-            throw new IllegalArgumentException(field + " = " + abbreviate(v) + " is out of range (at most "
-                    + Integer.MAX_VALUE + ")");
-        }
-        return v.isIntegralNumber() ? v.intValue() : (int) d;
+        return (int) StrictJson.exactLong(v, field, Integer.MIN_VALUE, Integer.MAX_VALUE, null);
     }
 
     private static double number(JsonNode c, String field, double dflt) {
@@ -303,12 +284,6 @@ public record LlamaConfig(int vocabSize, int hiddenSize, int intermediateSize, i
     private static String abbreviate(JsonNode v) {
         String s = v.toString();
         return s.length() <= 80 ? s : s.substring(0, 80) + "...";
-    }
-
-    private static String firstLine(String s) {
-        if (s == null) return "";
-        int nl = s.indexOf('\n');
-        return nl < 0 ? s : s.substring(0, nl);
     }
 
     /** The HF names of a layer's projections, in model order. */

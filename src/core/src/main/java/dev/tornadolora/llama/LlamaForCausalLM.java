@@ -7,6 +7,7 @@ import dev.tornadolora.llama.ops.CausalLmLoss;
 import dev.tornadolora.llama.OpTimer.Op;
 import dev.tornadolora.llama.ops.RmsNorm;
 import dev.tornadolora.llama.ops.Rope;
+import dev.tornadolora.math.CrossEntropy;
 import dev.tornadolora.tensor.Nf4Tensor;
 import dev.tornadolora.nn.FrozenLinear;
 import dev.tornadolora.nn.LoRALinear;
@@ -34,7 +35,8 @@ import java.util.Map;
  * TornadoVM device): with an adapter where {@link LoraSettings} puts one, base-only elsewhere. With
  * {@code quantizeBase} the seven layer projections hold their weights as NF4 (torchao's {@code to_nf4}, block 64,
  * scaler block 256); embeddings, norms and lm_head stay as stored. lm_head shares the embedding's weight when
- * {@code tie_word_embeddings}. Matrices stored as F16/BF16 stay 16-bit ({@link dev.tornadolora.tensor.HalfWeight}),
+ * {@code tie_word_embeddings} and the file does not hold a different {@code lm_head.weight} (transformers' rule,
+ * {@link HfWeights#tiedPair}). Matrices stored as F16/BF16 stay 16-bit ({@link dev.tornadolora.tensor.HalfWeight}),
  * decoded to fp32 inside the kernels (exact, so results equal those on the widened weights); norms are widened.
  *
  * <p>Gradients flow only to the adapters; the backward of every op computes dx (hand-written, see the ops in
@@ -52,6 +54,10 @@ public final class LlamaForCausalLM implements AutoCloseable {
     private final List<DecoderLayer> layers;
     private final float[] finalNorm;
     private final Module lmHead;
+    /** Whether lm_head is the embedding (tie_word_embeddings as transformers resolved it for the file). */
+    private final boolean headTied;
+    /** The digest of the weights as read ({@link HfWeights#digest}). */
+    private final String weightsDigest;
     private final Rope rope;
     private final OpTimer timer = new OpTimer();
     private boolean training;
@@ -67,7 +73,8 @@ public final class LlamaForCausalLM implements AutoCloseable {
                          long[][] layerDraws) {}
 
     private LlamaForCausalLM(LlamaConfig config, LoraSettings lora, Device device, BaseWeight embedding,
-                             List<DecoderLayer> layers, float[] finalNorm, Module lmHead) {
+                             List<DecoderLayer> layers, float[] finalNorm, Module lmHead, boolean headTied,
+                             String weightsDigest) {
         this.config = config;
         this.lora = lora;
         this.device = device;
@@ -75,6 +82,8 @@ public final class LlamaForCausalLM implements AutoCloseable {
         this.layers = layers;
         this.finalNorm = finalNorm;
         this.lmHead = lmHead;
+        this.headTied = headTied;
+        this.weightsDigest = weightsDigest;
         this.rope = new Rope(config.headDim(), config.ropeTheta(), config.ropeScaling());
         train(false);
     }
@@ -146,25 +155,28 @@ public final class LlamaForCausalLM implements AutoCloseable {
             }
         }
         LoraBackend k = device.backend();
-        BaseWeight emb = w.weight("model.embed_tokens.weight");
+        HfWeights.TiedPair pair = w.tiedPair(c);
+        BaseWeight emb = pair.embedding();
         List<DecoderLayer> layers = new ArrayList<>();
         int seed = 0;
         for (int i = 0; i < c.numHiddenLayers(); i++) {
             String p = "model.layers." + i + ".";
-            DecoderLayer layer = new DecoderLayer(c, device.executor(), w.read(p + "input_layernorm.weight"),
-                    w.read(p + "post_attention_layernorm.weight"));
+            DecoderLayer layer = new DecoderLayer(c, device.executor(), w.take(p + "input_layernorm.weight"),
+                    w.take(p + "post_attention_layernorm.weight"));
             for (String name : LlamaConfig.PROJECTIONS) {
                 String key = p + (LoraSettings.ATTN_MODULES.contains(name) ? "self_attn." : "mlp.") + name + ".weight";
                 int[] s = w.shape(key);
-                BaseWeight base = lora.quantizeBase() ? Nf4Tensor.quantize(w.read(key), s[0], s[1]) : w.weight(key);
+                BaseWeight base = lora.quantizeBase() ? Nf4Tensor.quantize(w.take(key), s[0], s[1])
+                        : w.takeWeight(key);
                 layer.proj.put(name, projection(base, lora, lora.targets(name), k, seed++));
             }
             layers.add(layer);
         }
-        float[] norm = w.read("model.norm.weight");
-        BaseWeight head = c.tieWordEmbeddings() ? emb : w.weight("lm_head.weight");
+        float[] norm = w.take("model.norm.weight");
+        BaseWeight head = pair.head();
         Module lmHead = projection(head, lora, lora.output(), k, seed);
-        return new LlamaForCausalLM(c, lora, device, emb, Collections.unmodifiableList(layers), norm, lmHead);
+        return new LlamaForCausalLM(c, lora, device, emb, Collections.unmodifiableList(layers), norm, lmHead, pair.tied(),
+                w.digest());
     }
 
     /** A LoRALinear over {@code base} with the settings' adapter, or a FrozenLinear (base only). */
@@ -190,6 +202,12 @@ public final class LlamaForCausalLM implements AutoCloseable {
     // ---------------------------------------------------------------- accessors
 
     public LlamaConfig config() { return config; }
+
+    /**
+     * {@return a digest of the base weights as they were read (CRC32C of names and values, in model order)}: a
+     * run's identity includes it, so a resumed run notices a checkpoint changed in place.
+     */
+    public String weightsDigest() { return weightsDigest; }
 
     public LoraSettings lora() { return lora; }
 
@@ -416,7 +434,7 @@ public final class LlamaForCausalLM implements AutoCloseable {
         }
         for (int i = 0; i < labels.length; i++) {
             int l = labels[i];
-            if (l != CausalLmLoss.IGNORE_INDEX && (l < 0 || l >= config.vocabSize())) {
+            if (l != CrossEntropy.IGNORE_INDEX && (l < 0 || l >= config.vocabSize())) {
                 throw new IllegalArgumentException("labels[" + (i / seq) + ", " + (i % seq) + "] = " + l
                         + " is neither -100 nor in [0, " + config.vocabSize() + ")");
             }
@@ -443,6 +461,25 @@ public final class LlamaForCausalLM implements AutoCloseable {
         }
         if (lora.output()) m.put(LoraSettings.OUTPUT_MODULE, (LoRALinear) lmHead);
         return m;
+    }
+
+    /**
+     * The frozen base weights of the seven projections of every layer (NF4 under {@code quantizeBase}) by HF
+     * module path, in model order: e.g. for a digest that proves two replicas quantized the same bits.
+     */
+    public Map<String, BaseWeight> projectionBases() {
+        Map<String, BaseWeight> m = new LinkedHashMap<>();
+        for (int i = 0; i < layers.size(); i++) {
+            for (Map.Entry<String, Module> e : layers.get(i).proj.entrySet()) {
+                BaseWeight w = switch (e.getValue()) {
+                    case LoRALinear l -> l.base();
+                    case FrozenLinear f -> f.base();
+                    default -> throw new IllegalStateException(e.getKey() + ": not a linear projection");
+                };
+                m.put(modulePath(i, e.getKey()), w);
+            }
+        }
+        return Collections.unmodifiableMap(m);
     }
 
     /** HF module path: {@code model.layers.3.self_attn.q_proj}, {@code model.layers.3.mlp.up_proj}. */
@@ -554,6 +591,7 @@ public final class LlamaForCausalLM implements AutoCloseable {
      */
     public void loadAdapters(Map<String, Tensor> keys) {
         Map<String, Tensor> peft = AdapterKeys.toPeft(keys);
+        peft.forEach((k, t) -> HfWeights.requireFinite("adapter tensor '" + k + "'", t.data()));
         Map<String, LoRALinear> adapted = adapted();
         List<String> missing = new ArrayList<>();
         for (String path : adapted.keySet()) {
@@ -603,7 +641,7 @@ public final class LlamaForCausalLM implements AutoCloseable {
             }
         }
         w.put("model.norm.weight", new Tensor(new int[] {h}, finalNorm.clone()));
-        if (!config.tieWordEmbeddings() || lora.output()) {
+        if (!headTied || lora.output()) {
             w.put("lm_head.weight", merged(lmHead, lora.output()));
         }
         return w;

@@ -22,7 +22,8 @@ import java.util.Locale;
  *                 + the final norm (4h floats a token) and one chunk of the fused loss (2 · chunk · vocab floats)
  *                 + dropout masks (one input-sized mask per adapted projection and layer) when dropout is on
  * </pre>
- * The estimate is of live arrays; the JVM's own memory (classes, threads, code) is not in it.
+ * The estimate is of live arrays; the JVM's own memory (classes, threads, code) is not in it. {@link #weights} and
+ * {@link #activations} are the forward command's bound (the full logits, fp32 weights).
  */
 public record MemoryEstimate(long fp32Weights, long halfWeights, long nf4Weights, long adapters, long activations,
                              long activationsOther, boolean checkpointing, long batch, long seq) {
@@ -84,6 +85,44 @@ public record MemoryEstimate(long fp32Weights, long halfWeights, long nf4Weights
         long with = HeapCheck.product(HeapCheck.sum(ckpt, fixed), 4), without = HeapCheck.product(HeapCheck.sum(all, fixed), 4);
         return new MemoryEstimate(fp32, half, nf4, adapters, checkpointing ? with : without,
                 checkpointing ? without : with, checkpointing, batch, seq);
+    }
+
+    /**
+     * {@return bytes of the weights of a checkpoint stored in fp32} (the upper bound the forward command checks; a
+     * BF16/F16 checkpoint holds less, see {@link #training})
+     *
+     * @param c            the configuration
+     * @param quantizeBase whether the layer projections are NF4
+     */
+    public static long weights(LlamaConfig c, boolean quantizeBase) {
+        return training(c, LoraSettings.none(quantizeBase), 4, 1, 1, false, 1).weights();
+    }
+
+    /** Heap per byte of live arrays of {@link #activations} (see there). */
+    static final long HEADROOM = 2;
+
+    /**
+     * {@return bytes of activations a forward with the full logits (and with {@code training} the backward) of
+     * batch × seq tokens needs}, ×{@link #HEADROOM}: per token 5h + 2·qDim + 2·kvDim + 3·intermediate + 2h floats
+     * for the layer being computed and the final norm, 3·vocab floats of logits (the logits, the copy a caller
+     * keeps, the bytes written), with training 3h + 3·qDim + 2·kvDim + 3·intermediate floats a layer kept for
+     * backward; a seq × seq score matrix per thread. ×2: the parallel collector's old generation is 2/3 of the heap
+     * and each activation is one large array that needs contiguous room.
+     *
+     * @param c        the configuration
+     * @param batch    rows
+     * @param seq      tokens per row
+     * @param training whether the activations are kept for backward
+     * @param threads  the threads computing attention at once (each holds a seq × seq score matrix)
+     */
+    public static long activations(LlamaConfig c, long batch, long seq, boolean training, int threads) {
+        long tokens = HeapCheck.product(batch, seq);
+        long h = c.hiddenSize(), q = c.qDim(), kv = c.kvDim(), i = c.intermediateSize();
+        long layer = 5 * h + 2 * q + 2 * kv + 3 * i + 2 * h;
+        long kept = training ? c.numHiddenLayers() * (3 * h + 3 * q + 2 * kv + 3 * i) : 0;
+        long perToken = layer + kept + 3L * c.vocabSize();
+        long scores = HeapCheck.product(seq, seq, Math.max(1, threads), training ? 6 : 2);
+        return HeapCheck.product(HeapCheck.sum(HeapCheck.product(tokens, perToken), scores), 4, HEADROOM);
     }
 
     /** {@return bytes of the weights} */

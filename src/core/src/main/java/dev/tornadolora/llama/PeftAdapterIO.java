@@ -1,18 +1,16 @@
 package dev.tornadolora.llama;
 
-import com.fasterxml.jackson.core.JsonFactory;
-import com.fasterxml.jackson.core.StreamReadFeature;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.tornadolora.io.AtomicFiles;
 import dev.tornadolora.io.SafeTensors;
 import dev.tornadolora.io.SafeTensorsException;
 import dev.tornadolora.io.SafeTensorsWriter;
+import dev.tornadolora.io.StrictJson;
 import dev.tornadolora.tensor.Tensor;
 
 import java.io.IOException;
 import java.nio.file.Files;
-import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.HashSet;
@@ -33,8 +31,6 @@ import java.util.TreeMap;
 public final class PeftAdapterIO {
     public static final String CONFIG = "adapter_config.json";
     public static final String WEIGHTS = "adapter_model.safetensors";
-    private static final ObjectMapper JSON = new ObjectMapper(JsonFactory.builder()
-            .enable(StreamReadFeature.STRICT_DUPLICATE_DETECTION).build());
 
     /** A PEFT adapter as read: its settings (quantizeBase false: not PEFT's to say) and tensors under PEFT keys. */
     public record Adapter(LoraSettings settings, Map<String, Tensor> tensors) {}
@@ -157,14 +153,10 @@ public final class PeftAdapterIO {
     /** Reads and validates a PEFT adapter folder. */
     public static Adapter read(Path dir) {
         Path config = dir.resolve(CONFIG);
-        JsonNode c;
-        try {
-            c = JSON.readTree(Files.readString(config));
-        } catch (NoSuchFileException e) {
+        if (!Files.exists(config) && !Files.isSymbolicLink(config)) {
             throw new IllegalArgumentException(config + ": no such file (not a PEFT adapter folder)");
-        } catch (IOException e) {
-            throw new IllegalArgumentException(config + ": not valid JSON: " + e.getMessage().split("\n")[0]);
         }
+        JsonNode c = StrictJson.read(config);
         LoraSettings settings;
         try {
             settings = settings(c);

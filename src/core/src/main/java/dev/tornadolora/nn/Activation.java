@@ -1,5 +1,6 @@
 package dev.tornadolora.nn;
 
+import dev.tornadolora.math.Silu;
 import dev.tornadolora.tensor.Tensor;
 
 import java.util.Locale;
@@ -10,6 +11,7 @@ import java.util.Locale;
  *   relu(x) = max(x, 0)            relu'(x) = 1 if x &gt; 0 else 0
  *   silu(x) = x · σ(x)             silu'(x) = σ(x) · (1 + x · (1 − σ(x))),   σ(x) = 1 / (1 + e^−x)
  * </pre>
+ * SiLU is the one {@link Silu} that the Llama MLP uses too.
  */
 public final class Activation implements Module {
 
@@ -68,7 +70,7 @@ public final class Activation implements Module {
                 for (int i = 0; i < in.length; i++) out[i] = Math.max(in[i], 0f);
             }
             case SILU -> {
-                for (int i = 0; i < in.length; i++) out[i] = in[i] * sigmoid(in[i]);
+                for (int i = 0; i < in.length; i++) out[i] = Silu.silu(in[i]);
             }
         }
         savedInput = x;
@@ -89,17 +91,10 @@ public final class Activation implements Module {
                 for (int i = 0; i < in.length; i++) dx[i] = in[i] > 0f ? g[i] : 0f;
             }
             case SILU -> {
-                for (int i = 0; i < in.length; i++) {
-                    float s = sigmoid(in[i]);
-                    dx[i] = g[i] * s * (1f + in[i] * (1f - s));
-                }
+                for (int i = 0; i < in.length; i++) dx[i] = Silu.backward(g[i], in[i]);
             }
         }
         return new Tensor(x.shape(), dx);
-    }
-
-    private static float sigmoid(float v) {
-        return (float) (1.0 / (1.0 + Math.exp(-v)));
     }
 
     @Override

@@ -40,6 +40,18 @@ public final class HeapCheck {
      * @throws InsufficientMemoryException with one line: what, the bytes needed and free, and {@code -Xmx} advice
      */
     public static void require(long bytes, String what) {
+        require(bytes, what, null);
+    }
+
+    /**
+     * As {@link #require(long, String)}, the message naming first what to change ("lower --batch or --seq-len").
+     *
+     * @param bytes  the size about to be allocated, or -1 when it overflowed
+     * @param what   names the job in the message
+     * @param remedy the option to change, or null
+     * @throws InsufficientMemoryException with one line: what, the bytes needed and free, the remedy, -Xmx advice
+     */
+    public static void require(long bytes, String what, String remedy) {
         Runtime rt = Runtime.getRuntime();
         long used = rt.totalMemory() - rt.freeMemory();
         long available = rt.maxMemory() - used;
@@ -51,7 +63,8 @@ public final class HeapCheck {
         if (bytes < 0 || bytes > available) {
             long needed = bytes < 0 ? Long.MAX_VALUE : bytes;
             throw new InsufficientMemoryException(what + " needs " + bytes(needed) + " of heap but " + bytes(available)
-                    + " of the JVM's " + bytes(rt.maxMemory()) + " are free; " + advice(needed, used), needed);
+                    + " of the JVM's " + bytes(rt.maxMemory()) + " are free; " + (remedy == null ? "" : remedy + "; or ")
+                    + advice(needed, used), needed);
         }
     }
 

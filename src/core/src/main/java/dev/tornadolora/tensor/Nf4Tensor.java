@@ -1,5 +1,6 @@
 package dev.tornadolora.tensor;
 
+import dev.tornadolora.math.Nf4;
 
 /**
  * A weight [rows, cols] in the NF4 format of torchao's {@code to_nf4(weight, block_size, scaler_block_size)},
@@ -13,7 +14,7 @@ package dev.tornadolora.tensor;
  *                                                           q_b = clamp(round_half_even(s'_b · qf_j), −128, 127)
  *   code of element e (in block b)                          argmin_c |w_e / s_b − NF4[c]|  (first on ties)
  *   two codes per byte, the even element in the high nibble
- *   dequantized element                                     NF4[code] · (q_b / qf_j + μ)
+ *   dequantized element                                     NF4[code] · (q_b / qf_j + μ)   (decoding: {@link Nf4})
  * </pre>
  * All arithmetic is fp32 as in torch, except the sum behind μ (see {@link #mean}). Block sizes need not be even:
  * a byte may hold the last code of one block and the first of the next.
@@ -28,15 +29,6 @@ package dev.tornadolora.tensor;
  * (the 0.0 entry) everywhere, so it decodes to exact zeros.
  */
 public final class Nf4Tensor implements BaseWeight {
-
-    /** The NF4 code book (bitsandbytes' / torchao's table), index 0..15. */
-    static final float[] CODEBOOK = {
-        -1.0f, -0.6961928009986877f, -0.5250730514526367f, -0.39491748809814453f,
-        -0.28444138169288635f, -0.18477343022823334f, -0.09105003625154495f, 0.0f,
-        0.07958029955625534f, 0.16093020141124725f, 0.24611230194568634f, 0.33791524171829224f,
-        0.44070982933044434f, 0.5626170039176941f, 0.7229568362236023f, 1.0f,
-    };
-    public static final int ZERO_CODE = 7;
 
     /** torchao's default block size: elements per absmax scale. */
     public static final int DEFAULT_BLOCK_SIZE = 64;
@@ -95,7 +87,7 @@ public final class Nf4Tensor implements BaseWeight {
         this.scalerMean = scalerMean;
         this.blockScales = new float[(int) nBlocks];
         for (int b = 0; b < nBlocks; b++) {
-            float scale = quantizedScalers[b] / quantizationFactor[b / scalerBlockSize] + scalerMean;
+            float scale = Nf4.blockScale(quantizedScalers[b], quantizationFactor[b / scalerBlockSize], scalerMean);
             // A record quantized from finite values always gives finite scales; a tiny factor in a forged one
             // would decode to ±Inf and NaN instead.
             if (!Float.isFinite(scale)) {
@@ -170,8 +162,8 @@ public final class Nf4Tensor implements BaseWeight {
         for (int b = 0; b < nBlocks; b++) {
             float s = absmax[b];
             for (int e = b * blockSize, end = e + blockSize; e < end; e++) {
-                int code = s == 0f ? ZERO_CODE : nearestCode(w[e] / s);
-                packed[e >> 1] |= (byte) (code << highNibbleShift(e));
+                int code = s == 0f ? Nf4.ZERO_CODE : nearestCode(w[e] / s);
+                packed[e >> 1] |= (byte) (code << Nf4.highNibbleShift(e));
             }
         }
         return new Nf4Tensor(rows, cols, blockSize, scalerBlockSize, packed, q, qf, mean);
@@ -195,17 +187,12 @@ public final class Nf4Tensor implements BaseWeight {
         return (float) (sum / s.length);
     }
 
-    /** 4 for an even element (high nibble), 0 for an odd one. */
-    private static int highNibbleShift(int e) {
-        return (~e & 1) << 2;
-    }
-
     /** argmin over the code book of |v − NF4[c]| in fp32, the first index on ties (as torch.argmin). */
     static int nearestCode(float v) {
         int best = 0;
-        float bestDiff = Math.abs(v - CODEBOOK[0]);
-        for (int c = 1; c < CODEBOOK.length; c++) {
-            float d = Math.abs(v - CODEBOOK[c]);
+        float bestDiff = Math.abs(v - Nf4.codebook(0));
+        for (int c = 1; c < Nf4.CODES; c++) {
+            float d = Math.abs(v - Nf4.codebook(c));
             if (d < bestDiff) {
                 bestDiff = d;
                 best = c;
@@ -270,7 +257,8 @@ public final class Nf4Tensor implements BaseWeight {
     }
 
     /**
-     * Decodes elements {@code [e0, e0 + count)} of the flattened weight into {@code dst[off ..]}.
+     * Decodes elements {@code [e0, e0 + count)} of the flattened weight into {@code dst[off ..]}: the format's
+     * one decode, {@link Nf4#decode}.
      *
      * @param e0    the first element
      * @param count how many
@@ -278,22 +266,7 @@ public final class Nf4Tensor implements BaseWeight {
      * @param off   where in {@code dst} they start
      */
     public void decode(int e0, int count, float[] dst, int off) {
-        int e = e0, end = e0 + count;
-        while (e < end) {
-            int blockEnd = Math.min(end, (e / blockSize + 1) * blockSize);
-            float scale = blockScales[e / blockSize];
-            if ((e & 1) != 0) {
-                dst[off++] = CODEBOOK[code(e++)] * scale;
-            }
-            for (; e + 1 < blockEnd; e += 2) {
-                int packed = packedCodes[e >> 1];
-                dst[off++] = CODEBOOK[(packed >> 4) & 0xF] * scale;
-                dst[off++] = CODEBOOK[packed & 0xF] * scale;
-            }
-            if (e < blockEnd) {
-                dst[off++] = CODEBOOK[code(e++)] * scale;
-            }
-        }
+        Nf4.decode(packedCodes, blockScales, blockSize, e0, count, dst, off);
     }
 
     /**
@@ -321,17 +294,7 @@ public final class Nf4Tensor implements BaseWeight {
      * @param e an element of the flattened weight
      */
     public int code(int e) {
-        return (packedCodes[e >> 1] >> highNibbleShift(e)) & 0xF;
-    }
-
-    /**
-     * The NF4 code book: {@code codebook(code(e)) * blockScales()[e / blockSize]} decodes element e.
-     *
-     * @param code 0..15
-     * @return its value in [-1, 1]
-     */
-    public static float codebook(int code) {
-        return CODEBOOK[code];
+        return Nf4.code(packedCodes[e >> 1], e);
     }
 
     @Override public int rows() { return rows; }

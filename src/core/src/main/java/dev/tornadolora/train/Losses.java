@@ -1,13 +1,14 @@
 package dev.tornadolora.train;
 
+import dev.tornadolora.math.CrossEntropy;
+import dev.tornadolora.math.Softmax;
 import dev.tornadolora.tensor.Shapes;
 import dev.tornadolora.tensor.Tensor;
 
+import static dev.tornadolora.math.CrossEntropy.IGNORE_INDEX;
+
 /** Loss functions with their gradient with respect to the prediction, mean reduction as torch's defaults. */
 public final class Losses {
-    /** torch's (and torchtune's) default {@code ignore_index} for cross-entropy. */
-    public static final int IGNORE_INDEX = -100;
-
     private Losses() {}
 
     /**
@@ -43,12 +44,13 @@ public final class Losses {
 
     /**
      * {@code F.cross_entropy(logits, targets)} for logits (..., C) and one class index per row (or
-     * {@link #IGNORE_INDEX} to skip the row): L = mean over the M counted rows of (logsumexp(z) − z_target);
-     * dL/dz = (softmax(z) − onehot(target)) / M on counted rows, 0 on ignored ones. With every row ignored
-     * the loss is NaN, as in torch.
+     * {@link CrossEntropy#IGNORE_INDEX} to skip the row): L = mean over the M counted rows of
+     * (logsumexp(z) − z_target); dL/dz = (softmax(z) − onehot(target)) / M on counted rows, 0 on ignored ones.
+     * With every row ignored the loss is NaN, as in torch. Each row is the one cross-entropy,
+     * {@link CrossEntropy#lossAndGradient}, with its scalar loops.
      *
      * @param logits  z, shaped (..., C)
-     * @param targets one class index (or {@link #IGNORE_INDEX}) per row of z
+     * @param targets one class index (or {@link CrossEntropy#IGNORE_INDEX}) per row of z
      * @return L and dL/dz
      */
     public static Result crossEntropy(Tensor logits, int[] targets) {
@@ -71,20 +73,12 @@ public final class Losses {
         }
         float[] z = logits.data();
         float[] g = new float[z.length];
+        float scale = counted == 0 ? 0f : 1f / counted;
         double total = 0;
         for (int r = 0; r < rows; r++) {
             if (targets[r] == IGNORE_INDEX) continue;
-            int off = r * classes;
-            double max = Double.NEGATIVE_INFINITY;
-            for (int c = 0; c < classes; c++) max = Math.max(max, z[off + c]);
-            double sumExp = 0;
-            for (int c = 0; c < classes; c++) sumExp += Math.exp(z[off + c] - max);
-            double logSumExp = max + Math.log(sumExp);
-            total += logSumExp - z[off + targets[r]];
-            for (int c = 0; c < classes; c++) {
-                double softmax = Math.exp(z[off + c] - logSumExp);
-                g[off + c] = (float) ((softmax - (c == targets[r] ? 1 : 0)) / counted);
-            }
+            total += CrossEntropy.lossAndGradient(Softmax.SCALAR, z, r * classes, classes, targets[r], scale, g,
+                    r * classes);
         }
         return new Result(counted == 0 ? Double.NaN : total / counted, new Tensor(shape, g));
     }

@@ -51,6 +51,42 @@ public record RunIdentity(String runId, String optionsSha256, ObjectNode options
         return new RunIdentity("run-" + sha.substring(0, 16), sha, canonical);
     }
 
+    /**
+     * {@return the identity of a run whose log records {@code config}, leaving out the entries a resumed run may
+     * change (where it runs, how often it reports)} Both jobs make their identity this way: {@code train} from its
+     * options, {@code finetune} from its options, the data's checksum and the digest of the model weights read.
+     *
+     * @param config     the log's configuration object
+     * @param notOptions keys left out
+     */
+    public static RunIdentity of(ObjectNode config, java.util.Collection<String> notOptions) {
+        ObjectNode o = config.deepCopy();
+        notOptions.forEach(o::remove);
+        return of(o);
+    }
+
+    /**
+     * The one resume check of every job: the resume point carries a run identity that matches its own options
+     * ({@link #fromState}), it was made with this run's options (each that differs named: an option, the data's
+     * checksum, the model's digest), and the log beside it belongs to the same run.
+     *
+     * @param state   the resume point
+     * @param log     the log read from the same folder
+     * @param logFile the log's path, for messages
+     * @param what    starts the message ("--resume: out")
+     * @return the identity the state was saved with
+     * @throws IllegalArgumentException naming the file and what differs
+     */
+    public RunIdentity requireResumable(SafeTensors state, TrainingLog log, java.nio.file.Path logFile, String what) {
+        RunIdentity saved = fromState(state);
+        requireSameOptions(saved, what);
+        if (!saved.runId.equals(log.runId())) {
+            throw new IllegalArgumentException(what + " holds files of different runs: " + logFile + " belongs to run "
+                    + SafeText.quote(log.runId()) + " but " + state.source() + " to run " + SafeText.quote(saved.runId));
+        }
+        return saved;
+    }
+
     /** {@return {@code run_id} and {@code options_sha256}: for the metadata of every file of the run} */
     public Map<String, String> metadata() {
         Map<String, String> m = new LinkedHashMap<>();
@@ -78,7 +114,7 @@ public record RunIdentity(String runId, String optionsSha256, ObjectNode options
         Map<String, String> m = st.metadata();
         if (!m.containsKey(RUN_ID) || !m.containsKey(OPTIONS) || !m.containsKey(OPTIONS_SHA256)) {
             throw new IllegalArgumentException(st.source() + ": has no run identity (run_id, options); it was not"
-                    + " written by this version's train, so it cannot be checked: start a new run");
+                    + " written by this version, so it cannot be checked: start a new run");
         }
         JsonNode options = StrictJson.requireObject(StrictJson.parse(st.source() + ": metadata 'options'",
                 m.get(OPTIONS)), st.source() + ": metadata 'options'");

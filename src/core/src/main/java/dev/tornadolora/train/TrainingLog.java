@@ -158,35 +158,6 @@ public final class TrainingLog {
         return log;
     }
 
-    /**
-     * Throws naming every entry that differs when {@code now} (the options of a run about to resume this one) is
-     * not this log's configuration, apart from the entries in {@code ignored} (where it runs, descriptions).
-     *
-     * @param now     the options of the run about to resume
-     * @param ignored entries that may differ
-     * @param what    names the run in the message
-     */
-    public void requireSameConfig(ObjectNode now, List<String> ignored, String what) {
-        JsonNode current;
-        try {  // through text, as the saved one was: 8.0f and 8.0 become the same node
-            current = JSON.readTree(JSON.writeValueAsString(now));
-        } catch (IOException e) {
-            throw new IllegalStateException(e);
-        }
-        ObjectNode saved = config();
-        List<String> differences = new ArrayList<>();
-        current.properties().forEach(e -> {
-            JsonNode before = saved.get(e.getKey());
-            if (!ignored.contains(e.getKey()) && !e.getValue().equals(before)) {
-                differences.add(e.getKey() + " " + before + " -> " + e.getValue());
-            }
-        });
-        if (!differences.isEmpty()) {
-            throw new IllegalArgumentException(what + " was trained with other options: "
-                    + String.join(", ", differences) + " (give the options of the run being resumed)");
-        }
-    }
-
     /** {@return seconds since the run began at the last entry (0 without entries): where a resumed run's clock starts} */
     public double elapsedSeconds() {
         return stepNodes.isEmpty() ? 0 : stepNodes.get(stepNodes.size() - 1).path("elapsed_s").asDouble();

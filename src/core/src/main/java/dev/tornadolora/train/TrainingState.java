@@ -3,6 +3,7 @@ package dev.tornadolora.train;
 import dev.tornadolora.io.AdapterCheckpoints;
 import dev.tornadolora.io.SafeTensors;
 import dev.tornadolora.io.SafeText;
+import dev.tornadolora.io.StrictJson;
 import dev.tornadolora.io.SafeTensorsWriter;
 import dev.tornadolora.nn.LoRALinear;
 import dev.tornadolora.tensor.Tensor;
@@ -158,6 +159,23 @@ public final class TrainingState {
             return Long.parseLong(v.trim());
         } catch (NumberFormatException e) {
             throw new IllegalArgumentException(st.source() + ": metadata " + SafeText.quote(key) + " is not an integer: " + SafeText.quote(v) + "");
+        }
+    }
+
+    /**
+     * {@return the metadata value {@code key} of a resume point as a finite decimal number}
+     *
+     * @param st  the file
+     * @param key the metadata key
+     * @throws IllegalArgumentException naming the file and key when it is absent or not a finite number
+     */
+    public static double parseDouble(SafeTensors st, String key) {
+        String v = st.requireMetadata(key);
+        try {
+            return StrictJson.decimal(v);
+        } catch (NumberFormatException e) {
+            throw new IllegalArgumentException(st.source() + ": metadata " + SafeText.quote(key) + " is not a number: "
+                    + SafeText.quote(v));
         }
     }
 }

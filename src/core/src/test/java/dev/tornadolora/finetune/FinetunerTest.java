@@ -2,6 +2,7 @@ package dev.tornadolora.finetune;
 
 import dev.tornadolora.testing.TestDevices;
 import dev.tornadolora.llama.LlamaConfig;
+import dev.tornadolora.math.CrossEntropy;
 import dev.tornadolora.llama.LlamaForCausalLM;
 import dev.tornadolora.llama.LoraSettings;
 import dev.tornadolora.nn.Parameter;
@@ -77,7 +78,7 @@ class FinetunerTest {
         for (int r = 0; r < rows; r++) {
             for (int t = 0; t < seq; t++) {
                 ids[r][t] = rng.nextInt(CONFIG.vocabSize());
-                labels[r][t] = (r == 1 && t < seq - 2) ? TokenDataset.IGNORE_INDEX : ids[r][t];
+                labels[r][t] = (r == 1 && t < seq - 2) ? CrossEntropy.IGNORE_INDEX : ids[r][t];
             }
         }
         return TokenDataset.of("random", ids, labels);

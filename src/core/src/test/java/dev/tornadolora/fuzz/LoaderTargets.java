@@ -1,5 +1,6 @@
 package dev.tornadolora.fuzz;
 
+import dev.tornadolora.math.Nf4;
 import dev.tornadolora.io.DType;
 import dev.tornadolora.io.LoraCheckpoint;
 import dev.tornadolora.io.Nf4Record;
@@ -73,7 +74,7 @@ final class LoaderTargets {
                 int packed = t.packedCodes()[e / 2] & 0xFF;
                 int code = e % 2 == 0 ? packed >> 4 : packed & 0xF;
                 float scale = t.quantizedScalers()[b] / t.quantizationFactor()[b / t.scalerBlockSize()] + t.scalerMean();
-                float expected = Nf4Tensor.codebook(code) * scale;
+                float expected = Nf4.codebook(code) * scale;
                 check(Float.isFinite(row[c]) && Float.floatToRawIntBits(row[c]) == Float.floatToRawIntBits(expected),
                         "element " + e + " decodes to " + row[c] + ", expected " + expected);
             }

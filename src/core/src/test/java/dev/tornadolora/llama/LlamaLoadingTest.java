@@ -61,7 +61,9 @@ class LlamaLoadingTest {
         assertTrue(refusal(c.deepCopy().put("mlp_bias", true)).contains("mlp_bias"));
         assertTrue(refusal(c.deepCopy().put("hidden_act", "gelu")).contains("gelu"));
         assertTrue(refusal(c.deepCopy().put("num_key_value_heads", 3)).contains("not a multiple"));
-        assertTrue(refusal(c.deepCopy().put("vocab_size", 1.5)).contains("vocab_size must be an integer"));
+        assertTrue(refusal(c.deepCopy().put("vocab_size", 1.5)).contains("'vocab_size' must be an integer"));
+        // One rule for integers, transformers' (its strict config refuses a float for an int field): 64.0 too.
+        assertTrue(refusal(c.deepCopy().put("hidden_size", 64.0)).contains("'hidden_size' must be an integer but is 64.0"));
         assertTrue(refusal(c.deepCopy().put("rms_norm_eps", -1)).contains("rms_norm_eps"));
         ObjectNode yarn = c.deepCopy();
         ((ObjectNode) yarn.get("rope_parameters")).put("rope_type", "yarn");

@@ -1,5 +1,6 @@
 package dev.tornadolora.tensor;
 
+import dev.tornadolora.math.Nf4;
 import dev.tornadolora.io.Nf4Record;
 import dev.tornadolora.io.SafeTensors;
 import dev.tornadolora.tensor.Tensor;
@@ -123,7 +124,7 @@ class Nf4GoldenTest {
             if (!zero) continue;
             zeroBlocks++;
             for (int e = b * java.blockSize(); e < (b + 1) * java.blockSize(); e++) {
-                assertEquals(Nf4Tensor.ZERO_CODE, java.code(e), "code of element " + e);
+                assertEquals(Nf4.ZERO_CODE, java.code(e), "code of element " + e);
                 assertEquals(0f, deq[e], 0f, "element " + e);
             }
         }

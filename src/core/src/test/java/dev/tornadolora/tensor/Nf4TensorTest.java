@@ -1,5 +1,6 @@
 package dev.tornadolora.tensor;
 
+import dev.tornadolora.math.Nf4;
 import dev.tornadolora.tensor.BFloat16;
 import org.junit.jupiter.api.Test;
 
@@ -90,7 +91,7 @@ class Nf4TensorTest {
         Nf4Tensor t = Nf4Tensor.quantize(randn(rows * cols, 2), rows, cols, block, 3);
         float[] expected = new float[rows * cols];
         for (int e = 0; e < expected.length; e++) {
-            expected[e] = Nf4Tensor.codebook(t.code(e)) * t.blockScales()[e / block];
+            expected[e] = Nf4.element(t.packedCodes(), t.blockScales(), block, e);
         }
         assertArrayEquals(expected, t.dequantize());
         for (int e0 = 0; e0 < expected.length; e0++) {

@@ -1,6 +1,7 @@
 package dev.tornadolora.train;
 
 import dev.tornadolora.io.DType;
+import dev.tornadolora.math.CrossEntropy;
 import dev.tornadolora.io.SafeTensors;
 import dev.tornadolora.tensor.Tensor;
 import dev.tornadolora.testing.Golden;
@@ -31,7 +32,7 @@ class LossesTest {
         ByteBuffer b = ByteBuffer.wrap(f.bytes("targets", DType.I64)).order(ByteOrder.LITTLE_ENDIAN);
         int[] targets = new int[b.remaining() / 8];
         for (int i = 0; i < targets.length; i++) targets[i] = (int) b.getLong();
-        assertTrue(java.util.Arrays.stream(targets).anyMatch(t -> t == Losses.IGNORE_INDEX), "fixture ignores a row");
+        assertTrue(java.util.Arrays.stream(targets).anyMatch(t -> t == CrossEntropy.IGNORE_INDEX), "fixture ignores a row");
         Losses.Result r = Losses.crossEntropy(f.f32("logits"), targets);
         float expected = f.f32("loss").data()[0];
         assertEquals(expected, r.value(), 1e-6 * expected);
@@ -53,6 +54,6 @@ class LossesTest {
 
     @Test
     void allRowsIgnoredGivesNaNAsTorch() {
-        assertTrue(Double.isNaN(Losses.crossEntropy(Tensor.zeros(1, 3), new int[] {Losses.IGNORE_INDEX}).value()));
+        assertTrue(Double.isNaN(Losses.crossEntropy(Tensor.zeros(1, 3), new int[] {CrossEntropy.IGNORE_INDEX}).value()));
     }
 }

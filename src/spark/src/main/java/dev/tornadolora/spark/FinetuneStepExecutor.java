@@ -23,7 +23,7 @@ final class FinetuneStepExecutor implements StepExecutor {
     public Trainer.StepRecord step(Finetuner f) {
         if (dp == null) {
             dp = new DataParallelStep(collective, f.model().trainableParameters(), f.config().rowsPerStep(), checkEvery,
-                    f.stepsDone());
+                    f.stepsDone(), ReplicaChecksum.ofBases(f.model().projectionBases().values()));
         }
         long step = f.stepsDone() + 1;
         f.model().zeroGrad();

@@ -2,24 +2,25 @@ package dev.tornadolora.spark;
 
 import dev.tornadolora.nn.Parameter;
 
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.charset.StandardCharsets;
 import java.util.List;
 
 /**
- * All-reduce of the adapter gradients (and the step's loss) over an all-gather: every task sends
- * {@code lossBits|tag|base64(gradients)} (the tag: a short text that travels along, e.g. a checksum), receives
- * every task's message, and sums them itself in rank order
+ * All-reduce of the adapter gradients and the step's loss: the gradients, flattened in parameter order, are
+ * summed by the {@link Collective} in rank order; the loss (and a tag, e.g. a checksum) rides along as the
+ * stamp {@code lossBits(8, little-endian) + UTF-8 tag}, and every replica sums the losses itself in rank order
  * <pre>
  *   g = ((0 + g₀) + g₁) + … + g_{N−1}      (fp32, element by element)      loss = Σ_r loss_r   (double, same order)
  * </pre>
  * so every replica computes the same bits. With one task, g = g₀ exactly: the single-process gradient.
- *
- * <p>Traffic per step: each task sends M = ⌈4P/3⌉·4 bytes for P trainable floats and receives N·M; through the
- * barrier coordinator (on the driver) that is N·M in and N²·M out.
  */
 public final class GradientAllReduce {
     private final Collective collective;
     private final List<Parameter> params;
     private final int numel;
+    private final float[] flat;
     private long bytesSent;
     private long bytesReceived;
 
@@ -29,31 +30,30 @@ public final class GradientAllReduce {
         long n = 0;
         for (Parameter p : params) n += p.numel();
         this.numel = Math.toIntExact(n);
+        this.flat = new float[numel];
     }
 
     /** The summed loss and every rank's tag (index = rank). */
     public record Sum(double loss, String[] tags) {}
 
-    /** Replaces every parameter's gradient by the sum over all tasks; {@code tag} must not contain '|'. */
+    /** Replaces every parameter's gradient by the sum over all tasks. */
     public Sum sum(double localLoss, String tag) {
-        if (tag.indexOf('|') >= 0) throw new IllegalArgumentException("tag must not contain '|': " + tag);
-        String mine = Long.toHexString(Double.doubleToRawLongBits(localLoss)) + "|" + tag + "|" + FloatCodec.encode(flatten());
-        String[] all = collective.allGather(mine);
-        bytesSent += mine.length();
-        float[] total = new float[numel];
+        flatten();
+        byte[] t = tag.getBytes(StandardCharsets.UTF_8);
+        byte[] stamp = ByteBuffer.allocate(Double.BYTES + t.length).order(ByteOrder.LITTLE_ENDIAN)
+                .putDouble(localLoss).put(t).array();
+        Collective.Reduced r = collective.sumInRankOrder(flat, stamp);
+        bytesSent += r.bytesSent();
+        bytesReceived += r.bytesReceived();
         double loss = 0;
-        String[] tags = new String[all.length];
-        for (int r = 0; r < all.length; r++) {
-            String m = all[r];
-            bytesReceived += m.length();
-            int bar = m.indexOf('|'), bar2 = bar < 0 ? -1 : m.indexOf('|', bar + 1);
-            if (bar2 < 0) throw new IllegalStateException("all-reduce: malformed message from rank " + r);
-            loss += Double.longBitsToDouble(Long.parseUnsignedLong(m.substring(0, bar), 16));
-            tags[r] = m.substring(bar + 1, bar2);
-            float[] g = FloatCodec.decode(m.substring(bar2 + 1), numel);
-            for (int i = 0; i < numel; i++) total[i] += g[i];
+        String[] tags = new String[r.stamps().length];
+        for (int q = 0; q < tags.length; q++) {
+            byte[] s = r.stamps()[q];
+            if (s.length < Double.BYTES) throw new IllegalStateException("all-reduce: rank " + q + " sent no loss");
+            loss += ByteBuffer.wrap(s).order(ByteOrder.LITTLE_ENDIAN).getDouble();
+            tags[q] = new String(s, Double.BYTES, s.length - Double.BYTES, StandardCharsets.UTF_8);
         }
-        scatter(total);
+        scatter();
         return new Sum(loss, tags);
     }
 
@@ -70,17 +70,15 @@ public final class GradientAllReduce {
         return bytesReceived;
     }
 
-    private float[] flatten() {
-        float[] flat = new float[numel];
+    private void flatten() {
         int off = 0;
         for (Parameter p : params) {
             System.arraycopy(p.grad(), 0, flat, off, p.numel());
             off += p.numel();
         }
-        return flat;
     }
 
-    private void scatter(float[] flat) {
+    private void scatter() {
         int off = 0;
         for (Parameter p : params) {
             System.arraycopy(flat, off, p.grad(), 0, p.numel());

@@ -13,6 +13,7 @@ import scala.reflect.ClassTag$;
 import scala.runtime.AbstractFunction1;
 
 import java.io.Serializable;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.List;
@@ -20,8 +21,9 @@ import java.util.stream.IntStream;
 
 /**
  * Data-parallel fine-tuning as one Spark barrier stage: N tasks start together, each builds a full replica
- * ({@link ReplicaFactory}) and runs {@link ReplicaLoop} with {@link BarrierTaskContext#allGather} as the
- * collective. Usable from any Spark application:
+ * ({@link ReplicaFactory}) and runs {@link ReplicaLoop} with a {@link PeerMesh} as the collective: the tasks
+ * exchange their addresses once through {@link BarrierTaskContext#allGather} and sum every step's gradients
+ * between themselves, without the driver. Usable from any Spark application:
  * <pre>{@code
  *   SparkConf conf = SparkDataParallel.configure(new SparkConf().setMaster(master).setAppName("finetune"), 4);
  *   try (JavaSparkContext sc = new JavaSparkContext(conf)) {
@@ -37,6 +39,12 @@ import java.util.stream.IntStream;
 public final class SparkDataParallel {
     /** Stage attempts when the caller does not say: the first run plus three retries (Spark's default 4). */
     public static final int DEFAULT_STAGE_ATTEMPTS = 4;
+    /** {@code mesh} (default: {@link PeerMesh}) or {@code driver} (every step through the driver's all-gather). */
+    public static final String COLLECTIVE = "spark.tornadolora.collective";
+    /** {@link PeerMesh.Settings#connectTimeout()}, a Spark time string (default 120s). */
+    public static final String CONNECT_TIMEOUT = "spark.tornadolora.mesh.connectTimeout";
+    /** {@link PeerMesh.Settings#stepTimeout()}, a Spark time string (default 600s). */
+    public static final String STEP_TIMEOUT = "spark.tornadolora.mesh.stepTimeout";
 
     private SparkDataParallel() {}
 
@@ -98,11 +106,23 @@ public final class SparkDataParallel {
         });
     }
 
-    /** Runs {@code body} in {@code workers} barrier tasks; their reports by rank. */
+    /**
+     * Runs {@code body} in {@code workers} barrier tasks; their reports by rank. The collective is a {@link PeerMesh}
+     * unless {@value #COLLECTIVE} says {@code driver}; its timeouts come from {@value #CONNECT_TIMEOUT} and
+     * {@value #STEP_TIMEOUT} in the context's configuration.
+     */
     public static Result run(JavaSparkContext sc, int workers, TaskBody body) {
+        SparkConf conf = sc.getConf();
+        String kind = conf.get(COLLECTIVE, "mesh");
+        if (!kind.equals("mesh") && !kind.equals("driver")) {
+            throw new IllegalArgumentException(COLLECTIVE + " must be mesh or driver, got " + kind);
+        }
+        PeerMesh.Settings mesh = kind.equals("driver") ? null : new PeerMesh.Settings(
+                Duration.ofMillis(conf.getTimeAsMs(CONNECT_TIMEOUT, PeerMesh.Settings.DEFAULT.connectTimeout().toMillis() + "ms")),
+                Duration.ofMillis(conf.getTimeAsMs(STEP_TIMEOUT, PeerMesh.Settings.DEFAULT.stepTimeout().toMillis() + "ms")));
         RDD<Integer> ranks = sc.parallelize(IntStream.range(0, workers).boxed().toList(), workers).rdd();
         ClassTag<Tuple2<Integer, TaskReport>> pairTag = ClassTag$.MODULE$.apply(Tuple2.class);
-        RDD<Tuple2<Integer, TaskReport>> trained = ranks.barrier().mapPartitions(new BarrierTask(body), false, pairTag);
+        RDD<Tuple2<Integer, TaskReport>> trained = ranks.barrier().mapPartitions(new BarrierTask(body, mesh), false, pairTag);
         List<TaskReport> reports;
         try {
             reports = new ArrayList<>(JavaPairRDD.fromRDD(trained, ClassTag$.MODULE$.apply(Integer.class),
@@ -128,27 +148,46 @@ public final class SparkDataParallel {
         return lines[0];
     }
 
-    /** A barrier task: its collective, then the body; one (0, report) pair out, for the shuffle. */
+    /**
+     * A barrier task: its collective (the mesh, listening on the executor's host, or the driver's), then the body;
+     * one (0, report) pair out, for the shuffle. When the body fails, the mesh tells the peers why as it closes.
+     */
     static final class BarrierTask extends AbstractFunction1<scala.collection.Iterator<Integer>,
             scala.collection.Iterator<Tuple2<Integer, TaskReport>>> implements Serializable {
         private final TaskBody body;
+        private final PeerMesh.Settings mesh;
 
-        BarrierTask(TaskBody body) {
+        BarrierTask(TaskBody body, PeerMesh.Settings mesh) {
             this.body = body;
+            this.mesh = mesh;
         }
 
         @Override
         public scala.collection.Iterator<Tuple2<Integer, TaskReport>> apply(scala.collection.Iterator<Integer> ignored) {
             BarrierTaskContext ctx = BarrierTaskContext.get();
+            Collective driver = Collective.barrier(ctx);
+            PeerMesh peers = mesh == null ? null
+                    : new PeerMesh(driver, executorHost(ctx), ctx.stageAttemptNumber(), mesh, ctx::isInterrupted);
             TaskReport report;
             try {
-                report = body.run(Collective.barrier(ctx), ctx.stageAttemptNumber());
-            } catch (RuntimeException e) {
-                throw e;
+                report = body.run(peers == null ? driver : peers, ctx.stageAttemptNumber());
             } catch (Exception e) {
+                if (peers != null) peers.close(e);
+                if (e instanceof RuntimeException r) throw r;
                 throw new IllegalStateException(e.getMessage(), e);
+            } catch (Error e) {
+                if (peers != null) peers.close(e);
+                throw e;
             }
+            if (peers != null) peers.close();
             return CollectionConverters.asScala(List.of(new Tuple2<>(0, report)).iterator());
+        }
+
+        /** The host part of the executor's address as the scheduler knows it (host:port), where peers reach it. */
+        static String executorHost(BarrierTaskContext ctx) {
+            String a = ctx.getTaskInfos()[ctx.partitionId()].address();
+            int colon = a.lastIndexOf(':');
+            return colon > 0 ? a.substring(0, colon) : a;
         }
     }
 }

@@ -66,6 +66,16 @@ final class FinetuneFixture {
         }
     }
 
+    /** The PEFT adapter files of two outputs are the same bytes (one micro-batch per replica: the same sums). */
+    static void assertAdapterFilesIdentical(Path expected, Path actual) {
+        Path e = expected.resolve("peft/adapter_model.safetensors"), a = actual.resolve("peft/adapter_model.safetensors");
+        try {
+            assertEquals(-1L, java.nio.file.Files.mismatch(e, a), "the adapters differ from byte " + java.nio.file.Files.mismatch(e, a));
+        } catch (IOException x) {
+            throw new java.io.UncheckedIOException(x);
+        }
+    }
+
     /** The PEFT adapters of two outputs agree within {@code tol}; returns the largest difference. */
     static double assertAdaptersClose(Path expected, Path actual, double tol) {
         SafeTensors e = SafeTensors.open(expected.resolve("peft/adapter_model.safetensors"));

@@ -1,5 +1,6 @@
 package dev.tornadolora.tornado.kernels;
 
+import dev.tornadolora.math.Nf4;
 import uk.ac.manchester.tornado.api.annotations.Parallel;
 import uk.ac.manchester.tornado.api.types.arrays.ByteArray;
 import uk.ac.manchester.tornado.api.types.arrays.FloatArray;
@@ -7,14 +8,14 @@ import uk.ac.manchester.tornado.api.types.collections.VectorFloat16;
 import uk.ac.manchester.tornado.api.types.vectors.Float16;
 
 /**
- * NF4 decoding on the device: element e of the flattened weight is {@code codebook[code(e)] · scale[e >> log2B]},
- * two codes per byte with the even element in the high nibble (torchao's layout; see {@code Nf4Tensor}).
+ * NF4 decoding on the device, a schedule of the format's one decode, {@link Nf4}: element e of the flattened
+ * weight is {@code codebook[Nf4.code(byte, e)] · scale[e >> log2B]} (the code book as a device buffer of
+ * {@link Nf4#codebook()}), so it gives {@link Nf4#decode}'s bits (Nf4DecodeTest, MatmulKernelsTest).
  *
- * Its sequential reference is the format's one scalar decode, {@code Nf4Tensor.decode} (Nf4DecodeTest).
- *
- * <p>Written for TornadoVM's OpenCL code generator: the byte is widened to int before masking (a {@code byte}
- * {@code & 0xFF} loses its zero extension there), both nibbles are masked after an arithmetic shift (so {@code >>>}
- * is never needed), and the block index is a shift, not a division (block sizes are powers of two).
+ * <p>Written for TornadoVM's OpenCL code generator: the byte is widened to int before {@link Nf4#code(int, int)}
+ * masks it (a {@code byte & 0xFF} loses its zero extension there), both nibbles are masked after an arithmetic
+ * shift (so {@code >>>} is never needed), and the block index is a shift, not a division (block sizes are powers
+ * of two).
  */
 public final class Nf4Decode {
     private Nf4Decode() {}
@@ -22,8 +23,7 @@ public final class Nf4Decode {
     /** One element of the weight, decoded. */
     public static float element(ByteArray codes, FloatArray scales, FloatArray codebook, int e, int log2BlockSize) {
         int packed = codes.get(e >> 1);
-        int shift = ((e & 1) ^ 1) << 2; // 4 for the even element (high nibble), 0 for the odd one
-        return codebook.get((packed >> shift) & 0xF) * scales.get(e >> log2BlockSize);
+        return codebook.get(Nf4.code(packed, e)) * scales.get(e >> log2BlockSize);
     }
 
     /**
@@ -34,9 +34,10 @@ public final class Nf4Decode {
                                   int log2BlockSize) {
         for (@Parallel int p = 0; p < pairs; p++) {
             int packed = codes.get(p);
-            float scale = scales.get((p << 1) >> log2BlockSize);
-            w.set(2 * p, codebook.get((packed >> 4) & 0xF) * scale);
-            w.set(2 * p + 1, codebook.get(packed & 0xF) * scale);
+            int e = p << 1;
+            float scale = scales.get(e >> log2BlockSize);
+            w.set(e, codebook.get(Nf4.code(packed, e)) * scale);
+            w.set(e + 1, codebook.get(Nf4.code(packed, e + 1)) * scale);
         }
     }
 

@@ -2,6 +2,7 @@ package dev.tornadolora.tornado.plan;
 
 import dev.tornadolora.kernels.Adapters;
 import dev.tornadolora.kernels.LayerSpec;
+import dev.tornadolora.math.Nf4;
 import dev.tornadolora.tensor.DenseWeight;
 import dev.tornadolora.tensor.Nf4Tensor;
 import dev.tornadolora.tornado.kernels.Matmul;
@@ -74,9 +75,7 @@ final class DeviceWeights {
                 w = new FloatArray(1);
                 codes = ByteArray.fromArray(q.packedCodes());
                 scales = FloatArray.fromArray(q.blockScales());
-                float[] book = new float[16];
-                for (int c = 0; c < 16; c++) book[c] = Nf4Tensor.codebook(c);
-                codebook = FloatArray.fromArray(book);
+                codebook = FloatArray.fromArray(Nf4.codebook());
                 forwardPanels = new VectorFloat16(1);
             }
             default -> {  // fp32, or 16-bit widened here: the device kernels read fp32 weights

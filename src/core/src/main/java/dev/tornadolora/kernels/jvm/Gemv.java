@@ -231,15 +231,17 @@ final class Gemv {
         int shift = Integer.numberOfTrailingZeros(blockSize);
         byte[] packed = w.packedCodes();
         float[] scales = w.blockScales();
+        FloatVector av = FloatVector.broadcast(F, a);
         int e0 = j * in;
         for (int i = 0; i < in; i += Nf4Decoder.UNIT) {
             int e = e0 + i;
-            float scale = a * scales[pow2 ? e >>> shift : e / blockSize];
+            float scale = scales[pow2 ? e >>> shift : e / blockSize];
             IntVector bytes = Nf4Decoder.loadUnit(packed, e >> 1);
             int o = yOff + i;
-            Nf4Decoder.evens(bytes).fma(FloatVector.broadcast(F, scale), FloatVector.fromArray(F, y, o)).intoArray(y, o);
-            Nf4Decoder.odds(bytes).fma(FloatVector.broadcast(F, scale), FloatVector.fromArray(F, y, o + L))
-                    .intoArray(y, o + L);
+            // decoded exactly as Nf4.decode (code · scale), then a·w + y as axpy does: the same bits as the
+            // decode-a-row path, whichever this weight takes
+            Nf4Decoder.evens(bytes).mul(scale).fma(av, FloatVector.fromArray(F, y, o)).intoArray(y, o);
+            Nf4Decoder.odds(bytes).mul(scale).fma(av, FloatVector.fromArray(F, y, o + L)).intoArray(y, o + L);
         }
     }
 

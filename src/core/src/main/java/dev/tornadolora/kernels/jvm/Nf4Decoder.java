@@ -1,5 +1,6 @@
 package dev.tornadolora.kernels.jvm;
 
+import dev.tornadolora.math.Nf4;
 import dev.tornadolora.tensor.Nf4Tensor;
 import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
@@ -10,9 +11,9 @@ import jdk.incubator.vector.VectorShuffle;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
- * NF4 decoding with the Vector API, in natural element order: element e of the flattened weight is
- * {@code NF4[code(e)] · scale[e / blockSize]}, and code(e) is the high nibble of byte e/2 for even e, the low
- * nibble for odd e.
+ * NF4 decoding with the Vector API, in natural element order: the schedule of {@link Nf4#decode} (element e is
+ * {@code NF4[code(e)] · scale[e / blockSize]}, code(e) the high nibble of byte e/2 for even e, the low nibble for
+ * odd e) in vector lanes, the same one multiply per element, so the same bits (Nf4DecoderTest).
  *
  * <p>A <em>unit</em> is 2L consecutive elements (L = float lanes), packed in L bytes: one byte load, widened to
  * L int lanes; each half of the unit duplicates its bytes pairwise (lane l reads byte l/2), shifts even lanes
@@ -119,7 +120,7 @@ final class Nf4Decoder {
         }
     }
 
-    /** Any range, element by element: the format's one scalar decode, {@link Nf4Tensor#decode}. */
+    /** Any range, element by element: the format's one scalar decode, {@link Nf4#decode}. */
     static void decodeScalar(Nf4Tensor w, int e0, int count, float[] dst, int off) {
         w.decode(e0, count, dst, off);
     }
@@ -135,7 +136,7 @@ final class Nf4Decoder {
         int[] bits = new int[L];
         for (int lane = 0; lane < L; lane++) {
             int code = part * L + lane;
-            bits[lane] = code < 16 ? Float.floatToRawIntBits(Nf4Tensor.codebook(code)) : 0;
+            bits[lane] = code < 16 ? Float.floatToRawIntBits(Nf4.codebook(code)) : 0;
         }
         return IntVector.fromArray(I, bits, 0);
     }

@@ -1,13 +1,14 @@
 package dev.tornadolora.llama.ops;
 
 import dev.tornadolora.kernels.Parallel;
+import dev.tornadolora.math.Softmax;
 
 /**
  * Causal scaled-dot-product attention with grouped-query heads, as transformers' eager Llama attention computes
  * it (no attention mask but the causal one). For sequence b, query head h and its key/value head
  * g = h / (H / KV) ({@code repeat_kv}), with σ = 1/√d:
  * <pre>
- *   S_ij = σ · q_i · k_j   for j ≤ i (−∞ above the diagonal)      softmax in fp32, row by row
+ *   S_ij = σ · q_i · k_j   for j ≤ i (−∞ above the diagonal)      softmax in fp32, row by row ({@link Softmax})
  *   P    = softmax(S),     O_i = Σ_j P_ij v_j
  *   backward, with D_i = dO_i · O_i  (= Σ_j P_ij dP_ij):
  *   dP_ij = dO_i · v_j,    dS_ij = P_ij (dP_ij − D_i)
@@ -50,13 +51,10 @@ public final class CausalAttention {
                 scores(q, qBase, qw, kT, p);
                 for (int i = 0; i < seq; i++) {
                     int o = i * seq, n = i + 1;
-                    float m = Vec.max(n, p, o) * scale;
-                    float sum = Vec.expInPlace(n, p, o, scale, m);
-                    float invSum = 1f / sum;
-                    for (int j = 0; j < n; j++) p[o + j] *= invSum;
+                    float rowLse = Softmax.softmaxInPlace(Vec.ROWS, n, p, o, scale);
                     java.util.Arrays.fill(p, o + n, o + blockEnd(i), 0f);
                     java.util.Arrays.fill(out, qBase + i * qw, qBase + i * qw + d, 0f);
-                    if (lse != null) lse[pair * seq + i] = m + (float) StrictMath.log(sum);
+                    if (lse != null) lse[pair * seq + i] = rowLse;
                 }
                 // O = P·V, row block by row block up to its diagonal.
                 for (int i0 = 0; i0 < seq; i0 += 4) {
@@ -102,7 +100,7 @@ public final class CausalAttention {
                     int o = i * seq, n = i + 1, end = blockEnd(i);
                     float l = lse[pair * seq + i];
                     float di = Vec.dot(d, dOut, qBase + i * qw, out, qBase + i * qw);
-                    Vec.expInPlace(n, p, o, scale, l);
+                    Softmax.probabilitiesInPlace(Vec.ROWS, n, p, o, scale, l);
                     for (int j = 0; j < n; j++) {
                         ds[o + j] = p[o + j] * (ds[o + j] - di) * scale;
                     }
@@ -169,18 +167,16 @@ public final class CausalAttention {
             for (int h = 0; h < heads; h++) {
                 int g = h / rep, base = (b * heads + h) * seq * seq;
                 for (int i = 0; i < seq; i++) {
-                    double m = Double.NEGATIVE_INFINITY;
                     for (int j = 0; j <= i; j++) {
                         double s = 0;
                         for (int dd = 0; dd < d; dd++) {
                             s += q[(b * seq + i) * qw + h * d + dd] * k[(b * seq + j) * kw + g * d + dd];
                         }
                         p[base + i * seq + j] = s * sigma;
-                        m = Math.max(m, s * sigma);
                     }
-                    double sum = 0;
-                    for (int j = 0; j <= i; j++) sum += (p[base + i * seq + j] = Math.exp(p[base + i * seq + j] - m));
-                    for (int j = 0; j <= i; j++) p[base + i * seq + j] /= sum;
+                    int row = base + i * seq;
+                    double lse = Softmax.logSumExp(i + 1, j -> p[row + j]);
+                    for (int j = 0; j <= i; j++) p[base + i * seq + j] = Math.exp(p[base + i * seq + j] - lse);
                 }
             }
         }

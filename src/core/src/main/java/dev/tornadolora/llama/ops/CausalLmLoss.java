@@ -1,11 +1,15 @@
 package dev.tornadolora.llama.ops;
 
 import dev.tornadolora.kernels.Parallel;
+import dev.tornadolora.math.CrossEntropy;
+
+import static dev.tornadolora.math.CrossEntropy.IGNORE_INDEX;
 
 /**
  * The loss of transformers' {@code LlamaForCausalLM(labels=...)} ({@code ForCausalLMLoss}): logits [B·S, V],
  * labels [B·S]; position s predicts label s + 1 of its sequence (the last position predicts nothing), labels
- * equal to −100 are ignored, and the loss is the mean over the N counted positions:
+ * equal to {@link CrossEntropy#IGNORE_INDEX} are ignored, and the loss is the mean over the N counted positions
+ * of the one cross-entropy, {@link CrossEntropy} (row loops {@link Vec#ROWS}):
  * <pre>
  *   loss      = (1/N) Σ_counted (logsumexp(z_t) − z_t[y_t])                   softmax in fp32
  *   dloss/dz_t = (softmax(z_t) − onehot(y_t)) / N    on counted rows, 0 elsewhere
@@ -13,11 +17,9 @@ import dev.tornadolora.kernels.Parallel;
  * With N = 0 the loss is NaN (torch's 0/0) and the gradient zero.
  */
 public final class CausalLmLoss {
-    public static final int IGNORE_INDEX = -100;
-
     private CausalLmLoss() {}
 
-    /** The target of row t: the next label of the same sequence, or {@link #IGNORE_INDEX}. */
+    /** The target of row t: the next label of the same sequence, or {@link CrossEntropy#IGNORE_INDEX}. */
     public static int target(int[] labels, int seq, int t) {
         return (t % seq) == seq - 1 ? IGNORE_INDEX : labels[t + 1];
     }
@@ -60,17 +62,8 @@ public final class CausalLmLoss {
                     if (dLogits != null) java.util.Arrays.fill(dLogits, o, o + vocab, 0f);
                     continue;
                 }
-                float m = Vec.max(vocab, logits, o), zy = logits[o + y];
-                float[] e = dLogits != null ? dLogits : scratch;
-                int eo = dLogits != null ? o : 0;
-                if (e != logits) System.arraycopy(logits, o, e, eo, vocab);
-                float sum = Vec.expInPlace(vocab, e, eo, 1f, m);
-                rowLoss[row0 + t] = m + StrictMath.log(sum) - zy;
-                if (dLogits != null) {
-                    float k = g / sum;
-                    for (int i = 0; i < vocab; i++) dLogits[o + i] *= k;
-                    dLogits[o + y] -= g;
-                }
+                rowLoss[row0 + t] = dLogits == null ? CrossEntropy.loss(Vec.ROWS, logits, o, vocab, y, scratch)
+                        : CrossEntropy.lossAndGradient(Vec.ROWS, logits, o, vocab, y, g, dLogits, o);
             }
         });
     }
@@ -85,17 +78,8 @@ public final class CausalLmLoss {
 
     /** The scalar statement, in double. */
     public static double forwardReference(double[] logits, int[] labels, int batch, int seq, int vocab) {
-        double total = 0;
-        long n = 0;
-        for (int t = 0; t < batch * seq; t++) {
-            int y = target(labels, seq, t);
-            if (y == IGNORE_INDEX) continue;
-            double m = Double.NEGATIVE_INFINITY, sum = 0;
-            for (int i = 0; i < vocab; i++) m = Math.max(m, logits[t * vocab + i]);
-            for (int i = 0; i < vocab; i++) sum += Math.exp(logits[t * vocab + i] - m);
-            total += m + Math.log(sum) - logits[t * vocab + y];
-            n++;
-        }
-        return n == 0 ? Double.NaN : total / n;
+        int[] targets = new int[batch * seq];
+        for (int t = 0; t < targets.length; t++) targets[t] = target(labels, seq, t);
+        return CrossEntropy.meanReference(logits, vocab, targets);
     }
 }

@@ -1,13 +1,15 @@
 package dev.tornadolora.llama.ops;
 
 import dev.tornadolora.kernels.Parallel;
+import dev.tornadolora.math.Silu;
 
 
 /**
- * The gated activation of Llama's MLP, {@code down(silu(gate(x)) · up(x))} without the projections:
+ * The gated activation of Llama's MLP, {@code down(silu(gate(x)) · up(x))} without the projections, with the one
+ * SiLU, {@link Silu} (the Vector API path does its operations lane-wise: the same bits):
  * <pre>
  *   a  = silu(g) · u,       silu(g) = g · σ(g)
- *   dg = da · u · σ(g) · (1 + g · (1 − σ(g))),      du = da · silu(g)
+ *   dg = silu'(g) · (da · u) = Silu.backward(da · u, g),      du = da · silu(g)
  * </pre>
  */
 public final class SwiGlu {
@@ -18,10 +20,7 @@ public final class SwiGlu {
     public static void forward(Parallel par, float[] g, float[] u, float[] a) {
         par.range(a.length, GRAIN, (i0, i1) -> {
             int i = Vec.SIMD ? VecSimd.swiGluForward(g, u, a, i0, i1) : i0;
-            for (; i < i1; i++) {
-                float s = sigmoid(g[i]);
-                a[i] = g[i] * s * u[i];
-            }
+            for (; i < i1; i++) a[i] = Silu.silu(g[i]) * u[i];
         });
     }
 
@@ -31,15 +30,10 @@ public final class SwiGlu {
         par.range(da.length, GRAIN, (i0, i1) -> {
             int i = Vec.SIMD ? VecSimd.swiGluBackward(da, g, u, dg, du, i0, i1) : i0;
             for (; i < i1; i++) {
-                float x = g[i], s = sigmoid(x);
-                dg[i] = da[i] * u[i] * s * (1f + x * (1f - s));
-                du[i] = da[i] * x * s;
+                dg[i] = Silu.backward(da[i] * u[i], g[i]);
+                du[i] = da[i] * Silu.silu(g[i]);
             }
         });
-    }
-
-    private static float sigmoid(float x) {
-        return 1f / (Vec.exp(-x) + 1f);
     }
 
     public static double[] forwardReference(double[] g, double[] u) {

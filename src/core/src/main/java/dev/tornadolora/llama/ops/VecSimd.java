@@ -1,5 +1,8 @@
 package dev.tornadolora.llama.ops;
 
+import dev.tornadolora.math.Exp;
+import dev.tornadolora.math.Silu;
+import dev.tornadolora.math.Softmax;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.VectorOperators;
@@ -14,6 +17,24 @@ final class VecSimd {
     static final int L = F.length();
 
     private VecSimd() {}
+
+    /** {@link Softmax.Rows} in vector lanes: the same max and exp bits as {@link Softmax#SCALAR}, summed by lanes. */
+    static final Softmax.Rows ROWS = new Softmax.Rows() {
+        @Override
+        public float max(int n, float[] x, int xo) {
+            return VecSimd.max(n, x, xo);
+        }
+
+        @Override
+        public float expInPlace(int n, float[] x, int xo, float mul, float sub) {
+            return VecSimd.expInPlace(n, x, xo, mul, sub);
+        }
+
+        @Override
+        public String toString() {
+            return "vector " + L + " lanes";
+        }
+    };
 
     /** y[yo + i] += a · x[xo + i] for i &lt; n. */
     static void axpy(int n, float a, float[] x, int xo, float[] y, int yo) {
@@ -46,43 +67,44 @@ final class VecSimd {
 
     /**
      * x[xo + i] = exp(x[xo + i]·mul − sub) for i &lt; n, returning their sum (lanes summed in a fixed order), with
-     * {@link #exp(FloatVector)}: the same bits in every JIT tier and for vector lanes and scalar tails alike.
+     * {@link #exp(FloatVector)}: the same bits as {@link Softmax#term} in every JIT tier, for vector lanes and
+     * scalar tails alike; only the order of the sum differs from {@link Softmax#SCALAR}.
      */
     static float expInPlace(int n, float[] x, int xo, float mul, float sub) {
         int i = 0;
-        FloatVector acc = FloatVector.zero(F), vm = FloatVector.broadcast(F, mul), vs = FloatVector.broadcast(F, -sub);
+        FloatVector acc = FloatVector.zero(F);
         for (int bound = F.loopBound(n); i < bound; i += L) {
-            FloatVector e = exp(FloatVector.fromArray(F, x, xo + i).fma(vm, vs));
+            FloatVector e = exp(FloatVector.fromArray(F, x, xo + i).mul(mul).sub(sub));
             e.intoArray(x, xo + i);
             acc = acc.add(e);
         }
         float s = 0f;
         for (int l = 0; l < L; l++) s += acc.lane(l);
         for (; i < n; i++) {
-            x[xo + i] = Vec.exp(Math.fma(x[xo + i], mul, -sub));
+            x[xo + i] = Softmax.term(x[xo + i], mul, sub);
             s += x[xo + i];
         }
         return s;
     }
 
     /**
-     * exp in fp32 from +, ×, fma and bit operations only, so that it gives one result whether interpreted, C1 or C2
-     * compiled (the JDK's vector exp is an SVML intrinsic in C2 and Math.exp per lane before, which round
-     * differently): x clamped to [−87.3, 88.3], x = k·ln2 + r (Cody–Waite, |r| ≤ ln2/2), e^r by its Taylor
-     * polynomial to r⁷ (error below 1e-8 relative), times 2^k built in the exponent bits. Within 2 ulp of exp.
+     * {@link Exp#exp} lane-wise: the same operations in the same order, so the same bits (ExpTest); 2^k is
+     * written in the exponent bits, which gives {@link Exp#pow2}'s exact value.
      */
     static FloatVector exp(FloatVector x) {
-        x = x.max(Vec.MIN_X).min(Vec.MAX_X);
+        x = x.max(Exp.MIN_X).min(Exp.MAX_X);
         // floor(x·log2e + 0.5) by truncating a positive number (x·log2e + 0.5 + 126 > 0 in the clamped range)
-        IntVector k = x.fma(FloatVector.broadcast(F, Vec.LOG2E), FloatVector.broadcast(F, 126.5f))
-                .convert(VectorOperators.F2I, 0).reinterpretAsInts().sub(126);
+        IntVector k = x.mul(Exp.LOG2E).add(126.5f).convert(VectorOperators.F2I, 0).reinterpretAsInts().sub(126);
         FloatVector kf = (FloatVector) k.convert(VectorOperators.I2F, 0);
-        FloatVector r = kf.fma(FloatVector.broadcast(F, -Vec.LN2_HI), x);
-        r = kf.fma(FloatVector.broadcast(F, -Vec.LN2_LO), r);
-        FloatVector p = FloatVector.broadcast(F, Vec.TAYLOR[0]);
-        for (int t = 1; t < Vec.TAYLOR.length; t++) {
-            p = p.fma(r, FloatVector.broadcast(F, Vec.TAYLOR[t]));
-        }
+        FloatVector r = x.sub(kf.mul(Exp.LN2_HI));
+        r = r.sub(kf.mul(Exp.LN2_LO));
+        FloatVector p = r.mul(Exp.C7).add(Exp.C6);
+        p = p.mul(r).add(Exp.C5);
+        p = p.mul(r).add(Exp.C4);
+        p = p.mul(r).add(Exp.C3);
+        p = p.mul(r).add(Exp.C2);
+        p = p.mul(r).add(Exp.C1);
+        p = p.mul(r).add(Exp.C0);
         FloatVector scale = k.add(127).lanewise(VectorOperators.LSHL, 23).reinterpretAsFloats();
         return p.mul(scale);
     }
@@ -177,7 +199,7 @@ final class VecSimd {
         }
     }
 
-    /** SwiGLU forward over [i0, i1): a = g·σ(g)·u; returns where the scalar tail starts. */
+    /** SwiGLU forward over [i0, i1): a = silu(g)·u, {@link Silu} lane-wise; returns where the scalar tail starts. */
     static int swiGluForward(float[] g, float[] u, float[] a, int i0, int i1) {
         int i = i0;
         for (int bound = i0 + F.loopBound(i1 - i0); i < bound; i += L) {
@@ -187,19 +209,22 @@ final class VecSimd {
         return i;
     }
 
-    /** SwiGLU backward over [i0, i1); returns where the scalar tail starts. */
+    /**
+     * SwiGLU backward over [i0, i1): dg = {@link Silu#backward}(da·u, g), du = da·{@link Silu#silu}(g), lane-wise;
+     * returns where the scalar tail starts.
+     */
     static int swiGluBackward(float[] da, float[] g, float[] u, float[] dg, float[] du, int i0, int i1) {
         int i = i0;
         FloatVector one = FloatVector.broadcast(F, 1f);
         for (int bound = i0 + F.loopBound(i1 - i0); i < bound; i += L) {
             FloatVector x = FloatVector.fromArray(F, g, i), s = sigmoid(x), d = FloatVector.fromArray(F, da, i);
             d.mul(FloatVector.fromArray(F, u, i)).mul(s).mul(one.add(x.mul(one.sub(s)))).intoArray(dg, i);
-            d.mul(x).mul(s).intoArray(du, i);
+            d.mul(x.mul(s)).intoArray(du, i);
         }
         return i;
     }
 
-    /** σ(x) = 1 / (1 + exp(−x)), lane-wise, with the ops' exp. */
+    /** {@link Silu#sigmoid} lane-wise: 1 / (exp(−x) + 1). */
     private static FloatVector sigmoid(FloatVector x) {
         return FloatVector.broadcast(F, 1f).div(exp(x.neg()).add(1f));
     }

@@ -1,6 +1,7 @@
 package dev.tornadolora.kernels.jvm;
 
 import dev.tornadolora.kernels.Parallel;
+import dev.tornadolora.math.Nf4;
 import dev.tornadolora.testing.TestDevices;
 import dev.tornadolora.kernels.Adapters;
 import dev.tornadolora.kernels.LayerKernels;
@@ -195,7 +196,7 @@ class JvmLoraKernelsTest {
         }
         float[] data = new float[q.numel()];
         for (int e = 0; e < data.length; e++) {
-            data[e] = Nf4Tensor.codebook(q.code(e)) * q.blockScales()[e / q.blockSize()];
+            data[e] = Nf4.element(q.packedCodes(), q.blockScales(), q.blockSize(), e);
         }
         return new DenseWeight(q.rows(), q.cols(), data);
     }

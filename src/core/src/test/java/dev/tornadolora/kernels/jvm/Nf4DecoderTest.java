@@ -1,5 +1,7 @@
 package dev.tornadolora.kernels.jvm;
 
+import dev.tornadolora.kernels.Parallel;
+import dev.tornadolora.math.Nf4;
 import dev.tornadolora.tensor.Nf4Tensor;
 import org.junit.jupiter.api.Test;
 
@@ -10,7 +12,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-/** The vector NF4 decoder against the format's definition, NF4[code(e)] · scale[e / blockSize], bit for bit. */
+/** The vector NF4 decoder against the format's one decode, {@link Nf4#element}, bit for bit. */
 class Nf4DecoderTest {
 
     @Test
@@ -62,6 +64,37 @@ class Nf4DecoderTest {
         }
     }
 
+    /**
+     * dx = Wᵀ·dy with W decoded in registers gives the bits of decoding each row ({@link Nf4#decode}) and adding
+     * dy_j·row_j in row order (axpy: one fma per element), as the path for other layouts does.
+     */
+    @Test
+    void transposedProductDecodedInRegistersEqualsDecodingTheRows() {
+        int rows = 40, cols = 4 * Nf4Decoder.UNIT;
+        Nf4Tensor w = randomRecord(rows, cols, 2 * Nf4Decoder.UNIT, 5, new SplittableRandom(13));
+        assertTrue(Gemv.decodesInRegisters(w));
+        SplittableRandom rnd = new SplittableRandom(14);
+        float[] dy = new float[rows];
+        for (int j = 0; j < rows; j++) dy[j] = j % 7 == 3 ? 0f : (float) rnd.nextDouble(-1, 1);
+        float[] dx = new float[cols];
+        try (Parallel par = new Parallel(1)) {
+            Gemv.transposedRow(par, null, w, rows, cols, dy, dx);
+        }
+        float[] partial = new float[cols], row = new float[cols];  // one chunk: rows < ROW_CHUNK
+        for (int j = 0; j < rows; j++) {
+            if (dy[j] == 0f) continue;
+            Nf4.decode(w.packedCodes(), w.blockScales(), w.blockSize(), j * cols, cols, row, 0);
+            for (int i = 0; i < cols; i++) partial[i] = Math.fma(row[i], dy[j], partial[i]);
+        }
+        float[] expected = new float[cols];
+        for (int i = 0; i < cols; i++) {
+            float sum = 0f;
+            sum += partial[i];
+            expected[i] = sum;
+        }
+        assertArrayEquals(expected, dx);
+    }
+
     /** A record with every code and random scalers (not a quantized weight: the decoder only reads the record). */
     static Nf4Tensor randomRecord(int rows, int cols, int blockSize, int scalerBlockSize, SplittableRandom rnd) {
         int numel = rows * cols, blocks = numel / blockSize;
@@ -83,7 +116,7 @@ class Nf4DecoderTest {
     static float[] definition(Nf4Tensor w, int e0, int count) {
         float[] d = new float[count];
         for (int i = 0; i < count; i++) {
-            d[i] = Nf4Tensor.codebook(w.code(e0 + i)) * w.blockScales()[(e0 + i) / w.blockSize()];
+            d[i] = Nf4.element(w.packedCodes(), w.blockScales(), w.blockSize(), e0 + i);
         }
         return d;
     }

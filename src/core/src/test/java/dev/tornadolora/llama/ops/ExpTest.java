@@ -1,5 +1,6 @@
 package dev.tornadolora.llama.ops;
 
+import dev.tornadolora.math.Exp;
 import jdk.incubator.vector.FloatVector;
 import org.junit.jupiter.api.Test;
 
@@ -9,10 +10,10 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
- * The ops' exp: within 2 ulp of the correctly rounded value over the range softmax and SiLU use, and the vector
+ * The one exp ({@link Exp}): within 2 ulp of the correctly rounded value over the range softmax and SiLU use, and the vector
  * lanes give the scalar twin's bits (both are built from exactly specified operations, so every JIT tier agrees).
  */
-class VecExpTest {
+class ExpTest {
     @Test
     void accurateAndTheSameInVectorLanesAndScalarTails() {
         SplittableRandom rng = new SplittableRandom(3);
@@ -27,7 +28,7 @@ class VecExpTest {
             float[] lanes = new float[VecSimd.L];
             VecSimd.exp(FloatVector.fromArray(VecSimd.F, x, i)).intoArray(lanes, 0);
             for (int l = 0; l < VecSimd.L; l++) {
-                float xi = x[i + l], scalar = Vec.exp(xi);
+                float xi = x[i + l], scalar = Exp.exp(xi);
                 assertEquals(Float.floatToRawIntBits(scalar), Float.floatToRawIntBits(lanes[l]), "x = " + xi);
                 if (xi >= -87.3f && xi <= 88.3f) {
                     float exact = (float) StrictMath.exp(xi);
@@ -37,7 +38,7 @@ class VecExpTest {
                 }
             }
         }
-        assertEquals(1f, Vec.exp(0f));
+        assertEquals(1f, Exp.exp(0f));
         assertTrue(worstUlps <= 2, "worst error " + worstUlps + " ulp");
     }
 }
