@@ -273,8 +273,8 @@ final class FinetuneCommand implements Callable<Integer> {
         // Before the model is read or a step computed: the weights and one micro-batch's activations must fit.
         // -Dtornadolora.memoryCheck=false: scripts/memory-bench.sh finds the smallest heap that runs, to check the estimate.
         if (!"false".equals(System.getProperty("tornadolora.memoryCheck"))) {
-            HeapCheck.require(memoryEstimate.total(), "a step of " + batch + " x " + train.seqLen()
-                    + " tokens on this model", "use --activation-checkpointing or --quantize-base, lower --batch or --seq-len");
+            HeapCheck.require(memoryEstimate.total(), "a micro-batch of " + batch + " x " + train.seqLen()
+                    + " tokens on this model", "lower --batch or --seq-len, or use --activation-checkpointing or --quantize-base");
         }
         try (Device d = BackendProperties.open(device); LlamaForCausalLM m = LlamaForCausalLM.load(model, lora, d)) {
             m.activationCheckpointing(activationCheckpointing);
