@@ -31,4 +31,5 @@ module dev.tornadolora.core {
     exports dev.tornadolora.math;
 
     uses dev.tornadolora.kernels.LoraKernelsProvider;
+    uses dev.tornadolora.finetune.DeviceStep.Provider;
 }

@@ -20,7 +20,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * {@code finetune --device tornado:0:0} gives the JVM backend's losses step for step (within 1e-4 relative): QLoRA
- * on the golden MHA Llama from a PEFT adapter with non-zero B, cosine with warm-up, clipping, accumulation.
+ * on the golden MHA Llama from a PEFT adapter with non-zero B, cosine with warm-up, clipping, accumulation. The
+ * steps run on the whole-step device plan ({@code PlanDeviceStep}); the evaluations on the per-projection plan.
  */
 class TornadoFinetuneTest {
     @TempDir
@@ -49,6 +50,9 @@ class TornadoFinetuneTest {
             logs[d] = new ObjectMapper().readTree(out.resolve("log.json").toFile());
         }
         assertEquals("tornado:0:0", logs[1].get("config").get("device").asText());
+        // the whole step ran on the device plan, and each step says what crossed the bus
+        assertTrue(logs[1].get("config").has("device_step"), logs[1].get("config").toString());
+        assertTrue(logs[1].get("steps").get(1).get("copy_in_bytes").asDouble() > 0, logs[1].get("steps").toString());
         for (int i = 0; i < 8; i++) {
             double a = logs[0].get("steps").get(i).get("loss").asDouble(), b = logs[1].get("steps").get(i).get("loss").asDouble();
             assertTrue(Math.abs(a - b) <= 1e-4 * Math.abs(a), "step " + (i + 1) + ": jvm " + a + ", tornado " + b);

@@ -2,6 +2,7 @@ package dev.tornadolora.cli;
 
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.tornadolora.finetune.FinetuneConfig;
+import dev.tornadolora.finetune.DeviceStep;
 import dev.tornadolora.finetune.Finetuner;
 import dev.tornadolora.finetune.StepExecutor;
 import dev.tornadolora.finetune.TokenDataset;
@@ -42,7 +43,8 @@ import java.util.zip.CRC32;
 final class FinetuneRun {
     static final String LOG = "log.json";
     /** Log entries a resumed run may change: where it runs (and on how many threads), how often it reports, descriptions. */
-    static final List<String> NOT_OPTIONS = List.of("device", "threads", "eval_every", "save_every", "merge", "job");
+    static final List<String> NOT_OPTIONS = List.of("device", "device_step", "threads", "eval_every", "save_every",
+            "merge", "job");
 
     private final FinetuneCommand opts;
     private final LlamaForCausalLM model;
@@ -73,10 +75,32 @@ final class FinetuneRun {
         log.config().put("data_rows", train.size()).put("data_crc32", crc(train))
                 .put("eval_rows", eval.size()).put("eval_crc32", crc(eval)).put("model_digest", model.weightsDigest())
                 .put("device", model.backend().name()).put("threads", model.device().threads());
+        // An accelerator that runs the whole step (TornadoVM's device plan) takes it; else the projections only.
+        DeviceStep.find(finetuner).ifPresent(d -> {
+            executor = d;
+            log.config().put("device_step", d.describe());
+        });
+    }
+
+    /** The adapters and AdamW's buffers back from a device that holds them (before an evaluation or a save). */
+    private void fromDevice() {
+        if (executor instanceof DeviceStep d) d.toHost();
+    }
+
+    private double evalLoss() {
+        fromDevice();
+        return finetuner.evalLoss(eval, config.batch());
     }
 
     /** How the steps are computed: on this machine (the default) or as one replica of a data-parallel run. */
     FinetuneRun executor(StepExecutor e) {
+        if (e == StepExecutor.LOCAL && executor instanceof DeviceStep) {
+            return this;  // on this machine: the device's whole step, when it has one
+        }
+        if (executor instanceof DeviceStep d) {
+            d.close();
+            log.config().remove("device_step");
+        }
         this.executor = e;
         return this;
     }
@@ -108,7 +132,7 @@ final class FinetuneRun {
 
         } else {
             if (opts.resume) out.printf("%s has no resume point yet: starting at step 0%n", output);
-            initialEval = finetuner.evalLoss(eval, config.batch());
+            initialEval = evalLoss();
             evalEntry(0, initialEval);
         }
         printHeader(out);
@@ -121,11 +145,13 @@ final class FinetuneRun {
                 Trainer.StepRecord r = executor.step(finetuner);
                 double stepSeconds = Progress.seconds(t0), elapsed = clock + Progress.seconds(start);
                 tokens += r.tokens();
-                log.add(r, elapsed).put("tokens_per_s", round(r.tokens() / Math.max(stepSeconds, 1e-9)))
+                ObjectNode entry = log.add(r, elapsed)
+                        .put("tokens_per_s", round(r.tokens() / Math.max(stepSeconds, 1e-9)))
                         .put("peak_heap_mib", peakHeapMiB());
+                if (executor instanceof DeviceStep d) d.lastStepStats().forEach(entry::put);
                 long step = r.step();
                 if (config.evalEvery() > 0 && step % config.evalEvery() == 0 && step < config.steps()) {
-                    evalEntry(step, finetuner.evalLoss(eval, config.batch()));
+                    evalEntry(step, evalLoss());
                 }
                 if (bar != null) {
                     bar.stepTo(step);
@@ -138,7 +164,8 @@ final class FinetuneRun {
             }
         }
         wall = clock + Progress.seconds(start);
-        finalEval = finetuner.evalLoss(eval, config.batch());
+        finalEval = evalLoss();
+        if (executor instanceof DeviceStep d) d.close();  // the host holds the adapters and buffers now
         evalEntry(config.steps(), finalEval);
         ObjectNode s = log.summary();
         s.put("initial_eval_loss", initialEval).put("final_eval_loss", finalEval)
@@ -156,6 +183,7 @@ final class FinetuneRun {
     }
 
     private void save(boolean last) throws IOException {
+        fromDevice();
         PeftAdapterIO.write(output.resolve("peft"), model, baseName);
         SafeTensorsWriter tt = new SafeTensorsWriter()
                 .metadata("format", "torchtune adapter (get_adapter_state_dict keys)")
@@ -202,6 +230,7 @@ final class FinetuneRun {
      * (NF4 dequantized), keys sorted, in {@code dtype} (float32, bfloat16 or float16).
      */
     void writeMerged(String dtype, LlamaConfig c) throws IOException {
+        fromDevice();
         Path dir = output.resolve("merged");
         SafeTensorsWriter w = new SafeTensorsWriter().metadata("format", "pt");
         new TreeMap<>(model.mergedWeights()).forEach((k, t) -> {
@@ -230,6 +259,7 @@ final class FinetuneRun {
                 config.seqLen(), config.lr(), config.schedule(), config.warmupSteps(),
                 config.maxGradNorm() > 0 ? Double.toString(config.maxGradNorm()) : "off", finetuner.data().size(),
                 eval.size());
+        if (executor instanceof DeviceStep d) out.printf(Locale.ROOT, "  %s%n", d.describe());
         out.flush();
     }
 

@@ -120,19 +120,40 @@ public final class Finetuner {
      * measured either way), AdamW, the schedule. A non-finite loss or norm stops before the update, naming the step.
      */
     public Trainer.StepRecord apply(double loss) {
+        return apply(loss, new ExternalUpdate() {
+            @Override
+            public double gradNorm() {
+                return config.maxGradNorm() > 0 ? GradClip.clipGradNorm(params, config.maxGradNorm())
+                        : GradClip.globalNorm(params);
+            }
+
+            @Override
+            public void update(double lr, long stepCount) {
+                optimizer.step();
+            }
+        });
+    }
+
+    /**
+     * The end of a step whose gradients live elsewhere (a device that holds the adapters, their gradients and
+     * AdamW's buffers): {@link ExternalUpdate#gradNorm} measures (and, when {@code maxGradNorm} &gt; 0, clips) them,
+     * {@link ExternalUpdate#update} takes AdamW's step at this step's learning rate; the checks and the schedule are
+     * {@link #apply(double)}'s. The host's adapters and {@link #optimizer()} buffers are then stale until the other
+     * side writes them back (before {@link #save}, an evaluation, the end).
+     */
+    public Trainer.StepRecord apply(double loss, ExternalUpdate u) {
         long step = stepsDone + 1;
         if (!Double.isFinite(loss)) {
             throw new IllegalStateException("training stopped at step " + step + ": the loss is " + loss
                     + " (try a lower --lr); the adapters were not updated");
         }
         double lr = optimizer.lr();
-        double norm = config.maxGradNorm() > 0 ? GradClip.clipGradNorm(params, config.maxGradNorm())
-                : GradClip.globalNorm(params);
+        double norm = u.gradNorm();
         if (!Double.isFinite(norm)) {
             throw new IllegalStateException("training stopped at step " + step + ": the gradient norm is " + norm
                     + "; the adapters were not updated");
         }
-        optimizer.step();
+        u.update(lr, step);
         scheduler.step();
         stepsDone++;
         return new Trainer.StepRecord(step, loss, lr, norm, (long) order.rowsPerStep() * data.seqLen());
@@ -174,6 +195,15 @@ public final class Finetuner {
         } finally {
             model.train(true);
         }
+    }
+
+    /** The clip-and-update half of an optimizer step, computed where the gradients are. */
+    public interface ExternalUpdate {
+        /** The global gradient norm before clipping; clips the gradients when the run's maxGradNorm &gt; 0. */
+        double gradNorm();
+
+        /** AdamW's update at learning rate {@code lr}, its {@code stepCount}-th (1-based), then zeroed gradients. */
+        void update(double lr, long stepCount);
     }
 
     public LlamaForCausalLM model() { return model; }

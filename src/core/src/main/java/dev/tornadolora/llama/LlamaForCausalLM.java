@@ -657,6 +657,30 @@ public final class LlamaForCausalLM implements AutoCloseable {
         return new Tensor(new int[] {base.rows(), base.cols()}, wt);
     }
 
+    /**
+     * The frozen tensors under their HF names, live (not copies), for a device plan that uploads them once: the
+     * embedding, the norms and (when not tied) lm_head as {@link DenseWeight}s (a norm is 1 × hidden), the seven
+     * projections of each layer as stored ({@link DenseWeight}, or {@link Nf4Tensor} with {@code quantizeBase}).
+     * lm_head is present also when tied (the embedding's array).
+     */
+    public Map<String, BaseWeight> frozenWeights() {
+        Map<String, BaseWeight> w = new LinkedHashMap<>();
+        int h = config.hiddenSize();
+        w.put("model.embed_tokens.weight", new DenseWeight(config.vocabSize(), h, embedding));
+        for (int i = 0; i < layers.size(); i++) {
+            DecoderLayer l = layers.get(i);
+            String p = "model.layers." + i + ".";
+            w.put(p + "input_layernorm.weight", new DenseWeight(1, h, l.inputNorm));
+            w.put(p + "post_attention_layernorm.weight", new DenseWeight(1, h, l.postNorm));
+            for (Map.Entry<String, Module> e : l.proj.entrySet()) {
+                w.put(modulePath(i, e.getKey()) + ".weight", baseOf(e.getValue()));
+            }
+        }
+        w.put("model.norm.weight", new DenseWeight(1, h, finalNorm));
+        w.put("lm_head.weight", baseOf(lmHead));
+        return w;
+    }
+
     /** Closes every projection's binding on the backend (device buffers and plans of a TornadoVM device). */
     @Override
     public void close() {

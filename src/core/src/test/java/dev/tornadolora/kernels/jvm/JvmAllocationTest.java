@@ -48,7 +48,8 @@ class JvmAllocationTest {
             Adapters grads = new Adapters(new float[r * n], new float[n * r]);
             Runnable step = () -> kernels.backward(kernels.forward(x, null, tokens, ad, y), dy, dx, ad, grads);
             long least = Long.MAX_VALUE;
-            for (int call = 0; call < 60 && least >= LIMIT; call++) {
+            // Under load C2 compiles the vector kernels late: up to 400 calls to get warm (it stops at the first under the limit).
+            for (int call = 0; call < 400 && least >= LIMIT; call++) {
                 long before = allocatedByAllThreads();
                 step.run();
                 least = Math.min(least, allocatedByAllThreads() - before);

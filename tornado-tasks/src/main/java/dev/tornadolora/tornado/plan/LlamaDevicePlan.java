@@ -1,0 +1,707 @@
+package dev.tornadolora.tornado.plan;
+
+import dev.tornadolora.llama.LlamaConfig;
+import dev.tornadolora.llama.LlamaForCausalLM;
+import dev.tornadolora.llama.LoraSettings;
+import dev.tornadolora.llama.ops.CausalLmLoss;
+import dev.tornadolora.math.CrossEntropy;
+import dev.tornadolora.math.Nf4;
+import dev.tornadolora.llama.ops.Rope;
+import dev.tornadolora.nn.LoRALinear;
+import dev.tornadolora.tensor.BaseWeight;
+import dev.tornadolora.tensor.DenseWeight;
+import dev.tornadolora.tensor.Nf4Tensor;
+import dev.tornadolora.tornado.kernels.AdapterKernels;
+import dev.tornadolora.tornado.kernels.AttentionKernels;
+import dev.tornadolora.tornado.kernels.CausalLmLossKernels;
+import dev.tornadolora.tornado.kernels.EmbeddingKernels;
+import dev.tornadolora.tornado.kernels.Matmul;
+import dev.tornadolora.tornado.kernels.OptimizerKernels;
+import dev.tornadolora.tornado.kernels.RmsNormKernels;
+import dev.tornadolora.tornado.kernels.RopeKernels;
+import dev.tornadolora.tornado.kernels.Sizes;
+import dev.tornadolora.tornado.kernels.SwiGluKernels;
+import uk.ac.manchester.tornado.api.ImmutableTaskGraph;
+import uk.ac.manchester.tornado.api.TaskGraph;
+import uk.ac.manchester.tornado.api.TornadoExecutionPlan;
+import uk.ac.manchester.tornado.api.TornadoExecutionResult;
+import uk.ac.manchester.tornado.api.TornadoProfilerResult;
+import uk.ac.manchester.tornado.api.common.TornadoDevice;
+import uk.ac.manchester.tornado.api.enums.DataTransferMode;
+import uk.ac.manchester.tornado.api.enums.ProfilerMode;
+import uk.ac.manchester.tornado.api.types.arrays.ByteArray;
+import uk.ac.manchester.tornado.api.types.arrays.FloatArray;
+import uk.ac.manchester.tornado.api.types.arrays.IntArray;
+
+import java.util.ArrayList;
+import java.util.IdentityHashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.function.Consumer;
+
+/**
+ * A whole Llama training step on one TornadoVM device, GPULlama3.java's way: one {@link TornadoExecutionPlan}
+ * whose task graphs are the stages of the step, joined by {@code persistOnDevice}/{@code consumeFromDevice}, so
+ * that the frozen weights (fp32 or NF4), the adapters, AdamW's moments, the activations and the gradients live on
+ * the device for the plan's life, allocated once for its batch shape.
+ * <pre>
+ *   setup          (once) θ, ∇θ, m, v, the residual stream x₀ … x_L and its gradient dy onto the device
+ *   embed          ids ──→  x₀ = embed_tokens[ids]
+ *   layer l fwd    x_{l+1} = layer_l(x_l): norm, q/k/v (+LoRA), rope, attention, o (+LoRA), residual, norm,
+ *                  gate/up (+LoRA), SwiGLU, down (+LoRA), residual
+ *   head           targets, g ──→  n = norm(x_L); per chunk of rows: z = n·Wᵀ, ℓ and dz in place, dn = dz·W
+ *                  (the logits never whole); Σℓ ──→ host;  dy = norm backward
+ *   layer l bwd    l = L−1 … 0: layer_l's forward again from x_l (its activations), then every op's backward;
+ *                  dy ← dx, LoRA gradients accumulated into the flat ∇θ
+ *   gradNorm       ‖∇θ_i‖, clip factor;  ‖∇θ‖ ──→ host (which stops a step whose norm is not finite)
+ *   update         lr-dependent constants ──→  ∇θ·factor, AdamW, ∇θ = 0
+ *   toHost         θ, m, v ──→ host, only when asked (save, merge, evaluation, the end)
+ * </pre>
+ * TornadoVM hands persisted buffers from the graph that ran last to the next one only, so the buffers that cross
+ * graphs are few and every graph holds them all (θ, ∇θ, m, v, the clip factor, x₀ … x_L, dy; a graph whose tasks do not read one names
+ * it in a one-element task, {@code keep}). Everything else lives in the one graph that uses it: each layer's
+ * forward and backward graph holds its own copy of the layer's weights, and the backward recomputes the layer's
+ * activations rather than receive them (one forward more per step; activation memory of one layer per graph).
+ * All trainable tensors sit end to end in one array per role (θ, ∇θ, m, v) in the order of
+ * {@link LlamaForCausalLM#trainableParameters()}, so the optimizer is four tasks whatever the model.
+ *
+ * <p>Per step the host sends the ids, the shifted targets and the gradient scale, and AdamW's three step constants,
+ * and receives the loss sum and the gradient norm; adapters come back by {@link #adaptersToHost()}. What it covers:
+ * LoRA on any of the seven layer projections, no LoRA dropout, no adapter on lm_head (refused by name otherwise);
+ * one batch shape per plan (TornadoVM compiles sizes in). A graph holds at most about a hundred tasks (TornadoVM's
+ * 8 KiB of graph code) and its bytecode needs {@code -Dtornado.tvm.maxbytecodesize=1048576} on the JVM's command line.
+ */
+public final class LlamaDevicePlan implements AutoCloseable {
+
+    /** AdamW's constants and the clipping norm (≤ 0: no clipping), as {@code train.AdamW} and the Trainer take them. */
+    public record Optimizer(double beta1, double beta2, double eps, double weightDecay, double maxGradNorm) {}
+
+    /**
+     * What the steps since the last {@link #takeProfile()} moved and ran, from TornadoVM's profiler: bytes in and out
+     * (TornadoVM counts each kernel launch's argument frame, {@link #FRAME_BYTES}, as bytes in), the kernel launches,
+     * and kernel nanoseconds per graph.
+     */
+    public record StepProfile(long copyInBytes, long copyOutBytes, long launches, Map<String, Long> kernelNanosByGraph) {}
+
+    /** Bytes TornadoVM's profiler counts in per kernel launch (its argument frame) on OpenCL. */
+    public static final int FRAME_BYTES = 24;
+
+    /** A decoder layer's projections in model order. */
+    private static final List<String> PROJECTIONS = java.util.stream.Stream.concat(
+            LoraSettings.ATTN_MODULES.stream(), LoraSettings.MLP_MODULES.stream()).toList();
+
+    private final LlamaConfig c;
+    private final int batch, seq, tokens, chunkRows, chunks;
+    private final Optimizer opt;
+    private final List<Parameter> params = new ArrayList<>();
+    private final int totalParams;
+
+    // per step
+    private final IntArray ids, targets;
+    private final FloatArray scalars = new FloatArray(1);
+    private final FloatArray total = new FloatArray(1);
+    private final FloatArray hyper = new FloatArray(3);
+    private final FloatArray stats = new FloatArray(2);
+    // flat trainables
+    private final FloatArray theta, grads, moment1, moment2, thetaOut, moment1Out, moment2Out;
+
+    private final TornadoExecutionPlan plan;
+    private final Map<String, Integer> graphIndex = new LinkedHashMap<>();
+    private final boolean profile;
+    private long copyIn, copyOut, launches;
+    private final Map<String, Integer> graphTasks = new LinkedHashMap<>();
+    private final Map<String, Long> kernelNanos = new LinkedHashMap<>();
+    private long steps;
+    private boolean setUp;
+
+    /** One trainable tensor: where it sits in the flat arrays and the live host array it mirrors. */
+    private record Parameter(String name, int offset, float[] host) {}
+
+    /** A projection as the kernels see it: its base (fp32 or NF4) and its adapter's place in θ (rank 0: none). */
+    private record Proj(int in, int out, FloatArray w, ByteArray codes, FloatArray scales, int nf4, int log2Block,
+                        int rank, float scale, int aOffset, int bOffset) {}
+
+    /**
+     * Builds the plan for batches of {@code batch} × {@code seq} tokens and uploads nothing yet (the first step
+     * brings the weights). {@code device} null: TornadoVM's default device.
+     */
+    public LlamaDevicePlan(LlamaForCausalLM model, int batch, int seq, Optimizer opt, TornadoDevice device,
+                           boolean profile) {
+        this.c = model.config();
+        LoraSettings lora = model.lora();
+        if (lora.output()) {
+            throw new IllegalArgumentException("the device plan has no adapter on lm_head yet: leave lm_head out of"
+                    + " the LoRA modules or use the per-projection plan");
+        }
+        if (lora.dropout() != 0f) {
+            throw new IllegalArgumentException("the device plan has no LoRA dropout yet (lora_dropout "
+                    + lora.dropout() + "): use 0 or the per-projection plan");
+        }
+        if (lora.attnModules().isEmpty() && !lora.mlp()) {
+            throw new IllegalArgumentException("the device plan trains adapters on the layers: no LoRA module is set");
+        }
+        if (batch <= 0 || seq <= 0) {
+            throw new IllegalArgumentException("batch and seq must be positive, got " + batch + " and " + seq);
+        }
+        this.batch = batch;
+        this.seq = seq;
+        this.tokens = batch * seq;
+        this.chunkRows = Math.min(tokens, Math.max(1, (1 << 22) / c.vocabSize()));  // ≤ 16 MiB of logits at once
+        this.chunks = (tokens + chunkRows - 1) / chunkRows;
+        this.opt = opt;
+        this.profile = profile;
+
+        // -------- the trainables, end to end
+        Map<String, LoRALinear> adapted = model.adapterModules();
+        Map<String, int[]> offsets = new LinkedHashMap<>();
+        int off = 0;
+        for (Map.Entry<String, LoRALinear> e : adapted.entrySet()) {
+            LoRALinear l = e.getValue();
+            offsets.put(e.getKey(), new int[] {off, off + l.loraA().length});
+            params.add(new Parameter(e.getKey() + ".lora_A", off, l.loraA()));
+            off += l.loraA().length;
+            params.add(new Parameter(e.getKey() + ".lora_B", off, l.loraB()));
+            off += l.loraB().length;
+        }
+        totalParams = off;
+        theta = new FloatArray(totalParams);
+        for (Parameter p : params) {
+            for (int i = 0; i < p.host.length; i++) theta.set(p.offset + i, p.host[i]);
+        }
+        grads = new FloatArray(totalParams);
+        moment1 = new FloatArray(totalParams);
+        moment2 = new FloatArray(totalParams);
+        thetaOut = new FloatArray(totalParams);
+        moment1Out = new FloatArray(totalParams);
+        moment2Out = new FloatArray(totalParams);
+        int[] tensorOffsets = new int[params.size() + 1];
+        for (int i = 0; i < params.size(); i++) tensorOffsets[i + 1] = params.get(i).offset + params.get(i).host.length;
+        IntArray tensorOffsetsD = IntArray.fromArray(tensorOffsets);
+
+        // -------- frozen weights and buffers
+        int d = c.hiddenSize(), inter = c.intermediateSize(), qD = c.qDim(), kvD = c.kvDim();
+        int heads = c.numAttentionHeads(), kv = c.numKeyValueHeads(), hd = c.headDim(), rep = heads / kv;
+        int layers = c.numHiddenLayers(), vocab = c.vocabSize(), t = tokens;
+        float eps = (float) c.rmsNormEps(), attnScale = (float) (1.0 / Math.sqrt(hd));
+        Map<String, BaseWeight> frozen = model.frozenWeights();
+        Map<float[], FloatArray> uploaded = new IdentityHashMap<>();  // a tied lm_head is the embedding's buffer
+        FloatArray emb = dense(frozen.get("model.embed_tokens.weight"), uploaded);
+        FloatArray headW = dense(frozen.get("lm_head.weight"), uploaded);
+        FloatArray finalNorm = dense(frozen.get("model.norm.weight"), uploaded);
+        FloatArray codebook = FloatArray.fromArray(Nf4.codebook());
+        Rope.Tables tables = new Rope(hd, c.ropeTheta(), c.ropeScaling()).tables(seq);
+        FloatArray cos = FloatArray.fromArray(tables.cos()), sin = FloatArray.fromArray(tables.sin());
+        IntArray sizes = IntArray.fromArray(new int[] {t, 0, 1});
+        FloatArray noMask = new FloatArray(1), noBias = new FloatArray(1);
+
+        ids = new IntArray(t);
+        targets = new IntArray(t);
+        FloatArray[] xs = new FloatArray[layers + 1];
+        for (int l = 0; l <= layers; l++) xs[l] = new FloatArray(t * d);
+        FloatArray dy = new FloatArray(t * d);
+        int maxRank = 1;
+        for (LoRALinear l : adapted.values()) maxRank = Math.max(maxRank, l.rank());
+        Common cm = new Common(sizes, codebook, noMask, noBias, cos, sin,
+                new FloatArray(batch * heads * seq * seq), new FloatArray(batch * heads * seq * seq),
+                new FloatArray(t * maxRank));
+
+        Graphs graphs = new Graphs();
+        for (FloatArray a : xs) graphs.shared.put(a, true);
+        for (FloatArray a : List.of(theta, grads, dy, stats, moment1, moment2)) graphs.shared.put(a, true);
+        graphs.graph("setup").setup = true;
+
+        // -------- embed
+        Stage embed = graphs.graph("embed").stage("embed");
+        embed.everyStep(ids).use(emb, xs[0]);
+        embed.add(g -> g.task(embed.n("gather"), EmbeddingKernels::gather, ids, emb, xs[0], t, d));
+
+        // -------- layers forward
+        List<Layer> layerList = new ArrayList<>();
+        for (int l = 0; l < layers; l++) {
+            String prefix = "model.layers." + l + ".";
+            Map<String, Proj> proj = new LinkedHashMap<>();
+            Map<String, FloatArray> hLora = new LinkedHashMap<>();
+            for (String name : PROJECTIONS) {
+                String path = prefix + (LoraSettings.ATTN_MODULES.contains(name) ? "self_attn." : "mlp.") + name;
+                Proj pr = projection(frozen.get(path + ".weight"), adapted.get(path), offsets.get(path), uploaded);
+                proj.put(name, pr);
+                hLora.put(name, new FloatArray(Math.max(1, t * pr.rank)));
+            }
+            Layer layer = new Layer(dense(frozen.get(prefix + "input_layernorm.weight"), uploaded),
+                    dense(frozen.get(prefix + "post_attention_layernorm.weight"), uploaded), proj,
+                    new Acts(new FloatArray(t), new FloatArray(t * d), new FloatArray(t * qD), new FloatArray(t * kvD),
+                            new FloatArray(t * kvD), new FloatArray(t * qD), new FloatArray(batch * heads * seq),
+                            new FloatArray(t * d), new FloatArray(t), new FloatArray(t * d),
+                            new FloatArray(t * inter), new FloatArray(t * inter), new FloatArray(t * inter), hLora));
+            layerList.add(layer);
+            layerForward(graphs.graph("layer" + l + "Forward").stage("forward"), layer, xs[l], xs[l + 1], cm);
+        }
+
+        // -------- final norm, head + loss by chunks of rows, the norm's backward
+        FloatArray xL = xs[layers];
+        FloatArray nF = new FloatArray(t * d), invF = new FloatArray(t), dnF = new FloatArray(t * d);
+        FloatArray z = new FloatArray(chunkRows * vocab), rowLoss = new FloatArray(t);
+        IntArray chunk = new IntArray(1);
+        Graph headGraph = graphs.graph("head");
+        Stage fin = headGraph.stage("finalNorm");
+        fin.everyStep(targets, scalars).use(xL, finalNorm, nF, invF, chunk);
+        fin.add(g -> g.task(fin.n("restart"), CausalLmLossKernels::restart, chunk, targets, scalars));
+        fin.add(g -> g.task(fin.n("norm"), RmsNormKernels::forward, xL, finalNorm, nF, invF, t, d, eps));
+        int cr = chunkRows;
+        for (int k = 0; k < chunks; k++) {  // one stage per chunk, unrolled; the chunk's first row is chunk[0]
+            Stage head = headGraph.stage("chunk" + k);
+            head.use(nF, headW, z, chunk, targets, scalars, rowLoss, dnF);
+            head.add(g -> g.task(head.n("logits"), CausalLmLossKernels::logits, nF, headW, z, chunk, vocab, cr, d, t));
+            head.add(g -> g.task(head.n("rows"), CausalLmLossKernels::rows, z, targets, scalars, rowLoss, chunk, cr,
+                    vocab, t, 1));
+            head.add(g -> g.task(head.n("dn"), CausalLmLossKernels::inputGradients, z, headW, dnF, chunk, d, cr,
+                    vocab, t));
+            head.add(g -> g.task(head.n("advance"), CausalLmLossKernels::advance, chunk, cr));
+        }
+        Stage headEnd = headGraph.stage("end");
+        headEnd.use(rowLoss, dnF, xL, finalNorm, invF, dy).download(total);
+        headEnd.add(g -> g.task(headEnd.n("total"), CausalLmLossKernels::total, rowLoss, total, t));
+        headEnd.add(g -> g.task(headEnd.n("normBackward"), RmsNormKernels::backward, dnF, xL, finalNorm, invF, dy, t,
+                d, 0));
+
+        // -------- layers backward: each recomputes its layer's forward from x_l, then runs every op's backward
+        FloatArray dh = new FloatArray(t * d), tmp = new FloatArray(t * d);
+        FloatArray dm = new FloatArray(t * d), dn = new FloatArray(t * d);
+        FloatArray da = new FloatArray(t * inter), dg = new FloatArray(t * inter), du = new FloatArray(t * inter);
+        FloatArray dAttn = new FloatArray(t * qD), dq = new FloatArray(t * qD);
+        FloatArray dk = new FloatArray(t * kvD), dv = new FloatArray(t * kvD);
+        for (int l = layers - 1; l >= 0; l--) {
+            Layer layer = layerList.get(l);
+            Acts s = layer.acts;
+            Map<String, Proj> proj = layer.proj;
+            FloatArray x = xs[l];
+            Graph bg = graphs.graph("layer" + l + "Backward");
+            layerForward(bg.stage("recompute"), layer, x, tmp, cm);
+            Stage b = bg.stage("backward");
+            FloatArray p = cm.p, ds = cm.ds, dhLora = cm.dhLora;
+            b.use(dy, dh, tmp, dm, dn, da, dg, du, dAttn, dq, dk, dv, p, ds, dhLora, grads, theta, x);
+            projectBackward(b, "down", proj.get("down_proj"), dy, s.a, da, s.hLora.get("down_proj"), cm);
+            b.add(g -> g.task(b.n("swiglu"), SwiGluKernels::backward, da, s.g, s.u, dg, du, t * inter));
+            projectBackward(b, "gate", proj.get("gate_proj"), dg, s.m, dm, s.hLora.get("gate_proj"), cm);
+            projectBackward(b, "up", proj.get("up_proj"), du, s.m, tmp, s.hLora.get("up_proj"), cm);
+            b.add(g -> g.task(b.n("sumGateUp"), EmbeddingKernels::add, dm, tmp, t * d));
+            b.add(g -> g.task(b.n("fork"), EmbeddingKernels::copy, dy, dh, t * d));
+            b.add(g -> g.task(b.n("norm2"), RmsNormKernels::backward, dm, s.h, layer.postNorm, s.inv2, dh, t, d, 1));
+            projectBackward(b, "o", proj.get("o_proj"), dh, s.attn, dAttn, s.hLora.get("o_proj"), cm);
+            b.add(g -> g.task(b.n("scoreGradients"), AttentionKernels::scoreGradients, s.q, s.k, s.v, s.attn, dAttn,
+                    s.lse, p, ds, seq, kv, batch, rep, hd, attnScale));
+            b.add(g -> g.task(b.n("queryGradients"), AttentionKernels::context, ds, s.k, dq, hd, seq, batch,
+                    kv, rep));
+            b.add(g -> g.task(b.n("keyValueGradients"), AttentionKernels::keyValueGradients, ds, p, s.q, dAttn, dk,
+                    dv, hd, seq, batch, kv, rep));
+            int half = hd / 2;
+            b.add(g -> g.task(b.n("ropeQ"), RopeKernels::rotateHalves, dq, cos, sin, seq, batch, heads, hd, half,
+                    -1f));
+            b.add(g -> g.task(b.n("ropeK"), RopeKernels::rotateHalves, dk, cos, sin, seq, batch, kv, hd, half, -1f));
+            projectBackward(b, "q", proj.get("q_proj"), dq, s.n, dn, s.hLora.get("q_proj"), cm);
+            projectBackward(b, "k", proj.get("k_proj"), dk, s.n, tmp, s.hLora.get("k_proj"), cm);
+            b.add(g -> g.task(b.n("sumK"), EmbeddingKernels::add, dn, tmp, t * d));
+            projectBackward(b, "v", proj.get("v_proj"), dv, s.n, tmp, s.hLora.get("v_proj"), cm);
+            b.add(g -> g.task(b.n("sumV"), EmbeddingKernels::add, dn, tmp, t * d));
+            if (l > 0) {
+                b.add(g -> g.task(b.n("norm1"), RmsNormKernels::backward, dn, x, layer.inNorm, s.inv1, dh, t, d, 1));
+            }
+            b.add(g -> g.task(b.n("next"), EmbeddingKernels::copy, dh, dy, t * d));
+        }
+
+        // -------- optimizer: the norm first (the host checks it), then clipping and AdamW
+        int nTensors = params.size(), n = totalParams;
+        int clip = opt.maxGradNorm() > 0 ? 1 : 0;
+        float maxNorm = (float) opt.maxGradNorm();
+        float b1 = (float) opt.beta1(), b2 = (float) opt.beta2();
+        float c1 = (float) (1 - opt.beta1()), c2 = (float) (1 - opt.beta2()), epsF = (float) opt.eps();
+        FloatArray norms = new FloatArray(nTensors);
+        Stage o = graphs.graph("gradNorm").stage("gradNorm");
+        o.use(grads, tensorOffsetsD, norms).download(stats);
+        o.add(g -> g.task(o.n("norms"), OptimizerKernels::tensorNorms, grads, tensorOffsetsD, norms, nTensors));
+        o.add(g -> g.task(o.n("factor"), OptimizerKernels::clipFactor, norms, stats, nTensors, maxNorm, clip));
+        Stage u = graphs.graph("update").stage("update");
+        u.everyStep(hyper).use(grads, stats, theta, moment1, moment2);
+        if (clip == 1) {
+            u.add(g -> g.task(u.n("clip"), OptimizerKernels::scale, grads, stats, n));
+        }
+        u.add(g -> g.task(u.n("adamw"), OptimizerKernels::adamW, theta, grads, moment1, moment2, hyper, n, b1, b2, c1,
+                c2, epsF));
+        u.add(g -> g.task(u.n("zeroGrad"), OptimizerKernels::zero, grads, n));
+
+        // -------- adapters and AdamW's moments back to the host, when asked
+        Stage out = graphs.graph("toHost").stage("toHost");
+        out.use(theta, moment1, moment2).download(thetaOut, moment1Out, moment2Out);
+        out.add(g -> g.task(out.n("theta"), EmbeddingKernels::copy, theta, thetaOut, n));
+        out.add(g -> g.task(out.n("m"), EmbeddingKernels::copy, moment1, moment1Out, n));
+        out.add(g -> g.task(out.n("v"), EmbeddingKernels::copy, moment2, moment2Out, n));
+
+        plan = new TornadoExecutionPlan(graphs.build().toArray(new ImmutableTaskGraph[0]));
+        try {
+            if (device != null) plan.withDevice(device);
+            if (profile) plan.withProfiler(ProfilerMode.SILENT);
+        } catch (RuntimeException e) {
+            Closing.close(plan);
+            throw e;
+        }
+    }
+
+    private Proj projection(BaseWeight base, LoRALinear lin, int[] ab, Map<float[], FloatArray> uploaded) {
+        int rank = lin == null ? 0 : lin.rank();
+        float scale = lin == null ? 0f : lin.scale();
+        int aOff = ab == null ? 0 : ab[0], bOff = ab == null ? 0 : ab[1];
+        if (base instanceof Nf4Tensor q) {
+            return new Proj(q.cols(), q.rows(), new FloatArray(1), ByteArray.fromArray(q.packedCodes()),
+                    FloatArray.fromArray(q.blockScales()), 1, Integer.numberOfTrailingZeros(q.blockSize()), rank,
+                    scale, aOff, bOff);
+        }
+        return new Proj(base.cols(), base.rows(), dense(base, uploaded), new ByteArray(1), new FloatArray(1), 0, 0,
+                rank, scale, aOff, bOff);
+    }
+
+    private static FloatArray dense(BaseWeight w, Map<float[], FloatArray> uploaded) {
+        float[] data = ((DenseWeight) w).data();
+        return uploaded.computeIfAbsent(data, FloatArray::fromArray);
+    }
+
+    /** What every graph brings for itself: sizes, placeholders, rope tables, attention and LoRA scratch. */
+    private record Common(IntArray sizes, FloatArray codebook, FloatArray noMask, FloatArray noBias, FloatArray cos,
+                          FloatArray sin, FloatArray p, FloatArray ds, FloatArray dhLora) {}
+
+    /** A decoder layer's frozen norms and projections and its activations (each graph holds its own copy). */
+    private record Layer(FloatArray inNorm, FloatArray postNorm, Map<String, Proj> proj, Acts acts) {}
+
+    private record Acts(FloatArray inv1, FloatArray n, FloatArray q, FloatArray k, FloatArray v, FloatArray attn,
+                        FloatArray lse, FloatArray h, FloatArray inv2, FloatArray m, FloatArray g, FloatArray u,
+                        FloatArray a, Map<String, FloatArray> hLora) {}
+
+    /** y = layer(x), as {@code DecoderLayer.forward}, keeping in the graph what its backward reads. */
+    private void layerForward(Stage f, Layer layer, FloatArray x, FloatArray y, Common cm) {
+        int t = tokens, d = c.hiddenSize(), inter = c.intermediateSize(), hd = c.headDim(), half = hd / 2;
+        int heads = c.numAttentionHeads(), kv = c.numKeyValueHeads(), rep = heads / kv;
+        float eps = (float) c.rmsNormEps(), attnScale = (float) (1.0 / Math.sqrt(hd));
+        Acts s = layer.acts;
+        Map<String, Proj> proj = layer.proj;
+        FloatArray cos = cm.cos, sin = cm.sin, p = cm.p;
+        f.use(x, y, layer.inNorm, layer.postNorm, s.inv1, s.n, s.q, s.k, s.v, s.attn, s.lse, s.h, s.inv2, s.m, s.g,
+                s.u, s.a, cos, sin, p);
+        f.add(g -> g.task(f.n("norm1"), RmsNormKernels::forward, x, layer.inNorm, s.n, s.inv1, t, d, eps));
+        projectForward(f, "q", proj.get("q_proj"), s.n, s.q, s.hLora.get("q_proj"), cm);
+        projectForward(f, "k", proj.get("k_proj"), s.n, s.k, s.hLora.get("k_proj"), cm);
+        projectForward(f, "v", proj.get("v_proj"), s.n, s.v, s.hLora.get("v_proj"), cm);
+        f.add(g -> g.task(f.n("ropeQ"), RopeKernels::rotateHalves, s.q, cos, sin, seq, batch, heads, hd, half, 1f));
+        f.add(g -> g.task(f.n("ropeK"), RopeKernels::rotateHalves, s.k, cos, sin, seq, batch, kv, hd, half, 1f));
+        f.add(g -> g.task(f.n("probabilities"), AttentionKernels::probabilities, s.q, s.k, p, s.lse, seq, kv, batch,
+                rep, hd, attnScale));
+        f.add(g -> g.task(f.n("context"), AttentionKernels::context, p, s.v, s.attn, hd, seq, batch, kv, rep));
+        projectForward(f, "o", proj.get("o_proj"), s.attn, s.h, s.hLora.get("o_proj"), cm);
+        f.add(g -> g.task(f.n("residual1"), EmbeddingKernels::add, s.h, x, t * d));
+        f.add(g -> g.task(f.n("norm2"), RmsNormKernels::forward, s.h, layer.postNorm, s.m, s.inv2, t, d, eps));
+        projectForward(f, "gate", proj.get("gate_proj"), s.m, s.g, s.hLora.get("gate_proj"), cm);
+        projectForward(f, "up", proj.get("up_proj"), s.m, s.u, s.hLora.get("up_proj"), cm);
+        f.add(g -> g.task(f.n("swiglu"), SwiGluKernels::forward, s.g, s.u, s.a, t * inter));
+        projectForward(f, "down", proj.get("down_proj"), s.a, y, s.hLora.get("down_proj"), cm);
+        f.add(g -> g.task(f.n("residual2"), EmbeddingKernels::add, y, s.h, t * d));
+    }
+
+    /** y = x·Wᵀ (+ s·(x·Aᵀ)·Bᵀ), the LoRA low-rank h kept for backward. */
+    private void projectForward(Stage st, String name, Proj p, FloatArray x, FloatArray y, FloatArray hLora,
+                                Common cm) {
+        int t = tokens;
+        IntArray sizes = cm.sizes;
+        FloatArray codebook = cm.codebook, noMask = cm.noMask, noBias = cm.noBias;
+        st.use(x, y, sizes, p.w, p.codes, p.scales, codebook);
+        st.add(g -> g.task(st.n(name), Matmul::blocked, x, p.w, p.codes, p.scales, codebook, y, sizes,
+                ceilDiv(p.out, Matmul.BLOCK_N), ceilDiv(t, Matmul.BLOCK_M), p.out, p.in, 1, p.nf4, p.log2Block));
+        if (p.rank > 0) {
+            st.use(theta, hLora, noMask, noBias);
+            st.add(g -> g.task(st.n(name + "Down"), AdapterKernels::down, x, noMask, theta, hLora, sizes, p.rank, t,
+                    p.in, p.aOffset));
+            st.add(g -> g.task(st.n(name + "Up"), AdapterKernels::epilogue, y, hLora, theta, noBias, sizes, p.out, t,
+                    p.rank, p.scale, 0, p.bOffset));
+        }
+    }
+
+    /** dx = dy·W (+ the LoRA branch's), and dA, dB accumulated into the flat gradients. */
+    private void projectBackward(Stage st, String name, Proj p, FloatArray dyIn, FloatArray x, FloatArray dx,
+                                 FloatArray hLora, Common cm) {
+        int t = tokens;
+        IntArray sizes = cm.sizes;
+        FloatArray codebook = cm.codebook, noMask = cm.noMask, dhLora = cm.dhLora;
+        st.use(dyIn, x, dx, sizes, p.w, p.codes, p.scales, codebook);
+        st.add(g -> g.task(st.n(name), Matmul::blocked, dyIn, p.w, p.codes, p.scales, codebook, dx, sizes,
+                ceilDiv(p.in, Matmul.BLOCK_N), ceilDiv(t, Matmul.BLOCK_M), p.in, p.out, 0, p.nf4, p.log2Block));
+        if (p.rank > 0) {
+            st.use(theta, grads, hLora, dhLora, noMask);
+            st.add(g -> g.task(st.n(name + "GradB"), AdapterKernels::gradB, dyIn, hLora, grads, sizes, p.rank, p.out,
+                    p.scale, p.bOffset));
+            st.add(g -> g.task(st.n(name + "GradH"), AdapterKernels::gradH, dyIn, theta, dhLora, sizes, p.rank, t,
+                    p.out, p.scale, p.bOffset));
+            st.add(g -> g.task(st.n(name + "GradA"), AdapterKernels::gradA, dhLora, x, noMask, grads, sizes, p.in,
+                    p.rank, p.aOffset));
+            st.add(g -> g.task(st.n(name + "Dx"), AdapterKernels::dxLora, dx, dhLora, theta, noMask, sizes, p.in, t,
+                    p.rank, p.aOffset));
+        }
+    }
+
+    private static int ceilDiv(int a, int b) {
+        return (a + b - 1) / b;
+    }
+
+    // ---------------------------------------------------------------- the step
+
+    /**
+     * Forward, loss and backward of one batch on the device, accumulating {@code lossScale · dloss/dθ} into the
+     * device's gradients; returns the loss (transformers' causal-LM loss, NaN when no label counts).
+     */
+    public double forwardBackward(int[] inputIds, int[] labels, double lossScale) {
+        if (inputIds.length != tokens || labels.length != tokens) {
+            throw new IllegalArgumentException("the device plan takes batches of " + batch + "×" + seq + " tokens, got "
+                    + inputIds.length + " ids and " + labels.length + " labels");
+        }
+        for (int i = 0; i < tokens; i++) {
+            if (inputIds[i] < 0 || inputIds[i] >= c.vocabSize()) {
+                throw new IllegalArgumentException("input_ids[" + (i / seq) + ", " + (i % seq) + "] = " + inputIds[i]
+                        + " is out of range [0, " + c.vocabSize() + ")");
+            }
+            int l = labels[i];
+            if (l != CrossEntropy.IGNORE_INDEX && (l < 0 || l >= c.vocabSize())) {
+                throw new IllegalArgumentException("labels[" + (i / seq) + ", " + (i % seq) + "] = " + l
+                        + " is neither -100 nor in [0, " + c.vocabSize() + ")");
+            }
+            ids.set(i, inputIds[i]);
+            targets.set(i, CausalLmLoss.target(labels, seq, i));
+        }
+        long counted = CausalLmLoss.counted(labels, batch, seq);
+        scalars.set(0, counted == 0 ? 0f : (float) (lossScale / counted));
+        run("embed");
+        for (int l = 0; l < c.numHiddenLayers(); l++) run("layer" + l + "Forward");
+        run("head");
+        for (int l = c.numHiddenLayers() - 1; l >= 0; l--) run("layer" + l + "Backward");
+        return counted == 0 ? Double.NaN : total.get(0) / (double) counted;
+    }
+
+    /**
+     * Clipping (when the plan's maxGradNorm is positive) and one AdamW step at learning rate {@code lr} over the
+     * accumulated gradients, which are zeroed after; returns the global gradient norm before clipping.
+     */
+    public double step(double lr) {
+        double norm = gradNorm();
+        update(lr, steps + 1);
+        return norm;
+    }
+
+    /** The global norm of the accumulated gradients (torch's clip_grad_norm_ total norm), measured on the device. */
+    public double gradNorm() {
+        run("gradNorm");
+        return stats.get(0);
+    }
+
+    /**
+     * After {@link #gradNorm}: the gradients clipped (when maxGradNorm &gt; 0) and AdamW's {@code stepCount}-th step
+     * (1-based, its bias corrections) at learning rate {@code lr}; the gradients are zeroed after.
+     */
+    public void update(double lr, long stepCount) {
+        steps = stepCount;
+        OptimizerKernels.hyper(lr, opt.beta1(), opt.beta2(), opt.weightDecay(), stepCount, hyper);
+        run("update");
+    }
+
+    /**
+     * AdamW's moments to start from (e.g. a resumed run's), one pair of arrays per trainable tensor in
+     * {@link LlamaForCausalLM#trainableParameters()} order; only before the first step.
+     */
+    public void setMoments(List<float[]> m, List<float[]> v) {
+        if (setUp) {
+            throw new IllegalStateException("the moments go to the device with the first step; it has run");
+        }
+        for (int i = 0; i < params.size(); i++) {
+            Parameter p = params.get(i);
+            for (int e = 0; e < p.host.length; e++) {
+                moment1.set(p.offset + e, m.get(i)[e]);
+                moment2.set(p.offset + e, v.get(i)[e]);
+            }
+        }
+    }
+
+    /** Copies the device's adapters into the model's live LoRA arrays (for saving, merging or the JVM path). */
+    public void adaptersToHost() {
+        stateToHost(null, null);
+    }
+
+    /**
+     * Copies the device's adapters into the model's live LoRA arrays and, when the lists are not null, AdamW's
+     * moments into them (one pair of arrays per trainable tensor, as {@link #setMoments}).
+     */
+    public void stateToHost(List<float[]> m, List<float[]> v) {
+        run("toHost");
+        for (int i = 0; i < params.size(); i++) {
+            Parameter p = params.get(i);
+            for (int e = 0; e < p.host.length; e++) {
+                p.host[e] = thetaOut.get(p.offset + e);
+                if (m != null) m.get(i)[e] = moment1Out.get(p.offset + e);
+                if (v != null) v.get(i)[e] = moment2Out.get(p.offset + e);
+            }
+        }
+    }
+
+    /** Steps taken (AdamW's t). */
+    public long steps() {
+        return steps;
+    }
+
+    /** Bytes in and out and kernel time per stage since the last call (zeros without profiling), then resets. */
+    public StepProfile takeProfile() {
+        StepProfile s = new StepProfile(copyIn, copyOut, launches, Map.copyOf(kernelNanos));
+        launches = 0;
+        copyIn = 0;
+        copyOut = 0;
+        kernelNanos.clear();
+        return s;
+    }
+
+
+    private void run(String graph) {
+        if (!setUp) {
+            setUp = true;
+            plan.withGraph(graphIndex.get("setup")).execute();
+        }
+        TornadoExecutionResult r = plan.withGraph(graphIndex.get(graph)).execute();
+        launches += graphTasks.get(graph);
+        if (profile) {
+            TornadoProfilerResult pr = r.getProfilerResult();
+            copyIn += pr.getTotalBytesCopyIn();
+            copyOut += pr.getTotalBytesCopyOut();
+            kernelNanos.merge(graph, pr.getDeviceKernelTime(), Long::sum);
+        }
+    }
+
+    @Override
+    public void close() {
+        Closing.close(plan);
+    }
+
+    // ---------------------------------------------------------------- graphs and their stages
+
+    /**
+     * The plan's task graphs. TornadoVM hands a persisted buffer only from the graph that ran last to the next one,
+     * so buffers shared between graphs are few and every graph holds them all: θ and the gradients (shared by the
+     * step, the optimizer and the adapters' download). Everything else lives in the one graph that uses it.
+     */
+    private final class Graphs {
+        private final List<Graph> list = new ArrayList<>();
+        /** Insertion-ordered, by identity: the buffers every graph holds. */
+        private final Map<Object, Boolean> shared = new IdentityHashMap<>();
+
+        Graph graph(String name) {
+            Graph g = new Graph(name, shared);
+            graphIndex.put(name, list.size());
+            list.add(g);
+            return g;
+        }
+
+        List<ImmutableTaskGraph> build() {
+            List<ImmutableTaskGraph> out = new ArrayList<>();
+            for (Graph g : list) {
+                out.add(g.build());
+                graphTasks.put(g.name, g.launches);
+            }
+            return out;
+        }
+    }
+
+    /**
+     * One task graph: the buffers its tasks use (the shared ones consumed from the graph that ran before and
+     * persisted again; the others brought here on the first run), what it uploads every run, what it downloads.
+     */
+    private static final class Graph {
+        final String name;
+        final Map<Object, Boolean> shared;
+        final Map<Object, Boolean> seen = new IdentityHashMap<>();
+        final List<Object> first = new ArrayList<>(), every = new ArrayList<>(), down = new ArrayList<>();
+        final List<Consumer<TaskGraph>> tasks = new ArrayList<>();
+        /** The graph that brings the shared buffers to the device, run once before all others. */
+        boolean setup;
+        /** Tasks in the built graph. */
+        int launches;
+
+        Graph(String name, Map<Object, Boolean> shared) {
+            this.name = name;
+            this.shared = shared;
+        }
+
+        /** A named part of the graph; its task names carry the name. */
+        Stage stage(String stageName) {
+            return new Stage(stageName, this);
+        }
+
+        void use(Object o) {
+            if (seen.containsKey(o)) return;
+            seen.put(o, true);
+            if (!shared.containsKey(o)) first.add(o);
+        }
+
+        ImmutableTaskGraph build() {
+            TaskGraph g = new TaskGraph(name);
+            Object[] all = shared.keySet().toArray();
+            if (setup) {
+                g.transferToDevice(DataTransferMode.FIRST_EXECUTION, all);
+            } else {
+                g.consumeFromDevice(all);
+            }
+            if (!first.isEmpty()) g.transferToDevice(DataTransferMode.FIRST_EXECUTION, first.toArray());
+            if (!every.isEmpty()) g.transferToDevice(DataTransferMode.EVERY_EXECUTION, every.toArray());
+            tasks.forEach(t -> t.accept(g));
+            int i = 0;
+            for (Object o : all) {  // shared buffers this graph's tasks do not name: named here, so handed on
+                if (setup || !seen.containsKey(o)) g.task("keep" + i++, EmbeddingKernels::keep, (FloatArray) o);
+            }
+            launches = tasks.size() + i;
+            if (!down.isEmpty()) g.transferToHost(DataTransferMode.EVERY_EXECUTION, down.toArray());
+            g.persistOnDevice(all);
+            return g.snapshot();
+        }
+    }
+
+    /** A stage of a graph (embed, a layer's forward, ...): a prefix for its task names and the graph's buffers. */
+    private static final class Stage {
+        final String name;
+        final Graph graph;
+
+        Stage(String name, Graph graph) {
+            this.name = name;
+            this.graph = graph;
+        }
+
+        /** The task name {@code task} within this stage. */
+        String n(String task) {
+            return name + "_" + task;
+        }
+
+        Stage use(Object... buffers) {
+            for (Object o : buffers) graph.use(o);
+            return this;
+        }
+
+        /** Buffers the host writes before every run. */
+        Stage everyStep(Object... buffers) {
+            for (Object o : buffers) {
+                graph.seen.put(o, true);
+                graph.every.add(o);
+            }
+            return this;
+        }
+
+        Stage download(Object... buffers) {
+            use(buffers);
+            graph.down.addAll(List.of(buffers));
+            return this;
+        }
+
+        Stage add(Consumer<TaskGraph> task) {
+            graph.tasks.add(task);
+            return this;
+        }
+    }
+}
