@@ -14,6 +14,7 @@ import dev.tornadolora.nn.LoRALinear;
 import dev.tornadolora.nn.Module;
 import dev.tornadolora.nn.Parameter;
 import dev.tornadolora.tensor.BaseWeight;
+import dev.tornadolora.tensor.DenseWeight;
 import dev.tornadolora.tensor.Shapes;
 import dev.tornadolora.tensor.Tensor;
 
@@ -223,14 +224,6 @@ public final class LlamaForCausalLM implements AutoCloseable {
     /** The frozen weight of {@code lm_head} as held (the embedding's when tied). */
     BaseWeight lmHeadWeight() { return baseOf(lmHead); }
 
-    /** Every frozen matrix the model holds, once each (lm_head omitted when tied), and the norms' floats. */
-    List<BaseWeight> frozenMatrices() {
-        List<BaseWeight> w = new ArrayList<>();
-        w.add(embedding);
-        for (DecoderLayer l : layers) l.proj.values().forEach(p -> w.add(baseOf(p)));
-        if (!config.tieWordEmbeddings()) w.add(baseOf(lmHead));
-        return w;
-    }
 
     /** Per-op wall time of forward and backward, off until {@code timer().enable(true)}. */
     public OpTimer timer() { return timer; }
@@ -659,14 +652,14 @@ public final class LlamaForCausalLM implements AutoCloseable {
 
     /**
      * The frozen tensors under their HF names, live (not copies), for a device plan that uploads them once: the
-     * embedding, the norms and (when not tied) lm_head as {@link DenseWeight}s (a norm is 1 × hidden), the seven
-     * projections of each layer as stored ({@link DenseWeight}, or {@link Nf4Tensor} with {@code quantizeBase}).
-     * lm_head is present also when tied (the embedding's array).
+     * norms as {@link DenseWeight}s (a norm is 1 × hidden), the embedding, lm_head and the seven projections of each
+     * layer as stored ({@link DenseWeight}, {@link dev.tornadolora.tensor.HalfWeight} for a BF16/F16 checkpoint, or
+     * {@link Nf4Tensor} with {@code quantizeBase}). lm_head is present also when tied (the embedding's object).
      */
     public Map<String, BaseWeight> frozenWeights() {
         Map<String, BaseWeight> w = new LinkedHashMap<>();
         int h = config.hiddenSize();
-        w.put("model.embed_tokens.weight", new DenseWeight(config.vocabSize(), h, embedding));
+        w.put("model.embed_tokens.weight", embedding);
         for (int i = 0; i < layers.size(); i++) {
             DecoderLayer l = layers.get(i);
             String p = "model.layers." + i + ".";
