@@ -47,7 +47,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from llama_golden import PROJECTIONS, nf4_dequantized, no_warnings  # noqa: E402
+from llama_golden import PROJECTIONS, nf4_dequantized, no_warnings, peft_file_key  # noqa: E402
 
 from peft import PeftModel  # noqa: E402
 from safetensors.torch import load_file, save_file  # noqa: E402
@@ -85,7 +85,7 @@ def load_peft(model_dir, adapter_dir, quantize_base, dtype, trainable):
 
 def adapter_params(model):
     """{PEFT file key: parameter} of the trainable adapter tensors, in the model's order."""
-    return {name.replace(".default.", "."): p for name, p in model.named_parameters() if p.requires_grad}
+    return {peft_file_key(name): p for name, p in model.named_parameters() if p.requires_grad}
 
 
 def read_data(path, vocab):

@@ -114,6 +114,38 @@ CASES = [
          batch=2, seq=12, dtype="bfloat16", quantize_base=True,
          notes="quantize_base on BF16 weights (NF4 of the exactly widened BF16 values), GQA 2:1, tied "
                "embeddings, LoRA on every attention and MLP projection, rsLoRA"),
+    dict(name="dora_q_v_down",
+         config=dict(vocab_size=96, hidden_size=48, intermediate_size=80, num_hidden_layers=2,
+                     num_attention_heads=4, num_key_value_heads=2, head_dim=12, tie_word_embeddings=False),
+         lora=dict(target_modules=["q_proj", "v_proj", "down_proj"], r=4, lora_alpha=8.0, use_rslora=False,
+                   use_dora=True),
+         batch=2, seq=12, dtype="float32",
+         notes="DoRA (use_dora): magnitude m per output row, W' = m (W + s B A) / ||W + s B A||, the norm detached "
+               "in backward; m random around the row norms; PEFT's common target_modules [q_proj, v_proj, "
+               "down_proj] (part of the MLP)"),
+    dict(name="dora_qlora_all_linear",
+         config=dict(vocab_size=128, hidden_size=128, intermediate_size=128, num_hidden_layers=2,
+                     num_attention_heads=4, num_key_value_heads=4, head_dim=32, tie_word_embeddings=False),
+         lora=dict(target_modules="all-linear", r=4, lora_alpha=8.0, use_rslora=True, use_dora=True),
+         batch=2, seq=12, dtype="float32", quantize_base=True,
+         notes="DoRA on an NF4 base (the norm of the dequantized weight), target_modules \"all-linear\" (PEFT "
+               "writes the chosen modules' full names; lm_head excluded), rsLoRA"),
+    dict(name="regex_k_up_lm_head",
+         config=dict(vocab_size=80, hidden_size=32, intermediate_size=48, num_hidden_layers=2,
+                     num_attention_heads=4, num_key_value_heads=2, head_dim=8, tie_word_embeddings=False),
+         lora=dict(target_modules=r"model\.layers\.1\.(self_attn\.k_proj|mlp\.up_proj)|lm_head", r=2,
+                   lora_alpha=4.0, use_rslora=False),
+         batch=2, seq=10, dtype="float32",
+         notes="target_modules as a regex (PEFT's re.fullmatch on the full module name): k_proj and up_proj of "
+               "layer 1 only, and lm_head"),
+    dict(name="patterns_q_v",
+         config=dict(vocab_size=64, hidden_size=32, intermediate_size=48, num_hidden_layers=2,
+                     num_attention_heads=4, num_key_value_heads=4, head_dim=8, tie_word_embeddings=True),
+         lora=dict(target_modules=["q_proj", "v_proj"], r=4, lora_alpha=8.0, use_rslora=False,
+                   rank_pattern={"layers.1.self_attn.v_proj": 2}, alpha_pattern={"q_proj": 12.0}),
+         batch=2, seq=8, dtype="float32",
+         notes="rank_pattern (layer 1's v_proj has r 2) and alpha_pattern (every q_proj has alpha 12), matched by "
+               "PEFT's get_pattern_key rule (.*\\.)?(key)$ on the full module name"),
 ]
 
 CORPUS = [
@@ -130,6 +162,12 @@ CORPUS = [
     "grouped query attention shares keys and values between heads",
     "the quick dog and the lazy fox learn the next word",
 ]
+
+
+def peft_file_key(param_name):
+    """The key PEFT's save_pretrained gives a parameter: the adapter name dropped (and DoRA's magnitude
+    ...lora_magnitude_vector.default.weight saved as ...lora_magnitude_vector)."""
+    return param_name.replace(".default.", ".").replace("lora_magnitude_vector.weight", "lora_magnitude_vector")
 
 
 def seed_for(name):
@@ -231,6 +269,22 @@ def load_hf_weights(model_dir):
     return {k: v.double() for k, v in weights.items()}
 
 
+def module_scale(lora, name):
+    """alpha/r (alpha/sqrt(r) with rsLoRA) of one module, rank_pattern/alpha_pattern applied as PEFT's
+    get_pattern_key does: the first key k with re.match(rf"(.*\\.)?({k})$", name)."""
+    import re
+    r, alpha = lora["r"], lora["lora_alpha"]
+    for k, v in lora.get("rank_pattern", {}).items():
+        if re.match(rf"(.*\.)?({k})$", name):
+            r = v
+            break
+    for k, v in lora.get("alpha_pattern", {}).items():
+        if re.match(rf"(.*\.)?({k})$", name):
+            alpha = v
+            break
+    return alpha / (math.sqrt(r) if lora["use_rslora"] else r)
+
+
 def independent_forward(cfg, w, adapter, lora, ids):
     """A plain float64 Llama written from the architecture's equations (not transformers' code), as a
     cross-check of the fixture: RMSNorm, rotate_half RoPE (llama3 frequencies), GQA causal attention,
@@ -239,11 +293,14 @@ def independent_forward(cfg, w, adapter, lora, ids):
     a = {k: v.double() for k, v in adapter.items()}
 
     def linear(x, name):
-        y = x @ w[name + ".weight"].T
         key = "base_model.model." + name
-        if key + ".lora_A.weight" in a:
-            y = y + scale * (x @ a[key + ".lora_A.weight"].T) @ a[key + ".lora_B.weight"].T
-        return y
+        if key + ".lora_A.weight" not in a:
+            return x @ w[name + ".weight"].T
+        s_mod = module_scale(lora, name)
+        merged = w[name + ".weight"] + s_mod * a[key + ".lora_B.weight"] @ a[key + ".lora_A.weight"]
+        if key + ".lora_magnitude_vector" in a:  # DoRA: each output row rescaled to its magnitude
+            merged = a[key + ".lora_magnitude_vector"][:, None] * merged / merged.norm(dim=1, keepdim=True)
+        return x @ merged.T
 
     def rms(x, name):
         return x / torch.sqrt((x * x).mean(-1, keepdim=True) + cfg["rms_norm_eps"]) * w[name + ".weight"]
@@ -311,7 +368,9 @@ def write_case(out, case):
 
     lora = case["lora"]
     peft_config = LoraConfig(r=lora["r"], lora_alpha=lora["lora_alpha"], target_modules=lora["target_modules"],
-                             lora_dropout=0.0, use_rslora=lora["use_rslora"], bias="none", task_type="CAUSAL_LM")
+                             lora_dropout=0.0, use_rslora=lora["use_rslora"], use_dora=lora.get("use_dora", False),
+                             rank_pattern=lora.get("rank_pattern", {}), alpha_pattern=lora.get("alpha_pattern", {}),
+                             bias="none", task_type="CAUSAL_LM")
     model.name_or_path = "../model"  # PEFT writes it as base_model_name_or_path
     with no_warnings(f"{name}: get_peft_model"):
         peft_model = get_peft_model(model, peft_config)
@@ -319,6 +378,8 @@ def write_case(out, case):
         for pname, p in peft_model.named_parameters():
             if "lora_A" in pname or "lora_B" in pname:
                 p.copy_(0.5 * torch.randn(p.shape, generator=gen) / math.sqrt(p.shape[1]))
+            elif "lora_magnitude_vector" in pname:  # around the row norms PEFT initialised it to
+                p.mul_(1 + 0.2 * torch.randn(p.shape, generator=gen))
     with no_warnings(f"{name}: save_pretrained"):
         # lm_head in target_modules would make PEFT also save the (frozen) lm_head weight, with a warning
         peft_model.save_pretrained(root / "adapter", save_embedding_layers=False)
@@ -339,7 +400,7 @@ def write_case(out, case):
     params = {}
     for pname, p in ref.named_parameters():
         if p.requires_grad:
-            params[pname.replace(".default.", ".")] = p
+            params[peft_file_key(pname)] = p
     assert params.keys() == adapter.keys(), (sorted(params), sorted(adapter))
     for k, p in params.items():
         assert torch.equal(p.detach(), adapter[k].double()), k
@@ -369,8 +430,9 @@ def write_case(out, case):
     scale = lora["lora_alpha"] / (math.sqrt(lora["r"]) if lora["use_rslora"] else lora["r"])
     counted = int((labels[:, 1:] != -100).sum())
     meta = {
-        "target_modules": sorted(lora["target_modules"]), "r": lora["r"], "lora_alpha": lora["lora_alpha"],
-        "lora_dropout": 0.0, "use_rslora": lora["use_rslora"], "scale": scale,
+        "target_modules": lora["target_modules"] if isinstance(lora["target_modules"], str)
+        else sorted(lora["target_modules"]), "r": lora["r"], "lora_alpha": lora["lora_alpha"],
+        "lora_dropout": 0.0, "use_rslora": lora["use_rslora"], "use_dora": lora.get("use_dora", False), "scale": scale,
         "quantize_base": bool(case.get("quantize_base")),
         "nf4": {"block_size": NF4_BLOCK, "scaler_block_size": NF4_SCALER_BLOCK} if case.get("quantize_base") else None,
         "dtype": case["dtype"], "sharded": "max_shard_size" in case, "tied": config.tie_word_embeddings,

@@ -11,12 +11,13 @@ import dev.tornadolora.finetune.TokenBatches;
 import dev.tornadolora.finetune.TokenDataset;
 import dev.tornadolora.io.FolderLock;
 import dev.tornadolora.io.OutputGuard;
+import dev.tornadolora.io.PeftAdapters;
+import dev.tornadolora.io.TargetModules;
 import dev.tornadolora.llama.LlamaConfig;
 import dev.tornadolora.llama.LlamaForCausalLM;
 import dev.tornadolora.llama.LoraSettings;
 import dev.tornadolora.llama.MemoryEstimate;
 import dev.tornadolora.tensor.HeapCheck;
-import dev.tornadolora.llama.PeftAdapterIO;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
@@ -28,10 +29,8 @@ import java.io.PrintWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Locale;
-import java.util.Set;
 import java.util.concurrent.Callable;
 
 /**
@@ -78,10 +77,12 @@ final class FinetuneCommand implements Callable<Integer> {
             description = "dropout on the LoRA branch's input, training only (default ${DEFAULT-VALUE})")
     float loraDropout;
 
-    @Option(names = "--lora-modules", paramLabel = "M", split = ",", defaultValue = "q_proj,v_proj",
-            description = "attention projections with adapters, a subset of q_proj,k_proj,v_proj,o_proj"
+    @Option(names = "--lora-modules", paramLabel = "M", defaultValue = "q_proj,v_proj",
+            description = "PEFT's target_modules: projections with adapters, any of q_proj,k_proj,v_proj,o_proj,"
+                    + "gate_proj,up_proj,down_proj,lm_head (comma-separated); or all-linear (every projection, not"
+                    + " lm_head); or a regex matched against the full module name, e.g. '.*\\.(q|down)_proj'"
                     + " (default ${DEFAULT-VALUE}, as torchtune)")
-    List<String> loraModules;
+    String loraModules;
 
     @Option(names = "--lora-mlp", description = "also adapters on gate_proj, up_proj, down_proj (torchtune's apply_lora_to_mlp)")
     boolean loraMlp;
@@ -91,6 +92,10 @@ final class FinetuneCommand implements Callable<Integer> {
 
     @Option(names = "--rslora", description = "rank-stabilised scale alpha/sqrt(r) (PEFT's use_rslora)")
     boolean rslora;
+
+    @Option(names = "--dora", description = "DoRA: a trained magnitude per output row (PEFT's use_dora,"
+            + " torchtune's DoRALinear)")
+    boolean dora;
 
     @Option(names = "--quantize-base", description = "QLoRA: every q/k/v/o/gate/up/down weight in NF4 (torchao's"
             + " to_nf4, block 64, scaler block 256); embeddings, norms, lm_head stay fp32")
@@ -250,11 +255,12 @@ final class FinetuneCommand implements Callable<Integer> {
     private void trainReplica(PrintWriter out, StepExecutor executor, boolean writer) throws IOException {
         LlamaConfig config = LlamaConfig.read(model.resolve("config.json"));
         LoraSettings lora = loraSettings();
-        PeftAdapterIO.Adapter init = null;
+        PeftAdapters.Adapter init = null;
         if (initAdapter != null) {
-            init = PeftAdapterIO.read(initAdapter);
-            requireAgrees(lora, init.settings());
-            lora = initSettings(lora, init.settings());
+            init = PeftAdapters.read(initAdapter);
+            LoraSettings fromAdapter = LoraSettings.of(init.config());
+            requireAgrees(lora, fromAdapter);
+            lora = initSettings(lora, fromAdapter);
         }
         TokenDataset train = readData(data, config);
         FinetuneConfig fc = finetuneConfig(lora, train);  // validates the options before the eval rows depend on them
@@ -308,9 +314,29 @@ final class FinetuneCommand implements Callable<Integer> {
 
     /** The LoRA options as settings. */
     LoraSettings loraSettings() {
-        Set<String> attn = new LinkedHashSet<>();
-        for (String s : loraModules) if (!s.isBlank()) attn.add(s.trim());
-        return new LoraSettings(attn, loraMlp, loraOutput, loraRank, loraAlpha, loraDropout, rslora, quantizeBase);
+        return new LoraSettings(targetModules(loraModules, loraMlp, loraOutput), loraRank, loraAlpha, loraDropout,
+                rslora, dora, quantizeBase);
+    }
+
+    /**
+     * --lora-modules as PEFT's target_modules: {@code all-linear}, a regex (any regex metacharacter but '.'), or
+     * comma-separated names; --lora-mlp and --lora-output add gate/up/down_proj and lm_head to a list of names.
+     */
+    static TargetModules targetModules(String spec, boolean mlp, boolean output) {
+        String s = spec.trim();
+        boolean regex = s.chars().anyMatch(ch -> "*+?[](){}|\\^$".indexOf(ch) >= 0);
+        if (s.equals(TargetModules.ALL_LINEAR) || regex) {
+            if (mlp || output) {
+                throw new IllegalArgumentException("--lora-mlp and --lora-output add to a list of --lora-modules,"
+                        + " not to " + (regex ? "a regex" : "all-linear"));
+            }
+            return TargetModules.of(s);
+        }
+        List<String> names = new ArrayList<>();
+        for (String n : s.split(",")) if (!n.isBlank()) names.add(n.trim());
+        if (mlp) names.addAll(LoraSettings.MLP_MODULES);
+        if (output) names.add(LoraSettings.OUTPUT_MODULE);
+        return TargetModules.of(names);
     }
 
     /** Options given explicitly that the initial adapter contradicts are refused, not silently replaced by its values. */
@@ -324,12 +350,14 @@ final class FinetuneCommand implements Callable<Integer> {
         if (pr.hasMatchedOption("--lora-alpha") && given.alpha() != adapter.alpha()) {
             clash.add("--lora-alpha " + given.alpha() + " (its lora_alpha is " + adapter.alpha() + ")");
         }
-        if (pr.hasMatchedOption("--lora-modules") && !given.attnModules().equals(adapter.attnModules())) {
-            clash.add("--lora-modules " + String.join(",", given.attnModules()) + " (its attention modules are "
-                    + String.join(",", adapter.attnModules()) + ")");
+        boolean modulesGiven = pr.hasMatchedOption("--lora-modules") || pr.hasMatchedOption("--lora-mlp")
+                || pr.hasMatchedOption("--lora-output");
+        if (modulesGiven && !given.targets().equals(adapter.targets())) {
+            clash.add("--lora-modules " + given.targets() + " (its target_modules are " + adapter.targets() + ")");
         }
-        if (pr.hasMatchedOption("--lora-mlp") && given.mlp() != adapter.mlp()) clash.add("--lora-mlp");
-        if (pr.hasMatchedOption("--lora-output") && given.output() != adapter.output()) clash.add("--lora-output");
+        if (pr.hasMatchedOption("--dora") && given.dora() != adapter.dora()) {
+            clash.add("--dora (its use_dora is " + adapter.dora() + ")");
+        }
         if (pr.hasMatchedOption("--rslora") && given.rslora() != adapter.rslora()) {
             clash.add("--rslora (its use_rslora is " + adapter.rslora() + ")");
         }
@@ -339,10 +367,9 @@ final class FinetuneCommand implements Callable<Integer> {
         }
     }
 
-    /** An initial adapter decides the adapters' shape: its r, alpha, modules and rsLoRA, with this run's dropout/base. */
+    /** An initial adapter decides the adapters' shape: its r, alpha, modules, rsLoRA and DoRA, with this run's dropout/base. */
     private static LoraSettings initSettings(LoraSettings options, LoraSettings adapter) {
-        return new LoraSettings(adapter.attnModules(), adapter.mlp(), adapter.output(), adapter.rank(), adapter.alpha(),
-                options.dropout(), adapter.rslora(), options.quantizeBase());
+        return adapter.withDropout(options.dropout()).withQuantizeBase(options.quantizeBase());
     }
 
     FinetuneConfig finetuneConfig(LoraSettings lora, TokenDataset train) {

@@ -11,7 +11,6 @@ import dev.tornadolora.io.SafeTensors;
 import dev.tornadolora.io.SafeTensorsWriter;
 import dev.tornadolora.llama.LlamaConfig;
 import dev.tornadolora.llama.LlamaForCausalLM;
-import dev.tornadolora.llama.PeftAdapterIO;
 import dev.tornadolora.train.Trainer;
 import dev.tornadolora.train.TrainingLog;
 import dev.tornadolora.train.RunIdentity;
@@ -184,7 +183,7 @@ final class FinetuneRun {
 
     private void save(boolean last) throws IOException {
         fromDevice();
-        PeftAdapterIO.write(output.resolve("peft"), model, baseName);
+        model.savePeft(output.resolve("peft"), baseName);
         SafeTensorsWriter tt = new SafeTensorsWriter()
                 .metadata("format", "torchtune adapter (get_adapter_state_dict keys)")
                 .metadata("lora_rank", Integer.toString(config.lora().rank()))
@@ -252,8 +251,8 @@ final class FinetuneRun {
         var l = config.lora();
         out.printf(Locale.ROOT, "tornado-lora finetune: %s, rank %d, alpha %s%s on %s, device %s (%d threads)%n",
                 l.quantizeBase() ? "QLoRA (NF4 base)" : "LoRA (fp32 base)", l.rank(), l.alpha(),
-                l.rslora() ? " (rsLoRA)" : "", String.join(",", l.targetModules()), model.backend().name(),
-                model.device().threads());
+                (l.rslora() ? " (rsLoRA)" : "") + (l.dora() ? " (DoRA)" : ""), String.join(",", l.targetModules()),
+                model.backend().name(), model.device().threads());
         out.printf(Locale.ROOT, "  %d steps x %d micro-batch(es) of %d x %d tokens; lr %s (%s, warm-up %d), clip %s;"
                         + " %d training rows, %d eval rows%n", config.steps(), config.gradAccum(), config.batch(),
                 config.seqLen(), config.lr(), config.schedule(), config.warmupSteps(),

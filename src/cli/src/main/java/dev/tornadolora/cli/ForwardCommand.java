@@ -2,6 +2,7 @@ package dev.tornadolora.cli;
 
 import dev.tornadolora.device.Device;
 import dev.tornadolora.io.OutputGuard;
+import dev.tornadolora.io.PeftAdapters;
 import dev.tornadolora.io.SafeTensors;
 import dev.tornadolora.io.SafeTensorsException;
 import dev.tornadolora.io.SafeTensorsWriter;
@@ -10,7 +11,6 @@ import dev.tornadolora.llama.LlamaForCausalLM;
 import dev.tornadolora.llama.MemoryEstimate;
 import dev.tornadolora.tensor.HeapCheck;
 import dev.tornadolora.llama.LoraSettings;
-import dev.tornadolora.llama.PeftAdapterIO;
 import dev.tornadolora.llama.TokenTensors;
 import dev.tornadolora.tensor.Tensor;
 import dev.tornadolora.io.SafeText;
@@ -89,8 +89,8 @@ final class ForwardCommand implements Callable<Integer> {
                 ids.batch(), ids.seq(), labels != null, Runtime.getRuntime().availableProcessors())),
                 "a forward of " + ids.batch() + " x " + ids.seq() + " tokens on this model",
                 "give fewer or shorter rows in --input");
-        PeftAdapterIO.Adapter peft = adapter == null ? null : PeftAdapterIO.read(adapter);
-        LoraSettings settings = (peft == null ? LoraSettings.none(false) : peft.settings()).withQuantizeBase(quantizeBase)
+        PeftAdapters.Adapter peft = adapter == null ? null : PeftAdapters.read(adapter);
+        LoraSettings settings = (peft == null ? LoraSettings.none(false) : LoraSettings.of(peft.config())).withQuantizeBase(quantizeBase)
                 .withDropout(0f);
         SafeTensorsWriter out = new SafeTensorsWriter();
         try (Device d = BackendProperties.open(device); LlamaForCausalLM m = LlamaForCausalLM.load(model, settings, d)) {

@@ -19,6 +19,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Set;
 import java.util.SplittableRandom;
 import java.util.concurrent.TimeUnit;
 
@@ -132,6 +133,74 @@ class FinetuneParityTest {
         return out;
     }
 
+    /** DoRA (use_dora) on PEFT's common target_modules [q_proj, v_proj, down_proj]: the magnitude is trained too. */
+    @Test
+    void doraOnQVDownFp32(@TempDir Path tmp) throws Exception {
+        Path out = compare(tmp, "dora-fp32", "dora_q_v_down", false, 2, 2, "cosine", 3, 0.5, false);
+        assertTrue(Files.readString(out.resolve("peft/adapter_config.json")).contains("\"use_dora\": true"));
+    }
+
+    /** DoRA on an NF4 base with target_modules "all-linear" and rsLoRA; OUT/merged holds m·(W + s·B·A)/‖·‖. */
+    @Test
+    void doraQloraAllLinearAndMergedCheckpoint(@TempDir Path tmp) throws Exception {
+        Path out = compare(tmp, "dora-qlora", "dora_qlora_all_linear", true, 2, 1, "constant", 2, 0, true);
+        mergedMatchesPeft(tmp, out, "dora_qlora_all_linear", tmp.resolve("dora-qlora-eval.safetensors"), null);
+    }
+
+    /**
+     * transformers loading OUT/merged as a plain Llama gives the logits of PEFT on the (NF4-dequantized) base +
+     * OUT/peft, within 1e-4; {@code logitsOut} (or null) receives the merged model's logits.
+     */
+    static void mergedMatchesPeft(Path tmp, Path out, String fixture, Path eval, Path logitsOut) throws Exception {
+        List<String> args = new ArrayList<>(List.of("--merged", out.resolve("merged").toString(), "--input",
+                eval.toString(), "--model", golden.resolve(fixture).resolve("model").toString(),
+                "--against-peft", out.resolve("peft").toString(), "--quantize-base"));
+        if (logitsOut != null) args.addAll(List.of("--logits-out", logitsOut.toString()));
+        String s = python(tmp.resolve("merged.log"), args.toArray(String[]::new));
+        double vsPeft = JSON.readTree(s.substring(s.indexOf('{'))).get("relative_diff_vs_peft").asDouble();
+        assertTrue(vsPeft <= 1e-4, "transformers on OUT/merged vs PEFT on the base + OUT/peft: " + vsPeft);
+    }
+
+    /** target_modules as a regex (layer 1's k_proj and up_proj, and lm_head). */
+    @Test
+    void regexTargetModules(@TempDir Path tmp) throws Exception {
+        compare(tmp, "regex", "regex_k_up_lm_head", false, 3, 1, "constant", 0, 1.0, false);
+    }
+
+    /** rank_pattern / alpha_pattern (PEFT's get_pattern_key rule): per-module r and alpha, written back as given. */
+    @Test
+    void rankAndAlphaPatterns(@TempDir Path tmp) throws Exception {
+        Path out = compare(tmp, "patterns", "patterns_q_v", false, 2, 1, "constant", 0, 0, false);
+        JsonNode config = JSON.readTree(out.resolve("peft/adapter_config.json").toFile());
+        assertEquals(2, config.get("rank_pattern").get("layers.1.self_attn.v_proj").asInt());
+        assertEquals(12.0, config.get("alpha_pattern").get("q_proj").asDouble());
+    }
+
+    /** --lora-modules q_proj,down_proj --dora from fresh adapters: PEFT loads OUT/peft and gives the logged eval loss. */
+    @Test
+    void loraModulesAnySubsetWithDora(@TempDir Path tmp) throws Exception {
+        Path model = golden.resolve("gqa4_llama3_mlp_sharded/model");
+        int vocab = JSON.readTree(model.resolve("config.json").toFile()).path("vocab_size").asInt();
+        Path d = data(tmp, "subset-data.safetensors", 8, 16, vocab, 3, true);
+        Path eval = data(tmp, "subset-eval.safetensors", 3, 16, vocab, 4, false);
+        Path out = tmp.resolve("subset");
+        CliRun r = CliRun.of("finetune", "--model", model.toString(), "--data", d.toString(), "--eval-data",
+                eval.toString(), "--lora-modules", "q_proj,down_proj", "--dora", "--lora-rank", "2", "--steps", "5",
+                "--batch", "2", "--lr", "1e-2", "--shuffle", "false", "--output", out.toString(), "--device", "jvm", "--quiet");
+        assertEquals(0, r.exitCode(), r.err());
+        JsonNode config = JSON.readTree(out.resolve("peft/adapter_config.json").toFile());
+        assertEquals("[\"down_proj\",\"q_proj\"]", config.get("target_modules").toString());
+        assertTrue(config.get("use_dora").asBoolean());
+        Set<String> keys = SafeTensors.open(out.resolve("peft/adapter_model.safetensors")).names();
+        assertTrue(keys.contains("base_model.model.model.layers.1.mlp.down_proj.lora_magnitude_vector"), keys.toString());
+        assertEquals(2 * 2 * 3, keys.size(), keys.toString());  // 2 layers × (q_proj, down_proj) × (A, B, m)
+        String evOut = python(tmp.resolve("subset-eval.log"), "--model", model.toString(), "--eval",
+                out.resolve("peft").toString(), "--eval-data", eval.toString());
+        double peftLoss = JSON.readTree(evOut.substring(evOut.indexOf('{'))).get("eval_loss").asDouble();
+        double logged = JSON.readTree(out.resolve("log.json").toFile()).get("summary").get("final_eval_loss").asDouble();
+        assertTrue(Math.abs(peftLoss - logged) <= 1e-5 * Math.abs(peftLoss), "PEFT eval loss " + peftLoss + " vs logged " + logged);
+    }
+
     /** .jsonl data: Hugging Face tokenizers in Python, documents joined with EOS, cut into blocks, give the same rows. */
     @Test
     void jsonlDataIsTokenizedAsHuggingFaceTokenizersDoes(@TempDir Path tmp) throws Exception {
@@ -183,11 +252,7 @@ class FinetuneParityTest {
         Path out = compare(tmp, "qlora-cosine", "qlora_mha", true, 2, 2, "cosine", 3, 0.5, true);
         Path eval = tmp.resolve("qlora-cosine-eval.safetensors");
         Path logits = tmp.resolve("merged-logits.safetensors"), mine = tmp.resolve("merged-forward.safetensors");
-        String s = python(tmp.resolve("merged.log"), "--merged", out.resolve("merged").toString(), "--input",
-                eval.toString(), "--logits-out", logits.toString(), "--model", golden.resolve("qlora_mha/model").toString(),
-                "--against-peft", out.resolve("peft").toString(), "--quantize-base");
-        double vsPeft = JSON.readTree(s.substring(s.indexOf('{'))).get("relative_diff_vs_peft").asDouble();
-        assertTrue(vsPeft <= 1e-4, "transformers on OUT/merged vs PEFT on the base + OUT/peft: " + vsPeft);
+        mergedMatchesPeft(tmp, out, "qlora_mha", eval, logits);
         CliRun r = CliRun.of("forward", "--model", out.resolve("merged").toString(), "--input", eval.toString(),
                 "--output", mine.toString(), "--device", "jvm");
         assertEquals(0, r.exitCode(), r.err());

@@ -72,6 +72,16 @@ class ForwardCommandTest {
         checkCase("qlora_mha", tmp, true);
     }
 
+    /** forward --adapter with use_dora: logits, loss and gradients (the magnitude's too) as transformers + PEFT. */
+    @Test
+    void matchesTheDoraAndTargetModulesCases(@TempDir Path tmp) {
+        checkCase("dora_q_v_down", tmp, false);
+        checkCase("dora_qlora_all_linear", tmp, true);
+        checkCase("regex_k_up_lm_head", tmp, false);
+        SafeTensors e = SafeTensors.open(golden.resolve("dora_q_v_down/expected.safetensors"));
+        assertTrue(e.names().contains("base_model.model.model.layers.0.mlp.down_proj.lora_magnitude_vector.grad"));
+    }
+
     @Test
     void logitsOnlyWithoutLabelsOrAdapter(@TempDir Path tmp) throws IOException {
         Path c = golden.resolve("gqa2_bf16_attn");

@@ -26,9 +26,15 @@ public interface DeviceStep extends StepExecutor, AutoCloseable {
 
     /**
      * The accelerators' whole-step executors on the class or module path ({@code META-INF/services}), each asked in
-     * turn; empty when none serves this finetuner's model and settings (it then runs on {@link StepExecutor#LOCAL}).
+     * turn; empty when none serves this finetuner's model and settings (it then runs on {@link StepExecutor#LOCAL}),
+     * and for DoRA or per-module rank/alpha patterns, which only the layers' own path computes.
      */
     static Optional<DeviceStep> find(Finetuner finetuner) {
+        var lora = finetuner.model().lora();
+        if (lora.dora() || !lora.rankPattern().isEmpty() || !lora.alphaPattern().isEmpty()) {
+            // the whole-step plans compute plain LoRA of one rank; the layers' kernels run every adapter variant
+            return Optional.empty();
+        }
         for (Provider p : ServiceLoader.load(Provider.class)) {
             Optional<DeviceStep> s = p.open(finetuner);
             if (s.isPresent()) return s;

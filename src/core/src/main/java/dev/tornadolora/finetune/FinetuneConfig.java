@@ -66,10 +66,13 @@ public record FinetuneConfig(LoraSettings lora, long steps, int batch, int gradA
         var mods = c.putArray("lora_modules");
         l.targetModules().forEach(mods::add);
         c.put("lora_rank", l.rank()).put("lora_alpha", l.alpha()).put("lora_dropout", l.dropout())
-         .put("rslora", l.rslora()).put("quantize_base", l.quantizeBase())
+         .put("rslora", l.rslora()).put("dora", l.dora()).put("quantize_base", l.quantizeBase())
          .put("steps", steps).put("batch", batch).put("grad_accum", gradAccum).put("seq_len", seqLen)
          .put("lr", lr).put("weight_decay", weightDecay).put("betas", beta1 + "," + beta2).put("eps", eps)
          .put("schedule", schedule).put("warmup_steps", warmupSteps).put("max_grad_norm", maxGradNorm)
          .put("seed", seed).put("shuffle", shuffle).put("eval_every", evalEvery).put("save_every", saveEvery);
+        ObjectNode ranks = c.putObject("rank_pattern"), alphas = c.putObject("alpha_pattern");
+        l.rankPattern().forEach(ranks::put);
+        l.alphaPattern().forEach(alphas::put);
     }
 }

@@ -1,7 +1,8 @@
 package dev.tornadolora.finetune;
 
 import dev.tornadolora.device.Device;
-import dev.tornadolora.io.LoraMerge;
+import dev.tornadolora.io.PeftAdapters;
+import dev.tornadolora.nn.LoRALinear;
 import dev.tornadolora.llama.LlamaConfig;
 import dev.tornadolora.llama.LlamaForCausalLM;
 import dev.tornadolora.llama.LoraSettings;
@@ -81,7 +82,7 @@ public final class TeacherStudent {
             int r = spec.hiddenRank();
             float[] a = gaussian(rng, 1, r, in).data(), b = gaussian(rng, 1, out, r).data();
             float[] delta = new float[out * in];
-            LoraMerge.addScaledProduct(delta, b, a, out, r, in, 1f);
+            LoRALinear.addScaledProduct(delta, b, a, out, r, in, 1f);
             double s = spec.updateScale() * norm(deq) / norm(delta);
             for (int i = 0; i < delta.length; i++) delta[i] *= (float) s;
             hiddenUpdates.put(module, delta);
@@ -105,7 +106,7 @@ public final class TeacherStudent {
     public LlamaForCausalLM teacher(Device device) {
         LoraSettings l = spec.lora();
         return LlamaForCausalLM.fromWeights(spec.model(), teacherWeights,
-                new LoraSettings(l.attnModules(), l.mlp(), l.output(), l.rank(), l.alpha(), 0f, l.rslora(), false), device)
+                l.withDropout(0f).withQuantizeBase(false), device)
                 .train(false);
     }
 
@@ -197,12 +198,12 @@ public final class TeacherStudent {
         float scale = student.lora().scale();
         Map<String, Double> out = new LinkedHashMap<>();
         hiddenUpdates.forEach((module, delta) -> {
-            Tensor a = ad.get("base_model.model." + module + ".lora_A.weight");
-            Tensor b = ad.get("base_model.model." + module + ".lora_B.weight");
+            Tensor a = ad.get(PeftAdapters.key(module, "lora_a.weight"));
+            Tensor b = ad.get(PeftAdapters.key(module, "lora_b.weight"));
             if (a == null || b == null) throw new IllegalStateException("the student has no adapters on " + module);
             int r = a.dim(0), in = a.dim(1), o = b.dim(0);
             float[] learned = new float[o * in];
-            LoraMerge.addScaledProduct(learned, b.data(), a.data(), o, r, in, scale);
+            LoRALinear.addScaledProduct(learned, b.data(), a.data(), o, r, in, scale);
             out.put(module, SyntheticTask.cosine(learned, delta));
         });
         return out;

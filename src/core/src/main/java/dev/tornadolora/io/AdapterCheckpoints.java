@@ -1,9 +1,7 @@
 package dev.tornadolora.io;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.SerializationFeature;
-import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.tornadolora.nn.DoRA;
 import dev.tornadolora.nn.LoRALinear;
 import dev.tornadolora.nn.Parameter;
 import dev.tornadolora.tensor.Shapes;
@@ -36,12 +34,10 @@ import java.util.TreeSet;
  * the layers. Every file is written atomically.
  */
 public final class AdapterCheckpoints {
-    /** The weights file of a PEFT adapter folder. */
-    public static final String PEFT_WEIGHTS = "adapter_model.safetensors";
-    /** The config file of a PEFT adapter folder (PEFT's {@code LoraConfig} as JSON). */
-    public static final String PEFT_CONFIG = "adapter_config.json";
-    static final String PEFT_PREFIX = "base_model.model.";
-    private static final ObjectMapper JSON = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
+    /** The weights file of a PEFT adapter folder ({@link PeftAdapters#WEIGHTS}). */
+    public static final String PEFT_WEIGHTS = PeftAdapters.WEIGHTS;
+    /** The config file of a PEFT adapter folder ({@link PeftAdapters#CONFIG}). */
+    public static final String PEFT_CONFIG = PeftAdapters.CONFIG;
 
     private AdapterCheckpoints() {}
 
@@ -65,7 +61,12 @@ public final class AdapterCheckpoints {
      * @return the PEFT key of the same tensor
      */
     public static String toPeftKey(String torchtuneKey) {
-        return PEFT_PREFIX + torchtuneKey.replace("lora_a.", "lora_A.").replace("lora_b.", "lora_B.");
+        for (String p : List.of("lora_a.weight", "lora_b.weight", DoRA.MAGNITUDE)) {
+            if (torchtuneKey.endsWith("." + p)) {
+                return PeftAdapters.key(torchtuneKey.substring(0, torchtuneKey.length() - p.length() - 1), p);
+            }
+        }
+        throw new IllegalArgumentException("not an adapter key: " + SafeText.quote(torchtuneKey));
     }
 
     /**
@@ -75,8 +76,8 @@ public final class AdapterCheckpoints {
      * @return the torchtune key; a key outside PEFT's naming unchanged (the loaders then report it)
      */
     public static String fromPeftKey(String peftKey) {
-        if (!peftKey.startsWith(PEFT_PREFIX)) return peftKey;
-        return peftKey.substring(PEFT_PREFIX.length()).replace("lora_A.", "lora_a.").replace("lora_B.", "lora_b.");
+        String[] s = PeftAdapters.split(peftKey);
+        return s == null ? peftKey : key(s[0], s[1]);
     }
 
     /**
@@ -161,39 +162,26 @@ public final class AdapterCheckpoints {
     public static void savePeft(Path dir, Map<String, LoRALinear> modules, Map<String, String> metadata)
             throws IOException {
         if (modules.isEmpty()) throw new IllegalArgumentException("no LoRA modules to save");
-        SafeTensorsWriter w = new SafeTensorsWriter().metadata(metadata).metadata("format", "pt");
-        stateDict(modules).forEach((k, t) -> w.f32(toPeftKey(k), t));
-        Files.createDirectories(dir);
-        w.write(dir.resolve(PEFT_WEIGHTS));
-        AtomicFiles.writeString(dir.resolve(PEFT_CONFIG), JSON.writeValueAsString(peftConfig(modules)) + "\n");
+        PeftAdapters.write(dir, peftConfig(modules), modules, metadata);
     }
 
     /** PEFT's LoraConfig for these modules: the first module's r/alpha, patterns for the ones that differ. */
-    static ObjectNode peftConfig(Map<String, LoRALinear> modules) {
+    static PeftAdapters.Config peftConfig(Map<String, LoRALinear> modules) {
         LoRALinear first = modules.values().iterator().next();
-        ObjectNode c = JSON.createObjectNode();
-        c.put("peft_type", "LORA");
-        c.putNull("task_type");
-        c.putNull("base_model_name_or_path");
-        c.put("r", first.rank());
-        c.put("lora_alpha", first.alpha());
-        c.put("lora_dropout", first.dropout());
-        c.put("bias", "none");
-        c.put("fan_in_fan_out", false);
-        c.put("inference_mode", true);
-        c.put("init_lora_weights", true);
-        c.put("use_rslora", false);
-        c.put("use_dora", false);
-        var targets = c.putArray("target_modules");
-        ObjectNode rankPattern = c.putObject("rank_pattern"), alphaPattern = c.putObject("alpha_pattern");
+        Map<String, Integer> ranks = new LinkedHashMap<>();
+        Map<String, Double> alphas = new LinkedHashMap<>();
         modules.forEach((name, m) -> {
             if (name.isEmpty()) throw new IllegalArgumentException("PEFT layout needs named modules");
-            targets.add(name);
-            if (m.rank() != first.rank()) rankPattern.put(name, m.rank());
-            if (m.alpha() != first.alpha()) alphaPattern.put(name, m.alpha());
+            if (m.rank() != first.rank()) ranks.put(name, m.rank());
+            if (m.alpha() != first.alpha()) alphas.put(name, PeftAdapters.decimal(m.alpha()));
+            if (m.rslora() != first.rslora() || m.dora() != first.dora()) {
+                throw new IllegalArgumentException("PEFT layout: module " + SafeText.quote(name) + " differs from "
+                        + "the first in use_rslora or use_dora (one LoraConfig holds one of each)");
+            }
         });
-        c.putNull("modules_to_save");
-        return c;
+        // One lora_dropout for all (the first module's), as before: dropout does not change what the adapter computes.
+        return new PeftAdapters.Config(first.rank(), PeftAdapters.decimal(first.alpha()), PeftAdapters.decimal(first.dropout()),
+                TargetModules.of(List.copyOf(modules.keySet())), first.rslora(), first.dora(), ranks, alphas, null, null);
     }
 
     /**
@@ -222,82 +210,46 @@ public final class AdapterCheckpoints {
      * @throws IllegalArgumentException naming the file and the field or key that does not match the model
      */
     public static void loadPeft(String where, JsonNode config, SafeTensors st, Map<String, LoRALinear> modules) {
-        JsonNode c = StrictJson.requireObject(config, where);
-        String type = StrictJson.requireString(c, "peft_type", where);
-        if (!"LORA".equals(type)) {
-            throw new IllegalArgumentException(where + ": peft_type is " + SafeText.quote(type) + ", expected \"LORA\"");
-        }
-        if (StrictJson.optionalBoolean(c, "use_dora", false, where) || StrictJson.optionalBoolean(c, "use_rslora", false, where)) {
-            throw new IllegalArgumentException(where + ": use_dora/use_rslora adapters are not supported");
-        }
-        if (c.hasNonNull("bias") && !"none".equals(StrictJson.requireString(c, "bias", where))) {
-            throw new IllegalArgumentException(where + ": bias " + SafeText.quote(c.get("bias").textValue())
-                    + " is not supported (only \"none\": no trained biases)");
-        }
-        if (StrictJson.optionalBoolean(c, "fan_in_fan_out", false, where)) {
-            throw new IllegalArgumentException(where + ": fan_in_fan_out adapters (Conv1D weights) are not supported");
-        }
-        int r = StrictJson.requireInt(c, "r", 1, Integer.MAX_VALUE, where);
-        double alpha = StrictJson.requireDouble(c, "lora_alpha", where);
-        double dropout = StrictJson.optionalDouble(c, "lora_dropout", 0, where);
-        requireTargets(c, modules.keySet(), where);
-        JsonNode ranks = pattern(c, "rank_pattern", modules.keySet(), where);
-        JsonNode alphas = pattern(c, "alpha_pattern", modules.keySet(), where);
+        PeftAdapters.Adapter a = PeftAdapters.read(where, config, st);
+        PeftAdapters.Config c = a.config();
+        requireTargets(c.targets(), modules.keySet(), where);
         modules.forEach((name, m) -> {
-            int mr = ranks.has(name) ? (int) StrictJson.exactLong(ranks.get(name), "rank_pattern." + name, 1,
-                    Integer.MAX_VALUE, where) : r;
-            double ma = StrictJson.optionalDouble(alphas, name, alpha, where + ": alpha_pattern");
+            int mr = c.rankOf(name);
+            double ma = c.alphaOf(name);
             if (mr != m.rank() || (float) ma != m.alpha()) {
                 throw new IllegalArgumentException(where + ": module " + SafeText.quote(name) + " has r=" + mr
                         + ", lora_alpha=" + ma + " but the model's layer has rank=" + m.rank() + ", alpha=" + m.alpha());
             }
-            if ((float) dropout != m.dropout()) {
-                throw new IllegalArgumentException(where + ": lora_dropout " + dropout + " but the model's layer "
+            if ((float) c.dropout() != m.dropout()) {
+                throw new IllegalArgumentException(where + ": lora_dropout " + c.dropout() + " but the model's layer "
                         + SafeText.quote(name) + " has dropout " + m.dropout());
+            }
+            if (c.rslora() != m.rslora() || c.dora() != m.dora()) {
+                throw new IllegalArgumentException(where + ": use_rslora " + c.rslora() + ", use_dora " + c.dora()
+                        + " but the model's layer " + SafeText.quote(name) + " has use_rslora " + m.rslora()
+                        + ", use_dora " + m.dora());
             }
         });
         Map<String, Tensor> sd = new LinkedHashMap<>();
-        for (String k : st.names()) sd.put(fromPeftKey(k), st.floats(k));
+        a.tensors().forEach((k, t) -> sd.put(fromPeftKey(k), t));
         load(sd, modules, st.source());
     }
 
-    /** {@code target_modules} must name exactly the modules loaded (a list of names; PEFT's regex form is refused). */
-    private static void requireTargets(JsonNode c, Set<String> modules, String where) {
-        JsonNode t = c.get("target_modules");
-        if (t == null || !t.isArray()) {
-            throw new IllegalArgumentException(where + ": target_modules must be a list of module names but is "
-                    + (t == null ? "missing" : SafeText.of(t.toString(), 60)));
-        }
-        Set<String> targets = new TreeSet<>();
-        for (JsonNode n : t) {
-            if (!n.isTextual()) {
-                throw new IllegalArgumentException(where + ": target_modules holds " + SafeText.of(n.toString(), 40)
-                        + ", not a module name");
+    /** {@code target_modules} must select exactly the modules loaded. */
+    private static void requireTargets(TargetModules t, Set<String> modules, String where) {
+        Set<String> absent = new TreeSet<>();
+        for (String m : modules) if (!t.matches(m, false)) absent.add(m);
+        Set<String> extra = new TreeSet<>();
+        if (t.names() != null) {
+            for (String n : t.names()) {
+                if (modules.stream().noneMatch(m -> m.equals(n) || m.endsWith("." + n))) extra.add(n);
             }
-            targets.add(n.textValue());
         }
-        if (!targets.equals(new TreeSet<>(modules))) {
-            Set<String> extra = new TreeSet<>(targets), absent = new TreeSet<>(modules);
-            extra.removeAll(modules);
-            absent.removeAll(targets);
+        if (!extra.isEmpty() || !absent.isEmpty()) {
             throw new IllegalArgumentException(where + ": target_modules does not match the model's LoRA modules"
                     + (extra.isEmpty() ? "" : "; not in the model: " + SafeText.of(String.join(", ", extra)))
                     + (absent.isEmpty() ? "" : "; missing: " + SafeText.of(String.join(", ", absent))));
         }
-    }
-
-    /** {@code rank_pattern} / {@code alpha_pattern}: an object (or absent) whose keys are module names. */
-    private static JsonNode pattern(JsonNode c, String field, Set<String> modules, String where) {
-        JsonNode p = c.get(field);
-        if (p == null || p.isNull()) return JSON.createObjectNode();
-        if (!p.isObject()) throw new IllegalArgumentException(where + ": " + field + " is not a JSON object");
-        p.fieldNames().forEachRemaining(k -> {
-            if (!modules.contains(k)) {
-                throw new IllegalArgumentException(where + ": " + field + " names " + SafeText.quote(k)
-                        + ", not one of the model's LoRA modules (patterns are not supported)");
-            }
-        });
-        return p;
     }
 
     // ---------------------------------------------------------------- common

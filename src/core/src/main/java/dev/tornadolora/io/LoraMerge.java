@@ -1,5 +1,7 @@
 package dev.tornadolora.io;
 
+import dev.tornadolora.nn.LoRALinear;
+
 import dev.tornadolora.tensor.Nf4Tensor;
 import dev.tornadolora.tensor.HeapCheck;
 import dev.tornadolora.tensor.Shapes;
@@ -123,7 +125,7 @@ public final class LoraMerge {
                 throw new IllegalArgumentException("module " + SafeText.quote(module) + " has adapters but no base weight '" + wKey
                         + "' (F32) or NF4 record '" + wKey + ".quantized_data' in " + base.source());
             }
-            addScaledProduct(w, b, a, outDim, rank, in, alpha / rank);
+            LoRALinear.addScaledProduct(w, b, a, outDim, rank, in, alpha / rank);
             if (options.safe()) requireFinite(w, wKey, in);
             if (nf4 != null && options.requantize()) {
                 Nf4Record.write(out, wKey, Nf4Tensor.quantize(w, outDim, in, nf4.blockSize(), nf4.scalerBlockSize()));
@@ -195,30 +197,6 @@ public final class LoraMerge {
         }
         throw new IllegalArgumentException("missing metadata 'alpha' (or " + SafeText.quote(key) + ") for module '" + module
                 + "' in " + (adapter == null ? "" : adapter.source() + " or ") + base.source());
-    }
-
-    /**
-     * w += s · B·A for w [out, in], B [out, r], A [r, in]: the update a merge adds. The product is accumulated in
-     * double, then scaled and added in fp32 (as torch adds an fp32 (alpha/r)·B@A).
-     *
-     * @param w   the weight [out, in], updated in place
-     * @param b   lora_b [out, r]
-     * @param a   lora_a [r, in]
-     * @param out rows of w
-     * @param r   the rank
-     * @param in  columns of w
-     * @param s   the scale alpha/r
-     */
-    public static void addScaledProduct(float[] w, float[] b, float[] a, int out, int r, int in, float s) {
-        double[] row = new double[in];
-        for (int o = 0; o < out; o++) {
-            java.util.Arrays.fill(row, 0);
-            for (int k = 0; k < r; k++) {
-                double bk = b[o * r + k];
-                for (int i = 0; i < in; i++) row[i] += bk * a[k * in + i];
-            }
-            for (int i = 0; i < in; i++) w[o * in + i] += s * (float) row[i];
-        }
     }
 
     private static void requireFinite(float[] w, String key, int cols) {

@@ -1,7 +1,7 @@
 package dev.tornadolora.llama;
 
-import dev.tornadolora.io.LoraMerge;
 import dev.tornadolora.device.Device;
+import dev.tornadolora.io.PeftAdapters;
 import dev.tornadolora.kernels.LoraBackend;
 import dev.tornadolora.llama.ops.CausalLmLoss;
 import dev.tornadolora.llama.OpTimer.Op;
@@ -45,7 +45,6 @@ import java.util.Map;
  * forward/backward at a time per model.
  */
 public final class LlamaForCausalLM implements AutoCloseable {
-    static final String PEFT_PREFIX = "base_model.model.";
 
     private final LlamaConfig config;
     private final LoraSettings lora;
@@ -158,6 +157,7 @@ public final class LlamaForCausalLM implements AutoCloseable {
         LoraBackend k = device.backend();
         HfWeights.TiedPair pair = w.tiedPair(c);
         BaseWeight emb = pair.embedding();
+        requireTargetsExist(c, lora);
         List<DecoderLayer> layers = new ArrayList<>();
         int seed = 0;
         for (int i = 0; i < c.numHiddenLayers(); i++) {
@@ -169,26 +169,46 @@ public final class LlamaForCausalLM implements AutoCloseable {
                 int[] s = w.shape(key);
                 BaseWeight base = lora.quantizeBase() ? Nf4Tensor.quantize(w.take(key), s[0], s[1])
                         : w.takeWeight(key);
-                layer.proj.put(name, projection(base, lora, lora.targets(name), k, seed++));
+                layer.proj.put(name, projection(base, lora, modulePath(i, name), k, seed++));
             }
             layers.add(layer);
         }
         float[] norm = w.take("model.norm.weight");
         BaseWeight head = pair.head();
-        Module lmHead = projection(head, lora, lora.output(), k, seed);
+        Module lmHead = projection(head, lora, LoraSettings.OUTPUT_MODULE, k, seed);
         return new LlamaForCausalLM(c, lora, device, emb, Collections.unmodifiableList(layers), norm, lmHead, pair.tied(),
                 w.digest());
     }
 
-    /** A LoRALinear over {@code base} with the settings' adapter, or a FrozenLinear (base only). */
-    private static Module projection(BaseWeight base, LoraSettings lora, boolean adapter, LoraBackend k, long seed) {
-        if (!adapter) {
+    /** A LoRALinear over {@code base} when the settings adapt {@code path}, else a FrozenLinear (base only). */
+    private static Module projection(BaseWeight base, LoraSettings lora, String path, LoraBackend k, long seed) {
+        if (!lora.targets(path)) {
             return new FrozenLinear(base, null).backend(k);
         }
-        // LoRALinear scales by alpha/rank; rsLoRA's alpha/√rank is that scale with alpha·√rank.
-        float alpha = lora.rslora() ? (float) (lora.alpha() * Math.sqrt(lora.rank())) : lora.alpha();
-        return LoRALinear.builder(base.cols(), base.rows()).rank(lora.rank()).alpha(alpha).dropout(lora.dropout())
-                .seed(seed).base(base).build().backend(k);
+        return LoRALinear.builder(base.cols(), base.rows()).rank(lora.rankOf(path)).alpha(lora.alphaOf(path))
+                .rslora(lora.rslora()).dora(lora.dora()).dropout(lora.dropout()).seed(seed).base(base).build().backend(k);
+    }
+
+    /** As PEFT ("Target modules ... not found in the base model"): every listed name must name some module. */
+    private static void requireTargetsExist(LlamaConfig c, LoraSettings lora) {
+        List<String> paths = new ArrayList<>();
+        for (int i = 0; i < c.numHiddenLayers(); i++) {
+            for (String name : LlamaConfig.PROJECTIONS) paths.add(modulePath(i, name));
+        }
+        paths.add(LoraSettings.OUTPUT_MODULE);
+        List<String> names = lora.targets().names();
+        for (String n : names == null ? List.<String>of() : names) {
+            if (paths.stream().noneMatch(p -> p.equals(n) || p.endsWith("." + n))) {
+                throw new IllegalArgumentException("target_modules: '" + n + "' names no linear layer of the model"
+                        + " (q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj, lm_head, or a suffix of"
+                        + " a full name such as model.layers.0.self_attn.q_proj)");
+            }
+        }
+        if (lora.targets().regex() != null && paths.stream().noneMatch(lora::targets)) {
+            throw new IllegalArgumentException("target_modules: the regex '" + lora.targets().regex()
+                    + "' matches no linear layer of the model (it must match a full name such as"
+                    + " model.layers.0.self_attn.q_proj)");
+        }
     }
 
     private static BaseWeight baseOf(Module m) {
@@ -399,7 +419,7 @@ public final class LlamaForCausalLM implements AutoCloseable {
     }
 
     private boolean layersHaveAdapters() {
-        return !lora.attnModules().isEmpty() || lora.mlp();
+        return adapted().keySet().stream().anyMatch(p -> !p.equals(LoraSettings.OUTPUT_MODULE));
     }
 
     private void checkIds(int[] ids, int batch, int seq) {
@@ -449,10 +469,10 @@ public final class LlamaForCausalLM implements AutoCloseable {
         Map<String, LoRALinear> m = new LinkedHashMap<>();
         for (int i = 0; i < layers.size(); i++) {
             for (Map.Entry<String, Module> e : layers.get(i).proj.entrySet()) {
-                if (lora.targets(e.getKey())) m.put(modulePath(i, e.getKey()), (LoRALinear) e.getValue());
+                if (e.getValue() instanceof LoRALinear l) m.put(modulePath(i, e.getKey()), l);
             }
         }
-        if (lora.output()) m.put(LoraSettings.OUTPUT_MODULE, (LoRALinear) lmHead);
+        if (lmHead instanceof LoRALinear l) m.put(LoraSettings.OUTPUT_MODULE, l);
         return m;
     }
 
@@ -481,18 +501,16 @@ public final class LlamaForCausalLM implements AutoCloseable {
                 + projection;
     }
 
-    static String peftKey(String modulePath, boolean a) {
-        return PEFT_PREFIX + modulePath + (a ? ".lora_A.weight" : ".lora_B.weight");
-    }
-
-    /** The adapters as optimizer parameters, named by PEFT key, in order (layer, module, A then B); live arrays. */
+    /**
+     * The adapters as optimizer parameters, named by PEFT key, in order (layer, module; A, B, then DoRA's
+     * magnitude); live arrays.
+     */
     public List<Parameter> trainableParameters() {
         List<Parameter> out = new ArrayList<>();
         adapted().forEach((path, l) -> {
-            List<Parameter> ps = l.parameters();
-            Parameter a = ps.get(0), b = ps.get(1);
-            out.add(new Parameter(peftKey(path, true), a.shape(), a.data(), a.grad()));
-            out.add(new Parameter(peftKey(path, false), b.shape(), b.data(), b.grad()));
+            for (Parameter p : l.parameters()) {
+                out.add(new Parameter(PeftAdapters.key(path, p.name()), p.shape(), p.data(), p.grad()));
+            }
         });
         return out;
     }
@@ -530,23 +548,31 @@ public final class LlamaForCausalLM implements AutoCloseable {
 
     /** The adapters under PEFT keys (copies). */
     public Map<String, Tensor> adapterStateDict() {
-        return byPeftKey(LoRALinear::adapterStateDict);
+        return PeftAdapters.stateDict(adapted());
     }
 
     /** The adapters' gradients under PEFT keys (live arrays). */
     public Map<String, Tensor> adapterGradients() {
-        return byPeftKey(LoRALinear::adapterGradients);
+        Map<String, Tensor> out = new LinkedHashMap<>();
+        adapted().forEach((path, l) -> l.adapterGradients().forEach((p, g) -> out.put(PeftAdapters.key(path, p), g)));
+        return out;
     }
 
     /** The adapters under torchtune's Llama keys ({@code layers.0.attn.q_proj.lora_a.weight}, copies). */
     public Map<String, Tensor> adapterStateDictTorchtune() {
         Map<String, Tensor> out = new LinkedHashMap<>();
-        adapted().forEach((path, l) -> {
-            Map<String, Tensor> a = l.adapterStateDict();
-            out.put(AdapterKeys.torchtuneKey(path, true), a.get("lora_a.weight"));
-            out.put(AdapterKeys.torchtuneKey(path, false), a.get("lora_b.weight"));
-        });
+        adapted().forEach((path, l) -> l.adapterStateDict().forEach((p, t) -> out.put(AdapterKeys.torchtuneKey(path, p), t)));
         return out;
+    }
+
+    /**
+     * Writes the adapters as a PEFT folder ({@code adapter_model.safetensors} + {@code adapter_config.json}, as
+     * PEFT 0.21 writes them; see {@link PeftAdapters}), each file atomically.
+     */
+    public void savePeft(Path dir, String baseModelNameOrPath) throws java.io.IOException {
+        Map<String, LoRALinear> a = adapted();
+        if (a.isEmpty()) throw new IllegalArgumentException("the model has no adapters to write");
+        PeftAdapters.write(dir, lora.peftConfig(baseModelNameOrPath, new ArrayList<>(a.keySet())), a, Map.of());
     }
 
     /** Dropout draws each adapted layer has made, by HF module path (the dropout state a resumed run restores). */
@@ -566,55 +592,16 @@ public final class LlamaForCausalLM implements AutoCloseable {
         a.forEach((path, l) -> l.resumeDropout(draws.get(path)));
     }
 
-    /** A per-layer map keyed lora_a.weight / lora_b.weight, gathered under the PEFT keys in model order. */
-    private Map<String, Tensor> byPeftKey(java.util.function.Function<LoRALinear, Map<String, Tensor>> perLayer) {
-        Map<String, Tensor> out = new LinkedHashMap<>();
-        adapted().forEach((path, l) -> {
-            Map<String, Tensor> a = perLayer.apply(l);
-            out.put(peftKey(path, true), a.get("lora_a.weight"));
-            out.put(peftKey(path, false), a.get("lora_b.weight"));
-        });
-        return out;
-    }
-
     /**
-     * Loads adapters under PEFT keys ({@code base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight}) or
-     * torchtune keys ({@code layers.0.attn.q_proj.lora_a.weight}); every adapter key must be present, nothing
-     * else may be, and shapes must equal the model's.
+     * Loads adapters under PEFT keys ({@code base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight},
+     * {@code ...lora_magnitude_vector}) or torchtune keys ({@code layers.0.attn.q_proj.lora_a.weight}); every
+     * adapter key must be present, nothing else may be, and shapes must equal the model's.
      */
     public void loadAdapters(Map<String, Tensor> keys) {
         Map<String, Tensor> peft = AdapterKeys.toPeft(keys);
         peft.forEach((k, t) -> HfWeights.requireFinite("adapter tensor '" + k + "'", t.data()));
-        Map<String, LoRALinear> adapted = adapted();
-        List<String> missing = new ArrayList<>();
-        for (String path : adapted.keySet()) {
-            for (boolean a : new boolean[] {true, false}) {
-                if (!peft.containsKey(peftKey(path, a))) missing.add(peftKey(path, a));
-            }
-        }
-        List<String> unexpected = new ArrayList<>();
-        for (String k : peft.keySet()) {
-            String path = AdapterKeys.modulePath(k);
-            if (path == null || !adapted.containsKey(path)) unexpected.add(k);
-        }
-        if (!unexpected.isEmpty()) {
-            throw new IllegalArgumentException("adapter does not fit the model: unexpected key '" + unexpected.get(0)
-                    + "'" + (unexpected.size() > 1 ? " and " + (unexpected.size() - 1) + " more" : "")
-                    + " (the model's LoRA modules: " + lora.targetModules() + ", " + layers.size() + " layers)");
-        }
-        if (!missing.isEmpty()) {
-            throw new IllegalArgumentException("adapter does not fit the model: missing key '" + missing.get(0) + "'"
-                    + (missing.size() > 1 ? " and " + (missing.size() - 1) + " more" : ""));
-        }
-        adapted.forEach((path, l) -> {
-            Tensor a = peft.get(peftKey(path, true)), b = peft.get(peftKey(path, false));
-            Shapes.requireEqual("adapter does not fit the model: tensor '" + peftKey(path, true) + "'", a.shape(), l.rank(), l.inDim());
-            Shapes.requireEqual("adapter does not fit the model: tensor '" + peftKey(path, false) + "'", b.shape(), l.outDim(), l.rank());
-        });
-        adapted.forEach((path, l) -> {
-            l.load("lora_a.weight", peft.get(peftKey(path, true)));
-            l.load("lora_b.weight", peft.get(peftKey(path, false)));
-        });
+        PeftAdapters.load(peft, adapted(), "adapter does not fit the model ("
+                + layers.size() + " layers, target_modules " + lora.targets() + ")");
     }
 
     /** HF weights with the adapters merged, W + scale·B·A, NF4 dequantized, fp32 (lm_head omitted when tied and not adapted). */
@@ -630,23 +617,19 @@ public final class LlamaForCausalLM implements AutoCloseable {
                 if (e.getKey().equals("gate_proj")) {
                     w.put(p + "post_attention_layernorm.weight", new Tensor(new int[] {h}, l.postNorm.clone()));
                 }
-                w.put(modulePath(i, e.getKey()) + ".weight", merged(e.getValue(), lora.targets(e.getKey())));
+                w.put(modulePath(i, e.getKey()) + ".weight", merged(e.getValue()));
             }
         }
         w.put("model.norm.weight", new Tensor(new int[] {h}, finalNorm.clone()));
         if (!headTied || lora.output()) {
-            w.put("lm_head.weight", merged(lmHead, lora.output()));
+            w.put("lm_head.weight", merged(lmHead));
         }
         return w;
     }
 
-    private Tensor merged(Module m, boolean adapter) {
+    private Tensor merged(Module m) {
         BaseWeight base = baseOf(m);
-        float[] wt = base.dequantize();
-        if (adapter) {
-            LoRALinear l = (LoRALinear) m;
-            LoraMerge.addScaledProduct(wt, l.loraB(), l.loraA(), l.outDim(), l.rank(), l.inDim(), l.scale());
-        }
+        float[] wt = m instanceof LoRALinear l ? l.mergedWeight() : base.dequantize();
         return new Tensor(new int[] {base.rows(), base.cols()}, wt);
     }
 

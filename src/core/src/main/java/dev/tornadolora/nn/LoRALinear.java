@@ -26,7 +26,9 @@ import java.util.SplittableRandom;
  *   y = x·Wᵀ + b + (alpha / rank) · (dropout(x) · Aᵀ) · Bᵀ
  * </pre>
  * Dropout (inverted: kept values scaled by 1/(1-p)) acts on the LoRA branch only, and only in training mode.
- * Only A and B ({@link #adapterParams()}) receive gradients; W and b are frozen. With {@code quantizeBase} the
+ * Only A and B, and the variant's parameters ({@link #adapterParams()}), receive gradients; W and b are frozen.
+ * The scale s is alpha/rank, or rsLoRA's alpha/√rank ({@code use_rslora}); the {@link AdapterVariant} is plain
+ * LoRA or {@link DoRA} (a trained magnitude per output row, torchtune's {@code DoRALinear}). With {@code quantizeBase} the
  * base weight is kept only as NF4 (QLoRA), dequantized tile by tile inside the kernels.
  *
  * <p>Parameters carry torchtune's names: {@code weight}, {@code bias}, {@code lora_a.weight},
@@ -56,6 +58,8 @@ public final class LoRALinear implements Module, AutoCloseable {
     private final int outDim;
     private final int rank;
     private final float alpha;
+    /** rsLoRA's scale rule: alpha/√rank instead of alpha/rank (PEFT's {@code use_rslora}). */
+    private final boolean rslora;
     private final float dropout;
     private final boolean useBias;
     private final boolean quantizeBase;
@@ -67,6 +71,8 @@ public final class LoRALinear implements Module, AutoCloseable {
     private float[] loraB;
     private float[] gradA;
     private float[] gradB;
+    /** What the layer computes beyond LoRA: {@link AdapterVariant#LORA} (nothing) or {@link DoRA}. */
+    private AdapterVariant variant;
 
     private boolean training = true;
     private boolean disabled;
@@ -83,8 +89,7 @@ public final class LoRALinear implements Module, AutoCloseable {
     private boolean checkFinite;
 
     /** The activations autograd would keep between forward and backward, and the binding that holds them. */
-    private record Saved(Tensor x, float[] dropMultiplier, LayerKernels.Activations activations, LayerKernels by,
-                         boolean adapters) {}
+    private record Saved(Tensor x, float[] dropMultiplier, Object state, LayerKernels by, boolean adapters) {}
 
     /** torchtune's constructor; the weights are initialised from seed 0 (see {@link #builder}). */
     public LoRALinear(int inDim, int outDim, int rank, float alpha, float dropout, boolean useBias,
@@ -98,11 +103,12 @@ public final class LoRALinear implements Module, AutoCloseable {
 
     private LoRALinear(int inDim, int outDim, int rank, float alpha, float dropout, boolean useBias,
                        boolean quantizeBase, Map<String, ?> quantizationKwargs, long seed) {
-        this(inDim, outDim, rank, alpha, dropout, useBias, quantizeBase, quantizationKwargs, seed, null);
+        this(inDim, outDim, rank, alpha, dropout, useBias, quantizeBase, quantizationKwargs, seed, null, false, false);
     }
 
     private LoRALinear(int inDim, int outDim, int rank, float alpha, float dropout, boolean useBias,
-                       boolean quantizeBase, Map<String, ?> quantizationKwargs, long seed, BaseWeight givenBase) {
+                       boolean quantizeBase, Map<String, ?> quantizationKwargs, long seed, BaseWeight givenBase,
+                       boolean rslora, boolean dora) {
         if (inDim <= 0 || outDim <= 0) {
             throw new IllegalArgumentException("in_dim and out_dim must be positive, got in_dim=" + inDim + ", out_dim=" + outDim);
         }
@@ -128,6 +134,8 @@ public final class LoRALinear implements Module, AutoCloseable {
         this.outDim = outDim;
         this.rank = rank;
         this.alpha = alpha;
+        this.rslora = rslora;
+        this.variant = dora ? new DoRA(outDim) : AdapterVariant.LORA;
         this.dropout = dropout;
         this.useBias = useBias;
         this.quantizeBase = quantizeBase;
@@ -160,11 +168,16 @@ public final class LoRALinear implements Module, AutoCloseable {
         }
         bias = useBias ? uniform(rng, outDim, bound) : null;
         initializeAdapters(rng);
+        variant.initialize(this);
     }
 
-    /** Re-initialises A and B (torchtune's {@code initialize_parameters}); the base stays as it is. */
+    /**
+     * Re-initialises A and B (torchtune's {@code initialize_parameters}) and the variant's parameters from them
+     * (DoRA's magnitude: the row norms); the base stays as it is.
+     */
     public void initializeParameters() {
         initializeAdapters(new SplittableRandom(seed).split().split());
+        variant.initialize(this);
     }
 
     private void initializeAdapters(SplittableRandom rng) {
@@ -230,9 +243,9 @@ public final class LoRALinear implements Module, AutoCloseable {
         }
         float[] y = new float[tokens * outDim];
         LayerKernels k = bound();
-        LayerKernels.Activations act = k.forward(x.data(), dropMultiplier, tokens,
+        Object state = (adapters ? variant : AdapterVariant.LORA).forward(this, k, x.data(), dropMultiplier, tokens,
                 adapters ? new Adapters(loraA, loraB) : null, y);
-        saved.set(new Saved(x, dropMultiplier, act, k, adapters));
+        saved.set(new Saved(x, dropMultiplier, state, k, adapters));
         Tensor out = new Tensor(Shapes.withLast(shape, outDim), y);
         if (checkFinite) {
             NonFiniteException.requireFinite("y", out);
@@ -248,6 +261,7 @@ public final class LoRALinear implements Module, AutoCloseable {
         if (adapters) {
             NonFiniteException.requireFinite("lora_a.weight", new int[] {rank, inDim}, loraA);
             NonFiniteException.requireFinite("lora_b.weight", new int[] {outDim, rank}, loraB);
+            for (Parameter p : variant.parameters()) NonFiniteException.requireFinite(p.name(), p.shape(), p.data());
         }
     }
 
@@ -272,11 +286,14 @@ public final class LoRALinear implements Module, AutoCloseable {
         }
         float[] dx = new float[s.x.numel()];
         synchronized (stateLock) {
-            s.by.backward(s.activations, dy.data(), dx, s.adapters ? new Adapters(loraA, loraB) : null,
-                    s.adapters ? new Adapters(gradA, gradB) : null);
+            (s.adapters ? variant : AdapterVariant.LORA).backward(this, s.by, s.state, dy.data(), dx,
+                    s.adapters ? new Adapters(loraA, loraB) : null, s.adapters ? new Adapters(gradA, gradB) : null);
             if (checkFinite && s.adapters) {
                 NonFiniteException.requireFinite("lora_a.weight.grad", new int[] {rank, inDim}, gradA);
                 NonFiniteException.requireFinite("lora_b.weight.grad", new int[] {outDim, rank}, gradB);
+                for (Parameter p : variant.parameters()) {
+                    NonFiniteException.requireFinite(p.name() + ".grad", p.shape(), p.grad());
+                }
             }
         }
         Tensor out = new Tensor(s.x.shape(), dx);
@@ -372,14 +389,20 @@ public final class LoRALinear implements Module, AutoCloseable {
 
     /** torchtune's {@code adapter_params()}: the names of the trainable parameters. */
     public List<String> adapterParams() {
-        return ADAPTER_PARAMS;
+        return parameters().stream().map(Parameter::name).toList();
     }
 
-    /** The trainable parameters for an optimizer: {@code lora_a.weight} and {@code lora_b.weight} (live arrays). */
+    /**
+     * The trainable parameters for an optimizer: {@code lora_a.weight}, {@code lora_b.weight} and the variant's
+     * (DoRA's {@code magnitude}), live arrays.
+     */
     @Override
     public List<Parameter> parameters() {
-        return List.of(new Parameter("lora_a.weight", new int[] {rank, inDim}, loraA, gradA),
-                new Parameter("lora_b.weight", new int[] {outDim, rank}, loraB, gradB));
+        List<Parameter> ps = new java.util.ArrayList<>(List.of(
+                new Parameter("lora_a.weight", new int[] {rank, inDim}, loraA, gradA),
+                new Parameter("lora_b.weight", new int[] {outDim, rank}, loraB, gradB)));
+        ps.addAll(variant.parameters());
+        return ps;
     }
 
     /** Parameters by torchtune name; {@code weight} is the dequantized fp32 base when the base is NF4. */
@@ -393,19 +416,20 @@ public final class LoRALinear implements Module, AutoCloseable {
         return sd;
     }
 
-    /** The adapters, copied: {@code lora_a.weight} [rank, in] and {@code lora_b.weight} [out, rank]. */
+    /**
+     * The adapters, copied: {@code lora_a.weight} [rank, in], {@code lora_b.weight} [out, rank] and the variant's
+     * ({@code magnitude} [out] for DoRA).
+     */
     public Map<String, Tensor> adapterStateDict() {
         Map<String, Tensor> sd = new LinkedHashMap<>();
-        sd.put("lora_a.weight", new Tensor(new int[] {rank, inDim}, loraA.clone()));
-        sd.put("lora_b.weight", new Tensor(new int[] {outDim, rank}, loraB.clone()));
+        for (Parameter p : parameters()) sd.put(p.name(), new Tensor(p.shape(), p.data().clone()));
         return sd;
     }
 
     /** Gradients of the adapters by parameter name (live arrays, accumulated by backward). */
     public Map<String, Tensor> adapterGradients() {
         Map<String, Tensor> g = new LinkedHashMap<>();
-        g.put("lora_a.weight", new Tensor(new int[] {rank, inDim}, gradA));
-        g.put("lora_b.weight", new Tensor(new int[] {outDim, rank}, gradB));
+        for (Parameter p : parameters()) g.put(p.name(), new Tensor(p.shape(), p.grad()));
         return g;
     }
 
@@ -436,8 +460,13 @@ public final class LoRALinear implements Module, AutoCloseable {
                 Shapes.requireEqual("lora_b.weight", value.shape(), outDim, rank);
                 System.arraycopy(value.data(), 0, loraB, 0, loraB.length);
             }
-            default -> throw new IllegalArgumentException("unknown parameter '" + name
-                    + "'; expected one of weight, bias, lora_a.weight, lora_b.weight");
+            default -> {
+                Parameter p = variant.parameters().stream().filter(q -> q.name().equals(name)).findFirst()
+                        .orElseThrow(() -> new IllegalArgumentException("unknown parameter '" + name
+                                + "'; expected one of weight, bias, " + String.join(", ", adapterParams())));
+                Shapes.requireEqual(name, value.shape(), p.shape());
+                System.arraycopy(value.data(), 0, p.data(), 0, p.numel());
+            }
         }
     }
 
@@ -456,6 +485,7 @@ public final class LoRALinear implements Module, AutoCloseable {
         synchronized (stateLock) {
             java.util.Arrays.fill(gradA, 0f);
             java.util.Arrays.fill(gradB, 0f);
+            variant.zeroGrad();
         }
     }
 
@@ -470,6 +500,7 @@ public final class LoRALinear implements Module, AutoCloseable {
         loraB = new float[loraB.length];
         gradA = new float[gradA.length];
         gradB = new float[gradB.length];
+        variant = variant.fresh(this);
         backend(k);
         saved = new ThreadLocal<>();
     }
@@ -533,13 +564,54 @@ public final class LoRALinear implements Module, AutoCloseable {
     public int inDim() { return inDim; }
     public int outDim() { return outDim; }
     public int rank() { return rank; }
+    /** The alpha the layer was built with (with rsLoRA too: the scale rule changes, not alpha). */
     public float alpha() { return alpha; }
+    /** Whether the scale is rsLoRA's alpha/√rank. */
+    public boolean rslora() { return rslora; }
+    /** The adapter variant: {@link AdapterVariant#LORA} or {@link DoRA}. */
+    public AdapterVariant variant() { return variant; }
+    /** Whether this is a DoRA layer (PEFT's {@code use_dora}). */
+    public boolean dora() { return variant instanceof DoRA; }
     public float dropout() { return dropout; }
     public boolean useBias() { return useBias; }
     public boolean quantizeBase() { return quantizeBase; }
     public Map<String, Object> quantizationKwargs() { return quantizationKwargs; }
-    /** alpha / rank. */
-    public float scale() { return alpha / rank; }
+    /** The scale s of the LoRA branch: alpha / rank, or rsLoRA's alpha / √rank. */
+    public float scale() { return rslora ? (float) (alpha / Math.sqrt(rank)) : alpha / rank; }
+
+    /**
+     * The weight this layer computes with, [out, in] fp32: W + s·B·A (NF4 dequantized), rewritten by the variant
+     * (DoRA: each row rescaled to its magnitude). Bias stays separate.
+     */
+    public float[] mergedWeight() {
+        float[] w = loraWeight();
+        variant.merge(this, w);
+        return w;
+    }
+
+    /** W + s·B·A [out, in], fp32, a new array (what DoRA normalises). */
+    float[] loraWeight() {
+        float[] w = weight.dequantize();
+        addScaledProduct(w, loraB, loraA, outDim, rank, inDim, scale());
+        return w;
+    }
+
+    /**
+     * w += s · B·A for w [out, in], B [out, r], A [r, in]: the update a merge adds. The product is accumulated in
+     * double, then scaled and added in fp32 (as torch adds an fp32 (alpha/r)·B@A).
+     */
+    public static void addScaledProduct(float[] w, float[] b, float[] a, int out, int r, int in, float s) {
+        double[] row = new double[in];
+        for (int o = 0; o < out; o++) {
+            java.util.Arrays.fill(row, 0);
+            for (int k = 0; k < r; k++) {
+                double bk = b[o * r + k];
+                if (bk == 0) continue;
+                for (int i = 0; i < in; i++) row[i] += bk * a[k * in + i];
+            }
+            for (int i = 0; i < in; i++) w[o * in + i] += s * (float) row[i];
+        }
+    }
     public BaseWeight base() { return weight; }
     /** [out] or null; frozen: replace it with {@code load("bias", ...)}. */
     public float[] bias() { return bias; }
@@ -549,8 +621,9 @@ public final class LoRALinear implements Module, AutoCloseable {
 
     @Override
     public String toString() {
-        return "LoRALinear(in_dim=" + inDim + ", out_dim=" + outDim + ", rank=" + rank + ", alpha=" + alpha
-                + ", dropout=" + dropout + ", use_bias=" + useBias + ", quantize_base=" + quantizeBase + ")";
+        return (dora() ? "DoRALinear" : "LoRALinear") + "(in_dim=" + inDim + ", out_dim=" + outDim + ", rank=" + rank
+                + ", alpha=" + alpha + ", dropout=" + dropout + ", use_bias=" + useBias + ", quantize_base=" + quantizeBase
+                + (rslora ? ", use_rslora=True" : "") + ")";
     }
 
     // ---------------------------------------------------------------- builder
@@ -572,6 +645,8 @@ public final class LoRALinear implements Module, AutoCloseable {
         private long seed;
         private Device device;
         private BaseWeight base;
+        private boolean rslora;
+        private boolean dora;
 
         private Builder(int inDim, int outDim) {
             this.inDim = inDim;
@@ -588,6 +663,10 @@ public final class LoRALinear implements Module, AutoCloseable {
         public Builder seed(long seed) { this.seed = seed; return this; }
         /** The device the layer runs on (default: the scalar reference, until {@link LoRALinear#to}). */
         public Builder device(Device device) { this.device = device; return this; }
+        /** rsLoRA's scale alpha/√rank (PEFT's {@code use_rslora}); alpha stays as given. */
+        public Builder rslora(boolean rslora) { this.rslora = rslora; return this; }
+        /** DoRA's magnitude vector ({@link DoRA}; PEFT's {@code use_dora}, torchtune's {@code DoRALinear}). */
+        public Builder dora(boolean dora) { this.dora = dora; return this; }
 
         /**
          * Uses this frozen base [out, in] instead of drawing one (loading a checkpoint: no random weight is drawn
@@ -606,7 +685,7 @@ public final class LoRALinear implements Module, AutoCloseable {
 
         public LoRALinear build() {
             LoRALinear l = new LoRALinear(inDim, outDim, rank, alpha, dropout, useBias, quantizeBase,
-                    quantizationKwargs, seed, base);
+                    quantizationKwargs, seed, base, rslora, dora);
             return device == null ? l : l.to(device);
         }
     }

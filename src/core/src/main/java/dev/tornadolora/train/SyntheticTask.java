@@ -1,6 +1,5 @@
 package dev.tornadolora.train;
 
-import dev.tornadolora.io.LoraMerge;
 import dev.tornadolora.device.Device;
 import dev.tornadolora.nn.Activation;
 import dev.tornadolora.nn.LoRALinear;
@@ -233,7 +232,7 @@ public final class SyntheticTask {
     /** s·B·A [out, in] for B [out, r] and A [r, in]. */
     static float[] product(float[] b, float[] a, int out, int r, int in, float s) {
         float[] p = new float[Shapes.numel(out, in)];
-        LoraMerge.addScaledProduct(p, b, a, out, r, in, s);
+        LoRALinear.addScaledProduct(p, b, a, out, r, in, s);
         return p;
     }
 

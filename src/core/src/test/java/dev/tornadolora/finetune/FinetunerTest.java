@@ -193,6 +193,35 @@ class FinetunerTest {
                 third.adapterStateDict().get(e.getKey()).data())), "dropout masks change the result");
     }
 
+    /** DoRA on any subset of the projections: the magnitude is trained, saved at the resume point and restored. */
+    @Test
+    void doraResumesBitForBit(@TempDir Path tmp) throws Exception {
+        TokenDataset d = data(5, 8);
+        LoraSettings lora = new LoraSettings(dev.tornadolora.io.TargetModules.of(List.of("q_proj", "down_proj")), 2, 4f,
+                0f, false, true, false);
+        FinetuneConfig c = new FinetuneConfig(lora, 4, 2, 1, 8, 1e-2, 0.01, 0.9, 0.999, 1e-8, 0, "constant", 0.5, 5,
+                true, 0, 0);
+        LlamaForCausalLM straight = model(lora);
+        Map<String, Tensor> before = straight.adapterStateDict();
+        String m = "base_model.model.model.layers.1.mlp.down_proj.lora_magnitude_vector";
+        assertEquals(2 * 2 * 3, before.size(), before.keySet().toString());
+        Finetuner a = new Finetuner(straight, d, c);
+        while (!a.finished()) a.step();
+        assertTrue(!java.util.Arrays.equals(before.get(m).data(), straight.adapterStateDict().get(m).data()),
+                "AdamW updates the magnitude");
+        LlamaForCausalLM first = model(lora);
+        Finetuner b = new Finetuner(first, d, c);
+        for (int i = 0; i < 2; i++) b.step();
+        Path state = tmp.resolve("state.safetensors");
+        b.save(state, Map.of());
+        LlamaForCausalLM second = model(lora);
+        Finetuner r = new Finetuner(second, d, c);
+        r.resume(state);
+        while (!r.finished()) r.step();
+        Map<String, Tensor> x = straight.adapterStateDict(), y = second.adapterStateDict();
+        x.forEach((k, t) -> assertArrayEquals(t.data(), y.get(k).data(), k));
+    }
+
     @Test
     void aStepWithoutCountedTokensIsRefused() {
         int[][] ids = {{1, 2, 3}};

@@ -5,7 +5,7 @@ import dev.tornadolora.io.TokenizerJson;
 import dev.tornadolora.llama.LlamaConfig;
 import dev.tornadolora.llama.LlamaForCausalLM;
 import dev.tornadolora.llama.LoraSettings;
-import dev.tornadolora.llama.PeftAdapterIO;
+import dev.tornadolora.io.PeftAdapters;
 import dev.tornadolora.testing.TestDevices;
 import net.jqwik.api.Arbitrary;
 import net.jqwik.api.ForAll;
@@ -106,9 +106,9 @@ class JsonReadersFuzzTest {
     @Property
     void adapterConfig(@ForAll("adapterConfigs") byte[] file) {
         Statistics.collect(FuzzHarness.run("adapter_config.json", file, in -> {
-            Path d = folder(PeftAdapterIO.CONFIG, in);
+            Path d = folder(PeftAdapters.CONFIG, in);
             try {
-                PeftAdapterIO.read(d);  // no weights file: a config that parses is then refused for that
+                PeftAdapters.read(d);  // no weights file: a config that parses is then refused for that
             } finally {
                 delete(d);
             }

@@ -136,7 +136,7 @@ class AdapterCheckpointsTest {
         Path peft = dir.resolve("peft");
         AdapterCheckpoints.savePeft(peft, trained().loraModules());
         Path config = peft.resolve("adapter_config.json");
-        Files.writeString(config, Files.readString(config).replace("\"r\" : 4", "\"r\" : 16"));
+        Files.writeString(config, Files.readString(config).replace("\"r\": 4", "\"r\": 16"));
         var e = assertThrows(IllegalArgumentException.class,
                 () -> AdapterCheckpoints.loadPeft(peft, SeqFixture.build(seq(), "silu", false).loraModules()));
         assertEquals(config + ": module 'fc1' has r=16, lora_alpha=8.0 but the model's layer has rank=4, alpha=8.0", e.getMessage());

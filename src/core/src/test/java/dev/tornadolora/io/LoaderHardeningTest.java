@@ -214,15 +214,17 @@ class LoaderHardeningTest {
         String good = Files.readString(config);
         AdapterCheckpoints.loadPeft(peft, model().loraModules());  // the saved folder loads
         Map<String, String> cases = new LinkedHashMap<>();
-        cases.put(good.replace("\"r\" : 4", "\"r\" : 8.7"), "'r' must be an integer but is 8.7");
-        cases.put(good.replace("\"r\" : 4", "\"r\" : 4294967300"), "'r' is 4294967300, outside [1, 2147483647]");
-        cases.put(good.replace("\"r\" : 4", "\"r\" : \"4\""), "'r' must be an integer but is \"4\"");
+        cases.put(good.replace("\"r\": 4", "\"r\": 8.7"), "'r' must be an integer but is 8.7");
+        cases.put(good.replace("\"r\": 4", "\"r\": 4294967300"), "'r' is 4294967300, outside [1, 2147483647]");
+        cases.put(good.replace("\"r\": 4", "\"r\": \"4\""), "'r' must be an integer but is \"4\"");
         cases.put(good + "{}", "not valid JSON: Trailing token");
         cases.put(good.replace("\"fc2\"", "\"fc3\""), "target_modules does not match the model's LoRA modules; not in the model: fc3; missing: fc2");
-        cases.put(good.replace("\"lora_dropout\" : 0.1", "\"lora_dropout\" : 0.0"), "lora_dropout 0.0 but the model's layer 'fc1' has dropout 0.1");
-        cases.put(good.replace("\"lora_dropout\" : 0.1", "\"lora_dropout\" : \"abc\""), "'lora_dropout' must be a number but is \"abc\"");
-        cases.put(good.replace("\"peft_type\" : \"LORA\"", "\"peft_type\" : \"LORA\", \"peft_type\" : \"LORA\""), "not valid JSON: Duplicate field 'peft_type'");
-        cases.put(good.replace("\"rank_pattern\" : { }", "\"rank_pattern\" : {\"fc.*\": 2}"), "rank_pattern names 'fc.*', not one of the model's LoRA modules");
+        cases.put(good.replace("\"lora_dropout\": 0.1", "\"lora_dropout\": 0.0"), "lora_dropout 0.0 but the model's layer 'fc1' has dropout 0.1");
+        cases.put(good.replace("\"lora_dropout\": 0.1", "\"lora_dropout\": \"abc\""), "'lora_dropout' must be a number but is \"abc\"");
+        cases.put(good.replace("\"peft_type\": \"LORA\"", "\"peft_type\": \"LORA\", \"peft_type\": \"LORA\""), "not valid JSON: Duplicate field 'peft_type'");
+        // rank_pattern keys are PEFT's patterns ((.*\.)?(key)$ on the module name): fc.* gives fc1 rank 2
+        cases.put(good.replace("\"rank_pattern\": {}", "\"rank_pattern\": {\"fc.*\": 2}"), "module 'fc1' has r=2");
+        cases.put(good.replace("\"use_dora\": false", "\"use_dora\": true"), "use_rslora false, use_dora true but the model's layer 'fc1' has use_rslora false, use_dora false");
         for (Map.Entry<String, String> c : cases.entrySet()) {
             assertTrue(!c.getKey().equals(good), "case did not change the file: " + c.getValue());
             Files.writeString(config, c.getKey());

@@ -3,6 +3,7 @@ package dev.tornadolora.llama;
 import dev.tornadolora.testing.TestDevices;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.tornadolora.io.PeftAdapters;
 import dev.tornadolora.io.SafeTensors;
 import dev.tornadolora.tensor.Tensor;
 import org.junit.jupiter.api.Assumptions;
@@ -53,8 +54,9 @@ class LlamaGoldenTest {
 
     static void check(Path dir, String device) throws IOException {
         JsonNode c = new ObjectMapper().readTree(Files.readString(dir.resolve("case.json")));
-        PeftAdapterIO.Adapter adapter = PeftAdapterIO.read(dir.resolve("adapter"));
-        LoraSettings settings = adapter.settings().withQuantizeBase(c.path("quantize_base").asBoolean(false));
+        PeftAdapters.Adapter adapter = PeftAdapters.read(dir.resolve("adapter"));
+        LoraSettings settings = LoraSettings.of(adapter.config()).withQuantizeBase(c.path("quantize_base").asBoolean(false));
+        assertEquals(c.path("use_dora").asBoolean(false), settings.dora(), "use_dora");
         assertEquals(c.get("scale").asDouble(), settings.scale(), 1e-6, "scale");
         SafeTensors in = SafeTensors.open(dir.resolve("input.safetensors"));
         TokenTensors.Tokens ids = TokenTensors.read(in, "input_ids");

@@ -5,6 +5,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.tornadolora.io.PeftAdapters;
 import dev.tornadolora.io.SafeTensorsWriter;
 import dev.tornadolora.tensor.Tensor;
 import org.junit.jupiter.api.Assumptions;
@@ -127,19 +128,44 @@ class LlamaLoadingTest {
     @Test
     void adapterConfigIsWrittenAsPeftWritesIt(@TempDir Path tmp) throws IOException {
         Path fixture = golden.resolve("odd_heads_rslora_lm_head");
-        PeftAdapterIO.Adapter a = PeftAdapterIO.read(fixture.resolve("adapter"));
-        assertEquals(Set.of("v_proj", "o_proj"), a.settings().attnModules());
-        assertTrue(a.settings().output() && a.settings().rslora() && !a.settings().mlp());
-        try (LlamaForCausalLM m = LlamaForCausalLM.load(fixture.resolve("model"), a.settings(), TestDevices.jvm())) {
+        PeftAdapters.Adapter a = PeftAdapters.read(fixture.resolve("adapter"));
+        LoraSettings settings = LoraSettings.of(a.config());
+        assertEquals(List.of("lm_head", "o_proj", "v_proj"), settings.targetModules());
+        assertTrue(settings.output() && settings.rslora() && !settings.targets("model.layers.0.mlp.down_proj"));
+        assertEquals(8f, settings.alpha(), "rsLoRA keeps the user's alpha; the scale rule changes");
+        try (LlamaForCausalLM m = LlamaForCausalLM.load(fixture.resolve("model"), settings, TestDevices.jvm())) {
             m.loadAdapters(a.tensors());
-            PeftAdapterIO.write(tmp.resolve("out"), m, "../model");
-            String ours = Files.readString(tmp.resolve("out").resolve(PeftAdapterIO.CONFIG));
-            String theirs = Files.readString(fixture.resolve("adapter").resolve(PeftAdapterIO.CONFIG));
+            assertEquals(8f, m.adapterModules().get("lm_head").alpha());
+            assertEquals(4f, m.adapterModules().get("lm_head").scale(), 1e-6);
+        }
+        try (LlamaForCausalLM m = LlamaForCausalLM.load(golden.resolve("patterns_q_v/model"),
+                LoraSettings.of(PeftAdapters.read(golden.resolve("patterns_q_v/adapter")).config()), TestDevices.jvm())) {
+            // rank_pattern {"layers.1.self_attn.v_proj": 2}, alpha_pattern {"q_proj": 12.0}, r 4, alpha 8
+            assertEquals(2, m.adapterModules().get("model.layers.1.self_attn.v_proj").rank());
+            assertEquals(4, m.adapterModules().get("model.layers.0.self_attn.v_proj").rank());
+            assertEquals(12f, m.adapterModules().get("model.layers.1.self_attn.q_proj").alpha());
+            assertEquals(8f, m.adapterModules().get("model.layers.1.self_attn.v_proj").alpha());
+        }
+        // Every fixture's adapter, PEFT-written (DoRA, all-linear, a regex, patterns, rsLoRA, lm_head), read and
+        // written back: the same config and tensors.
+        for (Path c : LlamaGoldenTest.cases()) {
+            rewritesAsPeftWrote(c, tmp.resolve(c.getFileName().toString()));
+        }
+    }
+
+    static void rewritesAsPeftWrote(Path fixture, Path out) throws IOException {
+        PeftAdapters.Adapter a = PeftAdapters.read(fixture.resolve("adapter"));
+        try (LlamaForCausalLM m = LlamaForCausalLM.load(fixture.resolve("model"), LoraSettings.of(a.config()), TestDevices.jvm())) {
+            m.loadAdapters(a.tensors());
+            m.savePeft(out, "../model");
+            String ours = Files.readString(out.resolve(PeftAdapters.CONFIG));
+            String theirs = Files.readString(fixture.resolve("adapter").resolve(PeftAdapters.CONFIG));
             // PEFT writes target_modules from a set (any order); everything else is byte for byte.
-            assertEquals(normalizeTargets(theirs), normalizeTargets(ours));
+            assertEquals(normalizeTargets(theirs), normalizeTargets(ours), fixture.toString());
             assertEquals(JSON.readTree(theirs).size(), JSON.readTree(ours).size());
-            PeftAdapterIO.Adapter back = PeftAdapterIO.read(tmp.resolve("out"));
-            assertEquals(a.settings(), back.settings());
+            PeftAdapters.Adapter back = PeftAdapters.read(out);
+            assertEquals(a.config(), back.config());
+            assertEquals(a.tensors().keySet(), back.tensors().keySet(), fixture.toString());
             for (String k : a.tensors().keySet()) {
                 assertArrayEquals(a.tensors().get(k).data(), back.tensors().get(k).data(), k);
             }
@@ -148,6 +174,7 @@ class LlamaLoadingTest {
 
     static String normalizeTargets(String json) throws IOException {
         ObjectNode n = (ObjectNode) JSON.readTree(json);
+        if (n.get("target_modules").isTextual()) return json;  // a regex: one string
         List<String> t = new ArrayList<>();
         n.get("target_modules").forEach(x -> t.add(x.asText()));
         ArrayNode sorted = n.putArray("target_modules");
@@ -158,36 +185,46 @@ class LlamaLoadingTest {
 
     @Test
     void unsupportedPeftFeaturesAreRefusedByName() throws IOException {
-        JsonNode base = JSON.readTree(Files.readString(golden.resolve("qlora_mha/adapter").resolve(PeftAdapterIO.CONFIG)));
+        JsonNode base = JSON.readTree(Files.readString(golden.resolve("qlora_mha/adapter").resolve(PeftAdapters.CONFIG)));
         Map<String, String> cases = new LinkedHashMap<>();
-        cases.put("{\"bias\": \"all\"}", "bias \"all\"");
+        cases.put("{\"bias\": \"all\"}", "bias 'all' is not supported");
         cases.put("{\"modules_to_save\": [\"lm_head\"]}", "modules_to_save");
-        cases.put("{\"use_dora\": true}", "DoRA");
         cases.put("{\"fan_in_fan_out\": true}", "fan_in_fan_out");
-        cases.put("{\"rank_pattern\": {\"q_proj\": 4}}", "rank_pattern");
-        cases.put("{\"target_modules\": [\"q_proj\", \"gate_proj\"]}", "apply_lora_to_mlp");
-        cases.put("{\"target_modules\": [\"embed_tokens\"]}", "'embed_tokens' is not supported");
+        cases.put("{\"use_qalora\": true}", "QA-LoRA (use_qalora) is not supported");
+        cases.put("{\"lora_bias\": true}", "lora_bias is not supported");
+        cases.put("{\"layers_to_transform\": [0]}", "layers_to_transform is not supported");
+        cases.put("{\"exclude_modules\": [\"q_proj\"]}", "exclude_modules is not supported");
+        cases.put("{\"alora_invocation_tokens\": [1, 2]}", "aLoRA (alora_invocation_tokens) is not supported");
+        cases.put("{\"target_modules\": 3}", "target_modules must be a list of module names, \"all-linear\" or a regex");
+        cases.put("{\"target_modules\": \"(q_proj\"}", "is not a regular expression");
         cases.put("{\"peft_type\": \"IA3\"}", "peft_type");
         for (Map.Entry<String, String> e : cases.entrySet()) {
             ObjectNode c = (ObjectNode) base.deepCopy();
             JSON.readTree(e.getKey()).properties().forEach(p -> c.set(p.getKey(), p.getValue()));
-            String msg = assertThrows(IllegalArgumentException.class, () -> PeftAdapterIO.settings(c), e.getKey()).getMessage();
-            assertTrue(msg.contains(e.getValue()), e.getKey() + " → " + msg);
+            String msg = assertThrows(IllegalArgumentException.class, () -> PeftAdapters.parseConfig(c, "cfg"), e.getKey()).getMessage();
+            assertTrue(msg.startsWith("cfg: ") && msg.contains(e.getValue()), e.getKey() + " → " + msg);
         }
         ObjectNode all = ((ObjectNode) base.deepCopy()).put("target_modules", "all-linear");
-        LoraSettings s = PeftAdapterIO.settings(all);
-        assertTrue(s.mlp() && s.attnModules().size() == 4 && !s.output());
+        LoraSettings s = LoraSettings.of(PeftAdapters.parseConfig(all, "cfg"));
+        assertTrue(s.targets("model.layers.1.mlp.down_proj") && s.targets("model.layers.0.self_attn.k_proj") && !s.output(),
+                "all-linear: every projection, not the output layer");
+        // A target that names no module of the model is refused when the model is built, as PEFT refuses it.
+        ObjectNode embed = ((ObjectNode) base.deepCopy());
+        embed.putArray("target_modules").add("embed_tokens");
+        String msg = assertThrows(IllegalArgumentException.class, () -> LlamaForCausalLM.load(golden.resolve("qlora_mha/model"),
+                LoraSettings.of(PeftAdapters.parseConfig(embed, "cfg")), TestDevices.jvm())).getMessage();
+        assertTrue(msg.contains("'embed_tokens' names no linear layer"), msg);
     }
 
     @Test
     void torchtuneKeysLoadAsPeftKeysAndMergingKeepsTheLogits() throws IOException {
         Path fixture = golden.resolve("gqa4_llama3_mlp_sharded");
-        PeftAdapterIO.Adapter a = PeftAdapterIO.read(fixture.resolve("adapter"));
-        try (LlamaForCausalLM m = LlamaForCausalLM.load(fixture.resolve("model"), a.settings(), TestDevices.jvm())) {
+        PeftAdapters.Adapter a = PeftAdapters.read(fixture.resolve("adapter"));
+        try (LlamaForCausalLM m = LlamaForCausalLM.load(fixture.resolve("model"), LoraSettings.of(a.config()), TestDevices.jvm())) {
             Map<String, Tensor> torchtune = new LinkedHashMap<>();
             a.tensors().forEach((k, v) -> {
-                String path = AdapterKeys.modulePath(k);
-                torchtune.put(AdapterKeys.torchtuneKey(path, k.endsWith("lora_A.weight")), v);
+                String[] pathParam = PeftAdapters.split(k);
+                torchtune.put(AdapterKeys.torchtuneKey(pathParam[0], pathParam[1]), v);
             });
             assertTrue(torchtune.containsKey("layers.0.mlp.w1.lora_a.weight"), torchtune.keySet().toString());
             assertEquals(torchtune.keySet(), m.adapterStateDictTorchtune().keySet());

@@ -220,6 +220,150 @@ class LoRALinearTest {
         assertArrayEquals(l.forward(x, m).data(), y.data(), 0f);
     }
 
+    @Test
+    void rsloraIsAScaleRuleAndAlphaStaysTheUsers() {
+        LoRALinear l = LoRALinear.builder(8, 6).rank(4).alpha(8f).rslora(true).build();
+        assertEquals(8f, l.alpha());
+        assertEquals(4f, l.scale(), 0f);  // 8 / sqrt(4)
+        assertEquals(2f, LoRALinear.builder(8, 6).rank(4).alpha(8f).build().scale(), 0f);
+    }
+
+    /** x·W'ᵀ + b with W' = m ⊙ (W + s·B·A) / ‖W + s·B·A‖ per row, in double from the state dict. */
+    static float[] doraReference(LoRALinear l, Tensor x) {
+        Map<String, Tensor> sd = l.stateDict();
+        float[] w = sd.get("weight").data(), a = sd.get("lora_a.weight").data(), b = sd.get("lora_b.weight").data();
+        float[] m = sd.get("magnitude").data(), bias = sd.containsKey("bias") ? sd.get("bias").data() : null;
+        int in = l.inDim(), out = l.outDim(), r = l.rank(), t = x.numel() / in;
+        double[] wp = new double[out * in];
+        for (int o = 0; o < out; o++) {
+            double sq = 0;
+            for (int j = 0; j < in; j++) {
+                double v = w[o * in + j];
+                for (int k = 0; k < r; k++) v += l.scale() * (double) b[o * r + k] * a[k * in + j];
+                wp[o * in + j] = v;
+                sq += v * v;
+            }
+            for (int j = 0; j < in; j++) wp[o * in + j] *= m[o] / Math.sqrt(sq);
+        }
+        float[] y = new float[t * out];
+        for (int i = 0; i < t; i++)
+            for (int o = 0; o < out; o++) {
+                double acc = bias == null ? 0 : bias[o];
+                for (int j = 0; j < in; j++) acc += x.data()[i * in + j] * wp[o * in + j];
+                y[i * out + o] = (float) acc;
+            }
+        return y;
+    }
+
+    @Test
+    void doraStartsAsItsBaseThenComputesTheRescaledWeightAndMergesToIt() {
+        for (boolean nf4 : new boolean[] {false, true}) {
+            LoRALinear l = LoRALinear.builder(64, 256).rank(2).alpha(4f).bias(true).dora(true).quantizeBase(nf4)
+                    .seed(3).build();
+            assertTrue(l.dora());
+            assertEquals(List.of("lora_a.weight", "lora_b.weight", "magnitude"), l.adapterParams());
+            Tensor x = randn(5, 3, 64);
+            // m starts as the row norms of W (B = 0): the layer equals its base.
+            assertArrayEquals(baseOnly(l, x), l.forward(x).data(), 1e-5f);
+            l.load("lora_b.weight", randn(6, 256, 2));
+            Tensor m = randn(7, 256);
+            for (int i = 0; i < m.numel(); i++) m.data()[i] = 1 + m.data()[i];
+            l.load("magnitude", m);
+            float[] expected = doraReference(l, x);
+            assertArrayEquals(expected, l.forward(x).data(), 1e-5f);
+            // the merged weight computes the same
+            float[] w = l.mergedWeight(), b = l.bias(), y = new float[3 * 256];
+            for (int i = 0; i < 3; i++)
+                for (int o = 0; o < 256; o++) {
+                    double acc = b[o];
+                    for (int j = 0; j < 64; j++) acc += x.data()[i * 64 + j] * w[o * 64 + j];
+                    y[i * 256 + o] = (float) acc;
+                }
+            assertArrayEquals(expected, y, 1e-5f);
+        }
+    }
+
+    /**
+     * PEFT's DoRA forward with dropout, in double: y = x·Wᵀ + b + (m/c − 1)·x_d·Wᵀ + (m/c)·s·x_d·Aᵀ·Bᵀ, x_d = x ⊙ mask,
+     * with the norm c given (detached, so finite differences of this function are the gradients PEFT computes).
+     */
+    static double doraDropoutLoss(double[] x, float[] mask, float[] w, float[] bias, double[] a, double[] b, double[] m,
+                                  double[] c, double s, float[] r, int t, int in, int out, int rank) {
+        double loss = 0;
+        for (int i = 0; i < t; i++) {
+            for (int o = 0; o < out; o++) {
+                double base = bias[o], based = 0, lora = 0;
+                for (int j = 0; j < in; j++) {
+                    double xd = x[i * in + j] * mask[i * in + j];
+                    base += x[i * in + j] * w[o * in + j];
+                    based += xd * w[o * in + j];
+                    double ba = 0;
+                    for (int k = 0; k < rank; k++) ba += b[o * rank + k] * a[k * in + j];
+                    lora += xd * ba;
+                }
+                double g = m[o] / c[o];
+                loss += r[i * out + o] * (base + (g - 1) * based + g * s * lora);
+            }
+        }
+        return loss;
+    }
+
+    static double[] d(float[] f) {
+        double[] out = new double[f.length];
+        for (int i = 0; i < f.length; i++) out[i] = f[i];
+        return out;
+    }
+
+    /** DoRA with dropout in training is PEFT's formula; every gradient (x, A, B, m) by finite differences of it. */
+    @Test
+    void doraWithDropoutIsPeftsFormulaForwardAndBackward() {
+        int in = 8, out = 6, rank = 2, t = 3;
+        LoRALinear l = LoRALinear.builder(in, out).rank(rank).alpha(3f).dropout(0.3f).bias(true).dora(true).seed(4).build();
+        l.load("lora_b.weight", randn(8, out, rank));
+        Tensor mag = randn(9, out);
+        for (int i = 0; i < out; i++) mag.data()[i] += 2;
+        l.load("magnitude", mag);
+        Tensor x = randn(10, t, in);
+        float[] mask = new float[t * in];
+        for (int i = 0; i < mask.length; i++) mask[i] = i % 3 == 0 ? 0f : 1f / 0.7f;
+        float[] r = randn(11, t, out).data();
+        Map<String, Tensor> sd = l.stateDict();
+        float[] w = sd.get("weight").data(), bias = sd.get("bias").data();
+        double[] a = d(sd.get("lora_a.weight").data()), b = d(sd.get("lora_b.weight").data()), m = d(mag.data());
+        double[] c = new double[out];
+        for (int o = 0; o < out; o++) {
+            double sq = 0;
+            for (int j = 0; j < in; j++) {
+                double v = w[o * in + j];
+                for (int k = 0; k < rank; k++) v += l.scale() * b[o * rank + k] * a[k * in + j];
+                sq += v * v;
+            }
+            c[o] = Math.sqrt(sq);
+        }
+        double[] xs = d(x.data());
+        float[] y = l.forward(x, mask).data();
+        double loss = 0;
+        for (int i = 0; i < y.length; i++) loss += (double) y[i] * r[i];
+        assertEquals(doraDropoutLoss(xs, mask, w, bias, a, b, m, c, l.scale(), r, t, in, out, rank), loss, 1e-5);
+        l.zeroGrad();
+        float[] dx = l.backward(new Tensor(new int[] {t, out}, r)).data();
+        Map<String, Tensor> g = l.adapterGradients();
+        double[][] params = {xs, a, b, m};
+        float[][] grads = {dx, g.get("lora_a.weight").data(), g.get("lora_b.weight").data(), g.get("magnitude").data()};
+        String[] names = {"x", "lora_a.weight", "lora_b.weight", "magnitude"};
+        for (int p = 0; p < params.length; p++) {
+            for (int i = 0; i < params[p].length; i++) {
+                double keep = params[p][i], h = 1e-4;
+                params[p][i] = keep + h;
+                double up = doraDropoutLoss(xs, mask, w, bias, a, b, m, c, l.scale(), r, t, in, out, rank);
+                params[p][i] = keep - h;
+                double down = doraDropoutLoss(xs, mask, w, bias, a, b, m, c, l.scale(), r, t, in, out, rank);
+                params[p][i] = keep;
+                assertEquals((up - down) / (2 * h), grads[p][i], 1e-4, names[p] + "[" + i + "]");
+            }
+        }
+    }
+
     static void assertMessage(String expected, org.junit.jupiter.api.function.Executable ex) {
         var e = assertThrows(IllegalArgumentException.class, ex);
         assertEquals(expected, e.getMessage());
