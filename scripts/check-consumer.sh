@@ -4,7 +4,7 @@
 #   1. the README's install command (./build install) in the clone;
 #   2. a separate Maven project in a temporary folder that depends only on the documented coordinates
 #      (dev.tornadolora:tornado-lora-core:0.1.0-SNAPSHOT) compiles the README's Library snippet, taken from the
-#      README itself;
+#      README itself, and docs/library.md's "Fine-tuning from Java" example;
 #   3. `mvn dependency:tree` of that project shows no picocli, xchart, progressbar or jline;
 #   4. the snippet runs with plain `java -cp` (no --add-modules) and writes its PEFT folder.
 # Usage: scripts/check-consumer.sh [--keep]   (--keep leaves the temporary folder for a look)
@@ -36,6 +36,10 @@ mkdir -p "$app/src/main/java/example"
 awk '/^## Library/ {lib=1} lib && /^```java$/ {on=1; next} on && /^```$/ {exit} on {print}' "$work/clone/README.md" \
   > "$app/src/main/java/example/ReadmeExample.java"
 [ -s "$app/src/main/java/example/ReadmeExample.java" ] || fail "no \`\`\`java block under '## Library' in README.md"
+# docs/library.md's fine-tune from Java: compiled here too (FinetuneExampleTest runs it on a fixture model).
+awk '/^## Fine-tuning from Java/ {lib=1} lib && /^```java$/ {on=1; next} on && /^```$/ {exit} on {print}' \
+  "$work/clone/docs/library.md" > "$app/src/main/java/example/FinetuneExample.java"
+[ -s "$app/src/main/java/example/FinetuneExample.java" ] || fail "no \`\`\`java block under '## Fine-tuning from Java' in docs/library.md"
 # The dependency block as the README gives it.
 dependency=$(awk '/^## Use it from Maven/ {sec=1} sec && /^```xml$/ {on=1; next} on && /^```$/ {exit} on {print}' \
   "$work/clone/README.md")

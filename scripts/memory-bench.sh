@@ -8,8 +8,8 @@
 #   scripts/memory-bench.sh /tmp/tinyllama "1200m 1600m 2g 3g" --quantize-base --activation-checkpointing
 #
 # Each try is a fresh JVM running $STEPS (default 3) optimizer steps of batch 1 on MODEL_DIR/tokens.safetensors
-# (its rows fix the sequence length), evaluating on its first row (eval.safetensors), with finetune's memory
-# refusal off (the smallest heap that runs is what its estimate is checked against). -Xmx and RSS do not depend
+# (its rows fix the sequence length), evaluating on its first row (eval.safetensors). A heap below finetune's
+# estimate is refused before loading (the tries below were measured with that refusal switched off). -Xmx and RSS do not depend
 # on the machine's load; s/step does: quote it only from a quiet machine. Output: one line per try, then the
 # table row "model | options | -Xmx | peak RSS | s/step | peak heap | finetune's estimate".
 set -euo pipefail
@@ -23,7 +23,7 @@ for xmx in $xmxs; do
   rm -rf "$out/run"
   if TORNADO_LORA_JAVA_OPTS="-Xmx$xmx ${TORNADO_LORA_JAVA_OPTS:-}" /usr/bin/time -f "%M" -o "$out/time" \
       "$root/tornado-lora" finetune --model "$model" --data "$model/tokens.safetensors" --output "$out/run" \
-      --eval-data "$model/eval.safetensors" --steps "${STEPS:-3}" --batch 1 --quiet -Dtornadolora.memoryCheck=false "$@" > "$out/stdout" 2> "$out/stderr"; then
+      --eval-data "$model/eval.safetensors" --steps "${STEPS:-3}" --batch 1 --quiet "$@" > "$out/stdout" 2> "$out/stderr"; then
     rss_kib=$(tail -1 "$out/time")
     read -r s_step heap est < <(python3 -c '
 import json, statistics, sys

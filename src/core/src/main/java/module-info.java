@@ -7,7 +7,8 @@
  * (AdamW, SGD, schedules, losses, the training loop), {@code device} (a {@code Device} opened by name: the
  * projection backend and the executor every op runs on, sized by one thread setting) and {@code kernels} (the
  * interface an accelerator backend implements) and {@code llama} (Hugging Face Llama decoders with LoRA/QLoRA, PEFT
- * adapters) and {@code finetune} (the fine-tuning loop: data order, loss normalisation, resume point) and
+ * adapters) and {@code finetune} (the fine-tuning job as a value, {@code FinetuneJob}, its run, the loop: data order,
+ * loss normalisation, resume point) and
  * {@code math} (the one source of each shared formula: NF4 decode, exp, softmax, SiLU, cross-entropy and its
  * {@code IGNORE_INDEX}; what accelerator kernels call). Internal: {@code kernels.jvm} (the Vector API backend, reached through {@code Device}),
  * {@code llama.ops} (the decoder's ops) and {@code bench} (the CLI's benchmark runner).
@@ -31,5 +32,7 @@ module dev.tornadolora.core {
     exports dev.tornadolora.math;
 
     uses dev.tornadolora.kernels.LoraKernelsProvider;
+    uses dev.tornadolora.finetune.TokenFormat;           // .jsonl text: tornado-lora-data
+    uses dev.tornadolora.finetune.DataParallelLauncher;  // finetune on a cluster: tornado-lora-spark
     uses dev.tornadolora.finetune.DeviceStep.Provider;
 }

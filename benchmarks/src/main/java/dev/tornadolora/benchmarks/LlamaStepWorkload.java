@@ -7,6 +7,7 @@ import dev.tornadolora.llama.LoraSettings;
 import dev.tornadolora.tensor.Tensor;
 import dev.tornadolora.finetune.FinetuneConfig;
 import dev.tornadolora.finetune.Finetuner;
+import dev.tornadolora.train.Trainer;
 import dev.tornadolora.finetune.TokenDataset;
 
 import java.nio.file.Path;
@@ -21,7 +22,7 @@ import java.util.SplittableRandom;
  * with BASE fp32|qlora (every q/k/v/o/gate/up/down weight NF4) and KIND
  * <ul>
  *   <li>{@code step}: {@link LlamaForCausalLM#forwardBackward} (transformers' loss, adapter gradients accumulate);
- *   <li>{@code finetune}: one optimizer step of {@code finetune}'s loop ({@link Finetuner#step}): zero the
+ *   <li>{@code finetune}: one optimizer step of {@code finetune}'s loop ({@link Trainer#step} of {@link Finetuner#trainer}): zero the
  *       gradients, the next batch of rows ((i·B + j) mod rows, {@code --shuffle false}), forward + backward,
  *       {@link dev.tornadolora.train.GradClip#clipGradNorm} to 1.0, {@link dev.tornadolora.train.AdamW} (constant lr).
  * </ul>
@@ -38,7 +39,7 @@ public final class LlamaStepWorkload implements AutoCloseable {
     private final String name;
     private final boolean finetune;
     private final LlamaForCausalLM model;
-    private final Finetuner finetuner;
+    private final Trainer finetuner;
     private final int[] rows;
     private final int[] batchIds = new int[BATCH * SEQ];
 
@@ -60,7 +61,7 @@ public final class LlamaStepWorkload implements AutoCloseable {
         System.arraycopy(rows, 0, batchIds, 0, batchIds.length);
         int[][] data = new int[ROWS][];
         for (int r = 0; r < ROWS; r++) data[r] = java.util.Arrays.copyOfRange(rows, r * SEQ, (r + 1) * SEQ);
-        finetuner = !finetune ? null : new Finetuner(model, TokenDataset.of("benchmark rows", data, null),
+        finetuner = !finetune ? null : Finetuner.trainer(model, TokenDataset.of("benchmark rows", data, null),
                 new FinetuneConfig(model.lora(), Long.MAX_VALUE / (BATCH * (long) ROWS), BATCH, 1, SEQ, LR, 0.01, 0.9,
                         0.999, 1e-8, 0, FinetuneConfig.CONSTANT, MAX_GRAD_NORM, 0, false, 0, 0));
     }

@@ -28,47 +28,50 @@ public final class PlanDeviceStep implements DeviceStep {
     /** Serves a finetuner whose model is on a TornadoVM device with settings the plan covers. */
     public static final class Provider implements DeviceStep.Provider {
         @Override
-        public Optional<DeviceStep> open(Finetuner f) {
+        public Optional<DeviceStep> open(Finetuner f, Trainer t) {
             LoraSettings lora = f.model().lora();
             boolean covered = lora.dropout() == 0f && !lora.output() && (!lora.attnModules().isEmpty() || lora.mlp());
             if (!(f.model().backend() instanceof TornadoLoraBackend b) || !covered) {
                 return Optional.empty();  // the per-projection plan (LoRA dropout, an lm_head adapter)
             }
-            return Optional.of(new PlanDeviceStep(f, b));
+            return Optional.of(new PlanDeviceStep(f, t, b));
         }
     }
 
     private final Finetuner finetuner;
+    private final Trainer trainer;
     private final TornadoLoraBackend backend;
     private LlamaDevicePlan plan;
     private boolean dirty;
     private long deviceSteps;
     private Map<String, Double> stats = Map.of();
 
-    private PlanDeviceStep(Finetuner finetuner, TornadoLoraBackend backend) {
+    private PlanDeviceStep(Finetuner finetuner, Trainer trainer, TornadoLoraBackend backend) {
         this.finetuner = finetuner;
+        this.trainer = trainer;
         this.backend = backend;
     }
 
     @Override
-    public Trainer.StepRecord step(Finetuner f) {
-        if (f != finetuner) throw new IllegalArgumentException("this device step belongs to another finetuner");
-        if (f.finished()) throw new IllegalStateException("all " + f.config().steps() + " steps are done");
+    public Trainer.StepRecord step(Trainer t) {
+        if (t != trainer) throw new IllegalArgumentException("this device step belongs to another trainer");
+        Finetuner f = finetuner;
+        if (t.finished()) throw new IllegalStateException("all " + f.config().steps() + " steps are done");
         FinetuneConfig c = f.config();
         LlamaForCausalLM model = f.model();
         if (plan == null) {
             var opt = new LlamaDevicePlan.Optimizer(c.beta1(), c.beta2(), c.eps(), c.weightDecay(), c.maxGradNorm());
             plan = new LlamaDevicePlan(model, c.batch(), c.seqLen(), opt, backend.device(), true);
             List<float[]> m = new ArrayList<>(), v = new ArrayList<>();
-            Map<String, Tensor> state = f.optimizer().state();
-            for (Parameter p : f.optimizer().parameters()) {
+            Map<String, Tensor> state = t.optimizer().state();
+            for (Parameter p : t.optimizer().parameters()) {
                 m.add(state.get(p.name() + ".exp_avg").data());
                 v.add(state.get(p.name() + ".exp_avg_sq").data());
             }
             plan.setMoments(m, v);
-            deviceSteps = f.optimizer().stepCount();
+            deviceSteps = t.optimizer().stepCount();
         }
-        long step = f.stepsDone();
+        long step = t.stepsDone();
         long n = f.countedTokens(step);
         if (n == 0) {
             throw new IllegalArgumentException(f.data().source() + ": optimizer step " + step + " has no counted label"
@@ -87,7 +90,7 @@ public final class PlanDeviceStep implements DeviceStep {
                 loss += plan.forwardBackward(f.data().inputIds(mb), labels, share) * share;
             }
         }
-        Trainer.StepRecord r = f.apply(loss, new Finetuner.ExternalUpdate() {
+        Trainer.StepRecord r = t.apply(loss, new Trainer.ExternalUpdate() {
             @Override
             public double gradNorm() {
                 return plan.gradNorm();
@@ -112,7 +115,7 @@ public final class PlanDeviceStep implements DeviceStep {
     @Override
     public void toHost() {
         if (plan == null || !dirty) return;
-        AdamW opt = finetuner.optimizer();
+        AdamW opt = trainer.optimizer();
         List<Parameter> ps = opt.parameters();
         List<float[]> m = new ArrayList<>(), v = new ArrayList<>();
         for (Parameter p : ps) {

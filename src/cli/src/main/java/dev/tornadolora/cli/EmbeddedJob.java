@@ -2,6 +2,7 @@ package dev.tornadolora.cli;
 
 import dev.tornadolora.device.Device;
 import dev.tornadolora.finetune.FinetuneConfig;
+import dev.tornadolora.finetune.FinetuneRun;
 import dev.tornadolora.finetune.SafetensorsTokens;
 import dev.tornadolora.finetune.TeacherStudent;
 import dev.tornadolora.finetune.TokenDataset;
@@ -85,12 +86,13 @@ final class EmbeddedJob {
             SafetensorsTokens.write(opts.output.resolve("train_data.safetensors"), train);
             SafetensorsTokens.write(opts.output.resolve("eval_data.safetensors"), eval);
             double klBefore = TeacherStudent.kl(teacher, student, eval, 16);
-            FinetuneRun run = new FinetuneRun(opts, student, train, eval, finetuneConfig(spec, opts),
-                    base.toAbsolutePath().normalize().toString());
+            FinetuneProgress progress = new FinetuneProgress(out, opts.quiet);
+            FinetuneRun run = new FinetuneRun(student, train, eval, finetuneConfig(spec, opts),
+                    base.toAbsolutePath().normalize().toString(), opts.output, opts.resume).listener(progress);
             run.describe(cfg -> cfg.put("job", "embedded teacher/student (TeacherStudent)")
                     .put("hidden_rank", spec.hiddenRank()).put("update_scale", spec.updateScale())
                     .put("logit_std", spec.logitStd()).put("model_config", c.toString()));
-            run.train(out);
+            run.train();
             double klAfter = TeacherStudent.kl(teacher, student, eval, 16);
             Map<String, Double> cos = job.cosines(student);
             double removed = 1 - klAfter / klBefore;
@@ -111,7 +113,7 @@ final class EmbeddedJob {
                     "cosine(scale*B*A, hidden update) %s: %.4f (criterion >= %.2f): %s%n", m, v, MIN_COSINE,
                     v >= MIN_COSINE ? "ok" : "NOT MET")));
             crit.append(met ? "learning criteria met" : "learning criteria NOT met");
-            run.printFinal(out, crit.toString());
+            progress.printFinal(run.result(), opts.merge, crit.toString());
             return met ? 0 : 1;
         }
     }

@@ -1,42 +1,32 @@
 package dev.tornadolora.cli;
 
 import dev.tornadolora.device.Device;
-import com.fasterxml.jackson.databind.node.ObjectNode;
-import dev.tornadolora.finetune.FinetuneConfig;
-import dev.tornadolora.finetune.Finetuner;
-import dev.tornadolora.finetune.SafetensorsTokens;
-import dev.tornadolora.finetune.StepExecutor;
+import dev.tornadolora.finetune.DataParallelLauncher;
+import dev.tornadolora.finetune.FinetuneJob;
+import dev.tornadolora.finetune.FinetuneRun;
+import dev.tornadolora.train.SettingException;
 import dev.tornadolora.finetune.TeacherStudent;
-import dev.tornadolora.finetune.TokenBatches;
-import dev.tornadolora.finetune.TokenDataset;
-import dev.tornadolora.io.FolderLock;
-import dev.tornadolora.io.OutputGuard;
 import dev.tornadolora.io.PeftAdapters;
 import dev.tornadolora.io.TargetModules;
-import dev.tornadolora.llama.LlamaConfig;
-import dev.tornadolora.llama.LlamaForCausalLM;
 import dev.tornadolora.llama.LoraSettings;
-import dev.tornadolora.llama.MemoryEstimate;
-import dev.tornadolora.tensor.HeapCheck;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
 
-import java.io.IOException;
 import java.io.PrintWriter;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.Locale;
+import java.util.Map;
+import java.util.Set;
 import java.util.concurrent.Callable;
 
 /**
  * {@code finetune}: LoRA/QLoRA fine-tuning of a Hugging Face Llama folder, torchtune's
- * {@code lora_finetune_single_device} recipe on the JVM ({@link Finetuner} is the loop, {@link FinetuneRun} the
- * outputs). Without {@code --model} and {@code --data} it runs the embedded job with a known answer
+ * {@code lora_finetune_single_device} recipe on the JVM: the options parsed into a {@link FinetuneJob}, which
+ * core runs ({@link FinetuneRun}); this command only prints its progress ({@link FinetuneProgress}). Without {@code --model} and {@code --data} it runs the embedded job with a known answer
  * ({@link TeacherStudent}).
  */
 @Command(name = "finetune", sortOptions = false, mixinStandardHelpOptions = true, description = {
@@ -49,8 +39,6 @@ import java.util.concurrent.Callable;
         "small Llama teacher with hidden low-rank updates, a corpus sampled from it, and",
         "a QLoRA student fine-tuned on it; exits 1 when it does not learn the updates.", ""})
 final class FinetuneCommand implements Callable<Integer> {
-    static final String STATE = "training_state.safetensors";
-
     @Spec
     CommandSpec spec;
 
@@ -103,11 +91,8 @@ final class FinetuneCommand implements Callable<Integer> {
 
     @Option(names = "--activation-checkpointing", description = {"keep only each decoder layer's input in the"
             + " forward and recompute the layer in backward (torchtune's enable_activation_checkpointing): the"
-            + " activations of one layer instead of all, about a third more step time, identical results"})
+            + " activations of one layer instead of all, more step time, identical results"})
     boolean activationCheckpointing;
-
-    /** The memory estimate of this run's step (log.json records it beside the measured peak). */
-    MemoryEstimate memoryEstimate;
 
     @Option(names = "--steps", paramLabel = "N", description = "optimizer steps (default: --epochs 1)")
     Long steps;
@@ -202,114 +187,76 @@ final class FinetuneCommand implements Callable<Integer> {
             description = "with --spark: compare the replicas' adapter checksums every K steps (default ${DEFAULT-VALUE})")
     int checkEvery;
 
+    /**
+     * The one map from the job's settings (as core messages name them, {@link SettingException}) to this
+     * command's options.
+     */
+    static final Map<String, String> FLAGS = Map.ofEntries(Map.entry("model", "--model"), Map.entry("data", "--data"),
+            Map.entry("eval_data", "--eval-data"), Map.entry("seq_len", "--seq-len"),
+            Map.entry("init_adapter", "--init-adapter"), Map.entry("batch", "--batch"),
+            Map.entry("grad_accum", "--grad-accum"), Map.entry("shuffle", "--shuffle"), Map.entry("seed", "--seed"),
+            Map.entry("lr", "--lr"), Map.entry("weight_decay", "--weight-decay"),
+            Map.entry("max_grad_norm", "--max-grad-norm"), Map.entry("steps", "--steps"),
+            Map.entry("epochs", "--epochs"), Map.entry("schedule", "--schedule"),
+            Map.entry("warmup_steps", "--warmup-steps"), Map.entry("output", "--output"), Map.entry("merge", "--merge"),
+            Map.entry("eval_every", "--eval-every"), Map.entry("save_every", "--save-every"),
+            Map.entry("resume", "--resume"), Map.entry("lora_rank", "--lora-rank"),
+            Map.entry("lora_alpha", "--lora-alpha"), Map.entry("lora_dropout", "--lora-dropout"),
+            Map.entry("lora_attn_modules", "--lora-modules"), Map.entry("quantize_base", "--quantize-base"));
+
+    /** A setting's option; the name itself when the command has no option for it. */
+    static String flag(String field) {
+        return FLAGS.getOrDefault(field, field);
+    }
+
     @Override
     public Integer call() throws Exception {
-        PrintWriter out = spec.commandLine().getOut();
+        try {
+            return execute(spec.commandLine().getOut());
+        } catch (SettingException e) {
+            throw new IllegalArgumentException(e.render(FinetuneCommand::flag), e);
+        }
+    }
+
+    private int execute(PrintWriter out) throws Exception {
         if (spark != null) {
             if (model == null || data == null) {
                 throw new IllegalArgumentException("--spark needs --model DIR and --data FILE (the embedded job runs on one machine)");
             }
-            List<String> all = spec.commandLine().getParseResult().originalArgs();  // the whole command line
-            int at = all.indexOf(spec.name());
             int n = workers == null ? 2 : workers;
-            int global = SparkArguments.validate(spark, n, batch, gradAccum, checkEvery,
+            SparkArguments.validate(spark, n, batch, gradAccum, checkEvery,
                     Runtime.getRuntime().availableProcessors());  // before Spark starts, not in its stage attempts
-            return DataParallelLauncher.find().launch(all.subList(at + 1, all.size()), spark, n, global, checkEvery, out);
+            FinetuneJob job = job();
+            requireAgreesWithInitAdapter(job);
+            FinetuneProgress progress = new FinetuneProgress(out, true);
+            FinetuneRun.Result r = DataParallelLauncher.find().launch(job, device, BackendProperties.read(), spark, n,
+                    checkEvery, progress);
+            progress.printFinal(r, merge, null);
+            return 0;
         }
         if (workers != null) throw new IllegalArgumentException("--workers needs --spark MASTER");
         if (model == null && data == null) {
             return new EmbeddedJob(this).run(out);
         }
-        if (model == null || data == null) {
-            throw new IllegalArgumentException("give both --model DIR and --data FILE (or neither, for the embedded job)");
-        }
-        train(out, StepExecutor.LOCAL, true);
-        return 0;
-    }
-
-    /**
-     * The run itself, steps computed by {@code executor}; only the {@code writer} evaluates and writes outputs
-     * (the other replicas of a data-parallel run train, resuming from the same resume point).
-     */
-    void train(PrintWriter out, StepExecutor executor, boolean writer) throws IOException {
-        if (model == null || data == null) {
-            throw new IllegalArgumentException("give both --model DIR and --data FILE (or neither, for the embedded job)");
-        }
-        if (!writer) {
-            trainReplica(out, executor, false);
-            return;
-        }
-        // Before anything is read: no output may be an input (or a special file), and one process per folder.
-        new OutputGuard().input("--model", model).input("--data", data).input("--eval-data", evalData)
-                .input("--init-adapter", initAdapter).folder("--output", output, OUTPUTS);
-        Files.createDirectories(output);
-        try (FolderLock lock = FolderLock.acquire(output, "--output")) {
-            trainReplica(out, executor, true);
+        FinetuneJob job = job();
+        requireAgreesWithInitAdapter(job);
+        try (FinetuneProgress progress = new FinetuneProgress(out, quiet); Device d = BackendProperties.open(device)) {
+            FinetuneRun.Result r = job.run(d, progress);
+            progress.printFinal(r, merge, null);
+            return 0;
         }
     }
 
-    /** Every file a run writes in --output. */
-    static final String[] OUTPUTS = {"peft/adapter_model.safetensors", "peft/adapter_config.json",
-            "adapter.safetensors", "log.json", "loss.png", STATE, "merged/config.json", "merged/model.safetensors"};
-
-    private void trainReplica(PrintWriter out, StepExecutor executor, boolean writer) throws IOException {
-        LlamaConfig config = LlamaConfig.read(model.resolve("config.json"));
-        LoraSettings lora = loraSettings();
-        PeftAdapters.Adapter init = null;
-        if (initAdapter != null) {
-            init = PeftAdapters.read(initAdapter);
-            LoraSettings fromAdapter = LoraSettings.of(init.config());
-            requireAgrees(lora, fromAdapter);
-            lora = initSettings(lora, fromAdapter);
+    /** The options as a job. */
+    FinetuneJob job() {
+        if (model == null || data == null) {
+            throw new IllegalArgumentException("give both --model DIR and --data FILE (or neither, for the embedded job)");
         }
-        TokenDataset train = readData(data, config);
-        FinetuneConfig fc = finetuneConfig(lora, train);  // validates the options before the eval rows depend on them
-        TokenDataset eval = evalData != null ? readData(evalData, config)
-                : firstRows(train, (int) Math.min(train.size(), 4L * batch));
-        if (eval.seqLen() != train.seqLen()) {
-            throw new IllegalArgumentException(evalData + ": rows of " + eval.seqLen() + " tokens, --data's " + train.seqLen());
-        }
-        memoryEstimate = MemoryEstimate.training(config, lora, config.torchDtype() != null
-                && config.torchDtype().endsWith("16") ? 2 : 4, batch, train.seqLen(), activationCheckpointing,
-                Runtime.getRuntime().availableProcessors());
-        if (writer) {
-            out.println(memoryEstimate.describe());
-            out.flush();
-        }
-        // Before the model is read or a step computed: the weights and one micro-batch's activations must fit.
-        // -Dtornadolora.memoryCheck=false: scripts/memory-bench.sh finds the smallest heap that runs, to check the estimate.
-        if (!"false".equals(System.getProperty("tornadolora.memoryCheck"))) {
-            HeapCheck.require(memoryEstimate.total(), "a micro-batch of " + batch + " x " + train.seqLen()
-                    + " tokens on this model", "lower --batch or --seq-len, or use --activation-checkpointing or --quantize-base");
-        }
-        try (Device d = BackendProperties.open(device); LlamaForCausalLM m = LlamaForCausalLM.load(model, lora, d)) {
-            m.activationCheckpointing(activationCheckpointing);
-            if (init != null) {
-                try {
-                    m.loadAdapters(init.tensors());
-                } catch (IllegalArgumentException e) {
-                    throw new IllegalArgumentException("--init-adapter " + initAdapter + ": " + e.getMessage(), e);
-                }
-            }
-            if (!writer) {
-                Finetuner f = new Finetuner(m, train, fc);
-                Path state = output.resolve(STATE);
-                if (resume && Files.exists(state)) f.resume(state);
-                while (!f.finished()) executor.step(f);
-                return;
-            }
-            FinetuneRun run = new FinetuneRun(this, m, train, eval, fc, model.toAbsolutePath().normalize().toString())
-                    .executor(executor);
-            run.describe(c -> {
-                c.put("model", model.toString()).put("data", data.toString())
-                 .put("eval_data", evalData == null ? "first " + eval.size() + " rows of --data" : evalData.toString())
-                 .put("init_adapter", initAdapter == null ? null : initAdapter.toString());
-            });
-            run.train(out);
-            run.save();
-            if (merge) run.writeMerged(outputDtype(config.torchDtype()), config);
-            run.printFinal(out, null);
-        }
+        return new FinetuneJob(new FinetuneJob.Model(model, initAdapter), new FinetuneJob.Data(data, evalData, seqLen),
+                loraSettings(), new FinetuneJob.Batching(batch, gradAccum, shuffle, seed),
+                new FinetuneJob.Optimization(lr, weightDecay, 0.9, 0.999, 1e-8, maxGradNorm),
+                new FinetuneJob.Schedule(steps, epochs, schedule, warmupSteps), new FinetuneJob.Outputs(output, merge),
+                new FinetuneJob.Checkpoints(evalEvery, saveEvery, resume), activationCheckpointing);
     }
 
     /** The LoRA options as settings. */
@@ -339,9 +286,13 @@ final class FinetuneCommand implements Callable<Integer> {
         return TargetModules.of(names);
     }
 
-    /** Options given explicitly that the initial adapter contradicts are refused, not silently replaced by its values. */
-    private void requireAgrees(LoraSettings given, LoraSettings adapter) {
-        if (spec == null) return;
+    /**
+     * Options given explicitly that the initial adapter contradicts are refused, not silently replaced by its values
+     * (the job takes the adapter's shape).
+     */
+    private void requireAgreesWithInitAdapter(FinetuneJob job) {
+        if (initAdapter == null || spec == null) return;
+        LoraSettings given = job.lora(), adapter = LoraSettings.of(PeftAdapters.read(initAdapter).config());
         CommandLine.ParseResult pr = spec.commandLine().getParseResult();
         List<String> clash = new ArrayList<>();
         if (pr.hasMatchedOption("--lora-rank") && given.rank() != adapter.rank()) {
@@ -367,48 +318,4 @@ final class FinetuneCommand implements Callable<Integer> {
         }
     }
 
-    /** An initial adapter decides the adapters' shape: its r, alpha, modules, rsLoRA and DoRA, with this run's dropout/base. */
-    private static LoraSettings initSettings(LoraSettings options, LoraSettings adapter) {
-        return adapter.withDropout(options.dropout()).withQuantizeBase(options.quantizeBase());
-    }
-
-    FinetuneConfig finetuneConfig(LoraSettings lora, TokenDataset train) {
-        if (steps != null && epochs != null) throw new IllegalArgumentException("give --steps or --epochs, not both");
-        if (epochs != null && epochs <= 0) throw new IllegalArgumentException("--epochs must be positive, got " + epochs);
-        long n = steps != null ? steps
-                : new TokenBatches(train.size(), batch, gradAccum, shuffle, seed).stepsForEpochs(epochs == null ? 1 : epochs);
-        return new FinetuneConfig(lora, n, batch, gradAccum, train.seqLen(), lr, weightDecay, 0.9, 0.999, 1e-8,
-                warmupSteps, schedule, maxGradNorm, seed, shuffle, evalEvery, saveEvery);
-    }
-
-    private TokenDataset readData(Path file, LlamaConfig c) throws IOException {
-        if (!Files.exists(file)) throw new IllegalArgumentException(file + ": no such file");
-        String name = file.getFileName().toString().toLowerCase(Locale.ROOT);
-        if (name.endsWith(".safetensors")) {
-            TokenDataset d = SafetensorsTokens.read(file, c.vocabSize());
-            if (seqLen != null && seqLen != d.seqLen()) {
-                throw new IllegalArgumentException(file + ": rows of " + d.seqLen() + " tokens but --seq-len " + seqLen);
-            }
-            return d;
-        }
-        if (name.endsWith(".jsonl")) {
-            return JsonlTokens.read(file, model.resolve("tokenizer.json"), c.eosTokenId(), seqLen == null ? 256 : seqLen,
-                    c.vocabSize());
-        }
-        throw new IllegalArgumentException(file + ": unknown data format; expected .jsonl or .safetensors");
-    }
-
-    static TokenDataset firstRows(TokenDataset d, int n) {
-        int[][] ids = new int[n][d.seqLen()], labels = new int[n][d.seqLen()];
-        for (int i = 0; i < n; i++) {
-            d.inputIds(i, ids[i], 0);
-            d.labels(i, labels[i], 0);
-        }
-        return TokenDataset.of(d.source() + " (first " + n + " rows)", ids, labels);
-    }
-
-    /** The merged checkpoint's dtype: the input's 16-bit type, else F32. */
-    static String outputDtype(String torchDtype) {
-        return "bfloat16".equals(torchDtype) || "float16".equals(torchDtype) ? torchDtype : "float32";
-    }
 }

@@ -7,6 +7,7 @@ import dev.tornadolora.io.AtomicFiles;
 import dev.tornadolora.io.FolderLock;
 import dev.tornadolora.io.ModelCheckpoint;
 import dev.tornadolora.io.OutputGuard;
+import dev.tornadolora.io.RunFiles;
 import dev.tornadolora.io.SafeText;
 import dev.tornadolora.io.StrictJson;
 import dev.tornadolora.io.SafeTensorsWriter;
@@ -17,10 +18,10 @@ import dev.tornadolora.tensor.Tensor;
 import dev.tornadolora.train.AdamW;
 import dev.tornadolora.train.CosineWithWarmup;
 import dev.tornadolora.train.Losses;
-import dev.tornadolora.train.LrScheduler;
 import dev.tornadolora.train.Optimizer;
 import dev.tornadolora.train.RunIdentity;
 import dev.tornadolora.train.Sgd;
+import dev.tornadolora.train.SettingException;
 import dev.tornadolora.train.SyntheticTask;
 import dev.tornadolora.train.Trainer;
 import dev.tornadolora.train.TrainingLog;
@@ -62,8 +63,8 @@ import java.util.stream.Collectors;
         "Writes adapters (torchtune keys, PEFT folder), the base, optimizer state,",
         "log.json (every step) and loss.png to the output folder.", ""})
 final class TrainCommand implements Callable<Integer> {
-    static final String STATE = "training_state.safetensors";
-    static final String LOG = "log.json";
+    static final String STATE = RunFiles.STATE;
+    static final String LOG = RunFiles.LOG;
     /** Entries of the log's config that a resumed run may change: where it runs, and descriptions. */
     static final List<String> NOT_OPTIONS = List.of("device", "teacher", "schedule");
     static final double MAX_LOSS_RATIO = 0.01;
@@ -175,13 +176,15 @@ final class TrainCommand implements Callable<Integer> {
                 + (quantizeBase ? "" : ", --no-quantize-base") + ")");
         try (FolderLock lock = FolderLock.acquire(output, "--output"); Device d = BackendProperties.open(device)) {
             return train(d);
+        } catch (SettingException e) {  // train's options are the settings' names with dashes: lr -> --lr
+            throw new IllegalArgumentException(e.render(f -> "--" + f.replace('_', '-')), e);
         }
     }
 
     /** Every file a run writes in --output. */
-    static final List<String> OUTPUTS = List.of("adapter.safetensors", "peft/" + AdapterCheckpoints.PEFT_WEIGHTS,
-            "peft/" + AdapterCheckpoints.PEFT_CONFIG, "base_model.safetensors", LOG, STATE, "sample.safetensors",
-            "loss.png");
+    static final List<String> OUTPUTS = List.of(RunFiles.ADAPTER, RunFiles.PEFT + "/" + AdapterCheckpoints.PEFT_WEIGHTS,
+            RunFiles.PEFT + "/" + AdapterCheckpoints.PEFT_CONFIG, "base_model.safetensors", LOG, STATE, "sample.safetensors",
+            RunFiles.LOSS_CURVE);
 
     /**
      * The heap a run takes, from the options: per layer the student's base (fp32 or NF4), the teacher's fp32 base
@@ -212,13 +215,13 @@ final class TrainCommand implements Callable<Integer> {
         if (checkFinite) {
             model.loraModules().values().forEach(m -> m.setCheckFinite(true));
         }
-        Optimizer optimizer = optimizer(model);
         int warmup = warmupSteps == null ? steps / 20 : warmupSteps;
+        // the one step implementation of train and finetune: here on the student's regression to the teacher
+        Trainer trainer = new Trainer(task.regression(batch), optimizer(model), new CosineWithWarmup(warmup, steps),
+                maxGradNorm, steps);
         Tensor evalX = task.evalInputs(evalBatch);
-        Start begin = begin(task, optimizer, warmup, evalX);
-        TrainingLog log = begin.log();
+        TrainingLog log = begin(task, trainer, warmup, evalX);
         long done = log.steps().size();
-        Trainer trainer = new Trainer(model, optimizer, begin.scheduler(), Losses::mse, maxGradNorm);
         printHeader(out, task);
         if (resume) {
             out.printf(Locale.ROOT, "resuming %s at step %d of %d%n", output, done, steps);
@@ -229,9 +232,9 @@ final class TrainCommand implements Callable<Integer> {
         long start = System.nanoTime();
         long tokens = log.steps().stream().mapToLong(Trainer.StepRecord::tokens).sum();
         try (ProgressBar bar = quiet ? null : Progress.bar("train", steps)) {
-            for (long step = done + 1; step <= steps; step++) {
-                Tensor x = task.inputs(step, batch);
-                Trainer.StepRecord r = trainer.step(step, x, task.targets(x));
+            while (!trainer.finished()) {
+                Trainer.StepRecord r = trainer.step();
+                long step = r.step();
                 double elapsed = clock + Progress.seconds(start);
                 tokens += r.tokens();
                 log.add(r, elapsed);
@@ -253,7 +256,7 @@ final class TrainCommand implements Callable<Integer> {
         summarize(log.summary(), initialLoss, finalLoss, cosines, met, wall, tokens);
         saveCheckpoint(task, trainer, steps, log);
         writeSample(task);
-        AtomicFiles.write(output.resolve("loss.png"), o -> o.write(LossCurve.png(String.format(Locale.ROOT,
+        AtomicFiles.write(output.resolve(RunFiles.LOSS_CURVE), o -> o.write(LossCurve.png(String.format(Locale.ROOT,
                 "%s fine-tune: %d layers %s, rank %d", quantizeBase ? "QLoRA" : "LoRA", sizes.length - 1,
                 Arrays.toString(sizes), rank), log.steps())));
         printSummary(out, initialLoss, finalLoss, cosines, wall, tokens, met);
@@ -291,35 +294,21 @@ final class TrainCommand implements Callable<Integer> {
         return missed;
     }
 
-    /** Where training starts: a fresh log and schedule, or the resumed run's log (steps 1..k) and schedule at k. */
-    private record Start(TrainingLog log, LrScheduler scheduler) {}
-
-    private Start begin(SyntheticTask task, Optimizer optimizer, int warmup, Tensor evalX) {
+    /** Where training starts: a fresh log, or the resumed run's log (steps 1..k) with the trainer at step k. */
+    private TrainingLog begin(SyntheticTask task, Trainer trainer, int warmup, Tensor evalX) {
         TrainingLog log = new TrainingLog();
         describe(log.config(), warmup, task);
         identity = RunIdentity.of(options(log.config()));
         log.identify(identity);
-        CosineWithWarmup schedule = new CosineWithWarmup(warmup, steps);
         if (!resume) {
             log.summary().put("initial_eval_loss", task.evalLoss(evalX));
-            return new Start(log, new LrScheduler(optimizer, schedule));
+            return log;
         }
-        log = resumeFrom(task, optimizer, log.config());
+        log = resumeFrom(task, trainer, log.config());
         log.identify(identity);
         StrictJson.requireDouble(log.summary(), "initial_eval_loss", output.resolve(LOG) + ": summary");
         log.summary().put("resumed_at_step", log.steps().size());
-        SafeTensors state = SafeTensors.open(output.resolve(STATE));
-        long step = log.steps().size(), epoch = TrainingState.parseLong(state, TrainingState.SCHEDULER_EPOCH);
-        String baseLr = state.requireMetadata(TrainingState.BASE_LR);
-        if (!baseLr.equals(Double.toString(lr))) {
-            throw new IllegalArgumentException("--resume: " + state.source() + ": base_lr "
-                    + SafeText.quote(baseLr) + " is not the run's --lr " + lr);
-        }
-        if (epoch != step) {
-            throw new IllegalArgumentException("--resume: " + state.source() + ": scheduler_epoch " + epoch
-                    + " is not its step " + step);
-        }
-        return new Start(log, new LrScheduler(optimizer, schedule, lr, epoch));
+        return log;
     }
 
     /** The options that change the math: the log's configuration less where the run runs and descriptions. */
@@ -368,13 +357,13 @@ final class TrainCommand implements Callable<Integer> {
         meta.put("alpha", Float.toString(alpha));
         meta.put("rank", Integer.toString(rank));
         meta.put("step", Long.toString(step));
-        AdapterCheckpoints.saveTorchtune(output.resolve("adapter.safetensors"), modules, meta);
-        AdapterCheckpoints.savePeft(output.resolve("peft"), modules, identity.metadata());
+        AdapterCheckpoints.saveTorchtune(output.resolve(RunFiles.ADAPTER), modules, meta);
+        AdapterCheckpoints.savePeft(output.resolve(RunFiles.PEFT), modules, identity.metadata());
         ModelCheckpoint.save(output.resolve("base_model.safetensors"), task.student(), false, identity.metadata());
         log.write(output.resolve(LOG));
         Map<String, String> stateMeta = new LinkedHashMap<>(identity.stateMetadata());
         stateMeta.put("seed", Long.toString(seed));
-        TrainingState.save(output.resolve(STATE), trainer.optimizer(), trainer.scheduler(), step, stateMeta, modules);
+        trainer.save(output.resolve(STATE), stateMeta);
     }
 
     /**
@@ -382,7 +371,7 @@ final class TrainCommand implements Callable<Integer> {
      * run was made with the same options (all but the device), so that it continues the same computation; returns
      * the run's log up to that point.
      */
-    private TrainingLog resumeFrom(SyntheticTask task, Optimizer optimizer, ObjectNode config) {
+    private TrainingLog resumeFrom(SyntheticTask task, Trainer trainer, ObjectNode config) {
         Path state = output.resolve(STATE), logFile = output.resolve(LOG);
         if (!Files.exists(state)) {
             throw new IllegalArgumentException("--resume: " + state + " does not exist (nothing to resume; a run"
@@ -401,7 +390,7 @@ final class TrainCommand implements Callable<Integer> {
         TrainingLog log = TrainingLog.read(logFile, step);
         identity.requireResumable(st, log, logFile, "--resume: " + output);
         requirePossibleDropoutDraws(st, step, task);
-        TrainingState.resume(state, optimizer, task.student().loraModules());
+        trainer.resume(state);  // also checks the base rate and the scheduler's step
         return log;
     }
 

@@ -25,7 +25,7 @@ class EmbeddedJobTest {
         s.get("cosine").forEach(c -> assertTrue(c.asDouble() >= EmbeddedJob.MIN_COSINE, s.toString()));
         assertEquals(2, s.get("cosine").size(), "q_proj and v_proj of the one layer");
         for (String f : new String[] {"peft/adapter_model.safetensors", "peft/adapter_config.json", "adapter.safetensors",
-                "log.json", "loss.png", FinetuneCommand.STATE, "base_model/config.json", "base_model/model.safetensors",
+                "log.json", "loss.png", dev.tornadolora.io.RunFiles.STATE, "base_model/config.json", "base_model/model.safetensors",
                 "train_data.safetensors", "eval_data.safetensors"}) {
             assertTrue(Files.isRegularFile(tmp.resolve(f)), f);
         }

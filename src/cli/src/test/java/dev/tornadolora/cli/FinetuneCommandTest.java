@@ -62,7 +62,7 @@ class FinetuneCommandTest {
             assertTrue(r.out().strip().lines().reduce((x, y) -> y).orElseThrow().startsWith("eval loss before "), r.out());
         }
         for (String f : new String[] {"peft/adapter_model.safetensors", "peft/adapter_config.json",
-                "adapter.safetensors", FinetuneCommand.STATE, "merged/model.safetensors", "merged/config.json"}) {
+                "adapter.safetensors", dev.tornadolora.io.RunFiles.STATE, "merged/model.safetensors", "merged/config.json"}) {
             assertArrayEquals(Files.readAllBytes(tmp.resolve("a").resolve(f)), Files.readAllBytes(tmp.resolve("b").resolve(f)), f);
         }
         assertTrue(Files.size(tmp.resolve("a/loss.png")) > 1000);
@@ -138,6 +138,18 @@ class FinetuneCommandTest {
         assertFalse(Files.exists(out.resolve("peft")), "nothing written");
     }
 
+    /** Core names a bad setting by its field (FinetuneJob, SettingException); the command says its option. */
+    @Test
+    void aBadSettingIsNamedByItsOption(@TempDir Path tmp) throws Exception {
+        Path data = tokens(tmp, 4, 8, 64), out = tmp.resolve("out");
+        assertOneLineError(CliRun.of(args(data, out, "--batch", "0")), "error: --batch must be positive, got 0");
+        assertOneLineError(CliRun.of(args(data, out, "--grad-accum", "0")), "error: --grad-accum must be positive, got 0");
+        assertOneLineError(CliRun.of(args(data, out, "--steps", "2", "--epochs", "1")), "give --steps or --epochs, not both");
+        assertOneLineError(CliRun.of(args(data, out, "--schedule", "linear")), "--schedule: expected cosine or constant");
+        assertOneLineError(CliRun.of(args(data, out, "--seq-len", "4")), "rows of 8 tokens but --seq-len 4");
+        assertFalse(Files.exists(out.resolve("peft")), "nothing written");
+    }
+
     @Test
     void theEmbeddedJobTakesOnlyItsOwnOptions() {
         assertOneLineError(CliRun.of("finetune", "--lora-rank", "4"), "--lora-rank needs --model and --data");
@@ -170,7 +182,7 @@ class FinetuneCommandTest {
                 Main.class.getName()));
         cmd.addAll(List.of(args(data, killed, append(opts, "--save-every", "1"))));
         Process p = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(tmp.resolve("child.log").toFile()).start();
-        Path state = killed.resolve(FinetuneCommand.STATE);
+        Path state = killed.resolve(dev.tornadolora.io.RunFiles.STATE);
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(120);
         long savedStep = -1;
         while (p.isAlive() && System.nanoTime() < deadline) {
@@ -190,7 +202,7 @@ class FinetuneCommandTest {
         CliRun resumed = CliRun.of(args(data, killed, append(opts, "--resume")));
         assertEquals(0, resumed.exitCode(), resumed.err());
         assertTrue(resumed.out().contains("resuming " + killed + " at step"), resumed.out());
-        for (String f : new String[] {"peft/adapter_model.safetensors", "adapter.safetensors", FinetuneCommand.STATE}) {
+        for (String f : new String[] {"peft/adapter_model.safetensors", "adapter.safetensors", dev.tornadolora.io.RunFiles.STATE}) {
             assertArrayEquals(Files.readAllBytes(straight.resolve(f)), Files.readAllBytes(killed.resolve(f)), f);
         }
         JsonNode a = JSON.readTree(straight.resolve("log.json").toFile()).get("steps");

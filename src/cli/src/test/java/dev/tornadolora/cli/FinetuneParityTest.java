@@ -224,7 +224,7 @@ class FinetuneParityTest {
         assertTrue(p.waitFor(5, TimeUnit.MINUTES));
         assertEquals(0, p.exitValue(), Files.readString(log));
         JsonNode expected = JSON.readTree(Files.readString(log));
-        var mine = JsonlTokens.read(data, tok, eos, seq, config.get("vocab_size").asInt());
+        var mine = dev.tornadolora.data.JsonlTokens.read(data, tok, eos, seq, config.get("vocab_size").asInt());
         assertEquals(expected.size(), mine.size());
         for (int r = 0; r < mine.size(); r++) {
             int[] row = mine.inputIds(new int[] {r});

@@ -35,7 +35,7 @@ class FinetuneThreadsTest {
             }
             assertEquals(0, r.exitCode(), r.err());
             assertTrue(r.out().contains("device jvm (" + threads + " threads)"), r.out());
-            JsonNode log = FinetuneCommandTest.JSON.readTree(tmp.resolve("t" + threads).resolve(FinetuneRun.LOG).toFile());
+            JsonNode log = FinetuneCommandTest.JSON.readTree(tmp.resolve("t" + threads).resolve(dev.tornadolora.io.RunFiles.LOG).toFile());
             assertEquals(threads, log.get("config").get("threads").asInt(), log.get("config").toString());
             if (threads == 1) {
                 List<String> workers = Thread.getAllStackTraces().keySet().stream().filter(t -> !before.contains(t))

@@ -170,9 +170,9 @@ class HostileInputTest {
                 .toArray(String[]::new);
         org.junit.jupiter.api.Assertions.assertEquals(0, finetune(m, d, b, otherLr).exitCode());
         // Another run's state put in this run's folder: refused naming what differs, nothing replaced.
-        Path state = a.resolve(FinetuneCommand.STATE);
+        Path state = a.resolve(dev.tornadolora.io.RunFiles.STATE);
         byte[] mine = Files.readAllBytes(state);
-        Files.copy(b.resolve(FinetuneCommand.STATE), state, java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+        Files.copy(b.resolve(dev.tornadolora.io.RunFiles.STATE), state, java.nio.file.StandardCopyOption.REPLACE_EXISTING);
         byte[] adapters = Files.readAllBytes(a.resolve("peft/adapter_model.safetensors"));
         refusedFast("was trained with other options: lr 0.01 -> 3.0E-4",
                 () -> finetune(m, d, a, append(opts, "--resume")));

@@ -1,5 +1,7 @@
 package dev.tornadolora.finetune;
 
+import dev.tornadolora.train.Trainer;
+
 import java.util.Map;
 import java.util.Optional;
 import java.util.ServiceLoader;
@@ -29,14 +31,15 @@ public interface DeviceStep extends StepExecutor, AutoCloseable {
      * turn; empty when none serves this finetuner's model and settings (it then runs on {@link StepExecutor#LOCAL}),
      * and for DoRA or per-module rank/alpha patterns, which only the layers' own path computes.
      */
-    static Optional<DeviceStep> find(Finetuner finetuner) {
+    static Optional<DeviceStep> find(Trainer trainer) {
+        if (!(trainer.task() instanceof Finetuner finetuner)) return Optional.empty();
         var lora = finetuner.model().lora();
         if (lora.dora() || !lora.rankPattern().isEmpty() || !lora.alphaPattern().isEmpty()) {
             // the whole-step plans compute plain LoRA of one rank; the layers' kernels run every adapter variant
             return Optional.empty();
         }
         for (Provider p : ServiceLoader.load(Provider.class)) {
-            Optional<DeviceStep> s = p.open(finetuner);
+            Optional<DeviceStep> s = p.open(finetuner, trainer);
             if (s.isPresent()) return s;
         }
         return Optional.empty();
@@ -45,6 +48,6 @@ public interface DeviceStep extends StepExecutor, AutoCloseable {
     /** An accelerator backend's factory of {@link DeviceStep}s. */
     interface Provider {
         /** A whole-step executor for this finetuner, or empty when its device, model or settings are not served. */
-        Optional<DeviceStep> open(Finetuner finetuner);
+        Optional<DeviceStep> open(Finetuner finetuner, Trainer trainer);
     }
 }

@@ -1,5 +1,6 @@
 package dev.tornadolora.finetune;
 
+import dev.tornadolora.train.SettingException;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.tornadolora.llama.LoraSettings;
 import dev.tornadolora.tensor.CheckedMath;
@@ -24,28 +25,28 @@ public record FinetuneConfig(LoraSettings lora, long steps, int batch, int gradA
     public static final String CONSTANT = "constant";
 
     public FinetuneConfig {
-        if (steps <= 0) throw new IllegalArgumentException("--steps must be positive, got " + steps);
-        if (batch <= 0) throw new IllegalArgumentException("--batch must be positive, got " + batch);
-        if (gradAccum <= 0) throw new IllegalArgumentException("--grad-accum must be positive, got " + gradAccum);
-        if (seqLen < 2) throw new IllegalArgumentException("--seq-len must be >= 2, got " + seqLen);
-        long rows = CheckedMath.arrayLength("rows per optimizer step", CheckedMath.of("--batch", batch),
-                CheckedMath.of("--grad-accum", gradAccum));
-        CheckedMath.arrayLength("tokens per micro-batch", CheckedMath.of("--batch", batch), CheckedMath.of("--seq-len", seqLen));
-        CheckedMath.product("data positions of the run", Long.MAX_VALUE, CheckedMath.of("--steps", steps),
+        if (steps <= 0) throw new SettingException("{steps} must be positive, got " + steps);
+        if (batch <= 0) throw new SettingException("{batch} must be positive, got " + batch);
+        if (gradAccum <= 0) throw new SettingException("{grad_accum} must be positive, got " + gradAccum);
+        if (seqLen < 2) throw new SettingException("{seq_len} must be >= 2, got " + seqLen);
+        long rows = CheckedMath.arrayLength("rows per optimizer step", CheckedMath.of("{batch}", batch),
+                CheckedMath.of("{grad_accum}", gradAccum));
+        CheckedMath.arrayLength("tokens per micro-batch", CheckedMath.of("{batch}", batch), CheckedMath.of("{seq_len}", seqLen));
+        CheckedMath.product("data positions of the run", Long.MAX_VALUE, CheckedMath.of("{steps}", steps),
                 CheckedMath.of("rows per step", rows));
-        if (!(lr >= 0) || Double.isInfinite(lr)) throw new IllegalArgumentException("--lr must be finite and >= 0, got " + lr);
+        if (!(lr >= 0) || Double.isInfinite(lr)) throw new SettingException("{lr} must be finite and >= 0, got " + lr);
         if (!(weightDecay >= 0) || Double.isInfinite(weightDecay)) {
-            throw new IllegalArgumentException("--weight-decay must be finite and >= 0, got " + weightDecay);
+            throw new SettingException("{weight_decay} must be finite and >= 0, got " + weightDecay);
         }
-        if (warmupSteps < 0) throw new IllegalArgumentException("--warmup-steps must be >= 0, got " + warmupSteps);
+        if (warmupSteps < 0) throw new SettingException("{warmup_steps} must be >= 0, got " + warmupSteps);
         if (!(maxGradNorm >= 0) || Double.isInfinite(maxGradNorm)) {
-            throw new IllegalArgumentException("--max-grad-norm must be finite and >= 0 (0: no clipping), got " + maxGradNorm);
+            throw new SettingException("{max_grad_norm} must be finite and >= 0 (0: no clipping), got " + maxGradNorm);
         }
-        if (evalEvery < 0) throw new IllegalArgumentException("--eval-every must be >= 0, got " + evalEvery);
-        if (saveEvery < 0) throw new IllegalArgumentException("--save-every must be >= 0, got " + saveEvery);
+        if (evalEvery < 0) throw new SettingException("{eval_every} must be >= 0, got " + evalEvery);
+        if (saveEvery < 0) throw new SettingException("{save_every} must be >= 0, got " + saveEvery);
         schedule = schedule.toLowerCase(Locale.ROOT);
         if (!schedule.equals(COSINE) && !schedule.equals(CONSTANT)) {
-            throw new IllegalArgumentException("--schedule: expected cosine or constant, got '" + schedule + "'");
+            throw new SettingException("{schedule}: expected cosine or constant, got '" + schedule + "'");
         }
     }
 

@@ -1,5 +1,6 @@
 package dev.tornadolora.finetune;
 
+import dev.tornadolora.train.SettingException;
 import dev.tornadolora.tensor.CheckedMath;
 
 import java.util.SplittableRandom;
@@ -25,10 +26,10 @@ public final class TokenBatches {
 
     public TokenBatches(int size, int batch, int gradAccum, boolean shuffle, long seed) {
         if (size <= 0) throw new IllegalArgumentException("dataset has no rows");
-        if (batch <= 0) throw new IllegalArgumentException("--batch must be positive, got " + batch);
-        if (gradAccum <= 0) throw new IllegalArgumentException("--grad-accum must be positive, got " + gradAccum);
-        CheckedMath.arrayLength("rows per optimizer step", CheckedMath.of("--batch", batch),
-                CheckedMath.of("--grad-accum", gradAccum));
+        if (batch <= 0) throw new SettingException("{batch} must be positive, got " + batch);
+        if (gradAccum <= 0) throw new SettingException("{grad_accum} must be positive, got " + gradAccum);
+        CheckedMath.arrayLength("rows per optimizer step", CheckedMath.of("{batch}", batch),
+                CheckedMath.of("{grad_accum}", gradAccum));
         this.size = size;
         this.batch = batch;
         this.gradAccum = gradAccum;

@@ -1,5 +1,6 @@
 package dev.tornadolora.finetune;
 
+import dev.tornadolora.train.SettingException;
 import java.util.List;
 
 /**
@@ -19,14 +20,14 @@ public final class TokenPacking {
      * @throws IllegalArgumentException naming {@code source} when there are no documents or fewer tokens than one block
      */
     public static TokenDataset pack(String source, List<int[]> documents, int eos, int seqLen) {
-        if (seqLen < 2) throw new IllegalArgumentException("--seq-len must be >= 2, got " + seqLen);
+        if (seqLen < 2) throw new SettingException("{seq_len} must be >= 2, got " + seqLen);
         if (documents.isEmpty()) throw new IllegalArgumentException(source + ": no documents");
         long total = 0;
         for (int[] d : documents) total += d.length + (eos >= 0 ? 1 : 0);
         long blocks = total / seqLen;
         if (blocks == 0) {
-            throw new IllegalArgumentException(source + ": " + total + " tokens in all (with end-of-sequence ids) is"
-                    + " shorter than one block of --seq-len " + seqLen);
+            throw new SettingException(source + ": " + total + " tokens in all (with end-of-sequence ids) is"
+                    + " shorter than one block of {seq_len} " + seqLen);
         }
         if (blocks > Integer.MAX_VALUE / 2) throw new IllegalArgumentException(source + ": too many blocks (" + blocks + ")");
         int[][] rows = new int[(int) blocks][seqLen];

@@ -171,6 +171,19 @@ public final class SyntheticTask {
     }
 
     /**
+     * {@return the student's regression to the teacher as a {@link TrainingTask}: step s's rows are
+     * {@link #inputs}(s, batch) with the teacher's outputs as targets, MSE}
+     *
+     * @param batch rows per step
+     */
+    public RegressionTask regression(int batch) {
+        return new RegressionTask(student, Losses::mse, step -> {
+            Tensor x = inputs(step, batch);
+            return new RegressionTask.Batch(x, targets(x));
+        }, batch);
+    }
+
+    /**
      * {@return a held-out batch (never a training step's) for the initial and final loss}
      *
      * @param batch rows

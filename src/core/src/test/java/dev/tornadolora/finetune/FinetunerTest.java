@@ -7,6 +7,7 @@ import dev.tornadolora.llama.LlamaForCausalLM;
 import dev.tornadolora.llama.LoraSettings;
 import dev.tornadolora.nn.Parameter;
 import dev.tornadolora.tensor.Tensor;
+import dev.tornadolora.train.Trainer;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -119,7 +120,7 @@ class FinetunerTest {
         float[] g4 = null;
         for (int[] ba : new int[][] {{4, 1}, {2, 2}, {1, 4}}) {
             LlamaForCausalLM m = model();
-            Finetuner f = new Finetuner(m, d, config(1, ba[0], ba[1], "constant", 0));
+            Trainer f = Finetuner.trainer(m, d, config(1, ba[0], ba[1], "constant", 0));
             m.zeroGrad();
             double loss = f.accumulate(0, 0, 4);
             assertEquals(full, loss, 1e-6 * full, "B=" + ba[0] + " A=" + ba[1]);
@@ -133,7 +134,7 @@ class FinetunerTest {
         TokenDataset d = data(6, 8);
         LlamaForCausalLM whole = model(), w0 = model(), w1 = model();
         FinetuneConfig c = config(2, 2, 3, "constant", 0);
-        Finetuner fw = new Finetuner(whole, d, c), f0 = new Finetuner(w0, d, c), f1 = new Finetuner(w1, d, c);
+        Trainer fw = Finetuner.trainer(whole, d, c), f0 = Finetuner.trainer(w0, d, c), f1 = Finetuner.trainer(w1, d, c);
         whole.zeroGrad();
         w0.zeroGrad();
         w1.zeroGrad();
@@ -148,13 +149,13 @@ class FinetunerTest {
     void stepsLowerTheLossAndFollowTheSchedule() {
         TokenDataset d = data(4, 8);
         LlamaForCausalLM m = model();
-        Finetuner f = new Finetuner(m, d, config(30, 2, 2, "cosine", 1.0));
-        double before = f.evalLoss(d, 4);
+        Trainer f = Finetuner.trainer(m, d, config(30, 2, 2, "cosine", 1.0));
+        double before = Finetuner.evalLoss(m, d, 4);
         var first = f.step();
         assertEquals(0.0, first.lr(), "warm-up starts at lr 0, as torchtune's LambdaLR");
         assertEquals(first.loss(), before, 1e-6 * before, "step 1 at lr 0 sees the initial adapters");
         while (!f.finished()) f.step();
-        assertTrue(f.evalLoss(d, 4) < 0.9 * before, "training lowers the loss on its own data");
+        assertTrue(Finetuner.evalLoss(m, d, 4) < 0.9 * before, "training lowers the loss on its own data");
         assertThrows(IllegalStateException.class, f::step);
     }
 
@@ -166,16 +167,16 @@ class FinetunerTest {
         FinetuneConfig c = new FinetuneConfig(lora, 6, 2, 1, 8, 1e-2, 0.01, 0.9, 0.999, 1e-8, 2, "cosine", 0.5, 5,
                 true, 0, 0);
         LlamaForCausalLM straight = model(lora);
-        Finetuner a = new Finetuner(straight, d, c);
+        Trainer a = Finetuner.trainer(straight, d, c);
         while (!a.finished()) a.step();
 
         LlamaForCausalLM first = model(lora);
-        Finetuner b = new Finetuner(first, d, c);
+        Trainer b = Finetuner.trainer(first, d, c);
         for (int i = 0; i < 3; i++) b.step();
         Path state = tmp.resolve("state.safetensors");
         b.save(state, Map.of());
         LlamaForCausalLM second = model(lora);  // fresh adapters: the resume point must bring them back
-        Finetuner r = new Finetuner(second, d, c);
+        Trainer r = Finetuner.trainer(second, d, c);
         r.resume(state);
         assertEquals(3, r.stepsDone());
         while (!r.finished()) r.step();
@@ -185,7 +186,7 @@ class FinetunerTest {
         a.optimizer().state().forEach((k, t) -> assertArrayEquals(t.data(), r.optimizer().state().get(k).data(), k));
         // and the dropout did act: without the saved positions the resumed run would differ (checked by not resuming them)
         LlamaForCausalLM third = model(lora);
-        Finetuner n = new Finetuner(third, d, c);
+        Trainer n = Finetuner.trainer(third, d, c);
         n.resume(state);
         third.adapterModules().values().forEach(l -> l.resumeDropout(0));
         while (!n.finished()) n.step();
@@ -205,17 +206,17 @@ class FinetunerTest {
         Map<String, Tensor> before = straight.adapterStateDict();
         String m = "base_model.model.model.layers.1.mlp.down_proj.lora_magnitude_vector";
         assertEquals(2 * 2 * 3, before.size(), before.keySet().toString());
-        Finetuner a = new Finetuner(straight, d, c);
+        Trainer a = Finetuner.trainer(straight, d, c);
         while (!a.finished()) a.step();
         assertTrue(!java.util.Arrays.equals(before.get(m).data(), straight.adapterStateDict().get(m).data()),
                 "AdamW updates the magnitude");
         LlamaForCausalLM first = model(lora);
-        Finetuner b = new Finetuner(first, d, c);
+        Trainer b = Finetuner.trainer(first, d, c);
         for (int i = 0; i < 2; i++) b.step();
         Path state = tmp.resolve("state.safetensors");
         b.save(state, Map.of());
         LlamaForCausalLM second = model(lora);
-        Finetuner r = new Finetuner(second, d, c);
+        Trainer r = Finetuner.trainer(second, d, c);
         r.resume(state);
         while (!r.finished()) r.step();
         Map<String, Tensor> x = straight.adapterStateDict(), y = second.adapterStateDict();
@@ -226,7 +227,7 @@ class FinetunerTest {
     void aStepWithoutCountedTokensIsRefused() {
         int[][] ids = {{1, 2, 3}};
         int[][] labels = {{1, -100, -100}};
-        Finetuner f = new Finetuner(model(), TokenDataset.of("masked", ids, labels),
+        Trainer f = Finetuner.trainer(model(), TokenDataset.of("masked", ids, labels),
                 new FinetuneConfig(LORA, 1, 1, 1, 3, 1e-3, 0, 0.9, 0.999, 1e-8, 0, "constant", 0, 0, false, 0, 0));
         var e = assertThrows(IllegalArgumentException.class, f::step);
         assertTrue(e.getMessage().contains("no counted label tokens"), e.getMessage());

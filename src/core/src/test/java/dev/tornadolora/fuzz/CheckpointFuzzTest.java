@@ -18,6 +18,7 @@ import dev.tornadolora.train.Losses;
 import dev.tornadolora.train.LrScheduler;
 import dev.tornadolora.train.RunIdentity;
 import dev.tornadolora.train.Sgd;
+import dev.tornadolora.train.RegressionTask;
 import dev.tornadolora.train.Trainer;
 import dev.tornadolora.train.TrainingState;
 import net.jqwik.api.Arbitraries;
@@ -69,14 +70,13 @@ class CheckpointFuzzTest {
             for (boolean sgd : new boolean[] {false, true}) {
                 Sequential m = model(false);
                 var opt = sgd ? new Sgd(m.parameters(), 0.01, 0.9, 0, 0, false) : new AdamW(m.parameters(), 0.01);
-                LrScheduler sched = new LrScheduler(opt, new CosineWithWarmup(1, 4));
-                Trainer t = new Trainer(m, opt, sched, Losses::mse, 1.0);
-                Tensor x = Tensor.of(new float[2 * 8], 2, 8);
-                m.train(true);
-                t.step(1, x, Tensor.of(new float[2 * 4], 2, 4));
+                Tensor x = Tensor.of(new float[2 * 8], 2, 8), target = Tensor.of(new float[2 * 4], 2, 4);
+                Trainer t = new Trainer(new RegressionTask(m, Losses::mse, step -> new RegressionTask.Batch(x, target), 2),
+                        opt, new CosineWithWarmup(1, 4), 1.0, 4);
+                t.step();
                 Path f = dir.resolve("state" + sgd + ".safetensors");
                 ObjectNode options = StrictJson.writer().createObjectNode().put("seed", 0).put("optimizer", sgd ? "sgd" : "adamw");
-                TrainingState.save(f, opt, sched, 1, RunIdentity.of(options).stateMetadata(), m.loraModules());
+                t.save(f, RunIdentity.of(options).stateMetadata());
                 STATE_SEEDS.add(Files.readAllBytes(f));
             }
             Path peft = dir.resolve("peft");

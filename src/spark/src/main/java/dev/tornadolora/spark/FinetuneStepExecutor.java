@@ -5,9 +5,9 @@ import dev.tornadolora.finetune.StepExecutor;
 import dev.tornadolora.train.Trainer;
 
 /**
- * A {@link Finetuner}'s step as one replica computes it: zero the gradients, {@link Finetuner#accumulate} this
+ * A {@link Trainer}'s step as one replica computes it: zero the gradients, {@link Trainer#accumulate} this
  * replica's share of the step's rows, the all-reduce of {@link DataParallelStep}, then the same
- * {@link Finetuner#apply} (clip, AdamW, schedule) as every replica. After the last step, the final check.
+ * {@link Trainer#apply} (clip, AdamW, schedule) as every replica. After the last step, the final check.
  */
 final class FinetuneStepExecutor implements StepExecutor {
     private final Collective collective;
@@ -20,13 +20,13 @@ final class FinetuneStepExecutor implements StepExecutor {
     }
 
     @Override
-    public Trainer.StepRecord step(Finetuner f) {
+    public Trainer.StepRecord step(Trainer f) {
         if (dp == null) {
-            dp = new DataParallelStep(collective, f.model().trainableParameters(), f.config().rowsPerStep(), checkEvery,
-                    f.stepsDone(), ReplicaChecksum.ofBases(f.model().projectionBases().values()));
+            dp = new DataParallelStep(collective, f.task().trainableParameters(), f.task().rowsPerStep(), checkEvery,
+                    f.stepsDone(), f.task() instanceof Finetuner ft ? ReplicaChecksum.ofBases(ft.model().projectionBases().values()) : 0);
         }
         long step = f.stepsDone() + 1;
-        f.model().zeroGrad();
+        f.task().zeroGrad();
         double share = f.accumulate(step - 1, dp.from(), dp.to());
         Trainer.StepRecord r = f.apply(dp.allReduce(step, share));
         if (f.finished()) dp.finish(step);

@@ -1,6 +1,5 @@
 package dev.tornadolora.spark;
 
-import dev.tornadolora.cli.Main;
 import dev.tornadolora.io.SafeTensors;
 import dev.tornadolora.train.TrainingState;
 import org.apache.spark.SparkConf;
@@ -13,7 +12,6 @@ import org.junit.jupiter.api.io.TempDir;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
@@ -54,12 +52,10 @@ class ClusterFinetuneTest {
                 + " and pass -Dspark.cluster.url=spark://127.0.0.1:17077; .ci/run does both)");
         Path data = FinetuneFixture.data(tmp);
         Path solo = tmp.resolve("solo"), dp = tmp.resolve("dp"), killed = tmp.resolve("killed");
-        List<String> single = new ArrayList<>(List.of("finetune"));
-        single.addAll(FinetuneFixture.args(data, solo));
-        assertEquals(0, Main.run(single.toArray(String[]::new)), "single-process finetune");
+        FinetuneFixture.runSingle(data, solo);
         double[] expected = FinetuneFixture.losses(solo);
 
-        SparkDataParallel.Result r = SparkFinetune.run(sc, FinetuneFixture.args(data, dp), 2, 5);
+        SparkDataParallel.Result r = SparkFinetune.run(sc, FinetuneFixture.job(data, dp), FinetuneFixture.DEVICE, FinetuneFixture.OPTIONS, 2, 5);
         FinetuneFixture.assertLossesClose(expected, FinetuneFixture.losses(dp), 1e-6);
         FinetuneFixture.assertLossesClose(expected, r.writer().losses(), 1e-6);
         FinetuneFixture.assertAdaptersClose(solo, dp, 1e-6);
@@ -74,7 +70,7 @@ class ClusterFinetuneTest {
         // the same run with one executor process killed once the resume point of step 10 is written
         String appId = sc.sc().applicationId();
         CompletableFuture<Long> kill = CompletableFuture.supplyAsync(() -> killAnExecutorAfterStep(killed, 10, appId));
-        SparkDataParallel.Result k = SparkFinetune.run(sc, FinetuneFixture.args(data, killed), 2, 5);
+        SparkDataParallel.Result k = SparkFinetune.run(sc, FinetuneFixture.job(data, killed), FinetuneFixture.DEVICE, FinetuneFixture.OPTIONS, 2, 5);
         long pid = kill.get(10, TimeUnit.SECONDS);
         assertTrue(k.writer().stageAttempt() >= 1, "the barrier stage was retried");
         assertTrue(k.writer().startStep() >= 10, "the retry resumed at or after step 10, not at 0: " + k.writer().startStep());

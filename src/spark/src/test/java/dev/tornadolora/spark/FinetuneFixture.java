@@ -1,9 +1,14 @@
 package dev.tornadolora.spark;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import dev.tornadolora.device.Device;
+import dev.tornadolora.device.DeviceOptions;
+import dev.tornadolora.finetune.FinetuneJob;
+import dev.tornadolora.finetune.FinetuneListener;
 import dev.tornadolora.io.DType;
 import dev.tornadolora.io.SafeTensors;
 import dev.tornadolora.io.SafeTensorsWriter;
+import dev.tornadolora.llama.LoraSettings;
 import dev.tornadolora.llama.TokenTensors;
 import dev.tornadolora.tensor.Tensor;
 import dev.tornadolora.train.TrainingLog;
@@ -12,6 +17,7 @@ import java.io.IOException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Set;
 import java.util.SplittableRandom;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -36,13 +42,27 @@ final class FinetuneFixture {
         return file;
     }
 
-    /** The finetune options of a 20-step QLoRA run, global batch 2 x 2, a resume point every 5 steps. */
-    static List<String> args(Path data, Path out) {
-        return new ArrayList<>(List.of("--model", MODEL.toString(), "--data", data.toString(), "--output", out.toString(),
-                "--steps", "20", "--batch", "2", "--grad-accum", "2", "--shuffle", "false", "--quantize-base",
-                "--lora-modules", "q_proj,v_proj", "--lora-mlp", "--lr", "2e-3", "--warmup-steps", "3",
-                "--save-every", "5", "--device", "jvm", "--quiet"));
+    /** A 20-step QLoRA job, global batch 2 x 2, a resume point every 5 steps (on the device "jvm"). */
+    static FinetuneJob job(Path data, Path out) {
+        return FinetuneJob.of(MODEL, data, out)
+                .withLora(new LoraSettings(Set.of("q_proj", "v_proj"), true, false, 8, 16f, 0f, false, true))
+                .withBatching(new FinetuneJob.Batching(2, 2, false, 0))
+                .withOptimization(new FinetuneJob.Optimization(2e-3, 0.01, 0.9, 0.999, 1e-8, 1.0))
+                .withSchedule(new FinetuneJob.Schedule(20L, null, "cosine", 3))
+                .withCheckpoints(new FinetuneJob.Checkpoints(0, 5, false));
     }
+
+    /** The same job run in this process. */
+    static void runSingle(Path data, Path out) throws IOException {
+        try (Device device = Device.open(DEVICE, OPTIONS)) {
+            job(data, out).run(device, FinetuneListener.NONE);
+        }
+    }
+
+    /** The device options of the single process and of every replica. */
+    static final DeviceOptions OPTIONS = DeviceOptions.defaults();
+
+    static final String DEVICE = "jvm";
 
     static double[] losses(Path out) {
         JsonNode steps = TrainingLog.mapper().valueToTree(readJson(out.resolve("log.json"))).path("steps");

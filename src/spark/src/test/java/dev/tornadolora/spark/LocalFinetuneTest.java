@@ -1,13 +1,12 @@
 package dev.tornadolora.spark;
 
-import dev.tornadolora.cli.Main;
+import dev.tornadolora.finetune.DataParallelLauncher;
 import org.apache.spark.SparkConf;
 import org.apache.spark.api.java.JavaSparkContext;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.List;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -22,16 +21,16 @@ class LocalFinetuneTest {
     void twoReplicasMatchTheSingleProcessFinetune(@TempDir Path tmp) throws Exception {
         Path data = FinetuneFixture.data(tmp);
         Path solo = tmp.resolve("solo"), dp = tmp.resolve("dp");
-        List<String> single = new ArrayList<>(List.of("finetune"));
-        single.addAll(FinetuneFixture.args(data, solo));
-        assertEquals(0, Main.run(single.toArray(String[]::new)), "single-process finetune");
+        FinetuneFixture.runSingle(data, solo);
 
         SparkDataParallel.Result r;
         try (JavaSparkContext sc = new JavaSparkContext(SparkDataParallel.configure(
                 new SparkConf().setMaster("local[2]").setAppName("finetune-test"), 2))) {
-            r = SparkFinetune.run(sc, FinetuneFixture.args(data, dp), 2, 5);
+            r = SparkFinetune.run(sc, FinetuneFixture.job(data, dp), FinetuneFixture.DEVICE, FinetuneFixture.OPTIONS, 2, 5);
         }
         double[] expected = FinetuneFixture.losses(solo);
+        // the CLI's finetune --spark reaches this module only through core's ServiceLoader
+        assertEquals(SparkFinetune.class, DataParallelLauncher.find().getClass());
         assertEquals(20, expected.length);
         FinetuneFixture.assertLossesClose(expected, FinetuneFixture.losses(dp), 1e-6);
         FinetuneFixture.assertLossesClose(expected, r.writer().losses(), 1e-6);

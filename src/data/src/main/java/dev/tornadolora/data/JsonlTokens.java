@@ -1,6 +1,8 @@
-package dev.tornadolora.cli;
+package dev.tornadolora.data;
 
 import dev.tornadolora.finetune.TokenDataset;
+import dev.tornadolora.finetune.TokenFormat;
+import dev.tornadolora.llama.LlamaConfig;
 import dev.tornadolora.finetune.TokenPacking;
 import dev.tornadolora.io.JsonLines;
 import dev.tornadolora.io.SafeText;
@@ -14,7 +16,7 @@ import java.util.ArrayList;
 import java.util.List;
 
 /**
- * Text data for {@code finetune}: a {@code .jsonl} file with one {@code {"text": "..."}} object per line (blank
+ * Text data for a fine-tune ({@link TokenFormat} of {@code .jsonl} files): a {@code .jsonl} file with one {@code {"text": "..."}} object per line (blank
  * lines skipped), each text tokenized with the model folder's {@code tokenizer.json} through Hugging Face's
  * tokenizers library (DJL's binding; its native library is in the jar, extracted once to {@code ~/.djl.ai}, so
  * nothing is downloaded), without the tokenizer's own special tokens, then packed by {@link TokenPacking}: the
@@ -22,13 +24,29 @@ import java.util.List;
  * A line that is not a JSON object with a string {@code text}, or an id the model's vocabulary does not have,
  * is refused naming the file and line.
  */
-final class JsonlTokens {
+public final class JsonlTokens implements TokenFormat {
     /** The longest .jsonl line (one document) tokenized: the tokenizers library needs ~100 bytes per byte of text. */
-    static final int MAX_LINE_BYTES = 8 << 20;
+    public static final int MAX_LINE_BYTES = 8 << 20;
 
-    private JsonlTokens() {}
+    /** The provider ServiceLoader makes. */
+    public JsonlTokens() {}
 
-    static TokenDataset read(Path file, Path tokenizerJson, int eos, int seqLen, int vocabSize) throws IOException {
+    @Override
+    public boolean reads(Path file) {
+        return file.getFileName() != null
+                && file.getFileName().toString().toLowerCase(java.util.Locale.ROOT).endsWith(".jsonl");
+    }
+
+    @Override
+    public TokenDataset read(Path file, Path modelDir, LlamaConfig config, int seqLen) throws IOException {
+        return read(file, modelDir.resolve("tokenizer.json"), config.eosTokenId(), seqLen, config.vocabSize());
+    }
+
+    /**
+     * The rows of {@code file}, tokenized with {@code tokenizerJson}, joined with {@code eos} and cut into blocks
+     * of {@code seqLen}.
+     */
+    public static TokenDataset read(Path file, Path tokenizerJson, int eos, int seqLen, int vocabSize) throws IOException {
         if (!Files.exists(tokenizerJson)) {
             throw new IllegalArgumentException(file + ": .jsonl data needs the model folder's tokenizer.json, but "
                     + tokenizerJson + " does not exist (or give pre-tokenized .safetensors data)");

@@ -1,4 +1,4 @@
-package dev.tornadolora.cli;
+package dev.tornadolora.data;
 
 import ai.djl.huggingface.tokenizers.HuggingFaceTokenizer;
 import dev.tornadolora.io.SafeText;
