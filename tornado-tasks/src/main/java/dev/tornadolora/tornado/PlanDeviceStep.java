@@ -30,7 +30,8 @@ public final class PlanDeviceStep implements DeviceStep {
         @Override
         public Optional<DeviceStep> open(Finetuner f, Trainer t) {
             LoraSettings lora = f.model().lora();
-            boolean covered = lora.dropout() == 0f && !lora.output() && (!lora.attnModules().isEmpty() || lora.mlp());
+            boolean covered = lora.dropout() == 0f && !lora.output()
+                    && LlamaDevicePlan.adaptsLayers(lora, f.model().config().numHiddenLayers());
             if (!(f.model().backend() instanceof TornadoLoraBackend b) || !covered) {
                 return Optional.empty();  // the per-projection plan (LoRA dropout, an lm_head adapter)
             }
@@ -115,7 +116,7 @@ public final class PlanDeviceStep implements DeviceStep {
     @Override
     public void toHost() {
         if (plan == null || !dirty) return;
-        AdamW opt = trainer.optimizer();
+        AdamW opt = (AdamW) trainer.optimizer();  // a finetuner's trainer steps AdamW
         List<Parameter> ps = opt.parameters();
         List<float[]> m = new ArrayList<>(), v = new ArrayList<>();
         for (Parameter p : ps) {

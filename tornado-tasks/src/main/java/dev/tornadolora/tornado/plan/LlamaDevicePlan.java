@@ -115,6 +115,15 @@ public final class LlamaDevicePlan implements AutoCloseable {
     private long steps;
     private boolean setUp;
 
+    /** Whether any decoder layer's projection carries an adapter (the plan trains those; lm_head's it refuses). */
+    public static boolean adaptsLayers(LoraSettings lora, int layers) {
+        for (int l = 0; l < layers; l++) {
+            for (String m : LoraSettings.ATTN_MODULES) if (lora.targets("model.layers." + l + ".self_attn." + m)) return true;
+            for (String m : LoraSettings.MLP_MODULES) if (lora.targets("model.layers." + l + ".mlp." + m)) return true;
+        }
+        return false;
+    }
+
     /** One trainable tensor: where it sits in the flat arrays and the live host array it mirrors. */
     private record Parameter(String name, int offset, float[] host) {}
 
@@ -138,7 +147,7 @@ public final class LlamaDevicePlan implements AutoCloseable {
             throw new IllegalArgumentException("the device plan has no LoRA dropout yet (lora_dropout "
                     + lora.dropout() + "): use 0 or the per-projection plan");
         }
-        if (lora.attnModules().isEmpty() && !lora.mlp()) {
+        if (!adaptsLayers(lora, c.numHiddenLayers())) {
             throw new IllegalArgumentException("the device plan trains adapters on the layers: no LoRA module is set");
         }
         if (batch <= 0 || seq <= 0) {
