@@ -5,7 +5,10 @@ Train mode (the default):
       [--grad-accum A] [--lr LR] [--weight-decay WD] [--schedule constant|cosine] [--warmup-steps W]
       [--max-grad-norm G] [--quantize-base] [--float64] [--json LOG.json] [--adapter-out A.safetensors]
 
-  D holds input_ids I64 (or I32) [N, S] and optionally labels [N, S] (-100 ignored; absent: labels = input_ids).
+  D holds input_ids I64 (or I32) [N, S] and optionally labels [N, S] (-100 ignored; absent: labels = input_ids);
+  with position_ids and example_ids (as `tornado-lora data` writes them) the examples are kept apart as transformers
+  keeps them: packed rows (position ids restarting) get position_ids and no attention mask, so transformers builds
+  the block-diagonal causal mask of packed sequences; padded rows get attention_mask = example_ids != -1.
   Data order (finetune --shuffle false): optimizer step i (0-based) uses rows (i*B*A + j) mod N for
   j = 0 .. B*A-1, as A micro-batches of B rows in order.
   Loss (transformers' num_items_in_batch normalisation): with n = the number of counted label tokens of the
@@ -104,7 +107,23 @@ def read_data(path, vocab):
     bad = (labels != -100) & ((labels < 0) | (labels >= vocab))
     if bad.any():
         fail(f"{path}: labels outside [0, {vocab}) other than -100")
-    return ids, labels
+    position_ids = t["position_ids"].long() if "position_ids" in t else None
+    example_ids = t["example_ids"].long() if "example_ids" in t else None
+    return ids, labels, position_ids, example_ids
+
+
+def model_inputs(ids, position_ids, example_ids, rows):
+    """transformers' inputs for the rows: packed rows by their position_ids, padded rows by an attention mask."""
+    kw = {"input_ids": ids[rows]}
+    if position_ids is not None:
+        pos = position_ids[rows]
+        if (torch.diff(pos, dim=-1) != 1).any():
+            # use_cache=False as TRL's SFTTrainer.compute_loss sets it: with a cache transformers skips the
+            # packed-sequence detection and lets every example attend to the ones before it
+            kw.update(position_ids=pos, use_cache=False)
+        elif example_ids is not None:
+            kw["attention_mask"] = (example_ids[rows] != -1).long()
+    return kw
 
 
 def counted(labels):
@@ -120,7 +139,7 @@ def summed_cross_entropy(logits, labels):
 def train(args, dtype):
     model = load_peft(args.model, args.init_adapter, args.quantize_base, dtype, trainable=True)
     vocab = model.config.vocab_size
-    ids, labels = read_data(args.data, vocab)
+    ids, labels, position_ids, example_ids = read_data(args.data, vocab)
     n_rows = ids.shape[0]
     params = adapter_params(model)
     if not params:
@@ -143,11 +162,12 @@ def train(args, dtype):
         total = 0.0
         for m in range(args.grad_accum):
             mb = rows[m * args.batch:(m + 1) * args.batch]
-            out = model(input_ids=ids[mb])
+            out = model(**model_inputs(ids, position_ids, example_ids, mb))
             s = summed_cross_entropy(out.logits, labels[mb])
             if not checked_transformers_loss and dtype == torch.float32:
                 # the same number through transformers' own loss path (num_items_in_batch)
-                ref = model(input_ids=ids[mb], labels=labels[mb], num_items_in_batch=n).loss
+                ref = model(**model_inputs(ids, position_ids, example_ids, mb), labels=labels[mb],
+                            num_items_in_batch=n).loss
                 if abs(ref.item() - s.item() / n) > 1e-6 * max(1.0, abs(ref.item())):
                     fail(f"own loss {s.item() / n} != transformers' num_items_in_batch loss {ref.item()}")
                 checked_transformers_loss = True
@@ -172,12 +192,13 @@ def train(args, dtype):
 
 def evaluate(args, dtype):
     model = load_peft(args.model, args.eval, args.quantize_base, dtype, trainable=False)
-    ids, labels = read_data(args.eval_data, model.config.vocab_size)
+    ids, labels, position_ids, example_ids = read_data(args.eval_data, model.config.vocab_size)
     n = counted(labels)
     if n == 0:
         fail(f"{args.eval_data}: no counted label tokens")
     with torch.no_grad():
-        s = summed_cross_entropy(model(input_ids=ids).logits, labels)
+        rows = list(range(ids.shape[0]))
+        s = summed_cross_entropy(model(**model_inputs(ids, position_ids, example_ids, rows)).logits, labels)
     return {"eval_loss": s.item() / n, "tokens": n, "rows": ids.shape[0], "adapter": str(args.eval)}
 
 
@@ -185,7 +206,7 @@ def merged(args, dtype):
     with no_warnings(f"LlamaForCausalLM.from_pretrained({args.merged})"):
         model = LlamaForCausalLM.from_pretrained(args.merged, dtype=torch.float32, attn_implementation="sdpa")
     model = model.to(dtype).eval()
-    ids, _ = read_data(args.input, model.config.vocab_size)
+    ids = read_data(args.input, model.config.vocab_size)[0]
     with torch.no_grad():
         logits = model(input_ids=ids).logits
     result = {"merged": str(args.merged), "shape": list(logits.shape), "max_abs_logit": logits.abs().max().item()}

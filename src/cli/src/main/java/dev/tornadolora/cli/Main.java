@@ -9,7 +9,7 @@ import picocli.CommandLine.Command;
 /** {@code tornado-lora}: the command-line entry point. */
 @Command(name = "tornado-lora", mixinStandardHelpOptions = true, version = "tornado-lora 0.1.0",
         description = "LoRA / QLoRA layers on the JVM (torchtune semantics), with JVM and TornadoVM backends.",
-        subcommands = {FinetuneCommand.class, EvalCommand.class, QuantizeCommand.class, TrainCommand.class,
+        subcommands = {FinetuneCommand.class, DataCommand.class, EvalCommand.class, QuantizeCommand.class, TrainCommand.class,
                 MergeCommand.class, DevicesCommand.class, BenchCommand.class, ForwardCommand.class,
                 CommandLine.HelpCommand.class})
 public final class Main implements Runnable {

@@ -429,6 +429,7 @@ public final class FinetuneRun {
 
     /** The first {@code n} rows of {@code d}. */
     public static TokenDataset firstRows(TokenDataset d, int n) {
+        if (d instanceof ExampleRows r) return r.firstRows(n);  // positions and example ids kept
         int[][] ids = new int[n][d.seqLen()], labels = new int[n][d.seqLen()];
         for (int i = 0; i < n; i++) {
             d.inputIds(i, ids[i], 0);

@@ -86,7 +86,8 @@ public final class Finetuner implements TrainingTask {
     @Override
     public double forwardBackward(long step, int from, int to, double share) {
         int[] mb = Arrays.copyOfRange(stepRows(step), from, to);
-        return model.forwardBackward(data.inputIds(mb), data.labels(mb), mb.length, data.seqLen(), share);
+        return model.forwardBackward(data.inputIds(mb), data.positionIds(mb), data.labels(mb), mb.length, data.seqLen(),
+                share, null);
     }
 
     /**
@@ -109,7 +110,7 @@ public final class Finetuner implements TrainingTask {
                 int[] labels = eval.labels(rows);
                 long n = LlamaForCausalLM.countedTokens(labels, rows.length, s);
                 if (n == 0) continue;
-                sum += model.loss(eval.inputIds(rows), labels, rows.length, s) * n;
+                sum += model.loss(eval.inputIds(rows), eval.positionIds(rows), labels, rows.length, s) * n;
                 count += n;
             }
             if (count == 0) throw new IllegalArgumentException(eval.source() + ": no counted label tokens to evaluate");

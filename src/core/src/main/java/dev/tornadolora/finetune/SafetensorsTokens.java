@@ -11,10 +11,14 @@ import java.nio.file.Path;
  * Pre-tokenized data in a safetensors file: {@code input_ids} I64 (or I32) [N, S] and optionally {@code labels}
  * of the same dtype and shape (−100 ignored; absent: labels = input_ids), as a Python pipeline writes with
  * {@code safetensors.torch.save_file}. Every id and label is checked against the vocabulary on reading.
+ * With {@code position_ids} (and optionally {@code example_ids}, −1 for padding) of the same shape, as the
+ * {@code data} command writes, the rows are {@link ExampleRows}: packed examples kept apart by their positions.
  */
 public final class SafetensorsTokens {
     public static final String INPUT_IDS = "input_ids";
     public static final String LABELS = "labels";
+    public static final String POSITION_IDS = "position_ids";
+    public static final String EXAMPLE_IDS = "example_ids";
 
     private SafetensorsTokens() {}
 
@@ -27,7 +31,15 @@ public final class SafetensorsTokens {
         }
         int[][] ids = rows(st, INPUT_IDS, null);
         int[][] labels = st.contains(LABELS) ? rows(st, LABELS, st.entry(INPUT_IDS).shape()) : null;
-        TokenDataset d = TokenDataset.of(src, ids, labels);
+        TokenDataset d;
+        if (st.contains(POSITION_IDS)) {
+            int[] shape = st.entry(INPUT_IDS).shape();
+            int[][] positions = rows(st, POSITION_IDS, shape);
+            int[][] examples = st.contains(EXAMPLE_IDS) ? rows(st, EXAMPLE_IDS, shape) : new int[ids.length][ids[0].length];
+            d = new ExampleRows(src, ids, labels == null ? ids : labels, positions, examples);
+        } else {
+            d = TokenDataset.of(src, ids, labels);
+        }
         TokenDataset.requireInVocab(d, vocabSize);
         return d;
     }
@@ -41,6 +53,10 @@ public final class SafetensorsTokens {
         dev.tornadolora.io.SafeTensorsWriter w = new dev.tornadolora.io.SafeTensorsWriter()
                 .raw(INPUT_IDS, DType.I64, new int[] {n, s}, i64(ids));
         if (!java.util.Arrays.equals(ids, labels)) w.raw(LABELS, DType.I64, new int[] {n, s}, i64(labels));
+        if (d instanceof ExampleRows r) {
+            w.raw(POSITION_IDS, DType.I64, new int[] {n, s}, i64(r.positionIds(all)));
+            w.raw(EXAMPLE_IDS, DType.I64, new int[] {n, s}, i64(r.exampleIds(all)));
+        }
         w.write(file);
     }
 

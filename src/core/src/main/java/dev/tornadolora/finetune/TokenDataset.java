@@ -34,11 +34,66 @@ public interface TokenDataset {
         return out;
     }
 
+    /**
+     * The position ids of the given rows ([rows.length, seqLen], transformers' {@code position_ids}), or null when
+     * every row is one sequence at positions 0 … seqLen−1 (see {@link ExampleRows} for rows that keep examples apart).
+     */
+    default int[] positionIds(int[] rows) {
+        return null;
+    }
+
     /** The labels of the given rows, as {@link #inputIds(int[])}. */
     default int[] labels(int[] rows) {
         int[] out = new int[rows.length * seqLen()];
         for (int i = 0; i < rows.length; i++) labels(rows[i], out, i * seqLen());
         return out;
+    }
+
+    /** The given rows of {@code d}, in that order (positions and example ids kept for {@link ExampleRows}). */
+    static TokenDataset select(TokenDataset d, int[] rows, String source) {
+        int s = d.seqLen();
+        int[][] ids = new int[rows.length][s], labels = new int[rows.length][s];
+        for (int i = 0; i < rows.length; i++) {
+            d.inputIds(rows[i], ids[i], 0);
+            d.labels(rows[i], labels[i], 0);
+        }
+        if (d instanceof ExampleRows r) {
+            int[][] pos = new int[rows.length][], ex = new int[rows.length][];
+            for (int i = 0; i < rows.length; i++) {
+                pos[i] = r.positions()[rows[i]].clone();
+                ex[i] = r.examples()[rows[i]].clone();
+            }
+            return new ExampleRows(source, ids, labels, pos, ex);
+        }
+        return of(source, ids, labels);
+    }
+
+    /**
+     * A seeded split into {train, eval}: ⌈fraction·N⌉ rows (at least 1, leaving at least 1) drawn by a permutation
+     * seeded with {@code seed}, each part in its original row order.
+     */
+    static TokenDataset[] split(TokenDataset d, double fraction, long seed) {
+        if (!(fraction > 0 && fraction < 1)) {
+            throw new IllegalArgumentException("--eval-split must be in (0, 1), got " + fraction);
+        }
+        int n = d.size(), k = (int) Math.ceil(fraction * n);
+        if (n < 2 || k >= n) {
+            throw new IllegalArgumentException(d.source() + ": " + n + " rows cannot be split " + fraction
+                    + " for eval and leave rows to train on");
+        }
+        int[] perm = new int[n];
+        for (int i = 0; i < n; i++) perm[i] = i;
+        java.util.SplittableRandom rng = new java.util.SplittableRandom(seed ^ 0x5DEECE66DL);
+        for (int i = n - 1; i > 0; i--) {
+            int j = rng.nextInt(i + 1), t = perm[i];
+            perm[i] = perm[j];
+            perm[j] = t;
+        }
+        int[] eval = Arrays.copyOf(perm, k), train = Arrays.copyOfRange(perm, k, n);
+        Arrays.sort(eval);
+        Arrays.sort(train);
+        return new TokenDataset[] {select(d, train, d.source() + " (train split)"), select(d, eval, d.source()
+                + " (eval split " + fraction + ", seed " + seed + ")")};
     }
 
     /** Rows held in arrays; {@code labels} null means labels = ids. */

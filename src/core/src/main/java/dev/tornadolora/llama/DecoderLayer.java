@@ -65,7 +65,7 @@ final class DecoderLayer {
         t0 = timer.start();
         float[] attn = new float[t * c.qDim()];
         float[] lse = keep ? new float[batch * c.numAttentionHeads() * seq] : null;
-        attention(batch, seq).forward(q, k, v, attn, lse);
+        attention(batch, seq, tables.positions()).forward(q, k, v, attn, lse);
         timer.stop(Op.ATTENTION, t0);
         t0 = timer.start();
         float[] h = proj.get("o_proj").forward(new Tensor(new int[] {t, c.qDim()}, attn)).data();
@@ -123,7 +123,7 @@ final class DecoderLayer {
         timer.stop(Op.PROJECTIONS, t0);
         t0 = timer.start();
         float[] dq = new float[s.q.length], dk = new float[s.k.length], dv = new float[s.v.length];
-        attention(s.batch, s.seq).backward(dAttn, s.q, s.k, s.v, s.attn, s.lse, dq, dk, dv);
+        attention(s.batch, s.seq, tables.positions()).backward(dAttn, s.q, s.k, s.v, s.attn, s.lse, dq, dk, dv);
         timer.stop(Op.ATTENTION, t0);
         t0 = timer.start();
         rope.apply(par, dq, t, c.numAttentionHeads(), tables, true);
@@ -163,8 +163,10 @@ final class DecoderLayer {
         }
     }
 
-    private CausalAttention attention(int batch, int seq) {
-        return new CausalAttention(par, batch, seq, c.numAttentionHeads(), c.numKeyValueHeads(), c.headDim());
+    /** Block-diagonal causal attention when the position ids pack several examples into a row. */
+    private CausalAttention attention(int batch, int seq, int[] positionIds) {
+        return new CausalAttention(par, batch, seq, c.numAttentionHeads(), c.numKeyValueHeads(), c.headDim(),
+                CausalAttention.segmentStarts(positionIds, batch, seq));
     }
 
     /** a += b. */

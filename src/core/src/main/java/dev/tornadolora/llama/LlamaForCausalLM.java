@@ -252,7 +252,15 @@ public final class LlamaForCausalLM implements AutoCloseable {
 
     /** Logits [B, S, V] of the ids [B·S] (row-major), in the current mode's semantics (dropout in training). */
     public Tensor logits(int[] inputIds, int batch, int seq) {
-        float[] z = forward(inputIds, batch, seq, false);
+        return logits(inputIds, null, batch, seq);
+    }
+
+    /**
+     * Logits with {@code positionIds} [B·S] as transformers' {@code position_ids}: RoPE at those positions and, where
+     * they restart inside a row (packed examples), attention confined to each example; null: 0 … S−1 per row.
+     */
+    public Tensor logits(int[] inputIds, int[] positionIds, int batch, int seq) {
+        float[] z = forward(inputIds, positionIds, batch, seq, false);
         return new Tensor(new int[] {batch, seq, config.vocabSize()}, z);
     }
 
@@ -266,15 +274,21 @@ public final class LlamaForCausalLM implements AutoCloseable {
 
     /** As {@link #forwardBackward(int[], int[], int, int, double)}, copying the logits [B·S·V] to {@code logitsOut}. */
     public double forwardBackward(int[] inputIds, int[] labels, int batch, int seq, double lossScale, float[] logitsOut) {
+        return forwardBackward(inputIds, null, labels, batch, seq, lossScale, logitsOut);
+    }
+
+    /** As {@link #forwardBackward(int[], int[], int, int, double, float[])} with position ids (see {@link #logits(int[], int[], int, int)}). */
+    public double forwardBackward(int[] inputIds, int[] positionIds, int[] labels, int batch, int seq, double lossScale,
+                                  float[] logitsOut) {
         checkLabels(labels, batch, seq);
         boolean anyAdapter = !trainableParameters().isEmpty();
         if (logitsOut == null) {
-            float[] n = hidden(inputIds, batch, seq, anyAdapter);
+            float[] n = hidden(inputIds, positionIds, batch, seq, anyAdapter);
             ChunkedLoss l = chunkedLoss(n, labels, batch, seq, anyAdapter, lossScale);
             if (anyAdapter) backwardFromNorm(l.dn());
             return l.loss();
         }
-        float[] z = forward(inputIds, batch, seq, anyAdapter);
+        float[] z = forward(inputIds, positionIds, batch, seq, anyAdapter);
         if (logitsOut != null) System.arraycopy(z, 0, logitsOut, 0, z.length);
         long t0 = timer.start();
         double loss = CausalLmLoss.forward(device.executor(), z, labels, batch, seq, config.vocabSize(), anyAdapter ? z : null, lossScale);
@@ -285,8 +299,13 @@ public final class LlamaForCausalLM implements AutoCloseable {
 
     /** The loss without gradients. */
     public double loss(int[] inputIds, int[] labels, int batch, int seq) {
+        return loss(inputIds, null, labels, batch, seq);
+    }
+
+    /** The loss without gradients, with position ids (see {@link #logits(int[], int[], int, int)}). */
+    public double loss(int[] inputIds, int[] positionIds, int[] labels, int batch, int seq) {
         checkLabels(labels, batch, seq);
-        return chunkedLoss(hidden(inputIds, batch, seq, false), labels, batch, seq, false, 1.0).loss();
+        return chunkedLoss(hidden(inputIds, positionIds, batch, seq, false), labels, batch, seq, false, 1.0).loss();
     }
 
     /**
@@ -345,8 +364,8 @@ public final class LlamaForCausalLM implements AutoCloseable {
         return CausalLmLoss.counted(labels, batch, seq);
     }
 
-    private float[] forward(int[] ids, int batch, int seq, boolean keep) {
-        float[] n = hidden(ids, batch, seq, keep);
+    private float[] forward(int[] ids, int[] positionIds, int batch, int seq, boolean keep) {
+        float[] n = hidden(ids, positionIds, batch, seq, keep);
         long t0 = timer.start();
         float[] z = lmHead.forward(new Tensor(new int[] {batch * seq, config.hiddenSize()}, n)).data();
         timer.stop(Op.LM_HEAD, t0);
@@ -355,8 +374,12 @@ public final class LlamaForCausalLM implements AutoCloseable {
     }
 
     /** The final norm's output [B·S, H]: the input of lm_head. */
-    private float[] hidden(int[] ids, int batch, int seq, boolean keep) {
+    private float[] hidden(int[] ids, int[] positionIds, int batch, int seq, boolean keep) {
         checkIds(ids, batch, seq);
+        if (positionIds != null && positionIds.length != ids.length) {
+            throw new IllegalArgumentException("position_ids: expected " + batch + "×" + seq + " values but got "
+                    + positionIds.length);
+        }
         int t = batch * seq, h = config.hiddenSize();
         long t0 = timer.start();
         float[] x = new float[t * h], row = new float[h];
@@ -366,7 +389,7 @@ public final class LlamaForCausalLM implements AutoCloseable {
         }
         timer.stop(Op.EMBEDDING, t0);
         t0 = timer.start();
-        Rope.Tables tables = rope.tables(seq);
+        Rope.Tables tables = rope.tables(seq, positionIds);
         timer.stop(Op.ROPE, t0);
         boolean checkpoint = keep && activationCheckpointing;
         float[][] inputs = checkpoint ? new float[layers.size()][] : null;

@@ -5,10 +5,11 @@ import dev.tornadolora.math.Softmax;
 
 /**
  * Causal scaled-dot-product attention with grouped-query heads, as transformers' eager Llama attention computes
- * it (no attention mask but the causal one). For sequence b, query head h and its key/value head
- * g = h / (H / KV) ({@code repeat_kv}), with σ = 1/√d:
+ * it: causal, and optionally confined to each query's example (block-diagonal causal, the mask transformers builds
+ * for packed {@code position_ids}, see {@link #segmentStarts}). For sequence b, query head h and its key/value head
+ * g = h / (H / KV) ({@code repeat_kv}), with σ = 1/√d and s(i) the first position of i's example (0 unpacked):
  * <pre>
- *   S_ij = σ · q_i · k_j   for j ≤ i (−∞ above the diagonal)      softmax in fp32, row by row ({@link Softmax})
+ *   S_ij = σ · q_i · k_j   for s(i) ≤ j ≤ i (−∞ elsewhere)          softmax in fp32, row by row ({@link Softmax})
  *   P    = softmax(S),     O_i = Σ_j P_ij v_j
  *   backward, with D_i = dO_i · O_i  (= Σ_j P_ij dP_ij):
  *   dP_ij = dO_i · v_j,    dS_ij = P_ij (dP_ij − D_i)
@@ -23,9 +24,20 @@ public final class CausalAttention {
     private final int batch, seq, heads, kvHeads, headDim;
     private final float scale;
     private final Parallel par;
+    /** [B·S] the first position (within its row) of each query's example; null: 0 for every query. */
+    private final int[] segmentStart;
 
     /** The attention of these sizes, its (b, h) pairs on {@code par}. */
     public CausalAttention(Parallel par, int batch, int seq, int heads, int kvHeads, int headDim) {
+        this(par, batch, seq, heads, kvHeads, headDim, null);
+    }
+
+    /** {@code segmentStart} [B·S] as {@link #segmentStarts} computes it, or null for plain causal attention. */
+    public CausalAttention(Parallel par, int batch, int seq, int heads, int kvHeads, int headDim, int[] segmentStart) {
+        if (segmentStart != null && segmentStart.length != batch * seq) {
+            throw new IllegalArgumentException("segment starts: expected " + batch * seq + " but got " + segmentStart.length);
+        }
+        this.segmentStart = segmentStart;
         if (heads % kvHeads != 0) {
             throw new IllegalArgumentException("heads " + heads + " is not a multiple of kv heads " + kvHeads);
         }
@@ -36,6 +48,33 @@ public final class CausalAttention {
         this.kvHeads = kvHeads;
         this.headDim = headDim;
         this.scale = (float) (1.0 / Math.sqrt(headDim));
+    }
+
+    /**
+     * Where each token's example starts, from position ids [B·S] as transformers reads packed sequences
+     * ({@code find_packed_sequence_indices}): a new example begins at position 0 of a row and wherever
+     * {@code position_ids[i] − position_ids[i−1] ≠ 1}. Returns null when every row is one example (0, 1, …, S−1).
+     */
+    public static int[] segmentStarts(int[] positionIds, int batch, int seq) {
+        if (positionIds == null) return null;
+        int[] start = new int[batch * seq];
+        boolean packed = false;
+        for (int b = 0; b < batch; b++) {
+            int s0 = 0;
+            for (int i = 0; i < seq; i++) {
+                int t = b * seq + i;
+                if (i > 0 && positionIds[t] - positionIds[t - 1] != 1) {
+                    s0 = i;
+                    packed = true;
+                }
+                start[t] = s0;
+            }
+        }
+        return packed ? start : null;
+    }
+
+    private int start(int b, int i) {
+        return segmentStart == null ? 0 : segmentStart[b * seq + i];
     }
 
     /** O for q, k, v; writes the rows' log-sum-exp [B·H·S] to {@code lse} when it is not null. */
@@ -50,8 +89,9 @@ public final class CausalAttention {
                 transpose(k, b * seq, kw, g * d, kT);
                 scores(q, qBase, qw, kT, p);
                 for (int i = 0; i < seq; i++) {
-                    int o = i * seq, n = i + 1;
-                    float rowLse = Softmax.softmaxInPlace(Vec.ROWS, n, p, o, scale);
+                    int o = i * seq, n = i + 1, s0 = start(b, i);
+                    float rowLse = Softmax.softmaxInPlace(Vec.ROWS, n - s0, p, o + s0, scale);
+                    java.util.Arrays.fill(p, o, o + s0, 0f);
                     java.util.Arrays.fill(p, o + n, o + blockEnd(i), 0f);
                     java.util.Arrays.fill(out, qBase + i * qw, qBase + i * qw + d, 0f);
                     if (lse != null) lse[pair * seq + i] = rowLse;
@@ -97,13 +137,15 @@ public final class CausalAttention {
                 scores(q, qBase, qw, kT, p);
                 scores(dOut, qBase, qw, vT, ds);  // dP_ij = dO_i · v_j
                 for (int i = 0; i < seq; i++) {
-                    int o = i * seq, n = i + 1, end = blockEnd(i);
+                    int o = i * seq, n = i + 1, end = blockEnd(i), s0 = start(b, i);
                     float l = lse[pair * seq + i];
                     float di = Vec.dot(d, dOut, qBase + i * qw, out, qBase + i * qw);
-                    Softmax.probabilitiesInPlace(Vec.ROWS, n, p, o, scale, l);
-                    for (int j = 0; j < n; j++) {
+                    Softmax.probabilitiesInPlace(Vec.ROWS, n - s0, p, o + s0, scale, l);
+                    for (int j = s0; j < n; j++) {
                         ds[o + j] = p[o + j] * (ds[o + j] - di) * scale;
                     }
+                    java.util.Arrays.fill(p, o, o + s0, 0f);
+                    java.util.Arrays.fill(ds, o, o + s0, 0f);
                     java.util.Arrays.fill(p, o + n, o + end, 0f);
                     java.util.Arrays.fill(ds, o + n, o + end, 0f);
                     java.util.Arrays.fill(dq, qBase + i * qw, qBase + i * qw + d, 0f);
@@ -158,7 +200,7 @@ public final class CausalAttention {
 
     // ---------------------------------------------------------------- scalar reference
 
-    /** The probabilities P [B·H, S, S] of the definition, in double. */
+    /** The probabilities P [B·H, S, S] of the definition, in double (0 outside each query's example). */
     private double[] probabilities(double[] q, double[] k) {
         int d = headDim, qw = heads * d, kw = kvHeads * d, rep = heads / kvHeads;
         double[] p = new double[batch * heads * seq * seq];
@@ -167,7 +209,8 @@ public final class CausalAttention {
             for (int h = 0; h < heads; h++) {
                 int g = h / rep, base = (b * heads + h) * seq * seq;
                 for (int i = 0; i < seq; i++) {
-                    for (int j = 0; j <= i; j++) {
+                    int s0 = start(b, i);
+                    for (int j = s0; j <= i; j++) {
                         double s = 0;
                         for (int dd = 0; dd < d; dd++) {
                             s += q[(b * seq + i) * qw + h * d + dd] * k[(b * seq + j) * kw + g * d + dd];
@@ -175,8 +218,8 @@ public final class CausalAttention {
                         p[base + i * seq + j] = s * sigma;
                     }
                     int row = base + i * seq;
-                    double lse = Softmax.logSumExp(i + 1, j -> p[row + j]);
-                    for (int j = 0; j <= i; j++) p[base + i * seq + j] = Math.exp(p[base + i * seq + j] - lse);
+                    double lse = Softmax.logSumExp(i + 1 - s0, j -> p[row + s0 + j]);
+                    for (int j = s0; j <= i; j++) p[base + i * seq + j] = Math.exp(p[base + i * seq + j] - lse);
                 }
             }
         }

@@ -13,7 +13,8 @@ import dev.tornadolora.llama.RopeScaling;
  *   y[i + d/2]  = x[i + d/2]·c + x[i]·s
  *   dx          = the same rotation with −s (the transpose)
  * </pre>
- * Positions are 0 … seq−1 in every sequence (no padding offsets), as transformers uses without an attention mask.
+ * Positions are 0 … seq−1 in every sequence, as transformers uses without {@code position_ids}, or the given
+ * {@code position_ids} per token (packed rows restart at 0 for every example).
  */
 public final class Rope {
     private final int headDim;
@@ -58,20 +59,38 @@ public final class Rope {
         return invFreq.clone();
     }
 
-    /** cos and sin per position and frequency, [seq, d/2] each. */
-    public record Tables(int seq, int half, float[] cos, float[] sin) {}
+    /**
+     * cos and sin per position and frequency, [rows, d/2] each; token t sits at position {@code positions[t]}, or
+     * at t mod seq when {@code positions} is null.
+     */
+    public record Tables(int seq, int half, float[] cos, float[] sin, int[] positions) {
+        int position(int token) {
+            return positions == null ? token % seq : positions[token];
+        }
+    }
 
     public Tables tables(int seq) {
-        int half = headDim / 2;
-        float[] c = new float[seq * half], s = new float[seq * half];
-        for (int p = 0; p < seq; p++) {
+        return tables(seq, null);
+    }
+
+    /** Tables for the tokens' {@code positions} [B·S] ({@code position_ids}; null: 0 … seq−1 in every row). */
+    public Tables tables(int seq, int[] positions) {
+        int half = headDim / 2, rows = seq;
+        if (positions != null) {
+            for (int p : positions) {
+                if (p < 0) throw new IllegalArgumentException("position ids must be >= 0, got " + p);
+                rows = Math.max(rows, p + 1);
+            }
+        }
+        float[] c = new float[rows * half], s = new float[rows * half];
+        for (int p = 0; p < rows; p++) {
             for (int i = 0; i < half; i++) {
                 float f = (float) p * invFreq[i];
                 c[p * half + i] = (float) StrictMath.cos(f);
                 s[p * half + i] = (float) StrictMath.sin(f);
             }
         }
-        return new Tables(seq, half, c, s);
+        return new Tables(seq, half, c, s, positions);
     }
 
     /**
@@ -83,7 +102,7 @@ public final class Rope {
         float sign = inverse ? -1f : 1f;
         par.range(tokens, Math.max(1, 8192 / width), (t0, t1) -> {
             for (int tok = t0; tok < t1; tok++) {
-                int p = (tok % t.seq()) * half;
+                int p = t.position(tok) * half;
                 for (int h = 0; h < heads; h++) {
                     int o = tok * width + h * headDim;
                     for (int i = 0; i < half; i++) {
