@@ -94,6 +94,7 @@ class TornadoLayerTest {
         return switch (base) {
             case Nf4Tensor q -> q.packedCodes().length + 4L * q.blockScales().length;
             case DenseWeight d -> 4L * d.data().length;
+            case dev.tornadolora.tensor.HalfWeight h -> 4L * h.bits().length;  // widened on the device
         };
     }
 

@@ -89,6 +89,11 @@ final class FinetuneCommand implements Callable<Integer> {
             + " to_nf4, block 64, scaler block 256); embeddings, norms, lm_head stay fp32")
     boolean quantizeBase;
 
+    @Option(names = "--activation-checkpointing", description = {"keep only each decoder layer's input in the"
+            + " forward and recompute the layer in backward (torchtune's enable_activation_checkpointing): the"
+            + " activations of one layer instead of all, more step time, identical results"})
+    boolean activationCheckpointing;
+
     @Option(names = "--steps", paramLabel = "N", description = "optimizer steps (default: --epochs 1)")
     Long steps;
 
@@ -251,7 +256,7 @@ final class FinetuneCommand implements Callable<Integer> {
                 loraSettings(), new FinetuneJob.Batching(batch, gradAccum, shuffle, seed),
                 new FinetuneJob.Optimization(lr, weightDecay, 0.9, 0.999, 1e-8, maxGradNorm),
                 new FinetuneJob.Schedule(steps, epochs, schedule, warmupSteps), new FinetuneJob.Outputs(output, merge),
-                new FinetuneJob.Checkpoints(evalEvery, saveEvery, resume));
+                new FinetuneJob.Checkpoints(evalEvery, saveEvery, resume), activationCheckpointing);
     }
 
     /** The LoRA options as settings. */

@@ -36,9 +36,17 @@ import java.util.Set;
  * @param schedule     the run's length and the learning-rate schedule
  * @param outputs      the output folder and whether to write a merged model
  * @param checkpoints  when to evaluate and save, and whether to continue from the resume point
+ * @param activationCheckpointing keep each decoder layer's input only and recompute the layer in backward
+ *                     (identical results, less memory, more time)
  */
 public record FinetuneJob(Model model, Data data, LoraSettings lora, Batching batching, Optimization optimization,
-                          Schedule schedule, Outputs outputs, Checkpoints checkpoints) {
+                          Schedule schedule, Outputs outputs, Checkpoints checkpoints, boolean activationCheckpointing) {
+
+    /** A job without activation checkpointing. */
+    public FinetuneJob(Model model, Data data, LoraSettings lora, Batching batching, Optimization optimization,
+                       Schedule schedule, Outputs outputs, Checkpoints checkpoints) {
+        this(model, data, lora, batching, optimization, schedule, outputs, checkpoints, false);
+    }
 
     /**
      * @param dir         config.json, model.safetensors (or shards), tokenizer.json for {@code .jsonl} data

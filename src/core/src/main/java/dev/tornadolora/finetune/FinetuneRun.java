@@ -83,6 +83,8 @@ public final class FinetuneRun {
     private TrainingLog log = new TrainingLog();
     /** The run's identity (options, data checksums, model digest), fixed when training starts. */
     private RunIdentity identity;
+    /** The estimate checked before loading; log.json records it beside the measured peak. */
+    private MemoryEstimate memoryEstimate;
     private double initialEval = Double.NaN;
     private double finalEval = Double.NaN;
     private double wall;
@@ -204,6 +206,7 @@ public final class FinetuneRun {
         s.put("initial_eval_loss", initialEval).put("final_eval_loss", finalEval)
          .put("wall_s", round(wall)).put("tokens", tokens).put("tokens_per_s", round(tokens / Math.max(wall, 1e-9)))
          .put("peak_heap_mib", peakHeapMiB());
+        if (memoryEstimate != null) s.put("memory_estimate_mib", memoryEstimate.total() >> 20);
     }
 
     /**
@@ -337,10 +340,12 @@ public final class FinetuneRun {
         TokenDataset train = readData(job.data().train(), job, config);
         FinetuneConfig fc = finetuneConfig(job, lora, train);  // validates the options before the eval rows depend on them
         // Before the model is read or a step computed: the weights and one micro-batch's activations must fit.
-        HeapCheck.require(HeapCheck.sum(MemoryEstimate.weights(config, lora.quantizeBase()), MemoryEstimate.activations(
-                config, fc.batch(), train.seqLen(), true, device.threads())),
-                "a micro-batch of " + fc.batch() + " x " + train.seqLen() + " tokens on this model",
-                "lower {batch} or {seq_len}");
+        MemoryEstimate estimate = MemoryEstimate.training(config, lora, config.torchDtype() != null
+                && config.torchDtype().endsWith("16") ? 2 : 4, fc.batch(), train.seqLen(), job.activationCheckpointing(),
+                device.threads());
+        if (writer) listener.info(estimate.describe());
+        HeapCheck.require(estimate.total(), "a micro-batch of " + fc.batch() + " x " + train.seqLen()
+                + " tokens on this model", "lower {batch} or {seq_len}, or use activation checkpointing or NF4 weights");
         TokenDataset eval = job.data().eval() != null ? readData(job.data().eval(), job, config)
                 : firstRows(train, (int) Math.min(train.size(), 4L * fc.batch()));
         if (eval.seqLen() != train.seqLen()) {
@@ -348,6 +353,7 @@ public final class FinetuneRun {
                     + train.seqLen());
         }
         try (LlamaForCausalLM m = LlamaForCausalLM.load(modelDir, lora, device)) {
+            m.activationCheckpointing(job.activationCheckpointing());
             if (init != null) {
                 try {
                     m.loadAdapters(init.tensors());
@@ -366,6 +372,7 @@ public final class FinetuneRun {
             }
             FinetuneRun run = new FinetuneRun(m, train, eval, fc, modelDir.toAbsolutePath().normalize().toString(),
                     output, resume).executor(executor).listener(listener);
+            run.memoryEstimate = estimate;
             run.describe(c -> c.put("model", modelDir.toString()).put("data", job.data().train().toString())
                     .put("eval_data", job.data().eval() == null ? "first " + eval.size() + " rows of the data"
                             : job.data().eval().toString())

@@ -94,7 +94,17 @@ public final class SafeTensors {
     /** Mapped (or in-memory) pieces of the data section by their start offset; each holds whole tensors. */
     private final TreeMap<Long, ByteBuffer> windows;
 
+    /** The file and where its data section starts, for {@link #read}; null for a parsed buffer. */
+    private final Path file;
+    private final long dataStart;
+
     private SafeTensors(String source, Header header, TreeMap<Long, ByteBuffer> windows) {
+        this(source, header, windows, null, 0);
+    }
+
+    private SafeTensors(String source, Header header, TreeMap<Long, ByteBuffer> windows, Path file, long dataStart) {
+        this.file = file;
+        this.dataStart = dataStart;
         this.source = source;
         this.entries = Collections.unmodifiableMap(header.entries());
         this.metadata = Collections.unmodifiableMap(header.metadata());
@@ -119,7 +129,7 @@ public final class SafeTensors {
             // The bytes, the decoded text and the parsed tree take about 5 bytes a header byte.
             dev.tornadolora.tensor.HeapCheck.require(5 * n, source + ": reading its " + n + "-byte header");
             Header header = readHeader(source, readFully(ch, 8, (int) n), size - 8 - n);
-            return new SafeTensors(source, header, mapWindows(ch, 8 + n, header.entries().values()));
+            return new SafeTensors(source, header, mapWindows(ch, 8 + n, header.entries().values()), path, 8 + n);
         } catch (NoSuchFileException e) {
             throw new SafeTensorsException(source + ": no such file");
         } catch (IOException e) {
@@ -440,6 +450,33 @@ public final class SafeTensors {
     }
 
     /**
+     * A copy of a tensor's raw bytes (little-endian), read from the file with positional reads rather than through
+     * the mapping: a loader that reads every tensor once then leaves no mapped pages behind in the process's
+     * resident set (a 2.2 GB checkpoint read through the mapping adds 2.2 GB to the peak RSS).
+     *
+     * @param name the tensor's name
+     * @return a heap buffer holding the tensor's bytes
+     */
+    public ByteBuffer read(String name) {
+        Entry e = entry(name);
+        if (file == null) {
+            ByteBuffer b = buffer(name);
+            return ByteBuffer.allocate(b.remaining()).put(b).flip().order(ByteOrder.LITTLE_ENDIAN);
+        }
+        long length = e.end() - e.begin();
+        if (length > MAX_WINDOW) {
+            throw new SafeTensorsException(source + ": tensor " + quote(name) + " spans " + length
+                    + " bytes, more than one Java buffer holds (" + MAX_WINDOW + ")");
+        }
+        try (FileChannel ch = FileChannel.open(file, StandardOpenOption.READ)) {
+            ByteBuffer b = readFully(ch, dataStart + e.begin(), (int) length);
+            return b.order(ByteOrder.LITTLE_ENDIAN);
+        } catch (IOException x) {
+            throw new SafeTensorsException(source + ": cannot read tensor " + quote(name) + ": " + x.getMessage(), x);
+        }
+    }
+
+    /**
      * A floating-point tensor (F32, F16 or BF16) widened to fp32; other dtypes are refused by name.
      *
      * @param name the tensor's name
@@ -451,7 +488,7 @@ public final class SafeTensors {
             throw new SafeTensorsException(source + ": tensor " + quote(name) + " has dtype " + e.dtype()
                     + ", expected F32, F16 or BF16");
         }
-        ByteBuffer b = buffer(name);
+        ByteBuffer b = read(name);  // not through the mapping: see read()
         float[] out = new float[e.numel()];
         switch (e.dtype()) {
             case F32 -> b.asFloatBuffer().get(out);

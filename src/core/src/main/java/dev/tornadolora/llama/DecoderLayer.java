@@ -6,6 +6,7 @@ import dev.tornadolora.llama.OpTimer.Op;
 import dev.tornadolora.llama.ops.RmsNorm;
 import dev.tornadolora.llama.ops.Rope;
 import dev.tornadolora.llama.ops.SwiGlu;
+import dev.tornadolora.nn.LoRALinear;
 import dev.tornadolora.nn.Module;
 import dev.tornadolora.tensor.Tensor;
 
@@ -21,8 +22,9 @@ import java.util.Map;
  * With the family's parts ({@link ModelFamily.Parts}): q/k/v carry their frozen biases inside their projections
  * (Qwen2); q and k are RMS-normalised per head, {@code q = q_norm(q_proj(n))}, before RoPE (Qwen3).
  * The seven projections are on the model's backend: {@code LoRALinear} where the LoRA settings put an adapter,
- * {@code FrozenLinear} (base only) elsewhere. The layer keeps the
- * activations of its last forward for its backward: one forward/backward at a time.
+ * {@code FrozenLinear} (base only) elsewhere. A forward with {@code keep} keeps its
+ * activations (and its projections theirs) for its backward, which releases them; one forward/backward at a time.
+ * A forward without {@code keep} keeps nothing, so that activation checkpointing can run it again in backward.
  */
 final class DecoderLayer {
     final float[] inputNorm;
@@ -127,6 +129,7 @@ final class DecoderLayer {
         addInPlace(par, y, h);
         timer.stop(Op.RESIDUAL, t0);
         saved = keep ? new Saved(batch, seq, x, inv1, q, k, v, attn, lse, h, inv2, g, u, qk) : null;
+        if (!keep) releaseActivations();
         return y;
     }
 
@@ -181,8 +184,28 @@ final class DecoderLayer {
             RmsNorm.backward(par, dn, s.x, inputNorm, s.inv1, t, d, dh, true);
             timer.stop(Op.RMSNORM, t0);
         }
-        saved = null;
+        releaseActivations();
         return dh;
+    }
+
+    /** Drops the activations this layer and its projections keep for a backward. */
+    void releaseActivations() {
+        saved = null;
+        proj.values().forEach(Module::releaseActivations);
+    }
+
+    /** Each adapted projection's dropout draws so far (0 for the others), in {@link #proj} order. */
+    long[] dropoutDraws() {
+        return proj.values().stream().mapToLong(p -> p instanceof LoRALinear l ? l.dropoutDraws() : 0L).toArray();
+    }
+
+    /** Puts the projections' dropout generators back where {@link #dropoutDraws()} said they stood. */
+    void resumeDropout(long[] draws) {
+        int i = 0;
+        for (Module p : proj.values()) {
+            if (p instanceof LoRALinear l && l.dropout() > 0 && l.dropoutDraws() != draws[i]) l.resumeDropout(draws[i]);
+            i++;
+        }
     }
 
     /** Block-diagonal causal attention when the position ids pack several examples into a row. */

@@ -5,6 +5,9 @@ import dev.tornadolora.io.DType;
 import dev.tornadolora.io.SafeTensors;
 import dev.tornadolora.io.SafeTensorsException;
 import dev.tornadolora.io.StrictJson;
+import dev.tornadolora.tensor.BaseWeight;
+import dev.tornadolora.tensor.DenseWeight;
+import dev.tornadolora.tensor.HalfWeight;
 import dev.tornadolora.tensor.Shapes;
 import dev.tornadolora.tensor.Tensor;
 
@@ -18,8 +21,9 @@ import java.util.Set;
 /**
  * The weights of a Hugging Face Llama checkpoint under their HF names ({@code model.layers.0.self_attn.q_proj.weight}
  * …), read one tensor at a time: from memory-mapped safetensors files (one {@code model.safetensors} or the shards
- * of {@code model.safetensors.index.json}) or from a map. F16 and BF16 tensors are widened to fp32 as they are read
- * (one tensor at a time, so with NF4 the fp32 copy of a projection lives only until it is quantized).
+ * of {@code model.safetensors.index.json}) or from a map. {@link #weight} keeps F16 and BF16 matrices as stored
+ * ({@link HalfWeight}); {@link #read} widens to fp32, one tensor at a time (so with NF4 the fp32 copy of a
+ * projection lives only until it is quantized). Tensors are read with positional reads, not through the mapping.
  * {@link #validate} checks every expected name, shape and dtype before anything is read.
  */
 abstract class HfWeights implements AutoCloseable {
@@ -38,7 +42,14 @@ abstract class HfWeights implements AutoCloseable {
     /** Whether {@code name} is held as a floating-point dtype this loader computes with. */
     abstract boolean isFloat(String name);
 
+    /** The tensor widened to fp32 (a fresh array, or the map's own). */
     abstract float[] read(String name);
+
+    /** A 2-D tensor as a frozen weight in its stored precision: BF16/F16 kept 16-bit, F32 dense. */
+    BaseWeight weight(String name) {
+        int[] s = shape(name);
+        return new DenseWeight(s[0], s[1], read(name));
+    }
 
     private final java.util.zip.CRC32C digest = new java.util.zip.CRC32C();
     private final java.nio.ByteBuffer digestChunk = java.nio.ByteBuffer.allocate(1 << 16);
@@ -50,17 +61,52 @@ abstract class HfWeights implements AutoCloseable {
      */
     final float[] take(String name) {
         float[] v = read(name);
-        requireFinite(source() + ": tensor '" + name + "'", v);
-        digest.update(name.getBytes(java.nio.charset.StandardCharsets.UTF_8));
-        java.nio.FloatBuffer f = digestChunk.clear().asFloatBuffer();
-        for (int i = 0; i < v.length; i += f.capacity()) {
-            int n = Math.min(f.capacity(), v.length - i);
-            f.clear();
-            f.put(v, i, n);
-            digest.update(digestChunk.array(), 0, 4 * n);
-        }
-        digestValues += v.length;
+        digestName(name);
+        digestValues(name, v, v.length, 0);
         return v;
+    }
+
+    /**
+     * {@link #weight}, digested and checked as {@link #take} does (the widened values, so the digest is the same
+     * whether a weight is kept 16-bit or not), a block of rows at a time: no fp32 copy of a 16-bit weight.
+     */
+    final BaseWeight takeWeight(String name) {
+        BaseWeight w = weight(name);
+        digestName(name);
+        if (w instanceof DenseWeight d) {
+            digestValues(name, d.data(), d.data().length, 0);
+        } else {
+            int cols = w.cols(), rowsPerBlock = Math.max(1, (1 << 16) / cols);
+            float[] block = new float[rowsPerBlock * cols];
+            for (int r0 = 0; r0 < w.rows(); r0 += rowsPerBlock) {
+                int n = Math.min(rowsPerBlock, w.rows() - r0);
+                w.decodeRows(r0, n, block);
+                digestValues(name, block, n * cols, (long) r0 * cols);
+            }
+        }
+        return w;
+    }
+
+    private void digestName(String name) {
+        digest.update(name.getBytes(java.nio.charset.StandardCharsets.UTF_8));
+    }
+
+    /** Checks v[0 .. n) (elements offset .. of the tensor) finite and adds them to the digest. */
+    private void digestValues(String name, float[] v, int n, long offset) {
+        for (int i = 0; i < n; i++) {
+            if (!Float.isFinite(v[i])) {
+                throw new IllegalArgumentException(source() + ": tensor '" + name + "' holds " + v[i] + " at index "
+                        + (offset + i) + " (a damaged or overflowed checkpoint)");
+            }
+        }
+        java.nio.FloatBuffer f = digestChunk.clear().asFloatBuffer();
+        for (int i = 0; i < n; i += f.capacity()) {
+            int c = Math.min(f.capacity(), n - i);
+            f.clear();
+            f.put(v, i, c);
+            digest.update(digestChunk.array(), 0, 4 * c);
+        }
+        digestValues += n;
     }
 
     /**
@@ -154,8 +200,8 @@ abstract class HfWeights implements AutoCloseable {
         }
     }
 
-    /** The embedding and the lm_head weight, the same array when the model ties them. */
-    record TiedPair(float[] embedding, float[] head) {
+    /** The embedding and the lm_head weight (as stored), the same object when the model ties them. */
+    record TiedPair(BaseWeight embedding, BaseWeight head) {
         boolean tied() {
             return embedding == head;
         }
@@ -169,22 +215,32 @@ abstract class HfWeights implements AutoCloseable {
      * and does not tie). Call after {@link #validate}.
      */
     TiedPair tiedPair(LlamaConfig c) {
-        if (!c.tieWordEmbeddings()) return new TiedPair(take(EMBED), take(HEAD));
+        if (!c.tieWordEmbeddings()) return new TiedPair(takeWeight(EMBED), takeWeight(HEAD));
         if (shape(EMBED) == null) {
-            float[] head = take(HEAD);
+            BaseWeight head = takeWeight(HEAD);
             return new TiedPair(head, head);
         }
-        float[] emb = take(EMBED);
+        BaseWeight emb = takeWeight(EMBED);
         if (shape(HEAD) == null) return new TiedPair(emb, emb);
-        float[] head = take(HEAD);
+        BaseWeight head = takeWeight(HEAD);
         return new TiedPair(emb, sameValues(emb, head) ? emb : head);
     }
 
-    /** torch.equal on floats: equal lengths and every element {@code ==} (NaN never equal, -0 equal to 0). */
-    private static boolean sameValues(float[] a, float[] b) {
-        if (a.length != b.length) return false;
-        for (int i = 0; i < a.length; i++) {
-            if (a[i] != b[i]) return false;
+    /**
+     * torch.equal on the values: equal shapes and every element {@code ==} (NaN never equal, -0 equal to 0),
+     * compared a block of rows at a time (a 16-bit weight is not widened whole).
+     */
+    private static boolean sameValues(BaseWeight a, BaseWeight b) {
+        if (a.rows() != b.rows() || a.cols() != b.cols()) return false;
+        int cols = a.cols(), rowsPerBlock = Math.max(1, (1 << 16) / cols);
+        float[] x = new float[rowsPerBlock * cols], y = new float[rowsPerBlock * cols];
+        for (int r0 = 0; r0 < a.rows(); r0 += rowsPerBlock) {
+            int n = Math.min(rowsPerBlock, a.rows() - r0);
+            a.decodeRows(r0, n, x);
+            b.decodeRows(r0, n, y);
+            for (int i = 0; i < n * cols; i++) {
+                if (x[i] != y[i]) return false;
+            }
         }
         return true;
     }
@@ -273,6 +329,20 @@ abstract class HfWeights implements AutoCloseable {
                 } catch (SafeTensorsException e) {
                     throw new IllegalArgumentException(e.getMessage(), e);
                 }
+            }
+            @Override BaseWeight weight(String name) {
+                SafeTensors st = where.get(name);
+                SafeTensors.Entry e = st.entry(name);
+                HalfWeight.Format f = e.dtype() == DType.BF16 ? HalfWeight.Format.BF16
+                        : e.dtype() == DType.F16 ? HalfWeight.Format.F16 : null;
+                if (f == null) return super.weight(name);
+                short[] bits = new short[e.numel()];
+                try {
+                    st.read(name).asShortBuffer().get(bits);
+                } catch (SafeTensorsException x) {
+                    throw new IllegalArgumentException(x.getMessage(), x);
+                }
+                return new HalfWeight(e.shape()[0], e.shape()[1], bits, f);
             }
             @Override String source() { return source; }
         };

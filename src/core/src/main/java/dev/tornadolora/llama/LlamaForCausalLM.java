@@ -36,9 +36,10 @@ import java.util.Map;
  * Every projection (q/k/v/o, gate/up/down, lm_head) is a {@link LoRALinear} on the model's backend (the JVM, or a
  * TornadoVM device): with an adapter where {@link LoraSettings} puts one, base-only elsewhere. With
  * {@code quantizeBase} the seven layer projections hold their weights as NF4 (torchao's {@code to_nf4}, block 64,
- * scaler block 256); embeddings, norms and lm_head stay fp32. lm_head shares the embedding's array when
+ * scaler block 256); embeddings, norms and lm_head stay as stored. lm_head shares the embedding's weight when
  * {@code tie_word_embeddings} and the file does not hold a different {@code lm_head.weight} (transformers' rule,
- * {@link HfWeights#tiedPair}). Weights read as F16/BF16 are widened to fp32.
+ * {@link HfWeights#tiedPair}). Matrices stored as F16/BF16 stay 16-bit ({@link dev.tornadolora.tensor.HalfWeight}),
+ * decoded to fp32 inside the kernels (exact, so results equal those on the widened weights); norms are widened.
  *
  * <p>Gradients flow only to the adapters; the backward of every op computes dx (hand-written, see the ops in
  * {@code dev.tornadolora.llama.ops}). A model starts in eval mode (as {@code from_pretrained} returns it); one
@@ -49,7 +50,8 @@ public final class LlamaForCausalLM implements AutoCloseable {
     private final LlamaConfig config;
     private final LoraSettings lora;
     private final Device device;
-    private final float[] embedding;
+    /** embed_tokens [V, H] as stored (fp32 or 16-bit); lm_head's weight too when tied. */
+    private final BaseWeight embedding;
     private final List<DecoderLayer> layers;
     private final float[] finalNorm;
     private final Module lmHead;
@@ -60,12 +62,18 @@ public final class LlamaForCausalLM implements AutoCloseable {
     private final Rope rope;
     private final OpTimer timer = new OpTimer();
     private boolean training;
+    private boolean activationCheckpointing;
 
     private Saved saved;
 
-    private record Saved(int batch, int seq, float[] x, float[] inv, Rope.Tables tables) {}
+    /**
+     * What backward needs of the forward: the final norm's input and statistics, and with activation checkpointing
+     * each layer's input and its projections' dropout draws before it ran (null without).
+     */
+    private record Saved(int batch, int seq, float[] x, float[] inv, Rope.Tables tables, float[][] layerInputs,
+                         long[][] layerDraws) {}
 
-    private LlamaForCausalLM(LlamaConfig config, LoraSettings lora, Device device, float[] embedding,
+    private LlamaForCausalLM(LlamaConfig config, LoraSettings lora, Device device, BaseWeight embedding,
                              List<DecoderLayer> layers, float[] finalNorm, Module lmHead, boolean headTied,
                              String weightsDigest) {
         this.config = config;
@@ -149,7 +157,7 @@ public final class LlamaForCausalLM implements AutoCloseable {
         }
         LoraBackend k = device.backend();
         HfWeights.TiedPair pair = w.tiedPair(c);
-        float[] emb = pair.embedding();
+        BaseWeight emb = pair.embedding();
         requireTargetsExist(c, lora);
         List<DecoderLayer> layers = new ArrayList<>();
         int seed = 0;
@@ -162,16 +170,15 @@ public final class LlamaForCausalLM implements AutoCloseable {
             for (String name : LlamaConfig.PROJECTIONS) {
                 String key = p + (LoraSettings.ATTN_MODULES.contains(name) ? "self_attn." : "mlp.") + name + ".weight";
                 int[] s = w.shape(key);
-                float[] data = w.take(key);
-                BaseWeight base = lora.quantizeBase() ? Nf4Tensor.quantize(data, s[0], s[1])
-                        : new DenseWeight(s[0], s[1], data);
+                BaseWeight base = lora.quantizeBase() ? Nf4Tensor.quantize(w.take(key), s[0], s[1])
+                        : w.takeWeight(key);
                 float[] bias = hasBias(c, name) ? w.take(key.replace(".weight", ".bias")) : null;
                 layer.proj.put(name, projection(base, bias, lora, modulePath(i, name), k, seed++));
             }
             layers.add(layer);
         }
         float[] norm = w.take("model.norm.weight");
-        BaseWeight head = new DenseWeight(c.vocabSize(), c.hiddenSize(), pair.head());
+        BaseWeight head = pair.head();
         Module lmHead = projection(head, null, lora, LoraSettings.OUTPUT_MODULE, k, seed);
         return new LlamaForCausalLM(c, lora, device, emb, Collections.unmodifiableList(layers), norm, lmHead, pair.tied(),
                 w.digest());
@@ -251,6 +258,13 @@ public final class LlamaForCausalLM implements AutoCloseable {
     /** The backend the projections run on: {@code device().backend()}. */
     public LoraBackend backend() { return device.backend(); }
 
+    /** The frozen weight of {@code model.embed_tokens} as held (fp32, or 16-bit as stored). */
+    BaseWeight embeddingWeight() { return embedding; }
+
+    /** The frozen weight of {@code lm_head} as held (the embedding's when tied). */
+    BaseWeight lmHeadWeight() { return baseOf(lmHead); }
+
+
     /** Per-op wall time of forward and backward, off until {@code timer().enable(true)}. */
     public OpTimer timer() { return timer; }
 
@@ -288,6 +302,12 @@ public final class LlamaForCausalLM implements AutoCloseable {
                                   float[] logitsOut) {
         checkLabels(labels, batch, seq);
         boolean anyAdapter = !trainableParameters().isEmpty();
+        if (logitsOut == null) {
+            float[] n = hidden(inputIds, positionIds, batch, seq, anyAdapter);
+            ChunkedLoss l = chunkedLoss(n, labels, batch, seq, anyAdapter, lossScale);
+            if (anyAdapter) backwardFromNorm(l.dn());
+            return l.loss();
+        }
         float[] z = forward(inputIds, positionIds, batch, seq, anyAdapter);
         if (logitsOut != null) System.arraycopy(z, 0, logitsOut, 0, z.length);
         long t0 = timer.start();
@@ -305,11 +325,55 @@ public final class LlamaForCausalLM implements AutoCloseable {
     /** The loss without gradients, with position ids (see {@link #logits(int[], int[], int, int)}). */
     public double loss(int[] inputIds, int[] positionIds, int[] labels, int batch, int seq) {
         checkLabels(labels, batch, seq);
-        float[] z = forward(inputIds, positionIds, batch, seq, false);
-        long t0 = timer.start();
-        double loss = CausalLmLoss.forward(device.executor(), z, labels, batch, seq, config.vocabSize(), null, 1.0);
-        timer.stop(Op.LOSS, t0);
-        return loss;
+        return chunkedLoss(hidden(inputIds, positionIds, batch, seq, false), labels, batch, seq, false, 1.0).loss();
+    }
+
+    /**
+     * Logits are computed at most this many floats at a time by the fused lm_head + loss (32 MiB): with vocab 32000,
+     * 262 tokens a chunk; with 128256, 65.
+     */
+    static final int LOSS_CHUNK_FLOATS = 1 << 23;
+
+    /** Tokens per chunk of the fused lm_head + loss; package-private for the test that makes chunks small. */
+    int lossChunkTokens = 0;
+
+    private record ChunkedLoss(double loss, float[] dn) {}
+
+    /**
+     * lm_head and the causal-LM loss fused and chunked over tokens (Liger's fused linear cross-entropy, torchtune's
+     * chunked loss): per chunk of tokens, logits, their loss terms and gradient, and (with {@code backward}) the
+     * gradient through lm_head into dn, so the [tokens × vocab] logits never exist at once. Chunks hold at least 16
+     * tokens (a short last chunk is merged into its neighbour), more than the JVM backend's few-token path takes,
+     * so every row of logits and dn is computed as the unchunked GEMMs compute it, and the row terms are summed in
+     * row order as {@link CausalLmLoss#forward} sums them: loss and the layers' gradients equal the unchunked ones
+     * bit for bit; only an lm_head adapter's gradients, sums over tokens, are summed chunk by chunk.
+     */
+    private ChunkedLoss chunkedLoss(float[] n, int[] labels, int batch, int seq, boolean backward, double lossScale) {
+        int t = batch * seq, h = config.hiddenSize(), vocab = config.vocabSize();
+        int chunk = lossChunkTokens > 0 ? lossChunkTokens : Math.max(16, LOSS_CHUNK_FLOATS / vocab);
+        long count = CausalLmLoss.counted(labels, batch, seq);
+        double[] rowLoss = new double[t];
+        float[] dn = backward ? new float[t * h] : null;
+        for (int r0 = 0; r0 < t; ) {
+            int rows = t - r0 < 2 * chunk ? t - r0 : chunk;  // no short last chunk
+            float[] nc = r0 == 0 && rows == t ? n : java.util.Arrays.copyOfRange(n, r0 * h, (r0 + rows) * h);
+            long t0 = timer.start();
+            float[] z = lmHead.forward(new Tensor(new int[] {rows, h}, nc)).data();
+            timer.stop(Op.LM_HEAD, t0);
+            t0 = timer.start();
+            CausalLmLoss.rows(device.executor(), z, labels, seq, vocab, r0, rows, count, backward ? z : null,
+                    lossScale, rowLoss);
+            timer.stop(Op.LOSS, t0);
+            if (backward) {
+                t0 = timer.start();
+                float[] dnc = lmHead.backward(new Tensor(new int[] {rows, vocab}, z)).data();
+                System.arraycopy(dnc, 0, dn, r0 * h, rows * h);
+                timer.stop(Op.LM_HEAD, t0);
+            }
+            lmHead.releaseActivations();
+            r0 += rows;
+        }
+        return new ChunkedLoss(CausalLmLoss.mean(rowLoss, count), dn);
     }
 
     /** The number of counted (label != -100) tokens after the shift, for exact token-weighted averaging. */
@@ -345,6 +409,21 @@ public final class LlamaForCausalLM implements AutoCloseable {
     }
 
     private float[] forward(int[] ids, int[] positionIds, int batch, int seq, boolean keep, KvCache cache) {
+        float[] n = hidden(ids, positionIds, batch, seq, keep, cache);
+        long t0 = timer.start();
+        float[] z = lmHead.forward(new Tensor(new int[] {batch * seq, config.hiddenSize()}, n)).data();
+        timer.stop(Op.LM_HEAD, t0);
+        if (!keep) lmHead.releaseActivations();
+        return z;
+    }
+
+    /** The final norm's output [B·S, H]: the input of lm_head. */
+    private float[] hidden(int[] ids, int[] positionIds, int batch, int seq, boolean keep) {
+        return hidden(ids, positionIds, batch, seq, keep, null);
+    }
+
+    /** The same, attending also to (and extending) {@code cache} when one is given. */
+    private float[] hidden(int[] ids, int[] positionIds, int batch, int seq, boolean keep, KvCache cache) {
         checkIds(ids, batch, seq);
         if (positionIds != null && positionIds.length != ids.length) {
             throw new IllegalArgumentException("position_ids: expected " + batch + "×" + seq + " values but got "
@@ -352,42 +431,62 @@ public final class LlamaForCausalLM implements AutoCloseable {
         }
         int t = batch * seq, h = config.hiddenSize();
         long t0 = timer.start();
-        float[] x = new float[t * h];
+        float[] x = new float[t * h], row = new float[h];
         for (int i = 0; i < t; i++) {
-            System.arraycopy(embedding, ids[i] * h, x, i * h, h);
+            embedding.decodeRows(ids[i], 1, row);
+            System.arraycopy(row, 0, x, i * h, h);
         }
         timer.stop(Op.EMBEDDING, t0);
         t0 = timer.start();
         Rope.Tables tables = rope.tables(seq, positionIds);
         timer.stop(Op.ROPE, t0);
+        boolean checkpoint = keep && activationCheckpointing;
+        float[][] inputs = checkpoint ? new float[layers.size()][] : null;
+        long[][] draws = checkpoint ? new long[layers.size()][] : null;
         for (int i = 0; i < layers.size(); i++) {
-            x = layers.get(i).forward(x, batch, seq, rope, tables, keep, timer, cache, i);
+            DecoderLayer layer = layers.get(i);
+            if (checkpoint) {
+                inputs[i] = x;
+                draws[i] = layer.dropoutDraws();
+            }
+            x = layer.forward(x, batch, seq, rope, tables, keep && !checkpoint, timer, cache, i);
         }
         float[] inv = new float[t], n = new float[t * h];
         t0 = timer.start();
         RmsNorm.forward(device.executor(), x, finalNorm, t, h, (float) config.rmsNormEps(), n, inv);
         timer.stop(Op.RMSNORM, t0);
-        t0 = timer.start();
-        float[] z = lmHead.forward(new Tensor(new int[] {t, h}, n)).data();
-        timer.stop(Op.LM_HEAD, t0);
-        saved = keep ? new Saved(batch, seq, x, inv, tables) : null;
-        return z;
+        saved = keep ? new Saved(batch, seq, x, inv, tables, inputs, draws) : null;
+        return n;
     }
 
     private void backward(float[] dLogits) {
-        Saved s = saved;
-        saved = null;
-        int t = s.batch * s.seq, h = config.hiddenSize();
+        int t = saved.batch * saved.seq;
         long t0 = timer.start();
         float[] dn = lmHead.backward(new Tensor(new int[] {t, config.vocabSize()}, dLogits)).data();
         timer.stop(Op.LM_HEAD, t0);
+        lmHead.releaseActivations();
+        backwardFromNorm(dn);
+    }
+
+    /** Backward from dL/d(final norm output) through the norm and the layers. */
+    private void backwardFromNorm(float[] dn) {
+        Saved s = saved;
+        saved = null;
         if (!layersHaveAdapters()) return;
+        int t = s.batch * s.seq, h = config.hiddenSize();
         float[] dx = new float[t * h];
-        t0 = timer.start();
+        long t0 = timer.start();
         RmsNorm.backward(device.executor(), dn, s.x, finalNorm, s.inv, t, h, dx, false);
         timer.stop(Op.RMSNORM, t0);
         for (int i = layers.size() - 1; i >= 0; i--) {
-            dx = layers.get(i).backward(dx, rope, s.tables, i > 0, timer);
+            DecoderLayer layer = layers.get(i);
+            if (s.layerInputs != null) {
+                // Recompute the layer, keeping its activations, with the dropout masks its first forward drew.
+                layer.resumeDropout(s.layerDraws[i]);
+                layer.forward(s.layerInputs[i], s.batch, s.seq, rope, s.tables, true, timer);
+                s.layerInputs[i] = null;
+            }
+            dx = layer.backward(dx, rope, s.tables, i > 0, timer);
         }
     }
 
@@ -504,6 +603,21 @@ public final class LlamaForCausalLM implements AutoCloseable {
         return training;
     }
 
+    /**
+     * Activation checkpointing per decoder layer (torchtune's {@code enable_activation_checkpointing},
+     * transformers' {@code gradient_checkpointing_enable()}): a training forward keeps only each layer's input,
+     * and backward runs each layer's forward again, with the same dropout masks, before its backward. Losses and
+     * gradients are those without it, bit for bit; the activations of one layer live at a time instead of all.
+     */
+    public LlamaForCausalLM activationCheckpointing(boolean on) {
+        activationCheckpointing = on;
+        return this;
+    }
+
+    public boolean activationCheckpointing() {
+        return activationCheckpointing;
+    }
+
     /** The adapters under PEFT keys (copies). */
     public Map<String, Tensor> adapterStateDict() {
         return PeftAdapters.stateDict(adapted());
@@ -569,7 +683,7 @@ public final class LlamaForCausalLM implements AutoCloseable {
     public Map<String, Tensor> mergedWeights() {
         Map<String, Tensor> w = new LinkedHashMap<>();
         int h = config.hiddenSize();
-        w.put("model.embed_tokens.weight", new Tensor(new int[] {config.vocabSize(), h}, embedding.clone()));
+        w.put("model.embed_tokens.weight", new Tensor(new int[] {config.vocabSize(), h}, embedding.dequantize()));
         for (int i = 0; i < layers.size(); i++) {
             DecoderLayer l = layers.get(i);
             String p = "model.layers." + i + ".";
@@ -603,9 +717,9 @@ public final class LlamaForCausalLM implements AutoCloseable {
 
     /**
      * The frozen tensors under their HF names, live (not copies), for a device plan that uploads them once: the
-     * embedding, the norms and (when not tied) lm_head as {@link DenseWeight}s (a norm is 1 × hidden), the seven
-     * projections of each layer as stored ({@link DenseWeight}, or {@link Nf4Tensor} with {@code quantizeBase}).
-     * lm_head is present also when tied (the embedding's array).
+     * norms as {@link DenseWeight}s (a norm is 1 × hidden), the embedding, lm_head and the seven projections of each
+     * layer as stored ({@link DenseWeight}, {@link dev.tornadolora.tensor.HalfWeight} for a BF16/F16 checkpoint, or
+     * {@link Nf4Tensor} with {@code quantizeBase}). lm_head is present also when tied (the embedding's object).
      */
     public Map<String, BaseWeight> frozenWeights() {
         if (!config.parts().equals(ModelFamily.Parts.LLAMA)) {
@@ -615,7 +729,7 @@ public final class LlamaForCausalLM implements AutoCloseable {
         }
         Map<String, BaseWeight> w = new LinkedHashMap<>();
         int h = config.hiddenSize();
-        w.put("model.embed_tokens.weight", new DenseWeight(config.vocabSize(), h, embedding));
+        w.put("model.embed_tokens.weight", embedding);
         for (int i = 0; i < layers.size(); i++) {
             DecoderLayer l = layers.get(i);
             String p = "model.layers." + i + ".";

@@ -2,45 +2,112 @@ package dev.tornadolora.llama;
 
 import dev.tornadolora.tensor.HeapCheck;
 
-/**
- * The heap a Llama job needs, estimated from config.json and the options before anything large is read or
- * computed, so that a batch too large for the heap is refused in milliseconds with the number and the option to
- * change instead of running for a minute into an {@link OutOfMemoryError}. The estimate follows what
- * {@link LlamaForCausalLM} allocates (float arrays of activations per token) and errs high:
- * <pre>
- *   weights      embedding (+ lm_head unless tied) fp32, layer projections fp32 or NF4 (~0.56 bytes per value)
- *   forward      per token: 5h + 2·qDim + 2·kvDim + 3·intermediate floats for the layer being computed (its input,
- *                norm, q, k, v, attention, residual, norm, gate, up, SwiGLU, output), 2h for the final norm,
- *                3·vocab floats of logits (the logits, the copy a caller keeps, the bytes written), and a
- *                seq × seq score matrix per thread
- *   training     per token and layer: 3h + 3·qDim + 2·kvDim + 3·intermediate floats kept for backward
- *   headroom     ×2: the parallel collector's old generation is 2/3 of the heap and each activation is one
- *                large array that needs contiguous room (a [256, 4096] forward of a 32-wide model estimated at
- *                3.3 GiB ran out of memory in a 5.8 GiB heap)
- * </pre>
- */
-public final class MemoryEstimate {
-    /** Heap per byte of live arrays (see the class comment). */
-    static final long HEADROOM = 2;
+import java.util.Locale;
 
-    private MemoryEstimate() {}
+/**
+ * The heap a fine-tuning step of {@link LlamaForCausalLM} needs, from config.json and the options, before anything
+ * large is read: what the model holds and what a step allocates, array by array (bytes):
+ * <pre>
+ *   weights       embed_tokens and lm_head (unless tied) as stored (2 bytes a value for BF16/F16, 4 for fp32);
+ *                 the layer projections as stored, or NF4 (0.5 + 1/64 + 4/64 bytes: codes, int8 scalers, fp32
+ *                 block scales); the norms fp32
+ *   adapters      rank·(in + out) per adapted projection, fp32, four times: the values, their gradient and
+ *                 AdamW's two moments
+ *   activations   kept for backward, per token: 4h + 2·qDim + 2·kvDim + 3·intermediate floats a layer (its input,
+ *                 the normed input the projections keep, q, k, v, attention, residual, normed residual, gate, up,
+ *                 SwiGLU), for every layer; with activation checkpointing only each layer's input (h floats)
+ *                 plus one layer's kept activations (the layer being recomputed)
+ *                 + the working set of one layer's backward: 6h + 3·qDim + 3·kvDim + 4·intermediate floats a token,
+ *                 and per attention thread 6 seq × seq score matrices
+ *                 + the final norm (4h floats a token) and one chunk of the fused loss (2 · chunk · vocab floats)
+ *                 + dropout masks (one input-sized mask per adapted projection and layer) when dropout is on
+ * </pre>
+ * The estimate is of live arrays; the JVM's own memory (classes, threads, code) is not in it. {@link #weights} and
+ * {@link #activations} are the forward command's bound (the full logits, fp32 weights).
+ */
+public record MemoryEstimate(long fp32Weights, long halfWeights, long nf4Weights, long adapters, long activations,
+                             long activationsOther, boolean checkpointing, long batch, long seq) {
 
     /**
-     * {@return bytes of fp32/NF4 weights the model holds}
+     * The estimate of a training step of {@code batch × seq} tokens.
+     *
+     * @param c             the configuration
+     * @param lora          where the adapters go, and whether the projections are NF4
+     * @param storedBytes   bytes a value of the checkpoint's matrices (2 for BF16/F16, 4 for fp32)
+     * @param batch         rows per micro-batch
+     * @param seq           tokens per row
+     * @param checkpointing whether activation checkpointing is on
+     * @param threads       the threads computing attention at once
+     * @return the estimate
+     */
+    public static MemoryEstimate training(LlamaConfig c, LoraSettings lora, int storedBytes, long batch, long seq,
+                                          boolean checkpointing, int threads) {
+        long h = c.hiddenSize(), q = c.qDim(), kv = c.kvDim(), im = c.intermediateSize(), layers = c.numHiddenLayers();
+        long perLayerProjections = 2 * h * q + 2 * h * kv + 3 * h * im;
+        long embeddings = (long) c.vocabSize() * h * (c.tieWordEmbeddings() ? 1 : 2);
+        long projections = layers * perLayerProjections;
+        long fp32 = (2 * layers + 1) * h * 4;
+        long half = 0;
+        long nf4 = 0;
+        if (storedBytes == 2) half += embeddings * 2; else fp32 += embeddings * 4;
+        if (lora.quantizeBase()) nf4 = projections / 2 + projections / 64 + projections / 64 * 4;
+        else if (storedBytes == 2) half += projections * 2;
+        else fp32 += projections * 4;
+
+        long adapterValues = 0, maskFloats = 0;
+        for (String p : LlamaConfig.PROJECTIONS) {
+            if (!lora.targets(p)) continue;
+            long in = p.equals("o_proj") ? q : p.equals("down_proj") ? im : h;
+            long out = switch (p) {
+                case "q_proj" -> q;
+                case "k_proj", "v_proj" -> kv;
+                case "gate_proj", "up_proj" -> im;
+                default -> h;
+            };
+            adapterValues += layers * lora.rank() * (in + out);
+            maskFloats += layers * in;
+        }
+        if (lora.output()) {
+            adapterValues += lora.rank() * (h + c.vocabSize());
+            maskFloats += h;
+        }
+        long adapters = HeapCheck.product(adapterValues, 4, 4);
+
+        long tokens = HeapCheck.product(batch, seq);
+        long keptPerLayer = 4 * h + 2 * q + 2 * kv + 3 * im;
+        long working = 6 * h + 3 * q + 3 * kv + 4 * im + 4 * h;
+        long chunk = Math.min(tokens, Math.max(16, LlamaForCausalLM.LOSS_CHUNK_FLOATS / c.vocabSize()));
+        long fixed = HeapCheck.sum(HeapCheck.product(tokens, working), HeapCheck.product(2 * chunk, c.vocabSize()),
+                HeapCheck.product(seq, seq, 6, Math.max(1, threads)),
+                lora.dropout() > 0 ? HeapCheck.product(tokens, maskFloats) : 0);
+        long all = HeapCheck.product(tokens, layers * keptPerLayer);
+        long ckpt = HeapCheck.product(tokens, layers * h + keptPerLayer);
+        long with = HeapCheck.product(HeapCheck.sum(ckpt, fixed), 4), without = HeapCheck.product(HeapCheck.sum(all, fixed), 4);
+        return new MemoryEstimate(fp32, half, nf4, adapters, checkpointing ? with : without,
+                checkpointing ? without : with, checkpointing, batch, seq);
+    }
+
+    /**
+     * {@return bytes of the weights of a checkpoint stored in fp32} (the upper bound the forward command checks; a
+     * BF16/F16 checkpoint holds less, see {@link #training})
      *
      * @param c            the configuration
      * @param quantizeBase whether the layer projections are NF4
      */
     public static long weights(LlamaConfig c, boolean quantizeBase) {
-        long h = c.hiddenSize();
-        long perLayer = h * c.qDim() + 2L * h * c.kvDim() + (long) c.qDim() * h + 3L * h * c.intermediateSize();
-        long embeddings = (long) c.vocabSize() * h * (c.tieWordEmbeddings() ? 1 : 2);
-        long layers = c.numHiddenLayers() * (quantizeBase ? perLayer * 9 / 16 : perLayer * 4);
-        return HeapCheck.sum(HeapCheck.product(embeddings + (c.numHiddenLayers() * 2L + 1) * h, 4), layers);
+        return training(c, LoraSettings.none(quantizeBase), 4, 1, 1, false, 1).weights();
     }
 
+    /** Heap per byte of live arrays of {@link #activations} (see there). */
+    static final long HEADROOM = 2;
+
     /**
-     * {@return bytes of activations a forward (and with {@code training} the backward) of batch × seq tokens needs}
+     * {@return bytes of activations a forward with the full logits (and with {@code training} the backward) of
+     * batch × seq tokens needs}, ×{@link #HEADROOM}: per token 5h + 2·qDim + 2·kvDim + 3·intermediate + 2h floats
+     * for the layer being computed and the final norm, 3·vocab floats of logits (the logits, the copy a caller
+     * keeps, the bytes written), with training 3h + 3·qDim + 2·kvDim + 3·intermediate floats a layer kept for
+     * backward; a seq × seq score matrix per thread. ×2: the parallel collector's old generation is 2/3 of the heap
+     * and each activation is one large array that needs contiguous room.
      *
      * @param c        the configuration
      * @param batch    rows
@@ -56,5 +123,28 @@ public final class MemoryEstimate {
         long perToken = layer + kept + 3L * c.vocabSize();
         long scores = HeapCheck.product(seq, seq, Math.max(1, threads), training ? 6 : 2);
         return HeapCheck.product(HeapCheck.sum(HeapCheck.product(tokens, perToken), scores), 4, HEADROOM);
+    }
+
+    /** {@return bytes of the weights} */
+    public long weights() {
+        return fp32Weights + halfWeights + nf4Weights;
+    }
+
+    /** {@return bytes of everything: weights, adapters with their optimizer state, activations} */
+    public long total() {
+        return HeapCheck.sum(weights(), adapters, activations);
+    }
+
+    /** The estimate in one line, as finetune prints it before loading. */
+    public String describe() {
+        return String.format(Locale.ROOT, "memory estimate: weights %s (%s 16-bit, %s NF4, %s fp32), adapters + AdamW %s,"
+                        + " activations %s for %d x %d tokens %s (%s %s) = %s", gib(weights()), gib(halfWeights),
+                gib(nf4Weights), gib(fp32Weights), gib(adapters), gib(activations), batch, seq,
+                checkpointing ? "with activation checkpointing" : "without activation checkpointing",
+                gib(activationsOther), checkpointing ? "without" : "with", gib(total()));
+    }
+
+    static String gib(long bytes) {
+        return String.format(Locale.ROOT, "%.2f GiB", bytes / (double) (1L << 30));
     }
 }

@@ -82,6 +82,11 @@ public final class FrozenLinear implements Module, AutoCloseable {
         return new Tensor(s.xShape, dx);
     }
 
+    @Override
+    public void releaseActivations() {
+        saved.remove();
+    }
+
     public FrozenLinear setCheckFinite(boolean check) {
         this.checkFinite = check;
         return this;

@@ -303,6 +303,11 @@ public final class LoRALinear implements Module, AutoCloseable {
         return out;
     }
 
+    @Override
+    public void releaseActivations() {
+        saved.remove();
+    }
+
     /**
      * Checks inputs, parameters (adapters and bias), outputs and gradients of every later forward and backward
      * for NaN and infinity, failing with a {@link NonFiniteException} that names the first offending tensor and

@@ -26,6 +26,13 @@ public interface Module {
      */
     Tensor backward(Tensor dy);
 
+    /**
+     * Forgets what this thread's last forward kept for its backward (inputs, masks, intermediate products), so that
+     * the memory can be reclaimed before the next forward: after a backward, or when the forward is to be
+     * recomputed (activation checkpointing). A backward then needs a new forward.
+     */
+    default void releaseActivations() {}
+
     /** {@return the trainable parameters, by name (live arrays); frozen weights are not listed} */
     default List<Parameter> parameters() {
         return List.of();

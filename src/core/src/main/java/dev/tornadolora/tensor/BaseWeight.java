@@ -1,11 +1,12 @@
 package dev.tornadolora.tensor;
 
 /**
- * The frozen base weight W [out, in] of a LoRA layer: dense fp32 ({@link DenseWeight}) or NF4 ({@link Nf4Tensor}).
- * Backends match the two with a pattern switch; the scalar reference reads either a block of rows at a time
+ * The frozen base weight W [out, in] of a LoRA layer: dense fp32 ({@link DenseWeight}), 16-bit as stored
+ * ({@link HalfWeight}) or NF4 ({@link Nf4Tensor}).
+ * Backends match the kinds with a pattern switch; the scalar reference reads any of them a block of rows at a time
  * ({@link #decodeRows}), so a quantized weight is decoded tile by tile and never materialised whole.
  */
-public sealed interface BaseWeight permits DenseWeight, Nf4Tensor {
+public sealed interface BaseWeight permits DenseWeight, HalfWeight, Nf4Tensor {
     /** Rows of W: the layer's output dimension. */
     int rows();
 
@@ -22,6 +23,6 @@ public sealed interface BaseWeight permits DenseWeight, Nf4Tensor {
         return out;
     }
 
-    /** Bytes of storage per parameter (4 for fp32; about 0.52 for NF4). */
+    /** Bytes of storage per parameter (4 for fp32, 2 for BF16/F16, about 0.52 for NF4). */
     double bytesPerParameter();
 }

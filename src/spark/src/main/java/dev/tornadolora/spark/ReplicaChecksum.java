@@ -3,6 +3,7 @@ package dev.tornadolora.spark;
 import dev.tornadolora.nn.Parameter;
 import dev.tornadolora.tensor.BaseWeight;
 import dev.tornadolora.tensor.DenseWeight;
+import dev.tornadolora.tensor.HalfWeight;
 import dev.tornadolora.tensor.Nf4Tensor;
 
 import java.nio.ByteBuffer;
@@ -24,8 +25,8 @@ public final class ReplicaChecksum {
 
     /**
      * CRC32 of the NF4 records among {@code bases} (codes, int8 scalers, quantization factors, μ), in order: what
-     * each replica computed when it quantized the base itself. Dense weights are skipped (read from the same
-     * files, not computed); 0 when there is no NF4 base. It reads the ~0.53 bytes per parameter of the records once.
+     * each replica computed when it quantized the base itself. Dense and 16-bit weights are skipped (read from the
+     * same files, not computed); 0 when there is no NF4 base. It reads the ~0.53 bytes per parameter of the records once.
      */
     public static long ofBases(Collection<BaseWeight> bases) {
         CRC32 crc = new CRC32();
@@ -40,6 +41,7 @@ public final class ReplicaChecksum {
                     any = true;
                 }
                 case DenseWeight d -> { }
+                case HalfWeight h -> { }  // 16-bit as stored: read from the same files too
             }
         }
         return any ? crc.getValue() : 0;

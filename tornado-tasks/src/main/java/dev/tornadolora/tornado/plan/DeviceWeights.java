@@ -78,7 +78,8 @@ final class DeviceWeights {
                 codebook = FloatArray.fromArray(Nf4.codebook());
                 forwardPanels = new VectorFloat16(1);
             }
-            case DenseWeight d -> {
+            default -> {  // fp32, or 16-bit widened here: the device kernels read fp32 weights
+                float[] dense = p.base() instanceof DenseWeight d ? d.data() : p.base().dequantize();
                 nf4 = false;
                 log2BlockSize = 0;
                 codes = new ByteArray(1);
@@ -86,9 +87,9 @@ final class DeviceWeights {
                 codebook = new FloatArray(1);
                 if (schedule == Schedule.CPU_PANELS) {
                     w = new FloatArray(1);
-                    forwardPanels = Matmul.packPanels(d.data(), out, in, true);
+                    forwardPanels = Matmul.packPanels(dense, out, in, true);
                 } else {
-                    w = FloatArray.fromArray(d.data());
+                    w = FloatArray.fromArray(dense);
                     forwardPanels = new VectorFloat16(1);
                 }
             }

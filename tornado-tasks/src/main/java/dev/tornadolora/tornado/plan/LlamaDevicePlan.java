@@ -194,7 +194,7 @@ public final class LlamaDevicePlan implements AutoCloseable {
         int layers = c.numHiddenLayers(), vocab = c.vocabSize(), t = tokens;
         float eps = (float) c.rmsNormEps(), attnScale = (float) (1.0 / Math.sqrt(hd));
         Map<String, BaseWeight> frozen = model.frozenWeights();
-        Map<float[], FloatArray> uploaded = new IdentityHashMap<>();  // a tied lm_head is the embedding's buffer
+        Map<Object, FloatArray> uploaded = new IdentityHashMap<>();  // a tied lm_head is the embedding's buffer
         FloatArray emb = dense(frozen.get("model.embed_tokens.weight"), uploaded);
         FloatArray headW = dense(frozen.get("lm_head.weight"), uploaded);
         FloatArray finalNorm = dense(frozen.get("model.norm.weight"), uploaded);
@@ -356,7 +356,7 @@ public final class LlamaDevicePlan implements AutoCloseable {
         }
     }
 
-    private Proj projection(BaseWeight base, LoRALinear lin, int[] ab, Map<float[], FloatArray> uploaded) {
+    private Proj projection(BaseWeight base, LoRALinear lin, int[] ab, Map<Object, FloatArray> uploaded) {
         int rank = lin == null ? 0 : lin.rank();
         float scale = lin == null ? 0f : lin.scale();
         int aOff = ab == null ? 0 : ab[0], bOff = ab == null ? 0 : ab[1];
@@ -369,9 +369,12 @@ public final class LlamaDevicePlan implements AutoCloseable {
                 rank, scale, aOff, bOff);
     }
 
-    private static FloatArray dense(BaseWeight w, Map<float[], FloatArray> uploaded) {
-        float[] data = ((DenseWeight) w).data();
-        return uploaded.computeIfAbsent(data, FloatArray::fromArray);
+    /** An fp32 weight's buffer, uploaded once per array; a 16-bit weight (HalfWeight) widened once per weight. */
+    private static FloatArray dense(BaseWeight w, Map<Object, FloatArray> uploaded) {
+        if (w instanceof DenseWeight d) {
+            return uploaded.computeIfAbsent(d.data(), data -> FloatArray.fromArray((float[]) data));
+        }
+        return uploaded.computeIfAbsent(w, x -> FloatArray.fromArray(((BaseWeight) x).dequantize()));
     }
 
     /** What every graph brings for itself: sizes, placeholders, rope tables, attention and LoRA scratch. */

@@ -1,6 +1,7 @@
 package dev.tornadolora.kernels.jvm;
 
 import dev.tornadolora.kernels.Parallel;
+import dev.tornadolora.tensor.BaseWeight;
 import dev.tornadolora.tensor.Nf4Tensor;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
@@ -76,8 +77,8 @@ final class Gemv {
         }
     }
 
-    /** The same for an NF4 W. */
-    static void rows(Nf4Tensor w, float[] x, int tokens, int j0, int j1, float[] out, int outStride) {
+    /** The same for a coded (NF4, BF16, F16) W, each row decoded once into a buffer all tokens reuse. */
+    static void rows(BaseWeight w, float[] x, int tokens, int j0, int j1, float[] out, int outStride) {
         int in = w.cols();
         float[] row = ROW.get();
         if (row.length < in) {
@@ -85,7 +86,7 @@ final class Gemv {
             ROW.set(row);
         }
         for (int j = j0; j < j1; j++) {
-            Nf4Decoder.decode(w, j * in, in, row, 0);
+            WeightDecoder.decode(w, j * in, in, row, 0);
             for (int t = 0; t < tokens; t++) {
                 out[t * outStride + j] = dot(row, 0, x, t * in, in);
             }
@@ -136,10 +137,10 @@ final class Gemv {
 
     /**
      * out[t·ldo + i] += Σ_j coef[t·ldc + j] · W[j, i] for columns i in [i0, i1), t &lt; tokens and rows j of W
-     * (fp32 [rows × cols], or NF4 when {@code nf4} is not null): rows of W scaled into a few output rows, column
+     * (fp32 [rows × cols], or coded (NF4, BF16, F16) when {@code coded} is not null): rows of W scaled into a few output rows, column
      * block by column block so that those rows stay in L1.
      */
-    static void columns(float[] w, Nf4Tensor nf4, int rows, int cols, float[] coef, int ldc, int tokens,
+    static void columns(float[] w, BaseWeight coded, int rows, int cols, float[] coef, int ldc, int tokens,
                         int i0, int i1, float[] out, int ldo) {
         float[] row = ROW.get();
         if (row.length < COLUMN_BLOCK) {
@@ -151,8 +152,8 @@ final class Gemv {
             for (int j = 0; j < rows; j++) {
                 float[] src = w;
                 int off = j * cols + c0;
-                if (nf4 != null) {
-                    Nf4Decoder.decode(nf4, off, n, row, 0);
+                if (coded != null) {
+                    WeightDecoder.decode(coded, off, n, row, 0);
                     src = row;
                     off = 0;
                 }
@@ -175,10 +176,11 @@ final class Gemv {
      * into its own partial sum, and the partials are added in chunk order. Streaming W beats walking it column
      * block by column block (1 KiB per row at a stride of a whole row).
      */
-    static void transposedRow(Parallel par, float[] dense, Nf4Tensor nf4, int rows, int cols, float[] dy, float[] dx) {
+    static void transposedRow(Parallel par, float[] dense, BaseWeight coded, int rows, int cols, float[] dy, float[] dx) {
         int chunks = (rows + ROW_CHUNK - 1) / ROW_CHUNK;
         float[] partial = new float[chunks * cols];
-        boolean inRegisters = nf4 != null && decodesInRegisters(nf4);
+        Nf4Tensor nf4 = coded instanceof Nf4Tensor q && decodesInRegisters(q) ? q : null;
+        boolean inRegisters = nf4 != null;
         par.range(chunks, 1, (c0, c1) -> {
             for (int c = c0; c < c1; c++) {
                 int off = c * cols;
@@ -197,7 +199,7 @@ final class Gemv {
                             row = new float[cols];
                             ROW.set(row);
                         }
-                        Nf4Decoder.decode(nf4, j * cols, cols, row, 0);
+                        WeightDecoder.decode(coded, j * cols, cols, row, 0);
                         axpy(g, row, 0, partial, off, cols);
                     }
                 }

@@ -1,7 +1,7 @@
 package dev.tornadolora.kernels.jvm;
 
 import dev.tornadolora.kernels.Parallel;
-import dev.tornadolora.tensor.Nf4Tensor;
+import dev.tornadolora.tensor.BaseWeight;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorMask;
 
@@ -13,7 +13,7 @@ import static dev.tornadolora.kernels.jvm.Gemm.NRL;
 
 /**
  * The right operands of {@link Gemm}: a row-major matrix read as B (natural) or as Bᵀ (transposed), fp32 or
- * NF4. The base matmul uses W transposed in the forward pass (y = x·Wᵀ) and natural in the backward pass
+ * coded (NF4, BF16, F16). The base matmul uses W transposed in the forward pass (y = x·Wᵀ) and natural in the backward pass
  * (dx = dy·W); an NF4 weight is decoded here, one panel at a time, into the panel buffer the micro-kernel reads.
  */
 final class Panels {
@@ -90,12 +90,12 @@ final class Panels {
         return (k0, kLen, n0, nLen, dst) -> transpose(src, n0 * rowLen + k0, rowLen, nLen, kLen, dst);
     }
 
-    /** B = W for an NF4 W [K × N]: rows decoded straight into the panel. */
-    static Gemm.Right nf4Rows(Nf4Tensor w) {
+    /** B = W for a coded (NF4, BF16, F16) W [K × N]: rows decoded straight into the panel. */
+    static Gemm.Right decodedRows(BaseWeight w) {
         int cols = w.cols();
         return (k0, kLen, n0, nLen, dst) -> {
             for (int kk = 0; kk < kLen; kk++) {
-                Nf4Decoder.decode(w, (k0 + kk) * cols + n0, nLen, dst, kk * NRL);
+                WeightDecoder.decode(w, (k0 + kk) * cols + n0, nLen, dst, kk * NRL);
                 for (int nn = nLen; nn < NRL; nn++) {
                     dst[kk * NRL + nn] = 0f;
                 }
@@ -104,15 +104,16 @@ final class Panels {
     }
 
     /**
-     * B = Wᵀ for an NF4 W [N × K]: the panel's nLen row pieces decoded (vectorized, in row order) into a scratch
-     * block with row stride KB, then read back column by column with gathers.
+     * B = Wᵀ for a coded (NF4, BF16, F16) W [N × K]: the panel's nLen row pieces decoded (in row order) into a
+     * scratch block with row stride KB, then read back column by column with gathers. A 16-bit W is never packed
+     * as fp32 panels (that copy would take twice the weight's memory).
      */
-    static Gemm.Right nf4Transposed(Nf4Tensor w) {
+    static Gemm.Right decodedTransposed(BaseWeight w) {
         int cols = w.cols();
         return (k0, kLen, n0, nLen, dst) -> {
             float[] rows = ROWS.get();
             for (int nn = 0; nn < nLen; nn++) {
-                Nf4Decoder.decode(w, (n0 + nn) * cols + k0, kLen, rows, nn * KB);
+                WeightDecoder.decode(w, (n0 + nn) * cols + k0, kLen, rows, nn * KB);
             }
             if (nLen < NRL) {
                 java.util.Arrays.fill(rows, nLen * KB, NRL * KB, 0f);
@@ -125,7 +126,7 @@ final class Panels {
         };
     }
 
-    /** Offsets of one column's NRL elements in the scratch block of {@link #nf4Transposed}. */
+    /** Offsets of one column's NRL elements in the scratch block of {@link #decodedTransposed}. */
     private static final int[] COLUMN = java.util.stream.IntStream.range(0, NRL).map(nn -> nn * KB).toArray();
 
     /** dst[kk·NRL + nn] = src[off + nn·stride + kk] for nn &lt; nLen, zero for nn in [nLen, NRL). */

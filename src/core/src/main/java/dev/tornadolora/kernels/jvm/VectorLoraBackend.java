@@ -10,6 +10,7 @@ import dev.tornadolora.kernels.LoraBackend;
 import dev.tornadolora.tensor.Nf4Tensor;
 import dev.tornadolora.tensor.BaseWeight;
 import dev.tornadolora.tensor.DenseWeight;
+import dev.tornadolora.tensor.HalfWeight;
 
 import java.util.Arrays;
 
@@ -24,7 +25,7 @@ import static dev.tornadolora.kernels.jvm.Gemm.Term;
  *
  * <pre>
  *   forward    h  = (x⊙m)·Aᵀ                  GEMM, B = Aᵀ
- *              y  = b + x·Wᵀ + (s·h)·Bᵀ        GEMM, two terms; Wᵀ (fp32: packed once per binding; NF4: decoded per panel)
+ *              y  = b + x·Wᵀ + (s·h)·Bᵀ        GEMM, two terms; Wᵀ (fp32: packed once per binding; NF4, BF16, F16: decoded per panel)
  *   backward   dB += (s·dy)ᵀ·h                 GEMM, A operand = dyᵀ by strides
  *              dh  = (s·dy)·B                  GEMM
  *              dA += dhᵀ·(x⊙m)                 GEMM
@@ -156,7 +157,8 @@ final class VectorLoraBackend implements LoraBackend {
                     yield Panels.transposedPacked(d.data(), d.cols(), panels);
                 }
                 case DenseWeight d -> Panels.transposed(d.data(), d.cols());
-                case Nf4Tensor q -> Panels.nf4Transposed(q);
+                case HalfWeight h -> Panels.decodedTransposed(h);
+                case Nf4Tensor q -> Panels.decodedTransposed(q);
             };
         }
 
@@ -184,7 +186,7 @@ final class VectorLoraBackend implements LoraBackend {
             } else if (inRegisters) {
                 Gemv.rowsDecoded((Nf4Tensor) w, xd, j0, j1, y);
             } else {
-                Gemv.rows((Nf4Tensor) w, x, tokens, j0, j1, y, out);
+                Gemv.rows(w, x, tokens, j0, j1, y, out);
             }
             for (int t = 0; t < tokens; t++) {
                 for (int j = j0; j < j1; j++) {
@@ -243,18 +245,18 @@ final class VectorLoraBackend implements LoraBackend {
             return;
         }
         float[] dense = p.base() instanceof DenseWeight d ? d.data() : null;
-        Nf4Tensor nf4 = p.base() instanceof Nf4Tensor q ? q : null;
+        BaseWeight coded = dense == null ? p.base() : null;
         float[] lora = dh != null && m != null ? new float[tokens * in] : null;
         float[] dhs = dh;
         if (tokens == 1) {  // dx = dy·W as a GEMV over W's rows, as the forward reads them
-            Gemv.transposedRow(par, dense, nf4, out, in, dy, dx);
+            Gemv.transposedRow(par, dense, coded, out, in, dy, dx);
         }
         par.range(in, Gemv.COLUMN_BLOCK, (i0, i1) -> {
             if (tokens > 1) {
                 for (int t = 0; t < tokens; t++) {
                     Arrays.fill(dx, t * in + i0, t * in + i1, 0f);
                 }
-                Gemv.columns(dense, nf4, out, in, dy, out, tokens, i0, i1, dx, in);
+                Gemv.columns(dense, coded, out, in, dy, out, tokens, i0, i1, dx, in);
             }
             if (dhs != null) {  // + (dh·A)⊙m
                 float[] target = lora == null ? dx : lora;
@@ -296,7 +298,8 @@ final class VectorLoraBackend implements LoraBackend {
     private static Gemm.Right natural(BaseWeight w) {
         return switch (w) {
             case DenseWeight d -> Panels.rows(d.data(), d.cols(), null);
-            case Nf4Tensor q -> Panels.nf4Rows(q);
+            case HalfWeight h -> Panels.decodedRows(h);
+            case Nf4Tensor q -> Panels.decodedRows(q);
         };
     }
 }

@@ -42,19 +42,34 @@ public final class CausalLmLoss {
         int rows = batch * seq;
         long n = counted(labels, batch, seq);
         double[] rowLoss = new double[rows];
+        rows(par, logits, labels, seq, vocab, 0, rows, n, dLogits, gradScale, rowLoss);
+        return mean(rowLoss, n);
+    }
+
+    /**
+     * The loss terms of rows {@code [row0, row0 + rows)} into {@code rowLoss[row0 ..]}, from their logits
+     * {@code [rows, V]} (a chunk of the whole; the fused lm_head + loss computes it chunk by chunk), and with
+     * {@code dLogits} not null {@code gradScale · dloss/dz} of those rows, N being the count of the whole batch.
+     */
+    public static void rows(Parallel par, float[] logits, int[] labels, int seq, int vocab, int row0, int rows, long n,
+                            float[] dLogits, double gradScale, double[] rowLoss) {
         float g = n == 0 ? 0f : (float) (gradScale / n);
         par.range(rows, 1, (r0, r1) -> {
             float[] scratch = dLogits == null ? new float[vocab] : null;
             for (int t = r0; t < r1; t++) {
-                int y = target(labels, seq, t), o = t * vocab;
+                int y = target(labels, seq, row0 + t), o = t * vocab;
                 if (y == IGNORE_INDEX) {
                     if (dLogits != null) java.util.Arrays.fill(dLogits, o, o + vocab, 0f);
                     continue;
                 }
-                rowLoss[t] = dLogits == null ? CrossEntropy.loss(Vec.ROWS, logits, o, vocab, y, scratch)
+                rowLoss[row0 + t] = dLogits == null ? CrossEntropy.loss(Vec.ROWS, logits, o, vocab, y, scratch)
                         : CrossEntropy.lossAndGradient(Vec.ROWS, logits, o, vocab, y, g, dLogits, o);
             }
         });
+    }
+
+    /** The loss from every row's term, summed in row order: NaN when N = 0. */
+    public static double mean(double[] rowLoss, long n) {
         if (n == 0) return Double.NaN;
         double total = 0;
         for (double l : rowLoss) total += l;

@@ -1,0 +1,81 @@
+package dev.tornadolora.llama;
+
+import dev.tornadolora.io.SafeTensors;
+import dev.tornadolora.io.SafeTensorsWriter;
+import dev.tornadolora.tensor.DenseWeight;
+import dev.tornadolora.tensor.HalfWeight;
+import dev.tornadolora.tensor.Tensor;
+import dev.tornadolora.testing.TestDevices;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.Set;
+import java.util.SplittableRandom;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+
+/**
+ * BF16/F16 checkpoints stay 16-bit in memory ({@link HalfWeight}) and compute exactly what the same model computes
+ * on its weights widened to fp32 (a {@link DenseWeight} model built from {@link SafeTensors#floats}): the kernels
+ * decode the 16-bit values into the same panels and rows and sum in the same order, so logits, losses and adapter
+ * gradients are equal bit for bit, on the GEMM path (16 tokens) and the few-token path (4 tokens).
+ */
+class SixteenBitWeightsTest {
+
+    @ParameterizedTest
+    @CsvSource({"BF16, false, 2, 8", "BF16, true, 2, 8", "F16, false, 2, 8", "BF16, false, 1, 4", "F16, true, 1, 4"})
+    void sixteenBitWeightsComputeWhatTheirWidenedCopiesCompute(HalfWeight.Format format, boolean tied, int batch,
+                                                                int seq, @TempDir Path dir) throws IOException {
+        LlamaConfig c = new LlamaConfig(64, 32, 48, 2, 4, 2, 8, 1e-6, 10000, null, tied, 128, 1, 2, "bfloat16");
+        writeRandomModel(c, format, dir);
+        Map<String, Tensor> widened = new LinkedHashMap<>();
+        SafeTensors st = SafeTensors.open(dir.resolve(HfWeights.SINGLE));
+        for (String n : st.names()) widened.put(n, st.floats(n));
+        // LoRA on q, v, the MLP and lm_head (when untied: lm_head's adapter then runs on the 16-bit weight too)
+        LoraSettings lora = new LoraSettings(Set.of("q_proj", "v_proj"), true, !tied, 4, 8f, 0f, false, false);
+        SplittableRandom r = new SplittableRandom(5);
+        int[] ids = new int[batch * seq];
+        for (int i = 0; i < ids.length; i++) ids[i] = r.nextInt(c.vocabSize());
+        try (LlamaForCausalLM kept = LlamaForCausalLM.load(dir, lora, TestDevices.jvm());
+             LlamaForCausalLM wide = LlamaForCausalLM.fromWeights(c, widened, lora, TestDevices.jvm())) {
+            assertInstanceOf(HalfWeight.class, kept.embeddingWeight());
+            assertInstanceOf(HalfWeight.class, kept.lmHeadWeight());
+            assertInstanceOf(DenseWeight.class, wide.lmHeadWeight());
+            NonZeroAdapters.load(kept, wide);
+            assertArrayEquals(wide.logits(ids, batch, seq).data(), kept.logits(ids, batch, seq).data());
+            kept.train(true);
+            wide.train(true);
+            assertEquals(wide.forwardBackward(ids, ids, batch, seq, 1.0), kept.forwardBackward(ids, ids, batch, seq, 1.0));
+            Map<String, Tensor> gw = wide.adapterGradients(), gk = kept.adapterGradients();
+            assertEquals(gw.keySet(), gk.keySet());
+            gw.forEach((k, g) -> assertArrayEquals(g.data(), gk.get(k).data(), k));
+            assertArrayEquals(wide.mergedWeights().get("model.embed_tokens.weight").data(),
+                    kept.mergedWeights().get("model.embed_tokens.weight").data());
+        }
+    }
+
+    /** config.json and model.safetensors of normal(0, 0.02) weights in {@code format}, norms near one. */
+    static void writeRandomModel(LlamaConfig c, HalfWeight.Format format, Path dir) throws IOException {
+        SplittableRandom r = new SplittableRandom(11);
+        SafeTensorsWriter w = new SafeTensorsWriter().metadata("format", "pt");
+        HfWeights.expected(c).forEach((name, shape) -> {
+            float[] v = new float[java.util.Arrays.stream(shape).reduce(1, (a, b) -> a * b)];
+            for (int i = 0; i < v.length; i++) {
+                v[i] = name.endsWith("norm.weight") ? 1f + (float) (0.1 * r.nextGaussian()) : (float) (0.02 * r.nextGaussian());
+            }
+            if (format == HalfWeight.Format.BF16) w.bf16(name, shape, v);
+            else w.f16(name, shape, v);
+        });
+        Files.createDirectories(dir);
+        w.write(dir.resolve(HfWeights.SINGLE));
+        Files.writeString(dir.resolve("config.json"), c.toJson());
+    }
+}
