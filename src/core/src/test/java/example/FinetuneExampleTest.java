@@ -20,7 +20,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
- * docs/library.md's "Fine-tuning from Java" is this module's {@link FinetuneExample}, verbatim, and it runs: ten
+ * The README's and docs/library.md's "Fine-tuning from Java" is this module's {@link FinetuneExample}, verbatim, and it runs: ten
  * steps on the oracle's tiny Llama with a PEFT folder written.
  */
 class FinetuneExampleTest {
@@ -31,8 +31,13 @@ class FinetuneExampleTest {
     Path dir;
 
     @Test
-    void docsLibraryQuotesTheExampleVerbatim() throws Exception {
-        Path doc = ReadmeExampleTest.readme().resolveSibling("docs/library.md");
+    void theReadmeAndDocsLibraryQuoteTheExampleVerbatim() throws Exception {
+        Path readme = ReadmeExampleTest.readme();
+        quotesTheExample(readme);
+        quotesTheExample(readme.resolveSibling("docs/library.md"));
+    }
+
+    private static void quotesTheExample(Path doc) throws Exception {
         String text = Files.readString(doc, StandardCharsets.UTF_8);
         int section = text.indexOf("\n## Fine-tuning from Java\n");
         assertTrue(section >= 0, doc + " has no '## Fine-tuning from Java' section");
