@@ -72,8 +72,9 @@ final class FinetuneProgress implements FinetuneListener, AutoCloseable {
         String title = String.format(Locale.ROOT, "%s fine-tune: rank %d on %s",
                 c.path("quantize_base").asBoolean() ? "QLoRA" : "LoRA", c.path("lora_rank").asInt(),
                 String.join(",", modules));
-        AtomicFiles.write(output.resolve(RunFiles.LOSS_CURVE),
-                o -> o.write(LossCurve.png(title, "training loss (cross-entropy)", log.steps())));
+        List<LossCurve.EvalPoint> evals = new ArrayList<>();
+        log.entries("eval").forEach(e -> evals.add(new LossCurve.EvalPoint(e.path("step").asLong(), e.path("loss").asDouble())));
+        AtomicFiles.write(output.resolve(RunFiles.LOSS_CURVE), o -> o.write(LossCurve.finetune(title, log.steps(), evals)));
     }
 
     /** The last lines: where the outputs are, then eval loss before → after (and the criterion, if any). */
