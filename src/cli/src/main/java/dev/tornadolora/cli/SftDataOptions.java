@@ -29,7 +29,7 @@ final class SftDataOptions {
     String packing;
 
     @Option(names = "--assistant-only-loss", description = "loss on the assistant's tokens only (chat data): the"
-            + " template's {% generation %} blocks; TRL's training variant is swapped in for a known template")
+            + " template's {%% generation %%} blocks; TRL's training variant is swapped in for a known template")
     boolean assistantOnlyLoss;
 
     @Option(names = "--completion-only-loss", paramLabel = "true|false", arity = "1",
