@@ -10,6 +10,15 @@ independent float64 forward (biases, q_norm/k_norm) as a cross-check.
   qwen3_head_dim         Qwen3ForCausalLM: q_norm/k_norm, head_dim 16 != hidden 32 / 4 heads, untied, LoRA on
                          q/k/v/o and lm_head
   qwen3_qlora_tied       Qwen3 with quantize_base, tied, head_dim 64 != 128 / 4, LoRA on every projection
+  qwen2_sliding_layers   Qwen2 with use_sliding_window, sliding_window 4, max_window_layers 1: layer 0 full,
+                         layer 1 sliding (Qwen2Config's layer_types); seq 12 > 4; LoRA on k and the MLP's gate
+  mistral_window_gqa     MistralForCausalLM: sliding_window 5 < seq 14 on every layer, GQA 2:1, untied, LoRA on
+                         q, v and down_proj
+  mistral_qlora_bf16     Mistral quantize_base on BF16 weights, sliding_window 6 < seq 12, head_dim 64 != 128 / 4
+                         (as Mistral Nemo's), LoRA on k, o, gate and up
+  gemma_tied_geglu       GemmaForCausalLM: embeddings x sqrt(hidden), RMSNorm (1 + w), GeGLU (gelu_pytorch_tanh),
+                         tied lm_head, multi-query (1 KV head), head_dim 16, LoRA on q, v and the MLP
+  gemma_qlora_head256    Gemma quantize_base, head_dim 256 (Gemma's), 2 heads / 1 KV head, LoRA on every projection
 
 Run:  .venv-oracle/bin/python scripts/family_golden.py [--out DIR] [--case NAME]
 Default --out: src/core/src/test/resources/golden/families.
@@ -23,7 +32,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import llama_golden  # noqa: E402
-from transformers import Qwen2Config, Qwen2ForCausalLM, Qwen3Config, Qwen3ForCausalLM  # noqa: E402
+from transformers import (GemmaConfig, GemmaForCausalLM, MistralConfig, MistralForCausalLM,  # noqa: E402
+                          Qwen2Config, Qwen2ForCausalLM, Qwen3Config, Qwen3ForCausalLM)
 from transformers.utils import logging as hf_logging  # noqa: E402
 
 ATTN = ["q_proj", "k_proj", "v_proj", "o_proj"]
@@ -64,6 +74,48 @@ CASES = [
         lora=dict(target_modules=ATTN + MLP, r=4, lora_alpha=8.0, use_rslora=False),
         batch=2, seq=12, dtype="float32", quantize_base=True,
         notes="Qwen3 quantize_base, tied, head_dim 64 != 128/4, LoRA on every projection")),
+    (Qwen2Config, Qwen2ForCausalLM, dict(
+        name="qwen2_sliding_layers",
+        config=dict(vocab_size=80, hidden_size=32, intermediate_size=48, num_hidden_layers=2,
+                    num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=False, rope_theta=1e6,
+                    use_sliding_window=True, sliding_window=4, max_window_layers=1, max_position_embeddings=64),
+        lora=dict(target_modules=["k_proj", "gate_proj"], r=4, lora_alpha=8.0, use_rslora=False),
+        batch=2, seq=12, dtype="float32",
+        notes="Qwen2 use_sliding_window, sliding_window 4, max_window_layers 1: layer_types [full, sliding]; "
+              "seq 12 > 4; LoRA on k_proj and gate_proj")),
+    (MistralConfig, MistralForCausalLM, dict(
+        name="mistral_window_gqa",
+        config=dict(vocab_size=96, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                    num_attention_heads=4, num_key_value_heads=2, sliding_window=5, tie_word_embeddings=False,
+                    max_position_embeddings=64),
+        lora=dict(target_modules=["q_proj", "v_proj", "down_proj"], r=4, lora_alpha=8.0, use_rslora=False),
+        batch=2, seq=14, dtype="float32",
+        notes="Mistral: sliding_window 5 < seq 14 on every layer, GQA 2:1, untied, LoRA on q, v, down_proj")),
+    (MistralConfig, MistralForCausalLM, dict(
+        name="mistral_qlora_bf16",
+        config=dict(vocab_size=128, hidden_size=128, intermediate_size=128, num_hidden_layers=2,
+                    num_attention_heads=4, num_key_value_heads=2, head_dim=64, sliding_window=6,
+                    tie_word_embeddings=False, max_position_embeddings=64),
+        lora=dict(target_modules=["k_proj", "o_proj", "gate_proj", "up_proj"], r=4, lora_alpha=16.0, use_rslora=True),
+        batch=2, seq=12, dtype="bfloat16", quantize_base=True,
+        notes="Mistral quantize_base on BF16 weights, sliding_window 6 < seq 12, head_dim 64 != 128/4, rsLoRA on "
+              "k, o, gate, up")),
+    (GemmaConfig, GemmaForCausalLM, dict(
+        name="gemma_tied_geglu",
+        config=dict(vocab_size=96, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                    num_attention_heads=4, num_key_value_heads=1, head_dim=16, max_position_embeddings=64),
+        lora=dict(target_modules=["q_proj", "v_proj"] + MLP, r=4, lora_alpha=8.0, use_rslora=False),
+        batch=2, seq=12, dtype="float32",
+        notes="Gemma: embeddings x sqrt(hidden), RMSNorm (1 + w), GeGLU gelu_pytorch_tanh, tied lm_head (the "
+              "default), 4 heads / 1 KV head, head_dim 16 != 32/4, LoRA on q, v and the MLP")),
+    (GemmaConfig, GemmaForCausalLM, dict(
+        name="gemma_qlora_head256",
+        config=dict(vocab_size=128, hidden_size=128, intermediate_size=128, num_hidden_layers=2,
+                    num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=64),
+        lora=dict(target_modules=ATTN + MLP, r=4, lora_alpha=8.0, use_rslora=False),
+        batch=2, seq=12, dtype="float32", quantize_base=True,
+        notes="Gemma quantize_base, head_dim 256 (GemmaConfig's default), 2 heads / 1 KV head, tied, LoRA on "
+              "every projection")),
 ]
 
 
