@@ -42,7 +42,8 @@ public enum ModelFamily {
      * {@code use_sliding_window} with {@code max_window_layers}) names, as {@code Qwen2Config} derives them.
      */
     QWEN2("qwen2", "{\"vocab_size\": 151936, \"intermediate_size\": 22016, \"max_position_embeddings\": 32768,"
-            + " \"bos_token_id\": null, \"eos_token_id\": null}", "Qwen2ForCausalLM", "Qwen2Model") {
+            + " \"bos_token_id\": null, \"eos_token_id\": null, \"sliding_window\": 4096, \"max_window_layers\": 28}",
+            "Qwen2ForCausalLM", "Qwen2Model") {
         @Override Parts parts(JsonNode c, int layers) {
             requireSilu(c);
             return new Parts(this, true, false, false, Activation.SILU, false, qwenWindows(c, layers));
@@ -58,7 +59,8 @@ public enum ModelFamily {
      * as Qwen2.
      */
     QWEN3("qwen3", "{\"vocab_size\": 151936, \"intermediate_size\": 22016, \"max_position_embeddings\": 32768,"
-            + " \"head_dim\": 128, \"bos_token_id\": null, \"eos_token_id\": null}", "Qwen3ForCausalLM", "Qwen3Model") {
+            + " \"head_dim\": 128, \"bos_token_id\": null, \"eos_token_id\": null, \"sliding_window\": 4096,"
+            + " \"max_window_layers\": 28}", "Qwen3ForCausalLM", "Qwen3Model") {
         @Override Parts parts(JsonNode c, int layers) {
             if (LlamaConfig.bool(c, "attention_bias", false)) {
                 throw new IllegalArgumentException("attention_bias true is not supported for Qwen3 (released Qwen3"
