@@ -21,7 +21,15 @@ independent float64 forward (biases, q_norm/k_norm) as a cross-check.
   gemma_qlora_head256    Gemma quantize_base, head_dim 256 (Gemma's), 2 heads / 1 KV head, LoRA on every projection
 
 Run:  .venv-oracle/bin/python scripts/family_golden.py [--out DIR] [--case NAME]
+      .venv-oracle/bin/python scripts/family_golden.py --out /tmp/cases --family mistral --random 1 --random 2 \
+          [--quantize-base]                  (random cases of a family, for scripts/forward_parity.py)
 Default --out: src/core/src/test/resources/golden/families.
+
+Random cases draw the Llama-shaped part as scripts/llama_golden.py --random does (sizes, GQA, head_dim, tying, rope,
+dtype, LoRA on a subset of projections, rank, alpha, rsLoRA, batch, length), then the family's own fields: Qwen2/Qwen3
+use_sliding_window with a window shorter than the rows and max_window_layers (or not), Mistral a sliding_window
+shorter than the rows (or null), Gemma nothing more (its parts are fixed). llama3 rope scaling is dropped for the
+families (their checkpoints use default rope).
 """
 import argparse
 import os
@@ -119,21 +127,52 @@ CASES = [
 ]
 
 
+FAMILIES = {"qwen2": (Qwen2Config, Qwen2ForCausalLM), "qwen3": (Qwen3Config, Qwen3ForCausalLM),
+            "mistral": (MistralConfig, MistralForCausalLM), "gemma": (GemmaConfig, GemmaForCausalLM)}
+
+
+def random_family_case(family, seed, quantize):
+    """llama_golden.random_case's draw with the family's own fields (see the module docstring)."""
+    import random
+    case = llama_golden.random_case(seed, quantize)
+    rng = random.Random(seed * 7919 + len(family))
+    cfg = case["config"]
+    cfg.pop("rope_scaling", None)
+    seq = case["seq"]
+    if family in ("qwen2", "qwen3") and rng.random() < 0.6:
+        cfg.update(use_sliding_window=True, sliding_window=rng.randint(1, max(1, seq - 1)),
+                   max_window_layers=rng.randint(0, cfg["num_hidden_layers"] - 1))
+    elif family == "mistral":
+        cfg["sliding_window"] = rng.randint(1, max(1, seq - 1)) if rng.random() < 0.8 else None
+    case["name"] = f"{family}_{case['name']}"
+    case["notes"] = f"random {family} case, seed {seed}: {cfg}"
+    return case
+
+
 def main():
     if os.environ.get("PYTHONHASHSEED") != "0":  # PEFT writes target_modules from a set: fix its order
         os.execve(sys.executable, [sys.executable] + sys.argv, {**os.environ, "PYTHONHASHSEED": "0"})
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", help="output directory (relative paths from the repo root)")
     ap.add_argument("--case", action="append", help="only these cases (repeatable)")
+    ap.add_argument("--family", choices=sorted(FAMILIES), help="with --random: the family of the random cases")
+    ap.add_argument("--random", type=int, action="append", metavar="SEED",
+                    help="instead of the fixed cases: a random case of --family per seed")
+    ap.add_argument("--quantize-base", action="store_true", help="with --random: quantize_base cases")
     args = ap.parse_args()
+    if bool(args.random) != bool(args.family):
+        ap.error("--random and --family go together")
     out = Path(args.out) if args.out else llama_golden.REPO_ROOT / "src/core/src/test/resources/golden/families"
     out = out if out.is_absolute() else llama_golden.REPO_ROOT / out
     out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(1)
     hf_logging.disable_progress_bar()
     total = 0
-    for config_cls, model_cls, case in CASES:
-        if not args.case or case["name"] in args.case:
+    cases = CASES
+    if args.random:
+        cases = [FAMILIES[args.family] + (random_family_case(args.family, s, args.quantize_base),) for s in args.random]
+    for config_cls, model_cls, case in cases:
+        if args.random or not args.case or case["name"] in args.case:
             total += llama_golden.write_case(out, case, config_cls, model_cls)
     print(f"{total / 2 ** 20:.2f} MiB in {out}")
 
