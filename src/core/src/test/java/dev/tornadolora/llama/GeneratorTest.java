@@ -94,6 +94,26 @@ class GeneratorTest {
     }
 
     @Test
+    void samplingWithASeedReproducesAndStopsAtEos() throws IOException {
+        JsonNode c = cases().get(1);
+        try (LlamaForCausalLM m = load(c)) {
+            int[] prompt = ints(c.get("prompt"));
+            GenerationOptions o = GenerationOptions.greedy(24, Set.of()).sampling(1.2, 40, 0.9, 5);
+            Generator.Generation a = new Generator(m).generate(prompt, o, null);
+            Generator.Generation b = new Generator(m).generate(prompt, o, null);
+            assertArrayEquals(a.ids(), b.ids(), "the same seed, the same tokens");
+            assertEquals(24, a.ids().length);
+            int stop = a.ids()[5];
+            Generator.Generation e = new Generator(m).generate(prompt,
+                    new GenerationOptions(24, true, 1.2, 40, 0.9, 5, Set.of(stop)), null);
+            int at = 0;
+            while (a.ids()[at] != stop) at++;
+            assertArrayEquals(java.util.Arrays.copyOf(a.ids(), at + 1), e.ids(), "stops after the first eos id");
+            assertTrue(e.stoppedAtEos());
+        }
+    }
+
+    @Test
     void refusesTrainingModeAndAnEmptyPrompt() throws IOException {
         JsonNode c = cases().get(0);
         try (LlamaForCausalLM m = load(c)) {
