@@ -16,6 +16,10 @@ adapter: a text prompt tokenized as tokenizer(text) (BOS added) and a conversati
 apply_chat_template(add_generation_prompt=True, tokenize=True); greedy generate(max_new_tokens=32) and the text
 tokenizer.decode(generated, skip_special_tokens=True).
 
+chat/sentencepiece/: a Llama-2-style tokenizer.json (BPE with byte fallback, "▁" for spaces, the decoder
+Replace -> ByteFallback -> Fuse -> Strip(1 leading space)) trained with `tokenizers` on a few lines, and
+decode.json: a text with multi-byte characters, its ids and tokenizer.decode(ids), for StreamingDetokenizerTest.
+
 Run:  .venv-oracle/bin/python scripts/generate_golden.py   (writes src/core/src/test/resources/golden/generate.json,
       .../golden/warpers.json and src/cli/src/test/resources/golden/chat/generate.json)
 """
@@ -68,6 +72,33 @@ def main():
         "cases": cases}, indent=1) + "\n")
     warpers()
     chat()
+    sentencepiece()
+
+
+def sentencepiece():
+    from tokenizers import Tokenizer, models, decoders, trainers, normalizers
+    tok = Tokenizer(models.BPE(unk_token="<unk>", byte_fallback=True, fuse_unk=True))
+    tok.normalizer = normalizers.Sequence([normalizers.Prepend("\u2581"), normalizers.Replace(" ", "\u2581")])
+    tok.decoder = decoders.Sequence([decoders.Replace("\u2581", " "), decoders.ByteFallback(), decoders.Fuse(),
+                                     decoders.Strip(" ", 1, 0)])
+    corpus = ["the quick brown fox jumps over the lazy dog", "hello world, hello there", "a cafe in the town"] * 20
+    tok.train_from_iterator(corpus, trainers.BpeTrainer(vocab_size=120, special_tokens=["<unk>", "<s>", "</s>"],
+                                                        show_progress=False))
+    spec = json.loads(tok.to_str())
+    vocab = spec["model"]["vocab"]
+    for b in range(256):  # Llama's byte-fallback pieces <0x00>..<0xFF>, for characters the merges do not cover
+        vocab[f"<0x{b:02X}>"] = len(vocab)
+    tok = Tokenizer.from_str(json.dumps(spec))
+    out = CHAT / "sentencepiece"
+    out.mkdir(exist_ok=True)
+    tok.save(str(out / "tokenizer.json"))
+    text = "hello world caf\u00e9 \u65e5\u672c \U0001F600 the fox"
+    ids = tok.encode(text).ids
+    (out / "decode.json").write_text(json.dumps({
+        "reference": "tokenizers Tokenizer.decode(ids) (skip_special_tokens=True)", "vocab_size": tok.get_vocab_size(),
+        "text": text, "ids": ids, "pieces": [tok.id_to_token(i) for i in ids], "decoded": tok.decode(ids)},
+        indent=1, ensure_ascii=False) + "\n")
+    print(f"sentencepiece: {len(ids)} ids")
 
 
 def warp(scores, temperature, top_k, top_p):

@@ -12,8 +12,10 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
- * Streaming text of a real byte-level BPE tokenizer (the chat golden one): characters whose UTF-8 bytes span
- * several tokens come out once, whole, and the pieces add up to the decode of all tokens.
+ * Streaming text of real tokenizers: the chat golden one (byte-level BPE) and a Llama-2-style one (sentencepiece
+ * "▁" spaces stripped at the start of a decode, byte-fallback pieces; golden/chat/sentencepiece of
+ * scripts/generate_golden.py): characters whose UTF-8 bytes span several tokens come out once, whole, spaces are
+ * kept, and the pieces add up to the decode of all tokens.
  */
 class StreamingDetokenizerTest {
     static final Path TOKENIZER = Path.of("src/test/resources/golden/chat/model/tokenizer.json");
@@ -36,6 +38,30 @@ class StreamingDetokenizerTest {
             assertEquals(tok.decode(ids, true), all.toString());
             assertTrue(pieces.contains(""), "the text has characters spread over several tokens: " + pieces);
             assertTrue(all.toString().contains("\uD83D\uDE00") && !all.toString().contains("<|eot_id|>"));
+        }
+    }
+
+    @Test
+    void sentencepieceSpacesAndByteFallbackPieces() throws IOException {
+        Path dir = Path.of("src/test/resources/golden/chat/sentencepiece");
+        var golden = new com.fasterxml.jackson.databind.ObjectMapper().readTree(dir.resolve("decode.json").toFile());
+        try (SftTokenizer tok = new SftTokenizer(dir.resolve("tokenizer.json"), golden.get("vocab_size").asInt())) {
+            int[] ids = new int[golden.get("ids").size()];
+            for (int i = 0; i < ids.length; i++) ids[i] = golden.get("ids").get(i).asInt();
+            assertEquals(golden.get("decoded").asText(), tok.decode(ids, true), "tokenizers' decode");
+            StreamingDetokenizer s = new StreamingDetokenizer(x -> tok.decode(x, true));
+            StringBuilder all = new StringBuilder();
+            List<String> pieces = new ArrayList<>();
+            for (int id : ids) {
+                String p = s.add(id);
+                assertFalse(p.contains("\uFFFD"), pieces + " + " + p);
+                pieces.add(p);
+                all.append(p);
+            }
+            all.append(s.finish());
+            assertEquals(golden.get("decoded").asText(), all.toString(), "pieces " + pieces);
+            assertTrue(pieces.stream().anyMatch(p -> p.startsWith(" ")), "a piece keeps its leading space: " + pieces);
+            assertTrue(pieces.contains("\uD83D\uDE00"), "the emoji's four byte pieces come out as one: " + pieces);
         }
     }
 
