@@ -44,10 +44,12 @@ import java.util.concurrent.Callable;
  * (a reviewer scripts it: keep its fields).
  */
 @Command(name = "generate", sortOptions = false, description = {
-        "Continue a prompt with a Hugging Face model (and a PEFT LoRA adapter): prefill, then one token at a time",
-        "through a KV cache, printed as it decodes; stops at an eos_token_id (generation_config.json, else",
-        "config.json) or --max-new-tokens. Sampling as transformers' generate(do_sample=True): temperature, then",
-        "top-k, then top-p, seeded; --greedy is do_sample=False. The model folder needs tokenizer.json."})
+        "Continue a prompt with a Hugging Face model (and a PEFT LoRA adapter): the",
+        "prompt at once, then one token at a time through a KV cache, printed as it",
+        "decodes; stops at an eos_token_id (generation_config.json, else config.json)",
+        "or --max-new-tokens; the timings go to stderr. Sampling as transformers'",
+        "generate(do_sample=True): temperature, then top-k, then top-p, seeded;",
+        "--greedy is do_sample=False. The model folder needs tokenizer.json.", ""})
 final class GenerateCommand implements Callable<Integer> {
 
     @Spec
