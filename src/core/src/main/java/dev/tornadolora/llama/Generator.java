@@ -58,9 +58,8 @@ public final class Generator {
         int[] next = prompt;
         while (n < max) {
             long t0 = System.nanoTime();
-            float[] z = model.logits(next, cache).data();
-            int o = (next.length - 1) * vocab;
-            int id = sampler == null ? argmax(z, o, vocab) : sampler.next(z, o, vocab);
+            float[] z = model.nextTokenLogits(next, cache);
+            int id = sampler == null ? argmax(z, 0, vocab) : sampler.next(z, 0, vocab);
             long dt = System.nanoTime() - t0;
             if (n == 0) prefill = dt; else decode += dt;
             out[n++] = id;

@@ -86,6 +86,13 @@ class GeneratorTest {
                 }
                 assertEquals(all.length, cache.length());
                 LlamaGoldenTest.assertClose("cached logits", full, cached, 1e-5);
+                KvCache next = m.newCache(all.length);  // generate's path: lm_head on the last new token only
+                LlamaGoldenTest.assertClose("next-token logits of the prefill",
+                        java.util.Arrays.copyOfRange(full, (prompt.length - 1) * v, prompt.length * v),
+                        m.nextTokenLogits(prompt, next), 1e-5);
+                LlamaGoldenTest.assertClose("next-token logits of a step",
+                        java.util.Arrays.copyOfRange(full, prompt.length * v, (prompt.length + 1) * v),
+                        m.nextTokenLogits(new int[] {all[prompt.length]}, next), 1e-5);
                 IllegalArgumentException full2 = assertThrows(IllegalArgumentException.class,
                         () -> m.logits(new int[] {0}, cache));
                 assertTrue(full2.getMessage().contains("do not fit"), full2.getMessage());
