@@ -125,8 +125,13 @@ final class GenerateCommand implements Callable<Integer> {
         List<Map<String, Object>> messages = input.messages == null ? null : readMessages(input.messages);
         ChatTemplate template = messages == null ? null : ChatTemplate.load(model, chatTemplate);
         PeftAdapters.Adapter peft = adapter == null ? null : PeftAdapters.read(adapter);
-        HeapCheck.require(HeapCheck.product(MemoryEstimate.weights(config, quantizeBase), merge ? 2 : 1),
-                "the model's weights" + (merge ? " and their merged copy" : ""), null);
+        // The weights as held (16-bit as a BF16/F16 checkpoint stores them, NF4 with --quantize-base); --merge
+        // builds the merged model (fp32 weights) beside the loaded one.
+        int storedBytes = config.torchDtype() != null && config.torchDtype().endsWith("16") ? 2 : 4;
+        long weights = MemoryEstimate.training(config, LoraSettings.none(quantizeBase), storedBytes, 1, 1, false, 1)
+                .weights();
+        HeapCheck.require(HeapCheck.sum(weights, merge ? MemoryEstimate.weights(config, false) : 0),
+                "the model's weights" + (merge ? " and their merged fp32 copy" : ""), null);
         PrintWriter out = spec.commandLine().getOut(), err = spec.commandLine().getErr();
         try (SftTokenizer tok = new SftTokenizer(model.resolve("tokenizer.json"), config.vocabSize())) {
             int[] prompt = messages == null ? tok.encode("--prompt", input.prompt, true).ids()

@@ -22,7 +22,7 @@ public record GenerationOptions(int maxNewTokens, boolean doSample, double tempe
     public GenerationOptions {
         if (maxNewTokens < 0) throw new IllegalArgumentException("max_new_tokens must be ≥ 0, got " + maxNewTokens);
         eosTokenIds = Set.copyOf(new TreeSet<>(eosTokenIds));
-        if (doSample) new Sampler(temperature, topK, topP, seed);  // refuses a setting out of range here
+        if (doSample) Sampler.check(temperature, topK, topP);
     }
 
     /** Greedy decoding ({@code do_sample=False}) of up to {@code maxNewTokens}, stopping at {@code eos}. */

@@ -29,16 +29,21 @@ public final class Sampler {
      * @throws IllegalArgumentException naming the setting out of range (transformers refuses the same values)
      */
     public Sampler(double temperature, int topK, double topP, long seed) {
+        check(temperature, topK, topP);
+        this.temperature = (float) temperature;
+        this.topK = topK;
+        this.topP = topP;
+        this.random = new SplittableRandom(seed);
+    }
+
+    /** Refuses, naming it, a setting transformers' warpers refuse. */
+    static void check(double temperature, int topK, double topP) {
         if (!(temperature > 0) || !Double.isFinite(temperature)) {
             throw new IllegalArgumentException("temperature must be a positive number, got " + temperature
                     + " (greedy decoding is do_sample=False, not temperature 0)");
         }
         if (topK < 0) throw new IllegalArgumentException("top_k must be ≥ 0 (0: off), got " + topK);
         if (!(topP > 0 && topP <= 1)) throw new IllegalArgumentException("top_p must be in (0, 1], got " + topP);
-        this.temperature = (float) temperature;
-        this.topK = topK;
-        this.topP = topP;
-        this.random = new SplittableRandom(seed);
     }
 
     /**
