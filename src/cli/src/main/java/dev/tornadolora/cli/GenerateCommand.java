@@ -120,6 +120,10 @@ final class GenerateCommand implements Callable<Integer> {
             throw new IllegalArgumentException("--chat-template applies to --messages, not --prompt");
         }
         LlamaConfig config = LlamaConfig.read(model.resolve("config.json"));
+        if (!java.nio.file.Files.isRegularFile(model.resolve("tokenizer.json"))) {
+            throw new IllegalArgumentException(SafeText.of(model.toString()) + ": no tokenizer.json (generate tokenizes"
+                    + " the prompt and decodes the answer with it)");
+        }
         GenerationOptions options = GenerationOptions.greedy(maxNewTokens, GenerationOptions.eosTokenIds(model));
         if (!greedy) options = options.sampling(temperature, topK, topP, seed);
         List<Map<String, Object>> messages = input.messages == null ? null : readMessages(input.messages);

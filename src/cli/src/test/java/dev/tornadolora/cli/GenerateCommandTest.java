@@ -130,6 +130,11 @@ class GenerateCommandTest {
         for (String f : new String[] {"config.json", "model.safetensors", "tokenizer.json"}) {
             Files.copy(CHAT.resolve("model").resolve(f), noTemplate.resolve(f));
         }
+        Path noTokenizer = tmp.resolve("no-tokenizer");
+        Files.createDirectories(noTokenizer);
+        for (String f : new String[] {"config.json", "model.safetensors"}) {
+            Files.copy(CHAT.resolve("model").resolve(f), noTokenizer.resolve(f));
+        }
         Path good = tmp.resolve("good.json");
         Files.writeString(good, "[{\"role\": \"user\", \"content\": \"hi\"}]");
         Object[][] cases = {
@@ -144,6 +149,9 @@ class GenerateCommandTest {
                 {new String[] {"--model", model, "--prompt", "hi", "--max-new-tokens", "0"}, "--max-new-tokens must be at least 1"},
                 {new String[] {"--model", model, "--prompt", "hi", "--merge"}, "--merge needs an --adapter"},
                 {new String[] {"--model", tmp.resolve("missing").toString(), "--prompt", "hi"}, "missing"},
+                {new String[] {"--model", noTokenizer.toString(), "--prompt", "hi"}, "no tokenizer.json"},
+                {new String[] {"--model", model, "--prompt", "hi", "--chat-template", good.toString()},
+                        "--chat-template applies to --messages"},
         };
         for (Object[] c : cases) {
             List<String> a = new ArrayList<>(List.of("generate"));
