@@ -39,7 +39,7 @@ class FinetuneChatParityTest {
         python = env != null ? Path.of(env) : root.resolve(".venv-oracle/bin/python");
         Assumptions.assumeTrue(Files.isExecutable(python), "no Python oracle at " + python
                 + " (scripts/oracle-venv.sh); the chat finetune parity with PyTorch + PEFT is not checked");
-        golden = root.resolve("src/cli/src/test/resources/golden/chat");
+        golden = root.resolve("src/data/src/test/resources/golden/chat");
     }
 
     @Test
