@@ -7,6 +7,7 @@ import dev.tornadolora.io.AtomicFiles;
 import dev.tornadolora.io.FolderLock;
 import dev.tornadolora.io.OutputGuard;
 import dev.tornadolora.io.RunFiles;
+import dev.tornadolora.io.SafeText;
 import dev.tornadolora.io.SafeTensors;
 import dev.tornadolora.io.SafeTensorsWriter;
 import dev.tornadolora.llama.LlamaConfig;
@@ -397,7 +398,7 @@ public final class FinetuneRun {
                     for (TokenFormat.Prepared d : prepared) a.add(d.summary());
                 }
             });
-            for (TokenFormat.Prepared d : prepared) listener.info(d.line());
+            for (TokenFormat.Prepared d : prepared) listener.info(SafeText.of(d.line(), 2000));
             run.train();
             run.save();
             if (job.outputs().merge()) run.writeMerged(outputDtype(config.torchDtype()), config);
