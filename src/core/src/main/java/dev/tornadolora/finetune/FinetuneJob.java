@@ -116,7 +116,7 @@ public record FinetuneJob(Model model, Data data, LoraSettings lora, Batching ba
         }
 
         /** Whether every field is at its default (plain {"text"} data is then read as blocks). */
-        public boolean isDefault() {
+        public boolean atDefaults() {  // not isDefault: Jackson would write it as a property
             return equals(DEFAULT);
         }
     }

@@ -436,7 +436,7 @@ public final class FinetuneRun {
         Integer seqLen = job.data().seqLen();
         String name = file.getFileName().toString().toLowerCase(Locale.ROOT);
         if (name.endsWith(".safetensors")) {
-            if (!job.data().preparation().isDefault()) {
+            if (!job.data().preparation().atDefaults()) {
                 throw new SettingException(file + ": pre-tokenized rows are trained on as they are; {packing},"
                         + " {assistant_only_loss}, {completion_only_loss}, {truncation_mode} and {chat_template}"
                         + " apply to .jsonl / .json examples (give them to the data command that wrote it)");

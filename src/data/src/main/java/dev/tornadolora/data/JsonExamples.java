@@ -54,7 +54,7 @@ public final class JsonExamples implements TokenFormat {
      */
     static boolean blocks(Path file, FinetuneJob.Preparation p) {
         if ("blocks".equals(p.packing())) return true;
-        if (!p.isDefault() || !file.toString().toLowerCase(Locale.ROOT).endsWith(".jsonl")) return false;
+        if (!p.atDefaults() || !file.toString().toLowerCase(Locale.ROOT).endsWith(".jsonl")) return false;
         SftFormat[] first = {null};
         try {
             JsonLines.read(file, SftExample.MAX_LINE_BYTES, "split the document into several lines", (n, node, where) -> {
