@@ -139,17 +139,17 @@ public final class SftData {
                 completionMask = completionMask(prompt.length, ids.length);
             }
             case CONVERSATIONAL -> {
-                ChatTemplate.Rendered r = render(where, template, e.messages(), false);
+                ChatTemplate.Rendered r = render(where, template, e.messages(), false, e.templateArgs());
                 SftTokenizer.Tokens t = tok.encode(where, r.text(), false);
                 ids = t.ids();
                 if (assistantOnly) assistantMask = assistantMask(r, t);
             }
             case CONVERSATIONAL_PROMPT_COMPLETION -> {
-                ChatTemplate.Rendered p = render(where, template, e.promptMessages(), true);
+                ChatTemplate.Rendered p = render(where, template, e.promptMessages(), true, e.templateArgs());
                 int[] prompt = tok.encode(where, p.text(), false).ids();
                 List<Map<String, Object>> all = new ArrayList<>(e.promptMessages());
                 all.addAll(e.completionMessages());
-                ChatTemplate.Rendered r = render(where, template, all, false);
+                ChatTemplate.Rendered r = render(where, template, all, false, e.templateArgs());
                 SftTokenizer.Tokens t = tok.encode(where, r.text(), false);
                 ids = t.ids();
                 completionMask = completionMask(prompt.length, ids.length);
@@ -180,9 +180,9 @@ public final class SftData {
     }
 
     private static ChatTemplate.Rendered render(String where, ChatTemplate template, List<Map<String, Object>> messages,
-                                                boolean addGenerationPrompt) {
+                                                boolean addGenerationPrompt, Map<String, Object> templateArgs) {
         try {
-            return template.render(messages, addGenerationPrompt, null);
+            return template.render(messages, addGenerationPrompt, templateArgs);
         } catch (IllegalArgumentException ex) {
             throw new IllegalArgumentException(where + ": the chat template refuses it: " + ex.getMessage());
         }
