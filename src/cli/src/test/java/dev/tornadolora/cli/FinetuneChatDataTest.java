@@ -75,6 +75,12 @@ class FinetuneChatDataTest {
                 1e-6 * Math.abs(log.get("eval").get(0).get("loss").asDouble()));
         assertEquals(2, evalLog.get("config").get("data_preparation").size(), "train and eval preparation logged");
 
+        FinetuneCommandTest.assertOneLineError(CliRun.of(finetune(rows, tmp.resolve("pre"), "--steps", "1", "--packing",
+                "bfd").toArray(String[]::new)), rows + ": pre-tokenized rows are trained on as they are; --packing,");
+        CliRun preEval = CliRun.of(finetune(data, tmp.resolve("pre-eval"), "--assistant-only-loss", "--seq-len", "64",
+                "--steps", "1", "--eval-data", rows.toString()).toArray(String[]::new));
+        assertEquals(0, preEval.exitCode(), "the data command's rows as eval data of chat data: " + preEval.err());
+
         CliRun both = CliRun.of(finetune(data, tmp.resolve("both"), "--steps", "1", "--eval-split", "0.5", "--eval-data",
                 eval.toString()).toArray(String[]::new));
         FinetuneCommandTest.assertOneLineError(both, "give --eval-data or --eval-split, not both");

@@ -342,6 +342,12 @@ public final class FinetuneRun {
         }
         List<TokenFormat.Prepared> prepared = new ArrayList<>();
         TokenDataset train = readData(job.data().train(), job, config, prepared);
+        if (prepared.isEmpty() && !job.data().preparation().atDefaults() && job.data().train().getFileName()
+                .toString().toLowerCase(Locale.ROOT).endsWith(".safetensors")) {  // not silently ignored
+            throw new SettingException(job.data().train() + ": pre-tokenized rows are trained on as they are;"
+                    + " {packing}, {assistant_only_loss}, {completion_only_loss}, {truncation_mode} and"
+                    + " {chat_template} apply to .jsonl / .json examples (give them to the data command that wrote it)");
+        }
         TokenDataset split = null;
         if (job.data().evalSplit() != null) {  // before the replicas of a data-parallel run part: all train on the same rows
             TokenDataset[] parts = TokenDataset.split(train, job.data().evalSplit(), job.batching().seed());
@@ -436,11 +442,6 @@ public final class FinetuneRun {
         Integer seqLen = job.data().seqLen();
         String name = file.getFileName().toString().toLowerCase(Locale.ROOT);
         if (name.endsWith(".safetensors")) {
-            if (!job.data().preparation().atDefaults()) {
-                throw new SettingException(file + ": pre-tokenized rows are trained on as they are; {packing},"
-                        + " {assistant_only_loss}, {completion_only_loss}, {truncation_mode} and {chat_template}"
-                        + " apply to .jsonl / .json examples (give them to the data command that wrote it)");
-            }
             TokenDataset d = SafetensorsTokens.read(file, c.vocabSize());
             if (seqLen != null && seqLen != d.seqLen()) {
                 throw new SettingException(file + ": rows of " + d.seqLen() + " tokens but {seq_len} " + seqLen);
