@@ -11,7 +11,7 @@ warpers.json: transformers' TemperatureLogitsWarper -> TopKLogitsWarper -> TopPL
 conditions of GenerationMixin._get_logits_processor for do_sample=True, min_tokens_to_keep=1) applied to fixed fp32
 logits, some with ties; the warped scores (null where -inf) and softmax of them, the probabilities sampled from.
 
-chat/generate.json (src/cli): on the chat model (byte-level BPE tokenizer, llama3's template), without and with its
+chat/generate.json (src/data): on the chat model (byte-level BPE tokenizer, llama3's template), without and with its
 adapter: a text prompt tokenized as tokenizer(text) (BOS added) and a conversation rendered by
 apply_chat_template(add_generation_prompt=True, tokenize=True); greedy generate(max_new_tokens=32) and the text
 tokenizer.decode(generated, skip_special_tokens=True).
@@ -21,7 +21,7 @@ Replace -> ByteFallback -> Fuse -> Strip(1 leading space)) trained with `tokeniz
 decode.json: a text with multi-byte characters, its ids and tokenizer.decode(ids), for StreamingDetokenizerTest.
 
 Run:  .venv-oracle/bin/python scripts/generate_golden.py   (writes src/core/src/test/resources/golden/generate.json,
-      .../golden/warpers.json and src/cli/src/test/resources/golden/chat/generate.json)
+      .../golden/warpers.json and src/data/src/test/resources/golden/chat/generate.json)
 """
 import json
 import sys
@@ -36,7 +36,7 @@ from transformers.utils import logging as hf_logging
 ROOT = Path(__file__).resolve().parent.parent / "src/core/src/test/resources/golden"
 MODELS = ["llama/gqa2_bf16_attn", "families/qwen2_tied_attn", "families/qwen3_head_dim", "families/qwen3_qlora_tied"]
 NEW_TOKENS = 32
-CHAT = ROOT.parent.parent.parent.parent.parent / "cli/src/test/resources/golden/chat"
+CHAT = ROOT.parent.parent.parent.parent.parent / "data/src/test/resources/golden/chat"
 # (temperature, top_k, top_p): each warper alone, together, and edge values (k = 1, k > vocab, small p)
 WARPER_SETTINGS = [(0.7, 0, 1.0), (1.0, 5, 1.0), (1.0, 0, 0.9), (0.7, 10, 0.8), (1.5, 3, 0.5), (1.0, 1, 1.0),
                    (2.0, 0, 0.3), (1.0, 100, 1.0), (0.5, 7, 0.95), (1.0, 0, 0.05)]

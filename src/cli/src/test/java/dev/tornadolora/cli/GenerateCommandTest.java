@@ -26,7 +26,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * scripts/generate_golden.py) in --json and on stdout; --merge; a seed that reproduces; bad input in one line.
  */
 class GenerateCommandTest {
-    static final Path CHAT = Path.of("src/test/resources/golden/chat");
+    static final Path CHAT = Path.of("../data/src/test/resources/golden/chat");
     static final ObjectMapper JSON = new ObjectMapper();
 
     @TempDir
