@@ -6,14 +6,12 @@ import dev.tornadolora.llama.LlamaForCausalLM;
 import dev.tornadolora.llama.LoraSettings;
 import dev.tornadolora.llama.RopeScaling;
 import dev.tornadolora.nn.Parameter;
-import dev.tornadolora.tensor.Tensor;
 import dev.tornadolora.tornado.plan.LlamaDevicePlan;
 import dev.tornadolora.train.AdamW;
 import dev.tornadolora.train.GradClip;
 import org.junit.jupiter.api.Test;
 
 import java.util.List;
-import java.util.Map;
 import java.util.Set;
 import java.util.SplittableRandom;
 
@@ -87,16 +85,6 @@ class LlamaDevicePlanTest {
             }
             plan.adaptersToHost();
         }
-        Map<String, Tensor> want = jvm.adapterStateDict(), got = dev.adapterStateDict();
-        assertEquals(want.keySet(), got.keySet());
-        for (String k : want.keySet()) {
-            float[] a = want.get(k).data(), b = got.get(k).data();
-            double diff = 0, norm = 0;
-            for (int i = 0; i < a.length; i++) {
-                diff += (a[i] - (double) b[i]) * (a[i] - (double) b[i]);
-                norm += (double) a[i] * a[i];
-            }
-            assertTrue(Math.sqrt(diff) <= 1e-3 * Math.sqrt(norm), k + ": ‖Δ‖/‖θ‖ = " + Math.sqrt(diff / norm));
-        }
+        DeviceStepParityTest.assertAdaptersClose(jvm.adapterStateDict(), dev.adapterStateDict());
     }
 }
