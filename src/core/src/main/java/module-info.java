@@ -35,4 +35,5 @@ module dev.tornadolora.core {
     uses dev.tornadolora.finetune.TokenFormat;           // .jsonl text: tornado-lora-data
     uses dev.tornadolora.finetune.DataParallelLauncher;  // finetune on a cluster: tornado-lora-spark
     uses dev.tornadolora.finetune.DeviceStep.Provider;
+    uses dev.tornadolora.llama.DeviceForward.Provider;
 }

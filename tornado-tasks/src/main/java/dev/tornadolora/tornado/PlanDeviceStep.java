@@ -1,8 +1,10 @@
 package dev.tornadolora.tornado;
 
 import dev.tornadolora.finetune.DeviceStep;
+import dev.tornadolora.finetune.ExampleRows;
 import dev.tornadolora.finetune.FinetuneConfig;
 import dev.tornadolora.finetune.Finetuner;
+import dev.tornadolora.finetune.TokenDataset;
 import dev.tornadolora.llama.LlamaForCausalLM;
 import dev.tornadolora.llama.LoraSettings;
 import dev.tornadolora.nn.Parameter;
@@ -16,12 +18,14 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import java.util.OptionalDouble;
 
 /**
  * {@code finetune} on a TornadoVM device with the whole step on the device ({@link LlamaDevicePlan}): per
  * micro-batch the ids, targets and scale go in and the loss comes out; per step the norm comes out and AdamW's
  * constants go in. The plan is made at the first step (after a resume has put the adapters and AdamW's buffers on
- * the host), and {@link #toHost} writes adapters and moments back before an evaluation, a save and the end.
+ * the host) or at the first evaluation, which runs on the device too (the forward graphs and the loss alone, from the
+ * device's adapters); {@link #toHost} writes adapters and moments back before a save and at the end.
  */
 public final class PlanDeviceStep implements DeviceStep {
 
@@ -30,7 +34,8 @@ public final class PlanDeviceStep implements DeviceStep {
         @Override
         public Optional<DeviceStep> open(Finetuner f, Trainer t) {
             LoraSettings lora = f.model().lora();
-            boolean covered = lora.dropout() == 0f && !lora.output()
+            // rows of several examples (ExampleRows: position ids restarting, attention kept apart) the layers' path
+            boolean covered = lora.dropout() == 0f && !lora.output() && !(f.data() instanceof ExampleRows)
                     && LlamaDevicePlan.adaptsLayers(lora, f.model().config().numHiddenLayers())
                     && f.model().config().parts().equals(dev.tornadolora.llama.ModelFamily.Parts.LLAMA);
             if (!(f.model().backend() instanceof TornadoLoraBackend b) || !covered) {
@@ -61,19 +66,7 @@ public final class PlanDeviceStep implements DeviceStep {
         Finetuner f = finetuner;
         if (t.finished()) throw new IllegalStateException("all " + f.config().steps() + " steps are done");
         FinetuneConfig c = f.config();
-        LlamaForCausalLM model = f.model();
-        if (plan == null) {
-            var opt = new LlamaDevicePlan.Optimizer(c.beta1(), c.beta2(), c.eps(), c.weightDecay(), c.maxGradNorm());
-            plan = new LlamaDevicePlan(model, c.batch(), c.seqLen(), opt, backend.device(), true);
-            List<float[]> m = new ArrayList<>(), v = new ArrayList<>();
-            Map<String, Tensor> state = t.optimizer().state();
-            for (Parameter p : t.optimizer().parameters()) {
-                m.add(state.get(p.name() + ".exp_avg").data());
-                v.add(state.get(p.name() + ".exp_avg_sq").data());
-            }
-            plan.setMoments(m, v);
-            deviceSteps = t.optimizer().stepCount();
-        }
+        LlamaDevicePlan plan = plan();
         long step = t.stepsDone();
         long n = f.countedTokens(step);
         if (n == 0) {
@@ -113,6 +106,34 @@ public final class PlanDeviceStep implements DeviceStep {
         p.kernelNanosByGraph().forEach((g, ns) -> st.put("kernel_ms_" + g, Math.round(ns / 1e3) / 1e3));
         stats = st;
         return r;
+    }
+
+    /** The plan, made at the first step or evaluation from the host's adapters and AdamW state (a resume's). */
+    private LlamaDevicePlan plan() {
+        if (plan == null) {
+            FinetuneConfig c = finetuner.config();
+            var opt = new LlamaDevicePlan.Optimizer(c.beta1(), c.beta2(), c.eps(), c.weightDecay(), c.maxGradNorm());
+            plan = new LlamaDevicePlan(finetuner.model(), c.batch(), c.seqLen(), opt, backend.device(), true);
+            List<float[]> m = new ArrayList<>(), v = new ArrayList<>();
+            Map<String, Tensor> state = trainer.optimizer().state();
+            for (Parameter p : trainer.optimizer().parameters()) {
+                m.add(state.get(p.name() + ".exp_avg").data());
+                v.add(state.get(p.name() + ".exp_avg_sq").data());
+            }
+            plan.setMoments(m, v);
+            deviceSteps = trainer.optimizer().stepCount();
+        }
+        return plan;
+    }
+
+    @Override
+    public OptionalDouble evalLoss(TokenDataset eval, int batch) {
+        if (eval.seqLen() != finetuner.config().seqLen() || eval instanceof ExampleRows) {
+            return OptionalDouble.empty();  // another row length, or rows of several examples: the host's path
+        }
+        LlamaDevicePlan p = plan();
+        // in batches of the plan's rows (the last one padded on the device), whatever the caller's batch
+        return OptionalDouble.of(Finetuner.evalLoss(eval, p.batch(), (ids, pos, labels, rows, seq) -> p.loss(ids, labels)));
     }
 
     @Override

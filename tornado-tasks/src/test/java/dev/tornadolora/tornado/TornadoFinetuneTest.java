@@ -21,7 +21,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 /**
  * {@code finetune --device tornado:0:0} gives the JVM backend's losses step for step (within 1e-4 relative): QLoRA
  * on the golden MHA Llama from a PEFT adapter with non-zero B, cosine with warm-up, clipping, accumulation. The
- * steps run on the whole-step device plan ({@code PlanDeviceStep}); the evaluations on the per-projection plan.
+ * steps and the evaluations run on the whole-step device plan ({@code PlanDeviceStep}).
  */
 class TornadoFinetuneTest {
     @TempDir
@@ -40,13 +40,15 @@ class TornadoFinetuneTest {
         String[] devices = {"jvm", "tornado:0:0"};
         for (int d = 0; d < 2; d++) {
             Path out = dir.resolve("out-" + d);
-            StringWriter err = new StringWriter();
-            int code = Main.run(new PrintWriter(new StringWriter()), new PrintWriter(err), "finetune",
+            StringWriter err = new StringWriter(), stdout = new StringWriter();
+            int code = Main.run(new PrintWriter(stdout), new PrintWriter(err), "finetune",
                     "--model", fixture.resolve("model").toString(), "--data", data.toString(),
                     "--init-adapter", fixture.resolve("adapter").toString(), "--quantize-base", "--steps", "8",
                     "--batch", "2", "--grad-accum", "2", "--lr", "1e-3", "--warmup-steps", "2", "--max-grad-norm", "0.5",
                     "--shuffle", "false", "--output", out.toString(), "--device", devices[d], "--quiet");
             assertEquals(0, code, err.toString());
+            // the bytes per step, once, on the terminal (the first step after the one that uploads and compiles)
+            assertEquals(d == 1 ? 1 : 0, stdout.toString().split("bus per step: ", -1).length - 1, stdout.toString());
             logs[d] = new ObjectMapper().readTree(out.resolve("log.json").toFile());
         }
         assertEquals("tornado:0:0", logs[1].get("config").get("device").asText());

@@ -13,9 +13,11 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
- * {@code forward} with the Llama projections bound to the TornadoVM device, against transformers + PEFT (the
- * core project's Llama fixtures): fp32 (sharded, llama3 rope, LoRA on the MLP) and QLoRA (BF16 checkpoint, NF4
- * base, LoRA everywhere).
+ * {@code forward --device tornado:0:0} against transformers + PEFT (the core project's Llama fixtures, the
+ * tolerances of {@code scripts/forward_parity.py}): fp32 (sharded, llama3 rope, LoRA on q, v and the MLP) and QLoRA
+ * (BF16 checkpoint, NF4 base, tied embeddings, LoRA everywhere), both on the whole-model device plan
+ * ({@link PlanDeviceForward}: the logits by its forward graphs, the loss and the adapters' gradients by the training
+ * step's forward and backward).
  */
 class TornadoLlamaTest {
     @TempDir
@@ -40,6 +42,7 @@ class TornadoLlamaTest {
         assertEquals(0, code, err.toString());
         SafeTensors o = SafeTensors.open(out), e = SafeTensors.open(c.resolve("expected.safetensors"));
         assertEquals("tornado:0:0", o.metadata().get("device"));
+        assertTrue(o.metadata().containsKey("device_forward"), name + ": not on the device plan: " + o.metadata());
         int grads = 0;
         for (String k : e.names()) {
             float[] want = e.floats(k).data(), got = o.f32(k).data();

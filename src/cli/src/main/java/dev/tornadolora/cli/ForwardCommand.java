@@ -1,6 +1,7 @@
 package dev.tornadolora.cli;
 
 import dev.tornadolora.device.Device;
+import dev.tornadolora.llama.DeviceForward;
 import dev.tornadolora.io.OutputGuard;
 import dev.tornadolora.io.PeftAdapters;
 import dev.tornadolora.io.SafeTensors;
@@ -21,6 +22,7 @@ import picocli.CommandLine.Spec;
 
 import java.nio.file.Path;
 import java.util.Map;
+import java.util.Optional;
 import java.util.concurrent.Callable;
 
 /**
@@ -97,16 +99,24 @@ final class ForwardCommand implements Callable<Integer> {
             if (peft != null) m.loadAdapters(peft.tensors());
             m.train(false);
             int b = ids.batch(), s = ids.seq(), v = m.config().vocabSize();
-            if (labels == null) {
-                out.f32("logits", m.logits(ids.values(), b, s));
-            } else {
-                m.zeroGrad();
-                float[] logits = new float[Math.multiplyExact(Math.multiplyExact(b, s), v)];
-                double loss = m.forwardBackward(ids.values(), labels.values(), b, s, 1.0, logits);
-                out.f32("logits", new int[] {b, s, v}, logits);
-                out.f32("loss", new int[0], new float[] {(float) loss});
-                for (Map.Entry<String, Tensor> g : m.adapterGradients().entrySet()) {
-                    out.f32(g.getKey() + ".grad", g.getValue());
+            // the whole model on the device where its backend serves it (TornadoVM's device plan), else the layers'
+            Optional<DeviceForward> onDevice = DeviceForward.find(m, b, s);
+            try (DeviceForward closeDevice = onDevice.orElse(null)) {
+                if (onDevice.isPresent()) out.metadata("device_forward", onDevice.get().describe());
+                if (labels == null) {
+                    out.f32("logits", onDevice.isPresent() ? new Tensor(new int[] {b, s, v}, onDevice.get().logits(ids.values()))
+                            : m.logits(ids.values(), b, s));
+                } else {
+                    m.zeroGrad();
+                    float[] logits = new float[Math.multiplyExact(Math.multiplyExact(b, s), v)];
+                    double loss = onDevice.isPresent()
+                            ? onDevice.get().forwardBackward(ids.values(), labels.values(), logits)
+                            : m.forwardBackward(ids.values(), labels.values(), b, s, 1.0, logits);
+                    out.f32("logits", new int[] {b, s, v}, logits);
+                    out.f32("loss", new int[0], new float[] {(float) loss});
+                    for (Map.Entry<String, Tensor> g : m.adapterGradients().entrySet()) {
+                        out.f32(g.getKey() + ".grad", g.getValue());
+                    }
                 }
             }
             out.metadata("device", m.backend().name());

@@ -4,6 +4,7 @@ import dev.tornadolora.train.Trainer;
 
 import java.util.Map;
 import java.util.Optional;
+import java.util.OptionalDouble;
 import java.util.ServiceLoader;
 
 /**
@@ -16,6 +17,15 @@ public interface DeviceStep extends StepExecutor, AutoCloseable {
 
     /** Writes the device's adapters and AdamW state into the finetuner's model and optimizer (no-op when current). */
     void toHost();
+
+    /**
+     * The eval loss of {@code eval} in batches of {@code batch} rows computed on the device from its own adapters
+     * (as {@link Finetuner#evalLoss(TokenDataset, int)}: no dropout, token-weighted), or empty when this device
+     * does not evaluate these rows (the caller then calls {@link #toHost} and evaluates on the host).
+     */
+    default OptionalDouble evalLoss(TokenDataset eval, int batch) {
+        return OptionalDouble.empty();
+    }
 
     /** Numbers of the last step for the training log (e.g. {@code copy_in_bytes}, kernel ms per stage). */
     Map<String, Double> lastStepStats();

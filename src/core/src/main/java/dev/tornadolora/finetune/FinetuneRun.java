@@ -92,6 +92,8 @@ public final class FinetuneRun {
     private double wall;
     private long tokens;
     private StepExecutor executor = StepExecutor.LOCAL;
+    /** Steps the device step has run in this process (the first brings the weights and compiles). */
+    private int deviceSteps;
     private FinetuneListener listener = FinetuneListener.NONE;
 
     /**
@@ -125,6 +127,10 @@ public final class FinetuneRun {
     }
 
     private double evalLoss() {
+        if (executor instanceof DeviceStep d) {  // on the device, from its adapters, when it can
+            var onDevice = d.evalLoss(eval, config.batch());
+            if (onDevice.isPresent()) return onDevice.getAsDouble();
+        }
         fromDevice();
         return finetuner.evalLoss(eval, config.batch());
     }
@@ -189,7 +195,15 @@ public final class FinetuneRun {
             tokens += r.tokens();
             ObjectNode entry = log.add(r, elapsed).put("tokens_per_s", round(r.tokens() / Math.max(stepSeconds, 1e-9)))
                     .put("peak_heap_mib", peakHeapMiB());
-            if (executor instanceof DeviceStep d) d.lastStepStats().forEach(entry::put);
+            if (executor instanceof DeviceStep d) {
+                Map<String, Double> stats = d.lastStepStats();
+                stats.forEach(entry::put);
+                if (++deviceSteps == 2 && stats.containsKey("copy_in_bytes")) {  // the first step after the warm-up
+                    listener.info(String.format(Locale.ROOT, "  bus per step: %.0f B to the device, %.0f B back (%.0f kernel"
+                            + " launches; TornadoVM's profiler, in log.json per step)", stats.get("copy_in_bytes"),
+                            stats.get("copy_out_bytes"), stats.getOrDefault("kernel_launches", 0.0)));
+                }
+            }
             long step = r.step();
             listener.step(r, elapsed, tokens);
             if (config.evalEvery() > 0 && step % config.evalEvery() == 0 && step < config.steps()) {
@@ -202,6 +216,7 @@ public final class FinetuneRun {
         listener.trained();
         wall = clock + seconds(start);
         finalEval = evalLoss();
+        fromDevice();
         if (executor instanceof DeviceStep d) d.close();  // the host holds the adapters and buffers now
         evalEntry(config.steps(), finalEval);
         ObjectNode s = log.summary();

@@ -101,23 +101,36 @@ public final class Finetuner implements TrainingTask {
     public static double evalLoss(LlamaForCausalLM model, TokenDataset eval, int batch) {
         model.train(false);
         try {
-            double sum = 0;
-            long count = 0;
-            int s = eval.seqLen();
-            for (int lo = 0; lo < eval.size(); lo += batch) {
-                int[] rows = new int[Math.min(batch, eval.size() - lo)];
-                for (int i = 0; i < rows.length; i++) rows[i] = lo + i;
-                int[] labels = eval.labels(rows);
-                long n = LlamaForCausalLM.countedTokens(labels, rows.length, s);
-                if (n == 0) continue;
-                sum += model.loss(eval.inputIds(rows), eval.positionIds(rows), labels, rows.length, s) * n;
-                count += n;
-            }
-            if (count == 0) throw new IllegalArgumentException(eval.source() + ": no counted label tokens to evaluate");
-            return sum / count;
+            return evalLoss(eval, batch, model::loss);
         } finally {
             model.train(true);
         }
+    }
+
+    /** The mean loss of one batch of rows, as {@link LlamaForCausalLM#loss(int[], int[], int[], int, int)}. */
+    public interface BatchLoss {
+        double loss(int[] inputIds, int[] positionIds, int[] labels, int rows, int seq);
+    }
+
+    /**
+     * The mean cross-entropy over every counted token of {@code eval}, {@code loss} computing each batch of
+     * {@code batch} rows (the last may be shorter): the batches' means weighted by their counted tokens.
+     */
+    public static double evalLoss(TokenDataset eval, int batch, BatchLoss loss) {
+        double sum = 0;
+        long count = 0;
+        int s = eval.seqLen();
+        for (int lo = 0; lo < eval.size(); lo += batch) {
+            int[] rows = new int[Math.min(batch, eval.size() - lo)];
+            for (int i = 0; i < rows.length; i++) rows[i] = lo + i;
+            int[] labels = eval.labels(rows);
+            long n = LlamaForCausalLM.countedTokens(labels, rows.length, s);
+            if (n == 0) continue;
+            sum += loss.loss(eval.inputIds(rows), eval.positionIds(rows), labels, rows.length, s) * n;
+            count += n;
+        }
+        if (count == 0) throw new IllegalArgumentException(eval.source() + ": no counted label tokens to evaluate");
+        return sum / count;
     }
 
     /** The clip-and-update half of an optimizer step, computed where the gradients are. */

@@ -1,6 +1,7 @@
 package dev.tornadolora.tornado.kernels;
 
 import uk.ac.manchester.tornado.api.annotations.Parallel;
+import dev.tornadolora.math.Exp;
 import uk.ac.manchester.tornado.api.math.TornadoMath;
 import uk.ac.manchester.tornado.api.types.arrays.FloatArray;
 
@@ -48,7 +49,7 @@ public final class AttentionKernels {
                         }
                         float sum = 0f;
                         for (int j = 0; j <= i; j++) {
-                            float e = TornadoMath.exp(p.get(po + j) - m);
+                            float e = Exp.exp(p.get(po + j) - m);
                             p.set(po + j, e);
                             sum += e;
                         }
@@ -119,7 +120,7 @@ public final class AttentionKernels {
                                 s += q.get(qo + dd) * k.get(ko + dd);
                                 dp += dOut.get(qo + dd) * v.get(ko + dd);
                             }
-                            float pij = TornadoMath.exp(s * scale - l);
+                            float pij = Exp.exp(s * scale - l);
                             p.set(po + j, pij);
                             ds.set(po + j, pij * (dp - di) * scale);
                         }

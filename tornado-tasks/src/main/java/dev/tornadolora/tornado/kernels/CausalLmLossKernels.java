@@ -1,6 +1,7 @@
 package dev.tornadolora.tornado.kernels;
 
 import dev.tornadolora.math.CrossEntropy;
+import dev.tornadolora.math.Exp;
 import uk.ac.manchester.tornado.api.annotations.Parallel;
 import uk.ac.manchester.tornado.api.math.TornadoMath;
 import uk.ac.manchester.tornado.api.types.arrays.FloatArray;
@@ -61,14 +62,14 @@ public final class CausalLmLossKernels {
                     float zy = z.get(o + y);
                     float sum = 0f;
                     for (int i = 0; i < vocab; i++) {
-                        sum += TornadoMath.exp(z.get(o + i) - m);
+                        sum += Exp.exp(z.get(o + i) - m);
                     }
                     rowLoss.set(t, m + TornadoMath.log(sum) - zy);
                     if (withGrad == 1) {
                         float g = scalars.get(0);
                         float k = g / sum;
                         for (int i = 0; i < vocab; i++) {
-                            z.set(o + i, TornadoMath.exp(z.get(o + i) - m) * k);
+                            z.set(o + i, Exp.exp(z.get(o + i) - m) * k);
                         }
                         z.set(o + y, z.get(o + y) - g);
                     }

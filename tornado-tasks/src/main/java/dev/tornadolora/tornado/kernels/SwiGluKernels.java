@@ -1,7 +1,7 @@
 package dev.tornadolora.tornado.kernels;
 
+import dev.tornadolora.math.Silu;
 import uk.ac.manchester.tornado.api.annotations.Parallel;
-import uk.ac.manchester.tornado.api.math.TornadoMath;
 import uk.ac.manchester.tornado.api.types.arrays.FloatArray;
 
 /**
@@ -18,7 +18,7 @@ public final class SwiGluKernels {
     public static void forward(FloatArray g, FloatArray u, FloatArray a, int n) {
         for (@Parallel int i = 0; i < n; i++) {
             float x = g.get(i);
-            float s = 1f / (TornadoMath.exp(-x) + 1f);
+            float s = Silu.sigmoid(x);
             a.set(i, x * s * u.get(i));
         }
     }
@@ -26,7 +26,7 @@ public final class SwiGluKernels {
     public static void backward(FloatArray da, FloatArray g, FloatArray u, FloatArray dg, FloatArray du, int n) {
         for (@Parallel int i = 0; i < n; i++) {
             float x = g.get(i);
-            float s = 1f / (TornadoMath.exp(-x) + 1f);
+            float s = Silu.sigmoid(x);
             float d = da.get(i);
             dg.set(i, d * u.get(i) * s * (1f + x * (1f - s)));
             du.set(i, d * x * s);

@@ -47,11 +47,13 @@ import java.util.function.Consumer;
  * the device for the plan's life, allocated once for its batch shape.
  * <pre>
  *   setup          (once) θ, ∇θ, m, v, the residual stream x₀ … x_L and its gradient dy onto the device
- *   embed          ids ──→  x₀ = embed_tokens[ids]
+ *   layer 0 fwd    ids ──→  x₀ = embed_tokens[ids], then as every layer:
  *   layer l fwd    x_{l+1} = layer_l(x_l): norm, q/k/v (+LoRA), rope, attention, o (+LoRA), residual, norm,
  *                  gate/up (+LoRA), SwiGLU, down (+LoRA), residual
  *   head           targets, g ──→  n = norm(x_L); per chunk of rows: z = n·Wᵀ, ℓ and dz in place, dn = dz·W
  *                  (the logits never whole); Σℓ ──→ host;  dy = norm backward
+ *   evalHead       (evaluation, instead of head and the backward) targets ──→  n = norm(x_L); per chunk of rows
+ *                  z = n·Wᵀ, ℓ; Σℓ ──→ host
  *   layer l bwd    l = L−1 … 0: layer_l's forward again from x_l (its activations), then every op's backward;
  *                  dy ← dx, LoRA gradients accumulated into the flat ∇θ
  *   gradNorm       ‖∇θ_i‖, clip factor;  ‖∇θ‖ ──→ host (which stops a step whose norm is not finite)
@@ -60,7 +62,7 @@ import java.util.function.Consumer;
  * </pre>
  * TornadoVM hands persisted buffers from the graph that ran last to the next one only, so the buffers that cross
  * graphs are few and every graph holds them all (θ, ∇θ, m, v, the clip factor, x₀ … x_L, dy; a graph whose tasks do not read one names
- * it in a one-element task, {@code keep}). Everything else lives in the one graph that uses it: each layer's
+ * them in one task, {@link PlanKernels}). Everything else lives in the one graph that uses it: each layer's
  * forward and backward graph holds its own copy of the layer's weights, and the backward recomputes the layer's
  * activations rather than receive them (one forward more per step; activation memory of one layer per graph).
  * All trainable tensors sit end to end in one array per role (θ, ∇θ, m, v) in the order of
@@ -69,7 +71,10 @@ import java.util.function.Consumer;
  * <p>Per step the host sends the ids, the shifted targets and the gradient scale, and AdamW's three step constants,
  * and receives the loss sum and the gradient norm; adapters come back by {@link #adaptersToHost()}. What it covers:
  * LoRA on any of the seven layer projections, no LoRA dropout, no adapter on lm_head (refused by name otherwise);
- * one batch shape per plan (TornadoVM compiles sizes in). A graph holds at most about a hundred tasks (TornadoVM's
+ * one batch shape per plan (TornadoVM compiles sizes in). The frozen weights stay on the host too, in the model's
+ * arrays: merging, exporting a merged model and evaluating rows the plan does not cover read them, and the model is
+ * its caller's, so the plan does not release them; on the device each layer's forward and backward graph holds its
+ * own copy of the layer's weights (a graph receives buffers only from the graph that ran before it). A graph holds at most about a hundred tasks (TornadoVM's
  * 8 KiB of graph code) and its bytecode needs {@code -Dtornado.tvm.maxbytecodesize=1048576} on the JVM's command line.
  */
 public final class LlamaDevicePlan implements AutoCloseable {
@@ -79,7 +84,8 @@ public final class LlamaDevicePlan implements AutoCloseable {
 
     /**
      * What the steps since the last {@link #takeProfile()} moved and ran, from TornadoVM's profiler: bytes in and out
-     * (TornadoVM counts each kernel launch's argument frame, {@link #FRAME_BYTES}, as bytes in), the kernel launches,
+     * (TornadoVM writes each kernel launch's argument frame, {@link #FRAME_BYTES}, to the device and counts it as
+     * bytes in: the plan keeps launches few for that), the kernel launches,
      * and kernel nanoseconds per graph.
      */
     public record StepProfile(long copyInBytes, long copyOutBytes, long launches, Map<String, Long> kernelNanosByGraph) {}
@@ -105,6 +111,8 @@ public final class LlamaDevicePlan implements AutoCloseable {
     private final FloatArray stats = new FloatArray(2);
     // flat trainables
     private final FloatArray theta, grads, moment1, moment2, thetaOut, moment1Out, moment2Out;
+    /** With forward outputs only (see the constructor): the batch's logits and the gradients, for the host. */
+    private final FloatArray logitsOut, gradsOut;
 
     private final TornadoExecutionPlan plan;
     private final Map<String, Integer> graphIndex = new LinkedHashMap<>();
@@ -137,6 +145,16 @@ public final class LlamaDevicePlan implements AutoCloseable {
      */
     public LlamaDevicePlan(LlamaForCausalLM model, int batch, int seq, Optimizer opt, TornadoDevice device,
                            boolean profile) {
+        this(model, batch, seq, opt, device, profile, false);
+    }
+
+    /**
+     * As the training plan, and with {@code forwardOutputs} two graphs more for {@code forward}: the whole batch's
+     * logits ({@link #logits}, a buffer of batch × seq × vocab floats) and the gradients to the host
+     * ({@link #gradientsToHost}).
+     */
+    public LlamaDevicePlan(LlamaForCausalLM model, int batch, int seq, Optimizer opt, TornadoDevice device,
+                           boolean profile, boolean forwardOutputs) {
         this.c = model.config();
         LoraSettings lora = model.lora();
         if (lora.output()) {
@@ -220,8 +238,9 @@ public final class LlamaDevicePlan implements AutoCloseable {
         for (FloatArray a : List.of(theta, grads, dy, stats, moment1, moment2)) graphs.shared.put(a, true);
         graphs.graph("setup").setup = true;
 
-        // -------- embed
-        Stage embed = graphs.graph("embed").stage("embed");
+        // -------- embed, in the first layer's forward graph (a graph less: fewer launches, see PlanKernels)
+        Graph firstForward = graphs.graph("layer0Forward");
+        Stage embed = firstForward.stage("embed");
         embed.everyStep(ids).use(emb, xs[0]);
         embed.add(g -> g.task(embed.n("gather"), EmbeddingKernels::gather, ids, emb, xs[0], t, d));
 
@@ -244,7 +263,8 @@ public final class LlamaDevicePlan implements AutoCloseable {
                             new FloatArray(t * d), new FloatArray(t), new FloatArray(t * d),
                             new FloatArray(t * inter), new FloatArray(t * inter), new FloatArray(t * inter), hLora));
             layerList.add(layer);
-            layerForward(graphs.graph("layer" + l + "Forward").stage("forward"), layer, xs[l], xs[l + 1], cm);
+            layerForward((l == 0 ? firstForward : graphs.graph("layer" + l + "Forward")).stage("forward"), layer, xs[l],
+                    xs[l + 1], cm);
         }
 
         // -------- final norm, head + loss by chunks of rows, the norm's backward
@@ -274,6 +294,51 @@ public final class LlamaDevicePlan implements AutoCloseable {
         headEnd.add(g -> g.task(headEnd.n("normBackward"), RmsNormKernels::backward, dnF, xL, finalNorm, invF, dy, t,
                 d, 0));
 
+        // -------- the loss alone (evaluation): the final norm and, by chunks of rows, logits and ℓ; Σℓ ──→ host
+        Graph evalGraph = graphs.graph("evalHead");
+        Stage evalNorm = evalGraph.stage("finalNorm");
+        evalNorm.everyStep(targets).use(xL, finalNorm, nF, invF, chunk, scalars);
+        evalNorm.add(g -> g.task(evalNorm.n("restart"), CausalLmLossKernels::restart, chunk, targets, scalars));
+        evalNorm.add(g -> g.task(evalNorm.n("norm"), RmsNormKernels::forward, xL, finalNorm, nF, invF, t, d, eps));
+        for (int k = 0; k < chunks; k++) {
+            Stage head = evalGraph.stage("chunk" + k);
+            head.use(nF, headW, z, chunk, targets, scalars, rowLoss);
+            head.add(g -> g.task(head.n("logits"), CausalLmLossKernels::logits, nF, headW, z, chunk, vocab, cr, d, t));
+            head.add(g -> g.task(head.n("rows"), CausalLmLossKernels::rows, z, targets, scalars, rowLoss, chunk, cr,
+                    vocab, t, 0));
+            head.add(g -> g.task(head.n("advance"), CausalLmLossKernels::advance, chunk, cr));
+        }
+        Stage evalEnd = evalGraph.stage("end");
+        evalEnd.use(rowLoss).download(total);
+        evalEnd.add(g -> g.task(evalEnd.n("total"), CausalLmLossKernels::total, rowLoss, total, t));
+
+        // -------- forward outputs: the whole batch's logits; the gradients to the host
+        if (forwardOutputs) {
+            logitsOut = new FloatArray(t * vocab);
+            gradsOut = new FloatArray(totalParams);
+            Graph lg = graphs.graph("logitsHead");
+            Stage ln = lg.stage("finalNorm");
+            ln.use(xL, finalNorm, nF, invF, chunk, targets, scalars);
+            ln.add(g -> g.task(ln.n("restart"), CausalLmLossKernels::restart, chunk, targets, scalars));
+            ln.add(g -> g.task(ln.n("norm"), RmsNormKernels::forward, xL, finalNorm, nF, invF, t, d, eps));
+            for (int k = 0; k < chunks; k++) {
+                Stage head = lg.stage("chunk" + k);
+                head.use(nF, headW, z, chunk);
+                head.add(g -> g.task(head.n("logits"), CausalLmLossKernels::logits, nF, headW, z, chunk, vocab, cr, d,
+                        t));
+                head.add(g -> g.task(head.n("place"), PlanKernels::placeRows, z, logitsOut, chunk, vocab, cr, t));
+                head.add(g -> g.task(head.n("advance"), CausalLmLossKernels::advance, chunk, cr));
+            }
+            lg.stage("end").download(logitsOut);
+            Stage gh = graphs.graph("gradsToHost").stage("gradsToHost");
+            gh.use(grads).download(gradsOut);
+            int n = totalParams;
+            gh.add(g -> g.task(gh.n("copy"), EmbeddingKernels::copy, grads, gradsOut, n));
+        } else {
+            logitsOut = null;
+            gradsOut = null;
+        }
+
         // -------- layers backward: each recomputes its layer's forward from x_l, then runs every op's backward
         FloatArray dh = new FloatArray(t * d), tmp = new FloatArray(t * d);
         FloatArray dm = new FloatArray(t * d), dn = new FloatArray(t * d);
@@ -286,7 +351,7 @@ public final class LlamaDevicePlan implements AutoCloseable {
             Map<String, Proj> proj = layer.proj;
             FloatArray x = xs[l];
             Graph bg = graphs.graph("layer" + l + "Backward");
-            layerForward(bg.stage("recompute"), layer, x, tmp, cm);
+            layerForward(bg.stage("recompute"), layer, x, null, cm);
             Stage b = bg.stage("backward");
             FloatArray p = cm.p, ds = cm.ds, dhLora = cm.dhLora;
             b.use(dy, dh, tmp, dm, dn, da, dg, du, dAttn, dq, dk, dv, p, ds, dhLora, grads, theta, x);
@@ -388,7 +453,10 @@ public final class LlamaDevicePlan implements AutoCloseable {
                         FloatArray lse, FloatArray h, FloatArray inv2, FloatArray m, FloatArray g, FloatArray u,
                         FloatArray a, Map<String, FloatArray> hLora) {}
 
-    /** y = layer(x), as {@code DecoderLayer.forward}, keeping in the graph what its backward reads. */
+    /**
+     * y = layer(x), as {@code DecoderLayer.forward}, keeping in the graph what its backward reads; y null: the
+     * backward's recomputation, which stops at what the backward reads (down_proj's LoRA h, not its output).
+     */
     private void layerForward(Stage f, Layer layer, FloatArray x, FloatArray y, Common cm) {
         int t = tokens, d = c.hiddenSize(), inter = c.intermediateSize(), hd = c.headDim(), half = hd / 2;
         int heads = c.numAttentionHeads(), kv = c.numKeyValueHeads(), rep = heads / kv;
@@ -396,7 +464,7 @@ public final class LlamaDevicePlan implements AutoCloseable {
         Acts s = layer.acts;
         Map<String, Proj> proj = layer.proj;
         FloatArray cos = cm.cos, sin = cm.sin, p = cm.p;
-        f.use(x, y, layer.inNorm, layer.postNorm, s.inv1, s.n, s.q, s.k, s.v, s.attn, s.lse, s.h, s.inv2, s.m, s.g,
+        f.use(x, layer.inNorm, layer.postNorm, s.inv1, s.n, s.q, s.k, s.v, s.attn, s.lse, s.h, s.inv2, s.m, s.g,
                 s.u, s.a, cos, sin, p);
         f.add(g -> g.task(f.n("norm1"), RmsNormKernels::forward, x, layer.inNorm, s.n, s.inv1, t, d, eps));
         projectForward(f, "q", proj.get("q_proj"), s.n, s.q, s.hLora.get("q_proj"), cm);
@@ -414,24 +482,32 @@ public final class LlamaDevicePlan implements AutoCloseable {
         projectForward(f, "up", proj.get("up_proj"), s.m, s.u, s.hLora.get("up_proj"), cm);
         f.add(g -> g.task(f.n("swiglu"), SwiGluKernels::forward, s.g, s.u, s.a, t * inter));
         projectForward(f, "down", proj.get("down_proj"), s.a, y, s.hLora.get("down_proj"), cm);
-        f.add(g -> g.task(f.n("residual2"), EmbeddingKernels::add, y, s.h, t * d));
+        if (y != null) f.add(g -> g.task(f.n("residual2"), EmbeddingKernels::add, y, s.h, t * d));
     }
 
-    /** y = x·Wᵀ (+ s·(x·Aᵀ)·Bᵀ), the LoRA low-rank h kept for backward. */
+    /**
+     * y = x·Wᵀ (+ s·(x·Aᵀ)·Bᵀ), the LoRA low-rank h kept for backward; y null: h only (every launch saved counts,
+     * see {@link PlanKernels}).
+     */
     private void projectForward(Stage st, String name, Proj p, FloatArray x, FloatArray y, FloatArray hLora,
                                 Common cm) {
         int t = tokens;
         IntArray sizes = cm.sizes;
         FloatArray codebook = cm.codebook, noMask = cm.noMask, noBias = cm.noBias;
-        st.use(x, y, sizes, p.w, p.codes, p.scales, codebook);
-        st.add(g -> g.task(st.n(name), Matmul::blocked, x, p.w, p.codes, p.scales, codebook, y, sizes,
-                ceilDiv(p.out, Matmul.BLOCK_N), ceilDiv(t, Matmul.BLOCK_M), p.out, p.in, 1, p.nf4, p.log2Block));
+        if (y != null) {
+            st.use(x, y, sizes, p.w, p.codes, p.scales, codebook);
+            st.add(g -> g.task(st.n(name), Matmul::blocked, x, p.w, p.codes, p.scales, codebook, y, sizes,
+                    ceilDiv(p.out, Matmul.BLOCK_N), ceilDiv(t, Matmul.BLOCK_M), p.out, p.in, 1, p.nf4, p.log2Block));
+        }
         if (p.rank > 0) {
-            st.use(theta, hLora, noMask, noBias);
+            st.use(x, sizes, theta, hLora, noMask);
             st.add(g -> g.task(st.n(name + "Down"), AdapterKernels::down, x, noMask, theta, hLora, sizes, p.rank, t,
                     p.in, p.aOffset));
-            st.add(g -> g.task(st.n(name + "Up"), AdapterKernels::epilogue, y, hLora, theta, noBias, sizes, p.out, t,
-                    p.rank, p.scale, 0, p.bOffset));
+            if (y != null) {
+                st.use(noBias);
+                st.add(g -> g.task(st.n(name + "Up"), AdapterKernels::epilogue, y, hLora, theta, noBias, sizes, p.out,
+                        t, p.rank, p.scale, 0, p.bOffset));
+            }
         }
     }
 
@@ -472,6 +548,69 @@ public final class LlamaDevicePlan implements AutoCloseable {
             throw new IllegalArgumentException("the device plan takes batches of " + batch + "×" + seq + " tokens, got "
                     + inputIds.length + " ids and " + labels.length + " labels");
         }
+        load(inputIds, labels);
+        long counted = CausalLmLoss.counted(labels, batch, seq);
+        scalars.set(0, counted == 0 ? 0f : (float) (lossScale / counted));
+        for (int l = 0; l < c.numHiddenLayers(); l++) run("layer" + l + "Forward");
+        run("head");
+        for (int l = c.numHiddenLayers() - 1; l >= 0; l--) run("layer" + l + "Backward");
+        return counted == 0 ? Double.NaN : total.get(0) / (double) counted;
+    }
+
+    /**
+     * The loss of up to {@code batch} rows of {@code seq} tokens (transformers' causal-LM loss, NaN when no label
+     * counts) by the forward graphs and the loss alone: no gradient, no change to the adapters or the gradients
+     * accumulated so far. Fewer rows than the plan's batch are padded with rows whose labels are all -100.
+     */
+    public double loss(int[] inputIds, int[] labels) {
+        if (inputIds.length != labels.length || inputIds.length % seq != 0 || inputIds.length > tokens) {
+            throw new IllegalArgumentException("the device plan evaluates up to " + batch + " rows of " + seq
+                    + " tokens, got " + inputIds.length + " ids and " + labels.length + " labels");
+        }
+        int[] ids = java.util.Arrays.copyOf(inputIds, tokens), lab = java.util.Arrays.copyOf(labels, tokens);
+        java.util.Arrays.fill(lab, labels.length, tokens, CrossEntropy.IGNORE_INDEX);
+        load(ids, lab);
+        long counted = CausalLmLoss.counted(lab, batch, seq);
+        for (int l = 0; l < c.numHiddenLayers(); l++) run("layer" + l + "Forward");
+        run("evalHead");
+        return counted == 0 ? Double.NaN : total.get(0) / (double) counted;
+    }
+
+    /**
+     * The logits [rows · seq · vocab] of up to {@code batch} rows (fewer are padded on the device), by the forward
+     * graphs; only on a plan made with forward outputs.
+     */
+    public float[] logits(int[] inputIds) {
+        if (logitsOut == null) throw new IllegalStateException("this plan was made without forward outputs");
+        if (inputIds.length % seq != 0 || inputIds.length > tokens) {
+            throw new IllegalArgumentException("the device plan takes up to " + batch + " rows of " + seq
+                    + " tokens, got " + inputIds.length + " ids");
+        }
+        int[] lab = new int[tokens];
+        java.util.Arrays.fill(lab, CrossEntropy.IGNORE_INDEX);
+        load(java.util.Arrays.copyOf(inputIds, tokens), lab);
+        for (int l = 0; l < c.numHiddenLayers(); l++) run("layer" + l + "Forward");
+        run("logitsHead");
+        float[] out = new float[inputIds.length * c.vocabSize()];
+        for (int i = 0; i < out.length; i++) out[i] = logitsOut.get(i);
+        return out;
+    }
+
+    /**
+     * The gradients accumulated on the device so far, one array per trainable tensor in
+     * {@link LlamaForCausalLM#trainableParameters()} order (overwritten); only on a plan made with forward outputs.
+     */
+    public void gradientsToHost(List<float[]> out) {
+        if (gradsOut == null) throw new IllegalStateException("this plan was made without forward outputs");
+        run("gradsToHost");
+        for (int i = 0; i < params.size(); i++) {
+            Parameter p = params.get(i);
+            for (int e = 0; e < p.host.length; e++) out.get(i)[e] = gradsOut.get(p.offset + e);
+        }
+    }
+
+    /** The batch's ids and shifted targets into the arrays the next graphs upload, checked. */
+    private void load(int[] inputIds, int[] labels) {
         for (int i = 0; i < tokens; i++) {
             if (inputIds[i] < 0 || inputIds[i] >= c.vocabSize()) {
                 throw new IllegalArgumentException("input_ids[" + (i / seq) + ", " + (i % seq) + "] = " + inputIds[i]
@@ -485,13 +624,16 @@ public final class LlamaDevicePlan implements AutoCloseable {
             ids.set(i, inputIds[i]);
             targets.set(i, CausalLmLoss.target(labels, seq, i));
         }
-        long counted = CausalLmLoss.counted(labels, batch, seq);
-        scalars.set(0, counted == 0 ? 0f : (float) (lossScale / counted));
-        run("embed");
-        for (int l = 0; l < c.numHiddenLayers(); l++) run("layer" + l + "Forward");
-        run("head");
-        for (int l = c.numHiddenLayers() - 1; l >= 0; l--) run("layer" + l + "Backward");
-        return counted == 0 ? Double.NaN : total.get(0) / (double) counted;
+    }
+
+    /** Rows per batch (the plan's shape). */
+    public int batch() {
+        return batch;
+    }
+
+    /** Tokens per row (the plan's shape). */
+    public int seq() {
+        return seq;
     }
 
     /**
@@ -657,6 +799,15 @@ public final class LlamaDevicePlan implements AutoCloseable {
         ImmutableTaskGraph build() {
             TaskGraph g = new TaskGraph(name);
             Object[] all = shared.keySet().toArray();
+            List<FloatArray> unnamed = new ArrayList<>();  // shared buffers this graph's tasks do not name
+            for (Object o : all) {
+                if (setup || !seen.containsKey(o)) unnamed.add((FloatArray) o);
+            }
+            // distinct placeholders: an array named twice in one task makes the task depend on itself, and
+            // TornadoVM's graph scheduler then never finishes
+            List<FloatArray> pads = new ArrayList<>();
+            for (int i = unnamed.size(); i % PlanKernels.ARITY != 0; i++) pads.add(new FloatArray(1));
+            first.addAll(pads);
             if (setup) {
                 g.transferToDevice(DataTransferMode.FIRST_EXECUTION, all);
             } else {
@@ -665,11 +816,15 @@ public final class LlamaDevicePlan implements AutoCloseable {
             if (!first.isEmpty()) g.transferToDevice(DataTransferMode.FIRST_EXECUTION, first.toArray());
             if (!every.isEmpty()) g.transferToDevice(DataTransferMode.EVERY_EXECUTION, every.toArray());
             tasks.forEach(t -> t.accept(g));
-            int i = 0;
-            for (Object o : all) {  // shared buffers this graph's tasks do not name: named here, so handed on
-                if (setup || !seen.containsKey(o)) g.task("keep" + i++, EmbeddingKernels::keep, (FloatArray) o);
+            int keeps = 0;
+            for (int i = 0; i < unnamed.size(); i += PlanKernels.ARITY) {  // named here, so handed on
+                FloatArray[] k = new FloatArray[PlanKernels.ARITY];
+                for (int j = 0; j < k.length; j++) {
+                    k[j] = i + j < unnamed.size() ? unnamed.get(i + j) : pads.get(i + j - unnamed.size());
+                }
+                g.task("keep" + keeps++, PlanKernels::keep, k[0], k[1], k[2], k[3], k[4], k[5], k[6], k[7]);
             }
-            launches = tasks.size() + i;
+            launches = tasks.size() + keeps;
             if (!down.isEmpty()) g.transferToHost(DataTransferMode.EVERY_EXECUTION, down.toArray());
             g.persistOnDevice(all);
             return g.snapshot();

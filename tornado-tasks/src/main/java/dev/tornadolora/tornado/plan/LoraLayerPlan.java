@@ -34,6 +34,13 @@ import java.util.concurrent.atomic.AtomicLong;
  * </pre>
  * Per call only x, the mask and the adapters go in for the forward (y comes back), and dy, the adapters and the
  * gradients for the backward (dx and the gradients come back): x, m and h stay on the device in between.
+ *
+ * <p>What it still serves, where the whole-model {@link LlamaDevicePlan} does not ({@code PlanDeviceStep},
+ * {@code PlanDeviceForward} decide): LoRA dropout (the mask m), DoRA and per-module rank/alpha patterns, an adapter
+ * on lm_head, the families' biases and q/k norms, rows of packed examples (position ids restarting, attention kept
+ * apart), evaluation rows of another length, a model with no adapter on its layers (forward of the base alone),
+ * generation with a KV cache, the Spark replicas' steps, and the JVM layers' batches of any size (one plan per
+ * capacity, not per shape).
  */
 final class LoraLayerPlan implements AutoCloseable {
     private static final AtomicLong IDS = new AtomicLong();
