@@ -161,40 +161,7 @@ def pytorch_side(args):
         env.pop("OPENBLAS_CORETYPE", None)
         os.execve(sys.executable, [sys.executable] + sys.argv + ["--blas", "default"], env)
 
-    nf4_table = torch.tensor([-1.0, -0.6961928009986877, -0.5250730514526367, -0.39491748809814453,
-                              -0.28444138169288635, -0.18477343022823334, -0.09105003625154495, 0.0,
-                              0.07958029955625534, 0.16093020141124725, 0.24611230194568634, 0.33791524171829224,
-                              0.44070982933044434, 0.5626170039176941, 0.7229568362236023, 1.0])
-
-    class Nf4:
-        """An NF4 record in torchao's layout (block 64, scaler block 256): packed codes, int8 scalers, factors, mean."""
-
-        def __init__(self, rows, cols, block=64, scaler_block=256):
-            n = rows * cols
-            self.shape, self.block, self.scaler_block = (rows, cols), block, scaler_block
-            self.codes = torch.randint(0, 256, (n // 2,), dtype=torch.uint8)
-            self.scalers = torch.randint(-128, 128, (n // block,), dtype=torch.int8)
-            self.factor = torch.rand(n // block // scaler_block) * 100 + 1000
-            self.mean = torch.tensor(0.02)
-
-        def dequantize(self):
-            # torchao's get_original_weight: double-dequantize the scalers, unpack nibbles, look up, scale.
-            scales = (self.scalers.float().view(-1, self.scaler_block) / self.factor.view(-1, 1)).flatten() + self.mean
-            codes = torch.stack([self.codes >> 4, self.codes & 0xF], dim=-1).flatten().long()
-            w = nf4_table[codes].view(-1, self.block) * scales.view(-1, 1)
-            return w.view(self.shape)
-
-    class LinearNf4(torch.autograd.Function):
-        """torchao's linear_nf4: forward and backward each dequantize the whole weight."""
-
-        @staticmethod
-        def forward(ctx, x, w):
-            ctx.w = w
-            return F.linear(x, w.dequantize())
-
-        @staticmethod
-        def backward(ctx, dy):
-            return dy @ ctx.w.dequantize(), None
+    Nf4, LinearNf4 = nf4_types(torch, F)
 
     def make(name):
         if name.startswith("llama-"):
@@ -202,7 +169,7 @@ def pytorch_side(args):
         base, kind, size = name.split("-")
         dim, tokens = (int(v) for v in size.split("x"))
         g = torch.Generator().manual_seed(1)
-        w = Nf4(dim, dim) if base == "nf4" else torch.rand(dim, dim, generator=g) * 2 / dim ** 0.5 - 1 / dim ** 0.5
+        w = Nf4.random(dim, dim) if base == "nf4" else torch.rand(dim, dim, generator=g) * 2 / dim ** 0.5 - 1 / dim ** 0.5
         a = (torch.rand(RANK, dim, generator=g) - 0.5) * 0.02
         b = (torch.rand(dim, RANK, generator=g) - 0.5) * 0.02
         a.requires_grad_(True)
@@ -229,6 +196,68 @@ def pytorch_side(args):
         return run
 
     return make, torch.__version__
+
+
+NF4_CODES = [-1.0, -0.6961928009986877, -0.5250730514526367, -0.39491748809814453, -0.28444138169288635,
+             -0.18477343022823334, -0.09105003625154495, 0.0, 0.07958029955625534, 0.16093020141124725,
+             0.24611230194568634, 0.33791524171829224, 0.44070982933044434, 0.5626170039176941, 0.7229568362236023,
+             1.0]
+
+
+def nf4_types(torch, F):
+    """torchao's NF4 record and linear_nf4 on the caller's torch (imported after its BLAS choice); also used by
+    memory_bench.py."""
+    table = torch.tensor(NF4_CODES)
+    bounds = (table[1:] + table[:-1]) / 2
+
+    class Nf4:
+        """An NF4 record in torchao's layout (block 64, scaler block 256): packed codes, int8 scalers, factors, mean."""
+
+        def __init__(self, shape, codes, scalers, factor, mean, block=64, scaler_block=256):
+            self.shape, self.block, self.scaler_block = shape, block, scaler_block
+            self.codes, self.scalers, self.factor, self.mean = codes, scalers, factor, mean
+
+        @classmethod
+        def random(cls, rows, cols, block=64, scaler_block=256):
+            """Random codes and scalers (timing only)."""
+            n = rows * cols
+            return cls((rows, cols), torch.randint(0, 256, (n // 2,), dtype=torch.uint8),
+                       torch.randint(-128, 128, (n // block,), dtype=torch.int8),
+                       torch.rand(n // block // scaler_block) * 100 + 1000, torch.tensor(0.02), block, scaler_block)
+
+        @classmethod
+        def quantize(cls, w, block=64, scaler_block=256):
+            """w [rows, cols] rounded to the nearest code of its block's absmax-scaled table; the block scales
+            double-quantized to int8 per scaler block around their mean."""
+            blocks = w.reshape(-1, block)
+            scales = blocks.abs().amax(dim=1)
+            codes = torch.bucketize(blocks / scales.clamp_min(1e-12).unsqueeze(1), bounds).to(torch.uint8).flatten()
+            mean = scales.mean()
+            centred = (scales - mean).view(-1, scaler_block)
+            factor = 127 / centred.abs().amax(dim=1).clamp_min(1e-12)
+            scalers = (centred * factor.unsqueeze(1)).round().clamp(-128, 127).to(torch.int8).flatten()
+            return cls(tuple(w.shape), (codes[0::2] << 4) | codes[1::2], scalers, factor, mean, block, scaler_block)
+
+        def dequantize(self):
+            # torchao's get_original_weight: double-dequantize the scalers, unpack nibbles, look up, scale.
+            scales = (self.scalers.float().view(-1, self.scaler_block) / self.factor.view(-1, 1)).flatten() + self.mean
+            codes = torch.stack([self.codes >> 4, self.codes & 0xF], dim=-1).flatten().long()
+            w = table[codes].view(-1, self.block) * scales.view(-1, 1)
+            return w.view(self.shape)
+
+    class LinearNf4(torch.autograd.Function):
+        """torchao's linear_nf4: forward and backward each dequantize the whole weight."""
+
+        @staticmethod
+        def forward(ctx, x, w):
+            ctx.w = w
+            return F.linear(x, w.dequantize())
+
+        @staticmethod
+        def backward(ctx, dy):
+            return dy @ ctx.w.dequantize(), None
+
+    return Nf4, LinearNf4
 
 
 # ---------------------------------------------------------------- Llama step (issues 14 and 15)
@@ -290,7 +319,7 @@ def llama_workload(name, torch, Nf4, LinearNf4):
         class FrozenNf4Linear(torch.nn.Module):
             def __init__(self, rows, cols):
                 super().__init__()
-                self.nf4 = Nf4(rows, cols)
+                self.nf4 = Nf4.random(rows, cols)
 
             def forward(self, x):
                 return LinearNf4.apply(x, self.nf4)

@@ -24,7 +24,7 @@ PyTorch side, per configuration: one process (.venv-oracle's python: PyTorch 2.1
 torch.set_num_threads as the JVM's threads, OMP_WAIT_POLICY=PASSIVE) running the same steps with
 model.gradient_checkpointing_enable() for -ckpt: fp32 loads the checkpoint with from_pretrained(dtype=float32);
 qlora quantizes each projection weight to an NF4 record in torchao's layout (block 64, scaler block 256, int8
-scalers) as it streams it from the checkpoint, and runs it as torchao's linear_nf4 (dequantize in forward and
+scalers) as it reads it from the checkpoint (read, not memory-mapped), and runs it as torchao's linear_nf4 (dequantize in forward and
 backward, then F.linear; neither torchao nor bitsandbytes is installed here), embeddings, norms and lm_head fp32.
 Reported: peak RSS and s/step.
 
@@ -40,6 +40,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from compare import nf4_types
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -173,7 +175,6 @@ def torch_child(config, path, steps, threads):
     import torch
     import torch.nn.functional as F
     from peft import LoraConfig, get_peft_model
-    from safetensors import safe_open
     from safetensors.torch import load_file
     from transformers import AutoConfig, LlamaForCausalLM
     from transformers.utils import logging as hf_logging
@@ -185,7 +186,7 @@ def torch_child(config, path, steps, threads):
     if base == "fp32":
         model = LlamaForCausalLM.from_pretrained(path, dtype=torch.float32, attn_implementation="sdpa")
     else:
-        model = nf4_model(torch, F, safe_open, AutoConfig, LlamaForCausalLM, path)
+        model = nf4_model(torch, F, AutoConfig, LlamaForCausalLM, path)
     if ckpt:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     model.config.use_cache = False
@@ -208,56 +209,28 @@ def torch_child(config, path, steps, threads):
     print(json.dumps({"step_s": times, "loss": losses, "torch": torch.__version__}))
 
 
-NF4_CODES = [-1.0, -0.6961928009986877, -0.5250730514526367, -0.39491748809814453, -0.28444138169288635,
-             -0.18477343022823334, -0.09105003625154495, 0.0, 0.07958029955625534, 0.16093020141124725,
-             0.24611230194568634, 0.33791524171829224, 0.44070982933044434, 0.5626170039176941, 0.7229568362236023,
-             1.0]
 PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 
-def nf4_model(torch, F, safe_open, AutoConfig, LlamaForCausalLM, path, block=64, scaler_block=256):
+def nf4_model(torch, F, AutoConfig, LlamaForCausalLM, path, block=64, scaler_block=256):
     """LlamaForCausalLM with every projection an NF4 record in torchao's layout, built without a full-precision copy
     of the model: the skeleton on the meta device, each projection quantized as it is read from the checkpoint,
     the other tensors (embeddings, norms, lm_head) read as fp32."""
-    table = torch.tensor(NF4_CODES)
-    bounds = (table[1:] + table[:-1]) / 2
+    Nf4, LinearNf4 = nf4_types(torch, F)
 
     class Nf4Linear(torch.nn.Linear):
-        """A frozen projection holding torchao's NF4 record: packed codes, int8 scalers, their factors and mean;
-        forward and backward dequantize it and call F.linear (torchao's linear_nf4)."""
+        """A frozen projection holding an NF4 record, run as torchao's linear_nf4 (compare.py's)."""
 
         def __init__(self, w):
             torch.nn.Module.__init__(self)
             self.out_features, self.in_features = w.shape
             self.register_parameter("weight", None)
             self.register_parameter("bias", None)
-            blocks = w.reshape(-1, block)
-            scales = blocks.abs().amax(dim=1)
-            codes = torch.bucketize(blocks / scales.clamp_min(1e-12).unsqueeze(1), bounds).to(torch.uint8).flatten()
-            # packed codes under GPTQ's name, which PEFT reads for the device of the adapters it adds
-            self.qweight = (codes[0::2] << 4) | codes[1::2]
-            self.mean = scales.mean()
-            centred = (scales - self.mean).view(-1, scaler_block)
-            self.factor = 127 / centred.abs().amax(dim=1).clamp_min(1e-12)
-            self.scalers = (centred * self.factor.unsqueeze(1)).round().clamp(-128, 127).to(torch.int8)
-
-        def dequantize(self):
-            scales = (self.scalers.float() / self.factor.unsqueeze(1)).flatten() + self.mean
-            codes = torch.stack([self.qweight >> 4, self.qweight & 0xF], dim=-1).flatten().long()
-            return (table[codes].view(-1, block) * scales.unsqueeze(1)).view(self.out_features, self.in_features)
+            self.nf4 = Nf4.quantize(w, block, scaler_block)
+            self.qweight = self.nf4.codes  # GPTQ's name, which PEFT reads for the device of the adapters it adds
 
         def forward(self, x):
-            return LinearNf4.apply(x, self)
-
-    class LinearNf4(torch.autograd.Function):
-        @staticmethod
-        def forward(ctx, x, layer):
-            ctx.layer = layer
-            return F.linear(x, layer.dequantize())
-
-        @staticmethod
-        def backward(ctx, dy):
-            return dy @ ctx.layer.dequantize(), None
+            return LinearNf4.apply(x, self.nf4)
 
     config = AutoConfig.from_pretrained(path)
     with torch.device("meta"):
@@ -267,14 +240,14 @@ def nf4_model(torch, F, safe_open, AutoConfig, LlamaForCausalLM, path, block=64,
         ["model.safetensors"]
     rest = {}
     for f in files:
-        with safe_open(str(path / f), framework="pt") as st:
-            for name in st.keys():
-                module, _, leaf = name.rpartition(".")
-                if module.split(".")[-1] in PROJECTIONS:
-                    parent, _, child = module.rpartition(".")
-                    setattr(model.get_submodule(parent), child, Nf4Linear(st.get_tensor(name).float()))
-                else:
-                    rest[name] = st.get_tensor(name).float()
+        for name, tensor in read_tensors(torch, path / f):
+            module, _, leaf = name.rpartition(".")
+            if module.split(".")[-1] in PROJECTIONS:
+                parent, _, child = module.rpartition(".")
+                setattr(model.get_submodule(parent), child, Nf4Linear(tensor.float()))
+            else:
+                rest[name] = tensor.float()
+            del tensor
     model.load_state_dict(rest, strict=False, assign=True)
     model.tie_weights()
     model.model.rotary_emb = type(model.model.rotary_emb)(config=config)  # its buffers were made on meta
@@ -283,6 +256,22 @@ def nf4_model(torch, F, safe_open, AutoConfig, LlamaForCausalLM, path, block=64,
     for p in model.parameters():
         p.requires_grad_(False)
     return model
+
+
+def read_tensors(torch, file):
+    """The tensors of a .safetensors file one at a time, read rather than memory-mapped (as the JVM side reads
+    them): the checkpoint's pages do not stay in the resident set."""
+    dtypes = {"BF16": torch.bfloat16, "F16": torch.float16, "F32": torch.float32}
+    with open(file, "rb") as f:
+        n = int.from_bytes(f.read(8), "little")
+        header = json.loads(f.read(n))
+        for name, info in header.items():
+            if name == "__metadata__":
+                continue
+            start, end = info["data_offsets"]
+            f.seek(8 + n + start)
+            data = bytearray(f.read(end - start))
+            yield name, torch.frombuffer(data, dtype=dtypes[info["dtype"]]).reshape(info["shape"])
 
 
 # ---------------------------------------------------------------- driver
