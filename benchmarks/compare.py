@@ -176,40 +176,7 @@ def pytorch_side(args):
         env.pop("OPENBLAS_CORETYPE", None)
         os.execve(sys.executable, [sys.executable] + sys.argv + ["--blas", "default"], env)
 
-    nf4_table = torch.tensor([-1.0, -0.6961928009986877, -0.5250730514526367, -0.39491748809814453,
-                              -0.28444138169288635, -0.18477343022823334, -0.09105003625154495, 0.0,
-                              0.07958029955625534, 0.16093020141124725, 0.24611230194568634, 0.33791524171829224,
-                              0.44070982933044434, 0.5626170039176941, 0.7229568362236023, 1.0])
-
-    class Nf4:
-        """An NF4 record in torchao's layout (block 64, scaler block 256): packed codes, int8 scalers, factors, mean."""
-
-        def __init__(self, rows, cols, block=64, scaler_block=256):
-            n = rows * cols
-            self.shape, self.block, self.scaler_block = (rows, cols), block, scaler_block
-            self.codes = torch.randint(0, 256, (n // 2,), dtype=torch.uint8)
-            self.scalers = torch.randint(-128, 128, (n // block,), dtype=torch.int8)
-            self.factor = torch.rand(n // block // scaler_block) * 100 + 1000
-            self.mean = torch.tensor(0.02)
-
-        def dequantize(self):
-            # torchao's get_original_weight: double-dequantize the scalers, unpack nibbles, look up, scale.
-            scales = (self.scalers.float().view(-1, self.scaler_block) / self.factor.view(-1, 1)).flatten() + self.mean
-            codes = torch.stack([self.codes >> 4, self.codes & 0xF], dim=-1).flatten().long()
-            w = nf4_table[codes].view(-1, self.block) * scales.view(-1, 1)
-            return w.view(self.shape)
-
-    class LinearNf4(torch.autograd.Function):
-        """torchao's linear_nf4: forward and backward each dequantize the whole weight."""
-
-        @staticmethod
-        def forward(ctx, x, w):
-            ctx.w = w
-            return F.linear(x, w.dequantize())
-
-        @staticmethod
-        def backward(ctx, dy):
-            return dy @ ctx.w.dequantize(), None
+    Nf4, LinearNf4 = nf4_types(torch, F)
 
     def make(name):
         if name.startswith("llama-"):
@@ -217,7 +184,7 @@ def pytorch_side(args):
         base, kind, size = name.split("-")
         dim, tokens = (int(v) for v in size.split("x"))
         g = torch.Generator().manual_seed(1)
-        w = Nf4(dim, dim) if base == "nf4" else torch.rand(dim, dim, generator=g) * 2 / dim ** 0.5 - 1 / dim ** 0.5
+        w = Nf4.random(dim, dim) if base == "nf4" else torch.rand(dim, dim, generator=g) * 2 / dim ** 0.5 - 1 / dim ** 0.5
         a = (torch.rand(RANK, dim, generator=g) - 0.5) * 0.02
         b = (torch.rand(dim, RANK, generator=g) - 0.5) * 0.02
         a.requires_grad_(True)
@@ -246,6 +213,68 @@ def pytorch_side(args):
     return make, torch.__version__
 
 
+NF4_CODES = [-1.0, -0.6961928009986877, -0.5250730514526367, -0.39491748809814453, -0.28444138169288635,
+             -0.18477343022823334, -0.09105003625154495, 0.0, 0.07958029955625534, 0.16093020141124725,
+             0.24611230194568634, 0.33791524171829224, 0.44070982933044434, 0.5626170039176941, 0.7229568362236023,
+             1.0]
+
+
+def nf4_types(torch, F):
+    """torchao's NF4 record and linear_nf4 on the caller's torch (imported after its BLAS choice); also used by
+    memory_bench.py."""
+    table = torch.tensor(NF4_CODES)
+    bounds = (table[1:] + table[:-1]) / 2
+
+    class Nf4:
+        """An NF4 record in torchao's layout (block 64, scaler block 256): packed codes, int8 scalers, factors, mean."""
+
+        def __init__(self, shape, codes, scalers, factor, mean, block=64, scaler_block=256):
+            self.shape, self.block, self.scaler_block = shape, block, scaler_block
+            self.codes, self.scalers, self.factor, self.mean = codes, scalers, factor, mean
+
+        @classmethod
+        def random(cls, rows, cols, block=64, scaler_block=256):
+            """Random codes and scalers (timing only)."""
+            n = rows * cols
+            return cls((rows, cols), torch.randint(0, 256, (n // 2,), dtype=torch.uint8),
+                       torch.randint(-128, 128, (n // block,), dtype=torch.int8),
+                       torch.rand(n // block // scaler_block) * 100 + 1000, torch.tensor(0.02), block, scaler_block)
+
+        @classmethod
+        def quantize(cls, w, block=64, scaler_block=256):
+            """w [rows, cols] rounded to the nearest code of its block's absmax-scaled table; the block scales
+            double-quantized to int8 per scaler block around their mean."""
+            blocks = w.reshape(-1, block)
+            scales = blocks.abs().amax(dim=1)
+            codes = torch.bucketize(blocks / scales.clamp_min(1e-12).unsqueeze(1), bounds).to(torch.uint8).flatten()
+            mean = scales.mean()
+            centred = (scales - mean).view(-1, scaler_block)
+            factor = 127 / centred.abs().amax(dim=1).clamp_min(1e-12)
+            scalers = (centred * factor.unsqueeze(1)).round().clamp(-128, 127).to(torch.int8).flatten()
+            return cls(tuple(w.shape), (codes[0::2] << 4) | codes[1::2], scalers, factor, mean, block, scaler_block)
+
+        def dequantize(self):
+            # torchao's get_original_weight: double-dequantize the scalers, unpack nibbles, look up, scale.
+            scales = (self.scalers.float().view(-1, self.scaler_block) / self.factor.view(-1, 1)).flatten() + self.mean
+            codes = torch.stack([self.codes >> 4, self.codes & 0xF], dim=-1).flatten().long()
+            w = table[codes].view(-1, self.block) * scales.view(-1, 1)
+            return w.view(self.shape)
+
+    class LinearNf4(torch.autograd.Function):
+        """torchao's linear_nf4: forward and backward each dequantize the whole weight."""
+
+        @staticmethod
+        def forward(ctx, x, w):
+            ctx.w = w
+            return F.linear(x, w.dequantize())
+
+        @staticmethod
+        def backward(ctx, dy):
+            return dy @ ctx.w.dequantize(), None
+
+    return Nf4, LinearNf4
+
+
 # ---------------------------------------------------------------- Llama step (issues 14 and 15)
 
 # The benchmark configuration of issue 14: a 4-layer Llama, batch 2 x 256 tokens, LoRA r 16, alpha 32.
@@ -259,13 +288,22 @@ LLAMA_MAX_GRAD_NORM, LLAMA_LR = 1.0, 1e-4
 LLAMA_WORKLOADS = [f"llama-{b}-{k}{t}" for k in ("step", "finetune") for t in ("", "-all") for b in ("fp32", "qlora")]
 
 
+LLAMA_OPTIONS = ("all", "ckpt", "logits")
+
+
 def parse_llama(name):
-    """llama-fp32|qlora-step|finetune[-all] -> (base, kind, LoRA targets key)."""
+    """llama-fp32|qlora-step|finetune[-all][-ckpt][-logits] -> (base, kind, LoRA targets key, options): -ckpt with
+    activation checkpointing (gradient_checkpointing_enable on PyTorch), -logits (step only) with the JVM's loss on
+    the full logits, lm_head and loss unfused (PyTorch always computes them so)."""
     p = name.split("-")
-    if len(p) not in (3, 4) or p[1] not in ("fp32", "qlora") or p[2] not in ("step", "finetune") \
-            or (len(p) == 4 and p[3] != "all"):
-        raise ValueError(f"workload: expected llama-fp32|qlora-step|finetune[-all] but got {name}")
-    return p[1], p[2], "all" if len(p) == 4 else "qv"
+    options = p[3:]
+    if len(p) < 3 or p[0] != "llama" or p[1] not in ("fp32", "qlora") or p[2] not in ("step", "finetune") \
+            or any(o not in LLAMA_OPTIONS for o in options) \
+            or [LLAMA_OPTIONS.index(o) for o in options] != sorted({LLAMA_OPTIONS.index(o) for o in options}) \
+            or ("logits" in options and p[2] != "step"):
+        raise ValueError(f"workload: expected llama-fp32|qlora-step|finetune[-all][-ckpt] or "
+                         f"llama-fp32|qlora-step[-all][-ckpt]-logits but got {name}")
+    return p[1], p[2], "all" if "all" in options else "qv", options
 
 
 def llama_workload(name, torch, Nf4, LinearNf4):
@@ -280,9 +318,11 @@ def llama_workload(name, torch, Nf4, LinearNf4):
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()
-    base, kind, targets = parse_llama(name)
+    base, kind, targets, options = parse_llama(name)
     torch.manual_seed(0)
     model = LlamaForCausalLM(LlamaConfig(**LLAMA_CONFIG, attn_implementation="sdpa")).float()
+    if "ckpt" in options:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     model = get_peft_model(model, LoraConfig(r=RANK, lora_alpha=ALPHA, target_modules=list(LLAMA_TARGETS[targets]),
                                              lora_dropout=0.0, bias="none", task_type="CAUSAL_LM"))
     with torch.no_grad():  # lora_B starts at zero (PEFT); give it values so the update is real arithmetic
@@ -294,7 +334,7 @@ def llama_workload(name, torch, Nf4, LinearNf4):
         class FrozenNf4Linear(torch.nn.Module):
             def __init__(self, rows, cols):
                 super().__init__()
-                self.nf4 = Nf4(rows, cols)
+                self.nf4 = Nf4.random(rows, cols)
 
             def forward(self, x):
                 return LinearNf4.apply(x, self.nf4)
@@ -340,8 +380,9 @@ def llama_flops(name):
     """Multiply-adds x 2 of one step. Forward: every linear (projections and lm_head) 2·T·in·out, LoRA
     2·T·r·(in + out) per adapted projection, attention 2·2·B·heads·S²·head_dim per layer (QKᵀ and PV, the full
     square, as sdpa computes it). Backward: dx of every linear again (the base is frozen: no weight gradient),
-    4·T·r·(in + out) per adapter (dA, dB, and dx through A and B), attention twice its forward."""
-    _, _, targets = parse_llama(name)
+    4·T·r·(in + out) per adapter (dA, dB, and dx through A and B), attention twice its forward. With -ckpt the
+    recomputed forward is not counted (the same useful work: GFLOP/s then shows what checkpointing costs)."""
+    _, _, targets, _ = parse_llama(name)
     c = LLAMA_CONFIG
     t = LLAMA_BATCH * LLAMA_SEQ
     h, i, hd = c["hidden_size"], c["intermediate_size"], c["head_dim"]
@@ -365,7 +406,7 @@ def llama_memory_model(name):
     silu(gate)·up (3 I), one log-sum-exp per head, x·Aᵀ per adapter (r); after the layers the final norm's input
     and output (2 H) and the logits (V). Attention probabilities [B, heads, S, S] are not counted: a step can
     recompute them from the log-sum-exp (flash-attention style), as the JVM model does."""
-    _, _, targets = parse_llama(name)
+    _, _, targets, _ = parse_llama(name)
     c = LLAMA_CONFIG
     h, i, hd, L, v = c["hidden_size"], c["intermediate_size"], c["head_dim"], c["num_hidden_layers"], c["vocab_size"]
     nh, nkv = c["num_attention_heads"], c["num_key_value_heads"]
@@ -550,6 +591,51 @@ def issue11_targets(by_name, targets):
             text = f"{value:.2f}x PyTorch (target >= {goal:g}x)"
         targets.append({"target": "issue 11: " + label, "workload": name, "value": value, "goal": goal, "met": ok})
         print(f"  {'MET   ' if ok else 'MISSED'} {label:40s} {text}")
+
+
+# Issue 20: "overhead" = JVM ms of the workload with the option / JVM ms without it <= target (checkpointing costs at
+# most 35 % more step time); "fused" = JVM ms of the fused loss / JVM ms with -logits (the unfused loss) <= target
+# (the fused loss costs none); "speedup" as above, on the benchmark configuration.
+ISSUE20_TARGETS = [
+    ("fp32 step >= 1.3x PyTorch, LoRA q,v", "llama-fp32-step", "speedup", 1.3),
+    ("fp32 step >= 1.3x PyTorch, LoRA all", "llama-fp32-step-all", "speedup", 1.3),
+    ("QLoRA step >= 1.6x PyTorch, LoRA q,v", "llama-qlora-step", "speedup", 1.6),
+    ("QLoRA step >= 1.6x PyTorch, LoRA all", "llama-qlora-step-all", "speedup", 1.6),
+]
+
+
+def issue20_targets(by_name, targets):
+    print("targets (issue 20: the step against PyTorch, and what checkpointing and the fused loss cost on the JVM; "
+          "on the medians):")
+    rows = [(label, name, kind, goal) for label, name, kind, goal in ISSUE20_TARGETS if name in by_name]
+    for name in by_name:
+        if not name.startswith("llama-"):
+            continue
+        options = parse_llama(name)[3]
+        if "ckpt" in options and name.replace("-ckpt", "") in by_name:
+            rows.append((f"checkpointing cost ({name})", name, "overhead", 1.35))
+        if "logits" in options and name.replace("-logits", "") in by_name:
+            rows.append((f"fused loss cost ({name.replace('-logits', '')})", name, "fused", 1.0))
+    for label, name, kind, goal in rows:
+        r = by_name[name]
+        if kind == "speedup":
+            value = r["speedup"]
+            ok = value >= goal
+            text = f"{value:.2f}x PyTorch (target >= {goal:g}x)"
+        elif kind == "overhead":
+            base = by_name[name.replace("-ckpt", "")]
+            value = r["jvm_ms"] / base["jvm_ms"]
+            ok = value <= goal
+            text = (f"{r['jvm_ms']:.1f} ms / {base['jvm_ms']:.1f} ms = {value:.2f}x (target <= {goal:g}x; PyTorch's "
+                    f"gradient checkpointing {r['torch_ms'] / base['torch_ms']:.2f}x)")
+        else:
+            fused = by_name[name.replace("-logits", "")]
+            value = fused["jvm_ms"] / r["jvm_ms"]
+            ok = value <= goal
+            text = (f"fused {fused['jvm_ms']:.1f} ms / unfused {r['jvm_ms']:.1f} ms = {value:.2f}x "
+                    f"(target <= {goal:g}x)")
+        targets.append({"target": "issue 20: " + label, "workload": name, "value": value, "goal": goal, "met": ok})
+        print(f"  {'MET   ' if ok else 'MISSED'} {label:48s} {text}")
 
 
 DECODE_WORKLOADS = ["decode-fp32", "decode-nf4"]
@@ -803,6 +889,7 @@ def main():
         targets.append({"target": label, "workload": name, "value": value, "goal": goal, "met": ok})
         print(f"  {'MET   ' if ok else 'MISSED'} {label:40s} {text}")
     issue11_targets(by_name, targets)
+    issue20_targets(by_name, targets)
 
     if profiles:
         print()

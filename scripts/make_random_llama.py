@@ -1,4 +1,4 @@
-"""Random Llama checkpoints of real architectures, for the memory benchmark (scripts/memory-bench.sh).
+"""Random Llama checkpoints of real architectures, for the memory benchmark (benchmarks/memory_bench.py).
 
 transformers builds the model from its own LlamaConfig with its own initialisation (normal(0, 0.02)), in BF16, and
 saves it as a Hugging Face folder (config.json + model.safetensors shards of at most 1 GB); next to it,

@@ -18,8 +18,11 @@ import java.util.SplittableRandom;
 /**
  * A Llama training step in issue 14's benchmark configuration (hidden 1024, 16 heads, 4 KV heads, head_dim 64,
  * intermediate 2816, 4 layers, vocab 8192; batch 2 × 256 tokens; LoRA r 16, α 32 on q_proj, v_proj, or on every
- * projection with {@code -all}), named as {@code benchmarks/compare.py} names it: {@code llama-BASE-KIND[-all]}
- * with BASE fp32|qlora (every q/k/v/o/gate/up/down weight NF4) and KIND
+ * projection with {@code -all}), named as {@code benchmarks/compare.py} names it:
+ * {@code llama-BASE-KIND[-all][-ckpt][-logits]} with BASE fp32|qlora (every q/k/v/o/gate/up/down weight NF4),
+ * {@code -ckpt} with activation checkpointing ({@link LlamaForCausalLM#activationCheckpointing(boolean)}),
+ * {@code -logits} (a step only) with the loss on the full logits, lm_head and loss unfused (the [tokens × vocab]
+ * logits copied out, as before the fused chunked loss), and KIND
  * <ul>
  *   <li>{@code step}: {@link LlamaForCausalLM#forwardBackward} (transformers' loss, adapter gradients accumulate);
  *   <li>{@code finetune}: one optimizer step of {@code finetune}'s loop ({@link Trainer#step} of {@link Finetuner#trainer}): zero the
@@ -38,6 +41,8 @@ public final class LlamaStepWorkload implements AutoCloseable {
 
     private final String name;
     private final boolean finetune;
+    /** The full logits of the unfused loss ({@code -logits}), or null. */
+    private final float[] logits;
     private final LlamaForCausalLM model;
     private final Trainer finetuner;
     private final int[] rows;
@@ -47,6 +52,9 @@ public final class LlamaStepWorkload implements AutoCloseable {
         this.name = name;
         this.finetune = finetune;
         this.model = model;
+        List<String> options = options(name);
+        model.activationCheckpointing(options.contains("ckpt"));
+        logits = options.contains("logits") ? new float[BATCH * SEQ * CONFIG.vocabSize()] : null;
         SplittableRandom rnd = new SplittableRandom(3);
         // lora_B starts at zero (PEFT, torchtune); give it values so the update is real arithmetic.
         Map<String, Tensor> adapters = model.adapterStateDict();
@@ -83,23 +91,32 @@ public final class LlamaStepWorkload implements AutoCloseable {
         return new LlamaStepWorkload(name, kind(name), m);
     }
 
-    private static String[] split(String name) {
+    private static final List<String> OPTIONS = List.of("all", "ckpt", "logits");
+
+    /** The options after llama-BASE-KIND, checked: each at most once, in the order all, ckpt, logits. */
+    private static List<String> options(String name) {
         String[] p = name.split("-");
-        if (p.length < 3 || p.length > 4 || !p[0].equals("llama") || !(p[1].equals("fp32") || p[1].equals("qlora"))
-                || !(p[2].equals("step") || p[2].equals("finetune")) || (p.length == 4 && !p[3].equals("all"))) {
-            throw new IllegalArgumentException("workload: expected llama-fp32|qlora-step|finetune[-all] but got "
-                    + name);
+        List<String> options = p.length < 3 ? List.of() : List.of(p).subList(3, p.length);
+        boolean ordered = true;
+        for (int i = 1; i < options.size(); i++) {
+            ordered &= OPTIONS.indexOf(options.get(i - 1)) < OPTIONS.indexOf(options.get(i));
         }
-        return p;
+        if (p.length < 3 || !p[0].equals("llama") || !(p[1].equals("fp32") || p[1].equals("qlora"))
+                || !(p[2].equals("step") || p[2].equals("finetune")) || !OPTIONS.containsAll(options) || !ordered
+                || (options.contains("logits") && !p[2].equals("step"))) {
+            throw new IllegalArgumentException("workload: expected llama-fp32|qlora-step|finetune[-all][-ckpt] or"
+                    + " llama-fp32|qlora-step[-all][-ckpt]-logits but got " + name);
+        }
+        return options;
     }
 
     private static boolean kind(String name) {
-        return split(name)[2].equals("finetune");
+        options(name);
+        return name.split("-")[2].equals("finetune");
     }
 
     static LoraSettings settings(String name) {
-        String[] p = split(name);
-        return LlamaProfile.benchmarkLora(p[1].equals("qlora"), p.length == 4);
+        return LlamaProfile.benchmarkLora(name.split("-")[1].equals("qlora"), options(name).contains("all"));
     }
 
     public String name() {
@@ -113,7 +130,7 @@ public final class LlamaStepWorkload implements AutoCloseable {
     /** One step (see the class comment); returns the loss. */
     public double run() {
         if (!finetune) {
-            return model.forwardBackward(batchIds, batchIds, BATCH, SEQ, 1.0);
+            return model.forwardBackward(batchIds, batchIds, BATCH, SEQ, 1.0, logits);
         }
         return finetuner.step().loss();
     }

@@ -13,14 +13,17 @@ import java.util.Locale;
  *                 block scales); the norms fp32
  *   adapters      rank·(in + out) per adapted projection, fp32, four times: the values, their gradient and
  *                 AdamW's two moments
- *   activations   kept for backward, per token: 4h + 2·qDim + 2·kvDim + 3·intermediate floats a layer (its input,
- *                 the normed input the projections keep, q, k, v, attention, residual, normed residual, gate, up,
- *                 SwiGLU), for every layer; with activation checkpointing only each layer's input (h floats)
- *                 plus one layer's kept activations (the layer being recomputed)
- *                 + the working set of one layer's backward: 6h + 3·qDim + 3·kvDim + 4·intermediate floats a token,
- *                 and per attention thread 6 seq × seq score matrices
- *                 + the final norm (4h floats a token) and one chunk of the fused loss (2 · chunk · vocab floats)
- *                 + dropout masks (one input-sized mask per adapted projection and layer) when dropout is on
+ *   activations   the step's high point in live arrays, floats a token (t tokens):
+ *                   kept by a layer for its backward: 4h + 2·qDim + 2·kvDim + 3·intermediate (its input, the normed
+ *                     input, q, k, v, attention, residual, normed residual, gate, up, SwiGLU; Qwen3's q/k norms
+ *                     qDim + kvDim more) and, with dropout, each adapted projection's input-sized mask
+ *                   without checkpointing every layer's, with it each layer's input (h) and one layer's (the
+ *                     layer recomputed in backward)
+ *                   + the final norm's input and the gradient into it (2h)
+ *                   + the larger of the fused loss's chunk (chunk · (vocab + h) floats: logits, then their
+ *                     gradient in place, and the chunk's input) and one layer's backward: its gradients
+ *                     3·intermediate + 4h + 2·qDim + 2·kvDim (+ qDim + kvDim with q/k norms) and per attention
+ *                     thread 6 seq × seq score matrices
  * </pre>
  * The estimate is of live arrays; the JVM's own memory (classes, threads, code) is not in it. {@link #weights} and
  * {@link #activations} are the forward command's bound (the full logits, fp32 weights).
@@ -54,7 +57,7 @@ public record MemoryEstimate(long fp32Weights, long halfWeights, long nf4Weights
         else if (storedBytes == 2) half += projections * 2;
         else fp32 += projections * 4;
 
-        long adapterValues = 0, maskFloats = 0;
+        long adapterValues = 0, layerMaskFloats = 0;
         for (String p : LlamaConfig.PROJECTIONS) {
             if (!lora.targets(p)) continue;
             long in = p.equals("o_proj") ? q : p.equals("down_proj") ? im : h;
@@ -65,24 +68,27 @@ public record MemoryEstimate(long fp32Weights, long halfWeights, long nf4Weights
                 default -> h;
             };
             adapterValues += layers * lora.rank() * (in + out);
-            maskFloats += layers * in;
+            layerMaskFloats += in;
         }
         if (lora.output()) {
             adapterValues += lora.rank() * (h + c.vocabSize());
-            maskFloats += h;
         }
         long adapters = HeapCheck.product(adapterValues, 4, 4);
 
         long tokens = HeapCheck.product(batch, seq);
-        long keptPerLayer = 4 * h + 2 * q + 2 * kv + 3 * im;
-        long working = 6 * h + 3 * q + 3 * kv + 4 * im + 4 * h;
+        long qkNorm = c.parts().qkNorm() ? q + kv : 0;
+        long kept = HeapCheck.product(tokens, 4 * h + 2 * q + 2 * kv + 3 * im + qkNorm
+                + (lora.dropout() > 0 ? layerMaskFloats : 0));
         long chunk = Math.min(tokens, Math.max(16, LlamaForCausalLM.LOSS_CHUNK_FLOATS / c.vocabSize()));
-        long fixed = HeapCheck.sum(HeapCheck.product(tokens, working), HeapCheck.product(2 * chunk, c.vocabSize()),
-                HeapCheck.product(seq, seq, 6, Math.max(1, threads)),
-                lora.dropout() > 0 ? HeapCheck.product(tokens, maskFloats) : 0);
-        long all = HeapCheck.product(tokens, layers * keptPerLayer);
-        long ckpt = HeapCheck.product(tokens, layers * h + keptPerLayer);
-        long with = HeapCheck.product(HeapCheck.sum(ckpt, fixed), 4), without = HeapCheck.product(HeapCheck.sum(all, fixed), 4);
+        long loss = HeapCheck.product(chunk, c.vocabSize() + h + (lora.output() && lora.dropout() > 0 ? h : 0));
+        long layerBackward = HeapCheck.sum(HeapCheck.product(tokens, 3 * im + 4 * h + 2 * q + 2 * kv + qkNorm),
+                HeapCheck.product(seq, seq, 6, Math.max(1, threads)));
+        long finalNorm = HeapCheck.product(tokens, 2 * h);
+        long without = HeapCheck.sum(HeapCheck.product(kept, layers), finalNorm, Math.max(loss, layerBackward));
+        long with = HeapCheck.sum(HeapCheck.product(tokens, layers * h), finalNorm,
+                Math.max(loss, HeapCheck.sum(kept, layerBackward)));
+        with = HeapCheck.product(with, 4);
+        without = HeapCheck.product(without, 4);
         return new MemoryEstimate(fp32, half, nf4, adapters, checkpointing ? with : without,
                 checkpointing ? without : with, checkpointing, batch, seq);
     }
