@@ -83,7 +83,9 @@ final class VectorLoraBackend implements LoraBackend {
                 forwardFewTokens(p, ad, x, m, tokens, h, y);
                 return;
             }
-            if (ad != null) {
+            if (ad != null && r <= NarrowGemm.MAX_WIDTH) {  // h = (x⊙m)·Aᵀ, dots of x's rows with A's
+                NarrowGemm.rowDots(par, tokens, r, in, dropped(x, m, tokens * in), in, ad.a(), in, 1f, h);
+            } else if (ad != null) {
                 Arrays.fill(h, 0, tokens * r, 0f);
                 Gemm.multiplyAdd(par, tokens, r, h, r,
                         new Term(Left.rows(x, in).times(m), Panels.transposed(ad.a(), in), in));
@@ -110,7 +112,18 @@ final class VectorLoraBackend implements LoraBackend {
             int in = p.inDim(), out = p.outDim(), r = p.rank();
             float s = p.scale();
             float[] dh = null;
-            if (ad != null) {
+            if (ad != null && r <= NarrowGemm.MAX_WIDTH) {
+                if (grads != null) {  // dB += s·dyᵀ·h
+                    NarrowGemm.transposedTimes(par, out, r, tokens, dy, null, out, s, h, grads.b());
+                }
+                dh = new float[tokens * r];  // dh = s·dy·B, as dots of dy's rows with Bᵀ's
+                NarrowGemm.rowDots(par, tokens, r, out, dy, out, transpose(ad.b(), out, r), out, s, dh);
+                if (grads != null) {  // dA += dhᵀ·(x⊙m), made as its transpose (x⊙m)ᵀ·dh
+                    float[] gradAt = new float[in * r];
+                    NarrowGemm.transposedTimes(par, in, r, tokens, x, m, in, 1f, dh, gradAt);
+                    addTransposed(gradAt, in, r, grads.a());
+                }
+            } else if (ad != null) {
                 if (grads != null) {
                     Gemm.multiplyAdd(par, out, r, grads.b(), r,
                             new Term(Left.transposed(dy, out).scaled(s), Panels.rows(h, r, null), tokens));
@@ -281,6 +294,26 @@ final class VectorLoraBackend implements LoraBackend {
             xm[i] = x[i] * m[i];
         }
         return xm;
+    }
+
+    /** The transpose [cols × rows] of a row-major [rows × cols] matrix. */
+    private static float[] transpose(float[] a, int rows, int cols) {
+        float[] t = new float[rows * cols];
+        for (int i = 0; i < rows; i++) {
+            for (int j = 0; j < cols; j++) {
+                t[j * rows + i] = a[i * cols + j];
+            }
+        }
+        return t;
+    }
+
+    /** c [cols × rows] += tᵀ for t [rows × cols]. */
+    private static void addTransposed(float[] t, int rows, int cols, float[] c) {
+        for (int j = 0; j < cols; j++) {
+            for (int i = 0; i < rows; i++) {
+                c[j * rows + i] += t[i * cols + j];
+            }
+        }
     }
 
     /** Rows of y set to the bias (or zero), which the GEMM then accumulates onto. */
