@@ -675,6 +675,9 @@ def main():
                 continue
             print(f"{name:26s} {p['step_ms']:8.1f} " + " ".join(
                 f"{p['op_ms'][o]:7.1f} {100 * p['op_ms'][o] / p['step_ms']:4.1f}%" for o in ops))
+        print("(garbage collection pauses are inside the ops where they struck, mostly the projections: per step "
+              + ", ".join(f"{n} {p['gc_ms']:.1f} ms in {p['gc_count']:.2f} GCs, {p['allocated_mb']:.0f} MB allocated"
+                          for n, p in profiles.items() if "gc_ms" in p) + ")")
         print_projections(profiles, peak)
     if memory:
         print()
@@ -719,7 +722,7 @@ def print_projections(profiles, peak):
     FrozenLinear layers, with the adds of q/k/v's and gate/up's dx) beside the same layers alone (Compare's
     alone_ms: layer 0's modules on random activations of the same token count, times the layers), in GFLOP/s
     and share of the measured peak."""
-    rows = [(n, p) for n, p in profiles.items() if "alone_ms" in p]
+    rows = [(n, p) for n, p in profiles.items() if "op_ms" in p]
     if not rows:
         return
     print()
@@ -729,14 +732,15 @@ def print_projections(profiles, peak):
     for name, p in rows:
         flops = llama_projection_flops(name)
         gf = sum(flops.values()) / 1e9
-        step_ms, alone_ms = p["op_ms"]["projections"], sum(p["alone_ms"].values())
 
         def rate(ms, g=gf):
             pct = f"{100 * g / ms * 1e3 / peak:5.1f}%" if peak else "     -"
             return f"{ms:8.1f} ms {g / ms * 1e3:6.1f} {pct}"
-        each = " ".join(f"{m.replace('_proj', '')} {100 * flops[m] / 1e9 / ms * 1e3 / peak:.0f}%" if peak else m
-                        for m, ms in p["alone_ms"].items())
-        print(f"{name:26s} {rate(step_ms)} {rate(alone_ms)}   {each}")
+        alone = p.get("alone_ms")  # absent from builds before it was measured
+        each = "" if not alone or not peak else " ".join(
+            f"{m.replace('_proj', '')} {100 * flops[m] / 1e9 / ms * 1e3 / peak:.0f}%" for m, ms in alone.items())
+        print(f"{name:26s} {rate(p['op_ms']['projections'])} "
+              f"{rate(sum(alone.values())) if alone else '-':>26s}   {each}")
 
 
 def cpu_name():

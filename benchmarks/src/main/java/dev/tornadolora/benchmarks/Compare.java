@@ -132,11 +132,16 @@ public final class Compare {
         return ms.stream().mapToDouble(Double::doubleValue).toArray();
     }
 
-    /** Wall time per op (the model's OpTimer) over {@code steps} steps after one warm-up step, in ms per step. */
+    /**
+     * Wall time per op (the model's OpTimer) over {@code steps} steps after one warm-up step, in ms per step; the
+     * garbage collections and bytes allocated per step; and the projections alone ({@link #alone}).
+     */
     static void profile(LlamaStepWorkload w, int steps, ObjectNode r) {
         w.run();
         w.model().timer().reset();
         w.model().timer().enable(true);
+        var threads = (com.sun.management.ThreadMXBean) ManagementFactory.getThreadMXBean();
+        long gcCount0 = gcCount(), gcMs0 = gcMillis(), bytes0 = threads.getTotalThreadAllocatedBytes();
         long t0 = System.nanoTime();
         try {
             for (int i = 0; i < steps; i++) w.run();
@@ -146,6 +151,11 @@ public final class Compare {
         double total = (System.nanoTime() - t0) / 1e6 / steps;
         r.put("name", w.name());
         r.put("step_ms", total);
+        // Collections strike inside whichever op allocates (mostly the projections' outputs): their pauses are
+        // part of the ops' times above, shown here apart.
+        r.put("gc_ms", (double) (gcMillis() - gcMs0) / steps);
+        r.put("gc_count", (double) (gcCount() - gcCount0) / steps);
+        r.put("allocated_mb", (threads.getTotalThreadAllocatedBytes() - bytes0) / 1048576.0 / steps);
         ObjectNode ops = r.putObject("op_ms");
         double covered = 0;
         for (var e : w.model().timer().report().entrySet()) {

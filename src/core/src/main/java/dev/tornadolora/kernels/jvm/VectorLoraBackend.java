@@ -21,14 +21,15 @@ import static dev.tornadolora.kernels.jvm.Gemm.Term;
  * The default CPU backend: the math of {@link LayerKernels} on {@code jdk.incubator.vector} and all cores
  * ({@link Parallel}). Every product of more than {@link #GEMV_MAX_TOKENS} tokens runs on one packed GEMM
  * ({@link Gemm}); the base matmul and the LoRA update are two terms of one pass, so the update is added while
- * the output tile is in registers:
+ * the output tile is in registers. The rank-r products, whose results are r wide, run unpacked on
+ * {@link NarrowGemm} up to r = 2 vectors (on a packed GEMM they ran at a tenth of the big products' rate):
  *
  * <pre>
- *   forward    h  = (x⊙m)·Aᵀ                  GEMM, B = Aᵀ
+ *   forward    h  = (x⊙m)·Aᵀ                  NarrowGemm.rowDots (r &gt; 2 vectors: GEMM, B = Aᵀ)
  *              y  = b + x·Wᵀ + (s·h)·Bᵀ        GEMM, two terms; Wᵀ (fp32: packed once per binding; NF4, BF16, F16: decoded per panel)
- *   backward   dB += (s·dy)ᵀ·h                 GEMM, A operand = dyᵀ by strides
- *              dh  = (s·dy)·B                  GEMM
- *              dA += dhᵀ·(x⊙m)                 GEMM
+ *   backward   dB += (s·dy)ᵀ·h                 NarrowGemm.transposedTimes (or GEMM, A operand = dyᵀ by strides)
+ *              dh  = (s·dy)·B                  NarrowGemm.rowDots with Bᵀ (or GEMM)
+ *              dA += dhᵀ·(x⊙m)                 NarrowGemm.transposedTimes, as (x⊙m)ᵀ·dh transposed (or GEMM)
  *              dx  = dy·W + dh·A               GEMM, two terms; W read natural
  *                    (with dropout: dx = dy·W, then dx += (dh·A)⊙m, the multiplier applied on the tile)
  * </pre>
