@@ -376,12 +376,11 @@ def llama_workload(name, torch, Nf4, LinearNf4):
     return run
 
 
-def llama_flops(name):
-    """Multiply-adds x 2 of one step. Forward: every linear (projections and lm_head) 2·T·in·out, LoRA
-    2·T·r·(in + out) per adapted projection, attention 2·2·B·heads·S²·head_dim per layer (QKᵀ and PV, the full
-    square, as sdpa computes it). Backward: dx of every linear again (the base is frozen: no weight gradient),
-    4·T·r·(in + out) per adapter (dA, dB, and dx through A and B), attention twice its forward. With -ckpt the
-    recomputed forward is not counted (the same useful work: GFLOP/s then shows what checkpointing costs)."""
+def llama_projection_flops(name):
+    """Multiply-adds x 2 of one step's projections by module name (q_proj ... down_proj), all layers together:
+    forward 2·T·in·out, plus 2·T·r·(in + out) when adapted; backward dx again (the base is frozen: no weight
+    gradient), plus 4·T·r·(in + out) when adapted (dA, dB, and dx through A and B). With -ckpt the recomputed
+    forward is not counted (the same useful work: GFLOP/s then shows what checkpointing costs)."""
     _, _, targets, _ = parse_llama(name)
     c = LLAMA_CONFIG
     t = LLAMA_BATCH * LLAMA_SEQ
@@ -389,12 +388,22 @@ def llama_flops(name):
     shapes = {"q_proj": (h, c["num_attention_heads"] * hd), "k_proj": (h, c["num_key_value_heads"] * hd),
               "v_proj": (h, c["num_key_value_heads"] * hd), "o_proj": (c["num_attention_heads"] * hd, h),
               "gate_proj": (h, i), "up_proj": (h, i), "down_proj": (i, h)}
-    linear = sum(a * b for a, b in shapes.values()) * c["num_hidden_layers"] + h * c["vocab_size"]
-    lora = sum(a + b for m, (a, b) in shapes.items() if m in LLAMA_TARGETS[targets]) * RANK * c["num_hidden_layers"]
-    attn = 4 * LLAMA_BATCH * c["num_attention_heads"] * LLAMA_SEQ ** 2 * hd * c["num_hidden_layers"]
-    forward = 2 * t * linear + 2 * t * lora + attn
-    backward = 2 * t * linear + 4 * t * lora + 2 * attn
-    return forward + backward
+    flops = {}
+    for m, (a, b) in shapes.items():
+        lora = (a + b) * RANK if m in LLAMA_TARGETS[targets] else 0
+        flops[m] = (4 * t * a * b + 6 * t * lora) * c["num_hidden_layers"]
+    return flops
+
+
+def llama_flops(name):
+    """Multiply-adds x 2 of one step: the projections (llama_projection_flops), lm_head 2·T·hidden·vocab forward
+    and again for its dx, attention 2·2·B·heads·S²·head_dim per layer forward (QKᵀ and PV, the full square, as sdpa
+    computes it) and twice that backward."""
+    c = LLAMA_CONFIG
+    t = LLAMA_BATCH * LLAMA_SEQ
+    lm_head = 4 * t * c["hidden_size"] * c["vocab_size"]
+    attn = 4 * LLAMA_BATCH * c["num_attention_heads"] * LLAMA_SEQ ** 2 * c["head_dim"] * c["num_hidden_layers"]
+    return sum(llama_projection_flops(name).values()) + lm_head + 3 * attn
 
 
 def llama_memory_model(name):
@@ -902,6 +911,10 @@ def main():
                 continue
             print(f"{name:26s} {p['step_ms']:8.1f} " + " ".join(
                 f"{p['op_ms'][o]:7.1f} {100 * p['op_ms'][o] / p['step_ms']:4.1f}%" for o in ops))
+        print("(garbage collection pauses are inside the ops where they struck, mostly the projections: per step "
+              + ", ".join(f"{n} {p['gc_ms']:.1f} ms in {p['gc_count']:.2f} GCs, {p['allocated_mb']:.0f} MB allocated"
+                          for n, p in profiles.items() if "gc_ms" in p) + ")")
+        print_projections(profiles, peak)
     if memory:
         print()
         print(f"QLoRA heap (target: peak <= {HEAP_TARGET} x (NF4 weights + activations); see llama_memory_model; "
@@ -938,6 +951,32 @@ def main():
     tmp.write_text(json.dumps(report, indent=2))
     tmp.replace(args.json)
     print(f"\nJSON: {args.json}")
+
+
+def print_projections(profiles, peak):
+    """The projections' GEMMs in the step (OpTimer's projections op: forward + backward of the seven LoRALinear /
+    FrozenLinear layers, with the adds of q/k/v's and gate/up's dx) beside the same layers alone (Compare's
+    alone_ms: layer 0's modules on random activations of the same token count, times the layers), in GFLOP/s
+    and share of the measured peak."""
+    rows = [(n, p) for n, p in profiles.items() if "op_ms" in p]
+    if not rows:
+        return
+    print()
+    print("the projections' GEMMs (forward + backward of the seven projections, 512 tokens; ms per step, GFLOP/s, "
+          "share of the peak):")
+    print(f"{'workload':26s} {'in the step':>26s} {'alone, same shapes':>26s}   alone by projection (%peak)")
+    for name, p in rows:
+        flops = llama_projection_flops(name)
+        gf = sum(flops.values()) / 1e9
+
+        def rate(ms, g=gf):
+            pct = f"{100 * g / ms * 1e3 / peak:5.1f}%" if peak else "     -"
+            return f"{ms:8.1f} ms {g / ms * 1e3:6.1f} {pct}"
+        alone = p.get("alone_ms")  # absent from builds before it was measured
+        each = "" if not alone or not peak else " ".join(
+            f"{m.replace('_proj', '')} {100 * flops[m] / 1e9 / ms * 1e3 / peak:.0f}%" for m, ms in alone.items())
+        print(f"{name:26s} {rate(p['op_ms']['projections'])} "
+              f"{rate(sum(alone.values())) if alone else '-':>26s}   {each}")
 
 
 def cpu_name():

@@ -12,6 +12,9 @@ import dev.tornadolora.llama.Generator;
 import dev.tornadolora.llama.LlamaForCausalLM;
 import dev.tornadolora.llama.LoraSettings;
 import dev.tornadolora.llama.TokenTensors;
+import dev.tornadolora.nn.FrozenLinear;
+import dev.tornadolora.nn.LoRALinear;
+import dev.tornadolora.tensor.Tensor;
 import jdk.incubator.vector.FloatVector;
 
 import java.io.BufferedReader;
@@ -169,11 +172,16 @@ public final class Compare {
         for (int id : g.ids()) ids.add(id);
     }
 
-    /** Wall time per op (the model's OpTimer) over {@code steps} steps after one warm-up step, in ms per step. */
+    /**
+     * Wall time per op (the model's OpTimer) over {@code steps} steps after one warm-up step, in ms per step; the
+     * garbage collections and bytes allocated per step; and the projections alone ({@link #alone}).
+     */
     static void profile(LlamaStepWorkload w, int steps, ObjectNode r) {
         w.run();
         w.model().timer().reset();
         w.model().timer().enable(true);
+        var threads = (com.sun.management.ThreadMXBean) ManagementFactory.getThreadMXBean();
+        long gcCount0 = gcCount(), gcMs0 = gcMillis(), bytes0 = threads.getTotalThreadAllocatedBytes();
         long t0 = System.nanoTime();
         try {
             for (int i = 0; i < steps; i++) w.run();
@@ -183,6 +191,11 @@ public final class Compare {
         double total = (System.nanoTime() - t0) / 1e6 / steps;
         r.put("name", w.name());
         r.put("step_ms", total);
+        // Collections strike inside whichever op allocates (mostly the projections' outputs): their pauses are
+        // part of the ops' times above, shown here apart.
+        r.put("gc_ms", (double) (gcMillis() - gcMs0) / steps);
+        r.put("gc_count", (double) (gcCount() - gcCount0) / steps);
+        r.put("allocated_mb", (threads.getTotalThreadAllocatedBytes() - bytes0) / 1048576.0 / steps);
         ObjectNode ops = r.putObject("op_ms");
         double covered = 0;
         for (var e : w.model().timer().report().entrySet()) {
@@ -191,6 +204,47 @@ public final class Compare {
             covered += ms;
         }
         ops.put("other", total - covered);  // optimizer, clipping, data, and whatever the timer does not cover
+        alone(w, r.putObject("alone_ms"));
+    }
+
+    /**
+     * The step's projections alone: layer 0's seven (the live {@code LoRALinear}s, or the frozen base on the same
+     * device), each run forward + backward on random activations of the step's token count, as a lone layer is
+     * benchmarked; the median of 5 runs after 3 warm-ups, times the number of layers, in ms per step. Side by side
+     * with the step's {@code projections} op, this shows how much of the projections' time the step itself adds.
+     */
+    static void alone(LlamaStepWorkload w, ObjectNode r) {
+        var model = w.model();
+        int tokens = LlamaStepWorkload.BATCH * LlamaStepWorkload.SEQ, layers = model.config().numHiddenLayers();
+        var adapted = model.adapterModules();
+        java.util.SplittableRandom rnd = new java.util.SplittableRandom(5);
+        for (var e : model.projectionBases().entrySet()) {
+            if (!e.getKey().startsWith("model.layers.0.")) continue;
+            var base = e.getValue();
+            LoRALinear lora = adapted.get(e.getKey());
+            FrozenLinear frozen = lora != null ? null : new FrozenLinear(base, null).to(model.device());
+            dev.tornadolora.nn.Module m = lora != null ? lora : frozen;
+            Tensor x = Tensor.of(uniform(rnd, tokens * base.cols()), tokens, base.cols());
+            Tensor dy = Tensor.of(uniform(rnd, tokens * base.rows()), tokens, base.rows());
+            double[] ms = new double[8];
+            for (int i = 0; i < ms.length; i++) {
+                long t0 = System.nanoTime();
+                m.forward(x);
+                m.backward(dy);
+                ms[i] = (System.nanoTime() - t0) / 1e6;
+            }
+            m.releaseActivations();
+            if (frozen != null) frozen.close();
+            String name = e.getKey().substring(e.getKey().lastIndexOf('.') + 1);
+            r.put(name, Stats.median(Arrays.copyOfRange(ms, 3, ms.length)) * layers);
+        }
+        if (!adapted.isEmpty()) model.zeroGrad();  // the lone runs accumulated into the adapters' gradients
+    }
+
+    private static float[] uniform(java.util.SplittableRandom rnd, int n) {
+        float[] a = new float[n];
+        for (int i = 0; i < n; i++) a[i] = (float) rnd.nextDouble(-1, 1);
+        return a;
     }
 
     /**

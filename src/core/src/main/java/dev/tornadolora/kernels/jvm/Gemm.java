@@ -198,7 +198,9 @@ final class Gemm {
         int blocks = (rows + MR - 1) / MR;
         int panels = (n + NRL - 1) / NRL;
         if (panels >= par.size() || panels >= blocks) {
-            par.range(panels, PANEL_GROUP, (p0, p1) -> {
+            // Grain 1: a thread's share is then within a panel of the others' (k_proj's 8 panels ran on one thread
+            // with grain PANEL_GROUP, and gate/up's 88 as 6 chunks of 16 and 8); sweep still groups them by 8.
+            par.range(panels, 1, (p0, p1) -> {
                 for (int g0 = p0; g0 < p1; g0 += PANEL_GROUP) {
                     sweep(m0, rows, 0, blocks, g0, Math.min(p1, g0 + PANEL_GROUP), n, c, ldc, g, terms, packed, kTotal);
                 }

@@ -21,14 +21,15 @@ import static dev.tornadolora.kernels.jvm.Gemm.Term;
  * The default CPU backend: the math of {@link LayerKernels} on {@code jdk.incubator.vector} and all cores
  * ({@link Parallel}). Every product of more than {@link #GEMV_MAX_TOKENS} tokens runs on one packed GEMM
  * ({@link Gemm}); the base matmul and the LoRA update are two terms of one pass, so the update is added while
- * the output tile is in registers:
+ * the output tile is in registers. The rank-r products, whose results are r wide, run unpacked on
+ * {@link NarrowGemm} up to r = 2 vectors (on a packed GEMM they ran at a tenth of the big products' rate):
  *
  * <pre>
- *   forward    h  = (x⊙m)·Aᵀ                  GEMM, B = Aᵀ
+ *   forward    h  = (x⊙m)·Aᵀ                  NarrowGemm.rowDots (r &gt; 2 vectors: GEMM, B = Aᵀ)
  *              y  = b + x·Wᵀ + (s·h)·Bᵀ        GEMM, two terms; Wᵀ (fp32: packed once per binding; NF4, BF16, F16: decoded per panel)
- *   backward   dB += (s·dy)ᵀ·h                 GEMM, A operand = dyᵀ by strides
- *              dh  = (s·dy)·B                  GEMM
- *              dA += dhᵀ·(x⊙m)                 GEMM
+ *   backward   dB += (s·dy)ᵀ·h                 NarrowGemm.transposedTimes (or GEMM, A operand = dyᵀ by strides)
+ *              dh  = (s·dy)·B                  NarrowGemm.rowDots with Bᵀ (or GEMM)
+ *              dA += dhᵀ·(x⊙m)                 NarrowGemm.transposedTimes, as (x⊙m)ᵀ·dh transposed (or GEMM)
  *              dx  = dy·W + dh·A               GEMM, two terms; W read natural
  *                    (with dropout: dx = dy·W, then dx += (dh·A)⊙m, the multiplier applied on the tile)
  * </pre>
@@ -83,7 +84,9 @@ final class VectorLoraBackend implements LoraBackend {
                 forwardFewTokens(p, ad, x, m, tokens, h, y);
                 return;
             }
-            if (ad != null) {
+            if (ad != null && r <= NarrowGemm.MAX_WIDTH) {  // h = (x⊙m)·Aᵀ, dots of x's rows with A's
+                NarrowGemm.rowDots(par, tokens, r, in, dropped(x, m, tokens * in), in, ad.a(), in, 1f, h);
+            } else if (ad != null) {
                 Arrays.fill(h, 0, tokens * r, 0f);
                 Gemm.multiplyAdd(par, tokens, r, h, r,
                         new Term(Left.rows(x, in).times(m), Panels.transposed(ad.a(), in), in));
@@ -110,7 +113,18 @@ final class VectorLoraBackend implements LoraBackend {
             int in = p.inDim(), out = p.outDim(), r = p.rank();
             float s = p.scale();
             float[] dh = null;
-            if (ad != null) {
+            if (ad != null && r <= NarrowGemm.MAX_WIDTH) {
+                if (grads != null) {  // dB += s·dyᵀ·h
+                    NarrowGemm.transposedTimes(par, out, r, tokens, dy, null, out, s, h, grads.b());
+                }
+                dh = new float[tokens * r];  // dh = s·dy·B, as dots of dy's rows with Bᵀ's
+                NarrowGemm.rowDots(par, tokens, r, out, dy, out, transpose(ad.b(), out, r), out, s, dh);
+                if (grads != null) {  // dA += dhᵀ·(x⊙m), made as its transpose (x⊙m)ᵀ·dh
+                    float[] gradAt = new float[in * r];
+                    NarrowGemm.transposedTimes(par, in, r, tokens, x, m, in, 1f, dh, gradAt);
+                    addTransposed(gradAt, in, r, grads.a());
+                }
+            } else if (ad != null) {
                 if (grads != null) {
                     Gemm.multiplyAdd(par, out, r, grads.b(), r,
                             new Term(Left.transposed(dy, out).scaled(s), Panels.rows(h, r, null), tokens));
@@ -283,6 +297,26 @@ final class VectorLoraBackend implements LoraBackend {
             xm[i] = x[i] * m[i];
         }
         return xm;
+    }
+
+    /** The transpose [cols × rows] of a row-major [rows × cols] matrix. */
+    private static float[] transpose(float[] a, int rows, int cols) {
+        float[] t = new float[rows * cols];
+        for (int i = 0; i < rows; i++) {
+            for (int j = 0; j < cols; j++) {
+                t[j * rows + i] = a[i * cols + j];
+            }
+        }
+        return t;
+    }
+
+    /** c [cols × rows] += tᵀ for t [rows × cols]. */
+    private static void addTransposed(float[] t, int rows, int cols, float[] c) {
+        for (int j = 0; j < cols; j++) {
+            for (int i = 0; i < rows; i++) {
+                c[j * rows + i] += t[i * cols + j];
+            }
+        }
     }
 
     /** Rows of y set to the bias (or zero), which the GEMM then accumulates onto. */

@@ -65,6 +65,11 @@ class JvmLoraKernelsTest {
                 new Case(Base.FP32, 65, 17, 2, 20, true, true, false, true, 0),
                 new Case(Base.FP32, 65, 17, 2, 20, true, true, true, false, 0),
                 new Case(Base.FP32, 512, 520, 8, 1100, true, true, true, true, 0),
+                // ranks one and two vectors wide (NarrowGemm), with and without dropout, ragged rows
+                new Case(Base.FP32, 70, 90, 20, 40, true, true, true, true, 0),
+                new Case(Base.FP32, 48, 37, 32, 25, false, false, true, true, 0),
+                new Case(Base.FP32, 96, 64, 16, 60, false, false, true, true, 0),
+                new Case(Base.FP32, 33, 130, 12, 17, false, true, true, true, 0),
                 // NF4, vectorized layout (rows and blocks are whole 2L-element units)
                 new Case(Base.NF4, 256, 96, 16, 1, false, false, true, true, 64),
                 new Case(Base.NF4, 256, 96, 16, 5, true, true, true, true, 64),
@@ -74,6 +79,7 @@ class JvmLoraKernelsTest {
                 new Case(Base.NF4, 1024, 128, 8, 3, true, false, true, true, 32),
                 new Case(Base.NF4, 64, 40, 1, 1, false, false, false, true, 64),
                 new Case(Base.NF4, 320, 64, 7, 130, false, true, false, false, 64),
+                new Case(Base.NF4, 256, 96, 24, 50, true, true, true, true, 64),
                 // NF4, layouts the vector decoder refuses: blocks across rows, odd widths
                 new Case(Base.NF4, 96, 50, 3, 1, true, false, true, true, 64),
                 new Case(Base.NF4, 10, 6, 2, 4, true, true, true, true, 4),
@@ -130,15 +136,20 @@ class JvmLoraKernelsTest {
         int in = 160, out = 96, r = 4, t = 50;
         BaseWeight base = Nf4Tensor.quantize(uniform(rnd, in * out, 0.1f), out, in, 64, 4);
         Adapters ad = new Adapters(uniform(rnd, r * in, 0.3f), uniform(rnd, out * r, 0.3f));
-        float[] x = uniform(rnd, t * in, 1f);
-        float[] y1 = new float[t * out], yN = new float[t * out];
+        float[] x = uniform(rnd, t * in, 1f), dy = uniform(rnd, t * out, 1f);
+        float[] y1 = new float[t * out], yN = new float[t * out], dx1 = new float[t * in], dxN = new float[t * in];
+        Adapters g1 = new Adapters(new float[r * in], new float[out * r]);
+        Adapters gN = new Adapters(new float[r * in], new float[out * r]);
         try (Parallel oneThread = new Parallel(1); Parallel threeThreads = new Parallel(3);
              LayerKernels one = new VectorLoraBackend(oneThread, true).bind(base, null, r, 0.5f);
              LayerKernels three = new VectorLoraBackend(threeThreads, true).bind(base, null, r, 0.5f)) {
-            one.forward(x, null, t, ad, y1);
-            three.forward(x, null, t, ad, yN);
+            one.backward(one.forward(x, null, t, ad, y1), dy, dx1, ad, g1);
+            three.backward(three.forward(x, null, t, ad, yN), dy, dxN, ad, gN);
         }
         assertArrayEquals(y1, yN);
+        assertArrayEquals(dx1, dxN);
+        assertArrayEquals(g1.a(), gN.a());
+        assertArrayEquals(g1.b(), gN.b());
     }
 
     @Test
