@@ -558,6 +558,11 @@ public final class LlamaDevicePlan implements AutoCloseable {
         }
     }
 
+    /** Device memory the plan's buffers hold, as TornadoVM counts it. */
+    public long deviceBytes() {
+        return plan.getCurrentDeviceMemoryUsage();
+    }
+
     /** Steps taken (AdamW's t). */
     public long steps() {
         return steps;
