@@ -205,7 +205,6 @@ public final class LlamaDevicePlan implements AutoCloseable {
         Map<String, BaseWeight> frozen = model.frozenWeights();
         Map<Object, FloatArray> uploaded = new IdentityHashMap<>();  // a tied lm_head is the embedding's buffer
         FloatArray emb = dense(frozen.get("model.embed_tokens.weight"), uploaded);
-        FloatArray headW = dense(frozen.get("lm_head.weight"), uploaded);
         FloatArray finalNorm = dense(frozen.get("model.norm.weight"), uploaded);
         FloatArray codebook = FloatArray.fromArray(Nf4.codebook());
         Rope.Tables tables = new Rope(hd, c.ropeTheta(), c.ropeScaling()).tables(seq);
@@ -274,14 +273,32 @@ public final class LlamaDevicePlan implements AutoCloseable {
         fin.add(g -> g.task(fin.n("restart"), CausalLmLossKernels::restart, chunk, targets, scalars));
         fin.add(g -> g.task(fin.n("norm"), RmsNormKernels::forward, xL, finalNorm, nF, invF, t, d, eps));
         int cr = chunkRows;
+        // One chunk (vocab ≤ 8192 at 512 rows): lm_head's two products on the panel schedule, W packed once per
+        // layout. Several chunks: the chunk kernels, which start at the device's chunk row.
+        BaseWeight headBase = frozen.get("lm_head.weight");
+        float[] headData = chunks == 1 ? (headBase instanceof DenseWeight dw ? dw.data() : headBase.dequantize()) : null;
+        Proj headProj = chunks == 1 ? new Proj(d, vocab, Matmul.packPanels(headData, vocab, d, true),
+                Matmul.packPanels(headData, d, vocab, false), new ByteArray(1), new FloatArray(1), 0, 0, 0, 0f, 0, 0)
+                : null;
+        FloatArray headW = chunks == 1 ? null : dense(headBase, uploaded);
         for (int k = 0; k < chunks; k++) {  // one stage per chunk, unrolled; the chunk's first row is chunk[0]
             Stage head = headGraph.stage("chunk" + k);
-            head.use(nF, headW, z, chunk, targets, scalars, rowLoss, dnF);
-            head.add(g -> g.task(head.n("logits"), CausalLmLossKernels::logits, nF, headW, z, chunk, vocab, cr, d, t));
+            head.use(nF, z, chunk, targets, scalars, rowLoss, dnF);
+            if (headProj != null) {
+                product(head, "logits", headProj, nF, z, headProj.forward, vocab, d, 1, cm);
+            } else {
+                head.use(headW);
+                head.add(g -> g.task(head.n("logits"), CausalLmLossKernels::logits, nF, headW, z, chunk, vocab, cr, d,
+                        t));
+            }
             head.add(g -> g.task(head.n("rows"), CausalLmLossKernels::rows, z, targets, scalars, rowLoss, chunk, cr,
                     vocab, t, 1));
-            head.add(g -> g.task(head.n("dn"), CausalLmLossKernels::inputGradients, z, headW, dnF, chunk, d, cr,
-                    vocab, t));
+            if (headProj != null) {
+                product(head, "dn", headProj, z, dnF, headProj.backward, d, vocab, 0, cm);
+            } else {
+                head.add(g -> g.task(head.n("dn"), CausalLmLossKernels::inputGradients, z, headW, dnF, chunk, d, cr,
+                        vocab, t));
+            }
             head.add(g -> g.task(head.n("advance"), CausalLmLossKernels::advance, chunk, cr));
         }
         Stage headEnd = headGraph.stage("end");
