@@ -114,6 +114,8 @@ public final class LlamaDevicePlan implements AutoCloseable {
     private long copyIn, copyOut, launches;
     private final Map<String, Integer> graphTasks = new LinkedHashMap<>();
     private final Map<String, Long> kernelNanos = new LinkedHashMap<>();
+    /** Each graph's device buffers in bytes on its last profiled run. */
+    private final Map<String, Long> graphBytes = new LinkedHashMap<>();
     /** Kernel nanoseconds per task (graph.task), summed since the last {@link #takeTaskProfile()}; null: not kept. */
     private Map<String, Long> taskNanos;
     private long steps;
@@ -615,9 +617,12 @@ public final class LlamaDevicePlan implements AutoCloseable {
         }
     }
 
-    /** Device memory the plan's buffers hold, as TornadoVM counts it. */
+    /**
+     * Device memory of the plan's buffers, by TornadoVM's profiler: the sum over the graphs of each one's buffers on
+     * its last profiled run (each graph holds its own copy of what it does not share); -1 before any.
+     */
     public long deviceBytes() {
-        return plan.getCurrentDeviceMemoryUsage();
+        return graphBytes.isEmpty() ? -1 : graphBytes.values().stream().mapToLong(Long::longValue).sum();
     }
 
     /** Steps taken (AdamW's t). */
@@ -648,6 +653,7 @@ public final class LlamaDevicePlan implements AutoCloseable {
             copyIn += pr.getTotalBytesCopyIn();
             copyOut += pr.getTotalBytesCopyOut();
             kernelNanos.merge(graph, pr.getDeviceKernelTime(), Long::sum);
+            graphBytes.put(graph, pr.getTotalDeviceMemoryUsage());
             if (taskNanos != null) addTaskTimes(pr.getProfileLog(), taskNanos);
         }
     }
