@@ -32,6 +32,15 @@ PyTorch on the best OpenBLAS kernel for the CPU's flags (SkylakeX with AVX-512, 
 OPENBLAS_L2_SIZE unset, after checking that kernel's results against float64; --blas default keeps the
 environment as it is; --blas NAME forces a core.  The core that ran is printed and stored in the JSON.
 
+Decode (issue 21): the workloads decode-fp32 and decode-nf4 (run them alone: ./build compare decode-fp32 decode-nf4)
+compare greedy generation with a KV cache on a random-weight checkpoint of a real architecture (BF16 on disk,
+scripts/make_random_llama.py; --decode-shape tinyllama-1.1b by default, made under benchmarks/target/ on first use,
+or --decode-model DIR): transformers' generate(do_sample=False, max_new_tokens=N, min_new_tokens=N) in fp32 (sdpa,
+KV cache) against tornado-lora's Generator on the same weights, 16-bit as stored (decode-fp32: fp32 arithmetic) or
+with NF4 projections (decode-nf4: read as NF4, decoded in registers); the first --decode-prompt ids of the folder's
+tokens.safetensors as the prompt. Decode tokens/s counts the N-1 one-token steps after the prefill (transformers:
+timestamps of a streamer). Targets: decode-fp32 >= 3x transformers, decode-nf4 >= 1.5x our decode-fp32.
+
 Also measured: the machine's fp32 peak (a register-only FMA loop in the JVM on all threads); the table shows
 the share of it each side reaches.  Results go to benchmarks/target/compare.json (or --json).
 """
@@ -90,6 +99,12 @@ def parse_args():
                     "threads sleep, as the JVM pool's do: spinning ones run PyTorch 2.13's Llama step 3-4x slower when "
                     "other processes share the cores), else the environment's")
     ap.add_argument("--no-memory", action="store_true", help="skip the QLoRA heap check of the llama-qlora-* workloads")
+    ap.add_argument("--decode-shape", default="tinyllama-1.1b",
+                    help="decode-*: scripts/make_random_llama.py's shape, made under benchmarks/target/decode-SHAPE on "
+                    "first use (tinyllama-1.1b; bench: a small one that runs in seconds)")
+    ap.add_argument("--decode-model", help="decode-*: an HF folder to use instead of --decode-shape's")
+    ap.add_argument("--decode-prompt", type=int, default=16, help="decode-*: prompt tokens")
+    ap.add_argument("--decode-tokens", type=int, default=32, help="decode-*: new tokens per generation")
     ap.add_argument("--skip-blas-check", action="store_true", help=argparse.SUPPRESS)
     return ap.parse_args()
 
@@ -492,7 +507,7 @@ def choose_python(args):
     or a llama-* workload is asked for and it lacks transformers/PEFT (Debian's torch 1.13 runs the layer
     workloads where it is installed)."""
     import importlib.util
-    needs_hf = any(w.startswith("llama-") for w in args.workloads)
+    needs_hf = any(w.startswith("llama-") or w.startswith("decode-") for w in args.workloads)
     if args.python is None and (needs_hf or importlib.util.find_spec("torch") is None):
         if importlib.util.find_spec("torch") and (not needs_hf or (  # found without importing torch
                 importlib.util.find_spec("peft") and importlib.util.find_spec("transformers"))):
@@ -537,8 +552,142 @@ def issue11_targets(by_name, targets):
         print(f"  {'MET   ' if ok else 'MISSED'} {label:40s} {text}")
 
 
+DECODE_WORKLOADS = ["decode-fp32", "decode-nf4"]
+DECODE_TARGETS = [("decode-fp32 vs transformers fp32", 3.0), ("decode-nf4 vs our decode-fp32", 1.5)]
+
+
+def decode_model(args):
+    """The checkpoint of the decode workloads: --decode-model, else --decode-shape's, made on first use."""
+    if args.decode_model:
+        return Path(args.decode_model)
+    path = HERE / "target" / f"decode-{args.decode_shape}"
+    if not (path / "config.json").is_file():
+        seq = max(args.decode_prompt, 16)
+        print(f"compare: making a random {args.decode_shape} checkpoint in {path}", file=sys.stderr, flush=True)
+        subprocess.run([sys.executable, str(ROOT / "scripts" / "make_random_llama.py"), args.decode_shape, str(path),
+                        "--seq", str(seq), "--rows", "1"], check=True)
+    return path
+
+
+def transformers_decode(path, args):
+    """transformers' greedy generate in fp32 with its KV cache; returns (prefill tok/s, decode tok/s, ids)."""
+    import torch
+    from safetensors.torch import load_file
+    from transformers import AutoModelForCausalLM
+    from transformers.generation.streamers import BaseStreamer
+    from transformers.utils import logging as hf_logging
+    hf_logging.set_verbosity_error()
+    torch.set_num_threads(args.threads)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, attn_implementation="sdpa").eval()
+    prompt = load_file(str(path / "tokens.safetensors"))["input_ids"][:1, :args.decode_prompt]
+
+    class Clock(BaseStreamer):
+        def __init__(self):
+            self.times = []
+
+        def put(self, value):
+            self.times.append(time.perf_counter())
+
+        def end(self):
+            pass
+
+    def run():
+        clock = Clock()
+        start = time.perf_counter()
+        with torch.no_grad():
+            out = model.generate(input_ids=prompt, attention_mask=torch.ones_like(prompt), do_sample=False,
+                                 max_new_tokens=args.decode_tokens, min_new_tokens=args.decode_tokens,
+                                 streamer=clock, pad_token_id=0)
+        t = clock.times  # t[0]: the prompt is put before the prefill; t[1]: the first new token
+        n = len(t) - 2
+        return (prompt.shape[1] / (t[1] - start), n / (t[-1] - t[1]) if n > 0 else 0.0,
+                out[0, prompt.shape[1]:].tolist())
+    run()  # warm-up
+    return run
+
+
+def decode_main(args):
+    path = decode_model(args)
+    print(f"compare: decode on {path}, prompt {args.decode_prompt}, {args.decode_tokens} new tokens, "
+          f"{args.threads} threads, {args.rounds} rounds; load average {os.getloadavg()[0]:.2f}",
+          file=sys.stderr, flush=True)
+    load = os.getloadavg()[0]
+    torch_run = transformers_decode(path, args)
+    import torch
+    best = {}
+    torch_best, torch_ids = None, None
+    jvm = JvmSide(args, xmx="6g")
+    for name in args.workloads:
+        mode = name.split("-", 1)[1]
+        for rnd in range(args.rounds):
+            if mode == "fp32":
+                pre, dec, ids = torch_run()
+                torch_ids = ids
+                if torch_best is None or dec > torch_best[1]:
+                    torch_best = (pre, dec)
+            j = jvm.ask(f"decode {mode} {path} {args.decode_prompt} {args.decode_tokens}")
+            print(f"  round {rnd + 1}  {name:12s} " + (f"transformers {dec:7.2f} tok/s   " if mode == "fp32" else "")
+                  + f"jvm {j['decode_tokens_per_second']:7.2f} tok/s   load {os.getloadavg()[0]:.2f}",
+                  file=sys.stderr, flush=True)
+            if name not in best or j["decode_tokens_per_second"] > best[name]["decode_tokens_per_second"]:
+                best[name] = j
+        jvm.ask(f"drop {name}")
+    jvm.close()
+    if torch_best is None:
+        torch_best = torch_run()[:2]
+    print()
+    print(f"transformers {sys.modules['transformers'].__version__} / PyTorch {torch.__version__} fp32 vs tornado-lora "
+          f"JVM ({jvm.info['java']}), {args.threads} threads; model {path}; load average {load:.2f} before, "
+          f"{os.getloadavg()[0]:.2f} after")
+    hdr = f"{'workload':12s} {'prefill tok/s':>14s} {'decode tok/s':>13s} {'vs transformers fp32':>21s}"
+    print(hdr)
+    print("-" * len(hdr))
+    print(f"{'transformers':12s} {torch_best[0]:14.1f} {torch_best[1]:13.2f} {1.0:20.2f}x")
+    rows = []
+    for name in args.workloads:
+        j = best[name]
+        speedup = j["decode_tokens_per_second"] / torch_best[1]
+        rows.append({"workload": name, "prefill_tokens_per_second": j["prefill_tokens_per_second"],
+                     "decode_tokens_per_second": j["decode_tokens_per_second"], "speedup": speedup, "ids": j["ids"]})
+        print(f"{name:12s} {j['prefill_tokens_per_second']:14.1f} {j['decode_tokens_per_second']:13.2f} "
+              f"{speedup:20.2f}x")
+    by = {r["workload"]: r for r in rows}
+    if "decode-fp32" in by and torch_ids is not None:
+        same = next((i for i, (a, b) in enumerate(zip(torch_ids, by["decode-fp32"]["ids"])) if a != b), len(torch_ids))
+        print(f"greedy ids: decode-fp32 equals transformers for the first {same} of {len(torch_ids)} tokens")
+    targets = []
+    print("targets (issue 21):")
+    for (label, goal), (num, den) in zip(DECODE_TARGETS, [("decode-fp32", None), ("decode-nf4", "decode-fp32")]):
+        if num not in by or (den and den not in by):
+            continue
+        value = by[num]["decode_tokens_per_second"] / (by[den]["decode_tokens_per_second"] if den else torch_best[1])
+        ok = value >= goal
+        targets.append({"target": label, "value": value, "goal": goal, "met": ok})
+        print(f"  {'MET   ' if ok else 'MISSED'} {label:36s} {value:.2f}x (target >= {goal:g}x)")
+    report = {"machine": {"cpu": cpu_name(), "cores": os.cpu_count(), "load_before": load,
+                          "load_after": os.getloadavg()[0]},
+              "model": str(path), "prompt_tokens": args.decode_prompt, "new_tokens": args.decode_tokens,
+              "threads": args.threads, "rounds": args.rounds, "jvm": jvm.info,
+              "transformers": {"version": sys.modules["transformers"].__version__, "torch": torch.__version__,
+                               "prefill_tokens_per_second": torch_best[0], "decode_tokens_per_second": torch_best[1]},
+              "rows": rows, "targets": targets}
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(args.json + ".tmp")
+    tmp.write_text(json.dumps(report, indent=2))
+    tmp.replace(args.json)
+    print(f"\nJSON: {args.json}")
+
+
 def main():
     args = parse_args()
+    decode = [w for w in args.workloads if w.startswith("decode-")]
+    if decode:
+        unknown = [w for w in decode if w not in DECODE_WORKLOADS]
+        if unknown or len(decode) != len(args.workloads):
+            sys.exit(f"compare: the decode workloads are {', '.join(DECODE_WORKLOADS)}, run alone (got "
+                     f"{' '.join(args.workloads)})")
+        choose_python(args)
+        return decode_main(args)
     if args.workloads == ["llama"]:
         args.workloads = list(LLAMA_WORKLOADS)
     if any(w.startswith("llama-") for w in args.workloads) and args.threads != os.cpu_count():

@@ -1,5 +1,5 @@
 """Golden data for instruction/chat fine-tuning (issue 25) from TRL 1.13 + transformers 5.18, written under
-src/cli/src/test/resources/golden/chat/:
+src/data/src/test/resources/golden/chat/:
 
   tokenizer/           a byte-level BPE tokenizer.json (trained with `tokenizers` on the conversations below) with
                        every listed template's special tokens, and BOS added by its post-processor (as Llama's)
@@ -28,7 +28,7 @@ from tokenizers import Tokenizer, models, pre_tokenizers, decoders, trainers, pr
 from transformers import AutoTokenizer
 from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 
-ROOT = Path(__file__).resolve().parent.parent / "src/cli/src/test/resources/golden/chat"
+ROOT = Path(__file__).resolve().parent.parent / "src/data/src/test/resources/golden/chat"
 TEMPLATES_DIR = Path(trl.__file__).parent / "chat_templates"
 TEMPLATES = ["llama3", "llama3_1", "llama3_2", "qwen2_5", "qwen3", "phi3", "gemma", "gemma3"]
 TRAINING = {t: t + "_training" for t in TEMPLATES if (TEMPLATES_DIR / (t + "_training.jinja")).exists()}

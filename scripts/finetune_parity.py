@@ -1,11 +1,14 @@
 """Step-for-step replica of `./tornado-lora finetune` with transformers 5.18 + PEFT 0.21 + torch.optim.AdamW.
 
 Train mode (the default):
-  finetune_parity.py --model DIR --data D.safetensors --init-adapter PEFT_DIR --steps N [--batch B]
+  finetune_parity.py --model DIR --data D.safetensors|D.jsonl --init-adapter PEFT_DIR --steps N [--batch B]
       [--grad-accum A] [--lr LR] [--weight-decay WD] [--schedule constant|cosine] [--warmup-steps W]
       [--max-grad-norm G] [--quantize-base] [--float64] [--json LOG.json] [--adapter-out A.safetensors]
 
-  D holds input_ids I64 (or I32) [N, S] and optionally labels [N, S] (-100 ignored; absent: labels = input_ids);
+  D.jsonl / D.json (with --max-length S [--packing] [--assistant-only-loss]): the examples prepared by TRL 1.13's
+  own SFTTrainer (scripts/chat_golden.py's sft_rows, DIR's tokenizer and chat template), padded to S: padded rows
+  with an attention mask, packed rows with the padding-free collator's position_ids and labels.
+  D.safetensors holds input_ids I64 (or I32) [N, S] and optionally labels [N, S] (-100 ignored; absent: labels = input_ids);
   with position_ids and example_ids (as `tornado-lora data` writes them) the examples are kept apart as transformers
   keeps them: packed rows (position ids restarting) get position_ids and no attention mask, so transformers builds
   the block-diagonal causal mask of packed sequences; padded rows get attention_mask = example_ids != -1.
@@ -91,7 +94,41 @@ def adapter_params(model):
     return {peft_file_key(name): p for name, p in model.named_parameters() if p.requires_grad}
 
 
-def read_data(path, vocab):
+def trl_rows(path, model_dir, max_length, packing, assistant_only):
+    """TRL 1.13's own SFTTrainer preprocessing of a .jsonl / .json dataset (chat_golden.sft_rows, with DIR's
+    tokenizer and chat template) as tensors [N, max_length]: padded rows with example_ids (-1 at padding) for the
+    attention mask; packed rows with the padding-free collator's position_ids and labels."""
+    from chat_golden import sft_rows
+    text = path.read_text(encoding="utf-8")
+    examples = ([json.loads(line) for line in text.splitlines() if line.strip()] if path.suffix == ".jsonl"
+                else json.loads(text))
+    rows = sft_rows(model_dir, examples, max_length, packing, assistant_only)
+    if not rows:
+        fail(f"{path}: TRL's preprocessing left no rows")
+    n = len(rows)
+    ids = torch.zeros(n, max_length, dtype=torch.long)  # padding: never attended to by a real token, never in the loss
+    labels = torch.full((n, max_length), -100, dtype=torch.long)
+    position_ids = torch.zeros(n, max_length, dtype=torch.long)
+    example_ids = torch.full((n, max_length), -1, dtype=torch.long)
+    for i, r in enumerate(rows):
+        k = len(r["input_ids"])
+        if k > max_length:
+            fail(f"{path}: TRL made a row of {k} tokens, more than --max-length {max_length}")
+        ids[i, :k] = torch.tensor(r["input_ids"])
+        labels[i, :k] = torch.tensor(r["collated_labels"] if packing else r["labels"])
+        if packing:
+            position_ids[i, :k] = torch.tensor(r["position_ids"])
+        else:
+            position_ids[i] = torch.arange(max_length)
+        example_ids[i, :k] = i
+    return ids, labels, position_ids, example_ids
+
+
+def read_data(path, vocab, args=None):
+    if path.suffix in (".jsonl", ".json"):
+        if not args or not args.max_length:
+            fail(f"{path}: .jsonl / .json data needs --max-length S (TRL's max_length, the row length)")
+        return trl_rows(path, args.model, args.max_length, args.packing, args.assistant_only_loss)
     t = load_file(path)
     if "input_ids" not in t:
         fail(f"{path}: no input_ids tensor (has {sorted(t)})")
@@ -139,7 +176,7 @@ def summed_cross_entropy(logits, labels):
 def train(args, dtype):
     model = load_peft(args.model, args.init_adapter, args.quantize_base, dtype, trainable=True)
     vocab = model.config.vocab_size
-    ids, labels, position_ids, example_ids = read_data(args.data, vocab)
+    ids, labels, position_ids, example_ids = read_data(args.data, vocab, args)
     n_rows = ids.shape[0]
     params = adapter_params(model)
     if not params:
@@ -226,7 +263,12 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     ap.add_argument("--model", type=Path, help="Hugging Face Llama folder")
-    ap.add_argument("--data", type=Path, help="pre-tokenized .safetensors (input_ids [N, S], optional labels)")
+    ap.add_argument("--data", type=Path, help="pre-tokenized .safetensors (input_ids [N, S], optional labels), or"
+                    " .jsonl / .json examples prepared by TRL's SFTTrainer (--max-length, --packing,"
+                    " --assistant-only-loss)")
+    ap.add_argument("--max-length", type=int, help=".jsonl / .json data: TRL's max_length, the row length")
+    ap.add_argument("--packing", action="store_true", help=".jsonl / .json data: TRL's bfd packing")
+    ap.add_argument("--assistant-only-loss", action="store_true", help=".jsonl / .json data: TRL's assistant_only_loss")
     ap.add_argument("--init-adapter", type=Path, help="PEFT adapter folder to start from")
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--batch", type=int, default=1)

@@ -5,7 +5,13 @@ import dev.tornadolora.device.Device;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.tornadolora.bench.Stats;
+import dev.tornadolora.io.SafeTensors;
 import dev.tornadolora.kernels.LoraBackend;
+import dev.tornadolora.llama.GenerationOptions;
+import dev.tornadolora.llama.Generator;
+import dev.tornadolora.llama.LlamaForCausalLM;
+import dev.tornadolora.llama.LoraSettings;
+import dev.tornadolora.llama.TokenTensors;
 import jdk.incubator.vector.FloatVector;
 
 import java.io.BufferedReader;
@@ -30,7 +36,11 @@ import java.util.Map;
  * time per op), {@code memory WORKLOAD STEPS [HF_DIR]} (heap of a Llama step: used after a full GC with the
  * model built, and the peak during the steps; with HF_DIR the model is loaded from that folder tensor by tensor,
  * so that a JVM started with a small -Xmx shows the step fits in it) and {@code drop WORKLOAD}; each answer is one
- * line of JSON. Timing protocol as the PyTorch side: warm up, then repeat until a time budget and a minimum
+ * line of JSON; {@code decode fp32|nf4 HF_DIR PROMPT_TOKENS NEW_TOKENS} greedy-generates NEW_TOKENS after the first
+ * PROMPT_TOKENS of the folder's {@code tokens.safetensors} (or ids 3, 4, … without it) with the KV cache
+ * ({@link Generator}, no EOS: always NEW_TOKENS) and answers the prefill and decode tokens per second and the
+ * ids; the model (16-bit weights as stored, or NF4 projections) is loaded on first use and kept until
+ * {@code drop decode-MODE}, and the first call of a model also runs one generation to warm the JIT up. Timing protocol as the PyTorch side: warm up, then repeat until a time budget and a minimum
  * count are reached; report the median. Workloads are built once and kept for later rounds, until dropped.
  * Every workload, layer and Llama, runs on one {@code jvm} device of the harness's thread count.
  */
@@ -41,6 +51,7 @@ public final class Compare {
         ObjectMapper json = new ObjectMapper();
         Map<String, LayerWorkload> workloads = new HashMap<>();
         Map<String, LlamaStepWorkload> llamas = new HashMap<>();
+        Map<String, LlamaForCausalLM> decoders = new HashMap<>();
         // The harness's -Dtornadolora.threads, mapped onto the device's options once (as the CLI does).
         int threads = Integer.getInteger("tornadolora.threads", DeviceOptions.defaults().threads());
         Device device = Device.open("jvm", DeviceOptions.defaults().withThreads(threads));
@@ -84,18 +95,27 @@ public final class Compare {
                         memory(w, Integer.parseInt(cmd[2]), r);
                         if (cmd.length > 3) w.close();
                     }
+                    case "decode" -> {
+                        String key = "decode-" + cmd[1];
+                        boolean fresh = !decoders.containsKey(key);
+                        LlamaForCausalLM m = decoders.computeIfAbsent(key, k -> LlamaForCausalLM.load(Path.of(cmd[2]),
+                                LoraSettings.none(cmd[1].equals("nf4")), device).train(false));
+                        decode(m, Path.of(cmd[2]), Integer.parseInt(cmd[3]), Integer.parseInt(cmd[4]), fresh, r);
+                    }
                     case "drop" -> {
+                        LlamaForCausalLM d = decoders.remove(cmd[1]);
+                        if (d != null) d.close();
                         LlamaStepWorkload w = llamas.remove(cmd[1]);
                         if (w != null) w.close();
                         workloads.remove(cmd[1]);
-                        r.put("dropped", w != null);
+                        r.put("dropped", w != null || d != null);
                     }
                     case "quit" -> {
                         return;
                     }
                     default -> r.put("error", "unknown command: " + line);
                 }
-            } catch (RuntimeException | OutOfMemoryError e) {
+            } catch (RuntimeException | java.io.IOException | OutOfMemoryError e) {
                 r.put("error", e.toString());
             }
             System.out.println(json.writeValueAsString(r));
@@ -127,6 +147,26 @@ public final class Compare {
             ms.add((System.nanoTime() - t0) / 1e6);
         }
         return ms.stream().mapToDouble(Double::doubleValue).toArray();
+    }
+
+    /** One greedy generation of {@code newTokens} after {@code promptTokens} (see the class comment). */
+    static void decode(LlamaForCausalLM m, Path hfDir, int promptTokens, int newTokens, boolean warmUp, ObjectNode r)
+            throws java.io.IOException {
+        int[] prompt = new int[promptTokens];
+        Path tokens = hfDir.resolve("tokens.safetensors");
+        if (java.nio.file.Files.isRegularFile(tokens)) {
+            int[] row = TokenTensors.read(SafeTensors.open(tokens), "input_ids").values();
+            System.arraycopy(row, 0, prompt, 0, promptTokens);
+        } else {
+            for (int i = 0; i < promptTokens; i++) prompt[i] = 3 + i % (m.config().vocabSize() - 3);
+        }
+        GenerationOptions o = GenerationOptions.greedy(newTokens, java.util.Set.of());
+        if (warmUp) new Generator(m).generate(prompt, o, null);
+        Generator.Generation g = new Generator(m).generate(prompt, o, null);
+        r.put("prefill_tokens_per_second", g.prefillTokensPerSecond());
+        r.put("decode_tokens_per_second", g.decodeTokensPerSecond());
+        var ids = r.putArray("ids");
+        for (int id : g.ids()) ids.add(id);
     }
 
     /** Wall time per op (the model's OpTimer) over {@code steps} steps after one warm-up step, in ms per step. */

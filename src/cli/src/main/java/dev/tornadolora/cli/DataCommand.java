@@ -1,16 +1,19 @@
 package dev.tornadolora.cli;
 
+import dev.tornadolora.data.JsonExamples;
 import dev.tornadolora.finetune.SafetensorsTokens;
-import dev.tornadolora.finetune.TokenDataset;
+import dev.tornadolora.finetune.TokenFormat;
 import dev.tornadolora.io.OutputGuard;
 import dev.tornadolora.io.SafeText;
 import dev.tornadolora.llama.LlamaConfig;
+import dev.tornadolora.train.SettingException;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
 
+import java.io.PrintWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
@@ -51,13 +54,20 @@ final class DataCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
-        new OutputGuard().input("--model", model).input("--data", data).file("--output", output);
-        if (!Files.isRegularFile(data)) throw new IllegalArgumentException(data + ": no such file");
-        LlamaConfig c = LlamaConfig.read(model.resolve("config.json"));
-        TokenDataset rows = sft.read(data, model, c, seqLen, spec.commandLine().getOut());
-        SafetensorsTokens.write(output, rows);
-        spec.commandLine().getOut().println("wrote " + SafeText.of(output.toString()) + ": " + rows.size() + " rows of "
-                + rows.seqLen() + " tokens");
-        return 0;
+        try {
+            new OutputGuard().input("--model", model).input("--data", data).input("--chat-template", sft.chatTemplate)
+                    .file("--output", output);
+            if (!Files.isRegularFile(data)) throw new IllegalArgumentException(data + ": no such file");
+            LlamaConfig c = LlamaConfig.read(model.resolve("config.json"));
+            TokenFormat.Prepared p = new JsonExamples().read(data, model, c, seqLen, sft.preparation());
+            PrintWriter out = spec.commandLine().getOut();
+            if (p.line() != null) out.println(SafeText.of(p.line(), 2000));
+            SafetensorsTokens.write(output, p.rows());
+            out.println("wrote " + SafeText.of(output.toString()) + ": " + p.rows().size() + " rows of "
+                    + p.rows().seqLen() + " tokens");
+            return 0;
+        } catch (SettingException e) {
+            throw new IllegalArgumentException(e.render(FinetuneCommand::flag), e);
+        }
     }
 }

@@ -11,6 +11,7 @@ import dev.tornadolora.io.TargetModules;
 import dev.tornadolora.llama.LoraSettings;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
@@ -46,10 +47,16 @@ final class FinetuneCommand implements Callable<Integer> {
             + " model.safetensors (or sharded), tokenizer.json for .jsonl data")
     Path model;
 
-    @Option(names = "--data", paramLabel = "FILE", description = {"training data: .jsonl with one {\"text\": ...} per"
-            + " line (tokenized with DIR/tokenizer.json, joined with EOS, packed into --seq-len blocks), or"
-            + " pre-tokenized .safetensors with input_ids I64 [N, S] and optional labels [N, S] (-100 ignored)"})
+    @Option(names = "--data", paramLabel = "FILE", description = {"training data: .jsonl / .json examples of TRL's"
+            + " dataset types ({\"text\"}, {\"prompt\",\"completion\"}, {\"messages\"}, prompt/completion message"
+            + " lists, alpaca; prepared as TRL's SFTTrainer does with DIR's tokenizer and chat template, docs/data.md;"
+            + " plain {\"text\"} without the data options: joined with EOS, packed into --seq-len blocks), or"
+            + " pre-tokenized .safetensors (input_ids I64 [N, S], optional labels, position_ids, example_ids: the"
+            + " data command's output)"})
     Path data;
+
+    @Mixin
+    SftDataOptions sft;
 
     @Option(names = "--output", paramLabel = "OUT", defaultValue = "out/finetune",
             description = "output folder (default ${DEFAULT-VALUE})")
@@ -109,8 +116,9 @@ final class FinetuneCommand implements Callable<Integer> {
                     + " (default ${DEFAULT-VALUE})")
     int gradAccum;
 
-    @Option(names = "--seq-len", paramLabel = "S", description = "tokens per row: the block length of .jsonl packing"
-            + " (default 256); for .safetensors data its S (must match when given)")
+    @Option(names = "--seq-len", paramLabel = "S", description = "tokens per row: TRL's max_length for .jsonl / .json"
+            + " examples, the block length of {\"text\"} blocks (default 256); for .safetensors data its S (must"
+            + " match when given)")
     Integer seqLen;
 
     @Option(names = "--lr", paramLabel = "LR", defaultValue = "3e-4", description = "peak learning rate of AdamW (default ${DEFAULT-VALUE})")
@@ -143,8 +151,13 @@ final class FinetuneCommand implements Callable<Integer> {
     boolean shuffle;
 
     @Option(names = "--eval-data", paramLabel = "FILE", description = "held-out data (same formats) for the eval"
-            + " loss before, during and after training (default: the first rows of --data)")
+            + " loss before, during and after training, prepared as --data (default: the first rows of --data)")
     Path evalData;
+
+    @Option(names = "--eval-split", paramLabel = "F", description = {"hold out a fraction F in (0, 1) of --data's"
+            + " prepared rows for the eval loss instead: ceil(F*N) rows (as datasets' train_test_split counts), chosen"
+            + " by a permutation seeded with --seed, each part in file order"})
+    Double evalSplit;
 
     @Option(names = "--eval-every", paramLabel = "N", defaultValue = "0",
             description = "also evaluate every N steps (default 0: before and after only)")
@@ -192,7 +205,11 @@ final class FinetuneCommand implements Callable<Integer> {
      * command's options.
      */
     static final Map<String, String> FLAGS = Map.ofEntries(Map.entry("model", "--model"), Map.entry("data", "--data"),
-            Map.entry("eval_data", "--eval-data"), Map.entry("seq_len", "--seq-len"),
+            Map.entry("eval_data", "--eval-data"), Map.entry("eval_split", "--eval-split"),
+            Map.entry("seq_len", "--seq-len"), Map.entry("packing", "--packing"),
+            Map.entry("assistant_only_loss", "--assistant-only-loss"),
+            Map.entry("completion_only_loss", "--completion-only-loss"),
+            Map.entry("truncation_mode", "--truncation-mode"), Map.entry("chat_template", "--chat-template"),
             Map.entry("init_adapter", "--init-adapter"), Map.entry("batch", "--batch"),
             Map.entry("grad_accum", "--grad-accum"), Map.entry("shuffle", "--shuffle"), Map.entry("seed", "--seed"),
             Map.entry("lr", "--lr"), Map.entry("weight_decay", "--weight-decay"),
@@ -252,7 +269,8 @@ final class FinetuneCommand implements Callable<Integer> {
         if (model == null || data == null) {
             throw new IllegalArgumentException("give both --model DIR and --data FILE (or neither, for the embedded job)");
         }
-        return new FinetuneJob(new FinetuneJob.Model(model, initAdapter), new FinetuneJob.Data(data, evalData, seqLen),
+        return new FinetuneJob(new FinetuneJob.Model(model, initAdapter), new FinetuneJob.Data(data, evalData, evalSplit, seqLen,
+                sft.preparation()),
                 loraSettings(), new FinetuneJob.Batching(batch, gradAccum, shuffle, seed),
                 new FinetuneJob.Optimization(lr, weightDecay, 0.9, 0.999, 1e-8, maxGradNorm),
                 new FinetuneJob.Schedule(steps, epochs, schedule, warmupSteps), new FinetuneJob.Outputs(output, merge),

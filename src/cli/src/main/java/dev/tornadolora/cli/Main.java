@@ -10,7 +10,7 @@ import picocli.CommandLine.Command;
 @Command(name = "tornado-lora", mixinStandardHelpOptions = true, version = "tornado-lora 0.1.0",
         description = "LoRA / QLoRA layers on the JVM (torchtune semantics), with JVM and TornadoVM backends.",
         subcommands = {FinetuneCommand.class, DataCommand.class, EvalCommand.class, QuantizeCommand.class, TrainCommand.class,
-                MergeCommand.class, DevicesCommand.class, BenchCommand.class, ForwardCommand.class,
+                MergeCommand.class, DevicesCommand.class, BenchCommand.class, ForwardCommand.class, GenerateCommand.class,
                 CommandLine.HelpCommand.class})
 public final class Main implements Runnable {
 

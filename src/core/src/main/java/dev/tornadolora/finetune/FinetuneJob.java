@@ -15,7 +15,9 @@ import java.util.Set;
  * A fine-tuning job as a value: everything {@code finetune} reads from its options, for a Java program to build
  * and {@link #run} without the CLI (which only parses its options into this record), and for the Spark module to
  * ship to its executors ({@link #toJson()}, {@link #fromJson}). Messages about a setting name it by its field in
- * braces ({@link SettingException}): {@code model}, {@code data}, {@code eval_data}, {@code seq_len},
+ * braces ({@link SettingException}): {@code model}, {@code data}, {@code eval_data}, {@code eval_split},
+ * {@code seq_len}, the preparation's {@code packing}, {@code assistant_only_loss}, {@code completion_only_loss},
+ * {@code truncation_mode}, {@code chat_template},
  * {@code init_adapter}, {@code batch}, {@code grad_accum}, {@code shuffle}, {@code seed}, {@code lr},
  * {@code weight_decay}, {@code max_grad_norm}, {@code steps}, {@code epochs}, {@code schedule},
  * {@code warmup_steps}, {@code output}, {@code merge}, {@code eval_every}, {@code save_every}, {@code resume}, and
@@ -55,13 +57,69 @@ public record FinetuneJob(Model model, Data data, LoraSettings lora, Batching ba
     public record Model(Path dir, Path initAdapter) {}
 
     /**
-     * @param train  {@code .jsonl} ({"text": ...} per line, needs tornado-lora-data) or pre-tokenized
-     *               {@code .safetensors} ({@code input_ids} I64 [N, S], optional {@code labels})
-     * @param eval   held-out data in the same formats; null: the first rows of {@code train}
-     * @param seqLen tokens per row: the block length of {@code .jsonl} packing; must match {@code .safetensors}
-     *               data; null: 256 for {@code .jsonl}, the file's S otherwise
+     * @param train       {@code .jsonl} / {@code .json} examples (needs tornado-lora-data: TRL's dataset types,
+     *                    prepared as {@code preparation} says, or {"text"} blocks) or pre-tokenized
+     *                    {@code .safetensors} ({@code input_ids} I64 [N, S], optional {@code labels},
+     *                    {@code position_ids}, {@code example_ids} as the {@code data} command writes them)
+     * @param eval        held-out data in the same formats, prepared the same way; null: {@code evalSplit}, else
+     *                    the first rows of {@code train}
+     * @param evalSplit   a fraction in (0, 1) of the prepared rows of {@code train} held out for evaluation,
+     *                    chosen by {@code batching.seed} ({@link TokenDataset#split}); null: none
+     * @param seqLen      tokens per row: TRL's {@code max_length} (the row length) for {@code .jsonl}/{@code .json};
+     *                    must match {@code .safetensors} data; null: 256 for {@code .jsonl}/{@code .json}, the
+     *                    file's S otherwise
+     * @param preparation how {@code .jsonl}/{@code .json} examples become rows; null: {@link Preparation#DEFAULT}
      */
-    public record Data(Path train, Path eval, Integer seqLen) {}
+    public record Data(Path train, Path eval, Double evalSplit, Integer seqLen, Preparation preparation) {
+        public Data {
+            if (preparation == null) preparation = Preparation.DEFAULT;
+            if (evalSplit != null && !(evalSplit > 0 && evalSplit < 1)) {
+                throw new SettingException("{eval_split} must be a fraction in (0, 1), got " + evalSplit);
+            }
+            if (evalSplit != null && eval != null) {
+                throw new SettingException("give {eval_data} or {eval_split}, not both");
+            }
+        }
+
+        /** Data prepared with the defaults, without a split. */
+        public Data(Path train, Path eval, Integer seqLen) {
+            this(train, eval, null, seqLen, Preparation.DEFAULT);
+        }
+    }
+
+    /**
+     * How {@code .jsonl} / {@code .json} examples become rows (tornado-lora-data's SftData), with TRL's
+     * {@code SFTConfig} names: docs/data.md.
+     *
+     * @param packing            {@code none}: one example a row, right-padded (TRL's packing=False); {@code bfd}:
+     *                           TRL's best-fit-decreasing packing, position ids restarting per example;
+     *                           {@code blocks}: {"text"} documents joined with EOS, cut into blocks; null: blocks
+     *                           for plain {"text"} data with every other field at its default, else none
+     * @param assistantOnlyLoss  [assistant_only_loss] the assistant's tokens only (conversational data)
+     * @param completionOnlyLoss [completion_only_loss] null: true for prompt-completion data, as TRL
+     * @param truncationMode     [truncation_mode] {@code keep_start}, {@code keep_end} or {@code error}; null:
+     *                           keep_start
+     * @param chatTemplate       a Jinja template file instead of the model folder's; null: the model's
+     */
+    public record Preparation(String packing, boolean assistantOnlyLoss, Boolean completionOnlyLoss,
+                              String truncationMode, Path chatTemplate) {
+        public static final Preparation DEFAULT = new Preparation(null, false, null, null, null);
+
+        public Preparation {
+            if (packing != null && !Set.of("none", "bfd", "blocks").contains(packing)) {
+                throw new SettingException("{packing} must be none, bfd or blocks, got '" + packing + "'");
+            }
+            if (truncationMode != null && !Set.of("keep_start", "keep_end", "error").contains(truncationMode)) {
+                throw new SettingException("{truncation_mode} must be keep_start, keep_end or error, got '"
+                        + truncationMode + "'");
+            }
+        }
+
+        /** Whether every field is at its default (plain {"text"} data is then read as blocks). */
+        public boolean atDefaults() {  // not isDefault: Jackson would write it as a property
+            return equals(DEFAULT);
+        }
+    }
 
     /**
      * @param batch     rows per micro-batch

@@ -7,6 +7,7 @@ import dev.tornadolora.io.AtomicFiles;
 import dev.tornadolora.io.FolderLock;
 import dev.tornadolora.io.OutputGuard;
 import dev.tornadolora.io.RunFiles;
+import dev.tornadolora.io.SafeText;
 import dev.tornadolora.io.SafeTensors;
 import dev.tornadolora.io.SafeTensorsWriter;
 import dev.tornadolora.llama.LlamaConfig;
@@ -27,6 +28,7 @@ import java.lang.management.MemoryType;
 import java.nio.ByteBuffer;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
@@ -313,6 +315,7 @@ public final class FinetuneRun {
             // Before anything is read: no output may be an input (or a special file), and one process per folder.
             new OutputGuard().input("{model}", job.model().dir()).input("{data}", job.data().train())
                     .input("{eval_data}", job.data().eval()).input("{init_adapter}", job.model().initAdapter())
+                    .input("{chat_template}", job.data().preparation().chatTemplate())
                     .folder("{output}", output, OUTPUTS.toArray(String[]::new));
             Files.createDirectories(output);
             try (FolderLock lock = FolderLock.acquire(output, "{output}")) {
@@ -337,7 +340,20 @@ public final class FinetuneRun {
             init = PeftAdapters.read(job.model().initAdapter());
             lora = initSettings(lora, LoraSettings.of(init.config()));
         }
-        TokenDataset train = readData(job.data().train(), job, config);
+        List<TokenFormat.Prepared> prepared = new ArrayList<>();
+        TokenDataset train = readData(job.data().train(), job, config, prepared);
+        if (prepared.isEmpty() && !job.data().preparation().atDefaults() && job.data().train().getFileName()
+                .toString().toLowerCase(Locale.ROOT).endsWith(".safetensors")) {  // not silently ignored
+            throw new SettingException(job.data().train() + ": pre-tokenized rows are trained on as they are;"
+                    + " {packing}, {assistant_only_loss}, {completion_only_loss}, {truncation_mode} and"
+                    + " {chat_template} apply to .jsonl / .json examples (give them to the data command that wrote it)");
+        }
+        TokenDataset split = null;
+        if (job.data().evalSplit() != null) {  // before the replicas of a data-parallel run part: all train on the same rows
+            TokenDataset[] parts = TokenDataset.split(train, job.data().evalSplit(), job.batching().seed());
+            train = parts[0];
+            split = parts[1];
+        }
         FinetuneConfig fc = finetuneConfig(job, lora, train);  // validates the options before the eval rows depend on them
         // Before the model is read or a step computed: the weights and one micro-batch's activations must fit.
         MemoryEstimate estimate = MemoryEstimate.training(config, lora, config.torchDtype() != null
@@ -346,8 +362,8 @@ public final class FinetuneRun {
         if (writer) listener.info(estimate.describe());
         HeapCheck.require(estimate.total(), "a micro-batch of " + fc.batch() + " x " + train.seqLen()
                 + " tokens on this model", "lower {batch} or {seq_len}, or use activation checkpointing or NF4 weights");
-        TokenDataset eval = job.data().eval() != null ? readData(job.data().eval(), job, config)
-                : firstRows(train, (int) Math.min(train.size(), 4L * fc.batch()));
+        TokenDataset eval = job.data().eval() != null ? readData(job.data().eval(), job, config, prepared)
+                : split != null ? split : firstRows(train, (int) Math.min(train.size(), 4L * fc.batch()));
         if (eval.seqLen() != train.seqLen()) {
             throw new SettingException(job.data().eval() + ": rows of " + eval.seqLen() + " tokens, {data}'s "
                     + train.seqLen());
@@ -373,10 +389,22 @@ public final class FinetuneRun {
             FinetuneRun run = new FinetuneRun(m, train, eval, fc, modelDir.toAbsolutePath().normalize().toString(),
                     output, resume).executor(executor).listener(listener);
             run.memoryEstimate = estimate;
-            run.describe(c -> c.put("model", modelDir.toString()).put("data", job.data().train().toString())
-                    .put("eval_data", job.data().eval() == null ? "first " + eval.size() + " rows of the data"
-                            : job.data().eval().toString())
-                    .put("init_adapter", job.model().initAdapter() == null ? null : job.model().initAdapter().toString()));
+            FinetuneJob.Preparation p = job.data().preparation();
+            run.describe(c -> {
+                c.put("model", modelDir.toString()).put("data", job.data().train().toString())
+                        .put("eval_data", job.data().eval() != null ? job.data().eval().toString()
+                                : job.data().evalSplit() != null ? "split " + job.data().evalSplit() + " of the data (seed "
+                                + job.batching().seed() + ")" : "first " + eval.size() + " rows of the data")
+                        .put("init_adapter", job.model().initAdapter() == null ? null : job.model().initAdapter().toString());
+                c.put("packing", p.packing()).put("assistant_only_loss", p.assistantOnlyLoss())
+                        .put("completion_only_loss", p.completionOnlyLoss()).put("truncation_mode", p.truncationMode())
+                        .put("chat_template", p.chatTemplate() == null ? null : p.chatTemplate().toString());
+                if (!prepared.isEmpty()) {
+                    var a = c.putArray("data_preparation");
+                    for (TokenFormat.Prepared d : prepared) a.add(d.summary());
+                }
+            });
+            for (TokenFormat.Prepared d : prepared) listener.info(SafeText.of(d.line(), 2000));
             run.train();
             run.save();
             if (job.outputs().merge()) run.writeMerged(outputDtype(config.torchDtype()), config);
@@ -403,10 +431,13 @@ public final class FinetuneRun {
     }
 
     /**
-     * The rows of a data file: pre-tokenized {@code .safetensors} here, other formats ({@code .jsonl}) through a
-     * {@link TokenFormat} on the class path.
+     * The rows of a data file: pre-tokenized {@code .safetensors} here, other formats ({@code .jsonl},
+     * {@code .json}) through a {@link TokenFormat} on the class path, prepared as the job's
+     * {@link FinetuneJob.Preparation} says; what the preparation made goes to {@code prepared} (log entries,
+     * one line each for people).
      */
-    static TokenDataset readData(Path file, FinetuneJob job, LlamaConfig c) throws IOException {
+    static TokenDataset readData(Path file, FinetuneJob job, LlamaConfig c, List<TokenFormat.Prepared> prepared)
+            throws IOException {
         if (!Files.exists(file)) throw new IllegalArgumentException(file + ": no such file");
         Integer seqLen = job.data().seqLen();
         String name = file.getFileName().toString().toLowerCase(Locale.ROOT);
@@ -418,13 +449,18 @@ public final class FinetuneRun {
             return d;
         }
         for (TokenFormat f : ServiceLoader.load(TokenFormat.class)) {
-            if (f.reads(file)) return f.read(file, job.model().dir(), c, seqLen == null ? 256 : seqLen);
+            if (f.reads(file)) {
+                TokenFormat.Prepared p = f.read(file, job.model().dir(), c, seqLen == null ? 256 : seqLen,
+                        job.data().preparation());
+                if (p.summary() != null) prepared.add(p);
+                return p.rows();
+            }
         }
-        if (name.endsWith(".jsonl")) {
-            throw new IllegalArgumentException(file + ": .jsonl data needs the tokenizer module (tornado-lora-data) on"
-                    + " the class path; or give pre-tokenized .safetensors data");
+        if (name.endsWith(".jsonl") || name.endsWith(".json")) {
+            throw new IllegalArgumentException(file + ": .jsonl / .json data needs the data module"
+                    + " (tornado-lora-data) on the class path; or give pre-tokenized .safetensors data");
         }
-        throw new IllegalArgumentException(file + ": unknown data format; expected .jsonl or .safetensors");
+        throw new IllegalArgumentException(file + ": unknown data format; expected .jsonl, .json or .safetensors");
     }
 
     /** The first {@code n} rows of {@code d}. */

@@ -1,6 +1,7 @@
 package dev.tornadolora.finetune;
 
 import dev.tornadolora.math.CrossEntropy;
+import dev.tornadolora.train.SettingException;
 
 import java.util.Arrays;
 
@@ -69,17 +70,19 @@ public interface TokenDataset {
     }
 
     /**
-     * A seeded split into {train, eval}: ⌈fraction·N⌉ rows (at least 1, leaving at least 1) drawn by a permutation
-     * seeded with {@code seed}, each part in its original row order.
+     * A seeded split into {train, eval} ({@code eval_split}): as {@code datasets}' {@code train_test_split} counts,
+     * ⌈fraction·N⌉ rows go to eval (at least 1, leaving at least 1); which rows is a Fisher-Yates permutation
+     * seeded with {@code seed} (not numpy's generator, so not the rows {@code datasets} would pick); each part
+     * keeps the original row order.
      */
     static TokenDataset[] split(TokenDataset d, double fraction, long seed) {
         if (!(fraction > 0 && fraction < 1)) {
-            throw new IllegalArgumentException("--eval-split must be in (0, 1), got " + fraction);
+            throw new SettingException("{eval_split} must be a fraction in (0, 1), got " + fraction);
         }
         int n = d.size(), k = (int) Math.ceil(fraction * n);
         if (n < 2 || k >= n) {
-            throw new IllegalArgumentException(d.source() + ": " + n + " rows cannot be split " + fraction
-                    + " for eval and leave rows to train on");
+            throw new SettingException(d.source() + ": " + n + " rows cannot be split " + fraction
+                    + " for eval ({eval_split}) and leave rows to train on");
         }
         int[] perm = new int[n];
         for (int i = 0; i < n; i++) perm[i] = i;

@@ -397,11 +397,33 @@ public final class LlamaForCausalLM implements AutoCloseable {
     public Tensor logits(int[] ids, KvCache cache) {
         int n = ids.length;
         cache.reserve(n);
-        int[] positions = new int[n];
-        for (int i = 0; i < n; i++) positions[i] = cache.length() + i;
-        float[] z = forward(ids, positions, 1, n, false, cache);
+        float[] z = forward(ids, cachePositions(n, cache), 1, n, false, cache);
         cache.advance(n);
         return new Tensor(new int[] {1, n, config.vocabSize()}, z);
+    }
+
+    /**
+     * As {@link #logits(int[], KvCache)}, but lm_head runs on the last new token only: its logits [V], the next
+     * token's distribution (transformers' {@code logits_to_keep=1} in {@code generate}); the cache takes all n.
+     */
+    public float[] nextTokenLogits(int[] ids, KvCache cache) {
+        int n = ids.length, h = config.hiddenSize();
+        cache.reserve(n);
+        float[] normed = hidden(ids, cachePositions(n, cache), 1, n, false, cache);
+        cache.advance(n);
+        float[] last = n == 1 ? normed : java.util.Arrays.copyOfRange(normed, (n - 1) * h, n * h);
+        long t0 = timer.start();
+        float[] z = lmHead.forward(new Tensor(new int[] {1, h}, last)).data();
+        timer.stop(Op.LM_HEAD, t0);
+        lmHead.releaseActivations();
+        return z;
+    }
+
+    /** Positions cache.length() … cache.length() + n − 1 of n new tokens. */
+    private static int[] cachePositions(int n, KvCache cache) {
+        int[] positions = new int[n];
+        for (int i = 0; i < n; i++) positions[i] = cache.length() + i;
+        return positions;
     }
 
     private float[] forward(int[] ids, int[] positionIds, int batch, int seq, boolean keep) {

@@ -86,11 +86,38 @@ class GeneratorTest {
                 }
                 assertEquals(all.length, cache.length());
                 LlamaGoldenTest.assertClose("cached logits", full, cached, 1e-5);
+                KvCache next = m.newCache(all.length);  // generate's path: lm_head on the last new token only
+                LlamaGoldenTest.assertClose("next-token logits of the prefill",
+                        java.util.Arrays.copyOfRange(full, (prompt.length - 1) * v, prompt.length * v),
+                        m.nextTokenLogits(prompt, next), 1e-5);
+                LlamaGoldenTest.assertClose("next-token logits of a step",
+                        java.util.Arrays.copyOfRange(full, prompt.length * v, (prompt.length + 1) * v),
+                        m.nextTokenLogits(new int[] {all[prompt.length]}, next), 1e-5);
                 IllegalArgumentException full2 = assertThrows(IllegalArgumentException.class,
                         () -> m.logits(new int[] {0}, cache));
                 assertTrue(full2.getMessage().contains("do not fit"), full2.getMessage());
             }
         }));
+    }
+
+    @Test
+    void samplingWithASeedReproducesAndStopsAtEos() throws IOException {
+        JsonNode c = cases().get(1);
+        try (LlamaForCausalLM m = load(c)) {
+            int[] prompt = ints(c.get("prompt"));
+            GenerationOptions o = GenerationOptions.greedy(24, Set.of()).sampling(1.2, 40, 0.9, 5);
+            Generator.Generation a = new Generator(m).generate(prompt, o, null);
+            Generator.Generation b = new Generator(m).generate(prompt, o, null);
+            assertArrayEquals(a.ids(), b.ids(), "the same seed, the same tokens");
+            assertEquals(24, a.ids().length);
+            int stop = a.ids()[5];
+            Generator.Generation e = new Generator(m).generate(prompt,
+                    new GenerationOptions(24, true, 1.2, 40, 0.9, 5, Set.of(stop)), null);
+            int at = 0;
+            while (a.ids()[at] != stop) at++;
+            assertArrayEquals(java.util.Arrays.copyOf(a.ids(), at + 1), e.ids(), "stops after the first eos id");
+            assertTrue(e.stoppedAtEos());
+        }
     }
 
     @Test

@@ -6,6 +6,7 @@ import dev.tornadolora.tensor.DenseWeight;
 import dev.tornadolora.tensor.HalfWeight;
 import dev.tornadolora.tensor.Tensor;
 import dev.tornadolora.testing.TestDevices;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 import org.junit.jupiter.api.io.TempDir;
@@ -59,6 +60,32 @@ class SixteenBitWeightsTest {
             gw.forEach((k, g) -> assertArrayEquals(g.data(), gk.get(k).data(), k));
             assertArrayEquals(wide.mergedWeights().get("model.embed_tokens.weight").data(),
                     kept.mergedWeights().get("model.embed_tokens.weight").data());
+        }
+    }
+
+    /**
+     * Decoding one token at a time through the KV cache reads a BF16 weight widened in registers (the one-token
+     * GEMV): the logits at every step equal the widened model's bit for bit, on rows long enough for the GEMV's
+     * unrolled loop, its single-vector loop and its scalar tail (hidden 168, intermediate 200), with LoRA on.
+     */
+    @Test
+    void oneTokenDecodingOfABf16ModelEqualsItsWidenedCopy(@TempDir Path dir) throws IOException {
+        LlamaConfig c = new LlamaConfig(300, 168, 200, 2, 4, 2, 42, 1e-6, 10000, null, false, 128, 1, 2, "bfloat16");
+        writeRandomModel(c, HalfWeight.Format.BF16, dir);
+        Map<String, Tensor> widened = new LinkedHashMap<>();
+        SafeTensors st = SafeTensors.open(dir.resolve(HfWeights.SINGLE));
+        for (String n : st.names()) widened.put(n, st.floats(n));
+        LoraSettings lora = new LoraSettings(Set.of("q_proj", "v_proj"), true, true, 4, 8f, 0f, false, false);
+        try (LlamaForCausalLM kept = LlamaForCausalLM.load(dir, lora, TestDevices.jvm());
+             LlamaForCausalLM wide = LlamaForCausalLM.fromWeights(c, widened, lora, TestDevices.jvm())) {
+            NonZeroAdapters.load(kept, wide);
+            KvCache ck = kept.newCache(8), cw = wide.newCache(8);
+            int[] prompt = {5, 17, 230};
+            assertArrayEquals(wide.logits(prompt, cw).data(), kept.logits(prompt, ck).data(), "prefill");
+            for (int id : new int[] {1, 299, 42, 7}) {
+                assertArrayEquals(wide.logits(new int[] {id}, cw).data(), kept.logits(new int[] {id}, ck).data(),
+                        "token " + id);
+            }
         }
     }
 

@@ -1,8 +1,6 @@
 package dev.tornadolora.data;
 
 import dev.tornadolora.finetune.TokenDataset;
-import dev.tornadolora.finetune.TokenFormat;
-import dev.tornadolora.llama.LlamaConfig;
 import dev.tornadolora.finetune.TokenPacking;
 import dev.tornadolora.io.JsonLines;
 import dev.tornadolora.io.SafeText;
@@ -16,7 +14,7 @@ import java.util.ArrayList;
 import java.util.List;
 
 /**
- * Text data for a fine-tune ({@link TokenFormat} of {@code .jsonl} files): a {@code .jsonl} file with one {@code {"text": "..."}} object per line (blank
+ * Text blocks for a fine-tune ({@link JsonExamples} reads plain {@code {"text"}} data so): a {@code .jsonl} file with one {@code {"text": "..."}} object per line (blank
  * lines skipped), each text tokenized with the model folder's {@code tokenizer.json} through Hugging Face's
  * tokenizers library (DJL's binding; its native library is in the jar, extracted once to {@code ~/.djl.ai}, so
  * nothing is downloaded), without the tokenizer's own special tokens, then packed by {@link TokenPacking}: the
@@ -24,23 +22,11 @@ import java.util.List;
  * A line that is not a JSON object with a string {@code text}, or an id the model's vocabulary does not have,
  * is refused naming the file and line.
  */
-public final class JsonlTokens implements TokenFormat {
+public final class JsonlTokens {
     /** The longest .jsonl line (one document) tokenized: the tokenizers library needs ~100 bytes per byte of text. */
     public static final int MAX_LINE_BYTES = 8 << 20;
 
-    /** The provider ServiceLoader makes. */
-    public JsonlTokens() {}
-
-    @Override
-    public boolean reads(Path file) {
-        return file.getFileName() != null
-                && file.getFileName().toString().toLowerCase(java.util.Locale.ROOT).endsWith(".jsonl");
-    }
-
-    @Override
-    public TokenDataset read(Path file, Path modelDir, LlamaConfig config, int seqLen) throws IOException {
-        return read(file, modelDir.resolve("tokenizer.json"), config.eosTokenId(), seqLen, config.vocabSize());
-    }
+    private JsonlTokens() {}
 
     /**
      * The rows of {@code file}, tokenized with {@code tokenizerJson}, joined with {@code eos} and cut into blocks

@@ -4,7 +4,12 @@ import dev.tornadolora.kernels.Parallel;
 import dev.tornadolora.tensor.BaseWeight;
 import dev.tornadolora.tensor.Nf4Tensor;
 import jdk.incubator.vector.FloatVector;
+import dev.tornadolora.tensor.HalfWeight;
 import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.ShortVector;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorShape;
+import jdk.incubator.vector.VectorSpecies;
 import jdk.incubator.vector.VectorShuffle;
 
 import static dev.tornadolora.kernels.jvm.Gemm.F;
@@ -90,6 +95,46 @@ final class Gemv {
             for (int t = 0; t < tokens; t++) {
                 out[t * outStride + j] = dot(row, 0, x, t * in, in);
             }
+        }
+    }
+
+    /** Shorts as many as {@link Gemm#F}'s float lanes, and ints of F's shape: a BF16 row widened in registers. */
+    private static final VectorSpecies<Short> S16 = VectorSpecies.of(short.class, VectorShape.forBitSize(L * 16));
+    private static final VectorSpecies<Integer> I32 = VectorSpecies.of(int.class, F.vectorShape());
+
+    /** L BF16 values from bits[off ..] widened to fp32 in registers (sign-extended, shifted to the upper half). */
+    private static FloatVector bf16(short[] bits, int off) {
+        return ((IntVector) ShortVector.fromArray(S16, bits, off).convertShape(VectorOperators.S2I, I32, 0))
+                .lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
+    }
+
+    /**
+     * out[j] = Σ_i W[j, i]·x[i] for one token and rows [j0, j1) of a BF16 W, each row widened in registers and
+     * multiplied there (decoding: read 2 bytes a weight, once). Summed as {@link #dot} sums (the same lanes,
+     * accumulators and tail), so the result equals the decode-then-dot of {@link #rows(BaseWeight, float[], int,
+     * int, int, float[], int)} and the fp32 GEMV of the widened weight bit for bit.
+     */
+    static void rowsBf16(HalfWeight w, float[] x, int j0, int j1, float[] out) {
+        int n = w.cols();
+        short[] bits = w.bits();
+        for (int j = j0; j < j1; j++) {
+            int o = j * n;
+            FloatVector s0 = FloatVector.zero(F), s1 = s0, s2 = s0, s3 = s0;
+            int i = 0;
+            for (; i <= n - 4 * L; i += 4 * L) {
+                s0 = bf16(bits, o + i).fma(FloatVector.fromArray(F, x, i), s0);
+                s1 = bf16(bits, o + i + L).fma(FloatVector.fromArray(F, x, i + L), s1);
+                s2 = bf16(bits, o + i + 2 * L).fma(FloatVector.fromArray(F, x, i + 2 * L), s2);
+                s3 = bf16(bits, o + i + 3 * L).fma(FloatVector.fromArray(F, x, i + 3 * L), s3);
+            }
+            for (; i <= n - L; i += L) {
+                s0 = bf16(bits, o + i).fma(FloatVector.fromArray(F, x, i), s0);
+            }
+            float sum = sumLanes(s0.add(s1).add(s2.add(s3)));
+            for (; i < n; i++) {
+                sum += Float.intBitsToFloat(bits[o + i] << 16) * x[i];
+            }
+            out[j] = sum;
         }
     }
 

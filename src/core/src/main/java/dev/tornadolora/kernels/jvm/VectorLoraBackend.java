@@ -185,6 +185,8 @@ final class VectorLoraBackend implements LoraBackend {
                 Gemv.rows(d.data(), in, x, tokens, j0, j1, y, out);
             } else if (inRegisters) {
                 Gemv.rowsDecoded((Nf4Tensor) w, xd, j0, j1, y);
+            } else if (tokens == 1 && w instanceof HalfWeight hw && hw.format() == HalfWeight.Format.BF16) {
+                Gemv.rowsBf16(hw, x, j0, j1, y);  // decoding a BF16 checkpoint: 2 bytes a weight, widened in registers
             } else {
                 Gemv.rows(w, x, tokens, j0, j1, y, out);
             }

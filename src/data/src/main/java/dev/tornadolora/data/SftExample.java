@@ -21,7 +21,7 @@ import java.util.Set;
  */
 public record SftExample(String where, SftFormat format, String text, String prompt, String completion,
                          List<Map<String, Object>> messages, List<Map<String, Object>> promptMessages,
-                         List<Map<String, Object>> completionMessages) {
+                         List<Map<String, Object>> completionMessages, Map<String, Object> templateArgs) {
     private static final ObjectMapper JSON = new ObjectMapper();
     /** The longest .jsonl line (one example) read: the tokenizers library needs ~100 bytes per byte of text. */
     static final int MAX_LINE_BYTES = 8 << 20;
@@ -75,17 +75,19 @@ public record SftExample(String where, SftFormat format, String text, String pro
                     + format[0].description() + " dataset");
         }
         return switch (f) {
-            case LANGUAGE_MODELING -> new SftExample(where, f, string(where, n, "text"), null, null, null, null, null);
+            case LANGUAGE_MODELING -> new SftExample(where, f, string(where, n, "text"), null, null, null, null, null,
+                    Map.of());
             case PROMPT_COMPLETION -> new SftExample(where, f, null, string(where, n, "prompt"),
-                    string(where, n, "completion"), null, null, null);
+                    string(where, n, "completion"), null, null, null, Map.of());
             case ALPACA -> {
                 String instruction = string(where, n, "instruction"), output = string(where, n, "output");
                 String input = n.has("input") && !n.get("input").isNull() ? string(where, n, "input") : "";
-                yield new SftExample(where, f, null, alpacaPrompt(instruction, input), output, null, null, null);
+                yield new SftExample(where, f, null, alpacaPrompt(instruction, input), output, null, null, null, Map.of());
             }
-            case CONVERSATIONAL -> new SftExample(where, f, null, null, null, messages(where, n, "messages"), null, null);
+            case CONVERSATIONAL -> new SftExample(where, f, null, null, null, messages(where, n, "messages"), null, null,
+                    templateArgs(where, n));
             case CONVERSATIONAL_PROMPT_COMPLETION -> new SftExample(where, f, null, null, null, null,
-                    messages(where, n, "prompt"), messages(where, n, "completion"));
+                    messages(where, n, "prompt"), messages(where, n, "completion"), templateArgs(where, n));
         };
     }
 
@@ -126,10 +128,43 @@ public record SftExample(String where, SftFormat format, String text, String pro
                 throw new IllegalArgumentException(at + ": unknown role '" + role + "' (expected system, user,"
                         + " assistant or tool)");
             }
-            if (!m.path("content").isTextual()) throw new IllegalArgumentException(at + " has no string \"content\"");
+            boolean toolCalls = m.path("tool_calls").isArray() && !m.get("tool_calls").isEmpty();
+            if (!m.path("content").isTextual() && !(toolCalls && (m.path("content").isMissingNode() || m.path("content").isNull()))) {
+                throw new IllegalArgumentException(at + " has no string \"content\"" + (role.equals("assistant")
+                        ? " (nor \"tool_calls\")" : ""));
+            }
             out.add(JSON.convertValue(m, LinkedHashMap.class));
         }
         return out;
+    }
+
+    /**
+     * What TRL passes to {@code apply_chat_template} besides the messages: the {@code tools} column (a list of
+     * JSON schemas, or a string holding one, which TRL {@code json.loads}) and the {@code chat_template_kwargs}
+     * column's entries.
+     */
+    @SuppressWarnings("unchecked")
+    private static Map<String, Object> templateArgs(String where, JsonNode n) {
+        Map<String, Object> args = new LinkedHashMap<>();
+        JsonNode tools = n.get("tools");
+        if (tools != null && tools.isTextual()) {
+            tools = StrictJson.parse(where + ": \"tools\"", tools.asText());
+        }
+        if (tools != null && !tools.isNull()) {
+            if (!tools.isArray() || !java.util.stream.StreamSupport.stream(tools.spliterator(), false).allMatch(JsonNode::isObject)) {
+                throw new IllegalArgumentException(where + ": \"tools\" must be a list of JSON schemas (objects),"
+                        + " or a string holding one");
+            }
+            args.put("tools", JSON.convertValue(tools, List.class));
+        }
+        JsonNode kwargs = n.get("chat_template_kwargs");
+        if (kwargs != null && !kwargs.isNull()) {
+            if (!kwargs.isObject()) {
+                throw new IllegalArgumentException(where + ": \"chat_template_kwargs\" must be an object");
+            }
+            args.putAll(JSON.convertValue(kwargs, LinkedHashMap.class));
+        }
+        return args;
     }
 
     private static String keys(JsonNode n) {

@@ -43,10 +43,10 @@ class SftDataBadInputTest {
     @Test
     void noAssistantTurnUnderAssistantOnlyLoss(@TempDir Path tmp) throws Exception {
         SftOptions o = new SftOptions(64, SftOptions.Truncation.KEEP_START, false, true, null, null);
-        assertEquals("d.jsonl, line 1: no assistant tokens to train on under --assistant-only-loss (no assistant"
+        assertEquals("d.jsonl, line 1: no assistant tokens to train on under assistant_only_loss (no assistant"
                         + " turn, or the template marks none)",
                 error(tmp, "qwen2_5", "{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}]}\n", o));
-        assertEquals("d.jsonl: --assistant-only-loss needs conversational data ({\"messages\"} or prompt/completion"
+        assertEquals("d.jsonl: assistant_only_loss needs conversational data ({\"messages\"} or prompt/completion"
                 + " message lists), this is language modeling {\"text\"}", error(tmp, "qwen2_5", "{\"text\": \"hi\"}\n", o));
     }
 
@@ -54,7 +54,7 @@ class SftDataBadInputTest {
     void aTemplateThatCannotBeTaggedIsRefused(@TempDir Path tmp) throws Exception {
         SftOptions o = new SftOptions(64, SftOptions.Truncation.KEEP_START, false, true, null, null);
         String e = error(tmp, "llama3_1", "{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}]}\n", o);
-        assertEquals(true, e.contains("--assistant-only-loss needs a chat template with {% generation %} markers"), e);
+        assertEquals(true, e.contains("assistant_only_loss needs a chat template with {% generation %} markers"), e);
     }
 
     @Test
@@ -67,7 +67,7 @@ class SftDataBadInputTest {
     @Test
     void tooLongUnderTruncationError(@TempDir Path tmp) throws Exception {
         SftOptions o = new SftOptions(8, SftOptions.Truncation.ERROR, false, false, null, null);
-        assertEquals("d.jsonl, line 2: 12 tokens, more than --seq-len 8 (--truncation-mode error)",
+        assertEquals("d.jsonl, line 2: 12 tokens, more than seq_len 8 (truncation_mode error)",
                 error(tmp, "llama3", "{\"text\": \"hi\"}\n{\"text\": \"The quick brown fox jumps over the lazy dog.\"}\n", o));
     }
 }

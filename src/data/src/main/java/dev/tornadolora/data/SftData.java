@@ -1,7 +1,10 @@
 package dev.tornadolora.data;
 
+import com.fasterxml.jackson.databind.node.JsonNodeFactory;
+import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.tornadolora.finetune.ExampleRows;
 import dev.tornadolora.math.CrossEntropy;
+import dev.tornadolora.train.SettingException;
 
 import java.io.IOException;
 import java.io.InputStream;
@@ -44,12 +47,20 @@ public final class SftData {
     public record Summary(String source, SftFormat format, String template, int examples, int rows, int seqLen,
                           long tokens, long lossTokens, int truncated, int dropped, boolean packing) {
         public String line() {
-            return String.format("%s: %d %s examples -> %d rows of %d (%s); %d tokens, %d in the loss (%.1f%%),"
+            return String.format(java.util.Locale.ROOT, "%s: %d %s examples -> %d rows of %d (%s); %d tokens, %d in the loss (%.1f%%),"
                             + " %.1f%% padding; %d truncated, %d dropped (no token left in the loss)%s",
                     source, examples, format.name().toLowerCase().replace('_', '-'), rows, seqLen,
                     packing ? "packed" : "padded", tokens, lossTokens, tokens == 0 ? 0 : 100.0 * lossTokens / tokens,
                     100.0 * (1 - (double) tokens / ((long) rows * seqLen)), truncated, dropped,
                     template == null ? "" : "; template " + template);
+        }
+
+        /** The summary as log.json's {@code config.data_preparation} entries name it. */
+        public ObjectNode toJson() {
+            return JsonNodeFactory.instance.objectNode().put("source", source).put("format", format.name().toLowerCase())
+                    .put("template", template).put("examples", examples).put("rows", rows).put("tokens", tokens)
+                    .put("loss_tokens", lossTokens).put("truncated", truncated).put("dropped", dropped)
+                    .put("packed", packing);
         }
     }
 
@@ -62,7 +73,7 @@ public final class SftData {
         List<SftExample> examples = SftExample.read(file);
         SftFormat format = examples.get(0).format();
         if (o.assistantOnlyLoss() && !format.conversational()) {
-            throw new IllegalArgumentException(file + ": --assistant-only-loss needs conversational data"
+            throw new SettingException(file + ": {assistant_only_loss} needs conversational data"
                     + " ({\"messages\"} or prompt/completion message lists), this is " + format.description());
         }
         Map<String, Object> special = ChatTemplate.specialTokens(modelDir);
@@ -104,9 +115,9 @@ public final class SftData {
                 return t.withText("TRL's " + name + "_training (for " + t.source() + ")", resource(name + "_training.jinja"));
             }
         }
-        throw new IllegalArgumentException(t.source() + ": --assistant-only-loss needs a chat template with"
+        throw new SettingException(t.source() + ": {assistant_only_loss} needs a chat template with"
                 + " {% generation %} markers, and this one is none of TRL's known templates (" + String.join(", ",
-                KNOWN_TEMPLATES) + "); give a generation-tagged template with --chat-template FILE");
+                KNOWN_TEMPLATES) + "); give a generation-tagged template as {chat_template}");
     }
 
     private static String resource(String name) throws IOException {
@@ -128,17 +139,17 @@ public final class SftData {
                 completionMask = completionMask(prompt.length, ids.length);
             }
             case CONVERSATIONAL -> {
-                ChatTemplate.Rendered r = render(where, template, e.messages(), false);
+                ChatTemplate.Rendered r = render(where, template, e.messages(), false, e.templateArgs());
                 SftTokenizer.Tokens t = tok.encode(where, r.text(), false);
                 ids = t.ids();
                 if (assistantOnly) assistantMask = assistantMask(r, t);
             }
             case CONVERSATIONAL_PROMPT_COMPLETION -> {
-                ChatTemplate.Rendered p = render(where, template, e.promptMessages(), true);
+                ChatTemplate.Rendered p = render(where, template, e.promptMessages(), true, e.templateArgs());
                 int[] prompt = tok.encode(where, p.text(), false).ids();
                 List<Map<String, Object>> all = new ArrayList<>(e.promptMessages());
                 all.addAll(e.completionMessages());
-                ChatTemplate.Rendered r = render(where, template, all, false);
+                ChatTemplate.Rendered r = render(where, template, all, false, e.templateArgs());
                 SftTokenizer.Tokens t = tok.encode(where, r.text(), false);
                 ids = t.ids();
                 completionMask = completionMask(prompt.length, ids.length);
@@ -147,7 +158,7 @@ public final class SftData {
             default -> throw new IllegalStateException();
         }
         if (assistantMask != null && Arrays.stream(assistantMask).noneMatch(m -> m == 1)) {
-            throw new IllegalArgumentException(where + ": no assistant tokens to train on under --assistant-only-loss"
+            throw new SettingException(where + ": no assistant tokens to train on under {assistant_only_loss}"
                     + " (no assistant turn, or the template marks none)");
         }
         int[] labels = ids.clone();
@@ -169,9 +180,9 @@ public final class SftData {
     }
 
     private static ChatTemplate.Rendered render(String where, ChatTemplate template, List<Map<String, Object>> messages,
-                                                boolean addGenerationPrompt) {
+                                                boolean addGenerationPrompt, Map<String, Object> templateArgs) {
         try {
-            return template.render(messages, addGenerationPrompt, null);
+            return template.render(messages, addGenerationPrompt, templateArgs);
         } catch (IllegalArgumentException ex) {
             throw new IllegalArgumentException(where + ": the chat template refuses it: " + ex.getMessage());
         }
@@ -240,8 +251,8 @@ public final class SftData {
     }
 
     private static IllegalArgumentException tooLong(Tokenized t, int s) {
-        return new IllegalArgumentException(t.where() + ": " + t.ids().length + " tokens, more than --seq-len " + s
-                + " (--truncation-mode error)");
+        return new SettingException(t.where() + ": " + t.ids().length + " tokens, more than {seq_len} " + s
+                + " ({truncation_mode} error)");
     }
 
     /** TRL's best-fit-decreasing packing ({@code _pack_bfd}, "truncate"), batch by batch, then the padding-free collator's positions and labels. */

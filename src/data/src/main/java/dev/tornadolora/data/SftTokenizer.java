@@ -13,17 +13,18 @@ import java.nio.file.Path;
  * The model folder's {@code tokenizer.json} through Hugging Face's tokenizers (DJL's binding), as transformers
  * calls it: {@code tokenizer(text)} with the tokenizer's own special tokens (its post-processor, e.g. Llama's BOS)
  * for plain text, and without them for a rendered chat template (which carries its own), with each token's
- * character span so that the template's generation blocks map onto tokens.
+ * character span so that the template's generation blocks map onto tokens; and {@link #decode} as
+ * {@code tokenizer.decode} (generate's text).
  */
-final class SftTokenizer implements AutoCloseable {
+public final class SftTokenizer implements AutoCloseable {
     private final Path path;
     private final HuggingFaceTokenizer tokenizer;
     private final int vocabSize;
 
     /** Ids and, per token, the [start, end) span in code points of the text it came from. */
-    record Tokens(int[] ids, int[] start, int[] end) {}
+    public record Tokens(int[] ids, int[] start, int[] end) {}
 
-    SftTokenizer(Path tokenizerJson, int vocabSize) throws IOException {
+    public SftTokenizer(Path tokenizerJson, int vocabSize) throws IOException {
         if (!Files.isRegularFile(tokenizerJson)) {
             throw new IllegalArgumentException(tokenizerJson + ": no tokenizer.json in the model folder (text data"
                     + " needs it; or give pre-tokenized .safetensors data)");
@@ -35,7 +36,7 @@ final class SftTokenizer implements AutoCloseable {
                 .optAddSpecialTokens(true).optTruncation(false).optPadding(false).build();
     }
 
-    Tokens encode(String where, String text, boolean addSpecialTokens) {
+    public Tokens encode(String where, String text, boolean addSpecialTokens) {
         Encoding e = tokenizer.encode(text, addSpecialTokens, false);
         long[] raw = e.getIds();
         CharSpan[] spans = e.getCharTokenSpans();
@@ -50,6 +51,13 @@ final class SftTokenizer implements AutoCloseable {
             end[i] = spans[i] == null ? -1 : spans[i].getEnd();
         }
         return new Tokens(ids, start, end);
+    }
+
+    /** {@code tokenizer.decode(ids, skip_special_tokens=skipSpecialTokens)}: the text of ids. */
+    public String decode(int[] ids, boolean skipSpecialTokens) {
+        long[] raw = new long[ids.length];
+        for (int i = 0; i < ids.length; i++) raw[i] = ids[i];
+        return tokenizer.decode(raw, skipSpecialTokens);
     }
 
     /** The id of a special token's text (eos, pad), which must encode to exactly one id. */

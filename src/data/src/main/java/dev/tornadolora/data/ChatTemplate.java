@@ -9,6 +9,7 @@ import com.hubspot.jinjava.el.JinjavaInterpreterResolver;
 import com.hubspot.jinjava.interpret.JinjavaInterpreter;
 import com.hubspot.jinjava.interpret.RenderResult;
 import com.hubspot.jinjava.interpret.TemplateError;
+import com.hubspot.jinjava.lib.exptest.ExpTest;
 import com.hubspot.jinjava.lib.filter.Filter;
 import com.hubspot.jinjava.lib.fn.ELFunctionDefinition;
 import com.hubspot.jinjava.lib.tag.Tag;
@@ -47,6 +48,9 @@ public final class ChatTemplate {
     private static final ObjectMapper JSON = new ObjectMapper();
     /** Python's reversal slice {@code x[::-1]}, which jinjava's expression parser lacks: the reverse filter. */
     private static final Pattern REVERSED = Pattern.compile("(\\w+(?:\\.\\w+)*)\\[::-1\\]");
+    /** {@code not x is defined}: Jinja2 reads {@code not (x is defined)}, jinjava {@code (not x) is defined}. */
+    private static final Pattern NOT_IS = Pattern.compile(
+            "\\bnot\\s+([A-Za-z_][\\w.]*)\\s+is\\s+(not\\s+)?([a-z_]+)(?=\\s*(?:-?%}|\\)|\\band\\b|\\bor\\b))");
 
     private final String source;
     private final String text;
@@ -79,6 +83,7 @@ public final class ChatTemplate {
         var g = jinjava.getGlobalContext();
         g.registerTag(new GenerationTag());
         g.registerFilter(new ToJson());
+        g.registerExpTest(new IsIterable());
         g.registerFunction(new ELFunctionDefinition("", "raise_exception", ChatTemplate.class, "raiseException",
                 Object.class));
         g.registerFunction(new ELFunctionDefinition("", "strftime_now", ChatTemplate.class, "strftimeNow",
@@ -184,6 +189,7 @@ public final class ChatTemplate {
         // Jinja2's keep_trailing_newline=False drops one newline at the end of the source (jinjava: of the output)
         String prepared = text.endsWith("\n") ? text.substring(0, text.length() - 1) : text;
         prepared = REVERSED.matcher(prepared).replaceAll("($1|reverse|list)");
+        prepared = NOT_IS.matcher(prepared).replaceAll("not ($1 is $2$3)");
         prepared = parenthesizeKeywordArguments(prepared, "namespace(");
         RenderResult r = jinjava.renderForResult(prepared, ctx);
         for (TemplateError e : r.getErrors()) {
@@ -292,42 +298,66 @@ public final class ChatTemplate {
         }
     }
 
-    /** transformers' {@code tojson}: {@code json.dumps(x, ensure_ascii=False)} (separators ", " and ": "). */
+    /** Python's {@code is iterable}: strings too (jinjava's is false for them; llama3_1 tojson's a tool result so). */
+    static final class IsIterable implements ExpTest {
+        @Override public String getName() { return "iterable"; }
+
+        @Override
+        public boolean evaluate(Object var, JinjavaInterpreter interpreter, Object... args) {
+            return var instanceof String || var instanceof java.lang.Iterable<?> || var instanceof Map<?, ?>
+                    || (var != null && var.getClass().isArray());
+        }
+    }
+
+    /**
+     * transformers' {@code tojson}: {@code json.dumps(x, ensure_ascii=False, indent=indent)}: separators ", " and
+     * ": ", or with {@code indent} (llama3_1's tools) one item a line, indented, separated by ",".
+     */
     static final class ToJson implements Filter {
         @Override public String getName() { return "tojson"; }
 
         @Override
         public Object filter(Object var, JinjavaInterpreter interpreter, String... args) {
+            return filter(var, interpreter, args, Map.of());
+        }
+
+        @Override
+        public Object filter(Object var, JinjavaInterpreter interpreter, Object[] args, Map<String, Object> kwargs) {
+            Object indent = kwargs.containsKey("indent") ? kwargs.get("indent") : args.length > 0 ? args[0] : null;
             StringBuilder b = new StringBuilder();
-            write(var, b);
+            write(var, b, indent == null ? null : " ".repeat(Integer.parseInt(String.valueOf(indent).trim())), "");
             return b.toString();
         }
 
-        private static void write(Object v, StringBuilder b) {
+        /** @param indent one level's indentation, null for none; @param at the current line's */
+        private static void write(Object v, StringBuilder b, String indent, String at) {
             if (v == null) b.append("null");
             else if (v instanceof Boolean x) b.append(x ? "true" : "false");
             else if (v instanceof Number n) b.append(n);
             else if (v instanceof Map<?, ?> m) {
-                b.append('{');
-                boolean first = true;
-                for (Map.Entry<?, ?> e : m.entrySet()) {
-                    if (!first) b.append(", ");
-                    first = false;
+                items(b, '{', '}', m.entrySet(), indent, at, (e, inner) -> {
                     string(String.valueOf(e.getKey()), b);
                     b.append(": ");
-                    write(e.getValue(), b);
-                }
-                b.append('}');
+                    write(e.getValue(), b, indent, inner);
+                });
             } else if (v instanceof Iterable<?> it) {
-                b.append('[');
-                boolean first = true;
-                for (Object x : it) {
-                    if (!first) b.append(", ");
-                    first = false;
-                    write(x, b);
-                }
-                b.append(']');
+                items(b, '[', ']', it, indent, at, (x, inner) -> write(x, b, indent, inner));
             } else string(String.valueOf(v), b);
+        }
+
+        private static <T> void items(StringBuilder b, char open, char close, Iterable<T> items, String indent,
+                                      String at, java.util.function.BiConsumer<T, String> item) {
+            b.append(open);
+            String inner = indent == null ? at : at + indent;
+            boolean first = true;
+            for (T x : items) {
+                if (!first) b.append(indent == null ? ", " : ",");
+                if (indent != null) b.append('\n').append(inner);
+                first = false;
+                item.accept(x, inner);
+            }
+            if (indent != null && !first) b.append('\n').append(at);
+            b.append(close);
         }
 
         private static void string(String s, StringBuilder b) {

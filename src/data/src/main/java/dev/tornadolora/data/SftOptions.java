@@ -1,5 +1,8 @@
 package dev.tornadolora.data;
 
+import dev.tornadolora.finetune.FinetuneJob;
+import dev.tornadolora.train.SettingException;
+
 import java.nio.file.Path;
 
 /**
@@ -22,7 +25,7 @@ public record SftOptions(int seqLen, Truncation truncation, boolean packing, boo
                 case "keep_start" -> KEEP_START;
                 case "keep_end" -> KEEP_END;
                 case "error" -> ERROR;
-                default -> throw new IllegalArgumentException("--truncation-mode must be keep_start, keep_end or"
+                default -> throw new SettingException("{truncation_mode} must be keep_start, keep_end or"
                         + " error, got '" + s + "'");
             };
         }
@@ -33,12 +36,18 @@ public record SftOptions(int seqLen, Truncation truncation, boolean packing, boo
     }
 
     public SftOptions {
-        if (seqLen < 2) throw new IllegalArgumentException("--seq-len must be >= 2, got " + seqLen);
+        if (seqLen < 2) throw new SettingException("{seq_len} must be >= 2, got " + seqLen);
         if (truncation == null) truncation = Truncation.KEEP_START;
         if (packing && truncation == Truncation.KEEP_END) {
-            throw new IllegalArgumentException("--packing truncates as TRL's bfd packing does (keep_start);"
-                    + " --truncation-mode keep_end applies without packing");
+            throw new SettingException("{packing} bfd truncates as TRL's bfd packing does (keep_start);"
+                    + " {truncation_mode} keep_end applies without packing");
         }
+    }
+
+    /** A job's preparation ({@code packing} none or bfd) with rows of {@code seqLen}. */
+    public static SftOptions of(int seqLen, FinetuneJob.Preparation p) {
+        return new SftOptions(seqLen, p.truncationMode() == null ? Truncation.KEEP_START : Truncation.parse(p.truncationMode()),
+                "bfd".equals(p.packing()), p.assistantOnlyLoss(), p.completionOnlyLoss(), p.chatTemplate());
     }
 
     public static SftOptions defaults(int seqLen) {
