@@ -1,5 +1,7 @@
 """Step-for-step replica of `./tornado-lora finetune` with transformers 5.18 + PEFT 0.21 + torch.optim.AdamW.
 
+The model is the class of its config.json (AutoModelForCausalLM): Llama, Qwen2, Qwen3, Mistral or Gemma.
+
 Train mode (the default):
   finetune_parity.py --model DIR --data D.safetensors|D.jsonl --init-adapter PEFT_DIR --steps N [--batch B]
       [--grad-accum A] [--lr LR] [--weight-decay WD] [--schedule constant|cosine] [--warmup-steps W]
@@ -38,7 +40,7 @@ Eval mode:    finetune_parity.py --model DIR --eval OUT/peft --eval-data E.safet
 
 Merged mode:  finetune_parity.py --merged OUT/merged --input X.safetensors [--logits-out O.safetensors]
       [--model DIR --against-peft OUT/peft [--quantize-base]]
-  transformers' plain LlamaForCausalLM.from_pretrained(OUT/merged) (no warning allowed); logits F32
+  transformers' plain AutoModelForCausalLM.from_pretrained(OUT/merged), the family's class (no warning allowed); logits F32
   [B, S, V] of X's input_ids to --logits-out; with --against-peft also the logits of DIR + the PEFT adapter
   (unmerged) and their relative difference max|a-b|/max|b|. Prints a JSON summary.
 
@@ -57,7 +59,7 @@ from llama_golden import PROJECTIONS, nf4_dequantized, no_warnings, peft_file_ke
 
 from peft import PeftModel  # noqa: E402
 from safetensors.torch import load_file, save_file  # noqa: E402
-from transformers import (LlamaForCausalLM, get_constant_schedule_with_warmup,  # noqa: E402
+from transformers import (AutoModelForCausalLM, get_constant_schedule_with_warmup,  # noqa: E402
                           get_cosine_schedule_with_warmup)
 from transformers.utils import logging as hf_logging  # noqa: E402
 
@@ -69,7 +71,7 @@ def fail(msg):
 
 def load_base(model_dir, quantize_base, dtype):
     """transformers' model from DIR (sdpa attention), NF4-dequantized projections with --quantize-base."""
-    model = LlamaForCausalLM.from_pretrained(model_dir, dtype=torch.float32, attn_implementation="sdpa")
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32, attn_implementation="sdpa")
     if quantize_base:
         with torch.no_grad():
             for name, mod in model.named_modules():
@@ -240,8 +242,8 @@ def evaluate(args, dtype):
 
 
 def merged(args, dtype):
-    with no_warnings(f"LlamaForCausalLM.from_pretrained({args.merged})"):
-        model = LlamaForCausalLM.from_pretrained(args.merged, dtype=torch.float32, attn_implementation="sdpa")
+    with no_warnings(f"AutoModelForCausalLM.from_pretrained({args.merged})"):
+        model = AutoModelForCausalLM.from_pretrained(args.merged, dtype=torch.float32, attn_implementation="sdpa")
     model = model.to(dtype).eval()
     ids = read_data(args.input, model.config.vocab_size)[0]
     with torch.no_grad():
@@ -262,7 +264,7 @@ def merged(args, dtype):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
-    ap.add_argument("--model", type=Path, help="Hugging Face Llama folder")
+    ap.add_argument("--model", type=Path, help="Hugging Face model folder (any family)")
     ap.add_argument("--data", type=Path, help="pre-tokenized .safetensors (input_ids [N, S], optional labels), or"
                     " .jsonl / .json examples prepared by TRL's SFTTrainer (--max-length, --packing,"
                     " --assistant-only-loss)")

@@ -1,7 +1,7 @@
 """Greedy continuations from transformers 5.18 generate(do_sample=False) (+ PEFT 0.21 for the adapter) on the golden
-models of scripts/llama_golden.py and scripts/family_golden.py, for GeneratorTest (issue 21); the sampling warpers
-on fixed logits (SamplerTest); and the `generate` command's cases on the chat golden model of scripts/chat_golden.py
-(GenerateCommandTest).
+models of scripts/llama_golden.py and scripts/family_golden.py (Llama, Qwen2, Qwen3, Mistral and Qwen2 with sliding
+windows, Gemma), for GeneratorTest (issue 21); the sampling warpers on fixed logits (SamplerTest); and the `generate`
+command's cases on the chat golden model of scripts/chat_golden.py (GenerateCommandTest).
 
 For each model, without and with its adapter: a random prompt, then generate(max_new_tokens=32, do_sample=False)
 in float64 with the config's eos_token_id (generation stops there, the EOS id included). The smallest gap between
@@ -34,7 +34,9 @@ from transformers.generation.logits_process import TemperatureLogitsWarper, TopK
 from transformers.utils import logging as hf_logging
 
 ROOT = Path(__file__).resolve().parent.parent / "src/core/src/test/resources/golden"
-MODELS = ["llama/gqa2_bf16_attn", "families/qwen2_tied_attn", "families/qwen3_head_dim", "families/qwen3_qlora_tied"]
+MODELS = ["llama/gqa2_bf16_attn", "families/qwen2_tied_attn", "families/qwen3_head_dim", "families/qwen3_qlora_tied",
+          # sliding windows of 5 and 4 (< prompt + 32 new tokens: the window moves during decoding), Gemma's parts
+          "families/mistral_window_gqa", "families/qwen2_sliding_layers", "families/gemma_tied_geglu"]
 NEW_TOKENS = 32
 CHAT = ROOT.parent.parent.parent.parent.parent / "data/src/test/resources/golden/chat"
 # (temperature, top_k, top_p): each warper alone, together, and edge values (k = 1, k > vocab, small p)

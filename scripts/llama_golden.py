@@ -175,8 +175,10 @@ def seed_for(name):
 
 
 def randomize_(model, gen):
-    """Weights with unit-scale activations (std 1/sqrt(fan_in); embeddings std 2/sqrt(hidden); norms 1 + 0.1 N(0,1)),
-    so that attention is peaked and every op matters; the default std 0.02 would make everything near-linear."""
+    """Weights with unit-scale activations (std 1/sqrt(fan_in); embeddings std 2/sqrt(hidden); norms 1 + 0.1 N(0,1),
+    Gemma's 0.1 N(0,1) since it scales by 1 + w), so that attention is peaked and every op matters; the default std
+    0.02 would make everything near-linear."""
+    gemma = model.config.model_type == "gemma"
     with torch.no_grad():
         for name, p in model.named_parameters():
             if p.dim() == 2 and "embed_tokens" not in name:
@@ -186,7 +188,7 @@ def randomize_(model, gen):
             elif name.endswith(".bias"):  # Qwen2's q/k/v biases (Llama has none)
                 p.copy_(0.5 * torch.randn(p.shape, generator=gen))
             else:
-                p.copy_(1 + 0.1 * torch.randn(p.shape, generator=gen))
+                p.copy_((0 if gemma else 1) + 0.1 * torch.randn(p.shape, generator=gen))
 
 
 def bf16_round_(model):
@@ -291,7 +293,10 @@ def independent_forward(cfg, w, adapter, lora, ids):
     """A plain float64 Llama written from the architecture's equations (not transformers' code), as a
     cross-check of the fixture: RMSNorm, rotate_half RoPE (llama3 frequencies), GQA causal attention,
     SwiGLU, LoRA y = x W^T + b + s (x A^T) B^T on the adapted projections; the families' parts where their
-    weights are there: q/k/v biases (Qwen2), per-head RMSNorm of q and k before RoPE (Qwen3's q_norm/k_norm)."""
+    weights are there: q/k/v biases (Qwen2), per-head RMSNorm of q and k before RoPE (Qwen3's q_norm/k_norm); from
+    config.json: sliding windows (a query sees keys j > i - W: Mistral's sliding_window, Qwen's sliding layers), and
+    Gemma's sqrt(hidden)-scaled embeddings, (1 + w) norms and GeGLU with the tanh GELU."""
+    gemma = cfg["model_type"] == "gemma"
     scale = lora["lora_alpha"] / (math.sqrt(lora["r"]) if lora["use_rslora"] else lora["r"])
     a = {k: v.double() for k, v in adapter.items()}
 
@@ -307,7 +312,19 @@ def independent_forward(cfg, w, adapter, lora, ids):
         return x @ merged.T + bias
 
     def rms(x, name):
-        return x / torch.sqrt((x * x).mean(-1, keepdim=True) + cfg["rms_norm_eps"]) * w[name + ".weight"]
+        return x / torch.sqrt((x * x).mean(-1, keepdim=True) + cfg["rms_norm_eps"]) * ((1 if gemma else 0) + w[name + ".weight"])
+
+    def act(g):
+        if gemma:  # gelu, tanh approximation
+            return 0.5 * g * (1 + torch.tanh(math.sqrt(2 / math.pi) * (g + 0.044715 * g ** 3)))
+        return g / (1 + torch.exp(-g))
+
+    def window(i):
+        if cfg["model_type"] == "mistral":
+            return cfg.get("sliding_window")
+        if cfg.get("layer_types") and cfg["layer_types"][i] == "sliding_attention":
+            return cfg["sliding_window"] if cfg.get("use_sliding_window") else None
+        return None
 
     nh, nkv = cfg["num_attention_heads"], cfg["num_key_value_heads"]
     hd = cfg.get("head_dim") or cfg["hidden_size"] // nh
@@ -330,8 +347,14 @@ def independent_forward(cfg, w, adapter, lora, ids):
         return t * cos + rot * sin
 
     x = w["model.embed_tokens.weight"][ids]
-    mask = torch.full((s, s), float("-inf"), dtype=torch.float64).triu(1)
+    if gemma:  # the normalizer, fp32 as torch.tensor(hidden ** 0.5) makes it
+        x = x * float(torch.tensor(cfg["hidden_size"] ** 0.5, dtype=torch.float32))
+    pos = torch.arange(s)
     for i in range(cfg["num_hidden_layers"]):
+        visible = pos[None, :] <= pos[:, None]
+        if window(i):
+            visible &= pos[None, :] > pos[:, None] - window(i)
+        mask = torch.zeros((s, s), dtype=torch.float64).masked_fill(~visible, float("-inf"))
         p = f"model.layers.{i}."
         h = rms(x, p + "input_layernorm")
         q = linear(h, p + "self_attn.q_proj").view(b, s, nh, hd)
@@ -344,7 +367,7 @@ def independent_forward(cfg, w, adapter, lora, ids):
         att = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(hd) + mask, -1) @ v
         x = x + linear(att.transpose(1, 2).reshape(b, s, nh * hd), p + "self_attn.o_proj")
         h = rms(x, p + "post_attention_layernorm")
-        x = x + linear(F.silu(linear(h, p + "mlp.gate_proj")) * linear(h, p + "mlp.up_proj"), p + "mlp.down_proj")
+        x = x + linear(act(linear(h, p + "mlp.gate_proj")) * linear(h, p + "mlp.up_proj"), p + "mlp.down_proj")
     x = rms(x, "model.norm")
     if "lm_head.weight" not in w:
         w = {**w, "lm_head.weight": w["model.embed_tokens.weight"]}

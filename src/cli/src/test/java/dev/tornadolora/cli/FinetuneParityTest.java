@@ -88,7 +88,13 @@ class FinetuneParityTest {
     /** Runs finetune and the replica with the same options; checks every step's loss, lr and gradient norm. */
     Path compare(Path tmp, String name, String fixture, boolean quantize, int batch, int accum, String schedule,
                  int warmup, double clip, boolean merge) throws Exception {
-        Path model = golden.resolve(fixture).resolve("model"), adapter = golden.resolve(fixture).resolve("adapter");
+        return compare(tmp, name, golden.resolve(fixture), quantize, batch, accum, schedule, warmup, clip, merge);
+    }
+
+    /** As above on the fixture folder {@code caseDir} (model/ and adapter/), e.g. another family's. */
+    static Path compare(Path tmp, String name, Path caseDir, boolean quantize, int batch, int accum, String schedule,
+                        int warmup, double clip, boolean merge) throws Exception {
+        Path model = caseDir.resolve("model"), adapter = caseDir.resolve("adapter");
         int vocab = JSON.readTree(model.resolve("config.json").toFile()).path("vocab_size").asInt();
         Path d = data(tmp, name + "-data.safetensors", 9, 16, vocab, 7, true);
         Path eval = data(tmp, name + "-eval.safetensors", 3, 16, vocab, 8, false);
@@ -152,9 +158,16 @@ class FinetuneParityTest {
      * OUT/peft, within 1e-4; {@code logitsOut} (or null) receives the merged model's logits.
      */
     static void mergedMatchesPeft(Path tmp, Path out, String fixture, Path eval, Path logitsOut) throws Exception {
+        mergedMatchesPeft(tmp, out, golden.resolve(fixture), eval, logitsOut, true);
+    }
+
+    /** As above on the fixture folder {@code caseDir}, its base NF4-dequantized when {@code quantize}. */
+    static void mergedMatchesPeft(Path tmp, Path out, Path caseDir, Path eval, Path logitsOut, boolean quantize)
+            throws Exception {
         List<String> args = new ArrayList<>(List.of("--merged", out.resolve("merged").toString(), "--input",
-                eval.toString(), "--model", golden.resolve(fixture).resolve("model").toString(),
-                "--against-peft", out.resolve("peft").toString(), "--quantize-base"));
+                eval.toString(), "--model", caseDir.resolve("model").toString(),
+                "--against-peft", out.resolve("peft").toString()));
+        if (quantize) args.add("--quantize-base");
         if (logitsOut != null) args.addAll(List.of("--logits-out", logitsOut.toString()));
         String s = python(tmp.resolve("merged.log"), args.toArray(String[]::new));
         double vsPeft = JSON.readTree(s.substring(s.indexOf('{'))).get("relative_diff_vs_peft").asDouble();

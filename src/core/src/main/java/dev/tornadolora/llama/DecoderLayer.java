@@ -2,6 +2,7 @@ package dev.tornadolora.llama;
 
 import dev.tornadolora.kernels.Parallel;
 import dev.tornadolora.llama.ops.CausalAttention;
+import dev.tornadolora.llama.ops.GeGlu;
 import dev.tornadolora.llama.OpTimer.Op;
 import dev.tornadolora.llama.ops.RmsNorm;
 import dev.tornadolora.llama.ops.Rope;
@@ -20,18 +21,25 @@ import java.util.Map;
  *   y = h + down_proj(silu(gate_proj(m)) · up_proj(m)),                        m = post_attention_layernorm(h)
  * </pre>
  * With the family's parts ({@link ModelFamily.Parts}): q/k/v carry their frozen biases inside their projections
- * (Qwen2); q and k are RMS-normalised per head, {@code q = q_norm(q_proj(n))}, before RoPE (Qwen3).
+ * (Qwen2); q and k are RMS-normalised per head, {@code q = q_norm(q_proj(n))}, before RoPE (Qwen3); the attention
+ * of a sliding layer sees the last {@code window} positions only (Mistral, Qwen's sliding layers); the norms scale
+ * by 1 + w and the MLP is GeGLU, {@code gelu_tanh(gate) · up} (Gemma).
  * The seven projections are on the model's backend: {@code LoRALinear} where the LoRA settings put an adapter,
  * {@code FrozenLinear} (base only) elsewhere. A forward with {@code keep} keeps its
  * activations (and its projections theirs) for its backward, which releases them; one forward/backward at a time.
  * A forward without {@code keep} keeps nothing, so that activation checkpointing can run it again in backward.
  */
 final class DecoderLayer {
+    /** The norms' weights as stored (merge writes them back). */
     final float[] inputNorm;
     final float[] postNorm;
     /** Per-head RMSNorm weights [head_dim] of q and k (Qwen3's q_norm, k_norm), or null. */
     final float[] qNorm;
     final float[] kNorm;
+    /** What the norms multiply by: the weights, or 1 + w ({@link ModelFamily.Parts#normScale}). */
+    private final float[] inputScale, postScale, qScale, kScale;
+    /** The sliding window of this layer's attention, 0 for full causal attention. */
+    private final int window;
     /** q_proj … down_proj by HF name, in model order. */
     final Map<String, Module> proj = new LinkedHashMap<>();
     private final LlamaConfig c;
@@ -46,11 +54,9 @@ final class DecoderLayer {
     /** q and k before their per-head norms, and the norms' 1/rms per (token, head). */
     private record QkNorm(float[] q, float[] k, float[] invQ, float[] invK) {}
 
-    DecoderLayer(LlamaConfig c, Parallel par, float[] inputNorm, float[] postNorm) {
-        this(c, par, inputNorm, postNorm, null, null);
-    }
-
-    DecoderLayer(LlamaConfig c, Parallel par, float[] inputNorm, float[] postNorm, float[] qNorm, float[] kNorm) {
+    /** Layer {@code index} of a model of config {@code c}; {@code qNorm}/{@code kNorm} null unless the family has them. */
+    DecoderLayer(LlamaConfig c, Parallel par, int index, float[] inputNorm, float[] postNorm, float[] qNorm,
+                 float[] kNorm) {
         if ((qNorm == null) != (kNorm == null)) throw new IllegalArgumentException("q_norm and k_norm come together");
         this.c = c;
         this.par = par;
@@ -58,6 +64,12 @@ final class DecoderLayer {
         this.postNorm = postNorm;
         this.qNorm = qNorm;
         this.kNorm = kNorm;
+        ModelFamily.Parts parts = c.parts();
+        this.inputScale = parts.normScale(inputNorm);
+        this.postScale = parts.normScale(postNorm);
+        this.qScale = qNorm == null ? null : parts.normScale(qNorm);
+        this.kScale = kNorm == null ? null : parts.normScale(kNorm);
+        this.window = parts.window(index);
     }
 
     float[] forward(float[] x, int batch, int seq, Rope rope, Rope.Tables tables, boolean keep, OpTimer timer) {
@@ -74,7 +86,7 @@ final class DecoderLayer {
         float eps = (float) c.rmsNormEps();
         float[] inv1 = new float[t], n = new float[t * d];
         long t0 = timer.start();
-        RmsNorm.forward(par, x, inputNorm, t, d, eps, n, inv1);
+        RmsNorm.forward(par, x, inputScale, t, d, eps, n, inv1);
         timer.stop(Op.RMSNORM, t0);
         Tensor nt = new Tensor(new int[] {t, d}, n);
         t0 = timer.start();
@@ -89,8 +101,8 @@ final class DecoderLayer {
             qk = new QkNorm(q, k, new float[t * nh], new float[t * nkv]);
             q = new float[qk.q.length];
             k = new float[qk.k.length];
-            RmsNorm.forward(par, qk.q, qNorm, t * nh, hd, eps, q, qk.invQ);
-            RmsNorm.forward(par, qk.k, kNorm, t * nkv, hd, eps, k, qk.invK);
+            RmsNorm.forward(par, qk.q, qScale, t * nh, hd, eps, q, qk.invQ);
+            RmsNorm.forward(par, qk.k, kScale, t * nkv, hd, eps, k, qk.invK);
             timer.stop(Op.RMSNORM, t0);
         }
         t0 = timer.start();
@@ -101,7 +113,7 @@ final class DecoderLayer {
         float[] attn = new float[t * c.qDim()];
         float[] lse = keep ? new float[batch * c.numAttentionHeads() * seq] : null;
         if (cache == null) attention(batch, seq, tables.positions()).forward(q, k, v, attn, lse);
-        else cache.attend(par, index, q, k, v, attn, seq);
+        else cache.attend(par, index, q, k, v, attn, seq, window);
         timer.stop(Op.ATTENTION, t0);
         t0 = timer.start();
         float[] h = proj.get("o_proj").forward(new Tensor(new int[] {t, c.qDim()}, attn)).data();
@@ -111,7 +123,7 @@ final class DecoderLayer {
         timer.stop(Op.RESIDUAL, t0);
         float[] inv2 = new float[t], m = new float[t * d];
         t0 = timer.start();
-        RmsNorm.forward(par, h, postNorm, t, d, eps, m, inv2);
+        RmsNorm.forward(par, h, postScale, t, d, eps, m, inv2);
         timer.stop(Op.RMSNORM, t0);
         Tensor mt = new Tensor(new int[] {t, d}, m);
         t0 = timer.start();
@@ -120,7 +132,8 @@ final class DecoderLayer {
         timer.stop(Op.PROJECTIONS, t0);
         t0 = timer.start();
         float[] a = new float[g.length];
-        SwiGlu.forward(par, g, u, a);
+        if (c.parts().activation() == ModelFamily.Activation.GELU_TANH) GeGlu.forward(par, g, u, a);
+        else SwiGlu.forward(par, g, u, a);
         timer.stop(Op.SWIGLU, t0);
         t0 = timer.start();
         float[] y = proj.get("down_proj").forward(new Tensor(new int[] {t, c.intermediateSize()}, a)).data();
@@ -143,7 +156,8 @@ final class DecoderLayer {
         timer.stop(Op.PROJECTIONS, t0);
         t0 = timer.start();
         float[] dg = new float[da.length], du = new float[da.length];
-        SwiGlu.backward(par, da, s.g, s.u, dg, du);
+        if (c.parts().activation() == ModelFamily.Activation.GELU_TANH) GeGlu.backward(par, da, s.g, s.u, dg, du);
+        else SwiGlu.backward(par, da, s.g, s.u, dg, du);
         timer.stop(Op.SWIGLU, t0);
         int[] midShape = {t, c.intermediateSize()};
         t0 = timer.start();
@@ -152,7 +166,7 @@ final class DecoderLayer {
         timer.stop(Op.PROJECTIONS, t0);
         t0 = timer.start();
         float[] dh = dy.clone();
-        RmsNorm.backward(par, dm, s.h, postNorm, s.inv2, t, d, dh, true);
+        RmsNorm.backward(par, dm, s.h, postScale, s.inv2, t, d, dh, true);
         timer.stop(Op.RMSNORM, t0);
         t0 = timer.start();
         float[] dAttn = proj.get("o_proj").backward(new Tensor(new int[] {t, d}, dh)).data();
@@ -168,8 +182,8 @@ final class DecoderLayer {
         if (s.qk != null) {
             t0 = timer.start();
             float[] dqPre = new float[dq.length], dkPre = new float[dk.length];
-            RmsNorm.backward(par, dq, s.qk.q, qNorm, s.qk.invQ, t * c.numAttentionHeads(), c.headDim(), dqPre, false);
-            RmsNorm.backward(par, dk, s.qk.k, kNorm, s.qk.invK, t * c.numKeyValueHeads(), c.headDim(), dkPre, false);
+            RmsNorm.backward(par, dq, s.qk.q, qScale, s.qk.invQ, t * c.numAttentionHeads(), c.headDim(), dqPre, false);
+            RmsNorm.backward(par, dk, s.qk.k, kScale, s.qk.invK, t * c.numKeyValueHeads(), c.headDim(), dkPre, false);
             dq = dqPre;
             dk = dkPre;
             timer.stop(Op.RMSNORM, t0);
@@ -181,7 +195,7 @@ final class DecoderLayer {
         timer.stop(Op.PROJECTIONS, t0);
         if (needDx) {
             t0 = timer.start();
-            RmsNorm.backward(par, dn, s.x, inputNorm, s.inv1, t, d, dh, true);
+            RmsNorm.backward(par, dn, s.x, inputScale, s.inv1, t, d, dh, true);
             timer.stop(Op.RMSNORM, t0);
         }
         releaseActivations();
@@ -208,10 +222,13 @@ final class DecoderLayer {
         }
     }
 
-    /** Block-diagonal causal attention when the position ids pack several examples into a row. */
+    /**
+     * Block-diagonal causal attention when the position ids pack several examples into a row, within the layer's
+     * sliding window.
+     */
     private CausalAttention attention(int batch, int seq, int[] positionIds) {
         return new CausalAttention(par, batch, seq, c.numAttentionHeads(), c.numKeyValueHeads(), c.headDim(),
-                CausalAttention.segmentStarts(positionIds, batch, seq));
+                CausalAttention.segmentStarts(positionIds, batch, seq), window);
     }
 
     /** a += b. */

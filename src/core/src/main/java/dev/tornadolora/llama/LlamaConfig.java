@@ -16,13 +16,15 @@ import java.util.Set;
 /**
  * The fields of Hugging Face's {@code LlamaConfig} (and of the other families' configs, {@link ModelFamily}) that
  * the computation depends on, read from a {@code config.json} and validated against each other before anything is
- * allocated. {@code parts} are the family's choices of decoder parts (q/k/v biases, q/k norm).
+ * allocated. {@code parts} are the family's choices of decoder parts (q/k/v biases, q/k norm, (1 + w) norms,
+ * the MLP's activation, the embedding scale, sliding windows).
  *
  * <p>Read as transformers 5 does: {@code head_dim} defaults to {@code hidden_size / num_attention_heads},
  * {@code num_key_value_heads} to {@code num_attention_heads}; the rotary parameters come from
  * {@code rope_parameters} (transformers 5) or from the legacy {@code rope_theta} + {@code rope_scaling}.
- * Refused by name: a {@code model_type} or architecture of no registered family, {@code hidden_act} other than silu,
- * what the family refuses ({@link ModelFamily}: e.g. Llama's {@code attention_bias}/{@code mlp_bias} true), a rope type other than default/llama3,
+ * The family's config class supplies the defaults of absent fields ({@link ModelFamily#withDefaults}).
+ * Refused by name: a {@code model_type} or architecture of no registered family, a {@code hidden_act} the family
+ * does not compute, what the family refuses ({@link ModelFamily}: e.g. Llama's {@code attention_bias}/{@code mlp_bias} true), a rope type other than default/llama3,
  * {@code partial_rotary_factor} other than 1, and any size whose tensors a Java array cannot hold.
  */
 public record LlamaConfig(int vocabSize, int hiddenSize, int intermediateSize, int numHiddenLayers,
@@ -77,6 +79,10 @@ public record LlamaConfig(int vocabSize, int hiddenSize, int intermediateSize, i
         fitsArray("q_proj.weight [num_attention_heads·head_dim, hidden_size]", (long) numAttentionHeads * headDim, hiddenSize);
         fitsArray("k_proj.weight [num_key_value_heads·head_dim, hidden_size]", (long) numKeyValueHeads * headDim, hiddenSize);
         fitsArray("gate_proj.weight [intermediate_size, hidden_size]", intermediateSize, hiddenSize);
+        if (!parts.windows().isEmpty() && parts.windows().size() != numHiddenLayers) {
+            throw new IllegalArgumentException("sliding windows given for " + parts.windows().size()
+                    + " layers but num_hidden_layers is " + numHiddenLayers);
+        }
         if (torchDtype != null && !DTYPES.contains(torchDtype)) {
             throw new IllegalArgumentException("torch_dtype '" + torchDtype + "' is not one of " + DTYPES);
         }
@@ -127,20 +133,19 @@ public record LlamaConfig(int vocabSize, int hiddenSize, int intermediateSize, i
     public static LlamaConfig parse(JsonNode c) {
         if (c == null || !c.isObject()) throw new IllegalArgumentException("not a JSON object");
         ModelFamily family = ModelFamily.of(c);
-        String act = text(c, "hidden_act", "silu");
-        if (!act.equals("silu")) throw new IllegalArgumentException("hidden_act \"" + act + "\" is not supported (only silu)");
-        ModelFamily.Parts parts = family.parts(c);
+        c = family.withDefaults(c);
+        int layers = integer(c, "num_hidden_layers", 32);
+        ModelFamily.Parts parts = family.parts(c, Math.max(layers, 0));
         int vocab = integer(c, "vocab_size", 32000);
         int hidden = integer(c, "hidden_size", 4096);
         int inter = integer(c, "intermediate_size", 11008);
-        int layers = integer(c, "num_hidden_layers", 32);
         int heads = integer(c, "num_attention_heads", 32);
         int kv = c.hasNonNull("num_key_value_heads") ? integer(c, "num_key_value_heads", heads) : heads;
         int headDim;
         if (c.hasNonNull("head_dim")) {
             headDim = integer(c, "head_dim", 0);
         } else {
-            headDim = family.defaultHeadDim(hidden, heads);
+            headDim = ModelFamily.defaultHeadDim(hidden, heads);
         }
         double eps = number(c, "rms_norm_eps", 1e-6);
         double theta = number(c, "rope_theta", 10000.0);
@@ -183,24 +188,21 @@ public record LlamaConfig(int vocabSize, int hiddenSize, int intermediateSize, i
         ModelFamily family = parts.family();
         ObjectNode c = JSON.createObjectNode();
         c.putArray("architectures").add(family.architecture());
-        if (family != ModelFamily.QWEN2) c.put("attention_bias", false);
         c.put("attention_dropout", 0.0);
         if (bosTokenId >= 0) c.put("bos_token_id", bosTokenId); else c.putNull("bos_token_id");
         c.put("dtype", torchDtype == null ? "float32" : torchDtype);
         if (eosTokenId >= 0) c.put("eos_token_id", eosTokenId); else c.putNull("eos_token_id");
         c.put("head_dim", headDim);
-        c.put("hidden_act", "silu");
+        c.put("hidden_act", parts.activation().hfName());
         c.put("hidden_size", hiddenSize);
         c.put("initializer_range", 0.02);
         c.put("intermediate_size", intermediateSize);
         c.put("max_position_embeddings", maxPositionEmbeddings);
-        if (family == ModelFamily.LLAMA) c.put("mlp_bias", false);
         c.put("model_type", family.modelType());
         c.put("num_attention_heads", numAttentionHeads);
         c.put("num_hidden_layers", numHiddenLayers);
         c.put("num_key_value_heads", numKeyValueHeads);
         c.putNull("pad_token_id");
-        if (family == ModelFamily.LLAMA) c.put("pretraining_tp", 1);
         c.put("rms_norm_eps", rmsNormEps);
         ObjectNode rope = c.putObject("rope_parameters");
         if (ropeScaling != null) {
@@ -214,10 +216,13 @@ public record LlamaConfig(int vocabSize, int hiddenSize, int intermediateSize, i
         c.put("tie_word_embeddings", tieWordEmbeddings);
         c.put("transformers_version", "5.18.0");
         c.put("use_cache", true);
-        if (family != ModelFamily.LLAMA) c.put("use_sliding_window", false);
         c.put("vocab_size", vocabSize);
+        family.writeFields(c, this);
+        ObjectNode sorted = JSON.createObjectNode();  // transformers writes the keys sorted
+        c.properties().stream().sorted(java.util.Map.Entry.comparingByKey())
+                .forEach(e -> sorted.set(e.getKey(), e.getValue()));
         try {
-            return JSON.writeValueAsString(c) + "\n";
+            return JSON.writeValueAsString(sorted) + "\n";
         } catch (IOException e) {
             throw new IllegalStateException(e);
         }
@@ -240,7 +245,7 @@ public record LlamaConfig(int vocabSize, int hiddenSize, int intermediateSize, i
     }
 
     /** One rule for integers (StrictJson's, as transformers' strict config fields): a JSON integer, not 64.0. */
-    private static int integer(JsonNode c, String field, int dflt) {
+    static int integer(JsonNode c, String field, int dflt) {
         JsonNode v = c.get(field);
         if (v == null || v.isNull()) return dflt;
         return (int) StrictJson.exactLong(v, field, Integer.MIN_VALUE, Integer.MAX_VALUE, null);

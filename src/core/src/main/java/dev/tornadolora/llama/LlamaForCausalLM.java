@@ -28,7 +28,8 @@ import java.util.Map;
 /**
  * Hugging Face's {@code LlamaForCausalLM} with LoRA/QLoRA adapters placed as torchtune's {@code lora_llama}
  * builders place them, and PEFT's names for them; the decoder of every {@link ModelFamily} (Qwen2's q/k/v biases,
- * Qwen3's q/k norms are parts the family chooses, {@link LlamaConfig#parts}):
+ * Qwen3's q/k norms, Mistral's sliding window, Gemma's scaled embeddings, (1 + w) norms and GeGLU are parts the
+ * family chooses, {@link LlamaConfig#parts}):
  * <pre>
  *   x = embed_tokens[ids];   x = layer_i(x) for each decoder layer;   logits = lm_head(norm(x))
  *   loss = transformers' causal-LM loss of (logits, labels)            (see {@link CausalLmLoss})
@@ -54,6 +55,10 @@ public final class LlamaForCausalLM implements AutoCloseable {
     private final BaseWeight embedding;
     private final List<DecoderLayer> layers;
     private final float[] finalNorm;
+    /** What the final norm multiplies by (the weights, or Gemma's 1 + w). */
+    private final float[] finalScale;
+    /** The embedding's multiplier (Gemma's √hidden in fp32), 1 for the others. */
+    private final float embedScale;
     private final Module lmHead;
     /** Whether lm_head is the embedding (tie_word_embeddings as transformers resolved it for the file). */
     private final boolean headTied;
@@ -82,6 +87,9 @@ public final class LlamaForCausalLM implements AutoCloseable {
         this.embedding = embedding;
         this.layers = layers;
         this.finalNorm = finalNorm;
+        this.finalScale = config.parts().normScale(finalNorm);
+        // GemmaTextScaledWordEmbedding: torch.tensor(hidden ** 0.5) is fp32, then .to(the compute dtype, fp32)
+        this.embedScale = config.parts().embedScale() ? (float) Math.sqrt(config.hiddenSize()) : 1f;
         this.lmHead = lmHead;
         this.headTied = headTied;
         this.weightsDigest = weightsDigest;
@@ -110,7 +118,8 @@ public final class LlamaForCausalLM implements AutoCloseable {
 
     /**
      * A model with random weights as transformers initialises a fresh {@code LlamaForCausalLM} (normal(0, 0.02)
-     * for embeddings and projections, ones for the norms), for benchmarks and tests; the adapters as LoRALinear
+     * for embeddings and projections, ones for the norms: zeros for Gemma's 1 + w), for benchmarks and tests; the
+     * adapters as LoRALinear
      * initialises them (B = 0).
      */
     public static LlamaForCausalLM random(LlamaConfig c, LoraSettings lora, long seed, Device device) {
@@ -123,7 +132,7 @@ public final class LlamaForCausalLM implements AutoCloseable {
             @Override float[] read(String name) {
                 float[] a = new float[Shapes.numel(shapes.get(name))];
                 if (name.endsWith("norm.weight")) {
-                    java.util.Arrays.fill(a, 1f);
+                    java.util.Arrays.fill(a, c.parts().normPlusOne() ? 0f : 1f);
                 } else {
                     for (int i = 0; i < a.length; i++) a[i] = (float) (gaussian(rng) * 0.02);
                 }
@@ -163,7 +172,7 @@ public final class LlamaForCausalLM implements AutoCloseable {
         int seed = 0;
         for (int i = 0; i < c.numHiddenLayers(); i++) {
             String p = "model.layers." + i + ".";
-            DecoderLayer layer = new DecoderLayer(c, device.executor(), w.take(p + "input_layernorm.weight"),
+            DecoderLayer layer = new DecoderLayer(c, device.executor(), i, w.take(p + "input_layernorm.weight"),
                     w.take(p + "post_attention_layernorm.weight"),
                     c.parts().qkNorm() ? w.take(p + "self_attn.q_norm.weight") : null,
                     c.parts().qkNorm() ? w.take(p + "self_attn.k_norm.weight") : null);
@@ -456,6 +465,9 @@ public final class LlamaForCausalLM implements AutoCloseable {
         float[] x = new float[t * h], row = new float[h];
         for (int i = 0; i < t; i++) {
             embedding.decodeRows(ids[i], 1, row);
+            if (embedScale != 1f) {
+                for (int j = 0; j < h; j++) row[j] *= embedScale;
+            }
             System.arraycopy(row, 0, x, i * h, h);
         }
         timer.stop(Op.EMBEDDING, t0);
@@ -475,7 +487,7 @@ public final class LlamaForCausalLM implements AutoCloseable {
         }
         float[] inv = new float[t], n = new float[t * h];
         t0 = timer.start();
-        RmsNorm.forward(device.executor(), x, finalNorm, t, h, (float) config.rmsNormEps(), n, inv);
+        RmsNorm.forward(device.executor(), x, finalScale, t, h, (float) config.rmsNormEps(), n, inv);
         timer.stop(Op.RMSNORM, t0);
         saved = keep ? new Saved(batch, seq, x, inv, tables, inputs, draws) : null;
         return n;
@@ -498,7 +510,7 @@ public final class LlamaForCausalLM implements AutoCloseable {
         int t = s.batch * s.seq, h = config.hiddenSize();
         float[] dx = new float[t * h];
         long t0 = timer.start();
-        RmsNorm.backward(device.executor(), dn, s.x, finalNorm, s.inv, t, h, dx, false);
+        RmsNorm.backward(device.executor(), dn, s.x, finalScale, s.inv, t, h, dx, false);
         timer.stop(Op.RMSNORM, t0);
         for (int i = layers.size() - 1; i >= 0; i--) {
             DecoderLayer layer = layers.get(i);

@@ -24,7 +24,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * Greedy generation with the KV cache against transformers' {@code generate(do_sample=False)} (fixtures of
- * {@code scripts/generate_golden.py}: Llama, Qwen2, Qwen3, with and without an adapter), and the cached logits
+ * {@code scripts/generate_golden.py}: Llama, Qwen2, Qwen3, Mistral and Qwen2 with sliding windows that move while
+ * decoding, Gemma; with and without an adapter), and the cached logits
  * against a full forward at every position.
  */
 class GeneratorTest {

@@ -3,6 +3,7 @@ package dev.tornadolora.llama;
 import dev.tornadolora.kernels.Parallel;
 import dev.tornadolora.testing.TestDevices;
 import dev.tornadolora.llama.ops.CausalAttention;
+import dev.tornadolora.llama.ops.GeGlu;
 import dev.tornadolora.llama.ops.CausalLmLoss;
 import dev.tornadolora.llama.ops.RmsNorm;
 import dev.tornadolora.llama.ops.Rope;
@@ -158,6 +159,58 @@ class LlamaOpsTest {
         SwiGlu.backward(PAR, f(da), f(g), f(u), dg, du);
         assertClose("dg", numericGradient(x -> SwiGlu.forwardReference(x, u), g.clone(), da), dg, 1e-5);
         assertClose("du", numericGradient(x -> SwiGlu.forwardReference(g, x), u.clone(), da), du, 1e-5);
+    }
+
+    /** GeGLU against PyTorch's tanh form of gelu_pytorch_tanh in double, and its backward by finite differences. */
+    @Test
+    void geGlu() {
+        int n = 60;
+        double[] g = asFloat(random(n)), u = asFloat(random(n)), da = asFloat(random(n));
+        for (int i = 0; i < n; i++) g[i] = (float) (g[i] * 4);  // into both tails of the tanh
+        float[] a = new float[n], dg = new float[n], du = new float[n];
+        GeGlu.forward(PAR, f(g), f(u), a);
+        assertClose("geglu", GeGlu.forwardReference(g, u), a, 1e-6);
+        GeGlu.backward(PAR, f(da), f(g), f(u), dg, du);
+        assertClose("dg", numericGradient(x -> GeGlu.forwardReference(x, u), g.clone(), da), dg, 1e-5);
+        assertClose("du", numericGradient(x -> GeGlu.forwardReference(g, x), u.clone(), da), du, 1e-5);
+        // gelu_tanh(1) = 0.8411919906082768 (torch.nn.functional.gelu(torch.tensor(1.0, dtype=float64), approximate="tanh"))
+        assertEquals(0.8411919906082768, dev.tornadolora.math.GeluTanh.gelu(1f), 1e-7);
+    }
+
+    /**
+     * A sliding window of W: query i sees keys i − W + 1 … i (transformers' kv_idx > q_idx − W), within its packed
+     * example; forward against the reference, which states the mask, backward by finite differences; and a key
+     * outside every window changes nothing.
+     */
+    @Test
+    void attentionWithASlidingWindow() {
+        int batch = 2, seq = 9, d = 4, heads = 4, kv = 2, window = 3;
+        int[] positions = {0, 1, 2, 3, 4, 5, 6, 7, 8, 0, 1, 2, 3, 4, 0, 1, 2, 3};  // row 1 packs two examples
+        CausalAttention a = new CausalAttention(PAR, batch, seq, heads, kv, d,
+                CausalAttention.segmentStarts(positions, batch, seq), window);
+        double[] q = asFloat(random(batch * seq * heads * d)), k = asFloat(random(batch * seq * kv * d)),
+                v = asFloat(random(k.length)), dOut = asFloat(random(q.length));
+        float[] out = new float[q.length], lse = new float[batch * heads * seq];
+        a.forward(f(q), f(k), f(v), out, lse);
+        double[] ref = a.forwardReference(q, k, v);
+        assertClose("windowed attention", ref, out, 1e-5);
+        float[] dq = new float[q.length], dk = new float[k.length], dv = new float[v.length];
+        a.backward(f(dOut), f(q), f(k), f(v), out, lse, dq, dk, dv);
+        assertClose("dq", numericGradient(x -> a.forwardReference(x, k, v), q.clone(), dOut), dq, 1e-5);
+        assertClose("dk", numericGradient(x -> a.forwardReference(q, x, v), k.clone(), dOut), dk, 1e-5);
+        assertClose("dv", numericGradient(x -> a.forwardReference(q, k, x), v.clone(), dOut), dv, 1e-5);
+        // Row 0's key 0 lies outside the window of queries 3…8: their outputs ignore it.
+        double[] v2 = v.clone();
+        for (int c = 0; c < kv * d; c++) v2[c] += 10;
+        double[] moved = a.forwardReference(q, k, v2);
+        for (int i = 3 * heads * d; i < seq * heads * d; i++) assertEquals(ref[i], moved[i], 1e-12, "row 0 element " + i);
+        boolean changed = false;
+        for (int i = 0; i < heads * d; i++) changed |= Math.abs(ref[i] - moved[i]) > 1e-3;
+        assertTrue(changed, "query 0 sees key 0");
+        // Without the window query 8 sees key 0.
+        double[] full = new CausalAttention(PAR, batch, seq, heads, kv, d, null, 0).forwardReference(q, k, v2);
+        assertTrue(Math.abs(full[8 * heads * d] - new CausalAttention(PAR, batch, seq, heads, kv, d, null, 0)
+                .forwardReference(q, k, v)[8 * heads * d]) > 1e-6);
     }
 
     @Test

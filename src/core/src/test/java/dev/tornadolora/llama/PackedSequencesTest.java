@@ -21,6 +21,10 @@ import static org.junit.jupiter.api.Assertions.assertNull;
  */
 class PackedSequencesTest {
     static final LlamaConfig CONFIG = new LlamaConfig(64, 32, 48, 2, 4, 2, 8, 1e-6, 10000, null, false, 128, 1, 2, "float32");
+    /** Mistral's parts with a sliding window of 3, shorter than both examples below. */
+    static final LlamaConfig MISTRAL = new LlamaConfig(64, 32, 48, 2, 4, 2, 8, 1e-6, 10000, null, false, 128, 1, 2,
+            "float32", new ModelFamily.Parts(ModelFamily.MISTRAL, false, false, false, ModelFamily.Activation.SILU,
+            false, java.util.List.of(3, 3)));
     static final LoraSettings LORA = new LoraSettings(Set.of("q_proj", "v_proj"), true, false, 4, 8f, 0f, false, false);
 
     @Test
@@ -53,15 +57,25 @@ class PackedSequencesTest {
         for (int i = 0; i < dv.length; i++) assertEquals(g[2][i], dv[i], 1e-5, "dv " + i);
     }
 
+    /**
+     * Also within a sliding window (Mistral): transformers ands the window with the packed mask (checked by hand:
+     * MistralForCausalLM with packed position_ids and use_cache=False gives each example's own logits, 0.0 apart;
+     * with a cache transformers does not look for packing at all).
+     */
     @Test
     void aPackedRowEqualsItsExamplesOneByOne() {
+        aPackedRowEqualsItsExamplesOneByOne(CONFIG);
+        aPackedRowEqualsItsExamplesOneByOne(MISTRAL);
+    }
+
+    private static void aPackedRowEqualsItsExamplesOneByOne(LlamaConfig config) {
         int[] a = {3, 9, 14, 2, 7}, b = {5, 11, 8, 1};
         int[] packed = concat(a, b), pos = {0, 1, 2, 3, 4, 0, 1, 2, 3};
         // the collator's labels: −100 at each example's first token, so no example predicts the next one's
         int[] labels = packed.clone();
         labels[0] = -100;
         labels[a.length] = -100;
-        try (LlamaForCausalLM m = model(); LlamaForCausalLM alone = model()) {
+        try (LlamaForCausalLM m = model(config); LlamaForCausalLM alone = model(config)) {
             float[] zp = m.logits(packed, pos, 1, packed.length).data();
             float[] za = alone.logits(a, 1, a.length).data(), zb = alone.logits(b, 1, b.length).data();
             int v = CONFIG.vocabSize();
@@ -88,14 +102,14 @@ class PackedSequencesTest {
     void rightPaddingLeavesTheRealTokensAlone() {
         int[] a = {3, 9, 14, 2, 7};
         int[] padded = {3, 9, 14, 2, 7, 0, 0, 0};
-        try (LlamaForCausalLM m = model()) {
+        try (LlamaForCausalLM m = model(CONFIG)) {
             float[] z = m.logits(a, 1, a.length).data(), zp = m.logits(padded, 1, padded.length).data();
             for (int i = 0; i < z.length; i++) assertEquals(z[i], zp[i], 1e-6, "logit " + i);
         }
     }
 
-    private static LlamaForCausalLM model() {
-        LlamaForCausalLM m = LlamaForCausalLM.random(CONFIG, LORA, 3, TestDevices.jvm());
+    private static LlamaForCausalLM model(LlamaConfig config) {
+        LlamaForCausalLM m = LlamaForCausalLM.random(config, LORA, 3, TestDevices.jvm());
         Map<String, Tensor> sd = new LinkedHashMap<>(m.adapterStateDict());
         sd.replaceAll((k, t) -> {  // B starts at zero: give the adapters values so that they matter
             float[] v = t.data().clone();

@@ -6,8 +6,10 @@ import dev.tornadolora.math.Softmax;
 /**
  * Causal scaled-dot-product attention with grouped-query heads, as transformers' eager Llama attention computes
  * it: causal, and optionally confined to each query's example (block-diagonal causal, the mask transformers builds
- * for packed {@code position_ids}, see {@link #segmentStarts}). For sequence b, query head h and its key/value head
- * g = h / (H / KV) ({@code repeat_kv}), with σ = 1/√d and s(i) the first position of i's example (0 unpacked):
+ * for packed {@code position_ids}, see {@link #segmentStarts}), and optionally to a sliding window of W positions
+ * (transformers' {@code sliding_window_overlay}, {@code kv_idx > q_idx − W}, anded with the causal and packed masks).
+ * For sequence b, query head h and its key/value head g = h / (H / KV) ({@code repeat_kv}), with σ = 1/√d and s(i)
+ * the first position i sees: the start of i's example (0 unpacked), or i − W + 1 when that is later:
  * <pre>
  *   S_ij = σ · q_i · k_j   for s(i) ≤ j ≤ i (−∞ elsewhere)          softmax in fp32, row by row ({@link Softmax})
  *   P    = softmax(S),     O_i = Σ_j P_ij v_j
@@ -26,6 +28,8 @@ public final class CausalAttention {
     private final Parallel par;
     /** [B·S] the first position (within its row) of each query's example; null: 0 for every query. */
     private final int[] segmentStart;
+    /** The sliding window W (a query sees itself and W − 1 positions before it), 0 for none. */
+    private final int window;
 
     /** The attention of these sizes, its (b, h) pairs on {@code par}. */
     public CausalAttention(Parallel par, int batch, int seq, int heads, int kvHeads, int headDim) {
@@ -34,6 +38,14 @@ public final class CausalAttention {
 
     /** {@code segmentStart} [B·S] as {@link #segmentStarts} computes it, or null for plain causal attention. */
     public CausalAttention(Parallel par, int batch, int seq, int heads, int kvHeads, int headDim, int[] segmentStart) {
+        this(par, batch, seq, heads, kvHeads, headDim, segmentStart, 0);
+    }
+
+    /** As above within a sliding window of {@code window} positions (0: none). */
+    public CausalAttention(Parallel par, int batch, int seq, int heads, int kvHeads, int headDim, int[] segmentStart,
+                           int window) {
+        if (window < 0) throw new IllegalArgumentException("sliding window must be ≥ 0, got " + window);
+        this.window = window;
         if (segmentStart != null && segmentStart.length != batch * seq) {
             throw new IllegalArgumentException("segment starts: expected " + batch * seq + " but got " + segmentStart.length);
         }
@@ -73,8 +85,10 @@ public final class CausalAttention {
         return packed ? start : null;
     }
 
+    /** The first key position query i of row b sees: its example's start, or the window's, whichever is later. */
     private int start(int b, int i) {
-        return segmentStart == null ? 0 : segmentStart[b * seq + i];
+        int s0 = segmentStart == null ? 0 : segmentStart[b * seq + i];
+        return window > 0 ? Math.max(s0, i - window + 1) : s0;
     }
 
     /** O for q, k, v; writes the rows' log-sum-exp [B·H·S] to {@code lse} when it is not null. */
