@@ -28,7 +28,7 @@ public final class LlamaProfile {
     private LlamaProfile() {}
 
     public static LlamaConfig benchmarkConfig() {
-        return new LlamaConfig(8192, 1024, 2816, 4, 16, 4, 64, 1e-6, 10000.0, null, false, 2048, 1, 2, "float32");
+        return dev.tornadolora.bench.ModelStep.BENCH;  // the one definition, bench's model step reads it too
     }
 
     public static LoraSettings benchmarkLora(boolean qlora, boolean all) {

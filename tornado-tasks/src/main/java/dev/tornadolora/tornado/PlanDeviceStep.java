@@ -162,6 +162,11 @@ public final class PlanDeviceStep implements DeviceStep {
     }
 
     @Override
+    public long deviceBytes() {
+        return plan == null ? -1 : plan.deviceBytes();
+    }
+
+    @Override
     public String describe() {
         return "whole step on " + backend.name() + " (one TornadoVM plan)";
     }

@@ -4,6 +4,7 @@ import dev.tornadolora.bench.BenchResult;
 import dev.tornadolora.bench.BenchRunner;
 import dev.tornadolora.bench.BenchTable;
 import dev.tornadolora.bench.DeviceListing;
+import dev.tornadolora.bench.ModelStep;
 import dev.tornadolora.bench.Workload;
 import dev.tornadolora.io.AtomicFiles;
 import dev.tornadolora.io.OutputGuard;
@@ -25,7 +26,10 @@ import java.util.Locale;
 import java.util.concurrent.Callable;
 import java.util.stream.Collectors;
 
-/** Measures forward and forward+backward of a LoRA layer on each device, after checking its outputs. */
+/**
+ * Measures forward and forward+backward of a LoRA layer, and a model's whole training step, on each device, after
+ * checking their outputs.
+ */
 @Command(name = "bench", sortOptions = false, mixinStandardHelpOptions = true, description = {
         "Benchmarks a LoRA layer (torchtune LoRALinear, alpha = 2*rank, no bias or",
         "dropout) on each device: checks its outputs against the JVM backend (relative",
@@ -41,6 +45,14 @@ import java.util.stream.Collectors;
         "vs jvm: the JVM backend's median time / this device's. first ms: the first",
         "call (JIT, moving the base to the device); compile, kernel, transfer:",
         "TornadoVM's profiler (compile within the first call; medians of the timed).",
+        "",
+        "step: finetune's optimizer step (forward, loss, backward, clipping, AdamW) of a",
+        "random Llama (--step-shapes: bench = hidden 1024, 16/4 heads, head_dim 64,",
+        "intermediate 2816, 4 layers, vocab 8192, 2 x 256 tokens; small = a test's size)",
+        "with LoRA on q,v or all seven projections (--step-modules), fp32 or NF4 base",
+        "(--bases), as finetune runs it on the device (TornadoVM: the whole-step device",
+        "plan). Checked: 3 steps from the same start, losses within 1e-5 relative of",
+        "the JVM backend's; moved: bytes in/out per step by TornadoVM's profiler.",
         ""})
 final class BenchCommand implements Callable<Integer> {
 
@@ -51,8 +63,8 @@ final class BenchCommand implements Callable<Integer> {
             description = "device to measure, repeatable (default: jvm and every TornadoVM device)")
     List<String> devices;
 
-    @Option(names = "--ops", split = ",", paramLabel = "OP", defaultValue = "forward,forward_backward",
-            description = "forward, forward_backward (default ${DEFAULT-VALUE})")
+    @Option(names = "--ops", split = ",", paramLabel = "OP", defaultValue = "forward,forward_backward,step",
+            description = "forward, forward_backward, step (default ${DEFAULT-VALUE})")
     List<String> ops;
 
     @Option(names = "--bases", split = ",", paramLabel = "B", defaultValue = "fp32,nf4",
@@ -66,6 +78,14 @@ final class BenchCommand implements Callable<Integer> {
     @Option(names = "--dims", split = ",", paramLabel = "D", defaultValue = "1024,4096",
             description = "layer shapes: D (in = out = D) or INxOUT (default ${DEFAULT-VALUE})")
     List<String> dims;
+
+    @Option(names = "--step-shapes", split = ",", paramLabel = "S", defaultValue = "bench",
+            description = "models of the step workloads: bench, small (default ${DEFAULT-VALUE})")
+    List<String> stepShapes;
+
+    @Option(names = "--step-modules", split = ",", paramLabel = "M", defaultValue = "qv,all",
+            description = "LoRA on qv (q_proj, v_proj) or all seven projections (default ${DEFAULT-VALUE})")
+    List<String> stepModules;
 
     @Option(names = "--rank", paramLabel = "R", defaultValue = "16", description = "LoRA rank (default ${DEFAULT-VALUE})")
     int rank;
@@ -110,9 +130,15 @@ final class BenchCommand implements Callable<Integer> {
     @Override
     public Integer call() throws IOException {
         new OutputGuard().file("--json", json).file("--csv", csv).file("--png", png);
-        List<Workload> workloads = Workload.grid(ops.stream().map(Workload.Op::parse).distinct().toList(),
-                bases.stream().map(Workload.Base::parse).distinct().toList(), tokens.stream().distinct().toList(),
-                dims.stream().map(Workload.Shape::parse).distinct().toList(), rank);
+        List<Workload.Op> opList = ops.stream().map(Workload.Op::parse).distinct().toList();
+        List<Workload.Base> baseList = bases.stream().map(Workload.Base::parse).distinct().toList();
+        List<Workload> workloads = new ArrayList<>(Workload.grid(opList, baseList, tokens.stream().distinct().toList(),
+                dims.stream().map(Workload.Shape::parse).distinct().toList(), rank));
+        if (opList.contains(Workload.Op.STEP)) {
+            stepShapes.forEach(s -> ModelStep.of(s, false));  // a wrong name is refused before anything runs
+            workloads.addAll(Workload.steps(baseList, stepShapes.stream().distinct().toList(),
+                    stepModules.stream().map(ModelStep::parseModules).distinct().toList(), rank));
+        }
         BenchRunner.Config config = new BenchRunner.Config(reps, Math.min(minReps, reps), warmup, budget, seed,
                 tolerance, BenchRunner.Config.defaults().referenceCheckMaxFlops());
         List<String> names = devices == null || devices.isEmpty() ? DeviceListing.current().deviceNames()

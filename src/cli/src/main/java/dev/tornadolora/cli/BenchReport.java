@@ -1,6 +1,7 @@
 package dev.tornadolora.cli;
 
 import dev.tornadolora.bench.BenchResult;
+import dev.tornadolora.bench.Workload;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import com.fasterxml.jackson.databind.node.ArrayNode;
@@ -31,7 +32,7 @@ import java.util.stream.Collectors;
 
 /**
  * The results as files: JSON (a list, one object per device and workload), CSV (the same columns) and a PNG
- * grouped bar chart of GFLOP/s per workload and device (a panel per token count). Numbers without a value (NaN) are JSON null and an
+ * grouped bar chart of GFLOP/s per workload and device (a panel per token count, and one for the model steps). Numbers without a value (NaN) are JSON null and an
  * empty CSV cell.
  */
 public final class BenchReport {
@@ -48,6 +49,7 @@ public final class BenchReport {
             new Column("in_dim", r -> r.workload().inDim()),
             new Column("out_dim", r -> r.workload().outDim()),
             new Column("rank", r -> r.workload().rank()),
+            new Column("model", r -> r.workload().model() == null ? null : r.workload().model().label()),
             new Column("reps", BenchResult::reps),
             new Column("ms_median", BenchResult::msMedian),
             new Column("ms_min", BenchResult::msMin),
@@ -63,6 +65,8 @@ public final class BenchReport {
             new Column("transfer_ms", BenchResult::transferMs),
             new Column("steady", BenchResult::steady),
             new Column("device_bytes", r -> r.deviceBytes() < 0 ? null : r.deviceBytes()),
+            new Column("copy_in_bytes", r -> r.copyInBytes() < 0 ? null : r.copyInBytes()),
+            new Column("copy_out_bytes", r -> r.copyOutBytes() < 0 ? null : r.copyOutBytes()),
             new Column("verified", BenchResult::verified),
             new Column("reference", BenchResult::reference),
             new Column("max_rel_error", BenchResult::maxRelError),
@@ -120,11 +124,19 @@ public final class BenchReport {
         if (System.getProperty("java.awt.headless") == null) {
             System.setProperty("java.awt.headless", "true");  // servers have no display; XChart only draws to an image
         }
+        // Layer workloads by token count, then the model steps (a whole step is another scale again).
         Map<Integer, List<BenchResult>> byTokens = new TreeMap<>(results.stream()
-                .collect(Collectors.groupingBy(r -> r.workload().tokens())));
+                .filter(r -> r.workload().model() == null).collect(Collectors.groupingBy(r -> r.workload().tokens())));
         List<BufferedImage> panels = new ArrayList<>();
         for (Map.Entry<Integer, List<BenchResult>> e : byTokens.entrySet()) {
-            panels.add(BitmapEncoder.getBufferedImage(panel(e.getKey(), e.getValue())));
+            int t = e.getKey();
+            panels.add(BitmapEncoder.getBufferedImage(panel(String.format(Locale.ROOT, "%d token%s", t,
+                    t == 1 ? "" : "s"), "workload (op, base, in x out)", e.getValue())));
+        }
+        List<BenchResult> steps = results.stream().filter(r -> r.workload().model() != null).toList();
+        if (!steps.isEmpty()) {
+            panels.add(BitmapEncoder.getBufferedImage(panel("model training step",
+                    "workload (step, base, tokens, model, LoRA modules)", steps)));
         }
         int width = panels.stream().mapToInt(BufferedImage::getWidth).max().orElseThrow();
         int height = panels.stream().mapToInt(BufferedImage::getHeight).sum();
@@ -143,20 +155,21 @@ public final class BenchReport {
         return bytes.toByteArray();
     }
 
-    private static CategoryChart panel(int tokens, List<BenchResult> results) {
+    private static CategoryChart panel(String title, String xAxis, List<BenchResult> results) {
         Map<String, Map<String, BenchResult>> byDevice = new LinkedHashMap<>();
         Set<String> workloads = new LinkedHashSet<>();
         for (BenchResult r : results) {
-            String w = r.workload().op().shortName + " " + r.workload().base().id + " "
-                    + r.workload().inDim() + "x" + r.workload().outDim();
-            workloads.add(w);
-            byDevice.computeIfAbsent(r.device(), d -> new LinkedHashMap<>()).put(w, r);
+            Workload w = r.workload();
+            String label = w.op().shortName + " " + w.base().id + " "
+                    + (w.model() == null ? "" : "T" + w.tokens() + " ") + w.shapeLabel();
+            workloads.add(label);
+            byDevice.computeIfAbsent(r.device(), d -> new LinkedHashMap<>()).put(label, r);
         }
         int width = Math.min(3000, Math.max(1000, 200 + 30 * workloads.size() * byDevice.size()));
         CategoryChart chart = new CategoryChartBuilder().width(width).height(500)
-                .title(String.format(Locale.ROOT, "GFLOP/s per call, %d token%s, rank %d (higher is better)", tokens,
-                        tokens == 1 ? "" : "s", results.get(0).workload().rank()))
-                .xAxisTitle("workload (op, base, in x out)").yAxisTitle("GFLOP/s").build();
+                .title(String.format(Locale.ROOT, "GFLOP/s per call, %s, rank %d (higher is better)", title,
+                        results.get(0).workload().rank()))
+                .xAxisTitle(xAxis).yAxisTitle("GFLOP/s").build();
         chart.getStyler().setLegendPosition(Styler.LegendPosition.OutsideE);
         chart.getStyler().setOverlapped(false);
         chart.getStyler().setXAxisLabelRotation(30);

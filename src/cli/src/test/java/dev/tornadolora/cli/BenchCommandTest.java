@@ -85,11 +85,21 @@ class BenchCommandTest {
     @Test
     void benchRunsFromTheCommandLine() throws Exception {
         CliRun run = CliRun.of("bench", "--dims", "64", "--bases", "fp32", "--tokens", "2", "--rank", "4", "--reps", "1",
-                "--warmup", "0", "--device", "jvm", "--json", dir.resolve("b.json").toString(),
-                "--csv", dir.resolve("b.csv").toString(), "--png", dir.resolve("b.png").toString());
+                "--warmup", "0", "--step-shapes", "small", "--step-modules", "qv", "--device", "jvm",
+                "--json", dir.resolve("b.json").toString(), "--csv", dir.resolve("b.csv").toString(),
+                "--png", dir.resolve("b.png").toString());
         assertEquals(0, run.exitCode(), run.err());
         assertTrue(run.out().contains("fwd+bwd fp32"), run.out());
-        assertEquals(2, new ObjectMapper().readTree(dir.resolve("b.json").toFile()).size());
+        JsonNode rows = new ObjectMapper().readTree(dir.resolve("b.json").toFile());
+        assertEquals(3, rows.size(), rows.toString());  // forward, forward_backward, then the model step
+        JsonNode step = rows.get(2);
+        assertEquals("step", step.get("op").asText(), step.toString());
+        assertEquals("small qv", step.get("model").asText(), step.toString());
+        assertEquals(64, step.get("tokens").asInt(), step.toString());  // 2 × 32
+        assertTrue(step.get("verified").asBoolean() && step.get("ms_median").asDouble() > 0, step.toString());
+        assertEquals("none", step.get("reference").asText(), step.toString());  // the JVM backend is the reference
+        assertTrue(step.get("copy_in_bytes").isNull() && step.get("device_bytes").isNull(), step.toString());
+        assertTrue(run.out().contains("step    fp32     64    small qv"), run.out());
     }
 
     @Test
@@ -101,7 +111,10 @@ class BenchCommandTest {
         assertEquals(1, device.exitCode());
         assertTrue(device.err().contains("unknown device 'nope'; available: jvm"), device.err());
         CliRun op = CliRun.of("bench", "--ops", "backward");
-        assertTrue(op.err().contains("expected forward or forward_backward"), op.err());
+        assertTrue(op.err().contains("expected forward, forward_backward or step"), op.err());
+        CliRun shape = CliRun.of("bench", "--ops", "step", "--step-shapes", "huge", "--device", "jvm");
+        assertEquals(1, shape.exitCode());
+        assertTrue(shape.err().contains("step shape 'huge': expected bench or small"), shape.err());
     }
 
     @Test

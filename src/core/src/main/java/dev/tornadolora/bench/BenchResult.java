@@ -16,13 +16,18 @@ package dev.tornadolora.bench;
  * @param steady       whether warm-up reached a steady state (a call within {@link BenchRunner#STEADY} of the
  *                     fastest so far, after a third of the budget) within the budget, and the timed calls'
  *                     median is within {@link BenchRunner#UNSETTLED} times their fastest
- * @param deviceBytes  device memory the bound layer held after the timed calls (TornadoVM), -1 when unknown
+ * @param deviceBytes  device memory the bound layer (a step: the device plan) held after the timed calls
+ *                     (TornadoVM), -1 when unknown
+ * @param copyInBytes  bytes host → device per call (a step: the median over the timed steps), as TornadoVM's
+ *                     profiler counts them; -1 when unknown (the JVM backend moves nothing)
+ * @param copyOutBytes bytes device → host per call, likewise
  * @param speedupVsJvm the JVM backend's median over this one's, NaN when the JVM backend was not measured
  */
 public record BenchResult(String device, Workload workload, int reps, double msMedian, double msMin, double msMax,
                           double msFirst, boolean verified, String reference, double maxRelError, String error,
                           double compileMs, double kernelMs, double transferMs, double weightBytes,
-                          boolean steady, long deviceBytes, double speedupVsJvm) {
+                          boolean steady, long deviceBytes, long copyInBytes, long copyOutBytes,
+                          double speedupVsJvm) {
 
     /** GFLOP/s at the median time. */
     public double gflops() {
@@ -40,7 +45,7 @@ public record BenchResult(String device, Workload workload, int reps, double msM
 
     BenchResult withSpeedup(double jvmMsMedian) {
         return new BenchResult(device, workload, reps, msMedian, msMin, msMax, msFirst, verified, reference,
-                maxRelError, error, compileMs, kernelMs, transferMs, weightBytes, steady, deviceBytes,
-                jvmMsMedian / msMedian);
+                maxRelError, error, compileMs, kernelMs, transferMs, weightBytes, steady, deviceBytes, copyInBytes,
+                copyOutBytes, jvmMsMedian / msMedian);
     }
 }

@@ -42,9 +42,12 @@ public final class BenchRunner {
      * @param tolerance       max|device − jvm| / max|jvm| allowed for every output
      * @param referenceCheckMaxFlops the JVM backend is checked against the scalar reference on workloads of at
      *                        most this many FLOPs (the reference is one slow thread)
+     * @param checkSteps      a {@link Workload.Op#STEP} workload's checked steps: each device takes this many steps
+     *                        from the same model and data as the JVM backend before warm-up
+     * @param stepTolerance   |device loss − jvm loss| / |jvm loss| allowed at every checked step
      */
     public record Config(int reps, int minReps, int warmup, double budgetSeconds, long seed, double tolerance,
-                         double referenceCheckMaxFlops) {
+                         double referenceCheckMaxFlops, int checkSteps, double stepTolerance) {
         public Config {
             if (reps < 1) throw new IllegalArgumentException("reps must be >= 1, got " + reps);
             if (minReps < 1 || minReps > reps) {
@@ -53,6 +56,16 @@ public final class BenchRunner {
             if (warmup < 0) throw new IllegalArgumentException("warmup must be >= 0, got " + warmup);
             if (!(budgetSeconds >= 0)) throw new IllegalArgumentException("budget must be >= 0 s, got " + budgetSeconds);
             if (!(tolerance > 0)) throw new IllegalArgumentException("tolerance must be positive, got " + tolerance);
+            if (checkSteps < 1) throw new IllegalArgumentException("check steps must be >= 1, got " + checkSteps);
+            if (!(stepTolerance > 0)) {
+                throw new IllegalArgumentException("step tolerance must be positive, got " + stepTolerance);
+            }
+        }
+
+        /** With the step check's defaults: three steps, losses within 1e-5 relative (issue 22's parity target). */
+        public Config(int reps, int minReps, int warmup, double budgetSeconds, long seed, double tolerance,
+                      double referenceCheckMaxFlops) {
+            this(reps, minReps, warmup, budgetSeconds, seed, tolerance, referenceCheckMaxFlops, 3, 1e-5);
         }
 
         public static Config defaults() {
@@ -60,7 +73,8 @@ public final class BenchRunner {
         }
 
         public Config withReps(int reps, int minReps) {
-            return new Config(reps, minReps, warmup, budgetSeconds, seed, tolerance, referenceCheckMaxFlops);
+            return new Config(reps, minReps, warmup, budgetSeconds, seed, tolerance, referenceCheckMaxFlops, checkSteps,
+                    stepTolerance);
         }
     }
 
@@ -103,6 +117,13 @@ public final class BenchRunner {
         Map<LoraBackend, LayerKernels> bound = new HashMap<>();  // backends compare by identity
         try {
             for (Workload w : workloads) {
+                if (w.op() == Workload.Op.STEP) {  // a model of its own on each device
+                    new StepBench(this, oracle).measureWorkload(w, order, oracleMeasured, r -> {
+                        results.add(r);
+                        listener.measured(r);
+                    });
+                    continue;
+                }
                 if (layer == null || !sameLayer(layer, w)) {
                     closeAll(bound);
                     layer = null;  // lets the old one go before the new one is allocated
@@ -190,11 +211,7 @@ public final class BenchRunner {
         Workload w = c.workload;
         double weightBytes = w.weightBytes(c.layer.base().bytesPerParameter());
         try {
-            LayerKernels k = bound.get(backend);
-            if (k == null) {
-                k = bind(backend, c.layer);
-                bound.put(backend, k);
-            }
+            LayerKernels k = bound.computeIfAbsent(backend, b -> bind(b, c.layer));
             LayerKernels.Profiling profiler = k instanceof LayerKernels.Profiling p ? p : null;
             if (profiler != null) {
                 profiler.setProfiling(true);
@@ -211,20 +228,15 @@ public final class BenchRunner {
                     : null;
 
             Outputs o = new Outputs(c);
-            long budget = (long) (config.budgetSeconds * 1e9);
-            boolean steady = warmUp(k, c, o, budget);
-            long start = System.nanoTime();
-            List<Double> ms = new ArrayList<>(), kernel = new ArrayList<>(), transfer = new ArrayList<>();
-            while (ms.size() < config.reps && (ms.size() < config.minReps || System.nanoTime() - start < budget)) {
-                long t = System.nanoTime();
+            boolean steady = warmUp(() -> o.call(k, c));
+            List<Double> kernel = new ArrayList<>(), transfer = new ArrayList<>();
+            double[] sorted = timeCalls(() -> {
                 Timing timing = o.call(k, c);
-                ms.add(millis(System.nanoTime() - t));
                 if (timing != null) {
                     kernel.add(timing.kernelMs);
                     transfer.add(timing.transferMs);
                 }
-            }
-            double[] sorted = ms.stream().mapToDouble(Double::doubleValue).sorted().toArray();
+            });
             // Timed calls whose median is over twice their fastest were still being compiled (or starved).
             steady = steady && Stats.median(sorted) <= UNSETTLED * sorted[0];
             long deviceBytes = profiler == null ? -1 : profiler.deviceBytes();
@@ -234,7 +246,7 @@ public final class BenchRunner {
             BenchResult r = new BenchResult(backend.name(), w, sorted.length, Stats.median(sorted), sorted[0],
                     sorted[sorted.length - 1], msFirst, error == null, check.reference, err, error,
                     firstCall == null ? Double.NaN : firstCall.compileMs, Stats.median(kernel), Stats.median(transfer),
-                    weightBytes, steady, deviceBytes, Double.NaN);
+                    weightBytes, steady, deviceBytes, -1, -1, Double.NaN);
             return new Measured(r, error == null ? first : null);
         } catch (RuntimeException | Error e) {
             if (e instanceof VirtualMachineError && !(e instanceof OutOfMemoryError)) {
@@ -250,7 +262,7 @@ public final class BenchRunner {
             }
             BenchResult r = new BenchResult(backend.name(), w, 0, Double.NaN, Double.NaN, Double.NaN, Double.NaN, false,
                     check.reference, Double.NaN,
-                    "threw " + message(e), Double.NaN, Double.NaN, Double.NaN, weightBytes, false, -1, Double.NaN);
+                    "threw " + message(e), Double.NaN, Double.NaN, Double.NaN, weightBytes, false, -1, -1, -1, Double.NaN);
             return new Measured(r, null);
         }
     }
@@ -261,15 +273,16 @@ public final class BenchRunner {
      * the vector kernels; two slow interpreted calls would otherwise look steady), for at most the budget (one call
      * when a single call exceeds it). Returns whether the steady state was reached.
      */
-    private boolean warmUp(LayerKernels k, Case c, Outputs o, long budget) {
+    boolean warmUp(Runnable call) {
         if (config.warmup == 0) {
             return false;
         }
+        long budget = budgetNanos();
         long start = System.nanoTime();
         double fastest = Double.POSITIVE_INFINITY;
         for (int i = 1; ; i++) {
             long t = System.nanoTime();
-            o.call(k, c);
+            call.run();
             long now = System.nanoTime();
             double callMs = millis(now - t);
             fastest = Math.min(fastest, callMs);
@@ -283,16 +296,37 @@ public final class BenchRunner {
         }
     }
 
+    /** Timed calls, {@code reps} at most, stopping after the budget once {@code minReps} ran: their ms, sorted. */
+    double[] timeCalls(Runnable call) {
+        long budget = budgetNanos();
+        long start = System.nanoTime();
+        List<Double> ms = new ArrayList<>();
+        while (ms.size() < config.reps && (ms.size() < config.minReps || System.nanoTime() - start < budget)) {
+            long t = System.nanoTime();
+            call.run();
+            ms.add(millis(System.nanoTime() - t));
+        }
+        return ms.stream().mapToDouble(Double::doubleValue).sorted().toArray();
+    }
+
+    private long budgetNanos() {
+        return (long) (config.budgetSeconds * 1e9);
+    }
+
+    Config config() {
+        return config;
+    }
+
     private static LayerKernels bind(LoraBackend backend, LoRALinear layer) {
         return backend.bind(layer.base(), layer.bias(), layer.rank(), layer.scale());
     }
 
-    private static String message(Throwable e) {
+    static String message(Throwable e) {
         String m = e.getMessage();
         return e.getClass().getSimpleName() + (m == null ? "" : ": " + m.replace('\n', ' '));
     }
 
-    private static double millis(long nanos) {
+    static double millis(long nanos) {
         return nanos / 1e6;
     }
 

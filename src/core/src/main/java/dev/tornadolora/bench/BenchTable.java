@@ -14,7 +14,7 @@ public final class BenchTable {
     }
 
     public String header() {
-        return String.format(Locale.ROOT, rowFormat, "device", "op", "base", "tokens", "in x out", "ms/call",
+        return String.format(Locale.ROOT, rowFormat, "device", "op", "base", "tokens", "shape", "ms/call",
                 "[min .. max]", "GFLOP/s", "GB/s", "vs jvm", "first ms", "compile", "kernel", "transfer", "check");
     }
 
@@ -23,7 +23,7 @@ public final class BenchTable {
         String spread = Double.isNaN(r.msMin()) ? "" : "[" + ms(r.msMin()) + " .. " + ms(r.msMax()) + "]";
         String speedup = Double.isFinite(r.speedupVsJvm()) ? String.format(Locale.ROOT, "%.2fx", r.speedupVsJvm()) : "-";
         return String.format(Locale.ROOT, rowFormat, r.device(), w.op().shortName, w.base().id, w.tokens(),
-                w.inDim() + "x" + w.outDim(), ms(r.msMedian()), spread, fixed(r.gflops()), fixed(r.gbPerSecond()),
+                w.shapeLabel(), ms(r.msMedian()), spread, fixed(r.gflops()), fixed(r.gbPerSecond()),
                 speedup, ms(r.msFirst()), ms(r.compileMs()), ms(r.kernelMs()), ms(r.transferMs()), check(r));
     }
 
@@ -35,6 +35,9 @@ public final class BenchTable {
                 : String.format(Locale.ROOT, "ok (vs %s %.1e)", r.reference(), r.maxRelError());
         if (r.deviceBytes() >= 0) {
             ok += String.format(Locale.ROOT, "; device %.1f MiB", r.deviceBytes() / 1048576.0);
+        }
+        if (r.copyInBytes() >= 0) {
+            ok += String.format(Locale.ROOT, "; moved %d B in, %d B out per call", r.copyInBytes(), r.copyOutBytes());
         }
         return r.steady() ? ok : ok + "; NOT STEADY (no steady state within the budget)";
     }

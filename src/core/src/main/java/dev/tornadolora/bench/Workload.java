@@ -16,11 +16,15 @@ import java.util.Locale;
  * Weight traffic per call: the base W [out, in] is read once by forward and once more by backward (dx = dy·W),
  * so {@link #basePasses()} passes of {@code bytesPerParameter·in·out} bytes: 4 per parameter for fp32, about
  * 0.52 for NF4 (4-bit codes plus the double-quantized block scalers). Adapters are left out (r ≪ in, out).
+ *
+ * <p>{@link Op#STEP} is a whole training step of a model instead ({@code model}, see {@link ModelStep}): forward,
+ * loss, backward, clipping and AdamW; {@code tokens} is its batch's, {@code inDim} its hidden size and
+ * {@code outDim} its vocabulary.
  */
-public record Workload(Op op, Base base, int tokens, int inDim, int outDim, int rank) {
+public record Workload(Op op, Base base, int tokens, int inDim, int outDim, int rank, ModelStep model) {
 
     public enum Op {
-        FORWARD("forward", "fwd"), FORWARD_BACKWARD("forward_backward", "fwd+bwd");
+        FORWARD("forward", "fwd"), FORWARD_BACKWARD("forward_backward", "fwd+bwd"), STEP("step", "step");
 
         public final String id;
         public final String shortName;
@@ -34,7 +38,7 @@ public record Workload(Op op, Base base, int tokens, int inDim, int outDim, int 
             for (Op op : values()) {
                 if (op.id.equals(s) || op.shortName.equals(s)) return op;
             }
-            throw new IllegalArgumentException("op '" + s + "': expected forward or forward_backward");
+            throw new IllegalArgumentException("op '" + s + "': expected forward, forward_backward or step");
         }
     }
 
@@ -60,27 +64,61 @@ public record Workload(Op op, Base base, int tokens, int inDim, int outDim, int 
             throw new IllegalArgumentException("workload: tokens, in, out and rank must be positive, got tokens="
                     + tokens + ", in=" + inDim + ", out=" + outDim + ", rank=" + rank);
         }
+        if ((op == Op.STEP) != (model != null)) {
+            throw new IllegalArgumentException("workload: a step has a model and a layer op none, got " + op);
+        }
+    }
+
+    /** A layer workload. */
+    public Workload(Op op, Base base, int tokens, int inDim, int outDim, int rank) {
+        this(op, base, tokens, inDim, outDim, rank, null);
+    }
+
+    /** The training step of {@code model} with a {@code base} base and LoRA rank {@code rank}. */
+    public static Workload step(Base base, ModelStep model, int rank) {
+        return new Workload(Op.STEP, base, model.tokens(), model.config().hiddenSize(), model.config().vocabSize(),
+                rank, model);
     }
 
     /** FLOPs of one call, as defined above. */
     public double flops() {
+        if (model != null) return model.flops(rank);
         double t = tokens, base = 2 * t * inDim * outDim, lora = 2 * t * rank * ((double) inDim + outDim);
         return op == Op.FORWARD ? base + lora : 2 * base + 3 * lora;
     }
 
     /** How many times one call reads the whole base weight. */
     public int basePasses() {
-        return op == Op.FORWARD ? 1 : 2;
+        return op == Op.FORWARD ? 1 : 2;  // a step: forward and backward
     }
 
     /** Bytes of base weight read by one call, for a base stored at {@code bytesPerParameter}. */
     public double weightBytes(double bytesPerParameter) {
+        if (model != null) return model.weightBytes(bytesPerParameter);
         return basePasses() * bytesPerParameter * inDim * outDim;
     }
 
-    /** E.g. {@code fwd nf4 T512 4096x4096}. */
+    /** E.g. {@code fwd nf4 T512 4096x4096}, {@code step nf4 T512 bench qv}. */
     public String label() {
-        return String.format(Locale.ROOT, "%s %s T%d %dx%d", op.shortName, base.id, tokens, inDim, outDim);
+        return String.format(Locale.ROOT, "%s %s T%d %s", op.shortName, base.id, tokens, shapeLabel());
+    }
+
+    /** The layer's {@code in x out}, or the step's model and LoRA modules ({@code bench qv}). */
+    public String shapeLabel() {
+        return model != null ? model.label() : inDim + "x" + outDim;
+    }
+
+    /** Step workloads of every base, shape and LoRA module set, after the layer workloads' order. */
+    public static List<Workload> steps(List<Base> bases, List<String> shapes, List<Boolean> allProjections, int rank) {
+        List<Workload> list = new ArrayList<>();
+        for (String s : shapes) {
+            for (Base b : bases) {
+                for (boolean all : allProjections) {
+                    list.add(step(b, ModelStep.of(s, all), rank));
+                }
+            }
+        }
+        return list;
     }
 
     /**
@@ -93,6 +131,7 @@ public record Workload(Op op, Base base, int tokens, int inDim, int outDim, int 
             for (Base b : bases) {
                 for (int t : tokens) {
                     for (Op op : ops) {
+                        if (op == Op.STEP) continue;  // steps come from steps()
                         list.add(new Workload(op, b, t, s.in(), s.out(), rank));
                     }
                 }

@@ -30,6 +30,11 @@ public interface DeviceStep extends StepExecutor, AutoCloseable {
     /** Numbers of the last step for the training log (e.g. {@code copy_in_bytes}, kernel ms per stage). */
     Map<String, Double> lastStepStats();
 
+    /** Bytes of device memory the step's buffers hold (weights, adapters, optimizer state, activations); -1 unknown. */
+    default long deviceBytes() {
+        return -1;
+    }
+
     /** One line on what runs where, for the run's header. */
     String describe();
 

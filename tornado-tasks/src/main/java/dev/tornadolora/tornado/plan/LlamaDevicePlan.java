@@ -16,6 +16,7 @@ import dev.tornadolora.tornado.kernels.AttentionKernels;
 import dev.tornadolora.tornado.kernels.CausalLmLossKernels;
 import dev.tornadolora.tornado.kernels.EmbeddingKernels;
 import dev.tornadolora.tornado.kernels.Matmul;
+import dev.tornadolora.tornado.kernels.Nf4Decode;
 import dev.tornadolora.tornado.kernels.OptimizerKernels;
 import dev.tornadolora.tornado.kernels.RmsNormKernels;
 import dev.tornadolora.tornado.kernels.RopeKernels;
@@ -32,6 +33,7 @@ import uk.ac.manchester.tornado.api.enums.ProfilerMode;
 import uk.ac.manchester.tornado.api.types.arrays.ByteArray;
 import uk.ac.manchester.tornado.api.types.arrays.FloatArray;
 import uk.ac.manchester.tornado.api.types.arrays.IntArray;
+import uk.ac.manchester.tornado.api.types.collections.VectorFloat16;
 
 import java.util.ArrayList;
 import java.util.IdentityHashMap;
@@ -120,6 +122,10 @@ public final class LlamaDevicePlan implements AutoCloseable {
     private long copyIn, copyOut, launches;
     private final Map<String, Integer> graphTasks = new LinkedHashMap<>();
     private final Map<String, Long> kernelNanos = new LinkedHashMap<>();
+    /** Each graph's device buffers in bytes on its last profiled run. */
+    private final Map<String, Long> graphBytes = new LinkedHashMap<>();
+    /** Kernel nanoseconds per task (graph.task), summed since the last {@link #takeTaskProfile()}; null: not kept. */
+    private Map<String, Long> taskNanos;
     private long steps;
     private boolean setUp;
 
@@ -135,9 +141,14 @@ public final class LlamaDevicePlan implements AutoCloseable {
     /** One trainable tensor: where it sits in the flat arrays and the live host array it mirrors. */
     private record Parameter(String name, int offset, float[] host) {}
 
-    /** A projection as the kernels see it: its base (fp32 or NF4) and its adapter's place in θ (rank 0: none). */
-    private record Proj(int in, int out, FloatArray w, ByteArray codes, FloatArray scales, int nf4, int log2Block,
-                        int rank, float scale, int aOffset, int bOffset) {}
+    /**
+     * A projection as the kernels see it: its base and its adapter's place in θ (rank 0: none). An fp32 base is
+     * held as the two panel layouts {@link Matmul#panels} reads, {@code forward} = Wᵀ's (y = x·Wᵀ) and
+     * {@code backward} = W's (dx = dy·W); an NF4 base as its codes and block scales, decoded into the graph's
+     * panel scratch before each product.
+     */
+    private record Proj(int in, int out, VectorFloat16 forward, VectorFloat16 backward, ByteArray codes,
+                        FloatArray scales, int nf4, int log2Block, int rank, float scale, int aOffset, int bOffset) {}
 
     /**
      * Builds the plan for batches of {@code batch} × {@code seq} tokens and uploads nothing yet (the first step
@@ -214,7 +225,6 @@ public final class LlamaDevicePlan implements AutoCloseable {
         Map<String, BaseWeight> frozen = model.frozenWeights();
         Map<Object, FloatArray> uploaded = new IdentityHashMap<>();  // a tied lm_head is the embedding's buffer
         FloatArray emb = dense(frozen.get("model.embed_tokens.weight"), uploaded);
-        FloatArray headW = dense(frozen.get("lm_head.weight"), uploaded);
         FloatArray finalNorm = dense(frozen.get("model.norm.weight"), uploaded);
         FloatArray codebook = FloatArray.fromArray(Nf4.codebook());
         Rope.Tables tables = new Rope(hd, c.ropeTheta(), c.ropeScaling()).tables(seq);
@@ -229,9 +239,16 @@ public final class LlamaDevicePlan implements AutoCloseable {
         FloatArray dy = new FloatArray(t * d);
         int maxRank = 1;
         for (LoRALinear l : adapted.values()) maxRank = Math.max(maxRank, l.rank());
+        int scratch = 1;  // Float16s of the largest NF4 projection's panels, either layout
+        for (BaseWeight w : frozen.values()) {
+            if (w instanceof Nf4Tensor q) {
+                scratch = Math.max(scratch, Math.max(ceilDiv(q.rows(), Matmul.PANEL) * q.cols(),
+                        ceilDiv(q.cols(), Matmul.PANEL) * q.rows()));
+            }
+        }
         Common cm = new Common(sizes, codebook, noMask, noBias, cos, sin,
                 new FloatArray(batch * heads * seq * seq), new FloatArray(batch * heads * seq * seq),
-                new FloatArray(t * maxRank));
+                new FloatArray(t * maxRank), new VectorFloat16(scratch), new VectorFloat16(1));
 
         Graphs graphs = new Graphs();
         for (FloatArray a : xs) graphs.shared.put(a, true);
@@ -278,14 +295,32 @@ public final class LlamaDevicePlan implements AutoCloseable {
         fin.add(g -> g.task(fin.n("restart"), CausalLmLossKernels::restart, chunk, targets, scalars));
         fin.add(g -> g.task(fin.n("norm"), RmsNormKernels::forward, xL, finalNorm, nF, invF, t, d, eps));
         int cr = chunkRows;
+        // One chunk (vocab ≤ 8192 at 512 rows): lm_head's two products on the panel schedule, W packed once per
+        // layout. Several chunks: the chunk kernels, which start at the device's chunk row.
+        BaseWeight headBase = frozen.get("lm_head.weight");
+        float[] headData = chunks == 1 ? (headBase instanceof DenseWeight dw ? dw.data() : headBase.dequantize()) : null;
+        Proj headProj = chunks == 1 ? new Proj(d, vocab, Matmul.packPanels(headData, vocab, d, true),
+                Matmul.packPanels(headData, d, vocab, false), new ByteArray(1), new FloatArray(1), 0, 0, 0, 0f, 0, 0)
+                : null;
+        FloatArray headW = chunks == 1 ? null : dense(headBase, uploaded);
         for (int k = 0; k < chunks; k++) {  // one stage per chunk, unrolled; the chunk's first row is chunk[0]
             Stage head = headGraph.stage("chunk" + k);
-            head.use(nF, headW, z, chunk, targets, scalars, rowLoss, dnF);
-            head.add(g -> g.task(head.n("logits"), CausalLmLossKernels::logits, nF, headW, z, chunk, vocab, cr, d, t));
+            head.use(nF, z, chunk, targets, scalars, rowLoss, dnF);
+            if (headProj != null) {
+                product(head, "logits", headProj, nF, z, headProj.forward, vocab, d, 1, cm);
+            } else {
+                head.use(headW);
+                head.add(g -> g.task(head.n("logits"), CausalLmLossKernels::logits, nF, headW, z, chunk, vocab, cr, d,
+                        t));
+            }
             head.add(g -> g.task(head.n("rows"), CausalLmLossKernels::rows, z, targets, scalars, rowLoss, chunk, cr,
                     vocab, t, 1));
-            head.add(g -> g.task(head.n("dn"), CausalLmLossKernels::inputGradients, z, headW, dnF, chunk, d, cr,
-                    vocab, t));
+            if (headProj != null) {
+                product(head, "dn", headProj, z, dnF, headProj.backward, d, vocab, 0, cm);
+            } else {
+                head.add(g -> g.task(head.n("dn"), CausalLmLossKernels::inputGradients, z, headW, dnF, chunk, d, cr,
+                        vocab, t));
+            }
             head.add(g -> g.task(head.n("advance"), CausalLmLossKernels::advance, chunk, cr));
         }
         Stage headEnd = headGraph.stage("end");
@@ -426,12 +461,14 @@ public final class LlamaDevicePlan implements AutoCloseable {
         float scale = lin == null ? 0f : lin.scale();
         int aOff = ab == null ? 0 : ab[0], bOff = ab == null ? 0 : ab[1];
         if (base instanceof Nf4Tensor q) {
-            return new Proj(q.cols(), q.rows(), new FloatArray(1), ByteArray.fromArray(q.packedCodes()),
+            return new Proj(q.cols(), q.rows(), null, null, ByteArray.fromArray(q.packedCodes()),
                     FloatArray.fromArray(q.blockScales()), 1, Integer.numberOfTrailingZeros(q.blockSize()), rank,
                     scale, aOff, bOff);
         }
-        return new Proj(base.cols(), base.rows(), dense(base, uploaded), new ByteArray(1), new FloatArray(1), 0, 0,
-                rank, scale, aOff, bOff);
+        float[] w = base instanceof DenseWeight d ? d.data() : base.dequantize();
+        int in = base.cols(), out = base.rows();
+        return new Proj(in, out, Matmul.packPanels(w, out, in, true), Matmul.packPanels(w, in, out, false),
+                new ByteArray(1), new FloatArray(1), 0, 0, rank, scale, aOff, bOff);
     }
 
     /** An fp32 weight's buffer, uploaded once per array; a 16-bit weight (HalfWeight) widened once per weight. */
@@ -442,9 +479,13 @@ public final class LlamaDevicePlan implements AutoCloseable {
         return uploaded.computeIfAbsent(w, x -> FloatArray.fromArray(((BaseWeight) x).dequantize()));
     }
 
-    /** What every graph brings for itself: sizes, placeholders, rope tables, attention and LoRA scratch. */
+    /**
+     * What every graph brings for itself: sizes, placeholders, rope tables, attention and LoRA scratch, and the
+     * panels an NF4 base is decoded into before each product (one per graph: its tasks run one after another).
+     */
     private record Common(IntArray sizes, FloatArray codebook, FloatArray noMask, FloatArray noBias, FloatArray cos,
-                          FloatArray sin, FloatArray p, FloatArray ds, FloatArray dhLora) {}
+                          FloatArray sin, FloatArray p, FloatArray ds, FloatArray dhLora, VectorFloat16 nf4Panels,
+                          VectorFloat16 noPanels) {}
 
     /** A decoder layer's frozen norms and projections and its activations (each graph holds its own copy). */
     private record Layer(FloatArray inNorm, FloatArray postNorm, Map<String, Proj> proj, Acts acts) {}
@@ -493,12 +534,8 @@ public final class LlamaDevicePlan implements AutoCloseable {
                                 Common cm) {
         int t = tokens;
         IntArray sizes = cm.sizes;
-        FloatArray codebook = cm.codebook, noMask = cm.noMask, noBias = cm.noBias;
-        if (y != null) {
-            st.use(x, y, sizes, p.w, p.codes, p.scales, codebook);
-            st.add(g -> g.task(st.n(name), Matmul::blocked, x, p.w, p.codes, p.scales, codebook, y, sizes,
-                    ceilDiv(p.out, Matmul.BLOCK_N), ceilDiv(t, Matmul.BLOCK_M), p.out, p.in, 1, p.nf4, p.log2Block));
-        }
+        FloatArray noMask = cm.noMask, noBias = cm.noBias;
+        if (y != null) product(st, name, p, x, y, p.forward, p.out, p.in, 1, cm);
         if (p.rank > 0) {
             st.use(x, sizes, theta, hLora, noMask);
             st.add(g -> g.task(st.n(name + "Down"), AdapterKernels::down, x, noMask, theta, hLora, sizes, p.rank, t,
@@ -516,10 +553,8 @@ public final class LlamaDevicePlan implements AutoCloseable {
                                  FloatArray hLora, Common cm) {
         int t = tokens;
         IntArray sizes = cm.sizes;
-        FloatArray codebook = cm.codebook, noMask = cm.noMask, dhLora = cm.dhLora;
-        st.use(dyIn, x, dx, sizes, p.w, p.codes, p.scales, codebook);
-        st.add(g -> g.task(st.n(name), Matmul::blocked, dyIn, p.w, p.codes, p.scales, codebook, dx, sizes,
-                ceilDiv(p.in, Matmul.BLOCK_N), ceilDiv(t, Matmul.BLOCK_M), p.in, p.out, 0, p.nf4, p.log2Block));
+        FloatArray noMask = cm.noMask, dhLora = cm.dhLora;
+        product(st, name, p, dyIn, dx, p.backward, p.in, p.out, 0, cm);
         if (p.rank > 0) {
             st.use(theta, grads, hLora, dhLora, noMask);
             st.add(g -> g.task(st.n(name + "GradB"), AdapterKernels::gradB, dyIn, hLora, grads, sizes, p.rank, p.out,
@@ -531,6 +566,28 @@ public final class LlamaDevicePlan implements AutoCloseable {
             st.add(g -> g.task(st.n(name + "Dx"), AdapterKernels::dxLora, dx, dhLora, theta, noMask, sizes, p.in, t,
                     p.rank, p.aOffset));
         }
+    }
+
+    /**
+     * c [T, n] = a [T, k] · B with B = Wᵀ ({@code transposed} 1, forward) or W (backward), on the CPU schedule
+     * {@link Matmul#panels} (16-wide vector registers, k innermost: the same sums in the same order as the plain
+     * loop). An NF4 base is decoded into the graph's panel scratch first ({@link Nf4Decode#dequantizePanels}, the
+     * one NF4 decode), the fused dequantize-in-matmul being twelve times slower at a batch's rows on PoCL.
+     */
+    private void product(Stage st, String name, Proj p, FloatArray a, FloatArray c, VectorFloat16 panels, int n, int k,
+                         int transposed, Common cm) {
+        int nPanels = ceilDiv(n, Matmul.PANEL), mBlocks = ceilDiv(tokens, Matmul.PANEL_ROWS);
+        VectorFloat16 b = p.nf4 == 1 ? cm.nf4Panels : panels, none = cm.noPanels;
+        IntArray sizes = cm.sizes;
+        FloatArray noBias = cm.noBias;
+        if (p.nf4 == 1) {
+            st.use(p.codes, p.scales, cm.codebook, cm.nf4Panels);
+            st.add(g -> g.task(st.n(name + "Decode"), Nf4Decode::dequantizePanels, p.codes, p.scales, cm.codebook,
+                    cm.nf4Panels, k, nPanels, n, transposed, p.log2Block));
+        }
+        st.use(a, c, sizes, b, none, noBias);
+        st.add(g -> g.task(st.n(name), Matmul::panels, a, b, noBias, none, none, c, sizes, nPanels, mBlocks, n, k, 1,
+                0, 0));
     }
 
     private static int ceilDiv(int a, int b) {
@@ -700,6 +757,14 @@ public final class LlamaDevicePlan implements AutoCloseable {
         }
     }
 
+    /**
+     * Device memory of the plan's buffers, by TornadoVM's profiler: the sum over the graphs of each one's buffers on
+     * its last profiled run (each graph holds its own copy of what it does not share); -1 before any.
+     */
+    public long deviceBytes() {
+        return graphBytes.isEmpty() ? -1 : graphBytes.values().stream().mapToLong(Long::longValue).sum();
+    }
+
     /** Steps taken (AdamW's t). */
     public long steps() {
         return steps;
@@ -728,6 +793,37 @@ public final class LlamaDevicePlan implements AutoCloseable {
             copyIn += pr.getTotalBytesCopyIn();
             copyOut += pr.getTotalBytesCopyOut();
             kernelNanos.merge(graph, pr.getDeviceKernelTime(), Long::sum);
+            graphBytes.put(graph, pr.getTotalDeviceMemoryUsage());
+            if (taskNanos != null) addTaskTimes(pr.getProfileLog(), taskNanos);
+        }
+    }
+
+    /**
+     * Keeps (or stops keeping) each task's kernel time from TornadoVM's profile log, for {@link #takeTaskProfile()};
+     * off by default (the log is parsed after every graph). Needs the plan made with {@code profile}.
+     */
+    public void profileTasks(boolean on) {
+        taskNanos = on ? new LinkedHashMap<>() : null;
+    }
+
+    /** Kernel nanoseconds per task ({@code graph.task}) since the last call, then resets; empty when not kept. */
+    public Map<String, Long> takeTaskProfile() {
+        if (taskNanos == null) return Map.of();
+        Map<String, Long> out = new LinkedHashMap<>(taskNanos);
+        taskNanos.clear();
+        return out;
+    }
+
+    /** Adds each task's TASK_KERNEL_TIME from TornadoVM's JSON profile log ({graph: {graph.task: {...}}}). */
+    private static void addTaskTimes(String log, Map<String, Long> out) {
+        try {
+            com.fasterxml.jackson.databind.JsonNode root = new com.fasterxml.jackson.databind.ObjectMapper().readTree(log);
+            root.fields().forEachRemaining(g -> g.getValue().fields().forEachRemaining(t -> {
+                com.fasterxml.jackson.databind.JsonNode kernel = t.getValue().get("TASK_KERNEL_TIME");
+                if (kernel != null) out.merge(t.getKey(), kernel.asLong(), Long::sum);
+            }));
+        } catch (java.io.IOException e) {
+            throw new java.io.UncheckedIOException("TornadoVM's profile log is not JSON", e);
         }
     }
 
