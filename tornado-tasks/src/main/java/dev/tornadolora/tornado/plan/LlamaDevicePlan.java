@@ -306,13 +306,7 @@ public final class LlamaDevicePlan implements AutoCloseable {
         for (int k = 0; k < chunks; k++) {  // one stage per chunk, unrolled; the chunk's first row is chunk[0]
             Stage head = headGraph.stage("chunk" + k);
             head.use(nF, z, chunk, targets, scalars, rowLoss, dnF);
-            if (headProj != null) {
-                product(head, "logits", headProj, nF, z, headProj.forward, vocab, d, 1, cm);
-            } else {
-                head.use(headW);
-                head.add(g -> g.task(head.n("logits"), CausalLmLossKernels::logits, nF, headW, z, chunk, vocab, cr, d,
-                        t));
-            }
+            headLogits(head, headProj, headW, nF, z, chunk, cm);
             head.add(g -> g.task(head.n("rows"), CausalLmLossKernels::rows, z, targets, scalars, rowLoss, chunk, cr,
                     vocab, t, 1));
             if (headProj != null) {
@@ -337,8 +331,8 @@ public final class LlamaDevicePlan implements AutoCloseable {
         evalNorm.add(g -> g.task(evalNorm.n("norm"), RmsNormKernels::forward, xL, finalNorm, nF, invF, t, d, eps));
         for (int k = 0; k < chunks; k++) {
             Stage head = evalGraph.stage("chunk" + k);
-            head.use(nF, headW, z, chunk, targets, scalars, rowLoss);
-            head.add(g -> g.task(head.n("logits"), CausalLmLossKernels::logits, nF, headW, z, chunk, vocab, cr, d, t));
+            head.use(nF, z, chunk, targets, scalars, rowLoss);
+            headLogits(head, headProj, headW, nF, z, chunk, cm);
             head.add(g -> g.task(head.n("rows"), CausalLmLossKernels::rows, z, targets, scalars, rowLoss, chunk, cr,
                     vocab, t, 0));
             head.add(g -> g.task(head.n("advance"), CausalLmLossKernels::advance, chunk, cr));
@@ -358,9 +352,8 @@ public final class LlamaDevicePlan implements AutoCloseable {
             ln.add(g -> g.task(ln.n("norm"), RmsNormKernels::forward, xL, finalNorm, nF, invF, t, d, eps));
             for (int k = 0; k < chunks; k++) {
                 Stage head = lg.stage("chunk" + k);
-                head.use(nF, headW, z, chunk);
-                head.add(g -> g.task(head.n("logits"), CausalLmLossKernels::logits, nF, headW, z, chunk, vocab, cr, d,
-                        t));
+                head.use(nF, z, chunk);
+                headLogits(head, headProj, headW, nF, z, chunk, cm);
                 head.add(g -> g.task(head.n("place"), PlanKernels::placeRows, z, logitsOut, chunk, vocab, cr, t));
                 head.add(g -> g.task(head.n("advance"), CausalLmLossKernels::advance, chunk, cr));
             }
@@ -588,6 +581,21 @@ public final class LlamaDevicePlan implements AutoCloseable {
         st.use(a, c, sizes, b, none, noBias);
         st.add(g -> g.task(st.n(name), Matmul::panels, a, b, noBias, none, none, c, sizes, nPanels, mBlocks, n, k, 1,
                 0, 0));
+    }
+
+    /**
+     * A chunk's logits z = n·Wᵀ: on the panel schedule when the loss runs in one chunk (W packed once, headProj),
+     * else the chunk kernel from the device's chunk row (headW); the training head, evaluation and forward share it.
+     */
+    private void headLogits(Stage st, Proj headProj, FloatArray headW, FloatArray nF, FloatArray z, IntArray chunk,
+                            Common cm) {
+        if (headProj != null) {
+            product(st, "logits", headProj, nF, z, headProj.forward, c.vocabSize(), c.hiddenSize(), 1, cm);
+        } else {
+            int cr = chunkRows, d = c.hiddenSize(), t = tokens, v = c.vocabSize();
+            st.use(headW);
+            st.add(g -> g.task(st.n("logits"), CausalLmLossKernels::logits, nF, headW, z, chunk, v, cr, d, t));
+        }
     }
 
     private static int ceilDiv(int a, int b) {
