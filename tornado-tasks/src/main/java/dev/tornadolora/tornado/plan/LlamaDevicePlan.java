@@ -251,8 +251,9 @@ public final class LlamaDevicePlan implements AutoCloseable {
                 new FloatArray(t * maxRank), new VectorFloat16(scratch), new VectorFloat16(1));
 
         Graphs graphs = new Graphs();
-        for (FloatArray a : xs) graphs.shared.put(a, true);
-        for (FloatArray a : List.of(theta, grads, dy, stats, moment1, moment2)) graphs.shared.put(a, true);
+        graphs.share(xs);
+        graphs.share(theta, grads, dy, stats, moment1, moment2);
+        graphs.share(cm.p, cm.ds, cm.dhLora, cm.nf4Panels);
         graphs.graph("setup").setup = true;
 
         // -------- embed, in the first layer's forward graph (a graph less: fewer launches, see PlanKernels)
@@ -280,6 +281,10 @@ public final class LlamaDevicePlan implements AutoCloseable {
                             new FloatArray(t * d), new FloatArray(t), new FloatArray(t * d),
                             new FloatArray(t * inter), new FloatArray(t * inter), new FloatArray(t * inter), hLora));
             layerList.add(layer);
+            graphs.share(layer.acts.inv1, layer.acts.n, layer.acts.q, layer.acts.k, layer.acts.v, layer.acts.attn,
+                    layer.acts.lse, layer.acts.h, layer.acts.inv2, layer.acts.m, layer.acts.g, layer.acts.u,
+                    layer.acts.a);
+            graphs.share(hLora.values().toArray());
             layerForward((l == 0 ? firstForward : graphs.graph("layer" + l + "Forward")).stage("forward"), layer, xs[l],
                     xs[l + 1], cm);
         }
@@ -367,28 +372,28 @@ public final class LlamaDevicePlan implements AutoCloseable {
             gradsOut = null;
         }
 
-        // -------- layers backward: each recomputes its layer's forward from x_l, then runs every op's backward
-        FloatArray dh = new FloatArray(t * d), tmp = new FloatArray(t * d);
-        FloatArray dm = new FloatArray(t * d), dn = new FloatArray(t * d);
+        // -------- layers backward: every op's backward from the activations the layer's forward graph left on the
+        // device. dy is the gradient of the layer's output on entry and of its input on exit: once down_proj's
+        // backward has read it, the residual branches' gradients accumulate into it in place (no copies)
+        FloatArray tmp = new FloatArray(t * d), dm = new FloatArray(t * d), dn = new FloatArray(t * d);
         FloatArray da = new FloatArray(t * inter), dg = new FloatArray(t * inter), du = new FloatArray(t * inter);
         FloatArray dAttn = new FloatArray(t * qD), dq = new FloatArray(t * qD);
         FloatArray dk = new FloatArray(t * kvD), dv = new FloatArray(t * kvD);
+        graphs.share(tmp, dm, dn, da, dg, du, dAttn, dq, dk, dv);
+        FloatArray dh = dy;
         for (int l = layers - 1; l >= 0; l--) {
             Layer layer = layerList.get(l);
             Acts s = layer.acts;
             Map<String, Proj> proj = layer.proj;
             FloatArray x = xs[l];
-            Graph bg = graphs.graph("layer" + l + "Backward");
-            layerForward(bg.stage("recompute"), layer, x, null, cm);
-            Stage b = bg.stage("backward");
+            Stage b = graphs.graph("layer" + l + "Backward").stage("backward");
             FloatArray p = cm.p, ds = cm.ds, dhLora = cm.dhLora;
-            b.use(dy, dh, tmp, dm, dn, da, dg, du, dAttn, dq, dk, dv, p, ds, dhLora, grads, theta, x);
+            b.use(layer.inNorm, layer.postNorm, cos, sin);
             projectBackward(b, "down", proj.get("down_proj"), dy, s.a, da, s.hLora.get("down_proj"), cm);
             b.add(g -> g.task(b.n("swiglu"), SwiGluKernels::backward, da, s.g, s.u, dg, du, t * inter));
             projectBackward(b, "gate", proj.get("gate_proj"), dg, s.m, dm, s.hLora.get("gate_proj"), cm);
             projectBackward(b, "up", proj.get("up_proj"), du, s.m, tmp, s.hLora.get("up_proj"), cm);
             b.add(g -> g.task(b.n("sumGateUp"), EmbeddingKernels::add, dm, tmp, t * d));
-            b.add(g -> g.task(b.n("fork"), EmbeddingKernels::copy, dy, dh, t * d));
             b.add(g -> g.task(b.n("norm2"), RmsNormKernels::backward, dm, s.h, layer.postNorm, s.inv2, dh, t, d, 1));
             projectBackward(b, "o", proj.get("o_proj"), dh, s.attn, dAttn, s.hLora.get("o_proj"), cm);
             b.add(g -> g.task(b.n("scoreGradients"), AttentionKernels::scoreGradients, s.q, s.k, s.v, s.attn, dAttn,
@@ -409,7 +414,6 @@ public final class LlamaDevicePlan implements AutoCloseable {
             if (l > 0) {
                 b.add(g -> g.task(b.n("norm1"), RmsNormKernels::backward, dn, x, layer.inNorm, s.inv1, dh, t, d, 1));
             }
-            b.add(g -> g.task(b.n("next"), EmbeddingKernels::copy, dh, dy, t * d));
         }
 
         // -------- optimizer: the norm first (the host checks it), then clipping and AdamW
@@ -488,8 +492,8 @@ public final class LlamaDevicePlan implements AutoCloseable {
                         FloatArray a, Map<String, FloatArray> hLora) {}
 
     /**
-     * y = layer(x), as {@code DecoderLayer.forward}, keeping in the graph what its backward reads; y null: the
-     * backward's recomputation, which stops at what the backward reads (down_proj's LoRA h, not its output).
+     * y = layer(x), as {@code DecoderLayer.forward}, leaving on the device what its backward reads (the layer's
+     * {@link Acts}, buffers every graph hands on to the backward graph).
      */
     private void layerForward(Stage f, Layer layer, FloatArray x, FloatArray y, Common cm) {
         int t = tokens, d = c.hiddenSize(), inter = c.intermediateSize(), hd = c.headDim(), half = hd / 2;
@@ -516,28 +520,23 @@ public final class LlamaDevicePlan implements AutoCloseable {
         projectForward(f, "up", proj.get("up_proj"), s.m, s.u, s.hLora.get("up_proj"), cm);
         f.add(g -> g.task(f.n("swiglu"), SwiGluKernels::forward, s.g, s.u, s.a, t * inter));
         projectForward(f, "down", proj.get("down_proj"), s.a, y, s.hLora.get("down_proj"), cm);
-        if (y != null) f.add(g -> g.task(f.n("residual2"), EmbeddingKernels::add, y, s.h, t * d));
+        f.add(g -> g.task(f.n("residual2"), EmbeddingKernels::add, y, s.h, t * d));
     }
 
-    /**
-     * y = x·Wᵀ (+ s·(x·Aᵀ)·Bᵀ), the LoRA low-rank h kept for backward; y null: h only (every launch saved counts,
-     * see {@link PlanKernels}).
-     */
+    /** y = x·Wᵀ (+ s·(x·Aᵀ)·Bᵀ), the LoRA low-rank h kept for backward. */
     private void projectForward(Stage st, String name, Proj p, FloatArray x, FloatArray y, FloatArray hLora,
                                 Common cm) {
         int t = tokens;
         IntArray sizes = cm.sizes;
         FloatArray noMask = cm.noMask, noBias = cm.noBias;
-        if (y != null) product(st, name, p, x, y, p.forward, p.out, p.in, 1, cm);
+        product(st, name, p, x, y, p.forward, p.out, p.in, 1, cm);
         if (p.rank > 0) {
             st.use(x, sizes, theta, hLora, noMask);
             st.add(g -> g.task(st.n(name + "Down"), AdapterKernels::down, x, noMask, theta, hLora, sizes, p.rank, t,
                     p.in, p.aOffset));
-            if (y != null) {
-                st.use(noBias);
-                st.add(g -> g.task(st.n(name + "Up"), AdapterKernels::epilogue, y, hLora, theta, noBias, sizes, p.out,
-                        t, p.rank, p.scale, 0, p.bOffset));
-            }
+            st.use(noBias);
+            st.add(g -> g.task(st.n(name + "Up"), AdapterKernels::epilogue, y, hLora, theta, noBias, sizes, p.out, t,
+                    p.rank, p.scale, 0, p.bOffset));
         }
     }
 
@@ -792,7 +791,8 @@ public final class LlamaDevicePlan implements AutoCloseable {
     private void run(String graph) {
         if (!setUp) {
             setUp = true;
-            plan.withGraph(graphIndex.get("setup")).execute();
+            TornadoExecutionResult r = plan.withGraph(graphIndex.get("setup")).execute();
+            if (profile) graphBytes.put("setup", r.getProfilerResult().getTotalDeviceMemoryUsage());
         }
         TornadoExecutionResult r = plan.withGraph(graphIndex.get(graph)).execute();
         launches += graphTasks.get(graph);
@@ -852,6 +852,11 @@ public final class LlamaDevicePlan implements AutoCloseable {
         /** Insertion-ordered, by identity: the buffers every graph holds. */
         private final Map<Object, Boolean> shared = new IdentityHashMap<>();
 
+        /** Buffers every graph holds from now on (scratch, activations, θ, ...): allocated once, by setup. */
+        void share(Object... buffers) {
+            for (Object o : buffers) shared.put(o, true);
+        }
+
         Graph graph(String name) {
             Graph g = new Graph(name, shared);
             graphIndex.put(name, list.size());
@@ -903,15 +908,23 @@ public final class LlamaDevicePlan implements AutoCloseable {
         ImmutableTaskGraph build() {
             TaskGraph g = new TaskGraph(name);
             Object[] all = shared.keySet().toArray();
-            List<FloatArray> unnamed = new ArrayList<>();  // shared buffers this graph's tasks do not name
-            for (Object o : all) {
-                if (setup || !seen.containsKey(o)) unnamed.add((FloatArray) o);
+            // The setup graph's tasks name every shared buffer (TornadoVM allocates and uploads only the buffers a
+            // task names); the other graphs consume and persist them all, named by their tasks or not: a graph
+            // hands on the device buffers it consumed whether its tasks read them or not, so no task is spent
+            // on the buffers a graph does not use.
+            List<FloatArray> arrays = new ArrayList<>();
+            List<VectorFloat16> panels = new ArrayList<>();
+            for (Object o : setup ? all : new Object[0]) {
+                if (o instanceof VectorFloat16 v) panels.add(v);
+                else arrays.add((FloatArray) o);
             }
             // distinct placeholders: an array named twice in one task makes the task depend on itself, and
             // TornadoVM's graph scheduler then never finishes
-            List<FloatArray> pads = new ArrayList<>();
-            for (int i = unnamed.size(); i % PlanKernels.ARITY != 0; i++) pads.add(new FloatArray(1));
-            first.addAll(pads);
+            while (arrays.size() % PlanKernels.ARITY != 0) {
+                FloatArray pad = new FloatArray(1);
+                arrays.add(pad);
+                first.add(pad);
+            }
             if (setup) {
                 g.transferToDevice(DataTransferMode.FIRST_EXECUTION, all);
             } else {
@@ -921,13 +934,12 @@ public final class LlamaDevicePlan implements AutoCloseable {
             if (!every.isEmpty()) g.transferToDevice(DataTransferMode.EVERY_EXECUTION, every.toArray());
             tasks.forEach(t -> t.accept(g));
             int keeps = 0;
-            for (int i = 0; i < unnamed.size(); i += PlanKernels.ARITY) {  // named here, so handed on
-                FloatArray[] k = new FloatArray[PlanKernels.ARITY];
-                for (int j = 0; j < k.length; j++) {
-                    k[j] = i + j < unnamed.size() ? unnamed.get(i + j) : pads.get(i + j - unnamed.size());
-                }
-                g.task("keep" + keeps++, PlanKernels::keep, k[0], k[1], k[2], k[3], k[4], k[5], k[6], k[7]);
+            for (int i = 0; i < arrays.size(); i += PlanKernels.ARITY) {
+                List<FloatArray> k = arrays.subList(i, i + PlanKernels.ARITY);
+                g.task("keep" + keeps++, PlanKernels::keep, k.get(0), k.get(1), k.get(2), k.get(3), k.get(4),
+                        k.get(5), k.get(6), k.get(7));
             }
+            for (VectorFloat16 v : panels) g.task("keep" + keeps++, PlanKernels::keepPanels, v);
             launches = tasks.size() + keeps;
             if (!down.isEmpty()) g.transferToHost(DataTransferMode.EVERY_EXECUTION, down.toArray());
             g.persistOnDevice(all);

@@ -3,6 +3,8 @@ package dev.tornadolora.tornado.plan;
 import uk.ac.manchester.tornado.api.annotations.Parallel;
 import uk.ac.manchester.tornado.api.types.arrays.FloatArray;
 import uk.ac.manchester.tornado.api.types.arrays.IntArray;
+import uk.ac.manchester.tornado.api.types.collections.VectorFloat16;
+import uk.ac.manchester.tornado.api.types.vectors.Float16;
 
 /**
  * The device plan's own plumbing kernels (no math: that is in {@code tornado.kernels} beside its JVM twins).
@@ -35,6 +37,14 @@ final class PlanKernels {
             f.set(0, vf);
             g.set(0, vg);
             h.set(0, vh);
+        }
+    }
+
+    /** {@link #keep} for a panel buffer. */
+    static void keepPanels(VectorFloat16 a) {
+        Float16 v = a.get(0);
+        if (v.getS0() > Float.MAX_VALUE) {
+            a.set(0, v);
         }
     }
 
