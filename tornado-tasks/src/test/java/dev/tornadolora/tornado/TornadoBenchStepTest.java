@@ -20,7 +20,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * {@code bench --ops step} on the small model, fp32 and QLoRA, LoRA on all seven projections, on
  * {@code jvm} and {@code tornado:0:0}: the device's steps run on the whole-step plan and verify (three losses within
  * 1e-5 relative of the JVM backend's), and the files carry the device memory and the bytes moved per step, which
- * from the second step on are the step's ids and labels, a few scalars and TornadoVM's launch frames.
+ * from the second step on are the step's ids and labels, a few scalars and TornadoVM's launch frames, together
+ * within 2 × (ids + labels bytes) + 4 KiB.
  */
 class TornadoBenchStepTest {
     @TempDir
@@ -46,9 +47,10 @@ class TornadoBenchStepTest {
                 assertEquals("jvm", r.get("reference").asText(), r.toString());
                 assertTrue(r.get("max_rel_error").asDouble() <= 1e-5, r.toString());
                 assertTrue(r.get("device_bytes").asLong() > 0, r.toString());
-                // 2 × 32 ids and as many labels as int32 = 512 B, besides the launch frames and scalars
+                // 2 × 32 ids and as many labels as int32 = 512 B, plus scalars and the launch frames: within the
+                // issue's budget of 2 × (ids + labels bytes) + 4 KiB per step, frames included
                 long moved = r.get("copy_in_bytes").asLong() + r.get("copy_out_bytes").asLong();
-                assertTrue(moved >= 512 && moved < 64 * 1024, r.toString());
+                assertTrue(moved >= 512 && moved <= 2 * 512 + 4096, r.toString());
             } else {
                 assertTrue(r.get("copy_in_bytes").isNull(), r.toString());
             }

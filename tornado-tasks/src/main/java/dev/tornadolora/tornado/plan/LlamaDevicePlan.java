@@ -48,7 +48,8 @@ import java.util.function.Consumer;
  * that the frozen weights (fp32 or NF4), the adapters, AdamW's moments, the activations and the gradients live on
  * the device for the plan's life, allocated once for its batch shape.
  * <pre>
- *   setup          (once) θ, ∇θ, m, v, the residual stream x₀ … x_L and its gradient dy onto the device
+ *   setup          (once) θ, ∇θ, m, v, the residual stream x₀ … x_L and its gradient dy, every layer's saved
+ *                  activations and the scratch onto the device
  *   layer 0 fwd    ids ──→  x₀ = embed_tokens[ids], then as every layer:
  *   layer l fwd    x_{l+1} = layer_l(x_l): norm, q/k/v (+LoRA), rope, attention, o (+LoRA), residual, norm,
  *                  gate/up (+LoRA), SwiGLU, down (+LoRA), residual
@@ -56,18 +57,20 @@ import java.util.function.Consumer;
  *                  (the logits never whole); Σℓ ──→ host;  dy = norm backward
  *   evalHead       (evaluation, instead of head and the backward) targets ──→  n = norm(x_L); per chunk of rows
  *                  z = n·Wᵀ, ℓ; Σℓ ──→ host
- *   layer l bwd    l = L−1 … 0: layer_l's forward again from x_l (its activations), then every op's backward;
- *                  dy ← dx, LoRA gradients accumulated into the flat ∇θ
+ *   layer l bwd    l = L−1 … 0: every op's backward from the activations layer l's forward left on the device;
+ *                  dy ← dx (in place), LoRA gradients accumulated into the flat ∇θ
  *   gradNorm       ‖∇θ_i‖, clip factor;  ‖∇θ‖ ──→ host (which stops a step whose norm is not finite)
  *   update         lr-dependent constants ──→  ∇θ·factor, AdamW, ∇θ = 0
  *   toHost         θ, m, v ──→ host, only when asked (save, merge, evaluation, the end)
  * </pre>
- * TornadoVM hands persisted buffers from the graph that ran last to the next one only, so the buffers that cross
- * graphs are few and every graph holds them all (θ, ∇θ, m, v, the clip factor, x₀ … x_L, dy; a graph whose tasks do not read one names
- * them in one task, {@link PlanKernels}). Everything else lives in the one graph that uses it: each layer's
- * forward and backward graph holds its own copy of the layer's weights, and the backward recomputes the layer's
- * activations rather than receive them (one forward more per step; activation memory of one layer per graph).
- * All trainable tensors sit end to end in one array per role (θ, ∇θ, m, v) in the order of
+ * TornadoVM hands persisted buffers from the graph that ran last to the next one only
+ * ({@code TornadoTaskGraph.updatePersistedObjectState}), so every graph consumes and persists every buffer that
+ * crosses graphs: θ, ∇θ, m, v, the clip factor, x₀ … x_L, dy, each layer's activations (what its backward reads)
+ * and the scratch the graphs share. A graph hands on a buffer it consumed whether its tasks name it or not, so
+ * that costs no kernel launch; only the setup graph names them all (TornadoVM allocates and uploads a buffer only
+ * for a task that names it: {@link PlanKernels#keep}). Each shared buffer exists once on the device. The frozen
+ * weights live in the graphs that read them: each layer's forward and backward graph holds the layout its
+ * products read. All trainable tensors sit end to end in one array per role (θ, ∇θ, m, v) in the order of
  * {@link LlamaForCausalLM#trainableParameters()}, so the optimizer is four tasks whatever the model.
  *
  * <p>Per step the host sends the ids, the shifted targets and the gradient scale, and AdamW's three step constants,
@@ -75,8 +78,7 @@ import java.util.function.Consumer;
  * LoRA on any of the seven layer projections, no LoRA dropout, no adapter on lm_head (refused by name otherwise);
  * one batch shape per plan (TornadoVM compiles sizes in). The frozen weights stay on the host too, in the model's
  * arrays: merging, exporting a merged model and evaluating rows the plan does not cover read them, and the model is
- * its caller's, so the plan does not release them; on the device each layer's forward and backward graph holds its
- * own copy of the layer's weights (a graph receives buffers only from the graph that ran before it). A graph holds at most about a hundred tasks (TornadoVM's
+ * its caller's, so the plan does not release them. A graph holds at most about a hundred tasks (TornadoVM's
  * 8 KiB of graph code) and its bytecode needs {@code -Dtornado.tvm.maxbytecodesize=1048576} on the JVM's command line.
  */
 public final class LlamaDevicePlan implements AutoCloseable {
@@ -248,12 +250,13 @@ public final class LlamaDevicePlan implements AutoCloseable {
         }
         Common cm = new Common(sizes, codebook, noMask, noBias, cos, sin,
                 new FloatArray(batch * heads * seq * seq), new FloatArray(batch * heads * seq * seq),
-                new FloatArray(t * maxRank), new VectorFloat16(scratch), new VectorFloat16(1));
+                new FloatArray(t * maxRank), new VectorFloat16(scratch), new VectorFloat16(scratch),
+                new VectorFloat16(1));
 
         Graphs graphs = new Graphs();
         graphs.share(xs);
         graphs.share(theta, grads, dy, stats, moment1, moment2);
-        graphs.share(cm.p, cm.ds, cm.dhLora, cm.nf4Panels);
+        graphs.share(cm.p, cm.ds, cm.dhLora, cm.nf4Panels, cm.nf4Panels2);
         graphs.graph("setup").setup = true;
 
         // -------- embed, in the first layer's forward graph (a graph less: fewer launches, see PlanKernels)
@@ -297,7 +300,9 @@ public final class LlamaDevicePlan implements AutoCloseable {
         Graph headGraph = graphs.graph("head");
         Stage fin = headGraph.stage("finalNorm");
         fin.everyStep(targets, scalars).use(xL, finalNorm, nF, invF, chunk);
-        fin.add(g -> g.task(fin.n("restart"), CausalLmLossKernels::restart, chunk, targets, scalars));
+        if (chunks > 1) {  // one chunk: chunk[0] stays 0
+            fin.add(g -> g.task(fin.n("restart"), CausalLmLossKernels::restart, chunk, targets, scalars));
+        }
         fin.add(g -> g.task(fin.n("norm"), RmsNormKernels::forward, xL, finalNorm, nF, invF, t, d, eps));
         int cr = chunkRows;
         // One chunk (vocab ≤ 8192 at 512 rows): lm_head's two products on the panel schedule, W packed once per
@@ -320,7 +325,7 @@ public final class LlamaDevicePlan implements AutoCloseable {
                 head.add(g -> g.task(head.n("dn"), CausalLmLossKernels::inputGradients, z, headW, dnF, chunk, d, cr,
                         vocab, t));
             }
-            head.add(g -> g.task(head.n("advance"), CausalLmLossKernels::advance, chunk, cr));
+            if (chunks > 1) head.add(g -> g.task(head.n("advance"), CausalLmLossKernels::advance, chunk, cr));
         }
         Stage headEnd = headGraph.stage("end");
         headEnd.use(rowLoss, dnF, xL, finalNorm, invF, dy).download(total);
@@ -332,7 +337,9 @@ public final class LlamaDevicePlan implements AutoCloseable {
         Graph evalGraph = graphs.graph("evalHead");
         Stage evalNorm = evalGraph.stage("finalNorm");
         evalNorm.everyStep(targets).use(xL, finalNorm, nF, invF, chunk, scalars);
-        evalNorm.add(g -> g.task(evalNorm.n("restart"), CausalLmLossKernels::restart, chunk, targets, scalars));
+        if (chunks > 1) {  // one chunk: chunk[0] stays 0
+            evalNorm.add(g -> g.task(evalNorm.n("restart"), CausalLmLossKernels::restart, chunk, targets, scalars));
+        }
         evalNorm.add(g -> g.task(evalNorm.n("norm"), RmsNormKernels::forward, xL, finalNorm, nF, invF, t, d, eps));
         for (int k = 0; k < chunks; k++) {
             Stage head = evalGraph.stage("chunk" + k);
@@ -340,7 +347,7 @@ public final class LlamaDevicePlan implements AutoCloseable {
             headLogits(head, headProj, headW, nF, z, chunk, cm);
             head.add(g -> g.task(head.n("rows"), CausalLmLossKernels::rows, z, targets, scalars, rowLoss, chunk, cr,
                     vocab, t, 0));
-            head.add(g -> g.task(head.n("advance"), CausalLmLossKernels::advance, chunk, cr));
+            if (chunks > 1) head.add(g -> g.task(head.n("advance"), CausalLmLossKernels::advance, chunk, cr));
         }
         Stage evalEnd = evalGraph.stage("end");
         evalEnd.use(rowLoss).download(total);
@@ -352,15 +359,18 @@ public final class LlamaDevicePlan implements AutoCloseable {
             gradsOut = new FloatArray(totalParams);
             Graph lg = graphs.graph("logitsHead");
             Stage ln = lg.stage("finalNorm");
-            ln.use(xL, finalNorm, nF, invF, chunk, targets, scalars);
-            ln.add(g -> g.task(ln.n("restart"), CausalLmLossKernels::restart, chunk, targets, scalars));
+            ln.use(xL, finalNorm, nF, invF, chunk);
+            if (chunks > 1) {  // one chunk: chunk[0] stays 0
+                ln.use(targets, scalars);
+                ln.add(g -> g.task(ln.n("restart"), CausalLmLossKernels::restart, chunk, targets, scalars));
+            }
             ln.add(g -> g.task(ln.n("norm"), RmsNormKernels::forward, xL, finalNorm, nF, invF, t, d, eps));
             for (int k = 0; k < chunks; k++) {
                 Stage head = lg.stage("chunk" + k);
                 head.use(nF, z, chunk);
                 headLogits(head, headProj, headW, nF, z, chunk, cm);
                 head.add(g -> g.task(head.n("place"), PlanKernels::placeRows, z, logitsOut, chunk, vocab, cr, t));
-                head.add(g -> g.task(head.n("advance"), CausalLmLossKernels::advance, chunk, cr));
+                if (chunks > 1) head.add(g -> g.task(head.n("advance"), CausalLmLossKernels::advance, chunk, cr));
             }
             lg.stage("end").download(logitsOut);
             Stage gh = graphs.graph("gradsToHost").stage("gradsToHost");
@@ -391,9 +401,9 @@ public final class LlamaDevicePlan implements AutoCloseable {
             b.use(layer.inNorm, layer.postNorm, cos, sin);
             projectBackward(b, "down", proj.get("down_proj"), dy, s.a, da, s.hLora.get("down_proj"), cm);
             b.add(g -> g.task(b.n("swiglu"), SwiGluKernels::backward, da, s.g, s.u, dg, du, t * inter));
-            projectBackward(b, "gate", proj.get("gate_proj"), dg, s.m, dm, s.hLora.get("gate_proj"), cm);
-            projectBackward(b, "up", proj.get("up_proj"), du, s.m, tmp, s.hLora.get("up_proj"), cm);
-            b.add(g -> g.task(b.n("sumGateUp"), EmbeddingKernels::add, dm, tmp, t * d));
+            productPair(b, "gateUp", proj.get("gate_proj"), dg, proj.get("up_proj"), du, dm, cm);
+            adapterBackward(b, "gate", proj.get("gate_proj"), dg, s.m, dm, s.hLora.get("gate_proj"), cm);
+            adapterBackward(b, "up", proj.get("up_proj"), du, s.m, dm, s.hLora.get("up_proj"), cm);
             b.add(g -> g.task(b.n("norm2"), RmsNormKernels::backward, dm, s.h, layer.postNorm, s.inv2, dh, t, d, 1));
             projectBackward(b, "o", proj.get("o_proj"), dh, s.attn, dAttn, s.hLora.get("o_proj"), cm);
             b.add(g -> g.task(b.n("scoreGradients"), AttentionKernels::scoreGradients, s.q, s.k, s.v, s.attn, dAttn,
@@ -407,10 +417,10 @@ public final class LlamaDevicePlan implements AutoCloseable {
                     -1f));
             b.add(g -> g.task(b.n("ropeK"), RopeKernels::rotateHalves, dk, cos, sin, seq, batch, kv, hd, half, -1f));
             projectBackward(b, "q", proj.get("q_proj"), dq, s.n, dn, s.hLora.get("q_proj"), cm);
-            projectBackward(b, "k", proj.get("k_proj"), dk, s.n, tmp, s.hLora.get("k_proj"), cm);
-            b.add(g -> g.task(b.n("sumK"), EmbeddingKernels::add, dn, tmp, t * d));
-            projectBackward(b, "v", proj.get("v_proj"), dv, s.n, tmp, s.hLora.get("v_proj"), cm);
-            b.add(g -> g.task(b.n("sumV"), EmbeddingKernels::add, dn, tmp, t * d));
+            productPair(b, "kv", proj.get("k_proj"), dk, proj.get("v_proj"), dv, tmp, cm);
+            adapterBackward(b, "k", proj.get("k_proj"), dk, s.n, tmp, s.hLora.get("k_proj"), cm);
+            adapterBackward(b, "v", proj.get("v_proj"), dv, s.n, tmp, s.hLora.get("v_proj"), cm);
+            b.add(g -> g.task(b.n("sumKv"), EmbeddingKernels::add, dn, tmp, t * d));
             if (l > 0) {
                 b.add(g -> g.task(b.n("norm1"), RmsNormKernels::backward, dn, x, layer.inNorm, s.inv1, dh, t, d, 1));
             }
@@ -482,6 +492,7 @@ public final class LlamaDevicePlan implements AutoCloseable {
      */
     private record Common(IntArray sizes, FloatArray codebook, FloatArray noMask, FloatArray noBias, FloatArray cos,
                           FloatArray sin, FloatArray p, FloatArray ds, FloatArray dhLora, VectorFloat16 nf4Panels,
+                          VectorFloat16 nf4Panels2,
                           VectorFloat16 noPanels) {}
 
     /** A decoder layer's frozen norms and projections and its activations (each graph holds its own copy). */
@@ -543,10 +554,16 @@ public final class LlamaDevicePlan implements AutoCloseable {
     /** dx = dy·W (+ the LoRA branch's), and dA, dB accumulated into the flat gradients. */
     private void projectBackward(Stage st, String name, Proj p, FloatArray dyIn, FloatArray x, FloatArray dx,
                                  FloatArray hLora, Common cm) {
+        product(st, name, p, dyIn, dx, p.backward, p.in, p.out, 0, cm);
+        adapterBackward(st, name, p, dyIn, x, dx, hLora, cm);
+    }
+
+    /** The LoRA branch's backward, when p has one: dx += its input gradient, dA and dB into the flat gradients. */
+    private void adapterBackward(Stage st, String name, Proj p, FloatArray dyIn, FloatArray x, FloatArray dx,
+                                 FloatArray hLora, Common cm) {
         int t = tokens;
         IntArray sizes = cm.sizes;
         FloatArray noMask = cm.noMask, dhLora = cm.dhLora;
-        product(st, name, p, dyIn, dx, p.backward, p.in, p.out, 0, cm);
         if (p.rank > 0) {
             st.use(theta, grads, hLora, dhLora, noMask);
             st.add(g -> g.task(st.n(name + "GradB"), AdapterKernels::gradB, dyIn, hLora, grads, sizes, p.rank, p.out,
@@ -569,17 +586,45 @@ public final class LlamaDevicePlan implements AutoCloseable {
     private void product(Stage st, String name, Proj p, FloatArray a, FloatArray c, VectorFloat16 panels, int n, int k,
                          int transposed, Common cm) {
         int nPanels = ceilDiv(n, Matmul.PANEL), mBlocks = ceilDiv(tokens, Matmul.PANEL_ROWS);
-        VectorFloat16 b = p.nf4 == 1 ? cm.nf4Panels : panels, none = cm.noPanels;
+        VectorFloat16 b = basePanels(st, name + "Decode", p, panels, cm.nf4Panels, n, k, transposed, cm);
+        VectorFloat16 none = cm.noPanels;
         IntArray sizes = cm.sizes;
         FloatArray noBias = cm.noBias;
-        if (p.nf4 == 1) {
-            st.use(p.codes, p.scales, cm.codebook, cm.nf4Panels);
-            st.add(g -> g.task(st.n(name + "Decode"), Nf4Decode::dequantizePanels, p.codes, p.scales, cm.codebook,
-                    cm.nf4Panels, k, nPanels, n, transposed, p.log2Block));
-        }
         st.use(a, c, sizes, b, none, noBias);
         st.add(g -> g.task(st.n(name), Matmul::panels, a, b, noBias, none, none, c, sizes, nPanels, mBlocks, n, k, 1,
                 0, 0));
+    }
+
+    /**
+     * The panels a product reads for B = Wᵀ ({@code transposed} 1) or W: an fp32 base's packed layout
+     * ({@code packed}), an NF4 base decoded into {@code scratch} by a task first.
+     */
+    private static VectorFloat16 basePanels(Stage st, String task, Proj p, VectorFloat16 packed,
+                                            VectorFloat16 scratch, int n, int k, int transposed, Common cm) {
+        if (p.nf4 != 1) return packed;
+        int nPanels = ceilDiv(n, Matmul.PANEL);
+        st.use(p.codes, p.scales, cm.codebook, scratch);
+        st.add(g -> g.task(st.n(task), Nf4Decode::dequantizePanels, p.codes, p.scales, cm.codebook, scratch, k,
+                nPanels, n, transposed, p.log2Block));
+        return scratch;
+    }
+
+    /**
+     * c = a·W_p + a2·W_p2, the base gradients of two projections that read the same input (gate and up, k and v),
+     * in one launch: the second product accumulates into the first's registers ({@link Matmul#panels}' second
+     * operand). An NF4 pair is decoded into the two panel scratches first.
+     */
+    private void productPair(Stage st, String name, Proj p, FloatArray a, Proj p2, FloatArray a2, FloatArray c,
+                             Common cm) {
+        if (p.in != p2.in) throw new IllegalStateException(name + ": a pair of products needs one output width");
+        int n = p.in, nPanels = ceilDiv(n, Matmul.PANEL), mBlocks = ceilDiv(tokens, Matmul.PANEL_ROWS);
+        VectorFloat16 b = basePanels(st, name + "Decode", p, p.backward, cm.nf4Panels, n, p.out, 0, cm);
+        VectorFloat16 b2 = basePanels(st, name + "Decode2", p2, p2.backward, cm.nf4Panels2, n, p2.out, 0, cm);
+        IntArray sizes = cm.sizes;
+        VectorFloat16 none = cm.noPanels;
+        st.use(a, a2, c, sizes, b, b2, none);
+        st.add(g -> g.task(st.n(name), Matmul::panels, a, b, a2, b2, none, c, sizes, nPanels, mBlocks, n, p.out,
+                p2.out, 1, 0));
     }
 
     /**
@@ -765,8 +810,9 @@ public final class LlamaDevicePlan implements AutoCloseable {
     }
 
     /**
-     * Device memory of the plan's buffers, by TornadoVM's profiler: the sum over the graphs of each one's buffers on
-     * its last profiled run (each graph holds its own copy of what it does not share); -1 before any.
+     * Device memory of the plan's buffers, by TornadoVM's profiler: what each graph allocated on its last profiled
+     * run, summed over the graphs (the shared buffers once, in setup; each graph its own copy of what it does not
+     * share); -1 before any.
      */
     public long deviceBytes() {
         return graphBytes.isEmpty() ? -1 : graphBytes.values().stream().mapToLong(Long::longValue).sum();
@@ -844,8 +890,8 @@ public final class LlamaDevicePlan implements AutoCloseable {
 
     /**
      * The plan's task graphs. TornadoVM hands a persisted buffer only from the graph that ran last to the next one,
-     * so buffers shared between graphs are few and every graph holds them all: θ and the gradients (shared by the
-     * step, the optimizer and the adapters' download). Everything else lives in the one graph that uses it.
+     * so every graph consumes and persists every shared buffer (θ, the gradients, the residual stream, the layers'
+     * activations, the scratch); the rest (frozen weights, per-graph constants) lives in the graphs that use it.
      */
     private final class Graphs {
         private final List<Graph> list = new ArrayList<>();

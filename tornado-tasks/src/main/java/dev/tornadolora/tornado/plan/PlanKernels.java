@@ -8,9 +8,9 @@ import uk.ac.manchester.tornado.api.types.vectors.Float16;
 
 /**
  * The device plan's own plumbing kernels (no math: that is in {@code tornado.kernels} beside its JVM twins).
- * {@link #keep} is the one task of a {@link LlamaDevicePlan} graph that names the shared buffers its other tasks do
- * not use, so that the graph holds them on the device and hands them on (TornadoVM keeps only the arrays a task
- * names): one task for up to {@link #ARITY} buffers rather than one per buffer, because every kernel launch costs
+ * {@link #keep} is the task of a {@link LlamaDevicePlan}'s setup graph that names the buffers every graph shares
+ * (TornadoVM allocates and uploads only the arrays a task names; the later graphs hand them on without naming
+ * them): one task for up to {@link #ARITY} buffers rather than one per buffer, because every kernel launch costs
  * TornadoVM a 24-byte frame written to the device ({@link LlamaDevicePlan#FRAME_BYTES}), which its profiler counts
  * as bytes in.
  */
