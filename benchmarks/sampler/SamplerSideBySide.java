@@ -12,7 +12,7 @@ public class SamplerSideBySide {
     public static void main(String[] args) {
         SplittableRandom r = new SplittableRandom(1);
         double[][] settings = {{1, 0, 1}, {0.7, 0, 1}, {1, 50, 1}, {0.7, 50, 0.9}, {1, 0, 0.9}, {0.8, 1, 1},
-                {1.3, 200, 0.5}, {1, 3, 0.999}, {0.5, 0, 0.01}};
+                {1.3, 200, 0.5}, {1, 3, 0.999}, {0.5, 0, 0.01}, {0.9, 5000, 0.95}};
         int cases = 0;
         for (int t = 0; t < 400; t++) {
             int n = 1 + r.nextInt(t < 300 ? 300 : 40000);

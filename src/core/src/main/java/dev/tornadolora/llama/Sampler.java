@@ -16,7 +16,7 @@ import java.util.SplittableRandom;
  * {@code multinomial} generator. Greedy decoding does not use a sampler (argmax, {@link Generator}).
  *
  * <p>A sampler is one sequence's (its generator and its buffers are not shared between threads): it keeps its
- * vocabulary-sized buffers from token to token, finds top-k's k-th largest score by selection (not a sort) and
+ * vocabulary-sized buffers from token to token, finds top-k's k-th largest score with a heap of k (not a sort) and
  * orders top-p's candidates by a primitive sort of (score, index) keys over the tokens top-k left, not the whole
  * vocabulary. The scores, probabilities and draws are bit for bit those of sorting everything: a −∞ score has
  * probability 0, so it neither moves top-p's cumulative sum nor the draw.
@@ -29,7 +29,7 @@ public final class Sampler {
     // Reused from token to token, grown to the vocabulary's size on first use.
     private float[] scores = new float[0];  // the warped scores, by token
     private float[] kept = new float[0];    // the scores not −∞, compacted, then their probabilities
-    private int[] keptIds = new int[0];     // the token of each kept score; top-k's selection keys before that
+    private int[] keptIds = new int[0];     // the token of each kept score; top-k's heap before that
     private long[] ranked = new long[0];    // top-p: (score's sort key, token), sorted ascending
 
     /**
@@ -86,38 +86,40 @@ public final class Sampler {
     }
 
     /**
-     * The k-th largest of s[0…n), the element Arrays.sort(float[]) puts at n − k (−0 before 0, NaN last): a
-     * selection on int keys with that order, falling back to sorting a range that partitions too slowly.
+     * The k-th largest of s[0…n), the element Arrays.sort(float[]) puts at n − k (−0 before 0, NaN last): for a
+     * k small beside n the least of a min-heap of the k largest so far (one pass, most scores only compared with
+     * its root), else that sort itself.
      */
     private float kthLargest(float[] s, int n, int k) {
-        int[] a = keptIds;
-        for (int i = 0; i < n; i++) a[i] = sortKey(s[i]);
-        int rank = n - k, lo = 0, hi = n - 1;
-        for (int rounds = 2 * (32 - Integer.numberOfLeadingZeros(n)) + 8; lo < hi; rounds--) {
-            if (rounds == 0) {
-                Arrays.sort(a, lo, hi + 1);
-                break;
-            }
-            int x = a[lo], y = a[(lo + hi) >>> 1], z = a[hi];
-            int pivot = Math.max(Math.min(x, y), Math.min(Math.max(x, y), z));  // the median of three
-            int lt = lo, i = lo, gt = hi;  // [lo, lt) < pivot, [lt, i) = pivot, (gt, hi] > pivot
-            while (i <= gt) {
-                int v = a[i];
-                if (v < pivot) {
-                    a[i++] = a[lt];
-                    a[lt++] = v;
-                } else if (v > pivot) {
-                    a[i] = a[gt];
-                    a[gt--] = v;
-                } else {
-                    i++;
-                }
-            }
-            if (rank < lt) hi = lt - 1;
-            else if (rank > gt) lo = gt + 1;
-            else return fromSortKey(pivot);
+        if ((long) k * 16 > n) {
+            float[] sorted = kept;
+            System.arraycopy(s, 0, sorted, 0, n);
+            Arrays.sort(sorted, 0, n);
+            return sorted[n - k];
         }
-        return fromSortKey(a[rank]);
+        int[] heap = keptIds;
+        for (int i = 0; i < k; i++) heap[i] = sortKey(s[i]);
+        for (int i = k / 2 - 1; i >= 0; i--) siftDown(heap, k, i);
+        for (int i = k; i < n; i++) {
+            int key = sortKey(s[i]);
+            if (key > heap[0]) {
+                heap[0] = key;
+                siftDown(heap, k, 0);
+            }
+        }
+        return fromSortKey(heap[0]);
+    }
+
+    /** Moves heap[i] down the min-heap heap[0…size) to where its children are not smaller. */
+    private static void siftDown(int[] heap, int size, int i) {
+        int v = heap[i];
+        for (int child = 2 * i + 1; child < size; child = 2 * i + 1) {
+            if (child + 1 < size && heap[child + 1] < heap[child]) child++;
+            if (heap[child] >= v) break;
+            heap[i] = heap[child];
+            i = child;
+        }
+        heap[i] = v;
     }
 
     /** An int whose signed order is Float.compare's (−0 before 0, NaN after +∞); {@link #fromSortKey} inverts it. */
