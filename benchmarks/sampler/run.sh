@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The Sampler before (BASE, default: the commit before the buffer rewrite) and now, side by side in one JVM:
-#   benchmarks/sampler/run.sh [BASE]      (after: mvn -o -q -pl src/core -am install -DskipTests)
+#   benchmarks/sampler/run.sh [BASE]      (after: mvn -o -q -pl src/core -am package -DskipTests)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 . bin/jdk.sh
