@@ -87,7 +87,13 @@ public record RunIdentity(String runId, String optionsSha256, ObjectNode options
      * {@code earlierDefaults} (what the version that saved it did), see {@link #requireSameOptions(RunIdentity,
      * Map, String)}.
      *
+     * @param state           the resume point
+     * @param log             the log read from the same folder
+     * @param logFile         the log's path, for messages
+     * @param what            starts the message ("--resume: out")
      * @param earlierDefaults per option added since, the value that does what the versions before it did
+     * @return the identity the state was saved with
+     * @throws IllegalArgumentException naming the file and what differs
      */
     public RunIdentity requireResumable(SafeTensors state, TrainingLog log, java.nio.file.Path logFile, String what,
                                         Map<String, JsonNode> earlierDefaults) {
@@ -159,7 +165,8 @@ public record RunIdentity(String runId, String optionsSha256, ObjectNode options
      *
      * @param saved           the identity a resume point was saved with
      * @param earlierDefaults per option added since, the value that does what the versions before it did
-     * @param what            starts the message
+     * @param what            starts the message ("--resume: out")
+     * @throws IllegalArgumentException naming each option that differs
      */
     public void requireSameOptions(RunIdentity saved, Map<String, JsonNode> earlierDefaults, String what) {
         if (saved.optionsSha256.equals(optionsSha256)) return;
