@@ -2,7 +2,7 @@ package dev.tornadolora.kernels.jvm;
 
 import dev.tornadolora.kernels.Parallel;
 
-import java.util.concurrent.ConcurrentLinkedQueue;
+import java.util.concurrent.ConcurrentLinkedDeque;
 
 import static dev.tornadolora.kernels.jvm.Gemm.KB;
 import static dev.tornadolora.kernels.jvm.Gemm.MR;
@@ -18,8 +18,9 @@ import static dev.tornadolora.kernels.jvm.Gemm.NRL;
  */
 final class Workspaces {
     private final Parallel par;
-    private final ConcurrentLinkedQueue<Workspace> free = new ConcurrentLinkedQueue<>();
-    private final ConcurrentLinkedQueue<float[]> packedBuffers = new ConcurrentLinkedQueue<>();
+    /** Last in, first out: the workspace a chunk gets is the one a chunk gave back last, still in cache. */
+    private final ConcurrentLinkedDeque<Workspace> free = new ConcurrentLinkedDeque<>();
+    private final ConcurrentLinkedDeque<float[]> packedBuffers = new ConcurrentLinkedDeque<>();
 
     Workspaces(Parallel par) {
         this.par = par;
@@ -62,19 +63,19 @@ final class Workspaces {
             try {
                 body.run(from, to, w);
             } finally {
-                free.offer(w);
+                free.push(w);
             }
         });
     }
 
     /** A workspace for work on the calling thread outside a {@link #range}; give it back with {@link #give}. */
     Workspace take() {
-        Workspace w = free.poll();
+        Workspace w = free.poll();  // the head: the last pushed
         return w == null ? new Workspace() : w;
     }
 
     void give(Workspace w) {
-        free.offer(w);
+        free.push(w);
     }
 
     /** A buffer of at least n floats for a packed left operand; give it back with {@link #givePacked}. */
@@ -84,6 +85,6 @@ final class Workspaces {
     }
 
     void givePacked(float[] p) {
-        packedBuffers.offer(p);
+        packedBuffers.push(p);
     }
 }
