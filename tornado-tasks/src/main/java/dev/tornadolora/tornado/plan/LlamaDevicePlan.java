@@ -321,14 +321,18 @@ public final class LlamaDevicePlan implements AutoCloseable {
         int cr = chunkRows;
         // One chunk (vocab ≤ 8192 at 512 rows): lm_head's two products on the panel schedule, W packed once per
         // layout (a 16-bit W kept 16-bit and decoded into the head graphs' own scratch, as the layers' are).
-        // Several chunks: the chunk kernels, which start at the device's chunk row, on W widened to fp32.
+        // Several chunks: the chunk kernels, which start at the device's chunk row, reading W in place (fp32, or
+        // 16-bit decoded in their loops).
         BaseWeight headBase = frozen.get("lm_head.weight");
         Proj headProj = chunks != 1 ? null
                 : headBase instanceof HalfWeight h ? projection(h, null, null, uploadedHalves,
                         new VectorFloat16(panelScratch(h)))
                 : projection(headBase instanceof Nf4Tensor ? new DenseWeight(vocab, d, headBase.dequantize())
                         : headBase, null, null, uploadedHalves, null);
-        FloatArray headW = chunks == 1 ? null : dense(headBase, uploaded);
+        HeadWeight headW = chunks == 1 ? null : headBase instanceof HalfWeight h
+                ? new HeadWeight(new FloatArray(1), halves(h, uploadedHalves),
+                        cm.powers(HalfDecode.mantissaBits(h.format())), HalfDecode.mantissaBits(h.format()))
+                : new HeadWeight(dense(headBase, uploaded), new ShortArray(1), new FloatArray(1), 0);
         for (int k = 0; k < chunks; k++) {  // one stage per chunk, unrolled; the chunk's first row is chunk[0]
             Stage head = headGraph.stage("chunk" + k);
             head.use(nF, z, chunk, targets, scalars, rowLoss, dnF);
@@ -338,8 +342,9 @@ public final class LlamaDevicePlan implements AutoCloseable {
             if (headProj != null) {
                 product(head, "dn", headProj, z, dnF, headProj.backward, d, vocab, 0, cm);
             } else {
-                head.add(g -> g.task(head.n("dn"), CausalLmLossKernels::inputGradients, z, headW, dnF, chunk, d, cr,
-                        vocab, t));
+                head.use(headW.w, headW.halves, headW.powers);
+                head.add(g -> g.task(head.n("dn"), CausalLmLossKernels::inputGradients, z, headW.w, headW.halves,
+                        headW.powers, dnF, chunk, d, cr, vocab, t, headW.mantissaBits));
             }
             head.add(g -> g.task(head.n("advance"), CausalLmLossKernels::advance, chunk, cr));
         }
@@ -643,16 +648,23 @@ public final class LlamaDevicePlan implements AutoCloseable {
      * A chunk's logits z = n·Wᵀ: on the panel schedule when the loss runs in one chunk (W packed once, headProj),
      * else the chunk kernel from the device's chunk row (headW); the training head, evaluation and forward share it.
      */
-    private void headLogits(Stage st, Proj headProj, FloatArray headW, FloatArray nF, FloatArray z, IntArray chunk,
+    private void headLogits(Stage st, Proj headProj, HeadWeight headW, FloatArray nF, FloatArray z, IntArray chunk,
                             Common cm) {
         if (headProj != null) {
             product(st, "logits", headProj, nF, z, headProj.forward, c.vocabSize(), c.hiddenSize(), 1, cm);
         } else {
             int cr = chunkRows, d = c.hiddenSize(), t = tokens, v = c.vocabSize();
-            st.use(headW);
-            st.add(g -> g.task(st.n("logits"), CausalLmLossKernels::logits, nF, headW, z, chunk, v, cr, d, t));
+            st.use(headW.w, headW.halves, headW.powers);
+            st.add(g -> g.task(st.n("logits"), CausalLmLossKernels::logits, nF, headW.w, headW.halves, headW.powers,
+                    z, chunk, v, cr, d, t, headW.mantissaBits));
         }
     }
+
+    /**
+     * lm_head's W as the chunk kernels read it in place: fp32 ({@code mantissaBits} 0) or its 16-bit values with
+     * {@link HalfDecode}'s table; the unused arrays are one-element placeholders.
+     */
+    private record HeadWeight(FloatArray w, ShortArray halves, FloatArray powers, int mantissaBits) {}
 
     private static int ceilDiv(int a, int b) {
         return (a + b - 1) / b;
