@@ -516,7 +516,7 @@ public final class LlamaDevicePlan implements AutoCloseable {
         return Math.max(ceilDiv(w.rows(), Matmul.PANEL) * w.cols(), ceilDiv(w.cols(), Matmul.PANEL) * w.rows());
     }
 
-    /** An fp32 weight's buffer, uploaded once per array; a 16-bit weight (HalfWeight) widened once per weight. */
+    /** An fp32 weight's buffer, uploaded once per array; any other weight widened once (an NF4 lm_head in chunks). */
     private static FloatArray dense(BaseWeight w, Map<Object, FloatArray> uploaded) {
         if (w instanceof DenseWeight d) {
             return uploaded.computeIfAbsent(d.data(), data -> FloatArray.fromArray((float[]) data));
@@ -525,8 +525,9 @@ public final class LlamaDevicePlan implements AutoCloseable {
     }
 
     /**
-     * What every graph brings for itself: sizes, placeholders, rope tables, attention and LoRA scratch, and the
-     * panels an NF4 base is decoded into before each product (one per graph: its tasks run one after another).
+     * What every graph brings for itself: sizes, placeholders, rope tables, attention and LoRA scratch, the panels
+     * an NF4 or 16-bit base is decoded into before each product (one per graph: its tasks run one after another)
+     * and the 16-bit decode's power tables.
      */
     private record Common(IntArray sizes, FloatArray codebook, FloatArray noMask, FloatArray noBias, FloatArray cos,
                           FloatArray sin, FloatArray p, FloatArray ds, VectorFloat16 kBlocks, VectorFloat16 vBlocks,
