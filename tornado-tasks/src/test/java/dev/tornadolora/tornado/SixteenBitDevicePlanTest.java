@@ -80,10 +80,20 @@ class SixteenBitDevicePlanTest {
                         projectionPanels += 2L * Float.BYTES * e.getValue().rows() * e.getValue().cols();
                     }
                 }
+                // the 16-bit plan's two decode scratches, shared by the layer graphs: the largest projection's panels
+                long scratch = 0;
+                for (Map.Entry<String, BaseWeight> e : wide.frozenWeights().entrySet()) {
+                    if (e.getKey().startsWith("model.layers.") && !e.getKey().endsWith("norm.weight")) {
+                        long rows = e.getValue().rows(), cols = e.getValue().cols();
+                        long panels = Math.max((rows + 15) / 16 * cols, (cols + 15) / 16 * rows);
+                        scratch = Math.max(scratch, 16L * Float.BYTES * panels);
+                    }
+                }
                 String memory = format + ": device memory " + halfBytes + " B kept 16-bit, " + fullBytes
-                        + " B widened; the widened projections' panels " + projectionPanels + " B";
+                        + " B widened; the widened projections' panels " + projectionPanels + " B, two scratches "
+                        + 2 * scratch + " B";
                 System.out.println(memory);
-                assertTrue(fullBytes - halfBytes >= projectionPanels / 2, memory);
+                assertTrue(fullBytes - halfBytes >= projectionPanels / 2 - 2 * scratch, memory);
             }
             Map<String, Tensor> a = wide.adapterStateDict(), b = kept.adapterStateDict();
             assertEquals(a.keySet(), b.keySet());
