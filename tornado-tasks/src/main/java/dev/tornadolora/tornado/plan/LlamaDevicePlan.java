@@ -248,7 +248,7 @@ public final class LlamaDevicePlan implements AutoCloseable {
         }
         Common cm = new Common(sizes, codebook, noMask, noBias, cos, sin,
                 new FloatArray(batch * heads * seq * seq), new FloatArray(batch * heads * seq * seq),
-                new FloatArray(t * maxRank), new VectorFloat16(scratch), new VectorFloat16(1));
+                new FloatArray(t * kv * hd), new FloatArray(t * kv * hd), new FloatArray(t * maxRank), new VectorFloat16(scratch), new VectorFloat16(1));
 
         Graphs graphs = new Graphs();
         for (FloatArray a : xs) graphs.shared.put(a, true);
@@ -381,8 +381,8 @@ public final class LlamaDevicePlan implements AutoCloseable {
             Graph bg = graphs.graph("layer" + l + "Backward");
             layerForward(bg.stage("recompute"), layer, x, null, cm);
             Stage b = bg.stage("backward");
-            FloatArray p = cm.p, ds = cm.ds, dhLora = cm.dhLora;
-            b.use(dy, dh, tmp, dm, dn, da, dg, du, dAttn, dq, dk, dv, p, ds, dhLora, grads, theta, x);
+            FloatArray p = cm.p, ds = cm.ds, kT = cm.kT, vT = cm.vT, dhLora = cm.dhLora;
+            b.use(dy, dh, tmp, dm, dn, da, dg, du, dAttn, dq, dk, dv, p, ds, kT, vT, dhLora, grads, theta, x);
             projectBackward(b, "down", proj.get("down_proj"), dy, s.a, da, s.hLora.get("down_proj"), cm);
             b.add(g -> g.task(b.n("swiglu"), SwiGluKernels::backward, da, s.g, s.u, dg, du, t * inter));
             projectBackward(b, "gate", proj.get("gate_proj"), dg, s.m, dm, s.hLora.get("gate_proj"), cm);
@@ -391,12 +391,14 @@ public final class LlamaDevicePlan implements AutoCloseable {
             b.add(g -> g.task(b.n("fork"), EmbeddingKernels::copy, dy, dh, t * d));
             b.add(g -> g.task(b.n("norm2"), RmsNormKernels::backward, dm, s.h, layer.postNorm, s.inv2, dh, t, d, 1));
             projectBackward(b, "o", proj.get("o_proj"), dh, s.attn, dAttn, s.hLora.get("o_proj"), cm);
-            b.add(g -> g.task(b.n("scoreGradients"), AttentionKernels::scoreGradients, s.q, s.k, s.v, s.attn, dAttn,
+            b.add(g -> g.task(b.n("transposeKeysValues"), AttentionKernels::transposeKeysValues, s.k, s.v, kT, vT,
+                    seq, kv, batch, hd));
+            b.add(g -> g.task(b.n("scoreGradients"), AttentionKernels::scoreGradients, s.q, kT, vT, s.attn, dAttn,
                     s.lse, p, ds, seq, kv, batch, rep, hd, attnScale));
-            b.add(g -> g.task(b.n("queryGradients"), AttentionKernels::context, ds, s.k, dq, hd, seq, batch,
-                    kv, rep));
+            b.add(g -> g.task(b.n("queryGradients"), AttentionKernels::queryGradients, ds, s.k, dq, seq, kv, batch,
+                    rep, hd));
             b.add(g -> g.task(b.n("keyValueGradients"), AttentionKernels::keyValueGradients, ds, p, s.q, dAttn, dk,
-                    dv, hd, seq, batch, kv, rep));
+                    dv, seq, kv, batch, rep, hd));
             int half = hd / 2;
             b.add(g -> g.task(b.n("ropeQ"), RopeKernels::rotateHalves, dq, cos, sin, seq, batch, heads, hd, half,
                     -1f));
@@ -477,7 +479,7 @@ public final class LlamaDevicePlan implements AutoCloseable {
      * panels an NF4 base is decoded into before each product (one per graph: its tasks run one after another).
      */
     private record Common(IntArray sizes, FloatArray codebook, FloatArray noMask, FloatArray noBias, FloatArray cos,
-                          FloatArray sin, FloatArray p, FloatArray ds, FloatArray dhLora, VectorFloat16 nf4Panels,
+                          FloatArray sin, FloatArray p, FloatArray ds, FloatArray kT, FloatArray vT, FloatArray dhLora, VectorFloat16 nf4Panels,
                           VectorFloat16 noPanels) {}
 
     /** A decoder layer's frozen norms and projections and its activations (each graph holds its own copy). */
