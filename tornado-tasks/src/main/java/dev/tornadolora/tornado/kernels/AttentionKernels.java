@@ -121,9 +121,9 @@ public final class AttentionKernels {
      * {@link #transposeKeysValues}) and PoCL's compiler vectorises it; a dot product per (i, j) is a reduction,
      * which it cannot vectorise without fast-math's reassociation (the scalar form took 3–8× longer on PoCL).
      */
-    public static void scoreGradients(FloatArray q, FloatArray kT, FloatArray vT, FloatArray out,
-                                          FloatArray dOut, FloatArray lse, FloatArray p, FloatArray ds, int seq,
-                                          int kvHeads, int batch, int rep, int headDim, float scale) {
+    public static void scoreGradients(FloatArray q, FloatArray kT, FloatArray vT, FloatArray out, FloatArray dOut,
+                                      FloatArray lse, FloatArray p, FloatArray ds, int seq, int kvHeads, int batch,
+                                      int rep, int headDim, float scale) {
         for (@Parallel int i = 0; i < seq; i++) {
             for (@Parallel int g = 0; g < kvHeads; g++) {
                 for (@Parallel int b = 0; b < batch; b++) {
@@ -225,9 +225,8 @@ public final class AttentionKernels {
      * loop along d, vectorised) and four query rows a pass over them. The column j of P and dS is read strided
      * (a scalar a row, for two 4·d-term updates); the work-items of j and j + 1 share its cache lines.
      */
-    public static void keyValueGradients(FloatArray ds, FloatArray p, FloatArray q, FloatArray dOut,
-                                             FloatArray dk, FloatArray dv, int seq, int kvHeads, int batch, int rep,
-                                             int headDim) {
+    public static void keyValueGradients(FloatArray ds, FloatArray p, FloatArray q, FloatArray dOut, FloatArray dk,
+                                         FloatArray dv, int seq, int kvHeads, int batch, int rep, int headDim) {
         for (@Parallel int j = 0; j < seq; j++) {
             for (@Parallel int g = 0; g < kvHeads; g++) {
                 for (@Parallel int b = 0; b < batch; b++) {
