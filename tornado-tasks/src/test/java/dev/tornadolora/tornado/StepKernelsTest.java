@@ -25,6 +25,7 @@ import uk.ac.manchester.tornado.api.TornadoExecutionPlan;
 import uk.ac.manchester.tornado.api.enums.DataTransferMode;
 import uk.ac.manchester.tornado.api.types.arrays.FloatArray;
 import uk.ac.manchester.tornado.api.types.arrays.IntArray;
+import uk.ac.manchester.tornado.api.types.collections.VectorFloat16;
 
 import java.util.ArrayList;
 import java.util.List;
@@ -159,7 +160,8 @@ class StepKernelsTest {
     }
 
     @ParameterizedTest(name = "B={0} S={1} H={2} KV={3} d={4}")
-    @CsvSource({"2,7,4,2,8", "1,5,3,3,4", "1,9,2,1,6"})  // the last: head_dim not a multiple of 4
+    // the third: S past two blocks of 16, d past one; the last: head_dim not a multiple of 4
+    @CsvSource({"2,7,4,2,8", "1,5,3,3,4", "1,37,4,1,20", "1,9,2,1,6"})
     void causalAttentionMatchesTheJvmOp(int batch, int seq, int heads, int kvHeads, int headDim) throws Exception {
         int t = batch * seq, qw = heads * headDim, kw = kvHeads * headDim, rep = heads / kvHeads;
         float scale = (float) (1.0 / Math.sqrt(headDim));
@@ -177,10 +179,14 @@ class StepKernelsTest {
         FloatArray ds = new FloatArray(batch * heads * seq * seq);
         FloatArray kT = new FloatArray(k.length), vT = new FloatArray(v.length);
         FloatArray dqD = new FloatArray(q.length), dkD = new FloatArray(k.length), dvD = new FloatArray(v.length);
-        TaskGraph g = new TaskGraph("attn").transferToDevice(DataTransferMode.FIRST_EXECUTION, qD, kD, vD, dOutD)
-                .task("probabilities", AttentionKernels::probabilities, qD, kD, p, lseD, seq, kvHeads, batch, rep,
-                        headDim, scale)
-                .task("context", AttentionKernels::context, p, vD, outD, headDim, seq, batch, kvHeads, rep)
+        int blocks = (seq + 15) / 16, dBlocks = (headDim + 15) / 16;
+        VectorFloat16 kb = new VectorFloat16(batch * kvHeads * headDim * blocks);
+        VectorFloat16 vb = new VectorFloat16(t * kvHeads * dBlocks);
+        TaskGraph g = new TaskGraph("attn").transferToDevice(DataTransferMode.FIRST_EXECUTION, qD, kD, vD, dOutD, kb, vb)
+                .task("keyBlocks", AttentionKernels::keyBlocks, kD, kb, seq, kvHeads, batch, headDim, blocks)
+                .task("valueBlocks", AttentionKernels::valueBlocks, vD, vb, t, kvHeads, headDim, dBlocks)
+                .task("forward", AttentionKernels::forward, qD, kb, vb, p, outD, lseD, seq, kvHeads, batch, rep,
+                        headDim, scale, blocks, dBlocks)
                 .task("transposeKeysValues", AttentionKernels::transposeKeysValues, kD, vD, kT, vT, seq, kvHeads,
                         batch, headDim)
                 .task("scoreGradients", AttentionKernels::scoreGradients, qD, kT, vT, outD, dOutD, lseD, p, ds, seq,
