@@ -17,11 +17,10 @@ import uk.ac.manchester.tornado.api.types.vectors.Float16;
  *             dq_i = Σ_j dS_ij k_j,   dk_j = Σ_{h of g} Σ_{i ≥ j} dS_ij q_i,   dv_j = Σ_{h of g} Σ_{i ≥ j} P_ij dO_i
  * </pre>
  * Layout as the JVM twin: q, O [B·S, H·d]; k, v [B·S, KV·d]; lse [B·H·S]; the probabilities (and dS) go through a
- * device scratch [B·H, S, S] that one layer at a time uses, so what a step keeps for backward is O and lse only;
- * the backward also transposes k and v into a scratch [B, KV, d, S] each.
- * The forward reads k and v as blocks of 16 lanes ({@link #keyBlocks}, {@link #valueBlocks}): PoCL turns a
- * {@link Float16} product into one vector instruction, and its loop vectoriser leaves the scalar loops alone (their
- * 32-bit indices hide that neighbouring loads are neighbours).
+ * device scratch [B·H, S, S] that one layer at a time uses, so what a step keeps for backward is O and lse only.
+ * Forward and backward read k, v (the backward also q and dO) as blocks of 16 lanes ({@link #keyBlocks},
+ * {@link #valueBlocks}): PoCL turns a {@link Float16} product into one vector instruction, and its loop vectoriser
+ * leaves the scalar loops alone (their 32-bit indices hide that neighbouring loads are neighbours).
  * Work-items are (row, kv head, sequence) with the group's query heads looped inside, so that no index is divided
  * (TornadoVM's OpenCL code divides signed ints wrongly by powers of two).
  */
@@ -171,41 +170,21 @@ public final class AttentionKernels {
     }
 
     /**
-     * Backward, task 0: kᵀ and vᵀ of each (sequence, kv head), [B, KV, d, S], so that {@link #scoreGradients}
-     * reads the keys of a row's scores contiguously.
+     * Backward, task 1 (after {@link #keyBlocks} of k and of v): P recomputed from lse, and dS, into the [B·H, S, S]
+     * scratches. As {@link #forward}'s scores: q_i·k_j and dO_i·v_j for 16 key positions a lane, four blocks at a
+     * time, each lane's sum over d ascending (the plain loop's order); the raw sums go to the rows of {@code p} and
+     * {@code ds}, then P_ij = exp(σ·s_ij − lse_i) and dS_ij = σ P_ij (dp_ij − D_i) position by position.
      */
-    public static void transposeKeysValues(FloatArray k, FloatArray v, FloatArray kT, FloatArray vT, int seq,
-                                           int kvHeads, int batch, int headDim) {
-        for (@Parallel int j = 0; j < seq; j++) {
-            for (@Parallel int g = 0; g < kvHeads; g++) {
-                for (@Parallel int b = 0; b < batch; b++) {
-                    int ko = (b * seq + j) * kvHeads * headDim + g * headDim;
-                    int to = (b * kvHeads + g) * headDim * seq + j;
-                    for (int dd = 0; dd < headDim; dd++) {
-                        kT.set(to + dd * seq, k.get(ko + dd));
-                        vT.set(to + dd * seq, v.get(ko + dd));
-                    }
-                }
-            }
-        }
-    }
-
-    /**
-     * Backward, task 1: P recomputed from lse, and dS, into [B·H, S, S] scratches. The row's scores are the
-     * accumulators: q_i·k_j and dO_i·v_j grow over d, four terms a pass (each sum still in the order of d), for
-     * every j ≤ i at once, so that the innermost loop runs along the row (kᵀ, vᵀ from
-     * {@link #transposeKeysValues}) and its steps are independent, which the CPU overlaps; a dot product per
-     * (i, j) is one chain of dependent adds (that form took about 5× longer on PoCL).
-     */
-    public static void scoreGradients(FloatArray q, FloatArray kT, FloatArray vT, FloatArray out, FloatArray dOut,
-                                      FloatArray lse, FloatArray p, FloatArray ds, int seq, int kvHeads, int batch,
-                                      int rep, int headDim, float scale) {
+    public static void scoreGradients(FloatArray q, VectorFloat16 kBlocks, VectorFloat16 vBlocks, FloatArray out,
+                                      FloatArray dOut, FloatArray lse, FloatArray p, FloatArray ds, int seq,
+                                      int kvHeads, int batch, int rep, int headDim, float scale, int blocks) {
         for (@Parallel int i = 0; i < seq; i++) {
             for (@Parallel int g = 0; g < kvHeads; g++) {
                 for (@Parallel int b = 0; b < batch; b++) {
                     int heads = kvHeads * rep;
                     int qw = heads * headDim;
-                    int kb = (b * kvHeads + g) * headDim * seq;
+                    int ko = (b * kvHeads + g) * headDim * blocks;
+                    int lastBlock = i >> 4;  // i / LANES, as a shift (TornadoVM's signed / by 2^n is wrong)
                     for (int r = 0; r < rep; r++) {
                         int h = g * rep + r;
                         int pair = b * heads + h;
@@ -216,31 +195,33 @@ public final class AttentionKernels {
                         for (int dd = 0; dd < headDim; dd++) {
                             di += dOut.get(qo + dd) * out.get(qo + dd);
                         }
-                        for (int j = 0; j <= i; j++) {
-                            p.set(po + j, 0f);
-                            ds.set(po + j, 0f);
-                        }
-                        int d4 = headDim - headDim % 4;
-                        for (int dd = 0; dd < d4; dd += 4) {
-                            float q0 = q.get(qo + dd), q1 = q.get(qo + dd + 1), q2 = q.get(qo + dd + 2);
-                            float q3 = q.get(qo + dd + 3);
-                            float o0 = dOut.get(qo + dd), o1 = dOut.get(qo + dd + 1), o2 = dOut.get(qo + dd + 2);
-                            float o3 = dOut.get(qo + dd + 3);
-                            int k0 = kb + dd * seq;
-                            for (int j = 0; j <= i; j++) {
-                                p.set(po + j, p.get(po + j) + q0 * kT.get(k0 + j) + q1 * kT.get(k0 + seq + j)
-                                        + q2 * kT.get(k0 + 2 * seq + j) + q3 * kT.get(k0 + 3 * seq + j));
-                                ds.set(po + j, ds.get(po + j) + o0 * vT.get(k0 + j) + o1 * vT.get(k0 + seq + j)
-                                        + o2 * vT.get(k0 + 2 * seq + j) + o3 * vT.get(k0 + 3 * seq + j));
+                        for (int jb = 0; jb <= lastBlock; jb += 4) {
+                            int jb1 = Math.min(jb + 1, lastBlock);
+                            int jb2 = Math.min(jb + 2, lastBlock);
+                            int jb3 = Math.min(jb + 3, lastBlock);
+                            Float16 s0 = Matmul.zero(), s1 = Matmul.zero(), s2 = Matmul.zero(), s3 = Matmul.zero();
+                            Float16 d0 = Matmul.zero(), d1 = Matmul.zero(), d2 = Matmul.zero(), d3 = Matmul.zero();
+                            for (int dd = 0; dd < headDim; dd++) {
+                                Float16 qd = Matmul.splat(q.get(qo + dd));
+                                Float16 od = Matmul.splat(dOut.get(qo + dd));
+                                int kr = ko + dd * blocks;
+                                s0 = Float16.add(s0, Float16.mult(qd, kBlocks.get(kr + jb)));
+                                s1 = Float16.add(s1, Float16.mult(qd, kBlocks.get(kr + jb1)));
+                                s2 = Float16.add(s2, Float16.mult(qd, kBlocks.get(kr + jb2)));
+                                s3 = Float16.add(s3, Float16.mult(qd, kBlocks.get(kr + jb3)));
+                                d0 = Float16.add(d0, Float16.mult(od, vBlocks.get(kr + jb)));
+                                d1 = Float16.add(d1, Float16.mult(od, vBlocks.get(kr + jb1)));
+                                d2 = Float16.add(d2, Float16.mult(od, vBlocks.get(kr + jb2)));
+                                d3 = Float16.add(d3, Float16.mult(od, vBlocks.get(kr + jb3)));
                             }
-                        }
-                        for (int dd = d4; dd < headDim; dd++) {
-                            float q0 = q.get(qo + dd), o0 = dOut.get(qo + dd);
-                            int k0 = kb + dd * seq;
-                            for (int j = 0; j <= i; j++) {
-                                p.set(po + j, p.get(po + j) + q0 * kT.get(k0 + j));
-                                ds.set(po + j, ds.get(po + j) + o0 * vT.get(k0 + j));
-                            }
+                            Matmul.storeRow(p, po, jb * LANES, i + 1, s0);
+                            Matmul.storeRow(p, po, jb1 * LANES, i + 1, s1);
+                            Matmul.storeRow(p, po, jb2 * LANES, i + 1, s2);
+                            Matmul.storeRow(p, po, jb3 * LANES, i + 1, s3);
+                            Matmul.storeRow(ds, po, jb * LANES, i + 1, d0);
+                            Matmul.storeRow(ds, po, jb1 * LANES, i + 1, d1);
+                            Matmul.storeRow(ds, po, jb2 * LANES, i + 1, d2);
+                            Matmul.storeRow(ds, po, jb3 * LANES, i + 1, d3);
                         }
                         for (int j = 0; j <= i; j++) {
                             float pij = Exp.exp(p.get(po + j) * scale - l);
@@ -254,41 +235,40 @@ public final class AttentionKernels {
     }
 
     /**
-     * Backward, task 2: dq_i = Σ_{j ≤ i} dS_ij k_j (σ is in dS), summed in the order of j, with the row of dq as
-     * the accumulator (the innermost loop along d, its steps independent) and four keys a pass over it (one
-     * accumulator per work-item took about 3× longer on PoCL).
+     * Backward, task 2: dq_i = Σ_{j ≤ i} dS_ij k_j (σ is in dS), k as rows of 16-dim blocks ({@link #valueBlocks}
+     * of k), four blocks at a time, each lane's sum over j ascending.
      */
-    public static void queryGradients(FloatArray ds, FloatArray k, FloatArray dq, int seq, int kvHeads, int batch,
-                                      int rep, int headDim) {
+    public static void queryGradients(FloatArray ds, VectorFloat16 kRows, FloatArray dq, int seq, int kvHeads,
+                                      int batch, int rep, int headDim, int dBlocks) {
         for (@Parallel int i = 0; i < seq; i++) {
             for (@Parallel int g = 0; g < kvHeads; g++) {
                 for (@Parallel int b = 0; b < batch; b++) {
                     int heads = kvHeads * rep;
                     int qw = heads * headDim;
-                    int kw = kvHeads * headDim;
+                    int lastD = dBlocks - 1;
+                    int kw = kvHeads * dBlocks;
+                    int ko = (b * seq * kvHeads + g) * dBlocks;
                     for (int r = 0; r < rep; r++) {
                         int h = g * rep + r;
                         int po = ((b * heads + h) * seq + i) * seq;
                         int o = (b * seq + i) * qw + h * headDim;
-                        for (int dd = 0; dd < headDim; dd++) {
-                            dq.set(o + dd, 0f);
-                        }
-                        int n4 = (i + 1) - (i + 1) % 4;
-                        for (int j = 0; j < n4; j += 4) {
-                            float a0 = ds.get(po + j), a1 = ds.get(po + j + 1), a2 = ds.get(po + j + 2);
-                            float a3 = ds.get(po + j + 3);
-                            int k0 = (b * seq + j) * kw + g * headDim;
-                            for (int dd = 0; dd < headDim; dd++) {
-                                dq.set(o + dd, dq.get(o + dd) + a0 * k.get(k0 + dd) + a1 * k.get(k0 + kw + dd)
-                                        + a2 * k.get(k0 + 2 * kw + dd) + a3 * k.get(k0 + 3 * kw + dd));
+                        for (int cb = 0; cb < dBlocks; cb += 4) {
+                            int cb1 = Math.min(cb + 1, lastD);
+                            int cb2 = Math.min(cb + 2, lastD);
+                            int cb3 = Math.min(cb + 3, lastD);
+                            Float16 a0 = Matmul.zero(), a1 = Matmul.zero(), a2 = Matmul.zero(), a3 = Matmul.zero();
+                            for (int j = 0; j <= i; j++) {
+                                Float16 sj = Matmul.splat(ds.get(po + j));
+                                int kr = ko + j * kw;
+                                a0 = Float16.add(a0, Float16.mult(sj, kRows.get(kr + cb)));
+                                a1 = Float16.add(a1, Float16.mult(sj, kRows.get(kr + cb1)));
+                                a2 = Float16.add(a2, Float16.mult(sj, kRows.get(kr + cb2)));
+                                a3 = Float16.add(a3, Float16.mult(sj, kRows.get(kr + cb3)));
                             }
-                        }
-                        for (int j = n4; j <= i; j++) {
-                            float a0 = ds.get(po + j);
-                            int k0 = (b * seq + j) * kw + g * headDim;
-                            for (int dd = 0; dd < headDim; dd++) {
-                                dq.set(o + dd, dq.get(o + dd) + a0 * k.get(k0 + dd));
-                            }
+                            Matmul.storeRow(dq, o, cb * LANES, headDim, a0);
+                            Matmul.storeRow(dq, o, cb1 * LANES, headDim, a1);
+                            Matmul.storeRow(dq, o, cb2 * LANES, headDim, a2);
+                            Matmul.storeRow(dq, o, cb3 * LANES, headDim, a3);
                         }
                     }
                 }
@@ -297,52 +277,52 @@ public final class AttentionKernels {
     }
 
     /**
-     * Backward, task 3: dk_j = Σ_{h of g} Σ_{i ≥ j} dS_ij q_i and dv_j = Σ_{h of g} Σ_{i ≥ j} P_ij dO_i, summed
-     * over the group's heads, then the rows in order, with the rows of dk and dv as the accumulators (the innermost
-     * loop along d, its steps independent) and four query rows a pass over them (a work-item per (d, j) with one
-     * accumulator took about 10× longer on PoCL). The column j of P and dS is read strided
-     * (a scalar a row, for two 4·d-term updates); the work-items of j and j + 1 share its cache lines.
+     * Backward, task 3: dk_j = Σ_{h of g} Σ_{i ≥ j} dS_ij q_i and dv_j = Σ_{h of g} Σ_{i ≥ j} P_ij dO_i, q and dO as
+     * rows of 16-dim blocks ({@link #valueBlocks} of q and of dO, with the query heads as its heads), four blocks of
+     * each at a time, each lane's sum over the group's heads, then i ascending. The column j of P and dS is read
+     * strided, a scalar a row for eight vector products.
      */
-    public static void keyValueGradients(FloatArray ds, FloatArray p, FloatArray q, FloatArray dOut, FloatArray dk,
-                                         FloatArray dv, int seq, int kvHeads, int batch, int rep, int headDim) {
+    public static void keyValueGradients(FloatArray ds, FloatArray p, VectorFloat16 qRows, VectorFloat16 dOutRows,
+                                         FloatArray dk, FloatArray dv, int seq, int kvHeads, int batch, int rep,
+                                         int headDim, int dBlocks) {
         for (@Parallel int j = 0; j < seq; j++) {
             for (@Parallel int g = 0; g < kvHeads; g++) {
                 for (@Parallel int b = 0; b < batch; b++) {
                     int heads = kvHeads * rep;
-                    int qw = heads * headDim;
+                    int lastD = dBlocks - 1;
                     int o = (b * seq + j) * kvHeads * headDim + g * headDim;
-                    for (int dd = 0; dd < headDim; dd++) {
-                        dk.set(o + dd, 0f);
-                        dv.set(o + dd, 0f);
-                    }
-                    int n4 = j + (seq - j) - (seq - j) % 4;
-                    for (int r = 0; r < rep; r++) {
-                        int h = g * rep + r;
-                        int pairBase = (b * heads + h) * seq;
-                        for (int i = j; i < n4; i += 4) {
-                            int c0 = (pairBase + i) * seq + j;
-                            float s0 = ds.get(c0), s1 = ds.get(c0 + seq), s2 = ds.get(c0 + 2 * seq);
-                            float s3 = ds.get(c0 + 3 * seq);
-                            float p0 = p.get(c0), p1 = p.get(c0 + seq), p2 = p.get(c0 + 2 * seq);
-                            float p3 = p.get(c0 + 3 * seq);
-                            int q0 = (b * seq + i) * qw + h * headDim;
-                            for (int dd = 0; dd < headDim; dd++) {
-                                dk.set(o + dd, dk.get(o + dd) + s0 * q.get(q0 + dd) + s1 * q.get(q0 + qw + dd)
-                                        + s2 * q.get(q0 + 2 * qw + dd) + s3 * q.get(q0 + 3 * qw + dd));
-                                dv.set(o + dd, dv.get(o + dd) + p0 * dOut.get(q0 + dd)
-                                        + p1 * dOut.get(q0 + qw + dd) + p2 * dOut.get(q0 + 2 * qw + dd)
-                                        + p3 * dOut.get(q0 + 3 * qw + dd));
+                    for (int cb = 0; cb < dBlocks; cb += 4) {
+                        int cb1 = Math.min(cb + 1, lastD);
+                        int cb2 = Math.min(cb + 2, lastD);
+                        int cb3 = Math.min(cb + 3, lastD);
+                        Float16 k0 = Matmul.zero(), k1 = Matmul.zero(), k2 = Matmul.zero(), k3 = Matmul.zero();
+                        Float16 v0 = Matmul.zero(), v1 = Matmul.zero(), v2 = Matmul.zero(), v3 = Matmul.zero();
+                        for (int r = 0; r < rep; r++) {
+                            int h = g * rep + r;
+                            int pairBase = (b * heads + h) * seq;
+                            for (int i = j; i < seq; i++) {
+                                int c = (pairBase + i) * seq + j;
+                                Float16 si = Matmul.splat(ds.get(c));
+                                Float16 pi = Matmul.splat(p.get(c));
+                                int qr = ((b * seq + i) * heads + h) * dBlocks;
+                                k0 = Float16.add(k0, Float16.mult(si, qRows.get(qr + cb)));
+                                k1 = Float16.add(k1, Float16.mult(si, qRows.get(qr + cb1)));
+                                k2 = Float16.add(k2, Float16.mult(si, qRows.get(qr + cb2)));
+                                k3 = Float16.add(k3, Float16.mult(si, qRows.get(qr + cb3)));
+                                v0 = Float16.add(v0, Float16.mult(pi, dOutRows.get(qr + cb)));
+                                v1 = Float16.add(v1, Float16.mult(pi, dOutRows.get(qr + cb1)));
+                                v2 = Float16.add(v2, Float16.mult(pi, dOutRows.get(qr + cb2)));
+                                v3 = Float16.add(v3, Float16.mult(pi, dOutRows.get(qr + cb3)));
                             }
                         }
-                        for (int i = n4; i < seq; i++) {
-                            int c0 = (pairBase + i) * seq + j;
-                            float s0 = ds.get(c0), p0 = p.get(c0);
-                            int q0 = (b * seq + i) * qw + h * headDim;
-                            for (int dd = 0; dd < headDim; dd++) {
-                                dk.set(o + dd, dk.get(o + dd) + s0 * q.get(q0 + dd));
-                                dv.set(o + dd, dv.get(o + dd) + p0 * dOut.get(q0 + dd));
-                            }
-                        }
+                        Matmul.storeRow(dk, o, cb * LANES, headDim, k0);
+                        Matmul.storeRow(dk, o, cb1 * LANES, headDim, k1);
+                        Matmul.storeRow(dk, o, cb2 * LANES, headDim, k2);
+                        Matmul.storeRow(dk, o, cb3 * LANES, headDim, k3);
+                        Matmul.storeRow(dv, o, cb * LANES, headDim, v0);
+                        Matmul.storeRow(dv, o, cb1 * LANES, headDim, v1);
+                        Matmul.storeRow(dv, o, cb2 * LANES, headDim, v2);
+                        Matmul.storeRow(dv, o, cb3 * LANES, headDim, v3);
                     }
                 }
             }

@@ -250,7 +250,9 @@ public final class LlamaDevicePlan implements AutoCloseable {
         Common cm = new Common(sizes, codebook, noMask, noBias, cos, sin,
                 new FloatArray(batch * heads * seq * seq), new FloatArray(batch * heads * seq * seq),
                 new VectorFloat16(batch * kv * hd * keyBlocks), new VectorFloat16(t * kv * dimBlocks),
-                new FloatArray(t * kv * hd), new FloatArray(t * kv * hd), new FloatArray(t * maxRank),
+                new VectorFloat16(batch * kv * hd * keyBlocks), new VectorFloat16(batch * kv * hd * keyBlocks),
+                new VectorFloat16(t * kv * dimBlocks), new VectorFloat16(t * heads * dimBlocks),
+                new VectorFloat16(t * heads * dimBlocks), new FloatArray(t * maxRank),
                 new VectorFloat16(scratch), new VectorFloat16(1));
 
         Graphs graphs = new Graphs();
@@ -384,8 +386,11 @@ public final class LlamaDevicePlan implements AutoCloseable {
             Graph bg = graphs.graph("layer" + l + "Backward");
             layerForward(bg.stage("recompute"), layer, x, null, cm);
             Stage b = bg.stage("backward");
-            FloatArray p = cm.p, ds = cm.ds, kT = cm.kT, vT = cm.vT, dhLora = cm.dhLora;
-            b.use(dy, dh, tmp, dm, dn, da, dg, du, dAttn, dq, dk, dv, p, ds, kT, vT, dhLora, grads, theta, x);
+            FloatArray p = cm.p, ds = cm.ds, dhLora = cm.dhLora;
+            VectorFloat16 kCols = cm.kCols, vCols = cm.vCols, kRows = cm.kRows, qRows = cm.qRows;
+            VectorFloat16 dOutRows = cm.dOutRows;
+            b.use(dy, dh, tmp, dm, dn, da, dg, du, dAttn, dq, dk, dv, p, ds, dhLora, grads, theta, x);
+            b.use(kCols, vCols, kRows, qRows, dOutRows);
             projectBackward(b, "down", proj.get("down_proj"), dy, s.a, da, s.hLora.get("down_proj"), cm);
             b.add(g -> g.task(b.n("swiglu"), SwiGluKernels::backward, da, s.g, s.u, dg, du, t * inter));
             projectBackward(b, "gate", proj.get("gate_proj"), dg, s.m, dm, s.hLora.get("gate_proj"), cm);
@@ -394,14 +399,22 @@ public final class LlamaDevicePlan implements AutoCloseable {
             b.add(g -> g.task(b.n("fork"), EmbeddingKernels::copy, dy, dh, t * d));
             b.add(g -> g.task(b.n("norm2"), RmsNormKernels::backward, dm, s.h, layer.postNorm, s.inv2, dh, t, d, 1));
             projectBackward(b, "o", proj.get("o_proj"), dh, s.attn, dAttn, s.hLora.get("o_proj"), cm);
-            b.add(g -> g.task(b.n("transposeKeysValues"), AttentionKernels::transposeKeysValues, s.k, s.v, kT, vT,
-                    seq, kv, batch, hd));
-            b.add(g -> g.task(b.n("scoreGradients"), AttentionKernels::scoreGradients, s.q, kT, vT, s.attn, dAttn,
-                    s.lse, p, ds, seq, kv, batch, rep, hd, attnScale));
-            b.add(g -> g.task(b.n("queryGradients"), AttentionKernels::queryGradients, ds, s.k, dq, seq, kv, batch,
-                    rep, hd));
-            b.add(g -> g.task(b.n("keyValueGradients"), AttentionKernels::keyValueGradients, ds, p, s.q, dAttn, dk,
-                    dv, seq, kv, batch, rep, hd));
+            // the backward's operands as blocks of 16 lanes: k and v by key position, k, q and dO by head dim
+            b.add(g -> g.task(b.n("keyBlocks"), AttentionKernels::keyBlocks, s.k, kCols, seq, kv, batch, hd,
+                    keyBlocks));
+            b.add(g -> g.task(b.n("valueKeyBlocks"), AttentionKernels::keyBlocks, s.v, vCols, seq, kv, batch, hd,
+                    keyBlocks));
+            b.add(g -> g.task(b.n("keyRows"), AttentionKernels::valueBlocks, s.k, kRows, t, kv, hd, dimBlocks));
+            b.add(g -> g.task(b.n("queryRows"), AttentionKernels::valueBlocks, s.q, qRows, t, heads, hd,
+                    dimBlocks));
+            b.add(g -> g.task(b.n("dOutRows"), AttentionKernels::valueBlocks, dAttn, dOutRows, t, heads, hd,
+                    dimBlocks));
+            b.add(g -> g.task(b.n("scoreGradients"), AttentionKernels::scoreGradients, s.q, kCols, vCols, s.attn,
+                    dAttn, s.lse, p, ds, seq, kv, batch, rep, hd, attnScale, keyBlocks));
+            b.add(g -> g.task(b.n("queryGradients"), AttentionKernels::queryGradients, ds, kRows, dq, seq, kv, batch,
+                    rep, hd, dimBlocks));
+            b.add(g -> g.task(b.n("keyValueGradients"), AttentionKernels::keyValueGradients, ds, p, qRows, dOutRows,
+                    dk, dv, seq, kv, batch, rep, hd, dimBlocks));
             int half = hd / 2;
             b.add(g -> g.task(b.n("ropeQ"), RopeKernels::rotateHalves, dq, cos, sin, seq, batch, heads, hd, half,
                     -1f));
@@ -483,7 +496,8 @@ public final class LlamaDevicePlan implements AutoCloseable {
      */
     private record Common(IntArray sizes, FloatArray codebook, FloatArray noMask, FloatArray noBias, FloatArray cos,
                           FloatArray sin, FloatArray p, FloatArray ds, VectorFloat16 kBlocks, VectorFloat16 vBlocks,
-                          FloatArray kT, FloatArray vT, FloatArray dhLora, VectorFloat16 nf4Panels,
+                          VectorFloat16 kCols, VectorFloat16 vCols, VectorFloat16 kRows, VectorFloat16 qRows,
+                          VectorFloat16 dOutRows, FloatArray dhLora, VectorFloat16 nf4Panels,
                           VectorFloat16 noPanels) {}
 
     /** A decoder layer's frozen norms and projections and its activations (each graph holds its own copy). */
