@@ -18,9 +18,9 @@ import uk.ac.manchester.tornado.api.types.vectors.Float16;
  * </pre>
  * Layout as the JVM twin: q, O [B·S, H·d]; k, v [B·S, KV·d]; lse [B·H·S]; the probabilities (and dS) go through a
  * device scratch [B·H, S, S] that one layer at a time uses, so what a step keeps for backward is O and lse only.
- * The forward reads k and v as blocks of 16 lanes ({@link #keyBlocks}, {@link #valueBlocks}): PoCL turns a
- * {@link Float16} product into one vector instruction, and its loop vectoriser leaves the scalar loops alone (their
- * 32-bit indices hide that neighbouring loads are neighbours).
+ * Forward and backward read k, v (the backward also q and dO) as blocks of 16 lanes ({@link #keyBlocks},
+ * {@link #valueBlocks}): PoCL turns a {@link Float16} product into one vector instruction, and its loop vectoriser
+ * leaves the scalar loops alone (their 32-bit indices hide that neighbouring loads are neighbours).
  * Work-items are (row, kv head, sequence) with the group's query heads looped inside, so that no index is divided
  * (TornadoVM's OpenCL code divides signed ints wrongly by powers of two).
  */
@@ -170,43 +170,21 @@ public final class AttentionKernels {
     }
 
     /**
-     * Task 2 of the backward, dq_i = Σ_{j ≤ i} dS_ij k_j (O = P·V's product with dS and k); one work-item per
-     * (column of a head, row, sequence).
+     * Backward, task 1 (after {@link #keyBlocks} of k and of v): P recomputed from lse, and dS, into the [B·H, S, S]
+     * scratches. As {@link #forward}'s scores: q_i·k_j and dO_i·v_j for 16 key positions a lane, four blocks at a
+     * time, each lane's sum over d ascending (the plain loop's order); the raw sums go to the rows of {@code p} and
+     * {@code ds}, then P_ij = exp(σ·s_ij − lse_i) and dS_ij = σ P_ij (dp_ij − D_i) position by position.
      */
-    public static void context(FloatArray p, FloatArray v, FloatArray out, int headDim, int seq, int batch,
-                               int kvHeads, int rep) {
-        for (@Parallel int dd = 0; dd < headDim; dd++) {
-            for (@Parallel int i = 0; i < seq; i++) {
-                for (@Parallel int b = 0; b < batch; b++) {
-                    int heads = kvHeads * rep;
-                    int qw = heads * headDim;
-                    int kw = kvHeads * headDim;
-                    for (int g = 0; g < kvHeads; g++) {
-                        for (int r = 0; r < rep; r++) {
-                            int h = g * rep + r;
-                            int po = ((b * heads + h) * seq + i) * seq;
-                            float acc = 0f;
-                            for (int j = 0; j <= i; j++) {
-                                acc += p.get(po + j) * v.get((b * seq + j) * kw + g * headDim + dd);
-                            }
-                            out.set((b * seq + i) * qw + h * headDim + dd, acc);
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    /** Task 1 of the backward: P recomputed from lse, and dS, both into [B·H, S, S] scratches. */
-    public static void scoreGradients(FloatArray q, FloatArray k, FloatArray v, FloatArray out, FloatArray dOut,
-                                      FloatArray lse, FloatArray p, FloatArray ds, int seq, int kvHeads, int batch,
-                                      int rep, int headDim, float scale) {
+    public static void scoreGradients(FloatArray q, VectorFloat16 kBlocks, VectorFloat16 vBlocks, FloatArray out,
+                                      FloatArray dOut, FloatArray lse, FloatArray p, FloatArray ds, int seq,
+                                      int kvHeads, int batch, int rep, int headDim, float scale, int blocks) {
         for (@Parallel int i = 0; i < seq; i++) {
             for (@Parallel int g = 0; g < kvHeads; g++) {
                 for (@Parallel int b = 0; b < batch; b++) {
                     int heads = kvHeads * rep;
                     int qw = heads * headDim;
-                    int kw = kvHeads * headDim;
+                    int ko = (b * kvHeads + g) * headDim * blocks;
+                    int lastBlock = i >> 4;  // i / LANES, as a shift (TornadoVM's signed / by 2^n is wrong)
                     for (int r = 0; r < rep; r++) {
                         int h = g * rep + r;
                         int pair = b * heads + h;
@@ -217,17 +195,38 @@ public final class AttentionKernels {
                         for (int dd = 0; dd < headDim; dd++) {
                             di += dOut.get(qo + dd) * out.get(qo + dd);
                         }
-                        for (int j = 0; j <= i; j++) {
-                            int ko = (b * seq + j) * kw + g * headDim;
-                            float s = 0f;
-                            float dp = 0f;
+                        for (int jb = 0; jb <= lastBlock; jb += 4) {
+                            int jb1 = Math.min(jb + 1, lastBlock);
+                            int jb2 = Math.min(jb + 2, lastBlock);
+                            int jb3 = Math.min(jb + 3, lastBlock);
+                            Float16 s0 = Matmul.zero(), s1 = Matmul.zero(), s2 = Matmul.zero(), s3 = Matmul.zero();
+                            Float16 d0 = Matmul.zero(), d1 = Matmul.zero(), d2 = Matmul.zero(), d3 = Matmul.zero();
                             for (int dd = 0; dd < headDim; dd++) {
-                                s += q.get(qo + dd) * k.get(ko + dd);
-                                dp += dOut.get(qo + dd) * v.get(ko + dd);
+                                Float16 qd = Matmul.splat(q.get(qo + dd));
+                                Float16 od = Matmul.splat(dOut.get(qo + dd));
+                                int kr = ko + dd * blocks;
+                                s0 = Float16.add(s0, Float16.mult(qd, kBlocks.get(kr + jb)));
+                                s1 = Float16.add(s1, Float16.mult(qd, kBlocks.get(kr + jb1)));
+                                s2 = Float16.add(s2, Float16.mult(qd, kBlocks.get(kr + jb2)));
+                                s3 = Float16.add(s3, Float16.mult(qd, kBlocks.get(kr + jb3)));
+                                d0 = Float16.add(d0, Float16.mult(od, vBlocks.get(kr + jb)));
+                                d1 = Float16.add(d1, Float16.mult(od, vBlocks.get(kr + jb1)));
+                                d2 = Float16.add(d2, Float16.mult(od, vBlocks.get(kr + jb2)));
+                                d3 = Float16.add(d3, Float16.mult(od, vBlocks.get(kr + jb3)));
                             }
-                            float pij = Exp.exp(s * scale - l);
+                            Matmul.storeRow(p, po, jb * LANES, i + 1, s0);
+                            Matmul.storeRow(p, po, jb1 * LANES, i + 1, s1);
+                            Matmul.storeRow(p, po, jb2 * LANES, i + 1, s2);
+                            Matmul.storeRow(p, po, jb3 * LANES, i + 1, s3);
+                            Matmul.storeRow(ds, po, jb * LANES, i + 1, d0);
+                            Matmul.storeRow(ds, po, jb1 * LANES, i + 1, d1);
+                            Matmul.storeRow(ds, po, jb2 * LANES, i + 1, d2);
+                            Matmul.storeRow(ds, po, jb3 * LANES, i + 1, d3);
+                        }
+                        for (int j = 0; j <= i; j++) {
+                            float pij = Exp.exp(p.get(po + j) * scale - l);
                             p.set(po + j, pij);
-                            ds.set(po + j, pij * (dp - di) * scale);
+                            ds.set(po + j, pij * (ds.get(po + j) - di) * scale);
                         }
                     }
                 }
@@ -235,31 +234,95 @@ public final class AttentionKernels {
         }
     }
 
-    /** Task 3 of the backward: dk_j and dv_j, summed over the rows i ≥ j and the group's query heads. */
-    public static void keyValueGradients(FloatArray ds, FloatArray p, FloatArray q, FloatArray dOut, FloatArray dk,
-                                         FloatArray dv, int headDim, int seq, int batch, int kvHeads, int rep) {
-        for (@Parallel int dd = 0; dd < headDim; dd++) {
-            for (@Parallel int j = 0; j < seq; j++) {
+    /**
+     * Backward, task 2: dq_i = Σ_{j ≤ i} dS_ij k_j (σ is in dS), k as rows of 16-dim blocks ({@link #valueBlocks}
+     * of k), four blocks at a time, each lane's sum over j ascending.
+     */
+    public static void queryGradients(FloatArray ds, VectorFloat16 kRows, FloatArray dq, int seq, int kvHeads,
+                                      int batch, int rep, int headDim, int dBlocks) {
+        for (@Parallel int i = 0; i < seq; i++) {
+            for (@Parallel int g = 0; g < kvHeads; g++) {
                 for (@Parallel int b = 0; b < batch; b++) {
                     int heads = kvHeads * rep;
                     int qw = heads * headDim;
-                    int kw = kvHeads * headDim;
-                    for (int g = 0; g < kvHeads; g++) {
-                        float accK = 0f;
-                        float accV = 0f;
+                    int lastD = dBlocks - 1;
+                    int kw = kvHeads * dBlocks;
+                    int ko = (b * seq * kvHeads + g) * dBlocks;
+                    for (int r = 0; r < rep; r++) {
+                        int h = g * rep + r;
+                        int po = ((b * heads + h) * seq + i) * seq;
+                        int o = (b * seq + i) * qw + h * headDim;
+                        for (int cb = 0; cb < dBlocks; cb += 4) {
+                            int cb1 = Math.min(cb + 1, lastD);
+                            int cb2 = Math.min(cb + 2, lastD);
+                            int cb3 = Math.min(cb + 3, lastD);
+                            Float16 a0 = Matmul.zero(), a1 = Matmul.zero(), a2 = Matmul.zero(), a3 = Matmul.zero();
+                            for (int j = 0; j <= i; j++) {
+                                Float16 sj = Matmul.splat(ds.get(po + j));
+                                int kr = ko + j * kw;
+                                a0 = Float16.add(a0, Float16.mult(sj, kRows.get(kr + cb)));
+                                a1 = Float16.add(a1, Float16.mult(sj, kRows.get(kr + cb1)));
+                                a2 = Float16.add(a2, Float16.mult(sj, kRows.get(kr + cb2)));
+                                a3 = Float16.add(a3, Float16.mult(sj, kRows.get(kr + cb3)));
+                            }
+                            Matmul.storeRow(dq, o, cb * LANES, headDim, a0);
+                            Matmul.storeRow(dq, o, cb1 * LANES, headDim, a1);
+                            Matmul.storeRow(dq, o, cb2 * LANES, headDim, a2);
+                            Matmul.storeRow(dq, o, cb3 * LANES, headDim, a3);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /**
+     * Backward, task 3: dk_j = Σ_{h of g} Σ_{i ≥ j} dS_ij q_i and dv_j = Σ_{h of g} Σ_{i ≥ j} P_ij dO_i, q and dO as
+     * rows of 16-dim blocks ({@link #valueBlocks} of q and of dO, with the query heads as its heads), four blocks of
+     * each at a time, each lane's sum over the group's heads, then i ascending. The column j of P and dS is read
+     * strided, a scalar a row for eight vector products.
+     */
+    public static void keyValueGradients(FloatArray ds, FloatArray p, VectorFloat16 qRows, VectorFloat16 dOutRows,
+                                         FloatArray dk, FloatArray dv, int seq, int kvHeads, int batch, int rep,
+                                         int headDim, int dBlocks) {
+        for (@Parallel int j = 0; j < seq; j++) {
+            for (@Parallel int g = 0; g < kvHeads; g++) {
+                for (@Parallel int b = 0; b < batch; b++) {
+                    int heads = kvHeads * rep;
+                    int lastD = dBlocks - 1;
+                    int o = (b * seq + j) * kvHeads * headDim + g * headDim;
+                    for (int cb = 0; cb < dBlocks; cb += 4) {
+                        int cb1 = Math.min(cb + 1, lastD);
+                        int cb2 = Math.min(cb + 2, lastD);
+                        int cb3 = Math.min(cb + 3, lastD);
+                        Float16 k0 = Matmul.zero(), k1 = Matmul.zero(), k2 = Matmul.zero(), k3 = Matmul.zero();
+                        Float16 v0 = Matmul.zero(), v1 = Matmul.zero(), v2 = Matmul.zero(), v3 = Matmul.zero();
                         for (int r = 0; r < rep; r++) {
                             int h = g * rep + r;
                             int pairBase = (b * heads + h) * seq;
                             for (int i = j; i < seq; i++) {
-                                int pij = (pairBase + i) * seq + j;
-                                int qi = (b * seq + i) * qw + h * headDim + dd;
-                                accK += ds.get(pij) * q.get(qi);
-                                accV += p.get(pij) * dOut.get(qi);
+                                int c = (pairBase + i) * seq + j;
+                                Float16 si = Matmul.splat(ds.get(c));
+                                Float16 pi = Matmul.splat(p.get(c));
+                                int qr = ((b * seq + i) * heads + h) * dBlocks;
+                                k0 = Float16.add(k0, Float16.mult(si, qRows.get(qr + cb)));
+                                k1 = Float16.add(k1, Float16.mult(si, qRows.get(qr + cb1)));
+                                k2 = Float16.add(k2, Float16.mult(si, qRows.get(qr + cb2)));
+                                k3 = Float16.add(k3, Float16.mult(si, qRows.get(qr + cb3)));
+                                v0 = Float16.add(v0, Float16.mult(pi, dOutRows.get(qr + cb)));
+                                v1 = Float16.add(v1, Float16.mult(pi, dOutRows.get(qr + cb1)));
+                                v2 = Float16.add(v2, Float16.mult(pi, dOutRows.get(qr + cb2)));
+                                v3 = Float16.add(v3, Float16.mult(pi, dOutRows.get(qr + cb3)));
                             }
                         }
-                        int o = (b * seq + j) * kw + g * headDim + dd;
-                        dk.set(o, accK);
-                        dv.set(o, accV);
+                        Matmul.storeRow(dk, o, cb * LANES, headDim, k0);
+                        Matmul.storeRow(dk, o, cb1 * LANES, headDim, k1);
+                        Matmul.storeRow(dk, o, cb2 * LANES, headDim, k2);
+                        Matmul.storeRow(dk, o, cb3 * LANES, headDim, k3);
+                        Matmul.storeRow(dv, o, cb * LANES, headDim, v0);
+                        Matmul.storeRow(dv, o, cb1 * LANES, headDim, v1);
+                        Matmul.storeRow(dv, o, cb2 * LANES, headDim, v2);
+                        Matmul.storeRow(dv, o, cb3 * LANES, headDim, v3);
                     }
                 }
             }

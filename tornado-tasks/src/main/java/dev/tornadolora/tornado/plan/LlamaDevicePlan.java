@@ -265,14 +265,18 @@ public final class LlamaDevicePlan implements AutoCloseable {
         Common cm = new Common(sizes, codebook, noMask, noBias, cos, sin,
                 new FloatArray(batch * heads * seq * seq), new FloatArray(batch * heads * seq * seq),
                 new VectorFloat16(batch * kv * hd * keyBlocks), new VectorFloat16(t * kv * dimBlocks),
-                new FloatArray(t * maxRank), new VectorFloat16(scratch), new VectorFloat16(scratch),
+                new VectorFloat16(batch * kv * hd * keyBlocks), new VectorFloat16(batch * kv * hd * keyBlocks),
+                new VectorFloat16(t * kv * dimBlocks), new VectorFloat16(t * heads * dimBlocks),
+                new VectorFloat16(t * heads * dimBlocks), new FloatArray(t * maxRank), new VectorFloat16(scratch),
+                new VectorFloat16(scratch),
                 new VectorFloat16(1), FloatArray.fromArray(HalfDecode.powers(HalfWeight.Format.BF16)),
                 FloatArray.fromArray(HalfDecode.powers(HalfWeight.Format.F16)));
 
         Graphs graphs = new Graphs();
         graphs.share(xs);
         graphs.share(theta, grads, dy, stats, moment1, moment2);
-        graphs.share(cm.p, cm.ds, cm.kBlocks, cm.vBlocks, cm.dhLora, cm.nf4Panels, cm.nf4Panels2);
+        graphs.share(cm.p, cm.ds, cm.kBlocks, cm.vBlocks, cm.kCols, cm.vCols, cm.kRows, cm.qRows, cm.dOutRows,
+                cm.dhLora, cm.nf4Panels, cm.nf4Panels2);
         graphs.graph("setup").setup = true;
 
         // -------- embed, in the first layer's forward graph (a graph less: fewer launches, see PlanKernels)
@@ -430,6 +434,8 @@ public final class LlamaDevicePlan implements AutoCloseable {
             FloatArray x = xs[l];
             Stage b = graphs.graph("layer" + l + "Backward").stage("backward");
             FloatArray p = cm.p, ds = cm.ds, dhLora = cm.dhLora;
+            VectorFloat16 kCols = cm.kCols, vCols = cm.vCols, kRows = cm.kRows, qRows = cm.qRows;
+            VectorFloat16 dOutRows = cm.dOutRows;
             b.use(layer.inNorm, layer.postNorm, cos, sin);
             projectBackward(b, "down", proj.get("down_proj"), dy, s.a, da, s.hLora.get("down_proj"), cm);
             b.add(g -> g.task(b.n("swiglu"), SwiGluKernels::backward, da, s.g, s.u, dg, du, t * inter));
@@ -438,12 +444,22 @@ public final class LlamaDevicePlan implements AutoCloseable {
             adapterBackward(b, "up", proj.get("up_proj"), du, s.m, dm, s.hLora.get("up_proj"), cm);
             b.add(g -> g.task(b.n("norm2"), RmsNormKernels::backward, dm, s.h, layer.postNorm, s.inv2, dh, t, d, 1));
             projectBackward(b, "o", proj.get("o_proj"), dh, s.attn, dAttn, s.hLora.get("o_proj"), cm);
-            b.add(g -> g.task(b.n("scoreGradients"), AttentionKernels::scoreGradients, s.q, s.k, s.v, s.attn, dAttn,
-                    s.lse, p, ds, seq, kv, batch, rep, hd, attnScale));
-            b.add(g -> g.task(b.n("queryGradients"), AttentionKernels::context, ds, s.k, dq, hd, seq, batch,
-                    kv, rep));
-            b.add(g -> g.task(b.n("keyValueGradients"), AttentionKernels::keyValueGradients, ds, p, s.q, dAttn, dk,
-                    dv, hd, seq, batch, kv, rep));
+            // the backward's operands as blocks of 16 lanes: k and v by key position, k, q and dO by head dim
+            b.add(g -> g.task(b.n("keyBlocks"), AttentionKernels::keyBlocks, s.k, kCols, seq, kv, batch, hd,
+                    keyBlocks));
+            b.add(g -> g.task(b.n("valueKeyBlocks"), AttentionKernels::keyBlocks, s.v, vCols, seq, kv, batch, hd,
+                    keyBlocks));
+            b.add(g -> g.task(b.n("keyRows"), AttentionKernels::valueBlocks, s.k, kRows, t, kv, hd, dimBlocks));
+            b.add(g -> g.task(b.n("queryRows"), AttentionKernels::valueBlocks, s.q, qRows, t, heads, hd,
+                    dimBlocks));
+            b.add(g -> g.task(b.n("dOutRows"), AttentionKernels::valueBlocks, dAttn, dOutRows, t, heads, hd,
+                    dimBlocks));
+            b.add(g -> g.task(b.n("scoreGradients"), AttentionKernels::scoreGradients, s.q, kCols, vCols, s.attn,
+                    dAttn, s.lse, p, ds, seq, kv, batch, rep, hd, attnScale, keyBlocks));
+            b.add(g -> g.task(b.n("queryGradients"), AttentionKernels::queryGradients, ds, kRows, dq, seq, kv, batch,
+                    rep, hd, dimBlocks));
+            b.add(g -> g.task(b.n("keyValueGradients"), AttentionKernels::keyValueGradients, ds, p, qRows, dOutRows,
+                    dk, dv, seq, kv, batch, rep, hd, dimBlocks));
             int half = hd / 2;
             b.add(g -> g.task(b.n("ropeQ"), RopeKernels::rotateHalves, dq, cos, sin, seq, batch, heads, hd, half,
                     -1f));
@@ -544,8 +560,10 @@ public final class LlamaDevicePlan implements AutoCloseable {
      */
     private record Common(IntArray sizes, FloatArray codebook, FloatArray noMask, FloatArray noBias, FloatArray cos,
                           FloatArray sin, FloatArray p, FloatArray ds, VectorFloat16 kBlocks, VectorFloat16 vBlocks,
-                          FloatArray dhLora, VectorFloat16 nf4Panels, VectorFloat16 nf4Panels2,
-                          VectorFloat16 noPanels, FloatArray bf16Powers, FloatArray f16Powers) {
+                          VectorFloat16 kCols, VectorFloat16 vCols, VectorFloat16 kRows, VectorFloat16 qRows,
+                          VectorFloat16 dOutRows, FloatArray dhLora, VectorFloat16 nf4Panels,
+                          VectorFloat16 nf4Panels2, VectorFloat16 noPanels, FloatArray bf16Powers,
+                          FloatArray f16Powers) {
         /** The power-of-two table {@link HalfDecode} reads for a format, by its mantissa bits. */
         FloatArray powers(int mantissaBits) {
             return mantissaBits == HalfDecode.mantissaBits(HalfWeight.Format.BF16) ? bf16Powers : f16Powers;
