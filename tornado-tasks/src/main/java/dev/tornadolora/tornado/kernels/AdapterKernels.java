@@ -291,6 +291,53 @@ public final class AdapterKernels {
         }
     }
 
+    /**
+     * {@link #dxLora} without a dropout mask (the whole-step plan's case), blocked: a work-item holds 8 tokens × 16
+     * columns, A's row read across lanes. (With a mask TornadoVM cannot compile the vector form.)
+     */
+    public static void dxLoraBlocked(FloatArray dx, FloatArray dh, FloatArray a, IntArray sizes, int inPanels,
+                                     int tokenBlocks, int in, int rank, int aOffset) {
+        for (@Parallel int ip = 0; ip < inPanels; ip++) {
+            for (@Parallel int tb = 0; tb < tokenBlocks; tb++) {
+              int m = sizes.get(Sizes.TOKENS);
+              if (tb * BLOCK < m) {
+                int i0 = ip * LANES, lanes = in - i0;
+                int t0 = tb * BLOCK;
+                int t1 = Math.min(t0 + 1, m - 1), t2 = Math.min(t0 + 2, m - 1), t3 = Math.min(t0 + 3, m - 1);
+                int t4 = Math.min(t0 + 4, m - 1), t5 = Math.min(t0 + 5, m - 1), t6 = Math.min(t0 + 6, m - 1);
+                int t7 = Math.min(t0 + 7, m - 1);
+                Float16 c0 = zero(), c1 = zero(), c2 = zero(), c3 = zero(), c4 = zero(), c5 = zero(), c6 = zero(),
+                        c7 = zero();
+                // the adapter switch as the loop's bound, read from the device (see epilogue); off: dx += 0
+                int terms = rank * sizes.get(Sizes.ADAPTERS);
+                for (int r = 0; r < terms; r++) {
+                    Float16 av = load(a, aOffset + r * in + i0, 1, lanes);
+                    c0 = Float16.add(c0, Float16.mult(av, splat(dh.get(t0 * rank + r))));
+                    c1 = Float16.add(c1, Float16.mult(av, splat(dh.get(t1 * rank + r))));
+                    c2 = Float16.add(c2, Float16.mult(av, splat(dh.get(t2 * rank + r))));
+                    c3 = Float16.add(c3, Float16.mult(av, splat(dh.get(t3 * rank + r))));
+                    c4 = Float16.add(c4, Float16.mult(av, splat(dh.get(t4 * rank + r))));
+                    c5 = Float16.add(c5, Float16.mult(av, splat(dh.get(t5 * rank + r))));
+                    c6 = Float16.add(c6, Float16.mult(av, splat(dh.get(t6 * rank + r))));
+                    c7 = Float16.add(c7, Float16.mult(av, splat(dh.get(t7 * rank + r))));
+                }
+                // dx accumulates: a clamped duplicate row must not add twice
+                int live = m - t0;
+                int e0 = t0 * in + i0, e1 = t1 * in + i0, e2 = t2 * in + i0, e3 = t3 * in + i0;
+                int e4 = t4 * in + i0, e5 = t5 * in + i0, e6 = t6 * in + i0, e7 = t7 * in + i0;
+                storeLanes(dx, e0, 1, lanes, Float16.add(load(dx, e0, 1, lanes), c0));
+                if (live > 1) storeLanes(dx, e1, 1, lanes, Float16.add(load(dx, e1, 1, lanes), c1));
+                if (live > 2) storeLanes(dx, e2, 1, lanes, Float16.add(load(dx, e2, 1, lanes), c2));
+                if (live > 3) storeLanes(dx, e3, 1, lanes, Float16.add(load(dx, e3, 1, lanes), c3));
+                if (live > 4) storeLanes(dx, e4, 1, lanes, Float16.add(load(dx, e4, 1, lanes), c4));
+                if (live > 5) storeLanes(dx, e5, 1, lanes, Float16.add(load(dx, e5, 1, lanes), c5));
+                if (live > 6) storeLanes(dx, e6, 1, lanes, Float16.add(load(dx, e6, 1, lanes), c6));
+                if (live > 7) storeLanes(dx, e7, 1, lanes, Float16.add(load(dx, e7, 1, lanes), c7));
+              }
+            }
+        }
+    }
+
     /** x[e] ⊙ m[e] with the mask on, else x[e]. */
     public static float masked(FloatArray x, FloatArray mask, int e, int useMask) {
         float v = x.get(e);

@@ -563,8 +563,9 @@ public final class LlamaDevicePlan implements AutoCloseable {
                     rankPanels, p.rank, p.out, p.scale, p.bOffset));
             st.add(g -> g.task(st.n(name + "GradA"), AdapterKernels::gradA, dhLora, x, noMask, grads, sizes, inBlocks,
                     rankPanels, p.rank, p.in, p.aOffset));
-            st.add(g -> g.task(st.n(name + "Dx"), AdapterKernels::dxLora, dx, dhLora, theta, noMask, sizes, p.in, t,
-                    p.rank, p.aOffset));
+            int inPanels = AdapterKernels.blocks(p.in, AdapterKernels.LANES);
+            st.add(g -> g.task(st.n(name + "Dx"), AdapterKernels::dxLoraBlocked, dx, dhLora, theta, sizes, inPanels,
+                    tokenBlocks, p.in, p.rank, p.aOffset));
         }
     }
 
