@@ -30,7 +30,8 @@ import uk.ac.manchester.tornado.api.types.vectors.Float16;
  * grids over tokens cover the plan's {@code capacity} and skip the rows past T. With the adapters off the
  * adapter tasks leave their outputs alone. A and B (and their gradients) start at {@code aOffset}/{@code bOffset}
  * of their arrays: a layer's plan holds them alone (offset 0), the model plan ({@code plan.LlamaDevicePlan}) holds
- * every adapter end to end in one array, so that clipping and AdamW run over one buffer. The sequential reference of all of them is {@code ScalarLoraKernels},
+ * every adapter end to end in one array, so that clipping and AdamW run over one buffer. The sequential reference
+ * of all of them is {@code ScalarLoraKernels},
  * the project's oracle.
  */
 public final class AdapterKernels {
@@ -135,14 +136,22 @@ public final class AdapterKernels {
                 int live = m - t0;
                 int e0 = t0 * out + j0, e1 = t1 * out + j0, e2 = t2 * out + j0, e3 = t3 * out + j0;
                 int e4 = t4 * out + j0, e5 = t5 * out + j0, e6 = t6 * out + j0, e7 = t7 * out + j0;
-                storeLanes(y, e0, 1, lanes, Float16.add(Float16.add(load(y, e0, 1, lanes), Float16.mult(c0, s)), biasLanes));
-                if (live > 1) storeLanes(y, e1, 1, lanes, Float16.add(Float16.add(load(y, e1, 1, lanes), Float16.mult(c1, s)), biasLanes));
-                if (live > 2) storeLanes(y, e2, 1, lanes, Float16.add(Float16.add(load(y, e2, 1, lanes), Float16.mult(c2, s)), biasLanes));
-                if (live > 3) storeLanes(y, e3, 1, lanes, Float16.add(Float16.add(load(y, e3, 1, lanes), Float16.mult(c3, s)), biasLanes));
-                if (live > 4) storeLanes(y, e4, 1, lanes, Float16.add(Float16.add(load(y, e4, 1, lanes), Float16.mult(c4, s)), biasLanes));
-                if (live > 5) storeLanes(y, e5, 1, lanes, Float16.add(Float16.add(load(y, e5, 1, lanes), Float16.mult(c5, s)), biasLanes));
-                if (live > 6) storeLanes(y, e6, 1, lanes, Float16.add(Float16.add(load(y, e6, 1, lanes), Float16.mult(c6, s)), biasLanes));
-                if (live > 7) storeLanes(y, e7, 1, lanes, Float16.add(Float16.add(load(y, e7, 1, lanes), Float16.mult(c7, s)), biasLanes));
+                storeLanes(y, e0, 1, lanes, Float16.add(Float16.add(load(y, e0, 1, lanes),
+                        Float16.mult(c0, s)), biasLanes));
+                if (live > 1) storeLanes(y, e1, 1, lanes, Float16.add(Float16.add(load(y, e1, 1, lanes),
+                        Float16.mult(c1, s)), biasLanes));
+                if (live > 2) storeLanes(y, e2, 1, lanes, Float16.add(Float16.add(load(y, e2, 1, lanes),
+                        Float16.mult(c2, s)), biasLanes));
+                if (live > 3) storeLanes(y, e3, 1, lanes, Float16.add(Float16.add(load(y, e3, 1, lanes),
+                        Float16.mult(c3, s)), biasLanes));
+                if (live > 4) storeLanes(y, e4, 1, lanes, Float16.add(Float16.add(load(y, e4, 1, lanes),
+                        Float16.mult(c4, s)), biasLanes));
+                if (live > 5) storeLanes(y, e5, 1, lanes, Float16.add(Float16.add(load(y, e5, 1, lanes),
+                        Float16.mult(c5, s)), biasLanes));
+                if (live > 6) storeLanes(y, e6, 1, lanes, Float16.add(Float16.add(load(y, e6, 1, lanes),
+                        Float16.mult(c6, s)), biasLanes));
+                if (live > 7) storeLanes(y, e7, 1, lanes, Float16.add(Float16.add(load(y, e7, 1, lanes),
+                        Float16.mult(c7, s)), biasLanes));
               }
             }
         }
@@ -176,14 +185,17 @@ public final class AdapterKernels {
                         c7 = Float16.add(c7, Float16.mult(hv, splat(dy.get(row + j7))));
                     }
                     int live = out - j0, base = bOffset + r0;
-                    storeLanes(gradB, base + j0 * rank, 1, lanes, Float16.add(load(gradB, base + j0 * rank, 1, lanes), Float16.mult(c0, splat(scale))));
-                    if (live > 1) storeLanes(gradB, base + j1 * rank, 1, lanes, Float16.add(load(gradB, base + j1 * rank, 1, lanes), Float16.mult(c1, splat(scale))));
-                    if (live > 2) storeLanes(gradB, base + j2 * rank, 1, lanes, Float16.add(load(gradB, base + j2 * rank, 1, lanes), Float16.mult(c2, splat(scale))));
-                    if (live > 3) storeLanes(gradB, base + j3 * rank, 1, lanes, Float16.add(load(gradB, base + j3 * rank, 1, lanes), Float16.mult(c3, splat(scale))));
-                    if (live > 4) storeLanes(gradB, base + j4 * rank, 1, lanes, Float16.add(load(gradB, base + j4 * rank, 1, lanes), Float16.mult(c4, splat(scale))));
-                    if (live > 5) storeLanes(gradB, base + j5 * rank, 1, lanes, Float16.add(load(gradB, base + j5 * rank, 1, lanes), Float16.mult(c5, splat(scale))));
-                    if (live > 6) storeLanes(gradB, base + j6 * rank, 1, lanes, Float16.add(load(gradB, base + j6 * rank, 1, lanes), Float16.mult(c6, splat(scale))));
-                    if (live > 7) storeLanes(gradB, base + j7 * rank, 1, lanes, Float16.add(load(gradB, base + j7 * rank, 1, lanes), Float16.mult(c7, splat(scale))));
+                    int e0 = base + j0 * rank, e1 = base + j1 * rank, e2 = base + j2 * rank, e3 = base + j3 * rank;
+                    int e4 = base + j4 * rank, e5 = base + j5 * rank, e6 = base + j6 * rank, e7 = base + j7 * rank;
+                    Float16 s = splat(scale);
+                    storeLanes(gradB, e0, 1, lanes, Float16.add(load(gradB, e0, 1, lanes), Float16.mult(c0, s)));
+                    if (live > 1) storeLanes(gradB, e1, 1, lanes, Float16.add(load(gradB, e1, 1, lanes), Float16.mult(c1, s)));
+                    if (live > 2) storeLanes(gradB, e2, 1, lanes, Float16.add(load(gradB, e2, 1, lanes), Float16.mult(c2, s)));
+                    if (live > 3) storeLanes(gradB, e3, 1, lanes, Float16.add(load(gradB, e3, 1, lanes), Float16.mult(c3, s)));
+                    if (live > 4) storeLanes(gradB, e4, 1, lanes, Float16.add(load(gradB, e4, 1, lanes), Float16.mult(c4, s)));
+                    if (live > 5) storeLanes(gradB, e5, 1, lanes, Float16.add(load(gradB, e5, 1, lanes), Float16.mult(c5, s)));
+                    if (live > 6) storeLanes(gradB, e6, 1, lanes, Float16.add(load(gradB, e6, 1, lanes), Float16.mult(c6, s)));
+                    if (live > 7) storeLanes(gradB, e7, 1, lanes, Float16.add(load(gradB, e7, 1, lanes), Float16.mult(c7, s)));
                 }
             }
         }
@@ -214,14 +226,15 @@ public final class AdapterKernels {
                     c6 = Float16.add(c6, Float16.mult(bv, splat(dy.get(t6 * out + j))));
                     c7 = Float16.add(c7, Float16.mult(bv, splat(dy.get(t7 * out + j))));
                 }
-                storeLanes(dh, t0 * rank + r0, 1, lanes, Float16.mult(c0, splat(scale)));
-                storeLanes(dh, t1 * rank + r0, 1, lanes, Float16.mult(c1, splat(scale)));
-                storeLanes(dh, t2 * rank + r0, 1, lanes, Float16.mult(c2, splat(scale)));
-                storeLanes(dh, t3 * rank + r0, 1, lanes, Float16.mult(c3, splat(scale)));
-                storeLanes(dh, t4 * rank + r0, 1, lanes, Float16.mult(c4, splat(scale)));
-                storeLanes(dh, t5 * rank + r0, 1, lanes, Float16.mult(c5, splat(scale)));
-                storeLanes(dh, t6 * rank + r0, 1, lanes, Float16.mult(c6, splat(scale)));
-                storeLanes(dh, t7 * rank + r0, 1, lanes, Float16.mult(c7, splat(scale)));
+                Float16 s = splat(scale);
+                storeLanes(dh, t0 * rank + r0, 1, lanes, Float16.mult(c0, s));
+                storeLanes(dh, t1 * rank + r0, 1, lanes, Float16.mult(c1, s));
+                storeLanes(dh, t2 * rank + r0, 1, lanes, Float16.mult(c2, s));
+                storeLanes(dh, t3 * rank + r0, 1, lanes, Float16.mult(c3, s));
+                storeLanes(dh, t4 * rank + r0, 1, lanes, Float16.mult(c4, s));
+                storeLanes(dh, t5 * rank + r0, 1, lanes, Float16.mult(c5, s));
+                storeLanes(dh, t6 * rank + r0, 1, lanes, Float16.mult(c6, s));
+                storeLanes(dh, t7 * rank + r0, 1, lanes, Float16.mult(c7, s));
               }
             }
         }
@@ -256,14 +269,16 @@ public final class AdapterKernels {
                         c7 = Float16.add(c7, Float16.mult(dv, splat(masked(x, mask, row + i7, useMask))));
                     }
                     int live = in - i0, base = aOffset + r0 * in;
-                    storeLanes(gradA, base + i0, in, lanes, Float16.add(load(gradA, base + i0, in, lanes), c0));
-                    if (live > 1) storeLanes(gradA, base + i1, in, lanes, Float16.add(load(gradA, base + i1, in, lanes), c1));
-                    if (live > 2) storeLanes(gradA, base + i2, in, lanes, Float16.add(load(gradA, base + i2, in, lanes), c2));
-                    if (live > 3) storeLanes(gradA, base + i3, in, lanes, Float16.add(load(gradA, base + i3, in, lanes), c3));
-                    if (live > 4) storeLanes(gradA, base + i4, in, lanes, Float16.add(load(gradA, base + i4, in, lanes), c4));
-                    if (live > 5) storeLanes(gradA, base + i5, in, lanes, Float16.add(load(gradA, base + i5, in, lanes), c5));
-                    if (live > 6) storeLanes(gradA, base + i6, in, lanes, Float16.add(load(gradA, base + i6, in, lanes), c6));
-                    if (live > 7) storeLanes(gradA, base + i7, in, lanes, Float16.add(load(gradA, base + i7, in, lanes), c7));
+                    int e0 = base + i0, e1 = base + i1, e2 = base + i2, e3 = base + i3;
+                    int e4 = base + i4, e5 = base + i5, e6 = base + i6, e7 = base + i7;
+                    storeLanes(gradA, e0, in, lanes, Float16.add(load(gradA, e0, in, lanes), c0));
+                    if (live > 1) storeLanes(gradA, e1, in, lanes, Float16.add(load(gradA, e1, in, lanes), c1));
+                    if (live > 2) storeLanes(gradA, e2, in, lanes, Float16.add(load(gradA, e2, in, lanes), c2));
+                    if (live > 3) storeLanes(gradA, e3, in, lanes, Float16.add(load(gradA, e3, in, lanes), c3));
+                    if (live > 4) storeLanes(gradA, e4, in, lanes, Float16.add(load(gradA, e4, in, lanes), c4));
+                    if (live > 5) storeLanes(gradA, e5, in, lanes, Float16.add(load(gradA, e5, in, lanes), c5));
+                    if (live > 6) storeLanes(gradA, e6, in, lanes, Float16.add(load(gradA, e6, in, lanes), c6));
+                    if (live > 7) storeLanes(gradA, e7, in, lanes, Float16.add(load(gradA, e7, in, lanes), c7));
                 }
             }
         }
