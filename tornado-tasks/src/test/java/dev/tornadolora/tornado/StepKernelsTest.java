@@ -25,6 +25,7 @@ import uk.ac.manchester.tornado.api.TornadoExecutionPlan;
 import uk.ac.manchester.tornado.api.enums.DataTransferMode;
 import uk.ac.manchester.tornado.api.types.arrays.FloatArray;
 import uk.ac.manchester.tornado.api.types.arrays.IntArray;
+import uk.ac.manchester.tornado.api.types.collections.VectorFloat16;
 
 import java.util.ArrayList;
 import java.util.List;
@@ -159,7 +160,7 @@ class StepKernelsTest {
     }
 
     @ParameterizedTest(name = "B={0} S={1} H={2} KV={3} d={4}")
-    @CsvSource({"2,7,4,2,8", "1,5,3,3,4"})
+    @CsvSource({"2,7,4,2,8", "1,5,3,3,4", "1,37,4,1,20"})  // the last: S past two blocks of 16, d past one
     void causalAttentionMatchesTheJvmOp(int batch, int seq, int heads, int kvHeads, int headDim) throws Exception {
         int t = batch * seq, qw = heads * headDim, kw = kvHeads * headDim, rep = heads / kvHeads;
         float scale = (float) (1.0 / Math.sqrt(headDim));
@@ -176,10 +177,14 @@ class StepKernelsTest {
         FloatArray lseD = new FloatArray(batch * heads * seq), p = new FloatArray(batch * heads * seq * seq);
         FloatArray ds = new FloatArray(batch * heads * seq * seq);
         FloatArray dqD = new FloatArray(q.length), dkD = new FloatArray(k.length), dvD = new FloatArray(v.length);
-        TaskGraph g = new TaskGraph("attn").transferToDevice(DataTransferMode.FIRST_EXECUTION, qD, kD, vD, dOutD)
-                .task("probabilities", AttentionKernels::probabilities, qD, kD, p, lseD, seq, kvHeads, batch, rep,
-                        headDim, scale)
-                .task("context", AttentionKernels::context, p, vD, outD, headDim, seq, batch, kvHeads, rep)
+        int blocks = (seq + 15) / 16, dBlocks = (headDim + 15) / 16;
+        VectorFloat16 kb = new VectorFloat16(batch * kvHeads * headDim * blocks);
+        VectorFloat16 vb = new VectorFloat16(t * kvHeads * dBlocks);
+        TaskGraph g = new TaskGraph("attn").transferToDevice(DataTransferMode.FIRST_EXECUTION, qD, kD, vD, dOutD, kb, vb)
+                .task("keyBlocks", AttentionKernels::keyBlocks, kD, kb, seq, kvHeads, batch, headDim, blocks)
+                .task("valueBlocks", AttentionKernels::valueBlocks, vD, vb, t, kvHeads, headDim, dBlocks)
+                .task("forward", AttentionKernels::forward, qD, kb, vb, p, outD, lseD, seq, kvHeads, batch, rep,
+                        headDim, scale, blocks, dBlocks)
                 .task("scoreGradients", AttentionKernels::scoreGradients, qD, kD, vD, outD, dOutD, lseD, p, ds, seq,
                         kvHeads, batch, rep, headDim, scale)
                 .task("queryGradients", AttentionKernels::context, ds, kD, dqD, headDim, seq, batch, kvHeads,

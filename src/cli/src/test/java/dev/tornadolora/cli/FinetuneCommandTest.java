@@ -216,6 +216,88 @@ class FinetuneCommandTest {
         assertOneLineError(other, "was trained with other options: lr 0.001 -> 0.002");
     }
 
+    /** The options session 2 (issue 25's data options) added to a run's identity and log.json's config. */
+    static final List<String> ADDED_SINCE = List.of("packing", "assistant_only_loss", "completion_only_loss",
+            "truncation_mode", "chat_template");
+
+    /**
+     * A run saved by the version before the data options joined the identity (its resume point and log.json
+     * without them, the identity computed without them) resumes when nothing the user set differs, to the same
+     * adapters and optimizer state as a run never stopped, and continues as this version's run; an option set
+     * otherwise is refused in one line naming it (RunIdentityTest: an added option set otherwise than the
+     * earlier version did).
+     */
+    @Test
+    void aRunSavedBeforeTheDataOptionsResumes(@TempDir Path tmp) throws Exception {
+        Path data = fixture.resolve("data.jsonl");
+        String[] opts = {"--seq-len", "8", "--batch", "2", "--lora-rank", "4", "--lora-alpha", "8", "--lr", "1e-2",
+                "--schedule", "constant", "--warmup-steps", "1"};
+        Path straight = tmp.resolve("straight"), old = tmp.resolve("old");
+        assertEquals(0, CliRun.of(args(data, straight, append(opts, "--steps", "6"))).exitCode());
+        // what the earlier version left after step 3 of a 6-step run (a constant schedule: step 3 of 3 is that)
+        CliRun first = CliRun.of(args(data, old, append(opts, "--steps", "3")));
+        assertEquals(0, first.exitCode(), first.err());
+        asSavedBeforeTheDataOptions(old, 6);
+        Path other = tmp.resolve("other");
+        copyFolder(old, other);
+
+        CliRun resumed = CliRun.of(args(data, old, append(opts, "--steps", "6", "--resume")));
+        assertEquals(0, resumed.exitCode(), resumed.err());
+        assertTrue(resumed.out().contains("resuming " + old + " at step 3"), resumed.out());
+        for (String f : new String[] {"peft/adapter_model.safetensors", "adapter.safetensors", dev.tornadolora.io.RunFiles.STATE}) {
+            assertArrayEquals(Files.readAllBytes(straight.resolve(f)), Files.readAllBytes(old.resolve(f)), f);
+        }
+        JsonNode a = JSON.readTree(straight.resolve("log.json").toFile()), b = JSON.readTree(old.resolve("log.json").toFile());
+        assertEquals(a.get("run_id"), b.get("run_id"), "continues as this version's run");
+        assertEquals(a.get("steps").size(), b.get("steps").size());
+        for (int i = 0; i < 6; i++) assertEquals(a.get("steps").get(i).get("loss"), b.get("steps").get(i).get("loss"), "step " + (i + 1));
+        for (String k : ADDED_SINCE) assertEquals(a.get("config").get(k), b.get("config").get(k), k);
+
+        // an option set otherwise is named, and only it (the options added since are at the earlier version's values)
+        String[] otherLr = opts.clone();
+        otherLr[java.util.Arrays.asList(opts).indexOf("--lr") + 1] = "2e-2";
+        CliRun refused = CliRun.of(args(data, other, append(otherLr, "--steps", "6", "--resume")));
+        assertOneLineError(refused, "was trained with other options: lr 0.01 -> 0.02 (give the options");
+    }
+
+    /**
+     * Rewrites the run in {@code dir} as the earlier version would have saved it in a run of {@code steps}
+     * steps: its resume point's options and log.json's config without {@link #ADDED_SINCE}, and the identity
+     * (run id, options' hash) of those options.
+     */
+    static void asSavedBeforeTheDataOptions(Path dir, long steps) throws IOException {
+        Path state = dir.resolve(dev.tornadolora.io.RunFiles.STATE);
+        byte[] bytes = Files.readAllBytes(state);
+        ByteBuffer b = ByteBuffer.wrap(bytes).order(ByteOrder.LITTLE_ENDIAN);
+        int headerLength = (int) b.getLong(0);
+        var header = (com.fasterxml.jackson.databind.node.ObjectNode) JSON.readTree(
+                new String(bytes, 8, headerLength, java.nio.charset.StandardCharsets.UTF_8));
+        var meta = (com.fasterxml.jackson.databind.node.ObjectNode) header.get("__metadata__");
+        var options = (com.fasterxml.jackson.databind.node.ObjectNode) JSON.readTree(meta.get("options").asText());
+        assertTrue(options.has("packing"), "this version records " + options);
+        options.remove(ADDED_SINCE);
+        options.put("steps", steps);
+        var id = dev.tornadolora.train.RunIdentity.of(options);
+        id.stateMetadata().forEach(meta::put);
+        byte[] h = JSON.writeValueAsBytes(header);
+        ByteBuffer out = ByteBuffer.allocate(8 + h.length + bytes.length - 8 - headerLength).order(ByteOrder.LITTLE_ENDIAN);
+        out.putLong(h.length).put(h).put(bytes, 8 + headerLength, bytes.length - 8 - headerLength);
+        Files.write(state, out.array());
+
+        Path logFile = dir.resolve("log.json");
+        var log = (com.fasterxml.jackson.databind.node.ObjectNode) JSON.readTree(logFile.toFile());
+        ((com.fasterxml.jackson.databind.node.ObjectNode) log.get("config")).remove(ADDED_SINCE);
+        ((com.fasterxml.jackson.databind.node.ObjectNode) log.get("config")).put("steps", steps);
+        id.metadata().forEach(log::put);
+        JSON.writeValue(logFile.toFile(), log);
+    }
+
+    static void copyFolder(Path from, Path to) throws IOException {
+        try (var files = Files.walk(from)) {
+            for (Path p : files.toList()) Files.copy(p, to.resolve(from.relativize(p).toString()));
+        }
+    }
+
     static String[] append(String[] a, String... b) {
         String[] c = java.util.Arrays.copyOf(a, a.length + b.length);
         System.arraycopy(b, 0, c, a.length, b.length);

@@ -4,6 +4,7 @@ import dev.tornadolora.train.SettingException;
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.DeserializationFeature;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.tornadolora.device.Device;
 import dev.tornadolora.llama.LoraSettings;
 
@@ -118,6 +119,13 @@ public record FinetuneJob(Model model, Data data, LoraSettings lora, Batching ba
         /** Whether every field is at its default (plain {"text"} data is then read as blocks). */
         public boolean atDefaults() {  // not isDefault: Jackson would write it as a property
             return equals(DEFAULT);
+        }
+
+        /** Records the fields in a log's configuration under TRL's names (the run's identity compares them). */
+        public void describe(ObjectNode c) {
+            c.put("packing", packing).put("assistant_only_loss", assistantOnlyLoss)
+                    .put("completion_only_loss", completionOnlyLoss).put("truncation_mode", truncationMode)
+                    .put("chat_template", chatTemplate == null ? null : chatTemplate.toString());
         }
     }
 

@@ -1,6 +1,7 @@
 package dev.tornadolora.finetune;
 
 import dev.tornadolora.train.SettingException;
+import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.tornadolora.device.Device;
 import dev.tornadolora.io.AtomicFiles;
@@ -256,14 +257,28 @@ public final class FinetuneRun {
         trainer.save(output.resolve(RunFiles.STATE), meta);
     }
 
+    /**
+     * For the options that joined a run's identity after runs had been saved (issue 25's data options), the values
+     * that do what the version before them did (plain {"text"} data read as blocks): a resume point that does not
+     * record one resumes when this run's value is that, and is refused naming it otherwise.
+     */
+    private static Map<String, JsonNode> earlierDefaults() {
+        ObjectNode d = new ObjectNode(com.fasterxml.jackson.databind.node.JsonNodeFactory.instance);
+        FinetuneJob.Preparation.DEFAULT.describe(d);
+        Map<String, JsonNode> m = new LinkedHashMap<>();
+        d.fields().forEachRemaining(e -> m.put(e.getKey(), e.getValue()));
+        return m;
+    }
+
     private void resumeFrom(Path state) {
         Path logFile = output.resolve(RunFiles.LOG);
         if (!Files.exists(logFile)) throw new SettingException("{resume}: " + logFile + " does not exist");
         SafeTensors head = SafeTensors.open(state);
         long step = TrainingState.parseLong(head, TrainingState.STEP);
         TrainingLog saved = TrainingLog.read(logFile, step);
-        identity.requireResumable(head, saved, logFile, "{resume}: " + output);
+        identity.requireResumable(head, saved, logFile, "{resume}: " + output, earlierDefaults());
         saved.config().setAll(log.config());
+        saved.identify(identity);  // an earlier version's run continues as this version's (the same when nothing was added)
         trainer.resume(state);
         log = saved;
         log.summary().removeAll();
@@ -411,9 +426,7 @@ public final class FinetuneRun {
                                 : job.data().evalSplit() != null ? "split " + job.data().evalSplit() + " of the data (seed "
                                 + job.batching().seed() + ")" : "first " + eval.size() + " rows of the data")
                         .put("init_adapter", job.model().initAdapter() == null ? null : job.model().initAdapter().toString());
-                c.put("packing", p.packing()).put("assistant_only_loss", p.assistantOnlyLoss())
-                        .put("completion_only_loss", p.completionOnlyLoss()).put("truncation_mode", p.truncationMode())
-                        .put("chat_template", p.chatTemplate() == null ? null : p.chatTemplate().toString());
+                p.describe(c);
                 if (!prepared.isEmpty()) {
                     var a = c.putArray("data_preparation");
                     for (TokenFormat.Prepared d : prepared) a.add(d.summary());

@@ -34,7 +34,10 @@ import java.util.SplittableRandom;
  */
 public final class TeacherStudent {
 
-    /** The job's sizes and seeds; {@link #DEFAULT} is what {@code finetune} runs without arguments. */
+    /**
+     * The job's sizes and seeds (the command line's embedded job, which {@code finetune} runs without a model, makes
+     * one in {@code EmbeddedJob.spec}).
+     */
     public record Spec(LlamaConfig model, LoraSettings lora, int hiddenRank, double updateScale, double logitStd,
                        int trainSequences, int evalSequences, int seqLen, long seed) {}
 

@@ -113,7 +113,7 @@ final class DecoderLayer {
         float[] attn = new float[t * c.qDim()];
         float[] lse = keep ? new float[batch * c.numAttentionHeads() * seq] : null;
         if (cache == null) attention(batch, seq, tables.positions()).forward(q, k, v, attn, lse);
-        else cache.attend(par, index, q, k, v, attn, seq, window);
+        else cache.attend(par, index, q, k, v, attn, seq);
         timer.stop(Op.ATTENTION, t0);
         t0 = timer.start();
         float[] h = proj.get("o_proj").forward(new Tensor(new int[] {t, c.qDim()}, attn)).data();

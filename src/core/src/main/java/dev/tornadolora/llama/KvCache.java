@@ -13,15 +13,19 @@ import java.util.List;
  * positions {@code length()…} attend causally to every cached position and to each other
  * (the same attention as {@link dev.tornadolora.llama.ops.CausalAttention}: σ = 1/√head_dim, fp32 softmax from
  * {@link Softmax}, grouped-query heads), or on a sliding layer to the last W positions only (transformers'
- * {@code DynamicSlidingWindowLayer} with its mask: position p sees p − W + 1 … p). Every position is kept (the
- * capacity is the whole sequence's); a sliding layer reads only its window of them. Made by
- * {@link LlamaForCausalLM#newCache}.
+ * {@code DynamicSlidingWindowLayer} with its mask: position p sees p − W + 1 … p). A full layer keeps every
+ * position (the capacity is the whole sequence's); a sliding layer keeps only the last W in a ring (position p in
+ * slot p mod W), as transformers' sliding-window cache keeps no more than its window: older keys can never be
+ * attended again. New tokens read the positions before them from the cache and those of their own call from
+ * the new keys and values, which then replace the oldest slots; every token attends to the same positions in
+ * the same order either way. Made by {@link LlamaForCausalLM#newCache}.
  */
 public final class KvCache {
     private final LlamaConfig c;
     private final int capacity;
     private final List<float[]> keys = new ArrayList<>();
     private final List<float[]> values = new ArrayList<>();
+    private final int[] slots;  // per layer, the positions its arrays hold: the capacity, or the window's W
     private int length;
 
     KvCache(LlamaConfig c, int capacity) {
@@ -31,9 +35,12 @@ public final class KvCache {
         }
         this.c = c;
         this.capacity = capacity;
-        for (int i = 0; i < c.numHiddenLayers(); i++) {
-            keys.add(new float[capacity * c.kvDim()]);
-            values.add(new float[capacity * c.kvDim()]);
+        this.slots = new int[c.numHiddenLayers()];
+        for (int i = 0; i < slots.length; i++) {
+            int window = c.parts().window(i);
+            slots[i] = window > 0 ? Math.min(window, capacity) : capacity;
+            keys.add(new float[slots[i] * c.kvDim()]);
+            values.add(new float[slots[i] * c.kvDim()]);
         }
     }
 
@@ -42,6 +49,9 @@ public final class KvCache {
 
     /** Positions it can hold. */
     public int capacity() { return capacity; }
+
+    /** Positions layer {@code layer} keeps: the capacity, or its sliding window (the last W positions). */
+    public int slots(int layer) { return slots[layer]; }
 
     /** Makes room for {@code n} more positions or refuses (before any layer writes). */
     void reserve(int n) {
@@ -57,16 +67,14 @@ public final class KvCache {
     }
 
     /**
-     * Appends layer {@code layer}'s k, v [n, kv·d] at positions length…length+n−1 and writes the attention output
-     * [n, H·d] of q [n, H·d] over positions 0…length+i for new token i (length+i−window+1…length+i with a
-     * sliding {@code window} > 0).
+     * Writes the attention output [n, H·d] of q [n, H·d] for n new tokens at positions length…length+n−1 over
+     * positions 0…length+i for new token i (length+i−W+1…length+i on a layer with a sliding window W), then
+     * keeps their k, v [n, kv·d] in layer {@code layer}'s slots.
      */
-    void attend(Parallel par, int layer, float[] q, float[] k, float[] v, float[] out, int n, int window) {
+    void attend(Parallel par, int layer, float[] q, float[] k, float[] v, float[] out, int n) {
         int d = c.headDim(), heads = c.numAttentionHeads(), kw = c.kvDim(), qw = c.qDim();
-        int rep = heads / c.numKeyValueHeads();
+        int rep = heads / c.numKeyValueHeads(), ring = slots[layer], window = c.parts().window(layer);
         float[] kc = keys.get(layer), vc = values.get(layer);
-        System.arraycopy(k, 0, kc, length * kw, n * kw);
-        System.arraycopy(v, 0, vc, length * kw, n * kw);
         float scale = (float) (1.0 / Math.sqrt(d));
         par.range(n * heads, 1, (p0, p1) -> {
             float[] s = new float[length + n];
@@ -74,11 +82,23 @@ public final class KvCache {
                 int i = pair / heads, h = pair % heads, g = h / rep, end = length + i + 1;
                 int first = window > 0 ? Math.max(0, end - window) : 0, len = end - first;
                 int qo = i * qw + h * d;
-                for (int j = 0; j < len; j++) s[j] = Vec.dot(d, q, qo, kc, (first + j) * kw + g * d);
+                for (int j = 0; j < len; j++) {
+                    int p = first + j;
+                    s[j] = p < length ? Vec.dot(d, q, qo, kc, p % ring * kw + g * d)
+                            : Vec.dot(d, q, qo, k, (p - length) * kw + g * d);
+                }
                 Softmax.softmaxInPlace(Vec.ROWS, len, s, 0, scale);
                 java.util.Arrays.fill(out, qo, qo + d, 0f);
-                for (int j = 0; j < len; j++) Vec.axpy(d, s[j], vc, (first + j) * kw + g * d, out, qo);
+                for (int j = 0; j < len; j++) {
+                    int p = first + j;
+                    if (p < length) Vec.axpy(d, s[j], vc, p % ring * kw + g * d, out, qo);
+                    else Vec.axpy(d, s[j], v, (p - length) * kw + g * d, out, qo);
+                }
             }
         });
+        for (int p = Math.max(length, length + n - ring); p < length + n; p++) {  // the last `ring` of them
+            System.arraycopy(k, (p - length) * kw, kc, p % ring * kw, kw);
+            System.arraycopy(v, (p - length) * kw, vc, p % ring * kw, kw);
+        }
     }
 }

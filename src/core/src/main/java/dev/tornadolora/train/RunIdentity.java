@@ -78,8 +78,27 @@ public record RunIdentity(String runId, String optionsSha256, ObjectNode options
      * @throws IllegalArgumentException naming the file and what differs
      */
     public RunIdentity requireResumable(SafeTensors state, TrainingLog log, java.nio.file.Path logFile, String what) {
+        return requireResumable(state, log, logFile, what, Map.of());
+    }
+
+    /**
+     * As {@link #requireResumable(SafeTensors, TrainingLog, java.nio.file.Path, String)}, with the options a later
+     * version added to the identity: an option the resume point does not record counts as its value in
+     * {@code earlierDefaults} (what the version that saved it did), see {@link #requireSameOptions(RunIdentity,
+     * Map, String)}.
+     *
+     * @param state           the resume point
+     * @param log             the log read from the same folder
+     * @param logFile         the log's path, for messages
+     * @param what            starts the message ("--resume: out")
+     * @param earlierDefaults per option added since, the value that does what the versions before it did
+     * @return the identity the state was saved with
+     * @throws IllegalArgumentException naming the file and what differs
+     */
+    public RunIdentity requireResumable(SafeTensors state, TrainingLog log, java.nio.file.Path logFile, String what,
+                                        Map<String, JsonNode> earlierDefaults) {
         RunIdentity saved = fromState(state);
-        requireSameOptions(saved, what);
+        requireSameOptions(saved, earlierDefaults, what);
         if (!saved.runId.equals(log.runId())) {
             throw new IllegalArgumentException(what + " holds files of different runs: " + logFile + " belongs to run "
                     + SafeText.quote(log.runId()) + " but " + state.source() + " to run " + SafeText.quote(saved.runId));
@@ -135,18 +154,36 @@ public record RunIdentity(String runId, String optionsSha256, ObjectNode options
      * @throws IllegalArgumentException naming each option that differs
      */
     public void requireSameOptions(RunIdentity saved, String what) {
+        requireSameOptions(saved, Map.of(), what);
+    }
+
+    /**
+     * As {@link #requireSameOptions(RunIdentity, String)}, where an option of this identity that {@code saved}
+     * does not record but {@code earlierDefaults} names counts as that value: a resume point saved before the
+     * option joined the identity continues when this run's value does what the earlier version did, and is
+     * refused, naming the option, when it does not.
+     *
+     * @param saved           the identity a resume point was saved with
+     * @param earlierDefaults per option added since, the value that does what the versions before it did
+     * @param what            starts the message ("--resume: out")
+     * @throws IllegalArgumentException naming each option that differs
+     */
+    public void requireSameOptions(RunIdentity saved, Map<String, JsonNode> earlierDefaults, String what) {
         if (saved.optionsSha256.equals(optionsSha256)) return;
         List<String> differences = new ArrayList<>();
         Set<String> keys = new LinkedHashSet<>();
         options.fieldNames().forEachRemaining(keys::add);
         saved.options.fieldNames().forEachRemaining(keys::add);
         for (String k : keys) {
-            JsonNode before = saved.options.get(k), now = options.get(k);
+            JsonNode recorded = saved.options.get(k), now = options.get(k);
+            JsonNode before = recorded == null && now != null ? earlierDefaults.get(k) : recorded;
             if (before == null || !before.equals(now)) {
-                differences.add(SafeText.of(k) + " " + (before == null ? "(not recorded)" : SafeText.of(before.toString(), 60))
-                        + " -> " + (now == null ? "(none)" : SafeText.of(now.toString(), 60)));
+                String was = before == null ? "(not recorded)" : recorded == null
+                        ? "(not recorded: " + SafeText.of(before.toString(), 60) + " then)" : SafeText.of(before.toString(), 60);
+                differences.add(SafeText.of(k) + " " + was + " -> " + (now == null ? "(none)" : SafeText.of(now.toString(), 60)));
             }
         }
+        if (differences.isEmpty()) return;  // only options added since, each at the value of the version that saved
         throw new IllegalArgumentException(what + " was trained with other options: " + String.join(", ", differences)
                 + " (give the options of the run being resumed, or start a new run in another folder)");
     }

@@ -101,6 +101,43 @@ class GeneratorTest {
         }));
     }
 
+    /**
+     * On the sliding-window models a sliding layer's cache keeps W positions, a full layer's all of them, while
+     * the sequence (prompt + transformers' greedy tokens) is fed in chunks of 1 to 3 tokens, so that the ring
+     * wraps inside a chunk and between single tokens; the logits at every position stay the full forward's.
+     */
+    @TestFactory
+    Stream<DynamicTest> aSlidingLayerKeepsItsWindowOnlyAndTheLogitsStayTheFullForwards() throws IOException {
+        return cases().stream().filter(c -> c.get("model").asText().contains("window")
+                || c.get("model").asText().contains("sliding")).map(c -> DynamicTest.dynamicTest(
+                c.get("model").asText() + " adapter=" + c.get("adapter"), () -> {
+            int[] prompt = ints(c.get("prompt")), gen = ints(c.get("generated"));
+            int[] all = new int[prompt.length + gen.length];
+            System.arraycopy(prompt, 0, all, 0, prompt.length);
+            System.arraycopy(gen, 0, all, prompt.length, gen.length);
+            try (LlamaForCausalLM m = load(c)) {
+                int v = m.config().vocabSize(), layers = m.config().numHiddenLayers(), sliding = 0;
+                float[] full = m.logits(all, 1, all.length).data();
+                float[] cached = new float[full.length];
+                KvCache cache = m.newCache(all.length);
+                for (int at = 0, chunk = 1; at < all.length; at += chunk, chunk = chunk % 3 + 1) {
+                    int n = Math.min(chunk, all.length - at);
+                    System.arraycopy(m.logits(java.util.Arrays.copyOfRange(all, at, at + n), cache).data(), 0,
+                            cached, at * v, n * v);
+                }
+                assertEquals(all.length, cache.length());
+                for (int l = 0; l < layers; l++) {
+                    int w = m.config().parts().window(l);
+                    if (w > 0) sliding++;
+                    assertTrue(w < all.length, "the sequence goes past layer " + l + "'s window " + w);
+                    assertEquals(w > 0 ? w : all.length, cache.slots(l), "positions layer " + l + " keeps");
+                }
+                assertTrue(sliding > 0, "a sliding layer");
+                LlamaGoldenTest.assertClose("cached logits", full, cached, 1e-5);
+            }
+        }));
+    }
+
     @Test
     void samplingWithASeedReproducesAndStopsAtEos() throws IOException {
         JsonNode c = cases().get(1);

@@ -246,8 +246,10 @@ public final class LlamaDevicePlan implements AutoCloseable {
                         ceilDiv(q.cols(), Matmul.PANEL) * q.rows()));
             }
         }
+        int keyBlocks = ceilDiv(seq, AttentionKernels.LANES), dimBlocks = ceilDiv(hd, AttentionKernels.LANES);
         Common cm = new Common(sizes, codebook, noMask, noBias, cos, sin,
                 new FloatArray(batch * heads * seq * seq), new FloatArray(batch * heads * seq * seq),
+                new VectorFloat16(batch * kv * hd * keyBlocks), new VectorFloat16(t * kv * dimBlocks),
                 new FloatArray(t * maxRank), new VectorFloat16(scratch), new VectorFloat16(1));
 
         Graphs graphs = new Graphs();
@@ -477,8 +479,8 @@ public final class LlamaDevicePlan implements AutoCloseable {
      * panels an NF4 base is decoded into before each product (one per graph: its tasks run one after another).
      */
     private record Common(IntArray sizes, FloatArray codebook, FloatArray noMask, FloatArray noBias, FloatArray cos,
-                          FloatArray sin, FloatArray p, FloatArray ds, FloatArray dhLora, VectorFloat16 nf4Panels,
-                          VectorFloat16 noPanels) {}
+                          FloatArray sin, FloatArray p, FloatArray ds, VectorFloat16 kBlocks, VectorFloat16 vBlocks,
+                          FloatArray dhLora, VectorFloat16 nf4Panels, VectorFloat16 noPanels) {}
 
     /** A decoder layer's frozen norms and projections and its activations (each graph holds its own copy). */
     private record Layer(FloatArray inNorm, FloatArray postNorm, Map<String, Proj> proj, Acts acts) {}
@@ -506,9 +508,13 @@ public final class LlamaDevicePlan implements AutoCloseable {
         projectForward(f, "v", proj.get("v_proj"), s.n, s.v, s.hLora.get("v_proj"), cm);
         f.add(g -> g.task(f.n("ropeQ"), RopeKernels::rotateHalves, s.q, cos, sin, seq, batch, heads, hd, half, 1f));
         f.add(g -> g.task(f.n("ropeK"), RopeKernels::rotateHalves, s.k, cos, sin, seq, batch, kv, hd, half, 1f));
-        f.add(g -> g.task(f.n("probabilities"), AttentionKernels::probabilities, s.q, s.k, p, s.lse, seq, kv, batch,
-                rep, hd, attnScale));
-        f.add(g -> g.task(f.n("context"), AttentionKernels::context, p, s.v, s.attn, hd, seq, batch, kv, rep));
+        VectorFloat16 kb = cm.kBlocks, vb = cm.vBlocks;
+        int blocks = ceilDiv(seq, AttentionKernels.LANES), dBlocks = ceilDiv(hd, AttentionKernels.LANES);
+        f.use(kb, vb);
+        f.add(g -> g.task(f.n("keyBlocks"), AttentionKernels::keyBlocks, s.k, kb, seq, kv, batch, hd, blocks));
+        f.add(g -> g.task(f.n("valueBlocks"), AttentionKernels::valueBlocks, s.v, vb, t, kv, hd, dBlocks));
+        f.add(g -> g.task(f.n("attention"), AttentionKernels::forward, s.q, kb, vb, p, s.attn, s.lse, seq, kv,
+                batch, rep, hd, attnScale, blocks, dBlocks));
         projectForward(f, "o", proj.get("o_proj"), s.attn, s.h, s.hLora.get("o_proj"), cm);
         f.add(g -> g.task(f.n("residual1"), EmbeddingKernels::add, s.h, x, t * d));
         f.add(g -> g.task(f.n("norm2"), RmsNormKernels::forward, s.h, layer.postNorm, s.m, s.inv2, t, d, eps));

@@ -1,6 +1,7 @@
 package dev.tornadolora.kernels.jvm;
 
 import dev.tornadolora.kernels.Parallel;
+import dev.tornadolora.kernels.jvm.Workspaces.Workspace;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorSpecies;
@@ -38,10 +39,6 @@ final class Gemm {
     /** Rows of A packed at a time, bounding the packed copy for very many tokens. */
     static final int MAX_CHUNK_ROWS = roundUp(1024, MR);
 
-    private static final ThreadLocal<float[]> PANEL = ThreadLocal.withInitial(() -> new float[KB * NRL]);
-    private static final ThreadLocal<float[]> TILE = ThreadLocal.withInitial(() -> new float[MR * NRL]);
-    private static final ThreadLocal<float[]> PACKED = ThreadLocal.withInitial(() -> new float[0]);
-
     private Gemm() {}
 
     /**
@@ -77,9 +74,9 @@ final class Gemm {
     interface Right {
         /**
          * Writes B[k0 + kk][n0 + nn] to {@code dst[kk·NRL + nn]} for kk &lt; kLen, nn &lt; nLen, and zeros for
-         * nn in [nLen, NRL). Called from several threads at once.
+         * nn in [nLen, NRL), with {@code scratch} the calling worker's. Called from several threads at once.
          */
-        void fill(int k0, int kLen, int n0, int nLen, float[] dst);
+        void fill(int k0, int kLen, int n0, int nLen, float[] dst, Workspace scratch);
 
         /**
          * Non-null when B is held packed already: panel p is {@code packed()[p·K·NRL ..]}, k-major, NRL wide,
@@ -93,13 +90,13 @@ final class Gemm {
     /** One product A·B with inner dimension k. */
     record Term(Left a, Right b, int k) {}
 
-    /** C += Σ A·B on the given threads (a backend's). */
-    static void multiplyAdd(Parallel par, int m, int n, float[] c, int ldc, Term... terms) {
-        multiplyAdd(par, m, n, c, ldc, null, terms);
+    /** C += Σ A·B on a backend's threads and scratch. */
+    static void multiplyAdd(Workspaces ws, int m, int n, float[] c, int ldc, Term... terms) {
+        multiplyAdd(ws, m, n, c, ldc, null, terms);
     }
 
     /** C += (Σ A·B) ⊙ G (G indexed like C), or plain C += Σ A·B when g is null. */
-    static void multiplyAdd(Parallel par, int m, int n, float[] c, int ldc, float[] g, Term... terms) {
+    static void multiplyAdd(Workspaces ws, int m, int n, float[] c, int ldc, float[] g, Term... terms) {
         if (m == 0 || n == 0) {
             return;
         }
@@ -109,21 +106,21 @@ final class Gemm {
         }
         int chunks = (m + MAX_CHUNK_ROWS - 1) / MAX_CHUNK_ROWS;
         int chunkRows = roundUp((m + chunks - 1) / chunks, MR);
-        for (int m0 = 0; m0 < m; m0 += chunkRows) {
-            int rows = Math.min(chunkRows, m - m0);
-            float[] packed = pack(par, terms, m0, rows, kTotal);
-            multiplyChunk(par, m0, rows, n, c, ldc, g, terms, packed, kTotal);
+        float[] packed = ws.takePacked(chunkRows * kTotal);
+        try {
+            for (int m0 = 0; m0 < m; m0 += chunkRows) {
+                int rows = Math.min(chunkRows, m - m0);
+                pack(ws.par(), terms, m0, rows, kTotal, packed);
+                multiplyChunk(ws, m0, rows, n, c, ldc, g, terms, packed, kTotal);
+            }
+        } finally {
+            ws.givePacked(packed);
         }
     }
 
-    private static float[] pack(Parallel par, Term[] terms, int m0, int rows, int kTotal) {
+    /** Packs rows [m0, m0 + rows) of every term's A into dst, row block by row block (see {@link #packRows}). */
+    private static void pack(Parallel par, Term[] terms, int m0, int rows, int kTotal, float[] dst) {
         int blocks = (rows + MR - 1) / MR;
-        float[] packed = PACKED.get();
-        if (packed.length < blocks * kTotal * MR) {
-            packed = new float[blocks * kTotal * MR];
-            PACKED.set(packed);
-        }
-        float[] dst = packed;
         int kg = 0;
         for (Term t : terms) {
             Left a = t.a();
@@ -140,7 +137,6 @@ final class Gemm {
             }
             kg += k;
         }
-        return packed;
     }
 
     /** Row block b: dst[(b·kTotal + kOff + kk)·MR + r] = A(row0 + r, kk); rows past the end are zero. */
@@ -193,29 +189,30 @@ final class Gemm {
         }
     }
 
-    private static void multiplyChunk(Parallel par, int m0, int rows, int n, float[] c, int ldc, float[] g, Term[] terms,
+    private static void multiplyChunk(Workspaces ws, int m0, int rows, int n, float[] c, int ldc, float[] g, Term[] terms,
                                       float[] packed, int kTotal) {
         int blocks = (rows + MR - 1) / MR;
         int panels = (n + NRL - 1) / NRL;
-        if (panels >= par.size() || panels >= blocks) {
+        if (panels >= ws.par().size() || panels >= blocks) {
             // Grain 1: a thread's share is then within a panel of the others' (k_proj's 8 panels ran on one thread
             // with grain PANEL_GROUP, and gate/up's 88 as 6 chunks of 16 and 8); sweep still groups them by 8.
-            par.range(panels, 1, (p0, p1) -> {
+            ws.range(panels, 1, (p0, p1, w) -> {
                 for (int g0 = p0; g0 < p1; g0 += PANEL_GROUP) {
-                    sweep(m0, rows, 0, blocks, g0, Math.min(p1, g0 + PANEL_GROUP), n, c, ldc, g, terms, packed, kTotal);
+                    sweep(m0, rows, 0, blocks, g0, Math.min(p1, g0 + PANEL_GROUP), n, c, ldc, g, terms, packed, kTotal,
+                            w);
                 }
             });
         } else {
-            par.range(blocks, 1, (b0, b1) ->
-                    sweep(m0, rows, b0, b1, 0, panels, n, c, ldc, g, terms, packed, kTotal));
+            ws.range(blocks, 1, (b0, b1, w) ->
+                    sweep(m0, rows, b0, b1, 0, panels, n, c, ldc, g, terms, packed, kTotal, w));
         }
     }
 
     /** Row blocks [b0, b1) × panels [p0, p1): per K block, fill each panel once and run it past every row block. */
     private static void sweep(int m0, int rows, int b0, int b1, int p0, int p1, int n, float[] c, int ldc,
-                              float[] g, Term[] terms, float[] packed, int kTotal) {
-        float[] panel = PANEL.get();
-        float[] tile = TILE.get();
+                              float[] g, Term[] terms, float[] packed, int kTotal, Workspace scratch) {
+        float[] panel = scratch.panel;
+        float[] tile = scratch.tile;
         int kg = 0;
         for (Term t : terms) {
             for (int k0 = 0; k0 < t.k(); k0 += KB) {
@@ -226,7 +223,7 @@ final class Gemm {
                     float[] bp = t.b().packed();
                     int bOff = (p * t.k() + k0) * NRL;
                     if (bp == null) {
-                        t.b().fill(k0, kLen, n0, cols, panel);
+                        t.b().fill(k0, kLen, n0, cols, panel, scratch);
                         bp = panel;
                         bOff = 0;
                     }

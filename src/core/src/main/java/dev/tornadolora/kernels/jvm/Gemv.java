@@ -1,6 +1,6 @@
 package dev.tornadolora.kernels.jvm;
 
-import dev.tornadolora.kernels.Parallel;
+import dev.tornadolora.kernels.jvm.Workspaces.Workspace;
 import dev.tornadolora.tensor.BaseWeight;
 import dev.tornadolora.tensor.Nf4Tensor;
 import jdk.incubator.vector.FloatVector;
@@ -22,8 +22,6 @@ import static dev.tornadolora.kernels.jvm.Gemm.L;
  * buffer that all tokens reuse.
  */
 final class Gemv {
-    private static final ThreadLocal<float[]> ROW = ThreadLocal.withInitial(() -> new float[0]);
-
     private Gemv() {}
 
     /** Rotations by L/2, L/4, .. 1 lanes: the fixed tree of {@link #sumLanes}. */
@@ -82,14 +80,13 @@ final class Gemv {
         }
     }
 
-    /** The same for a coded (NF4, BF16, F16) W, each row decoded once into a buffer all tokens reuse. */
-    static void rows(BaseWeight w, float[] x, int tokens, int j0, int j1, float[] out, int outStride) {
+    /**
+     * The same for a coded (NF4, BF16, F16) W, each row decoded once into the worker's row buffer, which all tokens
+     * reuse.
+     */
+    static void rows(BaseWeight w, float[] x, int tokens, int j0, int j1, float[] out, int outStride, Workspace scratch) {
         int in = w.cols();
-        float[] row = ROW.get();
-        if (row.length < in) {
-            row = new float[in];
-            ROW.set(row);
-        }
+        float[] row = scratch.row(in);
         for (int j = j0; j < j1; j++) {
             WeightDecoder.decode(w, j * in, in, row, 0);
             for (int t = 0; t < tokens; t++) {
@@ -186,12 +183,8 @@ final class Gemv {
      * block by column block so that those rows stay in L1.
      */
     static void columns(float[] w, BaseWeight coded, int rows, int cols, float[] coef, int ldc, int tokens,
-                        int i0, int i1, float[] out, int ldo) {
-        float[] row = ROW.get();
-        if (row.length < COLUMN_BLOCK) {
-            row = new float[Math.max(COLUMN_BLOCK, row.length)];
-            ROW.set(row);
-        }
+                        int i0, int i1, float[] out, int ldo, Workspace scratch) {
+        float[] row = scratch.row(COLUMN_BLOCK);
         for (int c0 = i0; c0 < i1; c0 += COLUMN_BLOCK) {
             int n = Math.min(COLUMN_BLOCK, i1 - c0);
             for (int j = 0; j < rows; j++) {
@@ -221,12 +214,12 @@ final class Gemv {
      * into its own partial sum, and the partials are added in chunk order. Streaming W beats walking it column
      * block by column block (1 KiB per row at a stride of a whole row).
      */
-    static void transposedRow(Parallel par, float[] dense, BaseWeight coded, int rows, int cols, float[] dy, float[] dx) {
+    static void transposedRow(Workspaces ws, float[] dense, BaseWeight coded, int rows, int cols, float[] dy, float[] dx) {
         int chunks = (rows + ROW_CHUNK - 1) / ROW_CHUNK;
         float[] partial = new float[chunks * cols];
         Nf4Tensor nf4 = coded instanceof Nf4Tensor q && decodesInRegisters(q) ? q : null;
         boolean inRegisters = nf4 != null;
-        par.range(chunks, 1, (c0, c1) -> {
+        ws.range(chunks, 1, (c0, c1, scratch) -> {
             for (int c = c0; c < c1; c++) {
                 int off = c * cols;
                 for (int j = c * ROW_CHUNK, end = Math.min(rows, j + ROW_CHUNK); j < end; j++) {
@@ -239,18 +232,14 @@ final class Gemv {
                     } else if (inRegisters) {
                         axpyDecoded(g, nf4, j, partial, off);
                     } else {
-                        float[] row = ROW.get();
-                        if (row.length < cols) {
-                            row = new float[cols];
-                            ROW.set(row);
-                        }
+                        float[] row = scratch.row(cols);
                         WeightDecoder.decode(coded, j * cols, cols, row, 0);
                         axpy(g, row, 0, partial, off, cols);
                     }
                 }
             }
         });
-        par.range(cols, Nf4Decoder.UNIT * 16, (i0, i1) -> {
+        ws.par().range(cols, Nf4Decoder.UNIT * 16, (i0, i1) -> {
             for (int i = i0; i < i1; i++) {
                 float sum = 0f;
                 for (int c = 0; c < chunks; c++) {

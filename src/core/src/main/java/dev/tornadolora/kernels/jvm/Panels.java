@@ -1,6 +1,6 @@
 package dev.tornadolora.kernels.jvm;
 
-import dev.tornadolora.kernels.Parallel;
+import dev.tornadolora.kernels.jvm.Workspaces.Workspace;
 import dev.tornadolora.tensor.BaseWeight;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorMask;
@@ -17,8 +17,6 @@ import static dev.tornadolora.kernels.jvm.Gemm.NRL;
  * (dx = dy·W); an NF4 weight is decoded here, one panel at a time, into the panel buffer the micro-kernel reads.
  */
 final class Panels {
-    private static final ThreadLocal<float[]> ROWS = ThreadLocal.withInitial(() -> new float[NRL * KB]);
-
     private Panels() {}
 
     /**
@@ -29,8 +27,8 @@ final class Panels {
         Gemm.Right fallback = transposed(w, rowLen);
         return new Gemm.Right() {
             @Override
-            public void fill(int k0, int kLen, int n0, int nLen, float[] dst) {
-                fallback.fill(k0, kLen, n0, nLen, dst);
+            public void fill(int k0, int kLen, int n0, int nLen, float[] dst, Workspace scratch) {
+                fallback.fill(k0, kLen, n0, nLen, dst, scratch);
             }
 
             @Override
@@ -41,18 +39,17 @@ final class Panels {
     }
 
     /** The Wᵀ panels of W [N × rowLen], as {@link Gemm.Right#packed()} reads them. */
-    static float[] packTransposed(Parallel par, float[] w, int rowLen) {
+    static float[] packTransposed(Workspaces ws, float[] w, int rowLen) {
         int n = w.length / rowLen;
         int panels = (n + NRL - 1) / NRL;
         float[] packed = new float[panels * rowLen * NRL];
         Gemm.Right src = transposed(w, rowLen);
-        par.range(panels, 1, (p0, p1) -> {
-            float[] panel = new float[KB * NRL];
+        ws.range(panels, 1, (p0, p1, scratch) -> {
             for (int p = p0; p < p1; p++) {
                 for (int k0 = 0; k0 < rowLen; k0 += KB) {
                     int kLen = Math.min(KB, rowLen - k0);
-                    src.fill(k0, kLen, p * NRL, Math.min(NRL, n - p * NRL), panel);
-                    System.arraycopy(panel, 0, packed, (p * rowLen + k0) * NRL, kLen * NRL);
+                    src.fill(k0, kLen, p * NRL, Math.min(NRL, n - p * NRL), scratch.panel, scratch);
+                    System.arraycopy(scratch.panel, 0, packed, (p * rowLen + k0) * NRL, kLen * NRL);
                 }
             }
         });
@@ -61,7 +58,7 @@ final class Panels {
 
     /** B = src [K × rowLen] (times mul at the same index when not null): B[k][n] = src[k·rowLen + n]. */
     static Gemm.Right rows(float[] src, int rowLen, float[] mul) {
-        return (k0, kLen, n0, nLen, dst) -> {
+        return (k0, kLen, n0, nLen, dst, scratch) -> {
             for (int kk = 0; kk < kLen; kk++) {
                 int s = (k0 + kk) * rowLen + n0;
                 int d = kk * NRL;
@@ -87,13 +84,13 @@ final class Panels {
 
     /** B = srcᵀ for src [N × rowLen]: B[k][n] = src[n·rowLen + k]. */
     static Gemm.Right transposed(float[] src, int rowLen) {
-        return (k0, kLen, n0, nLen, dst) -> transpose(src, n0 * rowLen + k0, rowLen, nLen, kLen, dst);
+        return (k0, kLen, n0, nLen, dst, scratch) -> transpose(src, n0 * rowLen + k0, rowLen, nLen, kLen, dst);
     }
 
     /** B = W for a coded (NF4, BF16, F16) W [K × N]: rows decoded straight into the panel. */
     static Gemm.Right decodedRows(BaseWeight w) {
         int cols = w.cols();
-        return (k0, kLen, n0, nLen, dst) -> {
+        return (k0, kLen, n0, nLen, dst, scratch) -> {
             for (int kk = 0; kk < kLen; kk++) {
                 WeightDecoder.decode(w, (k0 + kk) * cols + n0, nLen, dst, kk * NRL);
                 for (int nn = nLen; nn < NRL; nn++) {
@@ -105,13 +102,14 @@ final class Panels {
 
     /**
      * B = Wᵀ for a coded (NF4, BF16, F16) W [N × K]: the panel's nLen row pieces decoded (in row order) into a
-     * scratch block with row stride KB, then read back column by column with gathers. A 16-bit W is never packed
+     * scratch block with row stride KB (the worker's {@link Workspace#rowPieces}), then read back column by column
+     * with gathers. A 16-bit W is never packed
      * as fp32 panels (that copy would take twice the weight's memory).
      */
     static Gemm.Right decodedTransposed(BaseWeight w) {
         int cols = w.cols();
-        return (k0, kLen, n0, nLen, dst) -> {
-            float[] rows = ROWS.get();
+        return (k0, kLen, n0, nLen, dst, scratch) -> {
+            float[] rows = scratch.rowPieces;
             for (int nn = 0; nn < nLen; nn++) {
                 WeightDecoder.decode(w, (n0 + nn) * cols + k0, kLen, rows, nn * KB);
             }

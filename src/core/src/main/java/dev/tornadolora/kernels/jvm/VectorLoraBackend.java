@@ -47,10 +47,13 @@ final class VectorLoraBackend implements LoraBackend {
     static final int GEMV_MAX_TOKENS = 8;
 
     private final Parallel par;
+    /** The kernels' scratch, owned here: per worker, and the packed left operands of GEMMs in flight. */
+    private final Workspaces ws;
     private final boolean packWeights;
 
     VectorLoraBackend(Parallel par, boolean packWeights) {
         this.par = par;
+        this.ws = new Workspaces(par);
         this.packWeights = packWeights;
     }
 
@@ -88,15 +91,15 @@ final class VectorLoraBackend implements LoraBackend {
                 NarrowGemm.rowDots(par, tokens, r, in, dropped(x, m, tokens * in), in, ad.a(), in, 1f, h);
             } else if (ad != null) {
                 Arrays.fill(h, 0, tokens * r, 0f);
-                Gemm.multiplyAdd(par, tokens, r, h, r,
+                Gemm.multiplyAdd(ws, tokens, r, h, r,
                         new Term(Left.rows(x, in).times(m), Panels.transposed(ad.a(), in), in));
             }
             fillRows(y, tokens, out, p.bias());
             Term base = new Term(Left.rows(x, in), transposed(), in);
             if (ad == null) {
-                Gemm.multiplyAdd(par, tokens, out, y, out, base);
+                Gemm.multiplyAdd(ws, tokens, out, y, out, base);
             } else {
-                Gemm.multiplyAdd(par, tokens, out, y, out, base,
+                Gemm.multiplyAdd(ws, tokens, out, y, out, base,
                         new Term(Left.rows(h, r).scaled(p.scale()), Panels.transposed(ad.b(), r), r));
             }
         }
@@ -126,14 +129,14 @@ final class VectorLoraBackend implements LoraBackend {
                 }
             } else if (ad != null) {
                 if (grads != null) {
-                    Gemm.multiplyAdd(par, out, r, grads.b(), r,
+                    Gemm.multiplyAdd(ws, out, r, grads.b(), r,
                             new Term(Left.transposed(dy, out).scaled(s), Panels.rows(h, r, null), tokens));
                 }
                 dh = new float[tokens * r];
-                Gemm.multiplyAdd(par, tokens, r, dh, r,
+                Gemm.multiplyAdd(ws, tokens, r, dh, r,
                         new Term(Left.rows(dy, out).scaled(s), Panels.rows(ad.b(), r, null), out));
                 if (grads != null) {
-                    Gemm.multiplyAdd(par, r, in, grads.a(), in,
+                    Gemm.multiplyAdd(ws, r, in, grads.a(), in,
                             new Term(Left.transposed(dh, r), Panels.rows(x, in, m), tokens));
                 }
             }
@@ -143,14 +146,14 @@ final class VectorLoraBackend implements LoraBackend {
             Arrays.fill(dx, 0, tokens * in, 0f);
             Term base = new Term(Left.rows(dy, out), natural(p.base()), out);
             if (dh == null) {
-                Gemm.multiplyAdd(par, tokens, in, dx, in, base);
+                Gemm.multiplyAdd(ws, tokens, in, dx, in, base);
             } else {
                 Term lora = new Term(Left.rows(dh, r), Panels.rows(ad.a(), in, null), r);
                 if (m == null) {
-                    Gemm.multiplyAdd(par, tokens, in, dx, in, base, lora);
+                    Gemm.multiplyAdd(ws, tokens, in, dx, in, base, lora);
                 } else {
-                    Gemm.multiplyAdd(par, tokens, in, dx, in, base);
-                    Gemm.multiplyAdd(par, tokens, in, dx, in, m, lora);
+                    Gemm.multiplyAdd(ws, tokens, in, dx, in, base);
+                    Gemm.multiplyAdd(ws, tokens, in, dx, in, m, lora);
                 }
             }
         }
@@ -164,7 +167,7 @@ final class VectorLoraBackend implements LoraBackend {
                         synchronized (this) {
                             panels = packedTransposed;
                             if (panels == null) {
-                                packedTransposed = panels = Panels.packTransposed(par, d.data(), d.cols());
+                                packedTransposed = panels = Panels.packTransposed(ws, d.data(), d.cols());
                             }
                         }
                     }
@@ -194,7 +197,7 @@ final class VectorLoraBackend implements LoraBackend {
         float s = p.scale();
         boolean inRegisters = tokens == 1 && w instanceof Nf4Tensor q && Gemv.decodesInRegisters(q);
         float[] xd = inRegisters ? Nf4Decoder.deinterleave(x, 0, in) : null;
-        par.range(out, 64, (j0, j1) -> {
+        ws.range(out, 64, (j0, j1, scratch) -> {
             if (w instanceof DenseWeight d) {
                 Gemv.rows(d.data(), in, x, tokens, j0, j1, y, out);
             } else if (inRegisters) {
@@ -202,7 +205,7 @@ final class VectorLoraBackend implements LoraBackend {
             } else if (tokens == 1 && w instanceof HalfWeight hw && hw.format() == HalfWeight.Format.BF16) {
                 Gemv.rowsBf16(hw, x, j0, j1, y);  // decoding a BF16 checkpoint: 2 bytes a weight, widened in registers
             } else {
-                Gemv.rows(w, x, tokens, j0, j1, y, out);
+                Gemv.rows(w, x, tokens, j0, j1, y, out, scratch);
             }
             for (int t = 0; t < tokens; t++) {
                 for (int j = j0; j < j1; j++) {
@@ -265,18 +268,18 @@ final class VectorLoraBackend implements LoraBackend {
         float[] lora = dh != null && m != null ? new float[tokens * in] : null;
         float[] dhs = dh;
         if (tokens == 1) {  // dx = dy·W as a GEMV over W's rows, as the forward reads them
-            Gemv.transposedRow(par, dense, coded, out, in, dy, dx);
+            Gemv.transposedRow(ws, dense, coded, out, in, dy, dx);
         }
-        par.range(in, Gemv.COLUMN_BLOCK, (i0, i1) -> {
+        ws.range(in, Gemv.COLUMN_BLOCK, (i0, i1, scratch) -> {
             if (tokens > 1) {
                 for (int t = 0; t < tokens; t++) {
                     Arrays.fill(dx, t * in + i0, t * in + i1, 0f);
                 }
-                Gemv.columns(dense, coded, out, in, dy, out, tokens, i0, i1, dx, in);
+                Gemv.columns(dense, coded, out, in, dy, out, tokens, i0, i1, dx, in, scratch);
             }
             if (dhs != null) {  // + (dh·A)⊙m
                 float[] target = lora == null ? dx : lora;
-                Gemv.columns(a, null, r, in, dhs, r, tokens, i0, i1, target, in);
+                Gemv.columns(a, null, r, in, dhs, r, tokens, i0, i1, target, in, scratch);
                 if (lora != null) {
                     for (int t = 0; t < tokens; t++) {
                         for (int i = t * in + i0; i < t * in + i1; i++) {

@@ -16,7 +16,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * No allocation proportional to the weight per call: once warm (the first call packs an fp32 weight once and
- * sizes the per-thread scratch; until C2 compiles the kernels, interpreted vector code allocates boxes), forward
+ * makes and sizes the backend's workspaces, which later calls take again; until C2 compiles the kernels, interpreted vector code allocates boxes), forward
  * + backward of a 2048 × 2048 layer allocates far less than the 16 MiB an fp32 copy of W would take, on all
  * threads together. A per-call copy of W would never get under the limit, however warm.
  */

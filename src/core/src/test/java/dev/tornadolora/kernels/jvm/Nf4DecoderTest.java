@@ -78,7 +78,7 @@ class Nf4DecoderTest {
         for (int j = 0; j < rows; j++) dy[j] = j % 7 == 3 ? 0f : (float) rnd.nextDouble(-1, 1);
         float[] dx = new float[cols];
         try (Parallel par = new Parallel(1)) {
-            Gemv.transposedRow(par, null, w, rows, cols, dy, dx);
+            Gemv.transposedRow(new Workspaces(par), null, w, rows, cols, dy, dx);
         }
         float[] partial = new float[cols], row = new float[cols];  // one chunk: rows < ROW_CHUNK
         for (int j = 0; j < rows; j++) {
