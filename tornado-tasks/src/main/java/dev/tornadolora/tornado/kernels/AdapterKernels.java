@@ -100,10 +100,14 @@ public final class AdapterKernels {
         }
     }
 
-    /** y [T, out] += s · h · Bᵀ (+ bias): a work-item holds 8 tokens × 16 columns, B's rows read across lanes. */
-    public static void epilogue(FloatArray y, FloatArray h, FloatArray b, FloatArray bias, IntArray sizes,
+    /**
+     * y [T, out] += s · h · Wᵀ (+ bias), W(j, r) at {@code wOffset + r·rStride + j·columnStride}: a work-item holds
+     * 8 tokens × 16 columns, W read across lanes. The forward's {@code s·h·Bᵀ} (W = B [out, rank]: strides 1, rank)
+     * and, unmasked, the backward's {@code dx += dh·A} (W = Aᵀ: strides in, 1; s = 1, exact).
+     */
+    public static void epilogue(FloatArray y, FloatArray h, FloatArray w, FloatArray bias, IntArray sizes,
                                 int outPanels, int tokenBlocks, int out, int rank, float scale, int useBias,
-                                int bOffset) {
+                                int wOffset, int rStride, int columnStride) {
         for (@Parallel int jp = 0; jp < outPanels; jp++) {
             for (@Parallel int tb = 0; tb < tokenBlocks; tb++) {
               int m = sizes.get(Sizes.TOKENS);
@@ -119,7 +123,7 @@ public final class AdapterKernels {
                 // unrolled by Graal into vectors TornadoVM cannot place, and vectors made inside a branch cannot merge
                 int terms = rank * sizes.get(Sizes.ADAPTERS);
                 for (int r = 0; r < terms; r++) {
-                    Float16 bv = load(b, bOffset + j0 * rank + r, rank, lanes);
+                    Float16 bv = load(w, wOffset + r * rStride + j0 * columnStride, columnStride, lanes);
                     c0 = Float16.add(c0, Float16.mult(bv, splat(h.get(t0 * rank + r))));
                     c1 = Float16.add(c1, Float16.mult(bv, splat(h.get(t1 * rank + r))));
                     c2 = Float16.add(c2, Float16.mult(bv, splat(h.get(t2 * rank + r))));
@@ -302,53 +306,6 @@ public final class AdapterKernels {
                     }
                     dx.set(t * in + i, dx.get(t * in + i) + acc);
                 }
-            }
-        }
-    }
-
-    /**
-     * {@link #dxLora} without a dropout mask (the whole-step plan's case), blocked: a work-item holds 8 tokens × 16
-     * columns, A's row read across lanes. (With a mask TornadoVM cannot compile the vector form.)
-     */
-    public static void dxLoraBlocked(FloatArray dx, FloatArray dh, FloatArray a, IntArray sizes, int inPanels,
-                                     int tokenBlocks, int in, int rank, int aOffset) {
-        for (@Parallel int ip = 0; ip < inPanels; ip++) {
-            for (@Parallel int tb = 0; tb < tokenBlocks; tb++) {
-              int m = sizes.get(Sizes.TOKENS);
-              if (tb * BLOCK < m) {
-                int i0 = ip * LANES, lanes = in - i0;
-                int t0 = tb * BLOCK;
-                int t1 = Math.min(t0 + 1, m - 1), t2 = Math.min(t0 + 2, m - 1), t3 = Math.min(t0 + 3, m - 1);
-                int t4 = Math.min(t0 + 4, m - 1), t5 = Math.min(t0 + 5, m - 1), t6 = Math.min(t0 + 6, m - 1);
-                int t7 = Math.min(t0 + 7, m - 1);
-                Float16 c0 = zero(), c1 = zero(), c2 = zero(), c3 = zero(), c4 = zero(), c5 = zero(), c6 = zero(),
-                        c7 = zero();
-                // the adapter switch as the loop's bound, read from the device (see epilogue); off: dx += 0
-                int terms = rank * sizes.get(Sizes.ADAPTERS);
-                for (int r = 0; r < terms; r++) {
-                    Float16 av = load(a, aOffset + r * in + i0, 1, lanes);
-                    c0 = Float16.add(c0, Float16.mult(av, splat(dh.get(t0 * rank + r))));
-                    c1 = Float16.add(c1, Float16.mult(av, splat(dh.get(t1 * rank + r))));
-                    c2 = Float16.add(c2, Float16.mult(av, splat(dh.get(t2 * rank + r))));
-                    c3 = Float16.add(c3, Float16.mult(av, splat(dh.get(t3 * rank + r))));
-                    c4 = Float16.add(c4, Float16.mult(av, splat(dh.get(t4 * rank + r))));
-                    c5 = Float16.add(c5, Float16.mult(av, splat(dh.get(t5 * rank + r))));
-                    c6 = Float16.add(c6, Float16.mult(av, splat(dh.get(t6 * rank + r))));
-                    c7 = Float16.add(c7, Float16.mult(av, splat(dh.get(t7 * rank + r))));
-                }
-                // dx accumulates: a clamped duplicate row must not add twice
-                int live = m - t0;
-                int e0 = t0 * in + i0, e1 = t1 * in + i0, e2 = t2 * in + i0, e3 = t3 * in + i0;
-                int e4 = t4 * in + i0, e5 = t5 * in + i0, e6 = t6 * in + i0, e7 = t7 * in + i0;
-                storeLanes(dx, e0, 1, lanes, Float16.add(load(dx, e0, 1, lanes), c0));
-                if (live > 1) storeLanes(dx, e1, 1, lanes, Float16.add(load(dx, e1, 1, lanes), c1));
-                if (live > 2) storeLanes(dx, e2, 1, lanes, Float16.add(load(dx, e2, 1, lanes), c2));
-                if (live > 3) storeLanes(dx, e3, 1, lanes, Float16.add(load(dx, e3, 1, lanes), c3));
-                if (live > 4) storeLanes(dx, e4, 1, lanes, Float16.add(load(dx, e4, 1, lanes), c4));
-                if (live > 5) storeLanes(dx, e5, 1, lanes, Float16.add(load(dx, e5, 1, lanes), c5));
-                if (live > 6) storeLanes(dx, e6, 1, lanes, Float16.add(load(dx, e6, 1, lanes), c6));
-                if (live > 7) storeLanes(dx, e7, 1, lanes, Float16.add(load(dx, e7, 1, lanes), c7));
-              }
             }
         }
     }

@@ -545,7 +545,7 @@ public final class LlamaDevicePlan implements AutoCloseable {
                 st.use(noBias);
                 int outPanels = AdapterKernels.blocks(p.out, AdapterKernels.LANES);
                 st.add(g -> g.task(st.n(name + "Up"), AdapterKernels::epilogue, y, hLora, theta, noBias, sizes,
-                        outPanels, tokenBlocks, p.out, p.rank, p.scale, 0, p.bOffset));
+                        outPanels, tokenBlocks, p.out, p.rank, p.scale, 0, p.bOffset, 1, p.rank));
             }
         }
     }
@@ -570,8 +570,10 @@ public final class LlamaDevicePlan implements AutoCloseable {
             st.add(g -> g.task(st.n(name + "GradA"), AdapterKernels::gradA, dhLora, x, noMask, grads, sizes, inBlocks,
                     rankPanels, p.rank, p.in, p.aOffset));
             int inPanels = AdapterKernels.blocks(p.in, AdapterKernels.LANES);
-            st.add(g -> g.task(st.n(name + "Dx"), AdapterKernels::dxLoraBlocked, dx, dhLora, theta, sizes, inPanels,
-                    tokenBlocks, p.in, p.rank, p.aOffset));
+            // dx += dh·A (no dropout on the device plan): the epilogue's product with W = Aᵀ
+            st.use(cm.noBias);
+            st.add(g -> g.task(st.n(name + "Dx"), AdapterKernels::epilogue, dx, dhLora, theta, cm.noBias, sizes,
+                    inPanels, tokenBlocks, p.in, p.rank, 1f, 0, p.aOffset, p.in, 1));
         }
     }
 

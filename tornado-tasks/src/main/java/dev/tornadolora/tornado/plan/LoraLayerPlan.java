@@ -132,7 +132,7 @@ final class LoraLayerPlan implements AutoCloseable {
                     capacity, null, panelLocal, null);
             fwd.task("down", AdapterKernels::down, x, mask, dw.a, h, sizes, tokenBlocks, rankPanels, r, in, 0)
                .task("epilogue", AdapterKernels::epilogue, y, h, dw.b, dw.bias, sizes,
-                       AdapterKernels.blocks(out, AdapterKernels.LANES), tokenBlocks, out, r, dw.scale, bias, 0);
+                       AdapterKernels.blocks(out, AdapterKernels.LANES), tokenBlocks, out, r, dw.scale, bias, 0, 1, r);
         }
         fwd.transferToHost(DataTransferMode.EVERY_EXECUTION, y);
         fwd.persistOnDevice(shared.toArray());
