@@ -8,9 +8,12 @@ import dev.tornadolora.llama.ops.RmsNorm;
 import dev.tornadolora.llama.ops.Rope;
 import dev.tornadolora.llama.ops.SwiGlu;
 import dev.tornadolora.nn.Parameter;
+import dev.tornadolora.tensor.BFloat16;
+import dev.tornadolora.tensor.HalfWeight;
 import dev.tornadolora.tornado.kernels.AttentionKernels;
 import dev.tornadolora.tornado.kernels.CausalLmLossKernels;
 import dev.tornadolora.tornado.kernels.EmbeddingKernels;
+import dev.tornadolora.tornado.kernels.HalfDecode;
 import dev.tornadolora.tornado.kernels.OptimizerKernels;
 import dev.tornadolora.tornado.kernels.RmsNormKernels;
 import dev.tornadolora.tornado.kernels.RopeKernels;
@@ -25,6 +28,7 @@ import uk.ac.manchester.tornado.api.TornadoExecutionPlan;
 import uk.ac.manchester.tornado.api.enums.DataTransferMode;
 import uk.ac.manchester.tornado.api.types.arrays.FloatArray;
 import uk.ac.manchester.tornado.api.types.arrays.IntArray;
+import uk.ac.manchester.tornado.api.types.arrays.ShortArray;
 import uk.ac.manchester.tornado.api.types.collections.VectorFloat16;
 
 import java.util.ArrayList;
@@ -199,11 +203,21 @@ class StepKernelsTest {
         assertClose(dv, dvD.toHeapArray(), TOL, "dv");
     }
 
-    /** lm_head + loss in chunks of 4 rows (the last one partial) against the full logits on the JVM. */
-    @Test
-    void chunkedHeadAndLossMatchTheJvmOp() throws Exception {
+    /**
+     * lm_head + loss in chunks of 4 rows (the last one partial) against the full logits on the JVM, W in fp32 or as
+     * BF16/F16 values decoded in the kernels' loops (the JVM then computing on them widened).
+     */
+    @ParameterizedTest(name = "W {0}")
+    @CsvSource({"fp32", "BF16", "F16"})
+    void chunkedHeadAndLossMatchTheJvmOp(String storage) throws Exception {
         int batch = 2, seq = 5, vocab = 37, hidden = 12, tokens = batch * seq, chunkRows = 4;
         float[] n = random(tokens * hidden, 16), w = random(vocab * hidden, 17);
+        HalfWeight.Format format = storage.equals("fp32") ? null : HalfWeight.Format.valueOf(storage);
+        short[] bits = new short[w.length];
+        for (int i = 0; i < w.length && format != null; i++) {
+            bits[i] = format == HalfWeight.Format.BF16 ? BFloat16.fromFloat(w[i]) : Float.floatToFloat16(w[i]);
+        }
+        if (format != null) w = new HalfWeight(vocab, hidden, bits, format).dequantize();
         for (int i = 0; i < n.length; i++) n[i] *= 4;
         int[] labels = {5, 3, -100, 36, 0, 7, 7, 2, -100, 1};
         double gradScale = 0.5;
@@ -233,12 +247,18 @@ class StepKernelsTest {
         FloatArray scalars = FloatArray.fromArray(new float[] {(float) (gradScale / counted)});
         FloatArray rowLoss = new FloatArray(tokens), dnD = new FloatArray(tokens * hidden), total = new FloatArray(1);
         IntArray targetsD = IntArray.fromArray(targets), chunk = new IntArray(1);
+        ShortArray halves = format == null ? new ShortArray(1) : ShortArray.fromArray(bits);
+        FloatArray powers = format == null ? new FloatArray(1) : FloatArray.fromArray(HalfDecode.powers(format));
+        int mBits = format == null ? 0 : HalfDecode.mantissaBits(format);
         TaskGraph head = new TaskGraph("head")
-                .transferToDevice(DataTransferMode.FIRST_EXECUTION, nD, wD, scalars, targetsD, chunk, zD, dnD)
-                .task("logits", CausalLmLossKernels::logits, nD, wD, zD, chunk, vocab, chunkRows, hidden, tokens)
+                .transferToDevice(DataTransferMode.FIRST_EXECUTION, nD, wD, halves, powers, scalars, targetsD, chunk,
+                        zD, dnD)
+                .task("logits", CausalLmLossKernels::logits, nD, wD, halves, powers, zD, chunk, vocab, chunkRows,
+                        hidden, tokens, mBits)
                 .task("rows", CausalLmLossKernels::rows, zD, targetsD, scalars, rowLoss, chunk, chunkRows, vocab,
                         tokens, 1)
-                .task("dn", CausalLmLossKernels::inputGradients, zD, wD, dnD, chunk, hidden, chunkRows, vocab, tokens)
+                .task("dn", CausalLmLossKernels::inputGradients, zD, wD, halves, powers, dnD, chunk, hidden, chunkRows,
+                        vocab, tokens, mBits)
                 .task("advance", CausalLmLossKernels::advance, chunk, chunkRows)
                 .transferToHost(DataTransferMode.EVERY_EXECUTION, dnD)
                 .persistOnDevice(rowLoss, chunk, targetsD, scalars);

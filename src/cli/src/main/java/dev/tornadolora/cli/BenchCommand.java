@@ -49,7 +49,7 @@ import java.util.stream.Collectors;
         "step: finetune's optimizer step (forward, loss, backward, clipping, AdamW) of a",
         "random Llama (--step-shapes: bench = hidden 1024, 16/4 heads, head_dim 64,",
         "intermediate 2816, 4 layers, vocab 8192, 2 x 256 tokens; small = a test's size)",
-        "with LoRA on q,v or all seven projections (--step-modules), fp32 or NF4 base",
+        "with LoRA on q,v or all seven projections (--step-modules), fp32, NF4 or BF16 base",
         "(--bases), as finetune runs it on the device (TornadoVM: the whole-step device",
         "plan). Checked: 3 steps from the same start, losses within 1e-5 relative of",
         "the JVM backend's; moved: bytes in/out per step by TornadoVM's profiler.",
@@ -68,7 +68,7 @@ final class BenchCommand implements Callable<Integer> {
     List<String> ops;
 
     @Option(names = "--bases", split = ",", paramLabel = "B", defaultValue = "fp32,nf4",
-            description = "fp32, nf4 (default ${DEFAULT-VALUE})")
+            description = "fp32, nf4, bf16 (steps only: a BF16 checkpoint kept 16-bit) (default ${DEFAULT-VALUE})")
     List<String> bases;
 
     @Option(names = "--tokens", split = ",", paramLabel = "T", defaultValue = "1,512",
@@ -132,6 +132,10 @@ final class BenchCommand implements Callable<Integer> {
         new OutputGuard().file("--json", json).file("--csv", csv).file("--png", png);
         List<Workload.Op> opList = ops.stream().map(Workload.Op::parse).distinct().toList();
         List<Workload.Base> baseList = bases.stream().map(Workload.Base::parse).distinct().toList();
+        if (baseList.contains(Workload.Base.BF16) && !opList.contains(Workload.Op.STEP)) {
+            throw new picocli.CommandLine.ParameterException(spec.commandLine(),
+                    "--bases bf16 is a step workload's base (the step's model as a BF16 checkpoint): add step to --ops");
+        }
         List<Workload> workloads = new ArrayList<>(Workload.grid(opList, baseList, tokens.stream().distinct().toList(),
                 dims.stream().map(Workload.Shape::parse).distinct().toList(), rank));
         if (opList.contains(Workload.Op.STEP)) {

@@ -77,7 +77,7 @@ final class EmbeddedJob {
         out.flush();
         Path base = opts.output.resolve("base_model");
         writeBase(job, base);
-        try (Device device = BackendProperties.open(opts.device); LlamaForCausalLM teacher = job.teacher(device);
+        try (Device device = opts.device.open(); LlamaForCausalLM teacher = job.teacher(device);
              LlamaForCausalLM student = job.student(device)) {
             long t0 = System.nanoTime();
             TokenDataset train = job.sample(teacher, spec.trainSequences(), 1, "teacher corpus");

@@ -10,6 +10,7 @@ import dev.tornadolora.tensor.HeapCheck;
 import dev.tornadolora.tensor.Shapes;
 import dev.tornadolora.tensor.Tensor;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
@@ -43,9 +44,8 @@ final class EvalCommand implements Callable<Integer> {
             description = "the gradient of the output: tensor dy [...,out]; runs backward too")
     Path gradOutput;
 
-    @Option(names = "--device", paramLabel = "D", defaultValue = "auto",
-            description = "auto (an accelerator when present, else jvm), jvm, reference, tornado[:B:D]")
-    String device;
+    @Mixin
+    DeviceOption device;
 
     @Option(names = "--check-finite", description = "fail naming the first NaN/Inf in x, dy, the parameters, y, dx or a gradient")
     boolean checkFinite;
@@ -54,7 +54,7 @@ final class EvalCommand implements Callable<Integer> {
     public Integer call() throws Exception {
         new OutputGuard().input("--checkpoint", checkpoint).input("--input", input).input("--grad-output", gradOutput)
                 .file("--output", output);
-        try (Device d = BackendProperties.open(device); LoRALinear layer = LoraCheckpoint.read(SafeTensors.open(checkpoint))) {
+        try (Device d = device.open(); LoRALinear layer = LoraCheckpoint.read(SafeTensors.open(checkpoint))) {
             return run(layer.to(d).eval());
         }
     }

@@ -176,9 +176,8 @@ final class FinetuneCommand implements Callable<Integer> {
                     + " fresh adapters; its r, alpha and target modules become the LoRA options")
     Path initAdapter;
 
-    @Option(names = "--device", paramLabel = "D", defaultValue = "auto",
-            description = "auto (an accelerator when present, else jvm), jvm, reference, tornado[:B:D]")
-    String device;
+    @Mixin
+    DeviceOption device;
 
     @Option(names = "--merge", description = "also write OUT/merged/: config.json + model.safetensors with"
             + " W + scale*B*A (NF4 dequantized), dtype as the input checkpoint (F32 for the embedded job)")
@@ -246,7 +245,7 @@ final class FinetuneCommand implements Callable<Integer> {
             FinetuneJob job = job();
             requireAgreesWithInitAdapter(job);
             FinetuneProgress progress = new FinetuneProgress(out, true);
-            FinetuneRun.Result r = DataParallelLauncher.find().launch(job, device, BackendProperties.read(), spark, n,
+            FinetuneRun.Result r = DataParallelLauncher.find().launch(job, device.name(), BackendProperties.read(), spark, n,
                     checkEvery, progress);
             progress.printFinal(r, merge, null);
             return 0;
@@ -257,7 +256,7 @@ final class FinetuneCommand implements Callable<Integer> {
         }
         FinetuneJob job = job();
         requireAgreesWithInitAdapter(job);
-        try (FinetuneProgress progress = new FinetuneProgress(out, quiet); Device d = BackendProperties.open(device)) {
+        try (FinetuneProgress progress = new FinetuneProgress(out, quiet); Device d = device.open()) {
             FinetuneRun.Result r = job.run(d, progress);
             progress.printFinal(r, merge, null);
             return 0;

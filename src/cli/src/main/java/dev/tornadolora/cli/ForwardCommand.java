@@ -16,6 +16,7 @@ import dev.tornadolora.llama.TokenTensors;
 import dev.tornadolora.tensor.Tensor;
 import dev.tornadolora.io.SafeText;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
@@ -60,9 +61,8 @@ final class ForwardCommand implements Callable<Integer> {
     @Option(names = "--quantize-base", description = "NF4 base projections (QLoRA)")
     boolean quantizeBase;
 
-    @Option(names = "--device", defaultValue = "auto",
-            description = "auto (an accelerator when present, else jvm), jvm, reference, tornado[:B:D]")
-    String device;
+    @Mixin
+    DeviceOption device;
 
     @Override
     public Integer call() throws Exception {
@@ -95,7 +95,7 @@ final class ForwardCommand implements Callable<Integer> {
         LoraSettings settings = (peft == null ? LoraSettings.none(false) : LoraSettings.of(peft.config())).withQuantizeBase(quantizeBase)
                 .withDropout(0f);
         SafeTensorsWriter out = new SafeTensorsWriter();
-        try (Device d = BackendProperties.open(device); LlamaForCausalLM m = LlamaForCausalLM.load(model, settings, d)) {
+        try (Device d = device.open(); LlamaForCausalLM m = LlamaForCausalLM.load(model, settings, d)) {
             if (peft != null) m.loadAdapters(peft.tensors());
             m.train(false);
             int b = ids.batch(), s = ids.seq(), v = m.config().vocabSize();

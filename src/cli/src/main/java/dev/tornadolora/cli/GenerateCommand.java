@@ -21,6 +21,7 @@ import dev.tornadolora.llama.MemoryEstimate;
 import dev.tornadolora.tensor.HeapCheck;
 import picocli.CommandLine.ArgGroup;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
@@ -103,9 +104,8 @@ final class GenerateCommand implements Callable<Integer> {
     @Option(names = "--greedy", description = "the most likely token each step (do_sample=False); the sampling options are ignored")
     boolean greedy;
 
-    @Option(names = "--device", defaultValue = "auto",
-            description = "auto (an accelerator when present, else jvm), jvm, reference, tornado[:B:D]")
-    String device;
+    @Mixin
+    DeviceOption device;
 
     @Option(names = "--json", paramLabel = "FILE", description = "written atomically: prompt ids, generated ids, text, timings")
     Path json;
@@ -143,7 +143,7 @@ final class GenerateCommand implements Callable<Integer> {
             if (prompt.length == 0) throw new IllegalArgumentException("--prompt: the text has no tokens");
             LoraSettings settings = (peft == null ? LoraSettings.none(false) : LoraSettings.of(peft.config()))
                     .withQuantizeBase(quantizeBase).withDropout(0f);
-            try (Device d = BackendProperties.open(device); LlamaForCausalLM m = load(settings, peft, d)) {
+            try (Device d = device.open(); LlamaForCausalLM m = load(settings, peft, d)) {
                 m.train(false);
                 StreamingDetokenizer text = new StreamingDetokenizer(ids -> tok.decode(ids, true));
                 Generator.Generation g = new Generator(m).generate(prompt, options, id -> {

@@ -28,6 +28,7 @@ import dev.tornadolora.train.TrainingLog;
 import dev.tornadolora.train.TrainingState;
 import me.tongfei.progressbar.ProgressBar;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
 import picocli.CommandLine.Model.CommandSpec;
@@ -141,9 +142,8 @@ final class TrainCommand implements Callable<Integer> {
     @Option(names = "--seed", paramLabel = "S", defaultValue = "0", description = "seeds the base, the hidden update and the data")
     long seed;
 
-    @Option(names = "--device", paramLabel = "D", defaultValue = "auto",
-            description = "auto (an accelerator when present, else jvm), jvm, reference, tornado[:B:D]")
-    String device;
+    @Mixin
+    DeviceOption device;
 
     @Option(names = "--output", defaultValue = "out/train", paramLabel = "DIR",
             description = "output folder (default ${DEFAULT-VALUE})")
@@ -174,7 +174,7 @@ final class TrainCommand implements Callable<Integer> {
         HeapCheck.require(heapNeeded(), "train (--sizes " + Arrays.stream(sizes).mapToObj(Integer::toString)
                 .collect(Collectors.joining(",")) + ", --batch " + batch + ", --eval-batch " + evalBatch
                 + (quantizeBase ? "" : ", --no-quantize-base") + ")");
-        try (FolderLock lock = FolderLock.acquire(output, "--output"); Device d = BackendProperties.open(device)) {
+        try (FolderLock lock = FolderLock.acquire(output, "--output"); Device d = device.open()) {
             return train(d);
         } catch (SettingException e) {  // train's options are the settings' names with dashes: lr -> --lr
             throw new IllegalArgumentException(e.render(f -> "--" + f.replace('_', '-')), e);

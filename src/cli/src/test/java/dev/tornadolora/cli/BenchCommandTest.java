@@ -115,6 +115,9 @@ class BenchCommandTest {
         CliRun shape = CliRun.of("bench", "--ops", "step", "--step-shapes", "huge", "--device", "jvm");
         assertEquals(1, shape.exitCode());
         assertTrue(shape.err().contains("step shape 'huge': expected bench or small"), shape.err());
+        CliRun bf16 = CliRun.of("bench", "--ops", "forward", "--bases", "bf16", "--device", "jvm");
+        assertEquals(2, bf16.exitCode(), bf16.err());
+        assertTrue(bf16.err().contains("--bases bf16 is a step workload's base"), bf16.err());
     }
 
     @Test

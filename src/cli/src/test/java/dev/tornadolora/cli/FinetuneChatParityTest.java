@@ -5,7 +5,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.tornadolora.finetune.ExampleRows;
 import dev.tornadolora.finetune.SafetensorsTokens;
 import dev.tornadolora.finetune.TokenDataset;
-import org.junit.jupiter.api.Assumptions;
+import dev.tornadolora.testing.Oracle;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -33,14 +33,8 @@ class FinetuneChatParityTest {
 
     @BeforeEach
     void findOracle() {
-        Path dir = Path.of("").toAbsolutePath();
-        while (dir != null && !Files.isRegularFile(dir.resolve("scripts/finetune_parity.py"))) dir = dir.getParent();
-        Assumptions.assumeTrue(dir != null, "scripts/finetune_parity.py not found");
-        root = dir;
-        String env = System.getenv("ORACLE_PYTHON");
-        python = env != null ? Path.of(env) : root.resolve(".venv-oracle/bin/python");
-        Assumptions.assumeTrue(Files.isExecutable(python), "no Python oracle at " + python
-                + " (scripts/oracle-venv.sh); the chat finetune parity with PyTorch + PEFT is not checked");
+        root = Oracle.root("scripts/finetune_parity.py");
+        python = Oracle.requirePython(root, "the chat finetune parity with PyTorch + PEFT");
         golden = root.resolve("src/data/src/test/resources/golden/chat");
     }
 

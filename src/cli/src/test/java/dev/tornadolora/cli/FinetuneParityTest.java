@@ -5,6 +5,8 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.tornadolora.io.DType;
 import dev.tornadolora.io.SafeTensors;
 import dev.tornadolora.io.SafeTensorsWriter;
+import dev.tornadolora.testing.Golden;
+import dev.tornadolora.testing.Oracle;
 import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.BeforeEach;
@@ -44,14 +46,8 @@ class FinetuneParityTest {
     // Per test, not @BeforeAll: a failed assumption there makes JUnit report the class as 0 tests run, not as skipped.
     @BeforeEach
     void findOracle() {
-        Path dir = Path.of("").toAbsolutePath();
-        while (dir != null && !Files.isRegularFile(dir.resolve("scripts/finetune_parity.py"))) dir = dir.getParent();
-        Assumptions.assumeTrue(dir != null, "scripts/finetune_parity.py not found above " + Path.of("").toAbsolutePath());
-        root = dir;
-        String env = System.getenv("ORACLE_PYTHON");
-        python = env != null ? Path.of(env) : root.resolve(".venv-oracle/bin/python");
-        Assumptions.assumeTrue(Files.isExecutable(python), "no Python oracle at " + python
-                + " (create it with scripts/oracle-venv.sh); the finetune parity with PyTorch + PEFT is not checked");
+        root = Oracle.root("scripts/finetune_parity.py");
+        python = Oracle.requirePython(root, "the finetune parity with PyTorch + PEFT");
         golden = root.resolve("src/core/src/test/resources/golden/llama");
         Assumptions.assumeTrue(Files.isDirectory(golden), "no Llama fixtures in " + golden);
     }
@@ -270,11 +266,7 @@ class FinetuneParityTest {
                 "--output", mine.toString(), "--device", "jvm");
         assertEquals(0, r.exitCode(), r.err());
         float[] e = SafeTensors.open(logits).floats("logits").data(), a = SafeTensors.open(mine).f32("logits").data();
-        double diff = 0, max = 0;
-        for (int i = 0; i < e.length; i++) {
-            diff = Math.max(diff, Math.abs(e[i] - a[i]));
-            max = Math.max(max, Math.abs(e[i]));
-        }
-        assertTrue(diff / max <= 1e-4, "logits of OUT/merged: transformers vs this program: " + diff / max);
+        double err = Golden.relativeErrorAgainstNonZero(e, a);
+        assertTrue(err <= 1e-4, "logits of OUT/merged: transformers vs this program: " + err);
     }
 }

@@ -4,6 +4,7 @@ import dev.tornadolora.io.DType;
 import dev.tornadolora.io.SafeTensors;
 import dev.tornadolora.io.SafeTensorsWriter;
 import dev.tornadolora.llama.TokenTensors;
+import dev.tornadolora.testing.Golden;
 import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -32,16 +33,6 @@ class ForwardCommandTest {
         Assumptions.assumeTrue(golden != null, "no Llama golden fixtures (scripts/llama_golden.py writes them)");
     }
 
-    static double rel(float[] e, float[] a) {
-        assertEquals(e.length, a.length);
-        double d = 0, m = 0;
-        for (int i = 0; i < e.length; i++) {
-            d = Math.max(d, Math.abs(e[i] - a[i]));
-            m = Math.max(m, Math.abs(e[i]));
-        }
-        return d / m;
-    }
-
     void checkCase(String name, Path tmp, boolean quantize) {
         Path c = golden.resolve(name), out = tmp.resolve(name + ".safetensors");
         String[] args = quantize
@@ -52,13 +43,13 @@ class ForwardCommandTest {
         CliRun r = CliRun.of(args);
         assertEquals(0, r.exitCode(), r.err());
         SafeTensors o = SafeTensors.open(out), e = SafeTensors.open(c.resolve("expected.safetensors"));
-        assertTrue(rel(e.floats("logits").data(), o.f32("logits").data()) <= 1e-4);
+        assertTrue(Golden.relativeErrorAgainstNonZero(e.floats("logits").data(), o.f32("logits").data()) <= 1e-4);
         assertEquals(0, o.entry("loss").shape().length, "loss has shape []");
         assertEquals(e.floats("loss").data()[0], o.f32("loss").data()[0], 1e-5 * Math.abs(e.floats("loss").data()[0]));
         int grads = 0;
         for (String k : e.names()) {
             if (k.endsWith(".grad")) {
-                assertTrue(rel(e.floats(k).data(), o.f32(k).data()) <= 1e-4, k);
+                assertTrue(Golden.relativeErrorAgainstNonZero(e.floats(k).data(), o.f32(k).data()) <= 1e-4, k);
                 grads++;
             }
         }

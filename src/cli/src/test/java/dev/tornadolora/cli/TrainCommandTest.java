@@ -8,6 +8,7 @@ import dev.tornadolora.io.ModelCheckpoint;
 import dev.tornadolora.io.SafeTensors;
 import dev.tornadolora.nn.Sequential;
 import dev.tornadolora.testing.Golden;
+import dev.tornadolora.testing.Oracle;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -118,11 +119,8 @@ class TrainCommandTest {
      */
     @Test
     void peftCheckpointLoadsInPyTorch() throws Exception {
-        Path root = Path.of("").toAbsolutePath();
-        while (root != null && !Files.isRegularFile(root.resolve("scripts/check_peft.py"))) root = root.getParent();
-        assumeTrue(root != null, "SKIPPED: scripts/check_peft.py not found above " + Path.of("").toAbsolutePath());
-        String env = System.getenv("ORACLE_PYTHON");
-        Path python = env != null ? Path.of(env) : root.resolve(".venv-oracle/bin/python");
+        Path root = Oracle.root("scripts/check_peft.py");
+        Path python = Oracle.python(root);
         if (!Files.isExecutable(python)) python = Path.of("/usr/bin/python3");
         assumeTrue(Files.isExecutable(python) && exitCode(python.toString(), "-c", "import torch") == 0,
                 "SKIPPED: no Python with torch (scripts/oracle-venv.sh creates one from the wheels on disk), so the"

@@ -9,6 +9,7 @@ import dev.tornadolora.finetune.StepExecutor;
 import dev.tornadolora.finetune.TokenDataset;
 import dev.tornadolora.kernels.LoraBackend;
 import dev.tornadolora.llama.LlamaForCausalLM;
+import dev.tornadolora.tensor.HalfWeight;
 import dev.tornadolora.tensor.Tensor;
 import dev.tornadolora.train.Trainer;
 
@@ -157,13 +158,14 @@ final class StepBench {
     }
 
     /**
-     * The workload's model on {@code device}: random weights as transformers initialises them (seeded), and
+     * The workload's model on {@code device}: random weights as transformers initialises them (seeded; a bf16 base
+     * rounds the matrices to BF16 and keeps them 16-bit, as a BF16 checkpoint loads), and
      * lora_B random too (PEFT starts it at zero) so that the adapters' path and lora_A's gradients are real work.
      */
     private LlamaForCausalLM model(Workload w, Device device) {
         ModelStep m = w.model();
         LlamaForCausalLM model = LlamaForCausalLM.random(m.config(), m.lora(w.rank(), w.base() == Workload.Base.NF4),
-                config.seed(), device);
+                config.seed(), device, w.base() == Workload.Base.BF16 ? HalfWeight.Format.BF16 : null);
         try {
             SplittableRandom rng = new SplittableRandom(config.seed() ^ 0x5DEECE66DL);
             Map<String, Tensor> adapters = model.adapterStateDict();

@@ -42,8 +42,9 @@ public record Workload(Op op, Base base, int tokens, int inDim, int outDim, int 
         }
     }
 
+    /** The frozen base's storage; {@link #BF16} (a BF16 checkpoint kept 16-bit) is a step workload's only. */
     public enum Base {
-        FP32("fp32"), NF4("nf4");
+        FP32("fp32"), NF4("nf4"), BF16("bf16");
 
         public final String id;
 
@@ -55,7 +56,7 @@ public record Workload(Op op, Base base, int tokens, int inDim, int outDim, int 
             for (Base b : values()) {
                 if (b.id.equals(s)) return b;
             }
-            throw new IllegalArgumentException("base '" + s + "': expected fp32 or nf4");
+            throw new IllegalArgumentException("base '" + s + "': expected fp32, nf4 or bf16");
         }
     }
 
@@ -131,7 +132,7 @@ public record Workload(Op op, Base base, int tokens, int inDim, int outDim, int 
             for (Base b : bases) {
                 for (int t : tokens) {
                     for (Op op : ops) {
-                        if (op == Op.STEP) continue;  // steps come from steps()
+                        if (op == Op.STEP || b == Base.BF16) continue;  // steps come from steps(); bf16 is theirs
                         list.add(new Workload(op, b, t, s.in(), s.out(), rank));
                     }
                 }

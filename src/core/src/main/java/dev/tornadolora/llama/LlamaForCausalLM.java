@@ -123,6 +123,16 @@ public final class LlamaForCausalLM implements AutoCloseable {
      * initialises them (B = 0).
      */
     public static LlamaForCausalLM random(LlamaConfig c, LoraSettings lora, long seed, Device device) {
+        return random(c, lora, seed, device, null);
+    }
+
+    /**
+     * As {@link #random(LlamaConfig, LoraSettings, long, Device)}, as if read from a checkpoint stored in
+     * {@code stored} (null: fp32): the matrices rounded to it (ties to even) and kept 16-bit ({@link
+     * dev.tornadolora.tensor.HalfWeight}), as {@link #load} keeps a BF16/F16 file's.
+     */
+    public static LlamaForCausalLM random(LlamaConfig c, LoraSettings lora, long seed, Device device,
+                                          dev.tornadolora.tensor.HalfWeight.Format stored) {
         java.util.SplittableRandom rng = new java.util.SplittableRandom(seed);
         Map<String, int[]> shapes = HfWeights.expected(c);
         HfWeights lazy = new HfWeights() {
@@ -137,6 +147,17 @@ public final class LlamaForCausalLM implements AutoCloseable {
                     for (int i = 0; i < a.length; i++) a[i] = (float) (gaussian(rng) * 0.02);
                 }
                 return a;
+            }
+            @Override BaseWeight weight(String name) {
+                if (stored == null) return super.weight(name);
+                float[] a = read(name);
+                short[] bits = new short[a.length];
+                for (int i = 0; i < a.length; i++) {
+                    bits[i] = stored == dev.tornadolora.tensor.HalfWeight.Format.BF16
+                            ? dev.tornadolora.tensor.BFloat16.fromFloat(a[i]) : Float.floatToFloat16(a[i]);
+                }
+                int[] s = shapes.get(name);
+                return new dev.tornadolora.tensor.HalfWeight(s[0], s[1], bits, stored);
             }
             @Override String source() { return "random weights"; }
         };

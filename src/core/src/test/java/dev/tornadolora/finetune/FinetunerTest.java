@@ -1,5 +1,6 @@
 package dev.tornadolora.finetune;
 
+import dev.tornadolora.testing.Golden;
 import dev.tornadolora.testing.TestDevices;
 import dev.tornadolora.llama.LlamaConfig;
 import dev.tornadolora.math.CrossEntropy;
@@ -101,15 +102,6 @@ class FinetunerTest {
         return g;
     }
 
-    static double maxRel(float[] e, float[] a) {
-        double d = 0, m = 0;
-        for (int i = 0; i < e.length; i++) {
-            d = Math.max(d, Math.abs(e[i] - a[i]));
-            m = Math.max(m, Math.abs(e[i]));
-        }
-        return d / m;
-    }
-
     @Test
     void accumulatedMicroBatchesGiveTheFullBatchLossAndGradient() {
         TokenDataset d = data(4, 8);
@@ -125,7 +117,7 @@ class FinetunerTest {
             double loss = f.accumulate(0, 0, 4);
             assertEquals(full, loss, 1e-6 * full, "B=" + ba[0] + " A=" + ba[1]);
             if (g4 == null) g4 = grads(m);
-            else assertTrue(maxRel(g4, grads(m)) < 1e-5, "gradient B=" + ba[0] + " A=" + ba[1] + ": " + maxRel(g4, grads(m)));
+            else assertTrue(Golden.relativeErrorAgainstNonZero(g4, grads(m)) < 1e-5, "gradient B=" + ba[0] + " A=" + ba[1] + ": " + Golden.relativeErrorAgainstNonZero(g4, grads(m)));
         }
     }
 
@@ -142,7 +134,7 @@ class FinetunerTest {
         assertEquals(l, l0 + l1, 1e-6 * l);
         float[] g = grads(whole), a = grads(w0), b = grads(w1);
         for (int i = 0; i < a.length; i++) a[i] += b[i];
-        assertTrue(maxRel(g, a) < 1e-5, "summed shares vs the whole step: " + maxRel(g, a));
+        assertTrue(Golden.relativeErrorAgainstNonZero(g, a) < 1e-5, "summed shares vs the whole step: " + Golden.relativeErrorAgainstNonZero(g, a));
     }
 
     @Test

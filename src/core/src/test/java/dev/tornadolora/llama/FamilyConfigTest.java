@@ -2,6 +2,7 @@ package dev.tornadolora.llama;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.tornadolora.testing.Golden;
 import dev.tornadolora.testing.TestDevices;
 import dev.tornadolora.tensor.Tensor;
 import org.junit.jupiter.api.Test;
@@ -244,7 +245,7 @@ class FamilyConfigTest {
                 LoraSettings none = LoraSettings.none(false);
                 try (LlamaForCausalLM base = LlamaForCausalLM.fromWeights(m.config(), merged, none, TestDevices.jvm())) {
                     float[] z = base.logits(ids, 1, ids.length).data();
-                    LlamaGoldenTest.assertClose(name + " merged logits", adapted, z, 1e-5);
+                    Golden.assertClose(adapted, z, 1e-5, name + " merged logits");
                     assertFalse(java.util.Arrays.equals(adapted, new float[adapted.length]));
                 }
             }

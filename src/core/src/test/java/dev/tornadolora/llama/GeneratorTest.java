@@ -2,6 +2,7 @@ package dev.tornadolora.llama;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.tornadolora.testing.Golden;
 import dev.tornadolora.testing.TestDevices;
 import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.DynamicTest;
@@ -86,14 +87,12 @@ class GeneratorTest {
                     System.arraycopy(m.logits(new int[] {all[i]}, cache).data(), 0, cached, i * v, v);
                 }
                 assertEquals(all.length, cache.length());
-                LlamaGoldenTest.assertClose("cached logits", full, cached, 1e-5);
+                Golden.assertClose(full, cached, 1e-5, "cached logits");
                 KvCache next = m.newCache(all.length);  // generate's path: lm_head on the last new token only
-                LlamaGoldenTest.assertClose("next-token logits of the prefill",
-                        java.util.Arrays.copyOfRange(full, (prompt.length - 1) * v, prompt.length * v),
-                        m.nextTokenLogits(prompt, next), 1e-5);
-                LlamaGoldenTest.assertClose("next-token logits of a step",
-                        java.util.Arrays.copyOfRange(full, prompt.length * v, (prompt.length + 1) * v),
-                        m.nextTokenLogits(new int[] {all[prompt.length]}, next), 1e-5);
+                Golden.assertClose(java.util.Arrays.copyOfRange(full, (prompt.length - 1) * v, prompt.length * v),
+                        m.nextTokenLogits(prompt, next), 1e-5, "next-token logits of the prefill");
+                Golden.assertClose(java.util.Arrays.copyOfRange(full, prompt.length * v, (prompt.length + 1) * v),
+                        m.nextTokenLogits(new int[] {all[prompt.length]}, next), 1e-5, "next-token logits of a step");
                 IllegalArgumentException full2 = assertThrows(IllegalArgumentException.class,
                         () -> m.logits(new int[] {0}, cache));
                 assertTrue(full2.getMessage().contains("do not fit"), full2.getMessage());
@@ -133,7 +132,7 @@ class GeneratorTest {
                     assertEquals(w > 0 ? w : all.length, cache.slots(l), "positions layer " + l + " keeps");
                 }
                 assertTrue(sliding > 0, "a sliding layer");
-                LlamaGoldenTest.assertClose("cached logits", full, cached, 1e-5);
+                Golden.assertClose(full, cached, 1e-5, "cached logits");
             }
         }));
     }

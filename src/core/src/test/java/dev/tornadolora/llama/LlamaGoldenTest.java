@@ -1,5 +1,6 @@
 package dev.tornadolora.llama;
 
+import dev.tornadolora.testing.Golden;
 import dev.tornadolora.testing.TestDevices;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
@@ -77,29 +78,18 @@ class LlamaGoldenTest {
             double tolLogits = c.path("tolerance").path("logits").asDouble(1e-4);
             double tolGrad = c.path("tolerance").path("grad").asDouble(1e-4);
             double tolLoss = c.path("tolerance").path("loss").asDouble(1e-5);
-            assertClose("logits", expected.floats("logits").data(), logits, tolLogits);
+            Golden.assertClose(expected.floats("logits").data(), logits, tolLogits, "logits");
             double expLoss = expected.floats("loss").data()[0];
             assertTrue(Math.abs(loss - expLoss) <= tolLoss * Math.abs(expLoss),
                     "loss " + loss + " vs " + expLoss + " (relative " + Math.abs(loss - expLoss) / Math.abs(expLoss) + ")");
             Map<String, Tensor> grads = m.adapterGradients();
             assertEquals(adapter.tensors().keySet(), grads.keySet(), "adapter keys");
             for (Map.Entry<String, Tensor> g : grads.entrySet()) {
-                assertClose(g.getKey() + ".grad", expected.floats(g.getKey() + ".grad").data(), g.getValue().data(), tolGrad);
+                Golden.assertClose(expected.floats(g.getKey() + ".grad").data(), g.getValue().data(), tolGrad, g.getKey() + ".grad");
             }
             // The eval forward alone gives the same logits.
-            assertClose("logits (eval forward)", expected.floats("logits").data(),
-                    m.logits(ids.values(), ids.batch(), ids.seq()).data(), tolLogits);
+            Golden.assertClose(expected.floats("logits").data(), m.logits(ids.values(), ids.batch(), ids.seq()).data(),
+                    tolLogits, "logits (eval forward)");
         }
-    }
-
-    static void assertClose(String what, float[] expected, float[] actual, double tol) {
-        assertEquals(expected.length, actual.length, what + ": length");
-        double maxDiff = 0, maxRef = 0;
-        for (int i = 0; i < expected.length; i++) {
-            maxDiff = Math.max(maxDiff, Math.abs((double) expected[i] - actual[i]));
-            maxRef = Math.max(maxRef, Math.abs(expected[i]));
-        }
-        double rel = maxRef == 0 ? maxDiff : maxDiff / maxRef;
-        assertTrue(rel <= tol, what + ": max|a-b|/max|b| = " + rel + " > " + tol);
     }
 }

@@ -2,6 +2,8 @@ package dev.tornadolora.llama;
 
 import dev.tornadolora.io.SafeTensors;
 import dev.tornadolora.io.SafeTensorsWriter;
+import dev.tornadolora.tensor.BFloat16;
+import dev.tornadolora.tensor.BaseWeight;
 import dev.tornadolora.tensor.DenseWeight;
 import dev.tornadolora.tensor.HalfWeight;
 import dev.tornadolora.tensor.Tensor;
@@ -86,6 +88,34 @@ class SixteenBitWeightsTest {
                 assertArrayEquals(wide.logits(new int[] {id}, cw).data(), kept.logits(new int[] {id}, ck).data(),
                         "token " + id);
             }
+        }
+    }
+
+    /**
+     * A random model "stored" in BF16 or F16 (bench's bf16 step base) keeps every matrix 16-bit, holding the fp32
+     * random model's values rounded to the format (by the JDK's and torch's rounding, ties to even), norms as they are.
+     */
+    @ParameterizedTest
+    @CsvSource({"BF16", "F16"})
+    void aRandomModelStoredIn16BitHoldsTheFp32ModelRounded(HalfWeight.Format format) {
+        LlamaConfig c = new LlamaConfig(64, 32, 48, 2, 4, 2, 8, 1e-6, 10000, null, false, 128, 1, 2, "bfloat16");
+        LoraSettings lora = new LoraSettings(Set.of("q_proj"), false, false, 4, 8f, 0f, false, false);
+        try (LlamaForCausalLM wide = LlamaForCausalLM.random(c, lora, 7, TestDevices.jvm());
+             LlamaForCausalLM kept = LlamaForCausalLM.random(c, lora, 7, TestDevices.jvm(), format)) {
+            Map<String, BaseWeight> w = wide.frozenWeights(), k = kept.frozenWeights();
+            assertEquals(w.keySet(), k.keySet());
+            w.forEach((name, base) -> {
+                float[] want = base.dequantize();
+                if (!name.endsWith("norm.weight")) {
+                    assertInstanceOf(HalfWeight.class, k.get(name), name);
+                    for (int i = 0; i < want.length; i++) {
+                        want[i] = format == HalfWeight.Format.BF16
+                                ? BFloat16.toFloat(BFloat16.fromFloat(want[i]))
+                                : Float.float16ToFloat(Float.floatToFloat16(want[i]));
+                    }
+                }
+                assertArrayEquals(want, k.get(name).dequantize(), name);
+            });
         }
     }
 

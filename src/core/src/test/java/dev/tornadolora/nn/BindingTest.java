@@ -1,5 +1,6 @@
 package dev.tornadolora.nn;
 
+import dev.tornadolora.testing.Golden;
 import dev.tornadolora.testing.TestDevices;
 import dev.tornadolora.kernels.LayerKernels;
 import dev.tornadolora.kernels.LoraBackend;
@@ -124,11 +125,7 @@ class BindingTest {
     }
 
     static void assertClose(float[] expected, float[] actual, String what) {
-        double diff = 0, scale = 0;
-        for (int i = 0; i < expected.length; i++) {
-            diff = Math.max(diff, Math.abs((double) expected[i] - actual[i]));
-            scale = Math.max(scale, Math.abs(expected[i]));
-        }
-        assertTrue(diff <= 1e-5 * scale, what + ": " + diff / scale);
+        double err = Golden.relativeErrorAgainstNonZero(expected, actual);
+        assertTrue(err <= 1e-5, what + ": " + err);
     }
 }

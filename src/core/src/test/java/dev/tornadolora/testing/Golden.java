@@ -42,9 +42,21 @@ public final class Golden {
 
     /**
      * Norm-wise relative error max|a − e| / max|e|, the measure used for fp32 results whose summation order
-     * differs from the oracle's.
+     * differs from the oracle's; against an all-zero reference, the absolute max|a − e| (a gradient that must be zero).
      */
     public static double relativeError(float[] expected, float[] actual) {
+        return relativeError(expected, actual, false);
+    }
+
+    /**
+     * {@link #relativeError}, failing when the reference is all zeros: for a result that is never zero (logits, a
+     * model's gradient), where an all-zero reference means the fixture or the reference computation is broken.
+     */
+    public static double relativeErrorAgainstNonZero(float[] expected, float[] actual) {
+        return relativeError(expected, actual, true);
+    }
+
+    private static double relativeError(float[] expected, float[] actual, boolean nonZeroReference) {
         assertEquals(expected.length, actual.length, "length");
         double maxDiff = 0, maxRef = 0;
         for (int i = 0; i < expected.length; i++) {
@@ -54,6 +66,7 @@ public final class Golden {
             maxDiff = Math.max(maxDiff, Math.abs((double) actual[i] - expected[i]));
             maxRef = Math.max(maxRef, Math.abs((double) expected[i]));
         }
+        assertTrue(!nonZeroReference || maxRef != 0, "the reference is all zeros: a relative error against it tests nothing");
         return maxRef == 0 ? maxDiff : maxDiff / maxRef;
     }
 

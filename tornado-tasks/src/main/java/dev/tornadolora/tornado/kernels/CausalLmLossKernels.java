@@ -6,6 +6,7 @@ import uk.ac.manchester.tornado.api.annotations.Parallel;
 import uk.ac.manchester.tornado.api.math.TornadoMath;
 import uk.ac.manchester.tornado.api.types.arrays.FloatArray;
 import uk.ac.manchester.tornado.api.types.arrays.IntArray;
+import uk.ac.manchester.tornado.api.types.arrays.ShortArray;
 
 /**
  * lm_head and transformers' causal-LM loss on the device, a chunk of token rows at a time so that the logits of a
@@ -23,15 +24,24 @@ import uk.ac.manchester.tornado.api.types.arrays.IntArray;
 public final class CausalLmLossKernels {
     private CausalLmLossKernels() {}
 
-    public static void logits(FloatArray n, FloatArray w, FloatArray z, IntArray chunk, int vocab, int chunkRows,
-                              int hidden, int tokens) {
+    /**
+     * Element e of lm_head's W [vocab, hidden]: fp32 from {@code w} ({@code mantissaBits} 0), or BF16/F16 from
+     * {@code halves}, decoded in the loop ({@link HalfDecode#element}); the unused arrays are placeholders.
+     */
+    public static float weight(FloatArray w, ShortArray halves, FloatArray powers, int e, int mantissaBits) {
+        return mantissaBits == 0 ? w.get(e) : HalfDecode.element(halves, powers, e, mantissaBits);
+    }
+
+    /** z_c = n_t · Wᵀ for the chunk's rows (W as {@link #weight} reads it). */
+    public static void logits(FloatArray n, FloatArray w, ShortArray halves, FloatArray powers, FloatArray z,
+                              IntArray chunk, int vocab, int chunkRows, int hidden, int tokens, int mantissaBits) {
         for (@Parallel int v = 0; v < vocab; v++) {
             for (@Parallel int c = 0; c < chunkRows; c++) {
                 int t = chunk.get(0) + c;
                 if (t < tokens) {
                     float acc = 0f;
                     for (int k = 0; k < hidden; k++) {
-                        acc += n.get(t * hidden + k) * w.get(v * hidden + k);
+                        acc += n.get(t * hidden + k) * weight(w, halves, powers, v * hidden + k, mantissaBits);
                     }
                     z.set(c * vocab + v, acc);
                 }
@@ -82,16 +92,17 @@ public final class CausalLmLossKernels {
         }
     }
 
-    /** dn_t = dz_t · W, for the chunk's rows. */
-    public static void inputGradients(FloatArray dz, FloatArray w, FloatArray dn, IntArray chunk, int hidden,
-                                      int chunkRows, int vocab, int tokens) {
+    /** dn_t = dz_t · W, for the chunk's rows (W as {@link #weight} reads it). */
+    public static void inputGradients(FloatArray dz, FloatArray w, ShortArray halves, FloatArray powers,
+                                      FloatArray dn, IntArray chunk, int hidden, int chunkRows, int vocab, int tokens,
+                                      int mantissaBits) {
         for (@Parallel int k = 0; k < hidden; k++) {
             for (@Parallel int c = 0; c < chunkRows; c++) {
                 int t = chunk.get(0) + c;
                 if (t < tokens) {
                     float acc = 0f;
                     for (int v = 0; v < vocab; v++) {
-                        acc += dz.get(c * vocab + v) * w.get(v * hidden + k);
+                        acc += dz.get(c * vocab + v) * weight(w, halves, powers, v * hidden + k, mantissaBits);
                     }
                     dn.set(t * hidden + k, acc);
                 }

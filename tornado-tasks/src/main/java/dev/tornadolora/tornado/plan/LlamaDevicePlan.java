@@ -10,11 +10,13 @@ import dev.tornadolora.llama.ops.Rope;
 import dev.tornadolora.nn.LoRALinear;
 import dev.tornadolora.tensor.BaseWeight;
 import dev.tornadolora.tensor.DenseWeight;
+import dev.tornadolora.tensor.HalfWeight;
 import dev.tornadolora.tensor.Nf4Tensor;
 import dev.tornadolora.tornado.kernels.AdapterKernels;
 import dev.tornadolora.tornado.kernels.AttentionKernels;
 import dev.tornadolora.tornado.kernels.CausalLmLossKernels;
 import dev.tornadolora.tornado.kernels.EmbeddingKernels;
+import dev.tornadolora.tornado.kernels.HalfDecode;
 import dev.tornadolora.tornado.kernels.Matmul;
 import dev.tornadolora.tornado.kernels.Nf4Decode;
 import dev.tornadolora.tornado.kernels.OptimizerKernels;
@@ -33,6 +35,7 @@ import uk.ac.manchester.tornado.api.enums.ProfilerMode;
 import uk.ac.manchester.tornado.api.types.arrays.ByteArray;
 import uk.ac.manchester.tornado.api.types.arrays.FloatArray;
 import uk.ac.manchester.tornado.api.types.arrays.IntArray;
+import uk.ac.manchester.tornado.api.types.arrays.ShortArray;
 import uk.ac.manchester.tornado.api.types.collections.VectorFloat16;
 
 import java.util.ArrayList;
@@ -45,8 +48,8 @@ import java.util.function.Consumer;
 /**
  * A whole Llama training step on one TornadoVM device, GPULlama3.java's way: one {@link TornadoExecutionPlan}
  * whose task graphs are the stages of the step, joined by {@code persistOnDevice}/{@code consumeFromDevice}, so
- * that the frozen weights (fp32 or NF4), the adapters, AdamW's moments, the activations and the gradients live on
- * the device for the plan's life, allocated once for its batch shape.
+ * that the frozen weights (fp32, NF4, or BF16/F16 as stored), the adapters, AdamW's moments, the activations and
+ * the gradients live on the device for the plan's life, allocated once for its batch shape.
  * <pre>
  *   setup          (once) θ, ∇θ, m, v, the residual stream x₀ … x_L and its gradient dy onto the device
  *   layer 0 fwd    ids ──→  x₀ = embed_tokens[ids], then as every layer:
@@ -144,11 +147,18 @@ public final class LlamaDevicePlan implements AutoCloseable {
     /**
      * A projection as the kernels see it: its base and its adapter's place in θ (rank 0: none). An fp32 base is
      * held as the two panel layouts {@link Matmul#panels} reads, {@code forward} = Wᵀ's (y = x·Wᵀ) and
-     * {@code backward} = W's (dx = dy·W); an NF4 base as its codes and block scales, decoded into the graph's
-     * panel scratch before each product.
+     * {@code backward} = W's (dx = dy·W); an NF4 base as its codes and block scales, a BF16/F16 base as its 16-bit
+     * values ({@code halves}, {@code mantissaBits} &gt; 0), both decoded into a panel scratch before each product:
+     * {@code scratch}, or the graph's common one when null.
      */
     private record Proj(int in, int out, VectorFloat16 forward, VectorFloat16 backward, ByteArray codes,
-                        FloatArray scales, int nf4, int log2Block, int rank, float scale, int aOffset, int bOffset) {}
+                        FloatArray scales, int nf4, int log2Block, ShortArray halves, int mantissaBits,
+                        VectorFloat16 scratch, int rank, float scale, int aOffset, int bOffset) {
+        /** Whether the base is decoded into panels before each product (NF4 or 16-bit). */
+        boolean decoded() {
+            return nf4 == 1 || mantissaBits > 0;
+        }
+    }
 
     /**
      * Builds the plan for batches of {@code batch} × {@code seq} tokens and uploads nothing yet (the first step
@@ -224,7 +234,10 @@ public final class LlamaDevicePlan implements AutoCloseable {
         float eps = (float) c.rmsNormEps(), attnScale = (float) (1.0 / Math.sqrt(hd));
         Map<String, BaseWeight> frozen = model.frozenWeights();
         Map<Object, FloatArray> uploaded = new IdentityHashMap<>();  // a tied lm_head is the embedding's buffer
-        FloatArray emb = dense(frozen.get("model.embed_tokens.weight"), uploaded);
+        Map<Object, ShortArray> uploadedHalves = new IdentityHashMap<>();  // likewise for 16-bit ones
+        BaseWeight embBase = frozen.get("model.embed_tokens.weight");
+        ShortArray embHalves = embBase instanceof HalfWeight h ? halves(h, uploadedHalves) : null;
+        FloatArray emb = embHalves != null ? null : dense(embBase, uploaded);
         FloatArray finalNorm = dense(frozen.get("model.norm.weight"), uploaded);
         FloatArray codebook = FloatArray.fromArray(Nf4.codebook());
         Rope.Tables tables = new Rope(hd, c.ropeTheta(), c.ropeScaling()).tables(seq);
@@ -239,18 +252,20 @@ public final class LlamaDevicePlan implements AutoCloseable {
         FloatArray dy = new FloatArray(t * d);
         int maxRank = 1;
         for (LoRALinear l : adapted.values()) maxRank = Math.max(maxRank, l.rank());
-        int scratch = 1;  // Float16s of the largest NF4 projection's panels, either layout
-        for (BaseWeight w : frozen.values()) {
-            if (w instanceof Nf4Tensor q) {
-                scratch = Math.max(scratch, Math.max(ceilDiv(q.rows(), Matmul.PANEL) * q.cols(),
-                        ceilDiv(q.cols(), Matmul.PANEL) * q.rows()));
+        int scratch = 1;  // Float16s of the largest NF4 or 16-bit layer projection's panels, either layout
+        for (Map.Entry<String, BaseWeight> e : frozen.entrySet()) {
+            BaseWeight w = e.getValue();
+            if (w instanceof Nf4Tensor || w instanceof HalfWeight && e.getKey().startsWith("model.layers.")) {
+                scratch = Math.max(scratch, panelScratch(w));
             }
         }
         int keyBlocks = ceilDiv(seq, AttentionKernels.LANES), dimBlocks = ceilDiv(hd, AttentionKernels.LANES);
         Common cm = new Common(sizes, codebook, noMask, noBias, cos, sin,
                 new FloatArray(batch * heads * seq * seq), new FloatArray(batch * heads * seq * seq),
                 new VectorFloat16(batch * kv * hd * keyBlocks), new VectorFloat16(t * kv * dimBlocks),
-                new FloatArray(t * maxRank), new VectorFloat16(scratch), new VectorFloat16(1));
+                new FloatArray(t * maxRank), new VectorFloat16(scratch), new VectorFloat16(1),
+                FloatArray.fromArray(HalfDecode.powers(HalfWeight.Format.BF16)),
+                FloatArray.fromArray(HalfDecode.powers(HalfWeight.Format.F16)));
 
         Graphs graphs = new Graphs();
         for (FloatArray a : xs) graphs.shared.put(a, true);
@@ -260,8 +275,16 @@ public final class LlamaDevicePlan implements AutoCloseable {
         // -------- embed, in the first layer's forward graph (a graph less: fewer launches, see PlanKernels)
         Graph firstForward = graphs.graph("layer0Forward");
         Stage embed = firstForward.stage("embed");
-        embed.everyStep(ids).use(emb, xs[0]);
-        embed.add(g -> g.task(embed.n("gather"), EmbeddingKernels::gather, ids, emb, xs[0], t, d));
+        embed.everyStep(ids).use(xs[0]);
+        if (embHalves != null) {
+            int mBits = HalfDecode.mantissaBits(((HalfWeight) embBase).format());
+            FloatArray powers = cm.powers(mBits);
+            embed.use(embHalves, powers);
+            embed.add(g -> g.task(embed.n("gather"), HalfDecode::gather, ids, embHalves, powers, xs[0], t, d, mBits));
+        } else {
+            embed.use(emb);
+            embed.add(g -> g.task(embed.n("gather"), EmbeddingKernels::gather, ids, emb, xs[0], t, d));
+        }
 
         // -------- layers forward
         List<Layer> layerList = new ArrayList<>();
@@ -271,7 +294,8 @@ public final class LlamaDevicePlan implements AutoCloseable {
             Map<String, FloatArray> hLora = new LinkedHashMap<>();
             for (String name : PROJECTIONS) {
                 String path = prefix + (LoraSettings.ATTN_MODULES.contains(name) ? "self_attn." : "mlp.") + name;
-                Proj pr = projection(frozen.get(path + ".weight"), adapted.get(path), offsets.get(path), uploaded);
+                Proj pr = projection(frozen.get(path + ".weight"), adapted.get(path), offsets.get(path), uploadedHalves,
+                        null);
                 proj.put(name, pr);
                 hLora.put(name, new FloatArray(Math.max(1, t * pr.rank)));
             }
@@ -298,13 +322,19 @@ public final class LlamaDevicePlan implements AutoCloseable {
         fin.add(g -> g.task(fin.n("norm"), RmsNormKernels::forward, xL, finalNorm, nF, invF, t, d, eps));
         int cr = chunkRows;
         // One chunk (vocab ≤ 8192 at 512 rows): lm_head's two products on the panel schedule, W packed once per
-        // layout. Several chunks: the chunk kernels, which start at the device's chunk row.
+        // layout (a 16-bit W kept 16-bit and decoded into the head graphs' own scratch, as the layers' are).
+        // Several chunks: the chunk kernels, which start at the device's chunk row, reading W in place (fp32, or
+        // 16-bit decoded in their loops).
         BaseWeight headBase = frozen.get("lm_head.weight");
-        float[] headData = chunks == 1 ? (headBase instanceof DenseWeight dw ? dw.data() : headBase.dequantize()) : null;
-        Proj headProj = chunks == 1 ? new Proj(d, vocab, Matmul.packPanels(headData, vocab, d, true),
-                Matmul.packPanels(headData, d, vocab, false), new ByteArray(1), new FloatArray(1), 0, 0, 0, 0f, 0, 0)
-                : null;
-        FloatArray headW = chunks == 1 ? null : dense(headBase, uploaded);
+        Proj headProj = chunks != 1 ? null
+                : headBase instanceof HalfWeight h ? projection(h, null, null, uploadedHalves,
+                        new VectorFloat16(panelScratch(h)))
+                : projection(headBase instanceof Nf4Tensor ? new DenseWeight(vocab, d, headBase.dequantize())
+                        : headBase, null, null, uploadedHalves, null);
+        HeadWeight headW = chunks == 1 ? null : headBase instanceof HalfWeight h
+                ? new HeadWeight(new FloatArray(1), halves(h, uploadedHalves),
+                        cm.powers(HalfDecode.mantissaBits(h.format())), HalfDecode.mantissaBits(h.format()))
+                : new HeadWeight(dense(headBase, uploaded), new ShortArray(1), new FloatArray(1), 0);
         for (int k = 0; k < chunks; k++) {  // one stage per chunk, unrolled; the chunk's first row is chunk[0]
             Stage head = headGraph.stage("chunk" + k);
             head.use(nF, z, chunk, targets, scalars, rowLoss, dnF);
@@ -314,8 +344,9 @@ public final class LlamaDevicePlan implements AutoCloseable {
             if (headProj != null) {
                 product(head, "dn", headProj, z, dnF, headProj.backward, d, vocab, 0, cm);
             } else {
-                head.add(g -> g.task(head.n("dn"), CausalLmLossKernels::inputGradients, z, headW, dnF, chunk, d, cr,
-                        vocab, t));
+                head.use(headW.w, headW.halves, headW.powers);
+                head.add(g -> g.task(head.n("dn"), CausalLmLossKernels::inputGradients, z, headW.w, headW.halves,
+                        headW.powers, dnF, chunk, d, cr, vocab, t, headW.mantissaBits));
             }
             head.add(g -> g.task(head.n("advance"), CausalLmLossKernels::advance, chunk, cr));
         }
@@ -451,22 +482,41 @@ public final class LlamaDevicePlan implements AutoCloseable {
         }
     }
 
-    private Proj projection(BaseWeight base, LoRALinear lin, int[] ab, Map<Object, FloatArray> uploaded) {
+    /**
+     * A projection's device form: NF4 codes and scales, 16-bit values as stored (one buffer per array: a tied
+     * lm_head shares the embedding's), or an fp32 W packed in both panel layouts. {@code scratch}: the panels a
+     * decoded base is decoded into, null for the graph's common ones.
+     */
+    private Proj projection(BaseWeight base, LoRALinear lin, int[] ab, Map<Object, ShortArray> uploadedHalves,
+                            VectorFloat16 scratch) {
         int rank = lin == null ? 0 : lin.rank();
         float scale = lin == null ? 0f : lin.scale();
         int aOff = ab == null ? 0 : ab[0], bOff = ab == null ? 0 : ab[1];
-        if (base instanceof Nf4Tensor q) {
-            return new Proj(q.cols(), q.rows(), null, null, ByteArray.fromArray(q.packedCodes()),
-                    FloatArray.fromArray(q.blockScales()), 1, Integer.numberOfTrailingZeros(q.blockSize()), rank,
-                    scale, aOff, bOff);
-        }
-        float[] w = base instanceof DenseWeight d ? d.data() : base.dequantize();
         int in = base.cols(), out = base.rows();
-        return new Proj(in, out, Matmul.packPanels(w, out, in, true), Matmul.packPanels(w, in, out, false),
-                new ByteArray(1), new FloatArray(1), 0, 0, rank, scale, aOff, bOff);
+        ShortArray noHalves = new ShortArray(1);
+        return switch (base) {
+            case Nf4Tensor q -> new Proj(in, out, null, null, ByteArray.fromArray(q.packedCodes()),
+                    FloatArray.fromArray(q.blockScales()), 1, Integer.numberOfTrailingZeros(q.blockSize()), noHalves,
+                    0, scratch, rank, scale, aOff, bOff);
+            case HalfWeight h -> new Proj(in, out, null, null, new ByteArray(1), new FloatArray(1), 0, 0,
+                    halves(h, uploadedHalves), HalfDecode.mantissaBits(h.format()), scratch, rank, scale, aOff, bOff);
+            case DenseWeight d -> new Proj(in, out, Matmul.packPanels(d.data(), out, in, true),
+                    Matmul.packPanels(d.data(), in, out, false), new ByteArray(1), new FloatArray(1), 0, 0, noHalves,
+                    0, scratch, rank, scale, aOff, bOff);
+        };
     }
 
-    /** An fp32 weight's buffer, uploaded once per array; a 16-bit weight (HalfWeight) widened once per weight. */
+    /** A 16-bit weight's values as a device array, one per array of bits (a tied lm_head is the embedding's). */
+    private static ShortArray halves(HalfWeight h, Map<Object, ShortArray> uploaded) {
+        return uploaded.computeIfAbsent(h.bits(), bits -> ShortArray.fromArray((short[]) bits));
+    }
+
+    /** Float16s of a weight's panels in the larger of its two layouts (forward Wᵀ, backward W). */
+    private static int panelScratch(BaseWeight w) {
+        return Math.max(ceilDiv(w.rows(), Matmul.PANEL) * w.cols(), ceilDiv(w.cols(), Matmul.PANEL) * w.rows());
+    }
+
+    /** An fp32 weight's buffer, uploaded once per array; any other weight widened once (an NF4 lm_head in chunks). */
     private static FloatArray dense(BaseWeight w, Map<Object, FloatArray> uploaded) {
         if (w instanceof DenseWeight d) {
             return uploaded.computeIfAbsent(d.data(), data -> FloatArray.fromArray((float[]) data));
@@ -475,12 +525,19 @@ public final class LlamaDevicePlan implements AutoCloseable {
     }
 
     /**
-     * What every graph brings for itself: sizes, placeholders, rope tables, attention and LoRA scratch, and the
-     * panels an NF4 base is decoded into before each product (one per graph: its tasks run one after another).
+     * What every graph brings for itself: sizes, placeholders, rope tables, attention and LoRA scratch, the panels
+     * an NF4 or 16-bit base is decoded into before each product (one per graph: its tasks run one after another)
+     * and the 16-bit decode's power tables.
      */
     private record Common(IntArray sizes, FloatArray codebook, FloatArray noMask, FloatArray noBias, FloatArray cos,
                           FloatArray sin, FloatArray p, FloatArray ds, VectorFloat16 kBlocks, VectorFloat16 vBlocks,
-                          FloatArray dhLora, VectorFloat16 nf4Panels, VectorFloat16 noPanels) {}
+                          FloatArray dhLora, VectorFloat16 nf4Panels, VectorFloat16 noPanels, FloatArray bf16Powers,
+                          FloatArray f16Powers) {
+        /** The power-of-two table {@link HalfDecode} reads for a format, by its mantissa bits. */
+        FloatArray powers(int mantissaBits) {
+            return mantissaBits == HalfDecode.mantissaBits(HalfWeight.Format.BF16) ? bf16Powers : f16Powers;
+        }
+    }
 
     /** A decoder layer's frozen norms and projections and its activations (each graph holds its own copy). */
     private record Layer(FloatArray inNorm, FloatArray postNorm, Map<String, Proj> proj, Acts acts) {}
@@ -586,13 +643,19 @@ public final class LlamaDevicePlan implements AutoCloseable {
     private void product(Stage st, String name, Proj p, FloatArray a, FloatArray c, VectorFloat16 panels, int n, int k,
                          int transposed, Common cm) {
         int nPanels = ceilDiv(n, Matmul.PANEL), mBlocks = ceilDiv(tokens, Matmul.PANEL_ROWS);
-        VectorFloat16 b = p.nf4 == 1 ? cm.nf4Panels : panels, none = cm.noPanels;
+        VectorFloat16 scratch = p.scratch != null ? p.scratch : cm.nf4Panels;
+        VectorFloat16 b = p.decoded() ? scratch : panels, none = cm.noPanels;
         IntArray sizes = cm.sizes;
         FloatArray noBias = cm.noBias;
         if (p.nf4 == 1) {
-            st.use(p.codes, p.scales, cm.codebook, cm.nf4Panels);
+            st.use(p.codes, p.scales, cm.codebook, scratch);
             st.add(g -> g.task(st.n(name + "Decode"), Nf4Decode::dequantizePanels, p.codes, p.scales, cm.codebook,
-                    cm.nf4Panels, k, nPanels, n, transposed, p.log2Block));
+                    scratch, k, nPanels, n, transposed, p.log2Block));
+        } else if (p.mantissaBits > 0) {
+            FloatArray powers = cm.powers(p.mantissaBits);
+            st.use(p.halves, powers, scratch);
+            st.add(g -> g.task(st.n(name + "Decode"), HalfDecode::decodePanels, p.halves, powers, scratch, k, nPanels,
+                    n, transposed, p.mantissaBits));
         }
         st.use(a, c, sizes, b, none, noBias);
         st.add(g -> g.task(st.n(name), Matmul::panels, a, b, noBias, none, none, c, sizes, nPanels, mBlocks, n, k, 1,
@@ -603,16 +666,23 @@ public final class LlamaDevicePlan implements AutoCloseable {
      * A chunk's logits z = n·Wᵀ: on the panel schedule when the loss runs in one chunk (W packed once, headProj),
      * else the chunk kernel from the device's chunk row (headW); the training head, evaluation and forward share it.
      */
-    private void headLogits(Stage st, Proj headProj, FloatArray headW, FloatArray nF, FloatArray z, IntArray chunk,
+    private void headLogits(Stage st, Proj headProj, HeadWeight headW, FloatArray nF, FloatArray z, IntArray chunk,
                             Common cm) {
         if (headProj != null) {
             product(st, "logits", headProj, nF, z, headProj.forward, c.vocabSize(), c.hiddenSize(), 1, cm);
         } else {
             int cr = chunkRows, d = c.hiddenSize(), t = tokens, v = c.vocabSize();
-            st.use(headW);
-            st.add(g -> g.task(st.n("logits"), CausalLmLossKernels::logits, nF, headW, z, chunk, v, cr, d, t));
+            st.use(headW.w, headW.halves, headW.powers);
+            st.add(g -> g.task(st.n("logits"), CausalLmLossKernels::logits, nF, headW.w, headW.halves, headW.powers,
+                    z, chunk, v, cr, d, t, headW.mantissaBits));
         }
     }
+
+    /**
+     * lm_head's W as the chunk kernels read it in place: fp32 ({@code mantissaBits} 0) or its 16-bit values with
+     * {@link HalfDecode}'s table; the unused arrays are one-element placeholders.
+     */
+    private record HeadWeight(FloatArray w, ShortArray halves, FloatArray powers, int mantissaBits) {}
 
     private static int ceilDiv(int a, int b) {
         return (a + b - 1) / b;

@@ -2,6 +2,7 @@ package dev.tornadolora.kernels.jvm;
 
 import dev.tornadolora.kernels.Parallel;
 import dev.tornadolora.math.Nf4;
+import dev.tornadolora.testing.Golden;
 import dev.tornadolora.testing.TestDevices;
 import dev.tornadolora.kernels.Adapters;
 import dev.tornadolora.kernels.LayerKernels;
@@ -213,16 +214,7 @@ class JvmLoraKernelsTest {
     }
 
     static void assertClose(String what, float[] expected, float[] actual) {
-        assertEquals(expected.length, actual.length, what + ": length");
-        double maxRef = 0, maxDiff = 0;
-        for (int i = 0; i < expected.length; i++) {
-            maxRef = Math.max(maxRef, Math.abs(expected[i]));
-            maxDiff = Math.max(maxDiff, Math.abs((double) expected[i] - actual[i]));
-            if (Float.isNaN(actual[i])) {
-                maxDiff = Double.POSITIVE_INFINITY;
-            }
-        }
-        double rel = maxDiff / Math.max(maxRef, Float.MIN_NORMAL);
+        double rel = Golden.relativeErrorAgainstNonZero(expected, actual);
         assertTrue(rel <= TOLERANCE, what + ": max|a-b|/max|b| = " + rel + " > " + TOLERANCE);
     }
 
