@@ -72,7 +72,7 @@ public final class TornadoStepProfile {
                     m.flops(16) / Stats.median(ms) / 1e6);
             print(byGraph, 40);
             System.out.println("kernel ms per task (all layers), largest first:");
-            print(byTask, 30);
+            print(byTask, 200);
         }
     }
 

@@ -72,14 +72,18 @@ public final class CausalLmLossKernels {
                     float zy = z.get(o + y);
                     float sum = 0f;
                     for (int i = 0; i < vocab; i++) {
-                        sum += Exp.exp(z.get(o + i) - m);
+                        float e = Exp.exp(z.get(o + i) - m);
+                        sum += e;
+                        if (withGrad == 1) {
+                            z.set(o + i, e);  // kept for dz: each exp once (the row's largest cost)
+                        }
                     }
                     rowLoss.set(t, m + TornadoMath.log(sum) - zy);
                     if (withGrad == 1) {
                         float g = scalars.get(0);
                         float k = g / sum;
                         for (int i = 0; i < vocab; i++) {
-                            z.set(o + i, Exp.exp(z.get(o + i) - m) * k);
+                            z.set(o + i, z.get(o + i) * k);
                         }
                         z.set(o + y, z.get(o + y) - g);
                     }

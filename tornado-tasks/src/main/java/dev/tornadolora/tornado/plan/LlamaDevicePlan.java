@@ -622,11 +622,14 @@ public final class LlamaDevicePlan implements AutoCloseable {
         product(st, name, p, x, y, p.forward, p.out, p.in, 1, cm);
         if (p.rank > 0) {
             st.use(x, sizes, theta, hLora, noMask);
-            st.add(g -> g.task(st.n(name + "Down"), AdapterKernels::down, x, noMask, theta, hLora, sizes, p.rank, t,
-                    p.in, p.aOffset));
+            int tokenBlocks = AdapterKernels.blocks(t, AdapterKernels.BLOCK);
+            int rankPanels = AdapterKernels.blocks(p.rank, AdapterKernels.LANES);
+            st.add(g -> g.task(st.n(name + "Down"), AdapterKernels::down, x, noMask, theta, hLora, sizes, tokenBlocks,
+                    rankPanels, p.rank, p.in, p.aOffset));
             st.use(noBias);
-            st.add(g -> g.task(st.n(name + "Up"), AdapterKernels::epilogue, y, hLora, theta, noBias, sizes, p.out, t,
-                    p.rank, p.scale, 0, p.bOffset));
+            int outPanels = AdapterKernels.blocks(p.out, AdapterKernels.LANES);
+            st.add(g -> g.task(st.n(name + "Up"), AdapterKernels::epilogue, y, hLora, theta, noBias, sizes,
+                    outPanels, tokenBlocks, p.out, p.rank, p.scale, 0, p.bOffset, 1, p.rank));
         }
     }
 
@@ -645,14 +648,21 @@ public final class LlamaDevicePlan implements AutoCloseable {
         FloatArray noMask = cm.noMask, dhLora = cm.dhLora;
         if (p.rank > 0) {
             st.use(theta, grads, hLora, dhLora, noMask);
-            st.add(g -> g.task(st.n(name + "GradB"), AdapterKernels::gradB, dyIn, hLora, grads, sizes, p.rank, p.out,
-                    p.scale, p.bOffset));
-            st.add(g -> g.task(st.n(name + "GradH"), AdapterKernels::gradH, dyIn, theta, dhLora, sizes, p.rank, t,
-                    p.out, p.scale, p.bOffset));
-            st.add(g -> g.task(st.n(name + "GradA"), AdapterKernels::gradA, dhLora, x, noMask, grads, sizes, p.in,
-                    p.rank, p.aOffset));
-            st.add(g -> g.task(st.n(name + "Dx"), AdapterKernels::dxLora, dx, dhLora, theta, noMask, sizes, p.in, t,
-                    p.rank, p.aOffset));
+            int tokenBlocks = AdapterKernels.blocks(t, AdapterKernels.BLOCK);
+            int rankPanels = AdapterKernels.blocks(p.rank, AdapterKernels.LANES);
+            int outBlocks = AdapterKernels.blocks(p.out, AdapterKernels.BLOCK);
+            int inBlocks = AdapterKernels.blocks(p.in, AdapterKernels.BLOCK);
+            st.add(g -> g.task(st.n(name + "GradB"), AdapterKernels::gradB, dyIn, hLora, grads, sizes, outBlocks,
+                    rankPanels, p.rank, p.out, p.scale, p.bOffset));
+            st.add(g -> g.task(st.n(name + "GradH"), AdapterKernels::gradH, dyIn, theta, dhLora, sizes, tokenBlocks,
+                    rankPanels, p.rank, p.out, p.scale, p.bOffset));
+            st.add(g -> g.task(st.n(name + "GradA"), AdapterKernels::gradA, dhLora, x, noMask, grads, sizes, inBlocks,
+                    rankPanels, p.rank, p.in, p.aOffset));
+            int inPanels = AdapterKernels.blocks(p.in, AdapterKernels.LANES);
+            // dx += dh·A (no dropout on the device plan): the epilogue's product with W = Aᵀ
+            st.use(cm.noBias);
+            st.add(g -> g.task(st.n(name + "Dx"), AdapterKernels::epilogue, dx, dhLora, theta, cm.noBias, sizes,
+                    inPanels, tokenBlocks, p.in, p.rank, 1f, 0, p.aOffset, p.in, 1));
         }
     }
 

@@ -90,6 +90,8 @@ final class LoraLayerPlan implements AutoCloseable {
         String fwdName = "loraForward" + id, bwdName = "loraBackward" + id;
         int bias = dw.hasBias ? 1 : 0;
         GridScheduler grids = new GridScheduler();
+        int tokenBlocks = AdapterKernels.blocks(capacity, AdapterKernels.BLOCK);
+        int rankPanels = AdapterKernels.blocks(r, AdapterKernels.LANES);
         var forward = BaseMatmul.Direction.FORWARD;
         var backward = BaseMatmul.Direction.BACKWARD;
 
@@ -128,8 +130,9 @@ final class LoraLayerPlan implements AutoCloseable {
         } else {
             BaseMatmul.add(fwd, fwdName, grids, "base", dw, schedule, this.variant, forward, fwdScratch, x, y, sizes,
                     capacity, null, panelLocal, null);
-            fwd.task("down", AdapterKernels::down, x, mask, dw.a, h, sizes, r, capacity, in, 0)
-               .task("epilogue", AdapterKernels::epilogue, y, h, dw.b, dw.bias, sizes, out, capacity, r, dw.scale, bias, 0);
+            fwd.task("down", AdapterKernels::down, x, mask, dw.a, h, sizes, tokenBlocks, rankPanels, r, in, 0)
+               .task("epilogue", AdapterKernels::epilogue, y, h, dw.b, dw.bias, sizes,
+                       AdapterKernels.blocks(out, AdapterKernels.LANES), tokenBlocks, out, r, dw.scale, bias, 0, 1, r);
         }
         fwd.transferToHost(DataTransferMode.EVERY_EXECUTION, y);
         fwd.persistOnDevice(shared.toArray());
@@ -145,9 +148,12 @@ final class LoraLayerPlan implements AutoCloseable {
         BaseMatmul.add(bwd, bwdName, grids, "baseGrad", dw, schedule, this.variant, backward,
                 panelBackward ? fwdScratch : bwdScratch, dy, dx, sizes, capacity, null, panelLocal, dyPanels);
         if (dw.rank > 0) {
-            bwd.task("gradB", AdapterKernels::gradB, dy, h, gradB, sizes, r, out, dw.scale, 0)
-               .task("gradH", AdapterKernels::gradH, dy, dw.backwardB, dh, sizes, r, capacity, out, dw.scale, 0)
-               .task("gradA", AdapterKernels::gradA, dh, x, mask, gradA, sizes, in, r, 0)
+            bwd.task("gradB", AdapterKernels::gradB, dy, h, gradB, sizes,
+                       AdapterKernels.blocks(out, AdapterKernels.BLOCK), rankPanels, r, out, dw.scale, 0)
+               .task("gradH", AdapterKernels::gradH, dy, dw.backwardB, dh, sizes, tokenBlocks, rankPanels, r, out,
+                       dw.scale, 0)
+               .task("gradA", AdapterKernels::gradA, dh, x, mask, gradA, sizes,
+                       AdapterKernels.blocks(in, AdapterKernels.BLOCK), rankPanels, r, in, 0)
                .task("dxLora", AdapterKernels::dxLora, dx, dh, dw.backwardA, mask, sizes, in, capacity, r, 0);
         }
         bwd.transferToHost(DataTransferMode.EVERY_EXECUTION, dx, gradA, gradB);
