@@ -77,7 +77,7 @@ class MatmulKernelsTest {
         switch (schedule) {
             case "panels" -> {
                 int np = (n + Matmul.PANEL - 1) / Matmul.PANEL, mb = (m + Matmul.PANEL_ROWS - 1) / Matmul.PANEL_ROWS;
-                g.task("t", Matmul::panels, av, panels, none, noPanels, noBias, c, sizes, np, mb, n, k, 0, 0, 0);
+                g.task("t", Matmul::panels, av, panels, none, noPanels, noBias, c, sizes, np, mb, n, k, 0, 0, 0, 0, 0);
                 grid = new WorkerGrid2D(np, mb);
             }
             case "panelsTransposed" -> {  // c = a·W, W [k, n] read from the panels of Wᵀ's layout

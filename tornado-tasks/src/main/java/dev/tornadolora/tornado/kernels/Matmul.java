@@ -57,11 +57,13 @@ public final class Matmul {
      * CPU schedule over B in panels: {@code b[p·K + k]} holds B(k, 16p .. 16p+15) (zero past N). Dimension 0 runs over
      * panels, dimension 1 over blocks of 8 rows of c. With {@code useSecond = 1} a second product a2 [M, K2] · B2
      * (panels likewise) is added while the block is in registers — the LoRA epilogue {@code s·h·Bᵀ} with s folded
-     * into B2 — and with {@code useBias = 1} the accumulators start from the bias panel.
+     * into B2 — and with {@code useBias = 1} the accumulators start from the bias panel. B's panels start at
+     * Float16 {@code bOffset} of {@code b} and B2's at {@code b2Offset} of {@code b2} (a decoder layer's bases are
+     * decoded into one buffer end to end, {@link PanelSegments}); the sums are the same whatever the offsets.
      */
     public static void panels(FloatArray a, VectorFloat16 b, FloatArray a2, VectorFloat16 b2, VectorFloat16 bias,
                               FloatArray c, IntArray sizes, int nPanels, int mBlocks, int n, int k, int k2,
-                              int useSecond, int useBias) {
+                              int useSecond, int useBias, int bOffset, int b2Offset) {
         for (@Parallel int p = 0; p < nPanels; p++) {
             for (@Parallel int mb = 0; mb < mBlocks; mb++) {
               int m = sizes.get(Sizes.TOKENS);
@@ -78,7 +80,7 @@ public final class Matmul {
                 Float16 init = useBias == 1 ? bias.get(p) : zero();
                 Float16 c0 = init, c1 = init, c2 = init, c3 = init, c4 = init, c5 = init, c6 = init, c7 = init;
                 for (int kk = 0; kk < k; kk++) {
-                    Float16 bv = b.get(p * k + kk);
+                    Float16 bv = b.get(bOffset + p * k + kk);
                     c0 = Float16.add(c0, Float16.mult(bv, splat(a.get(r0 * k + kk))));
                     c1 = Float16.add(c1, Float16.mult(bv, splat(a.get(r1 * k + kk))));
                     c2 = Float16.add(c2, Float16.mult(bv, splat(a.get(r2 * k + kk))));
@@ -90,7 +92,7 @@ public final class Matmul {
                 }
                 if (second == 1) {
                     for (int kk = 0; kk < k2; kk++) {
-                        Float16 bv = b2.get(p * k2 + kk);
+                        Float16 bv = b2.get(b2Offset + p * k2 + kk);
                         c0 = Float16.add(c0, Float16.mult(bv, splat(a2.get(r0 * k2 + kk))));
                         c1 = Float16.add(c1, Float16.mult(bv, splat(a2.get(r1 * k2 + kk))));
                         c2 = Float16.add(c2, Float16.mult(bv, splat(a2.get(r2 * k2 + kk))));

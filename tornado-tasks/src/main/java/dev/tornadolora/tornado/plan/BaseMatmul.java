@@ -97,7 +97,7 @@ final class BaseMatmul {
             g.task(task, Matmul::panels, a, panels, epilogue ? h : w.noFloats, epilogue ? w.scaledBPanels : w.noPanels,
                     epilogue ? w.biasPanels : w.noBiasPanels, c, sizes, Schedule.ceilDiv(n, Matmul.PANEL),
                     Schedule.ceilDiv(m, Matmul.PANEL_ROWS), n, k, w.kernelRank, epilogue && w.rank > 0 ? 1 : 0,
-                    epilogue && w.hasBias ? 1 : 0);
+                    epilogue && w.hasBias ? 1 : 0, 0, 0);
             grids.addWorkerGrid(graphName + "." + task, Schedule.panelGrid(m, n, panelLocal[0], panelLocal[1]));
         } else {
             g.task(task, Matmul::blocked, a, w.w, w.codes, w.scales, w.codebook, c, sizes,

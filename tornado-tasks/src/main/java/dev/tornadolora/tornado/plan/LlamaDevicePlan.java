@@ -19,6 +19,7 @@ import dev.tornadolora.tornado.kernels.EmbeddingKernels;
 import dev.tornadolora.tornado.kernels.HalfDecode;
 import dev.tornadolora.tornado.kernels.Matmul;
 import dev.tornadolora.tornado.kernels.Nf4Decode;
+import dev.tornadolora.tornado.kernels.PanelSegments;
 import dev.tornadolora.tornado.kernels.OptimizerKernels;
 import dev.tornadolora.tornado.kernels.RmsNormKernels;
 import dev.tornadolora.tornado.kernels.RopeKernels;
@@ -149,13 +150,14 @@ public final class LlamaDevicePlan implements AutoCloseable {
     /**
      * A projection as the kernels see it: its base and its adapter's place in θ (rank 0: none). An fp32 base is
      * held as the two panel layouts {@link Matmul#panels} reads, {@code forward} = Wᵀ's (y = x·Wᵀ) and
-     * {@code backward} = W's (dx = dy·W); an NF4 base as its codes and block scales, a BF16/F16 base as its 16-bit
-     * values ({@code halves}, {@code mantissaBits} &gt; 0), both decoded into a panel scratch before each product:
-     * {@code scratch}, or the graph's common one when null.
+     * {@code backward} = W's (dx = dy·W), their panels from Float16 {@code forwardAt} and {@code backwardAt} on (a
+     * decoder layer's NF4 or 16-bit bases: the layer panels, {@link LayerDecode}); a base decoded before each of
+     * its products (lm_head kept 16-bit) as its NF4 codes and block scales or its 16-bit values ({@code halves},
+     * {@code mantissaBits} &gt; 0), decoded into {@code scratch}.
      */
-    private record Proj(int in, int out, VectorFloat16 forward, VectorFloat16 backward, ByteArray codes,
-                        FloatArray scales, int nf4, int log2Block, ShortArray halves, int mantissaBits,
-                        VectorFloat16 scratch, int rank, float scale, int aOffset, int bOffset) {
+    private record Proj(int in, int out, VectorFloat16 forward, VectorFloat16 backward, int forwardAt,
+                        int backwardAt, ByteArray codes, FloatArray scales, int nf4, int log2Block, ShortArray halves,
+                        int mantissaBits, VectorFloat16 scratch, int rank, float scale, int aOffset, int bOffset) {
         /** Whether the base is decoded into panels before each product (NF4 or 16-bit). */
         boolean decoded() {
             return nf4 == 1 || mantissaBits > 0;
@@ -254,12 +256,14 @@ public final class LlamaDevicePlan implements AutoCloseable {
         FloatArray dy = new FloatArray(t * d);
         int maxRank = 1;
         for (LoRALinear l : adapted.values()) maxRank = Math.max(maxRank, l.rank());
-        int scratch = 1;  // Float16s of the largest NF4 or 16-bit layer projection's panels, either layout
-        for (Map.Entry<String, BaseWeight> e : frozen.entrySet()) {
-            BaseWeight w = e.getValue();
-            if (w instanceof Nf4Tensor || w instanceof HalfWeight && e.getKey().startsWith("model.layers.")) {
-                scratch = Math.max(scratch, panelScratch(w));
-            }
+        // Each layer's NF4 and 16-bit bases, decoded by one launch per format and direction into the layer panels:
+        // one buffer for all layers and both directions (the graphs run one after another), the largest layer's
+        List<LayerBases> layerBases = new ArrayList<>();
+        int layerSlots = 1;
+        for (int l = 0; l < layers; l++) {
+            LayerBases lb = layerBases(frozen, "model.layers." + l + ".");
+            layerBases.add(lb);
+            layerSlots = Math.max(layerSlots, Math.max(lb.forwardSlots, lb.backwardSlots));
         }
         int keyBlocks = ceilDiv(seq, AttentionKernels.LANES), dimBlocks = ceilDiv(hd, AttentionKernels.LANES);
         Common cm = new Common(sizes, codebook, noMask, noBias, cos, sin,
@@ -267,8 +271,7 @@ public final class LlamaDevicePlan implements AutoCloseable {
                 new VectorFloat16(batch * kv * hd * keyBlocks), new VectorFloat16(t * kv * dimBlocks),
                 new VectorFloat16(batch * kv * hd * keyBlocks), new VectorFloat16(batch * kv * hd * keyBlocks),
                 new VectorFloat16(t * kv * dimBlocks), new VectorFloat16(t * heads * dimBlocks),
-                new VectorFloat16(t * heads * dimBlocks), new FloatArray(t * maxRank), new VectorFloat16(scratch),
-                new VectorFloat16(scratch),
+                new VectorFloat16(t * heads * dimBlocks), new FloatArray(t * maxRank), new VectorFloat16(layerSlots),
                 new VectorFloat16(1), FloatArray.fromArray(HalfDecode.powers(HalfWeight.Format.BF16)),
                 FloatArray.fromArray(HalfDecode.powers(HalfWeight.Format.F16)));
 
@@ -276,7 +279,7 @@ public final class LlamaDevicePlan implements AutoCloseable {
         graphs.share(xs);
         graphs.share(theta, grads, dy, stats, moment1, moment2);
         graphs.share(cm.p, cm.ds, cm.kBlocks, cm.vBlocks, cm.kCols, cm.vCols, cm.kRows, cm.qRows, cm.dOutRows,
-                cm.dhLora, cm.nf4Panels, cm.nf4Panels2);
+                cm.dhLora, cm.layerPanels);
         graphs.graph("setup").setup = true;
 
         // -------- embed, in the first layer's forward graph (a graph less: fewer launches, see PlanKernels)
@@ -299,15 +302,18 @@ public final class LlamaDevicePlan implements AutoCloseable {
             String prefix = "model.layers." + l + ".";
             Map<String, Proj> proj = new LinkedHashMap<>();
             Map<String, FloatArray> hLora = new LinkedHashMap<>();
+            LayerBases lb = layerBases.get(l);
             for (String name : PROJECTIONS) {
                 String path = prefix + (LoraSettings.ATTN_MODULES.contains(name) ? "self_attn." : "mlp.") + name;
-                Proj pr = projection(frozen.get(path + ".weight"), adapted.get(path), offsets.get(path), uploadedHalves,
-                        null);
+                BaseWeight base = frozen.get(path + ".weight");
+                int[] at = lb.at.get(name);
+                Proj pr = at == null ? projection(base, adapted.get(path), offsets.get(path), uploadedHalves, null)
+                        : layerProjection(base, adapted.get(path), offsets.get(path), cm.layerPanels, at);
                 proj.put(name, pr);
                 hLora.put(name, new FloatArray(Math.max(1, t * pr.rank)));
             }
             Layer layer = new Layer(dense(frozen.get(prefix + "input_layernorm.weight"), uploaded),
-                    dense(frozen.get(prefix + "post_attention_layernorm.weight"), uploaded), proj,
+                    dense(frozen.get(prefix + "post_attention_layernorm.weight"), uploaded), proj, lb.decodes,
                     new Acts(new FloatArray(t), new FloatArray(t * d), new FloatArray(t * qD), new FloatArray(t * kvD),
                             new FloatArray(t * kvD), new FloatArray(t * qD), new FloatArray(batch * heads * seq),
                             new FloatArray(t * d), new FloatArray(t), new FloatArray(t * d),
@@ -335,7 +341,7 @@ public final class LlamaDevicePlan implements AutoCloseable {
         fin.add(g -> g.task(fin.n("norm"), RmsNormKernels::forward, xL, finalNorm, nF, invF, t, d, eps));
         int cr = chunkRows;
         // One chunk (vocab ≤ 8192 at 512 rows): lm_head's two products on the panel schedule, W packed once per
-        // layout (a 16-bit W kept 16-bit and decoded into the head graphs' own scratch, as the layers' are).
+        // layout (a 16-bit W kept 16-bit and decoded into the head graphs' own scratch before each product).
         // Several chunks: the chunk kernels, which start at the device's chunk row, reading W in place (fp32, or
         // 16-bit decoded in their loops).
         BaseWeight headBase = frozen.get("lm_head.weight");
@@ -355,7 +361,7 @@ public final class LlamaDevicePlan implements AutoCloseable {
             head.add(g -> g.task(head.n("rows"), CausalLmLossKernels::rows, z, targets, scalars, rowLoss, chunk, cr,
                     vocab, t, 1));
             if (headProj != null) {
-                product(head, "dn", headProj, z, dnF, headProj.backward, d, vocab, 0, cm);
+                product(head, "dn", headProj, z, dnF, headProj.backward, headProj.backwardAt, d, vocab, 0, cm);
             } else {
                 head.use(headW.w, headW.halves, headW.powers);
                 head.add(g -> g.task(head.n("dn"), CausalLmLossKernels::inputGradients, z, headW.w, headW.halves,
@@ -437,6 +443,7 @@ public final class LlamaDevicePlan implements AutoCloseable {
             VectorFloat16 kCols = cm.kCols, vCols = cm.vCols, kRows = cm.kRows, qRows = cm.qRows;
             VectorFloat16 dOutRows = cm.dOutRows;
             b.use(layer.inNorm, layer.postNorm, cos, sin);
+            decodeBases(b, layer, 0, cm);
             projectBackward(b, "down", proj.get("down_proj"), dy, s.a, da, s.hLora.get("down_proj"), cm);
             b.add(g -> g.task(b.n("swiglu"), SwiGluKernels::backward, da, s.g, s.u, dg, du, t * inter));
             productPair(b, "gateUp", proj.get("gate_proj"), dg, proj.get("up_proj"), du, dm, cm);
@@ -524,15 +531,110 @@ public final class LlamaDevicePlan implements AutoCloseable {
         int in = base.cols(), out = base.rows();
         ShortArray noHalves = new ShortArray(1);
         return switch (base) {
-            case Nf4Tensor q -> new Proj(in, out, null, null, ByteArray.fromArray(q.packedCodes()),
+            case Nf4Tensor q -> new Proj(in, out, null, null, 0, 0, ByteArray.fromArray(q.packedCodes()),
                     FloatArray.fromArray(q.blockScales()), 1, Integer.numberOfTrailingZeros(q.blockSize()), noHalves,
                     0, scratch, rank, scale, aOff, bOff);
-            case HalfWeight h -> new Proj(in, out, null, null, new ByteArray(1), new FloatArray(1), 0, 0,
+            case HalfWeight h -> new Proj(in, out, null, null, 0, 0, new ByteArray(1), new FloatArray(1), 0, 0,
                     halves(h, uploadedHalves), HalfDecode.mantissaBits(h.format()), scratch, rank, scale, aOff, bOff);
             case DenseWeight d -> new Proj(in, out, Matmul.packPanels(d.data(), out, in, true),
-                    Matmul.packPanels(d.data(), in, out, false), new ByteArray(1), new FloatArray(1), 0, 0, noHalves,
+                    Matmul.packPanels(d.data(), in, out, false), 0, 0, new ByteArray(1), new FloatArray(1), 0, 0, noHalves,
                     0, scratch, rank, scale, aOff, bOff);
         };
+    }
+
+    /** A decoder layer's NF4 or 16-bit projection: its panels in the layer panels from {@code at} = {forward, backward}. */
+    private static Proj layerProjection(BaseWeight base, LoRALinear lin, int[] ab, VectorFloat16 layerPanels,
+                                        int[] at) {
+        return new Proj(base.cols(), base.rows(), layerPanels, layerPanels, at[0], at[1], new ByteArray(1),
+                new FloatArray(1), 0, 0, new ShortArray(1), 0, null, lin == null ? 0 : lin.rank(),
+                lin == null ? 0f : lin.scale(), ab == null ? 0 : ab[0], ab == null ? 0 : ab[1]);
+    }
+
+    /**
+     * A decoder layer's NF4 or 16-bit bases of one format (and NF4 block size), decoded by one launch per direction
+     * ({@link Nf4Decode#dequantizeSegments}, {@link HalfDecode#decodeSegments}) into the layer panels: their
+     * codes and block scales or 16-bit values end to end in model order, and the {@link PanelSegments} tables of
+     * the forward (Wᵀ) and backward (W) panels.
+     */
+    private record LayerDecode(ByteArray codes, FloatArray scales, int log2Block, ShortArray halves,
+                               int mantissaBits, IntArray forward, IntArray backward, int count, int forwardSlots,
+                               int backwardSlots) {}
+
+    /**
+     * A decoder layer's decodes and where each decoded projection's panels start in the layer panels,
+     * {@code at[name]} = {forward, backward} (fp32 projections: none); both directions laid out from slot 0.
+     */
+    private record LayerBases(List<LayerDecode> decodes, Map<String, int[]> at, int forwardSlots,
+                              int backwardSlots) {}
+
+    /** The decodes of the layer whose weights' names start with {@code prefix}: one per format, in model order. */
+    private static LayerBases layerBases(Map<String, BaseWeight> frozen, String prefix) {
+        Map<String, List<String>> groups = new LinkedHashMap<>();  // format → projections
+        for (String name : PROJECTIONS) {
+            BaseWeight w = frozen.get(weightName(prefix, name));
+            String format = w instanceof Nf4Tensor q ? "nf4/" + q.blockSize()
+                    : w instanceof HalfWeight h ? h.format().name() : null;
+            if (format != null) groups.computeIfAbsent(format, f -> new ArrayList<>()).add(name);
+        }
+        List<LayerDecode> decodes = new ArrayList<>();
+        Map<String, int[]> at = new LinkedHashMap<>();
+        int forwardSlots = 0, backwardSlots = 0;
+        for (List<String> names : groups.values()) {
+            int count = names.size();
+            int[] fn = new int[count], fk = new int[count], bn = new int[count], bk = new int[count];
+            int[] first = new int[count];
+            List<BaseWeight> ws = new ArrayList<>();
+            int elements = 0;
+            for (int i = 0; i < count; i++) {
+                BaseWeight w = frozen.get(weightName(prefix, names.get(i)));
+                ws.add(w);
+                fn[i] = w.rows();  // forward B = Wᵀ [in, out]: n = out, k = in
+                fk[i] = w.cols();
+                bn[i] = w.cols();  // backward B = W [out, in]: n = in, k = out
+                bk[i] = w.rows();
+                first[i] = elements;
+                elements = Math.addExact(elements, Math.multiplyExact(w.rows(), w.cols()));
+            }
+            int[] forward = PanelSegments.table(fn, fk, first, forwardSlots);
+            int[] backward = PanelSegments.table(bn, bk, first, backwardSlots);
+            for (int i = 0; i < count; i++) {
+                at.put(names.get(i), new int[] {forward[i * PanelSegments.FIELDS + PanelSegments.START],
+                        backward[i * PanelSegments.FIELDS + PanelSegments.START]});
+            }
+            int fromForward = forwardSlots, fromBackward = backwardSlots;
+            forwardSlots = PanelSegments.end(forward);
+            backwardSlots = PanelSegments.end(backward);
+            IntArray f = IntArray.fromArray(forward), b = IntArray.fromArray(backward);
+            int fSlots = forwardSlots - fromForward, bSlots = backwardSlots - fromBackward;
+            if (ws.getFirst() instanceof Nf4Tensor q) {
+                ByteArray codes = new ByteArray(elements / 2);
+                FloatArray scales = new FloatArray(elements / q.blockSize());
+                int c = 0, sc = 0;
+                for (BaseWeight w : ws) {
+                    Nf4Tensor n = (Nf4Tensor) w;
+                    for (byte v : n.packedCodes()) codes.set(c++, v);
+                    for (float v : n.blockScales()) scales.set(sc++, v);
+                }
+                decodes.add(new LayerDecode(codes, scales, Integer.numberOfTrailingZeros(q.blockSize()),
+                        new ShortArray(1), 0, f, b, count, fSlots, bSlots));
+            } else {
+                HalfWeight h = (HalfWeight) ws.getFirst();
+                ShortArray halves = new ShortArray(elements);
+                int e = 0;
+                for (BaseWeight w : ws) {
+                    for (short v : ((HalfWeight) w).bits()) halves.set(e++, v);
+                }
+                decodes.add(new LayerDecode(new ByteArray(1), new FloatArray(1), 0, halves,
+                        HalfDecode.mantissaBits(h.format()), f, b, count, fSlots, bSlots));
+            }
+        }
+        return new LayerBases(decodes, at, forwardSlots, backwardSlots);
+    }
+
+    /** The frozen weight's name of a layer's projection. */
+    private static String weightName(String prefix, String projection) {
+        return prefix + (LoraSettings.ATTN_MODULES.contains(projection) ? "self_attn." : "mlp.") + projection
+                + ".weight";
     }
 
     /** A 16-bit weight's values as a device array, one per array of bits (a tied lm_head is the embedding's). */
@@ -555,14 +657,14 @@ public final class LlamaDevicePlan implements AutoCloseable {
 
     /**
      * What the graphs read besides the layers' own buffers: sizes, placeholders, rope tables and the 16-bit
-     * decode's power tables (each graph its own copy), and the attention and LoRA scratch and the panels an NF4 or
-     * 16-bit base is decoded into before each product (shared by all graphs: they run one after another).
+     * decode's power tables (each graph its own copy), and the attention and LoRA scratch and the layer panels, into
+     * which a layer's graph decodes its NF4 or 16-bit bases first (shared by all graphs: they run one after another).
      */
     private record Common(IntArray sizes, FloatArray codebook, FloatArray noMask, FloatArray noBias, FloatArray cos,
                           FloatArray sin, FloatArray p, FloatArray ds, VectorFloat16 kBlocks, VectorFloat16 vBlocks,
                           VectorFloat16 kCols, VectorFloat16 vCols, VectorFloat16 kRows, VectorFloat16 qRows,
-                          VectorFloat16 dOutRows, FloatArray dhLora, VectorFloat16 nf4Panels,
-                          VectorFloat16 nf4Panels2, VectorFloat16 noPanels, FloatArray bf16Powers,
+                          VectorFloat16 dOutRows, FloatArray dhLora, VectorFloat16 layerPanels,
+                          VectorFloat16 noPanels, FloatArray bf16Powers,
                           FloatArray f16Powers) {
         /** The power-of-two table {@link HalfDecode} reads for a format, by its mantissa bits. */
         FloatArray powers(int mantissaBits) {
@@ -571,7 +673,8 @@ public final class LlamaDevicePlan implements AutoCloseable {
     }
 
     /** A decoder layer's frozen norms and projections and its activations (shared: see {@link Graphs}). */
-    private record Layer(FloatArray inNorm, FloatArray postNorm, Map<String, Proj> proj, Acts acts) {}
+    private record Layer(FloatArray inNorm, FloatArray postNorm, Map<String, Proj> proj, List<LayerDecode> decodes,
+                         Acts acts) {}
 
     private record Acts(FloatArray inv1, FloatArray n, FloatArray q, FloatArray k, FloatArray v, FloatArray attn,
                         FloatArray lse, FloatArray h, FloatArray inv2, FloatArray m, FloatArray g, FloatArray u,
@@ -590,6 +693,7 @@ public final class LlamaDevicePlan implements AutoCloseable {
         FloatArray cos = cm.cos, sin = cm.sin, p = cm.p;
         f.use(x, layer.inNorm, layer.postNorm, s.inv1, s.n, s.q, s.k, s.v, s.attn, s.lse, s.h, s.inv2, s.m, s.g,
                 s.u, s.a, cos, sin, p);
+        decodeBases(f, layer, 1, cm);
         f.add(g -> g.task(f.n("norm1"), RmsNormKernels::forward, x, layer.inNorm, s.n, s.inv1, t, d, eps));
         projectForward(f, "q", proj.get("q_proj"), s.n, s.q, s.hLora.get("q_proj"), cm);
         projectForward(f, "k", proj.get("k_proj"), s.n, s.k, s.hLora.get("k_proj"), cm);
@@ -619,7 +723,7 @@ public final class LlamaDevicePlan implements AutoCloseable {
         int t = tokens;
         IntArray sizes = cm.sizes;
         FloatArray noMask = cm.noMask, noBias = cm.noBias;
-        product(st, name, p, x, y, p.forward, p.out, p.in, 1, cm);
+        product(st, name, p, x, y, p.forward, p.forwardAt, p.out, p.in, 1, cm);
         if (p.rank > 0) {
             st.use(x, sizes, theta, hLora, noMask);
             int tokenBlocks = AdapterKernels.blocks(t, AdapterKernels.BLOCK);
@@ -636,7 +740,7 @@ public final class LlamaDevicePlan implements AutoCloseable {
     /** dx = dy·W (+ the LoRA branch's), and dA, dB accumulated into the flat gradients. */
     private void projectBackward(Stage st, String name, Proj p, FloatArray dyIn, FloatArray x, FloatArray dx,
                                  FloatArray hLora, Common cm) {
-        product(st, name, p, dyIn, dx, p.backward, p.in, p.out, 0, cm);
+        product(st, name, p, dyIn, dx, p.backward, p.backwardAt, p.in, p.out, 0, cm);
         adapterBackward(st, name, p, dyIn, x, dx, hLora, cm);
     }
 
@@ -669,30 +773,31 @@ public final class LlamaDevicePlan implements AutoCloseable {
     /**
      * c [T, n] = a [T, k] · B with B = Wᵀ ({@code transposed} 1, forward) or W (backward), on the CPU schedule
      * {@link Matmul#panels} (16-wide vector registers, k innermost: the same sums in the same order as the plain
-     * loop). An NF4 base is decoded into the graph's panel scratch first ({@link Nf4Decode#dequantizePanels}, the
-     * one NF4 decode), the fused dequantize-in-matmul being twelve times slower at a batch's rows on PoCL.
+     * loop), B's panels from Float16 {@code at} of {@code panels} (a layer's NF4 or 16-bit bases: the layer panels
+     * its graph decoded first, {@link #decodeBases}). A base decoded before each product (lm_head kept 16-bit) is
+     * decoded into its own scratch first, the fused dequantize-in-matmul being twelve times slower at a batch's
+     * rows on PoCL.
      */
-    private void product(Stage st, String name, Proj p, FloatArray a, FloatArray c, VectorFloat16 panels, int n, int k,
-                         int transposed, Common cm) {
+    private void product(Stage st, String name, Proj p, FloatArray a, FloatArray c, VectorFloat16 panels, int at,
+                         int n, int k, int transposed, Common cm) {
         int nPanels = ceilDiv(n, Matmul.PANEL), mBlocks = ceilDiv(tokens, Matmul.PANEL_ROWS);
-        VectorFloat16 b = basePanels(st, name + "Decode", p, panels, cm.nf4Panels, n, k, transposed, cm);
+        VectorFloat16 b = basePanels(st, name + "Decode", p, panels, n, k, transposed, cm);
         VectorFloat16 none = cm.noPanels;
         IntArray sizes = cm.sizes;
         FloatArray noBias = cm.noBias;
         st.use(a, c, sizes, b, none, noBias);
         st.add(g -> g.task(st.n(name), Matmul::panels, a, b, noBias, none, none, c, sizes, nPanels, mBlocks, n, k, 1,
-                0, 0));
+                0, 0, at, 0));
     }
 
     /**
-     * The panels a product reads for B = Wᵀ ({@code transposed} 1) or W: an fp32 base's packed layout
-     * ({@code packed}), an NF4 or 16-bit base decoded by a task first into its own scratch or, without one,
-     * {@code shared}.
+     * The panels a product reads for B = Wᵀ ({@code transposed} 1) or W: {@code panels} (an fp32 base's packed
+     * layout or the layer panels), or for a base decoded before each product its scratch, decoded by a task first.
      */
-    private static VectorFloat16 basePanels(Stage st, String task, Proj p, VectorFloat16 packed,
-                                            VectorFloat16 shared, int n, int k, int transposed, Common cm) {
-        if (!p.decoded()) return packed;
-        VectorFloat16 scratch = p.scratch != null ? p.scratch : shared;
+    private static VectorFloat16 basePanels(Stage st, String task, Proj p, VectorFloat16 panels, int n, int k,
+                                            int transposed, Common cm) {
+        if (!p.decoded()) return panels;
+        VectorFloat16 scratch = p.scratch;
         int nPanels = ceilDiv(n, Matmul.PANEL);
         if (p.nf4 == 1) {
             st.use(p.codes, p.scales, cm.codebook, scratch);
@@ -708,21 +813,46 @@ public final class LlamaDevicePlan implements AutoCloseable {
     }
 
     /**
+     * A layer's NF4 and 16-bit bases decoded into the layer panels, all the layer's Wᵀ ({@code transposed} 1, its
+     * forward graph) or W panels (its backward graph) in one launch per format ({@link LayerDecode}).
+     */
+    private static void decodeBases(Stage st, Layer layer, int transposed, Common cm) {
+        VectorFloat16 panels = cm.layerPanels;
+        for (int i = 0; i < layer.decodes.size(); i++) {
+            LayerDecode dc = layer.decodes.get(i);
+            IntArray table = transposed == 1 ? dc.forward : dc.backward;
+            int slots = transposed == 1 ? dc.forwardSlots : dc.backwardSlots, count = dc.count;
+            String task = st.n("decode" + (i == 0 ? "" : String.valueOf(i)));
+            if (dc.mantissaBits == 0) {
+                st.use(dc.codes, dc.scales, cm.codebook, table, panels);
+                st.add(g -> g.task(task, Nf4Decode::dequantizeSegments, dc.codes, dc.scales, cm.codebook, table,
+                        panels, slots, count, transposed, dc.log2Block));
+            } else {
+                FloatArray powers = cm.powers(dc.mantissaBits);
+                st.use(dc.halves, powers, table, panels);
+                st.add(g -> g.task(task, HalfDecode::decodeSegments, dc.halves, powers, table, panels, slots, count,
+                        transposed, dc.mantissaBits));
+            }
+        }
+    }
+
+    /**
      * c = a·W_p + a2·W_p2, the base gradients of two projections that read the same input (gate and up, k and v),
      * in one launch: the second product accumulates into the first's registers ({@link Matmul#panels}' second
-     * operand). An NF4 pair is decoded into the two panel scratches first.
+     * operand), each W's panels where its layer's decode or packing put them.
      */
     private void productPair(Stage st, String name, Proj p, FloatArray a, Proj p2, FloatArray a2, FloatArray c,
                              Common cm) {
         if (p.in != p2.in) throw new IllegalStateException(name + ": a pair of products needs one output width");
+        if (p.decoded() || p2.decoded()) throw new IllegalStateException(name + ": a layer's bases are decoded once");
         int n = p.in, nPanels = ceilDiv(n, Matmul.PANEL), mBlocks = ceilDiv(tokens, Matmul.PANEL_ROWS);
-        VectorFloat16 b = basePanels(st, name + "Decode", p, p.backward, cm.nf4Panels, n, p.out, 0, cm);
-        VectorFloat16 b2 = basePanels(st, name + "Decode2", p2, p2.backward, cm.nf4Panels2, n, p2.out, 0, cm);
+        VectorFloat16 b = p.backward, b2 = p2.backward;
+        int at = p.backwardAt, at2 = p2.backwardAt;
         IntArray sizes = cm.sizes;
         VectorFloat16 none = cm.noPanels;
         st.use(a, a2, c, sizes, b, b2, none);
         st.add(g -> g.task(st.n(name), Matmul::panels, a, b, a2, b2, none, c, sizes, nPanels, mBlocks, n, p.out,
-                p2.out, 1, 0));
+                p2.out, 1, 0, at, at2));
     }
 
     /**
@@ -732,7 +862,8 @@ public final class LlamaDevicePlan implements AutoCloseable {
     private void headLogits(Stage st, Proj headProj, HeadWeight headW, FloatArray nF, FloatArray z, IntArray chunk,
                             Common cm) {
         if (headProj != null) {
-            product(st, "logits", headProj, nF, z, headProj.forward, c.vocabSize(), c.hiddenSize(), 1, cm);
+            product(st, "logits", headProj, nF, z, headProj.forward, headProj.forwardAt, c.vocabSize(),
+                    c.hiddenSize(), 1, cm);
         } else {
             int cr = chunkRows, d = c.hiddenSize(), t = tokens, v = c.vocabSize();
             st.use(headW.w, headW.halves, headW.powers);

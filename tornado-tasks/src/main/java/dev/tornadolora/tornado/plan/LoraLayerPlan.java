@@ -123,7 +123,7 @@ final class LoraLayerPlan implements AutoCloseable {
             FloatArray xd = new FloatArray(capacity * in);
             fwd.task("dropout", AdapterKernels::dropout, x, mask, xd, sizes, capacity, in);
             fwd.task("down", Matmul::panels, xd, dw.aPanels, dw.noFloats, dw.noPanels, dw.noBiasPanels, h, sizes,
-                    Schedule.ceilDiv(r, Matmul.PANEL), Schedule.ceilDiv(capacity, Matmul.PANEL_ROWS), r, in, 0, 0, 0);
+                    Schedule.ceilDiv(r, Matmul.PANEL), Schedule.ceilDiv(capacity, Matmul.PANEL_ROWS), r, in, 0, 0, 0, 0, 0);
             grids.addWorkerGrid(fwdName + ".down", Schedule.panelGrid(capacity, r, panelLocal[0], panelLocal[1]));
             BaseMatmul.add(fwd, fwdName, grids, "base", dw, schedule, this.variant, forward, fwdScratch, x, y, sizes,
                     capacity, h, panelLocal, null);
