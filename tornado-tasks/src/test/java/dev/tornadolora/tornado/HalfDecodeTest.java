@@ -3,13 +3,16 @@ package dev.tornadolora.tornado;
 import dev.tornadolora.tensor.HalfWeight;
 import dev.tornadolora.tornado.kernels.HalfDecode;
 import dev.tornadolora.tornado.kernels.Matmul;
+import dev.tornadolora.tornado.kernels.PanelSegments;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 import org.junit.jupiter.params.provider.EnumSource;
 import uk.ac.manchester.tornado.api.TaskGraph;
 import uk.ac.manchester.tornado.api.TornadoExecutionPlan;
 import uk.ac.manchester.tornado.api.enums.DataTransferMode;
+import uk.ac.manchester.tornado.api.types.arrays.ByteArray;
 import uk.ac.manchester.tornado.api.types.arrays.FloatArray;
+import uk.ac.manchester.tornado.api.types.arrays.IntArray;
 import uk.ac.manchester.tornado.api.types.arrays.ShortArray;
 import uk.ac.manchester.tornado.api.types.collections.VectorFloat16;
 
@@ -72,9 +75,17 @@ class HalfDecodeTest {
         // forward: B = Wᵀ, n = rows, k = cols; backward: B = W, n = cols, k = rows
         int fPanels = (rows + Matmul.PANEL - 1) / Matmul.PANEL, bPanels = (cols + Matmul.PANEL - 1) / Matmul.PANEL;
         VectorFloat16 forward = new VectorFloat16(fPanels * cols), backward = new VectorFloat16(bPanels * rows);
-        TaskGraph g = new TaskGraph("halfPanels").transferToDevice(DataTransferMode.FIRST_EXECUTION, bits, powers)
-                .task("f", HalfDecode::decodePanels, bits, powers, forward, cols, fPanels, rows, 1, m)
-                .task("b", HalfDecode::decodePanels, bits, powers, backward, rows, bPanels, cols, 0, m)
+        // one segment each (PanelSegments.decode, the device plan's decode; PanelSegmentsTest: several)
+        IntArray ft = IntArray.fromArray(PanelSegments.table(new int[] {rows}, new int[] {cols}, new int[1], 0));
+        IntArray bt = IntArray.fromArray(PanelSegments.table(new int[] {cols}, new int[] {rows}, new int[1], 0));
+        ByteArray noCodes = new ByteArray(1);
+        FloatArray none = new FloatArray(1);
+        TaskGraph g = new TaskGraph("halfPanels").transferToDevice(DataTransferMode.FIRST_EXECUTION, bits, powers, ft,
+                        bt, noCodes, none)
+                .task("f", PanelSegments::decode, noCodes, none, none, bits, powers, ft, forward, fPanels * cols, 1, 1,
+                        0, m)
+                .task("b", PanelSegments::decode, noCodes, none, none, bits, powers, bt, backward, bPanels * rows, 1, 0,
+                        0, m)
                 .transferToHost(DataTransferMode.EVERY_EXECUTION, forward, backward);
         try (TornadoExecutionPlan plan = new TornadoExecutionPlan(g.snapshot())) {
             plan.execute();

@@ -7,7 +7,6 @@ import dev.tornadolora.tensor.HalfWeight;
 import dev.tornadolora.tensor.Nf4Tensor;
 import dev.tornadolora.tornado.kernels.HalfDecode;
 import dev.tornadolora.tornado.kernels.Matmul;
-import dev.tornadolora.tornado.kernels.Nf4Decode;
 import dev.tornadolora.tornado.kernels.PanelSegments;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
@@ -29,8 +28,8 @@ import java.util.SplittableRandom;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
 /**
- * Several weights decoded by one launch into one panel buffer (a decoder layer's bases in the device plan): the
- * segment decodes ({@link Nf4Decode#dequantizeSegments}, {@link HalfDecode#decodeSegments}) against the panels
+ * Several weights decoded by one launch into one panel buffer (a decoder layer's bases in the device plan):
+ * {@link PanelSegments#decode}, NF4 and 16-bit, against the panels
  * packed from the JVM's decode of each weight ({@link Nf4Tensor#dequantize}, {@link HalfWeight#dequantize}), both
  * directions, from a slot past the buffer's start; and {@link Matmul#panels} reading two of them at their offsets
  * in one product against tornado-matrices' sgemm.
@@ -83,10 +82,14 @@ class PanelSegmentsTest {
                 for (byte b : ((Nf4Tensor) w).packedCodes()) codes.set(ci++, b);
                 for (float s : ((Nf4Tensor) w).blockScales()) scales.set(si++, s);
             }
-            FloatArray book = FloatArray.fromArray(Nf4.codebook());
+            FloatArray book = FloatArray.fromArray(Nf4.codebook()), noPowers = new FloatArray(1);
+            ShortArray noHalves = new ShortArray(1);
             g.transferToDevice(DataTransferMode.FIRST_EXECUTION, codes, scales, book)
-                    .task("f", Nf4Decode::dequantizeSegments, codes, scales, book, ft, forward, fSlots, count, 1, 2)
-                    .task("b", Nf4Decode::dequantizeSegments, codes, scales, book, bt, backward, bSlots, count, 0, 2);
+                    .transferToDevice(DataTransferMode.FIRST_EXECUTION, noHalves, noPowers)
+                    .task("f", PanelSegments::decode, codes, scales, book, noHalves, noPowers, ft, forward, fSlots,
+                            count, 1, 2, 0)
+                    .task("b", PanelSegments::decode, codes, scales, book, noHalves, noPowers, bt, backward, bSlots,
+                            count, 0, 2, 0);
         } else {
             HalfWeight.Format f = HalfWeight.Format.valueOf(format);
             ShortArray bits = new ShortArray(elements);
@@ -96,9 +99,13 @@ class PanelSegmentsTest {
             }
             FloatArray powers = FloatArray.fromArray(HalfDecode.powers(f));
             int mb = HalfDecode.mantissaBits(f);
-            g.transferToDevice(DataTransferMode.FIRST_EXECUTION, bits, powers)
-                    .task("f", HalfDecode::decodeSegments, bits, powers, ft, forward, fSlots, count, 1, mb)
-                    .task("b", HalfDecode::decodeSegments, bits, powers, bt, backward, bSlots, count, 0, mb);
+            ByteArray noCodes = new ByteArray(1);
+            FloatArray none = new FloatArray(1);
+            g.transferToDevice(DataTransferMode.FIRST_EXECUTION, bits, powers, noCodes, none)
+                    .task("f", PanelSegments::decode, noCodes, none, none, bits, powers, ft, forward, fSlots, count, 1,
+                            0, mb)
+                    .task("b", PanelSegments::decode, noCodes, none, none, bits, powers, bt, backward, bSlots, count, 0,
+                            0, mb);
         }
         g.task("product", Matmul::panels, av, forward, a2v, forward, noBias, c, sizes, nPanels, mBlocks, n, k, k2, 1,
                         0, at0, at1)

@@ -5,8 +5,6 @@ import uk.ac.manchester.tornado.api.annotations.Parallel;
 import uk.ac.manchester.tornado.api.types.arrays.FloatArray;
 import uk.ac.manchester.tornado.api.types.arrays.IntArray;
 import uk.ac.manchester.tornado.api.types.arrays.ShortArray;
-import uk.ac.manchester.tornado.api.types.collections.VectorFloat16;
-import uk.ac.manchester.tornado.api.types.vectors.Float16;
 
 /**
  * BF16 and F16 weights decoded to fp32 on the device, exactly, giving the JVM's bits ({@link HalfWeight#decode}:
@@ -71,83 +69,5 @@ public final class HalfDecode {
                 x.set(t * hidden + i, element(table, powers, ids.get(t) * hidden + i, mantissaBits));
             }
         }
-    }
-
-    /**
-     * The weight decoded straight into the panels that {@link Matmul#panels} reads, for c = a · B with B(k, n) =
-     * W[n, k] ({@code bTransposed = 1}, forward) or W[k, n] (backward); lanes past N are 0. The schedule of
-     * {@link Nf4Decode#dequantizePanels}.
-     */
-    public static void decodePanels(ShortArray bits, FloatArray powers, VectorFloat16 panels, int k, int nPanels,
-                                    int n, int bTransposed, int mantissaBits) {
-        for (@Parallel int kk = 0; kk < k; kk++) {
-            for (@Parallel int p = 0; p < nPanels; p++) {
-                int col = p * Matmul.PANEL;
-                float v0 = panelElement(bits, powers, kk, col, n, k, bTransposed, mantissaBits, 0);
-                float v1 = panelElement(bits, powers, kk, col + 1, n, k, bTransposed, mantissaBits, 0);
-                float v2 = panelElement(bits, powers, kk, col + 2, n, k, bTransposed, mantissaBits, 0);
-                float v3 = panelElement(bits, powers, kk, col + 3, n, k, bTransposed, mantissaBits, 0);
-                float v4 = panelElement(bits, powers, kk, col + 4, n, k, bTransposed, mantissaBits, 0);
-                float v5 = panelElement(bits, powers, kk, col + 5, n, k, bTransposed, mantissaBits, 0);
-                float v6 = panelElement(bits, powers, kk, col + 6, n, k, bTransposed, mantissaBits, 0);
-                float v7 = panelElement(bits, powers, kk, col + 7, n, k, bTransposed, mantissaBits, 0);
-                float v8 = panelElement(bits, powers, kk, col + 8, n, k, bTransposed, mantissaBits, 0);
-                float v9 = panelElement(bits, powers, kk, col + 9, n, k, bTransposed, mantissaBits, 0);
-                float v10 = panelElement(bits, powers, kk, col + 10, n, k, bTransposed, mantissaBits, 0);
-                float v11 = panelElement(bits, powers, kk, col + 11, n, k, bTransposed, mantissaBits, 0);
-                float v12 = panelElement(bits, powers, kk, col + 12, n, k, bTransposed, mantissaBits, 0);
-                float v13 = panelElement(bits, powers, kk, col + 13, n, k, bTransposed, mantissaBits, 0);
-                float v14 = panelElement(bits, powers, kk, col + 14, n, k, bTransposed, mantissaBits, 0);
-                float v15 = panelElement(bits, powers, kk, col + 15, n, k, bTransposed, mantissaBits, 0);
-                panels.set(p * k + kk, new Float16(v0, v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14,
-                        v15));
-            }
-        }
-    }
-
-    /**
-     * {@link #decodePanels} for several weights in one launch: their 16-bit values end to end, their panels end to
-     * end in {@code panels} as {@code segments} ({@link PanelSegments}, {@code count} of them, {@code slots}
-     * Float16s in all) lays out; the schedule of {@link Nf4Decode#dequantizeSegments}.
-     */
-    public static void decodeSegments(ShortArray bits, FloatArray powers, IntArray segments, VectorFloat16 panels,
-                                      int slots, int count, int bTransposed, int mantissaBits) {
-        for (@Parallel int i = 0; i < slots; i++) {
-            int slot = segments.get(PanelSegments.START) + i;
-            int s = PanelSegments.segment(segments, slot, count) * PanelSegments.FIELDS;
-            int k = segments.get(s + PanelSegments.K);
-            int local = slot - segments.get(s + PanelSegments.START);
-            int p = local / k;
-            int n = segments.get(s + PanelSegments.N);
-            int first = segments.get(s + PanelSegments.ELEMENT);
-            int kk = local - p * k;
-            int col = p * Matmul.PANEL;
-            float v0 = panelElement(bits, powers, kk, col, n, k, bTransposed, mantissaBits, first);
-            float v1 = panelElement(bits, powers, kk, col + 1, n, k, bTransposed, mantissaBits, first);
-            float v2 = panelElement(bits, powers, kk, col + 2, n, k, bTransposed, mantissaBits, first);
-            float v3 = panelElement(bits, powers, kk, col + 3, n, k, bTransposed, mantissaBits, first);
-            float v4 = panelElement(bits, powers, kk, col + 4, n, k, bTransposed, mantissaBits, first);
-            float v5 = panelElement(bits, powers, kk, col + 5, n, k, bTransposed, mantissaBits, first);
-            float v6 = panelElement(bits, powers, kk, col + 6, n, k, bTransposed, mantissaBits, first);
-            float v7 = panelElement(bits, powers, kk, col + 7, n, k, bTransposed, mantissaBits, first);
-            float v8 = panelElement(bits, powers, kk, col + 8, n, k, bTransposed, mantissaBits, first);
-            float v9 = panelElement(bits, powers, kk, col + 9, n, k, bTransposed, mantissaBits, first);
-            float v10 = panelElement(bits, powers, kk, col + 10, n, k, bTransposed, mantissaBits, first);
-            float v11 = panelElement(bits, powers, kk, col + 11, n, k, bTransposed, mantissaBits, first);
-            float v12 = panelElement(bits, powers, kk, col + 12, n, k, bTransposed, mantissaBits, first);
-            float v13 = panelElement(bits, powers, kk, col + 13, n, k, bTransposed, mantissaBits, first);
-            float v14 = panelElement(bits, powers, kk, col + 14, n, k, bTransposed, mantissaBits, first);
-            float v15 = panelElement(bits, powers, kk, col + 15, n, k, bTransposed, mantissaBits, first);
-            panels.set(slot, new Float16(v0, v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15));
-        }
-    }
-
-    /** B(kk, col) decoded, or 0 past the last column (branch-free, as {@link Nf4Decode}'s). */
-    private static float panelElement(ShortArray bits, FloatArray powers, int kk, int col, int n, int k,
-                                      int bTransposed, int mantissaBits, int first) {
-        int c = Math.min(col, n - 1);
-        int inside = Math.max(0, Math.min(1, n - col));
-        int e = first + bTransposed * (c * k + kk) + (1 - bTransposed) * (kk * n + c);
-        return element(bits, powers, e, mantissaBits) * inside;
     }
 }

@@ -4,7 +4,6 @@ import dev.tornadolora.math.Nf4;
 import uk.ac.manchester.tornado.api.annotations.Parallel;
 import uk.ac.manchester.tornado.api.types.arrays.ByteArray;
 import uk.ac.manchester.tornado.api.types.arrays.FloatArray;
-import uk.ac.manchester.tornado.api.types.arrays.IntArray;
 import uk.ac.manchester.tornado.api.types.collections.VectorFloat16;
 import uk.ac.manchester.tornado.api.types.vectors.Float16;
 
@@ -53,74 +52,34 @@ public final class Nf4Decode {
         for (@Parallel int kk = 0; kk < k; kk++) {
             for (@Parallel int p = 0; p < nPanels; p++) {
                 int col = p * Matmul.PANEL;
-                float v0 = panelElement(codes, scales, codebook, kk, col, n, k, bTransposed, log2BlockSize, 0);
-                float v1 = panelElement(codes, scales, codebook, kk, col + 1, n, k, bTransposed, log2BlockSize, 0);
-                float v2 = panelElement(codes, scales, codebook, kk, col + 2, n, k, bTransposed, log2BlockSize, 0);
-                float v3 = panelElement(codes, scales, codebook, kk, col + 3, n, k, bTransposed, log2BlockSize, 0);
-                float v4 = panelElement(codes, scales, codebook, kk, col + 4, n, k, bTransposed, log2BlockSize, 0);
-                float v5 = panelElement(codes, scales, codebook, kk, col + 5, n, k, bTransposed, log2BlockSize, 0);
-                float v6 = panelElement(codes, scales, codebook, kk, col + 6, n, k, bTransposed, log2BlockSize, 0);
-                float v7 = panelElement(codes, scales, codebook, kk, col + 7, n, k, bTransposed, log2BlockSize, 0);
-                float v8 = panelElement(codes, scales, codebook, kk, col + 8, n, k, bTransposed, log2BlockSize, 0);
-                float v9 = panelElement(codes, scales, codebook, kk, col + 9, n, k, bTransposed, log2BlockSize, 0);
-                float v10 = panelElement(codes, scales, codebook, kk, col + 10, n, k, bTransposed, log2BlockSize, 0);
-                float v11 = panelElement(codes, scales, codebook, kk, col + 11, n, k, bTransposed, log2BlockSize, 0);
-                float v12 = panelElement(codes, scales, codebook, kk, col + 12, n, k, bTransposed, log2BlockSize, 0);
-                float v13 = panelElement(codes, scales, codebook, kk, col + 13, n, k, bTransposed, log2BlockSize, 0);
-                float v14 = panelElement(codes, scales, codebook, kk, col + 14, n, k, bTransposed, log2BlockSize, 0);
-                float v15 = panelElement(codes, scales, codebook, kk, col + 15, n, k, bTransposed, log2BlockSize, 0);
+                float v0 = panelElement(codes, scales, codebook, kk, col, n, k, bTransposed, log2BlockSize);
+                float v1 = panelElement(codes, scales, codebook, kk, col + 1, n, k, bTransposed, log2BlockSize);
+                float v2 = panelElement(codes, scales, codebook, kk, col + 2, n, k, bTransposed, log2BlockSize);
+                float v3 = panelElement(codes, scales, codebook, kk, col + 3, n, k, bTransposed, log2BlockSize);
+                float v4 = panelElement(codes, scales, codebook, kk, col + 4, n, k, bTransposed, log2BlockSize);
+                float v5 = panelElement(codes, scales, codebook, kk, col + 5, n, k, bTransposed, log2BlockSize);
+                float v6 = panelElement(codes, scales, codebook, kk, col + 6, n, k, bTransposed, log2BlockSize);
+                float v7 = panelElement(codes, scales, codebook, kk, col + 7, n, k, bTransposed, log2BlockSize);
+                float v8 = panelElement(codes, scales, codebook, kk, col + 8, n, k, bTransposed, log2BlockSize);
+                float v9 = panelElement(codes, scales, codebook, kk, col + 9, n, k, bTransposed, log2BlockSize);
+                float v10 = panelElement(codes, scales, codebook, kk, col + 10, n, k, bTransposed, log2BlockSize);
+                float v11 = panelElement(codes, scales, codebook, kk, col + 11, n, k, bTransposed, log2BlockSize);
+                float v12 = panelElement(codes, scales, codebook, kk, col + 12, n, k, bTransposed, log2BlockSize);
+                float v13 = panelElement(codes, scales, codebook, kk, col + 13, n, k, bTransposed, log2BlockSize);
+                float v14 = panelElement(codes, scales, codebook, kk, col + 14, n, k, bTransposed, log2BlockSize);
+                float v15 = panelElement(codes, scales, codebook, kk, col + 15, n, k, bTransposed, log2BlockSize);
                 panels.set(p * k + kk, new Float16(v0, v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14,
                         v15));
             }
         }
     }
 
-    /**
-     * {@link #dequantizePanels} for several weights in one launch: their codes and block scales end to end (each
-     * weight's elements start at a multiple of the block size), their panels end to end in {@code panels} as
-     * {@code segments} ({@link PanelSegments}, {@code count} of them, {@code slots} Float16s in all) lays out. One
-     * work-item per Float16 slot; neighbouring work-items fill neighbouring slots of a panel, along k, as
-     * {@link #dequantizePanels}' do.
-     */
-    public static void dequantizeSegments(ByteArray codes, FloatArray scales, FloatArray codebook, IntArray segments,
-                                          VectorFloat16 panels, int slots, int count, int bTransposed,
-                                          int log2BlockSize) {
-        for (@Parallel int i = 0; i < slots; i++) {
-            int slot = segments.get(PanelSegments.START) + i;
-            int s = PanelSegments.segment(segments, slot, count) * PanelSegments.FIELDS;
-            int k = segments.get(s + PanelSegments.K);
-            int local = slot - segments.get(s + PanelSegments.START);
-            int p = local / k;
-            int n = segments.get(s + PanelSegments.N);
-            int first = segments.get(s + PanelSegments.ELEMENT);
-            int kk = local - p * k;
-            int col = p * Matmul.PANEL;
-            float v0 = panelElement(codes, scales, codebook, kk, col, n, k, bTransposed, log2BlockSize, first);
-            float v1 = panelElement(codes, scales, codebook, kk, col + 1, n, k, bTransposed, log2BlockSize, first);
-            float v2 = panelElement(codes, scales, codebook, kk, col + 2, n, k, bTransposed, log2BlockSize, first);
-            float v3 = panelElement(codes, scales, codebook, kk, col + 3, n, k, bTransposed, log2BlockSize, first);
-            float v4 = panelElement(codes, scales, codebook, kk, col + 4, n, k, bTransposed, log2BlockSize, first);
-            float v5 = panelElement(codes, scales, codebook, kk, col + 5, n, k, bTransposed, log2BlockSize, first);
-            float v6 = panelElement(codes, scales, codebook, kk, col + 6, n, k, bTransposed, log2BlockSize, first);
-            float v7 = panelElement(codes, scales, codebook, kk, col + 7, n, k, bTransposed, log2BlockSize, first);
-            float v8 = panelElement(codes, scales, codebook, kk, col + 8, n, k, bTransposed, log2BlockSize, first);
-            float v9 = panelElement(codes, scales, codebook, kk, col + 9, n, k, bTransposed, log2BlockSize, first);
-            float v10 = panelElement(codes, scales, codebook, kk, col + 10, n, k, bTransposed, log2BlockSize, first);
-            float v11 = panelElement(codes, scales, codebook, kk, col + 11, n, k, bTransposed, log2BlockSize, first);
-            float v12 = panelElement(codes, scales, codebook, kk, col + 12, n, k, bTransposed, log2BlockSize, first);
-            float v13 = panelElement(codes, scales, codebook, kk, col + 13, n, k, bTransposed, log2BlockSize, first);
-            float v14 = panelElement(codes, scales, codebook, kk, col + 14, n, k, bTransposed, log2BlockSize, first);
-            float v15 = panelElement(codes, scales, codebook, kk, col + 15, n, k, bTransposed, log2BlockSize, first);
-            panels.set(slot, new Float16(v0, v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14, v15));
-        }
-    }
-
     /** B(kk, col) decoded, or 0 past the last column (branch-free: TornadoVM's compiler rejects the branchy form). */
     private static float panelElement(ByteArray codes, FloatArray scales, FloatArray codebook, int kk, int col, int n,
-                                      int k, int bTransposed, int log2BlockSize, int first) {
+                                      int k, int bTransposed, int log2BlockSize) {
         int c = Math.min(col, n - 1);
         int inside = Math.max(0, Math.min(1, n - col));
-        int e = first + bTransposed * (c * k + kk) + (1 - bTransposed) * (kk * n + c);
+        int e = bTransposed * (c * k + kk) + (1 - bTransposed) * (kk * n + c);
         float v = element(codes, scales, codebook, e, log2BlockSize);
         return v * inside;
     }

@@ -148,21 +148,14 @@ public final class LlamaDevicePlan implements AutoCloseable {
     private record Parameter(String name, int offset, float[] host) {}
 
     /**
-     * A projection as the kernels see it: its base and its adapter's place in θ (rank 0: none). An fp32 base is
-     * held as the two panel layouts {@link Matmul#panels} reads, {@code forward} = Wᵀ's (y = x·Wᵀ) and
-     * {@code backward} = W's (dx = dy·W), their panels from Float16 {@code forwardAt} and {@code backwardAt} on (a
-     * decoder layer's NF4 or 16-bit bases: the layer panels, {@link LayerDecode}); a base decoded before each of
-     * its products (lm_head kept 16-bit) as its NF4 codes and block scales or its 16-bit values ({@code halves},
-     * {@code mantissaBits} &gt; 0), decoded into {@code scratch}.
+     * A projection as the kernels see it: its base and its adapter's place in θ (rank 0: none). The base is read
+     * as the two panel layouts {@link Matmul#panels} reads, {@code forward} = Wᵀ's (y = x·Wᵀ) and {@code backward}
+     * = W's (dx = dy·W), from Float16 {@code forwardAt} and {@code backwardAt} on: an fp32 base's packed once, an
+     * NF4 or 16-bit base's in the panels its graph decodes it into first (a decoder layer's: the layer panels,
+     * {@link SegmentDecode}).
      */
     private record Proj(int in, int out, VectorFloat16 forward, VectorFloat16 backward, int forwardAt,
-                        int backwardAt, ByteArray codes, FloatArray scales, int nf4, int log2Block, ShortArray halves,
-                        int mantissaBits, VectorFloat16 scratch, int rank, float scale, int aOffset, int bOffset) {
-        /** Whether the base is decoded into panels before each product (NF4 or 16-bit). */
-        boolean decoded() {
-            return nf4 == 1 || mantissaBits > 0;
-        }
-    }
+                        int backwardAt, int rank, float scale, int aOffset, int bOffset) {}
 
     /**
      * Builds the plan for batches of {@code batch} × {@code seq} tokens and uploads nothing yet (the first step
@@ -261,7 +254,7 @@ public final class LlamaDevicePlan implements AutoCloseable {
         List<LayerBases> layerBases = new ArrayList<>();
         int layerSlots = 1;
         for (int l = 0; l < layers; l++) {
-            LayerBases lb = layerBases(frozen, "model.layers." + l + ".");
+            LayerBases lb = layerBases(frozen, "model.layers." + l + ".", uploadedHalves);
             layerBases.add(lb);
             layerSlots = Math.max(layerSlots, Math.max(lb.forwardSlots, lb.backwardSlots));
         }
@@ -307,8 +300,8 @@ public final class LlamaDevicePlan implements AutoCloseable {
                 String path = prefix + (LoraSettings.ATTN_MODULES.contains(name) ? "self_attn." : "mlp.") + name;
                 BaseWeight base = frozen.get(path + ".weight");
                 int[] at = lb.at.get(name);
-                Proj pr = at == null ? projection(base, adapted.get(path), offsets.get(path), uploadedHalves, null)
-                        : layerProjection(base, adapted.get(path), offsets.get(path), cm.layerPanels, at);
+                Proj pr = at == null ? projection(base, adapted.get(path), offsets.get(path))
+                        : projection(base, adapted.get(path), offsets.get(path), cm.layerPanels, at);
                 proj.put(name, pr);
                 hLora.put(name, new FloatArray(Math.max(1, t * pr.rank)));
             }
@@ -345,11 +338,13 @@ public final class LlamaDevicePlan implements AutoCloseable {
         // Several chunks: the chunk kernels, which start at the device's chunk row, reading W in place (fp32, or
         // 16-bit decoded in their loops).
         BaseWeight headBase = frozen.get("lm_head.weight");
+        SegmentDecode headDecode = chunks == 1 && headBase instanceof HalfWeight
+                ? segmentDecode(List.of(headBase), 0, 0, uploadedHalves) : null;
         Proj headProj = chunks != 1 ? null
-                : headBase instanceof HalfWeight h ? projection(h, null, null, uploadedHalves,
-                        new VectorFloat16(panelScratch(h)))
+                : headDecode != null ? projection(headBase, null, null,
+                        new VectorFloat16(Math.max(headDecode.forwardSlots, headDecode.backwardSlots)), new int[2])
                 : projection(headBase instanceof Nf4Tensor ? new DenseWeight(vocab, d, headBase.dequantize())
-                        : headBase, null, null, uploadedHalves, null);
+                        : headBase, null, null);
         HeadWeight headW = chunks == 1 ? null : headBase instanceof HalfWeight h
                 ? new HeadWeight(new FloatArray(1), halves(h, uploadedHalves),
                         cm.powers(HalfDecode.mantissaBits(h.format())), HalfDecode.mantissaBits(h.format()))
@@ -357,10 +352,11 @@ public final class LlamaDevicePlan implements AutoCloseable {
         for (int k = 0; k < chunks; k++) {  // one stage per chunk, unrolled; the chunk's first row is chunk[0]
             Stage head = headGraph.stage("chunk" + k);
             head.use(nF, z, chunk, targets, scalars, rowLoss, dnF);
-            headLogits(head, headProj, headW, nF, z, chunk, cm);
+            headLogits(head, headProj, headDecode, headW, nF, z, chunk, cm);
             head.add(g -> g.task(head.n("rows"), CausalLmLossKernels::rows, z, targets, scalars, rowLoss, chunk, cr,
                     vocab, t, 1));
             if (headProj != null) {
+                if (headDecode != null) decode(head, "dnDecode", headDecode, headProj.backward, 0, cm);
                 product(head, "dn", headProj, z, dnF, headProj.backward, headProj.backwardAt, d, vocab, 0, cm);
             } else {
                 head.use(headW.w, headW.halves, headW.powers);
@@ -386,7 +382,7 @@ public final class LlamaDevicePlan implements AutoCloseable {
         for (int k = 0; k < chunks; k++) {
             Stage head = evalGraph.stage("chunk" + k);
             head.use(nF, z, chunk, targets, scalars, rowLoss);
-            headLogits(head, headProj, headW, nF, z, chunk, cm);
+            headLogits(head, headProj, headDecode, headW, nF, z, chunk, cm);
             head.add(g -> g.task(head.n("rows"), CausalLmLossKernels::rows, z, targets, scalars, rowLoss, chunk, cr,
                     vocab, t, 0));
             if (chunks > 1) head.add(g -> g.task(head.n("advance"), CausalLmLossKernels::advance, chunk, cr));
@@ -410,7 +406,7 @@ public final class LlamaDevicePlan implements AutoCloseable {
             for (int k = 0; k < chunks; k++) {
                 Stage head = lg.stage("chunk" + k);
                 head.use(nF, z, chunk);
-                headLogits(head, headProj, headW, nF, z, chunk, cm);
+                headLogits(head, headProj, headDecode, headW, nF, z, chunk, cm);
                 head.add(g -> g.task(head.n("place"), PlanKernels::placeRows, z, logitsOut, chunk, vocab, cr, t));
                 if (chunks > 1) head.add(g -> g.task(head.n("advance"), CausalLmLossKernels::advance, chunk, cr));
             }
@@ -518,57 +514,45 @@ public final class LlamaDevicePlan implements AutoCloseable {
         }
     }
 
-    /**
-     * A projection's device form: NF4 codes and scales, 16-bit values as stored (one buffer per array: a tied
-     * lm_head shares the embedding's), or an fp32 W packed in both panel layouts. {@code scratch}: the panels a
-     * decoded base is decoded into, null for the graph's common ones.
-     */
-    private Proj projection(BaseWeight base, LoRALinear lin, int[] ab, Map<Object, ShortArray> uploadedHalves,
-                            VectorFloat16 scratch) {
-        int rank = lin == null ? 0 : lin.rank();
-        float scale = lin == null ? 0f : lin.scale();
-        int aOff = ab == null ? 0 : ab[0], bOff = ab == null ? 0 : ab[1];
+    /** An fp32 projection: W packed in both panel layouts. */
+    private static Proj projection(BaseWeight base, LoRALinear lin, int[] ab) {
+        if (!(base instanceof DenseWeight d)) throw new IllegalStateException("an NF4 or 16-bit base is decoded");
         int in = base.cols(), out = base.rows();
-        ShortArray noHalves = new ShortArray(1);
-        return switch (base) {
-            case Nf4Tensor q -> new Proj(in, out, null, null, 0, 0, ByteArray.fromArray(q.packedCodes()),
-                    FloatArray.fromArray(q.blockScales()), 1, Integer.numberOfTrailingZeros(q.blockSize()), noHalves,
-                    0, scratch, rank, scale, aOff, bOff);
-            case HalfWeight h -> new Proj(in, out, null, null, 0, 0, new ByteArray(1), new FloatArray(1), 0, 0,
-                    halves(h, uploadedHalves), HalfDecode.mantissaBits(h.format()), scratch, rank, scale, aOff, bOff);
-            case DenseWeight d -> new Proj(in, out, Matmul.packPanels(d.data(), out, in, true),
-                    Matmul.packPanels(d.data(), in, out, false), 0, 0, new ByteArray(1), new FloatArray(1), 0, 0, noHalves,
-                    0, scratch, rank, scale, aOff, bOff);
-        };
+        return new Proj(in, out, Matmul.packPanels(d.data(), out, in, true), Matmul.packPanels(d.data(), in, out, false),
+                0, 0, lin == null ? 0 : lin.rank(), lin == null ? 0f : lin.scale(), ab == null ? 0 : ab[0],
+                ab == null ? 0 : ab[1]);
     }
 
-    /** A decoder layer's NF4 or 16-bit projection: its panels in the layer panels from {@code at} = {forward, backward}. */
-    private static Proj layerProjection(BaseWeight base, LoRALinear lin, int[] ab, VectorFloat16 layerPanels,
-                                        int[] at) {
-        return new Proj(base.cols(), base.rows(), layerPanels, layerPanels, at[0], at[1], new ByteArray(1),
-                new FloatArray(1), 0, 0, new ShortArray(1), 0, null, lin == null ? 0 : lin.rank(),
+    /**
+     * An NF4 or 16-bit projection, read from the panels its graph decodes it into ({@code panels}) from
+     * {@code at} = {forward, backward} on.
+     */
+    private static Proj projection(BaseWeight base, LoRALinear lin, int[] ab, VectorFloat16 panels, int[] at) {
+        return new Proj(base.cols(), base.rows(), panels, panels, at[0], at[1], lin == null ? 0 : lin.rank(),
                 lin == null ? 0f : lin.scale(), ab == null ? 0 : ab[0], ab == null ? 0 : ab[1]);
     }
 
     /**
-     * A decoder layer's NF4 or 16-bit bases of one format (and NF4 block size), decoded by one launch per direction
-     * ({@link Nf4Decode#dequantizeSegments}, {@link HalfDecode#decodeSegments}) into the layer panels: their
-     * codes and block scales or 16-bit values end to end in model order, and the {@link PanelSegments} tables of
-     * the forward (Wᵀ) and backward (W) panels.
+     * NF4 or 16-bit weights of one format (and NF4 block size) decoded by one launch per direction
+     * ({@link PanelSegments#decode}) into one panel buffer: their codes and block scales or 16-bit values end to
+     * end, and the {@link PanelSegments} tables of the forward (Wᵀ) and backward (W) panels, {@code count}
+     * segments each; {@code mantissaBits} 0: NF4.
      */
-    private record LayerDecode(ByteArray codes, FloatArray scales, int log2Block, ShortArray halves,
-                               int mantissaBits, IntArray forward, IntArray backward, int count, int forwardSlots,
-                               int backwardSlots) {}
+    private record SegmentDecode(ByteArray codes, FloatArray scales, int log2Block, ShortArray halves,
+                                 int mantissaBits, IntArray forward, IntArray backward, int count, int forwardSlots,
+                                 int backwardSlots) {}
 
     /**
-     * A decoder layer's decodes and where each decoded projection's panels start in the layer panels,
-     * {@code at[name]} = {forward, backward} (fp32 projections: none); both directions laid out from slot 0.
+     * A decoder layer's decodes (one per format, in model order) and where each decoded projection's panels start
+     * in the layer panels, {@code at[name]} = {forward, backward} (fp32 projections: none); both directions laid
+     * out from slot 0 to {@code forwardSlots} and {@code backwardSlots}.
      */
-    private record LayerBases(List<LayerDecode> decodes, Map<String, int[]> at, int forwardSlots,
+    private record LayerBases(List<SegmentDecode> decodes, Map<String, int[]> at, int forwardSlots,
                               int backwardSlots) {}
 
-    /** The decodes of the layer whose weights' names start with {@code prefix}: one per format, in model order. */
-    private static LayerBases layerBases(Map<String, BaseWeight> frozen, String prefix) {
+    /** The decodes of the layer whose weights' names start with {@code prefix}. */
+    private static LayerBases layerBases(Map<String, BaseWeight> frozen, String prefix,
+                                         Map<Object, ShortArray> uploadedHalves) {
         Map<String, List<String>> groups = new LinkedHashMap<>();  // format → projections
         for (String name : PROJECTIONS) {
             BaseWeight w = frozen.get(weightName(prefix, name));
@@ -576,59 +560,70 @@ public final class LlamaDevicePlan implements AutoCloseable {
                     : w instanceof HalfWeight h ? h.format().name() : null;
             if (format != null) groups.computeIfAbsent(format, f -> new ArrayList<>()).add(name);
         }
-        List<LayerDecode> decodes = new ArrayList<>();
+        List<SegmentDecode> decodes = new ArrayList<>();
         Map<String, int[]> at = new LinkedHashMap<>();
         int forwardSlots = 0, backwardSlots = 0;
         for (List<String> names : groups.values()) {
-            int count = names.size();
-            int[] fn = new int[count], fk = new int[count], bn = new int[count], bk = new int[count];
-            int[] first = new int[count];
-            List<BaseWeight> ws = new ArrayList<>();
-            int elements = 0;
-            for (int i = 0; i < count; i++) {
-                BaseWeight w = frozen.get(weightName(prefix, names.get(i)));
-                ws.add(w);
-                fn[i] = w.rows();  // forward B = Wᵀ [in, out]: n = out, k = in
-                fk[i] = w.cols();
-                bn[i] = w.cols();  // backward B = W [out, in]: n = in, k = out
-                bk[i] = w.rows();
-                first[i] = elements;
-                elements = Math.addExact(elements, Math.multiplyExact(w.rows(), w.cols()));
+            List<BaseWeight> ws = names.stream().map(n -> frozen.get(weightName(prefix, n))).toList();
+            SegmentDecode dc = segmentDecode(ws, forwardSlots, backwardSlots, uploadedHalves);
+            decodes.add(dc);
+            for (int i = 0; i < names.size(); i++) {
+                at.put(names.get(i), new int[] {dc.forward.get(i * PanelSegments.FIELDS + PanelSegments.START),
+                        dc.backward.get(i * PanelSegments.FIELDS + PanelSegments.START)});
             }
-            int[] forward = PanelSegments.table(fn, fk, first, forwardSlots);
-            int[] backward = PanelSegments.table(bn, bk, first, backwardSlots);
-            for (int i = 0; i < count; i++) {
-                at.put(names.get(i), new int[] {forward[i * PanelSegments.FIELDS + PanelSegments.START],
-                        backward[i * PanelSegments.FIELDS + PanelSegments.START]});
-            }
-            int fromForward = forwardSlots, fromBackward = backwardSlots;
-            forwardSlots = PanelSegments.end(forward);
-            backwardSlots = PanelSegments.end(backward);
-            IntArray f = IntArray.fromArray(forward), b = IntArray.fromArray(backward);
-            int fSlots = forwardSlots - fromForward, bSlots = backwardSlots - fromBackward;
-            if (ws.getFirst() instanceof Nf4Tensor q) {
-                ByteArray codes = new ByteArray(elements / 2);
-                FloatArray scales = new FloatArray(elements / q.blockSize());
-                int c = 0, sc = 0;
-                for (BaseWeight w : ws) {
-                    Nf4Tensor n = (Nf4Tensor) w;
-                    for (byte v : n.packedCodes()) codes.set(c++, v);
-                    for (float v : n.blockScales()) scales.set(sc++, v);
-                }
-                decodes.add(new LayerDecode(codes, scales, Integer.numberOfTrailingZeros(q.blockSize()),
-                        new ShortArray(1), 0, f, b, count, fSlots, bSlots));
-            } else {
-                HalfWeight h = (HalfWeight) ws.getFirst();
-                ShortArray halves = new ShortArray(elements);
-                int e = 0;
-                for (BaseWeight w : ws) {
-                    for (short v : ((HalfWeight) w).bits()) halves.set(e++, v);
-                }
-                decodes.add(new LayerDecode(new ByteArray(1), new FloatArray(1), 0, halves,
-                        HalfDecode.mantissaBits(h.format()), f, b, count, fSlots, bSlots));
-            }
+            forwardSlots += dc.forwardSlots;
+            backwardSlots += dc.backwardSlots;
         }
         return new LayerBases(decodes, at, forwardSlots, backwardSlots);
+    }
+
+    /**
+     * The decode of weights of one format, their panels from slots {@code forwardFrom} and {@code backwardFrom} on
+     * (one 16-bit weight: its uploaded values, a tied lm_head's the embedding's; else the storage copied end to end).
+     */
+    private static SegmentDecode segmentDecode(List<BaseWeight> ws, int forwardFrom, int backwardFrom,
+                                               Map<Object, ShortArray> uploadedHalves) {
+        int count = ws.size();
+        int[] fn = new int[count], fk = new int[count], bn = new int[count], bk = new int[count];
+        int[] first = new int[count];
+        int elements = 0;
+        for (int i = 0; i < count; i++) {
+            BaseWeight w = ws.get(i);
+            fn[i] = w.rows();  // forward B = Wᵀ [in, out]: n = out, k = in
+            fk[i] = w.cols();
+            bn[i] = w.cols();  // backward B = W [out, in]: n = in, k = out
+            bk[i] = w.rows();
+            first[i] = elements;
+            elements = Math.addExact(elements, Math.multiplyExact(w.rows(), w.cols()));
+        }
+        int[] forward = PanelSegments.table(fn, fk, first, forwardFrom);
+        int[] backward = PanelSegments.table(bn, bk, first, backwardFrom);
+        IntArray f = IntArray.fromArray(forward), b = IntArray.fromArray(backward);
+        int fSlots = PanelSegments.end(forward) - forwardFrom, bSlots = PanelSegments.end(backward) - backwardFrom;
+        if (ws.getFirst() instanceof Nf4Tensor q) {
+            ByteArray codes = new ByteArray(elements / 2);
+            FloatArray scales = new FloatArray(elements / q.blockSize());
+            int c = 0, sc = 0;
+            for (BaseWeight w : ws) {
+                for (byte v : ((Nf4Tensor) w).packedCodes()) codes.set(c++, v);
+                for (float v : ((Nf4Tensor) w).blockScales()) scales.set(sc++, v);
+            }
+            return new SegmentDecode(codes, scales, Integer.numberOfTrailingZeros(q.blockSize()), new ShortArray(1), 0,
+                    f, b, count, fSlots, bSlots);
+        }
+        HalfWeight h = (HalfWeight) ws.getFirst();
+        ShortArray halves;
+        if (count == 1) {
+            halves = halves(h, uploadedHalves);
+        } else {
+            halves = new ShortArray(elements);
+            int e = 0;
+            for (BaseWeight w : ws) {
+                for (short v : ((HalfWeight) w).bits()) halves.set(e++, v);
+            }
+        }
+        return new SegmentDecode(new ByteArray(1), new FloatArray(1), 0, halves, HalfDecode.mantissaBits(h.format()),
+                f, b, count, fSlots, bSlots);
     }
 
     /** The frozen weight's name of a layer's projection. */
@@ -640,11 +635,6 @@ public final class LlamaDevicePlan implements AutoCloseable {
     /** A 16-bit weight's values as a device array, one per array of bits (a tied lm_head is the embedding's). */
     private static ShortArray halves(HalfWeight h, Map<Object, ShortArray> uploaded) {
         return uploaded.computeIfAbsent(h.bits(), bits -> ShortArray.fromArray((short[]) bits));
-    }
-
-    /** Float16s of a weight's panels in the larger of its two layouts (forward Wᵀ, backward W). */
-    private static int panelScratch(BaseWeight w) {
-        return Math.max(ceilDiv(w.rows(), Matmul.PANEL) * w.cols(), ceilDiv(w.cols(), Matmul.PANEL) * w.rows());
     }
 
     /** An fp32 weight's buffer, uploaded once per array; any other weight widened once (an NF4 lm_head in chunks). */
@@ -673,7 +663,7 @@ public final class LlamaDevicePlan implements AutoCloseable {
     }
 
     /** A decoder layer's frozen norms and projections and its activations (shared: see {@link Graphs}). */
-    private record Layer(FloatArray inNorm, FloatArray postNorm, Map<String, Proj> proj, List<LayerDecode> decodes,
+    private record Layer(FloatArray inNorm, FloatArray postNorm, Map<String, Proj> proj, List<SegmentDecode> decodes,
                          Acts acts) {}
 
     private record Acts(FloatArray inv1, FloatArray n, FloatArray q, FloatArray k, FloatArray v, FloatArray attn,
@@ -773,67 +763,40 @@ public final class LlamaDevicePlan implements AutoCloseable {
     /**
      * c [T, n] = a [T, k] · B with B = Wᵀ ({@code transposed} 1, forward) or W (backward), on the CPU schedule
      * {@link Matmul#panels} (16-wide vector registers, k innermost: the same sums in the same order as the plain
-     * loop), B's panels from Float16 {@code at} of {@code panels} (a layer's NF4 or 16-bit bases: the layer panels
-     * its graph decoded first, {@link #decodeBases}). A base decoded before each product (lm_head kept 16-bit) is
-     * decoded into its own scratch first, the fused dequantize-in-matmul being twelve times slower at a batch's
-     * rows on PoCL.
+     * loop), B's panels from Float16 {@code at} of {@code panels} (an NF4 or 16-bit base's: decoded there first,
+     * {@link #decode}; the fused dequantize-in-matmul is twelve times slower at a batch's rows on PoCL).
      */
     private void product(Stage st, String name, Proj p, FloatArray a, FloatArray c, VectorFloat16 panels, int at,
                          int n, int k, int transposed, Common cm) {
         int nPanels = ceilDiv(n, Matmul.PANEL), mBlocks = ceilDiv(tokens, Matmul.PANEL_ROWS);
-        VectorFloat16 b = basePanels(st, name + "Decode", p, panels, n, k, transposed, cm);
         VectorFloat16 none = cm.noPanels;
         IntArray sizes = cm.sizes;
         FloatArray noBias = cm.noBias;
-        st.use(a, c, sizes, b, none, noBias);
-        st.add(g -> g.task(st.n(name), Matmul::panels, a, b, noBias, none, none, c, sizes, nPanels, mBlocks, n, k, 1,
-                0, 0, at, 0));
-    }
-
-    /**
-     * The panels a product reads for B = Wᵀ ({@code transposed} 1) or W: {@code panels} (an fp32 base's packed
-     * layout or the layer panels), or for a base decoded before each product its scratch, decoded by a task first.
-     */
-    private static VectorFloat16 basePanels(Stage st, String task, Proj p, VectorFloat16 panels, int n, int k,
-                                            int transposed, Common cm) {
-        if (!p.decoded()) return panels;
-        VectorFloat16 scratch = p.scratch;
-        int nPanels = ceilDiv(n, Matmul.PANEL);
-        if (p.nf4 == 1) {
-            st.use(p.codes, p.scales, cm.codebook, scratch);
-            st.add(g -> g.task(st.n(task), Nf4Decode::dequantizePanels, p.codes, p.scales, cm.codebook, scratch, k,
-                    nPanels, n, transposed, p.log2Block));
-        } else {
-            FloatArray powers = cm.powers(p.mantissaBits);
-            st.use(p.halves, powers, scratch);
-            st.add(g -> g.task(st.n(task), HalfDecode::decodePanels, p.halves, powers, scratch, k, nPanels, n,
-                    transposed, p.mantissaBits));
-        }
-        return scratch;
+        st.use(a, c, sizes, panels, none, noBias);
+        st.add(g -> g.task(st.n(name), Matmul::panels, a, panels, noBias, none, none, c, sizes, nPanels, mBlocks, n,
+                k, 1, 0, 0, at, 0));
     }
 
     /**
      * A layer's NF4 and 16-bit bases decoded into the layer panels, all the layer's Wᵀ ({@code transposed} 1, its
-     * forward graph) or W panels (its backward graph) in one launch per format ({@link LayerDecode}).
+     * forward graph) or W panels (its backward graph), one launch per format ({@link SegmentDecode}).
      */
     private static void decodeBases(Stage st, Layer layer, int transposed, Common cm) {
-        VectorFloat16 panels = cm.layerPanels;
         for (int i = 0; i < layer.decodes.size(); i++) {
-            LayerDecode dc = layer.decodes.get(i);
-            IntArray table = transposed == 1 ? dc.forward : dc.backward;
-            int slots = transposed == 1 ? dc.forwardSlots : dc.backwardSlots, count = dc.count;
-            String task = st.n("decode" + (i == 0 ? "" : String.valueOf(i)));
-            if (dc.mantissaBits == 0) {
-                st.use(dc.codes, dc.scales, cm.codebook, table, panels);
-                st.add(g -> g.task(task, Nf4Decode::dequantizeSegments, dc.codes, dc.scales, cm.codebook, table,
-                        panels, slots, count, transposed, dc.log2Block));
-            } else {
-                FloatArray powers = cm.powers(dc.mantissaBits);
-                st.use(dc.halves, powers, table, panels);
-                st.add(g -> g.task(task, HalfDecode::decodeSegments, dc.halves, powers, table, panels, slots, count,
-                        transposed, dc.mantissaBits));
-            }
+            decode(st, "decode" + (i == 0 ? "" : String.valueOf(i)), layer.decodes.get(i), cm.layerPanels,
+                    transposed, cm);
         }
+    }
+
+    /** The task that decodes {@code dc}'s Wᵀ ({@code transposed} 1) or W panels into {@code panels}. */
+    private static void decode(Stage st, String name, SegmentDecode dc, VectorFloat16 panels, int transposed,
+                               Common cm) {
+        IntArray table = transposed == 1 ? dc.forward : dc.backward;
+        int slots = transposed == 1 ? dc.forwardSlots : dc.backwardSlots, count = dc.count;
+        FloatArray powers = cm.powers(dc.mantissaBits);
+        st.use(dc.codes, dc.scales, cm.codebook, dc.halves, powers, table, panels);
+        st.add(g -> g.task(st.n(name), PanelSegments::decode, dc.codes, dc.scales, cm.codebook, dc.halves, powers,
+                table, panels, slots, count, transposed, dc.log2Block, dc.mantissaBits));
     }
 
     /**
@@ -844,7 +807,6 @@ public final class LlamaDevicePlan implements AutoCloseable {
     private void productPair(Stage st, String name, Proj p, FloatArray a, Proj p2, FloatArray a2, FloatArray c,
                              Common cm) {
         if (p.in != p2.in) throw new IllegalStateException(name + ": a pair of products needs one output width");
-        if (p.decoded() || p2.decoded()) throw new IllegalStateException(name + ": a layer's bases are decoded once");
         int n = p.in, nPanels = ceilDiv(n, Matmul.PANEL), mBlocks = ceilDiv(tokens, Matmul.PANEL_ROWS);
         VectorFloat16 b = p.backward, b2 = p2.backward;
         int at = p.backwardAt, at2 = p2.backwardAt;
@@ -856,12 +818,14 @@ public final class LlamaDevicePlan implements AutoCloseable {
     }
 
     /**
-     * A chunk's logits z = n·Wᵀ: on the panel schedule when the loss runs in one chunk (W packed once, headProj),
+     * A chunk's logits z = n·Wᵀ: on the panel schedule when the loss runs in one chunk (headProj: W packed once, or
+     * kept 16-bit and decoded first, headDecode),
      * else the chunk kernel from the device's chunk row (headW); the training head, evaluation and forward share it.
      */
-    private void headLogits(Stage st, Proj headProj, HeadWeight headW, FloatArray nF, FloatArray z, IntArray chunk,
-                            Common cm) {
+    private void headLogits(Stage st, Proj headProj, SegmentDecode headDecode, HeadWeight headW, FloatArray nF,
+                            FloatArray z, IntArray chunk, Common cm) {
         if (headProj != null) {
+            if (headDecode != null) decode(st, "logitsDecode", headDecode, headProj.forward, 1, cm);
             product(st, "logits", headProj, nF, z, headProj.forward, headProj.forwardAt, c.vocabSize(),
                     c.hiddenSize(), 1, cm);
         } else {
