@@ -24,7 +24,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 /**
  * BF16/F16 decoding on the device and on the JVM ({@link HalfWeight#decode}) against the JDK's conversions
  * ({@code Float.intBitsToFloat(bits << 16)}, {@code Float.float16ToFloat}) bit for bit, for every 16-bit pattern
- * (a NaN as an infinity on the device), and the panels the matmul reads against those packed from the widened weight, both directions.
+ * (a NaN as an infinity on the device), and the panels the matmul reads against those packed from the widened weight,
+ * both directions.
  */
 class HalfDecodeTest {
 
