@@ -85,6 +85,24 @@ final class Gemm {
         default float[] packed() {
             return null;
         }
+
+        /**
+         * Whether {@link #fillGroup} reads B's rows across several panels at once, which a sweep then prefers: B is a
+         * row-major W read natural (the backward's dx = dy·W), whose rows are contiguous in memory; filled panel by
+         * panel, every K row of a 128-byte piece is a new page for the prefetchers (lm_head's backward over a
+         * 64-token chunk spent half its time there).
+         */
+        default boolean fillsGroups() {
+            return false;
+        }
+
+        /**
+         * Panels of the columns [n0, n0 + nLen) (at most {@link #PANEL_GROUP} panels, n0 a panel's start) of the K
+         * rows [k0, k0 + kLen), written as {@link #fill} writes one, panel q at {@code dst[q·KB·NRL]}.
+         */
+        default void fillGroup(int k0, int kLen, int n0, int nLen, float[] dst, Workspace scratch) {
+            throw new UnsupportedOperationException("fillGroup");
+        }
     }
 
     /** One product A·B with inner dimension k. */
@@ -215,22 +233,36 @@ final class Gemm {
         float[] tile = scratch.tile;
         int kg = 0;
         for (Term t : terms) {
+            float[] packedB = t.b().packed();
+            boolean grouped = packedB == null && t.b().fillsGroups() && p1 - p0 > 1 && p1 - p0 <= PANEL_GROUP;
             for (int k0 = 0; k0 < t.k(); k0 += KB) {
                 int kLen = Math.min(KB, t.k() - k0);
+                if (grouped) {
+                    t.b().fillGroup(k0, kLen, p0 * NRL, Math.min(n, p1 * NRL) - p0 * NRL, scratch.group(), scratch);
+                }
                 for (int p = p0; p < p1; p++) {
                     int n0 = p * NRL;
                     int cols = Math.min(NRL, n - n0);
-                    float[] bp = t.b().packed();
+                    float[] bp = packedB;
                     int bOff = (p * t.k() + k0) * NRL;
-                    if (bp == null) {
+                    if (grouped) {
+                        bp = scratch.group();
+                        bOff = (p - p0) * KB * NRL;
+                    } else if (bp == null) {
                         t.b().fill(k0, kLen, n0, cols, panel, scratch);
                         bp = panel;
                         bOff = 0;
                     }
                     for (int b = b0; b < b1; b++) {
-                        int row0 = m0 + b * MR;
-                        kernel(packed, (b * kTotal + kg + k0) * MR, bp, bOff, kLen,
-                                c, ldc, g, row0, Math.min(MR, m0 + rows - row0), n0, cols, tile);
+                        int row0 = m0 + b * MR, valid = Math.min(MR, m0 + rows - row0), a = (b * kTotal + kg + k0) * MR;
+                        if (valid == MR) {
+                            kernel(packed, a, bp, bOff, kLen, c, ldc, g, row0, MR, n0, cols, tile);
+                        } else {  // a short last block (64 rows: 5 × 12 + 4) in 4-row tiles, not one 12-row tile
+                            for (int r = 0; r < valid; r += TAIL_MR) {
+                                kernel4(packed, a + r, bp, bOff, kLen, c, ldc, g, row0 + r,
+                                        Math.min(TAIL_MR, valid - r), n0, cols, tile);
+                            }
+                        }
                     }
                 }
             }
@@ -331,6 +363,37 @@ final class Gemm {
         c90.intoArray(tile, 9 * NRL); c91.intoArray(tile, 9 * NRL + L);
         c100.intoArray(tile, 10 * NRL); c101.intoArray(tile, 10 * NRL + L);
         c110.intoArray(tile, 11 * NRL); c111.intoArray(tile, 11 * NRL + L);
+        addTile(tile, c, ldc, g, row0, rows, n0, cols);
+    }
+
+    /** Rows of the tile that finishes a short row block. */
+    static final int TAIL_MR = 4;
+
+    /**
+     * The 4 × 2-vector tile of a short row block's rows (packed rows r … r + 3 of a block of {@link #MR}): per
+     * element the same FMAs in the same order as {@link #kernel}, so a row's result does not depend on the tile.
+     */
+    private static void kernel4(float[] ap, int aOff, float[] bp, int bOff, int kLen, float[] c, int ldc, float[] g,
+                                int row0, int rows, int n0, int cols, float[] tile) {
+        FloatVector z = FloatVector.zero(F);
+        FloatVector c00 = z, c01 = z, c10 = z, c11 = z;
+        FloatVector c20 = z, c21 = z, c30 = z, c31 = z;
+        for (int k = 0, a = aOff, b = bOff; k < kLen; k++, a += MR, b += NRL) {
+            FloatVector b0 = FloatVector.fromArray(F, bp, b);
+            FloatVector b1 = FloatVector.fromArray(F, bp, b + L);
+            FloatVector a0 = FloatVector.broadcast(F, ap[a + 0]);
+            c00 = b0.fma(a0, c00); c01 = b1.fma(a0, c01);
+            FloatVector a1 = FloatVector.broadcast(F, ap[a + 1]);
+            c10 = b0.fma(a1, c10); c11 = b1.fma(a1, c11);
+            FloatVector a2 = FloatVector.broadcast(F, ap[a + 2]);
+            c20 = b0.fma(a2, c20); c21 = b1.fma(a2, c21);
+            FloatVector a3 = FloatVector.broadcast(F, ap[a + 3]);
+            c30 = b0.fma(a3, c30); c31 = b1.fma(a3, c31);
+        }
+        c00.intoArray(tile, 0 * NRL); c01.intoArray(tile, 0 * NRL + L);
+        c10.intoArray(tile, 1 * NRL); c11.intoArray(tile, 1 * NRL + L);
+        c20.intoArray(tile, 2 * NRL); c21.intoArray(tile, 2 * NRL + L);
+        c30.intoArray(tile, 3 * NRL); c31.intoArray(tile, 3 * NRL + L);
         addTile(tile, c, ldc, g, row0, rows, n0, cols);
     }
 

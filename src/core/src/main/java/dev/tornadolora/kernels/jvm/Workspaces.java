@@ -40,6 +40,15 @@ final class Workspaces {
         /** The NRL row pieces of a coded W that {@link Panels#decodedTransposed} reads back column by column. */
         final float[] rowPieces = new float[NRL * KB];
         private float[] row = new float[0];
+        private float[] group;
+
+        /** {@link Gemm#PANEL_GROUP} B panels, filled together by {@link Gemm.Right#fillGroup} (made on first use). */
+        float[] group() {
+            if (group == null) {
+                group = new float[Gemm.PANEL_GROUP * KB * NRL];
+            }
+            return group;
+        }
 
         /** A row buffer of at least n floats (a decoded row of W). */
         float[] row(int n) {
