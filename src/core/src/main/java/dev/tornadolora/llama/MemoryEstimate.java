@@ -22,7 +22,9 @@ import java.util.Locale;
  *                     layer recomputed in backward)
  *                   + the final norm's input and the gradient into it (2h)
  *                   + the larger of the fused loss's chunk (chunk · (vocab + h) floats: logits, then their
- *                     gradient in place, and the chunk's input) and one layer's backward: its gradients
+ *                     gradient in place, and the chunk's input; chunk: Liger's rule,
+ *                     {@link CausalLmLoss#chunkTokens}, plus a short last chunk's 15 rows) and one layer's
+ *                     backward: its gradients
  *                     3·intermediate + 4h + 2·qDim + 2·kvDim (+ qDim + kvDim with q/k norms) and per attention
  *                     thread 6 seq × seq score matrices
  * </pre>

@@ -20,7 +20,9 @@ import jdk.incubator.vector.VectorSpecies;
  * rows, interleaved by k, so that a micro-kernel step reads MR consecutive floats to broadcast. B, the right
  * operand, is delivered by a {@link Right} as panels of {@link #NRL} columns by at most {@link #KB} rows, which
  * is where a quantized weight gets decoded: once per panel, then reused by every row block of A. The
- * micro-kernel keeps an MR × NR-vector tile of C in registers for a whole K block and adds it to C once.
+ * micro-kernel keeps an MR × NR-vector tile of C in registers for a whole K block and adds it to C once; a row
+ * block shorter than MR (the last of 64 rows: 4) runs in 4-row tiles, whose elements see the same FMAs in the same
+ * order, so a row's result does not depend on the rows beside it (the fused loss's chunks rely on it).
  * Threads own disjoint column panels of C (or disjoint row blocks when C has few columns), so nothing races.
  */
 final class Gemm {
