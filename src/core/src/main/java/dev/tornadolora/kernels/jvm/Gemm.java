@@ -89,6 +89,21 @@ final class Gemm {
         }
 
         /**
+         * B as the row-major fp32 array it is (B[k][n] = {@code rowMajor()[k·rowMajorStride() + n]}, no multiplier),
+         * or null: a sweep then copies the next panel inside the micro-kernel that runs on the current one, so the
+         * copy's loads from memory overlap the FMAs instead of stalling a fill of their own (the backward's dx = dy·W
+         * over a 64-token chunk of lm_head spent a third of its time filling W's panels).
+         */
+        default float[] rowMajor() {
+            return null;
+        }
+
+        /** The row stride of {@link #rowMajor()}. */
+        default int rowMajorStride() {
+            return 0;
+        }
+
+        /**
          * Whether {@link #fillGroup} reads B's rows across several panels at once, which a sweep then prefers: B is a
          * row-major W read natural (the backward's dx = dy·W), whose rows are contiguous in memory; filled panel by
          * panel, every K row of a 128-byte piece is a new page for the prefetchers (lm_head's backward over a
@@ -235,8 +250,10 @@ final class Gemm {
         float[] tile = scratch.tile;
         int kg = 0;
         for (Term t : terms) {
-            float[] packedB = t.b().packed();
-            boolean grouped = packedB == null && t.b().fillsGroups() && p1 - p0 > 1 && p1 - p0 <= PANEL_GROUP;
+            float[] packedB = t.b().packed(), src = packedB == null ? t.b().rowMajor() : null;
+            boolean grouped = packedB == null && src == null && t.b().fillsGroups() && p1 - p0 > 1
+                    && p1 - p0 <= PANEL_GROUP;
+            boolean ready = false;  // with src: whether the panel was copied during the previous panel's kernel
             for (int k0 = 0; k0 < t.k(); k0 += KB) {
                 int kLen = Math.min(KB, t.k() - k0);
                 if (grouped) {
@@ -247,24 +264,44 @@ final class Gemm {
                     int cols = Math.min(NRL, n - n0);
                     float[] bp = packedB;
                     int bOff = (p * t.k() + k0) * NRL;
+                    // the next (K block, panel) of this sweep, copied by the first kernel when its panel is whole
+                    int nextP = p + 1 < p1 ? p + 1 : p0, nextK0 = p + 1 < p1 ? k0 : k0 + KB;
+                    float[] nextSrc = null;
                     if (grouped) {
                         bp = scratch.group();
                         bOff = (p - p0) * KB * NRL;
+                    } else if (src != null) {
+                        if (!ready) {
+                            t.b().fill(k0, kLen, n0, cols, panel, scratch);
+                        }
+                        bp = panel;
+                        bOff = 0;
+                        ready = nextK0 < t.k() && (nextP + 1) * NRL <= n && b1 > b0
+                                && Math.min(MR, m0 + rows - (m0 + b0 * MR)) == MR;
+                        nextSrc = ready ? src : null;
                     } else if (bp == null) {
                         t.b().fill(k0, kLen, n0, cols, panel, scratch);
                         bp = panel;
                         bOff = 0;
                     }
+                    int nextOff = nextK0 * t.b().rowMajorStride() + nextP * NRL;
+                    int nextRows = Math.min(KB, t.k() - nextK0);
                     for (int b = b0; b < b1; b++) {
                         int row0 = m0 + b * MR, valid = Math.min(MR, m0 + rows - row0), a = (b * kTotal + kg + k0) * MR;
                         if (valid == MR) {
-                            kernel(packed, a, bp, bOff, kLen, c, ldc, g, row0, MR, n0, cols, tile);
+                            kernel(packed, a, bp, bOff, kLen, c, ldc, g, row0, MR, n0, cols, tile,
+                                    b == b0 ? nextSrc : null, nextOff, t.b().rowMajorStride(), scratch.nextPanel,
+                                    nextRows);
                         } else {  // a short last block (64 rows: 5 × 12 + 4) in 4-row tiles, not one 12-row tile
                             for (int r = 0; r < valid; r += TAIL_MR) {
                                 kernel4(packed, a + r, bp, bOff, kLen, c, ldc, g, row0 + r,
                                         Math.min(TAIL_MR, valid - r), n0, cols, tile);
                             }
                         }
+                    }
+                    if (nextSrc != null) {  // the copied panel becomes the current one
+                        scratch.swapPanels();
+                        panel = scratch.panel;
                     }
                 }
             }
@@ -278,6 +315,16 @@ final class Gemm {
      */
     private static void kernel(float[] ap, int aOff, float[] bp, int bOff, int kLen, float[] c, int ldc, float[] g,
                                int row0, int rows, int n0, int cols, float[] tile) {
+        kernel(ap, aOff, bp, bOff, kLen, c, ldc, g, row0, rows, n0, cols, tile, null, 0, 0, null, 0);
+    }
+
+    /**
+     * The same, copying on the way the next B panel's first {@code copyRows} (≤ kLen) rows of NRL floats from
+     * {@code copySrc[copyOff + k·copyStride ..]} to {@code copyDst[k·NRL ..]} when copySrc is not null.
+     */
+    private static void kernel(float[] ap, int aOff, float[] bp, int bOff, int kLen, float[] c, int ldc, float[] g,
+                               int row0, int rows, int n0, int cols, float[] tile, float[] copySrc, int copyOff,
+                               int copyStride, float[] copyDst, int copyRows) {
         FloatVector z = FloatVector.zero(F);
         FloatVector c00 = z, c01 = z, c10 = z, c11 = z;
         FloatVector c20 = z, c21 = z, c30 = z, c31 = z;
@@ -286,6 +333,11 @@ final class Gemm {
         FloatVector c80 = z, c81 = z, c90 = z, c91 = z;
         FloatVector c100 = z, c101 = z, c110 = z, c111 = z;
         for (int k = 0, a = aOff, b = bOff; k < kLen; k++, a += MR, b += NRL) {
+            if (copySrc != null && k < copyRows) {
+                int s = copyOff + k * copyStride;
+                FloatVector.fromArray(F, copySrc, s).intoArray(copyDst, k * NRL);
+                FloatVector.fromArray(F, copySrc, s + L).intoArray(copyDst, k * NRL + L);
+            }
             FloatVector b0 = FloatVector.fromArray(F, bp, b);
             FloatVector b1 = FloatVector.fromArray(F, bp, b + L);
             FloatVector a0 = FloatVector.broadcast(F, ap[a + 0]);

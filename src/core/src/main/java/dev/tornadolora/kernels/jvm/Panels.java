@@ -67,6 +67,16 @@ final class Panels {
             }
 
             @Override
+            public float[] rowMajor() {
+                return mul == null ? src : null;
+            }
+
+            @Override
+            public int rowMajorStride() {
+                return rowLen;
+            }
+
+            @Override
             public boolean fillsGroups() {
                 return true;
             }
