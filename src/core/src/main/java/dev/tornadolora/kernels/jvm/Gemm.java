@@ -104,10 +104,10 @@ final class Gemm {
         }
 
         /**
-         * Whether {@link #fillGroup} reads B's rows across several panels at once, which a sweep then prefers: B is a
-         * row-major W read natural (the backward's dx = dy·W), whose rows are contiguous in memory; filled panel by
-         * panel, every K row of a 128-byte piece is a new page for the prefetchers (lm_head's backward over a
-         * 64-token chunk spent half its time there).
+         * Whether {@link #fillGroup} reads B's rows across several panels at once, which a sweep then prefers (when B
+         * is not {@link #rowMajor()}): B is a coded W read natural (the backward's dx = dy·W) or an fp32 one with a
+         * multiplier, whose rows are contiguous in memory; filled panel by panel, every K row of a 64- or 128-byte
+         * piece is a new page for the prefetchers.
          */
         default boolean fillsGroups() {
             return false;
