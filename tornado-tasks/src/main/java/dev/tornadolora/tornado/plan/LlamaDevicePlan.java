@@ -18,7 +18,6 @@ import dev.tornadolora.tornado.kernels.CausalLmLossKernels;
 import dev.tornadolora.tornado.kernels.EmbeddingKernels;
 import dev.tornadolora.tornado.kernels.HalfDecode;
 import dev.tornadolora.tornado.kernels.Matmul;
-import dev.tornadolora.tornado.kernels.Nf4Decode;
 import dev.tornadolora.tornado.kernels.PanelSegments;
 import dev.tornadolora.tornado.kernels.OptimizerKernels;
 import dev.tornadolora.tornado.kernels.RmsNormKernels;
