@@ -463,10 +463,12 @@ public final class LlamaDevicePlan implements AutoCloseable {
             b.add(g -> g.task(b.n("ropeQ"), RopeKernels::rotateHalves, dq, cos, sin, seq, batch, heads, hd, half,
                     -1f));
             b.add(g -> g.task(b.n("ropeK"), RopeKernels::rotateHalves, dk, cos, sin, seq, batch, kv, hd, half, -1f));
-            projectBackward(b, "q", proj.get("q_proj"), dq, s.n, dn, s.hLora.get("q_proj"), cm);
-            productPair(b, "kv", proj.get("k_proj"), dk, proj.get("v_proj"), dv, tmp, cm);
-            adapterBackward(b, "k", proj.get("k_proj"), dk, s.n, tmp, s.hLora.get("k_proj"), cm);
-            adapterBackward(b, "v", proj.get("v_proj"), dv, s.n, tmp, s.hLora.get("v_proj"), cm);
+            // layer 0's input is the embedding, frozen: no input gradient, only the q, k, v adapters' gradients
+            FloatArray dnQ = l > 0 ? dn : null, dnKv = l > 0 ? tmp : null;
+            projectBackward(b, "q", proj.get("q_proj"), dq, s.n, dnQ, s.hLora.get("q_proj"), cm);
+            if (l > 0) productPair(b, "kv", proj.get("k_proj"), dk, proj.get("v_proj"), dv, tmp, cm);
+            adapterBackward(b, "k", proj.get("k_proj"), dk, s.n, dnKv, s.hLora.get("k_proj"), cm);
+            adapterBackward(b, "v", proj.get("v_proj"), dv, s.n, dnKv, s.hLora.get("v_proj"), cm);
             if (l > 0) {  // dn + tmp (q's and k, v's input gradients) summed as the norm reads them
                 b.add(g -> g.task(b.n("norm1"), RmsNormKernels::backward, dn, tmp, x, layer.inNorm, s.inv1, dh, t, d,
                         1, 1));
@@ -640,14 +642,17 @@ public final class LlamaDevicePlan implements AutoCloseable {
         }
     }
 
-    /** dx = dy·W (+ the LoRA branch's), and dA, dB accumulated into the flat gradients. */
+    /** dx = dy·W (+ the LoRA branch's), and dA, dB accumulated into the flat gradients; dx null: no dx. */
     private void projectBackward(Stage st, String name, Proj p, FloatArray dyIn, FloatArray x, FloatArray dx,
                                  FloatArray hLora, Common cm) {
-        product(st, name, p, dyIn, dx, p.backward, p.in, p.out, 0, cm);
+        if (dx != null) product(st, name, p, dyIn, dx, p.backward, p.in, p.out, 0, cm);
         adapterBackward(st, name, p, dyIn, x, dx, hLora, cm);
     }
 
-    /** The LoRA branch's backward, when p has one: dx += its input gradient, dA and dB into the flat gradients. */
+    /**
+     * The LoRA branch's backward, when p has one: dx += its input gradient (unless dx is null), dA and dB into the
+     * flat gradients.
+     */
     private void adapterBackward(Stage st, String name, Proj p, FloatArray dyIn, FloatArray x, FloatArray dx,
                                  FloatArray hLora, Common cm) {
         int t = tokens;
@@ -665,6 +670,7 @@ public final class LlamaDevicePlan implements AutoCloseable {
                     rankPanels, p.rank, p.out, p.scale, p.bOffset));
             st.add(g -> g.task(st.n(name + "GradA"), AdapterKernels::gradA, dhLora, x, noMask, grads, sizes, inBlocks,
                     rankPanels, p.rank, p.in, p.aOffset));
+            if (dx == null) return;
             int inPanels = AdapterKernels.blocks(p.in, AdapterKernels.LANES);
             // dx += dh·A (no dropout on the device plan): the epilogue's product with W = Aᵀ
             st.use(cm.noBias);
