@@ -359,35 +359,32 @@ public final class LlamaForCausalLM implements AutoCloseable {
     }
 
     /**
-     * Logits are computed at most this many floats at a time by the fused lm_head + loss (32 MiB): with vocab 32000,
-     * 262 tokens a chunk; with 128256, 65.
+     * Tokens per chunk of the fused lm_head + loss, 0 for {@link CausalLmLoss#chunkTokens}; package-private for
+     * the test that makes chunks small.
      */
-    static final int LOSS_CHUNK_FLOATS = 1 << 23;
-
-    /** Tokens per chunk of the fused lm_head + loss; package-private for the test that makes chunks small. */
     int lossChunkTokens = 0;
 
     private record ChunkedLoss(double loss, float[] dn) {}
 
     /**
      * lm_head and the causal-LM loss fused and chunked over tokens (Liger's fused linear cross-entropy, torchtune's
-     * chunked loss): per chunk of tokens, logits, their loss terms and gradient, and (with {@code backward}) the
-     * gradient through lm_head into dn, so the [tokens × vocab] logits never exist at once. Chunks hold at least 16
-     * tokens (a short last chunk is merged into its neighbour), more than the JVM backend's few-token path takes,
-     * so every row of logits and dn is computed as the unchunked GEMMs compute it, and the row terms are summed in
-     * row order as {@link CausalLmLoss#forward} sums them: loss and the layers' gradients equal the unchunked ones
-     * bit for bit; only an lm_head adapter's gradients, sums over tokens, are summed chunk by chunk.
+     * chunked loss): per chunk of tokens ({@link CausalLmLoss#chunkTokens}: Liger's chunk rule), logits, their loss
+     * terms and gradient, and (with {@code backward}) the gradient through lm_head into dn, so the [tokens × vocab]
+     * logits never exist at once. Chunks hold at least 16 tokens, more than the JVM backend's few-token path
+     * takes, so every row of logits and dn is computed as the unchunked GEMMs compute it, and the row terms are
+     * summed in row order as {@link CausalLmLoss#forward} sums them: loss and the layers' gradients equal the
+     * unchunked ones bit for bit; only an lm_head adapter's gradients, sums over tokens, are summed chunk by chunk.
      */
     private ChunkedLoss chunkedLoss(float[] n, int[] labels, int batch, int seq, boolean backward, double lossScale) {
         int t = batch * seq, h = config.hiddenSize(), vocab = config.vocabSize();
-        int chunk = lossChunkTokens > 0 ? lossChunkTokens : Math.max(16, LOSS_CHUNK_FLOATS / vocab);
+        int chunk = lossChunkTokens > 0 ? lossChunkTokens : CausalLmLoss.chunkTokens(t, vocab, h);
         long count = CausalLmLoss.counted(labels, batch, seq);
         double[] rowLoss = new double[t];
-        boolean oneChunk = t < 2 * chunk;
-        // one chunk (the benchmark configuration's 512 tokens at vocab 8192): lm_head's dx is dn itself, not copied
+        boolean oneChunk = CausalLmLoss.chunkRows(t, 0, chunk) == t;
+        // one chunk (vocab ≤ hidden, or a few tokens): lm_head's dx is dn itself, not copied
         float[] dn = backward && !oneChunk ? new float[t * h] : null;
         for (int r0 = 0; r0 < t; ) {
-            int rows = t - r0 < 2 * chunk ? t - r0 : chunk;  // no short last chunk
+            int rows = CausalLmLoss.chunkRows(t, r0, chunk);
             float[] nc = oneChunk ? n : java.util.Arrays.copyOfRange(n, r0 * h, (r0 + rows) * h);
             long t0 = timer.start();
             float[] z = lmHead.forward(new Tensor(new int[] {rows, h}, nc)).data();

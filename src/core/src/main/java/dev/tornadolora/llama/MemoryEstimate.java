@@ -1,5 +1,6 @@
 package dev.tornadolora.llama;
 
+import dev.tornadolora.llama.ops.CausalLmLoss;
 import dev.tornadolora.tensor.HeapCheck;
 
 import java.util.Locale;
@@ -21,7 +22,9 @@ import java.util.Locale;
  *                     layer recomputed in backward)
  *                   + the final norm's input and the gradient into it (2h)
  *                   + the larger of the fused loss's chunk (chunk · (vocab + h) floats: logits, then their
- *                     gradient in place, and the chunk's input) and one layer's backward: its gradients
+ *                     gradient in place, and the chunk's input; chunk: Liger's rule,
+ *                     {@link CausalLmLoss#chunkTokens}, plus a short last chunk's 15 rows) and one layer's
+ *                     backward: its gradients
  *                     3·intermediate + 4h + 2·qDim + 2·kvDim (+ qDim + kvDim with q/k norms) and per attention
  *                     thread 6 seq × seq score matrices
  * </pre>
@@ -79,7 +82,8 @@ public record MemoryEstimate(long fp32Weights, long halfWeights, long nf4Weights
         long qkNorm = c.parts().qkNorm() ? q + kv : 0;
         long kept = HeapCheck.product(tokens, 4 * h + 2 * q + 2 * kv + 3 * im + qkNorm
                 + (lora.dropout() > 0 ? layerMaskFloats : 0));
-        long chunk = Math.min(tokens, Math.max(16, LlamaForCausalLM.LOSS_CHUNK_FLOATS / c.vocabSize()));
+        long chunk = Math.min(tokens, CausalLmLoss.chunkTokens(tokens, c.vocabSize(), c.hiddenSize())
+                + CausalLmLoss.MIN_CHUNK_TOKENS - 1);
         long loss = HeapCheck.product(chunk, c.vocabSize() + h + (lora.output() && lora.dropout() > 0 ? h : 0));
         long layerBackward = HeapCheck.sum(HeapCheck.product(tokens, 3 * im + 4 * h + 2 * q + 2 * kv + qkNorm),
                 HeapCheck.product(seq, seq, 6, Math.max(1, threads)));

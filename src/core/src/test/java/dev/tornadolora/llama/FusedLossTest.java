@@ -1,6 +1,8 @@
 package dev.tornadolora.llama;
 
+import dev.tornadolora.llama.ops.CausalLmLoss;
 import dev.tornadolora.tensor.Tensor;
+import org.junit.jupiter.api.Test;
 import dev.tornadolora.testing.TestDevices;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
@@ -16,9 +18,31 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * The fused, chunked lm_head + loss of a training step (no full logits) against the unfused step that
  * materialises them ({@code forwardBackward(.., logitsOut)}): the same loss and layer gradients bit for bit, and
  * an lm_head adapter's gradients equal up to the order of the sum over tokens; ignored labels and sequence ends
- * fall inside chunks.
+ * fall inside chunks. Chunk 0 is the default, Liger's rule ({@link CausalLmLoss#chunkTokens}).
  */
 class FusedLossTest {
+
+    /**
+     * Liger's {@code chunk_size = next_power_of_2(ceil(BT / ceil(V / H)))}, worked by hand: the benchmark
+     * configuration (BT 512, V 8192, H 1024: ceil(512 / 8) = 64), TinyLlama at 512 tokens (32000 / 2048 → 16:
+     * 32), Llama-3.2-1B (128256 / 2048 → 63: ceil(512 / 63) = 9 → 16), this test's model (96 / 32 → 3: 15 → 16),
+     * and the floor of 16 rows (Llama-3's vocabulary at 64 tokens: 2 → 16); V ≤ H gives one chunk.
+     */
+    @Test
+    void chunksFollowLigersRule() {
+        assertEquals(64, CausalLmLoss.chunkTokens(512, 8192, 1024));
+        assertEquals(32, CausalLmLoss.chunkTokens(512, 32000, 2048));
+        assertEquals(16, CausalLmLoss.chunkTokens(512, 128256, 2048));
+        assertEquals(16, CausalLmLoss.chunkTokens(45, 96, 32));
+        assertEquals(16, CausalLmLoss.chunkTokens(64, 128256, 2048));
+        assertEquals(1024, CausalLmLoss.chunkTokens(1000, 512, 1024));
+        assertEquals(128, CausalLmLoss.chunkTokens(4096, 32000, 1024));  // 32 → 128
+        // rows: chunks of 64; a last one under 16 rows joins its neighbour (520 = 7·64 + 72), 16 stay alone
+        assertEquals(64, CausalLmLoss.chunkRows(520, 0, 64));
+        assertEquals(72, CausalLmLoss.chunkRows(520, 448, 64));
+        assertEquals(64, CausalLmLoss.chunkRows(528, 448, 64));
+        assertEquals(16, CausalLmLoss.chunkRows(528, 512, 64));
+    }
 
     @ParameterizedTest
     @CsvSource({"10, false, 0.0", "10, true, 0.0", "16, true, 0.2", "0, true, 0.0"})
@@ -45,7 +69,7 @@ class FusedLossTest {
                 Map<String, Tensor> gf = full.adapterGradients(), gc = fused.adapterGradients();
                 for (String k : gf.keySet()) {
                     float[] e = gf.get(k).data(), a = gc.get(k).data();
-                    if (k.contains("lm_head") && chunkTokens > 0) {
+                    if (k.contains("lm_head")) {  // summed chunk by chunk (0: Liger's rule, 16 + 29 rows)
                         for (int i = 0; i < e.length; i++) {
                             assertEquals(e[i], a[i], 1e-6 * (1 + Math.abs(e[i])), k + "[" + i + "]");
                         }

@@ -20,7 +20,9 @@ import jdk.incubator.vector.VectorSpecies;
  * rows, interleaved by k, so that a micro-kernel step reads MR consecutive floats to broadcast. B, the right
  * operand, is delivered by a {@link Right} as panels of {@link #NRL} columns by at most {@link #KB} rows, which
  * is where a quantized weight gets decoded: once per panel, then reused by every row block of A. The
- * micro-kernel keeps an MR × NR-vector tile of C in registers for a whole K block and adds it to C once.
+ * micro-kernel keeps an MR × NR-vector tile of C in registers for a whole K block and adds it to C once; a row
+ * block shorter than MR (the last of 64 rows: 4) runs in 4-row tiles, whose elements see the same FMAs in the same
+ * order, so a row's result does not depend on the rows beside it (the fused loss's chunks rely on it).
  * Threads own disjoint column panels of C (or disjoint row blocks when C has few columns), so nothing races.
  */
 final class Gemm {
@@ -84,6 +86,39 @@ final class Gemm {
          */
         default float[] packed() {
             return null;
+        }
+
+        /**
+         * B as the row-major fp32 array it is (B[k][n] = {@code rowMajor()[k·rowMajorStride() + n]}, no multiplier),
+         * or null: a sweep then copies the next panel inside the micro-kernel that runs on the current one, so the
+         * copy's loads from memory overlap the FMAs instead of stalling a fill of their own (the backward's dx = dy·W
+         * over a 64-token chunk of lm_head spent a third of its time filling W's panels).
+         */
+        default float[] rowMajor() {
+            return null;
+        }
+
+        /** The row stride of {@link #rowMajor()}. */
+        default int rowMajorStride() {
+            return 0;
+        }
+
+        /**
+         * Whether {@link #fillGroup} reads B's rows across several panels at once, which a sweep then prefers (when B
+         * is not {@link #rowMajor()}): B is a coded W read natural (the backward's dx = dy·W) or an fp32 one with a
+         * multiplier, whose rows are contiguous in memory; filled panel by panel, every K row of a 64- or 128-byte
+         * piece is a new page for the prefetchers.
+         */
+        default boolean fillsGroups() {
+            return false;
+        }
+
+        /**
+         * Panels of the columns [n0, n0 + nLen) (at most {@link #PANEL_GROUP} panels, n0 a panel's start) of the K
+         * rows [k0, k0 + kLen), written as {@link #fill} writes one, panel q at {@code dst[q·KB·NRL]}.
+         */
+        default void fillGroup(int k0, int kLen, int n0, int nLen, float[] dst, Workspace scratch) {
+            throw new UnsupportedOperationException("fillGroup");
         }
     }
 
@@ -215,22 +250,58 @@ final class Gemm {
         float[] tile = scratch.tile;
         int kg = 0;
         for (Term t : terms) {
+            float[] packedB = t.b().packed(), src = packedB == null ? t.b().rowMajor() : null;
+            boolean grouped = packedB == null && src == null && t.b().fillsGroups() && p1 - p0 > 1
+                    && p1 - p0 <= PANEL_GROUP;
+            boolean ready = false;  // with src: whether the panel was copied during the previous panel's kernel
             for (int k0 = 0; k0 < t.k(); k0 += KB) {
                 int kLen = Math.min(KB, t.k() - k0);
+                if (grouped) {
+                    t.b().fillGroup(k0, kLen, p0 * NRL, Math.min(n, p1 * NRL) - p0 * NRL, scratch.group(), scratch);
+                }
                 for (int p = p0; p < p1; p++) {
                     int n0 = p * NRL;
                     int cols = Math.min(NRL, n - n0);
-                    float[] bp = t.b().packed();
+                    float[] bp = packedB;
                     int bOff = (p * t.k() + k0) * NRL;
-                    if (bp == null) {
+                    // the next (K block, panel) of this sweep, copied by the first kernel when its panel is whole
+                    int nextP = p + 1 < p1 ? p + 1 : p0, nextK0 = p + 1 < p1 ? k0 : k0 + KB;
+                    float[] nextSrc = null;
+                    if (grouped) {
+                        bp = scratch.group();
+                        bOff = (p - p0) * KB * NRL;
+                    } else if (src != null) {
+                        if (!ready) {
+                            t.b().fill(k0, kLen, n0, cols, panel, scratch);
+                        }
+                        bp = panel;
+                        bOff = 0;
+                        ready = nextK0 < t.k() && (nextP + 1) * NRL <= n && b1 > b0
+                                && Math.min(MR, m0 + rows - (m0 + b0 * MR)) == MR;
+                        nextSrc = ready ? src : null;
+                    } else if (bp == null) {
                         t.b().fill(k0, kLen, n0, cols, panel, scratch);
                         bp = panel;
                         bOff = 0;
                     }
+                    int nextOff = nextK0 * t.b().rowMajorStride() + nextP * NRL;
+                    int nextRows = Math.min(KB, t.k() - nextK0);
                     for (int b = b0; b < b1; b++) {
-                        int row0 = m0 + b * MR;
-                        kernel(packed, (b * kTotal + kg + k0) * MR, bp, bOff, kLen,
-                                c, ldc, g, row0, Math.min(MR, m0 + rows - row0), n0, cols, tile);
+                        int row0 = m0 + b * MR, valid = Math.min(MR, m0 + rows - row0), a = (b * kTotal + kg + k0) * MR;
+                        if (valid == MR) {
+                            kernel(packed, a, bp, bOff, kLen, c, ldc, g, row0, MR, n0, cols, tile,
+                                    b == b0 ? nextSrc : null, nextOff, t.b().rowMajorStride(), scratch.nextPanel,
+                                    nextRows);
+                        } else {  // a short last block (64 rows: 5 × 12 + 4) in 4-row tiles, not one 12-row tile
+                            for (int r = 0; r < valid; r += TAIL_MR) {
+                                kernel4(packed, a + r, bp, bOff, kLen, c, ldc, g, row0 + r,
+                                        Math.min(TAIL_MR, valid - r), n0, cols, tile);
+                            }
+                        }
+                    }
+                    if (nextSrc != null) {  // the copied panel becomes the current one
+                        scratch.swapPanels();
+                        panel = scratch.panel;
                     }
                 }
             }
@@ -244,6 +315,16 @@ final class Gemm {
      */
     private static void kernel(float[] ap, int aOff, float[] bp, int bOff, int kLen, float[] c, int ldc, float[] g,
                                int row0, int rows, int n0, int cols, float[] tile) {
+        kernel(ap, aOff, bp, bOff, kLen, c, ldc, g, row0, rows, n0, cols, tile, null, 0, 0, null, 0);
+    }
+
+    /**
+     * The same, copying on the way the next B panel's first {@code copyRows} (≤ kLen) rows of NRL floats from
+     * {@code copySrc[copyOff + k·copyStride ..]} to {@code copyDst[k·NRL ..]} when copySrc is not null.
+     */
+    private static void kernel(float[] ap, int aOff, float[] bp, int bOff, int kLen, float[] c, int ldc, float[] g,
+                               int row0, int rows, int n0, int cols, float[] tile, float[] copySrc, int copyOff,
+                               int copyStride, float[] copyDst, int copyRows) {
         FloatVector z = FloatVector.zero(F);
         FloatVector c00 = z, c01 = z, c10 = z, c11 = z;
         FloatVector c20 = z, c21 = z, c30 = z, c31 = z;
@@ -252,6 +333,11 @@ final class Gemm {
         FloatVector c80 = z, c81 = z, c90 = z, c91 = z;
         FloatVector c100 = z, c101 = z, c110 = z, c111 = z;
         for (int k = 0, a = aOff, b = bOff; k < kLen; k++, a += MR, b += NRL) {
+            if (copySrc != null && k < copyRows) {
+                int s = copyOff + k * copyStride;
+                FloatVector.fromArray(F, copySrc, s).intoArray(copyDst, k * NRL);
+                FloatVector.fromArray(F, copySrc, s + L).intoArray(copyDst, k * NRL + L);
+            }
             FloatVector b0 = FloatVector.fromArray(F, bp, b);
             FloatVector b1 = FloatVector.fromArray(F, bp, b + L);
             FloatVector a0 = FloatVector.broadcast(F, ap[a + 0]);
@@ -331,6 +417,37 @@ final class Gemm {
         c90.intoArray(tile, 9 * NRL); c91.intoArray(tile, 9 * NRL + L);
         c100.intoArray(tile, 10 * NRL); c101.intoArray(tile, 10 * NRL + L);
         c110.intoArray(tile, 11 * NRL); c111.intoArray(tile, 11 * NRL + L);
+        addTile(tile, c, ldc, g, row0, rows, n0, cols);
+    }
+
+    /** Rows of the tile that finishes a short row block. */
+    static final int TAIL_MR = 4;
+
+    /**
+     * The 4 × 2-vector tile of a short row block's rows (packed rows r … r + 3 of a block of {@link #MR}): per
+     * element the same FMAs in the same order as {@link #kernel}, so a row's result does not depend on the tile.
+     */
+    private static void kernel4(float[] ap, int aOff, float[] bp, int bOff, int kLen, float[] c, int ldc, float[] g,
+                                int row0, int rows, int n0, int cols, float[] tile) {
+        FloatVector z = FloatVector.zero(F);
+        FloatVector c00 = z, c01 = z, c10 = z, c11 = z;
+        FloatVector c20 = z, c21 = z, c30 = z, c31 = z;
+        for (int k = 0, a = aOff, b = bOff; k < kLen; k++, a += MR, b += NRL) {
+            FloatVector b0 = FloatVector.fromArray(F, bp, b);
+            FloatVector b1 = FloatVector.fromArray(F, bp, b + L);
+            FloatVector a0 = FloatVector.broadcast(F, ap[a + 0]);
+            c00 = b0.fma(a0, c00); c01 = b1.fma(a0, c01);
+            FloatVector a1 = FloatVector.broadcast(F, ap[a + 1]);
+            c10 = b0.fma(a1, c10); c11 = b1.fma(a1, c11);
+            FloatVector a2 = FloatVector.broadcast(F, ap[a + 2]);
+            c20 = b0.fma(a2, c20); c21 = b1.fma(a2, c21);
+            FloatVector a3 = FloatVector.broadcast(F, ap[a + 3]);
+            c30 = b0.fma(a3, c30); c31 = b1.fma(a3, c31);
+        }
+        c00.intoArray(tile, 0 * NRL); c01.intoArray(tile, 0 * NRL + L);
+        c10.intoArray(tile, 1 * NRL); c11.intoArray(tile, 1 * NRL + L);
+        c20.intoArray(tile, 2 * NRL); c21.intoArray(tile, 2 * NRL + L);
+        c30.intoArray(tile, 3 * NRL); c31.intoArray(tile, 3 * NRL + L);
         addTile(tile, c, ldc, g, row0, rows, n0, cols);
     }
 

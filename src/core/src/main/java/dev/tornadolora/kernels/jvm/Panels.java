@@ -58,28 +58,59 @@ final class Panels {
 
     /** B = src [K × rowLen] (times mul at the same index when not null): B[k][n] = src[k·rowLen + n]. */
     static Gemm.Right rows(float[] src, int rowLen, float[] mul) {
-        return (k0, kLen, n0, nLen, dst, scratch) -> {
-            for (int kk = 0; kk < kLen; kk++) {
-                int s = (k0 + kk) * rowLen + n0;
-                int d = kk * NRL;
-                int nn = 0;
-                for (; nn <= nLen - L; nn += L) {
-                    FloatVector v = FloatVector.fromArray(F, src, s + nn);
-                    if (mul != null) {
-                        v = v.mul(FloatVector.fromArray(F, mul, s + nn));
-                    }
-                    v.intoArray(dst, d + nn);
+        return new Gemm.Right() {
+            @Override
+            public void fill(int k0, int kLen, int n0, int nLen, float[] dst, Workspace scratch) {
+                for (int kk = 0; kk < kLen; kk++) {
+                    rowPiece(src, (k0 + kk) * rowLen + n0, mul, nLen, dst, kk * NRL);
                 }
-                for (; nn < NRL; nn += L) {  // the ragged edge, zero-padded
-                    VectorMask<Float> in = F.indexInRange(nn, nLen);
-                    FloatVector v = FloatVector.fromArray(F, src, s + nn, in);
-                    if (mul != null) {
-                        v = v.mul(FloatVector.fromArray(F, mul, s + nn, in));
+            }
+
+            @Override
+            public float[] rowMajor() {
+                return mul == null ? src : null;
+            }
+
+            @Override
+            public int rowMajorStride() {
+                return rowLen;
+            }
+
+            @Override
+            public boolean fillsGroups() {
+                return true;
+            }
+
+            @Override
+            public void fillGroup(int k0, int kLen, int n0, int nLen, float[] dst, Workspace scratch) {
+                for (int kk = 0; kk < kLen; kk++) {  // row by row: each row's nLen floats read in order
+                    int s = (k0 + kk) * rowLen + n0;
+                    for (int q = 0; q * NRL < nLen; q++) {
+                        rowPiece(src, s + q * NRL, mul, Math.min(NRL, nLen - q * NRL), dst, (q * KB + kk) * NRL);
                     }
-                    v.intoArray(dst, d + nn);
                 }
             }
         };
+    }
+
+    /** dst[d + nn] = src[s + nn] (· mul[s + nn]) for nn &lt; nLen, zero for nn in [nLen, NRL). */
+    private static void rowPiece(float[] src, int s, float[] mul, int nLen, float[] dst, int d) {
+        int nn = 0;
+        for (; nn <= nLen - L; nn += L) {
+            FloatVector v = FloatVector.fromArray(F, src, s + nn);
+            if (mul != null) {
+                v = v.mul(FloatVector.fromArray(F, mul, s + nn));
+            }
+            v.intoArray(dst, d + nn);
+        }
+        for (; nn < NRL; nn += L) {  // the ragged edge, zero-padded
+            VectorMask<Float> in = F.indexInRange(nn, nLen);
+            FloatVector v = FloatVector.fromArray(F, src, s + nn, in);
+            if (mul != null) {
+                v = v.mul(FloatVector.fromArray(F, mul, s + nn, in));
+            }
+            v.intoArray(dst, d + nn);
+        }
     }
 
     /** B = srcᵀ for src [N × rowLen]: B[k][n] = src[n·rowLen + k]. */
@@ -90,14 +121,37 @@ final class Panels {
     /** B = W for a coded (NF4, BF16, F16) W [K × N]: rows decoded straight into the panel. */
     static Gemm.Right decodedRows(BaseWeight w) {
         int cols = w.cols();
-        return (k0, kLen, n0, nLen, dst, scratch) -> {
-            for (int kk = 0; kk < kLen; kk++) {
-                WeightDecoder.decode(w, (k0 + kk) * cols + n0, nLen, dst, kk * NRL);
-                for (int nn = nLen; nn < NRL; nn++) {
-                    dst[kk * NRL + nn] = 0f;
+        return new Gemm.Right() {
+            @Override
+            public void fill(int k0, int kLen, int n0, int nLen, float[] dst, Workspace scratch) {
+                for (int kk = 0; kk < kLen; kk++) {
+                    decodedPiece(w, (k0 + kk) * cols + n0, nLen, dst, kk * NRL);
+                }
+            }
+
+            @Override
+            public boolean fillsGroups() {
+                return true;
+            }
+
+            @Override
+            public void fillGroup(int k0, int kLen, int n0, int nLen, float[] dst, Workspace scratch) {
+                for (int kk = 0; kk < kLen; kk++) {
+                    int e = (k0 + kk) * cols + n0;
+                    for (int q = 0; q * NRL < nLen; q++) {
+                        decodedPiece(w, e + q * NRL, Math.min(NRL, nLen - q * NRL), dst, (q * KB + kk) * NRL);
+                    }
                 }
             }
         };
+    }
+
+    /** dst[d + nn] = W.flat[e + nn] for nn &lt; nLen, zero for nn in [nLen, NRL). */
+    private static void decodedPiece(BaseWeight w, int e, int nLen, float[] dst, int d) {
+        WeightDecoder.decode(w, e, nLen, dst, d);
+        for (int nn = nLen; nn < NRL; nn++) {
+            dst[d + nn] = 0f;
+        }
     }
 
     /**

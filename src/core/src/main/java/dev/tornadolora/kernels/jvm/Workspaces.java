@@ -34,12 +34,30 @@ final class Workspaces {
     /** One worker's scratch: a B panel and a C tile of {@link Gemm}, rows decoded by {@link Panels} and {@link Gemv}. */
     static final class Workspace {
         /** A B panel, {@link Gemm#KB} × {@link Gemm#NRL}, filled per K block. */
-        final float[] panel = new float[KB * NRL];
+        float[] panel = new float[KB * NRL];
+        /** The next B panel, copied while the micro-kernel runs on {@link #panel} (see {@link Gemm.Right#rowMajor}). */
+        float[] nextPanel = new float[KB * NRL];
+
+        /** The next panel becomes the current one. */
+        void swapPanels() {
+            float[] p = panel;
+            panel = nextPanel;
+            nextPanel = p;
+        }
         /** An MR × NRL tile of C on its way out of registers (ragged edges, a multiplier). */
         final float[] tile = new float[MR * NRL];
         /** The NRL row pieces of a coded W that {@link Panels#decodedTransposed} reads back column by column. */
         final float[] rowPieces = new float[NRL * KB];
         private float[] row = new float[0];
+        private float[] group;
+
+        /** {@link Gemm#PANEL_GROUP} B panels, filled together by {@link Gemm.Right#fillGroup} (made on first use). */
+        float[] group() {
+            if (group == null) {
+                group = new float[Gemm.PANEL_GROUP * KB * NRL];
+            }
+            return group;
+        }
 
         /** A row buffer of at least n floats (a decoded row of W). */
         float[] row(int n) {

@@ -68,6 +68,36 @@ public final class CausalLmLoss {
         });
     }
 
+    /** The fewest rows a chunk of the fused lm_head + loss holds (see {@link #chunkTokens}). */
+    public static final int MIN_CHUNK_TOKENS = 16;
+
+    /**
+     * Rows per chunk of the fused lm_head + loss over {@code tokens} rows: Liger's rule
+     * ({@code LigerFusedLinearCrossEntropyFunction}: {@code chunk_size = next_power_of_2(ceil(BT / ceil(V / H)))}),
+     * so that a chunk's logits [chunk, V] are about the size of the hidden states [BT, H] and, whenever the
+     * vocabulary is larger than the hidden size, the [BT, V] logits never exist at once. At least
+     * {@link #MIN_CHUNK_TOKENS} rows: more than a backend's few-token (matrix-vector) path takes, so a chunk's rows
+     * are computed by the same GEMM as the whole batch's, bit for bit; a last chunk shorter than that joins its
+     * neighbour ({@link #chunkRows}). A power of two is no multiple of the JVM GEMM's 12-row micro-tile: its
+     * kernel finishes a row block's last 4 or 8 rows with a 4-row tile instead of filling 12.
+     */
+    public static int chunkTokens(long tokens, int vocab, int hidden) {
+        long perHidden = ((long) vocab + hidden - 1) / hidden;
+        long rows = (tokens + perHidden - 1) / perHidden;
+        long chunk = Long.highestOneBit(Math.max(1, rows));
+        if (chunk < rows) chunk <<= 1;
+        return (int) Math.max(MIN_CHUNK_TOKENS, Math.min(chunk, Integer.MAX_VALUE / 2));
+    }
+
+    /**
+     * Rows of the chunk that starts at {@code row0} of {@code tokens}: {@code chunk}, or all that remain when fewer
+     * than {@code chunk + MIN_CHUNK_TOKENS} do (no chunk under {@link #MIN_CHUNK_TOKENS} rows).
+     */
+    public static int chunkRows(int tokens, int row0, int chunk) {
+        int left = tokens - row0;
+        return left < chunk + MIN_CHUNK_TOKENS ? left : chunk;
+    }
+
     /** The loss from every row's term, summed in row order: NaN when N = 0. */
     public static double mean(double[] rowLoss, long n) {
         if (n == 0) return Double.NaN;

@@ -153,6 +153,42 @@ class JvmLoraKernelsTest {
         assertArrayEquals(g1.b(), gN.b());
     }
 
+    /**
+     * The fused loss's premise (FusedLossTest): a chunk of rows run alone gives those rows' y and dx bit for bit as
+     * the whole batch does, whatever rows share a micro-tile (chunks of 20 and 28 rows end in 4-row tiles), for
+     * every base kind, panel by panel or panels filled in groups (one thread).
+     */
+    @ParameterizedTest
+    @org.junit.jupiter.params.provider.CsvSource({"FP32, 1", "FP32, 2", "NF4, 1", "NF4, 2", "BF16, 1", "BF16, 2"})
+    void aChunkOfRowsGivesTheWholeBatchsRowsBitForBit(String kind, int threads) {
+        SplittableRandom rnd = new SplittableRandom(13);
+        int in = 192, out = 200, t = 60;
+        float[] w = uniform(rnd, in * out, 0.1f);
+        BaseWeight base = switch (kind) {
+            case "FP32" -> new DenseWeight(out, in, w);
+            case "NF4" -> Nf4Tensor.quantize(w, out, in, 64, 1);
+            default -> {
+                short[] bits = new short[w.length];
+                for (int i = 0; i < w.length; i++) bits[i] = dev.tornadolora.tensor.BFloat16.fromFloat(w[i]);
+                yield new dev.tornadolora.tensor.HalfWeight(out, in, bits, dev.tornadolora.tensor.HalfWeight.Format.BF16);
+            }
+        };
+        float[] x = uniform(rnd, t * in, 1f), dy = uniform(rnd, t * out, 1f);
+        float[] y = new float[t * out], dx = new float[t * in];
+        try (Parallel par = new Parallel(threads);
+             LayerKernels k = new VectorLoraBackend(par, true).bind(base, null, 1, 1f)) {
+            k.backward(k.forward(x, null, t, null, y), dy, dx, null, null);
+            for (int[] chunk : new int[][] {{0, 20}, {20, 48}, {48, 60}}) {
+                int r0 = chunk[0], rows = chunk[1] - r0;
+                float[] yc = new float[rows * out], dxc = new float[rows * in];
+                k.backward(k.forward(java.util.Arrays.copyOfRange(x, r0 * in, (r0 + rows) * in), null, rows, null, yc),
+                        java.util.Arrays.copyOfRange(dy, r0 * out, (r0 + rows) * out), dxc, null, null);
+                assertArrayEquals(java.util.Arrays.copyOfRange(y, r0 * out, (r0 + rows) * out), yc, "y rows " + r0);
+                assertArrayEquals(java.util.Arrays.copyOfRange(dx, r0 * in, (r0 + rows) * in), dxc, "dx rows " + r0);
+            }
+        }
+    }
+
     @Test
     void oneArrayViewedAsTwoShapesIsPackedForEach() {  // each binding packs its own view of the array
         SplittableRandom rnd = new SplittableRandom(9);
