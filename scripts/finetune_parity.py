@@ -44,6 +44,10 @@ Merged mode:  finetune_parity.py --merged OUT/merged --input X.safetensors [--lo
   [B, S, V] of X's input_ids to --logits-out; with --against-peft also the logits of DIR + the PEFT adapter
   (unmerged) and their relative difference max|a-b|/max|b|. Prints a JSON summary.
 
+Several modes in one call (train, then eval, then merged; one interpreter and one torch + transformers import
+instead of several, as the parity tests call it): the JSON is {"train": ..., "eval": ..., "merged": ...} with the
+modes given; a single mode writes its own JSON as above.
+
 Run with the oracle environment: PY=$(scripts/oracle-venv.sh | tail -1); $PY scripts/finetune_parity.py ...
 """
 import argparse
@@ -298,15 +302,11 @@ def main():
     hf_logging.disable_progress_bar()
     dtype = torch.float64 if args.float64 else torch.float32
 
-    if args.merged:
-        if not args.input:
-            fail("--merged needs --input X.safetensors")
-        result = merged(args, dtype)
-    elif args.eval:
-        if not (args.model and args.eval_data):
-            fail("--eval needs --model DIR and --eval-data E.safetensors")
-        result = evaluate(args, dtype)
-    else:
+    train_mode = bool(args.data or args.init_adapter)
+    if not (train_mode or args.eval or args.merged):
+        fail("nothing to do: give train options (--model, --data, --init-adapter), --eval or --merged")
+    results = {}
+    if train_mode:
         missing = [o for o, v in (("--model", args.model), ("--data", args.data),
                                   ("--init-adapter", args.init_adapter)) if not v]
         if missing:
@@ -316,7 +316,17 @@ def main():
                 fail(f"{o} must be >= 1, got {v}")
         if args.warmup_steps < 0:
             fail(f"--warmup-steps must be >= 0, got {args.warmup_steps}")
-        result = train(args, dtype)
+        results["train"] = train(args, dtype)
+    if args.eval:
+        if not (args.model and args.eval_data):
+            fail("--eval needs --model DIR and --eval-data E.safetensors")
+        results["eval"] = evaluate(args, dtype)
+    if args.merged:
+        if not args.input:
+            fail("--merged needs --input X.safetensors")
+        results["merged"] = merged(args, dtype)
+    # one mode: its own JSON; several in one call (one interpreter start instead of several): {mode: JSON}
+    result = next(iter(results.values())) if len(results) == 1 else results
     text = json.dumps(result, indent=2) + "\n"
     if args.json:
         args.json.write_text(text)

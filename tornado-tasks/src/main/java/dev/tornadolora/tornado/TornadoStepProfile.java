@@ -54,8 +54,8 @@ public final class TornadoStepProfile {
                 double elapsed = (System.nanoTime() - t0) / 1e6;
                 LlamaDevicePlan.StepProfile p = plan.takeProfile();
                 Map<String, Long> tasks = plan.takeTaskProfile();
-                System.out.printf(Locale.ROOT, "step %d: %.0f ms, loss %.6f%s%n", i, elapsed, loss,
-                        i == 0 ? String.format(Locale.ROOT, " (compiles); device memory %.1f MiB",
+                System.out.printf(Locale.ROOT, "step %d: %.0f ms, loss %.6f, %d launches, %d B in, %d B out%s%n", i,
+                        elapsed, loss, p.launches(), p.copyInBytes(), p.copyOutBytes(), i == 0 ? String.format(Locale.ROOT, " (compiles); device memory %.1f MiB",
                                 plan.deviceBytes() / 1048576.0) : "");
                 if (i == 0) continue;
                 ms.add(elapsed);

@@ -1,5 +1,6 @@
 package dev.tornadolora.tornado;
 
+import dev.tornadolora.bench.ModelStep;
 import dev.tornadolora.device.Device;
 import dev.tornadolora.finetune.DeviceStep;
 import dev.tornadolora.finetune.FinetuneConfig;
@@ -7,7 +8,6 @@ import dev.tornadolora.finetune.TokenDataset;
 import dev.tornadolora.llama.LlamaConfig;
 import dev.tornadolora.llama.LlamaForCausalLM;
 import dev.tornadolora.llama.LoraSettings;
-import dev.tornadolora.llama.RopeScaling;
 import dev.tornadolora.math.CrossEntropy;
 import dev.tornadolora.tensor.Tensor;
 import dev.tornadolora.tornado.plan.LlamaDevicePlan;
@@ -16,7 +16,6 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 
 import java.util.Map;
-import java.util.Set;
 import java.util.SplittableRandom;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -24,26 +23,31 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * Twenty optimizer steps of {@code finetune}'s path on the device ({@link DeviceStep} → {@link PlanDeviceStep} →
- * one {@link LlamaDevicePlan}) against the same steps on the JVM backend ({@link Trainer#step()}), on the benchmark
- * configuration scaled down (2 layers, hidden 256, 4 query / 2 KV heads of 64, intermediate 704, vocab 512, 2 × 32
- * tokens (NF4's scaler blocks of 256 need k_proj's 256 × 128), llama3 rope, cosine schedule with warm-up, clipping, weight decay): every step's loss within 1e-5
- * relative, gradient norms within 1e-4, every adapter tensor within 1e-3 in the Frobenius norm at the end. Two
- * cases, fp32 base with LoRA on q,v and one micro-batch per step, and QLoRA (NF4 base) on all seven with two: each
- * choice once, because compiling a plan's kernels (a few hundred) takes most of the test's time on PoCL
- * ({@link LlamaDevicePlanTest} adds fp32 on all seven with two micro-batches). All four combinations of base and
- * modules passed here with the other accumulation too when the test was written.
+ * one {@link LlamaDevicePlan}) against the same steps on the JVM backend ({@link Trainer#step()}), on the bench's
+ * {@code small} model ({@link ModelStep#SMALL}: 2 layers, hidden 256, 8 query / 2 KV heads of 32, intermediate 512,
+ * vocab 512, 2 × 32 tokens, every projection whole NF4 blocks) with its LoRA (rank 16, alpha 32), cosine schedule
+ * with warm-up, clipping, weight decay: every step's loss within 1e-5 relative, gradient norms within 1e-4, every
+ * adapter tensor within 1e-3 in the Frobenius norm at the end, and from the second step on the bus carries at most
+ * what {@link TornadoBenchStepTest} allows a step per micro-batch (fp32: 2 × (ids + labels bytes) + 4 KiB, frames
+ * included; NF4, which decodes before every product: 64 KiB). Two cases, fp32 base with LoRA on q,v and one
+ * micro-batch per step, and QLoRA (NF4 base) on all seven with two: each choice once, because compiling a plan's
+ * kernels (a few hundred) takes most of the test's time on PoCL. The shapes, rank and optimizer constants are the
+ * bench's on purpose: TornadoVM compiles them into the kernels, so the fp32 plan's kernels are the ones
+ * {@link TornadoBenchStepTest} compiles (PoCL's kernel cache builds them once per run), and the NF4 plan is the
+ * only QLoRA step plan of the module ({@link LlamaDevicePlanTest} adds fp32 on all seven with two micro-batches).
+ * All four combinations of base and modules passed here with the other accumulation too when the test was written.
  */
 class DeviceStepParityTest {
-    static final LlamaConfig CONFIG = new LlamaConfig(512, 256, 704, 2, 4, 2, 64, 1e-5, 500000.0,
-            new RopeScaling(8, 1, 4, 32), false, 64, 0, 1, "float32");
-    static final int BATCH = 2, SEQ = 32, STEPS = 20;
+    static final LlamaConfig CONFIG = ModelStep.SMALL;
+    static final int BATCH = 2, SEQ = 32, STEPS = 20, RANK = 16;
 
     @ParameterizedTest(name = "NF4 base {0}, LoRA on {1}, {2} micro-batch(es)")
     @CsvSource({"false,qv,1", "true,all,2"})
     void twentyStepsOnTheDeviceMatchTheJvmBackend(boolean nf4, String modules, int accum) {
-        boolean all = modules.equals("all");
-        LoraSettings lora = new LoraSettings(all ? Set.copyOf(LoraSettings.ATTN_MODULES) : Set.of("q_proj", "v_proj"),
-                all, false, 8, 16f, 0f, false, nf4);
+        ModelStep shape = ModelStep.of("small", modules.equals("all"));
+        assertEquals(BATCH, shape.batch());
+        assertEquals(SEQ, shape.seq());
+        LoraSettings lora = shape.lora(RANK, nf4);
         FinetuneConfig config = new FinetuneConfig(lora, STEPS, BATCH, accum, SEQ, 2e-3, 0.01, 0.9, 0.999, 1e-8, 3,
                 FinetuneConfig.COSINE, 1.0, 7, true, 0, 0);
         TokenDataset data = data(16, 3);
@@ -68,6 +72,13 @@ class DeviceStepParityTest {
                     Trainer.StepRecord r = d.step(t);
                     got[s] = r.loss();
                     gotNorm[s] = r.gradNorm();
+                    if (s > 0) {  // the weights, adapters and moments stay on the device
+                        Map<String, Double> st = d.lastStepStats();
+                        double moved = st.get("copy_in_bytes") + st.get("copy_out_bytes");
+                        long budget = accum * (nf4 ? 64 * 1024 : 2L * (2L * BATCH * SEQ * Integer.BYTES) + 4096);
+                        assertTrue(moved >= 2L * BATCH * SEQ * Integer.BYTES && moved <= budget,
+                                "step " + (s + 1) + " moved " + st + ", budget " + budget);
+                    }
                 }
                 d.toHost();
             }

@@ -98,6 +98,10 @@ class StepKernelsTest {
         assertArrayEquals(expectedSum, sum.toHeapArray(), "x + b");
     }
 
+    /**
+     * Forward and backward, and the fused residual adds the device plan uses (the forward's x + residual written
+     * back into x, the backward's dy + dy2) against the JVM's add then norm: bit for bit, as the plan's parity needs.
+     */
     @ParameterizedTest(name = "rows={0} d={1}")
     @CsvSource({"5,24", "3,64"})
     void rmsNormMatchesTheJvmOp(int rows, int d) throws Exception {
@@ -108,19 +112,35 @@ class StepKernelsTest {
         RmsNorm.backward(PAR, dy, x, w, inv, rows, d, dx, true);
         float[] dxFresh = new float[rows * d];
         RmsNorm.backward(PAR, dy, x, w, inv, rows, d, dxFresh, false);
+        float[] branch = random(rows * d, 7), dy2 = random(rows * d, 8);
+        float[] h = branch.clone(), yRes = new float[rows * d], invRes = new float[rows], dySum = dy.clone();
+        float[] dxSum = res.clone();
+        for (int i = 0; i < h.length; i++) h[i] += x[i];
+        RmsNorm.forward(PAR, h, w, rows, d, eps, yRes, invRes);
+        for (int i = 0; i < dySum.length; i++) dySum[i] += dy2[i];
+        RmsNorm.backward(PAR, dySum, x, w, inv, rows, d, dxSum, true);
 
         FloatArray xD = FloatArray.fromArray(x), wD = FloatArray.fromArray(w), dyD = FloatArray.fromArray(dy);
-        FloatArray yD = new FloatArray(rows * d), invD = new FloatArray(rows);
+        FloatArray yD = new FloatArray(rows * d), invD = new FloatArray(rows), none = new FloatArray(1);
         FloatArray dxD = FloatArray.fromArray(res), dxFreshD = new FloatArray(rows * d);
-        TaskGraph g = new TaskGraph("norm").transferToDevice(DataTransferMode.FIRST_EXECUTION, xD, wD, dyD, dxD)
-                .task("fwd", RmsNormKernels::forward, xD, wD, yD, invD, rows, d, eps)
-                .task("bwd", RmsNormKernels::backward, dyD, xD, wD, invD, dxD, rows, d, 1)
-                .task("bwdFresh", RmsNormKernels::backward, dyD, xD, wD, invD, dxFreshD, rows, d, 0);
-        runOnce(g, yD, invD, dxD, dxFreshD);
+        FloatArray hD = FloatArray.fromArray(branch), yResD = new FloatArray(rows * d), invResD = new FloatArray(rows);
+        FloatArray dy2D = FloatArray.fromArray(dy2), dxSumD = FloatArray.fromArray(res);
+        TaskGraph g = new TaskGraph("norm").transferToDevice(DataTransferMode.FIRST_EXECUTION, xD, wD, dyD, dxD, none,
+                        hD, dy2D, dxSumD)
+                .task("fwd", RmsNormKernels::forward, xD, none, wD, yD, invD, rows, d, eps, 0)
+                .task("bwd", RmsNormKernels::backward, dyD, none, xD, wD, invD, dxD, rows, d, 1, 0)
+                .task("bwdFresh", RmsNormKernels::backward, dyD, none, xD, wD, invD, dxFreshD, rows, d, 0, 0)
+                .task("fwdResidual", RmsNormKernels::forward, hD, xD, wD, yResD, invResD, rows, d, eps, 1)
+                .task("bwdSum", RmsNormKernels::backward, dyD, dy2D, xD, wD, invD, dxSumD, rows, d, 1, 1);
+        runOnce(g, yD, invD, dxD, dxFreshD, hD, yResD, invResD, dxSumD);
         assertClose(y, yD.toHeapArray(), TOL, "y");
         assertClose(inv, invD.toHeapArray(), TOL, "1/rms");
         assertClose(dx, dxD.toHeapArray(), TOL, "dx accumulated");
         assertClose(dxFresh, dxFreshD.toHeapArray(), TOL, "dx");
+        assertArrayEquals(h, hD.toHeapArray(), "x + residual, stored back");
+        assertClose(yRes, yResD.toHeapArray(), TOL, "y of x + residual");
+        assertClose(invRes, invResD.toHeapArray(), TOL, "1/rms of x + residual");
+        assertClose(dxSum, dxSumD.toHeapArray(), TOL, "dx of dy + dy2");
     }
 
     @Test
@@ -185,23 +205,22 @@ class StepKernelsTest {
         int blocks = (seq + 15) / 16, dBlocks = (headDim + 15) / 16;
         VectorFloat16 kb = new VectorFloat16(batch * kvHeads * headDim * blocks);
         VectorFloat16 vb = new VectorFloat16(t * kvHeads * dBlocks);
-        VectorFloat16 kCols = new VectorFloat16(batch * kvHeads * headDim * blocks);
         VectorFloat16 vCols = new VectorFloat16(batch * kvHeads * headDim * blocks);
         VectorFloat16 kRows = new VectorFloat16(t * kvHeads * dBlocks), qRows = new VectorFloat16(t * heads * dBlocks);
         VectorFloat16 dOutRows = new VectorFloat16(t * heads * dBlocks);
         TaskGraph g = new TaskGraph("attn")
-                .transferToDevice(DataTransferMode.FIRST_EXECUTION, qD, kD, vD, dOutD, kb, vb, kCols, vCols, kRows,
-                        qRows, dOutRows)
-                .task("keyBlocks", AttentionKernels::keyBlocks, kD, kb, seq, kvHeads, batch, headDim, blocks)
-                .task("valueBlocks", AttentionKernels::valueBlocks, vD, vb, t, kvHeads, headDim, dBlocks)
+                .transferToDevice(DataTransferMode.FIRST_EXECUTION, qD, kD, vD, dOutD, kb, vb, vCols, kRows, qRows,
+                        dOutRows)
+                // as the device plan: the forward's k blocks kept for the backward, two layouts a launch
+                .task("keyValueBlocks", AttentionKernels::keyValueBlocks, kD, vD, kb, vb, seq, kvHeads, batch,
+                        headDim, blocks, dBlocks)
                 .task("forward", AttentionKernels::forward, qD, kb, vb, p, outD, lseD, seq, kvHeads, batch, rep,
                         headDim, scale, blocks, dBlocks)
-                .task("keyCols", AttentionKernels::keyBlocks, kD, kCols, seq, kvHeads, batch, headDim, blocks)
-                .task("valueCols", AttentionKernels::keyBlocks, vD, vCols, seq, kvHeads, batch, headDim, blocks)
-                .task("keyRows", AttentionKernels::valueBlocks, kD, kRows, t, kvHeads, headDim, dBlocks)
-                .task("queryRows", AttentionKernels::valueBlocks, qD, qRows, t, heads, headDim, dBlocks)
-                .task("dOutRows", AttentionKernels::valueBlocks, dOutD, dOutRows, t, heads, headDim, dBlocks)
-                .task("scoreGradients", AttentionKernels::scoreGradients, qD, kCols, vCols, outD, dOutD, lseD, p, ds,
+                .task("valueKeyBlocks", AttentionKernels::keyValueBlocks, vD, kD, vCols, kRows, seq, kvHeads, batch,
+                        headDim, blocks, dBlocks)
+                .task("queryOutRows", AttentionKernels::rowBlocks, qD, dOutD, qRows, dOutRows, t, heads, headDim,
+                        dBlocks)
+                .task("scoreGradients", AttentionKernels::scoreGradients, qD, kb, vCols, outD, dOutD, lseD, p, ds,
                         seq, kvHeads, batch, rep, headDim, scale, blocks)
                 .task("queryGradients", AttentionKernels::queryGradients, ds, kRows, dqD, seq, kvHeads, batch, rep,
                         headDim, dBlocks)

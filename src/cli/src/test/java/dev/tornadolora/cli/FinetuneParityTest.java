@@ -107,12 +107,20 @@ class FinetuneParityTest {
         if (merge) java.add("--merge");
         CliRun r = CliRun.of(java.toArray(String[]::new));
         assertEquals(0, r.exitCode(), r.err());
+        // One oracle process per case (its torch + transformers import costs seconds): the replica's training, PEFT's
+        // eval loss on OUT/peft and, with merge, transformers on OUT/merged against PEFT on the base + OUT/peft.
         List<String> py = new ArrayList<>(common);
         Path ref = tmp.resolve(name + "-ref.json");
-        py.addAll(List.of("--json", ref.toString()));
+        py.addAll(List.of("--eval", out.resolve("peft").toString(), "--eval-data", eval.toString(),
+                "--json", ref.toString()));
+        if (merge) {
+            py.addAll(List.of("--merged", out.resolve("merged").toString(), "--input", eval.toString(),
+                    "--against-peft", out.resolve("peft").toString(), "--logits-out", mergedLogits(tmp, name).toString()));
+        }
         python(tmp.resolve(name + "-py.log"), py.toArray(String[]::new));
+        JsonNode oracle = JSON.readTree(ref.toFile());
         JsonNode mine = JSON.readTree(out.resolve("log.json").toFile()).get("steps");
-        JsonNode theirs = JSON.readTree(ref.toFile()).get("steps");
+        JsonNode theirs = oracle.get("train").get("steps");
         assertEquals(20, mine.size());
         assertEquals(20, theirs.size());
         for (int i = 0; i < 20; i++) {
@@ -124,15 +132,22 @@ class FinetuneParityTest {
             assertTrue(Math.abs(ga - ge) <= 1e-3 * ge, name + " step " + (i + 1) + ": grad norm " + ga + " vs " + ge);
         }
         // The replica's loss is the PEFT model's: PEFT loading OUT/peft must give the logged eval loss.
-        List<String> ev = new ArrayList<>(List.of("--model", model.toString(), "--eval", out.resolve("peft").toString(),
-                "--eval-data", eval.toString()));
-        if (quantize) ev.add("--quantize-base");
-        String evOut = python(tmp.resolve(name + "-eval.log"), ev.toArray(String[]::new));
-        double peftLoss = JSON.readTree(evOut.substring(evOut.indexOf('{'))).get("eval_loss").asDouble();
+        double peftLoss = oracle.get("eval").get("eval_loss").asDouble();
         double logged = JSON.readTree(out.resolve("log.json").toFile()).get("summary").get("final_eval_loss").asDouble();
         assertTrue(Math.abs(peftLoss - logged) <= 1e-5 * Math.abs(peftLoss), name + ": PEFT eval loss " + peftLoss
                 + " vs logged " + logged);
+        if (merge) {
+            // transformers loading OUT/merged as a plain model gives the logits of PEFT on the (NF4-dequantized when
+            // quantize) base + OUT/peft
+            double vsPeft = oracle.get("merged").get("relative_diff_vs_peft").asDouble();
+            assertTrue(vsPeft <= 1e-4, name + ": transformers on OUT/merged vs PEFT on the base + OUT/peft: " + vsPeft);
+        }
         return out;
+    }
+
+    /** Where {@link #compare} with merge leaves transformers' logits of OUT/merged on the case's eval rows. */
+    static Path mergedLogits(Path tmp, String name) {
+        return tmp.resolve(name + "-merged-logits.safetensors");
     }
 
     /** DoRA (use_dora) on PEFT's common target_modules [q_proj, v_proj, down_proj]: the magnitude is trained too. */
@@ -145,29 +160,7 @@ class FinetuneParityTest {
     /** DoRA on an NF4 base with target_modules "all-linear" and rsLoRA; OUT/merged holds m·(W + s·B·A)/‖·‖. */
     @Test
     void doraQloraAllLinearAndMergedCheckpoint(@TempDir Path tmp) throws Exception {
-        Path out = compare(tmp, "dora-qlora", "dora_qlora_all_linear", true, 2, 1, "constant", 2, 0, true);
-        mergedMatchesPeft(tmp, out, "dora_qlora_all_linear", tmp.resolve("dora-qlora-eval.safetensors"), null);
-    }
-
-    /**
-     * transformers loading OUT/merged as a plain Llama gives the logits of PEFT on the (NF4-dequantized) base +
-     * OUT/peft, within 1e-4; {@code logitsOut} (or null) receives the merged model's logits.
-     */
-    static void mergedMatchesPeft(Path tmp, Path out, String fixture, Path eval, Path logitsOut) throws Exception {
-        mergedMatchesPeft(tmp, out, golden.resolve(fixture), eval, logitsOut, true);
-    }
-
-    /** As above on the fixture folder {@code caseDir}, its base NF4-dequantized when {@code quantize}. */
-    static void mergedMatchesPeft(Path tmp, Path out, Path caseDir, Path eval, Path logitsOut, boolean quantize)
-            throws Exception {
-        List<String> args = new ArrayList<>(List.of("--merged", out.resolve("merged").toString(), "--input",
-                eval.toString(), "--model", caseDir.resolve("model").toString(),
-                "--against-peft", out.resolve("peft").toString()));
-        if (quantize) args.add("--quantize-base");
-        if (logitsOut != null) args.addAll(List.of("--logits-out", logitsOut.toString()));
-        String s = python(tmp.resolve("merged.log"), args.toArray(String[]::new));
-        double vsPeft = JSON.readTree(s.substring(s.indexOf('{'))).get("relative_diff_vs_peft").asDouble();
-        assertTrue(vsPeft <= 1e-4, "transformers on OUT/merged vs PEFT on the base + OUT/peft: " + vsPeft);
+        compare(tmp, "dora-qlora", "dora_qlora_all_linear", true, 2, 1, "constant", 2, 0, true);
     }
 
     /** target_modules as a regex (layer 1's k_proj and up_proj, and lm_head). */
@@ -260,8 +253,7 @@ class FinetuneParityTest {
     void qloraCosineClipAndMergedCheckpoint(@TempDir Path tmp) throws Exception {
         Path out = compare(tmp, "qlora-cosine", "qlora_mha", true, 2, 2, "cosine", 3, 0.5, true);
         Path eval = tmp.resolve("qlora-cosine-eval.safetensors");
-        Path logits = tmp.resolve("merged-logits.safetensors"), mine = tmp.resolve("merged-forward.safetensors");
-        mergedMatchesPeft(tmp, out, "qlora_mha", eval, logits);
+        Path logits = mergedLogits(tmp, "qlora-cosine"), mine = tmp.resolve("merged-forward.safetensors");
         CliRun r = CliRun.of("forward", "--model", out.resolve("merged").toString(), "--input", eval.toString(),
                 "--output", mine.toString(), "--device", "jvm");
         assertEquals(0, r.exitCode(), r.err());

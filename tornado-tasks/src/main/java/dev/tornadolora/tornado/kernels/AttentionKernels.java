@@ -18,8 +18,8 @@ import uk.ac.manchester.tornado.api.types.vectors.Float16;
  * </pre>
  * Layout as the JVM twin: q, O [B·S, H·d]; k, v [B·S, KV·d]; lse [B·H·S]; the probabilities (and dS) go through a
  * device scratch [B·H, S, S] that one layer at a time uses, so what a step keeps for backward is O and lse only.
- * Forward and backward read k, v (the backward also q and dO) as blocks of 16 lanes ({@link #keyBlocks},
- * {@link #valueBlocks}): PoCL turns a {@link Float16} product into one vector instruction, and its loop vectoriser
+ * Forward and backward read k, v (the backward also q and dO) as blocks of 16 lanes ({@link #keyValueBlocks},
+ * {@link #rowBlocks}): PoCL turns a {@link Float16} product into one vector instruction, and its loop vectoriser
  * leaves the scalar loops alone (their 32-bit indices hide that neighbouring loads are neighbours).
  * Work-items are (row, kv head, sequence) with the group's query heads looped inside, so that no index is divided
  * (TornadoVM's OpenCL code divides signed ints wrongly by powers of two).
@@ -31,30 +31,31 @@ public final class AttentionKernels {
     public static final int LANES = 16;
 
     /**
-     * Task 1 of the forward: k [B·S, KV·d] into kBlocks [B·KV, d, ⌈S/16⌉], lane l of block jb holding
-     * k[b·S + 16·jb + l, g·d + dd] (positions past S repeat the last: finite, and never stored), so that the scores
-     * of 16 key positions are one vector product per head dim.
+     * Task 1 of the forward, and of the backward with the operands swapped: {@code cols} [B·S, KV·d] into
+     * colBlocks [B·KV, d, ⌈S/16⌉], lane l of block jb holding cols[b·S + 16·jb + l, g·d + dd] (positions past S
+     * repeat the last: finite, and never stored), so that the scores of 16 key positions are one vector product per
+     * head dim; and {@code rows} [B·S, KV·d] into rowBlocks [B·S·KV, ⌈d/16⌉] as {@link #rowBlocks} does, the rows
+     * of the same 16 positions. The forward takes k as columns and v as rows, the backward v as columns and k as
+     * rows (k's columns it keeps from the forward): one launch for two layouts.
      */
-    public static void keyBlocks(FloatArray k, VectorFloat16 kBlocks, int seq, int kvHeads, int batch, int headDim,
-                                 int blocks) {
+    public static void keyValueBlocks(FloatArray cols, FloatArray rows, VectorFloat16 colBlocks,
+                                      VectorFloat16 rowBlocks, int seq, int kvHeads, int batch, int headDim,
+                                      int blocks, int dBlocks) {
         for (@Parallel int jb = 0; jb < blocks; jb++) {
             for (@Parallel int g = 0; g < kvHeads; g++) {
                 for (@Parallel int b = 0; b < batch; b++) {
                     int kw = kvHeads * headDim;
-                    int last = seq - 1;
                     int j0 = jb * LANES;
                     int to = (b * kvHeads + g) * headDim * blocks + jb;
                     for (int dd = 0; dd < headDim; dd++) {
-                        int c = b * seq * kw + g * headDim + dd;
-                        kBlocks.set(to + dd * blocks, new Float16(k.get(c + Math.min(j0, last) * kw),
-                                k.get(c + Math.min(j0 + 1, last) * kw), k.get(c + Math.min(j0 + 2, last) * kw),
-                                k.get(c + Math.min(j0 + 3, last) * kw), k.get(c + Math.min(j0 + 4, last) * kw),
-                                k.get(c + Math.min(j0 + 5, last) * kw), k.get(c + Math.min(j0 + 6, last) * kw),
-                                k.get(c + Math.min(j0 + 7, last) * kw), k.get(c + Math.min(j0 + 8, last) * kw),
-                                k.get(c + Math.min(j0 + 9, last) * kw), k.get(c + Math.min(j0 + 10, last) * kw),
-                                k.get(c + Math.min(j0 + 11, last) * kw), k.get(c + Math.min(j0 + 12, last) * kw),
-                                k.get(c + Math.min(j0 + 13, last) * kw), k.get(c + Math.min(j0 + 14, last) * kw),
-                                k.get(c + Math.min(j0 + 15, last) * kw)));
+                        colBlocks.set(to + dd * blocks, lanes(cols, b * seq * kw + g * headDim + dd, kw, j0, seq - 1));
+                    }
+                    int end = Math.min(j0 + LANES, seq);
+                    for (int j = j0; j < end; j++) {
+                        int row = (b * seq + j) * kvHeads + g;
+                        for (int cb = 0; cb < dBlocks; cb++) {
+                            rowBlocks.set(row * dBlocks + cb, lanes(rows, row * headDim, 1, cb * LANES, headDim - 1));
+                        }
                     }
                 }
             }
@@ -62,31 +63,37 @@ public final class AttentionKernels {
     }
 
     /**
-     * Task 2 of the forward: v [B·S, KV·d] into vBlocks [B·S·KV, ⌈d/16⌉], lane l of block cb holding v's head dim
-     * 16·cb + l (dims past d repeat the last: never stored).
+     * Two operands of one shape [rows, H·d] (the backward's q and dO) into [rows·H, ⌈d/16⌉] blocks of 16 head
+     * dims, lane l of block cb holding dim 16·cb + l (dims past d repeat the last: never stored): one launch for two.
      */
-    public static void valueBlocks(FloatArray v, VectorFloat16 vBlocks, int rows, int kvHeads, int headDim,
-                                   int dBlocks) {
+    public static void rowBlocks(FloatArray a, FloatArray b, VectorFloat16 aBlocks, VectorFloat16 bBlocks, int rows,
+                                 int heads, int headDim, int dBlocks) {
         for (@Parallel int t = 0; t < rows; t++) {
-            for (@Parallel int g = 0; g < kvHeads; g++) {
-                int o = (t * kvHeads + g) * headDim;
-                int last = o + headDim - 1;
+            for (@Parallel int h = 0; h < heads; h++) {
+                int row = t * heads + h;
                 for (int cb = 0; cb < dBlocks; cb++) {
-                    int c = o + cb * LANES;
-                    vBlocks.set((t * kvHeads + g) * dBlocks + cb, new Float16(v.get(Math.min(c, last)),
-                            v.get(Math.min(c + 1, last)), v.get(Math.min(c + 2, last)), v.get(Math.min(c + 3, last)),
-                            v.get(Math.min(c + 4, last)), v.get(Math.min(c + 5, last)), v.get(Math.min(c + 6, last)),
-                            v.get(Math.min(c + 7, last)), v.get(Math.min(c + 8, last)), v.get(Math.min(c + 9, last)),
-                            v.get(Math.min(c + 10, last)), v.get(Math.min(c + 11, last)),
-                            v.get(Math.min(c + 12, last)), v.get(Math.min(c + 13, last)),
-                            v.get(Math.min(c + 14, last)), v.get(Math.min(c + 15, last))));
+                    aBlocks.set(row * dBlocks + cb, lanes(a, row * headDim, 1, cb * LANES, headDim - 1));
+                    bBlocks.set(row * dBlocks + cb, lanes(b, row * headDim, 1, cb * LANES, headDim - 1));
                 }
             }
         }
     }
 
+    /** 16 lanes: lane l = a[base + min(first + l, last) · stride] (past the last, the last again). */
+    private static Float16 lanes(FloatArray a, int base, int stride, int first, int last) {
+        return new Float16(a.get(base + Math.min(first, last) * stride),
+                a.get(base + Math.min(first + 1, last) * stride), a.get(base + Math.min(first + 2, last) * stride),
+                a.get(base + Math.min(first + 3, last) * stride), a.get(base + Math.min(first + 4, last) * stride),
+                a.get(base + Math.min(first + 5, last) * stride), a.get(base + Math.min(first + 6, last) * stride),
+                a.get(base + Math.min(first + 7, last) * stride), a.get(base + Math.min(first + 8, last) * stride),
+                a.get(base + Math.min(first + 9, last) * stride), a.get(base + Math.min(first + 10, last) * stride),
+                a.get(base + Math.min(first + 11, last) * stride), a.get(base + Math.min(first + 12, last) * stride),
+                a.get(base + Math.min(first + 13, last) * stride), a.get(base + Math.min(first + 14, last) * stride),
+                a.get(base + Math.min(first + 15, last) * stride));
+    }
+
     /**
-     * Task 3 of the forward: for each query row, its scores, softmax (P into the row of {@code p}), lse and O. The
+     * Task 2 of the forward: for each query row, its scores, softmax (P into the row of {@code p}), lse and O. The
      * scores take four blocks of 16 key positions at a time (a lane per position, d ascending), O four blocks of 16
      * head dims (a lane per dim, j ascending): each lane's sum is the plain loop's, in its order, so O and lse equal
      * the scalar kernel's bit for bit; four accumulators because PoCL runs each work-item's sums one after another
@@ -170,10 +177,11 @@ public final class AttentionKernels {
     }
 
     /**
-     * Backward, task 1 (after {@link #keyBlocks} of k and of v): P recomputed from lse, and dS, into the [B·H, S, S]
-     * scratches. As {@link #forward}'s scores: q_i·k_j and dO_i·v_j for 16 key positions a lane, four blocks at a
-     * time, each lane's sum over d ascending (the plain loop's order); the raw sums go to the rows of {@code p} and
-     * {@code ds}, then P_ij = exp(σ·s_ij − lse_i) and dS_ij = σ P_ij (dp_ij − D_i) position by position.
+     * Backward, task 1 (after {@link #keyValueBlocks}: k's columns the forward's, v's the backward's): P
+     * recomputed from lse, and dS, into the [B·H, S, S] scratches. As {@link #forward}'s scores: q_i·k_j and
+     * dO_i·v_j for 16 key positions a lane, four blocks at a time, each lane's sum over d ascending (the plain loop's
+     * order); the raw sums go to the rows of {@code p} and {@code ds}, then P_ij = exp(σ·s_ij − lse_i) and
+     * dS_ij = σ P_ij (dp_ij − D_i) position by position.
      */
     public static void scoreGradients(FloatArray q, VectorFloat16 kBlocks, VectorFloat16 vBlocks, FloatArray out,
                                       FloatArray dOut, FloatArray lse, FloatArray p, FloatArray ds, int seq,
@@ -235,8 +243,8 @@ public final class AttentionKernels {
     }
 
     /**
-     * Backward, task 2: dq_i = Σ_{j ≤ i} dS_ij k_j (σ is in dS), k as rows of 16-dim blocks ({@link #valueBlocks}
-     * of k), four blocks at a time, each lane's sum over j ascending.
+     * Backward, task 2: dq_i = Σ_{j ≤ i} dS_ij k_j (σ is in dS), k as rows of 16-dim blocks (the backward's
+     * {@link #keyValueBlocks}), four blocks at a time, each lane's sum over j ascending.
      */
     public static void queryGradients(FloatArray ds, VectorFloat16 kRows, FloatArray dq, int seq, int kvHeads,
                                       int batch, int rep, int headDim, int dBlocks) {
@@ -278,8 +286,8 @@ public final class AttentionKernels {
 
     /**
      * Backward, task 3: dk_j = Σ_{h of g} Σ_{i ≥ j} dS_ij q_i and dv_j = Σ_{h of g} Σ_{i ≥ j} P_ij dO_i, q and dO as
-     * rows of 16-dim blocks ({@link #valueBlocks} of q and of dO, with the query heads as its heads), four blocks of
-     * each at a time, each lane's sum over the group's heads, then i ascending. The column j of P and dS is read
+     * rows of 16-dim blocks ({@link #rowBlocks} of q and dO), four blocks of each at a time, each lane's sum over
+     * the group's heads, then i ascending. The column j of P and dS is read
      * strided, a scalar a row for eight vector products.
      */
     public static void keyValueGradients(FloatArray ds, FloatArray p, VectorFloat16 qRows, VectorFloat16 dOutRows,

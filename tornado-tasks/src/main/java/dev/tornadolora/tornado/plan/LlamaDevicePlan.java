@@ -260,8 +260,7 @@ public final class LlamaDevicePlan implements AutoCloseable {
         int keyBlocks = ceilDiv(seq, AttentionKernels.LANES), dimBlocks = ceilDiv(hd, AttentionKernels.LANES);
         Common cm = new Common(sizes, codebook, noMask, noBias, cos, sin,
                 new FloatArray(batch * heads * seq * seq), new FloatArray(batch * heads * seq * seq),
-                new VectorFloat16(batch * kv * hd * keyBlocks), new VectorFloat16(t * kv * dimBlocks),
-                new VectorFloat16(batch * kv * hd * keyBlocks), new VectorFloat16(batch * kv * hd * keyBlocks),
+                new VectorFloat16(t * kv * dimBlocks), new VectorFloat16(batch * kv * hd * keyBlocks),
                 new VectorFloat16(t * kv * dimBlocks), new VectorFloat16(t * heads * dimBlocks),
                 new VectorFloat16(t * heads * dimBlocks), new FloatArray(t * maxRank), new VectorFloat16(layerSlots),
                 new VectorFloat16(1), FloatArray.fromArray(HalfDecode.powers(HalfWeight.Format.BF16)),
@@ -270,7 +269,7 @@ public final class LlamaDevicePlan implements AutoCloseable {
         Graphs graphs = new Graphs();
         graphs.share(xs);
         graphs.share(theta, grads, dy, stats, moment1, moment2);
-        graphs.share(cm.p, cm.ds, cm.kBlocks, cm.vBlocks, cm.kCols, cm.vCols, cm.kRows, cm.qRows, cm.dOutRows,
+        graphs.share(cm.p, cm.ds, cm.vBlocks, cm.vCols, cm.kRows, cm.qRows, cm.dOutRows,
                 cm.dhLora, cm.layerPanels);
         graphs.graph("setup").setup = true;
 
@@ -309,28 +308,30 @@ public final class LlamaDevicePlan implements AutoCloseable {
                     new Acts(new FloatArray(t), new FloatArray(t * d), new FloatArray(t * qD), new FloatArray(t * kvD),
                             new FloatArray(t * kvD), new FloatArray(t * qD), new FloatArray(batch * heads * seq),
                             new FloatArray(t * d), new FloatArray(t), new FloatArray(t * d),
-                            new FloatArray(t * inter), new FloatArray(t * inter), new FloatArray(t * inter), hLora));
+                            new FloatArray(t * inter), new FloatArray(t * inter), new FloatArray(t * inter),
+                            new VectorFloat16(batch * kv * hd * keyBlocks), hLora));
             layerList.add(layer);
             graphs.share(layer.acts.inv1, layer.acts.n, layer.acts.q, layer.acts.k, layer.acts.v, layer.acts.attn,
                     layer.acts.lse, layer.acts.h, layer.acts.inv2, layer.acts.m, layer.acts.g, layer.acts.u,
-                    layer.acts.a);
+                    layer.acts.a, layer.acts.kBlocks);
             graphs.share(hLora.values().toArray());
             layerForward((l == 0 ? firstForward : graphs.graph("layer" + l + "Forward")).stage("forward"), layer, xs[l],
-                    xs[l + 1], cm);
+                    l == 0 ? null : layerList.get(l - 1).acts.h, xs[l + 1], cm);
         }
 
-        // -------- final norm, head + loss by chunks of rows, the norm's backward
-        FloatArray xL = xs[layers];
+        // -------- final norm, head + loss by chunks of rows, the norm's backward. x_L is the last layer's MLP
+        // branch until the final norm adds the layer's residual h into it (layerForward), once per forward
+        FloatArray xL = xs[layers], lastH = layerList.get(layers - 1).acts.h, none = cm.noBias;
         FloatArray nF = new FloatArray(t * d), invF = new FloatArray(t), dnF = new FloatArray(t * d);
         FloatArray z = new FloatArray(chunkRows * vocab), rowLoss = new FloatArray(t);
         IntArray chunk = new IntArray(1);
         Graph headGraph = graphs.graph("head");
         Stage fin = headGraph.stage("finalNorm");
-        fin.everyStep(targets, scalars).use(xL, finalNorm, nF, invF, chunk);
+        fin.everyStep(targets, scalars).use(xL, lastH, finalNorm, nF, invF, chunk);
         if (chunks > 1) {  // one chunk: chunk[0] stays 0
             fin.add(g -> g.task(fin.n("restart"), CausalLmLossKernels::restart, chunk, targets, scalars));
         }
-        fin.add(g -> g.task(fin.n("norm"), RmsNormKernels::forward, xL, finalNorm, nF, invF, t, d, eps));
+        fin.add(g -> g.task(fin.n("norm"), RmsNormKernels::forward, xL, lastH, finalNorm, nF, invF, t, d, eps, 1));
         int cr = chunkRows;
         // One chunk (vocab ≤ 8192 at 512 rows): lm_head's two products on the panel schedule, W packed once per
         // layout (a 16-bit W kept 16-bit and decoded into the head graphs' own scratch before each product).
@@ -365,19 +366,20 @@ public final class LlamaDevicePlan implements AutoCloseable {
             if (chunks > 1) head.add(g -> g.task(head.n("advance"), CausalLmLossKernels::advance, chunk, cr));
         }
         Stage headEnd = headGraph.stage("end");
-        headEnd.use(rowLoss, dnF, xL, finalNorm, invF, dy).download(total);
+        headEnd.use(rowLoss, dnF, xL, finalNorm, invF, dy, none).download(total);
         headEnd.add(g -> g.task(headEnd.n("total"), CausalLmLossKernels::total, rowLoss, total, t));
-        headEnd.add(g -> g.task(headEnd.n("normBackward"), RmsNormKernels::backward, dnF, xL, finalNorm, invF, dy, t,
-                d, 0));
+        headEnd.add(g -> g.task(headEnd.n("normBackward"), RmsNormKernels::backward, dnF, none, xL, finalNorm, invF,
+                dy, t, d, 0, 0));
 
         // -------- the loss alone (evaluation): the final norm and, by chunks of rows, logits and ℓ; Σℓ ──→ host
         Graph evalGraph = graphs.graph("evalHead");
         Stage evalNorm = evalGraph.stage("finalNorm");
-        evalNorm.everyStep(targets).use(xL, finalNorm, nF, invF, chunk, scalars);
+        evalNorm.everyStep(targets).use(xL, lastH, finalNorm, nF, invF, chunk, scalars);
         if (chunks > 1) {  // one chunk: chunk[0] stays 0
             evalNorm.add(g -> g.task(evalNorm.n("restart"), CausalLmLossKernels::restart, chunk, targets, scalars));
         }
-        evalNorm.add(g -> g.task(evalNorm.n("norm"), RmsNormKernels::forward, xL, finalNorm, nF, invF, t, d, eps));
+        evalNorm.add(g -> g.task(evalNorm.n("norm"), RmsNormKernels::forward, xL, lastH, finalNorm, nF, invF, t, d,
+                eps, 1));
         for (int k = 0; k < chunks; k++) {
             Stage head = evalGraph.stage("chunk" + k);
             head.use(nF, z, chunk, targets, scalars, rowLoss);
@@ -396,12 +398,12 @@ public final class LlamaDevicePlan implements AutoCloseable {
             gradsOut = new FloatArray(totalParams);
             Graph lg = graphs.graph("logitsHead");
             Stage ln = lg.stage("finalNorm");
-            ln.use(xL, finalNorm, nF, invF, chunk);
+            ln.use(xL, lastH, finalNorm, nF, invF, chunk);
             if (chunks > 1) {  // one chunk: chunk[0] stays 0
                 ln.use(targets, scalars);
                 ln.add(g -> g.task(ln.n("restart"), CausalLmLossKernels::restart, chunk, targets, scalars));
             }
-            ln.add(g -> g.task(ln.n("norm"), RmsNormKernels::forward, xL, finalNorm, nF, invF, t, d, eps));
+            ln.add(g -> g.task(ln.n("norm"), RmsNormKernels::forward, xL, lastH, finalNorm, nF, invF, t, d, eps, 1));
             for (int k = 0; k < chunks; k++) {
                 Stage head = lg.stage("chunk" + k);
                 head.use(nF, z, chunk);
@@ -435,27 +437,24 @@ public final class LlamaDevicePlan implements AutoCloseable {
             FloatArray x = xs[l];
             Stage b = graphs.graph("layer" + l + "Backward").stage("backward");
             FloatArray p = cm.p, ds = cm.ds, dhLora = cm.dhLora;
-            VectorFloat16 kCols = cm.kCols, vCols = cm.vCols, kRows = cm.kRows, qRows = cm.qRows;
+            VectorFloat16 kCols = s.kBlocks, vCols = cm.vCols, kRows = cm.kRows, qRows = cm.qRows;
             VectorFloat16 dOutRows = cm.dOutRows;
-            b.use(layer.inNorm, layer.postNorm, cos, sin);
+            b.use(layer.inNorm, layer.postNorm, cos, sin, cm.noBias);
             decodeBases(b, layer, 0, cm);
             projectBackward(b, "down", proj.get("down_proj"), dy, s.a, da, s.hLora.get("down_proj"), cm);
             b.add(g -> g.task(b.n("swiglu"), SwiGluKernels::backward, da, s.g, s.u, dg, du, t * inter));
             productPair(b, "gateUp", proj.get("gate_proj"), dg, proj.get("up_proj"), du, dm, cm);
             adapterBackward(b, "gate", proj.get("gate_proj"), dg, s.m, dm, s.hLora.get("gate_proj"), cm);
             adapterBackward(b, "up", proj.get("up_proj"), du, s.m, dm, s.hLora.get("up_proj"), cm);
-            b.add(g -> g.task(b.n("norm2"), RmsNormKernels::backward, dm, s.h, layer.postNorm, s.inv2, dh, t, d, 1));
+            b.add(g -> g.task(b.n("norm2"), RmsNormKernels::backward, dm, cm.noBias, s.h, layer.postNorm, s.inv2, dh,
+                    t, d, 1, 0));
             projectBackward(b, "o", proj.get("o_proj"), dh, s.attn, dAttn, s.hLora.get("o_proj"), cm);
-            // the backward's operands as blocks of 16 lanes: k and v by key position, k, q and dO by head dim
-            b.add(g -> g.task(b.n("keyBlocks"), AttentionKernels::keyBlocks, s.k, kCols, seq, kv, batch, hd,
-                    keyBlocks));
-            b.add(g -> g.task(b.n("valueKeyBlocks"), AttentionKernels::keyBlocks, s.v, vCols, seq, kv, batch, hd,
-                    keyBlocks));
-            b.add(g -> g.task(b.n("keyRows"), AttentionKernels::valueBlocks, s.k, kRows, t, kv, hd, dimBlocks));
-            b.add(g -> g.task(b.n("queryRows"), AttentionKernels::valueBlocks, s.q, qRows, t, heads, hd,
-                    dimBlocks));
-            b.add(g -> g.task(b.n("dOutRows"), AttentionKernels::valueBlocks, dAttn, dOutRows, t, heads, hd,
-                    dimBlocks));
+            // the backward's operands as blocks of 16 lanes: k and v by key position (k's the forward left), k, q
+            // and dO by head dim; two layouts a launch
+            b.add(g -> g.task(b.n("valueKeyBlocks"), AttentionKernels::keyValueBlocks, s.v, s.k, vCols, kRows, seq,
+                    kv, batch, hd, keyBlocks, dimBlocks));
+            b.add(g -> g.task(b.n("queryOutRows"), AttentionKernels::rowBlocks, s.q, dAttn, qRows, dOutRows, t, heads,
+                    hd, dimBlocks));
             b.add(g -> g.task(b.n("scoreGradients"), AttentionKernels::scoreGradients, s.q, kCols, vCols, s.attn,
                     dAttn, s.lse, p, ds, seq, kv, batch, rep, hd, attnScale, keyBlocks));
             b.add(g -> g.task(b.n("queryGradients"), AttentionKernels::queryGradients, ds, kRows, dq, seq, kv, batch,
@@ -466,13 +465,15 @@ public final class LlamaDevicePlan implements AutoCloseable {
             b.add(g -> g.task(b.n("ropeQ"), RopeKernels::rotateHalves, dq, cos, sin, seq, batch, heads, hd, half,
                     -1f));
             b.add(g -> g.task(b.n("ropeK"), RopeKernels::rotateHalves, dk, cos, sin, seq, batch, kv, hd, half, -1f));
-            projectBackward(b, "q", proj.get("q_proj"), dq, s.n, dn, s.hLora.get("q_proj"), cm);
-            productPair(b, "kv", proj.get("k_proj"), dk, proj.get("v_proj"), dv, tmp, cm);
-            adapterBackward(b, "k", proj.get("k_proj"), dk, s.n, tmp, s.hLora.get("k_proj"), cm);
-            adapterBackward(b, "v", proj.get("v_proj"), dv, s.n, tmp, s.hLora.get("v_proj"), cm);
-            b.add(g -> g.task(b.n("sumKv"), EmbeddingKernels::add, dn, tmp, t * d));
-            if (l > 0) {
-                b.add(g -> g.task(b.n("norm1"), RmsNormKernels::backward, dn, x, layer.inNorm, s.inv1, dh, t, d, 1));
+            // layer 0's input is the embedding, frozen: no input gradient, only the q, k, v adapters' gradients
+            FloatArray dnQ = l > 0 ? dn : null, dnKv = l > 0 ? tmp : null;
+            projectBackward(b, "q", proj.get("q_proj"), dq, s.n, dnQ, s.hLora.get("q_proj"), cm);
+            if (l > 0) productPair(b, "kv", proj.get("k_proj"), dk, proj.get("v_proj"), dv, tmp, cm);
+            adapterBackward(b, "k", proj.get("k_proj"), dk, s.n, dnKv, s.hLora.get("k_proj"), cm);
+            adapterBackward(b, "v", proj.get("v_proj"), dv, s.n, dnKv, s.hLora.get("v_proj"), cm);
+            if (l > 0) {  // dn + tmp (q's and k, v's input gradients) summed as the norm reads them
+                b.add(g -> g.task(b.n("norm1"), RmsNormKernels::backward, dn, tmp, x, layer.inNorm, s.inv1, dh, t, d,
+                        1, 1));
             }
         }
 
@@ -650,8 +651,8 @@ public final class LlamaDevicePlan implements AutoCloseable {
      * which a layer's graph decodes its NF4 or 16-bit bases first (shared by all graphs: they run one after another).
      */
     private record Common(IntArray sizes, FloatArray codebook, FloatArray noMask, FloatArray noBias, FloatArray cos,
-                          FloatArray sin, FloatArray p, FloatArray ds, VectorFloat16 kBlocks, VectorFloat16 vBlocks,
-                          VectorFloat16 kCols, VectorFloat16 vCols, VectorFloat16 kRows, VectorFloat16 qRows,
+                          FloatArray sin, FloatArray p, FloatArray ds, VectorFloat16 vBlocks, VectorFloat16 vCols,
+                          VectorFloat16 kRows, VectorFloat16 qRows,
                           VectorFloat16 dOutRows, FloatArray dhLora, VectorFloat16 layerPanels,
                           VectorFloat16 noPanels, FloatArray bf16Powers,
                           FloatArray f16Powers) {
@@ -665,45 +666,53 @@ public final class LlamaDevicePlan implements AutoCloseable {
     private record Layer(FloatArray inNorm, FloatArray postNorm, Map<String, Proj> proj, List<SegmentDecode> decodes,
                          Acts acts) {}
 
+    /**
+     * A layer's activations its backward reads; {@code kBlocks} is k by blocks of 16 key positions
+     * ({@link AttentionKernels#keyValueBlocks}), made by the forward and read again by the backward's scores.
+     */
     private record Acts(FloatArray inv1, FloatArray n, FloatArray q, FloatArray k, FloatArray v, FloatArray attn,
                         FloatArray lse, FloatArray h, FloatArray inv2, FloatArray m, FloatArray g, FloatArray u,
-                        FloatArray a, Map<String, FloatArray> hLora) {}
+                        FloatArray a, VectorFloat16 kBlocks, Map<String, FloatArray> hLora) {}
 
     /**
      * y = layer(x), as {@code DecoderLayer.forward}, leaving on the device what its backward reads (the layer's
-     * {@link Acts}, buffers every graph hands on to the backward graph).
+     * {@link Acts}, buffers every graph hands on to the backward graph). The residual adds cost no launch: h = o + x
+     * is made by the post-attention norm, and the layer's output y is its MLP branch alone until whatever reads y
+     * next (the next layer's input norm, or the final norm) adds h into it in place; so {@code residual}, when not
+     * null, is the previous layer's h, which the input norm first adds into x.
      */
-    private void layerForward(Stage f, Layer layer, FloatArray x, FloatArray y, Common cm) {
+    private void layerForward(Stage f, Layer layer, FloatArray x, FloatArray residual, FloatArray y, Common cm) {
         int t = tokens, d = c.hiddenSize(), inter = c.intermediateSize(), hd = c.headDim(), half = hd / 2;
         int heads = c.numAttentionHeads(), kv = c.numKeyValueHeads(), rep = heads / kv;
         float eps = (float) c.rmsNormEps(), attnScale = (float) (1.0 / Math.sqrt(hd));
         Acts s = layer.acts;
         Map<String, Proj> proj = layer.proj;
         FloatArray cos = cm.cos, sin = cm.sin, p = cm.p;
-        f.use(x, layer.inNorm, layer.postNorm, s.inv1, s.n, s.q, s.k, s.v, s.attn, s.lse, s.h, s.inv2, s.m, s.g,
-                s.u, s.a, cos, sin, p);
+        FloatArray res = residual != null ? residual : cm.noBias;
+        int addResidual = residual != null ? 1 : 0;
+        f.use(x, res, layer.inNorm, layer.postNorm, s.inv1, s.n, s.q, s.k, s.v, s.attn, s.lse, s.h, s.inv2, s.m,
+                s.g, s.u, s.a, s.kBlocks, cos, sin, p);
         decodeBases(f, layer, 1, cm);
-        f.add(g -> g.task(f.n("norm1"), RmsNormKernels::forward, x, layer.inNorm, s.n, s.inv1, t, d, eps));
+        f.add(g -> g.task(f.n("norm1"), RmsNormKernels::forward, x, res, layer.inNorm, s.n, s.inv1, t, d, eps,
+                addResidual));
         projectForward(f, "q", proj.get("q_proj"), s.n, s.q, s.hLora.get("q_proj"), cm);
         projectForward(f, "k", proj.get("k_proj"), s.n, s.k, s.hLora.get("k_proj"), cm);
         projectForward(f, "v", proj.get("v_proj"), s.n, s.v, s.hLora.get("v_proj"), cm);
         f.add(g -> g.task(f.n("ropeQ"), RopeKernels::rotateHalves, s.q, cos, sin, seq, batch, heads, hd, half, 1f));
         f.add(g -> g.task(f.n("ropeK"), RopeKernels::rotateHalves, s.k, cos, sin, seq, batch, kv, hd, half, 1f));
-        VectorFloat16 kb = cm.kBlocks, vb = cm.vBlocks;
+        VectorFloat16 kb = s.kBlocks, vb = cm.vBlocks;
         int blocks = ceilDiv(seq, AttentionKernels.LANES), dBlocks = ceilDiv(hd, AttentionKernels.LANES);
         f.use(kb, vb);
-        f.add(g -> g.task(f.n("keyBlocks"), AttentionKernels::keyBlocks, s.k, kb, seq, kv, batch, hd, blocks));
-        f.add(g -> g.task(f.n("valueBlocks"), AttentionKernels::valueBlocks, s.v, vb, t, kv, hd, dBlocks));
+        f.add(g -> g.task(f.n("keyValueBlocks"), AttentionKernels::keyValueBlocks, s.k, s.v, kb, vb, seq, kv, batch,
+                hd, blocks, dBlocks));
         f.add(g -> g.task(f.n("attention"), AttentionKernels::forward, s.q, kb, vb, p, s.attn, s.lse, seq, kv,
                 batch, rep, hd, attnScale, blocks, dBlocks));
         projectForward(f, "o", proj.get("o_proj"), s.attn, s.h, s.hLora.get("o_proj"), cm);
-        f.add(g -> g.task(f.n("residual1"), EmbeddingKernels::add, s.h, x, t * d));
-        f.add(g -> g.task(f.n("norm2"), RmsNormKernels::forward, s.h, layer.postNorm, s.m, s.inv2, t, d, eps));
+        f.add(g -> g.task(f.n("norm2"), RmsNormKernels::forward, s.h, x, layer.postNorm, s.m, s.inv2, t, d, eps, 1));
         projectForward(f, "gate", proj.get("gate_proj"), s.m, s.g, s.hLora.get("gate_proj"), cm);
         projectForward(f, "up", proj.get("up_proj"), s.m, s.u, s.hLora.get("up_proj"), cm);
         f.add(g -> g.task(f.n("swiglu"), SwiGluKernels::forward, s.g, s.u, s.a, t * inter));
         projectForward(f, "down", proj.get("down_proj"), s.a, y, s.hLora.get("down_proj"), cm);
-        f.add(g -> g.task(f.n("residual2"), EmbeddingKernels::add, y, s.h, t * d));
     }
 
     /** y = x·Wᵀ (+ s·(x·Aᵀ)·Bᵀ), the LoRA low-rank h kept for backward. */
@@ -726,14 +735,17 @@ public final class LlamaDevicePlan implements AutoCloseable {
         }
     }
 
-    /** dx = dy·W (+ the LoRA branch's), and dA, dB accumulated into the flat gradients. */
+    /** dx = dy·W (+ the LoRA branch's), and dA, dB accumulated into the flat gradients; dx null: no dx. */
     private void projectBackward(Stage st, String name, Proj p, FloatArray dyIn, FloatArray x, FloatArray dx,
                                  FloatArray hLora, Common cm) {
-        product(st, name, p, dyIn, dx, p.backward, p.backwardAt, p.in, p.out, 0, cm);
+        if (dx != null) product(st, name, p, dyIn, dx, p.backward, p.backwardAt, p.in, p.out, 0, cm);
         adapterBackward(st, name, p, dyIn, x, dx, hLora, cm);
     }
 
-    /** The LoRA branch's backward, when p has one: dx += its input gradient, dA and dB into the flat gradients. */
+    /**
+     * The LoRA branch's backward, when p has one: dx += its input gradient (unless dx is null), dA and dB into the
+     * flat gradients.
+     */
     private void adapterBackward(Stage st, String name, Proj p, FloatArray dyIn, FloatArray x, FloatArray dx,
                                  FloatArray hLora, Common cm) {
         int t = tokens;
@@ -751,6 +763,7 @@ public final class LlamaDevicePlan implements AutoCloseable {
                     rankPanels, p.rank, p.out, p.scale, p.bOffset));
             st.add(g -> g.task(st.n(name + "GradA"), AdapterKernels::gradA, dhLora, x, noMask, grads, sizes, inBlocks,
                     rankPanels, p.rank, p.in, p.aOffset));
+            if (dx == null) return;
             int inPanels = AdapterKernels.blocks(p.in, AdapterKernels.LANES);
             // dx += dh·A (no dropout on the device plan): the epilogue's product with W = Aᵀ
             st.use(cm.noBias);
