@@ -5,9 +5,9 @@ import uk.ac.manchester.tornado.api.types.arrays.FloatArray;
 import uk.ac.manchester.tornado.api.types.arrays.IntArray;
 
 /**
- * The embedding lookup and the residual stream's elementwise ops on the device. Their JVM twins are the row copy of
- * {@code LlamaForCausalLM.forward} ({@code x[t] = embed_tokens[ids[t]]}) and {@code DecoderLayer.addInPlace}.
- * The embedding is frozen: it has no backward.
+ * The embedding lookup and the plan's buffer copies on the device. The gather's JVM twin is the row copy of
+ * {@code LlamaForCausalLM.forward} ({@code x[t] = embed_tokens[ids[t]]}). The embedding is frozen: it has no
+ * backward. (The residual adds live in {@link RmsNormKernels}, fused into the norm that reads the sum.)
  */
 public final class EmbeddingKernels {
     private EmbeddingKernels() {}
@@ -18,13 +18,6 @@ public final class EmbeddingKernels {
             for (@Parallel int t = 0; t < tokens; t++) {
                 x.set(t * hidden + i, table.get(ids.get(t) * hidden + i));
             }
-        }
-    }
-
-    /** a += b over the first n elements (a residual branch joining the stream). */
-    public static void add(FloatArray a, FloatArray b, int n) {
-        for (@Parallel int i = 0; i < n; i++) {
-            a.set(i, a.get(i) + b.get(i));
         }
     }
 
